@@ -1,0 +1,26 @@
+/** A model file or folder that cannot be used, with the file and the reason a user can act on. */
+export class ModelFileError extends Error {
+  override name = 'ModelFileError';
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+  }
+}
+
+/** A tensor stored in a type edge-node cannot dequantise. */
+export class UnsupportedTensorTypeError extends ModelFileError {
+  constructor(file: string, readonly tensor: string, readonly typeName: string) {
+    super(file, `tensor ${tensor} has type ${typeName}, which edge-node does not support (supported: F32, F16, BF16, Q8_0, Q4_0)`);
+    this.name = 'UnsupportedTensorTypeError';
+  }
+}
+
+/** An architecture edge-node has no forward pass for. */
+export class UnsupportedArchitectureError extends ModelFileError {
+  constructor(file: string, readonly architecture: string) {
+    super(file, `architecture "${architecture}" is not supported (supported: llama, mistral, qwen2)`);
+    this.name = 'UnsupportedArchitectureError';
+  }
+}
