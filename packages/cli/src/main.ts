@@ -1,16 +1,42 @@
-const HELP = `edge-node — run large language models across the devices you already have
+import { UsageError } from './cli-command.js';
+import { commands } from './commands/index.js';
 
-Usage: edge-node <command> [options]
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 4);
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `edge-node — run large language models across the devices you already have
+
+Usage: edge-node <command> [options]      (edge-node <command> --help for its options)
 
 Commands:
-  run      generate text on this device
-  help     show this help
+${lines.join('\n')}
 `;
-
-const [command] = process.argv.slice(2);
-if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-  process.stdout.write(HELP);
-} else {
-  process.stderr.write(`edge-node: unknown command "${command}". Run \`edge-node --help\`.\n`);
-  process.exitCode = 2;
 }
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(help());
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`edge-node: unknown command "${name}". Run \`edge-node --help\` for the list.\n`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`edge-node ${name}: ${err.message}\n`);
+      return 2;
+    }
+    // Typed errors carry messages meant for the user; anything else is a bug and keeps its stack.
+    const e = err as Error;
+    const known = e && typeof e.name === 'string' && e.name.endsWith('Error') && e.name !== 'Error' && e.name !== 'TypeError';
+    process.stderr.write(`edge-node ${name}: ${known ? e.message : (e?.stack ?? String(err))}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
