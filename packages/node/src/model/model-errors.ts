@@ -24,3 +24,19 @@ export class UnsupportedArchitectureError extends ModelFileError {
     this.name = 'UnsupportedArchitectureError';
   }
 }
+
+/** A model file that ends before the data its header promises (an interrupted download or copy). */
+export class TruncatedModelFileError extends ModelFileError {
+  constructor(file: string, reason: string) {
+    super(file, `${reason} — the file is truncated (re-download or re-copy it)`);
+    this.name = 'TruncatedModelFileError';
+  }
+}
+
+/** A tensor missing, or with a shape that does not match the model's configuration. */
+export class TensorShapeError extends ModelFileError {
+  constructor(file: string, readonly tensor: string, reason: string) {
+    super(file, `tensor ${tensor}: ${reason}`);
+    this.name = 'TensorShapeError';
+  }
+}

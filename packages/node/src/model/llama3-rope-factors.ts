@@ -1,0 +1,43 @@
+import type { RopeScalingLlama3 } from './model-config.js';
+
+/**
+ * Llama 3.1 RoPE frequency divisors, one per rotary pair (headDim / 2), as transformers and llama.cpp
+ * compute them: high frequencies unchanged, low ones divided by `factor`, a smooth ramp in between.
+ */
+export function llama3RopeFactors(scaling: RopeScalingLlama3, headDim: number, ropeTheta: number): Float32Array {
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: orig } = scaling;
+  const lowFreqWavelen = orig / lowFreqFactor;
+  const highFreqWavelen = orig / highFreqFactor;
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const freq = 1 / ropeTheta ** ((2 * i) / headDim);
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highFreqWavelen) out[i] = 1;
+    else if (wavelen > lowFreqWavelen) out[i] = factor;
+    else {
+      const smooth = (orig / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}
+
+/** The parameter sets Meta's Llama 3.x releases use (factor 8 for 3.1/3.3, 32 for 3.2). */
+const KNOWN: readonly Omit<RopeScalingLlama3, 'factor'>[] = [
+  { type: 'llama3', lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+];
+
+/**
+ * GGUF stores Llama 3 scaling only as the precomputed `rope_freqs.weight` divisors. Recover the parameters
+ * by matching the known parameter sets (factor = the largest divisor); null when none reproduces them.
+ */
+export function matchLlama3Scaling(divisors: Float32Array, headDim: number, ropeTheta: number): RopeScalingLlama3 | null {
+  if (divisors.length !== headDim / 2) return null;
+  const factor = divisors.reduce((a, b) => Math.max(a, b), 0);
+  for (const known of KNOWN) {
+    const candidate: RopeScalingLlama3 = { ...known, factor };
+    const expected = llama3RopeFactors(candidate, headDim, ropeTheta);
+    if (expected.every((v, i) => Math.abs(v - divisors[i]) <= 1e-4 * v)) return candidate;
+  }
+  return null;
+}
