@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { SamplingParams } from './sampler.js';
+import type { TokenExecutor } from './token-executor.js';
+import { ContextLengthError } from './transformer-shard.js';
+
+/** What the generation loop needs from a tokenizer. */
+export interface GenerationTokenizer {
+  encode(text: string, opts?: { addBos?: boolean }): number[];
+  createDecoder(): { push(id: number): string; flush(): string };
+  readonly eosIds: readonly number[];
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface GenerateOptions {
+  /** Text to tokenize, or ready token ids (used as they are). */
+  prompt: string | number[];
+  /** Prepend BOS to a text prompt (the model file says whether it wants one). */
+  addBos: boolean;
+  maxTokens: number;
+  sampling: SamplingParams;
+  stop?: string[];
+  /** Keep going past EOS (benchmarks generate an exact number of tokens). */
+  ignoreEos?: boolean;
+  /** The model's context limit (or a smaller configured one). */
+  contextLength: number;
+  signal?: AbortSignal;
+  /** Streamed text, in order; never splits a UTF-8 character or shows part of a stop string. */
+  onText?: (delta: string) => void;
+  requestId?: string;
+}
+
+export interface GenerationTimings {
+  /** Prompt in to first token out. */
+  ttftMs: number;
+  prefillMs: number;
+  prefillTokPerS: number;
+  decodeMs: number;
+  decodeTokPerS: number;
+  totalMs: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  tokens: number[];
+  promptTokens: number[];
+  finishReason: FinishReason;
+  timings: GenerationTimings;
+}
+
+export class GenerationCancelledError extends Error {
+  override name = 'GenerationCancelledError';
+  constructor() {
+    super('the generation was cancelled');
+  }
+}
+
+export class PromptError extends Error {
+  override name = 'PromptError';
+}
+
+/**
+ * The loop around any TokenExecutor: tokenize, prefill, then one token at a time until EOS, a stop string or the
+ * token limit, streaming text as it becomes final.
+ */
+export async function generate(executor: TokenExecutor, tokenizer: GenerationTokenizer, opts: GenerateOptions): Promise<GenerationResult> {
+  const promptTokens = typeof opts.prompt === 'string' ? tokenizer.encode(opts.prompt, { addBos: opts.addBos }) : [...opts.prompt];
+  if (promptTokens.length === 0) throw new PromptError('the prompt is empty (and the model adds no BOS token)');
+  if (promptTokens.length >= opts.contextLength) throw new ContextLengthError(promptTokens.length + 1, opts.contextLength);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new PromptError(`max tokens must be a whole number ≥ 1 (got ${opts.maxTokens})`);
+  // Generation stops at the context limit: the request reserves exactly what it can use.
+  const maxTokens = Math.min(opts.maxTokens, opts.contextLength - promptTokens.length);
+  const stopper = new StopStringFilter(opts.stop ?? []);
+  const decoder = tokenizer.createDecoder();
+  const eos = new Set(opts.ignoreEos ? [] : tokenizer.eosIds);
+  const id = opts.requestId ?? randomUUID();
+  const tokens: number[] = [];
+  let text = '';
+  let finishReason: FinishReason = 'length';
+  const emit = (delta: string) => {
+    if (!delta) return;
+    text += delta;
+    opts.onText?.(delta);
+  };
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new GenerationCancelledError();
+  };
+
+  const t0 = performance.now();
+  checkAbort();
+  let token = await executor.begin({
+    id,
+    promptTokens,
+    sampling: opts.sampling,
+    contextLength: promptTokens.length + maxTokens,
+    signal: opts.signal,
+  });
+  const tFirst = performance.now();
+  try {
+    for (;;) {
+      checkAbort();
+      if (eos.has(token)) {
+        finishReason = 'stop';
+        break;
+      }
+      tokens.push(token);
+      const { emitted, stopped } = stopper.push(decoder.push(token));
+      emit(emitted);
+      if (stopped) {
+        finishReason = 'stop';
+        break;
+      }
+      if (tokens.length >= maxTokens) break;
+      token = await executor.step(id, token);
+    }
+    if (!stopper.stopped) {
+      // Bytes still held by the decoder (an unfinished UTF-8 sequence) and text held back for stop strings.
+      const { emitted, stopped } = stopper.push(decoder.flush());
+      emit(emitted);
+      if (stopped) finishReason = 'stop';
+      else emit(stopper.flush());
+    }
+  } finally {
+    await executor.end(id);
+  }
+  const tEnd = performance.now();
+  const prefillMs = tFirst - t0;
+  const decodeMs = tEnd - tFirst;
+  const decoded = Math.max(tokens.length - 1, 0);
+  return {
+    text,
+    tokens,
+    promptTokens,
+    finishReason,
+    timings: {
+      ttftMs: prefillMs,
+      prefillMs,
+      prefillTokPerS: (promptTokens.length / prefillMs) * 1000,
+      decodeMs,
+      decodeTokPerS: decoded > 0 ? (decoded / decodeMs) * 1000 : 0,
+      totalMs: tEnd - t0,
+    },
+  };
+}
+
+/**
+ * Holds back text that might be the start of a stop string, and cuts the output before the first stop string.
+ */
+export class StopStringFilter {
+  private pending = '';
+  stopped = false;
+  private readonly longest: number;
+
+  constructor(private readonly stops: readonly string[]) {
+    this.longest = Math.max(0, ...stops.map((s) => s.length));
+  }
+
+  push(delta: string): { emitted: string; stopped: boolean } {
+    if (this.stopped) return { emitted: '', stopped: true };
+    if (this.stops.length === 0) return { emitted: delta, stopped: false };
+    this.pending += delta;
+    let cut = -1;
+    for (const s of this.stops) {
+      if (!s) continue;
+      const at = this.pending.indexOf(s);
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) {
+      this.stopped = true;
+      const emitted = this.pending.slice(0, cut);
+      this.pending = '';
+      return { emitted, stopped: true };
+    }
+    // Keep the longest tail that could still grow into a stop string.
+    let keep = 0;
+    for (let k = Math.min(this.longest - 1, this.pending.length); k > 0; k--) {
+      const tail = this.pending.slice(-k);
+      if (this.stops.some((s) => s.startsWith(tail))) {
+        keep = k;
+        break;
+      }
+    }
+    const emitted = this.pending.slice(0, this.pending.length - keep);
+    this.pending = this.pending.slice(this.pending.length - keep);
+    return { emitted, stopped: false };
+  }
+
+  flush(): string {
+    const rest = this.stopped ? '' : this.pending;
+    this.pending = '';
+    return rest;
+  }
+}

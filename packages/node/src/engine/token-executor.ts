@@ -1,0 +1,26 @@
+import type { SamplingParams } from './sampler.js';
+
+/** One request as the executor sees it: ids only; text is the generation loop's business. */
+export interface ExecutionRequest {
+  id: string;
+  /** The prompt as token ids, BOS included when the model wants it. */
+  promptTokens: number[];
+  sampling: SamplingParams;
+  /** Positions to reserve: prompt + the most tokens that may be generated. */
+  contextLength: number;
+  /** Aborts the request wherever it is (client gone, shutdown). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs the model and samples, one token at a time. The single-device engine and the multi-device pipeline both
+ * implement it, so the generation loop (stop strings, streaming text, limits) is written once.
+ */
+export interface TokenExecutor {
+  /** Runs the whole prompt (one batched prefill) and returns the first sampled token. */
+  begin(request: ExecutionRequest): Promise<number>;
+  /** Feeds back the token just sampled and returns the next one. */
+  step(requestId: string, token: number): Promise<number>;
+  /** Frees the request's KV caches and sampler everywhere; safe to call twice. */
+  end(requestId: string): Promise<void>;
+}
