@@ -1,0 +1,189 @@
+import { BinaryHeap } from './binary-heap.js';
+import { ByteStreamDecoder } from './byte-stream-decoder.js';
+import { SpecialTokenSplitter, TokenType, type GgufVocab } from './gguf-vocab.js';
+import { TokenizerError } from './tokenizer-errors.js';
+import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
+
+interface Bigram {
+  left: number;
+  right: number;
+  score: number;
+  /** Combined length when queued; a different current length means one side was merged since (stale). */
+  size: number;
+}
+
+/** llama.cpp's priority: highest score first, then the leftmost pair. */
+const bigramBefore = (a: Bigram, b: Bigram): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
+
+const utf8 = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+
+/**
+ * SentencePiece-style tokenizer from GGUF metadata (`tokenizer.ggml.model = "llama"`), reproducing llama.cpp's
+ * llm_tokenizer_spm: spaces become "▁", a "▁" is prepended at the start and after each special token
+ * (add_space_prefix), adjacent symbols are merged best-score-first while the merged text is a vocabulary
+ * entry, and leftover characters fall back to <0xNN> byte tokens.
+ */
+export class GgufSpmTokenizer implements Tokenizer {
+  readonly kind = 'gguf-spm' as const;
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosIds: readonly number[];
+  readonly addBosByDefault: boolean;
+  private readonly addEos: boolean;
+  private readonly eosId: number | null;
+  private readonly addSpacePrefix: boolean;
+  private readonly splitter: SpecialTokenSplitter;
+  /** Token for each byte value (<0xNN>, else the one-character token, else unk). */
+  private readonly byteToken: Int32Array;
+  private readonly pieceCache: (Uint8Array | undefined)[];
+
+  constructor(private readonly vocab: GgufVocab) {
+    if (vocab.model !== 'llama') throw new TokenizerError(`GgufSpmTokenizer needs tokenizer.ggml.model "llama", got "${vocab.model}"`);
+    this.vocabSize = vocab.tokens.length;
+    this.bosId = vocab.bosId;
+    this.eosId = vocab.eosId;
+    this.eosIds = vocab.eogIds;
+    this.addBosByDefault = vocab.addBos ?? true;
+    this.addEos = vocab.addEos ?? false;
+    this.addSpacePrefix = vocab.addSpacePrefix ?? true;
+    this.splitter = new SpecialTokenSplitter(vocab);
+    this.byteToken = new Int32Array(256);
+    for (let b = 0; b < 256; b++) {
+      const hex = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      const id = vocab.textToId.get(hex) ?? (b < 0x80 ? vocab.textToId.get(String.fromCharCode(b)) : undefined) ?? vocab.unkId;
+      this.byteToken[b] = id ?? -1;
+    }
+    this.pieceCache = new Array(this.vocabSize);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const addSpecial = opts.addBos ?? true;
+    const addBos = addSpecial && (opts.addBos === true || this.addBosByDefault);
+    const out: number[] = [];
+    if (addBos) {
+      if (this.bosId === null) throw new TokenizerError('this model has no BOS token; encode with addBos: false');
+      out.push(this.bosId);
+    }
+    let prevSpecial = true;
+    for (const frag of this.splitter.split(text.toWellFormed(), opts.parseSpecial ?? true)) {
+      if (typeof frag === 'number') {
+        out.push(frag);
+        prevSpecial = true;
+      } else {
+        const prefixed = this.addSpacePrefix && prevSpecial ? ` ${frag}` : frag;
+        this.tokenizeFragment(prefixed.replaceAll(' ', '\u2581'), out);
+        prevSpecial = false;
+      }
+    }
+    if (addSpecial && this.addEos && this.eosId !== null) out.push(this.eosId);
+    return out;
+  }
+
+  /** llm_tokenizer_spm_session::tokenize over one fragment of already-escaped text. */
+  private tokenizeFragment(text: string, out: number[]): void {
+    const { textToId, scores } = this.vocab;
+    // Symbols are code points; start/len are in UTF-16 units, which only need to be consistent.
+    const start: number[] = [];
+    const len: number[] = [];
+    for (let i = 0; i < text.length; ) {
+      const n = text.charCodeAt(i) >= 0xd800 && text.charCodeAt(i) <= 0xdbff ? 2 : 1;
+      start.push(i);
+      len.push(n);
+      i += n;
+    }
+    const count = start.length;
+    if (count === 0) return;
+    const prev = Array.from({ length: count }, (_, i) => i - 1);
+    const next = Array.from({ length: count }, (_, i) => (i + 1 < count ? i + 1 : -1));
+    const queue = new BinaryHeap<Bigram>(bigramBefore);
+
+    const tryAdd = (left: number, right: number): void => {
+      if (left < 0 || right < 0) return;
+      const size = len[left] + len[right];
+      const id = textToId.get(text.substr(start[left], size));
+      if (id === undefined) return;
+      queue.push({ left, right, score: scores[id], size });
+    };
+
+    for (let i = 1; i < count; i++) tryAdd(i - 1, i);
+    for (let bigram = queue.pop(); bigram !== undefined; bigram = queue.pop()) {
+      const { left, right } = bigram;
+      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== bigram.size) continue;
+      len[left] += len[right];
+      len[right] = 0;
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      tryAdd(prev[left], left);
+      tryAdd(left, next[left]);
+    }
+
+    // A final symbol is either a vocabulary entry (every merge produced one) or a single unknown character,
+    // which goes out as its UTF-8 bytes (llama.cpp's resegment reduces to exactly this).
+    for (let i = 0; i !== -1; i = next[i]) {
+      const piece = text.substr(start[i], len[i]);
+      const id = textToId.get(piece);
+      if (id !== undefined) {
+        out.push(id);
+        continue;
+      }
+      for (const b of utf8.encode(piece)) {
+        const t = this.byteToken[b];
+        if (t < 0) throw new TokenizerError(`cannot encode byte 0x${b.toString(16)}: the vocabulary has no byte token and no <unk>`);
+        out.push(t);
+      }
+    }
+  }
+
+  private pieceBytes(id: number, showSpecial: boolean): Uint8Array {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    const type = this.vocab.types[id];
+    if (type === TokenType.Control || type === TokenType.Unknown) {
+      return showSpecial ? utf8.encode(this.vocab.tokens[id]) : EMPTY;
+    }
+    let bytes = this.pieceCache[id];
+    if (bytes === undefined) {
+      const text = this.vocab.tokens[id];
+      if (type === TokenType.UserDefined) bytes = utf8.encode(text);
+      else if (type === TokenType.Normal) bytes = utf8.encode(text.replaceAll('\u2581', ' '));
+      else if (type === TokenType.Byte) {
+        const m = BYTE_PIECE.exec(text);
+        bytes = m ? Uint8Array.of(parseInt(m[1], 16)) : utf8.encode(text);
+      } else bytes = EMPTY; // unused/undefined tokens render as nothing, as in llama.cpp
+      this.pieceCache[id] = bytes;
+    }
+    return bytes;
+  }
+
+  createDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    const showSpecial = opts.showSpecial ?? false;
+    return new ByteStreamDecoder((id) => this.pieceBytes(id, showSpecial), this.addSpacePrefix && !(opts.continuation ?? false));
+  }
+
+  /**
+   * Reverses encode, so decode(encode(s)) === s. Unlike llama_detokenize (which keeps the prefix space after a
+   * leading BOS), the space added before the first word is always dropped, as SentencePiece and Hugging Face do.
+   */
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    const d = this.createDecoder(opts);
+    let s = '';
+    for (const id of ids) s += d.push(id);
+    return s + d.flush();
+  }
+
+  tokenToPiece(id: number): string {
+    const t = this.vocab.tokens[id];
+    if (t === undefined) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    return t;
+  }
+
+  pieceToToken(piece: string): number | null {
+    return this.vocab.textToId.get(piece) ?? null;
+  }
+
+  isSpecial(id: number): boolean {
+    const type = this.vocab.types[id];
+    return type === TokenType.Control || type === TokenType.Unknown;
+  }
+}
