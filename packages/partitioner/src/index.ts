@@ -1,1 +1,16 @@
-export {};
+export * from './errors.js';
+export * from './model-shape.js';
+export * from './model-profile.js';
+export * from './cluster.js';
+export * from './request-shape.js';
+export * from './plan.js';
+export { CostModel } from './cost-model.js';
+export type { StageCosts } from './stage-costs.js';
+export { stageCosts } from './stage-costs.js';
+export { MAX_EXACT_DEVICES } from './exact-planner.js';
+export { memoryWeightedSplit, equalSplit, givenSplit } from './baselines.js';
+export type { PlanOptions } from './planner.js';
+export { planPipeline, evaluateSplit } from './planner.js';
+export { replan, movedLayers } from './replan.js';
+export type { Prediction, Profiles } from './simulator.js';
+export { simulate } from './simulator.js';

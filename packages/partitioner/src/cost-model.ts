@@ -1,0 +1,211 @@
+import type { Cluster } from './cluster.js';
+import { LinkTable, validateCluster } from './cluster.js';
+import type { ModelProfile } from './model-profile.js';
+import type { Assignment, Objective, PlanCost, Stage } from './plan.js';
+import type { FullRequestShape, RequestShape } from './request-shape.js';
+import { normalizeRequest } from './request-shape.js';
+import { InvalidPlanError } from './errors.js';
+
+/**
+ * Roofline cost model of a pipeline. A stage's compute time is max(FLOPs / compute, bytes / memory bandwidth)
+ * over its layers (plus embedding on the first stage, final norm + head on the last); a hop is
+ * latency + bytes / bandwidth. Devices are addressed by their index in `cluster.devices`.
+ *
+ * Latency objective: one request's time, TTFT + (genTokens − 1) × per-token time; both are sums over
+ * stages of compute + hop (the last hop returns the token id to the first stage), so a plan's latency cost is a
+ * sum of per-stage terms. Throughput objective: the steady-state period of a closed pipeline with c requests,
+ * max(slowest stage's busy time, ring time / c) — the exact cycle time of a deterministic cyclic pipeline.
+ */
+export class CostModel {
+  readonly L: number;
+  readonly n: number;
+  readonly request: FullRequestShape;
+  readonly links: LinkTable;
+  /** Mean number of cached tokens at a decode step. */
+  readonly meanPosition: number;
+  private readonly pFlops: Float64Array;
+  private readonly pAttn: Float64Array;
+  private readonly pWeights: Float64Array;
+  private readonly pKv: Float64Array;
+  private readonly activationBytes: number;
+  private readonly flopsPerMs: Float64Array;
+  private readonly bytesPerMs: Float64Array;
+
+  constructor(
+    readonly profile: ModelProfile,
+    readonly cluster: Cluster,
+    request: RequestShape,
+  ) {
+    validateCluster(cluster);
+    this.L = profile.numLayers;
+    this.n = cluster.devices.length;
+    this.request = normalizeRequest(request);
+    this.links = new LinkTable(cluster);
+    this.meanPosition = this.request.promptTokens + (this.request.genTokens - 1) / 2;
+    const L = this.L;
+    this.pFlops = new Float64Array(L + 1);
+    this.pAttn = new Float64Array(L + 1);
+    this.pWeights = new Float64Array(L + 1);
+    this.pKv = new Float64Array(L + 1);
+    let act = 0;
+    for (let i = 0; i < L; i++) {
+      const l = profile.layers[i];
+      this.pFlops[i + 1] = this.pFlops[i] + l.flopsPerToken;
+      this.pAttn[i + 1] = this.pAttn[i] + l.attentionFlopsPerContextToken;
+      this.pWeights[i + 1] = this.pWeights[i] + l.weightBytes;
+      this.pKv[i + 1] = this.pKv[i] + l.kvBytesPerToken;
+      act = Math.max(act, l.activationBytesPerToken);
+    }
+    // One prompt is prefilled at a time per stage; its working activations live on every stage.
+    this.activationBytes = act * this.request.promptTokens;
+    this.flopsPerMs = Float64Array.from(cluster.devices, (d) => d.gflops * 1e6);
+    this.bytesPerMs = Float64Array.from(cluster.devices, (d) => d.memBandwidthGBps * 1e6);
+  }
+
+  private roofline(d: number, flops: number, bytes: number): number {
+    return Math.max(flops / this.flopsPerMs[d], bytes / this.bytesPerMs[d]);
+  }
+
+  /** Compute ms of layers [s, e) on device d for one decode token with `position` tokens cached. */
+  decodeMs(d: number, s: number, e: number, position = this.meanPosition): number {
+    const h = this.profile.head;
+    let flops = this.pFlops[e] - this.pFlops[s] + (this.pAttn[e] - this.pAttn[s]) * (position + 1);
+    let bytes = this.pWeights[e] - this.pWeights[s] + (this.pKv[e] - this.pKv[s]) * (position + 1);
+    if (s === 0) bytes += this.profile.embedding.bytesReadPerToken;
+    if (e === this.L) {
+      flops += h.flopsPerToken;
+      bytes += h.bytesReadPerToken;
+    }
+    return this.roofline(d, flops, bytes);
+  }
+
+  /** Compute ms of layers [s, e) on device d for a prefill of `tokens` tokens (logits of the last one only). */
+  prefillMs(d: number, s: number, e: number, tokens = this.request.promptTokens): number {
+    const h = this.profile.head;
+    let flops = (this.pFlops[e] - this.pFlops[s]) * tokens + ((this.pAttn[e] - this.pAttn[s]) * tokens * (tokens + 1)) / 2;
+    let bytes = this.pWeights[e] - this.pWeights[s] + (this.pKv[e] - this.pKv[s]) * tokens;
+    if (s === 0) bytes += this.profile.embedding.bytesReadPerToken * tokens;
+    if (e === this.L) {
+      flops += h.flopsPerToken;
+      bytes += h.bytesReadPerToken;
+    }
+    return this.roofline(d, flops, bytes);
+  }
+
+  /** Bytes a stage ending at layer e sends per token: a hidden state, or the token id back to the first stage. */
+  payloadBytes(e: number, tokens: number): number {
+    return e === this.L ? this.profile.tokenBytes : this.profile.hiddenBytesPerToken * tokens;
+  }
+
+  transferMs(a: number, b: number, bytes: number): number {
+    if (a === b) return 0;
+    return bytes / (this.links.get(a, b).bandwidthMBps * 1e3);
+  }
+
+  latencyMs(a: number, b: number): number {
+    return a === b ? 0 : this.links.get(a, b).latencyMs;
+  }
+
+  hopMs(a: number, b: number, bytes: number): number {
+    return a === b ? 0 : this.latencyMs(a, b) + this.transferMs(a, b, bytes);
+  }
+
+  /** Memory of a stage holding [s, e) on any device. */
+  memoryBytes(s: number, e: number): number {
+    const p = this.profile;
+    let m = this.pWeights[e] - this.pWeights[s];
+    m += (this.pKv[e] - this.pKv[s]) * this.request.contextTokens * this.request.concurrency;
+    m += this.activationBytes;
+    if (s === 0) m += p.embedding.weightBytes;
+    if (e === this.L) {
+      m += p.head.weightBytes + p.head.logitsBytes;
+      if (s !== 0) m += p.head.tiedMatrixBytes;
+    }
+    return m;
+  }
+
+  fits(d: number, s: number, e: number): boolean {
+    return this.memoryBytes(s, e) <= this.cluster.devices[d].memoryBytes;
+  }
+
+  /** Latency-objective cost of a stage on d holding [s, e) followed by device `next`: its share of one request's time. */
+  latencyStageCost(d: number, s: number, e: number, next: number): number {
+    const r = this.request;
+    const prefill = this.prefillMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, r.promptTokens));
+    const decode = this.decodeMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, 1));
+    return prefill + (r.genTokens - 1) * decode;
+  }
+
+  /** Per-token ring contribution of a stage (decode compute + hop). */
+  ringStageCost(d: number, s: number, e: number, next: number): number {
+    return this.decodeMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, 1));
+  }
+
+  /** Busy time of a stage per decode token: compute + sending its output (latency is in flight, not busy). */
+  occupancyMs(d: number, s: number, e: number, next: number): number {
+    return this.decodeMs(d, s, e) + this.transferMs(d, next, this.payloadBytes(e, 1));
+  }
+
+  /** Checks that assignments cover [0, L) contiguously with distinct devices. */
+  checkAssignments(a: readonly Assignment[]): void {
+    if (a.length === 0) throw new InvalidPlanError('a plan needs at least one stage');
+    const seen = new Set<number>();
+    let at = 0;
+    for (const x of a) {
+      if (x.start !== at || x.end <= x.start) throw new InvalidPlanError(`stages must cover layers 0..${this.L} contiguously, each with ≥ 1 layer`);
+      if (x.device < 0 || x.device >= this.n || seen.has(x.device)) throw new InvalidPlanError('each stage needs a distinct known device');
+      seen.add(x.device);
+      at = x.end;
+    }
+    if (at !== this.L) throw new InvalidPlanError(`stages cover ${at} of ${this.L} layers`);
+  }
+
+  /** Full figures of a plan under this cost model. */
+  evaluate(a: readonly Assignment[], objective: Objective): { cost: PlanCost; stages: Stage[]; fitsInMemory: boolean } {
+    this.checkAssignments(a);
+    const r = this.request;
+    let ttft = 0;
+    let ring = 0;
+    let bottleneck = 0;
+    let fitsInMemory = true;
+    const stages: Stage[] = a.map((x, i) => {
+      const next = a[(i + 1) % a.length].device;
+      const computeMs = this.decodeMs(x.device, x.start, x.end);
+      const hopMs = this.hopMs(x.device, next, this.payloadBytes(x.end, 1));
+      ttft += this.prefillMs(x.device, x.start, x.end) + this.hopMs(x.device, next, this.payloadBytes(x.end, r.promptTokens));
+      ring += computeMs + hopMs;
+      bottleneck = Math.max(bottleneck, this.occupancyMs(x.device, x.start, x.end, next));
+      const dev = this.cluster.devices[x.device];
+      const memoryBytes = this.memoryBytes(x.start, x.end);
+      if (memoryBytes > dev.memoryBytes) fitsInMemory = false;
+      return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, hopMs, stageMs: computeMs + hopMs };
+    });
+    const period = Math.max(bottleneck, ring / r.concurrency);
+    const cost: PlanCost = {
+      objectiveValue: objective === 'latency' ? ttft + (r.genTokens - 1) * ring : period,
+      ttftMs: ttft,
+      tokenLatencyMs: ring,
+      throughputTokPerS: 1000 / period,
+      bottleneckMs: bottleneck,
+    };
+    return { cost, stages, fitsInMemory };
+  }
+
+  objectiveValue(a: readonly Assignment[], objective: Objective): number {
+    return this.evaluate(a, objective).cost.objectiveValue;
+  }
+
+  /** Largest number of layers device d can hold starting at layer s (0 if not even one). */
+  maxLayersFrom(d: number, s: number): number {
+    const cap = this.cluster.devices[d].memoryBytes;
+    let lo = s;
+    let hi = this.L;
+    // memoryBytes(s, e) grows with e; binary search the last e that fits.
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.memoryBytes(s, mid) <= cap) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo - s;
+  }
+}
