@@ -1,0 +1,124 @@
+/**
+ * Encoding float32 values into the storage types the synthetic writers emit, bit-compatible with the tools
+ * that produce real files: F16/BF16 round to nearest even (numpy / torch casts, ggml's F16C path), Q8_0 as
+ * gguf-py's reference quantiser (per block of 32: d = amax / 127 in float32, q = roundf(x / d), d stored F16).
+ */
+export type EncodedDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+
+export const Q8_0_BLOCK = 32;
+/** Bytes of one Q8_0 block: an F16 scale and 32 int8 quants. */
+export const Q8_0_BLOCK_BYTES = 34;
+
+/** Bytes needed to store `elements` values of `dtype`. */
+export function encodedByteLength(dtype: EncodedDType, elements: number): number {
+  switch (dtype) {
+    case 'F32':
+      return elements * 4;
+    case 'F16':
+    case 'BF16':
+      return elements * 2;
+    case 'Q8_0':
+      return (elements / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  }
+}
+
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
+/** Nearest F16 bit pattern of a float32 value (ties to even; overflow to ±Inf; NaN stays NaN). */
+export function float32ToF16Bits(value: number): number {
+  scratchF32[0] = value;
+  return f32BitsToF16Bits(scratchU32[0]);
+}
+
+function f32BitsToF16Bits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 -> 15
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A mantissa carry correctly bumps the exponent (up to Inf).
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** Nearest bfloat16 bit pattern of a float32 bit pattern (ties to even, as torch does). */
+function f32BitsToBf16Bits(x: number): number {
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff;
+  const rounded = x + 0x7fff + ((x >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}
+
+/** The F16 value nearest to `value`, as a number (what an F16 round trip yields). */
+export function roundToF16(value: number): number {
+  const h = float32ToF16Bits(value);
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  const sign = h & 0x8000 ? -1 : 1;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** C's roundf: halves away from zero (Math.round rounds -2.5 to -2, roundf to -3). */
+function roundf(x: number): number {
+  return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
+}
+
+/** Quantises one block of 32 float32 values into `out` at `offset` (34 bytes). */
+export function quantizeQ8_0Block(src: Float32Array, srcOffset: number, out: Uint8Array, offset: number): void {
+  let amax = 0;
+  for (let j = 0; j < Q8_0_BLOCK; j++) {
+    const a = Math.abs(src[srcOffset + j]);
+    if (a > amax) amax = a;
+  }
+  const d = Math.fround(amax / 127);
+  const h = float32ToF16Bits(d);
+  out[offset] = h & 0xff;
+  out[offset + 1] = h >>> 8;
+  for (let j = 0; j < Q8_0_BLOCK; j++) {
+    // float32 division then roundf, as numpy does on float32 blocks; an all-zero block stores zeros.
+    const q = d === 0 ? 0 : roundf(Math.fround(src[srcOffset + j] / d));
+    out[offset + 2 + j] = q & 0xff;
+  }
+}
+
+/**
+ * Encodes `values` (length a multiple of 32 for Q8_0) into a new little-endian byte array of `dtype`.
+ */
+export function encodeTensorData(values: Float32Array, dtype: EncodedDType): Uint8Array {
+  const n = values.length;
+  switch (dtype) {
+    case 'F32': {
+      const copy = new Float32Array(values);
+      return new Uint8Array(copy.buffer);
+    }
+    case 'F16':
+    case 'BF16': {
+      const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+      const out = new Uint16Array(n);
+      if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f32BitsToF16Bits(bits[i]);
+      else for (let i = 0; i < n; i++) out[i] = f32BitsToBf16Bits(bits[i]);
+      return new Uint8Array(out.buffer);
+    }
+    case 'Q8_0': {
+      if (n % Q8_0_BLOCK !== 0) throw new RangeError(`Q8_0 needs a multiple of ${Q8_0_BLOCK} values, got ${n}`);
+      const out = new Uint8Array(encodedByteLength('Q8_0', n));
+      for (let b = 0; b < n / Q8_0_BLOCK; b++) quantizeQ8_0Block(values, b * Q8_0_BLOCK, out, b * Q8_0_BLOCK_BYTES);
+      return out;
+    }
+  }
+}
