@@ -182,7 +182,7 @@ describe('GGUF fixtures built in a temp dir', () => {
   it('qwen2 with a 40k vocabulary (multi-read header), biases, Q4_0/F16/BF16 tensors, every metadata type', async () => {
     const vocab = 40000;
     const [h, heads, kv, hd, ffn] = [32, 4, 2, 8, 64];
-    const tokens = Array.from({ length: vocab }, (_, i) => `tok_${i}`);
+    const tokens = Array.from({ length: vocab }, (_, i) => (i === 1 ? 'Ġhello▁世界' : i === 2 ? 'long'.repeat(30) : `tok_${i}`));
     const metadata: Meta[] = [
       ['general.architecture', 8, 'qwen2'],
       ['general.name', 8, 'tiny-qwen'],
@@ -242,6 +242,7 @@ describe('GGUF fixtures built in a temp dir', () => {
     expect([md.get('test.u8'), md.get('test.i8'), md.get('test.u16'), md.get('test.i16'), md.get('test.i32')]).toEqual([200, -5, 65535, -300, -70000]);
     expect([md.get('test.bool'), md.get('test.u64'), md.get('test.i64'), md.get('test.f64')]).toEqual([true, 1n << 60n, -42, 0.1]);
     expect(md.get('test.nested')).toEqual([[1, 2], ['a']]);
+    expect((md.get('tokenizer.ggml.tokens') as string[]).slice(0, 3)).toEqual(['tok_0', 'Ġhello▁世界', 'long'.repeat(30)]);
     expect((md.get('tokenizer.ggml.tokens') as string[])[39999]).toBe('tok_39999');
 
     const m = await openModel(tmp); // a folder with exactly one .gguf

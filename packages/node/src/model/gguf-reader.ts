@@ -113,6 +113,12 @@ class HeaderCursor {
     throw new NeedMoreBytes(end);
   }
 
+  /** Asks for at least n more bytes up front, so a big array costs one re-read instead of many. */
+  expect(n: number): void {
+    const end = Math.min(this.pos + n, this.fileSize);
+    if (end > this.bytes.byteLength) throw new NeedMoreBytes(end);
+  }
+
   /** A length/count field: rejects values that cannot fit in the rest of the file before anything is allocated. */
   count(what: string, minBytesEach: number): number {
     const n = this.u64(what);
@@ -182,10 +188,21 @@ class HeaderCursor {
     this.pos += 8;
     return v;
   }
+  private shortString(len: number): string {
+    const b = this.bytes;
+    let s = '';
+    for (let i = this.pos; i < this.pos + len; i++) {
+      if (b[i] >= 0x80) return this.decoder.decode(b.subarray(this.pos, this.pos + len));
+      s += String.fromCharCode(b[i]);
+    }
+    return s;
+  }
+
   string(what: string): string {
     const len = this.count(`length of ${what}`, 1);
     this.need(len, what);
-    const s = this.decoder.decode(this.bytes.subarray(this.pos, this.pos + len));
+    // Short ASCII strings (most vocabulary pieces) skip TextDecoder's per-call overhead.
+    const s = len <= 32 ? this.shortString(len) : this.decoder.decode(this.bytes.subarray(this.pos, this.pos + len));
     this.pos += len;
     return s;
   }
@@ -228,6 +245,7 @@ function readValue(c: HeaderCursor, type: number, key: string, file: string): Gg
         throw new ModelFileError(file, `corrupt GGUF header: metadata ${key} is an array of unknown value type ${elemType}`);
       }
       const n = c.count(`element count of ${key}`, size);
+      c.expect(n * size);
       const out: GgufValue[] = new Array<GgufValue>(n);
       for (let i = 0; i < n; i++) out[i] = readValue(c, elemType, key, file);
       return out;
@@ -331,8 +349,8 @@ export async function readGgufHeader(file: string, handle?: FileHandle): Promise
         return { ...parseHeader(bytes, fileSize, file), headerBytesRead: bytes.byteLength };
       } catch (e) {
         if (!(e instanceof NeedMoreBytes)) throw e;
-        // Grow geometrically so a multi-MB vocabulary costs a handful of reads and re-parses, not thousands.
-        const target = Math.min(fileSize, Math.max(e.atLeast, bytes.byteLength * 2));
+        // Grow geometrically (and by array-size hints) so a multi-MB vocabulary costs a few reads and re-parses.
+        const target = Math.min(fileSize, Math.max(e.atLeast, bytes.byteLength * 4));
         const grown = new Uint8Array(target);
         grown.set(bytes);
         await readByteRange(fh, file, bytes.byteLength, target - bytes.byteLength, grown.subarray(bytes.byteLength));
