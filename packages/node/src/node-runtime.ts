@@ -1,0 +1,175 @@
+import { ApiRouter } from './api/api-router.js';
+import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
+import type { BackendName } from './backend/tf-backend.js';
+import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
+import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
+import { Membership, type ClusterMember, type MembershipOptions, type StageInfo } from './cluster/membership.js';
+import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
+import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
+
+export interface EdgeNodeOptions {
+  name: string;
+  dataDir: string;
+  listen: string[];
+  bootstrap: string[];
+  mdns: boolean;
+  clusterKey?: Uint8Array;
+  /** HTTP API port (default 8080; 0 picks a free port). */
+  apiPort?: number;
+  /** HTTP API bind address (default 127.0.0.1). */
+  apiHost?: string;
+  memoryBudgetBytes?: number;
+  backend?: BackendName;
+  /** Passed through for the model engine / pipeline (not used by the network layer). */
+  modelPath?: string;
+  /** Passed through: explicit layer split, e.g. [10, 20] for three stages. */
+  split?: number[];
+  logger?: NodeLogger;
+  maxFrameBytes?: number;
+  membership?: MembershipOptions;
+  linkMonitor?: LinkMonitorOptions;
+}
+
+export interface MemberStatus {
+  peerId: string;
+  name: string;
+  addresses: string[];
+  profile: DeviceProfile;
+  stageInfo: StageInfo | null;
+  /** ms since this node last heard from it (0 for self). */
+  lastSeenMsAgo: number;
+}
+
+export interface LinkStatus extends LinkStats {
+  from: string;
+  to: string;
+}
+
+/** Snapshot served at GET /v1/cluster and printed by `edge-node status`. */
+export interface ClusterStatus {
+  self: MemberStatus;
+  peers: MemberStatus[];
+  /** Every link measured by any member (each member shares its own measurements). */
+  links: LinkStatus[];
+  /** The current pipeline plan, once the pipeline sets one. */
+  plan: unknown;
+}
+
+export interface HealthStatus {
+  status: 'ok';
+  peerId: string;
+  name: string;
+  addresses: string[];
+  /** Connected cluster peers (members), not counting this node. */
+  peers: number;
+}
+
+export interface EdgeNode {
+  readonly options: EdgeNodeOptions;
+  readonly host: EdgeHost;
+  readonly membership: Membership;
+  readonly links: LinkMonitor;
+  readonly profile: DeviceProfile;
+  /** Add HTTP routes here (e.g. `router.add('POST', '/v1/chat/completions', handler)`). */
+  readonly router: ApiRouter;
+  readonly api: ApiServer;
+  readonly logger: NodeLogger;
+  /** Rejects never; resolves with an error that requires the node to stop (e.g. DuplicatePeerIdError). */
+  readonly fatal: Promise<Error>;
+  health(): HealthStatus;
+  status(): ClusterStatus;
+  setPlan(plan: unknown): void;
+  stop(): Promise<void>;
+}
+
+function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatus {
+  return {
+    peerId: m.peerId,
+    name: m.name,
+    addresses: m.addresses,
+    profile: m.profile,
+    stageInfo: m.stageInfo,
+    lastSeenMsAgo: self ? 0 : now - m.lastSeen,
+  };
+}
+
+/**
+ * Starts a node: measures the device, starts libp2p (listen, bootstrap, mDNS), membership with heartbeats and
+ * gossip, the link monitor, and the HTTP API (GET /health, GET /v1/cluster).
+ */
+export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
+  const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
+  const profile = await measureDevice({
+    ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
+    ...(options.backend ? { backend: options.backend } : {}),
+  });
+  logger.info(
+    `device: ${profile.backend} backend, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
+      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource})`,
+  );
+
+  const host = await createEdgeHost({
+    dataDir: options.dataDir,
+    listen: options.listen,
+    bootstrap: options.bootstrap,
+    mdns: options.mdns,
+    name: options.name,
+    logger,
+    start: false,
+    ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
+    ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
+  });
+  const membership = new Membership(host, { name: options.name, profile }, logger, options.membership);
+  const links = new LinkMonitor(host, membership, logger, options.linkMonitor);
+  let resolveFatal!: (e: Error) => void;
+  const fatal = new Promise<Error>((r) => (resolveFatal = r));
+  host.events.on('fatal', (e: Error) => resolveFatal(e));
+  membership.events.on('fatal', (e: Error) => resolveFatal(e));
+
+  await membership.start();
+  await links.start();
+  const router = new ApiRouter();
+  let plan: unknown = null;
+  let api: ApiServer;
+  try {
+    await host.start();
+    api = await startApiServer(router, { port: options.apiPort ?? DEFAULT_API_PORT, ...(options.apiHost ? { host: options.apiHost } : {}) });
+  } catch (err) {
+    await host.close().catch(() => {});
+    throw err;
+  }
+
+  const node: EdgeNode = {
+    options,
+    host,
+    membership,
+    links,
+    profile,
+    router,
+    api,
+    logger,
+    fatal,
+    health: () => ({ status: 'ok', peerId: host.peerId, name: options.name, addresses: host.addresses(), peers: membership.members().length }),
+    status: () => {
+      const now = Date.now();
+      const all = [membership.self(), ...membership.members()];
+      return {
+        self: memberStatus(all[0], now, true),
+        peers: all.slice(1).map((m) => memberStatus(m, now, false)),
+        links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
+        plan,
+      };
+    },
+    setPlan: (p: unknown) => {
+      plan = p;
+    },
+    stop: async () => {
+      links.stop();
+      await membership.stop();
+      await Promise.all([api.close(), host.close()]);
+    },
+  };
+  router.add('GET', '/health', () => node.health());
+  router.add('GET', '/v1/cluster', () => node.status());
+  return node;
+}
