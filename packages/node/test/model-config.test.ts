@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { modelConfigFromHf } from '../src/model/hf-config.js';
-import { llama3RopeFactors, matchLlama3Scaling } from '../src/model/llama3-rope-factors.js';
+import { llama3RopeDivisors, matchLlama3Scaling } from '../src/model/llama3-rope-factors.js';
 import { readGgufHeader } from '../src/model/gguf-reader.js';
 import { openModel } from '../src/model/open-model.js';
 import { ModelFileError, UnsupportedArchitectureError } from '../src/model/model-errors.js';
@@ -64,7 +64,7 @@ describe('modelConfigFromHf', () => {
 describe('llama3 RoPE factors', () => {
   it('recovers the parameters from the precomputed divisors, and refuses others', () => {
     const s: RopeScalingLlama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
-    const f = llama3RopeFactors(s, 128, 500000);
+    const f = llama3RopeDivisors(s, 128, 500000);
     expect(f[0]).toBe(1);
     expect(f[63]).toBe(8);
     expect(f.some((v) => v > 1 && v < 8)).toBe(true); // the smooth ramp is exercised
@@ -310,7 +310,7 @@ describe('GGUF fixtures built in a temp dir', () => {
       F32([h, ffn], `${b}ffn_up.weight`),
       F32([ffn, h], `${b}ffn_down.weight`),
     ];
-    const freqs = llama3RopeFactors(scaling, hd, 500000);
+    const freqs = llama3RopeDivisors(scaling, hd, 500000);
     const build = (f: Float32Array): Buffer =>
       buildGguf(metadata, [
         F32([h, vocab], 'token_embd.weight'),

@@ -98,6 +98,10 @@ export function modelConfigFromGguf(header: GgufHeader): ModelConfig {
   const embd = header.tensors.find((t) => t.name === 'token_embd.weight');
   const tokens = m.get('tokenizer.ggml.tokens');
   const vocabSize = embd !== undefined ? embd.ne[1] ?? 1 : Array.isArray(tokens) ? tokens.length : m.positiveInt(`${a}.vocab_size`);
+  if (Array.isArray(tokens) && tokens.length > vocabSize) {
+    // The tokenizer could emit ids the embedding has no row for.
+    throw new ModelFileError(file, `tokenizer.ggml.tokens has ${tokens.length} entries but token_embd.weight has only ${vocabSize} rows`);
+  }
 
   const eosTokenIds: number[] = [];
   for (const key of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id', 'tokenizer.ggml.eom_token_id']) {

@@ -4,7 +4,7 @@ import type { RopeScalingLlama3 } from './model-config.js';
  * Llama 3.1 RoPE frequency divisors, one per rotary pair (headDim / 2), as transformers and llama.cpp
  * compute them: high frequencies unchanged, low ones divided by `factor`, a smooth ramp in between.
  */
-export function llama3RopeFactors(scaling: RopeScalingLlama3, headDim: number, ropeTheta: number): Float32Array {
+export function llama3RopeDivisors(scaling: RopeScalingLlama3, headDim: number, ropeTheta: number): Float32Array {
   const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: orig } = scaling;
   const lowFreqWavelen = orig / lowFreqFactor;
   const highFreqWavelen = orig / highFreqFactor;
@@ -36,7 +36,7 @@ export function matchLlama3Scaling(divisors: Float32Array, headDim: number, rope
   const factor = divisors.reduce((a, b) => Math.max(a, b), 0);
   for (const known of KNOWN) {
     const candidate: RopeScalingLlama3 = { ...known, factor };
-    const expected = llama3RopeFactors(candidate, headDim, ropeTheta);
+    const expected = llama3RopeDivisors(candidate, headDim, ropeTheta);
     if (expected.every((v, i) => Math.abs(v - divisors[i]) <= 1e-4 * v)) return candidate;
   }
   return null;

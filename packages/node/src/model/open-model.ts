@@ -146,6 +146,9 @@ async function hfChatTemplate(dir: string, tokenizerConfig: unknown): Promise<st
 
 async function openHfFolder(userPath: string, dir: string): Promise<ModelFile> {
   const configPath = join(dir, 'config.json');
+  if (!(await exists(configPath))) {
+    throw new ModelFileError(dir, 'has no config.json (a Hugging Face model folder needs config.json next to its .safetensors weights)');
+  }
   const tokenizerConfigPath = join(dir, 'tokenizer_config.json');
   const hasTokenizerConfig = await exists(tokenizerConfigPath);
   const tokenizerConfig = hasTokenizerConfig ? await readJson(tokenizerConfigPath) : null;
