@@ -2,7 +2,7 @@ import { BinaryHeap } from './binary-heap.js';
 import { ByteStreamDecoder } from './byte-stream-decoder.js';
 import { CHAR_TO_BYTE, toByteLevel } from './byte-level.js';
 import { bpePreTokenizer, preTokenize, type BpePreTokenizer } from './bpe-pre-tokenizer.js';
-import { SpecialTokenSplitter, TokenType, type GgufVocab } from './gguf-vocab.js';
+import { SpecialTokenSplitter, GgufTokenType, type GgufVocab } from './gguf-vocab.js';
 import { TokenizerError, TokenizerMetadataError } from './tokenizer-errors.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
 
@@ -139,15 +139,15 @@ export class GgufBpeTokenizer implements Tokenizer {
   private pieceBytes(id: number, showSpecial: boolean): Uint8Array {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
     const type = this.vocab.types[id];
-    if (type === TokenType.Control || type === TokenType.Unknown) {
+    if (type === GgufTokenType.Control || type === GgufTokenType.Unknown) {
       return showSpecial ? utf8.encode(this.vocab.tokens[id]) : EMPTY;
     }
     let bytes = this.pieceCache[id];
     if (bytes === undefined) {
       const text = this.vocab.tokens[id];
-      if (type === TokenType.UserDefined) bytes = utf8.encode(text);
-      else if (type === TokenType.Normal) bytes = byteLevelToBytes(text);
-      else if (type === TokenType.Byte) {
+      if (type === GgufTokenType.UserDefined) bytes = utf8.encode(text);
+      else if (type === GgufTokenType.Normal) bytes = byteLevelToBytes(text);
+      else if (type === GgufTokenType.Byte) {
         const m = BYTE_PIECE.exec(text);
         bytes = m ? Uint8Array.of(parseInt(m[1], 16)) : byteLevelToBytes(text);
       } else bytes = EMPTY;
@@ -185,7 +185,7 @@ export class GgufBpeTokenizer implements Tokenizer {
 
   isSpecial(id: number): boolean {
     const type = this.vocab.types[id];
-    return type === TokenType.Control || type === TokenType.Unknown;
+    return type === GgufTokenType.Control || type === GgufTokenType.Unknown;
   }
 }
 

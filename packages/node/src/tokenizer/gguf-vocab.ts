@@ -1,7 +1,7 @@
 import { TokenizerMetadataError } from './tokenizer-errors.js';
 
 /** GGUF `tokenizer.ggml.token_type` values (llama.cpp's llama_token_type). */
-export const TokenType = {
+export const GgufTokenType = {
   Undefined: 0,
   Normal: 1,
   Unknown: 2,
@@ -112,7 +112,7 @@ export function readGgufVocab(md: ReadonlyMap<string, unknown>): GgufVocab {
   const tokens = rawTokens.map((t, i) => (t === '' ? `[EMPTY_${i}]` : t));
   const scoreList = readNumberArray(md, 'tokenizer.ggml.scores', n);
   const scores = scoreList === null ? new Float32Array(n) : Float32Array.from(scoreList);
-  const types = new Int32Array(readNumberArray(md, 'tokenizer.ggml.token_type', n) ?? new Array(n).fill(TokenType.Normal));
+  const types = new Int32Array(readNumberArray(md, 'tokenizer.ggml.token_type', n) ?? new Array(n).fill(GgufTokenType.Normal));
   const textToId = new Map<string, number>();
   tokens.forEach((t, i) => textToId.set(t, i));
 
@@ -128,7 +128,7 @@ export function readGgufVocab(md: ReadonlyMap<string, unknown>): GgufVocab {
     if (EOG_TEXTS.has(text)) {
       eog.add(id);
       // llama.cpp promotes these to control tokens so they never decode as text.
-      if (types[id] !== TokenType.Control) types[id] = TokenType.Control;
+      if (types[id] !== GgufTokenType.Control) types[id] = GgufTokenType.Control;
     }
   }
   for (const id of [eosId, eotId, eomId]) if (id !== null) eog.add(id);
@@ -164,8 +164,8 @@ export class SpecialTokenSplitter {
   constructor(vocab: GgufVocab) {
     const list: { text: string; id: number; control: boolean }[] = [];
     vocab.types.forEach((type, id) => {
-      if (type === TokenType.Control || type === TokenType.UserDefined || type === TokenType.Unknown) {
-        list.push({ text: vocab.tokens[id], id, control: type !== TokenType.UserDefined });
+      if (type === GgufTokenType.Control || type === GgufTokenType.UserDefined || type === GgufTokenType.Unknown) {
+        list.push({ text: vocab.tokens[id], id, control: type !== GgufTokenType.UserDefined });
       }
     });
     // Stable sort by byte length, longest first (llama.cpp compares std::string sizes, i.e. UTF-8 bytes).
