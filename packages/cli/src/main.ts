@@ -1,3 +1,5 @@
+// Must come first: libp2p 3 needs Promise.withResolvers, which Node 20 lacks.
+import '@edge-node/node/polyfills';
 import { UsageError } from './cli-command.js';
 import { commands } from './commands/index.js';
 

@@ -1,4 +1,11 @@
 import type { CliCommand } from '../cli-command.js';
+import { startCommand } from './start.js';
+import { statusCommand } from './status.js';
+import { keygenCommand } from './keygen.js';
 
 // Each command lives in its own file; add one line here per command.
-export const commands: CliCommand[] = [];
+export const commands: CliCommand[] = [
+  startCommand,
+  statusCommand,
+  keygenCommand,
+];

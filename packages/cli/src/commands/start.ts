@@ -1,0 +1,143 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  DEFAULT_API_PORT,
+  parseBackendName,
+  parseClusterKey,
+  readClusterKeyFile,
+  startEdgeNode,
+  type BackendName,
+  type EdgeNodeOptions,
+} from '@edge-node/node';
+import { UsageError, type CliCommand } from '../cli-command.js';
+
+const HELP = `Usage: edge-node start --model PATH [options]
+
+Starts a node. Nodes find each other (mDNS on the local network, or --bootstrap) and run one model together.
+
+Options:
+  --model PATH             model file or directory (GGUF or safetensors)
+  --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
+  --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
+  --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
+  --api-port N             HTTP API port (default ${DEFAULT_API_PORT}; 0 = any free port)
+  --api-host HOST          HTTP API bind address (default 127.0.0.1; 0.0.0.0 to expose it on the network)
+  --name NAME              node name shown to the cluster (default: hostname)
+  --data-dir DIR           identity and cache (default ~/.cache/edge-node/<name or "default">); one per node
+  --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
+  --split N,N,...          explicit layer split between stages instead of the planner's
+  --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
+  --backend node|wasm|cpu  tfjs backend (default: node if installed, else wasm)
+`;
+
+/** Parses "8G", "512M", "1073741824" into bytes. */
+export function parseByteSize(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} needs a byte count like 4G, 512M or 1073741824 (got "${value}")`);
+  const unit = (m[2] ?? '').toLowerCase()[0] ?? '';
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit] ?? 1;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+function parseSplit(value: string): number[] {
+  const parts = value.split(',').map((s) => Number(s.trim()));
+  if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n <= 0)) {
+    throw new UsageError(`--split needs layer indices like 10,20 (got "${value}")`);
+  }
+  return parts;
+}
+
+export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<EdgeNodeOptions> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowNegative: true,
+      options: {
+        model: { type: 'string' },
+        listen: { type: 'string', multiple: true },
+        bootstrap: { type: 'string', multiple: true },
+        mdns: { type: 'boolean' },
+        'api-port': { type: 'string' },
+        'api-host': { type: 'string' },
+        name: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'memory-budget': { type: 'string' },
+        split: { type: 'string' },
+        'cluster-key': { type: 'string' },
+        backend: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const v = parsed.values;
+  const name = v.name ?? (await import('node:os')).hostname();
+  const bootstrap = v.bootstrap ?? [];
+  const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
+  if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
+  let backend: BackendName | undefined;
+  if (v.backend !== undefined) {
+    try {
+      backend = parseBackendName(v.backend);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  let clusterKey: Uint8Array | undefined;
+  if (v['cluster-key'] !== undefined) clusterKey = await readClusterKeyFile(v['cluster-key']);
+  else if (env.EDGE_NODE_CLUSTER_KEY) {
+    const value = env.EDGE_NODE_CLUSTER_KEY;
+    // The variable holds either a key file path or the key text itself.
+    clusterKey = value.startsWith('/key/swarm/') ? parseClusterKey(new TextEncoder().encode(value), 'EDGE_NODE_CLUSTER_KEY') : await readClusterKeyFile(value);
+  }
+  return {
+    name,
+    dataDir: resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default')),
+    listen: v.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+    bootstrap,
+    mdns: v.mdns ?? bootstrap.length === 0,
+    apiPort,
+    ...(v['api-host'] ? { apiHost: v['api-host'] } : {}),
+    ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
+    ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
+    ...(v.model !== undefined ? { modelPath: resolve(v.model) } : {}),
+    ...(clusterKey ? { clusterKey } : {}),
+    ...(backend ? { backend } : {}),
+  };
+}
+
+export const startCommand: CliCommand = {
+  name: 'start',
+  summary: 'start a node and join the cluster',
+  async run(argv) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const options = await buildStartOptions(argv, process.env);
+    const node = await startEdgeNode(options);
+    const out = process.stdout;
+    out.write(`edge-node: peer id ${node.host.peerId}\n`);
+    for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
+    out.write(`edge-node: API at ${node.api.url}\n`);
+    out.write(`edge-node: data dir ${options.dataDir}${options.clusterKey ? ', private cluster (cluster key set)' : ''}${options.mdns ? ', mDNS on' : ''}\n`);
+
+    const signal = await new Promise<NodeJS.Signals | Error>((resolveSignal) => {
+      const onSignal = (s: NodeJS.Signals) => resolveSignal(s);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      void node.fatal.then(resolveSignal);
+    });
+    const fatal = signal instanceof Error ? signal : null;
+    node.logger.info(fatal ? `stopping: ${fatal.message}` : `stopping (${signal})`);
+    // A second signal or a stuck shutdown must not keep the process alive.
+    const force = setTimeout(() => process.exit(fatal ? 1 : 130), 5000);
+    force.unref();
+    await node.stop();
+    clearTimeout(force);
+    if (fatal) throw fatal;
+    return 0;
+  },
+};

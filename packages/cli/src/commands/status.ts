@@ -1,0 +1,72 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_API_PORT, type ClusterStatus, type MemberStatus } from '@edge-node/node';
+import { UsageError, type CliCommand } from '../cli-command.js';
+
+const HELP = `Usage: edge-node status [--api URL] [--json]
+
+Shows the cluster as seen by a running node: peers, their device profiles, link latency/bandwidth, and the plan.
+
+Options:
+  --api URL   the node's HTTP API (default http://127.0.0.1:${DEFAULT_API_PORT})
+  --json      print the raw /v1/cluster JSON
+`;
+
+export class NodeNotRunningError extends Error {
+  override name = 'NodeNotRunningError';
+}
+
+function gb(n: number): string {
+  return `${(n / 1e9).toFixed(1)} GB`;
+}
+
+function memberLine(m: MemberStatus, self: boolean): string {
+  const p = m.profile;
+  const stage = m.stageInfo ? ` stage ${JSON.stringify(m.stageInfo)}` : '';
+  const seen = self ? ' (this node)' : ` (seen ${(m.lastSeenMsAgo / 1000).toFixed(1)} s ago)`;
+  return (
+    `  ${m.name} ${m.peerId}${seen}\n` +
+    `    ${p.backend}, ${p.cores} cores, decode ${p.gflopsDecode} GFLOP/s, prefill ${p.gflopsPrefill} GFLOP/s, ` +
+    `${p.memBandwidthGBps} GB/s, memory ${gb(p.memoryBytes)}${stage}\n` +
+    m.addresses.map((a) => `    ${a}\n`).join('')
+  );
+}
+
+export function formatClusterStatus(s: ClusterStatus): string {
+  const names = new Map([s.self, ...s.peers].map((m) => [m.peerId, m.name]));
+  const name = (id: string) => names.get(id) ?? id.slice(-8);
+  let text = `Cluster: ${s.peers.length + 1} node(s)\n`;
+  text += memberLine(s.self, true);
+  for (const p of s.peers) text += memberLine(p, false);
+  text += `Links (${s.links.length}):\n`;
+  for (const l of s.links) text += `  ${name(l.from)} → ${name(l.to)}: RTT ${l.rttMs.toFixed(2)} ms, ${l.bandwidthMBps} MB/s\n`;
+  text += s.plan == null ? 'Plan: none yet\n' : `Plan:\n${JSON.stringify(s.plan, null, 2)}\n`;
+  return text;
+}
+
+export const statusCommand: CliCommand = {
+  name: 'status',
+  summary: 'show peers, device profiles, links and the plan of a running node',
+  async run(argv) {
+    let values;
+    try {
+      ({ values } = parseArgs({ args: argv, options: { api: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const base = (values.api ?? `http://127.0.0.1:${DEFAULT_API_PORT}`).replace(/\/$/, '');
+    let res: Response;
+    try {
+      res = await fetch(`${base}/v1/cluster`, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      throw new NodeNotRunningError(`no edge-node answers at ${base} (${(err as Error).cause ?? (err as Error).message}); is it running? pass --api with its API URL`);
+    }
+    if (!res.ok) throw new NodeNotRunningError(`${base}/v1/cluster answered ${res.status}: ${await res.text()}`);
+    const status = (await res.json()) as ClusterStatus;
+    process.stdout.write(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatClusterStatus(status));
+    return 0;
+  },
+};
