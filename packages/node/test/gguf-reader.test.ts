@@ -212,6 +212,14 @@ describe('corrupt GGUF files', () => {
     await expect(openModel(p)).rejects.toThrow(`${p}: not a GGUF file`);
   });
 
+  it('a llama2.c checkpoint and an empty file are refused with the reason', async () => {
+    await expect(openModel(join(DIR, 'stories260K.bin'))).rejects.toThrow(/stories260K\.bin: not a GGUF file \(magic bytes 0x/);
+    const empty = await variant('empty.gguf', (b) => b.subarray(0, 0));
+    const err = await openModel(empty).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TruncatedModelFileError);
+    expect((err as Error).message).toMatch(/empty\.gguf: GGUF header cut short: reading magic at byte 0 needs 4 bytes but the file is 0 bytes/);
+  });
+
   it('unsupported versions; v2 reads like v3', async () => {
     const v1 = await variant('v1.gguf', (b) => (b.writeUInt32LE(1, 4), b));
     await expect(openModel(v1)).rejects.toThrow(/unsupported GGUF version 1/);
