@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { readGgufHeader } from '../src/model/gguf-reader.js';
 import { gguf, writeGguf, type GgufMetadataValue } from '../src/synth/gguf-writer.js';
 import { bpePreTokenizer, preTokenize } from '../src/tokenizer/bpe-pre-tokenizer.js';
@@ -72,7 +72,7 @@ beforeAll(async () => {
     toks.set(pre, await loadTokenizer({ kind: 'gguf', metadata: (await readGgufHeader(path)).metadata }));
   }
   hf = await HfTokenizer.fromFiles(SMOLLM_JSON, null);
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 });
 
 afterAll(async () => {

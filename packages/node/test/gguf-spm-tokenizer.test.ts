@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { readGgufHeader } from '../src/model/gguf-reader.js';
 import { loadTokenizer } from '../src/tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
@@ -23,7 +23,7 @@ let ref: LlamaModel;
 
 beforeAll(async () => {
   tok = await loadTokenizer({ kind: 'gguf', metadata: (await readGgufHeader(GGUF)).metadata });
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   ref = await llama.loadModel({ modelPath: GGUF, vocabOnly: true });
 });
 
