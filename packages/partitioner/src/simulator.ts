@@ -127,6 +127,8 @@ export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles,
     lastToken[job.request] = arrival;
     if (job.step + 1 < r.genTokens) events.push(arrival, { kind: 'arrive', job: { request: job.request, step: job.step + 1, stage: 0 } });
   }
+  // The run ends when the last token reaches the first device.
+  now = Math.max(now, ...lastToken);
   let ttft = 0;
   let perToken = 0;
   for (let q = 0; q < r.concurrency; q++) {
