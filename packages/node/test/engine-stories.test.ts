@@ -6,6 +6,7 @@ import { GREEDY, Sampler } from '../src/engine/sampler.js';
 import { disposeShard, loadShard } from '../src/engine/shard-loader.js';
 import { ContextLengthError, TransformerShard } from '../src/engine/transformer-shard.js';
 import { openModel } from '../src/model/open-model.js';
+import { setJsKernelsEnabled } from '../src/engine/fused-kernels.js';
 import type { ModelFile } from '../src/model/model-file.js';
 
 const MODELS = new URL('../../../../shared/models/', import.meta.url).pathname;
@@ -107,6 +108,28 @@ describe('stories260K pipeline shards', () => {
       if (out.kind !== 'logits' || ref.kind !== 'logits') throw new Error('expected logits');
       expect(Array.from(out.logits)).toEqual(Array.from(ref.logits));
       expect(stages[0].isFirst && !stages[0].isLast).toBe(true);
+    }
+  });
+
+  it('the stock-op path (what tfjs-node runs) gives the same logits as the fused kernels', async () => {
+    const shard = new TransformerShard(await loadShard(model, { startLayer: 0, endLayer: model.config.numLayers }));
+    const prompt = reference.prompt_ids_with_bos;
+    const run = () => {
+      const cache = shard.createCache();
+      const a = shard.forward({ kind: 'tokens', tokens: prompt }, cache, { allLogits: true });
+      const b = shard.forward({ kind: 'tokens', tokens: [42] }, cache);
+      if (a.kind !== 'logits' || b.kind !== 'logits') throw new Error('expected logits');
+      return [...a.logits, ...b.logits];
+    };
+    const fused = run();
+    setJsKernelsEnabled(false);
+    try {
+      const stock = run();
+      let maxErr = 0;
+      for (let i = 0; i < fused.length; i++) maxErr = Math.max(maxErr, Math.abs(fused[i] - stock[i]));
+      expect(maxErr).toBeLessThan(1e-4);
+    } finally {
+      setJsKernelsEnabled(true);
     }
   });
 

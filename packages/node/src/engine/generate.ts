@@ -6,7 +6,7 @@ import { ContextLengthError } from './transformer-shard.js';
 /** What the generation loop needs from a tokenizer. */
 export interface GenerationTokenizer {
   encode(text: string, opts?: { addBos?: boolean }): number[];
-  createDecoder(): { push(id: number): string; flush(): string };
+  createDecoder(opts?: { continuation?: boolean }): { push(id: number): string; flush(): string };
   readonly eosIds: readonly number[];
 }
 
@@ -71,7 +71,8 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
   // Generation stops at the context limit: the request reserves exactly what it can use.
   const maxTokens = Math.min(opts.maxTokens, opts.contextLength - promptTokens.length);
   const stopper = new StopStringFilter(opts.stop ?? []);
-  const decoder = tokenizer.createDecoder();
+  // Generated text continues the prompt: a SentencePiece word-boundary space at its start is real text.
+  const decoder = tokenizer.createDecoder({ continuation: true });
   const eos = new Set(opts.ignoreEos ? [] : tokenizer.eosIds);
   const id = opts.requestId ?? randomUUID();
   const tokens: number[] = [];

@@ -1,0 +1,109 @@
+import { parseArgs } from 'node:util';
+import { GREEDY, DEFAULT_SAMPLING, LocalModel, parseBackendName, type SamplingParams } from '@edge-node/node';
+import { UsageError, type CliCommand } from '../cli-command.js';
+import { intOption, numberOption } from '../option-parsers.js';
+
+const USAGE = `Usage: edge-node run --model PATH --prompt TEXT [options]
+
+Generates text on this device alone (no network).
+
+Options:
+  --model PATH          GGUF file, or a Hugging Face folder (config.json + *.safetensors)
+  --prompt TEXT         raw prompt (BOS is prepended when the model asks for it, as llama.cpp does)
+  --max-tokens N        most tokens to generate (default 128)
+  --temperature T       0 = greedy (default 0.8)
+  --top-k N             (default 40; 0 = off)
+  --top-p P             (default 0.95; 1 = off)
+  --min-p P             (default 0.05; 0 = off)
+  --repeat-penalty R    (default 1 = off)
+  --seed S              same seed, same text
+  --stop TEXT           stop before this text (repeatable)
+  --ignore-eos          keep generating past end-of-sequence
+  --context N           context limit in tokens (default: the model's)
+  --backend NAME        node | wasm | cpu (default: node when installed, else wasm)
+  --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
+`;
+
+export const runCommand: CliCommand = {
+  name: 'run',
+  summary: 'generate text on this device',
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' },
+        prompt: { type: 'string' },
+        'max-tokens': { type: 'string' },
+        temperature: { type: 'string' },
+        'top-k': { type: 'string' },
+        'top-p': { type: 'string' },
+        'min-p': { type: 'string' },
+        'repeat-penalty': { type: 'string' },
+        seed: { type: 'string' },
+        stop: { type: 'string', multiple: true },
+        'ignore-eos': { type: 'boolean' },
+        context: { type: 'string' },
+        backend: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (!values.model) throw new UsageError('--model PATH is required');
+    if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required');
+    const temperature = numberOption(values.temperature, '--temperature', DEFAULT_SAMPLING.temperature);
+    const base = temperature === 0 ? GREEDY : DEFAULT_SAMPLING;
+    const sampling: SamplingParams = {
+      ...base,
+      temperature,
+      topK: intOption(values['top-k'], '--top-k', base.topK),
+      topP: numberOption(values['top-p'], '--top-p', base.topP),
+      minP: numberOption(values['min-p'], '--min-p', base.minP),
+      repetitionPenalty: numberOption(values['repeat-penalty'], '--repeat-penalty', 1),
+      seed: values.seed === undefined ? null : intOption(values.seed, '--seed', 0),
+    };
+    const maxTokens = intOption(values['max-tokens'], '--max-tokens', 128);
+    const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
+
+    const model = await LocalModel.open(values.model, {
+      backend: values.backend === undefined ? undefined : parseBackendName(values.backend),
+      contextLength,
+    });
+    try {
+      if (!values.json) process.stdout.write(values.prompt);
+      const result = await model.generate({
+        prompt: values.prompt,
+        maxTokens,
+        sampling,
+        stop: values.stop,
+        ignoreEos: values['ignore-eos'],
+        onText: values.json ? undefined : (delta) => process.stdout.write(delta),
+      });
+      if (values.json) {
+        process.stdout.write(
+          JSON.stringify({
+            text: result.text,
+            tokens: result.tokens,
+            promptTokens: result.promptTokens,
+            finishReason: result.finishReason,
+            timings: { ...result.timings, backend: model.backend.name },
+          }) + '\n',
+        );
+      } else {
+        const t = result.timings;
+        process.stdout.write('\n');
+        process.stderr.write(
+          `\n[${result.promptTokens.length} prompt tokens, ${result.tokens.length} generated, finish: ${result.finishReason}] ` +
+            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (backend ${model.backend.name})\n`,
+        );
+      }
+      return 0;
+    } finally {
+      await model.close();
+    }
+  },
+};

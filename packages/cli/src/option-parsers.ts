@@ -1,0 +1,15 @@
+import { UsageError } from './cli-command.js';
+
+/** A numeric flag's value, or the default when the flag is absent; anything unparsable is a UsageError. */
+export function numberOption(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag} needs a number (got "${value}")`);
+  return n;
+}
+
+export function intOption(value: string | undefined, flag: string, fallback: number): number {
+  const n = numberOption(value, flag, fallback);
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} needs a whole number (got "${value}")`);
+  return n;
+}
