@@ -1,4 +1,5 @@
 import type { CliCommand } from '../cli-command.js';
+import { runCommand } from './run.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { keygenCommand } from './keygen.js';
@@ -8,4 +9,5 @@ export const commands: CliCommand[] = [
   startCommand,
   statusCommand,
   keygenCommand,
+  runCommand,
 ];
