@@ -1,0 +1,211 @@
+/**
+ * Spawns real `edge-node start` processes for multi-process tests and waits for them. Every child's output goes
+ * to test-artifacts/<suite>/<node>.log; cleanup() kills all children (and removes temp data dirs).
+ *
+ *   const h = new ClusterHarness('three-nodes');
+ *   const a = await h.startNode({ name: 'a' });
+ *   const b = await h.startNode({ name: 'b', args: ['--bootstrap', a.addresses[0]] });
+ *   await h.waitFor(async () => (await b.health()).peers === 1, 5000, 'b sees a');
+ *   afterAll(() => h.cleanup());
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI_BIN = join(REPO_ROOT, 'packages/cli/bin/edge-node.js');
+const execFileAsync = promisify(execFile);
+
+let built = false;
+/** Builds the workspace once per test process (tsc -b is incremental); the CLI runs from dist/. */
+export function ensureBuilt(): void {
+  if (built) return;
+  try {
+    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-b'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 120_000 });
+  } catch (err) {
+    // Type errors elsewhere still emit JavaScript; only a missing CLI build is fatal.
+    const out = (err as { stdout?: Buffer }).stdout?.toString() ?? '';
+    if (!existsSync(join(REPO_ROOT, 'packages/cli/dist/main.js'))) throw new Error(`build failed:\n${out}`);
+  }
+  built = true;
+}
+
+export interface Health {
+  status: string;
+  peerId: string;
+  name: string;
+  addresses: string[];
+  peers: number;
+}
+
+export interface StartNodeOptions {
+  name: string;
+  /** Extra CLI arguments (e.g. --bootstrap ADDR, --cluster-key FILE). */
+  args?: string[];
+  /** Default: a fresh temp dir per node name (reused on restart of the same name). */
+  dataDir?: string;
+  /** Default /ip4/127.0.0.1/tcp/0. */
+  listen?: string;
+  env?: Record<string, string>;
+  /** How long to wait for the "API at" line. Default 20 s. */
+  timeoutMs?: number;
+}
+
+export class RunningNode {
+  peerId = '';
+  addresses: string[] = [];
+  apiUrl = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private text = '';
+
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+    readonly dataDir: string,
+    readonly logFile: string,
+    private readonly harness: ClusterHarness,
+  ) {
+    const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
+    log.write(`\n=== ${new Date().toISOString()} spawn ${proc.spawnargs.join(' ')}\n`);
+    const onData = (chunk: Buffer) => {
+      this.text += chunk.toString();
+      log.write(chunk);
+    };
+    proc.stdout?.on('data', onData);
+    proc.stderr?.on('data', onData);
+    this.exited = new Promise((res) =>
+      proc.once('exit', (code, signal) => {
+        log.end(`=== exit code ${code} signal ${signal}\n`);
+        res({ code, signal });
+      }),
+    );
+  }
+
+  /** Everything the process printed so far (stdout and stderr interleaved). */
+  output(): string {
+    return this.text;
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  async health(): Promise<Health> {
+    return (await this.harness.getJson(`${this.apiUrl}/health`)) as Health;
+  }
+
+  async cluster(): Promise<unknown> {
+    return this.harness.getJson(`${this.apiUrl}/v1/cluster`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.running) this.proc.kill(signal);
+  }
+
+  /** Resolves once the process printed its peer id, addresses and API URL; rejects if it exits first. */
+  async ready(timeoutMs: number): Promise<this> {
+    const deadline = Date.now() + timeoutMs;
+    while (!/edge-node: API at (\S+)/.test(this.text)) {
+      if (!this.running) throw new Error(`node ${this.name} exited before it was ready:\n${this.text}`);
+      if (Date.now() > deadline) throw new Error(`node ${this.name} not ready after ${timeoutMs} ms:\n${this.text}`);
+      await sleep(50);
+    }
+    this.peerId = /edge-node: peer id (\S+)/.exec(this.text)![1];
+    this.addresses = [...this.text.matchAll(/edge-node: listening on (\S+)/g)].map((m) => m[1]);
+    this.apiUrl = /edge-node: API at (\S+)/.exec(this.text)![1];
+    return this;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class ClusterHarness {
+  readonly artifactsDir: string;
+  readonly tempDir: string;
+  private readonly children: RunningNode[] = [];
+
+  /** `netns`: run every node (and HTTP queries) inside this network namespace via `ip netns exec`. */
+  constructor(
+    readonly suite: string,
+    readonly options: { netns?: string } = {},
+  ) {
+    ensureBuilt();
+    this.artifactsDir = join(REPO_ROOT, 'test-artifacts', suite);
+    mkdirSync(this.artifactsDir, { recursive: true });
+    this.tempDir = mkdtempSync(join(tmpdir(), `edge-${suite}-`));
+  }
+
+  /** Data dir used for a node name unless another is given. */
+  dataDirFor(name: string): string {
+    return join(this.tempDir, name);
+  }
+
+  /** Spawns `edge-node start` without waiting (use for processes expected to fail). */
+  spawnNode(opts: StartNodeOptions): RunningNode {
+    const dataDir = opts.dataDir ?? this.dataDirFor(opts.name);
+    const args = [
+      CLI_BIN,
+      'start',
+      '--name', opts.name,
+      '--data-dir', dataDir,
+      '--listen', opts.listen ?? '/ip4/127.0.0.1/tcp/0',
+      '--api-port', '0',
+      '--backend', 'wasm',
+      ...(opts.args ?? []),
+    ];
+    const [cmd, argv] = this.options.netns
+      ? ['ip', ['netns', 'exec', this.options.netns, process.execPath, ...args]]
+      : [process.execPath, args];
+    const proc = spawn(cmd, argv, { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const node = new RunningNode(opts.name, proc, dataDir, join(this.artifactsDir, `${opts.name}.log`), this);
+    this.children.push(node);
+    return node;
+  }
+
+  async startNode(opts: StartNodeOptions): Promise<RunningNode> {
+    return this.spawnNode(opts).ready(opts.timeoutMs ?? 20_000);
+  }
+
+  /** GET a JSON URL (inside the namespace when there is one). */
+  async getJson(url: string): Promise<unknown> {
+    if (this.options.netns) {
+      const { stdout } = await execFileAsync('ip', ['netns', 'exec', this.options.netns, 'curl', '-sf', '--max-time', '3', url]);
+      return JSON.parse(stdout);
+    }
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    return res.json();
+  }
+
+  /** Polls `check` until it returns true; returns the elapsed ms. Errors inside `check` count as "not yet". */
+  async waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 100): Promise<number> {
+    const start = Date.now();
+    let lastError = '';
+    for (;;) {
+      try {
+        if (await check()) return Date.now() - start;
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      if (Date.now() - start > timeoutMs) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}; logs in ${this.artifactsDir}`);
+      }
+      await sleep(intervalMs);
+    }
+  }
+
+  /** Kills every child still running (SIGTERM, then SIGKILL after 2 s) and removes temp dirs. */
+  async cleanup(): Promise<void> {
+    const alive = this.children.filter((c) => c.running);
+    for (const c of alive) c.kill('SIGTERM');
+    await Promise.race([Promise.all(alive.map((c) => c.exited)), sleep(2000)]);
+    for (const c of alive) c.kill('SIGKILL');
+    await Promise.race([Promise.all(alive.map((c) => c.exited)), sleep(1000)]);
+    rmSync(this.tempDir, { recursive: true, force: true });
+  }
+}
