@@ -3,8 +3,10 @@ import { InvalidDevicesError } from './errors.js';
 /** A device's measured (or declared) capabilities. */
 export interface Device {
   id: string;
-  /** Sustained compute, GFLOP/s. */
+  /** Sustained compute, GFLOP/s (decode: matrix-vector work). */
   gflops: number;
+  /** Sustained compute for prefill (matrix-matrix work), when measured separately. Default: gflops. */
+  gflopsPrefill?: number;
   /** Sustained memory read bandwidth, GB/s. */
   memBandwidthGBps: number;
   /** Memory the runtime may use on this device, bytes. */
@@ -93,12 +95,14 @@ export function parseCluster(json: unknown): Cluster {
     if (typeof d.id !== 'string' || d.id === '') throw new InvalidDevicesError(`devices[${i}].id must be a non-empty string`);
     if (ids.has(d.id)) throw new InvalidDevicesError(`device id "${d.id}" appears twice`);
     ids.add(d.id);
-    return {
+    const dev: Device = {
       id: d.id,
       gflops: positive(d.gflops, `devices[${i}].gflops ("${d.id}")`),
       memBandwidthGBps: positive(d.memBandwidthGBps, `devices[${i}].memBandwidthGBps ("${d.id}")`),
       memoryBytes: positive(d.memoryBytes, `devices[${i}].memoryBytes ("${d.id}")`),
     };
+    if (d.gflopsPrefill !== undefined) dev.gflopsPrefill = positive(d.gflopsPrefill, `devices[${i}].gflopsPrefill ("${d.id}")`);
+    return dev;
   });
   const rawLinks = o.links ?? [];
   if (!Array.isArray(rawLinks)) throw new InvalidDevicesError('"links" must be an array');

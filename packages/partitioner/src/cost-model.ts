@@ -29,6 +29,7 @@ export class CostModel {
   private readonly pKv: Float64Array;
   private readonly activationBytes: number;
   private readonly flopsPerMs: Float64Array;
+  private readonly prefillFlopsPerMs: Float64Array;
   private readonly bytesPerMs: Float64Array;
 
   constructor(
@@ -59,11 +60,12 @@ export class CostModel {
     // One prompt is prefilled at a time per stage; its working activations live on every stage.
     this.activationBytes = act * this.request.promptTokens;
     this.flopsPerMs = Float64Array.from(cluster.devices, (d) => d.gflops * 1e6);
+    this.prefillFlopsPerMs = Float64Array.from(cluster.devices, (d) => (d.gflopsPrefill ?? d.gflops) * 1e6);
     this.bytesPerMs = Float64Array.from(cluster.devices, (d) => d.memBandwidthGBps * 1e6);
   }
 
-  private roofline(d: number, flops: number, bytes: number): number {
-    return Math.max(flops / this.flopsPerMs[d], bytes / this.bytesPerMs[d]);
+  private roofline(d: number, flops: number, bytes: number, prefill = false): number {
+    return Math.max(flops / (prefill ? this.prefillFlopsPerMs[d] : this.flopsPerMs[d]), bytes / this.bytesPerMs[d]);
   }
 
   /** Compute ms of layers [s, e) on device d for one decode token with `position` tokens cached. */
@@ -89,7 +91,7 @@ export class CostModel {
       flops += h.flopsPerToken;
       bytes += h.bytesReadPerToken;
     }
-    return this.roofline(d, flops, bytes);
+    return this.roofline(d, flops, bytes, true);
   }
 
   /** Bytes a stage ending at layer e sends per token: a hidden state, or the token id back to the first stage. */

@@ -3,11 +3,13 @@ import { runCommand } from './run.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { keygenCommand } from './keygen.js';
+import { planCommand } from './plan.js';
 
 // Each command lives in its own file; add one line here per command.
 export const commands: CliCommand[] = [
   startCommand,
   statusCommand,
   keygenCommand,
+  planCommand,
   runCommand,
 ];

@@ -1,0 +1,225 @@
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  InvalidDevicesError,
+  InvalidModelConfigError,
+  InvalidPlanError,
+  evaluateSplit,
+  formatBytes,
+  modelProfile,
+  modelShapeFromHfConfig,
+  parseCluster,
+  planPipeline,
+  simulate,
+  type ModelShape,
+  type Objective,
+  type Plan,
+  type Prediction,
+} from '@edge-node/partitioner';
+import { UsageError, type CliCommand } from '../cli-command.js';
+
+const HELP = `Usage: edge-node plan (--model PATH | --model-config config.json) --devices devices.json
+                       [--objective latency|throughput] [--strategy optimal|memory-weighted|equal]
+                       [--split N,N,...] [--prompt-tokens N] [--gen-tokens N] [--context-tokens N]
+                       [--concurrency N] [--bytes-per-weight B] [--json]
+
+Plans which devices run which contiguous layers (ring order, layer counts) and predicts TTFT, per-token latency
+and throughput. No weights are read: only the model's config.
+
+Options:
+  --model PATH            a GGUF file or a safetensors folder (its config is read)
+  --model-config FILE     a Hugging Face config.json (llama / mistral / qwen2)
+  --devices FILE          { "devices": [{ "id", "gflops", "memBandwidthGBps", "memoryBytes" }],
+                            "links": [{ "from", "to", "latencyMs", "bandwidthMBps" }],
+                            "defaultLink": { "latencyMs", "bandwidthMBps" } }
+  --objective O           latency (one request: TTFT + per-token time; default) or throughput (tokens/s with
+                          --concurrency requests in flight)
+  --strategy S            optimal (default: exact up to 8 devices, fast beyond), memory-weighted (exo's split),
+                          equal
+  --split N,N,...         evaluate this split (layers per device, in the listed device order) instead of planning
+  --prompt-tokens N       default 128
+  --gen-tokens N          default 128
+  --context-tokens N      KV cache to reserve per request (default prompt + gen)
+  --concurrency N         requests in flight (default 1)
+  --bytes-per-weight B    weight bytes at run time (default 4: the runtime dequantises to float32;
+                          2 = f16, 1.0625 = Q8_0, 0.5625 = Q4_0)
+  --json                  print one JSON object
+`;
+
+function positiveInt(v: string | undefined, flag: string, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+async function readJsonFile(path: string, what: string, ErrorType: new (m: string) => Error): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ErrorType(`cannot read ${what} ${path}${code === 'ENOENT' ? ': no such file' : ` (${code ?? (e as Error).message})`}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ErrorType(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** The model's shape from a model file, via the node package's reader (loaded only when needed). */
+async function shapeFromModelFile(path: string, bytesPerWeight: number): Promise<ModelShape> {
+  const { openModel } = await import('@edge-node/node');
+  const model = await openModel(path);
+  try {
+    const c = model.config;
+    return {
+      name: c.name,
+      hiddenSize: c.hiddenSize,
+      intermediateSize: c.intermediateSize,
+      numLayers: c.numLayers,
+      numHeads: c.numHeads,
+      numKvHeads: c.numKvHeads,
+      headDim: c.headDim,
+      vocabSize: c.vocabSize,
+      tiedEmbeddings: c.tiedEmbeddings,
+      attentionBias: c.attentionBias,
+      bytesPerWeight,
+    };
+  } finally {
+    await model.close();
+  }
+}
+
+function formatTable(plan: Plan, predicted: Prediction, modelName: string, method: string): string {
+  const r = plan.request;
+  const rows = plan.stages.map((s) => [
+    s.device,
+    `${s.startLayer}-${s.endLayer - 1} (${s.endLayer - s.startLayer})`,
+    `${formatBytes(s.memoryBytes)} / ${formatBytes(s.memoryAvailableBytes)}${s.memoryBytes > s.memoryAvailableBytes ? ' OVER' : ''}`,
+    s.stageMs.toFixed(2),
+  ]);
+  const head = ['device', 'layers', 'memory used / available', 'stage ms'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  let out = `Plan for ${modelName}: ${method}, objective ${plan.objective}; prompt ${r.promptTokens}, gen ${r.genTokens}, ` +
+    `context ${r.contextTokens}, concurrency ${r.concurrency}\n\n`;
+  out += `${line(head)}\n${rows.map(line).join('\n')}\n`;
+  if (plan.excluded.length > 0) {
+    out += `\nLeft out:\n${plan.excluded.map((e) => `  ${e.device}: ${e.reason}`).join('\n')}\n`;
+  }
+  if (!plan.fitsInMemory) out += `\nWARNING: a stage needs more memory than its device has (marked OVER); this split cannot run.\n`;
+  out += `\nPredicted (simulated, ${r.concurrency} request(s) in flight): TTFT ${predicted.ttftMs.toFixed(1)} ms, ` +
+    `per token ${predicted.tokenLatencyMs.toFixed(2)} ms, throughput ${predicted.throughputTokPerS.toFixed(2)} tok/s\n`;
+  out += `Cost model (steady state): per token ${plan.cost.tokenLatencyMs.toFixed(2)} ms, ` +
+    `${plan.cost.throughputTokPerS.toFixed(2)} tok/s at concurrency ${r.concurrency}\n`;
+  return out;
+}
+
+export const planCommand: CliCommand = {
+  name: 'plan',
+  summary: 'plan which devices run which layers, and predict latency and throughput',
+  async run(argv) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        options: {
+          model: { type: 'string' },
+          'model-config': { type: 'string' },
+          devices: { type: 'string' },
+          objective: { type: 'string' },
+          strategy: { type: 'string' },
+          split: { type: 'string' },
+          'prompt-tokens': { type: 'string' },
+          'gen-tokens': { type: 'string' },
+          'context-tokens': { type: 'string' },
+          concurrency: { type: 'string' },
+          'bytes-per-weight': { type: 'string' },
+          json: { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
+      });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    const v = parsed.values;
+    if (v.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if ((v.model === undefined) === (v['model-config'] === undefined)) throw new UsageError(`give exactly one of --model or --model-config\n\n${HELP}`);
+    if (v.devices === undefined) throw new UsageError(`--devices is required\n\n${HELP}`);
+    const objective = (v.objective ?? 'latency') as Objective;
+    if (objective !== 'latency' && objective !== 'throughput') throw new UsageError(`--objective must be latency or throughput, got "${v.objective}"`);
+    const strategy = v.strategy ?? 'optimal';
+    if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') {
+      throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
+    }
+    if (v.split !== undefined && v.strategy !== undefined) throw new UsageError('--split evaluates a given split: do not combine it with --strategy');
+    const promptTokens = positiveInt(v['prompt-tokens'], '--prompt-tokens', 128);
+    const genTokens = positiveInt(v['gen-tokens'], '--gen-tokens', 128);
+    const contextTokens = positiveInt(v['context-tokens'], '--context-tokens', promptTokens + genTokens);
+    if (contextTokens < promptTokens + genTokens) throw new UsageError(`--context-tokens (${contextTokens}) must be at least prompt + gen tokens (${promptTokens + genTokens})`);
+    const concurrency = positiveInt(v.concurrency, '--concurrency', 1);
+    const bytesPerWeight = v['bytes-per-weight'] === undefined ? 4 : Number(v['bytes-per-weight']);
+    if (!(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
+    let split: number[] | undefined;
+    if (v.split !== undefined) {
+      split = v.split.split(',').map((x) => Number(x.trim()));
+      if (split.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--split must be comma-separated non-negative integers, got "${v.split}"`);
+    }
+
+    const shape = v.model !== undefined
+      ? await shapeFromModelFile(v.model, bytesPerWeight)
+      : modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight });
+    const profile = modelProfile(shape);
+    const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));
+    const request = { promptTokens, genTokens, contextTokens, concurrency };
+
+    let plan: Plan;
+    if (split) {
+      try {
+        plan = evaluateSplit(profile, cluster, request, split, objective);
+      } catch (e) {
+        if (e instanceof InvalidPlanError) throw new UsageError(`--split: ${e.message}`);
+        throw e;
+      }
+    } else {
+      plan = planPipeline(profile, cluster, request, { objective, strategy });
+    }
+    const predicted = simulate(plan, { model: profile, cluster }, request);
+    const shownStrategy = split ? 'given' : strategy;
+    const method = split ? 'given split' : strategy === 'optimal' ? `optimal (${plan.strategy})` : strategy;
+    if (v.json) {
+      const out = {
+        strategy: shownStrategy,
+        method: plan.strategy,
+        objective,
+        model: shape.name ?? null,
+        request: plan.request,
+        fitsInMemory: plan.fitsInMemory,
+        stages: plan.stages.map((s) => ({
+          device: s.device,
+          startLayer: s.startLayer,
+          endLayer: s.endLayer,
+          memoryBytes: s.memoryBytes,
+          memoryAvailableBytes: s.memoryAvailableBytes,
+          computeMs: s.computeMs,
+          hopMs: s.hopMs,
+          stageMs: s.stageMs,
+        })),
+        excluded: plan.excluded.map((e) => ({ device: e.device, reason: e.reason, code: e.code })),
+        predicted: { ttftMs: predicted.ttftMs, tokenLatencyMs: predicted.tokenLatencyMs, throughputTokPerS: predicted.throughputTokPerS },
+        costModel: plan.cost,
+      };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    } else {
+      const name = shape.name ?? (v.model ?? basename(dirname(resolve(v['model-config']!))));
+      process.stdout.write(formatTable(plan, predicted, name, method));
+    }
+    return 0;
+  },
+};
