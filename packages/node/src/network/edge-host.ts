@@ -283,6 +283,8 @@ class Libp2pEdgeHost implements EdgeHost {
   }
 
   private onDiscovery(info: PeerInfo): void {
+    // libp2p also emits discovery for peers learned otherwise (identify, our own dials): dial only for mDNS.
+    if (!this.options.mdns) return;
     const peerId = info.id.toString();
     if (this.closing || peerId === this.peerId || this.isConnected(peerId)) return;
     this.libp2p.dial(info.id, { signal: AbortSignal.timeout(5000) }).catch((err: Error) => {
