@@ -1,0 +1,265 @@
+import type { SamplingParams } from '../engine/sampler.js';
+import { validateSampling } from '../engine/sampler.js';
+
+/**
+ * Frames on `/edge-node/activations/…`: what flows around the pipeline ring. One request's life:
+ *
+ *   coordinator ──act(step 0, tokens, `open`)──▶ stage 0 ──act(hidden)──▶ … ──▶ last stage
+ *   coordinator ◀──────────────────────── token(step 0) ─────────────────────────┘
+ *   coordinator ──act(step 1, one token)──▶ stage 0 ──▶ … ──▶ last stage ──token(step 1)──▶ coordinator …
+ *   coordinator ──release──▶ stage 0 ──release──▶ … (each stage frees its KV cache and forwards)
+ *
+ * Prefill may arrive in several `act` chunks (each at most the frame limit); only the chunk with `final` makes the
+ * last stage sample. Every frame is validated here before anything uses it.
+ */
+export const ACTIVATION_FRAME_VERSION = 1;
+
+/** Everything a stage must know about a request, sent with its first chunk. */
+export interface RequestOpening {
+  /** Peer ids of the stages, in ring order. */
+  route: string[];
+  /** [startLayer, endLayer) of each stage, parallel to route. */
+  ranges: [number, number][];
+  /** Where the last stage sends sampled tokens and any stage sends errors. */
+  coordinator: string;
+  /** Fingerprint of the model every stage must have loaded. */
+  model: string;
+  /** Prompt ids, for the last stage's repetition penalties. */
+  promptTokens: number[];
+  sampling: SamplingParams;
+  /** Positions each stage reserves for this request. */
+  contextLength: number;
+}
+
+export interface ActFrame {
+  t: 'act';
+  v: number;
+  rid: string;
+  /** Index in the route of the stage this frame is for. */
+  stage: number;
+  /** 0 = prefill, k = the k-th decode step. */
+  step: number;
+  /** Position of the first row (must equal the stage's cache length: frames arrive in order). */
+  pos: number;
+  /** Rows in this frame. */
+  n: number;
+  /** Last chunk of this step. */
+  final: boolean;
+  /** Token ids, for stage 0. */
+  tokens?: Int32Array;
+  /** Hidden states [n, hidden] float32, for later stages. */
+  hidden?: Float32Array;
+  /** Only on the first chunk of step 0. */
+  open?: RequestOpening;
+  /** Compute ms of the stages before this one for this step (travels to the coordinator with the token). */
+  stageMs?: number[];
+}
+
+export interface TokenFrame {
+  t: 'token';
+  v: number;
+  rid: string;
+  step: number;
+  token: number;
+  /** Per-stage compute time for this step, ms, in route order (for metrics and `edge-node bench`). */
+  stageMs?: number[];
+}
+
+export interface ReleaseFrame {
+  t: 'release';
+  v: number;
+  rid: string;
+  stage: number;
+}
+
+export interface ErrorFrame {
+  t: 'error';
+  v: number;
+  rid: string;
+  /** Typed error name from the stage (e.g. ContextLengthError) and its message. */
+  name: string;
+  message: string;
+  /** The stage's peer id. */
+  from: string;
+}
+
+export type ActivationFrame = ActFrame | TokenFrame | ReleaseFrame | ErrorFrame;
+
+/** A frame that does not follow this schema: the stream it came on is reset. */
+export class FrameValidationError extends Error {
+  override name = 'FrameValidationError';
+}
+
+/** Limits that keep a hostile or broken peer from making us allocate or loop without bound. */
+export interface FrameLimits {
+  maxRows: number;
+  hiddenSize: number;
+  vocabSize: number;
+  maxRoute: number;
+  maxContext: number;
+}
+
+const RID = /^[A-Za-z0-9_.:-]{1,96}$/;
+
+function fail(msg: string): never {
+  throw new FrameValidationError(msg);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !ArrayBuffer.isView(x);
+}
+
+function int(o: Record<string, unknown>, key: string, min: number, max: number): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`field "${key}" must be an integer in [${min}, ${max}]`);
+  return v;
+}
+
+function str(o: Record<string, unknown>, key: string, max = 256): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(`field "${key}" must be a non-empty string of at most ${max} characters`);
+  return v;
+}
+
+function rid(o: Record<string, unknown>): string {
+  const v = str(o, 'rid', 96);
+  if (!RID.test(v)) fail('field "rid" has characters outside [A-Za-z0-9_.:-]');
+  return v;
+}
+
+function tokenArray(v: unknown, what: string, max: number, vocab: number): Int32Array {
+  let out: Int32Array;
+  if (v instanceof Int32Array) out = v;
+  else if (Array.isArray(v) && v.length <= max && v.every((x) => Number.isInteger(x))) out = Int32Array.from(v as number[]);
+  else fail(`${what} must be an array of integer token ids`);
+  if (out.length > max) fail(`${what} has ${out.length} entries (limit ${max})`);
+  for (const id of out) if (id < 0 || id >= vocab) fail(`${what} holds token id ${id}, outside the vocabulary (0..${vocab - 1})`);
+  return out;
+}
+
+function parseSampling(v: unknown): SamplingParams {
+  if (!isRecord(v)) fail('open.sampling must be an object');
+  const num = (k: string) => {
+    const x = v[k];
+    if (typeof x !== 'number' || !Number.isFinite(x)) fail(`open.sampling.${k} must be a finite number`);
+    return x;
+  };
+  const seed = v.seed;
+  const params: SamplingParams = {
+    temperature: num('temperature'),
+    topK: num('topK'),
+    topP: num('topP'),
+    minP: num('minP'),
+    repetitionPenalty: num('repetitionPenalty'),
+    frequencyPenalty: num('frequencyPenalty'),
+    presencePenalty: num('presencePenalty'),
+    penaltyLastN: num('penaltyLastN'),
+    seed: seed === null || seed === undefined ? null : typeof seed === 'number' ? seed : fail('open.sampling.seed must be a number or null'),
+  };
+  try {
+    validateSampling(params);
+  } catch (err) {
+    fail(`open.sampling: ${(err as Error).message}`);
+  }
+  return params;
+}
+
+function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
+  if (!isRecord(v)) fail('field "open" must be an object');
+  const route = v.route;
+  if (!Array.isArray(route) || route.length < 1 || route.length > limits.maxRoute || !route.every((p) => typeof p === 'string' && p.length > 0 && p.length < 128)) {
+    fail(`open.route must list 1..${limits.maxRoute} peer ids`);
+  }
+  const ranges = v.ranges;
+  if (!Array.isArray(ranges) || ranges.length !== route.length) fail('open.ranges must have one [start, end) per route entry');
+  let expectStart = 0;
+  for (const r of ranges) {
+    if (!Array.isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) || r[0] !== expectStart || r[1] <= r[0]) {
+      fail('open.ranges must be contiguous, non-empty [start, end) layer ranges starting at 0');
+    }
+    expectStart = r[1];
+  }
+  const contextLength = int(v, 'contextLength', 1, limits.maxContext);
+  const promptTokens = Array.from(tokenArray(v.promptTokens, 'open.promptTokens', limits.maxContext, limits.vocabSize));
+  return {
+    route: route as string[],
+    ranges: ranges as [number, number][],
+    coordinator: str(v, 'coordinator', 128),
+    model: str(v, 'model', 256),
+    promptTokens,
+    sampling: parseSampling(v.sampling),
+    contextLength,
+  };
+}
+
+function parseStageMs(v: unknown, limits: FrameLimits): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length > limits.maxRoute || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) {
+    fail(`stageMs must list at most ${limits.maxRoute} non-negative numbers`);
+  }
+  return v as number[];
+}
+
+/** Checks an incoming message against the schema and the limits; returns it typed, or throws FrameValidationError. */
+export function parseActivationFrame(raw: unknown, limits: FrameLimits): ActivationFrame {
+  if (!isRecord(raw)) fail('a frame must be a map');
+  if (raw.v !== ACTIVATION_FRAME_VERSION) fail(`frame version ${String(raw.v)} is not supported (this node speaks ${ACTIVATION_FRAME_VERSION})`);
+  switch (raw.t) {
+    case 'act': {
+      const n = int(raw, 'n', 1, limits.maxRows);
+      const frame: ActFrame = {
+        t: 'act',
+        v: ACTIVATION_FRAME_VERSION,
+        rid: rid(raw),
+        stage: int(raw, 'stage', 0, limits.maxRoute - 1),
+        step: int(raw, 'step', 0, limits.maxContext),
+        pos: int(raw, 'pos', 0, limits.maxContext - 1),
+        n,
+        final: raw.final === true,
+      };
+      if (typeof raw.final !== 'boolean') fail('field "final" must be a boolean');
+      if (raw.tokens !== undefined && raw.hidden !== undefined) fail('a frame carries tokens or hidden states, not both');
+      if (raw.tokens !== undefined) {
+        frame.tokens = tokenArray(raw.tokens, 'tokens', limits.maxRows, limits.vocabSize);
+        if (frame.tokens.length !== n) fail(`tokens has ${frame.tokens.length} ids but n = ${n}`);
+      } else if (raw.hidden !== undefined) {
+        if (!(raw.hidden instanceof Float32Array)) fail('hidden must be float32 data');
+        if (raw.hidden.length !== n * limits.hiddenSize) fail(`hidden has ${raw.hidden.length} values; expected n × hidden = ${n} × ${limits.hiddenSize}`);
+        for (let i = 0; i < raw.hidden.length; i++) if (!Number.isFinite(raw.hidden[i])) fail('hidden holds a non-finite value');
+        frame.hidden = raw.hidden;
+      } else {
+        fail('an act frame needs tokens or hidden');
+      }
+      if (raw.open !== undefined) {
+        if (frame.step !== 0 || frame.pos !== 0) fail('only the first chunk of step 0 may open a request');
+        frame.open = parseOpening(raw.open, limits);
+      }
+      if (frame.step > 0 && (n !== 1 || !frame.final)) fail('a decode step carries exactly one final row');
+      const ms = parseStageMs(raw.stageMs, limits);
+      if (ms) frame.stageMs = ms;
+      return frame;
+    }
+    case 'token':
+      return {
+        t: 'token',
+        v: ACTIVATION_FRAME_VERSION,
+        rid: rid(raw),
+        step: int(raw, 'step', 0, limits.maxContext),
+        token: int(raw, 'token', 0, limits.vocabSize - 1),
+        ...(parseStageMs(raw.stageMs, limits) ? { stageMs: parseStageMs(raw.stageMs, limits) } : {}),
+      };
+    case 'release':
+      return { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: rid(raw), stage: int(raw, 'stage', 0, limits.maxRoute - 1) };
+    case 'error':
+      return {
+        t: 'error',
+        v: ACTIVATION_FRAME_VERSION,
+        rid: rid(raw),
+        name: str(raw, 'name', 128),
+        message: str(raw, 'message', 4096),
+        from: str(raw, 'from', 128),
+      };
+    default:
+      fail(`unknown frame type ${JSON.stringify(raw.t)?.slice(0, 40)}`);
+  }
+}

@@ -1,0 +1,72 @@
+import { loadShard, disposeShard, type LayerRange, type ShardWeights } from '../engine/shard-loader.js';
+import { TransformerShard } from '../engine/transformer-shard.js';
+import type { ModelFile } from '../model/model-file.js';
+
+interface Entry {
+  range: LayerRange;
+  loading: Promise<{ shard: TransformerShard; weights: ShardWeights }>;
+  lastUsed: number;
+}
+
+/**
+ * The layer ranges this node has loaded from its model file. A node normally holds one range (its stage); during a
+ * re-plan it may briefly hold the old and the new one, so at most `maxShards` are kept and the least recently used
+ * range that no request is using is freed first.
+ */
+export class ShardStore {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    readonly model: ModelFile,
+    private readonly maxShards = 2,
+  ) {}
+
+  static key(range: LayerRange): string {
+    return `${range.startLayer}-${range.endLayer}`;
+  }
+
+  /** The shard for `range`, loading it (reading only its tensors) if needed. */
+  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<TransformerShard> {
+    const key = ShardStore.key(range);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      this.evict(inUse, key);
+      const loading = loadShard(this.model, range).then((weights) => ({ weights, shard: new TransformerShard(weights) }));
+      entry = { range, loading, lastUsed: Date.now() };
+      this.entries.set(key, entry);
+      loading.catch(() => this.entries.delete(key));
+    }
+    entry.lastUsed = Date.now();
+    return (await entry.loading).shard;
+  }
+
+  /** Ranges loaded (or loading) now. */
+  ranges(): LayerRange[] {
+    return [...this.entries.values()].map((e) => e.range);
+  }
+
+  /** Bytes of weights held by loaded shards. */
+  async weightBytes(): Promise<number> {
+    let total = 0;
+    for (const e of this.entries.values()) total += (await e.loading.catch(() => null))?.weights.weightBytes ?? 0;
+    return total;
+  }
+
+  private evict(inUse: ReadonlySet<string>, incoming: string): void {
+    while (this.entries.size >= this.maxShards) {
+      const victims = [...this.entries.entries()].filter(([k]) => !inUse.has(k) && k !== incoming).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+      if (victims.length === 0) return;
+      const [key, entry] = victims[0];
+      this.entries.delete(key);
+      void entry.loading.then(({ weights }) => disposeShard(weights)).catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.entries.values()) {
+      const loaded = await e.loading.catch(() => null);
+      if (loaded) disposeShard(loaded.weights);
+    }
+    this.entries.clear();
+  }
+}
