@@ -26,7 +26,7 @@ export interface MeasureDeviceOptions {
   memoryBudgetBytes?: number;
   /** Backend to start if none is active yet (default: initBackend's choice). Never falls back silently. */
   backend?: BackendName;
-  /** Wall-clock budget for the kernel measurements. Default 1500 ms (the whole call stays under 2 s). */
+  /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call (the whole call stays under 2 s). */
   budgetMs?: number;
 }
 
@@ -63,31 +63,39 @@ async function timeKernel(fn: () => tf.Tensor, deadline: number, maxReps: number
  * slow cpu backend) are skipped and the smaller shape's figure is used.
  */
 export async function measureDevice(options: MeasureDeviceOptions = {}): Promise<DeviceProfile> {
-  const backend = await initBackend(options.backend);
   const start = performance.now();
-  const deadline = start + (options.budgetMs ?? 1500);
+  const backend = await initBackend(options.backend);
+  const deadline = start + (options.budgetMs ?? 1000);
+  const left = () => deadline - performance.now();
   let gflopsDecode = 0;
   let gflopsPrefill = 0;
   let bandwidth = 0;
 
   for (const [k, n] of DECODE_SHAPES) {
-    const remaining = deadline - performance.now();
-    // Estimate this shape's cost from what we already measured; skip it if it would blow the budget.
-    if (gflopsPrefill > 0 && (2 * PREFILL_ROWS * k * n) / (gflopsPrefill * 1e9) * 1000 * 4 > remaining) break;
+    // Predict this shape's cost from the previous one (fill + warm-up + one timed call); skip what would not fit,
+    // so a slow backend or a busy machine still finishes in time.
+    const decodeMs = bandwidth > 0 ? ((k * n * 4) / (bandwidth * 1e9)) * 1000 : 0;
+    const prefillMs = gflopsPrefill > 0 ? ((2 * PREFILL_ROWS * k * n) / (gflopsPrefill * 1e9)) * 1000 : 0;
+    const fillMs = bandwidth > 0 ? ((k * n * 4) / (bandwidth * 1e9)) * 1000 * 10 : 0;
+    if (fillMs + 2 * decodeMs > left() * 0.8) break;
     const w = tf.randomUniform([k, n], -0.05, 0.05, 'float32');
     const x1 = tf.randomUniform([1, k]);
-    const xp = tf.randomUniform([PREFILL_ROWS, k]);
     try {
-      const shapeDeadline = performance.now() + remaining / 4;
-      const tDecode = await timeKernel(() => tf.matMul(x1, w), shapeDeadline, 20);
+      const tDecode = await timeKernel(() => tf.matMul(x1, w), performance.now() + left() / 5, 10);
       gflopsDecode = (2 * k * n) / tDecode / 1e9;
       bandwidth = (k * n * 4) / tDecode / 1e9; // the weight dominates the bytes moved by a GEMV
-      const tPrefill = await timeKernel(() => tf.matMul(xp, w), performance.now() + remaining / 4, 5);
-      gflopsPrefill = (2 * PREFILL_ROWS * k * n) / tPrefill / 1e9;
+      if (2 * prefillMs < left() * 0.8) {
+        const xp = tf.randomUniform([PREFILL_ROWS, k]);
+        try {
+          const tPrefill = await timeKernel(() => tf.matMul(xp, w), performance.now() + left() / 4, 3);
+          gflopsPrefill = (2 * PREFILL_ROWS * k * n) / tPrefill / 1e9;
+        } finally {
+          xp.dispose();
+        }
+      }
     } finally {
       w.dispose();
       x1.dispose();
-      xp.dispose();
     }
   }
 
