@@ -6,6 +6,12 @@ import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/
 import { Membership, type ClusterMember, type MembershipOptions, type StageInfo } from './cluster/membership.js';
 import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
 import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
+import { openModel } from './model/open-model.js';
+import { loadTokenizer } from './tokenizer/load-tokenizer.js';
+import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+import { planSummary } from './pipeline/plan-summary.js';
+import { addCompletionsRoute } from './api/completions-route.js';
 
 export interface EdgeNodeOptions {
   name: string;
@@ -20,10 +26,14 @@ export interface EdgeNodeOptions {
   apiHost?: string;
   memoryBudgetBytes?: number;
   backend?: BackendName;
-  /** Passed through for the model engine / pipeline (not used by the network layer). */
+  /** Model file or folder this node serves (each node has the model locally). Without one the node only relays. */
   modelPath?: string;
-  /** Passed through: explicit layer split, e.g. [10, 20] for three stages. */
+  /** Layers per stage for the nodes in name order (e.g. [2, 3]), instead of the partitioner's plan. */
   split?: number[];
+  /** Context limit per request in tokens (default: the model's, at most 4096). */
+  contextLength?: number;
+  /** Requests the plan reserves KV-cache memory for (default 4). */
+  concurrency?: number;
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;
@@ -74,6 +84,8 @@ export interface EdgeNode {
   readonly router: ApiRouter;
   readonly api: ApiServer;
   readonly logger: NodeLogger;
+  /** The pipeline (stage server and coordinator), when the node has a model. */
+  readonly pipeline: ClusterPipeline | null;
   /** Rejects never; resolves with an error that requires the node to stop (e.g. DuplicatePeerIdError). */
   readonly fatal: Promise<Error>;
   health(): HealthStatus;
@@ -128,8 +140,29 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   await membership.start();
   await links.start();
-  const router = new ApiRouter();
+
+  let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  if (options.modelPath) {
+    const model = await openModel(options.modelPath);
+    const tokenizer = await loadTokenizer(model.tokenizer);
+    const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
+    logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${options.modelPath}`);
+    pipeline = new ClusterPipeline({
+      host,
+      membership,
+      log: logger,
+      model,
+      tokenizer,
+      contextLength,
+      concurrency: options.concurrency ?? 4,
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      ...(options.split ? { split: options.split } : {}),
+      onPlan: (p) => (plan = planSummary(p)),
+    });
+    await pipeline.start();
+  }
+  const router = new ApiRouter();
   let api: ApiServer;
   try {
     await host.start();
@@ -148,6 +181,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     router,
     api,
     logger,
+    pipeline,
     fatal,
     health: () => ({ status: 'ok', peerId: host.peerId, name: options.name, addresses: host.addresses(), peers: membership.members().length }),
     status: () => {
@@ -164,6 +198,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       plan = p;
     },
     stop: async () => {
+      await pipeline?.stop();
       links.stop();
       await membership.stop();
       await Promise.all([api.close(), host.close()]);
@@ -171,5 +206,6 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   };
   router.add('GET', '/health', () => node.health());
   router.add('GET', '/v1/cluster', () => node.status());
+  if (pipeline) addCompletionsRoute(router, pipeline);
   return node;
 }

@@ -10,6 +10,7 @@ import {
   type BackendName,
   type EdgeNodeOptions,
 } from '@edge-node/node';
+import { intOption } from '../option-parsers.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node start --model PATH [options]
@@ -26,7 +27,9 @@ Options:
   --name NAME              node name shown to the cluster (default: hostname)
   --data-dir DIR           identity and cache (default ~/.cache/edge-node/<name or "default">); one per node
   --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
-  --split N,N,...          explicit layer split between stages instead of the planner's
+  --split N,N,...          layers per stage for the nodes in name order (e.g. 2,3), instead of the planner's
+  --context N              context limit per request in tokens (default: the model's, at most 4096)
+  --concurrency N          requests the plan reserves KV-cache memory for (default 4)
   --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
   --backend node|wasm|cpu  tfjs backend (default: node if installed, else wasm)
 `;
@@ -43,7 +46,7 @@ export function parseByteSize(value: string, flag: string): number {
 function parseSplit(value: string): number[] {
   const parts = value.split(',').map((s) => Number(s.trim()));
   if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n <= 0)) {
-    throw new UsageError(`--split needs layer indices like 10,20 (got "${value}")`);
+    throw new UsageError(`--split needs layer counts per stage like 10,20 (got "${value}")`);
   }
   return parts;
 }
@@ -65,6 +68,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
         split: { type: 'string' },
+        context: { type: 'string' },
+        concurrency: { type: 'string' },
         'cluster-key': { type: 'string' },
         backend: { type: 'string' },
       },
@@ -102,6 +107,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['api-host'] ? { apiHost: v['api-host'] } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
+    ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
+    ...(v.concurrency !== undefined ? { concurrency: intOption(v.concurrency, '--concurrency', 4) } : {}),
     ...(v.model !== undefined ? { modelPath: resolve(v.model) } : {}),
     ...(clusterKey ? { clusterKey } : {}),
     ...(backend ? { backend } : {}),

@@ -1,0 +1,115 @@
+import {
+  evaluateSplit,
+  modelProfile,
+  planPipeline,
+  type Cluster,
+  type Device,
+  type Link,
+  type ModelShape,
+  type Plan,
+  type RequestShape,
+} from '@edge-node/partitioner';
+import type { ClusterMember } from '../cluster/membership.js';
+import type { ModelConfig } from '../model/model-config.js';
+import type { Route } from './pipeline-executor.js';
+
+/** The cluster cannot serve right now (not enough nodes for --split, nobody has the model, …). */
+export class ClusterNotReadyError extends Error {
+  override name = 'ClusterNotReadyError';
+}
+
+export interface ClusterPlanInput {
+  /** This node and the other members, as membership knows them. */
+  members: ClusterMember[];
+  config: ModelConfig;
+  /** Only members whose stageInfo.model equals this take part. */
+  modelFingerprint: string;
+  /** Layers per node, for nodes in name order (then peer id); overrides the partitioner. */
+  split?: number[];
+  /** What the plan reserves memory for. */
+  request: RequestShape;
+  previous?: Plan;
+}
+
+export interface ClusterPlan {
+  /** Changes whenever the stages change. */
+  id: string;
+  route: Route;
+  /** The partitioner's plan with its predictions (device ids are peer ids). */
+  plan: Plan;
+  stages: { peerId: string; name: string; startLayer: number; endLayer: number }[];
+}
+
+/** The partitioner's view of a model: sizes only, float32 weights (the engine dequantises at load). */
+export function modelShapeOf(c: ModelConfig): ModelShape {
+  return {
+    name: c.name,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    vocabSize: c.vocabSize,
+    tiedEmbeddings: c.tiedEmbeddings,
+    attentionBias: c.attentionBias,
+    bytesPerWeight: 4,
+  };
+}
+
+/** Identifies a model across nodes: two nodes can share a pipeline only if their fingerprints match. */
+export function modelFingerprint(c: ModelConfig): string {
+  return `${c.name}|${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}|V${c.vocabSize}`;
+}
+
+const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
+
+/**
+ * The devices and links the partitioner sees. The wasm backend keeps a packed copy of every weight matrix next to
+ * the original, so a wasm node offers the planner half its memory budget.
+ */
+export function clusterOf(members: ClusterMember[]): Cluster {
+  const devices: Device[] = members.map((m) => ({
+    id: m.peerId,
+    gflops: m.profile.gflopsDecode,
+    gflopsPrefill: m.profile.gflopsPrefill,
+    memBandwidthGBps: m.profile.memBandwidthGBps,
+    memoryBytes: m.profile.backend === 'wasm' ? m.profile.memoryBytes / 2 : m.profile.memoryBytes,
+  }));
+  const ids = new Set(devices.map((d) => d.id));
+  const links: Link[] = [];
+  for (const m of members) {
+    for (const [to, s] of Object.entries(m.links)) {
+      if (ids.has(to) && to !== m.peerId) links.push({ from: m.peerId, to, latencyMs: s.rttMs / 2, bandwidthMBps: s.bandwidthMBps });
+    }
+  }
+  return { devices, links, defaultLink: { latencyMs: 1, bandwidthMBps: 100 } };
+}
+
+export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
+  const { config } = input;
+  const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
+  if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
+  const profile = modelProfile(modelShapeOf(config));
+  let plan: Plan;
+  if (input.split) {
+    const k = input.split.length;
+    if (members.length < k) {
+      throw new ClusterNotReadyError(`--split lists ${k} stages but only ${members.length} node(s) with this model are in the cluster`);
+    }
+    plan = evaluateSplit(profile, clusterOf(members.slice(0, k)), input.request, input.split);
+  } else {
+    plan = planPipeline(profile, clusterOf(members), input.request, { objective: 'latency', ...(input.previous ? { previous: input.previous } : {}) });
+  }
+  const byId = new Map(members.map((m) => [m.peerId, m]));
+  const stages = plan.stages
+    .filter((s) => s.endLayer > s.startLayer)
+    .map((s) => ({ peerId: s.device, name: byId.get(s.device)?.name ?? s.device, startLayer: s.startLayer, endLayer: s.endLayer }));
+  const id = stages.map((s) => `${s.peerId.slice(-6)}:${s.startLayer}-${s.endLayer}`).join(',');
+  return {
+    id,
+    plan,
+    stages,
+    route: { planId: id, peers: stages.map((s) => s.peerId), ranges: stages.map((s) => [s.startLayer, s.endLayer]), model: input.modelFingerprint },
+  };
+}
