@@ -47,6 +47,11 @@ export interface LlamaCppRunOptions {
   threads?: number;
   /** KV cache size in tokens (default: just enough for the call, rounded up to 256). */
   contextSize?: number;
+  /**
+   * KV cache element type. Default 'F32' so llama.cpp is an exact float32 oracle; llama.cpp's own default
+   * is 'F16', which rounds every cached K/V and changes greedy tokens of random-weight models.
+   */
+  kvCacheType?: 'F32' | 'F16';
 }
 
 export interface LlamaCppSpeed {
@@ -102,6 +107,8 @@ async function withContext<T>(model: LlamaModel, tokens: number, options: LlamaC
     threads: options.threads ?? 1,
     sequences: 1,
     flashAttention: false,
+    experimentalKvCacheKeyType: options.kvCacheType ?? 'F32',
+    experimentalKvCacheValueType: options.kvCacheType ?? 'F32',
   });
   try {
     return await fn(ctx);
