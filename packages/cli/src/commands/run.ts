@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { GREEDY, DEFAULT_SAMPLING, LocalModel, parseBackendName, type SamplingParams } from '@edge-node/node';
+import { BACKEND_NAMES, GREEDY, DEFAULT_SAMPLING, LocalModel, type BackendName, type SamplingParams } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption, numberOption } from '../option-parsers.js';
 
@@ -68,9 +68,14 @@ export const runCommand: CliCommand = {
     };
     const maxTokens = intOption(values['max-tokens'], '--max-tokens', 128);
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
+    const backend = values.backend;
+    // A misspelt backend is a command-line mistake (exit 2), not a backend failing to start.
+    if (backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backend)) {
+      throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')} (got "${backend}")`);
+    }
 
     const model = await LocalModel.open(values.model, {
-      backend: values.backend === undefined ? undefined : parseBackendName(values.backend),
+      backend: backend as BackendName | undefined,
       contextLength,
     });
     try {

@@ -1,0 +1,138 @@
+/**
+ * `edge-node run` as a user runs it: the built CLI in a child process (run `npm run build` first).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const BIN = join(ROOT, 'packages/cli/bin/edge-node.js');
+const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';
+const STORIES = join(SHARED, 'stories260k', 'stories260K.gguf');
+const reference = JSON.parse(readFileSync(join(SHARED, 'stories260k', 'reference_outputs.json'), 'utf8')) as {
+  prompt_ids_with_bos: number[];
+  greedy_from_bos_ids: number[];
+  greedy_from_bos_text: string;
+};
+
+interface RunJson {
+  text: string;
+  tokens: number[];
+  promptTokens: number[];
+  finishReason: string;
+  timings: { prefillMs: number; decodeTokPerS: number; backend: string };
+}
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const runArgs = (model: string, ...extra: string[]) => ['run', '--model', model, '--prompt', 'Once upon a time', '--max-tokens', '20', '--temperature', '0', '--json', ...extra];
+
+/** The JSON object is the last stdout line (tfjs may print notices before it). */
+function parseJson(stdout: string): RunJson {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as RunJson;
+}
+
+/** A user-facing failure: non-zero exit, one line naming the problem, no stack trace. */
+function expectCleanFailure(res: { code: number | null; stderr: string; stdout: string }, pattern: RegExp): void {
+  expect(res.code).not.toBe(0);
+  expect(res.code).not.toBeNull();
+  const lines = res.stderr.trim().split('\n');
+  expect(lines, res.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^edge-node run: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(res.stderr).not.toMatch(/\n\s+at /);
+  expect(res.stdout).toBe('');
+}
+
+let dir = '';
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'packages/cli/dist/main.js')) || !existsSync(join(ROOT, 'packages/node/dist/index.js'))) {
+    throw new Error('the CLI is not built: run `npm run build` first');
+  }
+  dir = await mkdtemp(join(tmpdir(), 'cli-run-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('edge-node run --json', () => {
+  it('prints the greedy continuation of stories260K with its tokens, prompt tokens, finish reason and timings', async () => {
+    const res = await cli(runArgs(STORIES));
+    expect(res.code, res.stderr).toBe(0);
+    const wasm = parseJson(res.stdout);
+    // BOS is prepended, as llama.cpp does for this model.
+    expect(wasm.promptTokens).toEqual(reference.prompt_ids_with_bos);
+    expect(wasm.promptTokens).toEqual([1, 403, 407, 261, 378]);
+    // Greedy from BOS runs through "Once upon a time", so its tail is the prompt's greedy continuation.
+    expect(wasm.tokens).toEqual(reference.greedy_from_bos_ids.slice(4, 24));
+    expect(reference.greedy_from_bos_text.startsWith(`Once upon a time${wasm.text}`)).toBe(true);
+    expect(wasm.text.startsWith(', there was a little girl named Lily')).toBe(true);
+    expect(wasm.finishReason).toBe('length');
+    expect(wasm.timings.prefillMs).toBeGreaterThan(0);
+    expect(wasm.timings.decodeTokPerS).toBeGreaterThan(0);
+    expect(Number.isFinite(wasm.timings.decodeTokPerS)).toBe(true);
+    expect(wasm.timings.backend).toBe('wasm');
+  });
+
+  it('--backend cpu runs the pure-JS backend and gives the same tokens', async () => {
+    const res = await cli(runArgs(STORIES, '--backend', 'cpu'));
+    expect(res.code, res.stderr).toBe(0);
+    const cpu = parseJson(res.stdout);
+    expect(cpu.timings.backend).toBe('cpu');
+    expect(cpu.tokens).toEqual(reference.greedy_from_bos_ids.slice(4, 24));
+    expect(reference.greedy_from_bos_text.startsWith(`Once upon a time${cpu.text}`)).toBe(true);
+  });
+
+  it('a stop string ends the text before it with finishReason "stop"', async () => {
+    const res = await cli(runArgs(STORIES, '--stop', 'Lily'));
+    expect(res.code, res.stderr).toBe(0);
+    const out = parseJson(res.stdout);
+    expect(out.finishReason).toBe('stop');
+    const full = reference.greedy_from_bos_text.slice('Once upon a time'.length);
+    expect(out.text).toBe(full.slice(0, full.indexOf('Lily')));
+  });
+});
+
+describe('edge-node run errors', () => {
+  it('a missing model file: exit non-zero, one line, no stack trace', async () => {
+    const missing = join(dir, 'no-such-model.gguf');
+    expectCleanFailure(await cli(runArgs(missing)), /no-such-model\.gguf.*does not exist/);
+  });
+
+  it('a file that is not a model: exit non-zero, one line, no stack trace', async () => {
+    const junk = join(dir, 'junk.gguf');
+    await writeFile(junk, 'this is not a GGUF file, just some text that happens to end in .gguf\n'.repeat(20));
+    expectCleanFailure(await cli(runArgs(junk)), /junk\.gguf/);
+  });
+
+  it('a truncated GGUF (an interrupted download): exit non-zero, one line, no stack trace', async () => {
+    const truncated = join(dir, 'truncated.gguf');
+    await copyFile(STORIES, truncated);
+    const size = (await stat(truncated)).size;
+    const h = await open(truncated, 'r+');
+    await h.truncate(Math.floor(size * 0.6));
+    await h.close();
+    expectCleanFailure(await cli(runArgs(truncated)), /truncated\.gguf.*truncated/);
+  });
+
+  it('--backend nonsense is a usage error (exit 2) naming the choices', async () => {
+    const res = await cli(runArgs(STORIES, '--backend', 'nonsense'));
+    expectCleanFailure(res, /"nonsense"/);
+    expect(res.stderr).toMatch(/node, wasm, cpu/);
+    expect(res.code).toBe(2);
+  });
+});
