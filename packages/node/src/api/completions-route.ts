@@ -22,7 +22,8 @@ export function addCompletionsRoute(router: ApiRouter, pipeline: ClusterPipeline
       temperature === 0 ? { ...GREEDY } : { ...DEFAULT_SAMPLING, temperature, topK: 0, topP: 1, minP: 0, seed: (b.seed as number | undefined) ?? null };
     const id = `cmpl-${randomUUID()}`;
     try {
-      const result = await pipeline.generate({ prompt: b.prompt, maxTokens, sampling, requestId: id });
+      // ignore_eos (llama.cpp's server field): generate exactly max_tokens, for benchmarks and tests.
+      const result = await pipeline.generate({ prompt: b.prompt, maxTokens, sampling, requestId: id, ignoreEos: b.ignore_eos === true });
       return {
         id,
         object: 'text_completion',

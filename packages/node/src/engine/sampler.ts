@@ -79,10 +79,18 @@ export class Sampler {
   constructor(
     readonly params: SamplingParams,
     history: readonly number[] = [],
+    /** Random draws already made for this request elsewhere (a pipeline replaying after a failure resumes the sequence). */
+    skipDraws = 0,
   ) {
     validateSampling(params);
     this.random = mulberry32(params.seed ?? Math.floor(Math.random() * 2 ** 32));
+    for (let i = 0; i < skipDraws; i++) this.random();
     this.history = [...history];
+  }
+
+  /** How many random draws `sample` makes per token: one when sampling, none when greedy. */
+  get drawsPerToken(): number {
+    return this.params.temperature <= 0 ? 0 : 1;
   }
 
   /** Records a token that entered the sequence without being sampled here (e.g. a prompt token). */

@@ -29,6 +29,8 @@ export interface RequestOpening {
   sampling: SamplingParams;
   /** Positions each stage reserves for this request. */
   contextLength: number;
+  /** Random draws the sampler already made (non-zero when a request is replayed after a failure). */
+  samplesDrawn: number;
 }
 
 export interface ActFrame {
@@ -189,6 +191,7 @@ function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
     promptTokens,
     sampling: parseSampling(v.sampling),
     contextLength,
+    samplesDrawn: v.samplesDrawn === undefined ? 0 : int(v, 'samplesDrawn', 0, limits.maxContext),
   };
 }
 

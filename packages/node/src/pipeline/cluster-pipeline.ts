@@ -9,12 +9,12 @@ import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { FrameLimits } from './activation-frame.js';
+import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
 import { computeClusterPlan, modelFingerprint, type ClusterPlan } from './cluster-plan.js';
-import { PipelineExecutor, type Route, type StepTiming } from './pipeline-executor.js';
+import { PipelineExecutor, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
 import { ShardStore } from './shard-store.js';
-import { StageWorker } from './stage-worker.js';
+import { StageWorker, type Outgoing } from './stage-worker.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
 export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number };
@@ -36,6 +36,7 @@ export interface ClusterPipelineOptions {
   maxFrameBytes: number;
   onPlan?: (plan: ClusterPlan) => void;
   onStep?: (rid: string, timing: StepTiming) => void;
+  onRecovery?: (event: RecoveryEvent) => void;
 }
 
 export type ClusterGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
@@ -66,7 +67,15 @@ export class ClusterPipeline {
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
     this.worker = new StageWorker({ selfId: opts.host.peerId, shards: this.shards, modelFingerprint: this.fingerprint, maxRowsPerFrame: this.maxRows, log: opts.log });
-    this.executor = new PipelineExecutor(this.router, (r) => this.routeFor(r), this.maxRows, opts.onStep);
+    this.executor = new PipelineExecutor({
+      router: this.router,
+      routeFor: (r) => this.routeFor(r),
+      maxRowsPerFrame: this.maxRows,
+      log: opts.log,
+      isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
+      ...(opts.onStep ? { onStep: opts.onStep } : {}),
+      ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
+    });
   }
 
   /** Registers the protocol handlers (before the host starts) and announces the model to the cluster. */
@@ -75,7 +84,7 @@ export class ClusterPipeline {
       if (frame.t === 'act' || frame.t === 'release') {
         this.worker.handle(frame).then(
           (outs) => {
-            for (const o of outs) this.router.send(o.to, o.frame).catch((err: Error) => this.opts.log.warn(`could not forward ${o.frame.t} for ${o.frame.rid} to ${o.to.slice(-8)}: ${err.message}`));
+            for (const o of outs) this.forward(o);
           },
           (err: Error) => this.opts.log.error(`stage failed on a frame from ${from.slice(-8)}: ${err.message}`),
         );
@@ -140,6 +149,17 @@ export class ClusterPipeline {
     for (const c of this.controls.values()) (await c.catch(() => null))?.stream.abort(new Error('node stopping'));
     await this.shards.close();
     await this.opts.model.close();
+  }
+
+  /** Sends a stage's output on; if the next stage is unreachable, tells the coordinator so it can re-route. */
+  private forward(o: Outgoing): void {
+    this.router.send(o.to, o.frame).catch((err: Error) => {
+      this.opts.log.warn(`could not forward ${o.frame.t} for ${o.frame.rid} to ${o.to.slice(-8)}: ${err.message}`);
+      if (o.coordinator && o.frame.t === 'act') {
+        const lost: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: o.frame.rid, name: 'StageLostError', message: err.message, from: o.to };
+        this.router.send(o.coordinator, lost).catch(() => {});
+      }
+    });
   }
 
   private limits(): FrameLimits {

@@ -92,12 +92,9 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
   const profile = modelProfile(modelShapeOf(config));
   let plan: Plan;
-  if (input.split) {
-    const k = input.split.length;
-    if (members.length < k) {
-      throw new ClusterNotReadyError(`--split lists ${k} stages but only ${members.length} node(s) with this model are in the cluster`);
-    }
-    plan = evaluateSplit(profile, clusterOf(members.slice(0, k)), input.request, input.split);
+  // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
+  if (input.split && members.length >= input.split.length) {
+    plan = evaluateSplit(profile, clusterOf(members.slice(0, input.split.length)), input.request, input.split);
   } else {
     plan = planPipeline(profile, clusterOf(members), input.request, { objective: 'latency', ...(input.previous ? { previous: input.previous } : {}) });
   }

@@ -1,4 +1,5 @@
 import type { TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
+import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type TokenFrame } from './activation-frame.js';
 import type { ActivationRouter } from './activation-router.js';
 
@@ -23,12 +24,20 @@ export class StageFailedError extends Error {
   }
 }
 
-/** A node of the route left while the request was running. */
+/** A node of the route left (or could not be reached) while the request was running. */
 export class StageLostError extends Error {
   override name = 'StageLostError';
-  constructor(readonly peerId: string) {
-    super(`stage node ${peerId.slice(-8)} left the cluster mid-request`);
+  constructor(
+    readonly peerId: string,
+    detail = 'left the cluster mid-request',
+  ) {
+    super(`stage node ${peerId.slice(-8)} ${detail}`);
   }
+}
+
+/** The request was ended (released) while a token was still awaited. */
+export class RequestEndedError extends Error {
+  override name = 'RequestEndedError';
 }
 
 /** Per-step timing of the pipeline, as reported by the stages. */
@@ -40,6 +49,32 @@ export interface StepTiming {
   stageMs: number[];
 }
 
+/** What happened when a stage was lost mid-request. */
+export interface RecoveryEvent {
+  requestId: string;
+  lostPeer: string;
+  oldPlan: string;
+  newPlan: string;
+  /** Tokens (prompt + generated so far) replayed through the new route to rebuild the KV caches. */
+  replayedTokens: number;
+  recoveryMs: number;
+}
+
+export interface PipelineExecutorOptions {
+  router: ActivationRouter;
+  /** Route for a request: the current plan (recomputed after membership changes), with its stages loaded. */
+  routeFor: (request: ExecutionRequest) => Promise<Route>;
+  /** Most token ids per frame (the prompt is chunked above this). */
+  maxRowsPerFrame: number;
+  log: NodeLogger;
+  /** Whether a peer is still a cluster member (a request is not sent into a route with a node already gone). */
+  isPeerAlive: (peerId: string) => boolean;
+  /** Re-plans a request survives before it fails. Default 3. */
+  maxRecoveries?: number;
+  onStep?: (rid: string, timing: StepTiming) => void;
+  onRecovery?: (event: RecoveryEvent) => void;
+}
+
 interface Pending {
   resolve: (token: number) => void;
   reject: (err: Error) => void;
@@ -48,9 +83,17 @@ interface Pending {
 }
 
 interface Running {
+  request: ExecutionRequest;
+  /** Tokens fed back into the ring after the prompt (the generated text so far). */
+  fed: number[];
+  /** Tokens received from the last stage. */
+  received: number;
   route: Route;
+  /** The request's id on the wire: changes at every replay so stale frames of a dead route are ignored. */
+  wireId: string;
+  recoveries: number;
+  /** Step and position of the current incarnation. */
   step: number;
-  /** Position the next frame starts at (prompt length + tokens fed back so far). */
   pos: number;
   pending: Pending | null;
   timings: StepTiming[];
@@ -59,114 +102,77 @@ interface Running {
 /**
  * The coordinator's side of the pipeline: a TokenExecutor whose model is the whole ring. It sends the prompt to
  * the first stage, receives each sampled token from the last stage, and feeds it back to the first.
+ *
+ * It keeps every request's prompt and the tokens generated so far. When a stage's node is lost mid-request it takes
+ * the current plan (re-made without that node), replays prompt + generated tokens through the new route as one
+ * prefill — which rebuilds every stage's KV cache — and carries on. The last stage's sampler resumes its random
+ * sequence where it was, so the client sees one uninterrupted answer, the same one it would have had.
  */
 export class PipelineExecutor implements TokenExecutor {
   private readonly running = new Map<string, Running>();
+  private readonly byWire = new Map<string, Running>();
+  private readonly maxRecoveries: number;
+  /** Requests that survived a lost stage (for /metrics). */
+  recoveries = 0;
 
-  constructor(
-    private readonly router: ActivationRouter,
-    /** Route for a new request (plans, loads stages). */
-    private readonly routeFor: (request: ExecutionRequest) => Promise<Route>,
-    /** Most token ids per frame (the prompt is chunked above this). */
-    private readonly maxRowsPerFrame: number,
-    private readonly onStep?: (rid: string, timing: StepTiming) => void,
-  ) {}
+  constructor(private readonly opts: PipelineExecutorOptions) {
+    this.maxRecoveries = opts.maxRecoveries ?? 3;
+  }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const route = await this.routeFor(request);
-    const run: Running = { route, step: 0, pos: 0, pending: null, timings: [] };
+    const route = await this.opts.routeFor(request);
+    const run: Running = { request, fed: [], received: 0, route, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
-    const tokens = Int32Array.from(request.promptTokens);
-    const first = this.awaitToken(request.id, run, 0);
-    try {
-      for (let r = 0; r < tokens.length; r += this.maxRowsPerFrame) {
-        const n = Math.min(this.maxRowsPerFrame, tokens.length - r);
-        const frame: ActFrame = {
-          t: 'act',
-          v: ACTIVATION_FRAME_VERSION,
-          rid: request.id,
-          stage: 0,
-          step: 0,
-          pos: r,
-          n,
-          final: r + n >= tokens.length,
-          tokens: tokens.subarray(r, r + n),
-        };
-        if (r === 0) {
-          frame.open = {
-            route: route.peers,
-            ranges: route.ranges,
-            coordinator: this.router.selfId,
-            model: route.model,
-            promptTokens: request.promptTokens,
-            sampling: request.sampling,
-            contextLength: request.contextLength,
-          };
-        }
-        await this.router.send(route.peers[0], frame);
-      }
-    } catch (err) {
-      this.fail(request.id, err as Error);
-    }
-    run.pos = tokens.length;
-    return first;
+    this.byWire.set(run.wireId, run);
+    return this.withRecovery(run, () => this.open(run, request.promptTokens));
   }
 
   async step(requestId: string, token: number): Promise<number> {
     const run = this.running.get(requestId);
-    if (!run) throw new StageFailedError('coordinator', 'UnknownRequest', `request ${requestId} is not running`);
-    run.step++;
-    const next = this.awaitToken(requestId, run, run.step);
-    const frame: ActFrame = {
-      t: 'act',
-      v: ACTIVATION_FRAME_VERSION,
-      rid: requestId,
-      stage: 0,
-      step: run.step,
-      pos: run.pos,
-      n: 1,
-      final: true,
-      tokens: Int32Array.of(token),
-    };
-    run.pos++;
-    this.router.send(run.route.peers[0], frame).catch((err: Error) => this.fail(requestId, err));
-    return next;
+    if (!run) throw new RequestEndedError(`request ${requestId} is not running`);
+    run.fed.push(token);
+    return this.withRecovery(run, () => this.sendStep(run, token));
   }
 
   async end(requestId: string): Promise<void> {
     const run = this.running.get(requestId);
     if (!run) return;
     this.running.delete(requestId);
-    run.pending?.reject(new StageFailedError('coordinator', 'Released', 'request ended'));
+    this.byWire.delete(run.wireId);
+    run.pending?.reject(new RequestEndedError(`request ${requestId} ended`));
+    run.pending = null;
     // Release travels the same streams as the activations, so it reaches each stage after the request's last frame.
-    await this.router.send(run.route.peers[0], { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: requestId, stage: 0 }).catch(() => {});
+    await this.opts.router.send(run.route.peers[0], { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 }).catch(() => {});
   }
 
   /** Called by the node for token and error frames addressed to this coordinator. */
   onFrame(frame: TokenFrame | ErrorFrame): void {
-    const run = this.running.get(frame.rid);
+    const run = this.byWire.get(frame.rid);
     if (!run || !run.pending) return;
     const p = run.pending;
     if (frame.t === 'error') {
       run.pending = null;
-      p.reject(new StageFailedError(frame.from, frame.name, frame.message));
+      // A stage that cannot reach the next one reports it as lost (`from` is the unreachable node).
+      p.reject(frame.name === 'StageLostError' ? new StageLostError(frame.from, 'could not be reached from the previous stage') : new StageFailedError(frame.from, frame.name, frame.message));
       return;
     }
-    if (frame.step !== p.step) return; // a stale token from before a replay: ignore
+    if (frame.step !== p.step) return;
     run.pending = null;
-    const timing: StepTiming = { step: frame.step, roundTripMs: performance.now() - p.sentAt, stageMs: frame.stageMs ?? [] };
+    const timing: StepTiming = { step: run.received, roundTripMs: performance.now() - p.sentAt, stageMs: frame.stageMs ?? [] };
     run.timings.push(timing);
-    this.onStep?.(frame.rid, timing);
+    this.opts.onStep?.(run.request.id, timing);
     p.resolve(frame.token);
   }
 
-  /** Fails every running request whose route includes `peerId`. */
+  /** A node left: every running request routed through it is replayed on a new route. */
   peerLost(peerId: string): string[] {
     const affected: string[] = [];
-    for (const [rid, run] of this.running) {
-      if (run.route.peers.includes(peerId)) {
-        affected.push(rid);
-        this.fail(rid, new StageLostError(peerId));
+    for (const run of this.running.values()) {
+      if (run.route.peers.includes(peerId) && run.pending) {
+        affected.push(run.request.id);
+        const p = run.pending;
+        run.pending = null;
+        p.reject(new StageLostError(peerId));
       }
     }
     return affected;
@@ -185,16 +191,107 @@ export class PipelineExecutor implements TokenExecutor {
     return this.running.size;
   }
 
-  private awaitToken(rid: string, run: Running, step: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      run.pending = { resolve, reject, sentAt: performance.now(), step };
-    });
+  /** Runs one attempt; if a stage was lost, re-routes the request, replays it, and returns the replay's token. */
+  private async withRecovery(run: Running, attempt: () => Promise<number>): Promise<number> {
+    for (;;) {
+      try {
+        const token = await attempt();
+        run.received++;
+        return token;
+      } catch (err) {
+        if (!(err instanceof StageLostError) || !this.running.has(run.request.id) || run.recoveries >= this.maxRecoveries) throw err;
+        const t0 = performance.now();
+        const oldRoute = run.route;
+        await this.reroute(run);
+        const history = [...run.request.promptTokens, ...run.fed];
+        attempt = () => this.open(run, history);
+        const note = (newPlan: string) =>
+          this.opts.onRecovery?.({
+            requestId: run.request.id,
+            lostPeer: err.peerId,
+            oldPlan: oldRoute.planId,
+            newPlan,
+            replayedTokens: history.length,
+            recoveryMs: performance.now() - t0,
+          });
+        this.opts.log.warn(`request ${run.request.id}: ${err.message}; replaying ${history.length} tokens on plan ${run.route.planId}`);
+        note(run.route.planId);
+      }
+    }
   }
 
-  private fail(rid: string, err: Error): void {
-    const run = this.running.get(rid);
-    const p = run?.pending;
-    if (!run || !p) return;
+  private async reroute(run: Running): Promise<void> {
+    run.recoveries++;
+    this.recoveries++;
+    // Free what the surviving stages of the old route still hold for this request.
+    const old = run.route;
+    old.peers.forEach((peer, stage) => {
+      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
+    });
+    this.byWire.delete(run.wireId);
+    run.wireId = `${run.request.id}.r${run.recoveries}`;
+    this.byWire.set(run.wireId, run);
+    run.route = await this.opts.routeFor(run.request);
+    run.step = 0;
+    run.pos = 0;
+  }
+
+  /** Sends a (re)opening prefill of `tokens` and waits for the token it samples. */
+  private async open(run: Running, tokens: readonly number[]): Promise<number> {
+    const { request, route } = run;
+    const ids = Int32Array.from(tokens);
+    run.step = 0;
+    const first = this.awaitToken(run, 0);
+    const rows = this.opts.maxRowsPerFrame;
+    const drawsPerToken = request.sampling.temperature <= 0 ? 0 : 1;
+    try {
+      for (let r = 0; r < ids.length; r += rows) {
+        const n = Math.min(rows, ids.length - r);
+        const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: 0, pos: r, n, final: r + n >= ids.length, tokens: ids.subarray(r, r + n) };
+        if (r === 0) {
+          frame.open = {
+            route: route.peers,
+            ranges: route.ranges,
+            coordinator: this.opts.router.selfId,
+            model: route.model,
+            promptTokens: [...tokens],
+            sampling: request.sampling,
+            contextLength: request.contextLength,
+            samplesDrawn: run.received * drawsPerToken,
+          };
+        }
+        await this.opts.router.send(route.peers[0], frame);
+      }
+    } catch (err) {
+      this.failPending(run, new StageLostError(route.peers[0], `could not be reached (${(err as Error).message})`));
+    }
+    run.pos = ids.length;
+    return first;
+  }
+
+  private sendStep(run: Running, token: number): Promise<number> {
+    run.step++;
+    const next = this.awaitToken(run, run.step);
+    const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos, n: 1, final: true, tokens: Int32Array.of(token) };
+    run.pos++;
+    const first = run.route.peers[0];
+    this.opts.router.send(first, frame).catch((err: Error) => this.failPending(run, new StageLostError(first, `could not be reached (${err.message})`)));
+    return next;
+  }
+
+  private awaitToken(run: Running, step: number): Promise<number> {
+    const promise = new Promise<number>((resolve, reject) => {
+      run.pending = { resolve, reject, sentAt: performance.now(), step };
+    });
+    // A node may have left between two steps, when no token was awaited: fail now rather than wait forever.
+    const gone = run.route.peers.find((p) => !this.opts.isPeerAlive(p));
+    if (gone) queueMicrotask(() => this.failPending(run, new StageLostError(gone)));
+    return promise;
+  }
+
+  private failPending(run: Running, err: Error): void {
+    const p = run.pending;
+    if (!p) return;
     run.pending = null;
     p.reject(err);
   }

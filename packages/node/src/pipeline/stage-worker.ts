@@ -9,6 +9,8 @@ import { ShardStore } from './shard-store.js';
 export interface Outgoing {
   to: string;
   frame: ActivationFrame;
+  /** The request's coordinator, to tell if `to` cannot be reached. */
+  coordinator?: string;
 }
 
 interface Session {
@@ -141,7 +143,7 @@ export class StageWorker {
       shard,
       shardKey: ShardStore.key({ startLayer, endLayer }),
       cache: shard.createCache(opening.contextLength),
-      sampler: isLast ? new Sampler(opening.sampling, opening.promptTokens) : null,
+      sampler: isLast ? new Sampler(opening.sampling, opening.promptTokens, opening.samplesDrawn) : null,
       step: 0,
       stepDone: false,
       lastActive: Date.now(),
@@ -194,7 +196,7 @@ export class StageWorker {
         stageMs,
       };
       if (frame.open && r === 0) act.open = s.opening;
-      outgoing.push({ to: next, frame: act });
+      outgoing.push({ to: next, frame: act, coordinator });
     }
     return outgoing;
   }
