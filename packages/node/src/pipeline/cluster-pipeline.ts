@@ -7,12 +7,12 @@ import type { EdgeHost } from '../network/edge-host.js';
 import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
-import { RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
 import { computeClusterPlan, modelFingerprint, type ClusterPlan } from './cluster-plan.js';
-import { PipelineExecutor, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
+import { PipelineExecutor, StageLostError, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
 import { ShardStore } from './shard-store.js';
 import { StageWorker, type Outgoing } from './stage-worker.js';
 
@@ -69,7 +69,7 @@ export class ClusterPipeline {
     this.worker = new StageWorker({ selfId: opts.host.peerId, shards: this.shards, modelFingerprint: this.fingerprint, maxRowsPerFrame: this.maxRows, log: opts.log });
     this.executor = new PipelineExecutor({
       router: this.router,
-      routeFor: (r) => this.routeFor(r),
+      routeFor: (r, exclude) => this.routeFor(r, exclude),
       maxRowsPerFrame: this.maxRows,
       log: opts.log,
       isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
@@ -167,15 +167,19 @@ export class ClusterPipeline {
     return { maxRows: this.maxRows, hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, maxRoute: 64, maxContext: this.opts.contextLength };
   }
 
-  private async routeFor(_request: ExecutionRequest): Promise<Route> {
-    return (await this.currentPlan()).route;
+  private async routeFor(_request: ExecutionRequest, exclude: ReadonlySet<string>): Promise<Route> {
+    if (exclude.size === 0) return (await this.currentPlan()).route;
+    // Mid-request after a loss: plan without the lost nodes now, even if membership has not dropped them yet.
+    for (const p of exclude) this.router.forget(p);
+    this.membersChanged = true;
+    return (await this.replan(exclude)).route;
   }
 
-  private async replan(): Promise<ClusterPlan> {
+  private async replan(exclude: ReadonlySet<string> = new Set()): Promise<ClusterPlan> {
     this.membersChanged = false;
     const m = this.opts.membership;
     const next = computeClusterPlan({
-      members: [m.self(), ...m.members()],
+      members: [m.self(), ...m.members()].filter((member) => !exclude.has(member.peerId)),
       config: this.opts.model.config,
       modelFingerprint: this.fingerprint,
       ...(this.opts.split ? { split: this.opts.split } : {}),
@@ -200,8 +204,14 @@ export class ClusterPipeline {
       await this.onControl({ op: 'load', model: this.fingerprint, startLayer, endLayer });
       return;
     }
-    const channel = await this.controlChannel(peerId);
-    await channel.request({ op: 'load', model: this.fingerprint, startLayer, endLayer }, { timeoutMs: 300_000 });
+    try {
+      const channel = await this.controlChannel(peerId);
+      await channel.request({ op: 'load', model: this.fingerprint, startLayer, endLayer }, { timeoutMs: 300_000 });
+    } catch (err) {
+      // A node that cannot take its stage is as good as lost: the request re-plans without it.
+      if (err instanceof RemoteRequestError) throw err;
+      throw new StageLostError(peerId, `could not load layers [${startLayer}, ${endLayer}) (${(err as Error).message})`);
+    }
   }
 
   private controlChannel(peerId: string): Promise<RequestChannel<ControlRequest, ControlReply, never>> {

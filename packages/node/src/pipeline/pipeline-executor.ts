@@ -62,8 +62,12 @@ export interface RecoveryEvent {
 
 export interface PipelineExecutorOptions {
   router: ActivationRouter;
-  /** Route for a request: the current plan (recomputed after membership changes), with its stages loaded. */
-  routeFor: (request: ExecutionRequest) => Promise<Route>;
+  /**
+   * Route for a request: the current plan (recomputed after membership changes), with its stages loaded, leaving
+   * out `exclude` (nodes this request just lost, which membership may not have dropped yet). A node that cannot
+   * load its stage is reported as a StageLostError.
+   */
+  routeFor: (request: ExecutionRequest, exclude: ReadonlySet<string>) => Promise<Route>;
   /** Most token ids per frame (the prompt is chunked above this). */
   maxRowsPerFrame: number;
   log: NodeLogger;
@@ -120,7 +124,7 @@ export class PipelineExecutor implements TokenExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const route = await this.opts.routeFor(request);
+    const route = await this.opts.routeFor(request, new Set());
     const run: Running = { request, fed: [], received: 0, route, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
@@ -193,6 +197,7 @@ export class PipelineExecutor implements TokenExecutor {
 
   /** Runs one attempt; if a stage was lost, re-routes the request, replays it, and returns the replay's token. */
   private async withRecovery(run: Running, attempt: () => Promise<number>): Promise<number> {
+    const lost = new Set<string>();
     for (;;) {
       try {
         const token = await attempt();
@@ -200,27 +205,29 @@ export class PipelineExecutor implements TokenExecutor {
         return token;
       } catch (err) {
         if (!(err instanceof StageLostError) || !this.running.has(run.request.id) || run.recoveries >= this.maxRecoveries) throw err;
+        lost.add(err.peerId);
         const t0 = performance.now();
-        const oldRoute = run.route;
-        await this.reroute(run);
+        const oldPlan = run.route.planId;
         const history = [...run.request.promptTokens, ...run.fed];
-        attempt = () => this.open(run, history);
-        const note = (newPlan: string) =>
+        attempt = async () => {
+          await this.reroute(run, lost);
+          this.opts.log.warn(`request ${run.request.id}: ${err.message}; replaying ${history.length} tokens on plan ${run.route.planId}`);
+          const token = await this.open(run, history);
           this.opts.onRecovery?.({
             requestId: run.request.id,
             lostPeer: err.peerId,
-            oldPlan: oldRoute.planId,
-            newPlan,
+            oldPlan,
+            newPlan: run.route.planId,
             replayedTokens: history.length,
             recoveryMs: performance.now() - t0,
           });
-        this.opts.log.warn(`request ${run.request.id}: ${err.message}; replaying ${history.length} tokens on plan ${run.route.planId}`);
-        note(run.route.planId);
+          return token;
+        };
       }
     }
   }
 
-  private async reroute(run: Running): Promise<void> {
+  private async reroute(run: Running, lost: ReadonlySet<string>): Promise<void> {
     run.recoveries++;
     this.recoveries++;
     // Free what the surviving stages of the old route still hold for this request.
@@ -231,7 +238,7 @@ export class PipelineExecutor implements TokenExecutor {
     this.byWire.delete(run.wireId);
     run.wireId = `${run.request.id}.r${run.recoveries}`;
     this.byWire.set(run.wireId, run);
-    run.route = await this.opts.routeFor(run.request);
+    run.route = await this.opts.routeFor(run.request, lost);
     run.step = 0;
     run.pos = 0;
   }
