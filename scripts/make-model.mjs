@@ -13,7 +13,7 @@ const USAGE = `usage: node scripts/make-model.mjs --preset NAME --out PATH [opti
   --layers N           override the number of layers
   --tokenizer DIR      embed a Hugging Face tokenizer folder (e.g. /work/shared/models/smollm2-135m-instruct-tokenizer)
   --tokenizer-pre NAME GGUF tokenizer.ggml.pre (detected when omitted)
-  --no-pad-vocab       with --tokenizer: shrink the vocab to the tokenizer instead of padding
+  --no-pad-vocab       shrink the model's vocab to the tokenizer's (default: pad the tokenizer to the preset's vocab)
   --shard-mb N         safetensors: shard into files of at most N MB`;
 
 let args;

@@ -208,6 +208,19 @@ describe('generateSyntheticModel', () => {
     expect(parsed.tensors.find((t) => t.name === 'token_embd.weight')?.ne).toEqual([96, 49152]);
   });
 
+  it('pads the built-in vocab with unused tokens to the configured size, or shrinks the model with padVocab false', async () => {
+    const padded = await generateSyntheticModel({ preset: 'tiny-tinyllama', config: { vocabSize: 1000 }, format: 'gguf', outPath: join(dir, 'pad.gguf') });
+    expect(padded.config.vocabSize).toBe(1000);
+    const p = parseGguf(new Uint8Array(await readFile(padded.path)));
+    const tokens = p.metadata.get('tokenizer.ggml.tokens') as string[];
+    expect(tokens.length).toBe(1000);
+    expect(tokens[999]).toBe('[PAD999]');
+    expect((p.metadata.get('tokenizer.ggml.token_type') as number[])[999]).toBe(5);
+    expect(p.tensors.find((t) => t.name === 'output.weight')?.ne).toEqual([64, 1000]);
+    const shrunk = await generateSyntheticModel({ preset: 'tiny-tinyllama', config: { vocabSize: 1000 }, padVocab: false, format: 'gguf', outPath: join(dir, 'shrunk.gguf') });
+    expect(shrunk.config.vocabSize).toBe(512);
+  });
+
   it('computes llama3 RoPE factors: 1 for short wavelengths, factor for long ones, smooth in between', () => {
     const f = llama3RopeFactors(64, 500000, { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
     expect(f.length).toBe(32);

@@ -43,8 +43,9 @@ export interface SyntheticModelOptions {
   /** GGUF tokenizer.ggml.pre; detected from tokenizer.json when omitted ("smollm" for SmolLM2). */
   tokenizerPre?: string;
   /**
-   * Keep the configured vocab size when the tokenizer has fewer tokens, padding it with unused tokens.
-   * Default: true with tokenizerDir, false with the built-in vocab (the model then gets its 512 tokens).
+   * Keep the configured vocab size when the tokenizer has fewer tokens, padding the tokenizer with unused
+   * "[PADi]" tokens (as convert_hf_to_gguf does for Qwen), so real presets keep their real LM-head size.
+   * false: shrink the model's vocab to the tokenizer's (e.g. 512 with the built-in vocab). Default true.
    */
   padVocab?: boolean;
   /** safetensors only: shard into files of at most this many bytes (plus model.safetensors.index.json). */
@@ -309,7 +310,7 @@ function ggufMetadata(c: ModelConfig, tok: SyntheticTokenizer, dtype: SyntheticD
 
 async function resolveTokenizer(options: SyntheticModelOptions, config: ModelConfig): Promise<{ tok: SyntheticTokenizer; config: ModelConfig }> {
   let tok = options.tokenizerDir ? await loadTokenizerDir(options.tokenizerDir, options.tokenizerPre) : await loadBuiltinLlamaTokenizer();
-  const padVocab = options.padVocab ?? options.tokenizerDir !== undefined;
+  const padVocab = options.padVocab ?? true;
   let vocabSize = config.vocabSize;
   if (tok.tokens.length > vocabSize || !padVocab) vocabSize = tok.tokens.length;
   tok = padTokenizer(tok, vocabSize);
