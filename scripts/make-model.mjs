@@ -40,7 +40,8 @@ try {
 
 let synth;
 try {
-  synth = await import('../packages/node/dist/index.js');
+  // Only the synth modules: the rest of the package is not needed to write a model file.
+  synth = { ...(await import('../packages/node/dist/synth/synthetic-model.js')), ...(await import('../packages/node/dist/synth/synthetic-presets.js')) };
 } catch (err) {
   console.error(`cannot load packages/node/dist (${err.message}); run \`npm run build\` first`);
   process.exit(1);
