@@ -32,6 +32,8 @@ interface EngineResult {
   prefillRuns: number[];
   decodeRuns: number[];
   loadMs: number;
+  /** RSS once the weights are loaded, before any token is computed. */
+  rssAfterLoadBytes: number;
   peakRssBytes: number;
 }
 
@@ -84,6 +86,7 @@ async function runOurs(prompt: number[], genTokens: number, runs: number): Promi
   const t0 = performance.now();
   const model = await LocalModel.open(MODEL_PATH, { backend: 'wasm', contextLength: prompt.length + genTokens + 8 });
   const loadMs = performance.now() - t0;
+  const rssAfterLoadBytes = process.memoryUsage().rss;
   try {
     const once = (p: number[], n: number) => model.generate({ prompt: p, addBos: false, maxTokens: n, sampling: GREEDY, ignoreEos: true });
     // Warm-up: the first matMul of each weight packs it inside the wasm backend; the first prefill compiles paths.
@@ -104,6 +107,7 @@ async function runOurs(prompt: number[], genTokens: number, runs: number): Promi
       prefillRuns: prefill,
       decodeRuns: decode,
       loadMs,
+      rssAfterLoadBytes,
       peakRssBytes: peakRss(),
     };
   } finally {
@@ -116,6 +120,7 @@ async function runLlamaCpp(prompt: number[], genTokens: number, runs: number, th
   const t0 = performance.now();
   const model = await loadLlamaCppModel(MODEL_PATH);
   const loadMs = performance.now() - t0;
+  const rssAfterLoadBytes = process.memoryUsage().rss;
   try {
     // measureSpeed warms up itself too (one token, outside its timings); this run also faults in the mapped file.
     await model.measureSpeed(prompt, 8, { threads });
@@ -135,6 +140,7 @@ async function runLlamaCpp(prompt: number[], genTokens: number, runs: number, th
       prefillRuns: prefill,
       decodeRuns: decode,
       loadMs,
+      rssAfterLoadBytes,
       peakRssBytes: peakRss(),
     };
   } finally {
@@ -200,11 +206,12 @@ async function main(): Promise<void> {
     String(r.threads),
     r.prefillTokPerS.toFixed(1),
     r.decodeTokPerS.toFixed(1),
+    `${(r.rssAfterLoadBytes / 2 ** 20).toFixed(0)} MiB`,
     `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
     `${(r.loadMs / 1000).toFixed(2)} s`,
     r.decodeRuns.map((x) => x.toFixed(1)).join('/'),
   ]);
-  const header = ['engine', 'threads', 'prefill tok/s', 'decode tok/s', 'peak RSS', 'load', 'decode runs'];
+  const header = ['engine', 'threads', 'prefill tok/s', 'decode tok/s', 'RSS loaded', 'peak RSS', 'load', 'decode runs'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log('\n' + line(header));
