@@ -11,7 +11,8 @@ import { openModel } from './model/open-model.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { planSummary } from './pipeline/plan-summary.js';
-import { addCompletionsRoute } from './api/completions-route.js';
+import { addOpenAIApi } from './api/openai-api.js';
+import { ApiMetrics } from './api/api-metrics.js';
 
 export interface EdgeNodeOptions {
   name: string;
@@ -32,8 +33,12 @@ export interface EdgeNodeOptions {
   split?: number[];
   /** Context limit per request in tokens (default: the model's, at most 4096). */
   contextLength?: number;
-  /** Requests the plan reserves KV-cache memory for (default 4). */
+  /** Requests the plan reserves KV-cache memory for (default 4); also how many requests run in the pipeline together. */
   concurrency?: number;
+  /** When set, the HTTP API (but / and /health) requires `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Requests that may wait for a pipeline slot before new ones get a 429 (default 32). */
+  queueLength?: number;
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;
@@ -143,6 +148,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  let servedContext = 0;
+  const metrics = new ApiMetrics();
   if (options.modelPath) {
     const model = await openModel(options.modelPath);
     const tokenizer = await loadTokenizer(model.tokenizer);
@@ -159,7 +166,14 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
+      onStep: (rid, timing) => {
+        const route = pipeline?.executor.routeOf(rid);
+        // Network hops around the ring: between consecutive stages, and to/from the coordinator when it is no stage's end.
+        const hops = route ? route.peers.length - 1 + (route.peers[0] === host.peerId ? 0 : 1) + (route.peers.at(-1) === host.peerId ? 0 : 1) : 0;
+        metrics.observeStep(timing, route, hops);
+      },
     });
+    servedContext = contextLength;
     await pipeline.start();
   }
   const router = new ApiRouter();
@@ -204,8 +218,18 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       await Promise.all([api.close(), host.close()]);
     },
   };
-  router.add('GET', '/health', () => node.health());
-  router.add('GET', '/v1/cluster', () => node.status());
-  if (pipeline) addCompletionsRoute(router, pipeline);
+  router.add('GET', '/health', () => node.health(), { public: true });
+  addOpenAIApi(router, {
+    pipeline,
+    metrics,
+    contextLength: servedContext,
+    concurrency: options.concurrency ?? 4,
+    clusterStatus: () => node.status(),
+    peers: () => membership.members().length,
+    nodeName: (id) => (id === host.peerId ? options.name : (membership.members().find((m) => m.peerId === id)?.name ?? id.slice(-8))),
+    ...(options.modelPath ? { modelPath: options.modelPath } : {}),
+    ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+    ...(options.queueLength !== undefined ? { queueLength: options.queueLength } : {}),
+  });
   return node;
 }

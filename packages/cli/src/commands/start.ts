@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_API_PORT,
+  DEFAULT_QUEUE_LENGTH,
   parseBackendName,
   parseClusterKey,
   readClusterKeyFile,
@@ -24,6 +25,8 @@ Options:
   --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
   --api-port N             HTTP API port (default ${DEFAULT_API_PORT}; 0 = any free port)
   --api-host HOST          HTTP API bind address (default 127.0.0.1; 0.0.0.0 to expose it on the network)
+  --api-key KEY            require "Authorization: Bearer KEY" on the API (env EDGE_NODE_API_KEY); / and /health stay open
+  --queue-length N         requests that may wait for the pipeline before new ones get HTTP 429 (default ${DEFAULT_QUEUE_LENGTH})
   --name NAME              node name shown to the cluster (default: hostname)
   --data-dir DIR           identity and cache (default ~/.cache/edge-node/<name or "default">); one per node
   --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
@@ -64,6 +67,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         mdns: { type: 'boolean' },
         'api-port': { type: 'string' },
         'api-host': { type: 'string' },
+        'api-key': { type: 'string' },
+        'queue-length': { type: 'string' },
         name: { type: 'string' },
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
@@ -90,6 +95,10 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
       throw new UsageError((err as Error).message);
     }
   }
+  const apiKey = v['api-key'] ?? (env.EDGE_NODE_API_KEY || undefined);
+  if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key needs a non-empty key');
+  const queueLength = v['queue-length'] === undefined ? undefined : intOption(v['queue-length'], '--queue-length', DEFAULT_QUEUE_LENGTH);
+  if (queueLength !== undefined && queueLength < 0) throw new UsageError(`--queue-length needs a whole number ≥ 0 (got "${v['queue-length']}")`);
   let clusterKey: Uint8Array | undefined;
   if (v['cluster-key'] !== undefined) clusterKey = await readClusterKeyFile(v['cluster-key']);
   else if (env.EDGE_NODE_CLUSTER_KEY) {
@@ -105,6 +114,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     mdns: v.mdns ?? bootstrap.length === 0,
     apiPort,
     ...(v['api-host'] ? { apiHost: v['api-host'] } : {}),
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(queueLength !== undefined ? { queueLength } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),

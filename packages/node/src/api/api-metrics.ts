@@ -1,0 +1,124 @@
+import type { StepTiming } from '../pipeline/pipeline-executor.js';
+import { Counter, Gauge, Histogram } from './prometheus-text.js';
+
+/** Live numbers this node reads when /metrics or /v1/cluster is asked. */
+export interface MetricSources {
+  peers: () => number;
+  kvSessions: () => number;
+  kvCacheBytes: () => number;
+  running: () => number;
+  waiting: () => number;
+  /** Display name of a peer id (for per-stage labels). */
+  nodeName: (peerId: string) => string;
+}
+
+/** What /v1/cluster reports about serving on this node. */
+export interface ServingStats {
+  /** Tokens generated per second by requests this node coordinates, over the last few seconds. */
+  tokensPerSecond: number;
+  running: number;
+  waiting: number;
+  /** Requests whose KV cache lives on this node (as a stage of any coordinator). */
+  kvSessions: number;
+  kvCacheBytes: number;
+  requestsTotal: number;
+  completionTokensTotal: number;
+}
+
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const RATE_WINDOW_MS = 5000;
+
+/**
+ * The node's serving metrics, rendered as Prometheus text at /metrics: HTTP requests, tokens, TTFT and per-token
+ * latency, per-stage compute and per-hop network time of each pipeline step, KV sessions, queue and peers.
+ */
+export class ApiMetrics {
+  readonly httpRequests = new Counter('edge_node_http_requests_total', 'HTTP requests answered, by route and status.');
+  readonly generations = new Counter('edge_node_generations_total', 'Generations ended, by endpoint and how they ended (stop, length, cancelled, error).');
+  readonly promptTokens = new Counter('edge_node_prompt_tokens_total', 'Prompt tokens processed for requests this node coordinated.');
+  readonly completionTokens = new Counter('edge_node_completion_tokens_total', 'Tokens generated for requests this node coordinated.');
+  readonly ttft = new Histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.', LATENCY_BUCKETS_S);
+  readonly tokenLatency = new Histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring).', LATENCY_BUCKETS_S);
+  readonly stageCompute = new Histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', LATENCY_BUCKETS_S);
+  readonly hopTime = new Histogram(
+    'edge_node_hop_seconds',
+    'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.',
+    LATENCY_BUCKETS_S,
+  );
+  private sources: MetricSources | null = null;
+  private readonly gauges: Gauge[];
+  private recentSteps: number[] = [];
+
+  constructor() {
+    const src = () => this.sources;
+    this.gauges = [
+      new Gauge('edge_node_peers', 'Cluster peers this node sees (not counting itself).', () => src()?.peers() ?? 0),
+      new Gauge('edge_node_requests_running', 'Requests this node coordinates that are in the pipeline now.', () => src()?.running() ?? 0),
+      new Gauge('edge_node_requests_waiting', 'Requests waiting in this node\'s queue.', () => src()?.waiting() ?? 0),
+      new Gauge('edge_node_kv_sessions', 'Requests holding a KV cache on this node (as a stage, for any coordinator).', () => src()?.kvSessions() ?? 0),
+      new Gauge('edge_node_kv_cache_bytes', 'Bytes held by the KV caches on this node.', () => src()?.kvCacheBytes() ?? 0),
+      new Gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () =>
+        this.tokensPerSecond(),
+      ),
+    ];
+  }
+
+  attach(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** One pipeline step of a request this node coordinates; `hops` = network hops around the ring. */
+  observeStep(timing: StepTiming, route: { peers: readonly string[] } | undefined, hops: number): void {
+    const now = performance.now();
+    this.recentSteps.push(now);
+    if (this.recentSteps.length > 4096 || this.recentSteps[0] < now - RATE_WINDOW_MS) this.recentSteps = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
+    if (timing.step > 0) this.tokenLatency.observe(timing.roundTripMs / 1000);
+    let compute = 0;
+    timing.stageMs.forEach((ms, i) => {
+      compute += ms;
+      const peer = route?.peers[i];
+      this.stageCompute.observe(ms / 1000, { stage: String(i), node: peer ? (this.sources?.nodeName(peer) ?? peer.slice(-8)) : 'unknown' });
+    });
+    if (hops > 0 && timing.stageMs.length > 0) this.hopTime.observe(Math.max(0, timing.roundTripMs - compute) / hops / 1000);
+  }
+
+  tokensPerSecond(): number {
+    const now = performance.now();
+    const recent = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
+    if (recent.length < 2) return 0;
+    // Over the span actually covered, so a burst that just started is not diluted by an idle window.
+    const span = Math.max(now - recent[0], 1000);
+    return Math.round((recent.length / span) * 1000 * 10) / 10;
+  }
+
+  serving(): ServingStats {
+    const s = this.sources;
+    let requests = 0;
+    for (const v of ['stop', 'length', 'cancelled', 'error']) requests += this.generations.value({ endpoint: 'chat', finish: v }) + this.generations.value({ endpoint: 'completions', finish: v });
+    return {
+      tokensPerSecond: this.tokensPerSecond(),
+      running: s?.running() ?? 0,
+      waiting: s?.waiting() ?? 0,
+      kvSessions: s?.kvSessions() ?? 0,
+      kvCacheBytes: s?.kvCacheBytes() ?? 0,
+      requestsTotal: requests,
+      completionTokensTotal: this.completionTokens.value(),
+    };
+  }
+
+  render(): string {
+    return [
+      this.httpRequests,
+      this.generations,
+      this.promptTokens,
+      this.completionTokens,
+      this.ttft,
+      this.tokenLatency,
+      this.stageCompute,
+      this.hopTime,
+      ...this.gauges,
+    ]
+      .map((m) => m.render())
+      .join('');
+  }
+}

@@ -1,0 +1,83 @@
+import { basename } from 'node:path';
+import type { ClusterPipeline } from '../pipeline/cluster-pipeline.js';
+import { createApiKeyCheck } from './api-key-auth.js';
+import type { ApiMetrics } from './api-metrics.js';
+import type { ApiRouter } from './api-router.js';
+import { addChatCompletionsRoute } from './chat-completions-route.js';
+import { addCompletionsRoute } from './completions-route.js';
+import { addModelsRoutes } from './models-route.js';
+import { RequestQueue } from './request-queue.js';
+import type { ServingContext } from './serve-generation.js';
+import { addWebPageRoutes } from './web-page.js';
+
+/** Requests that may wait for a pipeline slot before new ones get a 429 (`--queue-length`). */
+export const DEFAULT_QUEUE_LENGTH = 32;
+
+export interface OpenAIApiOptions {
+  pipeline: ClusterPipeline | null;
+  metrics: ApiMetrics;
+  /** The model file or folder the id is derived from. */
+  modelPath?: string;
+  /** Context limit per request (prompt + generated). */
+  contextLength: number;
+  /** Requests run in the pipeline together (the KV memory the plan reserves). */
+  concurrency: number;
+  queueLength?: number;
+  /** When set, every route but `/`, the page's files and /health needs `Authorization: Bearer <key>`. */
+  apiKey?: string;
+  maxBodyBytes?: number;
+  /** The cluster snapshot of GET /v1/cluster (serving stats are added to it). */
+  clusterStatus: () => object;
+  peers: () => number;
+  nodeName: (peerId: string) => string;
+}
+
+/**
+ * The id clients use as `model`: the file or folder name without extension ("stories260K"), because many
+ * converted models carry a generic general.name such as "llama".
+ */
+export function modelIdFor(path: string): string {
+  return basename(path.replace(/[/\\]+$/, '')).replace(/\.(gguf|safetensors)$/i, '');
+}
+
+/**
+ * Adds the OpenAI-compatible API (chat, completions, models), /v1/cluster with live serving stats, /metrics and
+ * the web page to a node's router.
+ */
+export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): ServingContext {
+  const queue = new RequestQueue(opts.concurrency, opts.queueLength ?? DEFAULT_QUEUE_LENGTH);
+  const ctx: ServingContext = {
+    pipeline: opts.pipeline,
+    modelId: opts.pipeline ? modelIdFor(opts.modelPath ?? opts.pipeline.modelName) : '',
+    queue,
+    metrics: opts.metrics,
+    contextLength: opts.contextLength,
+  };
+  const p = opts.pipeline;
+  opts.metrics.attach({
+    peers: opts.peers,
+    kvSessions: () => p?.worker.sessionCount ?? 0,
+    kvCacheBytes: () => p?.worker.cacheBytes() ?? 0,
+    running: () => queue.runningCount,
+    waiting: () => queue.waitingCount,
+    nodeName: opts.nodeName,
+  });
+  if (opts.apiKey !== undefined) router.setAuth(createApiKeyCheck(opts.apiKey));
+  router.onResponse((route, status) => opts.metrics.httpRequests.inc({ route, status: String(status) }));
+
+  addChatCompletionsRoute(router, ctx, opts.maxBodyBytes);
+  addCompletionsRoute(router, ctx, opts.maxBodyBytes);
+  addModelsRoutes(router, ctx);
+  router.add('GET', '/v1/cluster', () => ({
+    ...opts.clusterStatus(),
+    model: p ? { id: ctx.modelId, name: p.model.config.name, layers: p.model.config.numLayers, contextLength: ctx.contextLength } : null,
+    serving: opts.metrics.serving(),
+  }));
+  router.add('GET', '/metrics', (_req, res) => {
+    const text = opts.metrics.render();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+  addWebPageRoutes(router);
+  return ctx;
+}
