@@ -41,6 +41,14 @@ export interface Health {
   peers: number;
 }
 
+/** The parts of a /v1/completions answer the tests read. */
+export interface CompletionJson {
+  id: string;
+  model: string;
+  choices: { index: number; text: string; finish_reason: string }[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
 export interface StartNodeOptions {
   name: string;
   /** Extra CLI arguments (e.g. --bootstrap ADDR, --cluster-key FILE). */
@@ -99,6 +107,13 @@ export class RunningNode {
 
   async cluster(): Promise<unknown> {
     return this.harness.getJson(`${this.apiUrl}/v1/cluster`);
+  }
+
+  /** POST /v1/completions on this node; throws with the node's error message unless it answers 200. */
+  async complete(body: Record<string, unknown>, timeoutMs = 60_000): Promise<CompletionJson> {
+    const { status, json } = await this.harness.postJson(`${this.apiUrl}/v1/completions`, body, timeoutMs);
+    if (status !== 200) throw new Error(`${this.name}: POST /v1/completions answered ${status}: ${JSON.stringify(json)}`);
+    return json as CompletionJson;
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -180,6 +195,55 @@ export class ClusterHarness {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
     return res.json();
+  }
+
+  /** POST a JSON body (inside the namespace when there is one); returns the status and the parsed answer. */
+  async postJson(url: string, body: unknown, timeoutMs = 60_000): Promise<{ status: number; json: unknown }> {
+    const text = JSON.stringify(body);
+    if (this.options.netns) {
+      const { stdout } = await execFileAsync(
+        'ip',
+        ['netns', 'exec', this.options.netns, 'curl', '-s', '--max-time', String(Math.ceil(timeoutMs / 1000)), '-H', 'content-type: application/json', '--data-binary', text, '-w', '\n%{http_code}', url],
+        { maxBuffer: 16 * 1024 * 1024 },
+      );
+      const cut = stdout.lastIndexOf('\n');
+      return { status: Number(stdout.slice(cut + 1)), json: JSON.parse(stdout.slice(0, cut)) };
+    }
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text, signal: AbortSignal.timeout(timeoutMs) });
+    return { status: res.status, json: await res.json() };
+  }
+
+  /**
+   * Stops a node (SIGTERM, so the others see it leave at once) and starts it again with the same name and data
+   * dir (so the same peer id) and new options, e.g. another --split.
+   */
+  async restartNode(node: RunningNode, opts: Omit<StartNodeOptions, 'name' | 'dataDir'>): Promise<RunningNode> {
+    node.kill('SIGTERM');
+    const exited = await Promise.race([node.exited, sleep(5000).then(() => null)]);
+    if (!exited) {
+      node.kill('SIGKILL');
+      await node.exited;
+    }
+    return this.startNode({ ...opts, name: node.name, dataDir: node.dataDir });
+  }
+
+  /**
+   * Waits until every node lists every other one (by peer id) as a member with a model announced, so that a
+   * request to any of them can plan over all of them. Returns the elapsed ms.
+   */
+  async waitForPipelineMembers(nodes: RunningNode[], timeoutMs = 15_000): Promise<number> {
+    return this.waitFor(
+      async () => {
+        for (const n of nodes) {
+          const c = (await n.cluster()) as { peers: { peerId: string; stageInfo: { model?: string } | null }[] };
+          const withModel = new Set(c.peers.filter((p) => p.stageInfo?.model).map((p) => p.peerId));
+          if (!nodes.every((o) => o === n || withModel.has(o.peerId))) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      `${nodes.map((n) => n.name).join(', ')} to see each other with a model`,
+    );
   }
 
   /** Polls `check` until it returns true; returns the elapsed ms. Errors inside `check` count as "not yet". */
