@@ -8,6 +8,10 @@ import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
 import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
 import { openModel } from './model/open-model.js';
+import type { ModelFile } from './model/model-file.js';
+import { resolveModelSource, type HubSettings } from './model/model-source.js';
+import { serveWeights, type WeightsServer } from './weights/weights-server.js';
+import { modelFromPeers } from './weights/model-from-peers.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { planSummary } from './pipeline/plan-summary.js';
@@ -27,8 +31,16 @@ export interface EdgeNodeOptions {
   apiHost?: string;
   memoryBudgetBytes?: number;
   backend?: BackendName;
-  /** Model file or folder this node serves (each node has the model locally). Without one the node only relays. */
+  /**
+   * Model file or folder this node serves, or a Hugging Face repo id (`owner/name[@rev][/file.gguf]`) downloaded into
+   * `<dataDir>/hub`. A node with a model also serves its weights to peers. Without one the node only relays, unless
+   * `modelFromPeers` is set.
+   */
   modelPath?: string;
+  /** Hub endpoint, token and progress for a repo id in modelPath. */
+  hub?: HubSettings;
+  /** Without modelPath: wait for a peer that has the model and fetch only this node's layers from it. */
+  modelFromPeers?: boolean;
   /** Layers per stage for the nodes in name order (e.g. [2, 3]), instead of the partitioner's plan. */
   split?: number[];
   /** Context limit per request in tokens (default: the model's, at most 4096). */
@@ -150,11 +162,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let plan: unknown = null;
   let servedContext = 0;
   const metrics = new ApiMetrics();
-  if (options.modelPath) {
-    const model = await openModel(options.modelPath);
+  let weights: WeightsServer | null = null;
+  const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
-    logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${options.modelPath}`);
+    logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
     pipeline = new ClusterPipeline({
       host,
       membership,
@@ -175,6 +187,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     });
     servedContext = contextLength;
     await pipeline.start();
+  };
+  if (options.modelPath) {
+    const model = await openModel(await resolveModelSource(options.modelPath, options.dataDir, options.hub, logger));
+    weights = await serveWeights(host, model, logger);
+    await startPipeline(model, options.modelPath);
   }
   const router = new ApiRouter();
   let api: ApiServer;
@@ -184,6 +201,14 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   } catch (err) {
     await host.close().catch(() => {});
     throw err;
+  }
+  if (!options.modelPath && options.modelFromPeers) {
+    try {
+      await startPipeline(await modelFromPeers(host, membership, options.dataDir, logger), 'peers (only this node\'s layers are fetched)');
+    } catch (err) {
+      await Promise.all([api.close(), host.close()]).catch(() => {});
+      throw err;
+    }
   }
 
   const node: EdgeNode = {
@@ -213,6 +238,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
     stop: async () => {
       await pipeline?.stop();
+      await weights?.close();
       links.stop();
       await membership.stop();
       await Promise.all([api.close(), host.close()]);

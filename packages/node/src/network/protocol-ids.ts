@@ -15,6 +15,8 @@ export const PROTOCOLS = {
   probe: '/edge-node/probe/1.0.0',
   /** Liveness beats so a vanished node is noticed without a TCP close. */
   heartbeat: '/edge-node/heartbeat/1.0.0',
+  /** Model manifest and tensor bytes for nodes that do not have the model file. */
+  weights: '/edge-node/weights/1.0.0',
 } as const;
 
 export type ProtocolName = keyof typeof PROTOCOLS;
