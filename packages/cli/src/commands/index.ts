@@ -4,6 +4,7 @@ import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { keygenCommand } from './keygen.js';
 import { planCommand } from './plan.js';
+import { chatCommand } from './chat.js';
 
 // Each command lives in its own file; add one line here per command.
 export const commands: CliCommand[] = [
@@ -12,4 +13,5 @@ export const commands: CliCommand[] = [
   keygenCommand,
   planCommand,
   runCommand,
+  chatCommand,
 ];
