@@ -66,6 +66,7 @@ export class RunningNode {
   peerId = '';
   addresses: string[] = [];
   apiUrl = '';
+  private servedModel = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private text = '';
 
@@ -109,9 +110,20 @@ export class RunningNode {
     return this.harness.getJson(`${this.apiUrl}/v1/cluster`);
   }
 
-  /** POST /v1/completions on this node; throws with the node's error message unless it answers 200. */
+  /** The id of the model this node serves (GET /v1/models), as requests name it. */
+  async modelId(): Promise<string> {
+    if (!this.servedModel) {
+      const { data } = (await this.harness.getJson(`${this.apiUrl}/v1/models`)) as { data: { id: string }[] };
+      if (!data[0]) throw new Error(`${this.name} serves no model`);
+      this.servedModel = data[0].id;
+    }
+    return this.servedModel;
+  }
+
+  /** POST /v1/completions on this node (`model` filled in when absent); throws unless it answers 200. */
   async complete(body: Record<string, unknown>, timeoutMs = 60_000): Promise<CompletionJson> {
-    const { status, json } = await this.harness.postJson(`${this.apiUrl}/v1/completions`, body, timeoutMs);
+    const full = body.model === undefined ? { model: await this.modelId(), ...body } : body;
+    const { status, json } = await this.harness.postJson(`${this.apiUrl}/v1/completions`, full, timeoutMs);
     if (status !== 200) throw new Error(`${this.name}: POST /v1/completions answered ${status}: ${JSON.stringify(json)}`);
     return json as CompletionJson;
   }
