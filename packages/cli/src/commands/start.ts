@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import {
   DEFAULT_API_PORT,
   DEFAULT_QUEUE_LENGTH,
@@ -8,18 +9,27 @@ import {
   parseClusterKey,
   readClusterKeyFile,
   startEdgeNode,
+  hubOptionsFromEnv,
+  parseHubModelRef,
   type BackendName,
   type EdgeNodeOptions,
 } from '@edge-node/node';
 import { intOption } from '../option-parsers.js';
+import { createDownloadProgressBar } from '../progress-bar.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
-const HELP = `Usage: edge-node start --model PATH [options]
+const HELP = `Usage: edge-node start --model PATH|REPO [options]
+       edge-node start --model-from-peers [options]
 
 Starts a node. Nodes find each other (mDNS on the local network, or --bootstrap) and run one model together.
 
 Options:
-  --model PATH             model file or directory (GGUF or safetensors)
+  --model PATH|REPO        model file or directory (GGUF or safetensors), or a Hugging Face repo id
+                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub
+                           (env HF_TOKEN for gated models, HF_HUB_OFFLINE=1 to use only the cache)
+  --hub-endpoint URL       Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
+  --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
+                           from it (kept in <data dir>/weights for the next start)
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
   --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
@@ -62,6 +72,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
       allowNegative: true,
       options: {
         model: { type: 'string' },
+        'hub-endpoint': { type: 'string' },
+        'model-from-peers': { type: 'boolean' },
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         mdns: { type: 'boolean' },
@@ -83,6 +95,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
   }
   const v = parsed.values;
+  if (v.model !== undefined && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
@@ -120,7 +133,13 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
     ...(v.concurrency !== undefined ? { concurrency: intOption(v.concurrency, '--concurrency', 4) } : {}),
-    ...(v.model !== undefined ? { modelPath: resolve(v.model) } : {}),
+    ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
+    ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
+    hub: {
+      ...hubOptionsFromEnv(env),
+      ...(v['hub-endpoint'] !== undefined ? { endpoint: v['hub-endpoint'] } : {}),
+      onProgress: createDownloadProgressBar(),
+    },
     ...(clusterKey ? { clusterKey } : {}),
     ...(backend ? { backend } : {}),
   };
