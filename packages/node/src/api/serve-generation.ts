@@ -73,7 +73,7 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
   if (promptTokens.length >= ctx.contextLength) {
     throw new OpenAIError(
       400,
-      `this model's context is ${ctx.contextLength} tokens, and the ${promptParam} has ${promptTokens.length}: shorten it (at least one token must be left to generate)`,
+      `this model's context is ${ctx.contextLength} tokens, and the ${promptParam} has ${promptTokens.length} tokens: shorten it (at least one token must be left to generate)`,
       'invalid_request_error',
       'context_length_exceeded',
       promptParam,
