@@ -8,6 +8,9 @@ import { HubAccessError, HubChecksumError, HubDownloadInterruptedError, HubNotFo
 import { parseHubModelRef } from '../packages/node/src/model/hub-model-ref.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
 import { LocalHubServer } from './support/local-hub-server.js';
+import { CLI_BIN, ensureBuilt } from './support/cluster-harness.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const MODELS = '/work/shared/models';
 const HF_REPO = 'karpathy/stories260k-hf';
@@ -166,5 +169,19 @@ describe('downloadHubModel against a local hub', () => {
     await expect(downloadHubModel(ref(GGUF_REPO + '/stories260K.gguf'), { cacheDir, offline: true })).rejects.toBeInstanceOf(HubOfflineError);
     const unreachable = await downloadHubModel(ref(GGUF_REPO + '/stories260K.gguf'), { cacheDir, endpoint: 'http://127.0.0.1:9' }).catch((e: Error) => e);
     expect((unreachable as Error).message).toMatch(/cannot reach the hub at http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('edge-node download prints the cached path, and a clear error for a missing file', async () => {
+    ensureBuilt();
+    const run = promisify(execFile);
+    const dataDir = freshCache();
+    const ok = await run(process.execPath, [CLI_BIN, 'download', GGUF_REPO, 'stories260K.gguf', '--data-dir', dataDir, '--hub-endpoint', hub.url]);
+    const path = ok.stdout.trim();
+    expect(path.startsWith(join(dataDir, 'hub'))).toBe(true);
+    expect(sha256(path)).toBe(sha256(join(MODELS, 'stories260k/stories260K.gguf')));
+    expect(ok.stderr).toMatch(/\[#{24}\] 100% 1\.19\/1\.19 MB/);
+    const missing = await run(process.execPath, [CLI_BIN, 'download', GGUF_REPO, 'nope.gguf', '--data-dir', dataDir, '--hub-endpoint', hub.url]).catch((e: { code: number; stderr: string }) => e);
+    expect((missing as { code: number }).code).toBe(1);
+    expect((missing as { stderr: string }).stderr).toMatch(/file nope\.gguf was not found in ggml-org\/stories260k-gguf \(HTTP 404\)/);
   });
 });

@@ -1,5 +1,6 @@
 import type { CliCommand } from '../cli-command.js';
 import { runCommand } from './run.js';
+import { downloadCommand } from './download.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { keygenCommand } from './keygen.js';
@@ -13,5 +14,6 @@ export const commands: CliCommand[] = [
   keygenCommand,
   planCommand,
   runCommand,
+  downloadCommand,
   chatCommand,
 ];
