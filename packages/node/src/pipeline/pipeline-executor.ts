@@ -79,6 +79,9 @@ export interface PipelineExecutorOptions {
   onRecovery?: (event: RecoveryEvent) => void;
 }
 
+/** Before a request has been routed. */
+const NO_ROUTE: Route = { planId: 'none', peers: [], ranges: [], model: '' };
+
 interface Pending {
   resolve: (token: number) => void;
   reject: (err: Error) => void;
@@ -124,11 +127,18 @@ export class PipelineExecutor implements TokenExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const route = await this.opts.routeFor(request, new Set());
-    const run: Running = { request, fed: [], received: 0, route, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
+    const run: Running = { request, fed: [], received: 0, route: NO_ROUTE, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
-    return this.withRecovery(run, () => this.open(run, request.promptTokens));
+    try {
+      return await this.withRecovery(run, async () => {
+        run.route = await this.opts.routeFor(request, new Set());
+        return this.open(run, request.promptTokens);
+      });
+    } catch (err) {
+      await this.end(request.id);
+      throw err;
+    }
   }
 
   async step(requestId: string, token: number): Promise<number> {
@@ -146,7 +156,9 @@ export class PipelineExecutor implements TokenExecutor {
     run.pending?.reject(new RequestEndedError(`request ${requestId} ended`));
     run.pending = null;
     // Release travels the same streams as the activations, so it reaches each stage after the request's last frame.
-    await this.opts.router.send(run.route.peers[0], { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 }).catch(() => {});
+    if (run.route.peers.length > 0) {
+      await this.opts.router.send(run.route.peers[0], { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 }).catch(() => {});
+    }
   }
 
   /** Called by the node for token and error frames addressed to this coordinator. */
@@ -230,7 +242,7 @@ export class PipelineExecutor implements TokenExecutor {
   private async reroute(run: Running, lost: ReadonlySet<string>): Promise<void> {
     run.recoveries++;
     this.recoveries++;
-    // Free what the surviving stages of the old route still hold for this request.
+    // Free what the surviving stages of the old route still hold for this request (none if it never had one).
     const old = run.route;
     old.peers.forEach((peer, stage) => {
       this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
