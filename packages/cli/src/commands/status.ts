@@ -2,13 +2,14 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_API_PORT, type ClusterStatus, type MemberStatus } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
-const HELP = `Usage: edge-node status [--api URL] [--json]
+const HELP = `Usage: edge-node status [--api URL] [--api-key KEY] [--json]
 
 Shows the cluster as seen by a running node: peers, their device profiles, link latency/bandwidth, and the plan.
 
 Options:
-  --api URL   the node's HTTP API (default http://127.0.0.1:${DEFAULT_API_PORT})
-  --json      print the raw /v1/cluster JSON
+  --api URL       the node's HTTP API (default http://127.0.0.1:${DEFAULT_API_PORT})
+  --api-key KEY   the node's API key, if it was started with one (or env EDGE_NODE_API_KEY)
+  --json          print the raw /v1/cluster JSON
 `;
 
 export class NodeNotRunningError extends Error {
@@ -31,6 +32,25 @@ function memberLine(m: MemberStatus, self: boolean): string {
   );
 }
 
+/** The fields of the plan summary that /v1/cluster serves (pipeline/plan-summary.ts). */
+interface PlanView {
+  strategy: string;
+  stages: { peerId: string; name: string; startLayer: number; endLayer: number; memoryBytes: number; stageMs: number }[];
+  excluded: { device: string; reason: string }[];
+  predicted: { ttftMs: number; tokenLatencyMs: number; throughputTokPerS: number };
+}
+
+function formatPlan(plan: PlanView, name: (id: string) => string): string {
+  let text = `Plan (${plan.strategy}):\n`;
+  for (const st of plan.stages) {
+    text += `  ${st.name.padEnd(12)} layers [${st.startLayer}, ${st.endLayer})  ${gb(st.memoryBytes)}  ${st.stageMs.toFixed(2)} ms/token\n`;
+  }
+  for (const e of plan.excluded) text += `  left out ${name(e.device)}: ${e.reason}\n`;
+  const p = plan.predicted;
+  text += `  predicted: TTFT ${p.ttftMs.toFixed(1)} ms, ${p.tokenLatencyMs.toFixed(2)} ms/token, ${p.throughputTokPerS.toFixed(1)} tok/s\n`;
+  return text;
+}
+
 export function formatClusterStatus(s: ClusterStatus): string {
   const names = new Map([s.self, ...s.peers].map((m) => [m.peerId, m.name]));
   const name = (id: string) => names.get(id) ?? id.slice(-8);
@@ -39,7 +59,7 @@ export function formatClusterStatus(s: ClusterStatus): string {
   for (const p of s.peers) text += memberLine(p, false);
   text += `Links (${s.links.length}):\n`;
   for (const l of s.links) text += `  ${name(l.from)} → ${name(l.to)}: RTT ${l.rttMs.toFixed(2)} ms, ${l.bandwidthMBps} MB/s\n`;
-  text += s.plan == null ? 'Plan: none yet\n' : `Plan:\n${JSON.stringify(s.plan, null, 2)}\n`;
+  text += s.plan == null ? 'Plan: none yet (made at the first request)\n' : formatPlan(s.plan as PlanView, name);
   return text;
 }
 
@@ -49,7 +69,7 @@ export const statusCommand: CliCommand = {
   async run(argv) {
     let values;
     try {
-      ({ values } = parseArgs({ args: argv, options: { api: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+      ({ values } = parseArgs({ args: argv, options: { api: { type: 'string' }, 'api-key': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
     } catch (err) {
       throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
     }
@@ -60,7 +80,8 @@ export const statusCommand: CliCommand = {
     const base = (values.api ?? `http://127.0.0.1:${DEFAULT_API_PORT}`).replace(/\/$/, '');
     let res: Response;
     try {
-      res = await fetch(`${base}/v1/cluster`, { signal: AbortSignal.timeout(5000) });
+      const key = values['api-key'] ?? process.env.EDGE_NODE_API_KEY;
+      res = await fetch(`${base}/v1/cluster`, { signal: AbortSignal.timeout(5000), ...(key ? { headers: { authorization: `Bearer ${key}` } } : {}) });
     } catch (err) {
       throw new NodeNotRunningError(`no edge-node answers at ${base} (${(err as Error).cause ?? (err as Error).message}); is it running? pass --api with its API URL`);
     }

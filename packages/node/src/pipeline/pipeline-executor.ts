@@ -1,3 +1,4 @@
+import { GenerationCancelledError } from '../engine/generate.js';
 import type { TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type TokenFrame } from './activation-frame.js';
@@ -130,6 +131,8 @@ export class PipelineExecutor implements TokenExecutor {
     const run: Running = { request, fed: [], received: 0, route: NO_ROUTE, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
+    // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
+    request.signal?.addEventListener('abort', () => this.failPending(run, new GenerationCancelledError()), { once: true });
     try {
       return await this.withRecovery(run, async () => {
         run.route = await this.opts.routeFor(request, new Set());
