@@ -80,6 +80,8 @@ export interface ClusterStatus {
   links: LinkStatus[];
   /** The current pipeline plan, once the pipeline sets one. */
   plan: unknown;
+  /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
+  planError: string | null;
 }
 
 export interface HealthStatus {
@@ -231,6 +233,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         peers: all.slice(1).map((m) => memberStatus(m, now, false)),
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
         plan,
+        planError: pipeline?.planError ?? null,
       };
     },
     setPlan: (p: unknown) => {

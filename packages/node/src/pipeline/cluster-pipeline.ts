@@ -53,6 +53,8 @@ export class ClusterPipeline {
   readonly executor: PipelineExecutor;
   readonly shards: ShardStore;
   private plan: ClusterPlan | null = null;
+  /** Why the last planning attempt failed (null once a plan works). */
+  planError: string | null = null;
   private planning: Promise<ClusterPlan> | null = null;
   private membersChanged = true;
   private readonly controls = new Map<string, Promise<RequestChannel<ControlRequest, ControlReply, never>>>();
@@ -178,14 +180,24 @@ export class ClusterPipeline {
   private async replan(exclude: ReadonlySet<string> = new Set()): Promise<ClusterPlan> {
     this.membersChanged = false;
     const m = this.opts.membership;
-    const next = computeClusterPlan({
-      members: [m.self(), ...m.members()].filter((member) => !exclude.has(member.peerId)),
-      config: this.opts.model.config,
-      modelFingerprint: this.fingerprint,
-      ...(this.opts.split ? { split: this.opts.split } : {}),
-      request: { promptTokens: 128, genTokens: 128, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency },
-      ...(this.plan ? { previous: this.plan.plan as Plan } : {}),
-    });
+    let next: ClusterPlan;
+    try {
+      next = computeClusterPlan({
+        members: [m.self(), ...m.members()].filter((member) => !exclude.has(member.peerId)),
+        config: this.opts.model.config,
+        modelFingerprint: this.fingerprint,
+        ...(this.opts.split ? { split: this.opts.split } : {}),
+        request: { promptTokens: 128, genTokens: 128, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency },
+        ...(this.plan ? { previous: this.plan.plan as Plan } : {}),
+      });
+    } catch (err) {
+      // The cluster cannot serve (e.g. the model no longer fits): say so in /v1/cluster until a plan works again.
+      this.planError = (err as Error).message;
+      this.membersChanged = true;
+      this.opts.log.error(`no plan: ${this.planError}`);
+      throw err;
+    }
+    this.planError = null;
     if (next.id !== this.plan?.id) {
       const t0 = performance.now();
       await Promise.all(next.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer)));
