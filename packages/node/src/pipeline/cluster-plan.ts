@@ -57,9 +57,14 @@ export function modelShapeOf(c: ModelConfig): ModelShape {
   };
 }
 
-/** Identifies a model across nodes: two nodes can share a pipeline only if their fingerprints match. */
+/**
+ * Identifies a model across nodes: two nodes can share a pipeline only if their fingerprints match. It is made of
+ * the architecture and every size that shapes a tensor — not the name, which differs between a GGUF file, a local
+ * folder and a hub cache folder of the same model. (Two fine-tunes of one base model look alike to it.)
+ */
 export function modelFingerprint(c: ModelConfig): string {
-  return `${c.name}|${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}|V${c.vocabSize}`;
+  const rope = c.ropeScaling ? `|rope:${c.ropeScaling.type}x${c.ropeScaling.factor}` : '';
+  return `${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}x${c.headDim}|V${c.vocabSize}|theta${c.ropeTheta}${rope}${c.tiedEmbeddings ? '|tied' : ''}`;
 }
 
 const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
