@@ -64,7 +64,7 @@ export function modelShapeOf(c: ModelConfig): ModelShape {
  */
 export function modelFingerprint(c: ModelConfig): string {
   const rope = c.ropeScaling ? `|rope:${c.ropeScaling.type}x${c.ropeScaling.factor}` : '';
-  return `${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}x${c.headDim}|V${c.vocabSize}|theta${c.ropeTheta}${rope}${c.tiedEmbeddings ? '|tied' : ''}`;
+  return `${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}x${c.headDim}|V${c.vocabSize}|theta${c.ropeTheta}${rope}`;
 }
 
 const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
