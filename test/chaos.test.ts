@@ -27,5 +27,12 @@ describe('a stage node dies mid-answer', () => {
     }
     // At least one kill must have landed mid-answer (not between requests) for the test to mean anything.
     expect(chaos.replays()).toBeGreaterThan(0);
+    // /metrics counts every recovery, and the log says what was lost and how long it took.
+    const metrics = await (await fetch(`${chaos.a.apiUrl}/metrics`)).text();
+    const recovered = Number(/edge_node_recoveries_total\{outcome="recovered"\} (\d+)/.exec(metrics)?.[1]);
+    expect(recovered).toBeGreaterThan(0);
+    expect(recovered).toBeLessThanOrEqual(chaos.replays()); // a replay that itself loses a stage is retried
+    expect(metrics).toMatch(/edge_node_recoveries_total\{outcome="failed"\} 0/);
+    expect(chaos.a.output()).toMatch(/recovered from the loss of \S+ \(\w{8}\) in \d+ ms \(plan \S+ → \S+, \d+ tokens replayed\)/);
   }, 600_000);
 });

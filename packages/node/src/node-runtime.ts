@@ -165,6 +165,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let servedContext = 0;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
+  const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? 'node'} (${peerId.slice(-8)})`;
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
@@ -186,6 +187,14 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         const hops = route ? route.peers.length - 1 + (route.peers[0] === host.peerId ? 0 : 1) + (route.peers.at(-1) === host.peerId ? 0 : 1) : 0;
         metrics.observeStep(timing, route, hops);
       },
+      onRecovery: (e) => {
+        metrics.observeRecovery(e);
+        logger.warn(
+          `request ${e.requestId}: recovered from the loss of ${nameOf(e.lostPeer)} in ${e.recoveryMs.toFixed(0)} ms ` +
+            `(plan ${e.oldPlan} → ${e.newPlan}, ${e.replayedTokens} tokens replayed)`,
+        );
+      },
+      onRecoveryFailed: () => metrics.observeRecoveryFailure(),
     });
     servedContext = contextLength;
     await pipeline.start();

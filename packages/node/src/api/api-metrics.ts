@@ -1,4 +1,4 @@
-import type { StepTiming } from '../pipeline/pipeline-executor.js';
+import type { RecoveryEvent, StepTiming } from '../pipeline/pipeline-executor.js';
 import { Counter, Gauge, Histogram } from './prometheus-text.js';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
@@ -45,12 +45,18 @@ export class ApiMetrics {
     'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.',
     LATENCY_BUCKETS_S,
   );
+  readonly recoveries = new Counter('edge_node_recoveries_total', 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.');
+  readonly recoveryReplayedTokens = new Counter('edge_node_recovery_replayed_tokens_total', 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.');
+  readonly recoveryTime = new Histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.', LATENCY_BUCKETS_S);
   private sources: MetricSources | null = null;
   private readonly gauges: Gauge[];
   private recentSteps: number[] = [];
 
   constructor() {
     const src = () => this.sources;
+    // Both outcomes are listed from the start, so a dashboard sees 0 rather than no series.
+    this.recoveries.inc({ outcome: 'recovered' }, 0);
+    this.recoveries.inc({ outcome: 'failed' }, 0);
     this.gauges = [
       new Gauge('edge_node_peers', 'Cluster peers this node sees (not counting itself).', () => src()?.peers() ?? 0),
       new Gauge('edge_node_requests_running', 'Requests this node coordinates that are in the pipeline now.', () => src()?.running() ?? 0),
@@ -80,6 +86,18 @@ export class ApiMetrics {
       this.stageCompute.observe(ms / 1000, { stage: String(i), node: peer ? (this.sources?.nodeName(peer) ?? peer.slice(-8)) : 'unknown' });
     });
     if (hops > 0 && timing.stageMs.length > 0) this.hopTime.observe(Math.max(0, timing.roundTripMs - compute) / hops / 1000);
+  }
+
+  /** A request survived the loss of a stage node. */
+  observeRecovery(event: RecoveryEvent): void {
+    this.recoveries.inc({ outcome: 'recovered' });
+    this.recoveryReplayedTokens.inc({}, event.replayedTokens);
+    this.recoveryTime.observe(event.recoveryMs / 1000);
+  }
+
+  /** A request lost a stage node and could not be carried on (e.g. the remaining nodes cannot hold the model). */
+  observeRecoveryFailure(): void {
+    this.recoveries.inc({ outcome: 'failed' });
   }
 
   tokensPerSecond(): number {
@@ -116,6 +134,9 @@ export class ApiMetrics {
       this.tokenLatency,
       this.stageCompute,
       this.hopTime,
+      this.recoveries,
+      this.recoveryReplayedTokens,
+      this.recoveryTime,
       ...this.gauges,
     ]
       .map((m) => m.render())

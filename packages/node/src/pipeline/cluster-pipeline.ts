@@ -37,6 +37,7 @@ export interface ClusterPipelineOptions {
   onPlan?: (plan: ClusterPlan) => void;
   onStep?: (rid: string, timing: StepTiming) => void;
   onRecovery?: (event: RecoveryEvent) => void;
+  onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
 }
 
 export type ClusterGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
@@ -77,6 +78,7 @@ export class ClusterPipeline {
       isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
       ...(opts.onStep ? { onStep: opts.onStep } : {}),
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
+      ...(opts.onRecoveryFailed ? { onRecoveryFailed: opts.onRecoveryFailed } : {}),
     });
   }
 

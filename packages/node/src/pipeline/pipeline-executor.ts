@@ -78,6 +78,8 @@ export interface PipelineExecutorOptions {
   maxRecoveries?: number;
   onStep?: (rid: string, timing: StepTiming) => void;
   onRecovery?: (event: RecoveryEvent) => void;
+  /** A request lost a stage and could not be re-routed (`error` is why it ends). */
+  onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
 }
 
 /** Before a request has been routed. */
@@ -219,7 +221,15 @@ export class PipelineExecutor implements TokenExecutor {
         run.received++;
         return token;
       } catch (err) {
-        if (!(err instanceof StageLostError) || !this.running.has(run.request.id) || run.recoveries >= this.maxRecoveries) throw err;
+        if (!(err instanceof StageLostError) || !this.running.has(run.request.id) || run.recoveries >= this.maxRecoveries) {
+          // A recovery was under way (or the stage was lost once too often): the request ends here.
+          const lostPeer = err instanceof StageLostError ? err.peerId : [...lost].at(-1);
+          if (lostPeer !== undefined && this.running.has(run.request.id) && !(err instanceof GenerationCancelledError)) {
+            this.opts.log.error(`request ${run.request.id}: lost stage node ${lostPeer.slice(-8)} and cannot carry on: ${(err as Error).message}`);
+            this.opts.onRecoveryFailed?.(run.request.id, lostPeer, err as Error);
+          }
+          throw err;
+        }
         lost.add(err.peerId);
         const t0 = performance.now();
         const oldPlan = run.route.planId;
