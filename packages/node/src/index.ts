@@ -69,3 +69,4 @@ export * from './weights/shard-cache.js';
 export * from './weights/peer-model-file.js';
 export * from './weights/weights-sources.js';
 export * from './weights/model-from-peers.js';
+export * from './api/bench-route.js';

@@ -3,11 +3,13 @@ import type { ClusterPipeline } from '../pipeline/cluster-pipeline.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import type { ApiMetrics } from './api-metrics.js';
 import type { ApiRouter } from './api-router.js';
+import { addBenchRoute } from './bench-route.js';
 import { addChatCompletionsRoute } from './chat-completions-route.js';
 import { addCompletionsRoute } from './completions-route.js';
 import { addModelsRoutes } from './models-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
+import type { ClusterStatus } from '../node-runtime.js';
 import { addWebPageRoutes } from './web-page.js';
 
 /** Requests that may wait for a pipeline slot before new ones get a 429 (`--queue-length`). */
@@ -68,6 +70,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
   addChatCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addModelsRoutes(router, ctx);
+  addBenchRoute(router, ctx, { clusterStatus: opts.clusterStatus as () => ClusterStatus, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
   router.add('GET', '/v1/cluster', () => ({
     ...opts.clusterStatus(),
     model: p ? { id: ctx.modelId, name: p.model.config.name, layers: p.model.config.numLayers, contextLength: ctx.contextLength } : null,
