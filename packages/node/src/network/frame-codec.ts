@@ -78,13 +78,17 @@ export class FrameCodec<T = unknown> {
 
 /**
  * Incremental decoder for a byte stream of frames. A body contained in one chunk is decoded in place; a body
- * split across chunks is assembled once into a buffer of its final size. Throws only FrameTooLargeError (checked
- * from the header, before buffering) and FrameDecodeError; after either the stream must be dropped.
+ * split across chunks is kept as the chunks received and joined once, when complete. Nothing is allocated from the
+ * header alone, so a peer that announces a large frame and sends little holds only what it sent. Throws only
+ * FrameTooLargeError (checked from the header, before buffering) and FrameDecodeError; after either the stream
+ * must be dropped.
  */
 export class FrameDecoder<T = unknown> {
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFill = 0;
-  private body: Uint8Array | null = null;
+  /** Announced length of the body being assembled, or -1 between frames. */
+  private bodyLength = -1;
+  private parts: Uint8Array[] = [];
   private bodyFill = 0;
 
   constructor(private readonly codec: FrameCodec<T>) {}
@@ -98,7 +102,7 @@ export class FrameDecoder<T = unknown> {
     let off = 0;
     const end = chunk.byteLength;
     while (off < end) {
-      if (this.body === null) {
+      if (this.bodyLength < 0) {
         let length: number;
         if (this.headerFill === 0 && end - off >= FRAME_HEADER_BYTES) {
           length = ((chunk[off] << 24) | (chunk[off + 1] << 16) | (chunk[off + 2] << 8) | chunk[off + 3]) >>> 0;
@@ -120,16 +124,23 @@ export class FrameDecoder<T = unknown> {
           off += length;
           continue;
         }
-        this.body = new Uint8Array(length);
+        this.bodyLength = length;
         this.bodyFill = 0;
       }
-      const take = Math.min(this.body.byteLength - this.bodyFill, end - off);
-      this.body.set(chunk.subarray(off, off + take), this.bodyFill);
+      const take = Math.min(this.bodyLength - this.bodyFill, end - off);
+      // A copy: the muxer may reuse the chunk's memory after this call.
+      this.parts.push(chunk.slice(off, off + take));
       this.bodyFill += take;
       off += take;
-      if (this.bodyFill === this.body.byteLength) {
-        const body = this.body;
-        this.body = null;
+      if (this.bodyFill === this.bodyLength) {
+        const body = new Uint8Array(this.bodyLength);
+        let at = 0;
+        for (const p of this.parts) {
+          body.set(p, at);
+          at += p.byteLength;
+        }
+        this.parts = [];
+        this.bodyLength = -1;
         this.bodyFill = 0;
         out.push(this.codec.decodeBody(body));
       }
