@@ -1,21 +1,27 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * Fused kernels for the per-token hot path. Between its matMuls a layer does little arithmetic but, written with
- * stock tfjs ops, it takes ~15 kernel launches (each a few µs of dispatch, allocation and copying). These kernels do
- * the same arithmetic in one pass over the backend's own memory: RMSNorm, RoPE applied to Q and K while splitting
- * QKV, and SwiGLU. They are registered as tfjs kernels for the wasm and cpu backends; on any other backend (tfjs-node)
- * the composite of stock ops below runs instead, with identical results.
+ * Fused kernels for the per-token hot path. Between its matMuls a layer does little arithmetic, but written with
+ * stock tfjs ops it takes ~25 kernel launches, each costing several µs of dispatch and allocation — at one token
+ * that is as much time as the matmuls. These kernels do the same arithmetic in one pass over the backend's own
+ * memory. They are registered as tfjs kernels for the wasm and cpu backends; on any other backend (tfjs-node) each
+ * function below runs the equivalent composite of stock ops instead (a test checks both give the same logits).
+ *
+ *   rmsNorm            x → x / rms(x)
+ *   addRmsNorm         (x, y) → (x + y, (x + y) / rms(x + y))        the residual add and the next norm in one pass
+ *   attentionInputs    qkv + cache → per KV head: roped queriesᵀ, keys and valuesᵀ with the new positions appended
+ *   causalSoftmax      softmax down the columns of transposed scores, causal
+ *   mergeHeads         per-head outputs back to token rows
+ *   swiGlu             [gate | up] → silu(gate) · up
  */
 
 type TensorInfo = tf.TensorInfo;
 
 /** The two things a JS kernel needs from a backend: a view of an input's values, and a fresh output. */
 interface MemoryAccess {
-  read(t: TensorInfo): Float32Array;
-  /** Creates an output; views taken earlier may be invalid afterwards (the wasm heap can grow), so read after. */
+  view(t: TensorInfo): Float32Array;
+  /** Creates an output. The wasm heap may grow here, invalidating views taken earlier: allocate first, then view. */
   alloc(shape: number[]): TensorInfo;
-  write(t: TensorInfo): Float32Array;
 }
 
 interface WasmBackendLike {
@@ -30,23 +36,43 @@ interface CpuBackendLike {
 function memoryOf(backendName: string, backend: object): MemoryAccess {
   if (backendName === 'wasm') {
     const b = backend as WasmBackendLike;
-    return { read: (t) => b.typedArrayFromHeap(t), alloc: (s) => b.makeOutput(s, 'float32'), write: (t) => b.typedArrayFromHeap(t) };
+    return { view: (t) => b.typedArrayFromHeap(t), alloc: (s) => b.makeOutput(s, 'float32') };
   }
   const b = backend as CpuBackendLike;
   return {
-    read: (t) => b.data.get(t.dataId).values,
+    view: (t) => b.data.get(t.dataId).values,
     alloc: (s) => b.makeTensorInfo(s, 'float32', new Float32Array(s.reduce((a, c) => a * c, 1))),
-    write: (t) => b.data.get(t.dataId).values,
   };
 }
 
 const RMS_NORM = 'EdgeNodeRmsNorm';
-const ROPE_SPLIT = 'EdgeNodeRopeSplitQkv';
+const ADD_RMS_NORM = 'EdgeNodeAddRmsNorm';
+const ATTENTION_INPUTS = 'EdgeNodeAttentionInputs';
 const CAUSAL_SOFTMAX = 'EdgeNodeCausalSoftmaxColumns';
-const APPEND_COLUMNS = 'EdgeNodeAppendColumns';
 const MERGE_HEADS = 'EdgeNodeMergeHeads';
 const SWIGLU = 'EdgeNodeSwiGlu';
 const JS_BACKENDS = ['wasm', 'cpu'];
+
+function normalizeRows(src: Float32Array, dst: Float32Array, rows: number, width: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * width;
+    let ss = 0;
+    for (let i = 0; i < width; i++) ss += src[o + i] * src[o + i];
+    const scale = 1 / Math.sqrt(ss / width + eps);
+    for (let i = 0; i < width; i++) dst[o + i] = src[o + i] * scale;
+  }
+}
+
+interface AttentionAttrs {
+  kvHeads: number;
+  group: number;
+  headDim: number;
+  /** Positions already in the cache (0: no cache inputs). */
+  cached: number;
+  /** [n, qDim + kvDim] tables from rope.ts */
+  cos: Float32Array;
+  sin: Float32Array;
+}
 
 for (const backendName of JS_BACKENDS) {
   tf.registerKernel({
@@ -55,62 +81,74 @@ for (const backendName of JS_BACKENDS) {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const mem = memoryOf(backendName, backend);
       const x = inputs.x as TensorInfo;
-      const [rows, width] = x.shape;
-      const eps = (attrs as { eps: number }).eps;
-      const out = mem.alloc([rows, width]);
-      const xs = mem.read(x);
-      const ys = mem.write(out);
-      for (let r = 0; r < rows; r++) {
-        const o = r * width;
-        let ss = 0;
-        for (let i = 0; i < width; i++) ss += xs[o + i] * xs[o + i];
-        const scale = 1 / Math.sqrt(ss / width + eps);
-        for (let i = 0; i < width; i++) ys[o + i] = xs[o + i] * scale;
-      }
+      const out = mem.alloc(x.shape);
+      normalizeRows(mem.view(x), mem.view(out), x.shape[0], x.shape[1], (attrs as { eps: number }).eps);
       return out;
     },
   });
 
   tf.registerKernel({
-    kernelName: ROPE_SPLIT,
+    kernelName: ADD_RMS_NORM,
     backendName,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const mem = memoryOf(backendName, backend);
+      const x = inputs.x as TensorInfo;
+      const sum = mem.alloc(x.shape);
+      const normed = mem.alloc(x.shape);
+      const xs = mem.view(x);
+      const ys = mem.view(inputs.y as TensorInfo);
+      const s = mem.view(sum);
+      for (let i = 0; i < s.length; i++) s[i] = xs[i] + ys[i];
+      normalizeRows(s, mem.view(normed), x.shape[0], x.shape[1], (attrs as { eps: number }).eps);
+      return [sum, normed];
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: ATTENTION_INPUTS,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const mem = memoryOf(backendName, backend);
+      const { kvHeads, group, headDim: d, cached, cos, sin } = attrs as unknown as AttentionAttrs;
       const qkv = inputs.qkv as TensorInfo;
-      const { kvHeads, group, headDim, cos, sin } = attrs as unknown as RopeAttrs;
       const n = qkv.shape[0];
-      const d = headDim;
+      const T = cached + n;
       const half = d / 2;
       const qDim = kvHeads * group * d;
-      const kvDim = kvHeads * d;
-      const width = qDim + 2 * kvDim;
-      const ropeWidth = qDim + kvDim;
+      const width = qDim + 2 * kvHeads * d;
+      const ropeWidth = qDim + kvHeads * d;
       const outs: TensorInfo[] = [];
       for (let h = 0; h < kvHeads; h++) outs.push(mem.alloc([d, group * n]));
-      for (let h = 0; h < kvHeads; h++) outs.push(mem.alloc([n, d]));
-      for (let h = 0; h < kvHeads; h++) outs.push(mem.alloc([d, n]));
-      const src = mem.read(qkv);
-      const views = outs.map((o) => mem.write(o));
+      for (let h = 0; h < kvHeads; h++) outs.push(mem.alloc([T, d]));
+      for (let h = 0; h < kvHeads; h++) outs.push(mem.alloc([d, T]));
+      const src = mem.view(qkv);
       const rope = (row: number, tab: number, c: number): number => {
         const partner = c % d < half ? c + half : c - half;
         return src[row + c] * cos[tab + c] + src[row + partner] * sin[tab + c];
       };
-      for (let i = 0; i < n; i++) {
-        const row = i * width;
-        const tab = i * ropeWidth;
-        for (let h = 0; h < kvHeads; h++) {
-          // Q heads of KV group h, transposed: [d, group·n], column = (query head in group, token).
-          const qT = views[h];
+      for (let h = 0; h < kvHeads; h++) {
+        const qT = mem.view(outs[h]);
+        const keys = mem.view(outs[kvHeads + h]);
+        const valuesT = mem.view(outs[2 * kvHeads + h]);
+        if (cached > 0) {
+          // The cache so far: keys [cached, d] are a prefix of the new [T, d]; valuesᵀ [d, cached] a prefix of each row.
+          keys.set(mem.view(inputs[`k${h}`] as TensorInfo));
+          const oldV = mem.view(inputs[`v${h}`] as TensorInfo);
+          for (let j = 0; j < d; j++) valuesT.set(oldV.subarray(j * cached, (j + 1) * cached), j * T);
+        }
+        for (let i = 0; i < n; i++) {
+          const row = i * width;
+          const tab = i * ropeWidth;
+          // Queries of the g heads sharing KV head h, transposed: [d, g·n], column = (head in group, token).
           for (let gi = 0; gi < group; gi++) {
             const col0 = (h * group + gi) * d;
             const col = gi * n + i;
             for (let j = 0; j < d; j++) qT[j * group * n + col] = rope(row, tab, col0 + j);
           }
-          const k = views[kvHeads + h];
-          const vT = views[2 * kvHeads + h];
+          const t = cached + i;
           for (let j = 0; j < d; j++) {
-            k[i * d + j] = rope(row, tab, qDim + h * d + j);
-            vT[j * n + i] = src[row + ropeWidth + h * d + j];
+            keys[t * d + j] = rope(row, tab, qDim + h * d + j);
+            valuesT[j * T + t] = src[row + ropeWidth + h * d + j];
           }
         }
       }
@@ -127,10 +165,10 @@ for (const backendName of JS_BACKENDS) {
       const { n, start } = attrs as { n: number; start: number };
       const [T, cols] = scores.shape;
       const out = mem.alloc([T, cols]);
-      const s = mem.read(scores);
-      const p = mem.write(out);
+      const s = mem.view(scores);
+      const p = mem.view(out);
       for (let c = 0; c < cols; c++) {
-        // Column c is query (c mod n) at position start + (c mod n): it may see positions 0..start + c mod n.
+        // Column c is query c mod n, at position start + c mod n: it sees positions 0 .. start + c mod n.
         const visible = start + (c % n) + 1;
         let max = -Infinity;
         for (let t = 0; t < visible; t++) max = Math.max(max, s[t * cols + c]);
@@ -148,27 +186,6 @@ for (const backendName of JS_BACKENDS) {
   });
 
   tf.registerKernel({
-    kernelName: APPEND_COLUMNS,
-    backendName,
-    kernelFunc: ({ inputs, backend }) => {
-      const mem = memoryOf(backendName, backend);
-      const a = inputs.a as TensorInfo;
-      const b = inputs.b as TensorInfo;
-      const [rows, ca] = a.shape;
-      const cb = b.shape[1];
-      const out = mem.alloc([rows, ca + cb]);
-      const av = mem.read(a);
-      const bv = mem.read(b);
-      const ov = mem.write(out);
-      for (let r = 0; r < rows; r++) {
-        ov.set(av.subarray(r * ca, (r + 1) * ca), r * (ca + cb));
-        ov.set(bv.subarray(r * cb, (r + 1) * cb), r * (ca + cb) + ca);
-      }
-      return out;
-    },
-  });
-
-  tf.registerKernel({
     kernelName: MERGE_HEADS,
     backendName,
     kernelFunc: ({ inputs, backend, attrs }) => {
@@ -179,10 +196,10 @@ for (const backendName of JS_BACKENDS) {
       const d = parts[0].shape[0];
       const width = heads * group * d;
       const out = mem.alloc([n, width]);
-      const ov = mem.write(out);
+      const ov = mem.view(out);
+      const cols = group * n;
       for (let h = 0; h < heads; h++) {
-        const oT = mem.read(parts[h]); // [d, group·n]
-        const cols = group * n;
+        const oT = mem.view(parts[h]); // [d, g·n]
         for (let gi = 0; gi < group; gi++) {
           for (let i = 0; i < n; i++) {
             const dst = i * width + (h * group + gi) * d;
@@ -204,8 +221,8 @@ for (const backendName of JS_BACKENDS) {
       const [n, width] = gu.shape;
       const f = width / 2;
       const out = mem.alloc([n, f]);
-      const src = mem.read(gu);
-      const dst = mem.write(out);
+      const src = mem.view(gu);
+      const dst = mem.view(out);
       for (let r = 0; r < n; r++) {
         for (let i = 0; i < f; i++) {
           const g = src[r * width + i];
@@ -217,41 +234,61 @@ for (const backendName of JS_BACKENDS) {
   });
 }
 
-interface RopeAttrs {
-  kvHeads: number;
-  group: number;
-  headDim: number;
-  /** [n, qDim + kvDim] tables from rope.ts */
-  cos: Float32Array;
-  sin: Float32Array;
-}
-
 let jsKernelsEnabled = true;
 const usesJsKernels = (): boolean => jsKernelsEnabled && JS_BACKENDS.includes(tf.getBackend());
 
-/** x / sqrt(mean(x²) + eps), row by row. */
-export function rmsNorm(x: tf.Tensor2D, eps: number): tf.Tensor2D {
-  if (usesJsKernels()) return tf.engine().runKernel(RMS_NORM, { x }, { eps }) as tf.Tensor2D;
+/** Forces the stock-op versions (what tfjs-node runs), so tests can check both paths give the same numbers. */
+export function setJsKernelsEnabled(enabled: boolean): void {
+  jsKernelsEnabled = enabled;
+}
+
+function stockRmsNorm(x: tf.Tensor2D, eps: number): tf.Tensor2D {
   return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps)));
 }
 
-/** Per KV head h: its queries transposed [d, g·n] (columns: query head in group, then token), new keys [n, d], new values transposed [d, n]. */
-export interface HeadSplit {
+/** x / sqrt(mean(x²) + eps), row by row; the learned scale is folded into the next matrix. */
+export function rmsNorm(x: tf.Tensor2D, eps: number): tf.Tensor2D {
+  if (usesJsKernels()) return tf.engine().runKernel(RMS_NORM, { x }, { eps }) as tf.Tensor2D;
+  return stockRmsNorm(x, eps);
+}
+
+/** The residual add and the following RMSNorm: returns [x + y, rmsNorm(x + y)]. */
+export function addRmsNorm(x: tf.Tensor2D, y: tf.Tensor2D, eps: number): [tf.Tensor2D, tf.Tensor2D] {
+  if (usesJsKernels()) return tf.engine().runKernel(ADD_RMS_NORM, { x, y }, { eps }) as unknown as [tf.Tensor2D, tf.Tensor2D];
+  const sum: tf.Tensor2D = tf.add(x, y);
+  return [sum, stockRmsNorm(sum, eps)];
+}
+
+/** Per KV head h: its queries transposed [d, g·n], and the whole cache after this step: keys [T, d], valuesᵀ [d, T]. */
+export interface AttentionInputs {
   queriesT: tf.Tensor2D[];
   keys: tf.Tensor2D[];
   valuesT: tf.Tensor2D[];
 }
 
 /**
- * Splits [n, qDim + 2·kvDim] into per-KV-head queries, keys and transposed values, applying rotate_half RoPE to Q and
- * K with precomputed tables (`cos`, signed `sin`, [n, qDim + kvDim]; see rope.ts).
+ * From the fused QKV projection [n, qDim + 2·kvDim]: applies rotate_half RoPE to Q and K (precomputed tables,
+ * [n, qDim + kvDim]; see rope.ts), regroups the queries per KV head, and appends the new keys and values to the
+ * cache (`cachedKeys`/`cachedValuesT`, empty on the first pass).
  */
-export function ropeSplitQkv(qkv: tf.Tensor2D, tables: { cos: Float32Array; sin: Float32Array }, kvHeads: number, group: number, headDim: number): HeadSplit {
+export function attentionInputs(
+  qkv: tf.Tensor2D,
+  tables: { cos: Float32Array; sin: Float32Array },
+  kvHeads: number,
+  group: number,
+  headDim: number,
+  cachedKeys: readonly tf.Tensor2D[],
+  cachedValuesT: readonly tf.Tensor2D[],
+): AttentionInputs {
   const n = qkv.shape[0];
+  const cached = cachedKeys.length ? cachedKeys[0].shape[0] : 0;
   let parts: tf.Tensor2D[];
   if (usesJsKernels()) {
-    const attrs = { kvHeads, group, headDim, cos: tables.cos, sin: tables.sin } as unknown as tf.NamedAttrMap;
-    parts = tf.engine().runKernel(ROPE_SPLIT, { qkv }, attrs) as unknown as tf.Tensor2D[];
+    const inputs: tf.NamedTensorMap = { qkv };
+    cachedKeys.forEach((k, h) => (inputs[`k${h}`] = k));
+    cachedValuesT.forEach((v, h) => (inputs[`v${h}`] = v));
+    const attrs = { kvHeads, group, headDim, cached, cos: tables.cos, sin: tables.sin } as unknown as tf.NamedAttrMap;
+    parts = tf.engine().runKernel(ATTENTION_INPUTS, inputs, attrs) as unknown as tf.Tensor2D[];
   } else {
     const d = headDim;
     const qDim = kvHeads * group * d;
@@ -263,11 +300,13 @@ export function ropeSplitQkv(qkv: tf.Tensor2D, tables: { cos: Float32Array; sin:
     const roped = tf.add(tf.mul(qk, cos), tf.mul(tf.gather(qk, partner, 1), sin));
     const [q, k] = tf.split(roped, [qDim, kvDim], 1);
     const qg = tf.transpose(tf.reshape(q, [n, kvHeads, group, d]), [1, 2, 0, 3]); // [kvH, g, n, d]
+    const newKeys = tf.unstack(tf.transpose(tf.reshape(k, [n, kvHeads, d]), [1, 0, 2])) as tf.Tensor2D[];
+    const newValuesT = tf.unstack(tf.transpose(tf.reshape(v, [n, kvHeads, d]), [1, 2, 0])) as tf.Tensor2D[];
     parts = [
-      ...tf.unstack(tf.transpose(tf.reshape(qg, [kvHeads, group * n, d]), [0, 2, 1])),
-      ...tf.unstack(tf.transpose(tf.reshape(k, [n, kvHeads, d]), [1, 0, 2])),
-      ...tf.unstack(tf.transpose(tf.reshape(v, [n, kvHeads, d]), [1, 2, 0])),
-    ] as tf.Tensor2D[];
+      ...(tf.unstack(tf.transpose(tf.reshape(qg, [kvHeads, group * n, d]), [0, 2, 1])) as tf.Tensor2D[]),
+      ...newKeys.map((nk, h) => (cached ? tf.concat([cachedKeys[h], nk], 0) : nk)),
+      ...newValuesT.map((nv, h) => (cached ? tf.concat([cachedValuesT[h], nv], 1) : nv)),
+    ];
   }
   return { queriesT: parts.slice(0, kvHeads), keys: parts.slice(kvHeads, 2 * kvHeads), valuesT: parts.slice(2 * kvHeads) };
 }
@@ -290,12 +329,6 @@ export function causalSoftmaxColumns(scoresT: tf.Tensor2D, n: number, start: num
   return tf.transpose(tf.softmax(tf.add(tf.transpose(scoresT), tf.tensor2d(mask, [cols, T]))));
 }
 
-/** [r, a] ++ [r, b] → [r, a + b] (appending positions to transposed values). */
-export function appendColumns(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  if (usesJsKernels()) return tf.engine().runKernel(APPEND_COLUMNS, { a, b }) as tf.Tensor2D;
-  return tf.concat([a, b], 1);
-}
-
 /** Per-KV-head outputs [d, g·n] back to token rows [n, heads·d] in query-head order. */
 export function mergeHeads(outputsT: tf.Tensor2D[], n: number, group: number): tf.Tensor2D {
   if (usesJsKernels()) {
@@ -306,11 +339,6 @@ export function mergeHeads(outputsT: tf.Tensor2D[], n: number, group: number): t
   const d = outputsT[0].shape[0];
   const stacked = tf.stack(outputsT.map((o) => tf.reshape(tf.transpose(o), [group, n, d]))); // [kvH, g, n, d]
   return tf.reshape(tf.transpose(stacked, [2, 0, 1, 3]), [n, outputsT.length * group * d]);
-}
-
-/** Forces the stock-op versions (what tfjs-node runs), so tests can check both paths give the same numbers. */
-export function setJsKernelsEnabled(enabled: boolean): void {
-  jsKernelsEnabled = enabled;
 }
 
 /** silu(gate) · up for [n, 2·ffn] laid out [gate | up]. */

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { appendColumns } from './fused-kernels.js';
 
 /**
  * The attention cache of one request on one shard: for each of the shard's layers and each KV head, the keys
@@ -8,49 +7,46 @@ import { appendColumns } from './fused-kernels.js';
  * reads in place; as the second operand it would be repacked on every token.
  */
 export class KvCache {
-  private readonly keys: (tf.Tensor2D | null)[][];
-  private readonly valuesT: (tf.Tensor2D | null)[][];
+  private readonly keys: tf.Tensor2D[][];
+  private readonly valuesT: tf.Tensor2D[][];
   /** Number of positions stored (the same for every layer once a forward pass completes). */
   length = 0;
 
   constructor(
     readonly numLayers: number,
-    readonly kvHeads: number,
     /** Hard limit: the context length this cache may grow to. */
     readonly capacity: number,
   ) {
-    this.keys = Array.from({ length: numLayers }, () => new Array(kvHeads).fill(null));
-    this.valuesT = Array.from({ length: numLayers }, () => new Array(kvHeads).fill(null));
+    this.keys = Array.from({ length: numLayers }, () => []);
+    this.valuesT = Array.from({ length: numLayers }, () => []);
   }
 
-  /** Appends n positions for one layer (shard-local index) and KV head; returns the whole keys and valuesᵀ. */
-  append(layer: number, head: number, keys: tf.Tensor2D, valuesT: tf.Tensor2D): { keys: tf.Tensor2D; valuesT: tf.Tensor2D } {
-    const oldK = this.keys[layer][head];
-    const oldV = this.valuesT[layer][head];
-    // Called inside the forward pass's tf.tidy: keep() stops tidy from freeing what the cache holds on to.
-    const k = tf.keep(oldK ? tf.concat([oldK, keys], 0) : keys.clone());
-    const v = tf.keep(oldV ? appendColumns(oldV, valuesT) : valuesT.clone());
-    oldK?.dispose();
-    oldV?.dispose();
-    this.keys[layer][head] = k;
-    this.valuesT[layer][head] = v;
-    return { keys: k, valuesT: v };
+  /** One layer's cache (shard-local index): per KV head, keys [T, d] and valuesᵀ [d, T]; empty before the first pass. */
+  layer(layer: number): { keys: readonly tf.Tensor2D[]; valuesT: readonly tf.Tensor2D[] } {
+    return { keys: this.keys[layer], valuesT: this.valuesT[layer] };
+  }
+
+  /** Replaces a layer's cache with one that has the new positions appended (called inside the forward pass's tidy). */
+  replace(layer: number, keys: tf.Tensor2D[], valuesT: tf.Tensor2D[]): void {
+    for (const t of [...this.keys[layer], ...this.valuesT[layer]]) t.dispose();
+    // keep(): the forward pass's tf.tidy must not free what the cache holds on to.
+    this.keys[layer] = keys.map((t) => tf.keep(t));
+    this.valuesT[layer] = valuesT.map((t) => tf.keep(t));
   }
 
   /** Bytes held by this cache's tensors. */
   bytes(): number {
     let total = 0;
-    for (const layer of [...this.keys, ...this.valuesT]) for (const t of layer) if (t) total += t.size * 4;
+    for (const layer of [...this.keys, ...this.valuesT]) for (const t of layer) total += t.size * 4;
     return total;
   }
 
   /** Frees every tensor; the cache is empty afterwards. */
   clear(): void {
-    for (const layer of [...this.keys, ...this.valuesT]) {
-      for (let h = 0; h < layer.length; h++) {
-        layer[h]?.dispose();
-        layer[h] = null;
-      }
+    for (let l = 0; l < this.numLayers; l++) {
+      for (const t of [...this.keys[l], ...this.valuesT[l]]) t.dispose();
+      this.keys[l] = [];
+      this.valuesT[l] = [];
     }
     this.length = 0;
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../model/model-config.js';
-import { causalSoftmaxColumns, mergeHeads, rmsNorm, ropeSplitQkv, swiGlu, type HeadSplit } from './fused-kernels.js';
+import { addRmsNorm, attentionInputs, causalSoftmaxColumns, mergeHeads, rmsNorm, swiGlu, type AttentionInputs } from './fused-kernels.js';
 import { KvCache } from './kv-cache.js';
 import { ropeFrequencies, ropeTables } from './rope.js';
 import type { LayerRange, ShardWeights } from './shard-loader.js';
@@ -55,7 +55,7 @@ export class TransformerShard {
 
   /** A fresh KV cache for one request on this shard, limited to `contextLength` positions. */
   createCache(contextLength = this.config.contextLength): KvCache {
-    return new KvCache(this.range.endLayer - this.range.startLayer, this.config.numKvHeads, contextLength);
+    return new KvCache(this.range.endLayer - this.range.startLayer, contextLength);
   }
 
   /**
@@ -70,27 +70,29 @@ export class TransformerShard {
     if (start + n > cache.capacity) throw new ContextLengthError(start + n, cache.capacity);
 
     const out = tf.tidy(() => {
-      let x: tf.Tensor2D = this.embed(input, n); // [n, H]
+      let x = this.embed(input, n); // [n, H], the residual stream
+      let h = rmsNorm(x, c.rmsNormEps); // the normalised input of the next block (norm weights live in the matrices)
       const rope = ropeTables(this.freqs, c.numHeads + c.numKvHeads, c.headDim, start, n);
 
       for (let l = 0; l < this.weights.layers.length; l++) {
         const w = this.weights.layers[l];
-        // Attention block: RMSNorm (its weight lives in wqkv) → Q,K,V → RoPE → attend over the cache → output proj.
-        const h = rmsNorm(x, c.rmsNormEps);
+        // Attention block: Q,K,V in one matmul → RoPE, append K and V to the cache → attend → output projection.
         const qkv: tf.Tensor2D = w.bqkv ? tf.add(tf.matMul(h, w.wqkv), w.bqkv) : tf.matMul(h, w.wqkv);
-        const heads = ropeSplitQkv(qkv, rope, c.numKvHeads, this.group, c.headDim);
-        const attn = this.attend(l, heads, n, start, cache);
-        x = tf.add(x, tf.matMul(attn, w.wo));
+        const cached = cache.layer(l);
+        const heads = attentionInputs(qkv, rope, c.numKvHeads, this.group, c.headDim, cached.keys, cached.valuesT);
+        cache.replace(l, heads.keys, heads.valuesT);
+        const attn = this.attend(heads, n, start);
+        let h2: tf.Tensor2D;
+        [x, h2] = addRmsNorm(x, tf.matMul(attn, w.wo), c.rmsNormEps);
 
-        // Feed-forward block: RMSNorm (folded into wgateUp) → SwiGLU → down projection.
-        const h2 = rmsNorm(x, c.rmsNormEps);
-        x = tf.add(x, tf.matMul(swiGlu(tf.matMul(h2, w.wgateUp)), w.wdown));
+        // Feed-forward block: gate and up in one matmul → SwiGLU → down projection.
+        [x, h] = addRmsNorm(x, tf.matMul(swiGlu(tf.matMul(h2, w.wgateUp)), w.wdown), c.rmsNormEps);
       }
 
+      // A middle stage hands on the residual stream; the last applies the head to its final norm (folded in).
       if (!this.isLast) return x;
-      // Final norm (folded into the head) and the output head; by default only the last position's logits.
-      const rows = opts.allLogits || n === 1 ? x : tf.slice(x, [n - 1, 0], [1, c.hiddenSize]);
-      return tf.matMul(rmsNorm(rows, c.rmsNormEps), this.weights.head!);
+      const rows = opts.allLogits || n === 1 ? h : tf.slice(h, [n - 1, 0], [1, c.hiddenSize]);
+      return tf.matMul(rows, this.weights.head!);
     });
 
     cache.length = start + n;
@@ -104,13 +106,12 @@ export class TransformerShard {
    * Causal grouped-query attention of n new queries over all T cached positions, one KV head at a time: the g query
    * heads sharing a KV head go together as the g·n columns of one matMul. 1/sqrt(d) is already folded into Q.
    */
-  private attend(layer: number, heads: HeadSplit, n: number, start: number, cache: KvCache): tf.Tensor2D {
+  private attend(heads: AttentionInputs, n: number, start: number): tf.Tensor2D {
     const outputsT: tf.Tensor2D[] = [];
-    for (let h = 0; h < this.config.numKvHeads; h++) {
-      const { keys, valuesT } = cache.append(layer, h, heads.keys[h], heads.valuesT[h]);
-      const scoresT: tf.Tensor2D = tf.matMul(keys, heads.queriesT[h]); // [T, g·n]
+    for (let kv = 0; kv < this.config.numKvHeads; kv++) {
+      const scoresT: tf.Tensor2D = tf.matMul(heads.keys[kv], heads.queriesT[kv]); // [T, g·n]
       const probsT = causalSoftmaxColumns(scoresT, n, start); // [T, g·n]
-      outputsT.push(tf.matMul(valuesT, probsT) as tf.Tensor2D); // [d, g·n]
+      outputsT.push(tf.matMul(heads.valuesT[kv], probsT)); // [d, g·n]
     }
     return mergeHeads(outputsT, n, this.group); // [n, heads·d]
   }
