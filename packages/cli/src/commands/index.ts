@@ -6,6 +6,7 @@ import { statusCommand } from './status.js';
 import { keygenCommand } from './keygen.js';
 import { planCommand } from './plan.js';
 import { chatCommand } from './chat.js';
+import { benchCommand } from './bench.js';
 
 // Each command lives in its own file; add one line here per command.
 export const commands: CliCommand[] = [
@@ -16,4 +17,5 @@ export const commands: CliCommand[] = [
   runCommand,
   downloadCommand,
   chatCommand,
+  benchCommand,
 ];
