@@ -26,6 +26,16 @@ export interface LinkMonitorOptions {
 type ProbeRequest = { t: 'ping' } | { t: 'bulk'; data: Uint8Array };
 type ProbeEnvelope = ChannelEnvelope<ProbeRequest, number, never>;
 
+/** Largest bulk probe answered (the monitor sends 1 MB). */
+const MAX_BULK_BYTES = 16 * 1024 * 1024;
+
+function parseProbeRequest(body: unknown): ProbeRequest {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (b.t === 'ping') return { t: 'ping' };
+  if (b.t === 'bulk' && b.data instanceof Uint8Array && b.data.byteLength <= MAX_BULK_BYTES) return { t: 'bulk', data: b.data };
+  throw new Error('a probe is {t: "ping"} or {t: "bulk", data: bytes}');
+}
+
 /**
  * Measures latency and bandwidth to every member on join and periodically, over a kept-open
  * `/edge-node/probe` stream, and publishes the results through the membership announcement.
@@ -51,9 +61,11 @@ export class LinkMonitor {
   }
 
   async start(): Promise<void> {
-    await this.host.handle(PROTOCOLS.probe, (stream) => {
+    await this.host.handle(PROTOCOLS.probe, (stream, info) => {
       new RequestChannel<ProbeRequest, number>(stream as MessageStream<ProbeEnvelope>, {
         onRequest: (r) => (r.t === 'bulk' ? r.data.byteLength : 0),
+        parseRequest: parseProbeRequest,
+        onProtocolError: (err) => this.log.warn(`reset probe stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
       });
     });
     this.membership.events.on('join', (m: ClusterMember) => void this.measure(m.peerId).catch(() => {}));

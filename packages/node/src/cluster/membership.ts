@@ -7,6 +7,7 @@ import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS, speaksEdgeNode } from '../network/protocol-ids.js';
 import type { DeviceProfile } from './device-profile.js';
 import type { LinkStats } from './link-monitor.js';
+import { parseHeartbeatMessage, parseProfileMessage, type Announcement, type GossipEntry, type HeartbeatMessage, type ProfileMessage } from './membership-messages.js';
 
 /** What a node serves in the pipeline; filled in by the pipeline once a model is loaded. */
 export interface StageInfo {
@@ -58,15 +59,6 @@ export interface MembershipOptions {
   gossipIntervalMs?: number;
 }
 
-type Announcement = Omit<ClusterMember, 'joinedAt' | 'lastSeen'>;
-interface GossipEntry {
-  peerId: string;
-  instanceId: string;
-  addresses: string[];
-  heardMsAgo: number;
-}
-type ProfileMessage = { t: 'profile'; member: Announcement } | { t: 'bye' };
-type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[] };
 
 interface Session {
   profileOut: MessageStream<unknown, ProfileMessage> | null;
@@ -229,13 +221,18 @@ export class Membership {
 
   private async readProfiles(stream: MessageStream<unknown, unknown>, peerId: string): Promise<void> {
     for await (const raw of stream) {
-      const msg = raw as ProfileMessage;
+      let msg: ProfileMessage;
+      try {
+        msg = parseProfileMessage(raw);
+      } catch (err) {
+        this.resetStream(stream, 'profile', peerId, err as Error);
+        return;
+      }
       this.heard(peerId);
-      if (msg?.t === 'bye') {
+      if (msg.t === 'bye') {
         this.drop(peerId, 'shut down');
         continue;
       }
-      if (msg?.t !== 'profile' || typeof msg.member?.peerId !== 'string') continue;
       if (msg.member.peerId !== peerId) continue; // a node announces only itself
       const known = this.remote.get(peerId);
       const now = Date.now();
@@ -255,10 +252,22 @@ export class Membership {
 
   private async readHeartbeats(stream: MessageStream<unknown, unknown>, peerId: string): Promise<void> {
     for await (const raw of stream) {
-      const msg = raw as HeartbeatMessage;
+      let msg: HeartbeatMessage;
+      try {
+        msg = parseHeartbeatMessage(raw);
+      } catch (err) {
+        this.resetStream(stream, 'heartbeat', peerId, err as Error);
+        return;
+      }
       this.heard(peerId);
-      if (msg?.t === 'hb' && Array.isArray(msg.members)) this.onGossip(msg.members, peerId);
+      if (msg.members) this.onGossip(msg.members, peerId);
     }
+  }
+
+  /** A malformed message: the stream is reset and the peer must open a new one (a healthy peer never does this). */
+  private resetStream(stream: MessageStream<unknown, unknown>, protocol: string, peerId: string, err: Error): void {
+    this.log.warn(`reset ${protocol} stream from ${peerId.slice(-8)}: ${err.message}`);
+    stream.abort(err);
   }
 
   private heard(peerId: string): void {

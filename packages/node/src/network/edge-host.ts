@@ -10,7 +10,7 @@ import { tcp } from '@libp2p/tcp';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { DEFAULT_MAX_FRAME_BYTES, FrameCodec } from './frame-codec.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameDecodeError, FrameTooLargeError } from './frame-codec.js';
 import { MessageStream } from './message-stream.js';
 import { DuplicatePeerIdError, InvalidAddressError, PeerUnreachableError } from './network-errors.js';
 import type { NodeLogger } from './node-logger.js';
@@ -152,6 +152,12 @@ class Libp2pEdgeHost implements EdgeHost {
       async (stream: Stream, connection: Connection) => {
         const remotePeer = connection.remotePeer.toString();
         const ms = new MessageStream<unknown, unknown>(stream, { codec: this.codec, remotePeer });
+        // Undecodable or oversized frames reset the stream inside MessageStream: say so here, for every protocol.
+        ms.onClose((info) => {
+          if (info.local && (info.error instanceof FrameDecodeError || info.error instanceof FrameTooLargeError)) {
+            this.log.warn(`reset ${protocol} stream from ${remotePeer.slice(-8)}: ${info.error.message}`);
+          }
+        });
         try {
           await handler(ms, { remotePeer, connection });
         } catch (err) {

@@ -81,7 +81,12 @@ export class MessageStream<In = unknown, Out = In> implements AsyncIterable<In> 
 
     raw.addEventListener('message', (evt: StreamMessageEvent) => this.onData(evt.data));
     // 'end' fires once everything the peer sent has been delivered as 'message' events.
-    raw.addEventListener('end', () => this.endReading());
+    raw.addEventListener('end', () => {
+      // A peer that stops in the middle of a frame sent a truncated frame: that is a broken stream, not a clean end.
+      const partial = this.decoder.pendingBytes;
+      if (partial > 0) this.abort(new FrameDecodeError(`the stream ended inside a frame (${partial} bytes of it received)`));
+      else this.endReading();
+    });
     raw.addEventListener('remoteCloseWrite', () => {
       if (options.closeWhenRemoteEnds !== false && raw.writeStatus === 'writable') {
         raw.close().catch(() => {});

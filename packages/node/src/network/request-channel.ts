@@ -31,6 +31,11 @@ export class ChannelClosedError extends Error {
   }
 }
 
+/** The peer sent something that is not a message of this channel's protocol: the stream is reset. */
+export class ChannelProtocolError extends Error {
+  override name = 'ChannelProtocolError';
+}
+
 /** Envelope on the wire. `id` correlates a reply (`res`/`err`) with its `req`; `msg` is one-way. */
 export type ChannelEnvelope<Req, Res, Msg> =
   | { k: 'req'; id: number; body: Req }
@@ -47,6 +52,27 @@ export interface RequestChannelOptions<Req, Res, Msg> {
   onMessage?: (message: Msg) => void;
   /** Default timeout for request(). Default 10 s. */
   timeoutMs?: number;
+  /** Checks a request body before onRequest sees it; throwing resets the stream (the peer is broken or hostile). */
+  parseRequest?: (body: unknown) => Req;
+  /** Called with the reason before the stream is reset for a malformed envelope or request (for the log). */
+  onProtocolError?: (error: ChannelProtocolError) => void;
+}
+
+function isEnvelope(x: unknown): boolean {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || ArrayBuffer.isView(x)) return false;
+  const e = x as Record<string, unknown>;
+  const id = typeof e.id === 'number' && Number.isSafeInteger(e.id) && e.id >= 0;
+  switch (e.k) {
+    case 'req':
+    case 'res':
+      return id && 'body' in e;
+    case 'err':
+      return id && typeof e.name === 'string' && typeof e.message === 'string';
+    case 'msg':
+      return 'body' in e;
+    default:
+      return false;
+  }
 }
 
 /**
@@ -100,8 +126,20 @@ export class RequestChannel<Req = unknown, Res = unknown, Msg = never> {
 
   private async readLoop(): Promise<void> {
     for await (const env of this.stream) {
-      if (env === null || typeof env !== 'object') continue;
-      if (env.k === 'req') void this.answer(env.id, env.body);
+      if (!isEnvelope(env)) {
+        this.reset(new ChannelProtocolError('malformed envelope (expected {k: req|res|err|msg, id, …})'));
+        return;
+      }
+      if (env.k === 'req') {
+        let body: Req;
+        try {
+          body = this.options.parseRequest ? this.options.parseRequest(env.body) : env.body;
+        } catch (err) {
+          this.reset(new ChannelProtocolError(`malformed request: ${(err as Error).message}`));
+          return;
+        }
+        void this.answer(env.id, body);
+      }
       else if (env.k === 'res' || env.k === 'err') {
         const p = this.pending.get(env.id);
         if (!p) continue; // late reply after a timeout
@@ -124,6 +162,12 @@ export class RequestChannel<Req = unknown, Res = unknown, Msg = never> {
       reply = { k: 'err', id, name: e.name, message: e.message };
     }
     await this.stream.send(reply).catch(() => {});
+  }
+
+  private reset(error: ChannelProtocolError): void {
+    this.options.onProtocolError?.(error);
+    this.stream.abort(error);
+    this.failAll(new ChannelClosedError(this.stream.remotePeer, error.message));
   }
 
   private failAll(error: Error): void {

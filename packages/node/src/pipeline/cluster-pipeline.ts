@@ -96,9 +96,11 @@ export class ClusterPipeline {
         this.executor.onFrame(frame);
       }
     });
-    await this.opts.host.handle(PROTOCOLS.control, (stream) => {
+    await this.opts.host.handle(PROTOCOLS.control, (stream, info) => {
       new RequestChannel<ControlRequest, ControlReply, never>(stream as unknown as MessageStream<ControlEnvelope, ControlEnvelope>, {
         onRequest: (req) => this.onControl(req),
+        parseRequest: (body) => this.parseControl(body),
+        onProtocolError: (err) => this.opts.log.warn(`reset control stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
       });
     });
     const m = this.opts.membership;
@@ -244,6 +246,19 @@ export class ClusterPipeline {
       c.catch(() => this.controls.delete(peerId));
     }
     return c;
+  }
+
+  /** A control request as sent by a peer: a load of a layer range that exists in this model. */
+  private parseControl(body: unknown): ControlRequest {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const layers = this.opts.model.config.numLayers;
+    const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
+    if (b.op !== 'load') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
+    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error('load: model must be a string');
+    if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
+      throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
+    }
+    return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number };
   }
 
   private async onControl(req: ControlRequest): Promise<ControlReply> {

@@ -1,0 +1,146 @@
+import { BACKEND_NAMES, type BackendName } from '../backend/tf-backend.js';
+import type { DeviceProfile } from './device-profile.js';
+import type { LinkStats } from './link-monitor.js';
+import type { ClusterMember, StageInfo } from './membership.js';
+
+/**
+ * Messages of the membership protocols and their validation: a peer's announcement feeds the planner, so a
+ * malformed one must never reach it. Anything that does not match resets the stream it came on.
+ */
+export type Announcement = Omit<ClusterMember, 'joinedAt' | 'lastSeen'>;
+export interface GossipEntry {
+  peerId: string;
+  instanceId: string;
+  addresses: string[];
+  heardMsAgo: number;
+}
+export type ProfileMessage = { t: 'profile'; member: Announcement } | { t: 'bye' };
+export type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[] };
+
+/** A membership message that does not follow the schema. */
+export class MembershipMessageError extends Error {
+  override name = 'MembershipMessageError';
+}
+
+const MAX_ADDRESSES = 64;
+const MAX_MEMBERS = 1024;
+
+function fail(msg: string): never {
+  throw new MembershipMessageError(msg);
+}
+
+function record(x: unknown, what: string): Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || ArrayBuffer.isView(x)) fail(`${what} must be a map`);
+  return x as Record<string, unknown>;
+}
+
+function str(o: Record<string, unknown>, key: string, what: string, max = 256): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length > max) fail(`${what}.${key} must be a string of at most ${max} characters`);
+  return v;
+}
+
+function num(o: Record<string, unknown>, key: string, what: string, min = 0): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) fail(`${what}.${key} must be a finite number >= ${min}`);
+  return v;
+}
+
+function addresses(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || v.length > MAX_ADDRESSES || !v.every((a) => typeof a === 'string' && a.length <= 512)) {
+    fail(`${what} must list at most ${MAX_ADDRESSES} address strings`);
+  }
+  return v as string[];
+}
+
+function parseProfile(v: unknown): DeviceProfile {
+  const p = record(v, 'member.profile');
+  const backend = p.backend;
+  if (typeof backend !== 'string' || !BACKEND_NAMES.includes(backend as BackendName)) fail(`member.profile.backend must be one of ${BACKEND_NAMES.join(', ')}`);
+  const positive = (k: string) => {
+    const x = num(p, k, 'member.profile');
+    if (x <= 0) fail(`member.profile.${k} must be positive`);
+    return x;
+  };
+  return {
+    gflopsDecode: positive('gflopsDecode'),
+    gflopsPrefill: positive('gflopsPrefill'),
+    memBandwidthGBps: positive('memBandwidthGBps'),
+    memoryBytes: num(p, 'memoryBytes', 'member.profile'),
+    memorySource: str(p, 'memorySource', 'member.profile'),
+    backend: backend as BackendName,
+    cores: num(p, 'cores', 'member.profile'),
+    hostname: str(p, 'hostname', 'member.profile'),
+    measuredAt: num(p, 'measuredAt', 'member.profile'),
+  };
+}
+
+function parseStageInfo(v: unknown): StageInfo | null {
+  if (v === null || v === undefined) return null;
+  const s = record(v, 'member.stageInfo');
+  if (s.model !== undefined && (typeof s.model !== 'string' || s.model.length > 512)) fail('member.stageInfo.model must be a string');
+  if (s.ready !== undefined && typeof s.ready !== 'boolean') fail('member.stageInfo.ready must be a boolean');
+  if (s.ranges !== undefined) {
+    const ok =
+      Array.isArray(s.ranges) &&
+      s.ranges.length <= 64 &&
+      s.ranges.every((r) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isInteger(x) && x >= 0));
+    if (!ok) fail('member.stageInfo.ranges must list [start, end) layer pairs');
+  }
+  return s as StageInfo;
+}
+
+function parseLinks(v: unknown): Record<string, LinkStats> {
+  const l = record(v, 'member.links');
+  const keys = Object.keys(l);
+  if (keys.length > MAX_MEMBERS) fail(`member.links has more than ${MAX_MEMBERS} entries`);
+  const out: Record<string, LinkStats> = {};
+  for (const k of keys) {
+    const s = record(l[k], 'member.links entry');
+    out[k] = { rttMs: num(s, 'rttMs', 'link'), bandwidthMBps: num(s, 'bandwidthMBps', 'link'), measuredAt: num(s, 'measuredAt', 'link') };
+  }
+  return out;
+}
+
+/** Checks a message of `/edge-node/profile`; throws MembershipMessageError. */
+export function parseProfileMessage(raw: unknown): ProfileMessage {
+  const m = record(raw, 'a profile message');
+  if (m.t === 'bye') return { t: 'bye' };
+  if (m.t !== 'profile') fail(`unknown profile message type ${JSON.stringify(m.t)?.slice(0, 40)}`);
+  const a = record(m.member, 'member');
+  const version = a.version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) fail('member.version must be a non-negative integer');
+  return {
+    t: 'profile',
+    member: {
+      peerId: str(a, 'peerId', 'member', 128),
+      name: str(a, 'name', 'member', 128),
+      instanceId: str(a, 'instanceId', 'member', 128),
+      addresses: addresses(a.addresses, 'member.addresses'),
+      profile: parseProfile(a.profile),
+      stageInfo: parseStageInfo(a.stageInfo),
+      links: parseLinks(a.links),
+      version,
+    },
+  };
+}
+
+/** Checks a message of `/edge-node/heartbeat`; throws MembershipMessageError. */
+export function parseHeartbeatMessage(raw: unknown): HeartbeatMessage {
+  const m = record(raw, 'a heartbeat');
+  if (m.t !== 'hb') fail(`unknown heartbeat message type ${JSON.stringify(m.t)?.slice(0, 40)}`);
+  const seq = m.seq;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) fail('hb.seq must be a non-negative integer');
+  if (m.members === undefined) return { t: 'hb', seq };
+  if (!Array.isArray(m.members) || m.members.length > MAX_MEMBERS) fail(`hb.members must list at most ${MAX_MEMBERS} entries`);
+  const members = m.members.map((e): GossipEntry => {
+    const g = record(e, 'hb.members entry');
+    return {
+      peerId: str(g, 'peerId', 'hb.members entry', 128),
+      instanceId: str(g, 'instanceId', 'hb.members entry', 128),
+      addresses: addresses(g.addresses, 'hb.members entry addresses'),
+      heardMsAgo: num(g, 'heardMsAgo', 'hb.members entry', -Infinity),
+    };
+  });
+  return { t: 'hb', seq, members };
+}
