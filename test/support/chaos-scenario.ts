@@ -20,7 +20,12 @@ export interface StreamResult {
 }
 
 /** Streams a completion over SSE and collects it; an error event is reported, not thrown. */
-export async function streamCompletion(apiUrl: string, body: Record<string, unknown>, timeoutMs = 60_000): Promise<StreamResult> {
+export async function streamCompletion(
+  apiUrl: string,
+  body: Record<string, unknown>,
+  timeoutMs = 60_000,
+  onChunk?: (chunks: number) => void,
+): Promise<StreamResult> {
   const res = await fetch(`${apiUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -52,6 +57,7 @@ export async function streamCompletion(apiUrl: string, body: Record<string, unkn
       if (!choice) continue;
       out.text += choice.text;
       out.chunks++;
+      onChunk?.(out.chunks);
       if (choice.finish_reason) out.finish = choice.finish_reason;
     }
   }
