@@ -22,7 +22,8 @@ export class MembershipMessageError extends Error {
   override name = 'MembershipMessageError';
 }
 
-const MAX_ADDRESSES = 64;
+// Generous: the limits only keep a broken peer from making this node hold or loop over unbounded data.
+const MAX_ADDRESSES = 256;
 const MAX_MEMBERS = 1024;
 
 function fail(msg: string): never {
@@ -57,15 +58,10 @@ function parseProfile(v: unknown): DeviceProfile {
   const p = record(v, 'member.profile');
   const backend = p.backend;
   if (typeof backend !== 'string' || !BACKEND_NAMES.includes(backend as BackendName)) fail(`member.profile.backend must be one of ${BACKEND_NAMES.join(', ')}`);
-  const positive = (k: string) => {
-    const x = num(p, k, 'member.profile');
-    if (x <= 0) fail(`member.profile.${k} must be positive`);
-    return x;
-  };
   return {
-    gflopsDecode: positive('gflopsDecode'),
-    gflopsPrefill: positive('gflopsPrefill'),
-    memBandwidthGBps: positive('memBandwidthGBps'),
+    gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
+    gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
+    memBandwidthGBps: num(p, 'memBandwidthGBps', 'member.profile'),
     memoryBytes: num(p, 'memoryBytes', 'member.profile'),
     memorySource: str(p, 'memorySource', 'member.profile'),
     backend: backend as BackendName,
@@ -114,7 +110,7 @@ export function parseProfileMessage(raw: unknown): ProfileMessage {
     t: 'profile',
     member: {
       peerId: str(a, 'peerId', 'member', 128),
-      name: str(a, 'name', 'member', 128),
+      name: str(a, 'name', 'member', 1024),
       instanceId: str(a, 'instanceId', 'member', 128),
       addresses: addresses(a.addresses, 'member.addresses'),
       profile: parseProfile(a.profile),
