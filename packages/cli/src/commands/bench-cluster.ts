@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchInfo, BenchResponse } from '@edge-node/node';
@@ -101,6 +101,7 @@ export class LocalCluster {
     this.split = opts.split;
     this.tempDir = mkdtempSync(join(tmpdir(), 'edge-node-bench-'));
     this.logDir = opts.logDir ?? this.tempDir;
+    mkdirSync(this.logDir, { recursive: true });
   }
 
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
@@ -108,8 +109,8 @@ export class LocalCluster {
     try {
       const first = await c.spawnNode(1, []);
       c.nodes.push(first);
-      const rest = await Promise.all(Array.from({ length: opts.nodes - 1 }, (_, i) => c.spawnNode(i + 2, first.addresses)));
-      c.nodes.push(...rest);
+      // One at a time: each node measures its device at start, and nodes measuring together slow each other down.
+      for (let i = 2; i <= opts.nodes; i++) c.nodes.push(await c.spawnNode(i, first.addresses));
       await c.client.waitForMembers(opts.nodes, 60_000, () => c.checkAlive());
     } catch (err) {
       await c.stop();

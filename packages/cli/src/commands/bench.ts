@@ -7,7 +7,7 @@ import type { Cluster } from '@edge-node/partitioner';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption } from '../option-parsers.js';
 import { median, pipelineRow, predictSplit, singleDeviceRow, type BenchRow } from './bench-analysis.js';
-import { BenchClient, LocalCluster } from './bench-cluster.js';
+import { BenchClient, BenchClusterError, LocalCluster } from './bench-cluster.js';
 import { LlamaCppUnavailableError, openLlamaCpp } from './bench-llama-cpp.js';
 import { measureLocal } from './bench-local.js';
 import { resolveBenchModel } from './bench-model.js';
@@ -62,6 +62,9 @@ export interface BenchReport {
   };
 }
 
+/** Warm-ups tried before a split whose route keeps differing is given up. */
+const WARMUP_ATTEMPTS = 6;
+
 function positive(v: string | undefined, flag: string, def: number): number {
   const n = intOption(v, flag, def);
   if (n < 1) throw new UsageError(`${flag} needs a whole number ≥ 1 (got "${v}")`);
@@ -72,16 +75,38 @@ function positive(v: string | undefined, flag: string, def: number): number {
 async function measureSplit(client: BenchClient, split: number[], concurrency: number[], p: number, g: number, runs: number, progress: BenchProgress, checkAlive: () => void): Promise<Map<number, BenchResponse[][]>> {
   const label = split.join(',');
   progress.status(`split ${label}: warm-up`);
-  await client.run(p, g, 1);
-  checkAlive();
+  // The warm-up also has every stage load its layers. A node busy loading can miss heartbeats and be dropped for a
+  // moment, and the coordinator then serves on fewer nodes: warm up again until the route is the asked split.
+  for (let attempt = 1; ; attempt++) {
+    const warm = await client.run(p, g, 1);
+    checkAlive();
+    const ran = warm.route.stages.map((s) => s.endLayer - s.startLayer).join(',');
+    if (split.length === 0 || ran === label) break;
+    if (attempt >= WARMUP_ATTEMPTS) {
+      throw new BenchClusterError(`split ${label}: the coordinator still ran ${ran} after ${attempt} warm-ups (a node left while loading its layers? see the node logs)`);
+    }
+    progress.status(`split ${label}: the warm-up ran on ${ran} (a node was briefly lost); again`);
+    await client.waitForMembers(split.length, 60_000, checkAlive);
+  }
   progress.tick(`split ${label}: warm-up done`);
   const out = new Map<number, BenchResponse[][]>();
   for (const c of concurrency) {
     const batches: BenchResponse[][] = [];
     for (let r = 0; r < runs; r++) {
       progress.status(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
-      batches.push(await Promise.all(Array.from({ length: c }, (_, i) => client.run(p, g, 1, 1 + i))));
-      checkAlive();
+      for (let attempt = 1; ; attempt++) {
+        const batch = await Promise.all(Array.from({ length: c }, (_, i) => client.run(p, g, 1, 1 + i)));
+        checkAlive();
+        const ran = batch.map((b) => b.route.stages.map((s) => s.endLayer - s.startLayer).join(',')).find((x) => x !== label);
+        if (split.length === 0 || ran === undefined) {
+          batches.push(batch);
+          break;
+        }
+        // A run that lost a node mid-way was replayed on fewer nodes: it does not measure this split.
+        if (attempt >= WARMUP_ATTEMPTS) throw new BenchClusterError(`split ${label}: runs keep ending on ${ran} (a node keeps leaving; see the node logs)`);
+        progress.status(`split ${label}: a run ended on ${ran} (a node was briefly lost); again`);
+        await client.waitForMembers(split.length, 60_000, checkAlive);
+      }
       progress.tick(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
     }
     out.set(c, batches);

@@ -1,0 +1,102 @@
+/**
+ * `edge-node bench --nodes 2 --splits all` on stories260K: two real node processes on loopback, the coordinator
+ * restarted per split, a few tokens per run. Checks the JSON has a row per split with every figure, that the parts
+ * of a decode step (stage compute + hop transfer + queueing) add up to the measured time per token within 10%,
+ * and that the plot draws the parts.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../packages/cli/src/commands/bench.js';
+import { CLI_BIN, REPO_ROOT, ensureBuilt } from './support/cluster-harness.js';
+import { STORIES_GGUF } from './support/single-device-run.js';
+
+const run = promisify(execFile);
+const PROMPT = 6;
+const GEN = 6;
+
+describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-bench-test-'));
+  const jsonPath = join(dir, 'bench.json');
+  const svgPath = join(dir, 'bench.svg');
+  let report: BenchReport;
+  let stdout = '';
+
+  beforeAll(async () => {
+    ensureBuilt();
+    const res = await run(
+      process.execPath,
+      [CLI_BIN, 'bench', '--model', STORIES_GGUF, '--nodes', '2', '--splits', 'all', '--backend', 'wasm',
+        '--prompt-tokens', String(PROMPT), '--gen-tokens', String(GEN), '--runs', '2', '--json', jsonPath, '--plot', svgPath,
+        '--log-dir', join(REPO_ROOT, 'test-artifacts', 'bench-command')],
+      { cwd: REPO_ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+    ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(`edge-node bench failed: ${err.message}\n${err.stdout ?? ''}\n${(err.stderr ?? '').slice(-4000)}`);
+    });
+    stdout = res.stdout;
+    report = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchReport;
+  }, 180_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('has one row per way to split 5 layers over 1-2 nodes, with every figure', () => {
+    const pipeline = report.rows.filter((r) => r.kind === 'pipeline');
+    expect(pipeline.map((r) => r.split.join(',')).sort()).toEqual(['1,4', '2,3', '3,2', '4,1', '5']);
+    for (const r of pipeline) {
+      expect(r.concurrency).toBe(1);
+      expect(r.promptTokens).toBe(PROMPT);
+      expect(r.genTokens).toBe(GEN);
+      expect(r.runs).toBe(2);
+      for (const x of [r.ttftMs, r.prefillTokPerS, r.decodeTokPerS, r.throughputTokPerS, r.tokenLatencyMs, r.tokenLatencyP50Ms, r.tokenLatencyP95Ms]) {
+        expect(Number.isFinite(x) && x > 0).toBe(true);
+      }
+      expect(r.tokenLatencyP95Ms).toBeGreaterThanOrEqual(r.tokenLatencyP50Ms);
+      // Stages as the cluster ran them: contiguous layer ranges of the asked sizes, each with its compute time.
+      expect(r.stages.map((s) => s.endLayer - s.startLayer)).toEqual(r.split);
+      expect(r.stages[0].startLayer).toBe(0);
+      expect(r.stages.at(-1)!.endLayer).toBe(5);
+      for (const s of r.stages) expect(s.computeMs).toBeGreaterThan(0);
+      // Coordinator = stage 0: a k-stage ring has k network hops; hidden states (64 floats) cross all but the last.
+      expect(r.hops).toHaveLength(r.split.length === 1 ? 0 : r.split.length);
+      for (const [i, h] of r.hops.entries()) {
+        expect(h.transferMs).toBeGreaterThanOrEqual(0);
+        if (i < r.hops.length - 1) expect(h.decodeBytes).toBeGreaterThan(64 * 4);
+        expect(h.prefillBytes).toBeGreaterThanOrEqual(h.decodeBytes);
+      }
+      expect(r.predicted).not.toBeNull();
+      expect(r.predicted!.stageComputeMs).toHaveLength(r.split.length);
+      expect(r.errorPct).not.toBeNull();
+      expect(r.errorPct!.tokenLatency).toBeCloseTo(((r.tokenLatencyMs - r.predicted!.tokenLatencyMs) / r.predicted!.tokenLatencyMs) * 100, 6);
+    }
+    // The one-node-without-network baseline is there too.
+    const local = report.rows.find((r) => r.kind === 'local');
+    expect(local?.split).toEqual([5]);
+    expect(local!.tokenLatencyMs).toBeGreaterThan(0);
+  });
+
+  it('the parts of a decode step add up to the measured time per token within 10%', () => {
+    for (const r of report.rows) {
+      const stages = r.stages.reduce((a, s) => a + s.computeMs, 0);
+      const hops = r.hops.reduce((a, h) => a + h.transferMs, 0);
+      expect(r.parts.computeMs).toBeCloseTo(stages, 6);
+      expect(r.parts.transferMs).toBeCloseTo(hops, 6);
+      const parts = stages + hops + r.parts.queueMs;
+      expect(Math.abs(parts - r.tokenLatencyMs) / r.tokenLatencyMs, `${r.label}: parts ${parts.toFixed(3)} ms vs ${r.tokenLatencyMs.toFixed(3)} ms per token`).toBeLessThan(0.1);
+    }
+    // Two nodes pay the network: their transfer share is real time, not zero.
+    for (const r of report.rows.filter((x) => x.kind === 'pipeline' && x.split.length === 2)) expect(r.parts.transferMs).toBeGreaterThan(0);
+  });
+
+  it('prints a table and writes an SVG with a bar segment per stage and hop', () => {
+    for (const split of ['1,4', '2,3', '3,2', '4,1']) expect(stdout).toContain(split);
+    expect(stdout).toMatch(/parts vs whole: at most [\d.]+% apart/);
+    const svg = readFileSync(svgPath, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    // 2-stage rows: 2 compute + up to 2 hop segments; every segment carries a tooltip naming what it is.
+    expect((svg.match(/<title>bench-2 layers/g) ?? []).length).toBe(4);
+    expect((svg.match(/<title>bench-1→bench-2 transfer/g) ?? []).length).toBe(4);
+    expect((svg.match(/<title>predicted /g) ?? []).length).toBeGreaterThanOrEqual(5);
+  });
+});
