@@ -6,7 +6,6 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
-import { tcp } from '@libp2p/tcp';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
@@ -15,6 +14,7 @@ import { MessageStream } from './message-stream.js';
 import { DuplicatePeerIdError, InvalidAddressError, PeerUnreachableError } from './network-errors.js';
 import type { NodeLogger } from './node-logger.js';
 import { loadOrCreateIdentity } from './peer-identity.js';
+import { coalescingTcp, installYamuxWindowUpdateThreshold } from './libp2p-wire-tuning.js';
 import { findProtocolVersionMismatches, PROTOCOL_PREFIX } from './protocol-ids.js';
 
 export interface EdgeHostOptions {
@@ -310,11 +310,13 @@ export async function createEdgeHost(options: EdgeHostOptions): Promise<EdgeHost
   const bootstrap = options.bootstrap.map((a) => parseAddress(a, '--bootstrap'));
   const { privateKey } = await loadOrCreateIdentity(options.dataDir);
 
+  installYamuxWindowUpdateThreshold();
   const node = await createLibp2p({
     privateKey,
     start: false,
     addresses: { listen: listen.map((ma) => ma.toString()) },
-    transports: [tcp()],
+    // One socket write per message, and yamux window updates only when due (see libp2p-wire-tuning.ts).
+    transports: [coalescingTcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
