@@ -106,6 +106,8 @@ export class LocalCluster {
 
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
     const c = new LocalCluster(opts);
+    process.once('SIGINT', c.onSignal);
+    process.once('SIGTERM', c.onSignal);
     try {
       const first = await c.spawnNode(1, []);
       c.nodes.push(first);
@@ -151,7 +153,16 @@ export class LocalCluster {
     }
   }
 
+  /** Ctrl-C or a kill: the nodes must not outlive the bench. */
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    for (const n of this.nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGTERM');
+    process.stderr.write(`\nedge-node bench: stopped (${signal}); node logs in ${this.logDir}\n`);
+    process.exit(130);
+  };
+
   async stop(keepLogs = false): Promise<void> {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
     for (const n of this.nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGTERM');
     await Promise.race([Promise.all(this.nodes.map((n) => n.exited)), sleep(6000)]);
     for (const n of this.nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGKILL');
