@@ -104,7 +104,7 @@ describe('libp2p wire tuning (corked sends, yamux window-update threshold)', () 
     }
     // Without the tuning: 4 writes per frame from the sender and 2 from the receiver's window update (600).
     expect(writes.count()).toBeGreaterThanOrEqual(100);
-    expect(writes.count()).toBeLessThanOrEqual(105);
+    expect(writes.count()).toBeLessThanOrEqual(110); // room for a window update or a libp2p keep-alive ping
     expect(received.map((m) => m.seq)).toEqual(Array.from({ length: 110 }, (_, i) => i));
     expect(received[57].hidden).toEqual(frame(57).hidden);
     await s.close();
