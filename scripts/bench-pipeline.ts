@@ -14,16 +14,20 @@
  * The decode loop drives the coordinator's PipelineExecutor directly (begin, then step per token; EOS plays no
  * part), so each step's round trip is timed without HTTP, and the stages report their compute time with every
  * token. Per step: overhead = round trip − Σ stage compute. Added cost per hop = (overhead_k − overhead_1) / k.
+ * For scale it also prints two floors measured the same way between two plain processes: the frame's bytes over
+ * TCP, and over TCP with msgpack + AES-256-GCM (what a direct activation channel without Noise + yamux would cost).
  * The models are generated once and cached in os.tmpdir(). Two shared cores: read the load averages printed.
  */
 import '../packages/node/src/polyfills.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import net from 'node:net';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Packr } from 'msgpackr';
 import { createConsoleLogger, GREEDY, startEdgeNode, type EdgeNode } from '../packages/node/src/index.js';
 import type { StepTiming } from '../packages/node/src/pipeline/pipeline-executor.js';
 import { generateSyntheticModel } from '../packages/node/src/synth/synthetic-model.js';
@@ -223,38 +227,67 @@ function frameCosts(hidden: number): { encodeUs: number; decodeUs: number; valid
 }
 
 /**
- * The floor under any hop here: one-way latency of the same bytes over plain TCP between two processes, with the
- * receiver idle for 10 ms between messages as a stage is between tokens (half the median round trip).
+ * Floors under any hop here, between two processes with the receiver idle 10 ms before each message (as a stage is
+ * between tokens): half the median round trip of
+ *  - `plain`: the 2.4 KB frame's bytes over plain TCP, echoed back;
+ *  - `sealed`: what a direct activation channel would do instead of Noise + yamux: msgpack the act frame, seal it
+ *    with AES-256-GCM (node:crypto), and the other side opens it and answers with a sealed token frame.
  */
-async function rawTcpFloorMs(bytes: number, count = 300): Promise<number> {
-  const echo = `const net = require('node:net');
-    const srv = net.createServer((s) => { s.setNoDelay(true); s.on('data', (d) => s.write(d)); });
-    srv.listen(0, '127.0.0.1', () => process.send(srv.address().port));`;
-  const child = spawn(process.execPath, ['-e', echo], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+async function directTcpHopMs(mode: 'plain' | 'sealed', count = 300): Promise<number> {
+  const child = spawn(process.execPath, ['-e', DIRECT_TCP_PEER, mode], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.once('message', (m) => resolve(Number(m)));
-      child.once('exit', (code) => reject(new Error(`echo server exited (${code})`)));
+      child.once('exit', (code) => reject(new Error(`TCP peer exited (${code})`)));
     });
     const sock = net.connect(port, '127.0.0.1');
     sock.setNoDelay(true);
     await new Promise((r) => sock.once('connect', r));
-    const payload = Buffer.alloc(bytes, 7);
-    let got = 0;
+    const packr = new Packr({ moreTypes: true, useRecords: false });
+    const key = Buffer.alloc(32, 1);
+    let counter = 0;
+    const hidden = new Float32Array(576).map((_, i) => Math.sin(i));
+    const message = (step: number): Buffer => {
+      const body = packr.pack({ t: 'act', v: 1, rid: 'cmpl-00000000-0000-0000-0000-000000000000', stage: 1, step, pos: step, n: 1, final: true, hidden, stageMs: [1.5] });
+      if (mode === 'plain') return Buffer.concat([Buffer.alloc(4), body]); // echoed back as they are
+      // Nonces: a counter, at byte 8 this way and byte 4 the other way, so the two directions never share one.
+      const iv = Buffer.alloc(12);
+      iv.writeUInt32BE(counter++, 8);
+      const c = createCipheriv('aes-256-gcm', key, iv);
+      const sealed = Buffer.concat([c.update(body), c.final()]);
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(12 + 16 + sealed.length);
+      return Buffer.concat([head, iv, c.getAuthTag(), sealed]);
+    };
+    let pending: Buffer = Buffer.alloc(0);
     let wake: (() => void) | null = null;
     sock.on('data', (d: Buffer) => {
-      got += d.length;
-      if (got >= bytes) {
-        got -= bytes;
+      pending = pending.length ? Buffer.concat([pending, d]) : d;
+      if (mode === 'plain') {
+        if (pending.length >= expectPlain) {
+          pending = pending.subarray(expectPlain);
+          wake?.();
+        }
+        return;
+      }
+      while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
+        const f = pending.subarray(4, 4 + pending.readUInt32BE(0));
+        pending = pending.subarray(4 + f.length);
+        const dec = createDecipheriv('aes-256-gcm', key, f.subarray(0, 12));
+        dec.setAuthTag(f.subarray(12, 28));
+        packr.unpack(Buffer.concat([dec.update(f.subarray(28)), dec.final()]));
         wake?.();
       }
     });
+    let expectPlain = message(0).length;
     const rtts: number[] = [];
     for (let i = 0; i < count; i++) {
       await new Promise((r) => setTimeout(r, 10));
+      const m = message(i);
+      expectPlain = m.length;
       const t0 = performance.now();
       const back = new Promise<void>((r) => (wake = r));
-      sock.write(payload);
+      sock.write(m);
       await back;
       rtts.push(performance.now() - t0);
     }
@@ -264,6 +297,40 @@ async function rawTcpFloorMs(bytes: number, count = 300): Promise<number> {
     child.kill();
   }
 }
+
+/** The other process of directTcpHopMs (CommonJS, run with `node -e`; argv[1] is the mode). */
+const DIRECT_TCP_PEER = `
+const net = require('node:net');
+const { createCipheriv, createDecipheriv } = require('node:crypto');
+const { Packr } = require('msgpackr');
+const mode = process.argv[1];
+const packr = new Packr({ moreTypes: true, useRecords: false });
+const key = Buffer.alloc(32, 1);
+let counter = 0;
+const srv = net.createServer((s) => {
+  s.setNoDelay(true);
+  if (mode === 'plain') return s.on('data', (d) => s.write(d));
+  let pending = Buffer.alloc(0);
+  s.on('data', (d) => {
+    pending = pending.length ? Buffer.concat([pending, d]) : d;
+    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
+      const f = pending.subarray(4, 4 + pending.readUInt32BE(0));
+      pending = pending.subarray(4 + f.length);
+      const dec = createDecipheriv('aes-256-gcm', key, f.subarray(0, 12));
+      dec.setAuthTag(f.subarray(12, 28));
+      const m = packr.unpack(Buffer.concat([dec.update(f.subarray(28)), dec.final()]));
+      const iv = Buffer.alloc(12);
+      iv.writeUInt32BE(counter++, 4);
+      const c = createCipheriv('aes-256-gcm', key, iv);
+      const sealed = Buffer.concat([c.update(packr.pack({ t: 'token', v: 1, rid: m.rid, step: m.step, token: 7, stageMs: [1.5, 1.2] })), c.final()]);
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(12 + 16 + sealed.length);
+      s.write(Buffer.concat([head, iv, c.getAuthTag(), sealed]));
+    }
+  });
+});
+srv.listen(0, '127.0.0.1', () => process.send(srv.address().port));
+`;
 
 function printTable(series: Series[]): void {
   const base = new Map(series.filter((s) => s.k === 1).map((s) => [s.model, s]));
@@ -330,8 +397,13 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`\nPer-token decode latency, ${TOKENS} tokens × ${RUNS} runs after a ${WARMUP}-token warm-up, ${PROMPT_TOKENS}-token prompt, wasm backend, loopback (ms)\n\n`);
   printTable(series);
-  const floor = await rawTcpFloorMs(2429);
-  process.stdout.write(`\nPlain TCP between two processes, 2.4 KB, receiver idle 10 ms before each message: ${floor.toFixed(3)} ms one way (median)\n`);
+  const plain = await directTcpHopMs('plain');
+  const sealed = await directTcpHopMs('sealed');
+  process.stdout.write(
+    `\nOne way between two processes over plain TCP, receiver idle 10 ms before each message (median): ` +
+      `${plain.toFixed(3)} ms for the frame's bytes; ${sealed.toFixed(3)} ms with msgpack + AES-256-GCM and a sealed token frame back ` +
+      `(what a direct activation channel without Noise + yamux would cost)\n`,
+  );
   const f = frameCosts(576);
   process.stdout.write(
     `In-process cost of one decode-step frame (${f.bytes} B): encode ${f.encodeUs.toFixed(1)} µs, decode ${f.decodeUs.toFixed(1)} µs, validate ${f.validateUs.toFixed(1)} µs\n`,
