@@ -106,7 +106,10 @@ try {
         const o = await one(i).catch((err: Error) => ({ ms: 0, tokens: 0, ok: false, problem: err.message }));
         outcomes.push(o);
         if (!o.ok) console.log(`request ${i}: FAILED: ${o.problem}`);
-        if (outcomes.length % 50 === 0) console.log(`${outcomes.length}/${total} done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        if (outcomes.length % 50 === 0) {
+          // RSS along the way: growth that flattens is warm-up, growth that keeps on is a leak.
+          console.log(`${outcomes.length}/${total} done (${((performance.now() - t0) / 1000).toFixed(0)} s); RSS ${nodes.map((n) => `${n.name} ${rssMb(n)}`).join(', ')} MB`);
+        }
       }
     }),
   );
