@@ -62,7 +62,7 @@ const encode = (value: unknown): Uint8Array => frame(packr.pack(value));
 type Case = { kind: string; bytes: Uint8Array[] };
 
 class Fuzzer {
-  constructor(private readonly rnd: () => number) {}
+  constructor(readonly rnd: () => number) {}
 
   int(n: number): number {
     return Math.floor(this.rnd() * n);
