@@ -3,7 +3,9 @@
  *  (a) the nodes left cannot hold the model: the SSE stream ends with an error event naming the missing memory,
  *      /v1/cluster shows planError, and once the node is back the next request succeeds;
  *  (b) the coordinator dies mid-request: the other stages free that request's KV sessions within seconds;
- *  (c) a node that joins mid-request does not disturb it, and the next request's plan includes it.
+ *  (c) a node that joins mid-request does not disturb it, and the next request's plan includes it;
+ *  (d) a stage that freezes (SIGSTOP: no TCP close, like a cut cable) is noticed by missed heartbeats and the answer
+ *      completes unchanged after a pause.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
@@ -161,3 +163,38 @@ describe('(c) a node joins mid-request', () => {
   }, 120_000);
 });
 
+
+describe('(d) a stage freezes mid-request (no connection close)', () => {
+  const h = new ClusterHarness('fault-freeze');
+  afterAll(() => h.cleanup());
+
+  it('is noticed by missed heartbeats and the answer completes with the same text', async () => {
+    const args = ['--model', STORIES_260K, '--no-mdns', '--split', '2,2,1'];
+    const a = await h.startNode({ name: 'a', args });
+    const [b, c] = await Promise.all([
+      h.startNode({ name: 'b', args: [...args, '--bootstrap', a.addresses[0]] }),
+      h.startNode({ name: 'c', args: [...args, '--bootstrap', a.addresses[0]] }),
+    ]);
+    await h.waitForPipelineMembers([a, b, c]);
+    const model = await a.modelId();
+    const reference = (await a.complete({ ...CHAOS_BODY, model })).choices[0].text;
+
+    let last = 0;
+    let longestGap = 0;
+    const r = await streamCompletion(a.apiUrl, { ...CHAOS_BODY, model }, 60_000, (n) => {
+      const now = performance.now();
+      if (last > 0) longestGap = Math.max(longestGap, now - last);
+      last = now;
+      if (n === 5) c.kill('SIGSTOP');
+    });
+    c.kill('SIGKILL'); // a stopped process also ignores SIGTERM at cleanup
+    console.log(`c frozen after 5 chunks; longest pause in the stream ${longestGap.toFixed(0)} ms`);
+    expect(r.error).toBeNull();
+    expect(r.text).toBe(reference);
+    expect(r.done).toBe(true);
+    expect(longestGap).toBeGreaterThan(1000); // it did wait for the heartbeats to lapse
+    expect(longestGap).toBeLessThan(4000); // 2 s without heartbeats, then re-plan and replay
+    expect(a.output()).toMatch(/leave: c \(\w+\): no heartbeat for [\d.]+ s/);
+    expect(b.running).toBe(true);
+  }, 120_000);
+});
