@@ -165,7 +165,10 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let servedContext = 0;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
-  const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? 'node'} (${peerId.slice(-8)})`;
+  // Names of nodes seen, so a log line about a node that just left can still name it.
+  const seenNames = new Map<string, string>();
+  membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
+  const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? seenNames.get(peerId) ?? 'node'} (${peerId.slice(-8)})`;
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
