@@ -59,10 +59,15 @@ export function quantile(xs: readonly number[], q: number): number {
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 export const mean = (xs: readonly number[]) => (xs.length === 0 ? Number.NaN : sum(xs) / xs.length);
 
-/** ms one decode-step frame needs on a hop by the measured link (latency + bytes / bandwidth). */
-function linkMs(cluster: Cluster | null, hop: BenchHop): number {
-  const link = cluster?.links.find((l) => l.from === hop.from && l.to === hop.to) ?? cluster?.defaultLink ?? { latencyMs: 1, bandwidthMBps: 100 };
-  return link.latencyMs + hop.decodeBytes / (link.bandwidthMBps * 1000);
+/**
+ * How a step's time off-compute is shared among the hops: each gets the ring's median link latency (a single link's
+ * RTT measurement is too noisy to tell hops apart: it rises whenever a node is busy computing) plus its decode
+ * frame's bytes over that link's measured bandwidth.
+ */
+function hopWeights(cluster: Cluster | null, hops: readonly BenchHop[]): number[] {
+  const links = hops.map((h) => cluster?.links.find((l) => l.from === h.from && l.to === h.to) ?? cluster?.defaultLink ?? { latencyMs: 1, bandwidthMBps: 100 });
+  const latency = median(links.map((l) => l.latencyMs));
+  return hops.map((h, i) => latency + h.decodeBytes / (links[i].bandwidthMBps * 1000));
 }
 
 /** A run's wall ms per generated token during decode. */
@@ -79,8 +84,7 @@ export interface PipelineMeasurement {
 
 /**
  * Turns bench responses into a row. Per decode step, round trip − Σ stage compute is time on the wire and waiting;
- * at concurrency 1 it is split over the network hops in proportion to what the measured links predict for their
- * frame sizes. At higher concurrency the hops keep their alone-figures and the rest is queueing.
+ * at concurrency 1 it is split over the network hops (see hopWeights). At higher concurrency the hops keep their alone-figures and the rest is queueing.
  */
 export function pipelineRow(m: PipelineMeasurement, cluster: Cluster | null, prediction: BenchRow['predicted']): BenchRow {
   const all = m.batches.flat();
@@ -90,7 +94,7 @@ export function pipelineRow(m: PipelineMeasurement, cluster: Cluster | null, pre
   const steps = runs.flatMap((r) => r.steps.slice(1));
   const prefillSteps = runs.map((r) => r.steps[0]).filter((s) => s !== undefined);
   const hops = first.hops;
-  const weights = hops.map((h) => linkMs(cluster, h));
+  const weights = hopWeights(cluster, hops);
   const wsum = sum(weights);
   const overhead = steps.map((s) => s.roundTripMs - sum(s.stageMs));
   let transferMs: number[];

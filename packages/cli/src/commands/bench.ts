@@ -358,7 +358,7 @@ export const benchCommand: CliCommand = {
     };
     const title = `${modelPath ? basename(modelPath).replace(/\.gguf$/i, '') : modelName}: where a token's time goes`;
     process.stdout.write(
-      `\n${title} — prompt ${p}, gen ${g}, ${runs} run(s) after a warm-up, medians; ${report.nodes} node(s) on ${report.mode === 'nodes' ? 'loopback' : v.api}; ${((Date.now() - started) / 1000).toFixed(0)} s\n\n`,
+      `\n${title} — prompt ${p}, gen ${g}, ${runs} run(s) after a warm-up (TTFT and tok/s: medians; ms/token and its parts: means per decode step); ${report.nodes} node(s) on ${report.mode === 'nodes' ? 'loopback' : v.api}; ${((Date.now() - started) / 1000).toFixed(0)} s\n\n`,
     );
     process.stdout.write(formatBenchTable(rows, v.markdown === true));
     const medErr = predErr.length ? median(predErr).toFixed(0) : '—';
