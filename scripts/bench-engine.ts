@@ -16,6 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Token } from 'node-llama-cpp';
 
 const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';
 const TOKENIZER_DIR = join(SHARED, 'smollm2-135m-instruct-tokenizer');
@@ -28,6 +29,9 @@ interface EngineResult {
   threads: number;
   prefillTokPerS: number;
   decodeTokPerS: number;
+  /** Tokens per second of process CPU time (all threads): less sensitive to other processes on a busy machine. */
+  prefillTokPerCpuS: number;
+  decodeTokPerCpuS: number;
   /** Every measured run, for the spread. */
   prefillRuns: number[];
   decodeRuns: number[];
@@ -80,6 +84,43 @@ async function ensureModel(): Promise<void> {
   process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
+/** One measured run: wall-clock and process CPU time of the prefill and of the decode steps. */
+interface RunTiming {
+  prefillMs: number;
+  prefillCpuMs: number;
+  decodeMs: number;
+  decodeCpuMs: number;
+  /** Forward passes timed in the decode phase. */
+  decodeSteps: number;
+}
+
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
+
+function summarise(engine: string, threads: number, prompt: number, runs: RunTiming[], loadMs: number, rssAfterLoadBytes: number): EngineResult {
+  const prefill = runs.map((r) => (prompt / r.prefillMs) * 1000);
+  const decode = runs.map((r) => (r.decodeSteps / r.decodeMs) * 1000);
+  return {
+    engine,
+    threads,
+    prefillTokPerS: median(prefill),
+    decodeTokPerS: median(decode),
+    prefillTokPerCpuS: median(runs.map((r) => (prompt / r.prefillCpuMs) * 1000)),
+    decodeTokPerCpuS: median(runs.map((r) => (r.decodeSteps / r.decodeCpuMs) * 1000)),
+    prefillRuns: prefill,
+    decodeRuns: decode,
+    loadMs,
+    rssAfterLoadBytes,
+    peakRssBytes: peakRss(),
+  };
+}
+
+/**
+ * edge-node: the executor that `edge-node run` uses (one batched prefill, then one forward pass per token), timed
+ * directly so prefill and decode are separate and CPU time can be read around each.
+ */
 async function runOurs(prompt: number[], genTokens: number, runs: number): Promise<EngineResult> {
   const { LocalModel } = await import('../packages/node/src/engine/local-model.js');
   const { GREEDY } = await import('../packages/node/src/engine/sampler.js');
@@ -87,64 +128,72 @@ async function runOurs(prompt: number[], genTokens: number, runs: number): Promi
   const model = await LocalModel.open(MODEL_PATH, { backend: 'wasm', contextLength: prompt.length + genTokens + 8 });
   const loadMs = performance.now() - t0;
   const rssAfterLoadBytes = process.memoryUsage().rss;
+  const exec = model.executor;
+  const once = async (id: string, n: number): Promise<RunTiming> => {
+    let cpu = process.cpuUsage();
+    let t = performance.now();
+    let token = await exec.begin({ id, promptTokens: prompt, sampling: GREEDY, contextLength: prompt.length + n });
+    const prefillMs = performance.now() - t;
+    const prefillCpuMs = cpuMs(cpu);
+    cpu = process.cpuUsage();
+    t = performance.now();
+    // EOS is ignored: the executor knows nothing of it; exactly n tokens come out.
+    for (let i = 1; i < n; i++) token = await exec.step(id, token);
+    const r = { prefillMs, prefillCpuMs, decodeMs: performance.now() - t, decodeCpuMs: cpuMs(cpu), decodeSteps: n - 1 };
+    await exec.end(id);
+    return r;
+  };
   try {
-    const once = (p: number[], n: number) => model.generate({ prompt: p, addBos: false, maxTokens: n, sampling: GREEDY, ignoreEos: true });
-    // Warm-up: the first matMul of each weight packs it inside the wasm backend; the first prefill compiles paths.
-    await once(prompt, 8);
-    const prefill: number[] = [];
-    const decode: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const r = await once(prompt, genTokens);
-      if (r.tokens.length !== genTokens) throw new Error(`generated ${r.tokens.length} tokens, expected ${genTokens}`);
-      prefill.push(r.timings.prefillTokPerS);
-      decode.push(r.timings.decodeTokPerS);
-    }
-    return {
-      engine: `edge-node (tfjs ${model.backend.name})`,
-      threads: 1,
-      prefillTokPerS: median(prefill),
-      decodeTokPerS: median(decode),
-      prefillRuns: prefill,
-      decodeRuns: decode,
-      loadMs,
-      rssAfterLoadBytes,
-      peakRssBytes: peakRss(),
-    };
+    // Warm-up: the first matMul of each weight packs it inside the wasm backend.
+    await once('warm-up', 8);
+    const timings: RunTiming[] = [];
+    for (let i = 0; i < runs; i++) timings.push(await once(`run-${i}`, genTokens));
+    return summarise(`edge-node (tfjs ${model.backend.name})`, 1, prompt.length, timings, loadMs, rssAfterLoadBytes);
   } finally {
     await model.close();
   }
 }
 
+/** llama.cpp as it ships (F16 KV cache, no flash attention), timed like the engine. */
 async function runLlamaCpp(prompt: number[], genTokens: number, runs: number, threads: number): Promise<EngineResult> {
-  const { loadLlamaCppModel } = await import('../test/support/llama-cpp.js');
+  const { getLlamaCpp } = await import('../test/support/llama-cpp.js');
   const t0 = performance.now();
-  const model = await loadLlamaCppModel(MODEL_PATH);
+  const llama = await getLlamaCpp();
+  const model = await llama.loadModel({ modelPath: MODEL_PATH, gpuLayers: 0 });
   const loadMs = performance.now() - t0;
   const rssAfterLoadBytes = process.memoryUsage().rss;
-  try {
-    // measureSpeed warms up itself too (one token, outside its timings); this run also faults in the mapped file.
-    await model.measureSpeed(prompt, 8, { threads });
-    const prefill: number[] = [];
-    const decode: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const s = await model.measureSpeed(prompt, genTokens, { threads });
-      if (s.decodeTokens !== genTokens) throw new Error(`llama.cpp generated ${s.decodeTokens} tokens, expected ${genTokens}`);
-      prefill.push(s.prefillTokensPerSecond);
-      decode.push(s.decodeTokensPerSecond);
+  const ids = prompt as Token[];
+  const once = async (n: number): Promise<RunTiming> => {
+    const ctx = await model.createContext({ contextSize: 256, batchSize: 256, threads, sequences: 1, flashAttention: false });
+    try {
+      const seq = ctx.getSequence();
+      let cpu = process.cpuUsage();
+      let t = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(ids);
+      const prefillMs = performance.now() - t;
+      const prefillCpuMs = cpuMs(cpu);
+      // Decode: evaluate() re-feeds the last prompt token to get its logits, then one pass per token.
+      await seq.eraseContextTokenRanges([{ start: ids.length - 1, end: ids.length }]);
+      cpu = process.cpuUsage();
+      t = performance.now();
+      let generated = 0;
+      for await (const _ of seq.evaluate([ids[ids.length - 1]], { temperature: 0, yieldEogToken: true })) {
+        if (++generated >= n) break;
+      }
+      if (generated !== n) throw new Error(`llama.cpp generated ${generated} tokens, expected ${n}`);
+      return { prefillMs, prefillCpuMs, decodeMs: performance.now() - t, decodeCpuMs: cpuMs(cpu), decodeSteps: n };
+    } finally {
+      await ctx.dispose();
     }
-    return {
-      engine: 'llama.cpp (node-llama-cpp, CPU)',
-      threads,
-      prefillTokPerS: median(prefill),
-      decodeTokPerS: median(decode),
-      prefillRuns: prefill,
-      decodeRuns: decode,
-      loadMs,
-      rssAfterLoadBytes,
-      peakRssBytes: peakRss(),
-    };
+  };
+  try {
+    // Warm-up: faults in the memory-mapped weights and starts the thread pool.
+    await once(8);
+    const timings: RunTiming[] = [];
+    for (let i = 0; i < runs; i++) timings.push(await once(genTokens));
+    return summarise('llama.cpp (node-llama-cpp, CPU)', threads, prompt.length, timings, loadMs, rssAfterLoadBytes);
   } finally {
-    await model.close();
+    await model.dispose();
   }
 }
 
@@ -206,12 +255,14 @@ async function main(): Promise<void> {
     String(r.threads),
     r.prefillTokPerS.toFixed(1),
     r.decodeTokPerS.toFixed(1),
+    r.prefillTokPerCpuS.toFixed(1),
+    r.decodeTokPerCpuS.toFixed(1),
     `${(r.rssAfterLoadBytes / 2 ** 20).toFixed(0)} MiB`,
     `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
     `${(r.loadMs / 1000).toFixed(2)} s`,
     r.decodeRuns.map((x) => x.toFixed(1)).join('/'),
   ]);
-  const header = ['engine', 'threads', 'prefill tok/s', 'decode tok/s', 'RSS loaded', 'peak RSS', 'load', 'decode runs'];
+  const header = ['engine', 'threads', 'prefill tok/s', 'decode tok/s', 'prefill tok/CPU-s', 'decode tok/CPU-s', 'RSS loaded', 'peak RSS', 'load', 'decode runs'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log('\n' + line(header));
@@ -222,6 +273,9 @@ async function main(): Promise<void> {
     `\nedge-node / llama.cpp 1 thread:  prefill ${(ours.prefillTokPerS / l1.prefillTokPerS).toFixed(2)}x, decode ${(ours.decodeTokPerS / l1.decodeTokPerS).toFixed(2)}x, peak RSS ${(ours.peakRssBytes / l1.peakRssBytes).toFixed(2)}x`,
   );
   console.log(`edge-node / llama.cpp 2 threads: prefill ${(ours.prefillTokPerS / l2.prefillTokPerS).toFixed(2)}x, decode ${(ours.decodeTokPerS / l2.decodeTokPerS).toFixed(2)}x`);
+  console.log(
+    `per CPU-second, edge-node / llama.cpp 1 thread: prefill ${(ours.prefillTokPerCpuS / l1.prefillTokPerCpuS).toFixed(2)}x, decode ${(ours.decodeTokPerCpuS / l1.decodeTokPerCpuS).toFixed(2)}x`,
+  );
   const loadAfter = fmtLoad();
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}`);
   if (Math.max(...loadavg().slice(0, 1), Number(loadBefore.split(' ')[0])) > 1.5) {
