@@ -7,7 +7,11 @@
  *
  * Each engine runs in its own child process so its peak RSS is its own. Per engine: one warm-up run, then the
  * median of `--runs` runs of a 128-token prefill and 64 greedy tokens (EOS ignored). The model is generated once
- * and cached in os.tmpdir(). Two shared cores: check the load average printed at the top and bottom.
+ * and cached in os.tmpdir(). Both engines are timed at the executor level (one batched prefill, then one forward
+ * pass per token; tokenizer and sampling costs are negligible). Besides wall-clock rates it prints rates per
+ * second of process CPU time, which other processes on a shared machine disturb much less (for one thread they
+ * approach the quiet wall-clock rate; for llama.cpp's two threads they include its spin-waiting). Two shared
+ * cores: check the load average printed at the top and bottom.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
