@@ -1,6 +1,6 @@
 import type { KvCache } from '../engine/kv-cache.js';
 import { Sampler } from '../engine/sampler.js';
-import type { TransformerShard } from '../engine/transformer-shard.js';
+import type { ShardOutput, TransformerShard } from '../engine/transformer-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
@@ -27,6 +27,8 @@ interface Session {
   lastActive: number;
 }
 
+const DEFAULT_COMPUTE_ROWS = 32;
+
 /** A request-level failure on this stage: reported to the coordinator as an error frame. */
 export class StageError extends Error {
   override name = 'StageError';
@@ -40,6 +42,8 @@ export interface StageWorkerOptions {
   /** Most rows per outgoing hidden-state frame (keeps frames under the frame limit). */
   maxRowsPerFrame: number;
   log: NodeLogger;
+  /** Most prompt rows computed in one go before the node's other work gets a turn. Default 32. */
+  computeRows?: number;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
 }
@@ -114,7 +118,7 @@ export class StageWorker {
         session = await this.openSession(frame, frame.open);
       }
       if (!session) throw new StageError(`request ${frame.rid} is not open on this stage (it may have been freed)`);
-      return this.run(frame, session);
+      return await this.run(frame, session);
     } catch (err) {
       const opening = session?.opening ?? frame.open;
       this.free(frame.rid);
@@ -153,7 +157,7 @@ export class StageWorker {
     return session;
   }
 
-  private run(frame: ActFrame, s: Session): Outgoing[] {
+  private async run(frame: ActFrame, s: Session): Promise<Outgoing[]> {
     if (frame.stage !== s.stage) throw new StageError(`frame for stage ${frame.stage} arrived at stage ${s.stage}`);
     // Step order: chunks of the current step, or the first chunk of the next one once the current is complete.
     const nextStep = s.stepDone ? s.step + 1 : s.step;
@@ -163,11 +167,8 @@ export class StageWorker {
     s.stepDone = frame.final;
     s.lastActive = Date.now();
 
-    const input = s.shard.isFirst
-      ? { kind: 'tokens' as const, tokens: frame.tokens ?? fail('the first stage needs token ids') }
-      : { kind: 'hidden' as const, hidden: frame.hidden ?? fail('this stage needs hidden states'), n: frame.n };
     const t0 = performance.now();
-    const out = s.shard.forward(input, s.cache);
+    const out = await this.forwardInSlices(frame, s);
     const stageMs = [...(frame.stageMs ?? []), performance.now() - t0];
 
     const { route, coordinator } = s.opening;
@@ -199,6 +200,34 @@ export class StageWorker {
       outgoing.push({ to: next, frame: act, coordinator });
     }
     return outgoing;
+  }
+
+  /**
+   * Runs the frame's rows through the shard, at most `computeRows` at a time with a turn of the event loop between
+   * slices: a long prompt must not stop this node's heartbeats (its peers would take it for dead) or other requests.
+   * Slicing changes nothing in the result: each slice attends to the cache the previous ones filled.
+   */
+  private async forwardInSlices(frame: ActFrame, s: Session): Promise<ShardOutput> {
+    const H = s.shard.config.hiddenSize;
+    const step = this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS;
+    const tokens = s.shard.isFirst ? (frame.tokens ?? fail('the first stage needs token ids')) : null;
+    const hidden = s.shard.isFirst ? null : (frame.hidden ?? fail('this stage needs hidden states'));
+    const outputs: Float32Array[] = [];
+    let last: ShardOutput | null = null;
+    for (let r = 0; r < frame.n; r += step) {
+      if (r > 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.sessions.get(frame.rid) !== s) throw new StageError(`request ${frame.rid} was freed while its prompt was running`);
+      }
+      const n = Math.min(step, frame.n - r);
+      const input = tokens ? { kind: 'tokens' as const, tokens: tokens.subarray(r, r + n) } : { kind: 'hidden' as const, hidden: hidden!.subarray(r * H, (r + n) * H), n };
+      last = s.shard.forward(input, s.cache);
+      if (last.kind === 'hidden') outputs.push(last.hidden);
+    }
+    if (!last || last.kind === 'logits' || outputs.length === 1) return last!;
+    const all = new Float32Array(frame.n * H);
+    outputs.forEach((o, i) => all.set(o, i * step * H));
+    return { kind: 'hidden', hidden: all, n: frame.n };
   }
 
   private release(frame: ReleaseFrame): Outgoing[] {
