@@ -3,6 +3,8 @@
  * that produce real files: F16/BF16 round to nearest even (numpy / torch casts, ggml's F16C path), Q8_0 as
  * gguf-py's reference quantiser (per block of 32: d = amax / 127 in float32, q = roundf(x / d), d stored F16).
  */
+import { f16ToF32, f32ToF16 } from '../model/half-float.js';
+
 export type EncodedDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
 
 export const Q8_0_BLOCK = 32;
@@ -22,38 +24,8 @@ export function encodedByteLength(dtype: EncodedDType, elements: number): number
   }
 }
 
-const scratchF32 = new Float32Array(1);
-const scratchU32 = new Uint32Array(scratchF32.buffer);
-
-/** Nearest F16 bit pattern of a float32 value (ties to even; overflow to ±Inf; NaN stays NaN). */
-export function float32ToF16Bits(value: number): number {
-  scratchF32[0] = value;
-  return f32BitsToF16Bits(scratchU32[0]);
-}
-
-function f32BitsToF16Bits(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 112; // rebias 127 -> 15
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  // A mantissa carry correctly bumps the exponent (up to Inf).
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
+/** Nearest F16 bit pattern of a float32 value (ties to even; overflow to ±Inf; NaN stays NaN): the readers' encoder. */
+export const float32ToF16Bits = f32ToF16;
 
 /** Nearest bfloat16 bit pattern of a float32 bit pattern (ties to even, as torch does). */
 function f32BitsToBf16Bits(x: number): number {
@@ -64,13 +36,7 @@ function f32BitsToBf16Bits(x: number): number {
 
 /** The F16 value nearest to `value`, as a number (what an F16 round trip yields). */
 export function roundToF16(value: number): number {
-  const h = float32ToF16Bits(value);
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  const sign = h & 0x8000 ? -1 : 1;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  return f16ToF32(f32ToF16(value));
 }
 
 /** C's roundf: halves away from zero (Math.round rounds -2.5 to -2, roundf to -3). */
@@ -110,7 +76,7 @@ export function encodeTensorData(values: Float32Array, dtype: EncodedDType): Uin
     case 'BF16': {
       const bits = new Uint32Array(values.buffer, values.byteOffset, n);
       const out = new Uint16Array(n);
-      if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f32BitsToF16Bits(bits[i]);
+      if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f32ToF16(values[i]);
       else for (let i = 0; i < n; i++) out[i] = f32BitsToBf16Bits(bits[i]);
       return new Uint8Array(out.buffer);
     }
