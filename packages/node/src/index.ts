@@ -70,3 +70,8 @@ export * from './weights/peer-model-file.js';
 export * from './weights/weights-sources.js';
 export * from './weights/model-from-peers.js';
 export * from './api/bench-route.js';
+export * from './pipeline/activation-frame.js';
+export * from './pipeline/cluster-plan.js';
+export * from './pipeline/cluster-pipeline.js';
+export * from './pipeline/pipeline-executor.js';
+export * from './pipeline/plan-summary.js';

@@ -71,23 +71,10 @@ async function readJsonFile(path: string, what: string, ErrorType: new (m: strin
 
 /** The model's shape from a model file, via the node package's reader (loaded only when needed). */
 async function shapeFromModelFile(path: string, bytesPerWeight: number): Promise<ModelShape> {
-  const { openModel } = await import('@edge-node/node');
+  const { openModel, modelShapeOf } = await import('@edge-node/node');
   const model = await openModel(path);
   try {
-    const c = model.config;
-    return {
-      name: c.name,
-      hiddenSize: c.hiddenSize,
-      intermediateSize: c.intermediateSize,
-      numLayers: c.numLayers,
-      numHeads: c.numHeads,
-      numKvHeads: c.numKvHeads,
-      headDim: c.headDim,
-      vocabSize: c.vocabSize,
-      tiedEmbeddings: c.tiedEmbeddings,
-      attentionBias: c.attentionBias,
-      bytesPerWeight,
-    };
+    return { ...modelShapeOf(model.config), bytesPerWeight };
   } finally {
     await model.close();
   }
