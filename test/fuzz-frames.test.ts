@@ -20,6 +20,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../packages/node/src/engine/sampler.js';
 import { PROTOCOLS } from '../packages/node/src/network/protocol-ids.js';
 import { ClusterHarness, sleep, type RunningNode } from './support/cluster-harness.js';
 import { STORIES_260K } from './support/chaos-scenario.js';
@@ -36,26 +37,8 @@ const RSS_LAST_HALF_BOUND_MB = 40;
 const MAX_FRAME_BYTES = 64 * 1024 * 1024; // the node's default
 const GREEDY = { prompt: 'Once upon a time', max_tokens: 60, temperature: 0 };
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed with FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const packr = new Packr({ moreTypes: true, useRecords: false });
-
-function frame(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + body.byteLength);
-  new DataView(out.buffer).setUint32(0, body.byteLength);
-  out.set(body, 4);
-  return out;
-}
+/** A seeded generator (the sampler's mulberry32), so a failing run can be replayed with FUZZ_SEED. */
+const prng = mulberry32;
 
 const encode = (value: unknown): Uint8Array => frame(packr.pack(value));
 
