@@ -3,6 +3,7 @@ import { ByteStreamDecoder } from './byte-stream-decoder.js';
 import { CHAR_TO_BYTE, toByteLevel } from './byte-level.js';
 import { bpePreTokenizer, preTokenize, type BpePreTokenizer } from './bpe-pre-tokenizer.js';
 import { SpecialTokenSplitter, GgufTokenType, type GgufVocab } from './gguf-vocab.js';
+import { GgufTokenizerBase } from './gguf-tokenizer-base.js';
 import { TokenizerError, TokenizerMetadataError } from './tokenizer-errors.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
 
@@ -28,9 +29,8 @@ const CACHE_LIMIT = 100_000;
  * llm_tokenizer_bpe: special-token split, the `tokenizer.ggml.pre` regex split, GPT-2 byte-to-character
  * mapping, then merges by `tokenizer.ggml.merges` rank (lowest first, leftmost on ties).
  */
-export class GgufBpeTokenizer implements Tokenizer {
+export class GgufBpeTokenizer extends GgufTokenizerBase implements Tokenizer {
   readonly kind = 'gguf-bpe' as const;
-  readonly vocabSize: number;
   readonly bosId: number | null;
   readonly eosIds: readonly number[];
   readonly addBosByDefault: boolean;
@@ -41,7 +41,8 @@ export class GgufBpeTokenizer implements Tokenizer {
   private readonly cache = new Map<string, number[]>();
   private readonly pieceCache: (Uint8Array | undefined)[];
 
-  constructor(private readonly vocab: GgufVocab) {
+  constructor(vocab: GgufVocab) {
+    super(vocab);
     if (vocab.model !== 'gpt2') throw new TokenizerError(`GgufBpeTokenizer needs tokenizer.ggml.model "gpt2", got "${vocab.model}"`);
     if (vocab.merges === null) throw new TokenizerMetadataError('tokenizer.ggml.merges', 'missing; a "gpt2" tokenizer needs its BPE merges');
     this.pre = bpePreTokenizer(vocab.pre);
@@ -51,7 +52,6 @@ export class GgufBpeTokenizer implements Tokenizer {
       const key = at < 0 ? '\u0000' : `${merge.slice(0, at)}\u0000${merge.slice(at + 1)}`;
       if (!this.ranks.has(key)) this.ranks.set(key, rank);
     });
-    this.vocabSize = vocab.tokens.length;
     this.bosId = vocab.bosId;
     this.eosIds = vocab.eogIds;
     this.addBosByDefault = vocab.addBos ?? this.pre.addBos;
@@ -156,36 +156,15 @@ export class GgufBpeTokenizer implements Tokenizer {
     return bytes;
   }
 
-  createDecoder(opts: DecodeOptions = {}): StreamDecoder {
-    const showSpecial = opts.showSpecial ?? false;
-    return new ByteStreamDecoder((id) => this.pieceBytes(id, showSpecial), false);
-  }
-
   /**
    * Exact inverse of the byte-level mapping. llama.cpp's optional "clean_spaces" pass (removing spaces before
    * punctuation for some pre-tokenizers) is not applied: it is lossy and would make streamed and whole
    * decodes disagree.
+   * (decode() is this decoder run over all ids: see GgufTokenizerBase.)
    */
-  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
-    const d = this.createDecoder(opts);
-    let s = '';
-    for (const id of ids) s += d.push(id);
-    return s + d.flush();
-  }
-
-  tokenToPiece(id: number): string {
-    const t = this.vocab.tokens[id];
-    if (t === undefined) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    return t;
-  }
-
-  pieceToToken(piece: string): number | null {
-    return this.vocab.textToId.get(piece) ?? null;
-  }
-
-  isSpecial(id: number): boolean {
-    const type = this.vocab.types[id];
-    return type === GgufTokenType.Control || type === GgufTokenType.Unknown;
+  createDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    const showSpecial = opts.showSpecial ?? false;
+    return new ByteStreamDecoder((id) => this.pieceBytes(id, showSpecial), false);
   }
 }
 

@@ -1,6 +1,7 @@
 import { BinaryHeap } from './binary-heap.js';
 import { ByteStreamDecoder } from './byte-stream-decoder.js';
 import { SpecialTokenSplitter, GgufTokenType, type GgufVocab } from './gguf-vocab.js';
+import { GgufTokenizerBase } from './gguf-tokenizer-base.js';
 import { TokenizerError } from './tokenizer-errors.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
 
@@ -25,9 +26,8 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
  * (add_space_prefix), adjacent symbols are merged best-score-first while the merged text is a vocabulary
  * entry, and leftover characters fall back to <0xNN> byte tokens.
  */
-export class GgufSpmTokenizer implements Tokenizer {
+export class GgufSpmTokenizer extends GgufTokenizerBase implements Tokenizer {
   readonly kind = 'gguf-spm' as const;
-  readonly vocabSize: number;
   readonly bosId: number | null;
   readonly eosIds: readonly number[];
   readonly addBosByDefault: boolean;
@@ -39,9 +39,9 @@ export class GgufSpmTokenizer implements Tokenizer {
   private readonly byteToken: Int32Array;
   private readonly pieceCache: (Uint8Array | undefined)[];
 
-  constructor(private readonly vocab: GgufVocab) {
+  constructor(vocab: GgufVocab) {
+    super(vocab);
     if (vocab.model !== 'llama') throw new TokenizerError(`GgufSpmTokenizer needs tokenizer.ggml.model "llama", got "${vocab.model}"`);
-    this.vocabSize = vocab.tokens.length;
     this.bosId = vocab.bosId;
     this.eosId = vocab.eosId;
     this.eosIds = vocab.eogIds;
@@ -156,34 +156,13 @@ export class GgufSpmTokenizer implements Tokenizer {
     return bytes;
   }
 
-  createDecoder(opts: DecodeOptions = {}): StreamDecoder {
-    const showSpecial = opts.showSpecial ?? false;
-    return new ByteStreamDecoder((id) => this.pieceBytes(id, showSpecial), this.addSpacePrefix && !(opts.continuation ?? false));
-  }
-
   /**
    * Reverses encode, so decode(encode(s)) === s. Unlike llama_detokenize (which keeps the prefix space after a
    * leading BOS), the space added before the first word is always dropped, as SentencePiece and Hugging Face do.
+   * (decode() is this decoder run over all ids: see GgufTokenizerBase.)
    */
-  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
-    const d = this.createDecoder(opts);
-    let s = '';
-    for (const id of ids) s += d.push(id);
-    return s + d.flush();
-  }
-
-  tokenToPiece(id: number): string {
-    const t = this.vocab.tokens[id];
-    if (t === undefined) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    return t;
-  }
-
-  pieceToToken(piece: string): number | null {
-    return this.vocab.textToId.get(piece) ?? null;
-  }
-
-  isSpecial(id: number): boolean {
-    const type = this.vocab.types[id];
-    return type === GgufTokenType.Control || type === GgufTokenType.Unknown;
+  createDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    const showSpecial = opts.showSpecial ?? false;
+    return new ByteStreamDecoder((id) => this.pieceBytes(id, showSpecial), this.addSpacePrefix && !(opts.continuation ?? false));
   }
 }
