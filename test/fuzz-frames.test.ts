@@ -40,6 +40,15 @@ const GREEDY = { prompt: 'Once upon a time', max_tokens: 60, temperature: 0 };
 /** A seeded generator (the sampler's mulberry32), so a failing run can be replayed with FUZZ_SEED. */
 const prng = mulberry32;
 
+const packr = new Packr({ moreTypes: true, useRecords: false });
+
+function frame(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + body.byteLength);
+  new DataView(out.buffer).setUint32(0, body.byteLength);
+  out.set(body, 4);
+  return out;
+}
+
 const encode = (value: unknown): Uint8Array => frame(packr.pack(value));
 
 type Case = { kind: string; bytes: Uint8Array[] };
