@@ -26,6 +26,11 @@ export interface LinkMonitorOptions {
 type ProbeRequest = { t: 'ping' } | { t: 'bulk'; data: Uint8Array };
 type ProbeEnvelope = ChannelEnvelope<ProbeRequest, number, never>;
 
+/** Measurements a link's figure is the best of. */
+const LINK_HISTORY = 4;
+/** Second measurement after a join. */
+const SETTLE_MS = 4000;
+
 /** Pause between the pings (and the bulk probes) of one measurement. */
 const PING_SPACING_MS = 150;
 
@@ -45,6 +50,7 @@ function parseProbeRequest(body: unknown): ProbeRequest {
  */
 export class LinkMonitor {
   private readonly stats = new Map<string, LinkStats>();
+  private readonly history = new Map<string, LinkStats[]>();
   private readonly channels = new Map<string, RequestChannel<ProbeRequest, number>>();
   private readonly inFlight = new Set<string>();
   private readonly refreshIntervalMs: number;
@@ -71,9 +77,16 @@ export class LinkMonitor {
         onProtocolError: (err) => this.log.warn(`reset probe stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
       });
     });
-    this.membership.events.on('join', (m: ClusterMember) => void this.measure(m.peerId).catch(() => {}));
+    this.membership.events.on('join', (m: ClusterMember) => {
+      void this.measure(m.peerId).catch(() => {});
+      // A node that just joined is often still loading its model: measure again once it has settled.
+      setTimeout(() => {
+        if (this.membership.get(m.peerId)) void this.measure(m.peerId).catch(() => {});
+      }, SETTLE_MS).unref();
+    });
     this.membership.events.on('leave', (m: ClusterMember) => {
       this.stats.delete(m.peerId);
+      this.history.delete(m.peerId);
       this.channels.get(m.peerId)?.stream.abort(new Error('peer left'));
       this.channels.delete(m.peerId);
       this.membership.setLinks(this.links());
@@ -116,15 +129,23 @@ export class LinkMonitor {
       }
       // Subtract one round trip: what remains is the time the bytes took on the wire (and in the stacks).
       const seconds = Math.max(best - rttMs, 0.01) / 1000;
-      const stats: LinkStats = {
+      const measured: LinkStats = {
         rttMs: Math.round(rttMs * 1000) / 1000,
         bandwidthMBps: Math.round((this.bulkBytes / seconds / 1e6) * 10) / 10,
         measuredAt: Date.now(),
       };
-      if (this.membership.get(peerId)) {
-        this.stats.set(peerId, stats);
-        this.membership.setLinks(this.links());
-      }
+      if (!this.membership.get(peerId)) return measured;
+      // A busy moment on either node only ever makes a link look slower, so the link is the best of the recent
+      // measurements (a lasting change still shows once the older ones age out).
+      const recent = [...(this.history.get(peerId) ?? []), measured].slice(-LINK_HISTORY);
+      this.history.set(peerId, recent);
+      const stats: LinkStats = {
+        rttMs: Math.min(...recent.map((r) => r.rttMs)),
+        bandwidthMBps: Math.max(...recent.map((r) => r.bandwidthMBps)),
+        measuredAt: measured.measuredAt,
+      };
+      this.stats.set(peerId, stats);
+      this.membership.setLinks(this.links());
       return stats;
     } catch (err) {
       this.log.debug(`link measurement to ${peerId} failed: ${(err as Error).message}`);
