@@ -235,6 +235,7 @@ for (const backendName of JS_BACKENDS) {
 }
 
 let jsKernelsEnabled = true;
+const JS_SWIGLU_MAX_ROWS = 4;
 const usesJsKernels = (): boolean => jsKernelsEnabled && JS_BACKENDS.includes(tf.getBackend());
 
 /** Forces the stock-op versions (what tfjs-node runs), so tests can check both paths give the same numbers. */
@@ -341,9 +342,12 @@ export function mergeHeads(outputsT: tf.Tensor2D[], n: number, group: number): t
   return tf.reshape(tf.transpose(stacked, [2, 0, 1, 3]), [n, outputsT.length * group * d]);
 }
 
-/** silu(gate) · up for [n, 2·ffn] laid out [gate | up]. */
+/**
+ * silu(gate) · up for [n, 2·ffn] laid out [gate | up]. The JS kernel wins for a token or a few (one launch instead of
+ * four); for a prompt, the backend's vectorised sigmoid beats a Math.exp per element.
+ */
 export function swiGlu(gateUp: tf.Tensor2D): tf.Tensor2D {
-  if (usesJsKernels()) return tf.engine().runKernel(SWIGLU, { gateUp }) as tf.Tensor2D;
+  if (usesJsKernels() && gateUp.shape[0] <= JS_SWIGLU_MAX_ROWS) return tf.engine().runKernel(SWIGLU, { gateUp }) as tf.Tensor2D;
   const [gate, up] = tf.split(gateUp, 2, 1);
   return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
 }
