@@ -69,32 +69,38 @@ export class TransformerShard {
     if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
     if (start + n > cache.capacity) throw new ContextLengthError(start + n, cache.capacity);
 
-    const out = tf.tidy(() => {
-      let x = this.embed(input, n); // [n, H], the residual stream
-      let h = rmsNorm(x, c.rmsNormEps); // the normalised input of the next block (norm weights live in the matrices)
-      const rope = ropeTables(this.freqs, c.numHeads + c.numKvHeads, c.headDim, start, n);
+    let out: tf.Tensor2D;
+    try {
+      out = tf.tidy(() => {
+        let x = this.embed(input, n); // [n, H], the residual stream
+        let h = rmsNorm(x, c.rmsNormEps); // the normalised input of the next block (norm weights live in the matrices)
+        const rope = ropeTables(this.freqs, c.numHeads + c.numKvHeads, c.headDim, start, n);
 
-      for (let l = 0; l < this.weights.layers.length; l++) {
-        const w = this.weights.layers[l];
-        // Attention block: Q,K,V in one matmul → RoPE, append K and V to the cache → attend → output projection.
-        const qkv: tf.Tensor2D = w.bqkv ? tf.add(tf.matMul(h, w.wqkv), w.bqkv) : tf.matMul(h, w.wqkv);
-        const cached = cache.layer(l);
-        const heads = attentionInputs(qkv, rope, c.numKvHeads, this.group, c.headDim, cached.keys, cached.valuesT);
-        cache.replace(l, heads.keys, heads.valuesT);
-        const attn = this.attend(heads, n, start);
-        let h2: tf.Tensor2D;
-        [x, h2] = addRmsNorm(x, tf.matMul(attn, w.wo), c.rmsNormEps);
+        for (let l = 0; l < this.weights.layers.length; l++) {
+          const w = this.weights.layers[l];
+          // Attention block: Q,K,V in one matmul → RoPE, append K and V to the cache → attend → output projection.
+          const qkv: tf.Tensor2D = w.bqkv ? tf.add(tf.matMul(h, w.wqkv), w.bqkv) : tf.matMul(h, w.wqkv);
+          const cached = cache.layer(l);
+          const heads = attentionInputs(qkv, rope, c.numKvHeads, this.group, c.headDim, cached.keys, cached.valuesT);
+          cache.replace(l, heads.keys, heads.valuesT);
+          const attn = this.attend(heads, n, start);
+          let h2: tf.Tensor2D;
+          [x, h2] = addRmsNorm(x, tf.matMul(attn, w.wo), c.rmsNormEps);
 
-        // Feed-forward block: gate and up in one matmul → SwiGLU → down projection.
-        [x, h] = addRmsNorm(x, tf.matMul(swiGlu(tf.matMul(h2, w.wgateUp)), w.wdown), c.rmsNormEps);
-      }
+          // Feed-forward block: gate and up in one matmul → SwiGLU → down projection.
+          [x, h] = addRmsNorm(x, tf.matMul(swiGlu(tf.matMul(h2, w.wgateUp)), w.wdown), c.rmsNormEps);
+        }
 
-      // A middle stage hands on the residual stream; the last applies the head to its final norm (folded in).
-      if (!this.isLast) return x;
-      const rows = opts.allLogits || n === 1 ? h : tf.slice(h, [n - 1, 0], [1, c.hiddenSize]);
-      return tf.matMul(rows, this.weights.head!);
-    });
-
+        // A middle stage hands on the residual stream; the last applies the head to its final norm (folded in).
+        if (!this.isLast) return x;
+        const rows = opts.allLogits || n === 1 ? h : tf.slice(h, [n - 1, 0], [1, c.hiddenSize]);
+        return tf.matMul(rows, this.weights.head!);
+      });
+    } catch (err) {
+      // Some layers may already hold this call's positions: a half-updated cache must not be used again.
+      cache.clear();
+      throw err;
+    }
     cache.length = start + n;
     const data = out.dataSync() as Float32Array;
     const rows = out.shape[0];
