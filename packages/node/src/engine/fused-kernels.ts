@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ropePartners } from './rope.js';
 
 /**
  * Fused kernels for the per-token hot path. Between its matMuls a layer does little arithmetic, but written with
@@ -295,7 +296,7 @@ export function attentionInputs(
     const qDim = kvHeads * group * d;
     const kvDim = kvHeads * d;
     const [qk, v] = tf.split(qkv, [qDim + kvDim, kvDim], 1);
-    const partner = tf.tensor1d(ropePartnerIndex(qDim + kvDim, d), 'int32');
+    const partner = tf.tensor1d(ropePartners(kvHeads * group + kvHeads, d), 'int32');
     const cos = tf.tensor2d(tables.cos, [n, qDim + kvDim]);
     const sin = tf.tensor2d(tables.sin, [n, qDim + kvDim]);
     const roped = tf.add(tf.mul(qk, cos), tf.mul(tf.gather(qk, partner, 1), sin));
@@ -310,12 +311,6 @@ export function attentionInputs(
     ];
   }
   return { queriesT: parts.slice(0, kvHeads), keys: parts.slice(kvHeads, 2 * kvHeads), valuesT: parts.slice(2 * kvHeads) };
-}
-
-function ropePartnerIndex(width: number, d: number): Int32Array {
-  const out = new Int32Array(width);
-  for (let c = 0; c < width; c++) out[c] = c % d < d / 2 ? c + d / 2 : c - d / 2;
-  return out;
 }
 
 /**
