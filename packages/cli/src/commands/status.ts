@@ -22,7 +22,8 @@ function gb(n: number): string {
 
 function memberLine(m: MemberStatus, self: boolean): string {
   const p = m.profile;
-  const stage = m.stageInfo ? ` stage ${JSON.stringify(m.stageInfo)}` : '';
+  const ranges = Array.isArray(m.stageInfo?.ranges) ? (m.stageInfo.ranges as [number, number][]) : [];
+  const stage = m.stageInfo?.model ? `\n    serves ${ranges.length ? ranges.map(([a, b]) => `layers [${a}, ${b})`).join(', ') : 'no layers yet'} of ${String(m.stageInfo.model)}` : '';
   const seen = self ? ' (this node)' : ` (seen ${(m.lastSeenMsAgo / 1000).toFixed(1)} s ago)`;
   return (
     `  ${m.name} ${m.peerId}${seen}\n` +
