@@ -2,6 +2,7 @@ import { ApiRouter } from './api/api-router.js';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import type { BackendName } from './backend/tf-backend.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
+import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
 import { Membership, type ClusterMember, type MembershipOptions, type StageInfo } from './cluster/membership.js';
 import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
@@ -130,10 +131,11 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
   const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
-  const profile = await measureDevice({
+  const measureOptions = {
     ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
     ...(options.backend ? { backend: options.backend } : {}),
-  });
+  };
+  const profile = await measureDevice(measureOptions);
   logger.info(
     `device: ${profile.backend} backend, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
       `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource})`,
@@ -225,6 +227,14 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     }
   }
 
+  const refiner = refineProfile({
+    membership,
+    initial: profile,
+    isBusy: () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0,
+    measure: () => measureDevice(measureOptions),
+    delaysMs: [5_000, 15_000, 45_000],
+    log: logger,
+  });
   const node: EdgeNode = {
     options,
     host,
@@ -252,6 +262,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       plan = p;
     },
     stop: async () => {
+      refiner.stop();
       await pipeline?.stop();
       await weights?.close();
       links.stop();
