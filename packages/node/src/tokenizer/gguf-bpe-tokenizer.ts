@@ -2,7 +2,7 @@ import { BinaryHeap } from './binary-heap.js';
 import { ByteStreamDecoder } from './byte-stream-decoder.js';
 import { CHAR_TO_BYTE, toByteLevel } from './byte-level.js';
 import { bpePreTokenizer, preTokenize, type BpePreTokenizer } from './bpe-pre-tokenizer.js';
-import { SpecialTokenSplitter, GgufTokenType, type GgufVocab } from './gguf-vocab.js';
+import type { GgufVocab } from './gguf-vocab.js';
 import { GgufTokenizerBase } from './gguf-tokenizer-base.js';
 import { TokenizerError, TokenizerMetadataError } from './tokenizer-errors.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
@@ -19,8 +19,6 @@ interface Bigram {
 const bigramBefore = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
 const utf8 = new TextEncoder();
-const EMPTY = new Uint8Array(0);
-const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 /** Pieces → ids memo; cleared when it grows past this many entries to bound memory. */
 const CACHE_LIMIT = 100_000;
 
@@ -31,15 +29,10 @@ const CACHE_LIMIT = 100_000;
  */
 export class GgufBpeTokenizer extends GgufTokenizerBase implements Tokenizer {
   readonly kind = 'gguf-bpe' as const;
-  readonly bosId: number | null;
-  readonly eosIds: readonly number[];
   readonly addBosByDefault: boolean;
   readonly pre: BpePreTokenizer;
-  private readonly addEos: boolean;
   private readonly ranks = new Map<string, number>();
-  private readonly splitter: SpecialTokenSplitter;
   private readonly cache = new Map<string, number[]>();
-  private readonly pieceCache: (Uint8Array | undefined)[];
 
   constructor(vocab: GgufVocab) {
     super(vocab);
@@ -52,31 +45,16 @@ export class GgufBpeTokenizer extends GgufTokenizerBase implements Tokenizer {
       const key = at < 0 ? '\u0000' : `${merge.slice(0, at)}\u0000${merge.slice(at + 1)}`;
       if (!this.ranks.has(key)) this.ranks.set(key, rank);
     });
-    this.bosId = vocab.bosId;
-    this.eosIds = vocab.eogIds;
     this.addBosByDefault = vocab.addBos ?? this.pre.addBos;
-    this.addEos = vocab.addEos ?? false;
-    this.splitter = new SpecialTokenSplitter(vocab);
-    this.pieceCache = new Array(this.vocabSize);
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const addSpecial = opts.addBos ?? true;
-    const addBos = addSpecial && (opts.addBos === true || this.addBosByDefault);
-    const out: number[] = [];
-    if (addBos) {
-      if (this.bosId === null) throw new TokenizerError('this model has no BOS token; encode with addBos: false');
-      out.push(this.bosId);
-    }
+    const out = this.openSequence(opts);
     for (const frag of this.splitter.split(text.toWellFormed(), opts.parseSpecial ?? true)) {
       if (typeof frag === 'number') out.push(frag);
       else for (const word of preTokenize(frag, this.pre.regexes)) this.encodeWord(toByteLevel(word), out);
     }
-    if (addSpecial && this.addEos) {
-      const eos = this.vocab.eosId;
-      if (eos !== null) out.push(eos);
-    }
-    return out;
+    return this.closeSequence(out, opts);
   }
 
   private encodeWord(word: string, out: number[]): void {
@@ -136,24 +114,8 @@ export class GgufBpeTokenizer extends GgufTokenizerBase implements Tokenizer {
     return ids;
   }
 
-  private pieceBytes(id: number, showSpecial: boolean): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    const type = this.vocab.types[id];
-    if (type === GgufTokenType.Control || type === GgufTokenType.Unknown) {
-      return showSpecial ? utf8.encode(this.vocab.tokens[id]) : EMPTY;
-    }
-    let bytes = this.pieceCache[id];
-    if (bytes === undefined) {
-      const text = this.vocab.tokens[id];
-      if (type === GgufTokenType.UserDefined) bytes = utf8.encode(text);
-      else if (type === GgufTokenType.Normal) bytes = byteLevelToBytes(text);
-      else if (type === GgufTokenType.Byte) {
-        const m = BYTE_PIECE.exec(text);
-        bytes = m ? Uint8Array.of(parseInt(m[1], 16)) : byteLevelToBytes(text);
-      } else bytes = EMPTY;
-      this.pieceCache[id] = bytes;
-    }
-    return bytes;
+  protected normalPieceBytes(text: string): Uint8Array {
+    return byteLevelToBytes(text);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { BinaryHeap } from './binary-heap.js';
 import { ByteStreamDecoder } from './byte-stream-decoder.js';
-import { SpecialTokenSplitter, GgufTokenType, type GgufVocab } from './gguf-vocab.js';
+import type { GgufVocab } from './gguf-vocab.js';
 import { GgufTokenizerBase } from './gguf-tokenizer-base.js';
 import { TokenizerError } from './tokenizer-errors.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './tokenizer.js';
@@ -17,8 +17,6 @@ interface Bigram {
 const bigramBefore = (a: Bigram, b: Bigram): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
 
 const utf8 = new TextEncoder();
-const EMPTY = new Uint8Array(0);
-const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /**
  * SentencePiece-style tokenizer from GGUF metadata (`tokenizer.ggml.model = "llama"`), reproducing llama.cpp's
@@ -28,44 +26,26 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
  */
 export class GgufSpmTokenizer extends GgufTokenizerBase implements Tokenizer {
   readonly kind = 'gguf-spm' as const;
-  readonly bosId: number | null;
-  readonly eosIds: readonly number[];
   readonly addBosByDefault: boolean;
-  private readonly addEos: boolean;
-  private readonly eosId: number | null;
   private readonly addSpacePrefix: boolean;
-  private readonly splitter: SpecialTokenSplitter;
   /** Token for each byte value (<0xNN>, else the one-character token, else unk). */
   private readonly byteToken: Int32Array;
-  private readonly pieceCache: (Uint8Array | undefined)[];
 
   constructor(vocab: GgufVocab) {
     super(vocab);
     if (vocab.model !== 'llama') throw new TokenizerError(`GgufSpmTokenizer needs tokenizer.ggml.model "llama", got "${vocab.model}"`);
-    this.bosId = vocab.bosId;
-    this.eosId = vocab.eosId;
-    this.eosIds = vocab.eogIds;
     this.addBosByDefault = vocab.addBos ?? true;
-    this.addEos = vocab.addEos ?? false;
     this.addSpacePrefix = vocab.addSpacePrefix ?? true;
-    this.splitter = new SpecialTokenSplitter(vocab);
     this.byteToken = new Int32Array(256);
     for (let b = 0; b < 256; b++) {
       const hex = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
       const id = vocab.textToId.get(hex) ?? (b < 0x80 ? vocab.textToId.get(String.fromCharCode(b)) : undefined) ?? vocab.unkId;
       this.byteToken[b] = id ?? -1;
     }
-    this.pieceCache = new Array(this.vocabSize);
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const addSpecial = opts.addBos ?? true;
-    const addBos = addSpecial && (opts.addBos === true || this.addBosByDefault);
-    const out: number[] = [];
-    if (addBos) {
-      if (this.bosId === null) throw new TokenizerError('this model has no BOS token; encode with addBos: false');
-      out.push(this.bosId);
-    }
+    const out = this.openSequence(opts);
     let prevSpecial = true;
     for (const frag of this.splitter.split(text.toWellFormed(), opts.parseSpecial ?? true)) {
       if (typeof frag === 'number') {
@@ -77,8 +57,7 @@ export class GgufSpmTokenizer extends GgufTokenizerBase implements Tokenizer {
         prevSpecial = false;
       }
     }
-    if (addSpecial && this.addEos && this.eosId !== null) out.push(this.eosId);
-    return out;
+    return this.closeSequence(out, opts);
   }
 
   /** llm_tokenizer_spm_session::tokenize over one fragment of already-escaped text. */
@@ -136,24 +115,8 @@ export class GgufSpmTokenizer extends GgufTokenizerBase implements Tokenizer {
     }
   }
 
-  private pieceBytes(id: number, showSpecial: boolean): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    const type = this.vocab.types[id];
-    if (type === GgufTokenType.Control || type === GgufTokenType.Unknown) {
-      return showSpecial ? utf8.encode(this.vocab.tokens[id]) : EMPTY;
-    }
-    let bytes = this.pieceCache[id];
-    if (bytes === undefined) {
-      const text = this.vocab.tokens[id];
-      if (type === GgufTokenType.UserDefined) bytes = utf8.encode(text);
-      else if (type === GgufTokenType.Normal) bytes = utf8.encode(text.replaceAll('\u2581', ' '));
-      else if (type === GgufTokenType.Byte) {
-        const m = BYTE_PIECE.exec(text);
-        bytes = m ? Uint8Array.of(parseInt(m[1], 16)) : utf8.encode(text);
-      } else bytes = EMPTY; // unused/undefined tokens render as nothing, as in llama.cpp
-      this.pieceCache[id] = bytes;
-    }
-    return bytes;
+  protected normalPieceBytes(text: string): Uint8Array {
+    return utf8.encode(text.replaceAll('\u2581', ' '));
   }
 
   /**
