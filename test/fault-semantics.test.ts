@@ -25,6 +25,18 @@ interface ClusterJson {
   serving: { kvSessions: number };
 }
 
+/** Nodes a, b, c with the 2,2,1 split (a coordinates), all in the pipeline. */
+async function startRing(h: ClusterHarness): Promise<{ a: RunningNode; b: RunningNode; c: RunningNode; model: string }> {
+  const args = ['--model', STORIES_260K, '--no-mdns', '--split', '2,2,1'];
+  const a = await h.startNode({ name: 'a', args });
+  const [b, c] = await Promise.all([
+    h.startNode({ name: 'b', args: [...args, '--bootstrap', a.addresses[0]] }),
+    h.startNode({ name: 'c', args: [...args, '--bootstrap', a.addresses[0]] }),
+  ]);
+  await h.waitForPipelineMembers([a, b, c]);
+  return { a, b, c, model: await a.modelId() };
+}
+
 async function metric(node: RunningNode, name: string): Promise<number> {
   const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
   const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
@@ -81,14 +93,7 @@ describe('(b) the coordinator dies mid-request', () => {
   afterAll(() => h.cleanup());
 
   it('the other stages free the request within seconds', async () => {
-    const args = ['--model', STORIES_260K, '--no-mdns', '--split', '2,2,1'];
-    const a = await h.startNode({ name: 'a', args });
-    const [b, c] = await Promise.all([
-      h.startNode({ name: 'b', args: [...args, '--bootstrap', a.addresses[0]] }),
-      h.startNode({ name: 'c', args: [...args, '--bootstrap', a.addresses[0]] }),
-    ]);
-    await h.waitForPipelineMembers([a, b, c]);
-    const model = await a.modelId();
+    const { a, b, c, model } = await startRing(h);
     await a.complete({ ...CHAOS_BODY, model, max_tokens: 5 }); // stages loaded
 
     const sessions = async (n: RunningNode) => ((await n.cluster()) as ClusterJson).serving.kvSessions;
@@ -169,14 +174,7 @@ describe('(d) a stage freezes mid-request (no connection close)', () => {
   afterAll(() => h.cleanup());
 
   it('is noticed by missed heartbeats and the answer completes with the same text', async () => {
-    const args = ['--model', STORIES_260K, '--no-mdns', '--split', '2,2,1'];
-    const a = await h.startNode({ name: 'a', args });
-    const [b, c] = await Promise.all([
-      h.startNode({ name: 'b', args: [...args, '--bootstrap', a.addresses[0]] }),
-      h.startNode({ name: 'c', args: [...args, '--bootstrap', a.addresses[0]] }),
-    ]);
-    await h.waitForPipelineMembers([a, b, c]);
-    const model = await a.modelId();
+    const { a, b, c, model } = await startRing(h);
     const reference = (await a.complete({ ...CHAOS_BODY, model })).choices[0].text;
 
     let last = 0;
