@@ -4,7 +4,7 @@ export * from './model/model-errors.js';
 export * from './model/open-model.js';
 export * from './model/gguf-reader.js';
 export * from './model/gguf-config.js';
-export * from './model/ggml-types.js';
+export { ggmlTypeById, ggmlTypeByName, type GgmlTypeInfo } from '@edge-node/kernels';
 export * from './model/tensor-dequant.js';
 export * from './model/half-float.js';
 export * from './model/safetensors-reader.js';

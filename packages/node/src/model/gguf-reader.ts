@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { ModelFileError, TruncatedModelFileError } from './model-errors.js';
-import { ggmlTypeById, type GgmlTypeInfo } from './ggml-types.js';
+import { ggmlTypeById, type GgmlTypeInfo } from '@edge-node/kernels';
 import { readByteRange } from './byte-range-read.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { StoredDType } from './model-file.js';
 import { UnsupportedTensorTypeError } from './model-errors.js';
-import { ggmlTypeByName } from './ggml-types.js';
+import { ggmlTypeByName } from '@edge-node/kernels';
 import { f16LookupTable } from './half-float.js';
 
 /** Q8_0 and Q4_0 blocks hold 32 elements. */

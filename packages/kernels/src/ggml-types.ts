@@ -58,3 +58,9 @@ export function ggmlTypeById(id: number): GgmlTypeInfo | undefined {
 export function ggmlTypeByName(name: string): GgmlTypeInfo | undefined {
   return BY_NAME.get(name);
 }
+
+/** Bytes of one row of `cols` values of a type (cols must be a multiple of its block size). */
+export function ggmlRowBytes(type: GgmlTypeInfo, cols: number): number {
+  if (cols % type.blockSize !== 0) throw new RangeError(`a ${type.name} row needs a multiple of ${type.blockSize} values, not ${cols}`);
+  return (cols / type.blockSize) * type.typeSize;
+}

@@ -1,0 +1,35 @@
+// Compiles the AssemblyScript kernels (assembly/) to WebAssembly with npm's assemblyscript alone: no system compiler,
+// nothing downloaded. One module, SIMD128 + threads, importing a shared memory (env.memory) so that every worker
+// thread runs the same kernels on the same weights.
+import asc from 'assemblyscript/asc';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+mkdirSync(join(root, 'wasm'), { recursive: true });
+
+const common = [
+  join(root, 'assembly/index.ts'),
+  '-O3',
+  '--noAssert',
+  '--runtime', 'stub',
+  '--enable', 'simd',
+  '--enable', 'threads',
+  '--importMemory',
+  '--noExportMemory',
+  '--sharedMemory',
+  '--maximumMemory', '65536',
+  // Static data (lookup tables) lives below this; the host's arena allocator starts at the exported __heap_base.
+  '--memoryBase', '1024',
+];
+
+const variants = [{ out: 'kernels.wasm', flags: [] }];
+for (const v of variants) {
+  const { error, stderr } = await asc.main([...common, ...v.flags, '-o', join(root, 'wasm', v.out)]);
+  if (error) {
+    console.error(stderr.toString());
+    console.error(`build-wasm: ${v.out} failed: ${error.message}`);
+    process.exit(1);
+  }
+}

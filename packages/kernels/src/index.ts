@@ -1,0 +1,5 @@
+export * from './ggml-types.js';
+export * from './kernel-arena.js';
+export * from './kernel-exports.js';
+export * from './kernel-module.js';
+export * from './kernel-runtime.js';

@@ -1,0 +1,74 @@
+import { KernelArena } from './kernel-arena.js';
+import { loadKernelModule } from './kernel-module.js';
+import type { GgmlTypeInfo } from './ggml-types.js';
+
+/** A weight matrix [rows, cols] (rows = outputs, as GGUF stores a linear layer) in its file encoding, in an arena. */
+export interface WeightMatrix {
+  arena: KernelArena;
+  type: GgmlTypeInfo;
+  rows: number;
+  cols: number;
+  /** Offset of row 0; rows are contiguous, each `rowBytes` long. */
+  ptr: number;
+  rowBytes: number;
+}
+
+export class UnsupportedKernelTypeError extends Error {
+  override name = 'UnsupportedKernelTypeError';
+  constructor(readonly typeName: string) {
+    super(`the kernels have no product for ${typeName} weights`);
+  }
+}
+
+/**
+ * Where the kernels run: the arenas (WebAssembly memories) and the threads that work on them. The engine asks it for
+ * arenas and products; how the work is split over threads is its business. Every product gives each output the
+ * same value whatever the thread count or batch size.
+ */
+export interface KernelRuntime {
+  readonly threads: number;
+  /** The instruction set the kernels were built for, for reports ("simd128"). */
+  readonly isa: string;
+  /** A new arena able to grow to 4 GiB; `initialBytes` is reserved at once. */
+  createArena(initialBytes: number): Promise<KernelArena>;
+  /** The activation format (see assembly/activation.ts) a weight type multiplies with; throws for an unsupported type. */
+  actFormat(type: GgmlTypeInfo): number;
+  /** out[i·outStride + r] = W[r] · act[i] for every row r of W and activation rows i < nAct (both in w.arena). */
+  matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
+  /** Stops the threads; arenas become unusable. */
+  close(): Promise<void>;
+}
+
+/** One thread: the caller's. */
+export class SerialKernelRuntime implements KernelRuntime {
+  readonly threads = 1;
+  readonly isa = 'simd128';
+  private readonly arenas: KernelArena[] = [];
+
+  private constructor(private readonly module: WebAssembly.Module) {}
+
+  static async create(): Promise<SerialKernelRuntime> {
+    return new SerialKernelRuntime(await loadKernelModule());
+  }
+
+  async createArena(initialBytes: number): Promise<KernelArena> {
+    const arena = KernelArena.create(this.module, initialBytes, this.arenas.length);
+    this.arenas.push(arena);
+    return arena;
+  }
+
+  actFormat(type: GgmlTypeInfo): number {
+    const probe = this.arenas[0] ?? KernelArena.create(this.module, 0, -1);
+    const fmt = probe.kernels.act_format(type.id);
+    if (fmt < 0) throw new UnsupportedKernelTypeError(type.name);
+    return fmt;
+  }
+
+  matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void {
+    w.arena.kernels.matmul(w.type.id, w.ptr, w.cols, 0, w.rows, act, actBytes, nAct, out, outStride);
+  }
+
+  async close(): Promise<void> {
+    this.arenas.length = 0;
+  }
+}
