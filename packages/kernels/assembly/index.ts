@@ -43,3 +43,9 @@ export function matmul(type: i32, w: usize, cols: i32, row0: i32, row1: i32, act
 export function heap_base(): usize {
   return __heap_base;
 }
+
+// Transformer ops (assembly/ops): exported under the names the host calls.
+export { rmsNorm as rms_norm } from './ops/norm';
+export { rope } from './ops/rope';
+export { attention } from './ops/attention';
+export { addInPlace as add_in_place, addBias as add_bias, swiglu, toF16 as to_f16 } from './ops/elementwise';

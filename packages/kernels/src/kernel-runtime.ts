@@ -31,6 +31,8 @@ export interface KernelRuntime {
   readonly isa: string;
   /** A new arena able to grow to 4 GiB; `initialBytes` is reserved at once. */
   createArena(initialBytes: number): Promise<KernelArena>;
+  /** Forgets an arena (its memory is freed once nothing refers to it); its offsets become invalid. */
+  releaseArena(arena: KernelArena): Promise<void>;
   /** The activation format (see assembly/activation.ts) a weight type multiplies with; throws for an unsupported type. */
   actFormat(type: GgmlTypeInfo): number;
   /** out[i·outStride + r] = W[r] · act[i] for every row r of W and activation rows i < nAct (both in w.arena). */
@@ -55,6 +57,11 @@ export class SerialKernelRuntime implements KernelRuntime {
     const arena = KernelArena.create(this.module, initialBytes, this.arenas.length);
     this.arenas.push(arena);
     return arena;
+  }
+
+  async releaseArena(arena: KernelArena): Promise<void> {
+    const i = this.arenas.indexOf(arena);
+    if (i >= 0) this.arenas.splice(i, 1);
   }
 
   actFormat(type: GgmlTypeInfo): number {

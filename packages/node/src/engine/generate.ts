@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SamplingParams } from './sampler.js';
 import type { TokenExecutor } from './token-executor.js';
-import { ContextLengthError } from './transformer-shard.js';
+import { ContextLengthError } from './forward-shard.js';
 
 /** What the generation loop needs from a tokenizer. */
 export interface GenerationTokenizer {

@@ -1,53 +1,73 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type { KernelArena } from '@edge-node/kernels';
+import type { ShardCache } from './forward-shard.js';
+
+/** How the cache stores keys and values: F16 (llama.cpp's default, half the memory) or F32 (exact). */
+export type KvCacheType = 'f16' | 'f32';
+
+/** The kernels' code for a cache type (assembly/ops/attention.ts). */
+export function kvTypeCode(t: KvCacheType): number {
+  return t === 'f16' ? 1 : 0;
+}
+
+/** Where one layer's keys and values live: [capacity, kvDim] each, in the arena of the layer's weights. */
+export interface LayerKv {
+  arena: KernelArena;
+  keys: number;
+  values: number;
+}
 
 /**
- * The attention cache of one request on one shard: for each of the shard's layers and each KV head, the keys
- * [T, headDim] and the values transposed [headDim, T] of every position seen so far. In these layouts the cache is
- * the *first* operand of both attention matMuls (keys · queriesᵀ and valuesᵀ · probabilities), which the wasm matmul
- * reads in place; as the second operand it would be repacked on every token.
+ * The attention cache of one request on one shard, preallocated for its whole context at creation (no copy as it
+ * grows): for each layer, keys and values (F16 by default, as llama.cpp keeps them), one row of numKvHeads·headDim
+ * per position.
  */
-export class KvCache {
-  private readonly keys: tf.Tensor2D[][];
-  private readonly valuesT: tf.Tensor2D[][];
-  /** Number of positions stored (the same for every layer once a forward pass completes). */
+export class KvCache implements ShardCache {
   length = 0;
+  private readonly blocks: { arena: KernelArena; ptr: number; bytes: number }[] = [];
+  private readonly perLayer: LayerKv[] = [];
+  private cleared = false;
 
   constructor(
-    readonly numLayers: number,
-    /** Hard limit: the context length this cache may grow to. */
+    layerArenas: readonly KernelArena[],
+    readonly kvDim: number,
     readonly capacity: number,
+    readonly type: KvCacheType = 'f16',
   ) {
-    this.keys = Array.from({ length: numLayers }, () => []);
-    this.valuesT = Array.from({ length: numLayers }, () => []);
-  }
-
-  /** One layer's cache (shard-local index): per KV head, keys [T, d] and valuesᵀ [d, T]; empty before the first pass. */
-  layer(layer: number): { keys: readonly tf.Tensor2D[]; valuesT: readonly tf.Tensor2D[] } {
-    return { keys: this.keys[layer], valuesT: this.valuesT[layer] };
-  }
-
-  /** Replaces a layer's cache with one that has the new positions appended (called inside the forward pass's tidy). */
-  replace(layer: number, keys: tf.Tensor2D[], valuesT: tf.Tensor2D[]): void {
-    for (const t of [...this.keys[layer], ...this.valuesT[layer]]) t.dispose();
-    // keep(): the forward pass's tf.tidy must not free what the cache holds on to.
-    this.keys[layer] = keys.map((t) => tf.keep(t));
-    this.valuesT[layer] = valuesT.map((t) => tf.keep(t));
-  }
-
-  /** Bytes held by this cache's tensors. */
-  bytes(): number {
-    let total = 0;
-    for (const layer of [...this.keys, ...this.valuesT]) for (const t of layer) total += t.size * 4;
-    return total;
-  }
-
-  /** Frees every tensor; the cache is empty afterwards. */
-  clear(): void {
-    for (let l = 0; l < this.numLayers; l++) {
-      for (const t of [...this.keys[l], ...this.valuesT[l]]) t.dispose();
-      this.keys[l] = [];
-      this.valuesT[l] = [];
+    const rowBytes = kvDim * (type === 'f16' ? 2 : 4);
+    try {
+      for (const arena of new Set(layerArenas)) {
+        const layers = layerArenas.filter((a) => a === arena).length;
+        const bytes = layers * 2 * capacity * rowBytes;
+        this.blocks.push({ arena, ptr: arena.alloc(bytes), bytes });
+      }
+    } catch (err) {
+      this.clear();
+      throw err;
     }
+    const next = new Map(this.blocks.map((b) => [b.arena, b.ptr]));
+    for (const arena of layerArenas) {
+      const keys = next.get(arena)!;
+      const values = keys + capacity * rowBytes;
+      next.set(arena, values + capacity * rowBytes);
+      this.perLayer.push({ arena, keys, values });
+    }
+  }
+
+  /** One layer's cache (shard-local index). */
+  layer(l: number): LayerKv {
+    if (this.cleared) throw new Error('this KV cache was freed');
+    return this.perLayer[l];
+  }
+
+  bytes(): number {
+    return this.cleared ? 0 : this.blocks.reduce((s, b) => s + b.bytes, 0);
+  }
+
+  clear(): void {
+    if (this.cleared) return;
+    this.cleared = true;
     this.length = 0;
+    for (const b of this.blocks) b.arena.release(b.ptr);
+    this.blocks.length = 0;
   }
 }

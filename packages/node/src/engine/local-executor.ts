@@ -1,10 +1,9 @@
-import type { KvCache } from './kv-cache.js';
 import { Sampler } from './sampler.js';
 import type { ExecutionRequest, TokenExecutor } from './token-executor.js';
-import { ShardInputError, type TransformerShard } from './transformer-shard.js';
+import { ShardInputError, type ForwardShard, type ShardCache } from './forward-shard.js';
 
 interface Session {
-  cache: KvCache;
+  cache: ShardCache;
   sampler: Sampler;
 }
 
@@ -12,7 +11,7 @@ interface Session {
 export class LocalExecutor implements TokenExecutor {
   private readonly sessions = new Map<string, Session>();
 
-  constructor(private readonly shard: TransformerShard) {
+  constructor(private readonly shard: ForwardShard) {
     if (!shard.isFirst || !shard.isLast) throw new ShardInputError('a local executor needs a shard with every layer');
   }
 

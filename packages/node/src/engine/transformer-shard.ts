@@ -1,30 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../model/model-config.js';
 import { addRmsNorm, attentionInputs, causalSoftmaxColumns, mergeHeads, rmsNorm, swiGlu, type AttentionInputs } from './fused-kernels.js';
-import { KvCache } from './kv-cache.js';
+import { KvCache } from './tfjs-kv-cache.js';
 import { ropeFrequencies, ropeTables } from './rope.js';
 import type { LayerRange, ShardWeights } from './shard-loader.js';
-
-/** What enters a shard: token ids on the first stage, hidden states ([n, hidden], row-major) on the others. */
-export type ShardInput = { kind: 'tokens'; tokens: ArrayLike<number> } | { kind: 'hidden'; hidden: Float32Array; n: number };
-
-/** What leaves it: hidden states for the next stage, or logits on the last stage. */
-export type ShardOutput = { kind: 'hidden'; hidden: Float32Array; n: number } | { kind: 'logits'; logits: Float32Array; rows: number };
-
-/** A request that would run past the context this cache may hold. */
-export class ContextLengthError extends Error {
-  override name = 'ContextLengthError';
-  constructor(
-    readonly requested: number,
-    readonly limit: number,
-  ) {
-    super(`this request needs ${requested} positions but the context limit is ${limit} tokens`);
-  }
-}
-
-export class ShardInputError extends Error {
-  override name = 'ShardInputError';
-}
+import { ContextLengthError, ShardInputError, type ShardInput, type ShardOutput } from './forward-shard.js';
 
 /**
  * A contiguous range of a Llama/Qwen2 transformer's layers, run with tfjs kernels. The whole forward pass is

@@ -54,5 +54,10 @@ export interface ModelFile {
   chatTemplate: string | null;
   /** Reads one tensor's bytes (and only those) and dequantises them to float32, row-major in `shape`. */
   readTensor(name: TensorName): Promise<Float32Array>;
+  /**
+   * Reads one tensor's stored bytes as they are (its file encoding, nothing converted) into `into` — for example
+   * straight into a kernel arena — or into a new array. `into` must be exactly the tensor's byteLength.
+   */
+  readTensorBytes(name: TensorName, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }

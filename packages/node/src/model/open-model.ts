@@ -35,6 +35,15 @@ class OpenedModel implements ModelFile {
     return readTensorData(handle, info);
   }
 
+  async readTensorBytes(name: TensorName, into?: Uint8Array): Promise<Uint8Array> {
+    const info = this.tensors.get(name);
+    if (info === undefined) throw new ModelFileError(this.path, `has no tensor named ${name}`);
+    const handle = this.handles.get(info.file);
+    if (this.closed || handle === undefined) throw new ModelFileError(this.path, `is closed; cannot read ${name}`);
+    if (into && into.byteLength !== info.byteLength) throw new RangeError(`${name} has ${info.byteLength} bytes; the target holds ${into.byteLength}`);
+    return readByteRange(handle, info.file, info.offset, info.byteLength, into);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

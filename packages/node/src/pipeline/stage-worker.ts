@@ -1,6 +1,5 @@
-import type { KvCache } from '../engine/kv-cache.js';
 import { Sampler } from '../engine/sampler.js';
-import type { ShardOutput, TransformerShard } from '../engine/transformer-shard.js';
+import type { ForwardShard, ShardCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
@@ -16,9 +15,9 @@ export interface Outgoing {
 interface Session {
   opening: RequestOpening;
   stage: number;
-  shard: TransformerShard;
+  shard: ForwardShard;
   shardKey: string;
-  cache: KvCache;
+  cache: ShardCache;
   /** Only on the last stage. */
   sampler: Sampler | null;
   /** Step being received, and whether its final chunk has arrived. */

@@ -106,7 +106,20 @@ export class PeerModelFile implements ModelFile {
   async readTensor(name: TensorName): Promise<Float32Array> {
     const entry = this.entries.get(name);
     if (!entry) throw new ModelFileError(this.path, `has no tensor named ${name}`);
+    const bytes = await this.readTensorBytes(name);
+    const elements = entry.shape.reduce((a, b) => a * b, 1);
+    if (entry.dtype === 'F32') {
+      const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+      return new Float32Array(aligned.buffer, aligned.byteOffset, elements).slice();
+    }
+    return dequantize(entry.dtype, bytes, elements, { file: this.cache.pathOf(entry.sha256), tensor: name });
+  }
+
+  async readTensorBytes(name: TensorName, into?: Uint8Array): Promise<Uint8Array> {
+    const entry = this.entries.get(name);
+    if (!entry) throw new ModelFileError(this.path, `has no tensor named ${name}`);
     if (this.closed) throw new ModelFileError(this.path, `is closed; cannot read ${name}`);
+    if (into && into.byteLength !== entry.byteLength) throw new RangeError(`${name} has ${entry.byteLength} bytes; the target holds ${into.byteLength}`);
     let p = this.inflight.get(name);
     if (!p) {
       p = this.storedBytes(entry).finally(() => {
@@ -116,12 +129,9 @@ export class PeerModelFile implements ModelFile {
       this.inflight.set(name, p);
     }
     const bytes = await p;
-    const elements = entry.shape.reduce((a, b) => a * b, 1);
-    if (entry.dtype === 'F32') {
-      const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-      return new Float32Array(aligned.buffer, aligned.byteOffset, elements).slice();
-    }
-    return dequantize(entry.dtype, bytes, elements, { file: this.cache.pathOf(entry.sha256), tensor: name });
+    if (!into) return bytes;
+    into.set(bytes);
+    return into;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,57 @@
+import type { ModelConfig } from '../model/model-config.js';
+import type { LayerRange } from './layer-range.js';
+
+/** What enters a shard: token ids on the first stage, hidden states ([n, hidden], row-major) on the others. */
+export type ShardInput = { kind: 'tokens'; tokens: ArrayLike<number> } | { kind: 'hidden'; hidden: Float32Array; n: number };
+
+/** What leaves it: hidden states for the next stage, or logits on the last stage. */
+export type ShardOutput = { kind: 'hidden'; hidden: Float32Array; n: number } | { kind: 'logits'; logits: Float32Array; rows: number };
+
+/** The attention cache of one request on one shard. */
+export interface ShardCache {
+  /** Positions stored so far. */
+  length: number;
+  /** The most positions it may hold. */
+  readonly capacity: number;
+  /** Bytes it holds. */
+  bytes(): number;
+  /** Frees what it holds; safe to call twice. The cache cannot be used afterwards. */
+  clear(): void;
+}
+
+/**
+ * A contiguous range of a transformer's layers, ready to run: the single-device engine and every pipeline stage
+ * use this surface, whatever computes it.
+ */
+export interface ForwardShard {
+  readonly config: ModelConfig;
+  readonly range: LayerRange;
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  /** Bytes of weights this shard holds. */
+  readonly weightBytes: number;
+  /** A fresh KV cache for one request, limited to `contextLength` positions. */
+  createCache(contextLength?: number): ShardCache;
+  /**
+   * Runs n new positions (continuing at cache.length) through the layers and appends them to the cache. The last
+   * stage returns logits for the last position only, or for every position with `allLogits`.
+   */
+  forward(input: ShardInput, cache: ShardCache, opts?: { allLogits?: boolean }): ShardOutput;
+  /** Frees the weights. */
+  dispose(): void;
+}
+
+/** A request that would run past the context this cache may hold. */
+export class ContextLengthError extends Error {
+  override name = 'ContextLengthError';
+  constructor(
+    readonly requested: number,
+    readonly limit: number,
+  ) {
+    super(`this request needs ${requested} positions but the context limit is ${limit} tokens`);
+  }
+}
+
+export class ShardInputError extends Error {
+  override name = 'ShardInputError';
+}

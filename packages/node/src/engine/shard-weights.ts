@@ -1,0 +1,153 @@
+import { ggmlRowBytes, ggmlTypeByName, MAX_ARENA_BYTES, UnsupportedKernelTypeError, type KernelArena, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
+import type { ModelFile, TensorInfo } from '../model/model-file.js';
+import { ModelFileError, UnsupportedTensorTypeError } from '../model/model-errors.js';
+import type { ModelConfig } from '../model/model-config.js';
+import { checkLayerRange, type LayerRange } from './layer-range.js';
+
+/** One layer's weights in their file encoding (matrices) and as f32 (norms, biases), all in one arena. */
+export interface LayerWeights {
+  arena: KernelArena;
+  attnNorm: number;
+  wq: WeightMatrix;
+  wk: WeightMatrix;
+  wv: WeightMatrix;
+  /** q, k, v biases (Qwen2), f32, or 0. */
+  bq: number;
+  bk: number;
+  bv: number;
+  wo: WeightMatrix;
+  ffnNorm: number;
+  wgate: WeightMatrix;
+  wup: WeightMatrix;
+  wdown: WeightMatrix;
+}
+
+export interface ShardWeights {
+  config: ModelConfig;
+  range: LayerRange;
+  layers: LayerWeights[];
+  /** Token embeddings [vocab, hidden] (first stage; on a tied last stage it is the head too). */
+  embedding: WeightMatrix | null;
+  /** Final norm (f32) and output head [vocab, hidden] (last stage). */
+  outNorm: number;
+  head: WeightMatrix | null;
+  /** Every arena the shard uses, in layer order. */
+  arenas: KernelArena[];
+  /** Bytes of weights held. */
+  weightBytes: number;
+}
+
+/** What a new arena is filled to with weights at most: the rest of its 4 GiB is left for KV caches and scratch. */
+const ARENA_WEIGHT_BYTES = 2.5 * 2 ** 30;
+
+/**
+ * Reads the tensors of layers [startLayer, endLayer) — plus the embeddings on the first stage and the final norm and
+ * head on the last — straight from the file into kernel arenas, in the file's encoding (nothing is dequantised or
+ * copied on the way). Layers are grouped into arenas of at most ARENA_WEIGHT_BYTES, so a shard may hold any number
+ * of bytes its memory allows, across several WebAssembly memories.
+ */
+export async function loadShardWeights(model: ModelFile, range: LayerRange, runtime: KernelRuntime): Promise<ShardWeights> {
+  const c = model.config;
+  checkLayerRange(range, c.numLayers);
+  const isFirst = range.startLayer === 0;
+  const isLast = range.endLayer === c.numLayers;
+  const tensor = (name: string): TensorInfo => {
+    const info = model.tensors.get(name);
+    if (!info) throw new ModelFileError(model.path, `tensor ${name} is missing`);
+    return info;
+  };
+  const headName = c.tiedEmbeddings ? 'token_embd.weight' : 'output.weight';
+
+  // Plan the arenas: consecutive groups of layers; the embedding joins the first group, the head the last.
+  const layerTensors = (l: number): string[] => {
+    const p = `blk.${l}.`;
+    const names = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'].map((n) => `${p}${n}.weight`);
+    if (c.attentionBias) names.push(`${p}attn_q.bias`, `${p}attn_k.bias`, `${p}attn_v.bias`);
+    return names;
+  };
+  const bytesOf = (names: string[]): number => names.reduce((s, n) => s + tensor(n).byteLength + 64, 0);
+  const groups: { layers: number[]; extra: string[]; bytes: number }[] = [];
+  for (let l = range.startLayer; l < range.endLayer; l++) {
+    const extra = [...(l === range.startLayer && isFirst ? ['token_embd.weight'] : []), ...(l === range.endLayer - 1 && isLast ? ['output_norm.weight', headName] : [])];
+    const bytes = bytesOf(layerTensors(l)) + bytesOf([...new Set(extra)]);
+    if (bytes > MAX_ARENA_BYTES) throw new ModelFileError(model.path, `layer ${l} needs ${bytes} bytes, more than one WebAssembly memory holds`);
+    const last = groups[groups.length - 1];
+    if (last && last.bytes + bytes <= ARENA_WEIGHT_BYTES) {
+      last.layers.push(l);
+      last.extra.push(...extra);
+      last.bytes += bytes;
+    } else groups.push({ layers: [l], extra, bytes });
+  }
+
+  const arenas: KernelArena[] = [];
+  const layers: LayerWeights[] = [];
+  let embedding: WeightMatrix | null = null;
+  let head: WeightMatrix | null = null;
+  let outNorm = 0;
+  let weightBytes = 0;
+  try {
+    for (const g of groups) {
+      const arena = await runtime.createArena(g.bytes);
+      arenas.push(arena);
+      const matrix = async (name: string, rows: number, cols: number): Promise<WeightMatrix> => {
+        const info = tensor(name);
+        const type = ggmlTypeByName(info.dtype);
+        if (!type) throw new UnsupportedTensorTypeError(model.path, name, info.dtype);
+        try {
+          runtime.actFormat(type);
+        } catch (err) {
+          if (err instanceof UnsupportedKernelTypeError) throw new UnsupportedTensorTypeError(model.path, name, info.dtype);
+          throw err;
+        }
+        const elements = info.shape.reduce((a, b) => a * b, 1);
+        if (elements !== rows * cols) throw new ModelFileError(model.path, `tensor ${name} has ${elements} values, expected ${rows} × ${cols} for this config`);
+        const rowBytes = ggmlRowBytes(type, cols);
+        const ptr = arena.alloc(info.byteLength);
+        await model.readTensorBytes(name, arena.bytes(ptr, info.byteLength));
+        weightBytes += info.byteLength;
+        return { arena, type, rows, cols, ptr, rowBytes };
+      };
+      const vector = async (name: string, n: number): Promise<number> => {
+        const data = await model.readTensor(name);
+        if (data.length !== n) throw new ModelFileError(model.path, `tensor ${name} has ${data.length} values, expected ${n}`);
+        const ptr = arena.alloc(n * 4);
+        arena.f32(ptr, n).set(data);
+        weightBytes += n * 4;
+        return ptr;
+      };
+
+      const H = c.hiddenSize;
+      const qDim = c.numHeads * c.headDim;
+      const kvDim = c.numKvHeads * c.headDim;
+      const F = c.intermediateSize;
+      if (g.extra.includes('token_embd.weight')) embedding = await matrix('token_embd.weight', c.vocabSize, H);
+      for (const l of g.layers) {
+        const p = `blk.${l}.`;
+        layers.push({
+          arena,
+          attnNorm: await vector(`${p}attn_norm.weight`, H),
+          wq: await matrix(`${p}attn_q.weight`, qDim, H),
+          wk: await matrix(`${p}attn_k.weight`, kvDim, H),
+          wv: await matrix(`${p}attn_v.weight`, kvDim, H),
+          bq: c.attentionBias ? await vector(`${p}attn_q.bias`, qDim) : 0,
+          bk: c.attentionBias ? await vector(`${p}attn_k.bias`, kvDim) : 0,
+          bv: c.attentionBias ? await vector(`${p}attn_v.bias`, kvDim) : 0,
+          wo: await matrix(`${p}attn_output.weight`, H, qDim),
+          ffnNorm: await vector(`${p}ffn_norm.weight`, H),
+          wgate: await matrix(`${p}ffn_gate.weight`, F, H),
+          wup: await matrix(`${p}ffn_up.weight`, F, H),
+          wdown: await matrix(`${p}ffn_down.weight`, H, F),
+        });
+      }
+      if (g.extra.includes('output_norm.weight')) {
+        outNorm = await vector('output_norm.weight', H);
+        // A tied head is the embedding matrix; share it when this arena already holds it.
+        head = c.tiedEmbeddings && embedding?.arena === arena ? embedding : await matrix(headName, c.vocabSize, H);
+      }
+    }
+  } catch (err) {
+    await Promise.all(arenas.map((a) => runtime.releaseArena(a)));
+    throw err;
+  }
+  return { config: c, range: { ...range }, layers, embedding, outNorm, head, arenas, weightBytes };
+}
