@@ -29,7 +29,7 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
     ensureBuilt();
     const res = await run(
       process.execPath,
-      [CLI_BIN, 'bench', '--model', STORIES_GGUF, '--nodes', '2', '--splits', 'all', '--backend', 'wasm',
+      [CLI_BIN, 'bench', '--model', STORIES_GGUF, '--nodes', '2', '--splits', 'all', '--threads', '1',
         '--prompt-tokens', String(PROMPT), '--gen-tokens', String(GEN), '--runs', '2', '--json', jsonPath, '--plot', svgPath,
         '--log-dir', join(REPO_ROOT, 'test-artifacts', 'bench-command')],
       { cwd: REPO_ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },

@@ -23,7 +23,7 @@ interface RunJson {
   tokens: number[];
   promptTokens: number[];
   finishReason: string;
-  timings: { prefillMs: number; decodeTokPerS: number; backend: string };
+  timings: { prefillMs: number; decodeTokPerS: number; threads: number };
 }
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -40,7 +40,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 const runArgs = (model: string, ...extra: string[]) => ['run', '--model', model, '--prompt', 'Once upon a time', '--max-tokens', '20', '--temperature', '0', '--json', ...extra];
 
-/** The JSON object is the last stdout line (tfjs may print notices before it). */
+/** The JSON object is the last stdout line (nothing else should print there, but a notice would come first). */
 function parseJson(stdout: string): RunJson {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]) as RunJson;
@@ -71,7 +71,7 @@ afterAll(async () => {
 
 describe('edge-node run --json', () => {
   it('prints the greedy continuation of stories260K with its tokens, prompt tokens, finish reason and timings', async () => {
-    const res = await cli(runArgs(STORIES));
+    const res = await cli(runArgs(STORIES, '--threads', '1'));
     expect(res.code, res.stderr).toBe(0);
     const wasm = parseJson(res.stdout);
     // BOS is prepended, as llama.cpp does for this model.
@@ -85,16 +85,16 @@ describe('edge-node run --json', () => {
     expect(wasm.timings.prefillMs).toBeGreaterThan(0);
     expect(wasm.timings.decodeTokPerS).toBeGreaterThan(0);
     expect(Number.isFinite(wasm.timings.decodeTokPerS)).toBe(true);
-    expect(wasm.timings.backend).toBe('wasm');
+    expect(wasm.timings.threads).toBe(1);
   });
 
-  it('--backend cpu runs the pure-JS backend and gives the same tokens', async () => {
-    const res = await cli(runArgs(STORIES, '--backend', 'cpu'));
+  it('--threads 2 and --kv-cache f32 give the same tokens', async () => {
+    const res = await cli(runArgs(STORIES, '--threads', '2', '--kv-cache', 'f32'));
     expect(res.code, res.stderr).toBe(0);
-    const cpu = parseJson(res.stdout);
-    expect(cpu.timings.backend).toBe('cpu');
-    expect(cpu.tokens).toEqual(reference.greedy_from_bos_ids.slice(4, 24));
-    expect(reference.greedy_from_bos_text.startsWith(`Once upon a time${cpu.text}`)).toBe(true);
+    const two = parseJson(res.stdout);
+    expect(two.timings.threads).toBe(2);
+    expect(two.tokens).toEqual(reference.greedy_from_bos_ids.slice(4, 24));
+    expect(reference.greedy_from_bos_text.startsWith(`Once upon a time${two.text}`)).toBe(true);
   });
 
   it('a stop string ends the text before it with finishReason "stop"', async () => {
@@ -129,10 +129,13 @@ describe('edge-node run errors', () => {
     expectCleanFailure(await cli(runArgs(truncated)), /truncated\.gguf.*truncated/);
   });
 
-  it('--backend nonsense is a usage error (exit 2) naming the choices', async () => {
-    const res = await cli(runArgs(STORIES, '--backend', 'nonsense'));
+  it('--kv-cache nonsense and --threads 0 are usage errors (exit 2) naming the choices', async () => {
+    const res = await cli(runArgs(STORIES, '--kv-cache', 'nonsense'));
     expectCleanFailure(res, /"nonsense"/);
-    expect(res.stderr).toMatch(/node, wasm, cpu/);
+    expect(res.stderr).toMatch(/f16, f32/);
     expect(res.code).toBe(2);
+    const zero = await cli(runArgs(STORIES, '--threads', '0'));
+    expectCleanFailure(zero, /--threads/);
+    expect(zero.code).toBe(2);
   });
 });

@@ -7,7 +7,7 @@ const execFileAsync = promisify(execFile);
 
 interface ClusterJson {
   self: { peerId: string };
-  peers: { peerId: string; name: string; profile: { backend: string; gflopsDecode: number; memoryBytes: number } }[];
+  peers: { peerId: string; name: string; profile: { runtime: string; threads: number; gflopsDecode: number; memoryBytes: number } }[];
   links: { from: string; to: string; rttMs: number; bandwidthMBps: number }[];
 }
 
@@ -41,7 +41,8 @@ describe('three edge-node processes on loopback, bootstrapped to node 1', () => 
     expect(c.self.peerId).toBe(n1.peerId);
     expect(c.peers.map((p) => p.name).sort()).toEqual(['n2', 'n3']);
     for (const p of c.peers) {
-      expect(p.profile.backend).toBe('wasm');
+      expect(p.profile.runtime).toBe('node');
+      expect(p.profile.threads).toBe(1);
       expect(p.profile.gflopsDecode).toBeGreaterThan(0);
       expect(p.profile.memoryBytes).toBeGreaterThan(0);
     }

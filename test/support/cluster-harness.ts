@@ -182,7 +182,7 @@ export class ClusterHarness {
       '--data-dir', dataDir,
       '--listen', opts.listen ?? '/ip4/127.0.0.1/tcp/0',
       '--api-port', '0',
-      '--backend', 'wasm',
+      '--threads', '1',
       ...(opts.args ?? []),
     ];
     const [cmd, argv] = this.options.netns

@@ -1,5 +1,5 @@
 /**
- * The single-device oracle for pipeline tests: `edge-node run --json` (the built CLI, wasm backend) in a child
+ * The single-device oracle for pipeline tests: `edge-node run --json` (the built CLI, one compute thread) in a child
  * process, and the float64 reference of stories260K shipped next to the model.
  */
 import { execFile } from 'node:child_process';
@@ -36,7 +36,7 @@ export interface SingleDeviceResult {
 export async function runSingleDevice(model: string, prompt: string, maxTokens: number, extraArgs: string[] = []): Promise<SingleDeviceResult> {
   const { stdout } = await execFileAsync(
     process.execPath,
-    [CLI_BIN, 'run', '--model', model, '--prompt', prompt, '--max-tokens', String(maxTokens), '--temperature', '0', '--backend', 'wasm', '--json', ...extraArgs],
+    [CLI_BIN, 'run', '--model', model, '--prompt', prompt, '--max-tokens', String(maxTokens), '--temperature', '0', '--threads', '1', '--json', ...extraArgs],
     { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
   );
   return JSON.parse(stdout) as SingleDeviceResult;

@@ -3,3 +3,4 @@ export * from './kernel-arena.js';
 export * from './kernel-exports.js';
 export * from './kernel-module.js';
 export * from './kernel-runtime.js';
+export * from './create-runtime.js';

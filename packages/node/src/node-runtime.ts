@@ -1,6 +1,6 @@
 import { ApiRouter } from './api/api-router.js';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
-import type { BackendName } from './backend/tf-backend.js';
+import { startKernels, type EngineOptions } from './engine/engine-options.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
@@ -31,7 +31,8 @@ export interface EdgeNodeOptions {
   /** HTTP API bind address (default 127.0.0.1). */
   apiHost?: string;
   memoryBudgetBytes?: number;
-  backend?: BackendName;
+  /** Compute threads and KV cache type (`--threads`, `--kv-cache`). */
+  engine?: EngineOptions;
   /**
    * Model file or folder this node serves, or a Hugging Face repo id (`owner/name[@rev][/file.gguf]`) downloaded into
    * `<dataDir>/hub`. A node with a model also serves its weights to peers. Without one the node only relays, unless
@@ -131,13 +132,14 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
   const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
+  const runtime = await startKernels(options.engine ?? {});
   const measureOptions = {
+    runtime,
     ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
-    ...(options.backend ? { backend: options.backend } : {}),
   };
   const profile = await measureDevice(measureOptions);
   logger.info(
-    `device: ${profile.backend} backend, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
+    `device: wasm ${profile.isa} kernels on ${profile.threads} thread${profile.threads === 1 ? '' : 's'}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
       `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource})`,
   );
 
@@ -181,6 +183,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       log: logger,
       model,
       tokenizer,
+      runtime,
+      ...(options.engine?.kvCache ? { kvCache: options.engine.kvCache } : {}),
       contextLength,
       concurrency: options.concurrency ?? 4,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -268,6 +272,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       links.stop();
       await membership.stop();
       await Promise.all([api.close(), host.close()]);
+      await runtime.close();
     },
   };
   router.add('GET', '/health', () => node.health(), { public: true });

@@ -196,7 +196,7 @@ function renderCluster(status) {
     };
     const r = ranges.get(m.peerId);
     row('layers', r ? r.map(range).join(', ') : 'none', 'layers');
-    row('compute', `${m.profile.gflopsDecode} GFLOP/s decode · ${m.profile.gflopsPrefill} prefill (${m.profile.backend})`);
+    row('compute', `${m.profile.gflopsDecode} GFLOP/s decode · ${m.profile.gflopsPrefill} prefill (${m.profile.isa} × ${m.profile.threads} threads, ${m.profile.runtime})`);
     row('memory', gb(m.profile.memoryBytes));
     card.append(title, dl);
     nodes.append(card);

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchInfo, BenchResponse } from '@edge-node/node';
+import type { BenchInfo, BenchResponse, EngineOptions } from '@edge-node/node';
+import { engineFlagsOf } from '../engine-flags.js';
 
 /** The cluster under test did not come up, answered an error, or a node died. */
 export class BenchClusterError extends Error {
@@ -82,7 +83,7 @@ export interface LocalClusterOptions {
   contextLength: number;
   /** Pipeline slots on the coordinator (the highest concurrency measured). */
   concurrency: number;
-  backend?: string;
+  engine?: EngineOptions;
   /** Where node logs go (default: a temp dir, removed on success). */
   logDir?: string;
 }
@@ -187,7 +188,7 @@ export class LocalCluster {
       '--no-mdns',
       '--context', String(o.contextLength),
       '--concurrency', String(o.concurrency),
-      ...(o.backend ? ['--backend', o.backend] : []),
+      ...engineFlagsOf(o.engine ?? {}),
       ...(index === 1 ? ['--split', this.split.join(',')] : []),
       ...bootstrap.flatMap((a) => ['--bootstrap', a]),
     ];

@@ -1,4 +1,4 @@
-import { GREEDY, LocalModel, benchPromptIds, generate, type BackendName, type ExecutionRequest, type TokenExecutor } from '@edge-node/node';
+import { GREEDY, LocalModel, benchPromptIds, generate, type EngineOptions, type ExecutionRequest, type TokenExecutor } from '@edge-node/node';
 
 export interface LocalRun {
   ttftMs: number;
@@ -32,8 +32,8 @@ class TimedExecutor implements TokenExecutor {
  * The same model on one device in this process, without any network: the engine's own executor, the same prompt
  * ids as the cluster gets (same seed), a warm-up run, then `runs` runs.
  */
-export async function measureLocal(modelPath: string, promptTokens: number, genTokens: number, runs: number, backend?: BackendName): Promise<{ runs: LocalRun[]; promptIds: number[] }> {
-  const local = await LocalModel.open(modelPath, { ...(backend ? { backend } : {}), contextLength: promptTokens + genTokens + 1 });
+export async function measureLocal(modelPath: string, promptTokens: number, genTokens: number, runs: number, engine: EngineOptions = {}): Promise<{ runs: LocalRun[]; promptIds: number[] }> {
+  const local = await LocalModel.open(modelPath, { ...engine, contextLength: promptTokens + genTokens + 1 });
   try {
     const c = local.model.config;
     const avoid = [...(c.bosTokenId === null ? [] : [c.bosTokenId]), ...c.eosTokenIds, ...local.tokenizer.eosIds];

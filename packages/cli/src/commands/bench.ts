@@ -2,7 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openModel, parseBackendName, type BackendName, type BenchInfo, type BenchResponse } from '@edge-node/node';
+import { openModel, type BenchInfo, type BenchResponse } from '@edge-node/node';
+import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import type { Cluster } from '@edge-node/partitioner';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption } from '../option-parsers.js';
@@ -38,7 +39,8 @@ Options:
   --baseline llama.cpp    also run llama.cpp on the same GGUF (needs the npm package node-llama-cpp)
   --llama-threads N       llama.cpp threads (default 1, like one node)
   --no-local              skip the one-node-without-network baseline
-  --backend B             tfjs backend for the nodes and the local baseline (node, wasm, cpu)
+  --threads N             compute threads of the nodes and the local baseline (default: the cores)
+  --kv-cache f16|f32      KV cache storage of the nodes and the local baseline (default f16)
   --json FILE             write every figure as JSON
   --plot FILE.svg         write stacked bars (stage compute + hop transfer per split)
   --markdown              print the table as Markdown
@@ -158,7 +160,7 @@ export const benchCommand: CliCommand = {
           baseline: { type: 'string', multiple: true },
           'llama-threads': { type: 'string' },
           local: { type: 'boolean' },
-          backend: { type: 'string' },
+          ...ENGINE_FLAG_OPTIONS,
           json: { type: 'string' },
           plot: { type: 'string' },
           markdown: { type: 'boolean' },
@@ -190,14 +192,7 @@ export const benchCommand: CliCommand = {
     const baselines = v.baseline ?? [];
     for (const b of baselines) if (b !== 'llama.cpp') throw new UsageError(`--baseline knows llama.cpp only, got "${b}"`);
     const llamaThreads = positive(v['llama-threads'], '--llama-threads', 1);
-    let backend: BackendName | undefined;
-    if (v.backend !== undefined) {
-      try {
-        backend = parseBackendName(v.backend);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-    }
+    const engine = engineOptionsFrom(v);
     const spec: SplitSpec = v.splits === undefined ? { kind: 'auto' } : parseSplitSpec(v.splits);
     if (v.api !== undefined && v.splits !== undefined) {
       throw new UsageError('--api measures the split the cluster runs now; to compare splits use --nodes N (or restart the coordinator with --split)');
@@ -247,7 +242,7 @@ export const benchCommand: CliCommand = {
         split: firstSpec,
         contextLength: p + g + 8,
         concurrency: maxC,
-        ...(backend ? { backend } : {}),
+        engine,
         ...(v['log-dir'] ? { logDir: v['log-dir'] } : {}),
       });
       let ok = false;
@@ -281,7 +276,7 @@ export const benchCommand: CliCommand = {
     async function baselinesInto(out: BenchRow[], progress: BenchProgress): Promise<void> {
       if (wantLocal) {
         progress.status('one node, no network');
-        const local = await measureLocal(modelPath!, p, g, runs, backend);
+        const local = await measureLocal(modelPath!, p, g, runs, engine);
         const r = local.runs;
         const device = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
         let prediction: BenchRow['predicted'] = null;

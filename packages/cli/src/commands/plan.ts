@@ -42,8 +42,8 @@ Options:
   --gen-tokens N          default 128
   --context-tokens N      KV cache to reserve per request (default prompt + gen)
   --concurrency N         requests in flight (default 1)
-  --bytes-per-weight B    weight bytes at run time (default 4: the runtime dequantises to float32;
-                          2 = f16, 1.0625 = Q8_0, 0.5625 = Q4_0)
+  --bytes-per-weight B    weight bytes at run time (default: what the model file stores, since weights stay
+                          in its encoding; 4 with --model-config. 2 = f16, 1.0625 = Q8_0, ≈0.6 = Q4_K_M)
   --json                  print one JSON object
 `;
 
@@ -70,11 +70,11 @@ async function readJsonFile(path: string, what: string, ErrorType: new (m: strin
 }
 
 /** The model's shape from a model file, via the node package's reader (loaded only when needed). */
-async function shapeFromModelFile(path: string, bytesPerWeight: number): Promise<ModelShape> {
-  const { openModel, modelShapeOf } = await import('@edge-node/node');
+async function shapeFromModelFile(path: string, bytesPerWeight: number | undefined): Promise<ModelShape> {
+  const { openModel, modelShapeOf, storedBytesPerWeight } = await import('@edge-node/node');
   const model = await openModel(path);
   try {
-    return { ...modelShapeOf(model.config), bytesPerWeight };
+    return modelShapeOf(model.config, bytesPerWeight ?? storedBytesPerWeight(model));
   } finally {
     await model.close();
   }
@@ -151,8 +151,8 @@ export const planCommand: CliCommand = {
     const contextTokens = positiveInt(v['context-tokens'], '--context-tokens', promptTokens + genTokens);
     if (contextTokens < promptTokens + genTokens) throw new UsageError(`--context-tokens (${contextTokens}) must be at least prompt + gen tokens (${promptTokens + genTokens})`);
     const concurrency = positiveInt(v.concurrency, '--concurrency', 1);
-    const bytesPerWeight = v['bytes-per-weight'] === undefined ? 4 : Number(v['bytes-per-weight']);
-    if (!(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
+    const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
+    if (bytesPerWeight !== undefined && !(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
     let split: number[] | undefined;
     if (v.split !== undefined) {
       split = v.split.split(',').map((x) => Number(x.trim()));
@@ -161,7 +161,7 @@ export const planCommand: CliCommand = {
 
     const shape = v.model !== undefined
       ? await shapeFromModelFile(v.model, bytesPerWeight)
-      : modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight });
+      : modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 });
     const profile = modelProfile(shape);
     const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));
     const request = { promptTokens, genTokens, contextTokens, concurrency };

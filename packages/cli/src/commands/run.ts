@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, GREEDY, DEFAULT_SAMPLING, LocalModel, type BackendName, type SamplingParams } from '@edge-node/node';
+import { GREEDY, DEFAULT_SAMPLING, LocalModel, type SamplingParams } from '@edge-node/node';
+import { ENGINE_FLAG_OPTIONS, ENGINE_FLAGS_USAGE, engineOptionsFrom } from '../engine-flags.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption, numberOption } from '../option-parsers.js';
 
@@ -20,7 +21,7 @@ Options:
   --stop TEXT           stop before this text (repeatable)
   --ignore-eos          keep generating past end-of-sequence
   --context N           context limit in tokens (default: the model's)
-  --backend NAME        node | wasm | cpu (default: node when installed, else wasm)
+${ENGINE_FLAGS_USAGE}
   --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
 `;
 
@@ -43,7 +44,7 @@ export const runCommand: CliCommand = {
         stop: { type: 'string', multiple: true },
         'ignore-eos': { type: 'boolean' },
         context: { type: 'string' },
-        backend: { type: 'string' },
+        ...ENGINE_FLAG_OPTIONS,
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -68,14 +69,10 @@ export const runCommand: CliCommand = {
     };
     const maxTokens = intOption(values['max-tokens'], '--max-tokens', 128);
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
-    const backend = values.backend;
-    // A misspelt backend is a command-line mistake (exit 2), not a backend failing to start.
-    if (backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backend)) {
-      throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')} (got "${backend}")`);
-    }
+    const engine = engineOptionsFrom(values);
 
     const model = await LocalModel.open(values.model, {
-      backend: backend as BackendName | undefined,
+      ...engine,
       contextLength,
     });
     try {
@@ -95,7 +92,7 @@ export const runCommand: CliCommand = {
             tokens: result.tokens,
             promptTokens: result.promptTokens,
             finishReason: result.finishReason,
-            timings: { ...result.timings, backend: model.backend.name },
+            timings: { ...result.timings, threads: model.runtime.threads },
           }) + '\n',
         );
       } else {
@@ -103,7 +100,7 @@ export const runCommand: CliCommand = {
         process.stdout.write('\n');
         process.stderr.write(
           `\n[${result.promptTokens.length} prompt tokens, ${result.tokens.length} generated, finish: ${result.finishReason}] ` +
-            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (backend ${model.backend.name})\n`,
+            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (${model.runtime.threads} thread${model.runtime.threads === 1 ? '' : 's'})\n`,
         );
       }
       return 0;

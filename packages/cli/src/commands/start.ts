@@ -5,17 +5,16 @@ import { existsSync } from 'node:fs';
 import {
   DEFAULT_API_PORT,
   DEFAULT_QUEUE_LENGTH,
-  parseBackendName,
   parseClusterKey,
   readClusterKeyFile,
   startEdgeNode,
   hubOptionsFromEnv,
   parseHubModelRef,
-  type BackendName,
   type EdgeNodeOptions,
 } from '@edge-node/node';
 import { intOption } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
+import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node start --model PATH|REPO [options]
@@ -44,7 +43,8 @@ Options:
   --context N              context limit per request in tokens (default: the model's, at most 4096)
   --concurrency N          requests the plan reserves KV-cache memory for (default 4)
   --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
-  --backend node|wasm|cpu  tfjs backend (default: node if installed, else wasm)
+  --threads N              compute threads (default: the device's cores)
+  --kv-cache f16|f32       KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory)
 `;
 
 /** Parses "8G", "512M", "1073741824" into bytes. */
@@ -88,7 +88,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         context: { type: 'string' },
         concurrency: { type: 'string' },
         'cluster-key': { type: 'string' },
-        backend: { type: 'string' },
+        ...ENGINE_FLAG_OPTIONS,
       },
     });
   } catch (err) {
@@ -100,14 +100,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   const bootstrap = v.bootstrap ?? [];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
-  let backend: BackendName | undefined;
-  if (v.backend !== undefined) {
-    try {
-      backend = parseBackendName(v.backend);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  }
+  const engine = engineOptionsFrom(v);
   const apiKey = v['api-key'] ?? (env.EDGE_NODE_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key needs a non-empty key');
   const queueLength = v['queue-length'] === undefined ? undefined : intOption(v['queue-length'], '--queue-length', DEFAULT_QUEUE_LENGTH);
@@ -141,7 +134,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
       onProgress: createDownloadProgressBar(),
     },
     ...(clusterKey ? { clusterKey } : {}),
-    ...(backend ? { backend } : {}),
+    engine,
   };
 }
 

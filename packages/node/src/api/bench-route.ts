@@ -8,6 +8,7 @@ import type { ExecutionRequest, TokenExecutor } from '../engine/token-executor.j
 import { DEFAULT_MAX_FRAME_BYTES, FrameCodec } from '../network/frame-codec.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type TokenFrame } from '../pipeline/activation-frame.js';
 import { clusterOf, modelShapeOf } from '../pipeline/cluster-plan.js';
+import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import type { PipelineExecutor, Route, StepTiming } from '../pipeline/pipeline-executor.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { OpenAIError, invalidRequest } from './openai-errors.js';
@@ -242,7 +243,7 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
     const members = membersOfStatus(opts.clusterStatus()).filter((m) => m.stageInfo?.model === pipeline.fingerprint).sort(ringOrder);
     const info: BenchInfo = {
       model: ctx.modelId,
-      modelShape: modelShapeOf(pipeline.model.config),
+      modelShape: modelShapeOf(pipeline.model.config, storedBytesPerWeight(pipeline.model)),
       contextLength: ctx.contextLength,
       coordinator: pipeline.router.selfId,
       members: members.map((m) => ({ peerId: m.peerId, name: m.name })),

@@ -1,20 +1,27 @@
 import os from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../backend/tf-backend.js';
+import { ggmlRowBytes, ggmlTypeByName, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
+
+/** Where a node runs: a Node process, or a browser tab. */
+export type NodeRuntimeKind = 'node' | 'browser';
+export const NODE_RUNTIME_KINDS: readonly NodeRuntimeKind[] = ['node', 'browser'];
 
 /** What a node can do, measured at start and shared with the cluster (the partitioner plans from it). */
 export interface DeviceProfile {
-  /** matmul [1,k]×[k,n] GFLOP/s on the active backend (decode: one token, weight-bandwidth bound). */
+  /** GFLOP/s of a one-row Q8_0 product (decode: weight-bandwidth bound), with the node's threads. */
   gflopsDecode: number;
-  /** matmul [128,k]×[k,n] GFLOP/s (prefill: compute bound). */
+  /** GFLOP/s of a 64-row Q8_0 product (prefill: compute bound). */
   gflopsPrefill: number;
-  /** Bytes/s of weights streamed by a large GEMV, in GB/s (1e9). */
+  /** Bytes/s of weights streamed by a large one-row product, in GB/s (1e9). */
   memBandwidthGBps: number;
   /** Bytes this node offers for model weights and activations. */
   memoryBytes: number;
   /** How memoryBytes was chosen, e.g. "--memory-budget" or "0.7 × free memory". */
   memorySource: string;
-  backend: BackendName;
+  runtime: NodeRuntimeKind;
+  /** The kernels' instruction set (e.g. "simd128"). */
+  isa: string;
+  /** Threads that compute. */
+  threads: number;
   cores: number;
   hostname: string;
   /** When it was measured (ms since epoch). */
@@ -22,96 +29,109 @@ export interface DeviceProfile {
 }
 
 export interface MeasureDeviceOptions {
+  /** The kernels the node computes with (their threads are measured). */
+  runtime: KernelRuntime;
   /** Use exactly this many bytes (from --memory-budget) instead of a fraction of free memory. */
   memoryBudgetBytes?: number;
-  /** Backend to start if none is active yet (default: initBackend's choice). Never falls back silently. */
-  backend?: BackendName;
-  /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call (the whole call stays under 2 s). */
+  /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call. */
   budgetMs?: number;
 }
 
 /** Share of currently free memory a node offers by default: leaves room for the OS and other programs. */
 export const DEFAULT_MEMORY_FRACTION = 0.7;
 
-const DECODE_SHAPES: [number, number][] = [
-  [576, 1536], // SmolLM2-135M MLP
-  [2048, 8192], // 1-2B class MLP (64 MiB fp32 weight: also the bandwidth probe)
+/** Q8_0 matrices [rows, cols]: a small-model MLP, then one large enough (36 MB) to stream from memory, not cache. */
+const SHAPES: [number, number][] = [
+  [1536, 576],
+  [8192, 4096],
 ];
-const PREFILL_ROWS = 128;
-
-/** Median seconds per call of `fn` after one warm-up, stopping early when `deadline` passes. */
-async function timeKernel(fn: () => tf.Tensor, deadline: number, maxReps: number): Promise<number> {
-  const warm = fn();
-  await warm.data(); // forces the kernel (and the wasm backend's one-time weight packing)
-  warm.dispose();
-  const times: number[] = [];
-  for (let i = 0; i < maxReps; i++) {
-    const t0 = performance.now();
-    const out = fn();
-    await out.data();
-    times.push((performance.now() - t0) / 1000);
-    out.dispose();
-    if (performance.now() > deadline && times.length >= 1) break;
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
+const PREFILL_ROWS = 64;
 
 /**
- * Measures this device in well under 2 s: GEMV and 128-row GEMM throughput at realistic transformer shapes,
- * weight-streaming bandwidth, and the memory budget. Shapes that would not fit the time budget (e.g. on the
- * slow cpu backend) are skipped and the smaller shape's figure is used.
+ * Measures this device in about a second with the kernels and threads it will compute with: one-row and 64-row
+ * Q8_0 products at transformer shapes, the weight-streaming bandwidth, and the memory budget. A shape that would
+ * not fit the time budget is skipped and the smaller shape's figure is used.
  */
-export async function measureDevice(options: MeasureDeviceOptions = {}): Promise<DeviceProfile> {
-  const start = performance.now();
-  const backend = await initBackend(options.backend);
-  const deadline = start + (options.budgetMs ?? 1000);
-  const left = () => deadline - performance.now();
+export async function measureDevice(options: MeasureDeviceOptions): Promise<DeviceProfile> {
+  const { runtime } = options;
+  const deadline = performance.now() + (options.budgetMs ?? 1000);
+  const q8 = ggmlTypeByName('Q8_0')!;
   let gflopsDecode = 0;
   let gflopsPrefill = 0;
   let bandwidth = 0;
 
-  for (const [k, n] of DECODE_SHAPES) {
-    // Predict this shape's cost from the previous one (fill + warm-up + one timed call); skip what would not fit,
-    // so a slow backend or a busy machine still finishes in time.
-    const decodeMs = bandwidth > 0 ? ((k * n * 4) / (bandwidth * 1e9)) * 1000 : 0;
-    const prefillMs = gflopsPrefill > 0 ? ((2 * PREFILL_ROWS * k * n) / (gflopsPrefill * 1e9)) * 1000 : 0;
-    const fillMs = bandwidth > 0 ? ((k * n * 4) / (bandwidth * 1e9)) * 1000 * 10 : 0;
-    if (fillMs + 2 * decodeMs > left() * 0.8) break;
-    const w = tf.randomUniform([k, n], -0.05, 0.05, 'float32');
-    const x1 = tf.randomUniform([1, k]);
-    try {
-      const tDecode = await timeKernel(() => tf.matMul(x1, w), performance.now() + left() / 5, 10);
-      gflopsDecode = (2 * k * n) / tDecode / 1e9;
-      bandwidth = (k * n * 4) / tDecode / 1e9; // the weight dominates the bytes moved by a GEMV
-      if (2 * prefillMs < left() * 0.8) {
-        const xp = tf.randomUniform([PREFILL_ROWS, k]);
-        try {
-          const tPrefill = await timeKernel(() => tf.matMul(xp, w), performance.now() + left() / 4, 3);
-          gflopsPrefill = (2 * PREFILL_ROWS * k * n) / tPrefill / 1e9;
-        } finally {
-          xp.dispose();
-        }
-      }
-    } finally {
-      w.dispose();
-      x1.dispose();
-    }
-  }
+  const [maxRows, maxCols] = SHAPES[SHAPES.length - 1];
+  const arena = await runtime.createArena(ggmlRowBytes(q8, maxCols) * maxRows + PREFILL_ROWS * maxCols * 8 + maxRows * PREFILL_ROWS * 4 + (1 << 20));
+  try {
+    for (const [rows, cols] of SHAPES) {
+      const rowBytes = ggmlRowBytes(q8, cols);
+      const bytes = rowBytes * rows;
+      // Predict this shape's cost from the previous one; skip what would not fit the budget.
+      if (bandwidth > 0 && ((bytes / (bandwidth * 1e9)) * 1000 * 8) > deadline - performance.now()) break;
+      const w: WeightMatrix = { arena, type: q8, rows, cols, ptr: arena.alloc(bytes), rowBytes };
+      fillQ8_0(arena.bytes(w.ptr, bytes));
+      const x = arena.alloc(PREFILL_ROWS * cols * 4);
+      const xs = arena.f32(x, PREFILL_ROWS * cols);
+      for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i) * 0.5;
+      const fmt = runtime.actFormat(q8);
+      const actBytes = arena.kernels.act_row_bytes(fmt, cols);
+      const act = arena.alloc(PREFILL_ROWS * actBytes);
+      arena.kernels.prepare_act(fmt, x, PREFILL_ROWS, cols, act);
+      const out = arena.alloc(PREFILL_ROWS * rows * 4);
 
-  const memoryBytes =
-    options.memoryBudgetBytes !== undefined ? options.memoryBudgetBytes : Math.floor(DEFAULT_MEMORY_FRACTION * os.freemem());
+      const tDecode = medianSeconds(() => runtime.matmul(w, act, actBytes, 1, out, rows), deadline, 10);
+      gflopsDecode = (2 * rows * cols) / tDecode / 1e9;
+      bandwidth = bytes / tDecode / 1e9;
+      if (performance.now() + tDecode * PREFILL_ROWS * 1000 * 3 < deadline) {
+        const tPrefill = medianSeconds(() => runtime.matmul(w, act, actBytes, PREFILL_ROWS, out, rows), deadline, 3);
+        gflopsPrefill = (2 * PREFILL_ROWS * rows * cols) / tPrefill / 1e9;
+      }
+      for (const p of [out, act, x, w.ptr]) arena.release(p);
+      await new Promise((r) => setImmediate(r)); // let the node's network work between shapes
+    }
+  } finally {
+    await runtime.releaseArena(arena);
+  }
+  // A device too slow to time even the small shape's prefill still has a figure: one row's rate.
+  if (gflopsPrefill === 0) gflopsPrefill = gflopsDecode;
+
+  const memoryBytes = options.memoryBudgetBytes !== undefined ? options.memoryBudgetBytes : Math.floor(DEFAULT_MEMORY_FRACTION * os.freemem());
   return {
     gflopsDecode: round(gflopsDecode),
     gflopsPrefill: round(gflopsPrefill),
     memBandwidthGBps: round(bandwidth),
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,
-    backend: backend.name,
+    runtime: 'node',
+    isa: runtime.isa,
+    threads: runtime.threads,
     cores: os.availableParallelism(),
     hostname: os.hostname(),
     measuredAt: Date.now(),
   };
+}
+
+/** Q8_0 blocks with a small fixed scale and varied quants (no NaN or subnormal scales to slow anything down). */
+function fillQ8_0(bytes: Uint8Array): void {
+  for (let b = 0; b < bytes.length; b += 34) {
+    bytes[b] = 0x00;
+    bytes[b + 1] = 0x20; // f16 0.0078125
+    for (let j = 2; j < 34; j++) bytes[b + j] = (b * 7 + j * 13) & 0xff;
+  }
+}
+
+/** Median seconds per call of `fn` after one warm-up, stopping early when `deadline` passes. */
+function medianSeconds(fn: () => void, deadline: number, maxReps: number): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < maxReps; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+    if (performance.now() > deadline) break;
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
 }
 
 function round(x: number): number {

@@ -1,5 +1,4 @@
-import { BACKEND_NAMES, type BackendName } from '../backend/tf-backend.js';
-import type { DeviceProfile } from './device-profile.js';
+import { NODE_RUNTIME_KINDS, type DeviceProfile, type NodeRuntimeKind } from './device-profile.js';
 import type { LinkStats } from './link-monitor.js';
 import type { ClusterMember, StageInfo } from './membership.js';
 
@@ -56,15 +55,17 @@ function addresses(v: unknown, what: string): string[] {
 
 function parseProfile(v: unknown): DeviceProfile {
   const p = record(v, 'member.profile');
-  const backend = p.backend;
-  if (typeof backend !== 'string' || !BACKEND_NAMES.includes(backend as BackendName)) fail(`member.profile.backend must be one of ${BACKEND_NAMES.join(', ')}`);
+  const runtime = p.runtime;
+  if (typeof runtime !== 'string' || !NODE_RUNTIME_KINDS.includes(runtime as NodeRuntimeKind)) fail(`member.profile.runtime must be one of ${NODE_RUNTIME_KINDS.join(', ')}`);
   return {
     gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
     gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
     memBandwidthGBps: num(p, 'memBandwidthGBps', 'member.profile'),
     memoryBytes: num(p, 'memoryBytes', 'member.profile'),
     memorySource: str(p, 'memorySource', 'member.profile'),
-    backend: backend as BackendName,
+    runtime: runtime as NodeRuntimeKind,
+    isa: str(p, 'isa', 'member.profile', 32),
+    threads: num(p, 'threads', 'member.profile', 1),
     cores: num(p, 'cores', 'member.profile'),
     hostname: str(p, 'hostname', 'member.profile'),
     measuredAt: num(p, 'measuredAt', 'member.profile'),

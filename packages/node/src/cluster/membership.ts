@@ -239,7 +239,7 @@ export class Membership {
       if (!known) {
         const member: ClusterMember = { ...msg.member, joinedAt: now, lastSeen: now };
         this.remote.set(peerId, member);
-        this.log.info(`join: ${member.name} (${peerId}) ${member.profile.backend}, ${formatBytes(member.profile.memoryBytes)}, ${this.remote.size + 1} nodes in the cluster`);
+        this.log.info(`join: ${member.name} (${peerId}) ${member.profile.runtime} ×${member.profile.threads} threads, ${formatBytes(member.profile.memoryBytes)}, ${this.remote.size + 1} nodes in the cluster`);
         this.events.emit('join', member);
         this.ensureSession(peerId);
       } else if (known.instanceId !== msg.member.instanceId || known.version !== msg.member.version) {

@@ -8,7 +8,7 @@ export type ShardInput = { kind: 'tokens'; tokens: ArrayLike<number> } | { kind:
 export type ShardOutput = { kind: 'hidden'; hidden: Float32Array; n: number } | { kind: 'logits'; logits: Float32Array; rows: number };
 
 /** The attention cache of one request on one shard. */
-export interface ShardCache {
+export interface ShardKvCache {
   /** Positions stored so far. */
   length: number;
   /** The most positions it may hold. */
@@ -31,12 +31,12 @@ export interface ForwardShard {
   /** Bytes of weights this shard holds. */
   readonly weightBytes: number;
   /** A fresh KV cache for one request, limited to `contextLength` positions. */
-  createCache(contextLength?: number): ShardCache;
+  createCache(contextLength?: number): ShardKvCache;
   /**
    * Runs n new positions (continuing at cache.length) through the layers and appends them to the cache. The last
    * stage returns logits for the last position only, or for every position with `allLogits`.
    */
-  forward(input: ShardInput, cache: ShardCache, opts?: { allLogits?: boolean }): ShardOutput;
+  forward(input: ShardInput, cache: ShardKvCache, opts?: { allLogits?: boolean }): ShardOutput;
   /** Frees the weights. */
   dispose(): void;
 }

@@ -1,5 +1,5 @@
 import type { KernelArena } from '@edge-node/kernels';
-import type { ShardCache } from './forward-shard.js';
+import type { ShardKvCache } from './forward-shard.js';
 
 /** How the cache stores keys and values: F16 (llama.cpp's default, half the memory) or F32 (exact). */
 export type KvCacheType = 'f16' | 'f32';
@@ -21,7 +21,7 @@ export interface LayerKv {
  * grows): for each layer, keys and values (F16 by default, as llama.cpp keeps them), one row of numKvHeads·headDim
  * per position.
  */
-export class KvCache implements ShardCache {
+export class KvCache implements ShardKvCache {
   length = 0;
   private readonly blocks: { arena: KernelArena; ptr: number; bytes: number }[] = [];
   private readonly perLayer: LayerKv[] = [];

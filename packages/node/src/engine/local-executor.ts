@@ -1,9 +1,9 @@
 import { Sampler } from './sampler.js';
 import type { ExecutionRequest, TokenExecutor } from './token-executor.js';
-import { ShardInputError, type ForwardShard, type ShardCache } from './forward-shard.js';
+import { ShardInputError, type ForwardShard, type ShardKvCache } from './forward-shard.js';
 
 interface Session {
-  cache: ShardCache;
+  cache: ShardKvCache;
   sampler: Sampler;
 }
 

@@ -1,17 +1,19 @@
-import { initBackend, type ActiveBackend, type BackendName } from '../backend/tf-backend.js';
+import type { KernelRuntime } from '@edge-node/kernels';
 import type { ModelFile } from '../model/model-file.js';
 import { openModel } from '../model/open-model.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { startKernels, type EngineOptions } from './engine-options.js';
 import { generate, type GenerateOptions, type GenerationResult } from './generate.js';
 import { LocalExecutor } from './local-executor.js';
-import { disposeShard, loadShard, type ShardWeights } from './shard-loader.js';
-import { TransformerShard } from './transformer-shard.js';
+import { QuantShard } from './quant-shard.js';
+import { loadShardWeights } from './shard-weights.js';
 
-export interface LocalModelOptions {
-  backend?: BackendName;
+export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
+  /** Kernels to run on (default: a runtime started for this model, closed with it). */
+  runtime?: KernelRuntime;
 }
 
 export type LocalGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
@@ -21,24 +23,28 @@ export class LocalModel {
   private constructor(
     readonly model: ModelFile,
     readonly tokenizer: Tokenizer,
-    readonly backend: ActiveBackend,
-    private readonly weights: ShardWeights,
-    readonly shard: TransformerShard,
+    readonly runtime: KernelRuntime,
+    private readonly ownsRuntime: boolean,
+    readonly shard: QuantShard,
     readonly executor: LocalExecutor,
     readonly contextLength: number,
   ) {}
 
   static async open(path: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
-    const backend = await initBackend(opts.backend);
-    const model = await openModel(path);
+    const runtime = opts.runtime ?? (await startKernels(opts));
+    const model = await openModel(path).catch(async (err: unknown) => {
+      if (!opts.runtime) await runtime.close();
+      throw err;
+    });
     try {
       const tokenizer = await loadTokenizer(model.tokenizer);
-      const weights = await loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
-      const shard = new TransformerShard(weights);
+      const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
+      const shard = new QuantShard(weights, runtime, model.ropeLayout, opts.kvCache);
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
-      return new LocalModel(model, tokenizer, backend, weights, shard, new LocalExecutor(shard), contextLength);
+      return new LocalModel(model, tokenizer, runtime, !opts.runtime, shard, new LocalExecutor(shard), contextLength);
     } catch (err) {
       await model.close();
+      if (!opts.runtime) await runtime.close();
       throw err;
     }
   }
@@ -53,7 +59,7 @@ export class LocalModel {
 
   async close(): Promise<void> {
     this.shard.dispose();
-    disposeShard(this.weights);
     await this.model.close();
+    if (this.ownsRuntime) await this.runtime.close();
   }
 }

@@ -1,7 +1,7 @@
 import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
-import { ContextLengthError, ShardInputError, type ForwardShard, type ShardCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { ContextLengthError, ShardInputError, type ForwardShard, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
 import { KvCache, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { ropeFrequencies } from './rope.js';
@@ -69,7 +69,7 @@ export class QuantShard implements ForwardShard {
     );
   }
 
-  forward(input: ShardInput, cache: ShardCache, opts: { allLogits?: boolean } = {}): ShardOutput {
+  forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
     if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
     const c = this.config;
     const n = input.kind === 'tokens' ? input.tokens.length : input.n;

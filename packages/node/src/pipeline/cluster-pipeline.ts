@@ -1,3 +1,6 @@
+import type { KernelRuntime } from '@edge-node/kernels';
+import type { KvCacheType } from '../engine/kv-cache.js';
+import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import type { Plan } from '@edge-node/partitioner';
 import type { Membership, ClusterMember } from '../cluster/membership.js';
 import { generate, type GenerateOptions, type GenerationResult } from '../engine/generate.js';
@@ -27,6 +30,10 @@ export interface ClusterPipelineOptions {
   log: NodeLogger;
   model: ModelFile;
   tokenizer: Tokenizer;
+  /** The kernels this node computes with. */
+  runtime: KernelRuntime;
+  /** KV cache storage for this node's stage (default f16). */
+  kvCache?: KvCacheType;
   /** Layers per node in name order, instead of the partitioner's plan. */
   split?: number[];
   /** Context limit per request (prompt + generated). */
@@ -65,7 +72,7 @@ export class ClusterPipeline {
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
-    this.shards = new ShardStore(opts.model);
+    this.shards = new ShardStore(opts.model, opts.runtime, opts.kvCache);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
@@ -189,6 +196,7 @@ export class ClusterPipeline {
       next = computeClusterPlan({
         members: [m.self(), ...m.members()].filter((member) => !exclude.has(member.peerId)),
         config: this.opts.model.config,
+        bytesPerWeight: storedBytesPerWeight(this.opts.model),
         modelFingerprint: this.fingerprint,
         ...(this.opts.split ? { split: this.opts.split } : {}),
         request: { promptTokens: 128, genTokens: 128, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency },

@@ -22,6 +22,8 @@ export interface ClusterPlanInput {
   /** This node and the other members, as membership knows them. */
   members: ClusterMember[];
   config: ModelConfig;
+  /** Stored bytes per weight of the model file (default 4: float32). */
+  bytesPerWeight?: number;
   /** Only members whose stageInfo.model equals this take part. */
   modelFingerprint: string;
   /** Layers per node, for nodes in name order (then peer id); overrides the partitioner. */
@@ -40,8 +42,8 @@ export interface ClusterPlan {
   stages: { peerId: string; name: string; startLayer: number; endLayer: number }[];
 }
 
-/** The partitioner's view of a model: sizes only, float32 weights (the engine dequantises at load). */
-export function modelShapeOf(c: ModelConfig): ModelShape {
+/** The partitioner's view of a model: its sizes, and the bytes per weight its file stores (the engine keeps them). */
+export function modelShapeOf(c: ModelConfig, bytesPerWeight = 4): ModelShape {
   return {
     name: c.name,
     hiddenSize: c.hiddenSize,
@@ -53,7 +55,7 @@ export function modelShapeOf(c: ModelConfig): ModelShape {
     vocabSize: c.vocabSize,
     tiedEmbeddings: c.tiedEmbeddings,
     attentionBias: c.attentionBias,
-    bytesPerWeight: 4,
+    bytesPerWeight,
   };
 }
 
@@ -69,17 +71,14 @@ export function modelFingerprint(c: ModelConfig): string {
 
 const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
 
-/**
- * The devices and links the partitioner sees. The wasm backend keeps a packed copy of every weight matrix next to
- * the original, so a wasm node offers the planner half its memory budget.
- */
+/** The devices and links the partitioner sees. */
 export function clusterOf(members: ClusterMember[]): Cluster {
   const devices: Device[] = members.map((m) => ({
     id: m.peerId,
     gflops: m.profile.gflopsDecode,
     gflopsPrefill: m.profile.gflopsPrefill,
     memBandwidthGBps: m.profile.memBandwidthGBps,
-    memoryBytes: m.profile.backend === 'wasm' ? m.profile.memoryBytes / 2 : m.profile.memoryBytes,
+    memoryBytes: m.profile.memoryBytes,
   }));
   const ids = new Set(devices.map((d) => d.id));
   const links: Link[] = [];
@@ -95,7 +94,7 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const { config } = input;
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
-  const profile = modelProfile(modelShapeOf(config));
+  const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight));
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
   if (input.split && members.length >= input.split.length) {

@@ -1,10 +1,13 @@
-import { loadShard, disposeShard, type LayerRange, type ShardWeights } from '../engine/shard-loader.js';
-import { TransformerShard } from '../engine/transformer-shard.js';
+import type { KernelRuntime } from '@edge-node/kernels';
+import type { KvCacheType } from '../engine/kv-cache.js';
+import type { LayerRange } from '../engine/layer-range.js';
+import { QuantShard } from '../engine/quant-shard.js';
+import { loadShardWeights } from '../engine/shard-weights.js';
 import type { ModelFile } from '../model/model-file.js';
 
 interface Entry {
   range: LayerRange;
-  loading: Promise<{ shard: TransformerShard; weights: ShardWeights }>;
+  loading: Promise<QuantShard>;
   lastUsed: number;
 }
 
@@ -18,6 +21,8 @@ export class ShardStore {
 
   constructor(
     readonly model: ModelFile,
+    private readonly runtime: KernelRuntime,
+    private readonly kvCache: KvCacheType = 'f16',
     private readonly maxShards = 2,
   ) {}
 
@@ -26,18 +31,18 @@ export class ShardStore {
   }
 
   /** The shard for `range`, loading it (reading only its tensors) if needed. */
-  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<TransformerShard> {
+  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<QuantShard> {
     const key = ShardStore.key(range);
     let entry = this.entries.get(key);
     if (!entry) {
       this.evict(inUse, key);
-      const loading = loadShard(this.model, range).then((weights) => ({ weights, shard: new TransformerShard(weights) }));
+      const loading = loadShardWeights(this.model, range, this.runtime).then((weights) => new QuantShard(weights, this.runtime, this.model.ropeLayout, this.kvCache));
       entry = { range, loading, lastUsed: Date.now() };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));
     }
     entry.lastUsed = Date.now();
-    return (await entry.loading).shard;
+    return entry.loading;
   }
 
   /** Ranges loaded (or loading) now. */
@@ -48,7 +53,7 @@ export class ShardStore {
   /** Bytes of weights held by loaded shards. */
   async weightBytes(): Promise<number> {
     let total = 0;
-    for (const e of this.entries.values()) total += (await e.loading.catch(() => null))?.weights.weightBytes ?? 0;
+    for (const e of this.entries.values()) total += (await e.loading.catch(() => null))?.weightBytes ?? 0;
     return total;
   }
 
@@ -58,14 +63,14 @@ export class ShardStore {
       if (victims.length === 0) return;
       const [key, entry] = victims[0];
       this.entries.delete(key);
-      void entry.loading.then(({ weights }) => disposeShard(weights)).catch(() => {});
+      void entry.loading.then((shard) => shard.dispose()).catch(() => {});
     }
   }
 
   async close(): Promise<void> {
     for (const e of this.entries.values()) {
       const loaded = await e.loading.catch(() => null);
-      if (loaded) disposeShard(loaded.weights);
+      loaded?.dispose();
     }
     this.entries.clear();
   }

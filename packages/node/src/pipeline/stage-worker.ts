@@ -1,5 +1,5 @@
 import { Sampler } from '../engine/sampler.js';
-import type { ForwardShard, ShardCache, ShardOutput } from '../engine/forward-shard.js';
+import type { ForwardShard, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
@@ -17,7 +17,7 @@ interface Session {
   stage: number;
   shard: ForwardShard;
   shardKey: string;
-  cache: ShardCache;
+  cache: ShardKvCache;
   /** Only on the last stage. */
   sampler: Sampler | null;
   /** Step being received, and whether its final chunk has arrived. */
