@@ -64,3 +64,7 @@ export function ggmlRowBytes(type: GgmlTypeInfo, cols: number): number {
   if (cols % type.blockSize !== 0) throw new RangeError(`a ${type.name} row needs a multiple of ${type.blockSize} values, not ${cols}`);
   return (cols / type.blockSize) * type.typeSize;
 }
+
+/** The storage types the engine runs: everything llama.cpp's presets Q2_K … Q8_0 write (a Q4_K_M file mixes several). */
+export const KERNEL_TYPE_NAMES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const;
+export type KernelTypeName = (typeof KERNEL_TYPE_NAMES)[number];

@@ -272,11 +272,11 @@ describe('corrupt GGUF files', () => {
   });
 
   it('unsupported tensor type names the type and tensor', async () => {
-    // Q4_1 (type 3) keeps the tensor inside the file, so the type check itself must fire.
-    const p = await variant('q41.gguf', (b) => (b.writeUInt32LE(3, tensorTypeOffset(b, 'blk.0.attn_q.weight')), b));
+    // IQ4_NL (type 20, 18 bytes per 32 values) keeps the tensor inside the file, so the type check itself must fire.
+    const p = await variant('iq4nl.gguf', (b) => (b.writeUInt32LE(20, tensorTypeOffset(b, 'blk.0.attn_q.weight')), b));
     const err = await openModel(p).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsupportedTensorTypeError);
-    expect((err as Error).message).toMatch(/tensor blk\.0\.attn_q\.weight has type Q4_1/);
+    expect((err as Error).message).toMatch(/tensor blk\.0\.attn_q\.weight has type IQ4_NL/);
     const bad = await variant('type99.gguf', (b) => (b.writeUInt32LE(99, tensorTypeOffset(b, 'blk.0.attn_q.weight')), b));
     await expect(openModel(bad)).rejects.toThrow(/unknown GGML type id 99/);
   });

@@ -110,7 +110,7 @@ describe('/edge-node/weights between two hosts on loopback', () => {
     const t0 = good.tensors[0];
     const bad = (patch: object) => ({ ...good, tensors: [{ ...t0, ...patch }, ...good.tensors.slice(1)] });
     expect(() => parseWeightsManifest(bad({ byteLength: t0.byteLength + 1 }))).toThrow(WeightsProtocolError);
-    expect(() => parseWeightsManifest(bad({ dtype: 'Q2_K' }))).toThrow(/unsupported dtype/);
+    expect(() => parseWeightsManifest(bad({ dtype: 'IQ2_XS' }))).toThrow(/unsupported dtype/);
     expect(() => parseWeightsManifest(bad({ sha256: 'abc' }))).toThrow(/SHA-256/);
     expect(() => parseWeightsManifest(bad({ shape: [-1] }))).toThrow(/shape/);
     expect(() => parseWeightsManifest({ ...good, tensors: [...good.tensors, t0] })).toThrow(/twice/);

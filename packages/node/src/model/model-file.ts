@@ -1,3 +1,4 @@
+import type { KernelTypeName } from '@edge-node/kernels';
 import type { ModelConfig } from './model-config.js';
 
 /**
@@ -9,8 +10,8 @@ import type { ModelConfig } from './model-config.js';
  */
 export type TensorName = string;
 
-/** Storage types the readers understand (dequantised to float32 when read). */
-export type StoredDType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
+/** Storage types a model's tensors may have: the ones the kernels multiply directly. */
+export type StoredDType = KernelTypeName;
 
 export interface TensorInfo {
   name: TensorName;

@@ -1,6 +1,6 @@
 import type { StoredDType } from './model-file.js';
 import { UnsupportedTensorTypeError } from './model-errors.js';
-import { ggmlTypeByName } from '@edge-node/kernels';
+import { ggmlTypeByName, KERNEL_TYPE_NAMES } from '@edge-node/kernels';
 import { f16LookupTable } from './half-float.js';
 
 /** Q8_0 and Q4_0 blocks hold 32 elements. */
@@ -8,10 +8,12 @@ export const QUANT_BLOCK_SIZE = 32;
 const Q8_0_BLOCK_BYTES = 34;
 const Q4_0_BLOCK_BYTES = 18;
 
-const SUPPORTED: ReadonlySet<string> = new Set<StoredDType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0']);
+const STORED: ReadonlySet<string> = new Set<string>(KERNEL_TYPE_NAMES);
+/** Types `dequantize` converts to float32 in JS (norms, biases, tests); the rest only the kernels read. */
+const JS_DEQUANTISED: ReadonlySet<string> = new Set<StoredDType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0']);
 
 export function isStoredDType(typeName: string): typeName is StoredDType {
-  return SUPPORTED.has(typeName);
+  return STORED.has(typeName);
 }
 
 /**
@@ -40,7 +42,7 @@ export function dequantize(
   elements: number,
   context: DequantContext = { file: '<memory>', tensor: '<unnamed>' },
 ): Float32Array {
-  if (!isStoredDType(typeName)) throw new UnsupportedTensorTypeError(context.file, context.tensor, typeName);
+  if (!JS_DEQUANTISED.has(typeName)) throw new UnsupportedTensorTypeError(context.file, context.tensor, typeName);
   const need = storedByteLength(typeName, elements);
   if (need === null) {
     throw new RangeError(`${context.tensor}: ${elements} elements is not a whole number of ${typeName} blocks`);
@@ -59,6 +61,8 @@ export function dequantize(
       return dequantQ8_0(bytes, elements);
     case 'Q4_0':
       return dequantQ4_0(bytes, elements);
+    default:
+      throw new UnsupportedTensorTypeError(context.file, context.tensor, typeName);
   }
 }
 
