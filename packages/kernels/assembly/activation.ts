@@ -1,8 +1,9 @@
+import { f16ToF32, f32ToF16 } from './half';
 // Activations are quantised once per row before an integer product, as llama.cpp does, and kept widened to int16 so
 // that the inner loops (run once per weight row) do not widen them again.
 //
 // Q8 activation row (for the 32-value block types): nb = cols / 32 blocks;
-//   [nb × f32 scale d][nb × 32 × i16 q]   x ≈ d·q, d = max|x| / 127 per block (ggml's quantize_row_q8_0).
+//   [nb × f32 scale d][nb × 32 × i16 q]   x ≈ d·q, d = max|x| / 127 per block rounded to f16 (ggml's quantize_row_q8_0).
 
 export const ACT_F32: i32 = 0;
 export const ACT_Q8: i32 = 1;
@@ -25,8 +26,9 @@ export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
       const p = src + (<usize>b << 7);
       let amax: f32 = 0;
       for (let j = 0; j < 32; j++) amax = max(amax, abs(load<f32>(p + (<usize>j << 2))));
-      const d: f32 = amax / 127;
-      const id: f32 = d != 0 ? 1 / d : 0;
+      // As ggml: the scale is kept in half precision (block_q8_0.d is f16), the values use 127/amax unrounded.
+      const d: f32 = f16ToF32(f32ToF16(amax / 127));
+      const id: f32 = amax != 0 ? <f32>127 / amax : 0;
       store<f32>(out + (<usize>b << 2), d);
       const q = qs + (<usize>b << 6);
       for (let j = 0; j < 32; j++) store<i16>(q + (<usize>j << 1), <i16>nearest(load<f32>(p + (<usize>j << 2)) * id));
