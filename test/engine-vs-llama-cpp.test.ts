@@ -9,8 +9,9 @@
  *    1e-3 logit level; that outcome is printed for information, not asserted).
  *
  * Q8_0: the engine multiplies the file's blocks directly with activations quantised per 32 values, as llama.cpp
- * does, so the strict check is against llama.cpp on the same Q8_0 file: the same tokens and prefill logits within
- * summation-order noise. The dequantised F32 twin (the same weights, float activations) is compared for information.
+ * does, so the strict check is against llama.cpp on the same Q8_0 file: prefill logits within 1e-3 (seen: < 1e-5)
+ * and at least the first 16 greedy tokens (the issue's bar; most cases match all 48). The dequantised F32 twin (the
+ * same weights, float activations) is compared for information.
  */
 import { copyFile, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -221,7 +222,7 @@ describe('stories260K (real weights)', () => {
     expect(ours.tokens).toEqual(theirs);
   });
 
-  it('Q8_0: the prefill logits equal llama.cpp's on the same file within 1e-3', async () => {
+  it("Q8_0: the prefill logits equal llama.cpp's on the same file within 1e-3", async () => {
     const ours = await engineGreedy(q8, PROMPT, 1);
     const lc = await llamaLogits(q8, PROMPT, 'F32', ours.config.vocabSize);
     expect(maxAbsDiff(lc, ours.logits[0])).toBeLessThan(1e-3);
@@ -267,7 +268,10 @@ describe.each(ARCH_CASES)('synthetic $label', (c) => {
         `vs the F32 twin (float activations): ${firstDivergence(ours.tokens, twinTokens) < 0 ? 'all match' : `first divergence at token ${firstDivergence(ours.tokens, twinTokens)}`}`,
     );
     expect(noise).toBeLessThan(1e-3);
-    expect(ours.tokens).toEqual(theirs);
+    // Decode sums in a different order from llama.cpp's kernels (and RoPE angles in f64, not f32), so a near-tie late
+    // in 48 random-weight tokens may flip (seen: 2 of 24 cases, at tokens 34 and 46, gaps < 0.08): the first 16 must agree.
+    const d = firstDivergence(ours.tokens, theirs);
+    expect(d < 0 || d >= 16, `diverged at token ${d}`).toBe(true);
   });
 });
 
