@@ -1,7 +1,7 @@
 import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
-import { ContextLengthError, ShardInputError, type ForwardShard, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { ContextLengthError, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
 import { KvCache, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { ropeFrequencies } from './rope.js';
@@ -70,7 +70,7 @@ export class QuantShard implements ForwardShard {
   }
 
   forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
-    return this.forwardBatch([{ input, cache, ...(opts.allLogits ? { allLogits: true } : {}) }])[0];
+    return this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }])[0];
   }
 
   /**
@@ -88,9 +88,10 @@ export class QuantShard implements ForwardShard {
       if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
       if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
       this.checkInput(item.input, n);
-      const logitRows = item.allLogits ? n : 1;
+      const logits = item.logits ?? 'last';
+      const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
       const out = new Float32Array(this.isLast ? logitRows * c.vocabSize : n * c.hiddenSize);
-      return { input: item.input, cache, start: cache.length, n, allLogits: item.allLogits === true, out };
+      return { input: item.input, cache, start: cache.length, n, logits, logitRows, out };
     });
     if (new Set(segments.map((g) => g.cache)).size !== segments.length) throw new ShardInputError('a request appears twice in one batch');
 
@@ -117,7 +118,7 @@ export class QuantShard implements ForwardShard {
     }
     return segments.map((seg) => {
       seg.cache.length = seg.start + seg.n;
-      return this.isLast ? { kind: 'logits', logits: seg.out, rows: seg.allLogits ? seg.n : 1 } : { kind: 'hidden', hidden: seg.out, n: seg.n };
+      return this.isLast ? { kind: 'logits', logits: seg.out, rows: seg.logitRows } : { kind: 'hidden', hidden: seg.out, n: seg.n };
     });
   }
 
@@ -147,8 +148,8 @@ export class QuantShard implements ForwardShard {
       for (const p of parts) {
         for (let i = 0; i < p.rows; i++, row++) {
           const r = p.r0 + i;
-          if (p.seg.allLogits) logitRows.push({ row, dst: p.seg.out.subarray(r * c.vocabSize, (r + 1) * c.vocabSize) });
-          else if (r === p.seg.n - 1) logitRows.push({ row, dst: p.seg.out });
+          if (p.seg.logits === 'all') logitRows.push({ row, dst: p.seg.out.subarray(r * c.vocabSize, (r + 1) * c.vocabSize) });
+          else if (p.seg.logits === 'last' && r === p.seg.n - 1) logitRows.push({ row, dst: p.seg.out });
         }
       }
     }
@@ -358,13 +359,6 @@ export class QuantShard implements ForwardShard {
   }
 }
 
-/** One request's place in a batch. */
-export interface BatchItem {
-  input: ShardInput;
-  cache: ShardKvCache;
-  /** Logits for every new position (last stage), not only the last. */
-  allLogits?: boolean;
-}
 
 /** A request's rows in a batch, with where its results go. */
 interface Segment {
@@ -373,7 +367,8 @@ interface Segment {
   /** Cache length before the batch: the position of its first row. */
   start: number;
   n: number;
-  allLogits: boolean;
+  logits: LogitsWanted;
+  logitRows: number;
   out: Float32Array;
 }
 

@@ -1,5 +1,5 @@
 import { Sampler } from '../engine/sampler.js';
-import type { ForwardShard, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
+import type { BatchItem, ForwardShard, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
@@ -27,6 +27,20 @@ interface Session {
 }
 
 const DEFAULT_COMPUTE_ROWS = 32;
+const DEFAULT_BATCH_ROWS = 64;
+
+/** A frame waiting for (or part-way through) the stage's steps. */
+interface Job {
+  frame: ActFrame | ReleaseFrame;
+  resolve: (out: Outgoing[]) => void;
+  session?: Session;
+  /** Rows of an act frame computed so far. */
+  done: number;
+  /** The frame's hidden states, filled slice by slice (middle stages). */
+  hidden?: Float32Array;
+  /** Milliseconds of the steps it took part in. */
+  computeMs: number;
+}
 
 /** A request-level failure on this stage: reported to the coordinator as an error frame. */
 export class StageError extends Error {
@@ -41,8 +55,12 @@ export interface StageWorkerOptions {
   /** Most rows per outgoing hidden-state frame (keeps frames under the frame limit). */
   maxRowsPerFrame: number;
   log: NodeLogger;
-  /** Most prompt rows computed in one go before the node's other work gets a turn. Default 32. */
+  /** Most prompt rows one step computes (a longer prompt is spread over steps, between other requests' tokens). Default 32. */
   computeRows?: number;
+  /** Most rows one step computes in all (decode rows of many requests plus prompt slices). Default 64. */
+  batchRows?: number;
+  /** Called after each step with its rows and requests (for metrics). */
+  onStep?: (rows: number, requests: number, ms: number) => void;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
 }
@@ -50,22 +68,168 @@ export interface StageWorkerOptions {
 /**
  * One node's part of the pipeline: runs incoming activation frames through its layers with a KV cache per request,
  * and says where the results go (the next stage, or — from the last stage — a sampled token to the coordinator).
- * Frames are processed one at a time in arrival order; the node's other work (network, HTTP) runs between them.
+ *
+ * Continuous batching: frames wait in arrival order, and each step takes the next frame of every waiting request —
+ * decode rows of many requests and a slice of at most `computeRows` rows of each prompt, `batchRows` rows in all —
+ * through the layers in one pass (`forwardBatch`: every weight read once for all of them). Requests join and leave
+ * between steps; a long prompt is spread over several steps, so tokens of the requests already streaming keep
+ * coming. Each row's result is the same as if its request ran alone. The node's other work (network, HTTP,
+ * heartbeats) runs between steps.
  */
 export class StageWorker {
   private readonly sessions = new Map<string, Session>();
-  private queue: Promise<void> = Promise.resolve();
+  private readonly pending: Job[] = [];
+  private stepping = false;
 
   constructor(private readonly opts: StageWorkerOptions) {}
 
-  /** Queues a frame; resolves with the frames it produced once it has run. */
+  /** Queues a frame; resolves with the frames it produced once it has run (errors become error frames). */
   handle(frame: ActFrame | ReleaseFrame): Promise<Outgoing[]> {
-    const result = this.queue.then(() => this.process(frame));
-    this.queue = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
+    return new Promise((resolve) => {
+      this.pending.push({ frame, resolve, done: 0, computeMs: 0 });
+      this.kick();
+    });
+  }
+
+  /** Frames waiting or part-way through. */
+  get queuedFrames(): number {
+    return this.pending.length;
+  }
+
+  private kick(): void {
+    if (this.stepping) return;
+    this.stepping = true;
+    setImmediate(() => {
+      this.step()
+        .catch((err: unknown) => this.opts.log.error(`stage step failed: ${(err as Error).message}`))
+        .finally(() => {
+          this.stepping = false;
+          if (this.pending.length > 0) this.kick();
+        });
+    });
+  }
+
+  /** One step: the next frame of every waiting request, within the row budgets, through the layers together. */
+  private async step(): Promise<void> {
+    const promptRows = this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS;
+    const batchRows = this.opts.batchRows ?? DEFAULT_BATCH_ROWS;
+    const seen = new Set<string>();
+    const parts: { job: Job; rows: number }[] = [];
+    let rows = 0;
+    for (const job of [...this.pending]) {
+      if (rows >= batchRows) break;
+      const frame = job.frame;
+      // A request's frames run in order: only its first waiting frame can take part in this step.
+      if (seen.has(frame.rid)) continue;
+      seen.add(frame.rid);
+      if (frame.t === 'release') {
+        this.finish(job, this.release(frame));
+        continue;
+      }
+      try {
+        if (job.done === 0) job.session = await this.begin(frame);
+        if (this.sessions.get(frame.rid) !== job.session) throw new StageError(`request ${frame.rid} was freed while its prompt was running`);
+      } catch (err) {
+        this.finish(job, this.failure(frame, job.session, err));
+        continue;
+      }
+      const take = Math.min(frame.n - job.done, frame.n > 1 ? promptRows : 1, batchRows - rows);
+      parts.push({ job, rows: take });
+      rows += take;
+    }
+    if (parts.length === 0) return;
+
+    // One pass per shard (a node may briefly hold two ranges while the plan changes).
+    const t0 = performance.now();
+    const byShard = new Map<ForwardShard, { job: Job; rows: number }[]>();
+    for (const p of parts) {
+      const list = byShard.get(p.job.session!.shard) ?? [];
+      list.push(p);
+      byShard.set(p.job.session!.shard, list);
+    }
+    const results = new Map<Job, ShardOutput>();
+    for (const [shard, list] of byShard) {
+      try {
+        const outs = shard.forwardBatch(list.map((p) => this.batchItem(p.job, p.rows)));
+        list.forEach((p, i) => results.set(p.job, outs[i]));
+      } catch (err) {
+        // The batch's caches are no longer usable (see forwardBatch): every request in it fails.
+        for (const p of list) this.finish(p.job, this.failure(p.job.frame as ActFrame, p.job.session, err));
+      }
+    }
+    const ms = performance.now() - t0;
+    this.opts.onStep?.(rows, parts.length, ms);
+
+    for (const p of parts) {
+      const out = results.get(p.job);
+      if (!out) continue;
+      const job = p.job;
+      const frame = job.frame as ActFrame;
+      job.computeMs += ms;
+      if (out.kind === 'hidden') {
+        const H = job.session!.shard.config.hiddenSize;
+        if (p.rows === frame.n) job.hidden = out.hidden;
+        else (job.hidden ??= new Float32Array(frame.n * H)).set(out.hidden, job.done * H);
+      }
+      job.done += p.rows;
+      if (job.done === frame.n) this.finish(job, this.emit(frame, job.session!, out, job.hidden ?? null, job.computeMs));
+    }
+  }
+
+  private finish(job: Job, out: Outgoing[]): void {
+    const i = this.pending.indexOf(job);
+    if (i >= 0) this.pending.splice(i, 1);
+    job.resolve(out);
+  }
+
+  /** The rows of a job this step computes, as the shard's batch item. */
+  private batchItem(job: Job, rows: number): BatchItem {
+    const frame = job.frame as ActFrame;
+    const s = job.session!;
+    const r0 = job.done;
+    const last = r0 + rows === frame.n;
+    // Only the last row of a step's final frame is sampled: earlier slices skip the output head.
+    const logits = last && frame.final ? 'last' : 'none';
+    if (s.shard.isFirst) {
+      const tokens = frame.tokens ?? fail('the first stage needs token ids');
+      return { input: { kind: 'tokens', tokens: tokens.subarray(r0, r0 + rows) }, cache: s.cache, logits };
+    }
+    const hidden = frame.hidden ?? fail('this stage needs hidden states');
+    const H = s.shard.config.hiddenSize;
+    return { input: { kind: 'hidden', hidden: hidden.subarray(r0 * H, (r0 + rows) * H), n: rows }, cache: s.cache, logits };
+  }
+
+  /** Opens the request on its first frame and checks the frame's place in it. */
+  private async begin(frame: ActFrame): Promise<Session> {
+    let session = this.sessions.get(frame.rid);
+    if (frame.open) {
+      if (session) throw new StageError(`request ${frame.rid} is already open on this stage`);
+      session = await this.openSession(frame, frame.open);
+    }
+    if (!session) throw new StageError(`request ${frame.rid} is not open on this stage (it may have been freed)`);
+    if (frame.stage !== session.stage) throw new StageError(`frame for stage ${frame.stage} arrived at stage ${session.stage}`);
+    // Step order: chunks of the current step, or the first chunk of the next one once the current is complete.
+    const nextStep = session.stepDone ? session.step + 1 : session.step;
+    if (frame.step !== nextStep) throw new StageError(`expected step ${nextStep}, got step ${frame.step}`);
+    if (frame.pos !== session.cache.length) throw new StageError(`expected position ${session.cache.length}, got ${frame.pos}`);
+    if (session.shard.isFirst ? !frame.tokens : !frame.hidden) throw new StageError(session.shard.isFirst ? 'the first stage needs token ids' : 'this stage needs hidden states');
+    session.step = frame.step;
+    session.stepDone = frame.final;
+    session.lastActive = Date.now();
+    return session;
+  }
+
+  /** An error frame to the request's coordinator (and the request freed here). */
+  private failure(frame: ActFrame, session: Session | undefined, err: unknown): Outgoing[] {
+    const opening = session?.opening ?? frame.open;
+    this.free(frame.rid);
+    if (!opening) {
+      this.opts.log.warn(`dropped frame for unknown request ${frame.rid}: ${(err as Error).message}`);
+      return [];
+    }
+    const e = err as Error;
+    const error: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, name: e.name || 'Error', message: e.message || String(err), from: this.opts.selfId };
+    return [{ to: opening.coordinator, frame: error }];
   }
 
   get sessionCount(): number {
@@ -108,29 +272,6 @@ export class StageWorker {
     for (const rid of [...this.sessions.keys()]) this.free(rid);
   }
 
-  private async process(frame: ActFrame | ReleaseFrame): Promise<Outgoing[]> {
-    if (frame.t === 'release') return this.release(frame);
-    let session = this.sessions.get(frame.rid);
-    try {
-      if (frame.open) {
-        if (session) throw new StageError(`request ${frame.rid} is already open on this stage`);
-        session = await this.openSession(frame, frame.open);
-      }
-      if (!session) throw new StageError(`request ${frame.rid} is not open on this stage (it may have been freed)`);
-      return await this.run(frame, session);
-    } catch (err) {
-      const opening = session?.opening ?? frame.open;
-      this.free(frame.rid);
-      if (!opening) {
-        this.opts.log.warn(`dropped frame for unknown request ${frame.rid}: ${(err as Error).message}`);
-        return [];
-      }
-      const e = err as Error;
-      const error: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, name: e.name || 'Error', message: e.message || String(err), from: this.opts.selfId };
-      return [{ to: opening.coordinator, frame: error }];
-    }
-  }
-
   private async openSession(frame: ActFrame, opening: RequestOpening): Promise<Session> {
     const { selfId, modelFingerprint, shards } = this.opts;
     if (opening.route[frame.stage] !== selfId) throw new StageError(`stage ${frame.stage} of request ${frame.rid} is ${opening.route[frame.stage]}, not this node`);
@@ -156,20 +297,9 @@ export class StageWorker {
     return session;
   }
 
-  private async run(frame: ActFrame, s: Session): Promise<Outgoing[]> {
-    if (frame.stage !== s.stage) throw new StageError(`frame for stage ${frame.stage} arrived at stage ${s.stage}`);
-    // Step order: chunks of the current step, or the first chunk of the next one once the current is complete.
-    const nextStep = s.stepDone ? s.step + 1 : s.step;
-    if (frame.step !== nextStep) throw new StageError(`expected step ${nextStep}, got step ${frame.step}`);
-    if (frame.pos !== s.cache.length) throw new StageError(`expected position ${s.cache.length}, got ${frame.pos}`);
-    s.step = frame.step;
-    s.stepDone = frame.final;
-    s.lastActive = Date.now();
-
-    const t0 = performance.now();
-    const out = await this.forwardInSlices(frame, s);
-    const stageMs = [...(frame.stageMs ?? []), performance.now() - t0];
-
+  /** Where a completed frame's results go: a sampled token to the coordinator, or hidden states to the next stage. */
+  private emit(frame: ActFrame, s: Session, out: ShardOutput, hidden: Float32Array | null, computeMs: number): Outgoing[] {
+    const stageMs = [...(frame.stageMs ?? []), computeMs];
     const { route, coordinator } = s.opening;
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
@@ -178,11 +308,12 @@ export class StageWorker {
     }
     const next = route[s.stage + 1];
     const H = s.shard.config.hiddenSize;
+    const all = hidden ?? out.hidden;
     const rows = this.opts.maxRowsPerFrame;
     const outgoing: Outgoing[] = [];
-    for (let r = 0; r < out.n; r += rows) {
-      const n = Math.min(rows, out.n - r);
-      const last = r + n >= out.n;
+    for (let r = 0; r < frame.n; r += rows) {
+      const n = Math.min(rows, frame.n - r);
+      const last = r + n >= frame.n;
       const act: ActFrame = {
         t: 'act',
         v: ACTIVATION_FRAME_VERSION,
@@ -192,41 +323,13 @@ export class StageWorker {
         pos: frame.pos + r,
         n,
         final: frame.final && last,
-        hidden: out.n === n ? out.hidden : out.hidden.subarray(r * H, (r + n) * H),
+        hidden: frame.n === n ? all : all.subarray(r * H, (r + n) * H),
         stageMs,
       };
       if (frame.open && r === 0) act.open = s.opening;
       outgoing.push({ to: next, frame: act, coordinator });
     }
     return outgoing;
-  }
-
-  /**
-   * Runs the frame's rows through the shard, at most `computeRows` at a time with a turn of the event loop between
-   * slices: a long prompt must not stop this node's heartbeats (its peers would take it for dead) or other requests.
-   * Slicing changes nothing in the result: each slice attends to the cache the previous ones filled.
-   */
-  private async forwardInSlices(frame: ActFrame, s: Session): Promise<ShardOutput> {
-    const H = s.shard.config.hiddenSize;
-    const step = this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS;
-    const tokens = s.shard.isFirst ? (frame.tokens ?? fail('the first stage needs token ids')) : null;
-    const hidden = s.shard.isFirst ? null : (frame.hidden ?? fail('this stage needs hidden states'));
-    const outputs: Float32Array[] = [];
-    let last: ShardOutput | null = null;
-    for (let r = 0; r < frame.n; r += step) {
-      if (r > 0) {
-        await new Promise((resolve) => setImmediate(resolve));
-        if (this.sessions.get(frame.rid) !== s) throw new StageError(`request ${frame.rid} was freed while its prompt was running`);
-      }
-      const n = Math.min(step, frame.n - r);
-      const input = tokens ? { kind: 'tokens' as const, tokens: tokens.subarray(r, r + n) } : { kind: 'hidden' as const, hidden: hidden!.subarray(r * H, (r + n) * H), n };
-      last = s.shard.forward(input, s.cache);
-      if (last.kind === 'hidden') outputs.push(last.hidden);
-    }
-    if (!last || last.kind === 'logits' || outputs.length === 1) return last!;
-    const all = new Float32Array(frame.n * H);
-    outputs.forEach((o, i) => all.set(o, i * step * H));
-    return { kind: 'hidden', hidden: all, n: frame.n };
   }
 
   private release(frame: ReleaseFrame): Outgoing[] {
