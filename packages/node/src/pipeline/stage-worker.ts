@@ -3,6 +3,7 @@ import type { BatchItem, ForwardShard, ShardKvCache, ShardOutput } from '../engi
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
+import { planStep } from '../engine/step-plan.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -111,17 +112,16 @@ export class StageWorker {
 
   /** One step: the next frame of every waiting request, within the row budgets, through the layers together. */
   private async step(): Promise<void> {
-    const promptRows = this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS;
-    const batchRows = this.opts.batchRows ?? DEFAULT_BATCH_ROWS;
-    const seen = new Set<string>();
+    const waiting = [...this.pending];
+    const plan = planStep(
+      waiting.map((job) => ({ request: job.frame.rid, rows: job.frame.t === 'act' ? job.frame.n : 1, rowsLeft: job.frame.t === 'act' ? job.frame.n - job.done : 1 })),
+      { promptRows: this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS, batchRows: this.opts.batchRows ?? DEFAULT_BATCH_ROWS },
+    );
     const parts: { job: Job; rows: number }[] = [];
     let rows = 0;
-    for (const job of [...this.pending]) {
-      if (rows >= batchRows) break;
+    for (const { index, rows: take } of plan) {
+      const job = waiting[index];
       const frame = job.frame;
-      // A request's frames run in order: only its first waiting frame can take part in this step.
-      if (seen.has(frame.rid)) continue;
-      seen.add(frame.rid);
       if (frame.t === 'release') {
         this.finish(job, this.release(frame));
         continue;
@@ -133,7 +133,6 @@ export class StageWorker {
         this.finish(job, this.failure(frame, job.session, err));
         continue;
       }
-      const take = Math.min(frame.n - job.done, frame.n > 1 ? promptRows : 1, batchRows - rows);
       parts.push({ job, rows: take });
       rows += take;
     }
