@@ -190,6 +190,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
+      onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
       onStep: (rid, timing) => {
         const route = pipeline?.executor.routeOf(rid);
         // Network hops around the ring: between consecutive stages, and to/from the coordinator when it is no stage's end.

@@ -23,6 +23,8 @@ export interface ServingStats {
   kvCacheBytes: number;
   requestsTotal: number;
   completionTokensTotal: number;
+  /** This node's stage steps: how many, the most requests one step computed together, and the mean rows per step. */
+  batching: { steps: number; maxRequests: number; meanRows: number };
 }
 
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -45,6 +47,9 @@ export class ApiMetrics {
     'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.',
     LATENCY_BUCKETS_S,
   );
+  readonly batchRequests = new Histogram('edge_node_stage_batch_requests', 'Requests computed together in one step of this node\'s stage (continuous batching).', [1, 2, 3, 4, 6, 8, 12, 16, 32, 64]);
+  readonly batchRows = new Histogram('edge_node_stage_batch_rows', 'Rows (decode tokens and prompt positions) computed in one step of this node\'s stage.', [1, 2, 4, 8, 16, 32, 64, 128]);
+  private maxBatchRequests = 0;
   readonly recoveries = new Counter('edge_node_recoveries_total', 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.');
   readonly recoveryReplayedTokens = new Counter('edge_node_recovery_replayed_tokens_total', 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.');
   readonly recoveryTime = new Histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.', LATENCY_BUCKETS_S);
@@ -89,6 +94,13 @@ export class ApiMetrics {
   }
 
   /** A request survived the loss of a stage node. */
+  /** One batched step of this node's stage. */
+  observeBatch(rows: number, requests: number): void {
+    this.batchRows.observe(rows);
+    this.batchRequests.observe(requests);
+    this.maxBatchRequests = Math.max(this.maxBatchRequests, requests);
+  }
+
   observeRecovery(event: RecoveryEvent): void {
     this.recoveries.inc({ outcome: 'recovered' });
     this.recoveryReplayedTokens.inc({}, event.replayedTokens);
@@ -121,6 +133,11 @@ export class ApiMetrics {
       kvCacheBytes: s?.kvCacheBytes() ?? 0,
       requestsTotal: requests,
       completionTokensTotal: this.completionTokens.value(),
+      batching: {
+        steps: this.batchRows.count(),
+        maxRequests: this.maxBatchRequests,
+        meanRows: this.batchRows.count() > 0 ? Math.round((this.batchRows.sum() / this.batchRows.count()) * 100) / 100 : 0,
+      },
     };
   }
 
@@ -133,6 +150,8 @@ export class ApiMetrics {
       this.ttft,
       this.tokenLatency,
       this.stageCompute,
+      this.batchRequests,
+      this.batchRows,
       this.hopTime,
       this.recoveries,
       this.recoveryReplayedTokens,

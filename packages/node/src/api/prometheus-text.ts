@@ -96,6 +96,10 @@ export class Histogram extends Metric<{ counts: number[]; sum: number; count: nu
   count(labels: Labels = {}): number {
     return this.series.get(key(labels))?.state.count ?? 0;
   }
+
+  sum(labels: Labels = {}): number {
+    return this.series.get(key(labels))?.state.sum ?? 0;
+  }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
     for (const { labels, state } of this.series.values()) {

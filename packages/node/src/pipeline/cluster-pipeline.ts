@@ -43,6 +43,8 @@ export interface ClusterPipelineOptions {
   maxFrameBytes: number;
   onPlan?: (plan: ClusterPlan) => void;
   onStep?: (rid: string, timing: StepTiming) => void;
+  /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
+  onStageStep?: (rows: number, requests: number, ms: number) => void;
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
 }
@@ -76,7 +78,14 @@ export class ClusterPipeline {
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
-    this.worker = new StageWorker({ selfId: opts.host.peerId, shards: this.shards, modelFingerprint: this.fingerprint, maxRowsPerFrame: this.maxRows, log: opts.log });
+    this.worker = new StageWorker({
+      selfId: opts.host.peerId,
+      shards: this.shards,
+      modelFingerprint: this.fingerprint,
+      maxRowsPerFrame: this.maxRows,
+      log: opts.log,
+      ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
+    });
     this.executor = new PipelineExecutor({
       router: this.router,
       routeFor: (r, exclude) => this.routeFor(r, exclude),
