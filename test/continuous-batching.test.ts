@@ -50,9 +50,9 @@ interface Batching {
   maxRequests: number;
   meanRows: number;
 }
-async function batching(n: RunningNode): Promise<Batching> {
-  const c = (await (await fetch(`${n.apiUrl}/v1/cluster`)).json()) as { serving: { batching: Batching } };
-  return c.serving.batching;
+async function batching(n: RunningNode): Promise<Batching & { slots: number }> {
+  const c = (await (await fetch(`${n.apiUrl}/v1/cluster`)).json()) as { serving: { batching: Batching; slots: number } };
+  return { ...c.serving.batching, slots: c.serving.slots };
 }
 
 describe.each([
@@ -66,7 +66,7 @@ describe.each([
   const alone: Answer[] = [];
 
   beforeAll(async () => {
-    const args = ['--model', STORIES_GGUF, '--no-mdns', '--concurrency', '8', ...(split.length > 1 ? ['--split', split.join(',')] : [])];
+    const args = ['--model', STORIES_GGUF, '--no-mdns', '--parallel', '8', ...(split.length > 1 ? ['--split', split.join(',')] : [])];
     const first = await h.startNode({ name: 'p1', args });
     nodes = [first];
     if (split.length > 1) nodes.push(...(await Promise.all([2, 3].map((i) => h.startNode({ name: `p${i}`, args: [...args, '--bootstrap', first.addresses[0]] })))));
@@ -90,6 +90,7 @@ describe.each([
       const b = await batching(n);
       expect(b.steps, n.name).toBeGreaterThan(before[i].steps);
       expect(b.maxRequests, n.name).toBeGreaterThanOrEqual(4);
+      expect(b.slots, n.name).toBe(8);
     }
   }, 120_000);
 

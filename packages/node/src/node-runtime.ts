@@ -1,6 +1,7 @@
 import { ApiRouter } from './api/api-router.js';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import { startKernels, type EngineOptions } from './engine/engine-options.js';
+import { defaultSlots } from './engine/request-slots.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
@@ -47,7 +48,11 @@ export interface EdgeNodeOptions {
   split?: number[];
   /** Context limit per request in tokens (default: the model's, at most 4096). */
   contextLength?: number;
-  /** Requests the plan reserves KV-cache memory for (default 4); also how many requests run in the pipeline together. */
+  /**
+   * Requests this node runs at once (its slots; `--parallel`): the plan reserves KV memory for them and they are
+   * batched together; more wait in the queue. Default: as many full-context KV caches as fit the memory budget
+   * beside the weights, 1 to 16 (request-slots.ts).
+   */
   concurrency?: number;
   /** When set, the HTTP API (but / and /health) requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -167,6 +172,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
   let servedContext = 0;
+  let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
   // Names of nodes seen, so a log line about a node that just left can still name it.
@@ -177,6 +183,19 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
     logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
+    if (options.concurrency === undefined) {
+      const c = model.config;
+      const s = defaultSlots({
+        memoryBytes: profile.memoryBytes,
+        weightBytes: [...model.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0),
+        numLayers: c.numLayers,
+        kvDim: c.numKvHeads * c.headDim,
+        contextLength,
+        kvCache: options.engine?.kvCache ?? 'f16',
+      });
+      slots = s.slots;
+      logger.info(`slots: ${s.reason} (--parallel N to set)`);
+    }
     pipeline = new ClusterPipeline({
       host,
       membership,
@@ -186,7 +205,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       runtime,
       ...(options.engine?.kvCache ? { kvCache: options.engine.kvCache } : {}),
       contextLength,
-      concurrency: options.concurrency ?? 4,
+      concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
@@ -281,7 +300,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     pipeline,
     metrics,
     contextLength: servedContext,
-    concurrency: options.concurrency ?? 4,
+    concurrency: slots,
     clusterStatus: () => node.status(),
     peers: () => membership.members().length,
     nodeName: (id) => (id === host.peerId ? options.name : (membership.members().find((m) => m.peerId === id)?.name ?? id.slice(-8))),

@@ -41,7 +41,9 @@ Options:
   --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
   --split N,N,...          layers per stage for the nodes in name order (e.g. 2,3), instead of the planner's
   --context N              context limit per request in tokens (default: the model's, at most 4096)
-  --concurrency N          requests the plan reserves KV-cache memory for (default 4)
+  --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
+                           in the queue (default: as many full-context KV caches as fit the budget, 1-16;
+                           --concurrency is the old name)
   --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
   --threads N              compute threads (default: the device's cores)
   --kv-cache f16|f32       KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory)
@@ -87,6 +89,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         split: { type: 'string' },
         context: { type: 'string' },
         concurrency: { type: 'string' },
+        parallel: { type: 'string' },
         'cluster-key': { type: 'string' },
         ...ENGINE_FLAG_OPTIONS,
       },
@@ -101,6 +104,10 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
   const engine = engineOptionsFrom(v);
+  if (v.parallel !== undefined && v.concurrency !== undefined) throw new UsageError('give --parallel or its old name --concurrency, not both');
+  const parallelFlag = v.parallel ?? v.concurrency;
+  const parallel = parallelFlag === undefined ? undefined : intOption(parallelFlag, v.parallel !== undefined ? '--parallel' : '--concurrency', 1);
+  if (parallel !== undefined && (parallel < 1 || parallel > 256)) throw new UsageError(`--parallel needs a whole number from 1 to 256 (got "${parallelFlag}")`);
   const apiKey = v['api-key'] ?? (env.EDGE_NODE_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key needs a non-empty key');
   const queueLength = v['queue-length'] === undefined ? undefined : intOption(v['queue-length'], '--queue-length', DEFAULT_QUEUE_LENGTH);
@@ -125,7 +132,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
-    ...(v.concurrency !== undefined ? { concurrency: intOption(v.concurrency, '--concurrency', 4) } : {}),
+    ...(parallel !== undefined ? { concurrency: parallel } : {}),
     ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
     ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
     hub: {

@@ -33,6 +33,15 @@ function memberLine(m: MemberStatus, self: boolean): string {
   );
 }
 
+/** The serving figures /v1/cluster adds (api/api-metrics.ts). */
+interface ServingView {
+  slots: number;
+  running: number;
+  waiting: number;
+  tokensPerSecond: number;
+  batching: { steps: number; maxRequests: number; meanRows: number };
+}
+
 /** The fields of the plan summary that /v1/cluster serves (pipeline/plan-summary.ts). */
 interface PlanView {
   strategy: string;
@@ -61,6 +70,13 @@ export function formatClusterStatus(s: ClusterStatus): string {
   text += `Links (${s.links.length}):\n`;
   for (const l of s.links) text += `  ${name(l.from)} → ${name(l.to)}: RTT ${l.rttMs.toFixed(2)} ms, ${l.bandwidthMBps} MB/s\n`;
   text += s.plan == null ? 'Plan: none yet (made at the first request)\n' : formatPlan(s.plan as PlanView, name);
+  const serving = (s as ClusterStatus & { serving?: ServingView }).serving;
+  if (serving) {
+    const b = serving.batching;
+    text +=
+      `Serving: ${serving.running} of ${serving.slots} slots in use, ${serving.waiting} waiting, ${serving.tokensPerSecond} tok/s; ` +
+      `stage steps ${b.steps}, mean ${b.meanRows} rows, at most ${b.maxRequests} requests batched together\n`;
+  }
   return text;
 }
 

@@ -8,6 +8,8 @@ export interface MetricSources {
   kvCacheBytes: () => number;
   running: () => number;
   waiting: () => number;
+  /** Requests this node runs at once (its slots, `--parallel`). */
+  slots: () => number;
   /** Display name of a peer id (for per-stage labels). */
   nodeName: (peerId: string) => string;
 }
@@ -16,6 +18,8 @@ export interface MetricSources {
 export interface ServingStats {
   /** Tokens generated per second by requests this node coordinates, over the last few seconds. */
   tokensPerSecond: number;
+  /** Requests this node runs at once; `running` of them are in use. */
+  slots: number;
   running: number;
   waiting: number;
   /** Requests whose KV cache lives on this node (as a stage of any coordinator). */
@@ -65,6 +69,7 @@ export class ApiMetrics {
     this.gauges = [
       new Gauge('edge_node_peers', 'Cluster peers this node sees (not counting itself).', () => src()?.peers() ?? 0),
       new Gauge('edge_node_requests_running', 'Requests this node coordinates that are in the pipeline now.', () => src()?.running() ?? 0),
+      new Gauge('edge_node_slots', 'Requests this node runs at once (--parallel); more wait in the queue.', () => src()?.slots() ?? 0),
       new Gauge('edge_node_requests_waiting', 'Requests waiting in this node\'s queue.', () => src()?.waiting() ?? 0),
       new Gauge('edge_node_kv_sessions', 'Requests holding a KV cache on this node (as a stage, for any coordinator).', () => src()?.kvSessions() ?? 0),
       new Gauge('edge_node_kv_cache_bytes', 'Bytes held by the KV caches on this node.', () => src()?.kvCacheBytes() ?? 0),
@@ -127,6 +132,7 @@ export class ApiMetrics {
     for (const v of ['stop', 'length', 'cancelled', 'error']) requests += this.generations.value({ endpoint: 'chat', finish: v }) + this.generations.value({ endpoint: 'completions', finish: v });
     return {
       tokensPerSecond: this.tokensPerSecond(),
+      slots: s?.slots() ?? 0,
       running: s?.running() ?? 0,
       waiting: s?.waiting() ?? 0,
       kvSessions: s?.kvSessions() ?? 0,

@@ -62,6 +62,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     kvCacheBytes: () => p?.worker.cacheBytes() ?? 0,
     running: () => queue.runningCount,
     waiting: () => queue.waitingCount,
+    slots: () => opts.concurrency,
     nodeName: opts.nodeName,
   });
   if (opts.apiKey !== undefined) router.setAuth(createApiKeyCheck(opts.apiKey));
