@@ -4,7 +4,7 @@ import { ggmlQuantize, oracleUnavailable } from './support/ggml-oracle.js';
 
 // Every weight type the kernels multiply, checked against ggml itself (its quantiser makes the blocks, its to_float
 // is the reference dequantisation).
-const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q5_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 // Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block.
 const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3;
