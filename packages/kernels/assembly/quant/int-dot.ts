@@ -1,0 +1,33 @@
+// Integer dot products of unpacked weight bytes with prepared int16 activations, shared by the quantised types.
+import { dot16 } from '../simd';
+
+/** Σ w·a over 32 values: w as two i8x16 vectors (values 0–15 and 16–31), a 32 × i16 at a; i32x4 partial sums. */
+// @ts-ignore: decorator
+@inline export function dot32(lo: v128, hi: v128, a: usize): v128 {
+  return i32x4.add(dot16(lo, a), dot16(hi, a + 32));
+}
+
+/** Low nibbles of 16 bytes. */
+// @ts-ignore: decorator
+@inline export function nibLo(v: v128): v128 {
+  return v128.and(v, i8x16.splat(0x0f));
+}
+
+/** High nibbles of 16 bytes (a 16-bit shift then a mask: x86 has no byte shift). */
+// @ts-ignore: decorator
+@inline export function nibHi(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+}
+
+/**
+ * 16 bits of a u32 splatted into all lanes (bytes firstByte and firstByte+1) as 16 bytes: 0xFF where the bit is set,
+ * 0 where it is clear (Q5_0/Q5_1's fifth bits).
+ */
+// @ts-ignore: decorator
+@inline export function bitsSet(bits: v128, firstByte: i32): v128 {
+  const idx = firstByte == 0
+    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return i8x16.eq(v128.and(i8x16.swizzle(bits, idx), mask), mask);
+}

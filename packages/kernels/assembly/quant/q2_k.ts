@@ -1,0 +1,81 @@
+// Q2_K (ggml block_q2_K): super-blocks of 256 values, 84 bytes: u8 scales[16], u8 qs[64], f16 d, f16 dmin.
+// Sixteen sub-blocks of 16; scales[s] holds a 4-bit scale (low nibble) and a 4-bit minimum (high nibble). Per half h
+// (qs += 32h) and shift j < 4, values 128h + 32j + l (l < 32) are (qs[l] >> 2j) & 3, sub-block 8h + 2j + l/16:
+//   x = d·sc·q − dmin·m.   Activations: Q8_K (as ggml's vec_dot_q2_K_q8_K):
+//   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
+import { f16ToF32 } from '../half';
+import { dot16, hsum } from '../simd';
+
+export const Q2_K_BLOCK_BYTES: usize = 84;
+
+export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q2_K_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p, 80));
+    const dmin = f16ToF32(load<u16>(p, 82));
+    for (let h = 0; h < 2; h++) {
+      const q = p + 16 + (<usize>h << 5);
+      for (let j = 0; j < 4; j++) {
+        const y = dst + (<usize>b << 10) + ((<usize>(128 * h + 32 * j)) << 2);
+        for (let half = 0; half < 2; half++) {
+          const sc = <i32>load<u8>(p + 8 * h + 2 * j + half);
+          const dl = d * <f32>(sc & 15), ml = dmin * <f32>(sc >> 4);
+          for (let l = 16 * half; l < 16 * half + 16; l++) {
+            store<f32>(y + (<usize>l << 2), dl * <f32>((<i32>load<u8>(q + l) >> (2 * j)) & 3) - ml);
+          }
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const three = i8x16.splat(3);
+  let isum = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+    const sc = p + (<usize>h << 3);
+    const a = aq + (<usize>h << 8);
+    for (let j = 0; j < 4; j++) {
+      // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
+      const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
+      const aj = a + (<usize>j << 6);
+      isum = i32x4.add(isum, i32x4.mul(dot16(w0, aj), i32x4.splat(load<u8>(sc + 2 * j) & 15)));
+      isum = i32x4.add(isum, i32x4.mul(dot16(w1, aj + 32), i32x4.splat(load<u8>(sc + 2 * j + 1) & 15)));
+    }
+  }
+  // Σ m_s·bsum_s: the 16 minimums widened to i16 against the 16 block sums.
+  const mins = i16x8.shr_u(v128.load(p), 4); // per byte: (scale byte >> 4) lands in the low 4 bits…
+  const m8 = v128.and(mins, i8x16.splat(15)); // …and the neighbour's bits are masked off
+  const msum = i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m8), v128.load(bsums)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m8), v128.load(bsums, 16)),
+  );
+  const dd = f16ToF32(load<u16>(p, 80)) * xd;
+  const dm = f16ToF32(load<u16>(p, 82)) * xd;
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dm)));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q2_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  const rb = <usize>nb * Q2_K_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: f16 d, u8 qs[16];
+//   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
+// Activations: Q8 (activation.ts), as ggml's vec_dot_q4_0_q8_0.
+import { f16ToF32 } from '../half';
+import { hsum } from '../simd';
+import { dot32, nibHi, nibLo } from './int-dot';
+
+export const Q4_0_BLOCK_BYTES: usize = 18;
+
+export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q4_0_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p));
+    const o = dst + (<usize>b << 7);
+    for (let j = 0; j < 16; j++) {
+      const q = <i32>load<u8>(p + 2 + j);
+      store<f32>(o + (<usize>j << 2), <f32>((q & 15) - 8) * d);
+      store<f32>(o + (<usize>(j + 16) << 2), <f32>((q >> 4) - 8) * d);
+    }
+  }
+}
+
+/** One block's integer product with one prepared activation block (i32x4 partial sums). */
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, a: usize): v128 {
+  const v = v128.load(p, 2);
+  const eight = i8x16.splat(8);
+  return dot32(i8x16.sub(nibLo(v), eight), i8x16.sub(nibHi(v), eight), a);
+}
+
+/** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const aq = ad + (<usize>nb << 2);
+  let s = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
+    p += Q4_0_BLOCK_BYTES;
+  }
+  return hsum(s);
+}
+
+export function matmulQ4_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  const rb = <usize>nb * Q4_0_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

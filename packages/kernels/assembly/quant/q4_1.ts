@@ -1,0 +1,52 @@
+// Q4_1 (ggml block_q4_1): blocks of 32 values, 20 bytes: f16 d, f16 m, u8 qs[16];
+//   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
+// Activations: Q8_1 (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
+import { f16ToF32 } from '../half';
+import { hsum } from '../simd';
+import { dot32, nibHi, nibLo } from './int-dot';
+
+export const Q4_1_BLOCK_BYTES: usize = 20;
+
+export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q4_1_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p));
+    const m = f16ToF32(load<u16>(p, 2));
+    const o = dst + (<usize>b << 7);
+    for (let j = 0; j < 16; j++) {
+      const q = <i32>load<u8>(p + 4 + j);
+      store<f32>(o + (<usize>j << 2), <f32>(q & 15) * d + m);
+      store<f32>(o + (<usize>(j + 16) << 2), <f32>(q >> 4) * d + m);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const as = ad + (<usize>nb << 2);
+  const aq = ad + (<usize>nb << 3);
+  let s = f32x4.splat(0);
+  let t: f32 = 0; // the offsets' part, Σ m·s, in block order
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const v = v128.load(p, 4);
+    const idot = dot32(nibLo(v), nibHi(v), aq + (<usize>b << 6));
+    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
+    t += f16ToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    p += Q4_1_BLOCK_BYTES;
+  }
+  return hsum(s) + t;
+}
+
+export function matmulQ4_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  const rb = <usize>nb * Q4_1_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

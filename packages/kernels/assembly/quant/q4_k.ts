@@ -1,0 +1,74 @@
+// Q4_K (ggml block_q4_K): super-blocks of 256 values, 144 bytes: f16 d, f16 dmin, u8 scales[12], u8 qs[128].
+// Eight sub-blocks of 32, each with a 6-bit scale sc and minimum m (k-scales.ts). Sub-blocks 2k and 2k+1 share
+// qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
+// Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
+//   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
+import { f16ToF32 } from '../half';
+import { hsum } from '../simd';
+import { dot32, nibHi, nibLo } from './int-dot';
+import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
+
+export const Q4_K_BLOCK_BYTES: usize = 144;
+
+export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q4_K_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p));
+    const dmin = f16ToF32(load<u16>(p, 2));
+    const sc = scalesK4(p + 4), mn = minsK4(p + 4);
+    const o = dst + (<usize>b << 10);
+    for (let k = 0; k < 4; k++) {
+      const d1 = d * <f32>byteOf(sc, 2 * k), m1 = dmin * <f32>byteOf(mn, 2 * k);
+      const d2 = d * <f32>byteOf(sc, 2 * k + 1), m2 = dmin * <f32>byteOf(mn, 2 * k + 1);
+      const q = p + 16 + (<usize>k << 5);
+      const y = o + (<usize>k << 8);
+      for (let l = 0; l < 32; l++) {
+        const v = <i32>load<u8>(q + l);
+        store<f32>(y + (<usize>l << 2), d1 * <f32>(v & 15) - m1);
+        store<f32>(y + (<usize>(l + 32) << 2), d2 * <f32>(v >> 4) - m2);
+      }
+    }
+  }
+}
+
+/** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const sc = scalesK4(p + 4);
+  let isum = i32x4.splat(0);
+  for (let k = 0; k < 4; k++) {
+    const v0 = v128.load(p + 16 + (<usize>k << 5));
+    const v1 = v128.load(p + 32 + (<usize>k << 5));
+    const a = aq + (<usize>k << 7);
+    const lo = dot32(nibLo(v0), nibLo(v1), a);
+    const hi = dot32(nibHi(v0), nibHi(v1), a + 64);
+    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
+    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
+  }
+  const dd = f16ToF32(load<u16>(p)) * xd;
+  const dm = f16ToF32(load<u16>(p, 2)) * xd;
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q4_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+export function matmulQ4_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  const rb = <usize>nb * Q4_K_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

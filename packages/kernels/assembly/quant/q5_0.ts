@@ -1,0 +1,60 @@
+// Q5_0 (ggml block_q5_0): blocks of 32 values, 22 bytes: f16 d, u8 qh[4] (a little-endian u32 of fifth bits),
+// u8 qs[16];  x[j] = d·(((qs[j] & 15) | bit j of qh << 4) − 16), x[j + 16] = d·(((qs[j] >> 4) | bit j+16 << 4) − 16).
+// Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
+import { f16ToF32 } from '../half';
+import { hsum } from '../simd';
+import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
+
+export const Q5_0_BLOCK_BYTES: usize = 22;
+
+export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q5_0_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p));
+    const qh = load<u32>(p, 2);
+    const o = dst + (<usize>b << 7);
+    for (let j = 0; j < 16; j++) {
+      const q = <i32>load<u8>(p + 6 + j);
+      const x0 = ((q & 15) | (((qh >> j) & 1) << 4)) - 16;
+      const x1 = ((q >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
+      store<f32>(o + (<usize>j << 2), <f32>x0 * d);
+      store<f32>(o + (<usize>(j + 16) << 2), <f32>x1 * d);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, a: usize): v128 {
+  const v = v128.load(p, 6);
+  const bits = v128.load32_splat(p + 2);
+  const minus16 = i8x16.splat(-16);
+  // (nibble | bit << 4) − 16 = nibble | (bit ? 0 : 0xF0)
+  const lo = v128.or(nibLo(v), v128.andnot(minus16, bitsSet(bits, 0)));
+  const hi = v128.or(nibHi(v), v128.andnot(minus16, bitsSet(bits, 2)));
+  return dot32(lo, hi, a);
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const aq = ad + (<usize>nb << 2);
+  let s = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
+    p += Q5_0_BLOCK_BYTES;
+  }
+  return hsum(s);
+}
+
+export function matmulQ5_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  const rb = <usize>nb * Q5_0_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// Q5_1 (ggml block_q5_1): blocks of 32 values, 24 bytes: f16 d, f16 m, u8 qh[4] (a little-endian u32 of fifth
+// bits), u8 qs[16];  x[j] = d·((qs[j] & 15) | bit j of qh << 4) + m, x[j + 16] = d·((qs[j] >> 4) | bit j+16 << 4) + m.
+// Activations: Q8_1 (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
+import { f16ToF32 } from '../half';
+import { hsum } from '../simd';
+import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
+
+export const Q5_1_BLOCK_BYTES: usize = 24;
+
+export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q5_1_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p));
+    const m = f16ToF32(load<u16>(p, 2));
+    const qh = load<u32>(p, 4);
+    const o = dst + (<usize>b << 7);
+    for (let j = 0; j < 16; j++) {
+      const q = <i32>load<u8>(p + 8 + j);
+      const x0 = (q & 15) | (((qh >> j) & 1) << 4);
+      const x1 = (q >> 4) | (((qh >> (j + 16)) & 1) << 4);
+      store<f32>(o + (<usize>j << 2), <f32>x0 * d + m);
+      store<f32>(o + (<usize>(j + 16) << 2), <f32>x1 * d + m);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const as = ad + (<usize>nb << 2);
+  const aq = ad + (<usize>nb << 3);
+  const sixteen = i8x16.splat(0x10);
+  let s = f32x4.splat(0);
+  let t: f32 = 0;
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const v = v128.load(p, 8);
+    const bits = v128.load32_splat(p + 4);
+    const lo = v128.or(nibLo(v), v128.and(bitsSet(bits, 0), sixteen));
+    const hi = v128.or(nibHi(v), v128.and(bitsSet(bits, 2), sixteen));
+    const idot = dot32(lo, hi, aq + (<usize>b << 6));
+    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
+    t += f16ToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    p += Q5_1_BLOCK_BYTES;
+  }
+  return hsum(s) + t;
+}
+
+export function matmulQ5_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  const rb = <usize>nb * Q5_1_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// Q6_K (ggml block_q6_K): super-blocks of 256 values, 210 bytes: u8 ql[128], u8 qh[64], i8 scales[16], f16 d.
+// Sixteen sub-blocks of 16 with an 8-bit signed scale; 6-bit values q = (4 low bits from ql) | (2 high bits from qh) << 4,
+// x = d·sc·(q − 32). Per half h (128 values; ql += 64h, qh += 32h, sc += 8h), l < 32:
+//   x[l]      from ql[l] & 15,     qh[l] bits 0–1, scale sc[l/16]
+//   x[l + 32] from ql[l + 32] & 15, qh[l] bits 2–3, scale sc[2 + l/16]
+//   x[l + 64] from ql[l] >> 4,     qh[l] bits 4–5, scale sc[4 + l/16]
+//   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
+// Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
+import { f16ToF32 } from '../half';
+import { dot16, hsum } from '../simd';
+import { nibHi, nibLo } from './int-dot';
+
+export const Q6_K_BLOCK_BYTES: usize = 210;
+
+export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q6_K_BLOCK_BYTES;
+    const d = f16ToF32(load<u16>(p, 208));
+    for (let h = 0; h < 2; h++) {
+      const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+      const y = dst + (<usize>b << 10) + (<usize>h << 9);
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const lo = <i32>load<u8>(ql + l), hi = <i32>load<u8>(ql + l + 32), hb = <i32>load<u8>(qh + l);
+        const q1 = ((lo & 15) | ((hb & 3) << 4)) - 32;
+        const q2 = ((hi & 15) | (((hb >> 2) & 3) << 4)) - 32;
+        const q3 = ((lo >> 4) | (((hb >> 4) & 3) << 4)) - 32;
+        const q4 = ((hi >> 4) | (((hb >> 6) & 3) << 4)) - 32;
+        store<f32>(y + (<usize>l << 2), d * <f32>load<i8>(sc + is) * <f32>q1);
+        store<f32>(y + (<usize>(l + 32) << 2), d * <f32>load<i8>(sc + is + 2) * <f32>q2);
+        store<f32>(y + (<usize>(l + 64) << 2), d * <f32>load<i8>(sc + is + 4) * <f32>q3);
+        store<f32>(y + (<usize>(l + 96) << 2), d * <f32>load<i8>(sc + is + 6) * <f32>q4);
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function scaled(w: v128, a: usize, sc: usize): v128 {
+  return i32x4.mul(dot16(w, a), i32x4.splat(load<i8>(sc)));
+}
+
+/** One super-block against one prepared Q8_K block: its f32x4 contribution. */
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const m30 = i8x16.splat(0x30);
+  let isum = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+    const a = aq + (<usize>h << 8);
+    for (let g = 0; g < 2; g++) {
+      const o = <usize>g << 4;
+      const l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
+      // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
+      const w1 = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
+      const w2 = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
+      const w3 = v128.or(nibHi(l0), v128.and(hb, m30));
+      const w4 = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
+      const ag = a + (o << 1);
+      const sg = sc + <usize>g;
+      isum = i32x4.add(isum, scaled(w1, ag, sg));
+      isum = i32x4.add(isum, scaled(w2, ag + 64, sg + 2));
+      isum = i32x4.add(isum, scaled(w3, ag + 128, sg + 4));
+      isum = i32x4.add(isum, scaled(w4, ag + 192, sg + 6));
+    }
+  }
+  // Σ sc·bsum: the 16 scales widened to i16 against the 16 block sums.
+  const s8 = v128.load(p + 192);
+  const corr = i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(s8), v128.load(bsums)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bsums, 16)),
+  );
+  isum = i32x4.sub(isum, i32x4.shl(corr, 5));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(load<u16>(p, 208)) * xd));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q6_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  const rb = <usize>nb * Q6_K_BLOCK_BYTES;
+  for (let r = row0; r < row1; r++) {
+    const wr = w + <usize>r * rb;
+    for (let i = 0; i < nAct; i++) {
+      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
+    }
+  }
+}
