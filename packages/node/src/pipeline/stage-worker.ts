@@ -81,6 +81,7 @@ export class StageWorker {
   private readonly sessions = new Map<string, Session>();
   private readonly pending: Job[] = [];
   private stepping = false;
+  private lastStepEnd = 0;
 
   constructor(private readonly opts: StageWorkerOptions) {}
 
@@ -100,14 +101,19 @@ export class StageWorker {
   private kick(): void {
     if (this.stepping) return;
     this.stepping = true;
-    setImmediate(() => {
+    const run = () => {
       this.step()
         .catch((err: unknown) => this.opts.log.error(`stage step failed: ${(err as Error).message}`))
         .finally(() => {
           this.stepping = false;
+          this.lastStepEnd = performance.now();
           if (this.pending.length > 0) this.kick();
         });
-    });
+    };
+    // Back-to-back steps leave a turn of the event loop between them (network, heartbeats, HTTP); a step after an idle
+    // moment starts at once, so a lone request does not wait for a turn on every token.
+    if (performance.now() - this.lastStepEnd < 1) setImmediate(run);
+    else queueMicrotask(run);
   }
 
   /** One step: the next frame of every waiting request, within the row budgets, through the layers together. */
