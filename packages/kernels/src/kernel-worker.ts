@@ -113,6 +113,7 @@ export function runKernelWorker(port: WorkerPort): void {
           recordError(c, `${names[fnIndex] ?? 'kernel'} failed on a worker thread: ${(err as Error)?.message ?? String(err)}`);
         }
       }
+      Atomics.add(ctl, Ctl.WorkerChunks, 1);
       if (Atomics.add(ctl, Ctl.Done, 1) + 1 === chunks) Atomics.notify(ctl, Ctl.Done);
     }
   }

@@ -32,6 +32,8 @@ export const enum Ctl {
   RangeAt = 11,
   Count = 12,
   ChunkSize = 13,
+  /** Chunks run by worker threads since the start (a diagnostic: did the workers take part?). */
+  WorkerChunks = 14,
 }
 
 export const CHUNK_BITS = 12;

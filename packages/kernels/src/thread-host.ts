@@ -1,6 +1,6 @@
 /**
  * Starting kernel worker threads: the one platform seam of the threaded runtime. Under Node a worker_threads Worker
- * (unref'd, so idle kernel threads never keep a process alive); in a browser a module Web Worker.
+ * (unref'd while idle, so kernel threads never keep a process alive); in a browser a module Web Worker.
  *
  * Which worker file: the built package starts dist/kernel-worker-node.js (or -web.js) beside this file. When this file
  * runs from its TypeScript source (vitest resolves the "source" export condition; tsx), there is no .js beside it, so
@@ -14,6 +14,11 @@ export interface KernelThread {
   post(message: ToWorker): void;
   /** Messages, and a failure of the thread itself (a crash, an exit, a script that failed to load). */
   listen(onMessage: (m: FromWorker) => void, onFailure: (err: Error) => void): void;
+  /**
+   * Whether the thread keeps the process alive: only while the runtime awaits it (start, a new arena); an idle
+   * kernel thread must not stop the process from exiting. No-op in a browser.
+   */
+  keepAlive(on: boolean): void;
   terminate(): Promise<void>;
 }
 
@@ -37,7 +42,6 @@ async function spawnNodeThread(workerUrl?: URL): Promise<KernelThread> {
     const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
     worker = new Worker(boot, { eval: true });
   } else worker = new Worker(new URL('./kernel-worker-node.js', import.meta.url));
-  worker.unref();
   let terminated = false;
   return {
     post: (m) => worker.postMessage(m),
@@ -47,6 +51,10 @@ async function spawnNodeThread(workerUrl?: URL): Promise<KernelThread> {
       worker.on('exit', (code: number) => {
         if (!terminated) onFailure(new Error(`a kernel worker thread exited (code ${code})`));
       });
+    },
+    keepAlive(on) {
+      if (on) worker.ref();
+      else worker.unref();
     },
     async terminate() {
       terminated = true;
@@ -63,6 +71,7 @@ async function spawnWebThread(workerUrl?: URL): Promise<KernelThread> {
       worker.addEventListener('message', (e: MessageEvent<FromWorker>) => onMessage(e.data));
       worker.addEventListener('error', (e: ErrorEvent) => onFailure(new Error(`a kernel worker failed: ${e.message}`)));
     },
+    keepAlive() {},
     async terminate() {
       worker.terminate();
     },

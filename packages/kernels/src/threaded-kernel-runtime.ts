@@ -100,6 +100,11 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     this.stallTimeoutMs = options.stallTimeoutMs ?? 120_000;
   }
 
+  /** Chunks the worker threads ran so far (the rest ran on the calling thread). */
+  get workerChunks(): number {
+    return Atomics.load(this.v.ctl, Ctl.WorkerChunks);
+  }
+
   /** Starts threads-1 workers; resolves when all are ready. */
   static async create(options: ThreadedKernelRuntimeOptions): Promise<ThreadedKernelRuntime> {
     const threads = Math.floor(options.threads);
@@ -110,7 +115,7 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     try {
       const workers = await Promise.all(Array.from({ length: threads - 1 }, () => spawn(options.workerUrl)));
       rt.workers = workers;
-      await Promise.all(workers.map((w) => rt.start(w)));
+      await rt.awaitWorkers(Promise.all(workers.map((w) => rt.start(w))));
     } catch (err) {
       await rt.close();
       throw err;
@@ -168,8 +173,18 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     // Workers spinning or sleeping in their job loop leave it to read the message.
     Atomics.add(this.v.ctl, Ctl.MsgSeq, 1);
     this.wake();
-    await ready;
+    await this.awaitWorkers(ready);
     return arena;
+  }
+
+  /** Keeps the process alive while it waits on the workers, and only then (see KernelThread.keepAlive). */
+  private async awaitWorkers<T>(p: Promise<T>): Promise<T> {
+    for (const w of this.workers) w.keepAlive(true);
+    try {
+      return await p;
+    } finally {
+      for (const w of this.workers) w.keepAlive(false);
+    }
   }
 
   private wake(): void {
