@@ -77,7 +77,10 @@ export function runKernelWorker(port: WorkerPort): void {
       if (Atomics.load(ctl, Ctl.Gen) !== seen) return;
       if ((i & 255) === 255 && performance.now() > deadline) break;
     }
+    // Counted before the wait re-checks Gen, so a caller that stores Gen and then sees no sleeper cannot strand us.
+    Atomics.add(ctl, Ctl.Sleepers, 1);
     Atomics.wait(ctl, Ctl.Gen, seen);
+    Atomics.sub(ctl, Ctl.Sleepers, 1);
   }
 
   function runJob(c: ControlViews, gen: number): void {

@@ -34,6 +34,8 @@ export const enum Ctl {
   ChunkSize = 13,
   /** Chunks run by worker threads since the start (a diagnostic: did the workers take part?). */
   WorkerChunks = 14,
+  /** Workers blocked in Atomics.wait: a dispatch pays for Atomics.notify (a futex wake, µs) only when some sleep. */
+  Sleepers = 15,
 }
 
 export const CHUNK_BITS = 12;

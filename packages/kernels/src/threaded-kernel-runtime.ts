@@ -255,7 +255,12 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     Atomics.store(ctl, Ctl.ErrLen, 0);
     Atomics.store(ctl, Ctl.Claim, claimWord(gen, 0));
     Atomics.store(ctl, Ctl.Gen, gen);
-    Atomics.notify(ctl, Ctl.Gen);
+
+    // Workers spin for spinMicros after a job, so the products of a decode step find them awake. Waking a sleeping
+    // one costs the caller a futex wake; on this busy 2-core VM the woken worker often preempts the caller on its own
+    // core for its chunks plus its spin (~70 µs with the default spin; scripts/bench-threads.ts measures it), which
+    // is why the spin stays short and small products (minParallelWork) never dispatch.
+    if (Atomics.load(ctl, Ctl.Sleepers) > 0) Atomics.notify(ctl, Ctl.Gen);
 
     // The caller's share: claim chunks like any worker.
     let own: unknown;
