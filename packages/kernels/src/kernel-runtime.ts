@@ -1,6 +1,7 @@
 import { KernelArena } from './kernel-arena.js';
 import { loadKernelModule } from './kernel-module.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
+import type { KernelExports } from './kernel-exports.js';
 
 /** A weight matrix [rows, cols] (rows = outputs, as GGUF stores a linear layer) in its file encoding, in an arena. */
 export interface WeightMatrix {
@@ -21,6 +22,25 @@ export class UnsupportedKernelTypeError extends Error {
 }
 
 /**
+ * Kernel exports that can be split over threads: their last two parameters are a range [start, end) of independent
+ * items (rows, (row, head) pairs, …), and each item's output depends only on the item, so any split gives the same
+ * bits. Nothing checks the convention but the argument types: a kernel meant for parallelFor must follow it.
+ */
+export type RangeKernelName = {
+  [K in keyof KernelExports]: Parameters<KernelExports[K]> extends [...unknown[], number, number] ? K : never;
+}[keyof KernelExports];
+
+/** The arguments of a range kernel before its (start, end). */
+export type RangeKernelArgs<K extends RangeKernelName> = Parameters<KernelExports[K]> extends [...infer A, number, number] ? A : never;
+
+export interface ParallelForOptions {
+  /** Chunk boundaries fall on multiples of this (a kernel's unroll width); 1 by default. */
+  granule?: number;
+  /** Below this many items the call runs on the calling thread alone (dispatch costs a few microseconds); 2 by default. */
+  minCount?: number;
+}
+
+/**
  * Where the kernels run: the arenas (WebAssembly memories) and the threads that work on them. The engine asks it for
  * arenas and products; how the work is split over threads is its business. Every product gives each output the
  * same value whatever the thread count or batch size.
@@ -37,9 +57,16 @@ export interface KernelRuntime {
   actFormat(type: GgmlTypeInfo): number;
   /** out[i·outStride + r] = W[r] · act[i] for every row r of W and activation rows i < nAct (both in w.arena). */
   matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
+  /**
+   * Runs `kernel(...args, start, end)` over [0, count) split into chunks over the threads, and returns when every
+   * chunk is done (a kernel's failure on any thread is thrown here). Pointers in `args` are offsets in `arena`.
+   */
+  parallelFor<K extends RangeKernelName>(arena: KernelArena, kernel: K, args: RangeKernelArgs<K>, count: number, options?: ParallelForOptions): void;
   /** Stops the threads; arenas become unusable. */
   close(): Promise<void>;
 }
+
+type NumericKernel = (...args: number[]) => unknown;
 
 /** One thread: the caller's. */
 export class SerialKernelRuntime implements KernelRuntime {
@@ -73,6 +100,11 @@ export class SerialKernelRuntime implements KernelRuntime {
 
   matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void {
     w.arena.kernels.matmul(w.type.id, w.ptr, w.cols, 0, w.rows, act, actBytes, nAct, out, outStride);
+  }
+
+  parallelFor<K extends RangeKernelName>(arena: KernelArena, kernel: K, args: RangeKernelArgs<K>, count: number): void {
+    if (count <= 0) return;
+    (arena.kernels[kernel] as unknown as NumericKernel)(...(args as number[]), 0, count);
   }
 
   async close(): Promise<void> {
