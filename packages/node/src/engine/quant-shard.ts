@@ -188,8 +188,12 @@ export class QuantShard implements ForwardShard {
         k.rope(s.qkv + qDim * 4, qkvW, rows, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
         for (let i = 0; i < rows; i++) this.appendKv(s, rowCache[i].layer(l), rowCache[i].type, i, rowPos[i]);
         for (let i = 0; i < rows; i++) {
+          // The heads of a row are independent (each its own scores region): threads share them.
           const kv = rowCache[i].layer(l);
-          k.attention(kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores, 0, c.numHeads);
+          const args = [kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
+          // Short contexts are not worth a dispatch.
+          if ((rowPos[i] + 1) * c.numHeads < 2048) k.attention(...args, 0, c.numHeads);
+          else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
         }
         this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H);
         k.add_in_place(s.x, s.tmp, rows * H);
