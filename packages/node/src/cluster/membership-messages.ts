@@ -15,7 +15,11 @@ export interface GossipEntry {
   heardMsAgo: number;
 }
 export type ProfileMessage = { t: 'profile'; member: Announcement } | { t: 'bye' };
-export type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[] };
+/**
+ * `lagMs`: how late this node's own beats have recently been (its event loop was busy computing or the device is
+ * throttled). Peers wait that much longer before taking its silence for a loss.
+ */
+export type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[]; lagMs?: number };
 
 /** A membership message that does not follow the schema. */
 export class MembershipMessageError extends Error {
@@ -127,7 +131,10 @@ export function parseHeartbeatMessage(raw: unknown): HeartbeatMessage {
   if (m.t !== 'hb') fail(`unknown heartbeat message type ${JSON.stringify(m.t)?.slice(0, 40)}`);
   const seq = m.seq;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) fail('hb.seq must be a non-negative integer');
-  if (m.members === undefined) return { t: 'hb', seq };
+  const lag = m.lagMs;
+  if (lag !== undefined && (typeof lag !== 'number' || !Number.isFinite(lag) || lag < 0)) fail('hb.lagMs must be a finite number >= 0');
+  const base: HeartbeatMessage = lag === undefined ? { t: 'hb', seq } : { t: 'hb', seq, lagMs: lag };
+  if (m.members === undefined) return base;
   if (!Array.isArray(m.members) || m.members.length > MAX_MEMBERS) fail(`hb.members must list at most ${MAX_MEMBERS} entries`);
   const members = m.members.map((e): GossipEntry => {
     const g = record(e, 'hb.members entry');
@@ -138,5 +145,5 @@ export function parseHeartbeatMessage(raw: unknown): HeartbeatMessage {
       heardMsAgo: num(g, 'heardMsAgo', 'hb.members entry', -Infinity),
     };
   });
-  return { t: 'hb', seq, members };
+  return { ...base, members };
 }
