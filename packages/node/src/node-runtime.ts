@@ -1,6 +1,7 @@
 import { ApiRouter } from './api/api-router.js';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import type { BackendName } from './backend/tf-backend.js';
+import type { DeviceLoad } from './cluster/device-load.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
@@ -63,6 +64,10 @@ export interface MemberStatus {
   name: string;
   addresses: string[];
   profile: DeviceProfile;
+  /** Load as the node announces it: slowdown, other processes' CPU, available memory, memory budget. */
+  load: DeviceLoad | null;
+  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown). */
+  effectiveGflops: number;
   stageInfo: StageInfo | null;
   /** ms since this node last heard from it (0 for self). */
   lastSeenMsAgo: number;
@@ -120,6 +125,8 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
     name: m.name,
     addresses: m.addresses,
     profile: m.profile,
+    load: m.load,
+    effectiveGflops: Math.round((m.profile.gflopsDecode / (m.load?.slowdown ?? 1)) * 100) / 100,
     stageInfo: m.stageInfo,
     lastSeenMsAgo: self ? 0 : now - m.lastSeen,
   };

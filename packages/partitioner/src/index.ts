@@ -14,3 +14,7 @@ export { planPipeline, evaluateSplit } from './planner.js';
 export { replan, movedLayers } from './replan.js';
 export type { Prediction, Profiles } from './simulator.js';
 export { simulate } from './simulator.js';
+export type { ReplanPolicy, ReplanSituation, ReplanDecision } from './adaptive-replan.js';
+export { decideReplan, repricePlan, moveCostMs } from './adaptive-replan.js';
+export type { AvailabilityChange, DayReplayOptions, DayReplayResult, ReplaySummary, ReplayChange } from './day-replay.js';
+export { replayDay } from './day-replay.js';

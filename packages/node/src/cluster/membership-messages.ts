@@ -1,4 +1,5 @@
 import { BACKEND_NAMES, type BackendName } from '../backend/tf-backend.js';
+import type { DeviceLoad } from './device-load.js';
 import type { DeviceProfile } from './device-profile.js';
 import type { LinkStats } from './link-monitor.js';
 import type { ClusterMember, StageInfo } from './membership.js';
@@ -75,6 +76,23 @@ function parseProfile(v: unknown): DeviceProfile {
   };
 }
 
+function parseLoad(v: unknown): DeviceLoad | null {
+  if (v === null || v === undefined) return null;
+  const l = record(v, 'member.load');
+  const source = l.source;
+  if (source !== 'stage' && source !== 'probe' && source !== 'none') fail('member.load.source must be stage, probe or none');
+  const slowdown = num(l, 'slowdown', 'member.load', 1);
+  return {
+    slowdown,
+    source,
+    since: num(l, 'since', 'member.load'),
+    otherCpuCores: num(l, 'otherCpuCores', 'member.load'),
+    availableMemoryBytes: num(l, 'availableMemoryBytes', 'member.load'),
+    memoryBudgetBytes: num(l, 'memoryBudgetBytes', 'member.load'),
+    memoryReason: str(l, 'memoryReason', 'member.load', 512),
+  };
+}
+
 function parseStageInfo(v: unknown): StageInfo | null {
   if (v === null || v === undefined) return null;
   const s = record(v, 'member.stageInfo');
@@ -118,6 +136,7 @@ export function parseProfileMessage(raw: unknown): ProfileMessage {
       instanceId: str(a, 'instanceId', 'member', 128),
       addresses: addresses(a.addresses, 'member.addresses'),
       profile: parseProfile(a.profile),
+      load: parseLoad(a.load),
       stageInfo: parseStageInfo(a.stageInfo),
       links: parseLinks(a.links),
       version,

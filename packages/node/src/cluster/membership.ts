@@ -5,6 +5,7 @@ import type { MessageStream } from '../network/message-stream.js';
 import { DuplicatePeerIdError } from '../network/network-errors.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS, speaksEdgeNode } from '../network/protocol-ids.js';
+import type { DeviceLoad } from './device-load.js';
 import type { DeviceProfile } from './device-profile.js';
 import type { LinkStats } from './link-monitor.js';
 import { LoopLag, livenessVerdict, type LivenessPolicy } from './liveness.js';
@@ -33,6 +34,8 @@ export interface ClusterMember {
   /** Full multiaddrs ending /p2p/<peerId>, as announced by the node itself. */
   addresses: string[];
   profile: DeviceProfile;
+  /** The device's load now (slowdown, memory budget), as the node watches it while serving; null before it says. */
+  load: DeviceLoad | null;
   stageInfo: StageInfo | null;
   /** The node's own measurements of its links, keyed by the other end's peer id. */
   links: Record<string, LinkStats>;
@@ -115,6 +118,7 @@ export class Membership {
       instanceId: randomUUID(),
       addresses: [],
       profile: init.profile,
+      load: null,
       stageInfo: init.stageInfo ?? null,
       links: {},
       version: 1,
@@ -156,6 +160,11 @@ export class Membership {
 
   setProfile(profile: DeviceProfile): void {
     this.local.profile = profile;
+    this.changed();
+  }
+
+  setLoad(load: DeviceLoad): void {
+    this.local.load = load;
     this.changed();
   }
 
