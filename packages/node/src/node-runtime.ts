@@ -1,4 +1,8 @@
-import { ApiRouter } from './api/api-router.js';
+import { ApiRouter, readJsonBody } from './api/api-router.js';
+import { OpenAIError } from './api/openai-errors.js';
+import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
+import type { PlanChange } from './pipeline/plan-history.js';
+import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import type { BackendName } from './backend/tf-backend.js';
 import type { DeviceLoad } from './cluster/device-load.js';
@@ -57,6 +61,10 @@ export interface EdgeNodeOptions {
   maxFrameBytes?: number;
   membership?: MembershipOptions;
   linkMonitor?: LinkMonitorOptions;
+  /** Device watch tuning (sampling period, probe, memory reserve, smoothing). */
+  deviceWatch?: Pick<DeviceWatchOptions, 'intervalMs' | 'probeAfterIdleMs' | 'memoryReserveBytes' | 'slowdown'>;
+  /** When load changes are worth a new plan. */
+  replanPolicy?: ReplanPolicy;
 }
 
 export interface MemberStatus {
@@ -88,6 +96,10 @@ export interface ClusterStatus {
   plan: unknown;
   /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
   planError: string | null;
+  /** The last plan changes this node made as a coordinator, oldest first, with their reasons. */
+  planHistory: PlanChange[];
+  /** The coordinator's last verdict on its plan (why it was kept, or changed). */
+  planDecision: string;
 }
 
 export interface HealthStatus {
@@ -105,6 +117,8 @@ export interface EdgeNode {
   readonly membership: Membership;
   readonly links: LinkMonitor;
   readonly profile: DeviceProfile;
+  /** Load and memory of this device while it serves. */
+  readonly watch: DeviceWatch;
   /** Add HTTP routes here (e.g. `router.add('POST', '/v1/chat/completions', handler)`). */
   readonly router: ApiRouter;
   readonly api: ApiServer;
@@ -171,6 +185,14 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  const watch = new DeviceWatch({
+    profileMemoryBytes: profile.memoryBytes,
+    // What shedding layers frees: the wasm backend holds each weight twice (see clusterOf).
+    heldBytes: () => (pipeline?.heldWeightBytes ?? 0) * (profile.backend === 'wasm' ? 2 : 1),
+    announce: (load) => membership.setLoad(load),
+    log: logger,
+    ...options.deviceWatch,
+  });
   let servedContext = 0;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
@@ -207,6 +229,9 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         );
       },
       onRecoveryFailed: () => metrics.observeRecoveryFailure(),
+      observeCompute: (measured, expected) => watch.observeCompute(measured, expected),
+      onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
+      ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });
     servedContext = contextLength;
     await pipeline.start();
@@ -234,6 +259,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     }
   }
 
+  membership.setLoad(watch.current());
+  watch.start();
   const refiner = refineProfile({
     membership,
     initial: profile,
@@ -248,6 +275,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     membership,
     links,
     profile,
+    watch,
     router,
     api,
     logger,
@@ -263,6 +291,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
         plan,
         planError: pipeline?.planError ?? null,
+        planHistory: pipeline?.history.list() ?? [],
+        planDecision: pipeline?.lastDecision ?? '',
       };
     },
     setPlan: (p: unknown) => {
@@ -270,6 +300,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
     stop: async () => {
       refiner.stop();
+      watch.stop();
       await pipeline?.stop();
       await weights?.close();
       links.stop();
@@ -278,6 +309,16 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
   };
   router.add('GET', '/health', () => node.health(), { public: true });
+  // The operator lowers (or restores, with null) the memory this node offers while it runs: it sheds layers.
+  router.add('PUT', '/v1/node/memory-budget', async (req) => {
+    const body = (await readJsonBody(req, 4096)) as { bytes?: unknown } | null;
+    const bytes = body?.bytes;
+    if (bytes !== null && (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0)) {
+      throw new OpenAIError(400, 'send {"bytes": N} with N >= 0 (the memory this node may use), or {"bytes": null} for its start-up budget', 'invalid_request_error', 'invalid_memory_budget');
+    }
+    watch.setMemoryBudget(bytes);
+    return { memoryBudgetBytes: watch.current().memoryBudgetBytes, reason: watch.current().memoryReason };
+  });
   addOpenAIApi(router, {
     pipeline,
     metrics,

@@ -91,3 +91,36 @@ export function moveCostMs(previous: Plan, next: Plan, profile: ModelProfile, lo
 }
 
 
+
+/** A load-driven change made earlier, and how its former plan fares now. */
+export interface RestoreSituation {
+  /** Predicted ms/token of the plan in force under current figures. */
+  currentMs: number;
+  /** Predicted ms/token of the plan the change replaced, under current figures (Infinity if a device is gone). */
+  formerMs: number;
+  formerFits: boolean;
+  /** Every device whose load caused the change is back to the state it had under the former plan. */
+  causeCleared: boolean;
+  sinceLastChangeMs: number;
+}
+
+/**
+ * Whether to go back to the plan a load-driven change replaced. Among devices alike in speed, the plan in force
+ * may be no slower than the former one, yet the former is the one the planner chose for the quiet fleet (the
+ * helpers took extra layers, and their memory, only to cover for the busy device). So once the cause is cleared,
+ * the former plan comes back if it is predicted at most `tolerance` slower (default 2 %), after the hysteresis
+ * interval.
+ */
+export function decideRestore(s: RestoreSituation, policy: ReplanPolicy & { tolerance?: number } = {}): ReplanDecision {
+  if (!s.causeCleared) return { replan: false, reason: 'the device that caused the last change is still busy' };
+  if (!s.formerFits || !Number.isFinite(s.formerMs)) return { replan: false, reason: 'the former plan no longer fits the devices' };
+  const minInterval = policy.minIntervalMs ?? 8000;
+  if (s.sinceLastChangeMs < minInterval) {
+    return { replan: false, reason: `the plan changed ${(s.sinceLastChangeMs / 1000).toFixed(1)} s ago (hysteresis: at least ${(minInterval / 1000).toFixed(0)} s)` };
+  }
+  const tolerance = policy.tolerance ?? 0.02;
+  if (s.formerMs > s.currentMs * (1 + tolerance)) {
+    return { replan: false, reason: `the former plan would be slower (${s.formerMs.toFixed(1)} vs ${s.currentMs.toFixed(1)} ms/token)` };
+  }
+  return { replan: true, reason: `the cause is cleared: back to the former plan (predicted ${s.currentMs.toFixed(1)} → ${s.formerMs.toFixed(1)} ms/token)` };
+}

@@ -70,17 +70,23 @@ export function modelFingerprint(c: ModelConfig): string {
 const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
 
 /**
- * The devices and links the partitioner sees. The wasm backend keeps a packed copy of every weight matrix next to
- * the original, so a wasm node offers the planner half its memory budget.
+ * The devices and links the partitioner sees. A device's measured speed is divided by the slowdown its node
+ * announces (its owner is using it), and its memory is what the node offers now. The wasm backend keeps a packed
+ * copy of every weight matrix next to the original, so a wasm node offers the planner half its memory budget.
  */
 export function clusterOf(members: ClusterMember[]): Cluster {
-  const devices: Device[] = members.map((m) => ({
-    id: m.peerId,
-    gflops: m.profile.gflopsDecode,
-    gflopsPrefill: m.profile.gflopsPrefill,
-    memBandwidthGBps: m.profile.memBandwidthGBps,
-    memoryBytes: m.profile.backend === 'wasm' ? m.profile.memoryBytes / 2 : m.profile.memoryBytes,
-  }));
+  const devices: Device[] = members.map((m) => {
+    const slow = Math.max(1, m.load?.slowdown ?? 1);
+    const memory = Math.min(m.profile.memoryBytes, m.load?.memoryBudgetBytes ?? Infinity);
+    return {
+      id: m.peerId,
+      gflops: m.profile.gflopsDecode / slow,
+      gflopsPrefill: m.profile.gflopsPrefill / slow,
+      memBandwidthGBps: m.profile.memBandwidthGBps / slow,
+      // The partitioner wants positive figures; a node offering nothing is left out as "insufficient memory".
+      memoryBytes: Math.max(1, m.profile.backend === 'wasm' ? memory / 2 : memory),
+    };
+  });
   const ids = new Set(devices.map((d) => d.id));
   const links: Link[] = [];
   for (const m of members) {

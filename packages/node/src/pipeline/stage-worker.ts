@@ -29,6 +29,16 @@ interface Session {
 
 const DEFAULT_COMPUTE_ROWS = 32;
 
+/** One run of a stage's layers over some rows. */
+export interface ComputeSample {
+  startLayer: number;
+  endLayer: number;
+  rows: number;
+  /** Tokens already in the KV cache before these rows. */
+  position: number;
+  ms: number;
+}
+
 /** A request-level failure on this stage: reported to the coordinator as an error frame. */
 export class StageError extends Error {
   override name = 'StageError';
@@ -44,6 +54,8 @@ export interface StageWorkerOptions {
   log: NodeLogger;
   /** Most prompt rows computed in one go before the node's other work gets a turn. Default 32. */
   computeRows?: number;
+  /** Called after each run of this node's layers (the device watch compares it with the profile's prediction). */
+  onCompute?: (sample: ComputeSample) => void;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
 }
@@ -67,6 +79,11 @@ export class StageWorker {
       () => undefined,
     );
     return result;
+  }
+
+  /** Keys of the shards that live requests use (they must not be freed under them). */
+  shardsInUse(): Set<string> {
+    return new Set([...this.sessions.values()].map((s) => s.shardKey));
   }
 
   get sessionCount(): number {
@@ -137,7 +154,7 @@ export class StageWorker {
     if (opening.route[frame.stage] !== selfId) throw new StageError(`stage ${frame.stage} of request ${frame.rid} is ${opening.route[frame.stage]}, not this node`);
     if (opening.model !== modelFingerprint) throw new StageError(`request is for model ${opening.model}, this node has ${modelFingerprint}`);
     const [startLayer, endLayer] = opening.ranges[frame.stage];
-    const inUse = new Set([...this.sessions.values()].map((s) => s.shardKey));
+    const inUse = this.shardsInUse();
     const shard = await shards.get({ startLayer, endLayer }, inUse);
     const isLast = frame.stage === opening.route.length - 1;
     if (isLast !== shard.isLast) throw new StageError(`stage ${frame.stage} has layers [${startLayer}, ${endLayer}) but is ${isLast ? '' : 'not '}the last stage`);
@@ -169,7 +186,10 @@ export class StageWorker {
 
     const t0 = performance.now();
     const out = await this.forwardInSlices(frame, s);
-    const stageMs = [...(frame.stageMs ?? []), performance.now() - t0];
+    const ms = performance.now() - t0;
+    const stageMs = [...(frame.stageMs ?? []), ms];
+    const [startLayer, endLayer] = s.opening.ranges[s.stage];
+    this.opts.onCompute?.({ startLayer, endLayer, rows: frame.n, position: frame.pos, ms });
 
     const { route, coordinator } = s.opening;
     if (out.kind === 'logits') {
