@@ -74,7 +74,7 @@ export interface MemberStatus {
   profile: DeviceProfile;
   /** Load as the node announces it: slowdown, other processes' CPU, available memory, memory budget. */
   load: DeviceLoad | null;
-  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown). */
+  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown ÷ calibration). */
   effectiveGflops: number;
   stageInfo: StageInfo | null;
   /** ms since this node last heard from it (0 for self). */
@@ -140,7 +140,7 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
     addresses: m.addresses,
     profile: m.profile,
     load: m.load,
-    effectiveGflops: Math.round((m.profile.gflopsDecode / (m.load?.slowdown ?? 1)) * 100) / 100,
+    effectiveGflops: Math.round((m.profile.gflopsDecode / ((m.load?.slowdown ?? 1) * (m.load?.calibration ?? 1))) * 100) / 100,
     stageInfo: m.stageInfo,
     lastSeenMsAgo: self ? 0 : now - m.lastSeen,
   };
@@ -229,7 +229,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         );
       },
       onRecoveryFailed: () => metrics.observeRecoveryFailure(),
-      observeCompute: (measured, expected) => watch.observeCompute(measured, expected),
+      observeCompute: (measured, expected, profile) => watch.observeCompute(measured, expected, profile),
       onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
       ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });

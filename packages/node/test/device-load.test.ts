@@ -7,6 +7,8 @@ describe('SlowdownEstimator', () => {
     let t = 0;
     for (let i = 0; i < 20; i++) e.add((t += 100), 13 + (i % 3), 10); // the profile predicts 10 ms; it takes 13-15
     expect(e.slowdown()!).toBeLessThan(1.2);
+    expect(e.calibration()!).toBeGreaterThan(1.25); // the profile predicts 10 ms; the quiet device takes 13-15
+    expect(e.calibration()!).toBeLessThan(1.5);
     for (let i = 0; i < 100; i++) e.add((t += 100), 56, 10); // 10 s at 4× the quiet time
     expect(e.slowdown()!).toBeGreaterThan(3.5);
     expect(e.slowdown()!).toBeLessThan(4.5);
@@ -35,6 +37,13 @@ describe('announcedSlowdown', () => {
     expect(announcedSlowdown(3.1, 3.5)).toBe(3.1); // within 30 %
     expect(announcedSlowdown(3.1, 5)).toBe(5);
     expect(announcedSlowdown(3.1, 1.2)).toBe(1);
+  });
+
+  it('has hysteresis around the quiet level, so noise near it does not flip the announcement', () => {
+    expect(announcedSlowdown(1, 1.55)).toBe(1.55);
+    expect(announcedSlowdown(1.55, 1.4)).toBe(1.55); // not quiet until below 1.5 / √1.3 ≈ 1.32
+    expect(announcedSlowdown(1.55, 1.3)).toBe(1);
+    expect(announcedSlowdown(1, 1.45)).toBe(1);
   });
 });
 

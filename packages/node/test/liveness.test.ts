@@ -22,6 +22,15 @@ describe('liveness rules', () => {
     expect(silenceAllowedMs(60_000, { ...policy, maxGraceMs: 5000 })).toBe(7000);
   });
 
+  it('gives a peer that announced a slow device time in proportion to its slowdown', () => {
+    expect(silenceAllowedMs(0, policy, 6)).toBe(12_000);
+    expect(livenessVerdict(10_000, 300, policy, 6).lost).toBe(false);
+    const v = livenessVerdict(13_000, 300, policy, 6);
+    expect(v.lost).toBe(true);
+    if (v.lost) expect(v.reason).toBe('no heartbeat for 13.0 s with the connection open; its beats were up to 0.3 s late and it announced running 6× slower, so it had 12.9 s');
+    expect(silenceAllowedMs(0, policy, 50)).toBe(22_000);
+  });
+
   it('remembers the worst lag of the window, then forgets it', () => {
     const lag = new LoopLag(10_000);
     lag.record(0, 50);

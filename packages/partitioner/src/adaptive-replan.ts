@@ -6,11 +6,11 @@ import type { RequestShape } from './request-shape.js';
 
 /** When a running cluster changes its plan because devices got slower, faster, or short of memory. */
 export interface ReplanPolicy {
-  /** Smallest relative gain in predicted per-token latency worth a move. Default 0.1 (10 %). */
+  /** Smallest relative gain in predicted per-token latency worth a move. Default 0.2 (20 %). */
   minGain?: number;
   /** Smallest absolute gain per token, ms. Default 0.5. */
   minGainMs?: number;
-  /** Least time between two load-driven plan changes: the hysteresis that keeps a plan from flapping. Default 8 s. */
+  /** Least time between two load-driven plan changes: the hysteresis that keeps a plan from flapping. Default 10 s. */
   minIntervalMs?: number;
   /** Tokens over which a move must pay back the time it costs. Default 500. */
   paybackTokens?: number;
@@ -44,7 +44,7 @@ export function decideReplan(s: ReplanSituation, policy: ReplanPolicy = {}): Rep
   if (!s.currentFits) return { replan: true, reason: 'the plan in force no longer fits in memory' };
   const gainMs = s.currentMs - s.candidateMs;
   const gain = gainMs / s.currentMs;
-  const minGain = policy.minGain ?? 0.1;
+  const minGain = policy.minGain ?? 0.2;
   const minGainMs = policy.minGainMs ?? 0.5;
   const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
   if (!(gain >= minGain) || gainMs < minGainMs) {
@@ -54,7 +54,7 @@ export function decideReplan(s: ReplanSituation, policy: ReplanPolicy = {}): Rep
   if (s.moveMs > gainMs * payback) {
     return { replan: false, reason: `moving ${s.movedLayers} layers (${s.moveMs.toFixed(0)} ms) would not pay back within ${payback} tokens` };
   }
-  const minInterval = policy.minIntervalMs ?? 8000;
+  const minInterval = policy.minIntervalMs ?? 10_000;
   if (s.sinceLastChangeMs < minInterval) {
     return { replan: false, reason: `the plan changed ${(s.sinceLastChangeMs / 1000).toFixed(1)} s ago (hysteresis: at least ${(minInterval / 1000).toFixed(0)} s)` };
   }
@@ -77,20 +77,22 @@ export function repricePlan(plan: Plan, profile: ModelProfile, cluster: Cluster,
   return { cost, fitsInMemory };
 }
 
-/** Predicted time to bring the layers `next` moves onto their new devices, at `loadMBps` per device in parallel. */
-export function moveCostMs(previous: Plan, next: Plan, profile: ModelProfile, loadMBps: number): number {
-  const owner = new Map<number, string>();
-  for (const s of previous.stages) for (let l = s.startLayer; l < s.endLayer; l++) owner.set(l, s.device);
+/**
+ * Predicted time to bring `next`'s stages onto their devices: a device whose range changes loads its whole new range
+ * (a runtime holds each range as one unit), at `loadMBps` divided by that device's slowdown; devices load in
+ * parallel, so the slowest one decides.
+ */
+export function moveCostMs(previous: Plan, next: Plan, profile: ModelProfile, loadMBps: number, slowdownOf: (device: string) => number = () => 1): number {
+  const held = new Set(previous.stages.map((s) => `${s.device}\u0000${s.startLayer}\u0000${s.endLayer}`));
   let worst = 0;
   for (const s of next.stages) {
+    if (s.endLayer <= s.startLayer || held.has(`${s.device}\u0000${s.startLayer}\u0000${s.endLayer}`)) continue;
     let bytes = 0;
-    for (let l = s.startLayer; l < s.endLayer; l++) if (owner.get(l) !== s.device) bytes += profile.layers[l].weightBytes;
-    worst = Math.max(worst, bytes / (loadMBps * 1e3));
+    for (let l = s.startLayer; l < s.endLayer; l++) bytes += profile.layers[l].weightBytes;
+    worst = Math.max(worst, (bytes / (loadMBps * 1e3)) * Math.max(1, slowdownOf(s.device)));
   }
   return worst;
 }
-
-
 
 /** A load-driven change made earlier, and how its former plan fares now. */
 export interface RestoreSituation {
@@ -114,7 +116,7 @@ export interface RestoreSituation {
 export function decideRestore(s: RestoreSituation, policy: ReplanPolicy & { tolerance?: number } = {}): ReplanDecision {
   if (!s.causeCleared) return { replan: false, reason: 'the device that caused the last change is still busy' };
   if (!s.formerFits || !Number.isFinite(s.formerMs)) return { replan: false, reason: 'the former plan no longer fits the devices' };
-  const minInterval = policy.minIntervalMs ?? 8000;
+  const minInterval = policy.minIntervalMs ?? 10_000;
   if (s.sinceLastChangeMs < minInterval) {
     return { replan: false, reason: `the plan changed ${(s.sinceLastChangeMs / 1000).toFixed(1)} s ago (hysteresis: at least ${(minInterval / 1000).toFixed(0)} s)` };
   }

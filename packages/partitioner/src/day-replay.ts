@@ -1,4 +1,4 @@
-import { decideReplan, moveCostMs, repricePlan, type ReplanPolicy } from './adaptive-replan.js';
+import { decideReplan, decideRestore, moveCostMs, repricePlan, type ReplanPolicy } from './adaptive-replan.js';
 import type { Cluster, Device } from './cluster.js';
 import type { ModelProfile } from './model-profile.js';
 import type { Plan } from './plan.js';
@@ -61,9 +61,18 @@ export interface DayReplayResult {
   timeline: { atS: number; staticMsPerToken: number; adaptiveMsPerToken: number }[];
 }
 
+interface DeviceState {
+  slowdown: number;
+  memoryBytes: number;
+}
+
 interface Track {
   plan: Plan;
   pending: { atS: number; plan: Plan } | null;
+  /** The plan a load-driven change replaced, the device states under it, and the devices that caused the change. */
+  restorable: { former: Plan; states: Map<string, DeviceState>; causes: string[] } | null;
+  /** Device states when the plan in force was adopted. */
+  states: Map<string, DeviceState>;
   lastChangeS: number;
   summary: ReplaySummary;
 }
@@ -103,11 +112,20 @@ export function replayDay(
     }
     return { ...base, devices };
   };
+  const statesAt = (t: number): Map<string, DeviceState> => {
+    const c = clusterAt(t);
+    const out = new Map<string, DeviceState>();
+    for (const d of base.devices) {
+      const now = c.devices.find((x) => x.id === d.id);
+      out.set(d.id, now ? { slowdown: d.gflops / now.gflops, memoryBytes: now.memoryBytes } : { slowdown: Infinity, memoryBytes: 0 });
+    }
+    return out;
+  };
   const first = planPipeline(profile, clusterAt(0), request);
   const emptySummary = (): ReplaySummary => ({ tokens: 0, meanTokPerS: 0, worstMsPerToken: 0, changes: 0, forcedChanges: 0, movedLayers: 0, movingS: 0 });
   const tracks: Record<'static' | 'adaptive', Track> = {
-    static: { plan: first, pending: null, lastChangeS: -Infinity, summary: emptySummary() },
-    adaptive: { plan: first, pending: null, lastChangeS: -Infinity, summary: emptySummary() },
+    static: { plan: first, pending: null, restorable: null, states: statesAt(0), lastChangeS: -Infinity, summary: emptySummary() },
+    adaptive: { plan: first, pending: null, restorable: null, states: statesAt(0), lastChangeS: -Infinity, summary: emptySummary() },
   };
   const log: ReplayChange[] = [];
   const timeline: DayReplayResult['timeline'] = [];
@@ -119,9 +137,16 @@ export function replayDay(
   const noticeTimes = new Set(sorted.map((c) => c.atS + notice));
   const times = [...boundaries].sort((a, b) => a - b);
 
-  const switchTo = (name: 'static' | 'adaptive', track: Track, t: number, next: Plan, reason: string, forced: boolean, cluster: Cluster) => {
+  const switchTo = (name: 'static' | 'adaptive', track: Track, t: number, next: Plan, reason: string, forced: boolean, cluster: Cluster, restoring = false) => {
     const moved = movedLayers(track.plan, next);
-    const moveS = moveCostMs(track.plan, next, profile, loadMBps) / 1000;
+    const states = statesAt(t);
+    const moveS = moveCostMs(track.plan, next, profile, loadMBps, (d) => states.get(d)?.slowdown ?? 1) / 1000;
+    if (restoring || forced) track.restorable = null;
+    else if (!track.restorable) {
+      const causes = [...states].filter(([id, st]) => st.slowdown > (track.states.get(id)?.slowdown ?? 1) || st.memoryBytes < (track.states.get(id)?.memoryBytes ?? Infinity)).map(([id]) => id);
+      if (causes.length > 0) track.restorable = { former: track.plan, states: track.states, causes };
+    }
+    track.states = states;
     const before = repricePlan(track.plan, profile, cluster, request).cost?.tokenLatencyMs ?? Infinity;
     log.push({ atS: t, strategy: name, reason, movedLayers: moved, fromMsPerToken: before, toMsPerToken: next.cost.tokenLatencyMs });
     track.summary.changes++;
@@ -132,6 +157,7 @@ export function replayDay(
     // A forced change cannot keep serving on the old plan: it stalls for the move. A chosen one loads first.
     if (forced) {
       track.plan = next;
+      track.states = states;
       return moveS + (options.switchPauseMs ?? next.cost.ttftMs) / 1000;
     }
     track.pending = { atS: t + moveS, plan: next };
@@ -159,12 +185,24 @@ export function replayDay(
             currentFits: now.fitsInMemory,
             candidateMs: candidate.cost.tokenLatencyMs,
             movedLayers: movedLayers(track.plan, candidate),
-            moveMs: moveCostMs(track.plan, candidate, profile, loadMBps),
+            moveMs: moveCostMs(track.plan, candidate, profile, loadMBps, (d) => statesAt(t0).get(d)?.slowdown ?? 1),
             sinceLastChangeMs: (t0 - track.lastChangeS) * 1000,
           },
           options.policy,
         );
         if (decision.replan) switchTo(name, track, t0, candidate, decision.reason, false, cluster);
+        else if (track.restorable) {
+          // Once the devices that caused the last change are back as they were, go back to the former plan.
+          const { former, states, causes } = track.restorable;
+          const nowStates = statesAt(t0);
+          const causeCleared = causes.every((id) => (nowStates.get(id)?.slowdown ?? 1) <= (states.get(id)?.slowdown ?? 1) && (nowStates.get(id)?.memoryBytes ?? 0) >= (states.get(id)?.memoryBytes ?? 0));
+          const back = repricePlan(former, profile, cluster, request);
+          const restore = decideRestore(
+            { currentMs: now.cost.tokenLatencyMs, formerMs: back.cost?.tokenLatencyMs ?? Infinity, formerFits: back.cost !== null && back.fitsInMemory, causeCleared, sinceLastChangeMs: (t0 - track.lastChangeS) * 1000 },
+            options.policy,
+          );
+          if (restore.replan) switchTo(name, track, t0, { ...former, cost: back.cost! }, restore.reason, false, cluster, true);
+        }
       }
       // Serve the segment: old plan until a pending switch lands, then the new one (after the switch pause).
       let t = t0 + stall;

@@ -5,6 +5,12 @@
 export interface DeviceLoad {
   /** Time this node's compute takes now ÷ the time it took when the device was quiet (1 = as profiled). */
   slowdown: number;
+  /**
+   * Measured ÷ predicted time of this node's stage compute when the device was at its quietest: how far the profile's
+   * prediction is off for this engine on this device (null until the node has run a stage). The planner divides
+   * the profile's speed by it, so its predictions follow what the device really does.
+   */
+  calibration: number | null;
   /** Where the figure comes from: its own stage compute, an idle probe kernel, or nothing yet. */
   source: 'stage' | 'probe' | 'none';
   /** When the slowdown reached about its current level (ms since epoch). */
@@ -20,7 +26,7 @@ export interface DeviceLoad {
 }
 
 export interface SlowdownPolicy {
-  /** Time constant of the smoothing (a spike shorter than this barely moves the figure). Default 3000 ms. */
+  /** Time constant of the smoothing (a spike shorter than this barely moves the figure). Default 4000 ms. */
   timeConstantMs?: number;
   /** A change smaller than this factor is not announced (deadband). Default 1.3. */
   announceFactor?: number;
@@ -45,7 +51,7 @@ export class SlowdownEstimator {
   private readonly minSamples: number;
 
   constructor(policy: SlowdownPolicy = {}) {
-    this.tau = policy.timeConstantMs ?? 3000;
+    this.tau = policy.timeConstantMs ?? 4000;
     this.minSamples = policy.minSamples ?? 3;
   }
 
@@ -70,6 +76,11 @@ export class SlowdownEstimator {
     return Math.exp(this.logRatio - this.best);
   }
 
+  /** Best smoothed measured/expected seen (absolute), or null before `minSamples`. */
+  calibration(): number | null {
+    return Number.isFinite(this.best) ? Math.exp(this.best) : null;
+  }
+
   /** When the last sample came (ms). */
   get lastSampleAt(): number {
     return this.lastAt;
@@ -78,15 +89,17 @@ export class SlowdownEstimator {
 
 /**
  * Whether a newly estimated slowdown should be announced in place of the one peers know: only a change beyond
- * the deadband, so that noise does not make every node re-plan. Returns the figure to announce (quiet → 1).
+ * the deadband, so that noise does not make every node re-plan. A quiet device turns busy at `quietBelow`; a busy
+ * one turns quiet again only below `quietBelow` ÷ √`announceFactor` (hysteresis). Returns the figure to announce.
  */
 export function announcedSlowdown(previous: number, estimate: number, policy: SlowdownPolicy = {}): number {
   const quiet = policy.quietBelow ?? 1.5;
   const band = policy.announceFactor ?? 1.3;
-  const next = estimate < quiet ? 1 : Math.round(estimate * 100) / 100;
-  if (next === 1) return 1;
-  const ratio = next > previous ? next / previous : previous / next;
-  return ratio >= band ? next : previous;
+  const rounded = Math.round(estimate * 100) / 100;
+  if (previous === 1) return estimate >= quiet ? rounded : 1;
+  if (estimate < quiet / Math.sqrt(band)) return 1;
+  const ratio = rounded > previous ? rounded / previous : previous / rounded;
+  return ratio >= band ? Math.max(rounded, quiet) : previous;
 }
 
 export interface MemoryPressureState {

@@ -28,7 +28,8 @@ export interface DeviceWatchOptions {
  * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
  */
 export class DeviceWatch {
-  private readonly stage: SlowdownEstimator;
+  private stage: SlowdownEstimator;
+  private stageProfile: unknown = null;
   private readonly probe: SlowdownEstimator;
   private probeBaseMs = 0;
   private load: DeviceLoad;
@@ -44,6 +45,7 @@ export class DeviceWatch {
     this.interval = opts.intervalMs ?? 1000;
     this.load = {
       slowdown: 1,
+      calibration: null,
       source: 'none',
       since: Date.now(),
       otherCpuCores: 0,
@@ -67,8 +69,15 @@ export class DeviceWatch {
     return this.load;
   }
 
-  /** One run of this node's stage: `measuredMs` of compute where the profile predicts `expectedMs`. */
-  observeCompute(measuredMs: number, expectedMs: number): void {
+  /**
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured
+   * profile starts the calibration afresh (it is relative to the profile's figures).
+   */
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null): void {
+    if (profile !== this.stageProfile) {
+      this.stageProfile = profile;
+      this.stage = new SlowdownEstimator(this.opts.slowdown);
+    }
     this.stage.add(Date.now(), measuredMs, expectedMs);
   }
 
@@ -99,8 +108,10 @@ export class DeviceWatch {
       budget = this.pressure.capBytes;
       reason = `memory pressure: ${mb(available)} available, below the ${mb(reserve)} reserve`;
     }
+    const calibration = this.stage.calibration();
     const next: DeviceLoad = {
       slowdown,
+      calibration: calibration === null ? this.load.calibration : Math.round(calibration * 100) / 100,
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -108,11 +119,15 @@ export class DeviceWatch {
       memoryBudgetBytes: budget,
       memoryReason: reason,
     };
-    const changed = next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    // Calibration is announced when it moves by more than 10 % (it only improves as the device has quieter moments).
+    const calibrationMoved = next.calibration !== null && (this.load.calibration === null || Math.abs(next.calibration / this.load.calibration - 1) > 0.1);
+    if (!calibrationMoved) next.calibration = this.load.calibration;
+    const changed = calibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
     const prev = this.load;
     this.load = next;
     if (changed) {
       if (next.slowdown !== prev.slowdown) this.opts.log.info(`device load: ${next.slowdown === 1 ? 'quiet again' : `${next.slowdown}× slower than profiled`} (${next.source}; other processes use ${next.otherCpuCores.toFixed(1)} cores)`);
+      if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }

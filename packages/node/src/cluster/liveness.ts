@@ -15,19 +15,28 @@ export interface LivenessPolicy {
   maxGraceMs?: number;
 }
 
-/** How long a peer that announced `peerLagMs` may stay silent before it is taken for lost. */
-export function silenceAllowedMs(peerLagMs: number, policy: LivenessPolicy): number {
-  const grace = Math.min(policy.maxGraceMs ?? 20_000, (policy.lagFactor ?? 3) * Math.max(0, peerLagMs));
-  return policy.failureTimeoutMs + grace;
+/**
+ * How long a peer may stay silent before it is taken for lost: the failure timeout, plus `lagFactor` × the lateness
+ * it announced for its beats, plus (slowdown − 1) × the failure timeout when it announced that its device runs
+ * `peerSlowdown` times slower than profiled (a throttled device stalls in bursts: a garbage collection or a layer
+ * load at 10 % of a core takes seconds).
+ */
+export function silenceAllowedMs(peerLagMs: number, policy: LivenessPolicy, peerSlowdown = 1): number {
+  const lag = (policy.lagFactor ?? 3) * Math.max(0, peerLagMs);
+  const slow = Math.max(0, peerSlowdown - 1) * policy.failureTimeoutMs;
+  return policy.failureTimeoutMs + Math.min(policy.maxGraceMs ?? 20_000, lag + slow);
 }
 
 export type LivenessVerdict = { lost: false } | { lost: true; reason: string };
 
 /** Whether a peer silent for `silentMs` is lost, with the reason a log line and a `leave` event carry. */
-export function livenessVerdict(silentMs: number, peerLagMs: number, policy: LivenessPolicy): LivenessVerdict {
-  const allowed = silenceAllowedMs(peerLagMs, policy);
+export function livenessVerdict(silentMs: number, peerLagMs: number, policy: LivenessPolicy, peerSlowdown = 1): LivenessVerdict {
+  const allowed = silenceAllowedMs(peerLagMs, policy, peerSlowdown);
   if (silentMs <= allowed) return { lost: false };
-  const lateness = peerLagMs > 0 ? `; its beats were up to ${(peerLagMs / 1000).toFixed(1)} s late, so it had ${(allowed / 1000).toFixed(1)} s` : '';
+  const said: string[] = [];
+  if (peerLagMs > 0) said.push(`its beats were up to ${(peerLagMs / 1000).toFixed(1)} s late`);
+  if (peerSlowdown > 1) said.push(`it announced running ${peerSlowdown}× slower`);
+  const lateness = said.length > 0 ? `; ${said.join(' and ')}, so it had ${(allowed / 1000).toFixed(1)} s` : '';
   return { lost: true, reason: `no heartbeat for ${(silentMs / 1000).toFixed(1)} s with the connection open${lateness}` };
 }
 

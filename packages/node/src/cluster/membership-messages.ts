@@ -82,8 +82,13 @@ function parseLoad(v: unknown): DeviceLoad | null {
   const source = l.source;
   if (source !== 'stage' && source !== 'probe' && source !== 'none') fail('member.load.source must be stage, probe or none');
   const slowdown = num(l, 'slowdown', 'member.load', 1);
+  const calibration = l.calibration;
+  if (calibration !== null && calibration !== undefined && (typeof calibration !== 'number' || !Number.isFinite(calibration) || calibration <= 0)) {
+    fail('member.load.calibration must be a positive number or null');
+  }
   return {
     slowdown,
+    calibration: typeof calibration === 'number' ? calibration : null,
     source,
     since: num(l, 'since', 'member.load'),
     otherCpuCores: num(l, 'otherCpuCores', 'member.load'),

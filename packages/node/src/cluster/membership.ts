@@ -369,7 +369,7 @@ export class Membership {
       } else if (s.heartbeatOut.writable && s.heartbeatOut.raw.writeBufferLength < 64 * 1024) {
         s.heartbeatOut.send(beat).catch(() => {});
       }
-      const verdict = livenessVerdict(now - s.lastHeard, s.peerLagMs, this.liveness);
+      const verdict = livenessVerdict(now - s.lastHeard, s.peerLagMs, this.liveness, this.remote.get(peerId)?.load?.slowdown ?? 1);
       if (verdict.lost) {
         this.drop(peerId, verdict.reason);
         this.host.disconnect(peerId);

@@ -334,6 +334,9 @@ export async function createEdgeHost(options: EdgeHostOptions): Promise<EdgeHost
     peerDiscovery: options.mdns ? [mdns({ interval: options.mdnsIntervalMs ?? 1000, peerName: options.name })] : [],
     services: { identify: identify(), identifyPush: identifyPush(), ping: ping() },
     connectionManager: { dialTimeout: 5000 },
+    // A peer too busy to answer libp2p's periodic ping in time is not gone: membership decides loss from evidence
+    // (closed connection, silence beyond what the peer announced), so the monitor must not cut the connection.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
   });
 
   const host = new Libp2pEdgeHost(node, codec, options, bootstrap);

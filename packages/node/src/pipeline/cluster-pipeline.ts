@@ -19,8 +19,15 @@ import { ShardStore } from './shard-store.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
-export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number };
+/** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
+export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string };
 export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
+
+/** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
+const MIGRATION_PAYBACK_TOKENS = 64;
+
+/** A re-plan waits at most this long for its stages to load (a throttled node loads slowly): then it re-decides. */
+const REPLAN_LOAD_PATIENCE_MS = 4000;
 type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface ClusterPipelineOptions {
@@ -41,7 +48,7 @@ export interface ClusterPipelineOptions {
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
   onMigrate?: (event: MigrationEvent) => void;
   onPlanChange?: (change: PlanChange) => void;
   /** When load changes are worth a new plan (threshold, payback, hysteresis). */
@@ -83,6 +90,12 @@ export class ClusterPipeline {
   /** Why the plan in force was kept at the last check (or changed). */
   lastDecision = '';
   private adapting = false;
+  /**
+   * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
+   * moves them only when it pays within MIGRATION_PAYBACK_TOKENS (a move replays their history as one prefill);
+   * a plan that no longer fits, or a change of membership, moves them always.
+   */
+  private moveRunningTo: Route | null = null;
   private lastChangeAt = 0;
   /** Devices' loads when the plan in force was made (to say what changed). */
   private loadsAtPlan = new Map<string, DeviceLoad | null>();
@@ -118,7 +131,7 @@ export class ClusterPipeline {
       maxRowsPerFrame: this.maxRows,
       log: opts.log,
       isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
-      latestRoute: () => (this.planning ? null : (this.plan?.route ?? null)),
+      latestRoute: () => (this.planning ? null : this.moveRunningTo),
       ...(opts.onMigrate ? { onMigrate: opts.onMigrate } : {}),
       ...(opts.onStep ? { onStep: opts.onStep } : {}),
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
@@ -269,7 +282,10 @@ export class ClusterPipeline {
       const desc = next.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
       this.opts.log.info(`plan: ${desc} (${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${loadMs.toFixed(0)} ms)`);
       for (const e of next.plan.excluded) this.opts.log.info(`plan leaves out ${e.device.slice(-8)}: ${e.reason}`);
-      if (this.plan) this.record(this.plan, next, exclude.size > 0 ? 'a stage node was lost' : 'cluster membership changed', loadMs, this.plan.plan.cost.tokenLatencyMs);
+      if (this.plan) {
+        this.record(this.plan, next, exclude.size > 0 ? 'a stage node was lost' : 'cluster membership changed', loadMs, this.plan.plan.cost.tokenLatencyMs);
+        this.dropLeftOut(this.plan, next);
+      }
       this.restorable = null;
     }
     this.adopt(next);
@@ -277,8 +293,9 @@ export class ClusterPipeline {
   }
 
   /** Makes `next` the plan in force (running requests move to it at their next token). */
-  private adopt(next: ClusterPlan): void {
+  private adopt(next: ClusterPlan, moveRunning = true): void {
     this.plan = next;
+    this.moveRunningTo = moveRunning ? next.route : null;
     this.loadsAtPlan = new Map(this.everyMember().map((m) => [m.peerId, m.load]));
     this.opts.onPlan?.(next);
   }
@@ -336,13 +353,15 @@ export class ClusterPipeline {
       }
       const now = repricePlan(current.plan, this.profile, clusterOf(members), this.planRequest());
       if (!now.cost) return null; // a stage's node is gone: membership's re-plan handles it
+      const loads = new Map(members.map((m) => [m.peerId, m.load?.slowdown ?? 1]));
+      const slowdownOf = (id: string) => loads.get(id) ?? 1;
       let decision = decideReplan(
         {
           currentMs: now.cost.tokenLatencyMs,
           currentFits: now.fitsInMemory,
           candidateMs: candidate.plan.cost.tokenLatencyMs,
           movedLayers: candidate.id === current.id ? 0 : Math.max(1, movedLayers(current.plan, candidate.plan)),
-          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200),
+          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf),
           sinceLastChangeMs: Date.now() - this.lastChangeAt,
         },
         this.opts.replanPolicy,
@@ -374,17 +393,41 @@ export class ClusterPipeline {
       if (!decision.replan) return null;
       const cause = describeCause(Date.now(), members.map((m) => ({ peerId: m.peerId, name: m.name, load: m.load })), this.loadsAtPlan);
       const t0 = performance.now();
+      // The old route serves while the new stages load. A stage on a busy device may load far slower than
+      // predicted (its slowdown was still rising): past the patience, drop this candidate and decide again with
+      // fresher figures; the load goes on in the background.
+      const patience = Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf));
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await Promise.all(candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer)));
+        const loads = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
+        const loaded = await Promise.race([
+          Promise.all(loads).then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience))),
+        ]);
+        if (!loaded) {
+          // A late load must not pin layers on a node the plan in force does not use.
+          for (const l of loads) {
+            void l.then((s) => {
+              if (!this.plan?.stages.some((x) => x.peerId === s.peerId)) this.dropOn(s.peerId, s.name);
+            }).catch(() => {});
+          }
+          this.lastDecision = `re-plan abandoned: its stages did not load within ${(patience / 1000).toFixed(1)} s`;
+          this.opts.log.warn(`${this.lastDecision} (${candidate.id}); deciding again`);
+          return null;
+        }
       } catch (err) {
         this.opts.log.warn(`re-plan abandoned, a stage could not load its layers: ${(err as Error).message}`);
         return null;
+      } finally {
+        clearTimeout(timer);
       }
       if (this.plan !== current) return null; // membership re-planned meanwhile
       const loadMs = performance.now() - t0;
       const loadsBefore = this.loadsAtPlan;
+      this.dropLeftOut(current, candidate);
       const change = this.record(current, candidate, cause, loadMs, now.cost.tokenLatencyMs);
-      this.adopt(candidate);
+      const gainMs = now.cost.tokenLatencyMs - candidate.plan.cost.tokenLatencyMs;
+      this.adopt(candidate, !now.fitsInMemory || gainMs * MIGRATION_PAYBACK_TOKENS > candidate.plan.cost.ttftMs);
       if (restoring) this.restorable = null;
       else if (!this.restorable) {
         // Remember what to go back to once the devices that caused this change are quiet again.
@@ -398,6 +441,22 @@ export class ClusterPipeline {
     } finally {
       this.adapting = false;
     }
+  }
+
+  /** Tells the nodes of `before` that `after` leaves out to free what they held for this coordinator. */
+  private dropLeftOut(before: ClusterPlan, after: ClusterPlan): void {
+    const kept = new Set(after.stages.map((s) => s.peerId));
+    for (const s of before.stages) if (!kept.has(s.peerId)) this.dropOn(s.peerId, s.name);
+  }
+
+  private dropOn(peerId: string, name: string): void {
+    if (peerId === this.opts.host.peerId) {
+      void this.onControl({ op: 'drop', model: this.fingerprint }, peerId);
+      return;
+    }
+    void this.controlChannel(peerId)
+      .then((c) => c.request({ op: 'drop', model: this.fingerprint }, { timeoutMs: 30_000 }))
+      .catch((err: Error) => this.opts.log.debug(`could not tell ${name} to drop its layers: ${err.message}`));
   }
 
   private planRequest() {
@@ -417,7 +476,7 @@ export class ClusterPipeline {
       }
     }
     const expected = this.expectModel.cm.decodeMs(0, sample.startLayer, sample.endLayer, sample.position) * sample.rows;
-    this.opts.observeCompute(sample.ms, expected);
+    this.opts.observeCompute(sample.ms, expected, profile);
   }
 
   /** As a stage: frees ranges no coordinator asked for last and no live request uses. */
@@ -476,8 +535,9 @@ export class ClusterPipeline {
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const layers = this.opts.model.config.numLayers;
     const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
-    if (b.op !== 'load') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
-    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error('load: model must be a string');
+    if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
+    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
+    if (b.op === 'drop') return { op: 'drop', model: b.model };
     if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
       throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
     }
@@ -485,8 +545,13 @@ export class ClusterPipeline {
   }
 
   private async onControl(req: ControlRequest, from: string): Promise<ControlReply> {
-    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
     if (req.model !== this.fingerprint) throw new Error(`this node has model ${this.fingerprint}, not ${req.model}`);
+    if (req.op === 'drop') {
+      // Freed by trimShards once no request of that coordinator uses it.
+      this.currentRanges.delete(from);
+      return { ok: true, weightBytes: this.heldWeightBytes, loadMs: 0 };
+    }
+    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
     const t0 = performance.now();
     const range = { startLayer: req.startLayer, endLayer: req.endLayer };
     // The old range stays loaded while requests use it (they move at their next token); trimShards frees it then.

@@ -71,12 +71,16 @@ const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b
 
 /**
  * The devices and links the partitioner sees. A device's measured speed is divided by the slowdown its node
- * announces (its owner is using it), and its memory is what the node offers now. The wasm backend keeps a packed
+ * announces (its owner is using it) and by its calibration (how far the profile's prediction was off for its stage
+ * when quiet), and its memory is what the node offers now. The wasm backend keeps a packed
  * copy of every weight matrix next to the original, so a wasm node offers the planner half its memory budget.
  */
 export function clusterOf(members: ClusterMember[]): Cluster {
+  // A node that has not run a stage yet is assumed to be off by as much as the others (same engine, similar devices).
+  const known = members.map((m) => m.load?.calibration).filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
+  const typical = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
   const devices: Device[] = members.map((m) => {
-    const slow = Math.max(1, m.load?.slowdown ?? 1);
+    const slow = Math.max(1, m.load?.slowdown ?? 1) * (m.load?.calibration ?? typical);
     const memory = Math.min(m.profile.memoryBytes, m.load?.memoryBudgetBytes ?? Infinity);
     return {
       id: m.peerId,

@@ -31,7 +31,11 @@ export class ShardStore {
     let entry = this.entries.get(key);
     if (!entry) {
       this.evict(inUse, key);
-      const loading = loadShard(this.model, range).then((weights) => ({ weights, shard: new TransformerShard(weights) }));
+      const loading = loadShard(this.model, range).then((weights) => {
+        const shard = new TransformerShard(weights);
+        warmUp(shard);
+        return { weights, shard };
+      });
       entry = { range, loading, lastUsed: Date.now() };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));
@@ -83,5 +87,18 @@ export class ShardStore {
       if (loaded) disposeShard(loaded.weights);
     }
     this.entries.clear();
+  }
+}
+
+/**
+ * Runs one row through a freshly loaded shard: the backend prepares its weights on first use (the wasm backend packs
+ * every matrix), which would otherwise land on the first request after a re-plan as a pause of its answer.
+ */
+function warmUp(shard: TransformerShard): void {
+  const cache = shard.createCache(2);
+  try {
+    shard.forward(shard.isFirst ? { kind: 'tokens', tokens: Int32Array.of(0) } : { kind: 'hidden', hidden: new Float32Array(shard.config.hiddenSize), n: 1 }, cache);
+  } finally {
+    cache.clear();
   }
 }
