@@ -190,6 +190,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     // What shedding layers frees: the wasm backend holds each weight twice (see clusterOf).
     heldBytes: () => (pipeline?.heldWeightBytes ?? 0) * (profile.backend === 'wasm' ? 2 : 1),
     announce: (load) => membership.setLoad(load),
+    probeWhen: () => pipeline !== null,
     log: logger,
     ...options.deviceWatch,
   });

@@ -18,6 +18,8 @@ export interface DeviceWatchOptions {
   /** Memory kept free for the OS and other programs before the node sheds layers. Default 128 MB. */
   memoryReserveBytes?: number;
   slowdown?: SlowdownPolicy;
+  /** Whether the idle probe is worth running now (a node without a model serves no stage). Default: always. */
+  probeWhen?: () => boolean;
   /** Fixed work for the idle probe; returns nothing, its wall time is the measurement. Default: a float loop. */
   probe?: () => void;
 }
@@ -91,7 +93,7 @@ export class DeviceWatch {
     const now = Date.now();
     const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
     const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
-    if (!stageFresh) this.runProbe(now);
+    if (!stageFresh && (this.opts.probeWhen?.() ?? true)) this.runProbe(now);
     const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
     const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
     const slowdown = estimate === null ? this.load.slowdown : announcedSlowdown(this.load.slowdown, estimate, this.opts.slowdown);
