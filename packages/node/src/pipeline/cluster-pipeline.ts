@@ -92,8 +92,8 @@ export class ClusterPipeline {
   private adapting = false;
   /**
    * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
-   * moves them only when it pays within MIGRATION_PAYBACK_TOKENS (a move replays their history as one prefill);
-   * a plan that no longer fits, or a change of membership, moves them always.
+   * moves them only when it pays within MIGRATION_PAYBACK_TOKENS (a move replays their history as one prefill), and
+   * always when the plan in force no longer fits; a change of membership does not move them.
    */
   private moveRunningTo: Route | null = null;
   private lastChangeAt = 0;
@@ -288,7 +288,8 @@ export class ClusterPipeline {
       }
       this.restorable = null;
     }
-    this.adopt(next);
+    // A join leaves running requests on their routes (they are whole); after a loss they recover on their own.
+    this.adopt(next, false);
     return next;
   }
 
