@@ -1,7 +1,12 @@
-import { ApiRouter } from './api/api-router.js';
+import { ApiRouter, readJsonBody } from './api/api-router.js';
+import { OpenAIError } from './api/openai-errors.js';
+import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
+import type { PlanChange } from './pipeline/plan-history.js';
+import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import { startKernels, type EngineOptions } from './engine/engine-options.js';
 import { defaultSlots } from './engine/request-slots.js';
+import type { DeviceLoad } from './cluster/device-load.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
@@ -62,6 +67,10 @@ export interface EdgeNodeOptions {
   maxFrameBytes?: number;
   membership?: MembershipOptions;
   linkMonitor?: LinkMonitorOptions;
+  /** Device watch tuning (sampling period, probe, memory reserve, smoothing). */
+  deviceWatch?: Pick<DeviceWatchOptions, 'intervalMs' | 'probeAfterIdleMs' | 'memoryReserveBytes' | 'slowdown'>;
+  /** When load changes are worth a new plan. */
+  replanPolicy?: ReplanPolicy;
 }
 
 export interface MemberStatus {
@@ -69,6 +78,10 @@ export interface MemberStatus {
   name: string;
   addresses: string[];
   profile: DeviceProfile;
+  /** Load as the node announces it: slowdown, other processes' CPU, available memory, memory budget. */
+  load: DeviceLoad | null;
+  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown ÷ calibration). */
+  effectiveGflops: number;
   stageInfo: StageInfo | null;
   /** ms since this node last heard from it (0 for self). */
   lastSeenMsAgo: number;
@@ -89,6 +102,10 @@ export interface ClusterStatus {
   plan: unknown;
   /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
   planError: string | null;
+  /** The last plan changes this node made as a coordinator, oldest first, with their reasons. */
+  planHistory: PlanChange[];
+  /** The coordinator's last verdict on its plan (why it was kept, or changed). */
+  planDecision: string;
 }
 
 export interface HealthStatus {
@@ -106,6 +123,8 @@ export interface EdgeNode {
   readonly membership: Membership;
   readonly links: LinkMonitor;
   readonly profile: DeviceProfile;
+  /** Load and memory of this device while it serves. */
+  readonly watch: DeviceWatch;
   /** Add HTTP routes here (e.g. `router.add('POST', '/v1/chat/completions', handler)`). */
   readonly router: ApiRouter;
   readonly api: ApiServer;
@@ -126,6 +145,8 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
     name: m.name,
     addresses: m.addresses,
     profile: m.profile,
+    load: m.load,
+    effectiveGflops: Math.round((m.profile.gflopsDecode / ((m.load?.slowdown ?? 1) * (m.load?.calibration ?? 1))) * 100) / 100,
     stageInfo: m.stageInfo,
     lastSeenMsAgo: self ? 0 : now - m.lastSeen,
   };
@@ -171,6 +192,15 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  const watch = new DeviceWatch({
+    profileMemoryBytes: profile.memoryBytes,
+    // What shedding layers frees: the weights' bytes (held once, in the file's encoding).
+    heldBytes: () => pipeline?.heldWeightBytes ?? 0,
+    announce: (load) => membership.setLoad(load),
+    probeWhen: () => pipeline !== null,
+    log: logger,
+    ...options.deviceWatch,
+  });
   let servedContext = 0;
   let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
@@ -224,6 +254,9 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         );
       },
       onRecoveryFailed: () => metrics.observeRecoveryFailure(),
+      observeCompute: (measured, expected, profile) => watch.observeCompute(measured, expected, profile),
+      onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
+      ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });
     servedContext = contextLength;
     await pipeline.start();
@@ -251,6 +284,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     }
   }
 
+  membership.setLoad(watch.current());
+  watch.start();
   const refiner = refineProfile({
     membership,
     initial: profile,
@@ -265,6 +300,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     membership,
     links,
     profile,
+    watch,
     router,
     api,
     logger,
@@ -280,6 +316,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
         plan,
         planError: pipeline?.planError ?? null,
+        planHistory: pipeline?.history.list() ?? [],
+        planDecision: pipeline?.lastDecision ?? '',
       };
     },
     setPlan: (p: unknown) => {
@@ -287,6 +325,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
     stop: async () => {
       refiner.stop();
+      watch.stop();
       await pipeline?.stop();
       await weights?.close();
       links.stop();
@@ -296,6 +335,16 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
   };
   router.add('GET', '/health', () => node.health(), { public: true });
+  // The operator lowers (or restores, with null) the memory this node offers while it runs: it sheds layers.
+  router.add('PUT', '/v1/node/memory-budget', async (req) => {
+    const body = (await readJsonBody(req, 4096)) as { bytes?: unknown } | null;
+    const bytes = body?.bytes;
+    if (bytes !== null && (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0)) {
+      throw new OpenAIError(400, 'send {"bytes": N} with N >= 0 (the memory this node may use), or {"bytes": null} for its start-up budget', 'invalid_request_error', 'invalid_memory_budget');
+    }
+    watch.setMemoryBudget(bytes);
+    return { memoryBudgetBytes: watch.current().memoryBudgetBytes, reason: watch.current().memoryReason };
+  });
   addOpenAIApi(router, {
     pipeline,
     metrics,

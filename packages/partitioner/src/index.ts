@@ -14,3 +14,7 @@ export { planPipeline, evaluateSplit } from './planner.js';
 export { replan, movedLayers } from './replan.js';
 export type { Prediction, Profiles } from './simulator.js';
 export { simulate, PROMPT_ROWS_PER_STEP, BATCH_ROWS_PER_STEP } from './simulator.js';
+export type { ReplanPolicy, ReplanSituation, ReplanDecision, RestoreSituation } from './adaptive-replan.js';
+export { decideReplan, decideRestore, repricePlan, moveCostMs } from './adaptive-replan.js';
+export type { AvailabilityChange, DayReplayOptions, DayReplayResult, ReplaySummary, ReplayChange } from './day-replay.js';
+export { replayDay } from './day-replay.js';

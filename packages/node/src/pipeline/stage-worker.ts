@@ -43,6 +43,17 @@ interface Job {
   computeMs: number;
 }
 
+/** One run of a stage's layers over some rows. */
+export interface ComputeSample {
+  startLayer: number;
+  endLayer: number;
+  /** Rows of the step in all. */
+  rows: number;
+  /** Each request's rows in the step: how many, the tokens already in its KV cache, whether logits were computed. */
+  parts: { rows: number; position: number; logits: boolean }[];
+  ms: number;
+}
+
 /** A request-level failure on this stage: reported to the coordinator as an error frame. */
 export class StageError extends Error {
   override name = 'StageError';
@@ -62,6 +73,8 @@ export interface StageWorkerOptions {
   batchRows?: number;
   /** Called after each step with its rows and requests (for metrics). */
   onStep?: (rows: number, requests: number, ms: number) => void;
+  /** Called after each run of this node's layers (the device watch compares it with the profile's prediction). */
+  onCompute?: (sample: ComputeSample) => void;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
 }
@@ -155,7 +168,16 @@ export class StageWorker {
     const results = new Map<Job, ShardOutput>();
     for (const [shard, list] of byShard) {
       try {
-        const outs = shard.forwardBatch(list.map((p) => this.batchItem(p.job, p.rows)));
+        const items = list.map((p) => this.batchItem(p.job, p.rows));
+        const ts = performance.now();
+        const outs = shard.forwardBatch(items);
+        this.opts.onCompute?.({
+          startLayer: shard.range.startLayer,
+          endLayer: shard.range.endLayer,
+          rows: list.reduce((n, p) => n + p.rows, 0),
+          parts: list.map((p, i) => ({ rows: p.rows, position: p.job.session!.cache.length - p.rows, logits: items[i].logits !== 'none' && shard.isLast })),
+          ms: performance.now() - ts,
+        });
         list.forEach((p, i) => results.set(p.job, outs[i]));
       } catch (err) {
         // The batch's caches are no longer usable (see forwardBatch): every request in it fails.
@@ -237,6 +259,11 @@ export class StageWorker {
     return [{ to: opening.coordinator, frame: error }];
   }
 
+  /** Keys of the shards that live requests use (they must not be freed under them). */
+  shardsInUse(): Set<string> {
+    return new Set([...this.sessions.values()].map((s) => s.shardKey));
+  }
+
   get sessionCount(): number {
     return this.sessions.size;
   }
@@ -282,7 +309,7 @@ export class StageWorker {
     if (opening.route[frame.stage] !== selfId) throw new StageError(`stage ${frame.stage} of request ${frame.rid} is ${opening.route[frame.stage]}, not this node`);
     if (opening.model !== modelFingerprint) throw new StageError(`request is for model ${opening.model}, this node has ${modelFingerprint}`);
     const [startLayer, endLayer] = opening.ranges[frame.stage];
-    const inUse = new Set([...this.sessions.values()].map((s) => s.shardKey));
+    const inUse = this.shardsInUse();
     const shard = await shards.get({ startLayer, endLayer }, inUse);
     const isLast = frame.stage === opening.route.length - 1;
     if (isLast !== shard.isLast) throw new StageError(`stage ${frame.stage} has layers [${startLayer}, ${endLayer}) but is ${isLast ? '' : 'not '}the last stage`);
