@@ -95,6 +95,7 @@ for (let threads = 1; threads <= maxThreads; threads++) {
     matvec.push(timePerCall(50, () => rt.matmul(s.w, s.act, s.actBytes, 1, s.out, ROWS)) / 1000);
     batch.push(timePerCall(2, () => rt.matmul(s.w, s.act, s.actBytes, BATCH, s.out, ROWS)) / 1000);
   }
+  const decode = await decodeStep(rt);
   const workers = rt instanceof ThreadedKernelRuntime ? `, chunks run by workers: ${rt.workerChunks}` : '';
   console.log(`\n${threads} thread(s)${workers}`);
   if (threads > 1) {
@@ -103,5 +104,45 @@ for (let threads = 1; threads <= maxThreads; threads++) {
   }
   console.log(`  matvec:            ${stats(matvec)} ms  →  ${stats(matvec.map((ms) => gb / (ms / 1000)))} GB/s`);
   console.log(`  ${BATCH}-row batch:     ${stats(batch)} ms  →  ${stats(batch.map((ms) => (2 * ROWS * COLS * BATCH) / (ms / 1000) / 1e9))} GFLOP/s`);
+  console.log(`  decode-step products, hidden 1024 × 16 layers (${(decode.bytes / 1e6).toFixed(0)} MB): ${stats(decode.ms)} ms per step${decode.waited.length ? `, of which the caller waited for chunks held by workers ${stats(decode.waited)} ms` : ''}`);
   await rt.close();
+}
+
+/**
+ * The products of one decode step of a ~300M-parameter model (hidden 1024, FFN 2816, 16 layers: q, k, v, o, gate, up,
+ * down), issued back to back as the engine will: 112 dispatches per token.
+ */
+async function decodeStep(rt: KernelRuntime): Promise<{ ms: number[]; waited: number[]; bytes: number }> {
+  const H = 1024;
+  const F = 2816;
+  const shapes = [[H, H], [H, H], [H, H], [H, H], [F, H], [F, H], [H, F]];
+  const type = ggmlTypeByName('Q8_0')!;
+  const perLayer = shapes.reduce((n, [r, c]) => n + r * ggmlRowBytes(type, c), 0);
+  const arena = await rt.createArena(16 * perLayer + (8 << 20));
+  const mats: WeightMatrix[] = [];
+  for (let l = 0; l < 16; l++)
+    for (const [rows, cols] of shapes) {
+      const rowBytes = ggmlRowBytes(type, cols);
+      const w: WeightMatrix = { arena, type, rows, cols, ptr: arena.alloc(rows * rowBytes), rowBytes };
+      fillQ8_0(arena.bytes(w.ptr, rows * rowBytes));
+      mats.push(w);
+    }
+  const fmt = rt.actFormat(type);
+  const x = arena.alloc(F * 4);
+  arena.f32(x, F).fill(0.25);
+  const actH = arena.alloc(arena.kernels.act_row_bytes(fmt, F));
+  arena.kernels.prepare_act(fmt, x, 1, F, actH);
+  const out = arena.alloc(F * 4);
+  const step = () => {
+    for (const w of mats) rt.matmul(w, actH, arena.kernels.act_row_bytes(fmt, w.cols), 1, out, w.rows);
+  };
+  step();
+  const ms: number[] = [];
+  const waited: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const w0 = rt instanceof ThreadedKernelRuntime ? rt.stats.waitMs : 0;
+    ms.push(timePerCall(20, step) / 1000);
+    if (rt instanceof ThreadedKernelRuntime) waited.push((rt.stats.waitMs - w0) / 20);
+  }
+  return { ms, waited, bytes: 16 * perLayer };
 }

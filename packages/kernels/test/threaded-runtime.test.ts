@@ -158,6 +158,13 @@ describe('ThreadedKernelRuntime', () => {
     await expect(rt.createArena(0)).rejects.toThrow(/closed/);
   });
 
+  it('fails to start, instead of hanging, when a worker thread dies', async () => {
+    const exits = new URL('data:text/javascript,process.exit(3)');
+    await expect(ThreadedKernelRuntime.create({ threads: 2, workerUrl: exits })).rejects.toThrow(/kernel worker thread .*exited \(code 3\)/);
+    const broken = new URL('data:text/javascript,throw new Error("no kernels here")');
+    await expect(ThreadedKernelRuntime.create({ threads: 2, workerUrl: broken })).rejects.toThrow(/no kernels here/);
+  });
+
   it('lets a process exit with or without close()', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kernels-exit-'));
     try {
