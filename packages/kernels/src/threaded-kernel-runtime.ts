@@ -1,13 +1,7 @@
 import { KernelArena } from './kernel-arena.js';
 import { loadKernelModule } from './kernel-module.js';
-import {
-  UnsupportedKernelTypeError,
-  type KernelRuntime,
-  type ParallelForOptions,
-  type RangeKernelArgs,
-  type RangeKernelName,
-  type WeightMatrix,
-} from './kernel-runtime.js';
+import { UnsupportedKernelTypeError, type KernelRuntime, type WeightMatrix } from './kernel-runtime.js';
+import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
 import type { FromWorker } from './kernel-worker.js';
 import { spawnKernelThread, type KernelThread, type SpawnKernelThread } from './thread-host.js';
