@@ -45,8 +45,8 @@ interface Case {
   nAct: number;
 }
 
-/** Runs one product on a runtime; returns the output bits. */
-async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float32Array): Promise<{ bits: Uint32Array; arena: KernelArena }> {
+/** Places a product in a new arena of a runtime; run() computes it (again) and returns the output bits. */
+async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float32Array): Promise<{ run(): Uint32Array; arena: KernelArena }> {
   const type = ggmlTypeByName(c.type)!;
   const rowBytes = ggmlRowBytes(type, c.cols);
   const arena = await rt.createArena(weights.length + (8 << 20));
@@ -62,9 +62,12 @@ async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float
     arena.kernels.prepare_act(fmt, xp, c.nAct, c.cols, act);
   }
   const out = arena.alloc(c.nAct * c.rows * 4);
-  arena.f32(out, c.nAct * c.rows).fill(Number.NaN);
-  rt.matmul(w, act, actBytes, c.nAct, out, c.rows);
-  return { bits: new Uint32Array(arena.bytes(out, c.nAct * c.rows * 4).slice().buffer), arena };
+  const run = () => {
+    arena.f32(out, c.nAct * c.rows).fill(Number.NaN);
+    rt.matmul(w, act, actBytes, c.nAct, out, c.rows);
+    return new Uint32Array(arena.bytes(out, c.nAct * c.rows * 4).slice().buffer);
+  };
+  return { run, arena };
 }
 
 describe('ThreadedKernelRuntime', () => {
@@ -98,17 +101,14 @@ describe('ThreadedKernelRuntime', () => {
       const rand = rng(c.rows * 31 + c.nAct);
       const weights = c.type === 'Q8_0' ? randomQ8_0(c.rows, c.cols, rand) : new Uint8Array(Float32Array.from({ length: c.rows * c.cols }, rand).buffer);
       const x = Float32Array.from({ length: c.nAct * c.cols }, rand);
-      const ref = (await product(serial, c, weights, x)).bits;
+      const ref = (await product(serial, c, weights, x)).run();
       expect(ref.some((b) => Number.isNaN(new Float32Array(new Uint32Array([b]).buffer)[0]))).toBe(false);
       for (const rt of [two, three]) {
         const before = (rt as ThreadedKernelRuntime).workerChunks;
-        const got = await product(rt, c, weights, x);
-        expect(Array.from(got.bits)).toEqual(Array.from(ref));
+        const p = await product(rt, c, weights, x);
+        expect(Array.from(p.run())).toEqual(Array.from(ref));
         // Once more until a worker took part (an idle worker may wake after the caller claimed every chunk).
-        for (let i = 0; i < 200 && (rt as ThreadedKernelRuntime).workerChunks === before; i++) {
-          const again = await product(rt, c, weights, x);
-          expect(Array.from(again.bits)).toEqual(Array.from(ref));
-        }
+        for (let i = 0; i < 200 && (rt as ThreadedKernelRuntime).workerChunks === before; i++) expect(Array.from(p.run())).toEqual(Array.from(ref));
         expect((rt as ThreadedKernelRuntime).workerChunks).toBeGreaterThan(before);
       }
     });
