@@ -2,7 +2,7 @@
 // Usage: npx tsx packages/kernels/scripts/bench-threads.ts [--rounds 5] [--threads 2]
 // This machine's second core is shared with other work: every figure is repeated in rounds and reported as a range.
 import { parseArgs } from 'node:util';
-import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, ThreadedKernelRuntime, type KernelRuntime, type WeightMatrix } from '../src/index.js';
+import { ggmlRowBytes, ggmlTypeByName, planChunkSize, SerialKernelRuntime, ThreadedKernelRuntime, type KernelRuntime, type WeightMatrix } from '../src/index.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' } } });
 const rounds = Number(values.rounds);
@@ -57,6 +57,11 @@ async function setup(rt: KernelRuntime, rows: number, cols: number, batch: numbe
   return { rt, w, act, actBytes, out, tiny, tinyX };
 }
 
+/** Chunks per decode product (rows 1024 or 2816, granule 16, ~4 per thread). */
+function planChunks(threads: number): number {
+  return Math.ceil(1024 / planChunkSize(1024, threads, 16)) * (4 / 7) + Math.ceil(2816 / planChunkSize(2816, threads, 16)) * (2 / 7) + Math.ceil(1024 / planChunkSize(1024, threads, 16)) * (1 / 7);
+}
+
 function timePerCall(n: number, fn: () => void): number {
   const t = performance.now();
   for (let i = 0; i < n; i++) fn();
@@ -95,6 +100,7 @@ for (let threads = 1; threads <= maxThreads; threads++) {
     matvec.push(timePerCall(50, () => rt.matmul(s.w, s.act, s.actBytes, 1, s.out, ROWS)) / 1000);
     batch.push(timePerCall(2, () => rt.matmul(s.w, s.act, s.actBytes, BATCH, s.out, ROWS)) / 1000);
   }
+  const decode = await decodeStep(rt);
   const workers = rt instanceof ThreadedKernelRuntime ? `, chunks run by workers: ${rt.workerChunks}` : '';
   console.log(`\n${threads} thread(s)${workers}`);
   if (threads > 1) {
@@ -103,5 +109,55 @@ for (let threads = 1; threads <= maxThreads; threads++) {
   }
   console.log(`  matvec:            ${stats(matvec)} ms  →  ${stats(matvec.map((ms) => gb / (ms / 1000)))} GB/s`);
   console.log(`  ${BATCH}-row batch:     ${stats(batch)} ms  →  ${stats(batch.map((ms) => (2 * ROWS * COLS * BATCH) / (ms / 1000) / 1e9))} GFLOP/s`);
+  console.log(`  decode-step products, hidden 1024 × 16 layers (${(decode.bytes / 1e6).toFixed(0)} MB): ${stats(decode.ms)} ms per step, ${decode.cores.toFixed(2)} cores busy${decode.waited.length ? `; the caller waited for chunks held by workers ${stats(decode.waited)} ms; workers ran ${(decode.share * 100).toFixed(0)}% of the chunks` : ''}`);
   await rt.close();
+}
+
+/**
+ * The products of one decode step of a ~300M-parameter model (hidden 1024, FFN 2816, 16 layers: q, k, v, o, gate, up,
+ * down), issued back to back as the engine will: 112 dispatches per token.
+ */
+async function decodeStep(rt: KernelRuntime): Promise<{ ms: number[]; waited: number[]; share: number; cores: number; bytes: number }> {
+  const H = 1024;
+  const F = 2816;
+  const shapes = [[H, H], [H, H], [H, H], [H, H], [F, H], [F, H], [H, F]];
+  const type = ggmlTypeByName('Q8_0')!;
+  const perLayer = shapes.reduce((n, [r, c]) => n + r * ggmlRowBytes(type, c), 0);
+  const arena = await rt.createArena(16 * perLayer + (8 << 20));
+  const mats: WeightMatrix[] = [];
+  for (let l = 0; l < 16; l++)
+    for (const [rows, cols] of shapes) {
+      const rowBytes = ggmlRowBytes(type, cols);
+      const w: WeightMatrix = { arena, type, rows, cols, ptr: arena.alloc(rows * rowBytes), rowBytes };
+      fillQ8_0(arena.bytes(w.ptr, rows * rowBytes));
+      mats.push(w);
+    }
+  const fmt = rt.actFormat(type);
+  const x = arena.alloc(F * 4);
+  arena.f32(x, F).fill(0.25);
+  const actH = arena.alloc(arena.kernels.act_row_bytes(fmt, F));
+  arena.kernels.prepare_act(fmt, x, 1, F, actH);
+  const out = arena.alloc(F * 4);
+  const step = () => {
+    for (const w of mats) rt.matmul(w, actH, arena.kernels.act_row_bytes(fmt, w.cols), 1, out, w.rows);
+  };
+  step();
+  const ms: number[] = [];
+  const waited: number[] = [];
+  const threaded = rt instanceof ThreadedKernelRuntime ? rt : undefined;
+  const c0 = threaded ? [threaded.workerChunks, threaded.stats.dispatches] : [0, 0];
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    const w0 = rt instanceof ThreadedKernelRuntime ? rt.stats.waitMs : 0;
+    ms.push(timePerCall(20, step) / 1000);
+    if (rt instanceof ThreadedKernelRuntime) waited.push((rt.stats.waitMs - w0) / 20);
+  }
+  // Share of the chunks the workers ran (8 chunks per product with 2 threads).
+  const share = threaded ? (threaded.workerChunks - c0[0]) / ((threaded.stats.dispatches - c0[1]) * planChunks(rt.threads)) : 0;
+  // Cores this process actually got (CPU time of all its threads over wall time): the figure that says whether the
+  // shared second core was there at all.
+  const cpu = process.cpuUsage(cpu0);
+  const cores = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+  return { ms, waited, share, cores, bytes: 16 * perLayer };
 }

@@ -1,7 +1,7 @@
 import { KernelArena } from './kernel-arena.js';
 import { loadKernelModule } from './kernel-module.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
-import type { KernelExports } from './kernel-exports.js';
+import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 
 /** A weight matrix [rows, cols] (rows = outputs, as GGUF stores a linear layer) in its file encoding, in an arena. */
 export interface WeightMatrix {
@@ -19,25 +19,6 @@ export class UnsupportedKernelTypeError extends Error {
   constructor(readonly typeName: string) {
     super(`the kernels have no product for ${typeName} weights`);
   }
-}
-
-/**
- * Kernel exports that can be split over threads: their last two parameters are a range [start, end) of independent
- * items (rows, (row, head) pairs, …), and each item's output depends only on the item, so any split gives the same
- * bits. Nothing checks the convention but the argument types: a kernel meant for parallelFor must follow it.
- */
-export type RangeKernelName = {
-  [K in keyof KernelExports]: Parameters<KernelExports[K]> extends [...unknown[], number, number] ? K : never;
-}[keyof KernelExports];
-
-/** The arguments of a range kernel before its (start, end). */
-export type RangeKernelArgs<K extends RangeKernelName> = Parameters<KernelExports[K]> extends [...infer A, number, number] ? A : never;
-
-export interface ParallelForOptions {
-  /** Chunk boundaries fall on multiples of this (a kernel's unroll width); 1 by default. */
-  granule?: number;
-  /** Below this many items the call runs on the calling thread alone (dispatch costs a few microseconds); 2 by default. */
-  minCount?: number;
 }
 
 /**

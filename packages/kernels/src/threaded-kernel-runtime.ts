@@ -1,13 +1,7 @@
 import { KernelArena } from './kernel-arena.js';
 import { loadKernelModule } from './kernel-module.js';
-import {
-  UnsupportedKernelTypeError,
-  type KernelRuntime,
-  type ParallelForOptions,
-  type RangeKernelArgs,
-  type RangeKernelName,
-  type WeightMatrix,
-} from './kernel-runtime.js';
+import { UnsupportedKernelTypeError, type KernelRuntime, type WeightMatrix } from './kernel-runtime.js';
+import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
 import type { FromWorker } from './kernel-worker.js';
 import { spawnKernelThread, type KernelThread, type SpawnKernelThread } from './thread-host.js';
@@ -99,6 +93,9 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     this.minParallelWork = options.minParallelWork ?? 1 << 17;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 120_000;
   }
+
+  /** Split dispatches so far, and the time the caller spent waiting for chunks other threads held (diagnostics). */
+  readonly stats = { dispatches: 0, waitMs: 0 };
 
   /** Chunks the worker threads ran so far (the rest ran on the calling thread). */
   get workerChunks(): number {
@@ -242,6 +239,7 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     const fn = (arena.kernels as unknown as Record<string, NumericKernel | undefined>)[kernel];
     if (fnIndex === undefined || typeof fn !== 'function') throw new RangeError(`the kernels export no function ${kernel}`);
     const chunks = Math.ceil(count / chunk);
+    this.stats.dispatches++;
     const call = args.slice();
     call.splice(rangeAt, 0, 0, count);
     if (chunks <= 1) {
@@ -300,6 +298,15 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     const { ctl } = this.v;
     if (Atomics.load(ctl, Ctl.Done) === chunks) return;
     const t0 = performance.now();
+    try {
+      this.spinUntilDone(chunks, t0);
+    } finally {
+      this.stats.waitMs += performance.now() - t0;
+    }
+  }
+
+  private spinUntilDone(chunks: number, t0: number): void {
+    const { ctl } = this.v;
     const spinUntil = t0 + 0.2;
     for (let i = 0; ; i++) {
       const done = Atomics.load(ctl, Ctl.Done);

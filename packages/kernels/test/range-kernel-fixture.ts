@@ -45,5 +45,5 @@ export async function compileRangeKernels(): Promise<WebAssembly.Module> {
     },
   );
   if (error || !binary) throw new Error(`range kernel fixture: ${error?.message} ${stderr.toString()}`);
-  return WebAssembly.compile(binary);
+  return WebAssembly.compile(new Uint8Array(binary));
 }

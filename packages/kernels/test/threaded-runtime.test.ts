@@ -12,7 +12,6 @@ import {
   ThreadedKernelRuntime,
   type KernelArena,
   type KernelRuntime,
-  type RangeKernelName,
   type WeightMatrix,
 } from '../src/index.js';
 import { compileRangeKernels } from './range-kernel-fixture.js';
@@ -46,8 +45,8 @@ interface Case {
   nAct: number;
 }
 
-/** Runs one product on a runtime; returns the output bits. */
-async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float32Array): Promise<{ bits: Uint32Array; arena: KernelArena }> {
+/** Places a product in a new arena of a runtime; run() computes it (again) and returns the output bits. */
+async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float32Array): Promise<{ run(): Uint32Array; arena: KernelArena }> {
   const type = ggmlTypeByName(c.type)!;
   const rowBytes = ggmlRowBytes(type, c.cols);
   const arena = await rt.createArena(weights.length + (8 << 20));
@@ -63,9 +62,12 @@ async function product(rt: KernelRuntime, c: Case, weights: Uint8Array, x: Float
     arena.kernels.prepare_act(fmt, xp, c.nAct, c.cols, act);
   }
   const out = arena.alloc(c.nAct * c.rows * 4);
-  arena.f32(out, c.nAct * c.rows).fill(Number.NaN);
-  rt.matmul(w, act, actBytes, c.nAct, out, c.rows);
-  return { bits: new Uint32Array(arena.bytes(out, c.nAct * c.rows * 4).slice().buffer), arena };
+  const run = () => {
+    arena.f32(out, c.nAct * c.rows).fill(Number.NaN);
+    rt.matmul(w, act, actBytes, c.nAct, out, c.rows);
+    return new Uint32Array(arena.bytes(out, c.nAct * c.rows * 4).slice().buffer);
+  };
+  return { run, arena };
 }
 
 describe('ThreadedKernelRuntime', () => {
@@ -99,17 +101,14 @@ describe('ThreadedKernelRuntime', () => {
       const rand = rng(c.rows * 31 + c.nAct);
       const weights = c.type === 'Q8_0' ? randomQ8_0(c.rows, c.cols, rand) : new Uint8Array(Float32Array.from({ length: c.rows * c.cols }, rand).buffer);
       const x = Float32Array.from({ length: c.nAct * c.cols }, rand);
-      const ref = (await product(serial, c, weights, x)).bits;
+      const ref = (await product(serial, c, weights, x)).run();
       expect(ref.some((b) => Number.isNaN(new Float32Array(new Uint32Array([b]).buffer)[0]))).toBe(false);
       for (const rt of [two, three]) {
         const before = (rt as ThreadedKernelRuntime).workerChunks;
-        const got = await product(rt, c, weights, x);
-        expect(Array.from(got.bits)).toEqual(Array.from(ref));
+        const p = await product(rt, c, weights, x);
+        expect(Array.from(p.run())).toEqual(Array.from(ref));
         // Once more until a worker took part (an idle worker may wake after the caller claimed every chunk).
-        for (let i = 0; i < 200 && (rt as ThreadedKernelRuntime).workerChunks === before; i++) {
-          const again = await product(rt, c, weights, x);
-          expect(Array.from(again.bits)).toEqual(Array.from(ref));
-        }
+        for (let i = 0; i < 200 && (rt as ThreadedKernelRuntime).workerChunks === before; i++) expect(Array.from(p.run())).toEqual(Array.from(ref));
         expect((rt as ThreadedKernelRuntime).workerChunks).toBeGreaterThan(before);
       }
     });
@@ -122,7 +121,7 @@ describe('ThreadedKernelRuntime', () => {
     // Allocating past the initial size grows the shared memory after the workers instantiated on it.
     const n = 100_003;
     const dst = arena.alloc(n * 4 + (4 << 20)) + (4 << 20);
-    const fill = 'fill_index' as RangeKernelName;
+    const fill = 'fill_index' as never;
     for (const [count, granule] of [[1, 1], [5, 1], [1001, 4], [n, 16]] as const) {
       arena.f32(dst, n).fill(-1);
       rt.parallelFor(arena, fill, [dst, 0.5, 3] as never, count, { granule });
@@ -137,12 +136,12 @@ describe('ThreadedKernelRuntime', () => {
     const arena = await rt.createArena(1 << 16);
     (arena.kernels as unknown as { mark_caller(): void }).mark_caller();
     const sink = arena.alloc(64);
-    const call = () => rt.parallelFor(arena, 'trap_on_worker' as RangeKernelName, [sink] as never, 64);
+    const call = () => rt.parallelFor(arena, 'trap_on_worker' as never, [sink] as never, 64);
     expect(call).toThrow(KernelThreadError);
     expect(call).toThrow(/trap_on_worker failed on a worker thread: .*unreachable/);
     // A trap on whichever thread runs the item, then a clean call on the same runtime.
-    for (const bad of [0, 17, 63]) expect(() => rt.parallelFor(arena, 'trap_at' as RangeKernelName, [bad] as never, 64)).toThrow(/unreachable/);
-    rt.parallelFor(arena, 'trap_at' as RangeKernelName, [1000] as never, 64);
+    for (const bad of [0, 17, 63]) expect(() => rt.parallelFor(arena, 'trap_at' as never, [bad] as never, 64)).toThrow(/unreachable/);
+    rt.parallelFor(arena, 'trap_at' as never, [1000] as never, 64);
   });
 
   it('surfaces an out-of-bounds product as an error, and refuses work once closed', async () => {
@@ -156,6 +155,13 @@ describe('ThreadedKernelRuntime', () => {
     await rt.close();
     expect(() => rt.matmul({ ...w, ptr: 0 }, act, 8 * 68, 1, out, 4096)).toThrow(/closed/);
     await expect(rt.createArena(0)).rejects.toThrow(/closed/);
+  });
+
+  it('fails to start, instead of hanging, when a worker thread dies', async () => {
+    const exits = new URL('data:text/javascript,process.exit(3)');
+    await expect(ThreadedKernelRuntime.create({ threads: 2, workerUrl: exits })).rejects.toThrow(/kernel worker thread .*exited \(code 3\)/);
+    const broken = new URL('data:text/javascript,throw new Error("no kernels here")');
+    await expect(ThreadedKernelRuntime.create({ threads: 2, workerUrl: broken })).rejects.toThrow(/no kernels here/);
   });
 
   it('lets a process exit with or without close()', () => {
