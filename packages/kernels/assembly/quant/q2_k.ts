@@ -4,6 +4,7 @@
 //   x = d·sc·q − dmin·m.   Activations: Q8_K (as ggml's vec_dot_q2_K_q8_K):
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
@@ -69,13 +70,11 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ2_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q2_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ2_K, w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -3,6 +3,7 @@
 // Per half h (qs += 32h) and shift j < 4, value 128h + 32j + l (l < 32) is ((qs[l] >> 2j) & 3) − (bit 4h+j of
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 
 export const Q3_K_BLOCK_BYTES: usize = 110;
@@ -80,13 +81,11 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ3_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ3_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q3_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ3_K, w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

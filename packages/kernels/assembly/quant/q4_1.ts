@@ -2,6 +2,7 @@
 //   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
 // Activations: Q8_1 (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
 
@@ -40,13 +41,11 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   return hsum(s) + t;
 }
 
+function rowQ4_1(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ4_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  const rb = <usize>nb * Q4_1_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ4_1, w, <usize>nb * Q4_1_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -4,6 +4,7 @@
 // Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
@@ -62,13 +63,11 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ4_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ4_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q4_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ4_K, w, <usize>nb * Q4_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

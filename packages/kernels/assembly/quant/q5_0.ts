@@ -2,6 +2,7 @@
 // u8 qs[16];  x[j] = d·(((qs[j] & 15) | bit j of qh << 4) − 16), x[j + 16] = d·(((qs[j] >> 4) | bit j+16 << 4) − 16).
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
 
@@ -48,13 +49,11 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ5_0(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ5_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  const rb = <usize>nb * Q5_0_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ5_0, w, <usize>nb * Q5_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

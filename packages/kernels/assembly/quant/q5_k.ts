@@ -3,6 +3,7 @@
 // the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
 //   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K (as ggml's vec_dot_q5_K_q8_K).
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
@@ -69,13 +70,11 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ5_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ5_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q5_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ5_K, w, <usize>nb * Q5_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

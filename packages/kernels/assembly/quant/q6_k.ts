@@ -7,6 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { f16ToF32 } from '../half';
+import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 import { nibHi, nibLo } from './int-dot';
 
@@ -86,13 +87,11 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q6_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows(rowQ6_K, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
