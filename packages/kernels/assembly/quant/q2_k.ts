@@ -3,7 +3,7 @@
 // (qs += 32h) and shift j < 4, values 128h + 32j + l (l < 32) are (qs[l] >> 2j) & 3, sub-block 8h + 2j + l/16:
 //   x = d·sc·q − dmin·m.   Activations: Q8_K (as ggml's vec_dot_q2_K_q8_K):
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 
@@ -13,8 +13,8 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q2_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p, 80));
-    const dmin = f16ToF32(load<u16>(p, 82));
+    const d = halfToF32(load<u16>(p, 80));
+    const dmin = halfToF32(load<u16>(p, 82));
     for (let h = 0; h < 2; h++) {
       const q = p + 16 + (<usize>h << 5);
       for (let j = 0; j < 4; j++) {
@@ -54,8 +54,8 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
     i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m8), v128.load(bsums)),
     i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m8), v128.load(bsums, 16)),
   );
-  const dd = f16ToF32(load<u16>(p, 80)) * xd;
-  const dm = f16ToF32(load<u16>(p, 82)) * xd;
+  const dd = halfToF32(load<u16>(p, 80)) * xd;
+  const dm = halfToF32(load<u16>(p, 82)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dm)));
 }
 

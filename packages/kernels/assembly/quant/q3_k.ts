@@ -2,7 +2,7 @@
 // Sixteen sub-blocks of 16 with 6-bit scales (12 bytes: low 4 bits in bytes 0–7, high 2 bits in bytes 8–11; minus 32).
 // Per half h (qs += 32h) and shift j < 4, value 128h + 32j + l (l < 32) is ((qs[l] >> 2j) & 3) − (bit 4h+j of
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 
@@ -22,7 +22,7 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q3_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p, 108));
+    const d = halfToF32(load<u16>(p, 108));
     const s8 = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
     for (let h = 0; h < 2; h++) {
       const q = p + 32 + (<usize>h << 5);
@@ -61,7 +61,7 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
       isum = i32x4.add(isum, i32x4.mul(dot16(w1, aj + 32), i32x4.splat(scaleAt(s8, sIdx + 1))));
     }
   }
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(load<u16>(p, 108)) * xd));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfToF32(load<u16>(p, 108)) * xd));
 }
 
 /** Signed byte i of a vector (i a loop index: through a u64 lane, since lane indices must be constants). */

@@ -1,7 +1,7 @@
 // Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: f16 d, u8 qs[16];
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
 // Activations: Q8 (activation.ts), as ggml's vec_dot_q4_0_q8_0.
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
@@ -12,7 +12,7 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q4_0_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
+    const d = halfToF32(load<u16>(p));
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 16; j++) {
       const q = <i32>load<u8>(p + 2 + j);
@@ -37,7 +37,7 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   let s = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
     p += Q4_0_BLOCK_BYTES;
   }

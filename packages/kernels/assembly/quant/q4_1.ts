@@ -1,7 +1,7 @@
 // Q4_1 (ggml block_q4_1): blocks of 32 values, 20 bytes: f16 d, f16 m, u8 qs[16];
 //   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
 // Activations: Q8_1 (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
@@ -12,8 +12,8 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q4_1_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
-    const m = f16ToF32(load<u16>(p, 2));
+    const d = halfToF32(load<u16>(p));
+    const m = halfToF32(load<u16>(p, 2));
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 16; j++) {
       const q = <i32>load<u8>(p + 4 + j);
@@ -33,9 +33,9 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   for (let b = 0; b < nb; b++) {
     const v = v128.load(p, 4);
     const idot = dot32(nibLo(v), nibHi(v), aq + (<usize>b << 6));
-    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
-    t += f16ToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    t += halfToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
     p += Q4_1_BLOCK_BYTES;
   }
   return hsum(s) + t;

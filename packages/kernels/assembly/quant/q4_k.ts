@@ -3,7 +3,7 @@
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
 // Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
@@ -15,8 +15,8 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q4_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
-    const dmin = f16ToF32(load<u16>(p, 2));
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p, 2));
     const sc = scalesK4(p + 4), mn = minsK4(p + 4);
     const o = dst + (<usize>b << 10);
     for (let k = 0; k < 4; k++) {
@@ -47,8 +47,8 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
   }
-  const dd = f16ToF32(load<u16>(p)) * xd;
-  const dm = f16ToF32(load<u16>(p, 2)) * xd;
+  const dd = halfToF32(load<u16>(p)) * xd;
+  const dm = halfToF32(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 

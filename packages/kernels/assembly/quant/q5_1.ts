@@ -1,7 +1,7 @@
 // Q5_1 (ggml block_q5_1): blocks of 32 values, 24 bytes: f16 d, f16 m, u8 qh[4] (a little-endian u32 of fifth
 // bits), u8 qs[16];  x[j] = d·((qs[j] & 15) | bit j of qh << 4) + m, x[j + 16] = d·((qs[j] >> 4) | bit j+16 << 4) + m.
 // Activations: Q8_1 (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
@@ -12,8 +12,8 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q5_1_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
-    const m = f16ToF32(load<u16>(p, 2));
+    const d = halfToF32(load<u16>(p));
+    const m = halfToF32(load<u16>(p, 2));
     const qh = load<u32>(p, 4);
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 16; j++) {
@@ -40,9 +40,9 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
     const lo = v128.or(nibLo(v), v128.and(bitsSet(bits, 0), sixteen));
     const hi = v128.or(nibHi(v), v128.and(bitsSet(bits, 2), sixteen));
     const idot = dot32(lo, hi, aq + (<usize>b << 6));
-    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
-    t += f16ToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    t += halfToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
     p += Q5_1_BLOCK_BYTES;
   }
   return hsum(s) + t;

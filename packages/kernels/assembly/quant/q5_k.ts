@@ -2,7 +2,7 @@
 // u8 qs[128]. Eight sub-blocks of 32 with 6-bit scale sc and minimum m (k-scales.ts), as Q4_K; sub-block 2k takes
 // the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
 //   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K (as ggml's vec_dot_q5_K_q8_K).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
@@ -14,8 +14,8 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q5_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
-    const dmin = f16ToF32(load<u16>(p, 2));
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p, 2));
     const sc = scalesK4(p + 4), mn = minsK4(p + 4);
     const o = dst + (<usize>b << 10);
     for (let k = 0; k < 4; k++) {
@@ -54,8 +54,8 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
   }
-  const dd = f16ToF32(load<u16>(p)) * xd;
-  const dm = f16ToF32(load<u16>(p, 2)) * xd;
+  const dd = halfToF32(load<u16>(p)) * xd;
+  const dm = halfToF32(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 

@@ -6,7 +6,7 @@
 //   x[l + 64] from ql[l] >> 4,     qh[l] bits 4–5, scale sc[4 + l/16]
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { dot16, hsum } from '../simd';
 import { nibHi, nibLo } from './int-dot';
@@ -17,7 +17,7 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q6_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p, 208));
+    const d = halfToF32(load<u16>(p, 208));
     for (let h = 0; h < 2; h++) {
       const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
       const y = dst + (<usize>b << 10) + (<usize>h << 9);
@@ -73,7 +73,7 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
     i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bsums, 16)),
   );
   isum = i32x4.sub(isum, i32x4.shl(corr, 5));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(load<u16>(p, 208)) * xd));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfToF32(load<u16>(p, 208)) * xd));
 }
 
 // @ts-ignore: decorator

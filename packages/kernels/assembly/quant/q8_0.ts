@@ -1,5 +1,5 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (see activation.ts).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { dot16, hsum } from '../simd';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
@@ -9,7 +9,7 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q8_0_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
+    const d = halfToF32(load<u16>(p));
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 32; j++) store<f32>(o + (<usize>j << 2), d * <f32>load<i8>(p + 2 + j));
   }
@@ -40,10 +40,10 @@ export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize
       for (let b = 0; b < nb; b++) {
         const a = aq + (<usize>b << 6);
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(f16ToF32(load<u16>(p)) * xd)));
-        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(f16ToF32(load<u16>(p + rb)) * xd)));
-        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(f16ToF32(load<u16>(p + 2 * rb)) * xd)));
-        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(f16ToF32(load<u16>(p + 3 * rb)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
+        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfToF32(load<u16>(p + rb)) * xd)));
+        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 2 * rb)) * xd)));
+        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 3 * rb)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
@@ -62,7 +62,7 @@ export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize
       let p = w0;
       for (let b = 0; b < nb; b++) {
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(f16ToF32(load<u16>(p)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), hsum(s0));
