@@ -4,7 +4,7 @@
 // Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 import { halfToF32 } from './half-scale';
-import { matmulRows } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
@@ -67,7 +67,60 @@ function rowQ4_K(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
 }
 
+/** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
+// @ts-ignore: decorator
+@inline function dotWide(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
+  );
+}
+
+/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+function rowQ4_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q4_K_BLOCK_BYTES;
+    const sc = scalesK4(p + 4);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 9);
+    for (let k = 0; k < 8; k++) {
+      // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k.
+      const v0 = v128.load(p + 16 + (<usize>(k >> 1) << 5));
+      const v1 = v128.load(p + 32 + (<usize>(k >> 1) << 5));
+      const n0 = (k & 1) == 0 ? nibLo(v0) : nibHi(v0);
+      const n1 = (k & 1) == 0 ? nibLo(v1) : nibHi(v1);
+      const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+      const scale = i32x4.splat(byteOf(sc, k));
+      const a = aq + (<usize>k << 6);
+      i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
+    }
+    const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
+    const mins = minsK4(p + 4);
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    let xd = load<f32>(ad + xo);
+    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a1 + xo);
+    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a2 + xo);
+    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a3 + xo);
+    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
 export function matmulQ4_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows(rowQ4_K, w, <usize>nb * Q4_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4(rowQ4_K, rowQ4_K_4, w, <usize>nb * Q4_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -19,3 +19,29 @@ export function matmulRows(rowDot: RowDot, w: usize, rowBytes: usize, nb: i32, r
     }
   }
 }
+
+/**
+ * The same product for four activation rows at once (at ad + i·actBytes, outputs at o + i·outStep): the weights are
+ * unpacked once for the four. It must give each output the bits RowDot gives it (same float operations in the same
+ * order; the integer sums are exact in any order).
+ */
+export type RowDot4 = (wr: usize, ad: usize, actBytes: usize, nb: i32, o: usize, outStep: usize) => void;
+
+/** matmulRows with batches taken four activation rows at a time (the rest one by one). */
+export function matmulRows4(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const outStep = <usize>outStride << 2;
+  for (let t0 = row0; t0 < row1; t0 += TILE) {
+    const t1 = min(t0 + TILE, row1);
+    let i = 0;
+    for (; i + 4 <= nAct; i += 4) {
+      const ad = act + <usize>i * <usize>actBytes;
+      const o = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) rowDot4(w + <usize>r * rowBytes, ad, <usize>actBytes, nb, o + (<usize>r << 2), outStep);
+    }
+    for (; i < nAct; i++) {
+      const ad = act + <usize>i * <usize>actBytes;
+      const o = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) store<f32>(o + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, ad, nb));
+    }
+  }
+}
