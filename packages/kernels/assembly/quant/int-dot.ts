@@ -18,16 +18,3 @@ import { dot16 } from '../simd';
 @inline export function nibHi(v: v128): v128 {
   return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
 }
-
-/**
- * 16 bits of a u32 splatted into all lanes (bytes firstByte and firstByte+1) as 16 bytes: 0xFF where the bit is set,
- * 0 where it is clear (Q5_0/Q5_1's fifth bits).
- */
-// @ts-ignore: decorator
-@inline export function bitsSet(bits: v128, firstByte: i32): v128 {
-  const idx = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return i8x16.eq(v128.and(i8x16.swizzle(bits, idx), mask), mask);
-}

@@ -4,7 +4,8 @@
 import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
-import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
+import { fifthBits16 } from './fifth-bits';
+import { dot32, nibHi, nibLo } from './int-dot';
 
 export const Q5_0_BLOCK_BYTES: usize = 22;
 
@@ -28,11 +29,9 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, a: usize): v128 {
   const v = v128.load(p, 6);
-  const bits = v128.load32_splat(p + 2);
-  const minus16 = i8x16.splat(-16);
   // (nibble | bit << 4) − 16 = nibble | (bit ? 0 : 0xF0)
-  const lo = v128.or(nibLo(v), v128.andnot(minus16, bitsSet(bits, 0)));
-  const hi = v128.or(nibHi(v), v128.andnot(minus16, bitsSet(bits, 2)));
+  const lo = v128.or(nibLo(v), fifthBits16(p + 2));
+  const hi = v128.or(nibHi(v), fifthBits16(p + 4));
   return dot32(lo, hi, a);
 }
 

@@ -4,7 +4,8 @@
 import { halfToF32 } from './half-scale';
 import { matmulRows } from './row-tiles';
 import { hsum } from '../simd';
-import { bitsSet, dot32, nibHi, nibLo } from './int-dot';
+import { fifthBits16 } from './fifth-bits';
+import { dot32, nibHi, nibLo } from './int-dot';
 
 export const Q5_1_BLOCK_BYTES: usize = 24;
 
@@ -36,9 +37,9 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
   let p = wr;
   for (let b = 0; b < nb; b++) {
     const v = v128.load(p, 8);
-    const bits = v128.load32_splat(p + 4);
-    const lo = v128.or(nibLo(v), v128.and(bitsSet(bits, 0), sixteen));
-    const hi = v128.or(nibHi(v), v128.and(bitsSet(bits, 2), sixteen));
+    // fifth-bits.ts gives (q − 16) bytes; + 16 makes them q.
+    const lo = i8x16.add(v128.or(nibLo(v), fifthBits16(p + 4)), sixteen);
+    const hi = i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), sixteen);
     const idot = dot32(lo, hi, aq + (<usize>b << 6));
     const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
