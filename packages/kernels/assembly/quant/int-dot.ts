@@ -18,3 +18,12 @@ import { dot16 } from '../simd';
 @inline export function nibHi(v: v128): v128 {
   return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
 }
+
+/** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
+// @ts-ignore: decorator
+@inline export function dotWide(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
+  );
+}

@@ -6,7 +6,7 @@
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
-import { dot32, nibHi, nibLo } from './int-dot';
+import { dot32, dotWide, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
 export const Q4_K_BLOCK_BYTES: usize = 144;
@@ -65,15 +65,6 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
 
 function rowQ4_K(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
-}
-
-/** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
-// @ts-ignore: decorator
-@inline function dotWide(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
-  );
 }
 
 /** rowDot for four activation rows: each sub-block is unpacked and widened once. */

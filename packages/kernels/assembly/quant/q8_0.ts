@@ -1,6 +1,7 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (see activation.ts).
 import { halfToF32 } from './half-scale';
 import { dot16, hsum } from '../simd';
+import { dotWide } from './int-dot';
 import { matmulRows4 } from './row-tiles';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
@@ -39,15 +40,6 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
 
 function rowQ8_0(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
-}
-
-/** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
-// @ts-ignore: decorator
-@inline function dotWide(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
-  );
 }
 
 /** rowDot for four activation rows: each block is widened once. */
