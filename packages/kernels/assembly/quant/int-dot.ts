@@ -27,3 +27,9 @@ import { dot16 } from '../simd';
     i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
   );
 }
+
+/** Σ over 16 values of widened weights (lo, hi: 2 × 8 × i16) with 16 activations at a. */
+// @ts-ignore: decorator
+@inline export function dotWide16(lo: v128, hi: v128, a: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16)));
+}

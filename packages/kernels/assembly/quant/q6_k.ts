@@ -9,7 +9,7 @@
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { dot16, hsum } from '../simd';
-import { nibHi, nibLo } from './int-dot';
+import { dotWide16, nibHi, nibLo } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
 
@@ -89,12 +89,6 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
 
 function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
-}
-
-/** Σ over 16 values of widened weights (lo, hi: 2 × 8 × i16) with 16 activations at a. */
-// @ts-ignore: decorator
-@inline function dotWide16(lo: v128, hi: v128, a: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16)));
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
