@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, type KernelArena, type KernelRuntime, type WeightMatrix } from '../src/index.js';
+import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, UnsupportedKernelTypeError, type KernelArena, type KernelRuntime, type WeightMatrix } from '../src/index.js';
 import { ggmlQuantize, oracleUnavailable } from './support/ggml-oracle.js';
 
 // Every weight type the kernels multiply, checked against ggml itself (its quantiser makes the blocks, its to_float
@@ -154,4 +154,15 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
       }
     });
   }
+
+});
+
+describe('unsupported weight types', () => {
+  it('are refused with an error naming the type', async () => {
+    const rt = await SerialKernelRuntime.create();
+    for (const name of ['IQ4_NL', 'IQ2_XXS', 'TQ1_0', 'MXFP4', 'Q8_1', 'Q8_K']) {
+      expect(() => rt.actFormat(ggmlTypeByName(name)!)).toThrow(UnsupportedKernelTypeError);
+      expect(() => rt.actFormat(ggmlTypeByName(name)!)).toThrow(name);
+    }
+  });
 });

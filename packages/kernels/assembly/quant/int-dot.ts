@@ -19,15 +19,17 @@ import { dot16 } from '../simd';
   return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
 }
 
-/**
- * 16 bits of a u32 splatted into all lanes (bytes firstByte and firstByte+1) as 16 bytes: 0xFF where the bit is set,
- * 0 where it is clear (Q5_0/Q5_1's fifth bits).
- */
+/** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
 // @ts-ignore: decorator
-@inline export function bitsSet(bits: v128, firstByte: i32): v128 {
-  const idx = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return i8x16.eq(v128.and(i8x16.swizzle(bits, idx), mask), mask);
+@inline export function dotWide(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48))),
+  );
+}
+
+/** Σ over 16 values of widened weights (lo, hi: 2 × 8 × i16) with 16 activations at a. */
+// @ts-ignore: decorator
+@inline export function dotWide16(lo: v128, hi: v128, a: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16)));
 }

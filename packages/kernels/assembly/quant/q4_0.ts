@@ -1,9 +1,10 @@
 // Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: f16 d, u8 qs[16];
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
 // Activations: Q8 (activation.ts), as ggml's vec_dot_q4_0_q8_0.
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
+import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
-import { dot32, nibHi, nibLo } from './int-dot';
+import { dot32, dotWide, nibHi, nibLo } from './int-dot';
 
 export const Q4_0_BLOCK_BYTES: usize = 18;
 
@@ -11,7 +12,7 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q4_0_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
+    const d = halfToF32(load<u16>(p));
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 16; j++) {
       const q = <i32>load<u8>(p + 2 + j);
@@ -36,20 +37,43 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   let s = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const scale = f16ToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
     p += Q4_0_BLOCK_BYTES;
   }
   return hsum(s);
 }
 
+function rowQ4_0(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** rowDot for four activation rows: each block is unpacked and widened once. */
+function rowQ4_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const qOff = <usize>nb << 2;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const v = v128.load(p, 2);
+    const lo = i8x16.sub(nibLo(v), i8x16.splat(8)), hi = i8x16.sub(nibHi(v), i8x16.splat(8));
+    const w0 = i16x8.extend_low_i8x16_s(lo), w1 = i16x8.extend_high_i8x16_s(lo);
+    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi);
+    const d = halfToF32(load<u16>(p));
+    const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    p += Q4_0_BLOCK_BYTES;
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
 export function matmulQ4_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  const rb = <usize>nb * Q4_0_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows4(rowQ4_0, rowQ4_0_4, w, <usize>nb * Q4_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

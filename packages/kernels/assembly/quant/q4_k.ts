@@ -3,9 +3,10 @@
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
 // Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
+import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
-import { dot32, nibHi, nibLo } from './int-dot';
+import { dot32, dotWide, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
 export const Q4_K_BLOCK_BYTES: usize = 144;
@@ -14,8 +15,8 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q4_K_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
-    const dmin = f16ToF32(load<u16>(p, 2));
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p, 2));
     const sc = scalesK4(p + 4), mn = minsK4(p + 4);
     const o = dst + (<usize>b << 10);
     for (let k = 0; k < 4; k++) {
@@ -46,8 +47,8 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
   }
-  const dd = f16ToF32(load<u16>(p)) * xd;
-  const dm = f16ToF32(load<u16>(p, 2)) * xd;
+  const dd = halfToF32(load<u16>(p)) * xd;
+  const dm = halfToF32(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 
@@ -62,13 +63,55 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   return hsum(s);
 }
 
+function rowQ4_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+function rowQ4_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q4_K_BLOCK_BYTES;
+    const sc = scalesK4(p + 4);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 9);
+    for (let k = 0; k < 8; k++) {
+      // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k.
+      const v0 = v128.load(p + 16 + (<usize>(k >> 1) << 5));
+      const v1 = v128.load(p + 32 + (<usize>(k >> 1) << 5));
+      const n0 = (k & 1) == 0 ? nibLo(v0) : nibHi(v0);
+      const n1 = (k & 1) == 0 ? nibLo(v1) : nibHi(v1);
+      const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+      const scale = i32x4.splat(byteOf(sc, k));
+      const a = aq + (<usize>k << 6);
+      i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
+    }
+    const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
+    const mins = minsK4(p + 4);
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    let xd = load<f32>(ad + xo);
+    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a1 + xo);
+    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a2 + xo);
+    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a3 + xo);
+    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
 export function matmulQ4_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  const rb = <usize>nb * Q4_K_BLOCK_BYTES;
-  for (let r = row0; r < row1; r++) {
-    const wr = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), rowDot(wr, act + <usize>i * <usize>actBytes, nb));
-    }
-  }
+  matmulRows4(rowQ4_K, rowQ4_K_4, w, <usize>nb * Q4_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
