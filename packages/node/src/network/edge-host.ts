@@ -269,7 +269,12 @@ class Libp2pEdgeHost implements EdgeHost {
   explainDialError(err: Error): string {
     const base = `${err.name}: ${err.message}`;
     // A peer too busy to finish the handshake in time is not a peer with another key: say which one it was.
-    if (looksLikeTimeout(err)) return `${base} — the peer did not complete the connection within 5 s (it may be busy, throttled or far away)`;
+    if (looksLikeTimeout(err)) {
+      // In a keyed cluster a peer with another key never answers the garbled handshake either: name both causes.
+      return this.options.clusterKey
+        ? `${base} — the peer did not complete the connection within 5 s: it may be busy, throttled or far away, or hold a different cluster key (every node needs the same --cluster-key file)`
+        : `${base} — the peer did not complete the connection within 5 s (it may be busy, throttled or far away)`;
+    }
     if (!looksLikeKeyMismatch(err)) return base;
     return this.options.clusterKey
       ? `${base} — the secure handshake failed: the peer probably has a different cluster key, or none (every node needs the same --cluster-key file)`
