@@ -6,6 +6,7 @@ import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import { startKernels, type EngineOptions } from './engine/engine-options.js';
 import { defaultSlots } from './engine/request-slots.js';
+import { dominantWeightType } from './model/stored-bytes-per-weight.js';
 import type { DeviceLoad } from './cluster/device-load.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
@@ -290,7 +291,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     membership,
     initial: profile,
     isBusy: () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0,
-    measure: () => measureDevice(measureOptions),
+    // Once the model is known, time the kernel of the type most of its weights have (kernels differ by type).
+    measure: () => {
+      const weightType = pipeline ? dominantWeightType(pipeline.model) : null;
+      return measureDevice({ ...measureOptions, ...(weightType ? { weightType } : {}) });
+    },
     delaysMs: [5_000, 15_000, 45_000],
     log: logger,
   });
