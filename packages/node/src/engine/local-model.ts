@@ -7,6 +7,13 @@ import { generate, type GenerateOptions, type GenerationResult } from './generat
 import { LocalExecutor } from './local-executor.js';
 import { disposeShard, loadShard, type ShardWeights } from './shard-loader.js';
 import { TransformerShard } from './transformer-shard.js';
+import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
+
+/** The tokenizer's vocabulary for constrained sampling, built on first use. */
+function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
+  let v: TokenVocabulary | null = null;
+  return () => (v ??= buildTokenVocabulary(tokenizer));
+}
 
 export interface LocalModelOptions {
   backend?: BackendName;
@@ -36,7 +43,7 @@ export class LocalModel {
       const weights = await loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const shard = new TransformerShard(weights);
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
-      return new LocalModel(model, tokenizer, backend, weights, shard, new LocalExecutor(shard), contextLength);
+      return new LocalModel(model, tokenizer, backend, weights, shard, new LocalExecutor(shard, vocabularyOf(tokenizer)), contextLength);
     } catch (err) {
       await model.close();
       throw err;

@@ -8,6 +8,7 @@ import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
@@ -61,6 +62,7 @@ export class ClusterPipeline {
   private readonly controls = new Map<string, Promise<RequestChannel<ControlRequest, ControlReply, never>>>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly maxRows: number;
+  private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
@@ -69,7 +71,14 @@ export class ClusterPipeline {
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
-    this.worker = new StageWorker({ selfId: opts.host.peerId, shards: this.shards, modelFingerprint: this.fingerprint, maxRowsPerFrame: this.maxRows, log: opts.log });
+    this.worker = new StageWorker({
+      selfId: opts.host.peerId,
+      shards: this.shards,
+      modelFingerprint: this.fingerprint,
+      maxRowsPerFrame: this.maxRows,
+      log: opts.log,
+      vocabulary: () => this.vocabulary(),
+    });
     this.executor = new PipelineExecutor({
       router: this.router,
       routeFor: (r, exclude) => this.routeFor(r, exclude),
@@ -128,6 +137,12 @@ export class ClusterPipeline {
       this.planning = this.replan().finally(() => (this.planning = null));
     }
     return this.planning;
+  }
+
+  /** The tokenizer's token byte strings and trie, for constrained sampling (built once, on first use). */
+  vocabulary(): TokenVocabulary {
+    this.vocab ??= buildTokenVocabulary(this.opts.tokenizer);
+    return this.vocab;
   }
 
   /** The model's name, as the API reports it. */
