@@ -112,7 +112,7 @@ export class ApiMetrics {
   serving(): ServingStats {
     const s = this.sources;
     let requests = 0;
-    for (const v of ['stop', 'length', 'cancelled', 'error']) requests += this.generations.value({ endpoint: 'chat', finish: v }) + this.generations.value({ endpoint: 'completions', finish: v });
+    for (const v of ['stop', 'length', 'cancelled', 'error']) requests += this.generations.value({ endpoint: 'chat', finish: v }) + this.generations.value({ endpoint: 'completions', finish: v }) + this.generations.value({ endpoint: 'responses', finish: v });
     return {
       tokensPerSecond: this.tokensPerSecond(),
       running: s?.running() ?? 0,

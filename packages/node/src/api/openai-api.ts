@@ -7,6 +7,7 @@ import { addBenchRoute } from './bench-route.js';
 import { addChatCompletionsRoute } from './chat-completions-route.js';
 import { addCompletionsRoute } from './completions-route.js';
 import { addModelsRoutes } from './models-route.js';
+import { addResponsesRoute } from './responses-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
 import type { ClusterStatus } from '../node-runtime.js';
@@ -69,6 +70,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
 
   addChatCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addCompletionsRoute(router, ctx, opts.maxBodyBytes);
+  addResponsesRoute(router, ctx, opts.maxBodyBytes);
   addModelsRoutes(router, ctx);
   addBenchRoute(router, ctx, { clusterStatus: opts.clusterStatus as () => ClusterStatus, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
   router.add('GET', '/v1/cluster', () => ({
