@@ -75,3 +75,4 @@ export * from './pipeline/cluster-plan.js';
 export * from './pipeline/cluster-pipeline.js';
 export * from './pipeline/pipeline-executor.js';
 export * from './pipeline/plan-summary.js';
+export * from './model/demo-model.js';

@@ -16,16 +16,20 @@ import {
 } from '@edge-node/node';
 import { intOption } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
+import { chooseDefaultModel } from '../default-model.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
-const HELP = `Usage: edge-node start --model PATH|REPO [options]
+const HELP = `Usage: edge-node start [--model PATH|REPO] [options]
        edge-node start --model-from-peers [options]
 
 Starts a node. Nodes find each other (mDNS on the local network, or --bootstrap) and run one model together.
 
 Options:
   --model PATH|REPO        model file or directory (GGUF or safetensors), or a Hugging Face repo id
-                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub
+                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub.
+                           Without it: the Hub's default chat model (HuggingFaceTB/SmolLM2-135M-Instruct)
+                           when cached or the Hub answers within 2 s (env EDGE_NODE_HUB_PROBE_MS), else the
+                           demo model shipped with edge-node (stories260K)
                            (env HF_TOKEN for gated models, HF_HUB_OFFLINE=1 to use only the cache)
   --hub-endpoint URL       Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
   --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
@@ -154,8 +158,17 @@ export const startCommand: CliCommand = {
       return 0;
     }
     const options = await buildStartOptions(argv, process.env);
-    const node = await startEdgeNode(options);
     const out = process.stdout;
+    if (!options.modelPath && !options.modelFromPeers) {
+      const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
+      options.modelPath = await chooseDefaultModel({
+        dataDir: options.dataDir,
+        hub: options.hub ?? {},
+        ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}),
+        say: (line) => out.write(`edge-node: ${line}\n`),
+      });
+    }
+    const node = await startEdgeNode(options);
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
     out.write(`edge-node: API at ${node.api.url}\n`);
