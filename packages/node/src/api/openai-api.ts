@@ -78,9 +78,9 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     model: p ? { id: ctx.modelId, name: p.model.config.name, layers: p.model.config.numLayers, contextLength: ctx.contextLength } : null,
     serving: opts.metrics.serving(),
   }));
-  router.add('GET', '/metrics', (_req, res) => {
-    const text = opts.metrics.render();
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  router.add('GET', '/metrics', async (_req, res) => {
+    const text = await opts.metrics.render();
+    res.writeHead(200, { 'content-type': opts.metrics.contentType, 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });
   addWebPageRoutes(router);

@@ -146,7 +146,7 @@ export function recordGeneration(ctx: ServingContext, endpoint: Endpoint, result
   }
   if (results.length > 0) {
     const r = results[0];
-    m.promptTokens.inc({}, r.promptTokens.length);
+    m.promptTokens.inc(r.promptTokens.length);
     m.ttft.observe((r.timings.ttftMs + (performance.now() - arrived - r.timings.totalMs)) / 1000);
   }
 }
