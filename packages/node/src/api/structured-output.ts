@@ -1,3 +1,4 @@
+import { Ajv } from 'ajv';
 import { compileJsonSchema, GrammarSchemaError } from '../grammar/json-schema-compiler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import { invalidRequest } from './openai-errors.js';
@@ -26,16 +27,29 @@ export function parseResponseFormat(value: unknown, param: string): GrammarSpec 
       if (typeof spec.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) throw invalidRequest(`${at}.name must be 1–64 letters, digits, "_" or "-"`, `${at}.name`, spec.name === undefined ? 'missing_required_parameter' : 'invalid_value');
       const schema = spec.schema ?? { type: 'object' };
       if (!isObject(schema)) throw invalidRequest(`${at}.schema must be a JSON Schema object`, `${at}.schema`, 'invalid_type');
-      try {
-        compileJsonSchema(schema);
-      } catch (err) {
-        if (err instanceof GrammarSchemaError) throw invalidRequest(`${at}.schema: ${err.message}`, `${at}.schema`, 'invalid_value');
-        throw err;
-      }
+      checkEnforceableSchema(schema, `${at}.schema`);
       return { type: 'json', schema };
     }
     default:
       throw invalidRequest(`${param}.type must be "text", "json_object" or "json_schema" (got ${JSON.stringify(value.type)})`, `${param}.type`, 'invalid_value');
+  }
+}
+
+/** Checks a schema against the JSON Schema meta-schema (ajv), so a malformed one gets the validator's exact words. */
+const ajv = new Ajv({ strict: false, allErrors: false, validateFormats: false });
+
+/** Throws a 400 (naming `param`) when `schema` is not a valid JSON Schema or cannot be enforced by the grammar. */
+export function checkEnforceableSchema(schema: object, param: string): void {
+  try {
+    ajv.compile(schema);
+  } catch (err) {
+    throw invalidRequest(`${param} is not a valid JSON Schema: ${(err as Error).message}`, param, 'invalid_value');
+  }
+  try {
+    compileJsonSchema(schema);
+  } catch (err) {
+    if (err instanceof GrammarSchemaError) throw invalidRequest(`${param}: ${err.message}`, param, 'invalid_value');
+    throw err;
   }
 }
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { compileJsonSchema, GrammarSchemaError } from '../grammar/json-schema-compiler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { ChatMessage, ChatTemplate, ChatTool } from '../tokenizer/chat-template.js';
 import { invalidRequest } from './openai-errors.js';
+import { checkEnforceableSchema } from './structured-output.js';
 
 /**
  * Tool calling: the tools a request offers, how they reach the prompt, the grammar that forces a call, and reading
@@ -61,12 +61,7 @@ export function parseTools(value: unknown, param = 'tools'): ToolDef[] {
     names.add(fn.name);
     const parameters = fn.parameters ?? { type: 'object', properties: {} };
     if (!isObject(parameters)) throw invalidRequest(`${fnAt}.parameters must be a JSON Schema object`, `${fnAt}.parameters`, 'invalid_type');
-    try {
-      compileJsonSchema(parameters);
-    } catch (err) {
-      if (err instanceof GrammarSchemaError) throw invalidRequest(`${fnAt}.parameters: ${err.message}`, `${fnAt}.parameters`, 'invalid_value');
-      throw err;
-    }
+    checkEnforceableSchema(parameters, `${fnAt}.parameters`);
     if (fn.description !== undefined && typeof fn.description !== 'string') throw invalidRequest(`${fnAt}.description must be a string`, `${fnAt}.description`, 'invalid_type');
     return { name: fn.name, ...(typeof fn.description === 'string' ? { description: fn.description } : {}), parameters, strict: fn.strict === true };
   });
