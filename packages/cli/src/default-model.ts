@@ -29,7 +29,7 @@ export async function chooseDefaultModel(opts: DefaultModelOptions): Promise<str
   else {
     const endpoint = (opts.hub.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
     const probeMs = opts.probeMs ?? DEFAULT_HUB_PROBE_MS;
-    const reachable = await fetch(`${endpoint}/api/models/${repo}`, { signal: AbortSignal.timeout(probeMs), ...(opts.hub.token ? { headers: { authorization: `Bearer ${opts.hub.token}` } } : {}) }).then(
+    const reachable = await fetch(`${endpoint}/api/models/${repo}/revision/main`, { signal: AbortSignal.timeout(probeMs), ...(opts.hub.token ? { headers: { authorization: `Bearer ${opts.hub.token}` } } : {}) }).then(
       (r) => (r.ok ? null : `it answered HTTP ${r.status}`),
       (err: Error) => (err.name === 'TimeoutError' ? `no answer within ${probeMs} ms` : (err.cause as Error | undefined)?.message ?? err.message),
     );
