@@ -52,7 +52,8 @@ export function addChatCompletionsRoute(router: ApiRouter, ctx: ServingContext, 
     checkModel(ctx, params.model);
     const r = rendering();
     const prompt = defs.length > 0 || messages.some((m) => m.role === 'tool' || m.tool_calls) ? renderWithTools(r.chat, messages, defs, choice) : r.chat.render(messages, true);
-    const grammar = toolCallGrammar(defs, choice, toolCallFormat(r.chat)) ?? format;
+    const callFormat = toolCallFormat(r.chat);
+    const grammar = toolCallGrammar(defs, choice, callFormat) ?? format;
     const addBos = addBosFor(r, prompt);
     await serveGeneration(ctx, req, res, {
       endpoint: 'chat',
@@ -64,7 +65,7 @@ export function addChatCompletionsRoute(router: ApiRouter, ctx: ServingContext, 
       defaultMaxTokens: ctx.contextLength,
       grammar,
       ...(logprobs !== undefined ? { logprobs } : {}),
-      tools: { defs, choice },
+      tools: { defs, choice, format: callFormat },
     });
   });
 }

@@ -9,7 +9,7 @@ import { checkModel, recordGeneration, requirePipeline, tokenBudget, tokenizePro
 import { SseWriter } from './sse-writer.js';
 import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import { parseResponseFormat } from './structured-output.js';
-import { parseToolCalls, parseToolChoice, parseTools, renderWithTools, toolCallFormat, toolCallGrammar, ToolCallStreamFilter, type ParsedToolCall } from './tool-calls.js';
+import { ForcedCallStreamer, newCallId, parseToolCalls, parseToolChoice, parseTools, renderWithTools, toolCallFormat, toolCallGrammar, ToolCallStreamFilter, type ParsedToolCall } from './tool-calls.js';
 
 const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 const shortId = () => randomUUID().replaceAll('-', '');
@@ -97,7 +97,8 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
 
     const r = rendering();
     const prompt = defs.length > 0 || messages.some((m) => m.role === 'tool' || m.tool_calls) ? renderWithTools(r.chat, messages, defs, choice) : r.chat.render(messages, true);
-    const grammar = toolCallGrammar(defs, choice, toolCallFormat(r.chat)) ?? format;
+    const callFormat = toolCallFormat(r.chat);
+    const grammar = toolCallGrammar(defs, choice, callFormat) ?? format;
     const addBos = addBosFor(r, prompt);
     const promptTokens = tokenizePrompt(ctx, prompt, addBos, 'input');
     const maxTokens = tokenBudget(ctx, promptTokens.length, maxOutput ?? ctx.contextLength, grammar, 'max_output_tokens');
@@ -182,7 +183,16 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
           text += delta;
           emit('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta, logprobs: [] });
         };
-        const filter = tools.length > 0 ? new ToolCallStreamFilter() : null;
+        const forced = choice.mode === 'required' || choice.mode === 'named' ? new ForcedCallStreamer(callFormat) : null;
+        const forcedId = newCallId();
+        const forcedItemId = `fc_${forcedId.slice(5)}`;
+        const sendForced = (delta: string) => {
+          if (!forced) return;
+          const { name, args } = forced.push(delta);
+          if (name !== undefined) emit('response.output_item.added', { output_index: 0, item: { type: 'function_call', id: forcedItemId, call_id: forcedId, name, arguments: '', status: 'in_progress' } });
+          if (args) emit('response.function_call_arguments.delta', { item_id: forcedItemId, output_index: 0, delta: args });
+        };
+        const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
         const result = await pipeline.generate({
           prompt: promptTokens,
           maxTokens,
@@ -191,15 +201,28 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
           signal,
           requestId: id,
           ...(grammar ? { grammar } : {}),
-          ...(sse ? { onText: (d: string) => sendText(filter ? filter.push(d) : d) } : {}),
+          ...(sse ? { onText: (d: string) => (forced ? sendForced(d) : sendText(filter ? filter.push(d) : d)) } : {}),
         });
         recordGeneration(ctx, 'responses', [result], arrived);
         let { content, calls } = tools.length > 0 ? parseToolCalls(result.text, tools) : { content: result.text as string | null, calls: [] as ParsedToolCall[] };
+        if (forced && calls.length === 1) calls[0].id = forcedId;
         done();
         if (!sse) {
           const body = JSON.stringify(finalResponse(result, content, calls));
           res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
           res.end(body);
+          return;
+        }
+        if (forced && calls.length === 1) {
+          const c = calls[0];
+          if (!forced.started) emit('response.output_item.added', { output_index: 0, item: callItem(c, 'in_progress') });
+          const rest = c.arguments.slice(forced.streamed.length);
+          if (rest) emit('response.function_call_arguments.delta', { item_id: forcedItemId, output_index: 0, delta: rest });
+          emit('response.function_call_arguments.done', { item_id: forcedItemId, output_index: 0, name: c.name, arguments: c.arguments });
+          emit('response.output_item.done', { output_index: 0, item: callItem(c, 'completed') });
+          const final = finalResponse(result, null, calls);
+          emit('response.completed', { response: final });
+          sse.end();
           return;
         }
         if (filter) {

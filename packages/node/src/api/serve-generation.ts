@@ -10,7 +10,7 @@ import type { GenerationParams } from './openai-request.js';
 import { QueueWaitAbortedError, type RequestQueue } from './request-queue.js';
 import { SseWriter } from './sse-writer.js';
 import { grammarMinTokens } from './structured-output.js';
-import { parseToolCalls, ToolCallStreamFilter, type ParsedToolCall, type ToolChoice, type ToolDef } from './tool-calls.js';
+import { ForcedCallStreamer, newCallId, parseToolCalls, ToolCallStreamFilter, type ParsedToolCall, type ToolCallFormat, type ToolChoice, type ToolDef } from './tool-calls.js';
 
 /** What every generation route needs from the node. */
 export interface ServingContext {
@@ -40,7 +40,7 @@ export interface GenerationJob {
   /** Log-probabilities with this many alternatives. */
   logprobs?: number;
   /** Chat only: the tools offered; calls are read out of the answer. */
-  tools?: { defs: ToolDef[]; choice: ToolChoice };
+  tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
 }
 
 /** 503 unless the node has a model; otherwise the pipeline. */
@@ -245,7 +245,16 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
   const runChoice = async (index: number, signal: AbortSignal): Promise<{ result: GenerationResult; calls: ParsedToolCall[]; content: string | null }> => {
     const pending: TokenLogprob[] = [];
     let streamed = 0;
-    const filter = tools.length > 0 ? new ToolCallStreamFilter() : null;
+    const forced = job.tools && (job.tools.choice.mode === 'required' || job.tools.choice.mode === 'named') ? new ForcedCallStreamer(job.tools.format) : null;
+    const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
+    const forcedId = newCallId();
+    /** A forced call streams live: its name once complete, then the arguments as they are generated. */
+    const sendForced = (delta: string) => {
+      if (!sse || !forced) return;
+      const { name, args } = forced.push(delta);
+      if (name !== undefined) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name, arguments: '' } }] }, null));
+      if (args) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: args } }] }, null));
+    };
     const sendText = (text: string) => {
       if (!sse || text === '') return;
       const lps = pending.splice(0);
@@ -269,15 +278,21 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
             onToken: (_t: number, lp: TokenLogprob | null) => {
               if (lp) pending.push(lp);
             },
-            onText: (delta: string) => sendText(filter ? filter.push(delta) : delta),
+            onText: (delta: string) => (forced ? sendForced(delta) : sendText(filter ? filter.push(delta) : delta)),
           }
         : {}),
     });
     let calls: ParsedToolCall[] = [];
     let content: string | null = result.text;
     if (tools.length > 0) ({ calls, content } = parseToolCalls(result.text, tools));
+    if (forced && calls.length === 1) calls[0].id = forcedId;
     if (sse) {
-      if (filter) {
+      if (forced && calls.length === 1) {
+        // The rest of the arguments (the grammar guarantees the streamed part is their beginning).
+        if (!forced.started) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name: calls[0].name, arguments: '' } }] }, null));
+        const rest = calls[0].arguments.slice(forced.streamed.length);
+        if (rest) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: rest } }] }, null));
+      } else if (filter) {
         const held = filter.flush();
         const parsed = parseToolCalls(held, tools);
         if (parsed.calls.length === 0) sendText(held);

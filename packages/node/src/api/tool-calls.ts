@@ -143,10 +143,22 @@ export function renderWithTools(template: ChatTemplate, messages: readonly ChatM
   return template.render(out, true);
 }
 
-function callFrom(value: unknown, tools: readonly ToolDef[]): ParsedToolCall | null {
+const COMPACT_CALL_HEAD = /^\{"name":"([A-Za-z0-9_-]{1,64})","(?:arguments|parameters)":/;
+
+export function newCallId(): string {
+  return `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+}
+
+/**
+ * A call from parsed JSON. The arguments keep the model's own text when the call is in the compact form the
+ * grammar writes (so what was streamed piece by piece is exactly the final `arguments`); otherwise re-serialised.
+ */
+function callFrom(value: unknown, tools: readonly ToolDef[], raw?: string): ParsedToolCall | null {
   if (!isObject(value) || typeof value.name !== 'string' || !tools.some((t) => t.name === value.name)) return null;
   const args = value.arguments ?? value.parameters ?? {};
-  return { id: `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`, name: value.name, arguments: typeof args === 'string' ? args : JSON.stringify(args) };
+  const head = raw === undefined ? null : COMPACT_CALL_HEAD.exec(raw);
+  const text = head && raw!.endsWith('}') ? raw!.slice(head[0].length, -1) : typeof args === 'string' ? args : JSON.stringify(args);
+  return { id: newCallId(), name: value.name, arguments: text };
 }
 
 function tryJson(text: string): unknown {
@@ -170,7 +182,7 @@ export function parseToolCalls(text: string, tools: readonly ToolDef[]): { conte
     if (at < 0) break;
     const end = rest.indexOf(HERMES_CLOSE, at);
     const body = rest.slice(at + HERMES_OPEN.length, end < 0 ? undefined : end);
-    const call = callFrom(tryJson(body.trim()), tools);
+    const call = callFrom(tryJson(body.trim()), tools, body.trim());
     if (!call) break;
     calls.push(call);
     content += rest.slice(0, at);
@@ -179,7 +191,7 @@ export function parseToolCalls(text: string, tools: readonly ToolDef[]): { conte
   content += rest;
   if (calls.length === 0) {
     const bare = content.trim().replace(/^<\|python_tag\|>/, '');
-    const call = bare.startsWith('{') ? callFrom(tryJson(bare), tools) : null;
+    const call = bare.startsWith('{') ? callFrom(tryJson(bare), tools, bare) : null;
     if (call) return { content: null, calls: [call] };
   }
   const trimmed = content.trim();
@@ -237,5 +249,49 @@ export class ToolCallStreamFilter {
   private emit(s: string): string {
     if (s.trim() !== '') this.sawContent = true;
     return s;
+  }
+}
+
+/**
+ * Streams a forced call (its output is fixed by the grammar: `<tool_call>\n{"name":"…","arguments":` … `}\n</tool_call>`,
+ * or the Llama form) as it is generated: the name as soon as it is complete, then the argument text piece by piece,
+ * holding back only what may be the closing suffix.
+ */
+export class ForcedCallStreamer {
+  private text = '';
+  private head: { name: string; at: number } | null = null;
+  private sent = 0;
+  private readonly lead: string;
+  private readonly tail: number;
+
+  constructor(format: ToolCallFormat) {
+    this.lead = format === 'hermes' ? `${HERMES_OPEN}\n` : '';
+    this.tail = format === 'hermes' ? 1 + `\n${HERMES_CLOSE}`.length : 1;
+  }
+
+  /** New text in; out: the call's name once known (`name`), and argument text ready to send. */
+  push(delta: string): { name?: string; args: string } {
+    this.text += delta;
+    let name: string | undefined;
+    if (!this.head) {
+      const m = this.text.startsWith(this.lead) ? COMPACT_CALL_HEAD.exec(this.text.slice(this.lead.length)) : null;
+      if (!m) return { args: '' };
+      this.head = { name: m[1], at: this.lead.length + m[0].length };
+      name = m[1];
+      this.sent = this.head.at;
+    }
+    const ready = Math.max(this.sent, this.text.length - this.tail);
+    const args = this.text.slice(this.sent, ready);
+    this.sent = ready;
+    return { ...(name ? { name } : {}), args };
+  }
+
+  /** Argument text sent so far (to check against the final call). */
+  get streamed(): string {
+    return this.head ? this.text.slice(this.head.at, this.sent) : '';
+  }
+
+  get started(): boolean {
+    return this.head !== null;
   }
 }
