@@ -15,14 +15,16 @@ export interface DefaultModelOptions {
 /**
  * The model `edge-node start` serves when no `--model` is given: the Hub's default chat model when it is cached or
  * the Hub answers within a short probe (downloaded with progress into `<data dir>/hub`), otherwise the demo model
- * shipped inside the package. Either way the node starts, and the log says which model and why.
+ * shipped inside the package. Either way the node starts, and the log says which model and why. Returns what to
+ * pass as --model: the repo id (now in the cache) or the demo model's path.
  */
 export async function chooseDefaultModel(opts: DefaultModelOptions): Promise<string> {
   const repo = DEFAULT_HUB_CHAT_MODEL;
   const cached = await resolveModelSource(repo, opts.dataDir, { ...opts.hub, offline: true }).catch(() => null);
   if (cached) {
     opts.say(`no --model given: serving the Hub's default chat model ${repo} (from the cache in ${opts.dataDir}/hub)`);
-    return cached;
+    // The repo id, not the snapshot path: the node resolves it from the cache and names the model after it.
+    return repo;
   }
   let why: string;
   if (opts.hub.offline) why = `HF_HUB_OFFLINE is set and ${repo} is not in the cache`;
@@ -36,7 +38,8 @@ export async function chooseDefaultModel(opts: DefaultModelOptions): Promise<str
     if (reachable === null) {
       opts.say(`no --model given: downloading the Hub's default chat model ${repo} from ${endpoint} (cached for the next start)`);
       try {
-        return await resolveModelSource(repo, opts.dataDir, opts.hub);
+        await resolveModelSource(repo, opts.dataDir, opts.hub);
+        return repo;
       } catch (err) {
         why = `downloading ${repo} failed: ${(err as Error).message}`;
       }

@@ -33,6 +33,7 @@ Options:
                            (env HF_TOKEN for gated models, HF_HUB_OFFLINE=1 to use only the cache)
   --hub-endpoint URL       Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
   --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
+  --no-model               no model at all: the node relays and takes part in the cluster, its API answers 503
                            from it (kept in <data dir>/weights for the next start)
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
@@ -68,7 +69,10 @@ function parseSplit(value: string): number[] {
   return parts;
 }
 
-export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<EdgeNodeOptions> {
+/** The node's options, plus whether it was asked to run without any model (`--no-model`). */
+export type StartOptions = EdgeNodeOptions & { relayOnly?: boolean };
+
+export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -78,6 +82,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         model: { type: 'string' },
         'hub-endpoint': { type: 'string' },
         'model-from-peers': { type: 'boolean' },
+        // Declared so that --no-model is known; parseArgs (allowNegative) then reports it as model = false.
+        'no-model': { type: 'boolean' },
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         mdns: { type: 'boolean' },
@@ -99,7 +105,11 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
   }
   const v = parsed.values;
-  if (v.model !== undefined && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  // parseArgs reads --no-model as model = false (allowNegative).
+  const noModel = (v.model as unknown) === false || v['no-model'] === true;
+  if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
+  if (typeof v.model === 'string' && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  if (noModel) delete (v as { model?: unknown }).model;
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
@@ -139,6 +149,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v.concurrency !== undefined ? { concurrency: intOption(v.concurrency, '--concurrency', 4) } : {}),
     ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
     ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
+    ...(noModel ? { relayOnly: true } : {}),
     hub: {
       ...hubOptionsFromEnv(env),
       ...(v['hub-endpoint'] !== undefined ? { endpoint: v['hub-endpoint'] } : {}),
@@ -159,7 +170,7 @@ export const startCommand: CliCommand = {
     }
     const options = await buildStartOptions(argv, process.env);
     const out = process.stdout;
-    if (!options.modelPath && !options.modelFromPeers) {
+    if (!options.modelPath && !options.modelFromPeers && !options.relayOnly) {
       const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
       options.modelPath = await chooseDefaultModel({
         dataDir: options.dataDir,
