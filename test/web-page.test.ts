@@ -17,7 +17,7 @@ describe('web page at / on a 2-node cluster', () => {
   let c: ApiCluster;
   let browser: Browser;
   beforeAll(async () => {
-    [c, browser] = await Promise.all([startApiCluster(h), chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS })]);
+    [c, browser] = await Promise.all([startApiCluster(h), chromium.launch({ executablePath: process.env.EDGE_NODE_CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_FLAGS })]);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

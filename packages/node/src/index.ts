@@ -82,3 +82,4 @@ export * from './pipeline/plan-history.js';
 export * from './cluster/device-load.js';
 export * from './cluster/device-watch.js';
 export * from './cluster/liveness.js';
+export * from './model/demo-model.js';

@@ -15,19 +15,24 @@ import {
 import { intOption } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
+import { chooseDefaultModel } from '../default-model.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
-const HELP = `Usage: edge-node start --model PATH|REPO [options]
+const HELP = `Usage: edge-node start [--model PATH|REPO] [options]
        edge-node start --model-from-peers [options]
 
 Starts a node. Nodes find each other (mDNS on the local network, or --bootstrap) and run one model together.
 
 Options:
   --model PATH|REPO        model file or directory (GGUF or safetensors), or a Hugging Face repo id
-                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub
+                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub.
+                           Without it: the Hub's default chat model (HuggingFaceTB/SmolLM2-135M-Instruct)
+                           when cached or the Hub answers within 2 s (env EDGE_NODE_HUB_PROBE_MS), else the
+                           demo model shipped with edge-node (stories260K)
                            (env HF_TOKEN for gated models, HF_HUB_OFFLINE=1 to use only the cache)
   --hub-endpoint URL       Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
   --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
+  --no-model               no model at all: the node relays and takes part in the cluster, its API answers 503
                            from it (kept in <data dir>/weights for the next start)
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
@@ -66,7 +71,10 @@ function parseSplit(value: string): number[] {
   return parts;
 }
 
-export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<EdgeNodeOptions> {
+/** The node's options, plus whether it was asked to run without any model (`--no-model`). */
+export type StartOptions = EdgeNodeOptions & { relayOnly?: boolean };
+
+export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -76,6 +84,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         model: { type: 'string' },
         'hub-endpoint': { type: 'string' },
         'model-from-peers': { type: 'boolean' },
+        // Declared so that --no-model is known; parseArgs (allowNegative) then reports it as model = false.
+        'no-model': { type: 'boolean' },
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         mdns: { type: 'boolean' },
@@ -98,7 +108,11 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
   }
   const v = parsed.values;
-  if (v.model !== undefined && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  // parseArgs reads --no-model as model = false (allowNegative).
+  const noModel = (v.model as unknown) === false || v['no-model'] === true;
+  if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
+  if (typeof v.model === 'string' && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  if (noModel) delete (v as { model?: unknown }).model;
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
@@ -135,6 +149,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(parallel !== undefined ? { concurrency: parallel } : {}),
     ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
     ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
+    ...(noModel ? { relayOnly: true } : {}),
     hub: {
       ...hubOptionsFromEnv(env),
       ...(v['hub-endpoint'] !== undefined ? { endpoint: v['hub-endpoint'] } : {}),
@@ -154,8 +169,17 @@ export const startCommand: CliCommand = {
       return 0;
     }
     const options = await buildStartOptions(argv, process.env);
-    const node = await startEdgeNode(options);
     const out = process.stdout;
+    if (!options.modelPath && !options.modelFromPeers && !options.relayOnly) {
+      const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
+      options.modelPath = await chooseDefaultModel({
+        dataDir: options.dataDir,
+        hub: options.hub ?? {},
+        ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}),
+        say: (line) => out.write(`edge-node: ${line}\n`),
+      });
+    }
+    const node = await startEdgeNode(options);
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
     out.write(`edge-node: API at ${node.api.url}\n`);

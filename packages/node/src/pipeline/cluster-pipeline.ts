@@ -12,6 +12,7 @@ import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
@@ -117,6 +118,7 @@ export class ClusterPipeline {
   private expectModel: { profile: unknown; cm: CostModel } | null = null;
   /** The plan a load-driven change replaced, the loads under it, and the devices whose load caused the change. */
   private restorable: { former: ClusterPlan; loads: Map<string, DeviceLoad | null>; causes: string[] } | null = null;
+  private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
@@ -134,6 +136,7 @@ export class ClusterPipeline {
       log: opts.log,
       ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
       onCompute: (sample) => this.observe(sample),
+      vocabulary: () => this.vocabulary(),
     });
     this.executor = new PipelineExecutor({
       router: this.router,
@@ -210,6 +213,12 @@ export class ClusterPipeline {
       this.planning = this.replan().finally(() => (this.planning = null));
     }
     return this.planning;
+  }
+
+  /** The tokenizer's token byte strings and trie, for constrained sampling (built once, on first use). */
+  vocabulary(): TokenVocabulary {
+    this.vocab ??= buildTokenVocabulary(this.opts.tokenizer);
+    return this.vocab;
   }
 
   /** The model's name, as the API reports it. */

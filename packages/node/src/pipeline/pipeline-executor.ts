@@ -224,6 +224,7 @@ export class PipelineExecutor implements TokenExecutor {
     const timing: StepTiming = { step: run.received, roundTripMs: performance.now() - p.sentAt, stageMs: frame.stageMs ?? [] };
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
+    if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
     p.resolve(frame.token);
   }
 
@@ -332,6 +333,9 @@ export class PipelineExecutor implements TokenExecutor {
             sampling: request.sampling,
             contextLength: request.contextLength,
             samplesDrawn: run.received * drawsPerToken,
+            ...(run.fed.length > 0 ? { generated: run.fed.length } : {}),
+            ...(request.grammar ? { grammar: request.grammar } : {}),
+            ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
           };
         }
         await this.opts.router.send(route.peers[0], frame);

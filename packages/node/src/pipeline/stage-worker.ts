@@ -1,7 +1,9 @@
-import { Sampler } from '../engine/sampler.js';
+import { createRequestSampler } from '../engine/request-sampler.js';
+import type { Sampler } from '../engine/sampler.js';
+import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { BatchItem, ForwardShard, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening } from './activation-frame.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
 import { planStep } from '../engine/step-plan.js';
 
@@ -75,6 +77,8 @@ export interface StageWorkerOptions {
   onStep?: (rows: number, requests: number, ms: number) => void;
   /** Called after each run of this node's layers (the device watch compares it with the profile's prediction). */
   onCompute?: (sample: ComputeSample) => void;
+  /** The tokenizer's byte strings, for requests with a grammar (built once, on first use). */
+  vocabulary?: () => TokenVocabulary;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
 }
@@ -319,7 +323,7 @@ export class StageWorker {
       shard,
       shardKey: ShardStore.key({ startLayer, endLayer }),
       cache: shard.createCache(opening.contextLength),
-      sampler: isLast ? new Sampler(opening.sampling, opening.promptTokens, opening.samplesDrawn) : null,
+      sampler: isLast ? createRequestSampler(opening, this.opts.vocabulary ?? noVocabulary) : null,
       step: 0,
       stepDone: false,
       lastActive: Date.now(),
@@ -335,8 +339,12 @@ export class StageWorker {
     const { route, coordinator } = s.opening;
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
-      const token = s.sampler!.sample(out.logits);
-      return [{ to: coordinator, frame: { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token, stageMs } }];
+      // Tokens still allowed, this one included: the grammar must be able to finish within them.
+      const token = s.sampler!.sample(out.logits, s.opening.contextLength - s.cache.length);
+      const lp = s.sampler!.lastLogprob;
+      const tokenFrame: TokenFrame = { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token, stageMs };
+      if (lp) tokenFrame.lp = { l: lp.logprob, top: lp.top.map((e) => [e.token, e.logprob]) };
+      return [{ to: coordinator, frame: tokenFrame }];
     }
     const next = route[s.stage + 1];
     const H = s.shard.config.hiddenSize;
@@ -379,6 +387,10 @@ export class StageWorker {
     this.sessions.delete(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
+}
+
+function noVocabulary(): never {
+  throw new StageError('this stage has no tokenizer vocabulary for constrained sampling');
 }
 
 function fail(message: string): never {
