@@ -400,14 +400,14 @@ export class ClusterPipeline {
       const patience = Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf));
       let timer: NodeJS.Timeout | undefined;
       try {
-        const loads = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
+        const loading = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
         const loaded = await Promise.race([
-          Promise.all(loads).then(() => true),
+          Promise.all(loading).then(() => true),
           new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience))),
         ]);
         if (!loaded) {
           // A late load must not pin layers on a node the plan in force does not use.
-          for (const l of loads) {
+          for (const l of loading) {
             void l.then((s) => {
               if (!this.plan?.stages.some((x) => x.peerId === s.peerId)) this.dropOn(s.peerId, s.name);
             }).catch(() => {});
