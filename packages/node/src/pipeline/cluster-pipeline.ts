@@ -412,6 +412,8 @@ export class ClusterPipeline {
               if (!this.plan?.stages.some((x) => x.peerId === s.peerId)) this.dropOn(s.peerId, s.name);
             }).catch(() => {});
           }
+          // The stages keep the ranges of the plan in force (they are loaded: this only marks them current again).
+          for (const st of current.stages) void this.load(st.peerId, st.startLayer, st.endLayer).catch(() => {});
           this.lastDecision = `re-plan abandoned: its stages did not load within ${(patience / 1000).toFixed(1)} s`;
           this.opts.log.warn(`${this.lastDecision} (${candidate.id}); deciding again`);
           return null;
@@ -555,9 +557,10 @@ export class ClusterPipeline {
     if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
     const t0 = performance.now();
     const range = { startLayer: req.startLayer, endLayer: req.endLayer };
-    // The old range stays loaded while requests use it (they move at their next token); trimShards frees it then.
-    await this.shards.get(range, this.worker.shardsInUse());
+    // This is the range the sender's plan wants from now on (so it is kept while it loads). The old range stays
+    // loaded while requests use it (they move at their next token); trimShards frees it then.
     this.currentRanges.set(from, ShardStore.key(range));
+    await this.shards.get(range, this.worker.shardsInUse());
     const weightBytes = await this.shards.weightBytes();
     this.heldWeightBytes = weightBytes;
     this.announceRanges();

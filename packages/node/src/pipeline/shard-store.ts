@@ -6,6 +6,8 @@ interface Entry {
   range: LayerRange;
   loading: Promise<{ shard: TransformerShard; weights: ShardWeights }>;
   lastUsed: number;
+  /** Callers of get() still waiting for it: a shard is never freed under them. */
+  waiters: number;
 }
 
 /**
@@ -36,12 +38,17 @@ export class ShardStore {
         warmUp(shard);
         return { weights, shard };
       });
-      entry = { range, loading, lastUsed: Date.now() };
+      entry = { range, loading, lastUsed: Date.now(), waiters: 0 };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));
     }
     entry.lastUsed = Date.now();
-    return (await entry.loading).shard;
+    entry.waiters++;
+    try {
+      return (await entry.loading).shard;
+    } finally {
+      entry.waiters--;
+    }
   }
 
   /**
@@ -51,7 +58,7 @@ export class ShardStore {
   trim(keep: ReadonlySet<string>, inUse: ReadonlySet<string>): LayerRange[] {
     const freed: LayerRange[] = [];
     for (const [key, entry] of [...this.entries]) {
-      if (keep.has(key) || inUse.has(key)) continue;
+      if (keep.has(key) || inUse.has(key) || entry.waiters > 0) continue;
       this.entries.delete(key);
       freed.push(entry.range);
       void entry.loading.then(({ weights }) => disposeShard(weights)).catch(() => {});
