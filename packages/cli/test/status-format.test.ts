@@ -30,6 +30,7 @@ describe('edge-node status', () => {
         { at: now, from: 'x', to: 'y', cause: 'b busy: 5.6× slower for 3 s', moves: 'moved 7 layers to c; left out b', movedLayers: 7, predictedBeforeMs: 224.7, predictedAfterMs: 103.9, loadMs: 1800, reason: 'b busy: 5.6× slower for 3 s; moved 7 layers to c; left out b; predicted 224.7 → 103.9 ms/token' },
       ],
       planDecision: 'predicted gain 3 % (1.2 ms/token) is below the 20 % threshold',
+      planPredictedNowMs: 104.2,
     };
     const text = formatClusterStatus(status);
     expect(text).toContain('load: quiet (stage), other processes 0.4 cores, 5.0 GB free, effective 2.67 GFLOP/s, runs at 0.67× its profile when quiet');

@@ -89,6 +89,8 @@ export class ClusterPipeline {
   readonly history = new PlanHistory();
   /** Why the plan in force was kept at the last check (or changed). */
   lastDecision = '';
+  /** The plan in force priced with the devices' figures at the last check (ms/token), or null before one. */
+  predictedNowMs: number | null = null;
   private adapting = false;
   /**
    * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
@@ -354,6 +356,7 @@ export class ClusterPipeline {
       }
       const now = repricePlan(current.plan, this.profile, clusterOf(members), this.planRequest());
       if (!now.cost) return null; // a stage's node is gone: membership's re-plan handles it
+      this.predictedNowMs = now.cost.tokenLatencyMs;
       const loads = new Map(members.map((m) => [m.peerId, m.load?.slowdown ?? 1]));
       const slowdownOf = (id: string) => loads.get(id) ?? 1;
       let decision = decideReplan(
@@ -429,6 +432,7 @@ export class ClusterPipeline {
       const loadsBefore = this.loadsAtPlan;
       this.dropLeftOut(current, candidate);
       const change = this.record(current, candidate, cause, loadMs, now.cost.tokenLatencyMs);
+      this.predictedNowMs = candidate.plan.cost.tokenLatencyMs;
       const gainMs = now.cost.tokenLatencyMs - candidate.plan.cost.tokenLatencyMs;
       this.adopt(candidate, !now.fitsInMemory || gainMs * MIGRATION_PAYBACK_TOKENS > candidate.plan.cost.ttftMs);
       if (restoring) this.restorable = null;
