@@ -143,6 +143,7 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     let measured = NaN;
     const throttledPhase = async () => {
     const during = stream(120);
+    during.catch(() => {});
     await sleep(1500);
     cpu = new CgroupV1('cpu', 'edge-adaptive');
     cpu.add(victim.proc.pid!);
@@ -192,6 +193,7 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
 
     // 2. Lift the throttle mid-answer: the layers come back.
     const back = stream(150);
+    back.catch(() => {});
     await sleep(1000);
     cpu!.setCpuQuota(null);
     const liftedAt = performance.now();
@@ -221,7 +223,8 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     const before = await view();
     const victim = nodes.find((n) => layersOf(before, n.peerId) >= 3)!;
     const held = layersOf(before, victim.peerId);
-    const requests = [stream(80), stream(80), complete(80)];
+    const requests = [stream(80), stream(80), complete(80)] as const;
+    for (const r of requests) r.catch(() => {}); // awaited below; a failure elsewhere must not leave them unhandled
     await sleep(800);
     // 120 MB: the planner gets 60 MB, about 2 layers.
     const res = await fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 120_000_000 }) });

@@ -89,6 +89,8 @@ export class ClusterPipeline {
   readonly history = new PlanHistory();
   /** Why the plan in force was kept at the last check (or changed). */
   lastDecision = '';
+  /** Rate at which stages loaded moved layers in the last re-plans (MB/s): the cost of the next move. */
+  private loadMBps: number;
   /** The plan in force priced with the devices' figures at the last check (ms/token), or null before one. */
   predictedNowMs: number | null = null;
   private adapting = false;
@@ -119,6 +121,7 @@ export class ClusterPipeline {
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
     this.profile = modelProfile(modelShapeOf(c));
+    this.loadMBps = opts.loadMBps ?? 200;
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
       shards: this.shards,
@@ -365,7 +368,7 @@ export class ClusterPipeline {
           currentFits: now.fitsInMemory,
           candidateMs: candidate.plan.cost.tokenLatencyMs,
           movedLayers: candidate.id === current.id ? 0 : Math.max(1, movedLayers(current.plan, candidate.plan)),
-          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf),
+          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.loadMBps, slowdownOf),
           sinceLastChangeMs: Date.now() - this.lastChangeAt,
         },
         this.opts.replanPolicy,
@@ -400,13 +403,14 @@ export class ClusterPipeline {
       // The old route serves while the new stages load. A stage on a busy device may load far slower than
       // predicted (its slowdown was still rising): past the patience, drop this candidate and decide again with
       // fresher figures; the load goes on in the background.
-      const patience = Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf));
+      // A plan that no longer fits must be left whatever the wait.
+      const patience = now.fitsInMemory ? Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.loadMBps, slowdownOf)) : Infinity;
       let timer: NodeJS.Timeout | undefined;
       try {
         const loading = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
         const loaded = await Promise.race([
           Promise.all(loading).then(() => true),
-          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience))),
+          ...(Number.isFinite(patience) ? [new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience)))] : []),
         ]);
         if (!loaded) {
           // A late load must not pin layers on a node the plan in force does not use.
@@ -429,6 +433,7 @@ export class ClusterPipeline {
       }
       if (this.plan !== current) return null; // membership re-planned meanwhile
       const loadMs = performance.now() - t0;
+      this.noteLoadRate(current.plan, candidate.plan, loadMs);
       const loadsBefore = this.loadsAtPlan;
       this.dropLeftOut(current, candidate);
       const change = this.record(current, candidate, cause, loadMs, now.cost.tokenLatencyMs);
@@ -448,6 +453,14 @@ export class ClusterPipeline {
     } finally {
       this.adapting = false;
     }
+  }
+
+  /** Learns the rate at which this cluster's stages load layers (the slowest stage of a move decides). */
+  private noteLoadRate(before: Plan, after: Plan, loadMs: number): void {
+    const predictedMs = moveCostMs(before, after, this.profile, 1); // at 1 MB/s: equals the megabytes moved
+    if (predictedMs <= 0 || loadMs < 50) return;
+    const observed = Math.min(2000, Math.max(5, predictedMs / loadMs));
+    this.loadMBps = 0.5 * this.loadMBps + 0.5 * observed;
   }
 
   /** Tells the nodes of `before` that `after` leaves out to free what they held for this coordinator. */
