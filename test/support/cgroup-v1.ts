@@ -1,5 +1,5 @@
 /**
- * A cgroup v1 child group for a test's own node processes: cpu quota (throttle) or memory limit. Only processes
+ * A cgroup v1 child group for a test's own node processes (here: a cpu quota that throttles them). Only processes
  * the test started go in; cleanup() moves them back to the parent group and removes the group.
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 
 export class CgroupV1 {
   readonly dir: string;
+  private readonly parent: string;
   private readonly pids = new Set<number>();
 
   constructor(
@@ -22,8 +23,6 @@ export class CgroupV1 {
     this.dir = join(this.parent, `${name}-${process.pid}`);
     mkdirOnce(this.dir);
   }
-
-  private readonly parent: string;
 
   static available(controller: 'cpu' | 'memory'): boolean {
     return process.getuid?.() === 0 && existsSync(`/sys/fs/cgroup/${controller}/cgroup.procs`);

@@ -107,6 +107,8 @@ export interface ClusterStatus {
   planHistory: PlanChange[];
   /** The coordinator's last verdict on its plan (why it was kept, or changed). */
   planDecision: string;
+  /** The plan in force priced with the devices' current figures (ms/token), checked every second; null before. */
+  planPredictedNowMs: number | null;
 }
 
 export interface HealthStatus {
@@ -323,6 +325,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         planError: pipeline?.planError ?? null,
         planHistory: pipeline?.history.list() ?? [],
         planDecision: pipeline?.lastDecision ?? '',
+        planPredictedNowMs: pipeline?.predictedNowMs ?? null,
       };
     },
     setPlan: (p: unknown) => {

@@ -12,7 +12,7 @@ import {
   parseHubModelRef,
   type EdgeNodeOptions,
 } from '@edge-node/node';
-import { intOption } from '../option-parsers.js';
+import { intOption, numberOption } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { chooseDefaultModel } from '../default-model.js';
@@ -44,6 +44,8 @@ Options:
   --name NAME              node name shown to the cluster (default: hostname)
   --data-dir DIR           identity and cache (default ~/.cache/edge-node/<name or "default">); one per node
   --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
+  --busy-threshold X       the device counts as busy (and the plan may move its layers) from X times slower
+                           than its quiet speed (default 1.5; raise it on a machine others share)
   --split N,N,...          layers per stage for the nodes in name order (e.g. 2,3), instead of the planner's
   --context N              context limit per request in tokens (default: the model's, at most 4096)
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
@@ -96,6 +98,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         name: { type: 'string' },
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
+        'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
         concurrency: { type: 'string' },
@@ -144,6 +147,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(queueLength !== undefined ? { queueLength } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
+    ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
     ...(parallel !== undefined ? { concurrency: parallel } : {}),
@@ -202,3 +206,9 @@ export const startCommand: CliCommand = {
     return 0;
   },
 };
+
+function busyThreshold(value: string): number {
+  const x = numberOption(value, '--busy-threshold', 1.5);
+  if (!(x > 1)) throw new UsageError(`--busy-threshold must be a number above 1 (times slower than quiet), got ${JSON.stringify(value)}`);
+  return x;
+}

@@ -268,12 +268,13 @@ class Libp2pEdgeHost implements EdgeHost {
   /** Adds the likely cause for handshake failures: the cluster key. */
   explainDialError(err: Error): string {
     const base = `${err.name}: ${err.message}`;
-    // A peer too busy to finish the handshake in time is not a peer with another key: say which one it was.
+    // A handshake that times out has two likely causes, and a busy (throttled) peer is as likely as a key mismatch
+    // (a node without the key waits for a reply a private network never sends): name both, busy first.
     if (looksLikeTimeout(err)) {
-      // In a keyed cluster a peer with another key never answers the garbled handshake either: name both causes.
-      return this.options.clusterKey
-        ? `${base} — the peer did not complete the connection within 5 s: it may be busy, throttled or far away, or hold a different cluster key (every node needs the same --cluster-key file)`
-        : `${base} — the peer did not complete the connection within 5 s (it may be busy, throttled or far away)`;
+      const key = this.options.clusterKey
+        ? 'or it has a different cluster key, or none (every node needs the same --cluster-key file)'
+        : 'or it requires a cluster key (start this node with --cluster-key FILE, the same file as the cluster)';
+      return `${base} — the peer did not complete the connection within 5 s: it may be busy or throttled, ${key}`;
     }
     if (!looksLikeKeyMismatch(err)) return base;
     return this.options.clusterKey

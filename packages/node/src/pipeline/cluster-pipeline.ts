@@ -99,6 +99,10 @@ export class ClusterPipeline {
   readonly history = new PlanHistory();
   /** Why the plan in force was kept at the last check (or changed). */
   lastDecision = '';
+  /** Rate at which stages loaded moved layers in the last re-plans (MB/s): the cost of the next move. */
+  private loadMBps: number;
+  /** The plan in force priced with the devices' figures at the last check (ms/token), or null before one. */
+  predictedNowMs: number | null = null;
   private adapting = false;
   /**
    * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
@@ -128,6 +132,7 @@ export class ClusterPipeline {
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
     this.profile = modelProfile(modelShapeOf(c, storedBytesPerWeight(opts.model)));
+    this.loadMBps = opts.loadMBps ?? 200;
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
       shards: this.shards,
@@ -374,6 +379,7 @@ export class ClusterPipeline {
       }
       const now = repricePlan(current.plan, this.profile, clusterOf(members), this.planRequest());
       if (!now.cost) return null; // a stage's node is gone: membership's re-plan handles it
+      this.predictedNowMs = now.cost.tokenLatencyMs;
       const loads = new Map(members.map((m) => [m.peerId, m.load?.slowdown ?? 1]));
       const slowdownOf = (id: string) => loads.get(id) ?? 1;
       let decision = decideReplan(
@@ -382,7 +388,7 @@ export class ClusterPipeline {
           currentFits: now.fitsInMemory,
           candidateMs: candidate.plan.cost.tokenLatencyMs,
           movedLayers: candidate.id === current.id ? 0 : Math.max(1, movedLayers(current.plan, candidate.plan)),
-          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf),
+          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.loadMBps, slowdownOf),
           sinceLastChangeMs: Date.now() - this.lastChangeAt,
         },
         this.opts.replanPolicy,
@@ -417,21 +423,24 @@ export class ClusterPipeline {
       // The old route serves while the new stages load. A stage on a busy device may load far slower than
       // predicted (its slowdown was still rising): past the patience, drop this candidate and decide again with
       // fresher figures; the load goes on in the background.
-      const patience = Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf));
+      // A plan that no longer fits must be left whatever the wait.
+      const patience = now.fitsInMemory ? Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.loadMBps, slowdownOf)) : Infinity;
       let timer: NodeJS.Timeout | undefined;
       try {
-        const loads = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
+        const loading = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
         const loaded = await Promise.race([
-          Promise.all(loads).then(() => true),
-          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience))),
+          Promise.all(loading).then(() => true),
+          ...(Number.isFinite(patience) ? [new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience)))] : []),
         ]);
         if (!loaded) {
           // A late load must not pin layers on a node the plan in force does not use.
-          for (const l of loads) {
+          for (const l of loading) {
             void l.then((s) => {
               if (!this.plan?.stages.some((x) => x.peerId === s.peerId)) this.dropOn(s.peerId, s.name);
             }).catch(() => {});
           }
+          // The stages keep the ranges of the plan in force (they are loaded: this only marks them current again).
+          for (const st of current.stages) void this.load(st.peerId, st.startLayer, st.endLayer).catch(() => {});
           this.lastDecision = `re-plan abandoned: its stages did not load within ${(patience / 1000).toFixed(1)} s`;
           this.opts.log.warn(`${this.lastDecision} (${candidate.id}); deciding again`);
           return null;
@@ -444,9 +453,11 @@ export class ClusterPipeline {
       }
       if (this.plan !== current) return null; // membership re-planned meanwhile
       const loadMs = performance.now() - t0;
+      this.noteLoadRate(current.plan, candidate.plan, loadMs);
       const loadsBefore = this.loadsAtPlan;
       this.dropLeftOut(current, candidate);
       const change = this.record(current, candidate, cause, loadMs, now.cost.tokenLatencyMs);
+      this.predictedNowMs = candidate.plan.cost.tokenLatencyMs;
       const gainMs = now.cost.tokenLatencyMs - candidate.plan.cost.tokenLatencyMs;
       this.adopt(candidate, !now.fitsInMemory || gainMs * MIGRATION_PAYBACK_TOKENS > candidate.plan.cost.ttftMs);
       if (restoring) this.restorable = null;
@@ -462,6 +473,14 @@ export class ClusterPipeline {
     } finally {
       this.adapting = false;
     }
+  }
+
+  /** Learns the rate at which this cluster's stages load layers (the slowest stage of a move decides). */
+  private noteLoadRate(before: Plan, after: Plan, loadMs: number): void {
+    const predictedMs = moveCostMs(before, after, this.profile, 1); // at 1 MB/s: equals the megabytes moved
+    if (predictedMs <= 0 || loadMs < 50) return;
+    const observed = Math.min(2000, Math.max(5, predictedMs / loadMs));
+    this.loadMBps = 0.5 * this.loadMBps + 0.5 * observed;
   }
 
   /** Tells the nodes of `before` that `after` leaves out to free what they held for this coordinator. */
@@ -576,9 +595,10 @@ export class ClusterPipeline {
     if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
     const t0 = performance.now();
     const range = { startLayer: req.startLayer, endLayer: req.endLayer };
-    // The old range stays loaded while requests use it (they move at their next token); trimShards frees it then.
-    await this.shards.get(range, this.worker.shardsInUse());
+    // This is the range the sender's plan wants from now on (so it is kept while it loads). The old range stays
+    // loaded while requests use it (they move at their next token); trimShards frees it then.
     this.currentRanges.set(from, ShardStore.key(range));
+    await this.shards.get(range, this.worker.shardsInUse());
     const weightBytes = await this.shards.weightBytes();
     this.heldWeightBytes = weightBytes;
     this.announceRanges();

@@ -9,6 +9,8 @@ interface Entry {
   range: LayerRange;
   loading: Promise<QuantShard>;
   lastUsed: number;
+  /** Callers of get() still waiting for it: a shard is never freed under them. */
+  waiters: number;
 }
 
 /**
@@ -37,12 +39,17 @@ export class ShardStore {
     if (!entry) {
       this.evict(inUse, key);
       const loading = loadShardWeights(this.model, range, this.runtime).then((weights) => new QuantShard(weights, this.runtime, this.model.ropeLayout, this.kvCache));
-      entry = { range, loading, lastUsed: Date.now() };
+      entry = { range, loading, lastUsed: Date.now(), waiters: 0 };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));
     }
     entry.lastUsed = Date.now();
-    return entry.loading;
+    entry.waiters++;
+    try {
+      return await entry.loading;
+    } finally {
+      entry.waiters--;
+    }
   }
 
   /**
@@ -52,7 +59,7 @@ export class ShardStore {
   trim(keep: ReadonlySet<string>, inUse: ReadonlySet<string>): LayerRange[] {
     const freed: LayerRange[] = [];
     for (const [key, entry] of [...this.entries]) {
-      if (keep.has(key) || inUse.has(key)) continue;
+      if (keep.has(key) || inUse.has(key) || entry.waiters > 0) continue;
       this.entries.delete(key);
       freed.push(entry.range);
       void entry.loading.then((shard) => shard.dispose()).catch(() => {});
