@@ -31,6 +31,8 @@ export interface DeviceProfile {
 export interface MeasureDeviceOptions {
   /** The kernels the node computes with (their threads are measured). */
   runtime: KernelRuntime;
+  /** Where this node runs (default 'node'; a browser tab passes 'browser'). */
+  runtimeKind?: NodeRuntimeKind;
   /** Use exactly this many bytes (from --memory-budget) instead of a fraction of free memory. */
   memoryBudgetBytes?: number;
   /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call. */
@@ -102,7 +104,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     memBandwidthGBps: round(bandwidth),
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,
-    runtime: 'node',
+    runtime: options.runtimeKind ?? 'node',
     isa: runtime.isa,
     threads: runtime.threads,
     cores: os.availableParallelism(),

@@ -6,6 +6,7 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
@@ -37,6 +38,11 @@ export interface EdgeHostOptions {
   mdnsIntervalMs?: number;
   /** Start libp2p (listen and dial) immediately. Pass false to register handlers first, then call start(). */
   start?: boolean;
+  /**
+   * Which gossiped addresses this host can dial (default: all). A browser node can dial only WebSocket addresses,
+   * so membership picks those for it.
+   */
+  canDial?: (address: string) => boolean;
 }
 
 export interface StreamInfo {
@@ -85,6 +91,8 @@ export interface EdgeHost {
   isConnected(peerId: string): boolean;
   /** Drops all connections to a peer at once (e.g. after missed heartbeats). */
   disconnect(peerId: string): void;
+  /** Whether this host has a transport for `address` (a browser dials only WebSocket addresses). */
+  canDial(address: string): boolean;
   close(): Promise<void>;
 }
 
@@ -104,6 +112,15 @@ function parseAddress(value: string, what: string): Multiaddr {
 
 function peerIdOf(ma: Multiaddr): string | undefined {
   return ma.getComponents().findLast((c) => c.name === 'p2p')?.value;
+}
+
+/**
+ * Wraps a started-or-not libp2p node as an EdgeHost. createEdgeHost builds the Node.js one; a browser node builds its
+ * own libp2p (WebSockets transport, identity in memory) and wraps it here.
+ */
+export function wrapLibp2p(libp2p: Libp2p, options: EdgeHostOptions): EdgeHost {
+  const codec = new FrameCodec({ maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES });
+  return new Libp2pEdgeHost(libp2p, codec, options, options.bootstrap.map((a) => parseAddress(a, '--bootstrap')));
 }
 
 class Libp2pEdgeHost implements EdgeHost {
@@ -211,6 +228,10 @@ class Libp2pEdgeHost implements EdgeHost {
     }
   }
 
+  canDial(address: string): boolean {
+    return this.options.canDial?.(address) ?? true;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     for (const t of this.timers) clearTimeout(t);
@@ -315,8 +336,9 @@ export async function createEdgeHost(options: EdgeHostOptions): Promise<EdgeHost
     privateKey,
     start: false,
     addresses: { listen: listen.map((ma) => ma.toString()) },
-    // One socket write per message, and yamux window updates only when due (see libp2p-wire-tuning.ts).
-    transports: [coalescingTcp()],
+    // One socket write per message, and yamux window updates only when due (see libp2p-wire-tuning.ts). WebSockets
+    // for browser nodes (GET /join): a page can dial nothing else.
+    transports: [coalescingTcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
