@@ -10,6 +10,7 @@ import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import './xsalsa20-memory-fix.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameDecodeError, FrameTooLargeError } from './frame-codec.js';
 import { MessageStream } from './message-stream.js';
 import { DuplicatePeerIdError, InvalidAddressError, PeerUnreachableError } from './network-errors.js';
