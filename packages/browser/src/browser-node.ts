@@ -60,7 +60,14 @@ export interface BrowserNodeStatus {
   members: { peerId: string; name: string; runtime: string; layers: string }[];
   model: string | null;
   /** Milliseconds from start to: device measured, joined (first peer), model manifest received. */
-  timings: { measuredMs: number; joinedMs: number; manifestMs: number | null };
+  timings: {
+    measuredMs: number;
+    joinedMs: number;
+    manifestMs: number | null;
+    /** When the first layers the plan gave this tab were loaded (fetched or from IndexedDB), and how long that took. */
+    layersLoadedMs: number | null;
+    layersLoadMs: number | null;
+  };
 }
 
 export interface BrowserNode {
@@ -135,6 +142,8 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
   let model: PeerModelFile | null = null;
   let pipeline: ClusterPipeline | null = null;
   let manifestMs: number | null = null;
+  let layersLoadedMs: number | null = null;
+  let layersLoadMs: number | null = null;
   const meter = new StageMeter();
   const stopped = new AbortController();
   const started = (async () => {
@@ -170,6 +179,18 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
         return out;
       });
     };
+    // Time the first load of layers the plan gives (the page reports it; the Node runtime logs its own).
+    const shards = pipeline.shards;
+    const get = shards.get.bind(shards);
+    shards.get = async (...args: Parameters<typeof shards.get>) => {
+      const t = performance.now();
+      const shard = await get(...args);
+      if (layersLoadedMs === null) {
+        layersLoadedMs = performance.now() - t0;
+        layersLoadMs = performance.now() - t;
+      }
+      return shard;
+    };
     await pipeline.start();
     log.info(`serving model ${model.config.name}: waiting for the plan to give this tab layers`);
   })();
@@ -200,7 +221,7 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
           layers: layersOf(m.stageInfo?.ranges),
         })),
         model: (model as PeerModelFile | null)?.config.name ?? null,
-        timings: { measuredMs, joinedMs, manifestMs },
+        timings: { measuredMs, joinedMs, manifestMs, layersLoadedMs, layersLoadMs },
       };
     },
     async leave(): Promise<void> {

@@ -64,6 +64,7 @@ function render(s: BrowserNodeStatus): void {
   $('timings').textContent =
     `measured in ${(t.measuredMs / 1000).toFixed(2)} s, joined at ${(t.joinedMs / 1000).toFixed(2)} s` +
     (t.manifestMs !== null ? `, model ${s.model} known at ${(t.manifestMs / 1000).toFixed(2)} s` : '') +
+    (t.layersLoadedMs !== null && t.layersLoadMs !== null ? `, layers loaded at ${(t.layersLoadedMs / 1000).toFixed(2)} s (in ${t.layersLoadMs.toFixed(0)} ms)` : '') +
     (s.weights ? ` · fetched ${s.weights.fetchedTensors} tensors (${mb(s.weights.fetchedBytes)}) from peers, ${s.weights.reusedTensors} from this browser's cache` : '');
   const rows = s.members.map((m) => {
     const tr = document.createElement('tr');
