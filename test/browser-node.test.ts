@@ -170,6 +170,27 @@ describe('a browser tab as a node of the cluster', () => {
     expect(n1.output()).toMatch(new RegExp(`recovered from the loss of ${TAB} \\(\\w{8}\\) in \\d+ ms`));
   });
 
+  it('joins from a page that is not cross-origin isolated (plain http to a LAN name, as a phone would) with the unshared kernels', async () => {
+    // Chromium maps phone-lan.test to loopback; http to a name that is not localhost is not a secure context, so the
+    // page has no SharedArrayBuffer and the kernels run on a plain memory.
+    const lan = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, '--host-resolver-rules=MAP phone-lan.test 127.0.0.1'] });
+    try {
+      const page = await lan.newPage();
+      page.on('console', (m) => appendFileSync(tabLog, `[lan] ${m.text()}\n`));
+      const hex = execFileSync('tail', ['-n1', key]).toString().trim();
+      await page.goto(`${n1.apiUrl.replace('127.0.0.1', 'phone-lan.test')}/join?name=${TAB}&memory=256#key=${hex}`);
+      await h.waitFor(async () => (await tab(page)).state === 'joined', 20_000, 'the LAN tab to join');
+      expect(await page.evaluate(() => [globalThis.isSecureContext, globalThis.crossOriginIsolated, typeof SharedArrayBuffer])).toEqual([false, false, 'undefined']);
+      await h.waitFor(async () => (await cluster()).peers.some((p) => p.name === TAB && p.profile.runtime === 'browser' && p.stageInfo?.model), 15_000, 'n1 to see the LAN tab with the model');
+      expect(await complete()).toBe(single);
+      await h.waitFor(async () => ((await tab(page)).status?.layers.length ?? 0) > 0, 5000, 'the LAN tab to show its layers');
+      expect((await tab(page)).status?.layers).toEqual([{ start: 2, end: 4 }]);
+    } finally {
+      await lan.close();
+    }
+    await h.waitFor(async () => !(await cluster()).peers.some((p) => p.name === TAB), 10_000, 'the LAN tab to be gone');
+  });
+
   it('refuses a tab without the cluster key, and one with another key', async () => {
     const before = (await cluster()).peers.length;
     const page = await openTab('');
