@@ -135,6 +135,16 @@ describe('a browser tab as a node of the cluster', () => {
     const r = (await tab(page)).status!;
     expect(r.weights).toMatchObject({ fetchedTensors: 0, reusedTensors: 18 });
     figures.reload = { pageTimings: r.timings, weights: r.weights };
+
+    // What the page shows, then Leave: the tab says goodbye and the cluster drops it at once (no failure timeout).
+    expect(await page.locator('#layers').textContent()).toBe('2–3');
+    expect(await page.locator('#members tr').count()).toBe(3);
+    await page.screenshot({ path: join(h.artifactsDir, 'join-page.png'), fullPage: true });
+    const leftAt = performance.now();
+    await page.click('#leave');
+    await h.waitFor(async () => (await tab(page)).state === 'left', 5000, 'the page to leave');
+    await h.waitFor(async () => !(await cluster()).peers.some((p) => p.name === TAB), 5000, 'n1 to drop the tab that left');
+    figures.leaveToDroppedMs = performance.now() - leftAt;
     await page.close();
   });
 
