@@ -4,7 +4,10 @@
  * playwright-core, a cross-origin-isolated page) and in this Node process, alternating so that load from other
  * processes on the shared cores hits both alike. Prints medians and the ratio browser / Node.
  *
- *   npx tsx scripts/bench-browser-kernels.ts [--runs 7]
+ *   npx tsx scripts/bench-browser-kernels.ts [--runs 7] [--no-isolation]
+ *
+ * --no-isolation serves the page without COOP/COEP, as a phone on plain http sees it: the kernels then run from
+ * kernels-unshared.wasm over a non-shared memory.
  */
 import { createServer } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -14,12 +17,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
-import { createKernelRuntime, KERNEL_WASM_URL } from '@edge-node/kernels';
+import { createKernelRuntime, KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
 import { measureDevice, type DeviceProfile } from '@edge-node/node';
 // @ts-expect-error: a plain .mjs module shared with the bundler script
 import { browserBuildOptions } from '../packages/browser/scripts/bundle-options.mjs';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, 'no-isolation': { type: 'boolean', default: false } } });
+const isolation = values['no-isolation'] ? {} : { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 const runs = Number(values.runs);
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
@@ -29,12 +33,13 @@ const files: Record<string, [string, string]> = {
   '/': [join(dir, 'index.html'), 'text/html'],
   '/assets/bench.js': [join(dir, 'assets', 'bench.js'), 'text/javascript'],
   '/wasm/kernels.wasm': [fileURLToPath(KERNEL_WASM_URL), 'application/wasm'],
+  '/wasm/kernels-unshared.wasm': [fileURLToPath(KERNEL_UNSHARED_WASM_URL), 'application/wasm'],
 };
 const server = createServer(async (req, res) => {
   const f = files[req.url ?? ''];
   if (!f) return void res.writeHead(404).end();
   const body = req.url === '/' ? Buffer.from('<!doctype html><script type="module" src="/assets/bench.js"></script>') : await readFile(f[0]);
-  res.writeHead(200, { 'content-type': f[1], 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+  res.writeHead(200, { 'content-type': f[1], ...isolation });
   res.end(body);
 });
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
