@@ -82,6 +82,7 @@ describe('a browser tab as a node of the cluster', () => {
     single = await complete();
     expect(single.length).toBeGreaterThan(20);
     n3 = await h.startNode({ name: 'n3', args: [...nodeArgs(), '--bootstrap', n1.addresses[0]] });
+    await h.waitFor(async () => (await cluster()).peers.some((p) => p.name === 'n3' && p.stageInfo?.model), 15_000, 'n1 to see n3 with the model');
   }, 90_000);
   // A test that fails leaves no tab behind for the next one.
   afterEach(async () => {

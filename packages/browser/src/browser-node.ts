@@ -36,6 +36,8 @@ export interface BrowserNodeOptions {
   bootstrap: string;
   /** The cluster key in pnet's text format, when the cluster has one. */
   clusterKey?: Uint8Array;
+  /** Whether the serving node said the cluster has a key (GET /join/info): makes a refusal's message exact. */
+  clusterKeyRequired?: boolean;
   /** Memory this tab offers for layers and KV caches. */
   memoryBudgetBytes: number;
   log: NodeLogger;
@@ -127,7 +129,7 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
   } catch (err) {
     await Promise.resolve(libp2p.stop()).catch(() => {});
     await runtime.close();
-    throw new JoinRefusedError(options.bootstrap, options.clusterKey !== undefined, err as Error);
+    throw new JoinRefusedError(options.bootstrap, options.clusterKey !== undefined, options.clusterKeyRequired ?? true, err as Error);
   }
   const joinedMs = performance.now() - t0;
 

@@ -100,7 +100,14 @@ async function join(info: JoinInfo, keyText: string | null): Promise<void> {
   const memoryMb = Number(params.get('memory') ?? '') || 1024;
   let node: BrowserNode;
   try {
-    node = await startBrowserNode({ name, bootstrap, memoryBudgetBytes: memoryMb * 1024 * 1024, log, ...(clusterKey ? { clusterKey } : {}) });
+    node = await startBrowserNode({
+      name,
+      bootstrap,
+      memoryBudgetBytes: memoryMb * 1024 * 1024,
+      log,
+      clusterKeyRequired: info.clusterKeyRequired,
+      ...(clusterKey ? { clusterKey } : {}),
+    });
   } catch (err) {
     api.error = (err as Error).message;
     setState((err as Error).name === 'JoinRefusedError' ? 'refused' : 'error', (err as Error).message);
