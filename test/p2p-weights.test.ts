@@ -111,8 +111,11 @@ describe('a 3-node cluster where only one node has the model file', () => {
     const layer1 = tensorsOfRange(model, 1, 2);
     expect(after.files - before.files).toBe(layer1.length);
     expect(after.bytes - before.bytes).toBe(bytesOf(model, layer1));
-    // The restarted process fetched only layer 1 and reused layers 2 and 3 from disk.
-    const settled = [...b.output().matchAll(/weights: fetched (\d+) tensors .* reused (\d+) /g)].at(-1)!;
+    // The restarted process fetched only layer 1 and reused layers 2 and 3 from disk. The settled summary is logged
+    // 200 ms after the last tensor, which a fast load and answer can beat: wait for it.
+    const summaries = () => [...b.output().matchAll(/weights: fetched (\d+) tensors .* reused (\d+) \(.*shard cache$/gm)];
+    await h.waitFor(() => summaries().length > 0, 5000, 'b to log its settled weights summary');
+    const settled = summaries().at(-1)!;
     expect(Number(settled[1])).toBe(layer1.length);
     expect(Number(settled[2])).toBe(tensorsOfRange(model, 2, 4).length);
     console.log(`after re-plan: b stored ${after.files} tensors (${after.bytes} bytes), +${after.bytes - before.bytes} bytes for layer 1`);

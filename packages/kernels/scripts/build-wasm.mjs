@@ -18,13 +18,17 @@ const common = [
   '--enable', 'threads',
   '--importMemory',
   '--noExportMemory',
-  '--sharedMemory',
   '--maximumMemory', '65536',
   // Static data (lookup tables) lives below this; the host's arena allocator starts at the exported __heap_base.
   '--memoryBase', '1024',
 ];
 
-const variants = [{ out: 'kernels.wasm', flags: [] }];
+// kernels.wasm imports a shared memory (worker threads); kernels-unshared.wasm the same code over a plain memory, for
+// pages that are not cross-origin isolated (a phone opening http://<lan address>/join: no SharedArrayBuffer there).
+const variants = [
+  { out: 'kernels.wasm', flags: ['--sharedMemory'] },
+  { out: 'kernels-unshared.wasm', flags: [] },
+];
 for (const v of variants) {
   const { error, stderr } = await asc.main([...common, ...v.flags, '-o', join(root, 'wasm', v.out)]);
   if (error) {

@@ -1,4 +1,5 @@
 import { instantiateKernels, type KernelExports } from './kernel-exports.js';
+import { SHARED_MEMORY_AVAILABLE } from './kernel-module.js';
 
 const PAGE = 65536;
 /** A WebAssembly memory is at most 4 GiB (wasm32); one page is kept back so that no offset reaches 2^32. */
@@ -45,7 +46,7 @@ export class KernelArena {
   static create(module: WebAssembly.Module, initialBytes: number, index: number): KernelArena {
     const initial = Math.max(1, Math.ceil((initialBytes + 65536) / PAGE));
     if (initial * PAGE > MAX_ARENA_BYTES) throw new ArenaFullError(initialBytes, MAX_ARENA_BYTES);
-    const memory = new WebAssembly.Memory({ initial, maximum: MAX_ARENA_BYTES / PAGE, shared: true });
+    const memory = new WebAssembly.Memory({ initial, maximum: MAX_ARENA_BYTES / PAGE, shared: SHARED_MEMORY_AVAILABLE });
     return new KernelArena(module, memory, index);
   }
 

@@ -25,6 +25,7 @@ import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { planSummary } from './pipeline/plan-summary.js';
 import { addOpenAIApi } from './api/openai-api.js';
 import { ApiMetrics } from './api/api-metrics.js';
+import { addJoinPageRoutes } from './api/join-page.js';
 
 export interface EdgeNodeOptions {
   name: string;
@@ -364,6 +365,15 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...(options.modelPath ? { modelPath: options.modelPath } : {}),
     ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
     ...(options.queueLength !== undefined ? { queueLength: options.queueLength } : {}),
+  });
+  // GET /join: a browser tab joins as a node (packages/browser), dialing one of this node's WebSocket addresses.
+  addJoinPageRoutes(router, {
+    info: () => ({
+      name: options.name,
+      peerId: host.peerId,
+      wsAddresses: host.addresses().filter((a) => /\/wss?\//.test(a)),
+      clusterKeyRequired: options.clusterKey !== undefined,
+    }),
   });
   return node;
 }

@@ -34,7 +34,8 @@ Options:
   --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
   --no-model               no model at all: the node relays and takes part in the cluster, its API answers 503
                            from it (kept in <data dir>/weights for the next start)
-  --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
+  --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/tcp/0/ws:
+                           all interfaces, any port; the WebSocket one is for browser nodes, GET /join)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
   --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
   --api-port N             HTTP API port (default ${DEFAULT_API_PORT}; 0 = any free port)
@@ -139,7 +140,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   return {
     name,
     dataDir: resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default')),
-    listen: v.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+    listen: v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'],
     bootstrap,
     mdns: v.mdns ?? bootstrap.length === 0,
     apiPort,
@@ -187,6 +188,7 @@ export const startCommand: CliCommand = {
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
     out.write(`edge-node: API at ${node.api.url}\n`);
+    if (node.host.addresses().some((a) => /\/wss?\//.test(a))) out.write(`edge-node: a browser joins the cluster at ${new URL('/join', node.api.url).toString()}\n`);
     out.write(`edge-node: data dir ${options.dataDir}${options.clusterKey ? ', private cluster (cluster key set)' : ''}${options.mdns ? ', mDNS on' : ''}\n`);
 
     const signal = await new Promise<NodeJS.Signals | Error>((resolveSignal) => {

@@ -33,6 +33,8 @@ export interface MeasureDeviceOptions {
   runtime: KernelRuntime;
   /** The weight type to time, e.g. the one most of the model's bytes have (default Q8_0): kernels differ by type. */
   weightType?: string;
+  /** Where this node runs (default 'node'; a browser tab passes 'browser'). */
+  runtimeKind?: NodeRuntimeKind;
   /** Use exactly this many bytes (from --memory-budget) instead of a fraction of free memory. */
   memoryBudgetBytes?: number;
   /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call. */
@@ -104,7 +106,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     memBandwidthGBps: round(bandwidth),
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,
-    runtime: 'node',
+    runtime: options.runtimeKind ?? 'node',
     isa: runtime.isa,
     threads: runtime.threads,
     cores: os.availableParallelism(),

@@ -317,7 +317,8 @@ export class Membership {
         continue;
       }
       if (this.remote.has(e.peerId) || this.host.isConnected(e.peerId) || this.dialing.has(e.peerId)) continue;
-      const address = e.addresses.find((a) => typeof a === 'string' && a.endsWith(`/p2p/${e.peerId}`));
+      // The first address this host has a transport for (a browser node dials only the WebSocket ones).
+      const address = e.addresses.find((a) => typeof a === 'string' && a.endsWith(`/p2p/${e.peerId}`) && this.host.canDial(a));
       if (!address) continue;
       this.dialing.add(e.peerId);
       this.log.debug(`dialing ${e.peerId}, learned from ${from}`);

@@ -6,9 +6,11 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import './xsalsa20-memory-fix.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameDecodeError, FrameTooLargeError } from './frame-codec.js';
 import { MessageStream } from './message-stream.js';
 import { DuplicatePeerIdError, InvalidAddressError, PeerUnreachableError } from './network-errors.js';
@@ -37,6 +39,11 @@ export interface EdgeHostOptions {
   mdnsIntervalMs?: number;
   /** Start libp2p (listen and dial) immediately. Pass false to register handlers first, then call start(). */
   start?: boolean;
+  /**
+   * Which gossiped addresses this host can dial (default: all). A browser node can dial only WebSocket addresses,
+   * so membership picks those for it.
+   */
+  canDial?: (address: string) => boolean;
 }
 
 export interface StreamInfo {
@@ -85,6 +92,8 @@ export interface EdgeHost {
   isConnected(peerId: string): boolean;
   /** Drops all connections to a peer at once (e.g. after missed heartbeats). */
   disconnect(peerId: string): void;
+  /** Whether this host has a transport for `address` (a browser dials only WebSocket addresses). */
+  canDial(address: string): boolean;
   close(): Promise<void>;
 }
 
@@ -108,6 +117,15 @@ function parseAddress(value: string, what: string): Multiaddr {
 
 function peerIdOf(ma: Multiaddr): string | undefined {
   return ma.getComponents().findLast((c) => c.name === 'p2p')?.value;
+}
+
+/**
+ * Wraps a started-or-not libp2p node as an EdgeHost. createEdgeHost builds the Node.js one; a browser node builds its
+ * own libp2p (WebSockets transport, identity in memory) and wraps it here.
+ */
+export function wrapLibp2p(libp2p: Libp2p, options: EdgeHostOptions): EdgeHost {
+  const codec = new FrameCodec({ maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES });
+  return new Libp2pEdgeHost(libp2p, codec, options, options.bootstrap.map((a) => parseAddress(a, '--bootstrap')));
 }
 
 class Libp2pEdgeHost implements EdgeHost {
@@ -213,6 +231,10 @@ class Libp2pEdgeHost implements EdgeHost {
     } catch {
       // not a peer id or already gone
     }
+  }
+
+  canDial(address: string): boolean {
+    return this.options.canDial?.(address) ?? true;
   }
 
   async close(): Promise<void> {
@@ -327,8 +349,9 @@ export async function createEdgeHost(options: EdgeHostOptions): Promise<EdgeHost
     privateKey,
     start: false,
     addresses: { listen: listen.map((ma) => ma.toString()) },
-    // One socket write per message, and yamux window updates only when due (see libp2p-wire-tuning.ts).
-    transports: [coalescingTcp()],
+    // One socket write per message, and yamux window updates only when due (see libp2p-wire-tuning.ts). WebSockets
+    // for browser nodes (GET /join): a page can dial nothing else.
+    transports: [coalescingTcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({

@@ -10,6 +10,7 @@ import { checkTensorShapes } from '../model/tensor-shape-check.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ShardCache } from './shard-cache.js';
+import type { TensorStore } from './tensor-store.js';
 import { WeightsClient } from './weights-client.js';
 import { WeightsUnavailableError } from './weights-errors.js';
 import { fromWireGguf, type TensorEntry, type WeightsManifest } from './weights-protocol.js';
@@ -30,6 +31,8 @@ export interface PeerModelFileOptions {
   /** Root for the shard cache and tokenizer files (`<dir>/tensors`, `<dir>/tokenizer-…`). */
   dir: string;
   log: NodeLogger;
+  /** Where fetched tensors are kept (default: a ShardCache in `<dir>/tensors`; a browser node passes IndexedDB). */
+  store?: TensorStore;
   /** Called after every tensor (fetched or reused). */
   onProgress?: (stats: WeightsFetchStats & { tensor: string }) => void;
 }
@@ -57,7 +60,7 @@ export class PeerModelFile implements ModelFile {
     readonly path: string,
     manifest: WeightsManifest,
     readonly tokenizer: TokenizerSource,
-    readonly cache: ShardCache,
+    readonly cache: TensorStore,
     private readonly opts: PeerModelFileOptions,
     first: { peerId: string; client: WeightsClient },
   ) {
@@ -82,7 +85,7 @@ export class PeerModelFile implements ModelFile {
         const manifest = await client.manifest();
         const tokenizer = await writeTokenizer(manifest, opts.dir);
         const path = `peer:${peerId}/${manifest.config.name}`;
-        const model = new PeerModelFile(path, manifest, tokenizer, new ShardCache(join(opts.dir, 'tensors')), opts, { peerId, client });
+        const model = new PeerModelFile(path, manifest, tokenizer, opts.store ?? new ShardCache(join(opts.dir, 'tensors')), opts, { peerId, client });
         checkTensorShapes(model.config, model.tensors, path);
         opts.log.info(
           `weights: model ${manifest.config.name} (${manifest.tensors.length} tensors, ${(manifest.tensors.reduce((a, t) => a + t.byteLength, 0) / 1e6).toFixed(1)} MB) ` +

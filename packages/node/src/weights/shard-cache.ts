@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TensorStore } from './tensor-store.js';
 
 /**
  * Tensors fetched from peers, one file per tensor named by the SHA-256 of its stored bytes. Content addressing
  * makes reuse trivial: after a restart or a re-plan, a tensor whose hash is on disk is read locally and only
  * missing ones are fetched. Files are written under a temporary name and renamed, so a crash leaves no half tensor.
  */
-export class ShardCache {
+export class ShardCache implements TensorStore {
   constructor(readonly dir: string) {}
 
   pathOf(sha256: string): string {
