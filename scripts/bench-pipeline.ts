@@ -141,7 +141,7 @@ async function measure(h: ClusterHarness, modelPath: string, modelName: string, 
     bootstrap: [],
     mdns: false,
     apiPort: 0,
-    backend: 'wasm',
+    engine: { threads: 1 },
     modelPath,
     split,
     contextLength: 512,
@@ -395,7 +395,7 @@ async function main(): Promise<void> {
   } finally {
     await h.cleanup();
   }
-  process.stdout.write(`\nPer-token decode latency, ${TOKENS} tokens × ${RUNS} runs after a ${WARMUP}-token warm-up, ${PROMPT_TOKENS}-token prompt, wasm backend, loopback (ms)\n\n`);
+  process.stdout.write(`\nPer-token decode latency, ${TOKENS} tokens × ${RUNS} runs after a ${WARMUP}-token warm-up, ${PROMPT_TOKENS}-token prompt, one compute thread per node, loopback (ms)\n\n`);
   printTable(series);
   const plain = await directTcpHopMs('plain');
   const sealed = await directTcpHopMs('sealed');

@@ -83,7 +83,9 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
       expect(r.parts.computeMs).toBeCloseTo(stages, 6);
       expect(r.parts.transferMs).toBeCloseTo(hops, 6);
       const parts = stages + hops + r.parts.queueMs;
-      expect(Math.abs(parts - r.tokenLatencyMs) / r.tokenLatencyMs, `${r.label}: parts ${parts.toFixed(3)} ms vs ${r.tokenLatencyMs.toFixed(3)} ms per token`).toBeLessThan(0.1);
+      // Within 10%, or 0.15 ms for sub-millisecond steps (the coordinator's own work between tokens is outside the parts).
+      const off = Math.abs(parts - r.tokenLatencyMs);
+      expect(off < 0.15 || off / r.tokenLatencyMs < 0.1, `${r.label}: parts ${parts.toFixed(3)} ms vs ${r.tokenLatencyMs.toFixed(3)} ms per token`).toBe(true);
     }
     // Two nodes pay the network: their transfer share is real time, not zero.
     for (const r of report.rows.filter((x) => x.kind === 'pipeline' && x.split.length === 2)) expect(r.parts.transferMs).toBeGreaterThan(0);

@@ -16,7 +16,7 @@ import { SHARED_MODELS, STORIES_GGUF, runSingleDevice, type SingleDeviceResult }
 const TOKENS = 30;
 const PROMPT = 'Once upon a time';
 
-/** The tensors loadShard reads for [start, end): the layers' tensors, plus embeddings first and norm + head last. */
+/** The tensors loadShardWeights reads for [start, end): the layers' tensors, plus embeddings first and norm + head last. */
 function tensorsOfRange(model: ModelFile, start: number, end: number): string[] {
   const c = model.config;
   const names = [...model.tensors.keys()].filter((n) => {

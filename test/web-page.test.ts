@@ -17,7 +17,7 @@ describe('web page at / on a 2-node cluster', () => {
   let c: ApiCluster;
   let browser: Browser;
   beforeAll(async () => {
-    [c, browser] = await Promise.all([startApiCluster(h), chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS })]);
+    [c, browser] = await Promise.all([startApiCluster(h), chromium.launch({ executablePath: process.env.EDGE_NODE_CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_FLAGS })]);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -62,6 +62,10 @@ describe('web page at / on a 2-node cluster', () => {
     await expect.poll(() => layers('b'), { timeout: 5000 }).toBe('[2, 5)');
     expect(await page.locator('.node[data-node="b"]').textContent()).toMatch(/\d+(\.\d+)? GFLOP\/s decode .*memory\d+\.\d GB/);
     expect(await page.locator('#pipeline').textContent()).toMatch(/a \[0, 2\)→b \[2, 5\)/);
+    // Each device's load as its node announces it, its effective speed, and the plan's history.
+    await expect.poll(() => page.locator('.node[data-node="b"] dd.load').textContent(), { timeout: 5000 }).toMatch(/^(quiet|[\d.]+× slower for \d+ s) · other processes [\d.]+ cores · [\d.]+ GB free$/);
+    expect(await page.locator('.node[data-node="a"] dd.effective').textContent()).toMatch(/^[\d.]+ GFLOP\/s/);
+    expect(await page.locator('#plan-history li').first().textContent()).toBeTruthy();
     await expect.poll(() => page.locator('#links tbody tr').count(), { timeout: 5000 }).toBe(2);
     expect(await page.locator('#tps').textContent()).toMatch(/^\d+(\.\d+)? tok\/s$/);
 

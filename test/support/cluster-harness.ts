@@ -60,6 +60,11 @@ export interface StartNodeOptions {
   env?: Record<string, string>;
   /** How long to wait for the "API at" line. Default 20 s. */
   timeoutMs?: number;
+  /**
+   * Without --model: serve the default model as `edge-node start` does on a first run (Hub or demo model). By
+   * default the harness starts such nodes with --no-model (relays), which is what most cluster tests want.
+   */
+  defaultModel?: boolean;
 }
 
 export class RunningNode {
@@ -185,6 +190,8 @@ export class ClusterHarness {
       '--threads', '1',
       ...(opts.args ?? []),
     ];
+    const modelChosen = (opts.args ?? []).some((a) => a === '--model' || a === '--model-from-peers' || a === '--no-model');
+    if (!modelChosen && !opts.defaultModel) args.push('--no-model');
     const [cmd, argv] = this.options.netns
       ? ['ip', ['netns', 'exec', this.options.netns, process.execPath, ...args]]
       : [process.execPath, args];

@@ -1,19 +1,19 @@
-/** Reads a Server-Sent Events body as OpenAI streams it: yields each `data:` JSON until `data: [DONE]`. */
+import { createParser } from 'eventsource-parser';
+
+/**
+ * Reads a Server-Sent Events body as OpenAI streams it: yields each event's `data` as JSON until `data: [DONE]`.
+ * Parsing the SSE framing (CRLF, multi-line data, comments, events split across chunks) is eventsource-parser's job.
+ */
 export async function* readSseData(body: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+  const ready: string[] = [];
+  const parser = createParser({ onEvent: (event) => ready.push(event.data) });
   const decoder = new TextDecoder();
-  let buffer = '';
   for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(bytes, { stream: true }).replace(/\r\n/g, '\n');
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      for (const line of event.split('\n')) {
-        if (!line.startsWith('data:')) continue;
-        const data = line.slice(5).trim();
-        if (data === '[DONE]') return;
-        yield JSON.parse(data);
-      }
+    parser.feed(decoder.decode(bytes, { stream: true }));
+    while (ready.length > 0) {
+      const data = ready.shift()!;
+      if (data === '[DONE]') return;
+      yield JSON.parse(data);
     }
   }
 }

@@ -1,16 +1,52 @@
+import { f16ToF32, f32ToF16 } from './half';
 // Activations are quantised once per row before an integer product, as llama.cpp does, and kept widened to int16 so
 // that the inner loops (run once per weight row) do not widen them again.
 //
-// Q8 activation row (for the 32-value block types): nb = cols / 32 blocks;
-//   [nb × f32 scale d][nb × 32 × i16 q]   x ≈ d·q, d = max|x| / 127 per block (ggml's quantize_row_q8_0).
+// Q8 activation row (Q8_0, Q4_0, Q5_0 weights): nb = cols / 32 blocks;
+//   [nb × f32 scale d][nb × 32 × i16 q]   x ≈ d·q, d = max|x| / 127 per block rounded to f16, q = round(x·127/max|x|)
+//   (ggml's quantize_row_q8_0: block_q8_0.d is half precision; with an f32 d the logits drift ~0.1 from llama.cpp's).
+// Q8_1 activation row (Q4_1, Q5_1 weights: their blocks carry an offset m, whose product needs Σx):
+//   [nb × f32 d][nb × f32 s][nb × 32 × i16 q]   d as Q8, s = d·Σq rounded to f16 (ggml's block_q8_1.s).
+// Q8_K activation row (K-quant weights): nb = cols / 256 super-blocks;
+//   [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i16 q]   q = round(x·127/max|x|) per 256 values, d = 1/(127/max|x|)
+//   in f32, bsums[k] = Σ q[16k..16k+15]
+//   (ggml's block_q8_K; its sums let the kernels apply the weights' per-sub-block minimums without touching q).
 
 export const ACT_F32: i32 = 0;
 export const ACT_Q8: i32 = 1;
+export const ACT_Q8_1: i32 = 2;
+export const ACT_Q8_K: i32 = 3;
 
 /** Bytes of one prepared activation row of `cols` values in format `fmt`. */
 export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8) return (cols >> 5) * (4 + 64);
+  if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
+  if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
   return cols << 2;
+}
+
+/**
+ * Quantises n values at p to i16 at q with one scale, rounding half to even as ggml's SIMD paths do; returns the
+ * scale as ggml keeps it — half precision (`halfScale`, block_q8_0/q8_1) or 1/(127/max|x|) in f32 (block_q8_K).
+ * Σq goes to `lastSum`, the unrounded max|x|/127 to `lastScale`.
+ */
+let lastSum: i32 = 0;
+let lastScale: f32 = 0;
+// @ts-ignore: decorator
+@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool): f32 {
+  let amax: f32 = 0;
+  for (let j = 0; j < n; j++) amax = max(amax, abs(load<f32>(p + (<usize>j << 2))));
+  const id: f32 = amax != 0 ? <f32>127 / amax : 0;
+  lastScale = amax / 127;
+  const d: f32 = halfScale ? f16ToF32(f32ToF16(lastScale)) : id != 0 ? <f32>1 / id : 0;
+  let sum: i32 = 0;
+  for (let j = 0; j < n; j++) {
+    const v = <i32>nearest(load<f32>(p + (<usize>j << 2)) * id);
+    sum += v;
+    store<i16>(q + (<usize>j << 1), <i16>v);
+  }
+  lastSum = sum;
+  return d;
 }
 
 /** Quantises `rows` rows of `cols` f32 values at x into the Q8 activation layout at dst. */
@@ -22,14 +58,44 @@ export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
     const out = dst + <usize>r * rowBytes;
     const qs = out + (<usize>nb << 2);
     for (let b = 0; b < nb; b++) {
-      const p = src + (<usize>b << 7);
-      let amax: f32 = 0;
-      for (let j = 0; j < 32; j++) amax = max(amax, abs(load<f32>(p + (<usize>j << 2))));
-      const d: f32 = amax / 127;
-      const id: f32 = d != 0 ? 1 / d : 0;
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true));
+    }
+  }
+}
+
+/** Quantises `rows` rows into the Q8_1 activation layout at dst. */
+export function quantizeQ8_1(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>actRowBytes(ACT_Q8_1, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const qs = out + (<usize>nb << 3);
+    for (let b = 0; b < nb; b++) {
+      const d = quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true);
       store<f32>(out + (<usize>b << 2), d);
-      const q = qs + (<usize>b << 6);
-      for (let j = 0; j < 32; j++) store<i16>(q + (<usize>j << 1), <i16>nearest(load<f32>(p + (<usize>j << 2)) * id));
+      store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
+    }
+  }
+}
+
+/** Quantises `rows` rows (cols a multiple of 256) into the Q8_K activation layout at dst. */
+export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>actRowBytes(ACT_Q8_K, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const sums = out + (<usize>nb << 2);
+    const qs = out + <usize>nb * 36;
+    for (let b = 0; b < nb; b++) {
+      const q = qs + (<usize>b << 9);
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false));
+      for (let k = 0; k < 16; k++) {
+        let s: i32 = 0;
+        for (let j = 0; j < 16; j++) s += load<i16>(q + (<usize>(k * 16 + j) << 1));
+        store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
+      }
     }
   }
 }

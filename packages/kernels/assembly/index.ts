@@ -1,15 +1,36 @@
 // The kernels' exported surface. Types are ggml's type ids (as in GGUF); each quantisation type lives in one file
 // under quant/ that defines its block, its dequantisation and its product with prepared activations.
-import { ACT_F32, ACT_Q8, actRowBytes, quantizeQ8 } from './activation';
+import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_K, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8K } from './activation';
 import { FLOAT_BF16, FLOAT_F16, FLOAT_F32, dequantFloat, matmulFloat } from './quant/float';
+import { dequantQ2_K, matmulQ2_K } from './quant/q2_k';
+import { dequantQ3_K, matmulQ3_K } from './quant/q3_k';
+import { dequantQ4_0, matmulQ4_0 } from './quant/q4_0';
+import { dequantQ4_1, matmulQ4_1 } from './quant/q4_1';
+import { dequantQ4_K, matmulQ4_K } from './quant/q4_k';
+import { dequantQ5_0, matmulQ5_0 } from './quant/q5_0';
+import { dequantQ5_1, matmulQ5_1 } from './quant/q5_1';
+import { dequantQ5_K, matmulQ5_K } from './quant/q5_k';
+import { dequantQ6_K, matmulQ6_K } from './quant/q6_k';
 import { dequantQ8_0, matmulQ8_0 } from './quant/q8_0';
 
+// ggml type ids (ggml.h enum ggml_type).
+const Q4_0: i32 = 2;
+const Q4_1: i32 = 3;
+const Q5_0: i32 = 6;
+const Q5_1: i32 = 7;
 const Q8_0: i32 = 8;
+const Q2_K: i32 = 10;
+const Q3_K: i32 = 11;
+const Q4_K: i32 = 12;
+const Q5_K: i32 = 13;
+const Q6_K: i32 = 14;
 
 /** Activation format a weight type multiplies with; -1 for an unsupported type. */
 export function act_format(type: i32): i32 {
   if (type == FLOAT_F32 || type == FLOAT_F16 || type == FLOAT_BF16) return ACT_F32;
-  if (type == Q8_0) return ACT_Q8;
+  if (type == Q8_0 || type == Q4_0 || type == Q5_0) return ACT_Q8;
+  if (type == Q4_1 || type == Q5_1) return ACT_Q8_1;
+  if (type == Q2_K || type == Q3_K || type == Q4_K || type == Q5_K || type == Q6_K) return ACT_Q8_K;
   return -1;
 }
 
@@ -20,11 +41,22 @@ export function act_row_bytes(fmt: i32, cols: i32): i32 {
 /** Prepares `rows` f32 rows at x in format fmt at dst (ACT_F32 needs no preparation: pass x itself to matmul). */
 export function prepare_act(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
   if (fmt == ACT_Q8) quantizeQ8(x, rows, cols, dst);
+  else if (fmt == ACT_Q8_1) quantizeQ8_1(x, rows, cols, dst);
+  else if (fmt == ACT_Q8_K) quantizeQ8K(x, rows, cols, dst);
 }
 
 /** Dequantises n values of a tensor of `type` at src to f32 at dst (n a multiple of the block size). */
 export function dequant(type: i32, src: usize, dst: usize, n: i32): void {
   if (type == Q8_0) dequantQ8_0(src, dst, n);
+  else if (type == Q4_0) dequantQ4_0(src, dst, n);
+  else if (type == Q5_0) dequantQ5_0(src, dst, n);
+  else if (type == Q4_1) dequantQ4_1(src, dst, n);
+  else if (type == Q5_1) dequantQ5_1(src, dst, n);
+  else if (type == Q2_K) dequantQ2_K(src, dst, n);
+  else if (type == Q3_K) dequantQ3_K(src, dst, n);
+  else if (type == Q4_K) dequantQ4_K(src, dst, n);
+  else if (type == Q5_K) dequantQ5_K(src, dst, n);
+  else if (type == Q6_K) dequantQ6_K(src, dst, n);
   else if (type == FLOAT_F32 || type == FLOAT_F16 || type == FLOAT_BF16) dequantFloat(type, src, dst, n);
   else unreachable();
 }
@@ -35,6 +67,15 @@ export function dequant(type: i32, src: usize, dst: usize, n: i32): void {
  */
 export function matmul(type: i32, w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   if (type == Q8_0) matmulQ8_0(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q4_0) matmulQ4_0(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q5_0) matmulQ5_0(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q4_1) matmulQ4_1(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q5_1) matmulQ5_1(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q2_K) matmulQ2_K(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q3_K) matmulQ3_K(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q4_K) matmulQ4_K(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q5_K) matmulQ5_K(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (type == Q6_K) matmulQ6_K(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
   else if (type == FLOAT_F32 || type == FLOAT_F16 || type == FLOAT_BF16) matmulFloat(type, w, cols, row0, row1, act, nAct, out, outStride);
   else unreachable();
 }

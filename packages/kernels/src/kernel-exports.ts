@@ -1,3 +1,4 @@
+import type { RangeKernel } from './range-kernel.js';
 /** The functions assembly/index.ts exports; pointers are byte offsets into the arena's memory. */
 export interface KernelExports {
   act_format(type: number): number;
@@ -11,7 +12,7 @@ export interface KernelExports {
   /** In place; table: per row headDim/2 cos then headDim/2 sin; mode 0 interleaved pairs, 1 half (NEOX). */
   rope(x: number, rowStride: number, rows: number, heads: number, headDim: number, table: number, mode: number): void;
   /** One query row over nPos cached positions (kvType 1: F16, 0: F32 K and V rows of nKvHeads·headDim), heads [h0, h1). */
-  attention(kvType: number, q: number, kCache: number, vCache: number, nPos: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, out: number, scores: number, h0: number, h1: number): void;
+  attention: RangeKernel<[kvType: number, q: number, kCache: number, vCache: number, nPos: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, out: number, scores: number]>;
   add_in_place(x: number, y: number, n: number): void;
   add_bias(x: number, stride: number, rows: number, bias: number, width: number): void;
   swiglu(gate: number, up: number, inStride: number, out: number, rows: number, n: number): void;

@@ -1,6 +1,7 @@
 import { KernelArena } from './kernel-arena.js';
 import { loadKernelModule } from './kernel-module.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
+import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 
 /** A weight matrix [rows, cols] (rows = outputs, as GGUF stores a linear layer) in its file encoding, in an arena. */
 export interface WeightMatrix {
@@ -37,9 +38,16 @@ export interface KernelRuntime {
   actFormat(type: GgmlTypeInfo): number;
   /** out[i·outStride + r] = W[r] · act[i] for every row r of W and activation rows i < nAct (both in w.arena). */
   matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
+  /**
+   * Runs `kernel(...args, start, end)` over [0, count) split into chunks over the threads, and returns when every
+   * chunk is done (a kernel's failure on any thread is thrown here). Pointers in `args` are offsets in `arena`.
+   */
+  parallelFor<K extends RangeKernelName>(arena: KernelArena, kernel: K, args: RangeKernelArgs<K>, count: number, options?: ParallelForOptions): void;
   /** Stops the threads; arenas become unusable. */
   close(): Promise<void>;
 }
+
+type NumericKernel = (...args: number[]) => unknown;
 
 /** One thread: the caller's. */
 export class SerialKernelRuntime implements KernelRuntime {
@@ -73,6 +81,11 @@ export class SerialKernelRuntime implements KernelRuntime {
 
   matmul(w: WeightMatrix, act: number, actBytes: number, nAct: number, out: number, outStride: number): void {
     w.arena.kernels.matmul(w.type.id, w.ptr, w.cols, 0, w.rows, act, actBytes, nAct, out, outStride);
+  }
+
+  parallelFor<K extends RangeKernelName>(arena: KernelArena, kernel: K, args: RangeKernelArgs<K>, count: number): void {
+    if (count <= 0) return;
+    (arena.kernels[kernel] as unknown as NumericKernel)(...(args as number[]), 0, count);
   }
 
   async close(): Promise<void> {

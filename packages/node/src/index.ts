@@ -78,3 +78,8 @@ export * from './pipeline/cluster-plan.js';
 export * from './pipeline/cluster-pipeline.js';
 export * from './pipeline/pipeline-executor.js';
 export * from './pipeline/plan-summary.js';
+export * from './pipeline/plan-history.js';
+export * from './cluster/device-load.js';
+export * from './cluster/device-watch.js';
+export * from './cluster/liveness.js';
+export * from './model/demo-model.js';

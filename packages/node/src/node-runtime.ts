@@ -1,6 +1,13 @@
-import { ApiRouter } from './api/api-router.js';
+import { ApiRouter, readJsonBody } from './api/api-router.js';
+import { OpenAIError } from './api/openai-errors.js';
+import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
+import type { PlanChange } from './pipeline/plan-history.js';
+import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import { startKernels, type EngineOptions } from './engine/engine-options.js';
+import { defaultSlots } from './engine/request-slots.js';
+import { dominantWeightType } from './model/stored-bytes-per-weight.js';
+import type { DeviceLoad } from './cluster/device-load.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
 import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/link-monitor.js';
@@ -47,7 +54,11 @@ export interface EdgeNodeOptions {
   split?: number[];
   /** Context limit per request in tokens (default: the model's, at most 4096). */
   contextLength?: number;
-  /** Requests the plan reserves KV-cache memory for (default 4); also how many requests run in the pipeline together. */
+  /**
+   * Requests this node runs at once (its slots; `--parallel`): the plan reserves KV memory for them and they are
+   * batched together; more wait in the queue. Default: as many full-context KV caches as fit the memory budget
+   * beside the weights, 1 to 16 (request-slots.ts).
+   */
   concurrency?: number;
   /** When set, the HTTP API (but / and /health) requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -57,6 +68,10 @@ export interface EdgeNodeOptions {
   maxFrameBytes?: number;
   membership?: MembershipOptions;
   linkMonitor?: LinkMonitorOptions;
+  /** Device watch tuning (sampling period, probe, memory reserve, smoothing). */
+  deviceWatch?: Pick<DeviceWatchOptions, 'intervalMs' | 'probeAfterIdleMs' | 'memoryReserveBytes' | 'slowdown'>;
+  /** When load changes are worth a new plan. */
+  replanPolicy?: ReplanPolicy;
 }
 
 export interface MemberStatus {
@@ -64,6 +79,10 @@ export interface MemberStatus {
   name: string;
   addresses: string[];
   profile: DeviceProfile;
+  /** Load as the node announces it: slowdown, other processes' CPU, available memory, memory budget. */
+  load: DeviceLoad | null;
+  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown ÷ calibration). */
+  effectiveGflops: number;
   stageInfo: StageInfo | null;
   /** ms since this node last heard from it (0 for self). */
   lastSeenMsAgo: number;
@@ -84,6 +103,10 @@ export interface ClusterStatus {
   plan: unknown;
   /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
   planError: string | null;
+  /** The last plan changes this node made as a coordinator, oldest first, with their reasons. */
+  planHistory: PlanChange[];
+  /** The coordinator's last verdict on its plan (why it was kept, or changed). */
+  planDecision: string;
 }
 
 export interface HealthStatus {
@@ -101,6 +124,8 @@ export interface EdgeNode {
   readonly membership: Membership;
   readonly links: LinkMonitor;
   readonly profile: DeviceProfile;
+  /** Load and memory of this device while it serves. */
+  readonly watch: DeviceWatch;
   /** Add HTTP routes here (e.g. `router.add('POST', '/v1/chat/completions', handler)`). */
   readonly router: ApiRouter;
   readonly api: ApiServer;
@@ -121,6 +146,8 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
     name: m.name,
     addresses: m.addresses,
     profile: m.profile,
+    load: m.load,
+    effectiveGflops: Math.round((m.profile.gflopsDecode / ((m.load?.slowdown ?? 1) * (m.load?.calibration ?? 1))) * 100) / 100,
     stageInfo: m.stageInfo,
     lastSeenMsAgo: self ? 0 : now - m.lastSeen,
   };
@@ -166,7 +193,17 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  const watch = new DeviceWatch({
+    profileMemoryBytes: profile.memoryBytes,
+    // What shedding layers frees: the weights' bytes (held once, in the file's encoding).
+    heldBytes: () => pipeline?.heldWeightBytes ?? 0,
+    announce: (load) => membership.setLoad(load),
+    probeWhen: () => pipeline !== null,
+    log: logger,
+    ...options.deviceWatch,
+  });
   let servedContext = 0;
+  let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
   // Names of nodes seen, so a log line about a node that just left can still name it.
@@ -177,6 +214,19 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
     logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
+    if (options.concurrency === undefined) {
+      const c = model.config;
+      const s = defaultSlots({
+        memoryBytes: profile.memoryBytes,
+        weightBytes: [...model.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0),
+        numLayers: c.numLayers,
+        kvDim: c.numKvHeads * c.headDim,
+        contextLength,
+        kvCache: options.engine?.kvCache ?? 'f16',
+      });
+      slots = s.slots;
+      logger.info(`slots: ${s.reason} (--parallel N to set)`);
+    }
     pipeline = new ClusterPipeline({
       host,
       membership,
@@ -186,10 +236,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       runtime,
       ...(options.engine?.kvCache ? { kvCache: options.engine.kvCache } : {}),
       contextLength,
-      concurrency: options.concurrency ?? 4,
+      concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
+      onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
       onStep: (rid, timing) => {
         const route = pipeline?.executor.routeOf(rid);
         // Network hops around the ring: between consecutive stages, and to/from the coordinator when it is no stage's end.
@@ -204,6 +255,9 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         );
       },
       onRecoveryFailed: () => metrics.observeRecoveryFailure(),
+      observeCompute: (measured, expected, profile) => watch.observeCompute(measured, expected, profile),
+      onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
+      ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });
     servedContext = contextLength;
     await pipeline.start();
@@ -231,11 +285,17 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     }
   }
 
+  membership.setLoad(watch.current());
+  watch.start();
   const refiner = refineProfile({
     membership,
     initial: profile,
     isBusy: () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0,
-    measure: () => measureDevice(measureOptions),
+    // Once the model is known, time the kernel of the type most of its weights have (kernels differ by type).
+    measure: () => {
+      const weightType = pipeline ? dominantWeightType(pipeline.model) : null;
+      return measureDevice({ ...measureOptions, ...(weightType ? { weightType } : {}) });
+    },
     delaysMs: [5_000, 15_000, 45_000],
     log: logger,
   });
@@ -245,6 +305,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     membership,
     links,
     profile,
+    watch,
     router,
     api,
     logger,
@@ -260,6 +321,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
         plan,
         planError: pipeline?.planError ?? null,
+        planHistory: pipeline?.history.list() ?? [],
+        planDecision: pipeline?.lastDecision ?? '',
       };
     },
     setPlan: (p: unknown) => {
@@ -267,6 +330,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
     stop: async () => {
       refiner.stop();
+      watch.stop();
       await pipeline?.stop();
       await weights?.close();
       links.stop();
@@ -276,11 +340,21 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     },
   };
   router.add('GET', '/health', () => node.health(), { public: true });
+  // The operator lowers (or restores, with null) the memory this node offers while it runs: it sheds layers.
+  router.add('PUT', '/v1/node/memory-budget', async (req) => {
+    const body = (await readJsonBody(req, 4096)) as { bytes?: unknown } | null;
+    const bytes = body?.bytes;
+    if (bytes !== null && (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0)) {
+      throw new OpenAIError(400, 'send {"bytes": N} with N >= 0 (the memory this node may use), or {"bytes": null} for its start-up budget', 'invalid_request_error', 'invalid_memory_budget');
+    }
+    watch.setMemoryBudget(bytes);
+    return { memoryBudgetBytes: watch.current().memoryBudgetBytes, reason: watch.current().memoryReason };
+  });
   addOpenAIApi(router, {
     pipeline,
     metrics,
     contextLength: servedContext,
-    concurrency: options.concurrency ?? 4,
+    concurrency: slots,
     clusterStatus: () => node.status(),
     peers: () => membership.members().length,
     nodeName: (id) => (id === host.peerId ? options.name : (membership.members().find((m) => m.peerId === id)?.name ?? id.slice(-8))),

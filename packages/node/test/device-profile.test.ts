@@ -32,3 +32,21 @@ describe('measureDevice', () => {
     expect(p.cores).toBeGreaterThan(0);
   });
 });
+
+describe('measureDevice by weight type', () => {
+  it('times the kernel of the type asked for: a K-quant and F32 give their own figures', async () => {
+    const runtime = await createKernelRuntime({ threads: 1 });
+    try {
+      const q4k = await measureDevice({ runtime, weightType: 'Q4_K', budgetMs: 600 });
+      const f32 = await measureDevice({ runtime, weightType: 'F32', budgetMs: 600 });
+      for (const p of [q4k, f32]) {
+        expect(p.gflopsDecode).toBeGreaterThan(0.5);
+        expect(Number.isFinite(p.memBandwidthGBps) && p.memBandwidthGBps > 0).toBe(true);
+      }
+      // F32 weights are 7x the bytes of Q4_K per value: the same FLOPs stream far more bytes.
+      expect(f32.memBandwidthGBps / f32.gflopsDecode).toBeGreaterThan((q4k.memBandwidthGBps / q4k.gflopsDecode) * 3);
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -145,6 +145,37 @@ describe('stories260K pipeline shards', () => {
     whole.dispose();
   });
 
+  it('a batch of requests at different positions gives each the same bits as running alone', async () => {
+    const shard = await shardOf(model);
+    const prompts = [reference.prompt_ids_with_bos, [1, 42, 43], [1, 300, 301, 302, 303, 304, 305, 306]];
+    // Alone: each prompt, then two decode steps.
+    const alone = prompts.map((p) => {
+      const cache = shard.createCache(32);
+      const a = shard.forward({ kind: 'tokens', tokens: p }, cache);
+      const b = shard.forward({ kind: 'tokens', tokens: [7] }, cache);
+      const c = shard.forward({ kind: 'tokens', tokens: [8] }, cache);
+      return [a, b, c].map((o) => Array.from((o as { logits: Float32Array }).logits));
+    });
+    // Together: prefill of two while the third waits, then the third's prefill batched with the others' decode, ...
+    const caches = prompts.map(() => shard.createCache(32));
+    const got: number[][][] = prompts.map(() => []);
+    const take = (i: number, o: ReturnType<QuantShard['forward']>) => got[i].push(Array.from((o as { logits: Float32Array }).logits));
+    let out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
+    take(0, out[0]);
+    take(1, out[1]);
+    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[1] }, { input: { kind: 'tokens', tokens: prompts[2] }, cache: caches[2] }, { input: { kind: 'tokens', tokens: [7] }, cache: caches[0] }]);
+    take(1, out[0]);
+    take(2, out[1]);
+    take(0, out[2]);
+    out = shard.forwardBatch([0, 1, 2].map((i) => ({ input: { kind: 'tokens' as const, tokens: [got[i].length === 1 ? 7 : 8] }, cache: caches[i] })));
+    out.forEach((o, i) => take(i, o));
+    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [8] }, cache: caches[2] }]);
+    take(2, out[0]);
+    expect(got).toEqual(alone);
+    expect(() => shard.forwardBatch([{ input: { kind: 'tokens', tokens: [1] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: [2] }, cache: caches[0] }])).toThrow(/twice/);
+    shard.dispose();
+  });
+
   it('refuses to run past the context limit, and bad input, with clear errors', async () => {
     const shard = await shardOf(model);
     const cache = shard.createCache(4);

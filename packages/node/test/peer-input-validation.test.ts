@@ -10,6 +10,7 @@ const announcement = () => ({
     instanceId: '6c0f3f4e-2a55-4a4c-9d0e-2b3f1d1c9a10',
     addresses: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample'],
     profile: { gflopsDecode: 17.9, gflopsPrefill: 40.2, memBandwidthGBps: 27.1, memoryBytes: 8e9, memorySource: '0.7 × free memory', runtime: 'node', isa: 'simd128', threads: 1, cores: 2, hostname: 'h', measuredAt: 1 },
+    load: { slowdown: 3.1, calibration: 1.4, source: 'stage', since: 5, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 6e9, memoryReason: 'lowered to 6000 MB at run time' },
     stageInfo: { model: 'stories260K|llama|L5', ready: true, ranges: [[0, 2]] },
     links: { '12D3KooWOther': { rttMs: 0.8, bandwidthMBps: 250, measuredAt: 2 } },
     version: 3,
@@ -22,7 +23,9 @@ describe('membership messages from peers', () => {
     expect(parseProfileMessage(a)).toEqual(a);
     expect(parseProfileMessage({ t: 'bye' })).toEqual({ t: 'bye' });
     expect(parseProfileMessage({ ...a, member: { ...a.member, stageInfo: null } })).toEqual({ ...a, member: { ...a.member, stageInfo: null } });
+    expect(parseProfileMessage({ ...a, member: { ...a.member, load: null } })).toEqual({ ...a, member: { ...a.member, load: null } });
     expect(parseHeartbeatMessage({ t: 'hb', seq: 5 })).toEqual({ t: 'hb', seq: 5 });
+    expect(parseHeartbeatMessage({ t: 'hb', seq: 5, lagMs: 340 })).toEqual({ t: 'hb', seq: 5, lagMs: 340 });
     const gossip = { t: 'hb', seq: 6, members: [{ peerId: 'p', instanceId: 'i', addresses: ['/ip4/127.0.0.1/tcp/1/p2p/p'], heardMsAgo: 12 }] };
     expect(parseHeartbeatMessage(gossip)).toEqual(gossip);
   });
@@ -43,6 +46,12 @@ describe('membership messages from peers', () => {
     expect(bad((m) => ((m as { links: unknown }).links = { p: { rttMs: 'fast' } }))).toThrow(/rttMs/);
     expect(bad((m) => ((m as { addresses: unknown }).addresses = new Array(1000).fill('/ip4/1.2.3.4')))).toThrow(/addresses/);
     expect(bad((m) => ((m as { version: unknown }).version = 1.5))).toThrow(/version/);
+    // A load the planner divides speeds by: a slowdown below 1 would make a device look faster than it measured.
+    expect(bad((m) => (m.load.slowdown = 0.2))).toThrow(/slowdown/);
+    expect(bad((m) => (m.load.calibration = -1))).toThrow(/calibration/);
+    expect(bad((m) => ((m.load as { source: string }).source = 'guess'))).toThrow(/source/);
+    expect(bad((m) => (m.load.memoryBudgetBytes = Infinity))).toThrow(/memoryBudgetBytes/);
+    expect(() => parseHeartbeatMessage({ t: 'hb', seq: 1, lagMs: -5 })).toThrow(/lagMs/);
     for (const garbage of [null, 5, 'profile', [], new Uint8Array(3), { t: 'profile' }, { t: 'hello' }]) {
       expect(() => parseProfileMessage(garbage), JSON.stringify(garbage)).toThrow(MembershipMessageError);
     }

@@ -181,6 +181,17 @@ function renderCluster(status) {
       pipe.append(el('span', 'stage', `${s.name} ${range([s.startLayer, s.endLayer])}`));
     });
   } else pipe.append(el('span', 'muted', 'no plan on this node yet (it plans on its first request)'));
+  for (const e of status.plan?.excluded ?? []) pipe.append(el('div', 'muted excluded', `left out ${names.get(e.device) ?? e.device.slice(-8)}: ${e.reason}`));
+
+  // The last plan changes, newest first, with their reasons.
+  const history = $('plan-history');
+  history.replaceChildren();
+  for (const c of [...(status.planHistory ?? [])].reverse()) {
+    const li = el('li', 'plan-change');
+    li.append(el('span', 'muted', `${new Date(c.at).toLocaleTimeString()} `), el('span', '', c.reason));
+    history.append(li);
+  }
+  if (!history.children.length) history.append(el('li', 'muted', 'no plan change yet'));
 
   const nodes = $('nodes');
   nodes.replaceChildren();
@@ -198,6 +209,12 @@ function renderCluster(status) {
     row('layers', r ? r.map(range).join(', ') : 'none', 'layers');
     row('compute', `${m.profile.gflopsDecode} GFLOP/s decode · ${m.profile.gflopsPrefill} prefill (${m.profile.isa} × ${m.profile.threads} threads, ${m.profile.runtime})`);
     row('memory', gb(m.profile.memoryBytes));
+    const l = m.load;
+    if (l) {
+      const busy = l.slowdown > 1 ? `${l.slowdown}× slower for ${Math.max(0, Math.round((Date.now() - l.since) / 1000))} s` : 'quiet';
+      row('load', `${busy} · other processes ${l.otherCpuCores.toFixed(1)} cores · ${gb(l.availableMemoryBytes)} free`, l.slowdown > 1 ? 'load busy' : 'load');
+      row('effective', `${m.effectiveGflops} GFLOP/s${l.memoryBudgetBytes < m.profile.memoryBytes ? ` · budget ${gb(l.memoryBudgetBytes)} (${l.memoryReason})` : ''}`, 'effective');
+    }
     card.append(title, dl);
     nodes.append(card);
   }

@@ -68,13 +68,21 @@ interface Job {
   /** 0 = prefill of the prompt, j ≥ 1 = the j-th decode step. */
   step: number;
   stage: number;
+  /** Rows of this step still to compute on this stage (a prompt is spread over several batched steps). */
+  rowsLeft: number;
 }
 
+/** How the runtime batches (pipeline/stage-worker.ts): rows of one prompt per step, rows of all requests per step. */
+export const PROMPT_ROWS_PER_STEP = 32;
+export const BATCH_ROWS_PER_STEP = 64;
+
 /**
- * Discrete-event model of the pipeline: `concurrency` requests start at t = 0; each is a prefill then genTokens − 1
- * decode steps travelling the ring. A device serves one job at a time in arrival order and is busy for its compute
- * (roofline, at the job's true KV position) plus sending the output; link latency is in flight. With one request
- * its per-token time equals the cost model's; with more, queueing at the slowest stage shows up.
+ * Discrete-event model of the pipeline with continuous batching: `concurrency` requests start at t = 0; each is a
+ * prefill then genTokens − 1 decode steps travelling the ring. When a device is free it takes every waiting job into
+ * one batched step — all decode rows, at most PROMPT_ROWS_PER_STEP rows of each prompt, at most BATCH_ROWS_PER_STEP in
+ * all — and is busy for that step's compute (the cost model's stepMs, at each job's true KV position) plus sending
+ * the outputs of the jobs it finished; link latency is in flight. With one request its per-token time equals the
+ * cost model's; with more, the batches and the queueing at the slowest stage show up.
  */
 export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles, request: RequestShape): Prediction {
   const cm = new CostModel(profiles.model, profiles.cluster, request);
@@ -86,46 +94,77 @@ export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles,
   const queues: Job[][] = Array.from({ length: k }, () => []);
   const firstToken = new Float64Array(r.concurrency);
   const lastToken = new Float64Array(r.concurrency);
-  const events = new EventQueue<{ kind: 'arrive' | 'done'; job: Job }>();
+  const events = new EventQueue<{ kind: 'arrive'; job: Job } | { kind: 'done'; stage: number; finished: Job[] } | { kind: 'free'; stage: number }>();
 
-  const serviceMs = (job: Job): number => {
-    const x = stages[job.stage];
-    const next = stages[(job.stage + 1) % k].device;
-    const tokens = job.step === 0 ? r.promptTokens : 1;
-    const compute = job.step === 0 ? cm.prefillMs(x.device, x.start, x.end) : cm.decodeMs(x.device, x.start, x.end, r.promptTokens + job.step - 1);
-    return compute + cm.transferMs(x.device, next, cm.payloadBytes(x.end, tokens));
-  };
+  const rowsOf = (job: Job) => (job.step === 0 ? r.promptTokens : 1);
+  /** The next step of stage i: which jobs take part with how many rows, its duration, and the jobs it finishes. */
   const start = (i: number, t: number) => {
-    const job = queues[i].shift();
-    busy[i] = job ? 1 : 0;
-    if (job) events.push(t + serviceMs(job), { kind: 'done', job });
+    const queue = queues[i];
+    if (queue.length === 0) {
+      busy[i] = 0;
+      return;
+    }
+    busy[i] = 1;
+    const x = stages[i];
+    const next = stages[(i + 1) % k].device;
+    const parts: { job: Job; rows: number }[] = [];
+    let taken = 0;
+    for (const job of queue) {
+      if (taken >= BATCH_ROWS_PER_STEP) break;
+      const rows = Math.min(job.rowsLeft, job.step === 0 ? PROMPT_ROWS_PER_STEP : 1, BATCH_ROWS_PER_STEP - taken);
+      parts.push({ job, rows });
+      taken += rows;
+    }
+    const position = (job: Job) => (job.step === 0 ? rowsOf(job) - job.rowsLeft : r.promptTokens + job.step - 1);
+    let ms = cm.stepMs(
+      x.device,
+      x.start,
+      x.end,
+      parts.map((p) => ({ rows: p.rows, position: position(p.job), logits: p.rows === p.job.rowsLeft })),
+    );
+    const finished: Job[] = [];
+    for (const p of parts) {
+      p.job.rowsLeft -= p.rows;
+      if (p.job.rowsLeft === 0) {
+        finished.push(p.job);
+        queue.splice(queue.indexOf(p.job), 1);
+        ms += cm.transferMs(x.device, next, cm.payloadBytes(x.end, rowsOf(p.job)));
+      }
+    }
+    events.push(t + ms, { kind: 'done', stage: i, finished });
   };
 
-  for (let q = 0; q < r.concurrency; q++) events.push(0, { kind: 'arrive', job: { request: q, step: 0, stage: 0 } });
+  for (let q = 0; q < r.concurrency; q++) events.push(0, { kind: 'arrive', job: { request: q, step: 0, stage: 0, rowsLeft: r.promptTokens } });
   let now = 0;
   while (events.size > 0) {
     const { t, v } = events.pop();
     now = t;
-    const { job } = v;
-    const i = job.stage;
     if (v.kind === 'arrive') {
-      queues[i].push(job);
-      if (!busy[i]) start(i, t);
+      queues[v.job.stage].push(v.job);
+      if (!busy[v.job.stage]) start(v.job.stage, t);
       continue;
     }
-    // done: the device takes its next job; the output travels to the next stage.
-    start(i, t);
+    if (v.kind === 'free') {
+      start(v.stage, t);
+      continue;
+    }
+    // A step is done: finished jobs travel to the next stage; then (after what arrives at this same instant, as the
+    // runtime's next step starts after the frames just produced are queued) the device takes its next step.
+    const i = v.stage;
     const x = stages[i];
     const nextStage = (i + 1) % k;
     const arrival = t + cm.latencyMs(x.device, stages[nextStage].device);
-    if (nextStage !== 0) {
-      events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage } });
-      continue;
+    for (const job of v.finished) {
+      if (nextStage !== 0) {
+        events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage, rowsLeft: rowsOf(job) } });
+        continue;
+      }
+      // Back at the first device: a token is out.
+      if (job.step === 0) firstToken[job.request] = arrival;
+      lastToken[job.request] = arrival;
+      if (job.step + 1 < r.genTokens) events.push(arrival, { kind: 'arrive', job: { request: job.request, step: job.step + 1, stage: 0, rowsLeft: 1 } });
     }
-    // Back at the first device: a token is out.
-    if (job.step === 0) firstToken[job.request] = arrival;
-    lastToken[job.request] = arrival;
-    if (job.step + 1 < r.genTokens) events.push(arrival, { kind: 'arrive', job: { request: job.request, step: job.step + 1, stage: 0 } });
+    events.push(t, { kind: 'free', stage: i });
   }
   // The run ends when the last token reaches the first device.
   now = Math.max(now, ...lastToken);

@@ -15,19 +15,24 @@ import {
 import { intOption } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
+import { chooseDefaultModel } from '../default-model.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
-const HELP = `Usage: edge-node start --model PATH|REPO [options]
+const HELP = `Usage: edge-node start [--model PATH|REPO] [options]
        edge-node start --model-from-peers [options]
 
 Starts a node. Nodes find each other (mDNS on the local network, or --bootstrap) and run one model together.
 
 Options:
   --model PATH|REPO        model file or directory (GGUF or safetensors), or a Hugging Face repo id
-                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub
+                           owner/name[@revision][/file.gguf], downloaded once into <data dir>/hub.
+                           Without it: the Hub's default chat model (HuggingFaceTB/SmolLM2-135M-Instruct)
+                           when cached or the Hub answers within 2 s (env EDGE_NODE_HUB_PROBE_MS), else the
+                           demo model shipped with edge-node (stories260K)
                            (env HF_TOKEN for gated models, HF_HUB_OFFLINE=1 to use only the cache)
   --hub-endpoint URL       Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
   --model-from-peers       no local model: wait for a peer that has one and fetch only this node's layers
+  --no-model               no model at all: the node relays and takes part in the cluster, its API answers 503
                            from it (kept in <data dir>/weights for the next start)
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0: all interfaces, any port)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
@@ -41,7 +46,9 @@ Options:
   --memory-budget BYTES    memory this node offers (default 0.7 × free memory); suffixes K, M, G allowed
   --split N,N,...          layers per stage for the nodes in name order (e.g. 2,3), instead of the planner's
   --context N              context limit per request in tokens (default: the model's, at most 4096)
-  --concurrency N          requests the plan reserves KV-cache memory for (default 4)
+  --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
+                           in the queue (default: as many full-context KV caches as fit the budget, 1-16;
+                           --concurrency is the old name)
   --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
   --threads N              compute threads (default: the device's cores)
   --kv-cache f16|f32       KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory)
@@ -64,7 +71,10 @@ function parseSplit(value: string): number[] {
   return parts;
 }
 
-export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<EdgeNodeOptions> {
+/** The node's options, plus whether it was asked to run without any model (`--no-model`). */
+export type StartOptions = EdgeNodeOptions & { relayOnly?: boolean };
+
+export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -74,6 +84,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         model: { type: 'string' },
         'hub-endpoint': { type: 'string' },
         'model-from-peers': { type: 'boolean' },
+        // Declared so that --no-model is known; parseArgs (allowNegative) then reports it as model = false.
+        'no-model': { type: 'boolean' },
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         mdns: { type: 'boolean' },
@@ -87,6 +99,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         split: { type: 'string' },
         context: { type: 'string' },
         concurrency: { type: 'string' },
+        parallel: { type: 'string' },
         'cluster-key': { type: 'string' },
         ...ENGINE_FLAG_OPTIONS,
       },
@@ -95,12 +108,20 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
   }
   const v = parsed.values;
-  if (v.model !== undefined && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  // parseArgs reads --no-model as model = false (allowNegative).
+  const noModel = (v.model as unknown) === false || v['no-model'] === true;
+  if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
+  if (typeof v.model === 'string' && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
+  if (noModel) delete (v as { model?: unknown }).model;
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
   const engine = engineOptionsFrom(v);
+  if (v.parallel !== undefined && v.concurrency !== undefined) throw new UsageError('give --parallel or its old name --concurrency, not both');
+  const parallelFlag = v.parallel ?? v.concurrency;
+  const parallel = parallelFlag === undefined ? undefined : intOption(parallelFlag, v.parallel !== undefined ? '--parallel' : '--concurrency', 1);
+  if (parallel !== undefined && (parallel < 1 || parallel > 256)) throw new UsageError(`--parallel needs a whole number from 1 to 256 (got "${parallelFlag}")`);
   const apiKey = v['api-key'] ?? (env.EDGE_NODE_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key needs a non-empty key');
   const queueLength = v['queue-length'] === undefined ? undefined : intOption(v['queue-length'], '--queue-length', DEFAULT_QUEUE_LENGTH);
@@ -125,9 +146,10 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
-    ...(v.concurrency !== undefined ? { concurrency: intOption(v.concurrency, '--concurrency', 4) } : {}),
+    ...(parallel !== undefined ? { concurrency: parallel } : {}),
     ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
     ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
+    ...(noModel ? { relayOnly: true } : {}),
     hub: {
       ...hubOptionsFromEnv(env),
       ...(v['hub-endpoint'] !== undefined ? { endpoint: v['hub-endpoint'] } : {}),
@@ -147,8 +169,17 @@ export const startCommand: CliCommand = {
       return 0;
     }
     const options = await buildStartOptions(argv, process.env);
-    const node = await startEdgeNode(options);
     const out = process.stdout;
+    if (!options.modelPath && !options.modelFromPeers && !options.relayOnly) {
+      const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
+      options.modelPath = await chooseDefaultModel({
+        dataDir: options.dataDir,
+        hub: options.hub ?? {},
+        ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}),
+        say: (line) => out.write(`edge-node: ${line}\n`),
+      });
+    }
+    const node = await startEdgeNode(options);
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
     out.write(`edge-node: API at ${node.api.url}\n`);

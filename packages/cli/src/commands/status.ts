@@ -4,7 +4,8 @@ import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node status [--api URL] [--api-key KEY] [--json]
 
-Shows the cluster as seen by a running node: peers, their device profiles, link latency/bandwidth, and the plan.
+Shows the cluster as seen by a running node: peers, their device profiles and current load (slowdown, other
+processes' CPU, free memory, effective speed), link latency/bandwidth, the plan and its recent changes.
 
 Options:
   --api URL       the node's HTTP API (default http://127.0.0.1:${DEFAULT_API_PORT})
@@ -29,8 +30,28 @@ function memberLine(m: MemberStatus, self: boolean): string {
     `  ${m.name} ${m.peerId}${seen}\n` +
     `    ${p.runtime}, ${p.isa} × ${p.threads} threads of ${p.cores} cores, decode ${p.gflopsDecode} GFLOP/s, prefill ${p.gflopsPrefill} GFLOP/s, ` +
     `${p.memBandwidthGBps} GB/s, memory ${gb(p.memoryBytes)}${stage}\n` +
+    loadLine(m) +
     m.addresses.map((a) => `    ${a}\n`).join('')
   );
+}
+
+/** The serving figures /v1/cluster adds (api/api-metrics.ts). */
+interface ServingView {
+  slots: number;
+  running: number;
+  waiting: number;
+  tokensPerSecond: number;
+  batching: { steps: number; maxRequests: number; meanRows: number };
+}
+
+/** "load: 3.1× slower for 20 s (stage), other processes 1.2 cores, 5.3 GB free, effective 1.1 GFLOP/s, budget 0.4 GB". */
+export function loadLine(m: MemberStatus): string {
+  const l = m.load;
+  if (!l) return '    load: not announced yet\n';
+  const busy = l.slowdown > 1 ? `${l.slowdown}× slower for ${Math.max(0, Math.round((Date.now() - l.since) / 1000))} s (${l.source})` : `quiet (${l.source})`;
+  const budget = l.memoryBudgetBytes < m.profile.memoryBytes ? `, budget ${gb(l.memoryBudgetBytes)}: ${l.memoryReason}` : '';
+  const calibration = l.calibration !== null ? `, runs at ${(1 / l.calibration).toFixed(2)}× its profile when quiet` : '';
+  return `    load: ${busy}, other processes ${l.otherCpuCores.toFixed(1)} cores, ${gb(l.availableMemoryBytes)} free, effective ${m.effectiveGflops} GFLOP/s${calibration}${budget}\n`;
 }
 
 /** The fields of the plan summary that /v1/cluster serves (pipeline/plan-summary.ts). */
@@ -61,6 +82,18 @@ export function formatClusterStatus(s: ClusterStatus): string {
   text += `Links (${s.links.length}):\n`;
   for (const l of s.links) text += `  ${name(l.from)} → ${name(l.to)}: RTT ${l.rttMs.toFixed(2)} ms, ${l.bandwidthMBps} MB/s\n`;
   text += s.plan == null ? 'Plan: none yet (made at the first request)\n' : formatPlan(s.plan as PlanView, name);
+  if (s.planDecision) text += `  last check: ${s.planDecision}\n`;
+  if (s.planHistory?.length) {
+    text += `Plan changes (last ${s.planHistory.length}):\n`;
+    for (const c of s.planHistory) text += `  ${new Date(c.at).toISOString().slice(11, 19)} ${c.reason} (layers loaded in ${(c.loadMs / 1000).toFixed(1)} s)\n`;
+  }
+  const serving = (s as ClusterStatus & { serving?: ServingView }).serving;
+  if (serving) {
+    const b = serving.batching;
+    text +=
+      `Serving: ${serving.running} of ${serving.slots} slots in use, ${serving.waiting} waiting, ${serving.tokensPerSecond} tok/s; ` +
+      `stage steps ${b.steps}, mean ${b.meanRows} rows, at most ${b.maxRequests} requests batched together\n`;
+  }
   return text;
 }
 

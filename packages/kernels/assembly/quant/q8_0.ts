@@ -1,6 +1,8 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (see activation.ts).
-import { f16ToF32 } from '../half';
+import { halfToF32 } from './half-scale';
 import { dot16, hsum } from '../simd';
+import { dotWide } from './int-dot';
+import { matmulRows4 } from './row-tiles';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
 
@@ -9,7 +11,7 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   const nb = n >> 5;
   for (let b = 0; b < nb; b++) {
     const p = src + <usize>b * Q8_0_BLOCK_BYTES;
-    const d = f16ToF32(load<u16>(p));
+    const d = halfToF32(load<u16>(p));
     const o = dst + (<usize>b << 7);
     for (let j = 0; j < 32; j++) store<f32>(o + (<usize>j << 2), d * <f32>load<i8>(p + 2 + j));
   }
@@ -22,11 +24,53 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   return f32x4.convert_i32x4_s(acc);
 }
 
+/** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const aq = ad + (<usize>nb << 2);
+  let s = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    s = f32x4.add(s, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(scale)));
+    p += Q8_0_BLOCK_BYTES;
+  }
+  return hsum(s);
+}
+
+function rowQ8_0(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** rowDot for four activation rows: each block is widened once. */
+function rowQ8_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const qOff = <usize>nb << 2;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const v0 = v128.load(p, 2), v1 = v128.load(p, 18);
+    const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0);
+    const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
+    const d = halfToF32(load<u16>(p));
+    const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    p += Q8_0_BLOCK_BYTES;
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
 /**
- * out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct). Four weight rows
- * share each activation load; every output is reduced in the same order whatever the batch or row range.
+ * The products of activation rows taken one at a time (decode, and what a batch leaves over four): four weight rows
+ * share each activation load. The same float operations per output as rowDot.
  */
-export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+function matmulRowsQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
   const rb = <usize>nb * Q8_0_BLOCK_BYTES;
   let r = row0;
@@ -40,10 +84,10 @@ export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize
       for (let b = 0; b < nb; b++) {
         const a = aq + (<usize>b << 6);
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(f16ToF32(load<u16>(p)) * xd)));
-        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(f16ToF32(load<u16>(p + rb)) * xd)));
-        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(f16ToF32(load<u16>(p + 2 * rb)) * xd)));
-        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(f16ToF32(load<u16>(p + 3 * rb)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
+        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfToF32(load<u16>(p + rb)) * xd)));
+        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 2 * rb)) * xd)));
+        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 3 * rb)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
@@ -62,10 +106,23 @@ export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize
       let p = w0;
       for (let b = 0; b < nb; b++) {
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(f16ToF32(load<u16>(p)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), hsum(s0));
     }
+  }
+}
+
+/**
+ * out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct); every output is
+ * reduced in the same order whatever the batch or row range (row-tiles.ts).
+ */
+export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  const n4 = nAct & ~3;
+  if (n4 > 0) matmulRows4(rowQ8_0, rowQ8_0_4, w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, n4, out, outStride);
+  if (nAct > n4) {
+    matmulRowsQ8_0(w, cols, row0, row1, act + <usize>n4 * <usize>actBytes, actBytes, nAct - n4, out + ((<usize>n4 * <usize>outStride) << 2), outStride);
   }
 }

@@ -1,5 +1,5 @@
 import type { RecoveryEvent, StepTiming } from '../pipeline/pipeline-executor.js';
-import { Counter, Gauge, Histogram } from './prometheus-text.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
 export interface MetricSources {
@@ -8,6 +8,8 @@ export interface MetricSources {
   kvCacheBytes: () => number;
   running: () => number;
   waiting: () => number;
+  /** Requests this node runs at once (its slots, `--parallel`). */
+  slots: () => number;
   /** Display name of a peer id (for per-stage labels). */
   nodeName: (peerId: string) => string;
 }
@@ -16,6 +18,8 @@ export interface MetricSources {
 export interface ServingStats {
   /** Tokens generated per second by requests this node coordinates, over the last few seconds. */
   tokensPerSecond: number;
+  /** Requests this node runs at once; `running` of them are in use. */
+  slots: number;
   running: number;
   waiting: number;
   /** Requests whose KV cache lives on this node (as a stage of any coordinator). */
@@ -23,6 +27,19 @@ export interface ServingStats {
   kvCacheBytes: number;
   requestsTotal: number;
   completionTokensTotal: number;
+  /** This node's stage steps: how many, the most requests one step computed together, and the mean rows per step. */
+  batching: { steps: number; maxRequests: number; meanRows: number };
+}
+
+/** A counter that also keeps its total, for /v1/cluster (prom-client reads values asynchronously). */
+class TalliedCounter<L extends string> {
+  total = 0;
+  constructor(readonly metric: Counter<L>) {}
+
+  inc(labels: Partial<Record<L, string>> = {}, value = 1): void {
+    this.metric.inc(labels, value);
+    this.total += value;
+  }
 }
 
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -33,40 +50,64 @@ const RATE_WINDOW_MS = 5000;
  * latency, per-stage compute and per-hop network time of each pipeline step, KV sessions, queue and peers.
  */
 export class ApiMetrics {
-  readonly httpRequests = new Counter('edge_node_http_requests_total', 'HTTP requests answered, by route and status.');
-  readonly generations = new Counter('edge_node_generations_total', 'Generations ended, by endpoint and how they ended (stop, length, cancelled, error).');
-  readonly promptTokens = new Counter('edge_node_prompt_tokens_total', 'Prompt tokens processed for requests this node coordinated.');
-  readonly completionTokens = new Counter('edge_node_completion_tokens_total', 'Tokens generated for requests this node coordinated.');
-  readonly ttft = new Histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.', LATENCY_BUCKETS_S);
-  readonly tokenLatency = new Histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring).', LATENCY_BUCKETS_S);
-  readonly stageCompute = new Histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', LATENCY_BUCKETS_S);
-  readonly hopTime = new Histogram(
-    'edge_node_hop_seconds',
-    'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.',
-    LATENCY_BUCKETS_S,
-  );
-  readonly recoveries = new Counter('edge_node_recoveries_total', 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.');
-  readonly recoveryReplayedTokens = new Counter('edge_node_recovery_replayed_tokens_total', 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.');
-  readonly recoveryTime = new Histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.', LATENCY_BUCKETS_S);
+  /** Every metric of this node (its own registry: several nodes may share a process in tests). */
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'route' | 'status'>;
+  readonly generations: TalliedCounter<'endpoint' | 'finish'>;
+  readonly promptTokens: Counter;
+  readonly completionTokens: TalliedCounter<never>;
+  readonly ttft: Histogram;
+  readonly tokenLatency: Histogram;
+  readonly stageCompute: Histogram<'stage' | 'node'>;
+  readonly hopTime: Histogram;
+  readonly recoveries: Counter<'outcome'>;
+  readonly recoveryReplayedTokens: Counter;
+  readonly recoveryTime: Histogram;
+  readonly batchRequests: Histogram;
+  readonly batchRows: Histogram;
+  /** Steps, rows and the largest batch so far, for /v1/cluster (prom-client reads its values asynchronously). */
+  private batching = { steps: 0, rows: 0, maxRequests: 0 };
   private sources: MetricSources | null = null;
-  private readonly gauges: Gauge[];
   private recentSteps: number[] = [];
 
   constructor() {
-    const src = () => this.sources;
+    const registers = [this.registry];
+    const histogram = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Histogram<L>({ name, help, labelNames, buckets: LATENCY_BUCKETS_S, registers });
+    this.httpRequests = new Counter({ name: 'edge_node_http_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'status'], registers });
+    this.generations = new TalliedCounter(
+      new Counter({ name: 'edge_node_generations_total', help: 'Generations ended, by endpoint and how they ended (stop, length, cancelled, error).', labelNames: ['endpoint', 'finish'], registers }),
+    );
+    this.promptTokens = new Counter({ name: 'edge_node_prompt_tokens_total', help: 'Prompt tokens processed for requests this node coordinated.', registers });
+    this.completionTokens = new TalliedCounter(new Counter({ name: 'edge_node_completion_tokens_total', help: 'Tokens generated for requests this node coordinated.', registers }));
+    this.ttft = histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.');
+    this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring).');
+    this.stageCompute = histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', ['stage', 'node']);
+    this.hopTime = histogram('edge_node_hop_seconds', 'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.');
+    this.recoveries = new Counter({ name: 'edge_node_recoveries_total', help: 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.', labelNames: ['outcome'], registers });
+    this.recoveryReplayedTokens = new Counter({ name: 'edge_node_recovery_replayed_tokens_total', help: 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.', registers });
+    this.recoveryTime = histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.');
+    this.batchRequests = new Histogram({ name: 'edge_node_stage_batch_requests', help: "Requests computed together in one step of this node's stage (continuous batching).", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32, 64], registers });
+    this.batchRows = new Histogram({ name: 'edge_node_stage_batch_rows', help: "Rows (decode tokens and prompt positions) computed in one step of this node's stage.", buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
     // Both outcomes are listed from the start, so a dashboard sees 0 rather than no series.
     this.recoveries.inc({ outcome: 'recovered' }, 0);
     this.recoveries.inc({ outcome: 'failed' }, 0);
-    this.gauges = [
-      new Gauge('edge_node_peers', 'Cluster peers this node sees (not counting itself).', () => src()?.peers() ?? 0),
-      new Gauge('edge_node_requests_running', 'Requests this node coordinates that are in the pipeline now.', () => src()?.running() ?? 0),
-      new Gauge('edge_node_requests_waiting', 'Requests waiting in this node\'s queue.', () => src()?.waiting() ?? 0),
-      new Gauge('edge_node_kv_sessions', 'Requests holding a KV cache on this node (as a stage, for any coordinator).', () => src()?.kvSessions() ?? 0),
-      new Gauge('edge_node_kv_cache_bytes', 'Bytes held by the KV caches on this node.', () => src()?.kvCacheBytes() ?? 0),
-      new Gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () =>
-        this.tokensPerSecond(),
-      ),
-    ];
+    const src = () => this.sources;
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('edge_node_peers', 'Cluster peers this node sees (not counting itself).', () => src()?.peers() ?? 0);
+    gauge('edge_node_requests_running', 'Requests this node coordinates that are in the pipeline now.', () => src()?.running() ?? 0);
+    gauge('edge_node_slots', 'Requests this node runs at once (--parallel); more wait in the queue.', () => src()?.slots() ?? 0);
+    gauge('edge_node_requests_waiting', "Requests waiting in this node's queue.", () => src()?.waiting() ?? 0);
+    gauge('edge_node_kv_sessions', 'Requests holding a KV cache on this node (as a stage, for any coordinator).', () => src()?.kvSessions() ?? 0);
+    gauge('edge_node_kv_cache_bytes', 'Bytes held by the KV caches on this node.', () => src()?.kvCacheBytes() ?? 0);
+    gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () => this.tokensPerSecond());
   }
 
   attach(sources: MetricSources): void {
@@ -83,15 +124,24 @@ export class ApiMetrics {
     timing.stageMs.forEach((ms, i) => {
       compute += ms;
       const peer = route?.peers[i];
-      this.stageCompute.observe(ms / 1000, { stage: String(i), node: peer ? (this.sources?.nodeName(peer) ?? peer.slice(-8)) : 'unknown' });
+      this.stageCompute.observe({ stage: String(i), node: peer ? (this.sources?.nodeName(peer) ?? peer.slice(-8)) : 'unknown' }, ms / 1000);
     });
     if (hops > 0 && timing.stageMs.length > 0) this.hopTime.observe(Math.max(0, timing.roundTripMs - compute) / hops / 1000);
+  }
+
+  /** One batched step of this node's stage. */
+  observeBatch(rows: number, requests: number): void {
+    this.batchRows.observe(rows);
+    this.batchRequests.observe(requests);
+    this.batching.steps++;
+    this.batching.rows += rows;
+    this.batching.maxRequests = Math.max(this.batching.maxRequests, requests);
   }
 
   /** A request survived the loss of a stage node. */
   observeRecovery(event: RecoveryEvent): void {
     this.recoveries.inc({ outcome: 'recovered' });
-    this.recoveryReplayedTokens.inc({}, event.replayedTokens);
+    this.recoveryReplayedTokens.inc(event.replayedTokens);
     this.recoveryTime.observe(event.recoveryMs / 1000);
   }
 
@@ -111,35 +161,30 @@ export class ApiMetrics {
 
   serving(): ServingStats {
     const s = this.sources;
-    let requests = 0;
-    for (const v of ['stop', 'length', 'cancelled', 'error']) requests += this.generations.value({ endpoint: 'chat', finish: v }) + this.generations.value({ endpoint: 'completions', finish: v });
+    const requests = this.generations.total;
     return {
       tokensPerSecond: this.tokensPerSecond(),
+      slots: s?.slots() ?? 0,
       running: s?.running() ?? 0,
       waiting: s?.waiting() ?? 0,
       kvSessions: s?.kvSessions() ?? 0,
       kvCacheBytes: s?.kvCacheBytes() ?? 0,
       requestsTotal: requests,
-      completionTokensTotal: this.completionTokens.value(),
+      completionTokensTotal: this.completionTokens.total,
+      batching: {
+        steps: this.batching.steps,
+        maxRequests: this.batching.maxRequests,
+        meanRows: this.batching.steps > 0 ? Math.round((this.batching.rows / this.batching.steps) * 100) / 100 : 0,
+      },
     };
   }
 
-  render(): string {
-    return [
-      this.httpRequests,
-      this.generations,
-      this.promptTokens,
-      this.completionTokens,
-      this.ttft,
-      this.tokenLatency,
-      this.stageCompute,
-      this.hopTime,
-      this.recoveries,
-      this.recoveryReplayedTokens,
-      this.recoveryTime,
-      ...this.gauges,
-    ]
-      .map((m) => m.render())
-      .join('');
+  /** Prometheus text exposition of every metric (prom-client). */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }

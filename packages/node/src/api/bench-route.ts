@@ -211,6 +211,7 @@ export function membersOfStatus(status: ClusterStatus): ClusterMember[] {
     instanceId: '',
     addresses: m.addresses,
     profile: m.profile,
+    load: m.load ?? null,
     stageInfo: m.stageInfo,
     links: Object.fromEntries(status.links.filter((l) => l.from === m.peerId).map((l) => [l.to, { rttMs: l.rttMs, bandwidthMBps: l.bandwidthMBps, measuredAt: l.measuredAt }])),
     version: 0,

@@ -1,5 +1,6 @@
 import { readJsonBody, type ApiRouter } from './api-router.js';
-import { parseGenerationParams, parsePrompt, requireObject } from './openai-request.js';
+import { parseCompletionLogprobs, parseGenerationParams, parsePrompt, requireObject } from './openai-request.js';
+import { parseResponseFormat } from './structured-output.js';
 import { checkModel, serveGeneration, type ServingContext } from './serve-generation.js';
 
 /** OpenAI's default for the legacy completions endpoint. */
@@ -11,7 +12,17 @@ export function addCompletionsRoute(router: ApiRouter, ctx: ServingContext, maxB
     const body = requireObject(await readJsonBody(req, maxBodyBytes));
     const params = parseGenerationParams(body);
     const prompt = parsePrompt(body.prompt);
+    const logprobs = parseCompletionLogprobs(body);
+    // An extension (llama.cpp's server has it too): structured output for plain completions.
+    const grammar = parseResponseFormat(body.response_format, 'response_format');
     checkModel(ctx, params.model);
-    await serveGeneration(ctx, req, res, { endpoint: 'completions', prompt, params, defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS });
+    await serveGeneration(ctx, req, res, {
+      endpoint: 'completions',
+      prompt,
+      params,
+      defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
+      grammar,
+      ...(logprobs !== undefined ? { logprobs } : {}),
+    });
   });
 }

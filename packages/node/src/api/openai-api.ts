@@ -7,6 +7,7 @@ import { addBenchRoute } from './bench-route.js';
 import { addChatCompletionsRoute } from './chat-completions-route.js';
 import { addCompletionsRoute } from './completions-route.js';
 import { addModelsRoutes } from './models-route.js';
+import { addResponsesRoute } from './responses-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
 import type { ClusterStatus } from '../node-runtime.js';
@@ -62,6 +63,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     kvCacheBytes: () => p?.worker.cacheBytes() ?? 0,
     running: () => queue.runningCount,
     waiting: () => queue.waitingCount,
+    slots: () => opts.concurrency,
     nodeName: opts.nodeName,
   });
   if (opts.apiKey !== undefined) router.setAuth(createApiKeyCheck(opts.apiKey));
@@ -69,6 +71,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
 
   addChatCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addCompletionsRoute(router, ctx, opts.maxBodyBytes);
+  addResponsesRoute(router, ctx, opts.maxBodyBytes);
   addModelsRoutes(router, ctx);
   addBenchRoute(router, ctx, { clusterStatus: opts.clusterStatus as () => ClusterStatus, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
   router.add('GET', '/v1/cluster', () => ({
@@ -76,9 +79,9 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     model: p ? { id: ctx.modelId, name: p.model.config.name, layers: p.model.config.numLayers, contextLength: ctx.contextLength } : null,
     serving: opts.metrics.serving(),
   }));
-  router.add('GET', '/metrics', (_req, res) => {
-    const text = opts.metrics.render();
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  router.add('GET', '/metrics', async (_req, res) => {
+    const text = await opts.metrics.render();
+    res.writeHead(200, { 'content-type': opts.metrics.contentType, 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });
   addWebPageRoutes(router);

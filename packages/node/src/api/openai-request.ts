@@ -13,7 +13,12 @@ export interface GenerationParams {
   includeUsage: boolean;
   /** llama.cpp's `ignore_eos` extension: generate exactly max_tokens. */
   ignoreEos: boolean;
+  /** Choices to generate for the one prompt (`n`). */
+  n: number;
 }
+
+/** Most choices one request may ask for (`n`): each runs as its own sequence through the pipeline. */
+export const MAX_CHOICES = 8;
 
 export type JsonObject = Record<string, unknown>;
 
@@ -22,7 +27,7 @@ export function requireObject(body: unknown): JsonObject {
   return body as JsonObject;
 }
 
-function optionalNumber(b: JsonObject, field: string, min: number, max: number, fallback: number, integer = false): number {
+export function optionalNumber(b: JsonObject, field: string, min: number, max: number, fallback: number, integer = false): number {
   const v = b[field];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidRequest(`"${field}" must be a number (got ${JSON.stringify(v)})`, field, 'invalid_type');
@@ -31,7 +36,7 @@ function optionalNumber(b: JsonObject, field: string, min: number, max: number, 
   return v;
 }
 
-function optionalBoolean(b: JsonObject, field: string, fallback: boolean): boolean {
+export function optionalBoolean(b: JsonObject, field: string, fallback: boolean): boolean {
   const v = b[field];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') throw invalidRequest(`"${field}" must be true or false (got ${JSON.stringify(v)})`, field, 'invalid_type');
@@ -42,7 +47,7 @@ function optionalBoolean(b: JsonObject, field: string, fallback: boolean): boole
 export function parseGenerationParams(b: JsonObject): GenerationParams {
   if (b.model === undefined || b.model === null) throw invalidRequest('"model" is required (GET /v1/models lists the model this cluster serves)', 'model', 'missing_required_parameter');
   if (typeof b.model !== 'string' || b.model.length === 0) throw invalidRequest('"model" must be a non-empty string', 'model', 'invalid_type');
-  if (b.n !== undefined && b.n !== null && b.n !== 1) throw invalidRequest(`only one choice per request is supported: "n" must be 1 (got ${JSON.stringify(b.n)})`, 'n', 'unsupported_value');
+  const n = optionalNumber(b, 'n', 1, MAX_CHOICES, 1, true);
 
   const maxField = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
   const rawMax = b[maxField];
@@ -80,28 +85,72 @@ export function parseGenerationParams(b: JsonObject): GenerationParams {
     if (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)) throw invalidRequest('"stream_options" must be an object', 'stream_options', 'invalid_type');
     includeUsage = optionalBoolean(b.stream_options as JsonObject, 'include_usage', false);
   }
-  return { model: b.model, maxTokens, sampling, stop, stream, includeUsage, ignoreEos: optionalBoolean(b, 'ignore_eos', false) };
+  return { model: b.model, maxTokens, sampling, stop, stream, includeUsage, ignoreEos: optionalBoolean(b, 'ignore_eos', false), n };
 }
 
-const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
+const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' };
 
-/** Parses `messages`: roles system/developer/user/assistant, content a string or an array of text parts. */
-export function parseMessages(value: unknown): ChatMessage[] {
-  if (!Array.isArray(value) || value.length === 0) throw invalidRequest('"messages" must be a non-empty array of { role, content }', 'messages', value === undefined ? 'missing_required_parameter' : 'invalid_type');
+/**
+ * Parses `messages`: roles system/developer/user/assistant/tool, content a string or an array of text parts; an
+ * assistant turn may carry `tool_calls` (arguments as JSON text), a tool turn answers one by `tool_call_id`.
+ */
+export function parseMessages(value: unknown, param0 = 'messages'): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0) throw invalidRequest(`"${param0}" must be a non-empty array of { role, content }`, param0, value === undefined ? 'missing_required_parameter' : 'invalid_type');
+  const callNames = new Map<string, string>();
   return value.map((m: unknown, i) => {
-    const param = `messages[${i}]`;
+    const param = `${param0}[${i}]`;
     if (typeof m !== 'object' || m === null || Array.isArray(m)) throw invalidRequest(`${param} must be an object with "role" and "content"`, param, 'invalid_type');
     const msg = m as JsonObject;
     const role = typeof msg.role === 'string' ? ROLES[msg.role] : undefined;
-    if (!role) throw invalidRequest(`${param}.role must be "system", "user" or "assistant" (got ${JSON.stringify(msg.role)})`, `${param}.role`);
-    return { role, content: parseContent(msg.content, role, `${param}.content`) };
+    if (!role) throw invalidRequest(`${param}.role must be "system", "developer", "user", "assistant" or "tool" (got ${JSON.stringify(msg.role)})`, `${param}.role`);
+    const out: ChatMessage = { role, content: parseContent(msg.content, role, `${param}.content`) };
+    if (role === 'assistant' && msg.tool_calls !== undefined && msg.tool_calls !== null) {
+      if (!Array.isArray(msg.tool_calls)) throw invalidRequest(`${param}.tool_calls must be an array`, `${param}.tool_calls`, 'invalid_type');
+      out.tool_calls = msg.tool_calls.map((c: unknown, j) => {
+        const at = `${param}.tool_calls[${j}]`;
+        const call = c as JsonObject | null;
+        const fn = call?.function as JsonObject | undefined;
+        if (!call || typeof call.id !== 'string' || !fn || typeof fn.name !== 'string' || typeof fn.arguments !== 'string') {
+          throw invalidRequest(`${at} must be { "id", "type": "function", "function": { "name", "arguments": "<JSON text>" } }`, at, 'invalid_type');
+        }
+        let args: unknown;
+        try {
+          args = JSON.parse(fn.arguments);
+        } catch {
+          throw invalidRequest(`${at}.function.arguments is not valid JSON`, `${at}.function.arguments`);
+        }
+        callNames.set(call.id, fn.name);
+        return { id: call.id, type: 'function' as const, function: { name: fn.name, arguments: args } };
+      });
+    }
+    if (role === 'tool') {
+      if (typeof msg.tool_call_id !== 'string') throw invalidRequest(`${param}.tool_call_id is required on a tool message`, `${param}.tool_call_id`, 'missing_required_parameter');
+      out.tool_call_id = msg.tool_call_id;
+      const name = callNames.get(msg.tool_call_id);
+      if (name) out.name = name;
+    }
+    return out;
   });
+}
+
+/** Chat's `logprobs` (boolean) and `top_logprobs` (0–20): the number of alternatives, or undefined when off. */
+export function parseChatLogprobs(b: JsonObject): number | undefined {
+  const on = optionalBoolean(b, 'logprobs', false);
+  const top = b.top_logprobs === undefined || b.top_logprobs === null ? undefined : optionalNumber(b, 'top_logprobs', 0, 20, 0, true);
+  if (top !== undefined && !on) throw invalidRequest('"top_logprobs" needs "logprobs": true', 'top_logprobs');
+  return on ? (top ?? 0) : undefined;
+}
+
+/** Completions' `logprobs` (0–5 alternatives), or undefined when off. */
+export function parseCompletionLogprobs(b: JsonObject): number | undefined {
+  return b.logprobs === undefined || b.logprobs === null ? undefined : optionalNumber(b, 'logprobs', 0, 5, 0, true);
 }
 
 function parseContent(content: unknown, role: string, param: string): string {
   if (typeof content === 'string') return content;
   // An assistant turn that only called tools has null content.
   if ((content === null || content === undefined) && role === 'assistant') return '';
+  if (typeof content === 'object' && content !== null && !Array.isArray(content) && role === 'tool') return JSON.stringify(content);
   if (Array.isArray(content)) {
     return content
       .map((part: unknown, j) => {

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FinishReason } from '../engine/generate.js';
+import type { FinishReason, GenerationResult } from '../engine/generate.js';
+import type { TokenLogprob } from '../engine/sampler.js';
+import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { ClusterPipeline } from '../pipeline/cluster-pipeline.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { OpenAIError, invalidRequest, toOpenAIError } from './openai-errors.js';
 import type { GenerationParams } from './openai-request.js';
 import { QueueWaitAbortedError, type RequestQueue } from './request-queue.js';
 import { SseWriter } from './sse-writer.js';
+import { grammarMinTokens } from './structured-output.js';
+import { ForcedCallStreamer, newCallId, parseToolCalls, ToolCallStreamFilter, type ParsedToolCall, type ToolCallFormat, type ToolChoice, type ToolDef } from './tool-calls.js';
 
 /** What every generation route needs from the node. */
 export interface ServingContext {
@@ -19,10 +23,10 @@ export interface ServingContext {
   contextLength: number;
 }
 
-export type Endpoint = 'chat' | 'completions';
+export type Endpoint = 'chat' | 'completions' | 'responses';
 
 export interface GenerationJob {
-  endpoint: Endpoint;
+  endpoint: 'chat' | 'completions';
   prompt: string | number[];
   /** Prepend BOS to a text prompt (default: what the model asks for). */
   addBos?: boolean;
@@ -31,6 +35,12 @@ export interface GenerationJob {
   extraStop?: string[];
   /** Used when the client gives no max_tokens. */
   defaultMaxTokens: number;
+  /** Constrained sampling (structured output, forced tool calls). */
+  grammar?: GrammarSpec | null;
+  /** Log-probabilities with this many alternatives. */
+  logprobs?: number;
+  /** Chat only: the tools offered; calls are read out of the answer. */
+  tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
 }
 
 /** 503 unless the node has a model; otherwise the pipeline. */
@@ -49,67 +59,174 @@ export function checkModel(ctx: ServingContext, model: string): void {
   }
 }
 
+/** Tokenizes a prompt and checks it against the context (400s name `param`). */
+export function tokenizePrompt(ctx: ServingContext, prompt: string | number[], addBos: boolean | undefined, param: string): number[] {
+  const pipeline = requirePipeline(ctx);
+  const tokens = typeof prompt === 'string' ? pipeline.tokenizer.encode(prompt, addBos === undefined ? {} : { addBos }) : prompt;
+  const vocab = pipeline.tokenizer.vocabSize;
+  if (typeof prompt !== 'string' && tokens.some((t) => t >= vocab)) throw invalidRequest(`token ids in "${param}" must be below the vocabulary size ${vocab}`, param);
+  if (tokens.length === 0) throw invalidRequest(`the ${param} is empty`, param);
+  if (tokens.length >= ctx.contextLength) {
+    throw new OpenAIError(
+      400,
+      `this model's context is ${ctx.contextLength} tokens, and the ${param} has ${tokens.length} tokens: shorten it (at least one token must be left to generate)`,
+      'invalid_request_error',
+      'context_length_exceeded',
+      param,
+    );
+  }
+  return tokens;
+}
+
+/** The tokens a request may generate, checked against what its grammar needs at the least. */
+export function tokenBudget(ctx: ServingContext, promptTokens: number, requested: number, grammar: GrammarSpec | null | undefined, param: string): number {
+  const budget = Math.min(requested, ctx.contextLength - promptTokens);
+  if (grammar) {
+    const need = grammarMinTokens(grammar);
+    if (need > budget) {
+      throw invalidRequest(
+        `the required output format needs at least ${need} tokens, but only ${budget} may be generated (${param}${budget < requested ? ' and the context left after the prompt' : ''}): raise ${param}`,
+        param,
+      );
+    }
+  }
+  return budget;
+}
+
+/**
+ * Runs `work` in a pipeline slot: waits in the queue (a client that leaves while waiting is dropped), aborts the
+ * work when the client goes away, and turns failures inside the cluster into 503s. Returns false when cancelled.
+ */
+export async function withSlot(
+  ctx: ServingContext,
+  res: ServerResponse,
+  endpoint: Endpoint,
+  work: (signal: AbortSignal, done: () => void) => Promise<void>,
+  onError: (e: OpenAIError) => boolean,
+): Promise<void> {
+  const abort = new AbortController();
+  let finished = false;
+  res.once('close', () => {
+    if (!finished) abort.abort();
+  });
+  let release: () => void;
+  try {
+    release = await ctx.queue.acquire(abort.signal);
+  } catch (err) {
+    if (err instanceof QueueWaitAbortedError) {
+      ctx.metrics.generations.inc({ endpoint, finish: 'cancelled' });
+      return;
+    }
+    throw err;
+  }
+  try {
+    await work(abort.signal, () => (finished = true));
+  } catch (err) {
+    if (abort.signal.aborted) {
+      ctx.metrics.generations.inc({ endpoint, finish: 'cancelled' });
+      return;
+    }
+    ctx.metrics.generations.inc({ endpoint, finish: 'error' });
+    let e = toOpenAIError(err);
+    // The request was valid: a failure inside the cluster is "cannot serve now", not a bug of the API.
+    if (e.status === 500) e = new OpenAIError(503, `the cluster could not finish this request: ${(err as Error).message}`, 'service_unavailable', 'cluster_unavailable');
+    finished = true;
+    if (!onError(e)) throw e;
+  } finally {
+    release();
+  }
+}
+
+/** Counts a finished generation in the metrics. */
+export function recordGeneration(ctx: ServingContext, endpoint: Endpoint, results: readonly GenerationResult[], arrived: number): void {
+  const m = ctx.metrics;
+  for (const r of results) {
+    m.generations.inc({ endpoint, finish: r.finishReason });
+    m.completionTokens.inc({}, r.tokens.length);
+  }
+  if (results.length > 0) {
+    const r = results[0];
+    m.promptTokens.inc(r.promptTokens.length);
+    m.ttft.observe((r.timings.ttftMs + (performance.now() - arrived - r.timings.totalMs)) / 1000);
+  }
+}
+
+/** How a token looks in a logprobs entry: its text and its UTF-8 bytes. */
+export function tokenText(pipeline: ClusterPipeline, id: number): { token: string; bytes: number[] } {
+  const b = pipeline.vocabulary().bytes[id];
+  if (b) return { token: Buffer.from(b).toString('utf8'), bytes: [...b] };
+  const piece = pipeline.tokenizer.tokenToPiece(id);
+  return { token: piece, bytes: [...Buffer.from(piece, 'utf8')] };
+}
+
+/** Chat's logprobs entries (`choices[].logprobs.content`). */
+export function chatLogprobs(pipeline: ClusterPipeline, lps: readonly TokenLogprob[]): object[] {
+  return lps.map((lp) => ({
+    ...tokenText(pipeline, lp.token),
+    logprob: lp.logprob,
+    top_logprobs: lp.top.map((t) => ({ ...tokenText(pipeline, t.token), logprob: t.logprob })),
+  }));
+}
+
+/** The legacy completions logprobs object. */
+function completionLogprobs(pipeline: ClusterPipeline, lps: readonly TokenLogprob[], startOffset: number): object {
+  let offset = startOffset;
+  const text_offset: number[] = [];
+  const tokens = lps.map((lp) => {
+    const t = tokenText(pipeline, lp.token).token;
+    text_offset.push(offset);
+    offset += t.length;
+    return t;
+  });
+  return {
+    tokens,
+    token_logprobs: lps.map((lp) => lp.logprob),
+    top_logprobs: lps.map((lp) => Object.fromEntries(lp.top.map((t) => [tokenText(pipeline, t.token).token, t.logprob]))),
+    text_offset,
+  };
+}
+
 interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
 }
 
+/** Argument text is sent in pieces of this many characters, as OpenAI streams them. */
+const ARGUMENT_PIECE = 24;
+
 /**
- * Runs one generation for an HTTP request: tokenizes and checks the prompt against the context, waits for a slot
- * in the queue, runs it through the pipeline and answers as JSON or as Server-Sent Events. A client that goes away
- * aborts the generation, which ends the request on every stage (their KV caches are freed).
+ * Runs one generation request for an HTTP client: tokenizes and checks the prompt against the context, waits for a
+ * slot in the queue, runs its `n` choices through the pipeline (each its own sequence, interleaved with the other
+ * requests) and answers as JSON or as Server-Sent Events. A client that goes away aborts every choice, which ends
+ * the request on every stage (their KV caches are freed).
  */
 export async function serveGeneration(ctx: ServingContext, req: IncomingMessage, res: ServerResponse, job: GenerationJob): Promise<void> {
+  void req;
   const pipeline = requirePipeline(ctx);
   const arrived = performance.now();
   const { params } = job;
-  const promptParam = job.endpoint === 'chat' ? 'messages' : 'prompt';
-  const promptTokens =
-    typeof job.prompt === 'string' ? pipeline.tokenizer.encode(job.prompt, job.addBos === undefined ? {} : { addBos: job.addBos }) : job.prompt;
-  const vocab = pipeline.tokenizer.vocabSize;
-  if (typeof job.prompt !== 'string' && promptTokens.some((t) => t >= vocab)) throw invalidRequest(`token ids in "prompt" must be below the vocabulary size ${vocab}`, 'prompt');
-  if (promptTokens.length === 0) throw invalidRequest(`the ${promptParam} is empty`, promptParam);
-  if (promptTokens.length >= ctx.contextLength) {
-    throw new OpenAIError(
-      400,
-      `this model's context is ${ctx.contextLength} tokens, and the ${promptParam} has ${promptTokens.length} tokens: shorten it (at least one token must be left to generate)`,
-      'invalid_request_error',
-      'context_length_exceeded',
-      promptParam,
-    );
-  }
+  const chat = job.endpoint === 'chat';
+  const promptParam = chat ? 'messages' : 'prompt';
+  const promptTokens = tokenizePrompt(ctx, job.prompt, job.addBos, promptParam);
+  const maxParam = chat ? 'max_tokens' : 'max_tokens';
+  const maxTokens = tokenBudget(ctx, promptTokens.length, params.maxTokens ?? job.defaultMaxTokens, job.grammar, maxParam);
+  const tools = job.tools && job.tools.choice.mode !== 'none' ? job.tools.defs : [];
 
-  const id = `${job.endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const model = ctx.modelId;
-  const abort = new AbortController();
-  let finished = false;
-  res.once('close', () => {
-    if (!finished) abort.abort();
-  });
-
-  let release: () => void;
-  try {
-    release = await ctx.queue.acquire(abort.signal);
-  } catch (err) {
-    if (err instanceof QueueWaitAbortedError) {
-      ctx.metrics.generations.inc({ endpoint: job.endpoint, finish: 'cancelled' });
-      return;
-    }
-    throw err;
-  }
-
   const sse = params.stream ? new SseWriter(res) : null;
-  const chunk = (delta: { role?: string; content?: string } | null, finish: FinishReason | null, text?: string) =>
-    job.endpoint === 'chat'
+
+  const chunk = (index: number, delta: object | null, finish: string | null, extra: { text?: string; logprobs?: object | null } = {}) =>
+    chat
       ? {
           id,
           object: 'chat.completion.chunk',
           created,
           model,
           system_fingerprint: null,
-          choices: [{ index: 0, delta: delta ?? {}, logprobs: null, finish_reason: finish }],
+          choices: [{ index, delta: delta ?? {}, logprobs: extra.logprobs ?? null, finish_reason: finish }],
           ...(params.includeUsage ? { usage: null } : {}),
         }
       : {
@@ -117,69 +234,123 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
           object: 'text_completion',
           created,
           model,
-          choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: finish }],
+          choices: [{ index, text: extra.text ?? '', logprobs: extra.logprobs ?? null, finish_reason: finish }],
           ...(params.includeUsage ? { usage: null } : {}),
         };
-  try {
-    if (sse && job.endpoint === 'chat') sse.send(chunk({ role: 'assistant', content: '' }, null));
-    else sse?.start();
+
+  const streamLogprobs = (lps: TokenLogprob[], offset: number) =>
+    job.logprobs === undefined || lps.length === 0 ? null : chat ? { content: chatLogprobs(pipeline, lps), refusal: null } : completionLogprobs(pipeline, lps, offset);
+
+  /** One choice, streamed (when asked) as it is generated. */
+  const runChoice = async (index: number, signal: AbortSignal): Promise<{ result: GenerationResult; calls: ParsedToolCall[]; content: string | null }> => {
+    const pending: TokenLogprob[] = [];
+    let streamed = 0;
+    const forced = job.tools && (job.tools.choice.mode === 'required' || job.tools.choice.mode === 'named') ? new ForcedCallStreamer(job.tools.format) : null;
+    const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
+    const forcedId = newCallId();
+    /** A forced call streams live: its name once complete, then the arguments as they are generated. */
+    const sendForced = (delta: string) => {
+      if (!sse || !forced) return;
+      const { name, args } = forced.push(delta);
+      if (name !== undefined) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name, arguments: '' } }] }, null));
+      if (args) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: args } }] }, null));
+    };
+    const sendText = (text: string) => {
+      if (!sse || text === '') return;
+      const lps = pending.splice(0);
+      sse.send(chunk(index, { content: text }, null, { text, logprobs: streamLogprobs(lps, streamed) }));
+      streamed += text.length;
+    };
+    if (sse && chat) sse.send(chunk(index, { role: 'assistant', content: '' }, null));
+    const seed = params.sampling.seed;
     const result = await pipeline.generate({
       prompt: promptTokens,
-      maxTokens: params.maxTokens ?? job.defaultMaxTokens,
-      sampling: params.sampling,
+      maxTokens,
+      sampling: seed === null || index === 0 ? params.sampling : { ...params.sampling, seed: seed + index },
       stop: [...params.stop, ...(job.extraStop ?? [])],
       ignoreEos: params.ignoreEos,
-      signal: abort.signal,
-      requestId: id,
-      ...(sse ? { onText: (delta: string) => sse.send(chunk({ content: delta }, null, delta)) } : {}),
+      signal,
+      requestId: params.n > 1 ? `${id}.${index}` : id,
+      ...(job.grammar ? { grammar: job.grammar } : {}),
+      ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
+      ...(sse
+        ? {
+            onToken: (_t: number, lp: TokenLogprob | null) => {
+              if (lp) pending.push(lp);
+            },
+            onText: (delta: string) => (forced ? sendForced(delta) : sendText(filter ? filter.push(delta) : delta)),
+          }
+        : {}),
     });
-    const usage: Usage = {
-      prompt_tokens: result.promptTokens.length,
-      completion_tokens: result.tokens.length,
-      total_tokens: result.promptTokens.length + result.tokens.length,
-    };
-    const m = ctx.metrics;
-    m.generations.inc({ endpoint: job.endpoint, finish: result.finishReason });
-    m.promptTokens.inc({}, usage.prompt_tokens);
-    m.completionTokens.inc({}, usage.completion_tokens);
-    m.ttft.observe((result.timings.ttftMs + (performance.now() - arrived - result.timings.totalMs)) / 1000);
-    finished = true;
+    let calls: ParsedToolCall[] = [];
+    let content: string | null = result.text;
+    if (tools.length > 0) ({ calls, content } = parseToolCalls(result.text, tools));
+    if (forced && calls.length === 1) calls[0].id = forcedId;
     if (sse) {
-      sse.send(chunk(null, result.finishReason));
-      if (params.includeUsage) sse.send({ ...chunk(null, null), choices: [], usage });
-      sse.done();
-      return;
+      if (forced && calls.length === 1) {
+        // The rest of the arguments (the grammar guarantees the streamed part is their beginning).
+        if (!forced.started) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name: calls[0].name, arguments: '' } }] }, null));
+        const rest = calls[0].arguments.slice(forced.streamed.length);
+        if (rest) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: rest } }] }, null));
+      } else if (filter) {
+        const held = filter.flush();
+        const parsed = parseToolCalls(held, tools);
+        if (parsed.calls.length === 0) sendText(held);
+        else {
+          if (parsed.content) sendText(parsed.content);
+          parsed.calls.forEach((c, k) => {
+            sse.send(chunk(index, { tool_calls: [{ index: k, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, null));
+            for (let i = 0; i < c.arguments.length; i += ARGUMENT_PIECE) {
+              sse.send(chunk(index, { tool_calls: [{ index: k, function: { arguments: c.arguments.slice(i, i + ARGUMENT_PIECE) } }] }, null));
+            }
+          });
+          calls = parsed.calls;
+        }
+      }
+      const finish = calls.length > 0 ? 'tool_calls' : result.finishReason;
+      sse.send(chunk(index, null, finish, { logprobs: streamLogprobs(pending.splice(0), streamed) }));
     }
-    const choice =
-      job.endpoint === 'chat'
-        ? { index: 0, message: { role: 'assistant', content: result.text, refusal: null }, logprobs: null, finish_reason: result.finishReason }
-        : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason };
-    const body = {
-      id,
-      object: job.endpoint === 'chat' ? 'chat.completion' : 'text_completion',
-      created,
-      model,
-      system_fingerprint: null,
-      choices: [choice],
-      usage,
-    };
-    const text = JSON.stringify(body);
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-  } catch (err) {
-    if (abort.signal.aborted) {
-      ctx.metrics.generations.inc({ endpoint: job.endpoint, finish: 'cancelled' });
-      return;
-    }
-    ctx.metrics.generations.inc({ endpoint: job.endpoint, finish: 'error' });
-    let e = toOpenAIError(err);
-    // The request was valid: a failure inside the cluster is "cannot serve now", not a bug of the API.
-    if (e.status === 500) e = new OpenAIError(503, `the cluster could not finish this request: ${(err as Error).message}`, 'service_unavailable', 'cluster_unavailable');
-    finished = true;
-    if (!sse) throw e;
-    sse.send(e.body);
-    sse.end();
-  } finally {
-    release();
-  }
+    return { result, calls, content };
+  };
+
+  await withSlot(
+    ctx,
+    res,
+    job.endpoint,
+    async (signal, done) => {
+      sse?.start();
+      const outs = await Promise.all(Array.from({ length: params.n }, (_, i) => runChoice(i, signal)));
+      const results = outs.map((o) => o.result);
+      recordGeneration(ctx, job.endpoint, results, arrived);
+      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
+      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion };
+      done();
+      if (sse) {
+        if (params.includeUsage) sse.send({ ...chunk(0, null, null), choices: [], usage });
+        sse.done();
+        return;
+      }
+      const choices = outs.map(({ result, calls, content }, index) => {
+        const lps = job.logprobs === undefined ? null : chat ? { content: chatLogprobs(pipeline, result.logprobs ?? []), refusal: null } : completionLogprobs(pipeline, result.logprobs ?? [], 0);
+        if (!chat) return { index, text: result.text, logprobs: lps, finish_reason: result.finishReason };
+        const message =
+          calls.length > 0
+            ? { role: 'assistant', content, refusal: null, tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
+            : { role: 'assistant', content: result.text, refusal: null };
+        return { index, message, logprobs: lps, finish_reason: calls.length > 0 ? 'tool_calls' : result.finishReason };
+      });
+      const body = { id, object: chat ? 'chat.completion' : 'text_completion', created, model, system_fingerprint: null, choices, usage };
+      const text = JSON.stringify(body);
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    (e) => {
+      if (!sse) return false;
+      sse.send(e.body);
+      sse.end();
+      return true;
+    },
+  );
 }
+
+export type { FinishReason };

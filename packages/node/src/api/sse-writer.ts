@@ -32,6 +32,12 @@ export class SseWriter {
     if (this.open) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
+  /** An event with a name (`event: NAME`), as the Responses API streams them. */
+  sendEvent(event: string, data: unknown): void {
+    this.start();
+    if (this.open) this.res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
   /** Ends the stream with `data: [DONE]`. */
   done(): void {
     this.start();

@@ -31,6 +31,8 @@ export interface DeviceProfile {
 export interface MeasureDeviceOptions {
   /** The kernels the node computes with (their threads are measured). */
   runtime: KernelRuntime;
+  /** The weight type to time, e.g. the one most of the model's bytes have (default Q8_0): kernels differ by type. */
+  weightType?: string;
   /** Use exactly this many bytes (from --memory-budget) instead of a fraction of free memory. */
   memoryBudgetBytes?: number;
   /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call. */
@@ -40,9 +42,9 @@ export interface MeasureDeviceOptions {
 /** Share of currently free memory a node offers by default: leaves room for the OS and other programs. */
 export const DEFAULT_MEMORY_FRACTION = 0.7;
 
-/** Q8_0 matrices [rows, cols]: a small-model MLP, then one large enough (36 MB) to stream from memory, not cache. */
+/** Matrices [rows, cols]: a small-model MLP, then one large enough (16-36 MB) to stream from memory, not cache. */
 const SHAPES: [number, number][] = [
-  [1536, 576],
+  [1536, 768],
   [8192, 4096],
 ];
 const PREFILL_ROWS = 64;
@@ -55,25 +57,25 @@ const PREFILL_ROWS = 64;
 export async function measureDevice(options: MeasureDeviceOptions): Promise<DeviceProfile> {
   const { runtime } = options;
   const deadline = performance.now() + (options.budgetMs ?? 1000);
-  const q8 = ggmlTypeByName('Q8_0')!;
+  const type = ggmlTypeByName(options.weightType ?? 'Q8_0') ?? ggmlTypeByName('Q8_0')!;
   let gflopsDecode = 0;
   let gflopsPrefill = 0;
   let bandwidth = 0;
 
   const [maxRows, maxCols] = SHAPES[SHAPES.length - 1];
-  const arena = await runtime.createArena(ggmlRowBytes(q8, maxCols) * maxRows + PREFILL_ROWS * maxCols * 8 + maxRows * PREFILL_ROWS * 4 + (1 << 20));
+  const arena = await runtime.createArena(ggmlRowBytes(type, maxCols) * maxRows + PREFILL_ROWS * maxCols * 8 + maxRows * PREFILL_ROWS * 4 + (1 << 20));
   try {
     for (const [rows, cols] of SHAPES) {
-      const rowBytes = ggmlRowBytes(q8, cols);
+      const rowBytes = ggmlRowBytes(type, cols);
       const bytes = rowBytes * rows;
       // Predict this shape's cost from the previous one; skip what would not fit the budget.
       if (bandwidth > 0 && ((bytes / (bandwidth * 1e9)) * 1000 * 8) > deadline - performance.now()) break;
-      const w: WeightMatrix = { arena, type: q8, rows, cols, ptr: arena.alloc(bytes), rowBytes };
-      fillQ8_0(arena.bytes(w.ptr, bytes));
+      const w: WeightMatrix = { arena, type: type, rows, cols, ptr: arena.alloc(bytes), rowBytes };
+      fillBlocks(type.name, type.typeSize, arena.bytes(w.ptr, bytes));
       const x = arena.alloc(PREFILL_ROWS * cols * 4);
       const xs = arena.f32(x, PREFILL_ROWS * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i) * 0.5;
-      const fmt = runtime.actFormat(q8);
+      const fmt = runtime.actFormat(type);
       const actBytes = arena.kernels.act_row_bytes(fmt, cols);
       const act = arena.alloc(PREFILL_ROWS * actBytes);
       arena.kernels.prepare_act(fmt, x, PREFILL_ROWS, cols, act);
@@ -111,12 +113,43 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
   };
 }
 
-/** Q8_0 blocks with a small fixed scale and varied quants (no NaN or subnormal scales to slow anything down). */
-function fillQ8_0(bytes: Uint8Array): void {
-  for (let b = 0; b < bytes.length; b += 34) {
-    bytes[b] = 0x00;
-    bytes[b + 1] = 0x20; // f16 0.0078125
-    for (let j = 2; j < 34; j++) bytes[b + j] = (b * 7 + j * 13) & 0xff;
+/** Where each type's block keeps its f16 scales (ggml-common.h); everything else in a block is quants and sub-scales. */
+const HALF_FIELDS: Readonly<Record<string, readonly number[]>> = {
+  F16: [],
+  Q8_0: [0],
+  Q4_0: [0],
+  Q5_0: [0],
+  Q4_1: [0, 2],
+  Q5_1: [0, 2],
+  Q4_K: [0, 2],
+  Q5_K: [0, 2],
+  Q2_K: [80, 82],
+  Q3_K: [108],
+  Q6_K: [208],
+};
+
+/**
+ * Blocks of a type with varied quants and small fixed f16 scales: no NaN, infinity or subnormal scale to send the
+ * kernels down a slow path the real weights would not take. Float types get small varied values.
+ */
+function fillBlocks(type: string, blockBytes: number, bytes: Uint8Array): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + (i >> 5) * 13) & 0xff;
+  if (type === 'F32' || type === 'BF16' || type === 'F16') {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const step = type === 'F32' ? 4 : 2;
+    for (let i = 0; i + step <= bytes.length; i += step) {
+      const v = ((i % 97) - 48) / 4800;
+      if (type === 'F32') view.setFloat32(i, v, true);
+      else view.setUint16(i, type === 'BF16' ? new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16 : 0x2000 + (i % 64), true);
+    }
+    return;
+  }
+  const fields = HALF_FIELDS[type] ?? [];
+  for (let b = 0; b + blockBytes <= bytes.length; b += blockBytes) {
+    for (const f of fields) {
+      bytes[b + f] = 0x00;
+      bytes[b + f + 1] = 0x20; // f16 0.0078125
+    }
   }
 }
 

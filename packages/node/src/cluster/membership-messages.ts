@@ -1,4 +1,5 @@
 import { NODE_RUNTIME_KINDS, type DeviceProfile, type NodeRuntimeKind } from './device-profile.js';
+import type { DeviceLoad } from './device-load.js';
 import type { LinkStats } from './link-monitor.js';
 import type { ClusterMember, StageInfo } from './membership.js';
 
@@ -14,7 +15,11 @@ export interface GossipEntry {
   heardMsAgo: number;
 }
 export type ProfileMessage = { t: 'profile'; member: Announcement } | { t: 'bye' };
-export type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[] };
+/**
+ * `lagMs`: how late this node's own beats have recently been (its event loop was busy computing or the device is
+ * throttled). Peers wait that much longer before taking its silence for a loss.
+ */
+export type HeartbeatMessage = { t: 'hb'; seq: number; members?: GossipEntry[]; lagMs?: number };
 
 /** A membership message that does not follow the schema. */
 export class MembershipMessageError extends Error {
@@ -72,6 +77,28 @@ function parseProfile(v: unknown): DeviceProfile {
   };
 }
 
+function parseLoad(v: unknown): DeviceLoad | null {
+  if (v === null || v === undefined) return null;
+  const l = record(v, 'member.load');
+  const source = l.source;
+  if (source !== 'stage' && source !== 'probe' && source !== 'none') fail('member.load.source must be stage, probe or none');
+  const slowdown = num(l, 'slowdown', 'member.load', 1);
+  const calibration = l.calibration;
+  if (calibration !== null && calibration !== undefined && (typeof calibration !== 'number' || !Number.isFinite(calibration) || calibration <= 0)) {
+    fail('member.load.calibration must be a positive number or null');
+  }
+  return {
+    slowdown,
+    calibration: typeof calibration === 'number' ? calibration : null,
+    source,
+    since: num(l, 'since', 'member.load'),
+    otherCpuCores: num(l, 'otherCpuCores', 'member.load'),
+    availableMemoryBytes: num(l, 'availableMemoryBytes', 'member.load'),
+    memoryBudgetBytes: num(l, 'memoryBudgetBytes', 'member.load'),
+    memoryReason: str(l, 'memoryReason', 'member.load', 512),
+  };
+}
+
 function parseStageInfo(v: unknown): StageInfo | null {
   if (v === null || v === undefined) return null;
   const s = record(v, 'member.stageInfo');
@@ -115,6 +142,7 @@ export function parseProfileMessage(raw: unknown): ProfileMessage {
       instanceId: str(a, 'instanceId', 'member', 128),
       addresses: addresses(a.addresses, 'member.addresses'),
       profile: parseProfile(a.profile),
+      load: parseLoad(a.load),
       stageInfo: parseStageInfo(a.stageInfo),
       links: parseLinks(a.links),
       version,
@@ -128,7 +156,10 @@ export function parseHeartbeatMessage(raw: unknown): HeartbeatMessage {
   if (m.t !== 'hb') fail(`unknown heartbeat message type ${JSON.stringify(m.t)?.slice(0, 40)}`);
   const seq = m.seq;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) fail('hb.seq must be a non-negative integer');
-  if (m.members === undefined) return { t: 'hb', seq };
+  const lag = m.lagMs;
+  if (lag !== undefined && (typeof lag !== 'number' || !Number.isFinite(lag) || lag < 0)) fail('hb.lagMs must be a finite number >= 0');
+  const base: HeartbeatMessage = lag === undefined ? { t: 'hb', seq } : { t: 'hb', seq, lagMs: lag };
+  if (m.members === undefined) return base;
   if (!Array.isArray(m.members) || m.members.length > MAX_MEMBERS) fail(`hb.members must list at most ${MAX_MEMBERS} entries`);
   const members = m.members.map((e): GossipEntry => {
     const g = record(e, 'hb.members entry');
@@ -139,5 +170,5 @@ export function parseHeartbeatMessage(raw: unknown): HeartbeatMessage {
       heardMsAgo: num(g, 'heardMsAgo', 'hb.members entry', -Infinity),
     };
   });
-  return { t: 'hb', seq, members };
+  return { ...base, members };
 }

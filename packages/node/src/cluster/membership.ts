@@ -5,8 +5,10 @@ import type { MessageStream } from '../network/message-stream.js';
 import { DuplicatePeerIdError } from '../network/network-errors.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS, speaksEdgeNode } from '../network/protocol-ids.js';
+import type { DeviceLoad } from './device-load.js';
 import type { DeviceProfile } from './device-profile.js';
 import type { LinkStats } from './link-monitor.js';
+import { LoopLag, livenessVerdict, type LivenessPolicy } from './liveness.js';
 import { parseHeartbeatMessage, parseProfileMessage, type Announcement, type GossipEntry, type HeartbeatMessage, type ProfileMessage } from './membership-messages.js';
 
 /** What a node serves in the pipeline; filled in by the pipeline once a model is loaded. */
@@ -32,6 +34,8 @@ export interface ClusterMember {
   /** Full multiaddrs ending /p2p/<peerId>, as announced by the node itself. */
   addresses: string[];
   profile: DeviceProfile;
+  /** The device's load now (slowdown, memory budget), as the node watches it while serving; null before it says. */
+  load: DeviceLoad | null;
   stageInfo: StageInfo | null;
   /** The node's own measurements of its links, keyed by the other end's peer id. */
   links: Record<string, LinkStats>;
@@ -57,6 +61,8 @@ export interface MembershipOptions {
   failureTimeoutMs?: number;
   /** Member-list gossip period (piggybacks on beats). Default 2000 ms. */
   gossipIntervalMs?: number;
+  /** Most extra silence tolerated from a peer that announced late beats (it is busy, not gone). Default 20 s. */
+  maxLagGraceMs?: number;
 }
 
 
@@ -65,6 +71,8 @@ interface Session {
   heartbeatOut: MessageStream<unknown, HeartbeatMessage> | null;
   opening: boolean;
   lastHeard: number;
+  /** How late the peer says its beats have recently been. */
+  peerLagMs: number;
 }
 
 /**
@@ -88,6 +96,10 @@ export class Membership {
   private conflictSince: number | null = null;
   private conflictLast = 0;
   private stopped = false;
+  private lastTick = 0;
+  private readonly loopLag = new LoopLag();
+  private readonly liveness: LivenessPolicy;
+  private readonly tickMs: number;
 
   constructor(
     private readonly host: EdgeHost,
@@ -98,12 +110,15 @@ export class Membership {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 500;
     this.failureTimeoutMs = options.failureTimeoutMs ?? 2000;
     this.gossipIntervalMs = options.gossipIntervalMs ?? 2000;
+    this.liveness = { failureTimeoutMs: this.failureTimeoutMs, ...(options.maxLagGraceMs !== undefined ? { maxGraceMs: options.maxLagGraceMs } : {}) };
+    this.tickMs = Math.min(this.heartbeatIntervalMs, 250);
     this.local = {
       peerId: host.peerId,
       name: init.name,
       instanceId: randomUUID(),
       addresses: [],
       profile: init.profile,
+      load: null,
       stageInfo: init.stageInfo ?? null,
       links: {},
       version: 1,
@@ -118,7 +133,8 @@ export class Membership {
       if (speaksEdgeNode(e.protocols)) this.ensureSession(e.peerId);
     });
     this.host.events.on('peer:disconnect', (peerId: string) => this.drop(peerId, 'connection closed'));
-    this.timer = setInterval(() => this.tick(), Math.min(this.heartbeatIntervalMs, 250));
+    this.lastTick = Date.now();
+    this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
   }
 
@@ -144,6 +160,11 @@ export class Membership {
 
   setProfile(profile: DeviceProfile): void {
     this.local.profile = profile;
+    this.changed();
+  }
+
+  setLoad(load: DeviceLoad): void {
+    this.local.load = load;
     this.changed();
   }
 
@@ -187,7 +208,7 @@ export class Membership {
     if (this.stopped || peerId === this.local.peerId) return;
     let s = this.sessions.get(peerId);
     if (!s) {
-      s = { profileOut: null, heartbeatOut: null, opening: false, lastHeard: Date.now() };
+      s = { profileOut: null, heartbeatOut: null, opening: false, lastHeard: Date.now(), peerLagMs: 0 };
       this.sessions.set(peerId, s);
     }
     if (s.opening || (s.profileOut && s.heartbeatOut)) return;
@@ -260,6 +281,8 @@ export class Membership {
         return;
       }
       this.heard(peerId);
+      const s = this.sessions.get(peerId);
+      if (s) s.peerLagMs = msg.lagMs ?? 0;
       if (msg.members) this.onGossip(msg.members, peerId);
     }
   }
@@ -318,22 +341,37 @@ export class Membership {
     }
   }
 
+  /** How late this node's own beats have been over the last seconds (announced to peers in every beat). */
+  get lagMs(): number {
+    return this.loopLag.worst(Date.now());
+  }
+
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
+    const lag = Math.max(0, now - this.lastTick - this.tickMs);
+    this.lastTick = now;
+    this.loopLag.record(now, lag);
+    if (lag > this.tickMs) {
+      // This node's own loop was stalled: its peers' beats are waiting unread in the socket buffers (timers run
+      // before I/O after a stall), so the stall is not their silence.
+      for (const s of this.sessions.values()) s.lastHeard = Math.min(now, s.lastHeard + lag);
+    }
     const withGossip = now - this.lastGossip >= this.gossipIntervalMs;
     if (withGossip) this.lastGossip = now;
     const seq = ++this.seq;
     const members = withGossip ? this.gossip() : undefined;
+    const lagMs = Math.round(this.loopLag.worst(now));
+    const beat: HeartbeatMessage = members ? { t: 'hb', seq, members, lagMs } : { t: 'hb', seq, lagMs };
     for (const [peerId, s] of this.sessions) {
       if (!s.heartbeatOut || !s.profileOut) {
         if (this.host.isConnected(peerId)) this.ensureSession(peerId);
       } else if (s.heartbeatOut.writable && s.heartbeatOut.raw.writeBufferLength < 64 * 1024) {
-        s.heartbeatOut.send(members ? { t: 'hb', seq, members } : { t: 'hb', seq }).catch(() => {});
+        s.heartbeatOut.send(beat).catch(() => {});
       }
-      if (now - s.lastHeard > this.failureTimeoutMs) {
-        const silent = ((now - s.lastHeard) / 1000).toFixed(1);
-        this.drop(peerId, `no heartbeat for ${silent} s`);
+      const verdict = livenessVerdict(now - s.lastHeard, s.peerLagMs, this.liveness, this.remote.get(peerId)?.load?.slowdown ?? 1);
+      if (verdict.lost) {
+        this.drop(peerId, verdict.reason);
         this.host.disconnect(peerId);
       }
     }

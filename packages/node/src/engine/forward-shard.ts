@@ -7,6 +7,16 @@ export type ShardInput = { kind: 'tokens'; tokens: ArrayLike<number> } | { kind:
 /** What leaves it: hidden states for the next stage, or logits on the last stage. */
 export type ShardOutput = { kind: 'hidden'; hidden: Float32Array; n: number } | { kind: 'logits'; logits: Float32Array; rows: number };
 
+/** One request's place in a batch. */
+export interface BatchItem {
+  input: ShardInput;
+  cache: ShardKvCache;
+  /** On the last stage: logits for the last new position (default), every new position, or none (a prompt slice). */
+  logits?: LogitsWanted;
+}
+
+export type LogitsWanted = 'last' | 'all' | 'none';
+
 /** The attention cache of one request on one shard. */
 export interface ShardKvCache {
   /** Positions stored so far. */
@@ -37,6 +47,11 @@ export interface ForwardShard {
    * stage returns logits for the last position only, or for every position with `allLogits`.
    */
   forward(input: ShardInput, cache: ShardKvCache, opts?: { allLogits?: boolean }): ShardOutput;
+  /**
+   * Several requests' new positions in one pass (each weight read once for all their rows); each result is the same
+   * as `forward` alone would give. Inputs are checked first; a failure part-way frees every cache of the batch.
+   */
+  forwardBatch(items: readonly BatchItem[]): ShardOutput[];
   /** Frees the weights. */
   dispose(): void;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { SamplingParams } from './sampler.js';
+import type { GrammarSpec } from '../grammar/grammar-spec.js';
+import type { SamplingParams, TokenLogprob } from './sampler.js';
 import type { TokenExecutor } from './token-executor.js';
 import { ContextLengthError } from './forward-shard.js';
 
@@ -27,7 +28,13 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Streamed text, in order; never splits a UTF-8 character or shows part of a stop string. */
   onText?: (delta: string) => void;
+  /** Each generated token (not EOS) with its log-probabilities when asked for, before its text is emitted. */
+  onToken?: (token: number, logprob: TokenLogprob | null) => void;
   requestId?: string;
+  /** Constrained sampling: the output must follow this grammar. */
+  grammar?: GrammarSpec;
+  /** Log-probabilities with this many top alternatives (0: the chosen token's only). */
+  logprobs?: number;
 }
 
 export interface GenerationTimings {
@@ -46,6 +53,8 @@ export interface GenerationResult {
   promptTokens: number[];
   finishReason: FinishReason;
   timings: GenerationTimings;
+  /** One per token of `tokens`, when log-probabilities were asked for. */
+  logprobs?: TokenLogprob[];
 }
 
 export class GenerationCancelledError extends Error {
@@ -89,12 +98,16 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
 
   const t0 = performance.now();
   checkAbort();
+  let lastLogprob: TokenLogprob | null = null;
+  const logprobs: TokenLogprob[] = [];
   let token = await executor.begin({
     id,
     promptTokens,
     sampling: opts.sampling,
     contextLength: promptTokens.length + maxTokens,
     signal: opts.signal,
+    ...(opts.grammar ? { grammar: opts.grammar } : {}),
+    ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => (lastLogprob = lp) } : {}),
   });
   const tFirst = performance.now();
   try {
@@ -105,6 +118,9 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
         break;
       }
       tokens.push(token);
+      const lp: TokenLogprob | null = lastLogprob !== null && (lastLogprob as TokenLogprob).token === token ? lastLogprob : null;
+      if (lp) logprobs.push(lp);
+      opts.onToken?.(token, lp);
       const { emitted, stopped } = stopper.push(decoder.push(token));
       emit(emitted);
       if (stopped) {
@@ -133,6 +149,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     tokens,
     promptTokens,
     finishReason,
+    ...(opts.logprobs !== undefined ? { logprobs } : {}),
     timings: {
       ttftMs: prefillMs,
       prefillMs,

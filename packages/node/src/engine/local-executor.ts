@@ -1,29 +1,39 @@
-import { Sampler } from './sampler.js';
+import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
+import { createRequestSampler } from './request-sampler.js';
+import type { Sampler } from './sampler.js';
 import type { ExecutionRequest, TokenExecutor } from './token-executor.js';
 import { ShardInputError, type ForwardShard, type ShardKvCache } from './forward-shard.js';
 
 interface Session {
   cache: ShardKvCache;
   sampler: Sampler;
+  request: ExecutionRequest;
 }
 
 /** The whole model on this device: one shard holding every layer, plus the sampler. */
 export class LocalExecutor implements TokenExecutor {
   private readonly sessions = new Map<string, Session>();
 
-  constructor(private readonly shard: ForwardShard) {
+  constructor(
+    private readonly shard: ForwardShard,
+    /** The tokenizer's byte strings, for requests with a grammar (built on first use). */
+    private readonly vocabulary: () => TokenVocabulary = () => {
+      throw new ShardInputError('this executor has no vocabulary for constrained sampling');
+    },
+  ) {
     if (!shard.isFirst || !shard.isLast) throw new ShardInputError('a local executor needs a shard with every layer');
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
     if (this.sessions.has(request.id)) throw new ShardInputError(`request ${request.id} is already running`);
     const cache = this.shard.createCache(request.contextLength);
-    const sampler = new Sampler(request.sampling, request.promptTokens);
-    this.sessions.set(request.id, { cache, sampler });
+    const sampler = createRequestSampler(request, this.vocabulary);
+    const session = { cache, sampler, request };
+    this.sessions.set(request.id, session);
     try {
       const out = this.shard.forward({ kind: 'tokens', tokens: request.promptTokens }, cache);
       if (out.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
-      return sampler.sample(out.logits);
+      return this.sample(session, out.logits);
     } catch (err) {
       await this.end(request.id);
       throw err;
@@ -35,7 +45,13 @@ export class LocalExecutor implements TokenExecutor {
     if (!session) throw new ShardInputError(`request ${requestId} is not running`);
     const out = this.shard.forward({ kind: 'tokens', tokens: [token] }, session.cache);
     if (out.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
-    return session.sampler.sample(out.logits);
+    return this.sample(session, out.logits);
+  }
+
+  private sample(s: Session, logits: Float32Array): number {
+    const token = s.sampler.sample(logits, s.request.contextLength - s.cache.length);
+    if (s.sampler.lastLogprob) s.request.onLogprob?.(s.sampler.lastLogprob);
+    return token;
   }
 
   async end(requestId: string): Promise<void> {

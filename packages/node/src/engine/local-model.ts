@@ -8,6 +8,13 @@ import { generate, type GenerateOptions, type GenerationResult } from './generat
 import { LocalExecutor } from './local-executor.js';
 import { QuantShard } from './quant-shard.js';
 import { loadShardWeights } from './shard-weights.js';
+import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
+
+/** The tokenizer's vocabulary for constrained sampling, built on first use. */
+function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
+  let v: TokenVocabulary | null = null;
+  return () => (v ??= buildTokenVocabulary(tokenizer));
+}
 
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
@@ -41,7 +48,7 @@ export class LocalModel {
       const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
       const shard = new QuantShard(weights, runtime, model.ropeLayout, opts.kvCache);
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
-      return new LocalModel(model, tokenizer, runtime, !opts.runtime, shard, new LocalExecutor(shard), contextLength);
+      return new LocalModel(model, tokenizer, runtime, !opts.runtime, shard, new LocalExecutor(shard, vocabularyOf(tokenizer)), contextLength);
     } catch (err) {
       await model.close();
       if (!opts.runtime) await runtime.close();

@@ -1,7 +1,7 @@
 import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
-import { ContextLengthError, ShardInputError, type ForwardShard, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { ContextLengthError, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
 import { KvCache, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { ropeFrequencies } from './rope.js';
@@ -70,35 +70,60 @@ export class QuantShard implements ForwardShard {
   }
 
   forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
-    if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
-    const c = this.config;
-    const n = input.kind === 'tokens' ? input.tokens.length : input.n;
-    const start = cache.length;
-    if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
-    if (start + n > cache.capacity) throw new ContextLengthError(start + n, cache.capacity);
-    this.checkInput(input, n);
-
-    const logitRows = opts.allLogits ? n : 1;
-    const out = new Float32Array(this.isLast ? logitRows * c.vocabSize : n * c.hiddenSize);
-    try {
-      for (let r0 = 0; r0 < n; r0 += MAX_ROWS) {
-        const rows = Math.min(MAX_ROWS, n - r0);
-        // Logits for every row of the pass, or only for the prompt's last position.
-        const logits = !this.isLast ? 'none' : opts.allLogits ? 'all' : r0 + rows === n ? 'last' : 'none';
-        const dst = this.isLast ? (opts.allLogits ? out.subarray(r0 * c.vocabSize) : out) : out.subarray(r0 * c.hiddenSize);
-        this.pass(input, r0, rows, start + r0, cache, logits, dst);
-      }
-    } catch (err) {
-      // Some layers may already hold this call's positions: a half-updated cache must not be used again.
-      cache.clear();
-      throw err;
-    }
-    cache.length = start + n;
-    return this.isLast ? { kind: 'logits', logits: out, rows: logitRows } : { kind: 'hidden', hidden: out, n };
+    return this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }])[0];
   }
 
-  /** Rows [r0, r0 + rows) of the input, at positions pos0 …, through every layer of the shard. */
-  private pass(input: ShardInput, r0: number, rows: number, pos0: number, cache: KvCache, logits: 'none' | 'last' | 'all', out: Float32Array): void {
+  /**
+   * Runs several requests' new positions together: every weight is read once for all their rows, while each row
+   * attends over its own request's cache at its own position. A row's result does not depend on what else is in the
+   * batch (every kernel reduces a row the same way whatever the batch), so a request gives the same bits alone or
+   * batched. Inputs are checked before anything runs; a failure part-way frees every cache of the batch.
+   */
+  forwardBatch(items: readonly BatchItem[]): ShardOutput[] {
+    const c = this.config;
+    const segments: Segment[] = items.map((item) => {
+      const cache = item.cache;
+      if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
+      const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
+      if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
+      if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
+      this.checkInput(item.input, n);
+      const logits = item.logits ?? 'last';
+      const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
+      const out = new Float32Array(this.isLast ? logitRows * c.vocabSize : n * c.hiddenSize);
+      return { input: item.input, cache, start: cache.length, n, logits, logitRows, out };
+    });
+    if (new Set(segments.map((g) => g.cache)).size !== segments.length) throw new ShardInputError('a request appears twice in one batch');
+
+    try {
+      // Passes of at most MAX_ROWS rows, taking each request's rows in order (a long prompt spans several passes).
+      const done = segments.map(() => 0);
+      for (let g = 0; g < segments.length; ) {
+        const parts: Part[] = [];
+        let rows = 0;
+        while (g < segments.length && rows < MAX_ROWS) {
+          const seg = segments[g];
+          const take = Math.min(seg.n - done[g], MAX_ROWS - rows);
+          parts.push({ seg, r0: done[g], rows: take });
+          rows += take;
+          done[g] += take;
+          if (done[g] === seg.n) g++;
+        }
+        this.pass(parts, rows);
+      }
+    } catch (err) {
+      // Some layers may already hold this call's positions: half-updated caches must not be used again.
+      for (const seg of segments) seg.cache.clear();
+      throw err;
+    }
+    return segments.map((seg) => {
+      seg.cache.length = seg.start + seg.n;
+      return this.isLast ? { kind: 'logits', logits: seg.out, rows: seg.logitRows } : { kind: 'hidden', hidden: seg.out, n: seg.n };
+    });
+  }
+
+  /** One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. */
+  private pass(parts: readonly Part[], rows: number): void {
     const c = this.config;
     const H = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -106,28 +131,49 @@ export class QuantShard implements ForwardShard {
     const qkvW = qDim + 2 * kvDim;
     const F = c.intermediateSize;
     const scale = 1 / Math.sqrt(c.headDim);
+    // Per row: its request's cache and its position.
+    const rowCache: KvCache[] = [];
+    const rowPos: number[] = [];
+    for (const p of parts) {
+      for (let i = 0; i < p.rows; i++) {
+        rowCache.push(p.seg.cache);
+        rowPos.push(p.seg.start + p.r0 + i);
+      }
+    }
+    const positions = Math.max(...rowPos) + 1;
+    // Rows that need logits: every row of an allLogits request, else a request's last position.
+    const logitRows: { row: number; dst: Float32Array }[] = [];
+    if (this.isLast) {
+      let row = 0;
+      for (const p of parts) {
+        for (let i = 0; i < p.rows; i++, row++) {
+          const r = p.r0 + i;
+          if (p.seg.logits === 'all') logitRows.push({ row, dst: p.seg.out.subarray(r * c.vocabSize, (r + 1) * c.vocabSize) });
+          else if (p.seg.logits === 'last' && r === p.seg.n - 1) logitRows.push({ row, dst: p.seg.out });
+        }
+      }
+    }
     const scratches = new Map<KernelArena, Scratch>();
     const scratchIn = (arena: KernelArena): Scratch => {
       let s = scratches.get(arena);
       if (!s) {
-        s = this.allocScratch(arena, rows, pos0 + rows, logits === 'all' ? rows : 1);
+        s = this.allocScratch(arena, rows, positions, Math.max(1, logitRows.length));
         scratches.set(arena, s);
-        this.ropeTable(s, rows, pos0);
+        this.ropeTable(s, rowPos);
       }
       return s;
     };
 
     try {
       let s = scratchIn(this.weights.layers[0].arena);
-      this.embed(input, r0, rows, s);
+      this.embed(parts, s);
 
       for (let l = 0; l < this.weights.layers.length; l++) {
         const w = this.weights.layers[l];
         s = this.moveTo(s, scratchIn(w.arena), rows * H);
         const k = s.arena.kernels;
-        const kv = cache.layer(l);
 
-        // Attention block: norm → Q, K, V → RoPE → append K, V to the cache → attend → output projection.
+        // Attention block: norm → Q, K, V → RoPE → append K, V to each request's cache → attend → output projection.
         k.rms_norm(s.x, w.attnNorm, s.h, rows, H, c.rmsNormEps);
         const hAct = this.prepare(s, w.wq, s.h, rows);
         this.product(w.wq, hAct, rows, s.qkv, qkvW);
@@ -140,10 +186,14 @@ export class QuantShard implements ForwardShard {
         }
         k.rope(s.qkv, qkvW, rows, c.numHeads, c.headDim, s.rope, this.ropeMode);
         k.rope(s.qkv + qDim * 4, qkvW, rows, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
-        this.appendKv(s, kv, rows, pos0);
-        const kvCode = kvTypeCode(cache.type);
+        for (let i = 0; i < rows; i++) this.appendKv(s, rowCache[i].layer(l), rowCache[i].type, i, rowPos[i]);
         for (let i = 0; i < rows; i++) {
-          k.attention(kvCode, s.qkv + i * qkvW * 4, kv.keys, kv.values, pos0 + i + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores, 0, c.numHeads);
+          // The heads of a row are independent (each its own scores region): threads share them.
+          const kv = rowCache[i].layer(l);
+          const args = [kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
+          // Short contexts are not worth a dispatch.
+          if ((rowPos[i] + 1) * c.numHeads < 2048) k.attention(...args, 0, c.numHeads);
+          else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
         }
         this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H);
         k.add_in_place(s.x, s.tmp, rows * H);
@@ -159,54 +209,61 @@ export class QuantShard implements ForwardShard {
       }
 
       if (!this.isLast) {
-        out.set(s.arena.f32(s.x, rows * H));
+        const x = s.arena.f32(s.x, rows * H);
+        let row = 0;
+        for (const p of parts) {
+          p.seg.out.set(x.subarray(row * H, (row + p.rows) * H), p.r0 * H);
+          row += p.rows;
+        }
         return;
       }
-      if (logits === 'none') return;
-      // The head: final norm of the rows that need logits, then the output matrix.
+      if (logitRows.length === 0) return;
+      // The head: final norm of the rows that need logits (gathered), then the output matrix.
       const head = this.weights.head!;
       s = this.moveTo(s, scratchIn(head.arena), rows * H);
-      const first = logits === 'all' ? 0 : rows - 1;
-      const nOut = rows - first;
-      s.arena.kernels.rms_norm(s.x + first * H * 4, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
+      const nOut = logitRows.length;
+      const x = s.arena.f32(s.x, rows * H);
+      const gathered = s.arena.f32(s.tmp, nOut * H);
+      logitRows.forEach((r, j) => gathered.set(x.subarray(r.row * H, (r.row + 1) * H), j * H));
+      s.arena.kernels.rms_norm(s.tmp, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
       this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize);
-      out.set(s.arena.f32(s.logits, nOut * c.vocabSize));
+      const logits = s.arena.f32(s.logits, nOut * c.vocabSize);
+      logitRows.forEach((r, j) => r.dst.set(logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize)));
     } finally {
       for (const sc of scratches.values()) for (const b of sc.blocks) sc.arena.release(b);
     }
   }
 
-  /** Writes the rows' keys and values (columns of qkv) into the cache at their positions. */
-  private appendKv(s: Scratch, kv: LayerKv, rows: number, pos0: number): void {
+  /** Writes row i's key and value (columns of qkv) into its request's cache at its position. */
+  private appendKv(s: Scratch, kv: LayerKv, type: KvCacheType, i: number, pos: number): void {
     const c = this.config;
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
-    const qkvW = qDim + 2 * kvDim;
-    const f16 = this.kvType === 'f16';
-    const eb = f16 ? 2 : 4;
-    for (let i = 0; i < rows; i++) {
-      const k = s.qkv + (i * qkvW + qDim) * 4;
-      const v = k + kvDim * 4;
-      const at = (pos0 + i) * kvDim * eb;
-      if (f16) {
-        s.arena.kernels.to_f16(k, kv.keys + at, kvDim);
-        s.arena.kernels.to_f16(v, kv.values + at, kvDim);
-      } else {
-        s.arena.bytes(kv.keys + at, kvDim * 4).set(s.arena.bytes(k, kvDim * 4));
-        s.arena.bytes(kv.values + at, kvDim * 4).set(s.arena.bytes(v, kvDim * 4));
-      }
+    const k = s.qkv + (i * (qDim + 2 * kvDim) + qDim) * 4;
+    const v = k + kvDim * 4;
+    if (type === 'f16') {
+      s.arena.kernels.to_f16(k, kv.keys + pos * kvDim * 2, kvDim);
+      s.arena.kernels.to_f16(v, kv.values + pos * kvDim * 2, kvDim);
+    } else {
+      s.arena.bytes(kv.keys + pos * kvDim * 4, kvDim * 4).set(s.arena.bytes(k, kvDim * 4));
+      s.arena.bytes(kv.values + pos * kvDim * 4, kvDim * 4).set(s.arena.bytes(v, kvDim * 4));
     }
   }
 
-  /** The input rows as the residual stream x: embedding rows (dequantised from the table) or the hidden states given. */
-  private embed(input: ShardInput, r0: number, rows: number, s: Scratch): void {
+  /** The pass's rows as the residual stream x: embedding rows (dequantised from the table) or the hidden states given. */
+  private embed(parts: readonly Part[], s: Scratch): void {
     const H = this.config.hiddenSize;
-    if (input.kind === 'hidden') {
-      s.arena.f32(s.x, rows * H).set(input.hidden.subarray(r0 * H, (r0 + rows) * H));
-      return;
+    let row = 0;
+    for (const { seg, r0, rows } of parts) {
+      const input = seg.input;
+      if (input.kind === 'hidden') {
+        s.arena.f32(s.x + row * H * 4, rows * H).set(input.hidden.subarray(r0 * H, (r0 + rows) * H));
+      } else {
+        const e = this.weights.embedding!;
+        for (let i = 0; i < rows; i++) e.arena.kernels.dequant(e.type.id, e.ptr + input.tokens[r0 + i] * e.rowBytes, s.x + (row + i) * H * 4, H);
+      }
+      row += rows;
     }
-    const e = this.weights.embedding!;
-    for (let i = 0; i < rows; i++) e.arena.kernels.dequant(e.type.id, e.ptr + input.tokens[r0 + i] * e.rowBytes, s.x + i * H * 4, H);
   }
 
   /** The residual stream follows the layers into the next arena (a copy of rows·H floats). */
@@ -239,16 +296,16 @@ export class QuantShard implements ForwardShard {
   }
 
   /** cos and sin of each row's position times each rotary frequency, in f64 then rounded. */
-  private ropeTable(s: Scratch, rows: number, pos0: number): void {
+  private ropeTable(s: Scratch, positions: readonly number[]): void {
     const half = this.config.headDim / 2;
-    const t = s.arena.f32(s.rope, rows * half * 2);
-    for (let i = 0; i < rows; i++) {
+    const t = s.arena.f32(s.rope, positions.length * half * 2);
+    positions.forEach((pos, i) => {
       for (let j = 0; j < half; j++) {
-        const a = (pos0 + i) * this.freqs[j];
+        const a = pos * this.freqs[j];
         t[i * 2 * half + j] = Math.cos(a);
         t[i * 2 * half + half + j] = Math.sin(a);
       }
-    }
+    });
   }
 
   private allocScratch(arena: KernelArena, rows: number, positions: number, logitRows: number): Scratch {
@@ -304,6 +361,26 @@ export class QuantShard implements ForwardShard {
     for (const a of this.weights.arenas) void this.runtime.releaseArena(a);
     this.weights.layers = [];
   }
+}
+
+
+/** A request's rows in a batch, with where its results go. */
+interface Segment {
+  input: ShardInput;
+  cache: KvCache;
+  /** Cache length before the batch: the position of its first row. */
+  start: number;
+  n: number;
+  logits: LogitsWanted;
+  logitRows: number;
+  out: Float32Array;
+}
+
+/** The rows [r0, r0 + rows) of a segment that one pass computes. */
+interface Part {
+  seg: Segment;
+  r0: number;
+  rows: number;
 }
 
 interface Prepared {

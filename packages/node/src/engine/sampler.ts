@@ -68,6 +68,32 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/**
+ * Restricts which tokens may come next (constrained sampling, e.g. a grammar). `mask` sets the logits of tokens that
+ * may not follow to −∞; `remaining` is how many tokens may still be generated, this one included.
+ */
+export interface LogitConstraint {
+  mask(logits: Float32Array, remaining: number): void;
+  /** Advances over a token that entered the output. */
+  accept(token: number): void;
+}
+
+/** The chosen token's log-probability and the most likely alternatives, under the distribution it was drawn from. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
+
+export interface SamplerOptions {
+  constraint?: LogitConstraint;
+  /** Report log-probabilities with this many top alternatives (0: the chosen token's only). Off when undefined. */
+  logprobs?: number;
+}
+
+/** Most top alternatives a request may ask for (OpenAI's limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
 /** Candidates this far below the best logit carry < e^-40 of the mass: dropping them changes no draw measurably. */
 const NEGLIGIBLE_LOGIT_GAP = 40;
 
@@ -81,6 +107,7 @@ export class Sampler {
     history: readonly number[] = [],
     /** Random draws already made for this request elsewhere (a pipeline replaying after a failure resumes the sequence). */
     skipDraws = 0,
+    private readonly options: SamplerOptions = {},
   ) {
     validateSampling(params);
     this.random = mulberry32(params.seed ?? Math.floor(Math.random() * 2 ** 32));
@@ -98,11 +125,26 @@ export class Sampler {
     this.history.push(token);
   }
 
-  /** Picks the next token from `logits` (one row, vocab-sized) and records it. */
-  sample(logits: Float32Array): number {
+  /** Log-probabilities of the last sampled token (when the options ask for them). */
+  lastLogprob: TokenLogprob | null = null;
+
+  /**
+   * Picks the next token from `logits` (one row, vocab-sized) and records it. `remaining` (tokens that may still be
+   * generated, this one included) lets a constraint make sure its output can finish in time.
+   */
+  sample(logits: Float32Array, remaining = Number.MAX_SAFE_INTEGER): number {
     const p = this.params;
-    const adjusted = this.penalise(logits);
+    let adjusted = this.penalise(logits);
+    const { constraint, logprobs } = this.options;
+    if (constraint) {
+      if (adjusted === logits) adjusted = Float32Array.from(logits);
+      constraint.mask(adjusted, remaining);
+    }
     const token = p.temperature <= 0 ? argmax(adjusted) : this.draw(adjusted);
+    // Log-probabilities of the distribution the sampler chose from (after penalties and the constraint, at
+    // temperature 1): the greedy token is always the top one.
+    if (logprobs !== undefined) this.lastLogprob = logprobsOf(adjusted, token, logprobs);
+    constraint?.accept(token);
     this.history.push(token);
     return token;
   }
@@ -187,4 +229,27 @@ function softmaxOf(logits: Float32Array, ids: number[], temperature: number): Fl
   }
   for (let i = 0; i < ids.length; i++) out[i] /= sum;
   return out;
+}
+
+/** log-softmax of `logits` at `token`, and the `top` most likely tokens with theirs. */
+export function logprobsOf(logits: Float32Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const lse = max + Math.log(sum);
+  const best: number[] = [];
+  if (top > 0) {
+    // A running top-n: n is at most 20, so insertion into a short sorted list beats sorting the vocabulary.
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      if (v === -Infinity) continue;
+      if (best.length === top && v <= logits[best[top - 1]]) continue;
+      let at = best.length;
+      while (at > 0 && (logits[best[at - 1]] < v || (logits[best[at - 1]] === v && best[at - 1] > i))) at--;
+      best.splice(at, 0, i);
+      if (best.length > top) best.pop();
+    }
+  }
+  return { token, logprob: logits[token] - lse, top: best.map((t) => ({ token: t, logprob: logits[t] - lse })) };
 }

@@ -1,4 +1,5 @@
-import type { SamplingParams } from './sampler.js';
+import type { GrammarSpec } from '../grammar/grammar-spec.js';
+import type { SamplingParams, TokenLogprob } from './sampler.js';
 
 /** One request as the executor sees it: ids only; text is the generation loop's business. */
 export interface ExecutionRequest {
@@ -10,6 +11,11 @@ export interface ExecutionRequest {
   contextLength: number;
   /** Aborts the request wherever it is (client gone, shutdown). */
   signal?: AbortSignal;
+  /** The output must follow this grammar (enforced by the sampler of the last stage). */
+  grammar?: GrammarSpec;
+  /** Ask for log-probabilities with this many top alternatives; each comes through `onLogprob` before its token. */
+  logprobs?: number;
+  onLogprob?: (lp: TokenLogprob) => void;
 }
 
 /**

@@ -15,3 +15,14 @@ export function storedBytesPerWeight(model: Pick<ModelFile, 'tensors'>): number 
   }
   return values > 0 ? bytes / values : 4;
 }
+
+/** The storage type holding most of the layers' matrix bytes (a Q4_K_M file: Q4_K), or null for a file without layers. */
+export function dominantWeightType(model: Pick<ModelFile, 'tensors'>): string | null {
+  const bytes = new Map<string, number>();
+  for (const t of model.tensors.values()) {
+    if (t.shape.length === 2 && t.name.startsWith('blk.')) bytes.set(t.dtype, (bytes.get(t.dtype) ?? 0) + t.byteLength);
+  }
+  let best: string | null = null;
+  for (const [type, n] of bytes) if (best === null || n > bytes.get(best)!) best = type;
+  return best;
+}

@@ -89,6 +89,10 @@ export interface EdgeHost {
 }
 
 /** A handshake failure that most likely means the two nodes do not share a cluster key. */
+function looksLikeTimeout(err: Error): boolean {
+  return /TimeoutError|timed? ?out|due to timeout/i.test(`${err.name} ${err.message}`);
+}
+
 function looksLikeKeyMismatch(err: Error): boolean {
   const text = `${err.name} ${err.message}`;
   return /EncryptionFailed|multistream|protocol selection|UnexpectedEOF|Unexpected end|invalid|decrypt|handshake|aborted|reset|varint|InvalidMessage/i.test(text);
@@ -264,6 +268,13 @@ class Libp2pEdgeHost implements EdgeHost {
   /** Adds the likely cause for handshake failures: the cluster key. */
   explainDialError(err: Error): string {
     const base = `${err.name}: ${err.message}`;
+    // A peer too busy to finish the handshake in time is not a peer with another key: say which one it was.
+    if (looksLikeTimeout(err)) {
+      // In a keyed cluster a peer with another key never answers the garbled handshake either: name both causes.
+      return this.options.clusterKey
+        ? `${base} — the peer did not complete the connection within 5 s: it may be busy, throttled or far away, or hold a different cluster key (every node needs the same --cluster-key file)`
+        : `${base} — the peer did not complete the connection within 5 s (it may be busy, throttled or far away)`;
+    }
     if (!looksLikeKeyMismatch(err)) return base;
     return this.options.clusterKey
       ? `${base} — the secure handshake failed: the peer probably has a different cluster key, or none (every node needs the same --cluster-key file)`
@@ -328,6 +339,9 @@ export async function createEdgeHost(options: EdgeHostOptions): Promise<EdgeHost
     peerDiscovery: options.mdns ? [mdns({ interval: options.mdnsIntervalMs ?? 1000, peerName: options.name })] : [],
     services: { identify: identify(), identifyPush: identifyPush(), ping: ping() },
     connectionManager: { dialTimeout: 5000 },
+    // A peer too busy to answer libp2p's periodic ping in time is not gone: membership decides loss from evidence
+    // (closed connection, silence beyond what the peer announced), so the monitor must not cut the connection.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
   });
 
   const host = new Libp2pEdgeHost(node, codec, options, bootstrap);

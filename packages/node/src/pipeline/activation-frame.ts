@@ -1,5 +1,6 @@
 import type { SamplingParams } from '../engine/sampler.js';
-import { validateSampling } from '../engine/sampler.js';
+import { MAX_TOP_LOGPROBS, validateSampling } from '../engine/sampler.js';
+import { parseGrammarSpec, type GrammarSpec } from '../grammar/grammar-spec.js';
 
 /**
  * Frames on `/edge-node/activations/…`: what flows around the pipeline ring. One request's life:
@@ -31,6 +32,18 @@ export interface RequestOpening {
   contextLength: number;
   /** Random draws the sampler already made (non-zero when a request is replayed after a failure). */
   samplesDrawn: number;
+  /** How many tokens at the end of promptTokens were generated (a replay): the grammar advances over them. */
+  generated?: number;
+  /** Constrained sampling: the output must follow this grammar. */
+  grammar?: GrammarSpec;
+  /** Send log-probabilities with each token, with this many top alternatives. */
+  logprobs?: number;
+}
+
+/** Log-probabilities of a sampled token: its own (`l`) and the top alternatives as [token, logprob]. */
+export interface WireLogprob {
+  l: number;
+  top: [number, number][];
 }
 
 export interface ActFrame {
@@ -65,6 +78,8 @@ export interface TokenFrame {
   token: number;
   /** Per-stage compute time for this step, ms, in route order (for metrics and `edge-node bench`). */
   stageMs?: number[];
+  /** When the request asked for log-probabilities. */
+  lp?: WireLogprob;
 }
 
 export interface ReleaseFrame {
@@ -192,7 +207,27 @@ function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
     sampling: parseSampling(v.sampling),
     contextLength,
     samplesDrawn: v.samplesDrawn === undefined ? 0 : int(v, 'samplesDrawn', 0, limits.maxContext),
+    ...(v.generated === undefined ? {} : { generated: int(v, 'generated', 0, promptTokens.length) }),
+    ...(v.logprobs === undefined ? {} : { logprobs: int(v, 'logprobs', 0, MAX_TOP_LOGPROBS) }),
+    ...(v.grammar === undefined ? {} : { grammar: parseGrammar(v.grammar) }),
   };
+}
+
+function parseGrammar(v: unknown): GrammarSpec {
+  try {
+    return parseGrammarSpec(v);
+  } catch (err) {
+    fail(`open.grammar: ${(err as Error).message}`);
+  }
+}
+
+function parseLogprob(v: unknown, limits: FrameLimits): WireLogprob | undefined {
+  if (v === undefined) return undefined;
+  if (!isRecord(v) || typeof v.l !== 'number' || !(v.l <= 0) || !Array.isArray(v.top) || v.top.length > MAX_TOP_LOGPROBS) fail('lp must be { l: logprob ≤ 0, top: [[token, logprob]…] }');
+  for (const e of v.top as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] >= limits.vocabSize || typeof e[1] !== 'number' || !(e[1] <= 0)) fail('lp.top entries must be [token id, logprob ≤ 0]');
+  }
+  return { l: v.l, top: v.top as [number, number][] };
 }
 
 function parseStageMs(v: unknown, limits: FrameLimits): number[] | undefined {
@@ -250,6 +285,7 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         step: int(raw, 'step', 0, limits.maxContext),
         token: int(raw, 'token', 0, limits.vocabSize - 1),
         ...(parseStageMs(raw.stageMs, limits) ? { stageMs: parseStageMs(raw.stageMs, limits) } : {}),
+        ...(parseLogprob(raw.lp, limits) ? { lp: parseLogprob(raw.lp, limits)! } : {}),
       };
     case 'release':
       return { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: rid(raw), stage: int(raw, 'stage', 0, limits.maxRoute - 1) };

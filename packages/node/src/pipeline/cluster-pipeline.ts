@@ -1,7 +1,8 @@
 import type { KernelRuntime } from '@edge-node/kernels';
 import type { KvCacheType } from '../engine/kv-cache.js';
 import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
-import type { Plan } from '@edge-node/partitioner';
+import { CostModel, decideReplan, decideRestore, modelProfile, moveCostMs, movedLayers, repricePlan, type ModelProfile, type Plan, type ReplanPolicy } from '@edge-node/partitioner';
+import type { DeviceLoad } from '../cluster/device-load.js';
 import type { Membership, ClusterMember } from '../cluster/membership.js';
 import { generate, type GenerateOptions, type GenerationResult } from '../engine/generate.js';
 import type { ExecutionRequest } from '../engine/token-executor.js';
@@ -11,17 +12,26 @@ import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
-import { computeClusterPlan, modelFingerprint, type ClusterPlan } from './cluster-plan.js';
-import { PipelineExecutor, StageLostError, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
+import { clusterOf, computeClusterPlan, modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
+import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
+import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
 import { ShardStore } from './shard-store.js';
-import { StageWorker, type Outgoing } from './stage-worker.js';
+import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
-export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number };
+/** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
+export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string };
 export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
+
+/** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
+const MIGRATION_PAYBACK_TOKENS = 64;
+
+/** A re-plan waits at most this long for its stages to load (a throttled node loads slowly): then it re-decides. */
+const REPLAN_LOAD_PATIENCE_MS = 4000;
 type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface ClusterPipelineOptions {
@@ -43,9 +53,24 @@ export interface ClusterPipelineOptions {
   maxFrameBytes: number;
   onPlan?: (plan: ClusterPlan) => void;
   onStep?: (rid: string, timing: StepTiming) => void;
+  /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
+  onStageStep?: (rows: number, requests: number, ms: number) => void;
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
+  /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+  onMigrate?: (event: MigrationEvent) => void;
+  onPlanChange?: (change: PlanChange) => void;
+  /** When load changes are worth a new plan (threshold, payback, hysteresis). */
+  replanPolicy?: ReplanPolicy;
+  /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
+  adaptIntervalMs?: number;
+  /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
+  loadMBps?: number;
 }
+
+/** Shape of the requests plans are made for. */
+const PLAN_REQUEST = { promptTokens: 128, genTokens: 128 };
 
 export type ClusterGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
 
@@ -67,7 +92,33 @@ export class ClusterPipeline {
   private membersChanged = true;
   private readonly controls = new Map<string, Promise<RequestChannel<ControlRequest, ControlReply, never>>>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  private adaptTimer: NodeJS.Timeout | null = null;
   private readonly maxRows: number;
+  private readonly profile: ModelProfile;
+  /** The last plan changes with their reasons. */
+  readonly history = new PlanHistory();
+  /** Why the plan in force was kept at the last check (or changed). */
+  lastDecision = '';
+  private adapting = false;
+  /**
+   * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
+   * moves them only when it pays within MIGRATION_PAYBACK_TOKENS (a move replays their history as one prefill), and
+   * always when the plan in force no longer fits; a change of membership does not move them.
+   */
+  private moveRunningTo: Route | null = null;
+  private lastChangeAt = 0;
+  /** Devices' loads when the plan in force was made (to say what changed). */
+  private loadsAtPlan = new Map<string, DeviceLoad | null>();
+  /** Model each member announced (a change of it re-plans at once, unlike a change of load). */
+  private readonly announcedModel = new Map<string, string | undefined>();
+  /** As a stage: the range each coordinator last asked this node to hold; other ranges are freed once unused. */
+  private readonly currentRanges = new Map<string, string>();
+  /** Bytes of weights this node's shards hold. */
+  heldWeightBytes = 0;
+  private expectModel: { profile: unknown; cm: CostModel } | null = null;
+  /** The plan a load-driven change replaced, the loads under it, and the devices whose load caused the change. */
+  private restorable: { former: ClusterPlan; loads: Map<string, DeviceLoad | null>; causes: string[] } | null = null;
+  private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
@@ -76,13 +127,25 @@ export class ClusterPipeline {
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
-    this.worker = new StageWorker({ selfId: opts.host.peerId, shards: this.shards, modelFingerprint: this.fingerprint, maxRowsPerFrame: this.maxRows, log: opts.log });
+    this.profile = modelProfile(modelShapeOf(c, storedBytesPerWeight(opts.model)));
+    this.worker = new StageWorker({
+      selfId: opts.host.peerId,
+      shards: this.shards,
+      modelFingerprint: this.fingerprint,
+      maxRowsPerFrame: this.maxRows,
+      log: opts.log,
+      ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
+      onCompute: (sample) => this.observe(sample),
+      vocabulary: () => this.vocabulary(),
+    });
     this.executor = new PipelineExecutor({
       router: this.router,
       routeFor: (r, exclude) => this.routeFor(r, exclude),
       maxRowsPerFrame: this.maxRows,
       log: opts.log,
       isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
+      latestRoute: () => (this.planning ? null : this.moveRunningTo),
+      ...(opts.onMigrate ? { onMigrate: opts.onMigrate } : {}),
       ...(opts.onStep ? { onStep: opts.onStep } : {}),
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
       ...(opts.onRecoveryFailed ? { onRecoveryFailed: opts.onRecoveryFailed } : {}),
@@ -105,18 +168,33 @@ export class ClusterPipeline {
     });
     await this.opts.host.handle(PROTOCOLS.control, (stream, info) => {
       new RequestChannel<ControlRequest, ControlReply, never>(stream as unknown as MessageStream<ControlEnvelope, ControlEnvelope>, {
-        onRequest: (req) => this.onControl(req),
+        onRequest: (req) => this.onControl(req, info.remotePeer),
         parseRequest: (body) => this.parseControl(body),
         onProtocolError: (err) => this.opts.log.warn(`reset control stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
       });
     });
     const m = this.opts.membership;
-    m.events.on('join', () => (this.membersChanged = true));
-    m.events.on('update', () => (this.membersChanged = true));
+    m.events.on('join', (member: ClusterMember) => {
+      this.announcedModel.set(member.peerId, member.stageInfo?.model);
+      this.membersChanged = true;
+    });
+    m.events.on('update', (member: ClusterMember) => {
+      // A node that loads or drops the model changes who can take part: plan again at the next request. A change
+      // of load, profile or links goes through adapt(), which changes the plan only when it pays.
+      if (this.announcedModel.get(member.peerId) !== member.stageInfo?.model) this.membersChanged = true;
+      this.announcedModel.set(member.peerId, member.stageInfo?.model);
+    });
     m.events.on('leave', (member: ClusterMember, reason: string) => this.onLeave(member, reason));
     m.setStageInfo({ model: this.fingerprint, ready: true, ranges: [] });
-    this.sweepTimer = setInterval(() => this.worker.sweepIdle(10 * 60_000), 60_000);
+    this.sweepTimer = setInterval(() => {
+      this.worker.sweepIdle(10 * 60_000);
+    }, 60_000);
     this.sweepTimer.unref();
+    this.adaptTimer = setInterval(() => {
+      void this.trimShards();
+      void this.adapt();
+    }, this.opts.adaptIntervalMs ?? 1000);
+    this.adaptTimer.unref();
   }
 
   /** Runs one request through the cluster. */
@@ -135,6 +213,12 @@ export class ClusterPipeline {
       this.planning = this.replan().finally(() => (this.planning = null));
     }
     return this.planning;
+  }
+
+  /** The tokenizer's token byte strings and trie, for constrained sampling (built once, on first use). */
+  vocabulary(): TokenVocabulary {
+    this.vocab ??= buildTokenVocabulary(this.opts.tokenizer);
+    return this.vocab;
   }
 
   /** The model's name, as the API reports it. */
@@ -157,6 +241,7 @@ export class ClusterPipeline {
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.adaptTimer) clearInterval(this.adaptTimer);
     this.worker.close();
     await this.router.close();
     for (const c of this.controls.values()) (await c.catch(() => null))?.stream.abort(new Error('node stopping'));
@@ -199,7 +284,7 @@ export class ClusterPipeline {
         bytesPerWeight: storedBytesPerWeight(this.opts.model),
         modelFingerprint: this.fingerprint,
         ...(this.opts.split ? { split: this.opts.split } : {}),
-        request: { promptTokens: 128, genTokens: 128, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency },
+        request: this.planRequest(),
         ...(this.plan ? { previous: this.plan.plan as Plan } : {}),
       });
     } catch (err) {
@@ -213,19 +298,230 @@ export class ClusterPipeline {
     if (next.id !== this.plan?.id) {
       const t0 = performance.now();
       await Promise.all(next.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer)));
+      const loadMs = performance.now() - t0;
       const desc = next.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
-      this.opts.log.info(`plan: ${desc} (${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${(performance.now() - t0).toFixed(0)} ms)`);
+      this.opts.log.info(`plan: ${desc} (${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${loadMs.toFixed(0)} ms)`);
       for (const e of next.plan.excluded) this.opts.log.info(`plan leaves out ${e.device.slice(-8)}: ${e.reason}`);
+      if (this.plan) {
+        this.record(this.plan, next, exclude.size > 0 ? 'a stage node was lost' : 'cluster membership changed', loadMs, this.plan.plan.cost.tokenLatencyMs);
+        this.dropLeftOut(this.plan, next);
+      }
+      this.restorable = null;
     }
-    this.plan = next;
-    this.opts.onPlan?.(next);
+    // A join leaves running requests on their routes (they are whole); after a loss they recover on their own.
+    this.adopt(next, false);
     return next;
+  }
+
+  /** Makes `next` the plan in force (running requests move to it at their next token). */
+  private adopt(next: ClusterPlan, moveRunning = true): void {
+    this.plan = next;
+    this.moveRunningTo = moveRunning ? next.route : null;
+    this.loadsAtPlan = new Map(this.everyMember().map((m) => [m.peerId, m.load]));
+    this.opts.onPlan?.(next);
+  }
+
+  private everyMember(): ClusterMember[] {
+    const m = this.opts.membership;
+    return [m.self(), ...m.members()];
+  }
+
+  private record(before: ClusterPlan, after: ClusterPlan, cause: string, loadMs: number, predictedBeforeMs: number): PlanChange {
+    const now = Date.now();
+    const moves = describeMoves(before.stages, after.stages);
+    const predictedAfterMs = after.plan.cost.tokenLatencyMs;
+    const change: PlanChange = {
+      at: now,
+      from: before.id,
+      to: after.id,
+      cause,
+      moves,
+      movedLayers: movedLayers(before.plan, after.plan),
+      predictedBeforeMs,
+      predictedAfterMs,
+      loadMs,
+      reason: `${cause}; ${moves}; predicted ${predictedBeforeMs.toFixed(1)} → ${predictedAfterMs.toFixed(1)} ms/token`,
+    };
+    this.history.add(change);
+    this.lastChangeAt = now;
+    this.opts.onPlanChange?.(change);
+    return change;
+  }
+
+  /**
+   * The coordinator's check, every second: priced with the devices' figures of now, does another plan beat the one
+   * in force by enough to pay for moving layers (decideReplan)? If so, the new stages load their layers while the
+   * old route keeps serving; then the new plan takes over and running requests move to it at their next token.
+   */
+  async adapt(): Promise<PlanChange | null> {
+    const current = this.plan;
+    if (this.adapting || this.planning || this.membersChanged || !current || this.opts.split) return null;
+    this.adapting = true;
+    try {
+      const members = this.everyMember().filter((m) => m.stageInfo?.model === this.fingerprint);
+      let candidate: ClusterPlan;
+      try {
+        candidate = computeClusterPlan({
+          members,
+          config: this.opts.model.config,
+          modelFingerprint: this.fingerprint,
+          request: this.planRequest(),
+          previous: current.plan,
+        });
+      } catch (err) {
+        this.lastDecision = `no plan fits the devices' figures of now: ${(err as Error).message}`;
+        return null;
+      }
+      const now = repricePlan(current.plan, this.profile, clusterOf(members), this.planRequest());
+      if (!now.cost) return null; // a stage's node is gone: membership's re-plan handles it
+      const loads = new Map(members.map((m) => [m.peerId, m.load?.slowdown ?? 1]));
+      const slowdownOf = (id: string) => loads.get(id) ?? 1;
+      let decision = decideReplan(
+        {
+          currentMs: now.cost.tokenLatencyMs,
+          currentFits: now.fitsInMemory,
+          candidateMs: candidate.plan.cost.tokenLatencyMs,
+          movedLayers: candidate.id === current.id ? 0 : Math.max(1, movedLayers(current.plan, candidate.plan)),
+          moveMs: moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf),
+          sinceLastChangeMs: Date.now() - this.lastChangeAt,
+        },
+        this.opts.replanPolicy,
+      );
+      let restoring = false;
+      if (!decision.replan && this.restorable && this.restorable.former.id !== current.id) {
+        const { former, loads, causes } = this.restorable;
+        const byId = new Map(members.map((m) => [m.peerId, m]));
+        const causeCleared = causes.every((id) => {
+          const was = loads.get(id) ?? null;
+          const load = byId.get(id)?.load ?? null;
+          return (load?.slowdown ?? 1) <= (was?.slowdown ?? 1) && (load?.memoryBudgetBytes ?? Infinity) >= (was?.memoryBudgetBytes ?? Infinity);
+        });
+        const back = repricePlan(former.plan, this.profile, clusterOf(members), this.planRequest());
+        const restore = decideRestore(
+          { currentMs: now.cost.tokenLatencyMs, formerMs: back.cost?.tokenLatencyMs ?? Infinity, formerFits: back.cost !== null && back.fitsInMemory, causeCleared, sinceLastChangeMs: Date.now() - this.lastChangeAt },
+          this.opts.replanPolicy,
+        );
+        if (restore.replan) {
+          // The former plan, re-priced: its figures are those of now.
+          candidate = { ...former, plan: { ...former.plan, cost: back.cost!, stages: former.plan.stages } };
+          decision = restore;
+          restoring = true;
+        } else if (causeCleared) {
+          decision = { replan: false, reason: `${decision.reason}; ${restore.reason}` };
+        }
+      }
+      this.lastDecision = decision.reason;
+      if (!decision.replan) return null;
+      const cause = describeCause(Date.now(), members.map((m) => ({ peerId: m.peerId, name: m.name, load: m.load })), this.loadsAtPlan);
+      const t0 = performance.now();
+      // The old route serves while the new stages load. A stage on a busy device may load far slower than
+      // predicted (its slowdown was still rising): past the patience, drop this candidate and decide again with
+      // fresher figures; the load goes on in the background.
+      const patience = Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(current.plan, candidate.plan, this.profile, this.opts.loadMBps ?? 200, slowdownOf));
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const loads = candidate.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer).then(() => s));
+        const loaded = await Promise.race([
+          Promise.all(loads).then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patience))),
+        ]);
+        if (!loaded) {
+          // A late load must not pin layers on a node the plan in force does not use.
+          for (const l of loads) {
+            void l.then((s) => {
+              if (!this.plan?.stages.some((x) => x.peerId === s.peerId)) this.dropOn(s.peerId, s.name);
+            }).catch(() => {});
+          }
+          this.lastDecision = `re-plan abandoned: its stages did not load within ${(patience / 1000).toFixed(1)} s`;
+          this.opts.log.warn(`${this.lastDecision} (${candidate.id}); deciding again`);
+          return null;
+        }
+      } catch (err) {
+        this.opts.log.warn(`re-plan abandoned, a stage could not load its layers: ${(err as Error).message}`);
+        return null;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.plan !== current) return null; // membership re-planned meanwhile
+      const loadMs = performance.now() - t0;
+      const loadsBefore = this.loadsAtPlan;
+      this.dropLeftOut(current, candidate);
+      const change = this.record(current, candidate, cause, loadMs, now.cost.tokenLatencyMs);
+      const gainMs = now.cost.tokenLatencyMs - candidate.plan.cost.tokenLatencyMs;
+      this.adopt(candidate, !now.fitsInMemory || gainMs * MIGRATION_PAYBACK_TOKENS > candidate.plan.cost.ttftMs);
+      if (restoring) this.restorable = null;
+      else if (!this.restorable) {
+        // Remember what to go back to once the devices that caused this change are quiet again.
+        const causes = members.filter((m) => (m.load?.slowdown ?? 1) > (loadsBefore.get(m.peerId)?.slowdown ?? 1) || (m.load?.memoryBudgetBytes ?? Infinity) < (loadsBefore.get(m.peerId)?.memoryBudgetBytes ?? Infinity)).map((m) => m.peerId);
+        if (causes.length > 0) this.restorable = { former: current, loads: loadsBefore, causes };
+      }
+      const desc = candidate.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
+      this.opts.log.info(`re-plan: ${change.reason} (${decision.reason}); plan ${desc}, layers loaded in ${loadMs.toFixed(0)} ms`);
+      for (const e of candidate.plan.excluded) this.opts.log.info(`plan leaves out ${e.device.slice(-8)}: ${e.reason}`);
+      return change;
+    } finally {
+      this.adapting = false;
+    }
+  }
+
+  /** Tells the nodes of `before` that `after` leaves out to free what they held for this coordinator. */
+  private dropLeftOut(before: ClusterPlan, after: ClusterPlan): void {
+    const kept = new Set(after.stages.map((s) => s.peerId));
+    for (const s of before.stages) if (!kept.has(s.peerId)) this.dropOn(s.peerId, s.name);
+  }
+
+  private dropOn(peerId: string, name: string): void {
+    if (peerId === this.opts.host.peerId) {
+      void this.onControl({ op: 'drop', model: this.fingerprint }, peerId);
+      return;
+    }
+    void this.controlChannel(peerId)
+      .then((c) => c.request({ op: 'drop', model: this.fingerprint }, { timeoutMs: 30_000 }))
+      .catch((err: Error) => this.opts.log.debug(`could not tell ${name} to drop its layers: ${err.message}`));
+  }
+
+  private planRequest() {
+    return { ...PLAN_REQUEST, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency };
+  }
+
+  /** A stage run, as the device watch reads it: decode steps only (a prompt's slices are another kind of work). */
+  private observe(sample: ComputeSample): void {
+    // Decode steps (a few rows each) say how fast the device runs now; a prompt's slices are too rare to smooth.
+    if (!this.opts.observeCompute || sample.parts.some((p) => p.rows > 1)) return;
+    const profile = this.opts.membership.self().profile;
+    if (this.expectModel?.profile !== profile) {
+      try {
+        const device = { id: 'self', gflops: profile.gflopsDecode, gflopsPrefill: profile.gflopsPrefill, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) };
+        this.expectModel = { profile, cm: new CostModel(this.profile, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }) };
+      } catch {
+        return; // a profile without figures predicts nothing
+      }
+    }
+    const expected = this.expectModel.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
+    this.opts.observeCompute(sample.ms, expected, profile);
+  }
+
+  /** As a stage: frees ranges no coordinator asked for last and no live request uses. */
+  private async trimShards(): Promise<void> {
+    const freed = this.shards.trim(new Set(this.currentRanges.values()), this.worker.shardsInUse());
+    if (freed.length === 0) return;
+    this.heldWeightBytes = await this.shards.weightBytes();
+    this.opts.log.info(`freed layers ${freed.map((r) => `[${r.startLayer}, ${r.endLayer})`).join(', ')} (no longer in any plan); ${(this.heldWeightBytes / 1e6).toFixed(0)} MB of weights held`);
+    this.announceRanges();
+  }
+
+  private announceRanges(): void {
+    this.opts.membership.setStageInfo({
+      model: this.fingerprint,
+      ready: true,
+      ranges: this.shards.ranges().map((r) => [r.startLayer, r.endLayer]),
+    });
   }
 
   /** Has a node load [start, end) (this node directly, others over the control protocol). */
   private async load(peerId: string, startLayer: number, endLayer: number): Promise<void> {
     if (peerId === this.opts.host.peerId) {
-      await this.onControl({ op: 'load', model: this.fingerprint, startLayer, endLayer });
+      await this.onControl({ op: 'load', model: this.fingerprint, startLayer, endLayer }, peerId);
       return;
     }
     try {
@@ -261,25 +557,31 @@ export class ClusterPipeline {
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const layers = this.opts.model.config.numLayers;
     const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
-    if (b.op !== 'load') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
-    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error('load: model must be a string');
+    if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
+    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
+    if (b.op === 'drop') return { op: 'drop', model: b.model };
     if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
       throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
     }
     return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number };
   }
 
-  private async onControl(req: ControlRequest): Promise<ControlReply> {
-    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
+  private async onControl(req: ControlRequest, from: string): Promise<ControlReply> {
     if (req.model !== this.fingerprint) throw new Error(`this node has model ${this.fingerprint}, not ${req.model}`);
+    if (req.op === 'drop') {
+      // Freed by trimShards once no request of that coordinator uses it.
+      this.currentRanges.delete(from);
+      return { ok: true, weightBytes: this.heldWeightBytes, loadMs: 0 };
+    }
+    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
     const t0 = performance.now();
-    await this.shards.get({ startLayer: req.startLayer, endLayer: req.endLayer });
+    const range = { startLayer: req.startLayer, endLayer: req.endLayer };
+    // The old range stays loaded while requests use it (they move at their next token); trimShards frees it then.
+    await this.shards.get(range, this.worker.shardsInUse());
+    this.currentRanges.set(from, ShardStore.key(range));
     const weightBytes = await this.shards.weightBytes();
-    this.opts.membership.setStageInfo({
-      model: this.fingerprint,
-      ready: true,
-      ranges: this.shards.ranges().map((r) => [r.startLayer, r.endLayer]),
-    });
+    this.heldWeightBytes = weightBytes;
+    this.announceRanges();
     return { ok: true, weightBytes, loadMs: performance.now() - t0 };
   }
 
@@ -287,6 +589,8 @@ export class ClusterPipeline {
     this.membersChanged = true;
     this.router.forget(member.peerId);
     this.controls.delete(member.peerId);
+    this.currentRanges.delete(member.peerId);
+    this.announcedModel.delete(member.peerId);
     const failed = this.executor.peerLost(member.peerId);
     this.worker.dropRequestsOf(member.peerId, `coordinator left (${reason})`);
     if (failed.length) this.opts.log.warn(`${member.name} (${member.peerId.slice(-8)}) left mid-request (${reason}): ${failed.length} request(s) affected`);

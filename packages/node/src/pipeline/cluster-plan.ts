@@ -71,15 +71,27 @@ export function modelFingerprint(c: ModelConfig): string {
 
 const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
 
-/** The devices and links the partitioner sees. */
+/**
+ * The devices and links the partitioner sees. A device's measured speed is divided by the slowdown its node
+ * announces (its owner is using it) and by its calibration (how far the profile's prediction was off for its stage
+ * when quiet), and its memory is what the node offers now.
+ */
 export function clusterOf(members: ClusterMember[]): Cluster {
-  const devices: Device[] = members.map((m) => ({
-    id: m.peerId,
-    gflops: m.profile.gflopsDecode,
-    gflopsPrefill: m.profile.gflopsPrefill,
-    memBandwidthGBps: m.profile.memBandwidthGBps,
-    memoryBytes: m.profile.memoryBytes,
-  }));
+  // A node that has not run a stage yet is assumed to be off by as much as the others (same engine, similar devices).
+  const known = members.map((m) => m.load?.calibration).filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
+  const typical = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
+  const devices: Device[] = members.map((m) => {
+    const slow = Math.max(1, m.load?.slowdown ?? 1) * (m.load?.calibration ?? typical);
+    const memory = Math.min(m.profile.memoryBytes, m.load?.memoryBudgetBytes ?? Infinity);
+    return {
+      id: m.peerId,
+      gflops: m.profile.gflopsDecode / slow,
+      gflopsPrefill: m.profile.gflopsPrefill / slow,
+      memBandwidthGBps: m.profile.memBandwidthGBps / slow,
+      // The partitioner wants positive figures; a node offering nothing is left out as "insufficient memory".
+      memoryBytes: Math.max(1, memory),
+    };
+  });
   const ids = new Set(devices.map((d) => d.id));
   const links: Link[] = [];
   for (const m of members) {

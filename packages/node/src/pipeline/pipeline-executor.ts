@@ -61,6 +61,16 @@ export interface RecoveryEvent {
   recoveryMs: number;
 }
 
+/** A request moved to a newer plan's route between two tokens. */
+export interface MigrationEvent {
+  requestId: string;
+  oldPlan: string;
+  newPlan: string;
+  replayedTokens: number;
+  /** From the decision to the first token on the new route. */
+  ms: number;
+}
+
 export interface PipelineExecutorOptions {
   router: ActivationRouter;
   /**
@@ -74,6 +84,13 @@ export interface PipelineExecutorOptions {
   log: NodeLogger;
   /** Whether a peer is still a cluster member (a request is not sent into a route with a node already gone). */
   isPeerAlive: (peerId: string) => boolean;
+  /**
+   * The route of the plan in force, when it can be had without waiting (its stages loaded). A running request on
+   * an older route moves to it at its next token: prompt + generated tokens are replayed on the new route (which
+   * rebuilds the KV caches there) and the answer goes on, the same text.
+   */
+  latestRoute?: () => Route | null;
+  onMigrate?: (event: MigrationEvent) => void;
   /** Re-plans a request survives before it fails. Default 3. */
   maxRecoveries?: number;
   onStep?: (rid: string, timing: StepTiming) => void;
@@ -102,6 +119,7 @@ interface Running {
   /** The request's id on the wire: changes at every replay so stale frames of a dead route are ignored. */
   wireId: string;
   recoveries: number;
+  migrations: number;
   /** Step and position of the current incarnation. */
   step: number;
   pos: number;
@@ -130,7 +148,7 @@ export class PipelineExecutor implements TokenExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, route: NO_ROUTE, wireId: request.id, recoveries: 0, step: 0, pos: 0, pending: null, timings: [] };
+    const run: Running = { request, fed: [], received: 0, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
@@ -150,7 +168,31 @@ export class PipelineExecutor implements TokenExecutor {
     const run = this.running.get(requestId);
     if (!run) throw new RequestEndedError(`request ${requestId} is not running`);
     run.fed.push(token);
+    const latest = this.opts.latestRoute?.() ?? null;
+    if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
+      return this.withRecovery(run, () => this.migrate(run, latest));
+    }
     return this.withRecovery(run, () => this.sendStep(run, token));
+  }
+
+  /** Moves a running request to `route` at a token boundary: frees the old route, replays the history on the new. */
+  private async migrate(run: Running, route: Route): Promise<number> {
+    const t0 = performance.now();
+    const old = run.route;
+    old.peers.forEach((peer, stage) => {
+      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
+    });
+    this.byWire.delete(run.wireId);
+    run.migrations++;
+    run.wireId = `${run.request.id}.m${run.migrations}`;
+    this.byWire.set(run.wireId, run);
+    run.route = route;
+    run.step = 0;
+    run.pos = 0;
+    const history = [...run.request.promptTokens, ...run.fed];
+    const token = await this.open(run, history);
+    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: route.planId, replayedTokens: history.length, ms: performance.now() - t0 });
+    return token;
   }
 
   async end(requestId: string): Promise<void> {
@@ -182,6 +224,7 @@ export class PipelineExecutor implements TokenExecutor {
     const timing: StepTiming = { step: run.received, roundTripMs: performance.now() - p.sentAt, stageMs: frame.stageMs ?? [] };
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
+    if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
     p.resolve(frame.token);
   }
 
@@ -290,6 +333,9 @@ export class PipelineExecutor implements TokenExecutor {
             sampling: request.sampling,
             contextLength: request.contextLength,
             samplesDrawn: run.received * drawsPerToken,
+            ...(run.fed.length > 0 ? { generated: run.fed.length } : {}),
+            ...(request.grammar ? { grammar: request.grammar } : {}),
+            ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
           };
         }
         await this.opts.router.send(route.peers[0], frame);

@@ -45,6 +45,21 @@ export class ShardStore {
     return entry.loading;
   }
 
+  /**
+   * Frees every loaded range but `keep` that no live request uses: after a re-plan the old range goes once the
+   * requests on it have moved to the new one (a node that sheds layers for memory gets it back).
+   */
+  trim(keep: ReadonlySet<string>, inUse: ReadonlySet<string>): LayerRange[] {
+    const freed: LayerRange[] = [];
+    for (const [key, entry] of [...this.entries]) {
+      if (keep.has(key) || inUse.has(key)) continue;
+      this.entries.delete(key);
+      freed.push(entry.range);
+      void entry.loading.then((shard) => shard.dispose()).catch(() => {});
+    }
+    return freed;
+  }
+
   /** Ranges loaded (or loading) now. */
   ranges(): LayerRange[] {
     return [...this.entries.values()].map((e) => e.range);

@@ -2,8 +2,19 @@ import { Template } from '@huggingface/jinja';
 import { ChatTemplateError } from './tokenizer-errors.js';
 
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
+  /** An assistant turn's tool calls (`arguments` parsed, as tool-aware templates expect). */
+  tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: unknown } }[];
+  /** A tool turn: which call it answers, and the tool's name. */
+  tool_call_id?: string;
+  name?: string;
+}
+
+/** A function the model may call, as tool-aware templates take it. */
+export interface ChatTool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: unknown };
 }
 
 export interface ChatTemplateOptions {
@@ -21,7 +32,7 @@ export interface ChatTemplateOptions {
  * ending in "Assistant:" is the most natural continuation prompt for a base model and is easy to read.
  */
 export function renderFallbackChat(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
-  const label = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
+  const label = { system: 'System', user: 'User', assistant: 'Assistant', tool: 'Tool' } as const;
   const lines = messages.map((m) => `${label[m.role]}: ${m.content}`);
   if (addGenerationPrompt) lines.push('Assistant:');
   return lines.join('\n');
@@ -32,7 +43,7 @@ export class ChatTemplate {
   private readonly template: Template | null;
 
   constructor(
-    source: string | null,
+    private readonly source: string | null,
     private readonly bosToken = '',
     private readonly eosToken = '',
   ) {
@@ -47,16 +58,27 @@ export class ChatTemplate {
     }
   }
 
+  /** Whether the template renders a `tools` list (Qwen2.5, Llama 3.x, Hermes-style templates do). */
+  get takesTools(): boolean {
+    return this.source !== null && /\btools\b/.test(this.source);
+  }
+
+  /** The template's source (null: the plain fallback). */
+  get text(): string | null {
+    return this.source;
+  }
+
   /** True when the model has no template and the plain fallback is used. */
   get isFallback(): boolean {
     return this.template === null;
   }
 
-  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+  render(messages: readonly ChatMessage[], addGenerationPrompt = true, tools?: readonly ChatTool[]): string {
     if (this.template === null) return renderFallbackChat(messages, addGenerationPrompt);
     try {
       return this.template.render({
-        messages: messages.map((m) => ({ role: m.role, content: m.content })),
+        messages: messages.map((m) => ({ ...m })),
+        ...(tools && tools.length > 0 ? { tools } : {}),
         bos_token: this.bosToken,
         eos_token: this.eosToken,
         add_generation_prompt: addGenerationPrompt,

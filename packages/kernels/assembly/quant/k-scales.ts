@@ -1,0 +1,36 @@
+// The 6-bit scales and minimums of Q4_K and Q5_K: 12 bytes for 8 sub-blocks (ggml's get_scale_min_k4):
+//   j < 4: scale = s[j] & 63,                         min = s[j + 4] & 63
+//   j ≥ 4: scale = (s[j + 4] & 15) | (s[j − 4] >> 6) << 4, min = (s[j + 4] >> 4) | (s[j] >> 6) << 4
+// Also the Q8_K block sums product that applies the minimums.
+
+/** The 8 scales of the 12 scale bytes at p, as 8 bytes of a u64 (scale j = byte j). */
+// @ts-ignore: decorator
+@inline export function scalesK4(p: usize): u64 {
+  const a = load<u32>(p), c = load<u32>(p, 8);
+  const low = a & 0x3f3f3f3f;
+  const high = (c & 0x0f0f0f0f) | (((a >> 6) & 0x03030303) << 4);
+  return <u64>low | (<u64>high << 32);
+}
+
+/** The 8 minimums of the 12 scale bytes at p, as 8 bytes of a u64. */
+// @ts-ignore: decorator
+@inline export function minsK4(p: usize): u64 {
+  const b = load<u32>(p, 4), c = load<u32>(p, 8);
+  const low = b & 0x3f3f3f3f;
+  const high = ((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4);
+  return <u64>low | (<u64>high << 32);
+}
+
+/** Byte j of a u64. */
+// @ts-ignore: decorator
+@inline export function byteOf(v: u64, j: i32): i32 {
+  return <i32>((v >> (<u64>j << 3)) & 0xff);
+}
+
+/** Σ_j mins[j]·(bsums[2j] + bsums[2j+1]) as i32x4 partial sums; mins from minsK4, bsums 16 × i16 at s. */
+// @ts-ignore: decorator
+@inline export function minsDot(mins: u64, s: usize): v128 {
+  const dup = i8x16.swizzle(i64x2.splat(mins), i8x16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(dup), v128.load(s));
+  return i32x4.add(lo, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(dup), v128.load(s, 16)));
+}

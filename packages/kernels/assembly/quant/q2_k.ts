@@ -1,0 +1,138 @@
+// Q2_K (ggml block_q2_K): super-blocks of 256 values, 84 bytes: u8 scales[16], u8 qs[64], f16 d, f16 dmin.
+// Sixteen sub-blocks of 16; scales[s] holds a 4-bit scale (low nibble) and a 4-bit minimum (high nibble). Per half h
+// (qs += 32h) and shift j < 4, values 128h + 32j + l (l < 32) are (qs[l] >> 2j) & 3, sub-block 8h + 2j + l/16:
+//   x = d·sc·q − dmin·m.   Activations: Q8_K (as ggml's vec_dot_q2_K_q8_K):
+//   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
+import { halfToF32 } from './half-scale';
+import { matmulRows4 } from './row-tiles';
+import { dot16, hsum } from '../simd';
+import { dotWide16 } from './int-dot';
+
+export const Q2_K_BLOCK_BYTES: usize = 84;
+
+export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q2_K_BLOCK_BYTES;
+    const d = halfToF32(load<u16>(p, 80));
+    const dmin = halfToF32(load<u16>(p, 82));
+    for (let h = 0; h < 2; h++) {
+      const q = p + 16 + (<usize>h << 5);
+      for (let j = 0; j < 4; j++) {
+        const y = dst + (<usize>b << 10) + ((<usize>(128 * h + 32 * j)) << 2);
+        for (let half = 0; half < 2; half++) {
+          const sc = <i32>load<u8>(p + 8 * h + 2 * j + half);
+          const dl = d * <f32>(sc & 15), ml = dmin * <f32>(sc >> 4);
+          for (let l = 16 * half; l < 16 * half + 16; l++) {
+            store<f32>(y + (<usize>l << 2), dl * <f32>((<i32>load<u8>(q + l) >> (2 * j)) & 3) - ml);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Σ m_s·bsum_s: the 16 minimums (bytes of m8) widened to i16 against the 16 block sums at bs. */
+// @ts-ignore: decorator
+@inline function minsQ2(m8: v128, bs: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m8), v128.load(bs)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m8), v128.load(bs, 16)),
+  );
+}
+
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const three = i8x16.splat(3);
+  let isum = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+    const sc = p + (<usize>h << 3);
+    const a = aq + (<usize>h << 8);
+    for (let j = 0; j < 4; j++) {
+      // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
+      const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
+      const aj = a + (<usize>j << 6);
+      isum = i32x4.add(isum, i32x4.mul(dot16(w0, aj), i32x4.splat(load<u8>(sc + 2 * j) & 15)));
+      isum = i32x4.add(isum, i32x4.mul(dot16(w1, aj + 32), i32x4.splat(load<u8>(sc + 2 * j + 1) & 15)));
+    }
+  }
+  // Σ m_s·bsum_s. Per byte, (scale byte >> 4) lands in the low 4 bits; the neighbour's bits are masked off.
+  const msum = minsQ2(v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15)), bsums);
+  const dd = halfToF32(load<u16>(p, 80)) * xd;
+  const dm = halfToF32(load<u16>(p, 82)) * xd;
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dm)));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q2_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+function rowQ2_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+function rowQ2_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const three = i8x16.splat(3);
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q2_K_BLOCK_BYTES;
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 9);
+    for (let t = 0; t < 8; t++) {
+      // t = 4h + j: bits 2j..2j+1 of qs[32h..32h+31], sub-blocks 2t and 2t+1.
+      const h = t >> 2, j = t & 3;
+      const q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+      const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
+      const at = aq + (<usize>t << 6);
+      {
+        const lo = i16x8.extend_low_i8x16_u(w0), hi = i16x8.extend_high_i8x16_u(w0);
+        const scale = i32x4.splat(load<u8>(p + 2 * t) & 15);
+        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at), scale));
+        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at), scale));
+        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at), scale));
+        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at), scale));
+      }
+      {
+        const lo = i16x8.extend_low_i8x16_u(w1), hi = i16x8.extend_high_i8x16_u(w1);
+        const scale = i32x4.splat(load<u8>(p + 2 * t + 1) & 15);
+        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at + 32), scale));
+        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at + 32), scale));
+        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at + 32), scale));
+        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at + 32), scale));
+      }
+    }
+    const m8 = v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15));
+    const d = halfToF32(load<u16>(p, 80)), dmin = halfToF32(load<u16>(p, 82));
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    let xd: f32;
+    xd = load<f32>(ad + xo);
+    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, ad + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a1 + xo);
+    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a1 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a2 + xo);
+    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a2 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a3 + xo);
+    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a3 + so)), f32x4.splat(dmin * xd))));
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
+export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  matmulRows4(rowQ2_K, rowQ2_K_4, w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+}

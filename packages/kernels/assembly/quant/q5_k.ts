@@ -1,0 +1,127 @@
+// Q5_K (ggml block_q5_K): super-blocks of 256 values, 176 bytes: f16 d, f16 dmin, u8 scales[12], u8 qh[32],
+// u8 qs[128]. Eight sub-blocks of 32 with 6-bit scale sc and minimum m (k-scales.ts), as Q4_K; sub-block 2k takes
+// the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
+//   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K (as ggml's vec_dot_q5_K_q8_K).
+import { halfToF32 } from './half-scale';
+import { matmulRows4 } from './row-tiles';
+import { hsum } from '../simd';
+import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
+
+export const Q5_K_BLOCK_BYTES: usize = 176;
+
+export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q5_K_BLOCK_BYTES;
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p, 2));
+    const sc = scalesK4(p + 4), mn = minsK4(p + 4);
+    const o = dst + (<usize>b << 10);
+    for (let k = 0; k < 4; k++) {
+      const d1 = d * <f32>byteOf(sc, 2 * k), m1 = dmin * <f32>byteOf(mn, 2 * k);
+      const d2 = d * <f32>byteOf(sc, 2 * k + 1), m2 = dmin * <f32>byteOf(mn, 2 * k + 1);
+      const q = p + 48 + (<usize>k << 5);
+      const y = o + (<usize>k << 8);
+      for (let l = 0; l < 32; l++) {
+        const v = <i32>load<u8>(q + l);
+        const hb = <i32>load<u8>(p + 16 + l);
+        store<f32>(y + (<usize>l << 2), d1 * <f32>((v & 15) + (((hb >> (2 * k)) & 1) << 4)) - m1);
+        store<f32>(y + (<usize>(l + 32) << 2), d2 * <f32>((v >> 4) + (((hb >> (2 * k + 1)) & 1) << 4)) - m2);
+      }
+    }
+  }
+}
+
+/** 0x10 in each byte of h whose bit m is set. */
+// @ts-ignore: decorator
+@inline function fifth(h: v128, m: v128): v128 {
+  return v128.and(i8x16.eq(v128.and(h, m), m), i8x16.splat(0x10));
+}
+
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const sc = scalesK4(p + 4);
+  const h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+  let isum = i32x4.splat(0);
+  for (let k = 0; k < 4; k++) {
+    const v0 = v128.load(p + 48 + (<usize>k << 5));
+    const v1 = v128.load(p + 64 + (<usize>k << 5));
+    const mLo = i8x16.splat(<i8>(<i32>1 << (2 * k))), mHi = i8x16.splat(<i8>(<i32>2 << (2 * k)));
+    const a = aq + (<usize>k << 7);
+    const lo = dot32(v128.or(nibLo(v0), fifth(h0, mLo)), v128.or(nibLo(v1), fifth(h1, mLo)), a);
+    const hi = dot32(v128.or(nibHi(v0), fifth(h0, mHi)), v128.or(nibHi(v1), fifth(h1, mHi)), a + 64);
+    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
+    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
+  }
+  const dd = halfToF32(load<u16>(p)) * xd;
+  const dm = halfToF32(load<u16>(p, 2)) * xd;
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q5_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+function rowQ5_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+function rowQ5_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q5_K_BLOCK_BYTES;
+    const sc = scalesK4(p + 4);
+    const h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 9);
+    for (let k = 0; k < 8; k++) {
+      // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k; fifth bit = bit k of qh.
+      const v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
+      const v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
+      const m = i8x16.splat(<i8>(<i32>1 << k));
+      const n0 = v128.or((k & 1) == 0 ? nibLo(v0) : nibHi(v0), fifth(h0, m));
+      const n1 = v128.or((k & 1) == 0 ? nibLo(v1) : nibHi(v1), fifth(h1, m));
+      const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+      const scale = i32x4.splat(byteOf(sc, k));
+      const a = aq + (<usize>k << 6);
+      i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
+    }
+    const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
+    const mins = minsK4(p + 4);
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    let xd: f32;
+    xd = load<f32>(ad + xo);
+    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a1 + xo);
+    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a2 + xo);
+    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    xd = load<f32>(a3 + xo);
+    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
+export function matmulQ5_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  matmulRows4(rowQ5_K, rowQ5_K_4, w, <usize>nb * Q5_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+}

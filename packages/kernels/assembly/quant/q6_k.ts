@@ -1,0 +1,179 @@
+// Q6_K (ggml block_q6_K): super-blocks of 256 values, 210 bytes: u8 ql[128], u8 qh[64], i8 scales[16], f16 d.
+// Sixteen sub-blocks of 16 with an 8-bit signed scale; 6-bit values q = (4 low bits from ql) | (2 high bits from qh) << 4,
+// x = d·sc·(q − 32). Per half h (128 values; ql += 64h, qh += 32h, sc += 8h), l < 32:
+//   x[l]      from ql[l] & 15,     qh[l] bits 0–1, scale sc[l/16]
+//   x[l + 32] from ql[l + 32] & 15, qh[l] bits 2–3, scale sc[2 + l/16]
+//   x[l + 64] from ql[l] >> 4,     qh[l] bits 4–5, scale sc[4 + l/16]
+//   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
+// Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
+import { halfToF32 } from './half-scale';
+import { matmulRows4 } from './row-tiles';
+import { dot16, hsum } from '../simd';
+import { dotWide16, nibHi, nibLo } from './int-dot';
+
+export const Q6_K_BLOCK_BYTES: usize = 210;
+
+export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * Q6_K_BLOCK_BYTES;
+    const d = halfToF32(load<u16>(p, 208));
+    for (let h = 0; h < 2; h++) {
+      const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+      const y = dst + (<usize>b << 10) + (<usize>h << 9);
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const lo = <i32>load<u8>(ql + l), hi = <i32>load<u8>(ql + l + 32), hb = <i32>load<u8>(qh + l);
+        const q1 = ((lo & 15) | ((hb & 3) << 4)) - 32;
+        const q2 = ((hi & 15) | (((hb >> 2) & 3) << 4)) - 32;
+        const q3 = ((lo >> 4) | (((hb >> 4) & 3) << 4)) - 32;
+        const q4 = ((hi >> 4) | (((hb >> 6) & 3) << 4)) - 32;
+        store<f32>(y + (<usize>l << 2), d * <f32>load<i8>(sc + is) * <f32>q1);
+        store<f32>(y + (<usize>(l + 32) << 2), d * <f32>load<i8>(sc + is + 2) * <f32>q2);
+        store<f32>(y + (<usize>(l + 64) << 2), d * <f32>load<i8>(sc + is + 4) * <f32>q3);
+        store<f32>(y + (<usize>(l + 96) << 2), d * <f32>load<i8>(sc + is + 6) * <f32>q4);
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function scaled(w: v128, a: usize, sc: usize): v128 {
+  return i32x4.mul(dot16(w, a), i32x4.splat(load<i8>(sc)));
+}
+
+/** One super-block against one prepared Q8_K block: its f32x4 contribution. */
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const m30 = i8x16.splat(0x30);
+  let isum = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+    const a = aq + (<usize>h << 8);
+    for (let g = 0; g < 2; g++) {
+      const o = <usize>g << 4;
+      const l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
+      // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
+      const w1 = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
+      const w2 = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
+      const w3 = v128.or(nibHi(l0), v128.and(hb, m30));
+      const w4 = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
+      const ag = a + (o << 1);
+      const sg = sc + <usize>g;
+      isum = i32x4.add(isum, scaled(w1, ag, sg));
+      isum = i32x4.add(isum, scaled(w2, ag + 64, sg + 2));
+      isum = i32x4.add(isum, scaled(w3, ag + 128, sg + 4));
+      isum = i32x4.add(isum, scaled(w4, ag + 192, sg + 6));
+    }
+  }
+  // Σ sc·bsum: the 16 scales widened to i16 against the 16 block sums.
+  const s8 = v128.load(p + 192);
+  const corr = i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(s8), v128.load(bsums)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bsums, 16)),
+  );
+  isum = i32x4.sub(isum, i32x4.shl(corr, 5));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfToF32(load<u16>(p, 208)) * xd));
+}
+
+// @ts-ignore: decorator
+@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
+  const aq = ad + <usize>nb * 36;
+  let s = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q6_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+  }
+  return hsum(s);
+}
+
+function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
+  return rowDot(wr, ad, nb);
+}
+
+/** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
+// @ts-ignore: decorator
+@inline function corr(s8: v128, bs: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(s8), v128.load(bs)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bs, 16)),
+  );
+}
+
+/** rowDot for four activation rows: each group of 16 values is unpacked and widened once. */
+function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+  const m30 = i8x16.splat(0x30);
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 9);
+    for (let h = 0; h < 2; h++) {
+      for (let g = 0; g < 2; g++) {
+        const ql = p + (<usize>h << 6) + (<usize>g << 4), qh = p + 128 + (<usize>h << 5) + (<usize>g << 4);
+        const sc = p + 192 + (<usize>h << 3) + <usize>g;
+        const l0 = v128.load(ql), l1 = v128.load(ql + 32), hb = v128.load(qh);
+        const ag = aq + (<usize>h << 8) + (<usize>g << 5);
+        {
+          const w = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
+          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const scale = i32x4.splat(load<i8>(sc + 0));
+          const a = ag + 0;
+          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+        }
+        {
+          const w = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
+          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const scale = i32x4.splat(load<i8>(sc + 2));
+          const a = ag + 64;
+          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+        }
+        {
+          const w = v128.or(nibHi(l0), v128.and(hb, m30));
+          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const scale = i32x4.splat(load<i8>(sc + 4));
+          const a = ag + 128;
+          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+        }
+        {
+          const w = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
+          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const scale = i32x4.splat(load<i8>(sc + 6));
+          const a = ag + 192;
+          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+        }
+      }
+    }
+    const s8 = v128.load(p + 192);
+    const d = halfToF32(load<u16>(p, 208));
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8, a1 + so), 5))), f32x4.splat(d * load<f32>(a1 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8, a2 + so), 5))), f32x4.splat(d * load<f32>(a2 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8, a3 + so), 5))), f32x4.splat(d * load<f32>(a3 + xo))));
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o + os, hsum(s1));
+  store<f32>(o + 2 * os, hsum(s2));
+  store<f32>(o + 3 * os, hsum(s3));
+}
+
+export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  matmulRows4(rowQ6_K, rowQ6_K_4, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+}

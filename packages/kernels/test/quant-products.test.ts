@@ -1,0 +1,168 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, UnsupportedKernelTypeError, type KernelArena, type KernelRuntime, type WeightMatrix } from '../src/index.js';
+import { ggmlQuantize, oracleUnavailable } from './support/ggml-oracle.js';
+
+// Every weight type the kernels multiply, checked against ggml itself (its quantiser makes the blocks, its to_float
+// is the reference dequantisation).
+const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
+
+// Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block.
+const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3;
+function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32Array, cols: number): Float64Array {
+  const out = new Float64Array(cols);
+  if (fmt === ACT_F32) {
+    out.set(x);
+    return out;
+  }
+  const block = fmt === ACT_Q8_K ? 256 : 32;
+  const nb = cols / block;
+  const qOffset = fmt === ACT_Q8 ? nb * 4 : fmt === ACT_Q8_1 ? nb * 8 : nb * 36;
+  const d = arena.f32(ptr, nb);
+  const q = new Int16Array(arena.memory.buffer, ptr + qOffset, cols);
+  for (let j = 0; j < cols; j++) out[j] = d[Math.floor(j / block)] * q[j];
+  if (fmt === ACT_Q8_K) {
+    const sums = new Int16Array(arena.memory.buffer, ptr + nb * 4, nb * 16);
+    for (let k = 0; k < nb * 16; k++) {
+      let s = 0;
+      for (let j = 0; j < 16; j++) s += q[k * 16 + j];
+      expect(sums[k]).toBe(s);
+    }
+  }
+  if (fmt === ACT_Q8_1) {
+    // s = (max|x|/127)·Σq, kept in half precision as ggml's block_q8_1.s: within half an f16 ulp of the exact value.
+    const s = arena.f32(ptr + nb * 4, nb);
+    for (let b = 0; b < nb; b++) {
+      let sum = 0;
+      let amax = 0;
+      for (let j = 0; j < 32; j++) {
+        sum += q[b * 32 + j];
+        amax = Math.max(amax, Math.abs(x[b * 32 + j]));
+      }
+      const exact = Math.fround(Math.fround(amax / 127) * sum);
+      expect(Math.abs(s[b] - exact)).toBeLessThanOrEqual(Math.abs(exact) * 2 ** -11 + 2 ** -25);
+    }
+  }
+  return out;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+const skip = oracleUnavailable();
+if (skip) console.warn(skip);
+
+describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
+  let rt: KernelRuntime;
+  beforeAll(async () => {
+    rt = await SerialKernelRuntime.create();
+  });
+
+  for (const name of TYPES) {
+    it(`${name}: ggml's blocks dequantise bit for bit, the product is the f64 one within rounding, any batch gives the same bits`, async () => {
+      const type = ggmlTypeByName(name)!;
+      // 13 rows: not a multiple of any row unroll. 768 columns: three K-quant super-blocks, 24 small blocks.
+      const rows = 13;
+      const cols = 768;
+      const rand = rng(type.id + 1);
+      // Rows of different magnitudes, some with an offset, some sparse: the scales, minimums and sign handling vary.
+      const wf = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) {
+        const scale = 0.02 * (1 + (r % 5));
+        const offset = r % 3 === 1 ? 0.3 * scale : 0;
+        for (let j = 0; j < cols; j++) wf[r * cols + j] = r % 4 === 3 && j % 7 !== 0 ? 0 : (rand() * 2 + offset) * scale;
+      }
+      const { blocks, dequantized } = ggmlQuantize(type.id, cols, wf);
+      const rowBytes = ggmlRowBytes(type, cols);
+      expect(blocks.length).toBe(rowBytes * rows);
+
+      const arena = await rt.createArena(4 << 20);
+      const w: WeightMatrix = { arena, type, rows, cols, ptr: arena.alloc(blocks.length), rowBytes };
+      arena.bytes(w.ptr, blocks.length).set(blocks);
+
+      const deq = arena.alloc(rows * cols * 4);
+      arena.kernels.dequant(type.id, w.ptr, deq, rows * cols);
+      const ours = new Uint32Array(arena.memory.buffer, deq, rows * cols);
+      const theirs = new Uint32Array(dequantized.buffer);
+      let firstDiff = -1;
+      for (let j = 0; j < rows * cols && firstDiff < 0; j++) if (ours[j] !== theirs[j]) firstDiff = j;
+      expect(firstDiff, firstDiff >= 0 ? `value ${firstDiff}: ours ${arena.f32(deq, rows * cols)[firstDiff]}, ggml ${dequantized[firstDiff]}` : '').toBe(-1);
+
+      const nAct = 6;
+      const x = arena.alloc(nAct * cols * 4);
+      const xs = Float32Array.from({ length: nAct * cols }, (_, j) => rand() * (1 + (j % 11 === 0 ? 4 : 0)));
+      arena.f32(x, nAct * cols).set(xs);
+      const fmt = rt.actFormat(type);
+      let act = x;
+      let actBytes = cols * 4;
+      if (fmt !== ACT_F32) {
+        actBytes = arena.kernels.act_row_bytes(fmt, cols);
+        act = arena.alloc(nAct * actBytes);
+        arena.kernels.prepare_act(fmt, x, nAct, cols, act);
+      }
+      const out = arena.alloc(nAct * rows * 4);
+      rt.matmul(w, act, actBytes, nAct, out, rows);
+      const got = Float32Array.from(arena.f32(out, nAct * rows));
+
+      // Reference: f64 product of ggml's dequantised weights with the values the prepared activations stand for.
+      // The integer block sums are exact; each block contributes one or two f32 products (≤ 3 roundings each) and the
+      // ≤ nb + 2 additions of the reduction add one rounding each, so |error| ≤ (nb + 8)·2⁻²⁴·Σ|terms|. A term is
+      // bounded by |w|·|a| plus, for types with a per-block minimum, the minimum's part, itself ≤ the block's max |w|
+      // (ggml never lets a minimum exceed the block's range by more than its own rounding): Σ|a|·(|w| + 2·max|w|).
+      const block = type.blockSize;
+      const nb = cols / Math.max(block, 32) + 8;
+      // Q8_1 activations keep Σ in half precision (as ggml): the minimum's part of a block carries up to 2⁻¹¹ more.
+      const sumRounding = fmt === ACT_Q8_1 ? 2 ** -11 : 0;
+      for (let i = 0; i < nAct; i++) {
+        const a = preparedValues(arena, fmt, act + i * actBytes, xs.subarray(i * cols, (i + 1) * cols), cols);
+        for (let r = 0; r < rows; r++) {
+          let ref = 0;
+          let mag = 0;
+          for (let b0 = 0; b0 < cols; b0 += Math.max(block, 32)) {
+            let m = 0;
+            for (let j = b0; j < b0 + Math.max(block, 32); j++) m = Math.max(m, Math.abs(dequantized[r * cols + j]));
+            for (let j = b0; j < b0 + Math.max(block, 32); j++) {
+              const wv = dequantized[r * cols + j];
+              ref += wv * a[j];
+              mag += Math.abs(a[j]) * (Math.abs(wv) + 2 * m);
+            }
+          }
+          const err = Math.abs(got[i * rows + r] - ref);
+          expect(err, `row ${r}, activation ${i}: ${got[i * rows + r]} vs ${ref}`).toBeLessThanOrEqual((nb * 2 ** -24 + sumRounding) * mag + 1e-30);
+        }
+      }
+
+      // Batch invariance: one activation row alone, a sub-batch, and sub-ranges of weight rows give the same bits.
+      const part = arena.alloc(nAct * rows * 4);
+      const bits = (p: number, n: number) => Array.from(new Uint32Array(arena.memory.buffer, p, n));
+      const gotBits = Array.from(new Uint32Array(got.buffer));
+      for (const [r0, r1, i0, n] of [[0, rows, 3, 1], [0, rows, 1, 4], [5, 11, 2, 1], [1, 13, 0, 5], [7, 8, 5, 1], [0, 3, 0, 6]]) {
+        arena.f32(part, nAct * rows).fill(Number.NaN);
+        arena.kernels.matmul(type.id, w.ptr, cols, r0, r1, act + i0 * actBytes, actBytes, n, part, rows);
+        for (let i = 0; i < n; i++) {
+          expect(bits(part + (i * rows + r0) * 4, r1 - r0), `rows [${r0}, ${r1}), activation ${i0 + i} of a batch of ${n}`).toEqual(
+            gotBits.slice((i0 + i) * rows + r0, (i0 + i) * rows + r1),
+          );
+        }
+      }
+    });
+  }
+
+});
+
+describe('unsupported weight types', () => {
+  it('are refused with an error naming the type', async () => {
+    const rt = await SerialKernelRuntime.create();
+    for (const name of ['IQ4_NL', 'IQ2_XXS', 'TQ1_0', 'MXFP4', 'Q8_1', 'Q8_K']) {
+      expect(() => rt.actFormat(ggmlTypeByName(name)!)).toThrow(UnsupportedKernelTypeError);
+      expect(() => rt.actFormat(ggmlTypeByName(name)!)).toThrow(name);
+    }
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * How busy a device is while it serves, as its node announces it. The planner divides the device's measured speed
+ * by `slowdown` and caps its memory at `memoryBudgetBytes`.
+ */
+export interface DeviceLoad {
+  /** Time this node's compute takes now ÷ the time it took when the device was quiet (1 = as profiled). */
+  slowdown: number;
+  /**
+   * Measured ÷ predicted time of this node's stage compute when the device was at its quietest: how far the profile's
+   * prediction is off for this engine on this device (null until the node has run a stage). The planner divides
+   * the profile's speed by it, so its predictions follow what the device really does.
+   */
+  calibration: number | null;
+  /** Where the figure comes from: its own stage compute, an idle probe kernel, or nothing yet. */
+  source: 'stage' | 'probe' | 'none';
+  /** When the slowdown reached about its current level (ms since epoch). */
+  since: number;
+  /** CPU cores' worth of time that other processes on the device took recently. */
+  otherCpuCores: number;
+  /** Memory available to the node now: the OS's MemAvailable, or less if its cgroup limit leaves less. */
+  availableMemoryBytes: number;
+  /** Memory the node offers the planner now; below the profile's memoryBytes under memory pressure or when lowered. */
+  memoryBudgetBytes: number;
+  /** Why memoryBudgetBytes is below the profile's memory, or '' when it is not. */
+  memoryReason: string;
+}
+
+export interface SlowdownPolicy {
+  /** Time constant of the smoothing (a spike shorter than this barely moves the figure). Default 4000 ms. */
+  timeConstantMs?: number;
+  /** A change smaller than this factor is not announced (deadband). Default 1.3. */
+  announceFactor?: number;
+  /** Below this the device counts as quiet (slowdown 1). Default 1.5. */
+  quietBelow?: number;
+  /** Samples before a source's figure counts. Default 3. */
+  minSamples?: number;
+}
+
+/**
+ * Turns timing samples (measured ms against expected ms) into a smoothed slowdown. Each source is calibrated
+ * against the best it has done on this device (a profile's prediction is never exactly right, but it is right in
+ * proportion: more layers, more time), so a quiet device reads 1 whatever the prediction's error.
+ * Pure: time comes in with every sample.
+ */
+export class SlowdownEstimator {
+  private logRatio = 0;
+  private lastAt = 0;
+  private samples = 0;
+  private best = Infinity;
+  private readonly tau: number;
+  private readonly minSamples: number;
+
+  constructor(policy: SlowdownPolicy = {}) {
+    this.tau = policy.timeConstantMs ?? 4000;
+    this.minSamples = policy.minSamples ?? 3;
+  }
+
+  /** One measurement: `measuredMs` for work the profile expects to take `expectedMs`. */
+  add(at: number, measuredMs: number, expectedMs: number): void {
+    if (!(measuredMs > 0) || !(expectedMs > 0)) return;
+    const x = Math.log(measuredMs / expectedMs);
+    if (this.samples === 0) this.logRatio = x;
+    else {
+      const a = 1 - Math.exp(-Math.max(0, at - this.lastAt) / this.tau);
+      // Floor on the weight so a burst of samples in one millisecond still moves the average a little.
+      this.logRatio += Math.max(a, 0.05) * (x - this.logRatio);
+    }
+    this.lastAt = at;
+    this.samples++;
+    if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
+  }
+
+  /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */
+  slowdown(): number | null {
+    if (this.samples < this.minSamples || !Number.isFinite(this.best)) return null;
+    return Math.exp(this.logRatio - this.best);
+  }
+
+  /** Best smoothed measured/expected seen (absolute), or null before `minSamples`. */
+  calibration(): number | null {
+    return Number.isFinite(this.best) ? Math.exp(this.best) : null;
+  }
+
+  /** When the last sample came (ms). */
+  get lastSampleAt(): number {
+    return this.lastAt;
+  }
+}
+
+/**
+ * Whether a newly estimated slowdown should be announced in place of the one peers know: only a change beyond
+ * the deadband, so that noise does not make every node re-plan. A quiet device turns busy at `quietBelow`; a busy
+ * one turns quiet again only below `quietBelow` ÷ √`announceFactor` (hysteresis). Returns the figure to announce.
+ */
+export function announcedSlowdown(previous: number, estimate: number, policy: SlowdownPolicy = {}): number {
+  const quiet = policy.quietBelow ?? 1.5;
+  const band = policy.announceFactor ?? 1.3;
+  const rounded = Math.round(estimate * 100) / 100;
+  if (previous === 1) return estimate >= quiet ? rounded : 1;
+  if (estimate < quiet / Math.sqrt(band)) return 1;
+  const ratio = rounded > previous ? rounded / previous : previous / rounded;
+  return ratio >= band ? Math.max(rounded, quiet) : previous;
+}
+
+export interface MemoryPressureState {
+  /** Budget the node offers while under pressure. */
+  capBytes: number;
+  /** Available memory when the cap was set. */
+  availableAtCut: number;
+}
+
+/**
+ * The memory budget under pressure. When less than `reserveBytes` is available the node cuts its budget by the
+ * shortfall (so the planner moves that much of its layers away); it cuts again only if available memory falls
+ * further — memory the node freed may not show as available (a WebAssembly heap never shrinks) — and lifts the
+ * cap once twice the reserve is free again.
+ */
+export function memoryPressureCap(
+  state: MemoryPressureState | null,
+  o: { availableBytes: number; heldBytes: number; reserveBytes: number },
+): MemoryPressureState | null {
+  if (o.availableBytes >= 2 * o.reserveBytes) return null;
+  if (o.availableBytes >= o.reserveBytes) return state;
+  if (state && o.availableBytes >= state.availableAtCut - 0.1 * o.reserveBytes) return state;
+  const from = state ? Math.min(state.capBytes, o.heldBytes) : o.heldBytes;
+  return { capBytes: Math.max(0, Math.floor(from - (o.reserveBytes - o.availableBytes))), availableAtCut: o.availableBytes };
+}

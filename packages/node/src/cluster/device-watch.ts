@@ -1,0 +1,209 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { NodeLogger } from '../network/node-logger.js';
+import { SlowdownEstimator, announcedSlowdown, memoryPressureCap, type DeviceLoad, type MemoryPressureState, type SlowdownPolicy } from './device-load.js';
+
+export interface DeviceWatchOptions {
+  /** The memory budget of the device profile (--memory-budget or a share of free memory at start). */
+  profileMemoryBytes: number;
+  /** Called with every announced change. */
+  announce: (load: DeviceLoad) => void;
+  /** Bytes of model weights this node holds now (what shedding layers frees). */
+  heldBytes: () => number;
+  log: NodeLogger;
+  /** Sampling period. Default 1000 ms. */
+  intervalMs?: number;
+  /** Without stage compute for this long, the probe kernel measures the device. Default 3000 ms. */
+  probeAfterIdleMs?: number;
+  /** Memory kept free for the OS and other programs before the node sheds layers. Default 128 MB. */
+  memoryReserveBytes?: number;
+  slowdown?: SlowdownPolicy;
+  /** Whether the idle probe is worth running now (a node without a model serves no stage). Default: always. */
+  probeWhen?: () => boolean;
+  /** Fixed work for the idle probe; returns nothing, its wall time is the measurement. Default: a float loop. */
+  probe?: () => void;
+}
+
+/**
+ * Watches the device while the node serves: how long its own stage compute takes against what its profile
+ * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
+ * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
+ */
+export class DeviceWatch {
+  private stage: SlowdownEstimator;
+  private stageProfile: unknown = null;
+  private readonly probe: SlowdownEstimator;
+  private probeBaseMs = 0;
+  private load: DeviceLoad;
+  private timer: NodeJS.Timeout | null = null;
+  private lastCpu: { at: number; busyTicks: number; ownUs: number } | null = null;
+  private pressure: MemoryPressureState | null = null;
+  private operatorBudget: number | null = null;
+  private readonly interval: number;
+
+  constructor(private readonly opts: DeviceWatchOptions) {
+    this.stage = new SlowdownEstimator(opts.slowdown);
+    this.probe = new SlowdownEstimator({ ...opts.slowdown, timeConstantMs: 2 * (opts.slowdown?.timeConstantMs ?? 3000) / 3 });
+    this.interval = opts.intervalMs ?? 1000;
+    this.load = {
+      slowdown: 1,
+      calibration: null,
+      source: 'none',
+      since: Date.now(),
+      otherCpuCores: 0,
+      availableMemoryBytes: availableMemory(),
+      memoryBudgetBytes: opts.profileMemoryBytes,
+      memoryReason: '',
+    };
+  }
+
+  start(): void {
+    this.sampleCpu();
+    this.timer = setInterval(() => this.tick(), this.interval);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  current(): DeviceLoad {
+    return this.load;
+  }
+
+  /**
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured
+   * profile starts the calibration afresh (it is relative to the profile's figures).
+   */
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null): void {
+    if (profile !== this.stageProfile) {
+      this.stageProfile = profile;
+      this.stage = new SlowdownEstimator(this.opts.slowdown);
+    }
+    this.stage.add(Date.now(), measuredMs, expectedMs);
+  }
+
+  /** The operator's run-time memory budget (bytes), or null for the profile's. */
+  setMemoryBudget(bytes: number | null): void {
+    this.operatorBudget = bytes;
+    this.tick();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
+    const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
+    if (!stageFresh && (this.opts.probeWhen?.() ?? true)) this.runProbe(now);
+    const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
+    const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
+    const slowdown = estimate === null ? this.load.slowdown : announcedSlowdown(this.load.slowdown, estimate, this.opts.slowdown);
+    const available = availableMemory();
+    const reserve = this.opts.memoryReserveBytes ?? 128e6;
+    this.pressure = memoryPressureCap(this.pressure, { availableBytes: available, heldBytes: this.opts.heldBytes(), reserveBytes: reserve });
+    let budget = this.opts.profileMemoryBytes;
+    let reason = '';
+    if (this.operatorBudget !== null && this.operatorBudget < budget) {
+      budget = this.operatorBudget;
+      reason = `lowered to ${mb(budget)} at run time`;
+    }
+    if (this.pressure && this.pressure.capBytes < budget) {
+      budget = this.pressure.capBytes;
+      reason = `memory pressure: ${mb(available)} available, below the ${mb(reserve)} reserve`;
+    }
+    const calibration = this.stage.calibration();
+    const next: DeviceLoad = {
+      slowdown,
+      calibration: calibration === null ? this.load.calibration : Math.round(calibration * 100) / 100,
+      source,
+      since: slowdown === this.load.slowdown ? this.load.since : now,
+      otherCpuCores: this.sampleCpu(),
+      availableMemoryBytes: available,
+      memoryBudgetBytes: budget,
+      memoryReason: reason,
+    };
+    // Calibration is announced when it moves by more than 10 % (it only improves as the device has quieter moments).
+    const calibrationMoved = next.calibration !== null && (this.load.calibration === null || Math.abs(next.calibration / this.load.calibration - 1) > 0.1);
+    if (!calibrationMoved) next.calibration = this.load.calibration;
+    const changed = calibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    const prev = this.load;
+    this.load = next;
+    if (changed) {
+      if (next.slowdown !== prev.slowdown) this.opts.log.info(`device load: ${next.slowdown === 1 ? 'quiet again' : `${next.slowdown}× slower than profiled`} (${next.source}; other processes use ${next.otherCpuCores.toFixed(1)} cores)`);
+      if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
+      if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
+      this.opts.announce(next);
+    }
+  }
+
+  /** Times the probe kernel; its best time is this device when quiet. */
+  private runProbe(now: number): void {
+    const t0 = performance.now();
+    (this.opts.probe ?? defaultProbe)();
+    const ms = performance.now() - t0;
+    if (this.probeBaseMs === 0) this.probeBaseMs = ms;
+    this.probe.add(now, ms, this.probeBaseMs);
+  }
+
+  /** Cores' worth of CPU time other processes took since the last call (0 where /proc/stat is missing). */
+  private sampleCpu(): number {
+    const ticks = busyTicks();
+    const at = performance.now();
+    const u = process.cpuUsage();
+    const ownUs = u.user + u.system;
+    const prev = this.lastCpu;
+    this.lastCpu = ticks === null ? null : { at, busyTicks: ticks, ownUs };
+    if (!prev || ticks === null) return 0;
+    const elapsedUs = (at - prev.at) * 1000;
+    if (elapsedUs <= 0) return 0;
+    // /proc/stat counts in USER_HZ (100 per second on Linux).
+    const othersUs = (ticks - prev.busyTicks) * 10_000 - (ownUs - prev.ownUs);
+    return Math.max(0, Math.round((othersUs / elapsedUs) * 100) / 100);
+  }
+}
+
+/** About 20-25 ms of float work on a quiet core: long enough that a CPU quota (10 ms per 100 ms) shows. */
+function defaultProbe(): void {
+  const a = new Float64Array(4096);
+  for (let i = 0; i < a.length; i++) a[i] = i * 1e-3;
+  let s = 0;
+  for (let r = 0; r < 3000; r++) for (let i = 0; i < a.length; i++) s += a[i] * a[(i + r) & 4095];
+  if (s === 42) console.log(''); // keeps the loop from being optimised away
+}
+
+function busyTicks(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    return total - (f[3] ?? 0) - (f[4] ?? 0);
+  } catch {
+    return null;
+  }
+}
+
+/** MemAvailable, or the headroom under this process's cgroup v1 memory limit when that is smaller. */
+export function availableMemory(): number {
+  let available = os.freemem();
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) available = Number(m[1]) * 1024;
+  } catch {
+    // not Linux: os.freemem() it is
+  }
+  try {
+    const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
+    if (line) {
+      const dir = `/sys/fs/cgroup/memory${line.slice(line.lastIndexOf(':') + 1)}`;
+      const limit = Number(readFileSync(`${dir}/memory.limit_in_bytes`, 'utf8'));
+      const usage = Number(readFileSync(`${dir}/memory.usage_in_bytes`, 'utf8'));
+      if (limit < 2 ** 60) available = Math.min(available, Math.max(0, limit - usage));
+    }
+  } catch {
+    // no cgroup v1 memory controller
+  }
+  return available;
+}
+
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(0)} MB`;
+}

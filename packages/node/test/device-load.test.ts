@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { SlowdownEstimator, announcedSlowdown, memoryPressureCap } from '../src/cluster/device-load.js';
+
+describe('SlowdownEstimator', () => {
+  it('reads 1 on a quiet device whatever the prediction error, and about 4 when compute takes 4× longer', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 2000 });
+    let t = 0;
+    for (let i = 0; i < 20; i++) e.add((t += 100), 13 + (i % 3), 10); // the profile predicts 10 ms; it takes 13-15
+    expect(e.slowdown()!).toBeLessThan(1.2);
+    expect(e.calibration()!).toBeGreaterThan(1.25); // the profile predicts 10 ms; the quiet device takes 13-15
+    expect(e.calibration()!).toBeLessThan(1.5);
+    for (let i = 0; i < 100; i++) e.add((t += 100), 56, 10); // 10 s at 4× the quiet time
+    expect(e.slowdown()!).toBeGreaterThan(3.5);
+    expect(e.slowdown()!).toBeLessThan(4.5);
+  });
+
+  it('a short spike barely moves it', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 3000 });
+    let t = 0;
+    for (let i = 0; i < 30; i++) e.add((t += 100), 10, 10);
+    e.add((t += 100), 100, 10); // one run 10× slower
+    expect(e.slowdown()!).toBeLessThan(1.3);
+  });
+
+  it('says nothing before it has samples', () => {
+    const e = new SlowdownEstimator();
+    expect(e.slowdown()).toBeNull();
+    e.add(0, 10, 10);
+    expect(e.slowdown()).toBeNull();
+  });
+});
+
+describe('announcedSlowdown', () => {
+  it('announces changes beyond the deadband only, and a return to quiet always', () => {
+    expect(announcedSlowdown(1, 1.4)).toBe(1); // below the quiet level
+    expect(announcedSlowdown(1, 3.1)).toBe(3.1);
+    expect(announcedSlowdown(3.1, 3.5)).toBe(3.1); // within 30 %
+    expect(announcedSlowdown(3.1, 5)).toBe(5);
+    expect(announcedSlowdown(3.1, 1.2)).toBe(1);
+  });
+
+  it('has hysteresis around the quiet level, so noise near it does not flip the announcement', () => {
+    expect(announcedSlowdown(1, 1.55)).toBe(1.55);
+    expect(announcedSlowdown(1.55, 1.4)).toBe(1.55); // not quiet until below 1.5 / √1.3 ≈ 1.32
+    expect(announcedSlowdown(1.55, 1.3)).toBe(1);
+    expect(announcedSlowdown(1, 1.45)).toBe(1);
+  });
+});
+
+describe('memoryPressureCap', () => {
+  const reserve = 100;
+  it('cuts the budget by the shortfall, keeps it while the shortfall stays, cuts again if it grows, lifts it when memory is back', () => {
+    let s = memoryPressureCap(null, { availableBytes: 500, heldBytes: 1000, reserveBytes: reserve });
+    expect(s).toBeNull();
+    s = memoryPressureCap(s, { availableBytes: 40, heldBytes: 1000, reserveBytes: reserve });
+    expect(s).toEqual({ capBytes: 940, availableAtCut: 40 });
+    // Layers shed, but a WebAssembly heap does not give memory back: no second cut for the same shortfall.
+    s = memoryPressureCap(s, { availableBytes: 40, heldBytes: 900, reserveBytes: reserve });
+    expect(s).toEqual({ capBytes: 940, availableAtCut: 40 });
+    s = memoryPressureCap(s, { availableBytes: 10, heldBytes: 900, reserveBytes: reserve });
+    expect(s).toEqual({ capBytes: 810, availableAtCut: 10 });
+    s = memoryPressureCap(s, { availableBytes: 150, heldBytes: 800, reserveBytes: reserve });
+    expect(s).toEqual({ capBytes: 810, availableAtCut: 10 });
+    s = memoryPressureCap(s, { availableBytes: 250, heldBytes: 800, reserveBytes: reserve });
+    expect(s).toBeNull();
+  });
+});
