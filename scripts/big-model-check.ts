@@ -260,15 +260,17 @@ async function partA(n: number, threads: number): Promise<boolean> {
   const [lo, ll] = dumps.map((f) => new Float32Array(new Uint8Array(readFileSync(f)).buffer));
   await Promise.all(dumps.map((f) => rm(f, { force: true })));
   let maxDiff = 0;
+  let sqDiff = 0;
   let sum = 0;
   let sq = 0;
   for (let i = 0; i < ll.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(lo[i] - ll[i]));
+    sqDiff += (lo[i] - ll[i]) ** 2;
     sum += ll[i];
     sq += ll[i] * ll[i];
   }
   const sd = Math.sqrt(sq / ll.length - (sum / ll.length) ** 2);
-  console.log(`  prefill logits (last prompt position): max |ours − llama.cpp| ${maxDiff.toFixed(4)}; llama.cpp's logits have s.d. ${sd.toFixed(3)}`);
+  console.log(`  prefill logits (last prompt position): max |ours − llama.cpp| ${maxDiff.toFixed(4)}, rms ${Math.sqrt(sqDiff / ll.length).toFixed(4)}; llama.cpp's logits have s.d. ${sd.toFixed(3)}`);
   console.log(`  llama.cpp: load ${(llama.loadMs / 1000).toFixed(1)} s; peak RSS ${gib(llama.peakRssBytes)}; prefill+decode ${llama.decodeTokPerS.toFixed(2)} tok/s`);
   console.log(`  edge-node tokens: ${ours.tokens.join(' ')}`);
   console.log(`  llama.cpp tokens: ${llama.tokens.join(' ')}`);
