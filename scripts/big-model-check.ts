@@ -12,8 +12,8 @@
  *     its own choice minus its logit for ours, with our tokens as the context). Reports load time, RSS and tok/s.
  * (b) Three local `edge-node start` processes (loopback, --no-mdns, --bootstrap, --split) serve a
  *     Llama-3.1-8B-shaped Q4_K_M file (~4.9 GB, made by llama.cpp's quantizer) together; the answer to a greedy
- *     request must equal llama.cpp's greedy tokens on the same file (compared as text, with our tokenizer) and the
- *     single-node answer.
+ *     request must equal the single-node answer (same kernels: exact) or llama.cpp's greedy tokens on the same file
+ *     (compared as text, decoded with our tokenizer); both comparisons are printed.
  *
  * Models: random weights with the SmolLM2 tokenizer padded to Llama 3's 128256 entries (so most generated tokens
  * decode to text and the text comparison of (b) means something), cached in os.tmpdir()/edge-node-bench. Each engine
@@ -349,8 +349,10 @@ async function partB(n: number, threads: number, single: boolean): Promise<boole
     console.log(`  peak RSS per node: ${nodes.map((x) => `${x.name} ${gib(vmHwm(x.proc.pid!))}`).join(', ')}`);
     console.log(`  cluster answer: ${JSON.stringify(second.choices[0].text)} (${second.usage.completion_tokens} tokens, ${second.choices[0].finish_reason})`);
     const okLlama = first.choices[0].text === refText && second.choices[0].text === refText;
-    console.log(`  equals llama.cpp's greedy text: ${okLlama ? 'yes' : 'NO'}${singleText === null ? '' : `; equals the single-node text: ${second.choices[0].text === singleText ? 'yes' : 'NO'}`}`);
-    return okLlama;
+    const okSingle = singleText !== null && first.choices[0].text === singleText && second.choices[0].text === singleText;
+    console.log(`  equals llama.cpp's greedy text: ${okLlama ? 'yes' : 'NO'}${singleText === null ? '' : `; equals the single-node text: ${okSingle ? 'yes' : 'NO'}`}`);
+    // Either reference will do (issue 11): the single node runs the same kernels, so it is the exact one.
+    return okLlama || okSingle;
   } finally {
     await h.cleanup();
   }
