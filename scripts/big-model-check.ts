@@ -51,7 +51,7 @@ async function generate(out: string, preset: 'llama-3-8b' | 'llama-3.1-8b', laye
   const t0 = performance.now();
   process.stderr.write(`generating ${out} (preset ${preset}${layers ? `, ${layers} layers` : ''}, Q8_0)... `);
   try {
-    await generateSyntheticModel({ preset, layers, format: 'gguf', dtype: 'Q8_0', seed: 0, tokenizerDir: TOKENIZER_DIR, outPath: partial });
+    await generateSyntheticModel({ preset, ...(layers ? { numLayers: layers } : {}), format: 'gguf', dtype: 'Q8_0', seed: 0, tokenizerDir: TOKENIZER_DIR, outPath: partial });
     await rename(partial, out);
   } catch (err) {
     await rm(partial, { force: true });
