@@ -1,7 +1,7 @@
 /**
  * Issue 11's big-model checks (a script, not a test: the files are ~5 GB each).
  *
- *   npx tsx scripts/big-model-check.ts                 (both parts)
+ *   npm run check:big-model                            (both parts; = tsx scripts/big-model-check.ts)
  *   npx tsx scripts/big-model-check.ts --part a --tokens 16 --threads 2
  *   npx tsx scripts/big-model-check.ts --part a --file-a other.gguf      (any file; the default is made when missing)
  *
