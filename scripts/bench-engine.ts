@@ -1,91 +1,121 @@
 /**
- * Single-device speed: edge-node's engine (tfjs wasm, one thread) against llama.cpp (node-llama-cpp, 1 and 2
- * threads) on the same SmolLM2-135M-shaped F32 GGUF (random weights, the real SmolLM2 tokenizer).
+ * Single-device speed and memory, issue 11's benchmark: edge-node's quantised engine (our WebAssembly kernels) beside
+ * llama.cpp (node-llama-cpp, CPU) on the same GGUF file, with the same threads, in the same run.
  *
- *   npm run bench:engine                     (= tsx scripts/bench-engine.ts)
- *   npm run bench:engine -- --runs 5 --prompt-tokens 128 --gen-tokens 64
+ *   npm run bench:engine                                   (every model × type × thread count below)
+ *   npm run bench:engine -- --models 300m --types q8_0 --threads 1 --runs 1      (a quick run)
  *
- * Each engine runs in its own child process so its peak RSS is its own. Per engine: one warm-up run, then the
- * median of `--runs` runs of a 128-token prefill and 64 greedy tokens (EOS ignored). The model is generated once
- * and cached in os.tmpdir(). Both engines are timed at the executor level (one batched prefill, then one forward
- * pass per token; tokenizer and sampling costs are negligible). Besides wall-clock rates it prints rates per
- * second of process CPU time, which other processes on a shared machine disturb much less (for one thread they
- * approach the quiet wall-clock rate; for llama.cpp's two threads they include its spin-waiting). Two shared
- * cores: check the load average printed at the top and bottom.
+ * Options: --models 300m,1b   --types q8_0,q4_k_m   --threads 1,2   --runs N (median of N, after a warm-up; 3)
+ *          --prompt-tokens 128   --gen-tokens 32   --kv-cache f16|f32 (ours; llama.cpp uses F16, its default)
+ *          --engines ours,llama
+ *
+ * Models: random weights of real shapes, '300m' = preset llama-300m (hidden 1024, 16 layers, ~285M parameters) and
+ * '1b' = llama-3.2-1b. Each is generated once as F16 with our generator, then quantised by llama.cpp's own quantizer
+ * (../shared/tools/llamacpp-quantize.py, llama_model_quantize in node-llama-cpp's libllama), so both engines read a
+ * file exactly as llama.cpp writes it. Files are cached in os.tmpdir()/edge-node-bench; the F16 intermediates are
+ * deleted once the quantised files exist.
+ *
+ * Each engine runs in its own child process so its peak RSS is its own. Both are timed at the executor level:
+ * prefill = one forward pass of the whole prompt (llama.cpp: one batch), decode = one forward pass per generated
+ * token (greedy, EOS ignored). Besides wall-clock rates it prints rates per second of process CPU time, which other
+ * processes on a shared machine disturb less. The warm-up run (16 prompt tokens, 2 generated) is not counted. Goals (issue 11): decode ≥ 1.0× llama.cpp (at least 0.8×),
+ * prefill ≥ 0.6×, peak RSS ≤ 1.2× (file bytes + KV cache bytes).
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
 
-const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';
-const TOKENIZER_DIR = join(SHARED, 'smollm2-135m-instruct-tokenizer');
-const MODEL_PATH = join(tmpdir(), 'edge-node-bench', 'smollm2-135m-f32-seed0.gguf');
 const SELF = fileURLToPath(import.meta.url);
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const CACHE_DIR = join(tmpdir(), 'edge-node-bench');
+const QUANTIZE = process.env.EDGE_NODE_QUANTIZE ?? '/work/shared/tools/llamacpp-quantize.py';
+const LLAMA_LIBDIR = join(ROOT, 'node_modules/@node-llama-cpp/linux-x64/bins/linux-x64');
+
+const MODELS = { '300m': 'llama-300m', '1b': 'llama-3.2-1b' } as const;
+type ModelKey = keyof typeof MODELS;
+const TYPES = { q8_0: 'Q8_0', q4_k_m: 'Q4_K_M' } as const;
+type TypeKey = keyof typeof TYPES;
 
 /** What a child reports (one JSON line on stdout). */
 interface EngineResult {
   engine: string;
+  /** Threads asked for, and threads the engine says it computes with. */
   threads: number;
+  threadsUsed: number;
+  isa?: string;
   prefillTokPerS: number;
   decodeTokPerS: number;
-  /** Tokens per second of process CPU time (all threads): less sensitive to other processes on a busy machine. */
   prefillTokPerCpuS: number;
   decodeTokPerCpuS: number;
-  /** Every measured run, for the spread. */
   prefillRuns: number[];
   decodeRuns: number[];
   loadMs: number;
-  /** RSS once the weights are loaded, before any token is computed. */
   rssAfterLoadBytes: number;
   peakRssBytes: number;
 }
+type ChildReport = EngineResult | { error: string };
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-
 const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
+const fmtLoad = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
-/** A text long enough for any prompt length; cut to exactly N token ids. */
-async function promptIds(n: number): Promise<number[]> {
-  const { openModel } = await import('../packages/node/src/model/open-model.js');
-  const { loadTokenizer } = await import('../packages/node/src/tokenizer/load-tokenizer.js');
-  const model = await openModel(MODEL_PATH);
-  try {
-    const tok = await loadTokenizer(model.tokenizer);
-    const text =
-      'The quick brown fox jumps over the lazy dog while the committee reviews the quarterly budget, ' +
-      'and a small robot in the corner hums a tune about rivers, mountains, prime numbers and 3.14159. ';
-    const ids = tok.encode(text.repeat(Math.ceil(n / 20) + 2), { addBos: false });
-    if (ids.length < n) throw new Error(`the prompt text gave only ${ids.length} tokens`);
-    return ids.slice(0, n);
-  } finally {
-    await model.close();
-  }
-}
+const modelPath = (m: ModelKey, t: TypeKey | 'f16') => join(CACHE_DIR, `${MODELS[m]}-${t}-seed0.gguf`);
 
-async function ensureModel(): Promise<void> {
-  if (existsSync(MODEL_PATH)) return;
-  const { generateSyntheticModel } = await import('../packages/node/src/synth/synthetic-model.js');
-  await mkdir(join(tmpdir(), 'edge-node-bench'), { recursive: true });
-  const partial = `${MODEL_PATH}.partial-${process.pid}`;
-  const t0 = performance.now();
-  process.stderr.write(`generating ${MODEL_PATH} (SmolLM2-135M shape, F32, SmolLM2 tokenizer)... `);
-  try {
-    await generateSyntheticModel({ preset: 'smollm2-135m', format: 'gguf', dtype: 'F32', seed: 0, tokenizerDir: TOKENIZER_DIR, outPath: partial });
-    await rename(partial, MODEL_PATH);
-  } catch (err) {
-    await rm(partial, { force: true });
-    throw err;
+/** Token ids of the prompt: fixed ids from the embedded 512-piece vocab (random weights: any ids do). */
+const promptIds = (n: number): number[] => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + 11) % 480));
+
+/** Makes the quantised files that are missing: F16 from our generator, then llama.cpp's quantizer. */
+async function ensureModels(models: ModelKey[], types: TypeKey[]): Promise<void> {
+  await mkdir(CACHE_DIR, { recursive: true });
+  for (const m of models) {
+    const missing = types.filter((t) => !existsSync(modelPath(m, t)));
+    if (missing.length === 0) continue;
+    const f16 = modelPath(m, 'f16');
+    if (!existsSync(f16)) {
+      const { generateSyntheticModel } = await import('../packages/node/src/synth/synthetic-model.js');
+      const partial = `${f16}.partial-${process.pid}`;
+      const t0 = performance.now();
+      process.stderr.write(`generating ${f16} (preset ${MODELS[m]}, F16)... `);
+      try {
+        await generateSyntheticModel({ preset: MODELS[m], format: 'gguf', dtype: 'F16', seed: 0, outPath: partial });
+        await rename(partial, f16);
+      } catch (err) {
+        await rm(partial, { force: true });
+        throw err;
+      }
+      process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    }
+    for (const t of missing) {
+      const out = modelPath(m, t);
+      const partial = `${out}.partial-${process.pid}`;
+      process.stderr.write(`quantising to ${TYPES[t]} with llama.cpp's quantizer → ${out}\n`);
+      const r = spawnSync('python3', [QUANTIZE, LLAMA_LIBDIR, f16, partial, TYPES[t]], { stdio: ['ignore', 'ignore', 'pipe'] });
+      if (r.status !== 0) {
+        await rm(partial, { force: true });
+        throw new Error(`llamacpp-quantize ${TYPES[t]} failed (exit ${r.status}): ${r.stderr?.toString().slice(-2000)}`);
+      }
+      await rename(partial, out);
+    }
+    // The F16 file is big (the 1B one is ~2.5 GB) and only an intermediate.
+    if (Object.keys(TYPES).every((t) => existsSync(modelPath(m, t as TypeKey)))) await rm(f16, { force: true });
   }
-  process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
 /** One measured run: wall-clock and process CPU time of the prefill and of the decode steps. */
@@ -94,81 +124,76 @@ interface RunTiming {
   prefillCpuMs: number;
   decodeMs: number;
   decodeCpuMs: number;
-  /** Forward passes timed in the decode phase. */
   decodeSteps: number;
 }
 
-const cpuMs = (since: NodeJS.CpuUsage): number => {
-  const d = process.cpuUsage(since);
-  return (d.user + d.system) / 1000;
-};
-
-function summarise(engine: string, threads: number, prompt: number, runs: RunTiming[], loadMs: number, rssAfterLoadBytes: number): EngineResult {
+function summarise(
+  base: Pick<EngineResult, 'engine' | 'threads' | 'threadsUsed' | 'isa' | 'loadMs' | 'rssAfterLoadBytes'>,
+  prompt: number,
+  runs: RunTiming[],
+): EngineResult {
   const prefill = runs.map((r) => (prompt / r.prefillMs) * 1000);
   const decode = runs.map((r) => (r.decodeSteps / r.decodeMs) * 1000);
   return {
-    engine,
-    threads,
+    ...base,
     prefillTokPerS: median(prefill),
     decodeTokPerS: median(decode),
     prefillTokPerCpuS: median(runs.map((r) => (prompt / r.prefillCpuMs) * 1000)),
     decodeTokPerCpuS: median(runs.map((r) => (r.decodeSteps / r.decodeCpuMs) * 1000)),
     prefillRuns: prefill,
     decodeRuns: decode,
-    loadMs,
-    rssAfterLoadBytes,
     peakRssBytes: peakRss(),
   };
 }
 
-/**
- * edge-node: the executor that `edge-node run` uses (one batched prefill, then one forward pass per token), timed
- * directly so prefill and decode are separate and CPU time can be read around each.
- */
-async function runOurs(prompt: number[], genTokens: number, runs: number): Promise<EngineResult> {
+/** edge-node: the executor `edge-node run` uses (one forward pass of the prompt, then one per token). */
+async function runOurs(path: string, prompt: number[], genTokens: number, runs: number, threads: number, kvCache: 'f16' | 'f32'): Promise<EngineResult> {
   const { LocalModel } = await import('../packages/node/src/engine/local-model.js');
   const { GREEDY } = await import('../packages/node/src/engine/sampler.js');
   const t0 = performance.now();
-  const model = await LocalModel.open(MODEL_PATH, { backend: 'wasm', contextLength: prompt.length + genTokens + 8 });
+  const model = await LocalModel.open(path, { threads, kvCache, contextLength: prompt.length + genTokens + 8 });
   const loadMs = performance.now() - t0;
   const rssAfterLoadBytes = process.memoryUsage().rss;
   const exec = model.executor;
-  const once = async (id: string, n: number): Promise<RunTiming> => {
+  const once = async (id: string, n: number, ids = prompt): Promise<RunTiming> => {
     let cpu = process.cpuUsage();
     let t = performance.now();
-    let token = await exec.begin({ id, promptTokens: prompt, sampling: GREEDY, contextLength: prompt.length + n });
+    let token = await exec.begin({ id, promptTokens: ids, sampling: GREEDY, contextLength: ids.length + n });
     const prefillMs = performance.now() - t;
     const prefillCpuMs = cpuMs(cpu);
     cpu = process.cpuUsage();
     t = performance.now();
-    // EOS is ignored: the executor knows nothing of it; exactly n tokens come out.
     for (let i = 1; i < n; i++) token = await exec.step(id, token);
     const r = { prefillMs, prefillCpuMs, decodeMs: performance.now() - t, decodeCpuMs: cpuMs(cpu), decodeSteps: n - 1 };
     await exec.end(id);
     return r;
   };
   try {
-    // Warm-up: the first matMul of each weight packs it inside the wasm backend.
-    await once('warm-up', 8);
+    // Warm-up (first touch of every weight, threads started) on a short prompt: a full one would double the run time.
+    await once('warm-up', 2, prompt.slice(0, 16));
     const timings: RunTiming[] = [];
     for (let i = 0; i < runs; i++) timings.push(await once(`run-${i}`, genTokens));
-    return summarise(`edge-node (tfjs ${model.backend.name})`, 1, prompt.length, timings, loadMs, rssAfterLoadBytes);
+    return summarise(
+      { engine: 'edge-node', threads, threadsUsed: model.runtime.threads, isa: model.runtime.isa, loadMs, rssAfterLoadBytes },
+      prompt.length,
+      timings,
+    );
   } finally {
     await model.close();
   }
 }
 
 /** llama.cpp as it ships (F16 KV cache, no flash attention), timed like the engine. */
-async function runLlamaCpp(prompt: number[], genTokens: number, runs: number, threads: number): Promise<EngineResult> {
+async function runLlamaCpp(path: string, prompt: number[], genTokens: number, runs: number, threads: number): Promise<EngineResult> {
   const { getLlamaCpp } = await import('../test/support/llama-cpp.js');
   const t0 = performance.now();
   const llama = await getLlamaCpp();
-  const model = await llama.loadModel({ modelPath: MODEL_PATH, gpuLayers: 0 });
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   const loadMs = performance.now() - t0;
   const rssAfterLoadBytes = process.memoryUsage().rss;
-  const ids = prompt as Token[];
-  const once = async (n: number): Promise<RunTiming> => {
-    const ctx = await model.createContext({ contextSize: 256, batchSize: 256, threads, sequences: 1, flashAttention: false });
+  const contextSize = Math.max(256, Math.ceil((prompt.length + genTokens + 8) / 256) * 256);
+  const once = async (n: number, ids = prompt as Token[]): Promise<RunTiming> => {
+    const ctx = await model.createContext({ contextSize, batchSize: contextSize, threads, sequences: 1, flashAttention: false });
     try {
       const seq = ctx.getSequence();
       let cpu = process.cpuUsage();
@@ -191,99 +216,205 @@ async function runLlamaCpp(prompt: number[], genTokens: number, runs: number, th
     }
   };
   try {
-    // Warm-up: faults in the memory-mapped weights and starts the thread pool.
-    await once(8);
+    await once(2, prompt.slice(0, 16) as Token[]);
     const timings: RunTiming[] = [];
     for (let i = 0; i < runs; i++) timings.push(await once(genTokens));
-    return summarise('llama.cpp (node-llama-cpp, CPU)', threads, prompt.length, timings, loadMs, rssAfterLoadBytes);
+    return summarise({ engine: 'llama.cpp', threads, threadsUsed: threads, loadMs, rssAfterLoadBytes }, prompt.length, timings);
   } finally {
     await model.dispose();
   }
 }
 
-/** Runs one engine in a fresh process (so peak RSS is that engine's alone) and returns its report. */
-function child(args: string[]): Promise<EngineResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, SELF, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs one engine in a fresh process (so peak RSS is that engine's alone); a failure is reported, not thrown. */
+function child(args: string[]): Promise<ChildReport> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [...process.execArgv, SELF, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', (e) => resolve({ error: e.message }));
     p.on('close', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`benchmark child ${args.join(' ')} failed (exit ${code}): ${out}`));
-      resolve(JSON.parse(line) as EngineResult);
+      if (line.startsWith('{')) return resolve(JSON.parse(line) as ChildReport);
+      const why = (err.trim().split('\n').find((l) => /Error|error/.test(l)) ?? err.trim().split('\n').pop() ?? '').slice(0, 200);
+      resolve({ error: `exit ${code}: ${why}` });
     });
   });
 }
 
-const fmtLoad = () =>
-  loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
+/** The model's KV cache bytes for a context (F16: 2 bytes per element; K and V per layer). */
+async function kvBytes(path: string, positions: number, elementBytes: number): Promise<number> {
+  const { openModel } = await import('../packages/node/src/model/open-model.js');
+  const model = await openModel(path);
+  try {
+    const c = model.config;
+    return c.numLayers * 2 * c.numKvHeads * c.headDim * positions * elementBytes;
+  } finally {
+    await model.close();
+  }
+}
+
+const list = <T extends string>(s: string, known: readonly T[], what: string): T[] => {
+  const xs = s.split(',').map((x) => x.trim().toLowerCase());
+  for (const x of xs) if (!(known as readonly string[]).includes(x)) throw new RangeError(`unknown ${what} "${x}" (known: ${known.join(', ')})`);
+  return xs as T[];
+};
+
+interface Row {
+  model: ModelKey;
+  type: TypeKey;
+  threads: number;
+  fileBytes: number;
+  kvBytes: number;
+  ours: ChildReport;
+  llama: ChildReport;
+}
+
+const ok = (r: ChildReport | undefined): r is EngineResult => !!r && !('error' in r);
+
+function printTable(rows: Row[]): void {
+  const header = [
+    'model',
+    'type',
+    'thr',
+    'engine',
+    'prefill t/s',
+    'decode t/s',
+    'prefill t/CPU-s',
+    'decode t/CPU-s',
+    'RSS loaded',
+    'peak RSS',
+    'load s',
+    'decode runs',
+  ];
+  const cells: string[][] = [];
+  for (const r of rows) {
+    for (const res of [r.ours, r.llama]) {
+      if (!ok(res)) {
+        cells.push([r.model, r.type, String(r.threads), res === r.ours ? 'edge-node' : 'llama.cpp', `FAILED: ${res.error}`, '', '', '', '', '', '', '']);
+        continue;
+      }
+      const thr = res.threadsUsed !== res.threads ? `${res.threads} (ran ${res.threadsUsed})` : String(res.threads);
+      cells.push([
+        r.model,
+        r.type,
+        thr,
+        res.engine + (res.isa ? ` [${res.isa}]` : ''),
+        res.prefillTokPerS.toFixed(1),
+        res.decodeTokPerS.toFixed(2),
+        res.prefillTokPerCpuS.toFixed(1),
+        res.decodeTokPerCpuS.toFixed(2),
+        mib(res.rssAfterLoadBytes),
+        mib(res.peakRssBytes),
+        (res.loadMs / 1000).toFixed(2),
+        res.decodeRuns.map((x) => x.toFixed(1)).join('/'),
+      ]);
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.filter((c) => !c[4].startsWith('FAILED')).map((c) => c[i].length)));
+  const line = (c: string[]) =>
+    c[4].startsWith('FAILED')
+      ? c.slice(0, 4).map((x, i) => x.padEnd(widths[i])).join('  ') + '  ' + c[4]
+      : c.map((x, i) => (i < 4 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  console.log('\n' + line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells) console.log(line(c));
+
+  const verdict = (x: number, goal: number, floor?: number) =>
+    x >= goal ? 'met' : floor !== undefined && x >= floor ? `below goal ${goal}×, above floor ${floor}×` : `MISSED by ${((1 - x / goal) * 100).toFixed(0)}%`;
+  const verdictMax = (x: number, goal: number) => (x <= goal ? 'met' : `MISSED by ${((x / goal - 1) * 100).toFixed(0)}%`);
+  console.log('\nedge-node against the goals (wall clock; per CPU-second in brackets):');
+  for (const r of rows) {
+    const tag = `${r.model} ${r.type} ${r.threads}t`.padEnd(14);
+    if (!ok(r.ours) || !ok(r.llama)) {
+      console.log(`${tag} no ratio (${!ok(r.ours) ? 'edge-node' : 'llama.cpp'} failed)`);
+      continue;
+    }
+    const d = r.ours.decodeTokPerS / r.llama.decodeTokPerS;
+    const p = r.ours.prefillTokPerS / r.llama.prefillTokPerS;
+    const dc = r.ours.decodeTokPerCpuS / r.llama.decodeTokPerCpuS;
+    const pc = r.ours.prefillTokPerCpuS / r.llama.prefillTokPerCpuS;
+    const budget = r.fileBytes + r.kvBytes;
+    const m = r.ours.peakRssBytes / budget;
+    const ml = r.llama.peakRssBytes / budget;
+    console.log(
+      `${tag} decode ${d.toFixed(2)}× (${dc.toFixed(2)}×) ${verdict(d, 1.0, 0.8)}; prefill ${p.toFixed(2)}× (${pc.toFixed(2)}×) ${verdict(p, 0.6)}; ` +
+        `peak RSS ${m.toFixed(2)}× of file+KV ${mib(budget)} ${verdictMax(m, 1.2)} (llama.cpp ${ml.toFixed(2)}×)`,
+    );
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       child: { type: 'string' },
-      threads: { type: 'string', default: '1' },
-      prompt: { type: 'string' },
+      path: { type: 'string' },
+      models: { type: 'string', default: '300m,1b' },
+      types: { type: 'string', default: 'q8_0,q4_k_m' },
+      threads: { type: 'string', default: '1,2' },
+      engines: { type: 'string', default: 'ours,llama' },
       runs: { type: 'string', default: '3' },
       'prompt-tokens': { type: 'string', default: '128' },
-      'gen-tokens': { type: 'string', default: '64' },
+      'gen-tokens': { type: 'string', default: '32' },
+      'kv-cache': { type: 'string', default: 'f16' },
     },
   });
   const runs = Number(values.runs);
   const genTokens = Number(values['gen-tokens']);
+  const prompt = promptIds(Number(values['prompt-tokens']));
+  const kv = values['kv-cache'] === 'f32' ? 'f32' : 'f16';
 
   if (values.child) {
-    const prompt = JSON.parse(values.prompt ?? '[]') as number[];
-    const result =
-      values.child === 'ours' ? await runOurs(prompt, genTokens, runs) : await runLlamaCpp(prompt, genTokens, runs, Number(values.threads));
-    process.stdout.write(JSON.stringify(result) + '\n');
+    const threads = Number(values.threads);
+    let report: ChildReport;
+    try {
+      report =
+        values.child === 'ours'
+          ? await runOurs(values.path!, prompt, genTokens, runs, threads, kv)
+          : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads);
+    } catch (err) {
+      report = { error: (err as Error).message.split('\n')[0] };
+    }
+    process.stdout.write(JSON.stringify(report) + '\n');
     return;
   }
 
-  await ensureModel();
-  const prompt = await promptIds(Number(values['prompt-tokens']));
-  const loadBefore = fmtLoad();
-  console.log(`model: ${MODEL_PATH}`);
-  console.log(`prompt ${prompt.length} tokens, ${genTokens} generated (EOS ignored), warm-up + median of ${runs}; load average before: ${loadBefore}`);
-  const common = ['--prompt', JSON.stringify(prompt), '--runs', String(runs), '--gen-tokens', String(genTokens)];
-  const results: EngineResult[] = [];
-  results.push(await child(['--child', 'ours', ...common]));
-  results.push(await child(['--child', 'llama', '--threads', '1', ...common]));
-  results.push(await child(['--child', 'llama', '--threads', '2', ...common]));
+  const models = list(values.models!, Object.keys(MODELS) as ModelKey[], 'model');
+  const types = list(values.types!, Object.keys(TYPES) as TypeKey[], 'type');
+  const engines = list(values.engines!, ['ours', 'llama'] as const, 'engine');
+  const threadCounts = values.threads!.split(',').map(Number);
+  if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new RangeError(`--threads takes whole numbers ≥ 1, e.g. 1,2`);
 
-  const rows = results.map((r) => [
-    r.engine,
-    String(r.threads),
-    r.prefillTokPerS.toFixed(1),
-    r.decodeTokPerS.toFixed(1),
-    r.prefillTokPerCpuS.toFixed(1),
-    r.decodeTokPerCpuS.toFixed(1),
-    `${(r.rssAfterLoadBytes / 2 ** 20).toFixed(0)} MiB`,
-    `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
-    `${(r.loadMs / 1000).toFixed(2)} s`,
-    r.decodeRuns.map((x) => x.toFixed(1)).join('/'),
-  ]);
-  const header = ['engine', 'threads', 'prefill tok/s', 'decode tok/s', 'prefill tok/CPU-s', 'decode tok/CPU-s', 'RSS loaded', 'peak RSS', 'load', 'decode runs'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log('\n' + line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-  const [ours, l1, l2] = results;
-  console.log(
-    `\nedge-node / llama.cpp 1 thread:  prefill ${(ours.prefillTokPerS / l1.prefillTokPerS).toFixed(2)}x, decode ${(ours.decodeTokPerS / l1.decodeTokPerS).toFixed(2)}x, peak RSS ${(ours.peakRssBytes / l1.peakRssBytes).toFixed(2)}x`,
-  );
-  console.log(`edge-node / llama.cpp 2 threads: prefill ${(ours.prefillTokPerS / l2.prefillTokPerS).toFixed(2)}x, decode ${(ours.decodeTokPerS / l2.decodeTokPerS).toFixed(2)}x`);
-  console.log(
-    `per CPU-second, edge-node / llama.cpp 1 thread: prefill ${(ours.prefillTokPerCpuS / l1.prefillTokPerCpuS).toFixed(2)}x, decode ${(ours.decodeTokPerCpuS / l1.decodeTokPerCpuS).toFixed(2)}x`,
-  );
+  await ensureModels(models, types);
+  const loadBefore = fmtLoad();
+  console.log(`prompt ${prompt.length} tokens, ${genTokens} generated (EOS ignored), warm-up + median of ${runs}; edge-node KV cache ${kv}, llama.cpp F16`);
+  console.log(`Node ${process.version}; load average before: ${loadBefore} (2 cores; anything above ~0.5 disturbs these figures)`);
+  const rows: Row[] = [];
+  for (const m of models) {
+    for (const t of types) {
+      const path = modelPath(m, t);
+      const fileBytes = statSync(path).size;
+      const kvB = await kvBytes(path, prompt.length + genTokens, kv === 'f16' ? 2 : 4);
+      console.log(`${m} ${t}: ${path} (${mib(fileBytes)}, KV ${mib(kvB)})`);
+      for (const threads of threadCounts) {
+        const common = ['--path', path, '--threads', String(threads), '--runs', String(runs), '--prompt-tokens', String(prompt.length), '--gen-tokens', String(genTokens), '--kv-cache', kv];
+        const skipped: ChildReport = { error: 'not run (--engines)' };
+        const ours = engines.includes('ours') ? await child(['--child', 'ours', ...common]) : skipped;
+        const llama = engines.includes('llama') ? await child(['--child', 'llama', ...common]) : skipped;
+        const row = { model: m, type: t, threads, fileBytes, kvBytes: kvB, ours, llama };
+        rows.push(row);
+        const brief = (r: ChildReport) => (ok(r) ? `prefill ${r.prefillTokPerS.toFixed(1)} decode ${r.decodeTokPerS.toFixed(2)} tok/s peak ${mib(r.peakRssBytes)}` : r.error);
+        console.log(`  ${threads} thread(s): edge-node ${brief(ours)} | llama.cpp ${brief(llama)} | load ${fmtLoad()}`);
+      }
+    }
+  }
+  printTable(rows);
   const loadAfter = fmtLoad();
-  console.log(`load average before: ${loadBefore}; after: ${loadAfter}`);
-  if (Math.max(...loadavg().slice(0, 1), Number(loadBefore.split(' ')[0])) > 1.5) {
-    console.log('note: the machine was busy (1-minute load > 1.5 on 2 cores); the figures are pessimistic — rerun when it is quiet');
+  const isa = rows.map((r) => r.ours).find(ok)?.isa;
+  console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'}; load average before: ${loadBefore}; after: ${loadAfter}`);
+  if (Math.max(loadavg()[0], Number(loadBefore.split(' ')[0])) > 1.5) {
+    console.log('note: the machine was busy (1-minute load > 1.5 on 2 cores): the wall-clock figures are noisy; rerun when it is quiet');
   }
 }
 

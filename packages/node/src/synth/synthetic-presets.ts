@@ -8,7 +8,10 @@ import type { ModelConfig, RopeScalingLlama3 } from '../model/model-config.js';
 export type SyntheticPresetName =
   | 'smollm2-135m'
   | 'qwen2.5-0.5b'
+  | 'llama-300m'
   | 'llama-3.2-1b'
+  | 'llama-3-8b'
+  | 'llama-3.1-8b'
   | 'tinyllama-1.1b'
   | 'mistral-7b'
   | 'tiny-smollm2'
@@ -66,6 +69,21 @@ export const SYNTHETIC_PRESETS: Readonly<Record<SyntheticPresetName, ModelConfig
     ropeTheta: 1000000,
     attentionBias: true,
   },
+  // Not a published model: the ~300M-parameter llama shape of issue 11's benchmark (hidden 1024, 16 layers).
+  'llama-300m': {
+    ...base,
+    architecture: 'llama',
+    name: 'synthetic-llama-300m',
+    hiddenSize: 1024,
+    intermediateSize: 4096,
+    numLayers: 16,
+    numHeads: 16,
+    numKvHeads: 8,
+    headDim: 64,
+    vocabSize: 32000,
+    contextLength: 4096,
+    ropeTheta: 10000,
+  },
   'llama-3.2-1b': {
     ...base,
     architecture: 'llama',
@@ -80,6 +98,37 @@ export const SYNTHETIC_PRESETS: Readonly<Record<SyntheticPresetName, ModelConfig
     contextLength: 131072,
     ropeTheta: 500000,
     ropeScaling: { ...llama32Scaling },
+  },
+  'llama-3-8b': {
+    ...base,
+    architecture: 'llama',
+    name: 'synthetic-llama-3-8b',
+    hiddenSize: 4096,
+    intermediateSize: 14336,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    vocabSize: 128256,
+    contextLength: 8192,
+    ropeTheta: 500000,
+    tiedEmbeddings: false,
+  },
+  'llama-3.1-8b': {
+    ...base,
+    architecture: 'llama',
+    name: 'synthetic-llama-3.1-8b',
+    hiddenSize: 4096,
+    intermediateSize: 14336,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    vocabSize: 128256,
+    contextLength: 131072,
+    ropeTheta: 500000,
+    ropeScaling: { ...llama32Scaling, factor: 8 },
+    tiedEmbeddings: false,
   },
   'tinyllama-1.1b': {
     ...base,
