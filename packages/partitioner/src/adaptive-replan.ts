@@ -110,7 +110,8 @@ export interface RestoreSituation {
  * Whether to go back to the plan a load-driven change replaced. Among devices alike in speed, the plan in force
  * may be no slower than the former one, yet the former is the one the planner chose for the quiet fleet (the
  * helpers took extra layers, and their memory, only to cover for the busy device). So once the cause is cleared,
- * the former plan comes back if it is predicted at most `tolerance` slower (default 2 %), after the hysteresis
+ * the former plan comes back if it is predicted at most `tolerance` slower (default 25 %: it was the best plan
+ * when all was quiet, and a device just back from a slowdown reads slow for a while — its calibration is noise), after the hysteresis
  * interval.
  */
 export function decideRestore(s: RestoreSituation, policy: ReplanPolicy & { tolerance?: number } = {}): ReplanDecision {
@@ -120,7 +121,7 @@ export function decideRestore(s: RestoreSituation, policy: ReplanPolicy & { tole
   if (s.sinceLastChangeMs < minInterval) {
     return { replan: false, reason: `the plan changed ${(s.sinceLastChangeMs / 1000).toFixed(1)} s ago (hysteresis: at least ${(minInterval / 1000).toFixed(0)} s)` };
   }
-  const tolerance = policy.tolerance ?? 0.02;
+  const tolerance = policy.tolerance ?? 0.25;
   if (s.formerMs > s.currentMs * (1 + tolerance)) {
     return { replan: false, reason: `the former plan would be slower (${s.formerMs.toFixed(1)} vs ${s.currentMs.toFixed(1)} ms/token)` };
   }
