@@ -15,6 +15,7 @@ export * from './model/llama3-rope-factors.js';
 export * from './engine/sampler.js';
 export * from './engine/generate.js';
 export * from './engine/token-executor.js';
+export * from './engine/batch-scheduler.js';
 export * from './engine/local-executor.js';
 export * from './engine/local-model.js';
 export * from './engine/kv-cache.js';

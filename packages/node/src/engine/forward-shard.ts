@@ -46,6 +46,12 @@ export interface ForwardShard {
    * Runs n new positions (continuing at cache.length) through the layers and appends them to the cache. The last
    * stage returns logits for the last position only, or for every position with `allLogits`.
    */
+  /**
+   * Throws the error `forwardBatch` would for this input on this cache (a foreign cache, the context limit, tokens
+   * outside the vocabulary, the wrong shape), without running anything: a batch of several requests then fails only
+   * for a compute failure, never for one request's bad input.
+   */
+  checkInput(input: ShardInput, cache: ShardKvCache): void;
   forward(input: ShardInput, cache: ShardKvCache, opts?: { allLogits?: boolean }): ShardOutput;
   /**
    * Several requests' new positions in one pass (each weight read once for all their rows); each result is the same

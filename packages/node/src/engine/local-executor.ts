@@ -1,4 +1,6 @@
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
+import { BatchScheduler } from './batch-scheduler.js';
+import { GenerationCancelledError } from './generate.js';
 import { createRequestSampler } from './request-sampler.js';
 import type { Sampler } from './sampler.js';
 import type { ExecutionRequest, TokenExecutor } from './token-executor.js';
@@ -8,9 +10,15 @@ interface Session {
   cache: ShardKvCache;
   sampler: Sampler;
   request: ExecutionRequest;
+  /** Stops listening to the request's abort signal. */
+  unlisten: () => void;
 }
 
-/** The whole model on this device: one shard holding every layer, plus the sampler. */
+/**
+ * The whole model on this device: one shard holding every layer, plus the sampler. Requests run on the same
+ * continuous-batching scheduler as a pipeline stage: a prompt is computed in slices, and the rows of every request
+ * in flight share each step's pass over the weights; each request's tokens are the same as if it ran alone.
+ */
 export class LocalExecutor implements TokenExecutor {
   private readonly sessions = new Map<string, Session>();
 
@@ -20,20 +28,23 @@ export class LocalExecutor implements TokenExecutor {
     private readonly vocabulary: () => TokenVocabulary = () => {
       throw new ShardInputError('this executor has no vocabulary for constrained sampling');
     },
+    private readonly scheduler: BatchScheduler = new BatchScheduler(),
   ) {
     if (!shard.isFirst || !shard.isLast) throw new ShardInputError('a local executor needs a shard with every layer');
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
     if (this.sessions.has(request.id)) throw new ShardInputError(`request ${request.id} is already running`);
-    const cache = this.shard.createCache(request.contextLength);
+    if (request.signal?.aborted) throw new GenerationCancelledError();
     const sampler = createRequestSampler(request, this.vocabulary);
-    const session = { cache, sampler, request };
+    const cache = this.shard.createCache(request.contextLength);
+    // An abort stops the request between steps, even part-way through its prompt.
+    const abort = () => this.scheduler.cancel(request.id, new GenerationCancelledError());
+    request.signal?.addEventListener('abort', abort, { once: true });
+    const session: Session = { cache, sampler, request, unlisten: () => request.signal?.removeEventListener('abort', abort) };
     this.sessions.set(request.id, session);
     try {
-      const out = this.shard.forward({ kind: 'tokens', tokens: request.promptTokens }, cache);
-      if (out.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
-      return this.sample(session, out.logits);
+      return await this.next(session, request.promptTokens);
     } catch (err) {
       await this.end(request.id);
       throw err;
@@ -43,13 +54,18 @@ export class LocalExecutor implements TokenExecutor {
   async step(requestId: string, token: number): Promise<number> {
     const session = this.sessions.get(requestId);
     if (!session) throw new ShardInputError(`request ${requestId} is not running`);
-    const out = this.shard.forward({ kind: 'tokens', tokens: [token] }, session.cache);
-    if (out.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
-    return this.sample(session, out.logits);
+    return this.next(session, [token]);
   }
 
-  private sample(s: Session, logits: Float32Array): number {
-    const token = s.sampler.sample(logits, s.request.contextLength - s.cache.length);
+  /** Queues the rows, then samples the request's next token from the logits of the last one. */
+  private async next(s: Session, tokens: number[]): Promise<number> {
+    const { output } = await this.scheduler.submit({
+      request: s.request.id,
+      rows: tokens.length,
+      start: () => ({ shard: this.shard, cache: s.cache, input: { kind: 'tokens', tokens }, logits: true }),
+    });
+    if (output.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
+    const token = s.sampler.sample(output.logits, s.request.contextLength - s.cache.length);
     if (s.sampler.lastLogprob) s.request.onLogprob?.(s.sampler.lastLogprob);
     return token;
   }
@@ -57,6 +73,8 @@ export class LocalExecutor implements TokenExecutor {
   async end(requestId: string): Promise<void> {
     const session = this.sessions.get(requestId);
     if (!session) return;
+    this.scheduler.cancel(requestId, new GenerationCancelledError());
+    session.unlisten();
     session.cache.clear();
     this.sessions.delete(requestId);
   }

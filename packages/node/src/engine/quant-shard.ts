@@ -82,12 +82,8 @@ export class QuantShard implements ForwardShard {
   forwardBatch(items: readonly BatchItem[]): ShardOutput[] {
     const c = this.config;
     const segments: Segment[] = items.map((item) => {
-      const cache = item.cache;
-      if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
+      const cache = this.checkInput(item.input, item.cache);
       const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
-      if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
-      if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
-      this.checkInput(item.input, n);
       const logits = item.logits ?? 'last';
       const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
       const out = new Float32Array(this.isLast ? logitRows * c.vocabSize : n * c.hiddenSize);
@@ -343,18 +339,23 @@ export class QuantShard implements ForwardShard {
     }
   }
 
-  private checkInput(input: ShardInput, n: number): void {
+  checkInput(input: ShardInput, cache: ShardKvCache): KvCache {
+    if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
+    const n = input.kind === 'tokens' ? input.tokens.length : input.n;
+    if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
+    if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
     const c = this.config;
     if (input.kind === 'hidden') {
       if (this.isFirst) throw new ShardInputError('the first stage takes token ids, not hidden states');
       if (input.hidden.length !== n * c.hiddenSize) throw new ShardInputError(`hidden states have ${input.hidden.length} values, expected ${n} × ${c.hiddenSize}`);
-      return;
+      return cache;
     }
     if (!this.isFirst) throw new ShardInputError(`layers [${this.range.startLayer}, ${this.range.endLayer}) take hidden states, not token ids`);
     for (let i = 0; i < n; i++) {
       const id = input.tokens[i];
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShardInputError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
     }
+    return cache;
   }
 
   dispose(): void {

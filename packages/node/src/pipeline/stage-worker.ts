@@ -1,11 +1,11 @@
 import { createRequestSampler } from '../engine/request-sampler.js';
 import type { Sampler } from '../engine/sampler.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
-import type { BatchItem, ForwardShard, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
+import { BatchScheduler, type ComputeSample, type RowsToCompute } from '../engine/batch-scheduler.js';
+import type { ForwardShard, ShardInput, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
-import { planStep } from '../engine/step-plan.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -29,32 +29,7 @@ interface Session {
   lastActive: number;
 }
 
-const DEFAULT_COMPUTE_ROWS = 32;
-const DEFAULT_BATCH_ROWS = 64;
-
-/** A frame waiting for (or part-way through) the stage's steps. */
-interface Job {
-  frame: ActFrame | ReleaseFrame;
-  resolve: (out: Outgoing[]) => void;
-  session?: Session;
-  /** Rows of an act frame computed so far. */
-  done: number;
-  /** The frame's hidden states, filled slice by slice (middle stages). */
-  hidden?: Float32Array;
-  /** Milliseconds of the steps it took part in. */
-  computeMs: number;
-}
-
-/** One run of a stage's layers over some rows. */
-export interface ComputeSample {
-  startLayer: number;
-  endLayer: number;
-  /** Rows of the step in all. */
-  rows: number;
-  /** Each request's rows in the step: how many, the tokens already in its KV cache, whether logits were computed. */
-  parts: { rows: number; position: number; logits: boolean }[];
-  ms: number;
-}
+export type { ComputeSample } from '../engine/batch-scheduler.js';
 
 /** A request-level failure on this stage: reported to the coordinator as an error frame. */
 export class StageError extends Error {
@@ -96,138 +71,37 @@ export interface StageWorkerOptions {
  */
 export class StageWorker {
   private readonly sessions = new Map<string, Session>();
-  private readonly pending: Job[] = [];
-  private stepping = false;
-  private lastStepEnd = 0;
+  private readonly scheduler: BatchScheduler;
 
-  constructor(private readonly opts: StageWorkerOptions) {}
-
-  /** Queues a frame; resolves with the frames it produced once it has run (errors become error frames). */
-  handle(frame: ActFrame | ReleaseFrame): Promise<Outgoing[]> {
-    return new Promise((resolve) => {
-      this.pending.push({ frame, resolve, done: 0, computeMs: 0 });
-      this.kick();
+  constructor(private readonly opts: StageWorkerOptions) {
+    this.scheduler = new BatchScheduler({
+      ...(opts.computeRows !== undefined ? { promptRows: opts.computeRows } : {}),
+      ...(opts.batchRows !== undefined ? { batchRows: opts.batchRows } : {}),
+      ...(opts.onStep ? { onStep: opts.onStep } : {}),
+      ...(opts.onCompute ? { onCompute: opts.onCompute } : {}),
+      onError: (err) => opts.log.error(`stage step failed: ${err.message}`),
     });
   }
 
-  /** Frames waiting or part-way through. */
-  get queuedFrames(): number {
-    return this.pending.length;
-  }
-
-  private kick(): void {
-    if (this.stepping) return;
-    this.stepping = true;
-    const run = () => {
-      this.step()
-        .catch((err: unknown) => this.opts.log.error(`stage step failed: ${(err as Error).message}`))
-        .finally(() => {
-          this.stepping = false;
-          this.lastStepEnd = performance.now();
-          if (this.pending.length > 0) this.kick();
-        });
+  /** Queues a frame; resolves with the frames it produced once it has run (errors become error frames). */
+  handle(frame: ActFrame | ReleaseFrame): Promise<Outgoing[]> {
+    // A release follows the request's frames already queued.
+    if (frame.t === 'release') return this.scheduler.turn(frame.rid).then(() => this.release(frame), () => []);
+    let session: Session | undefined;
+    const start = async (): Promise<RowsToCompute> => {
+      session = await this.begin(frame);
+      return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits: frame.final };
     };
-    // Back-to-back steps leave a turn of the event loop between them (network, heartbeats, HTTP); a step after an idle
-    // moment starts at once, so a lone request does not wait for a turn on every token.
-    if (performance.now() - this.lastStepEnd < 1) setImmediate(run);
-    else queueMicrotask(run);
-  }
-
-  /** One step: the next frame of every waiting request, within the row budgets, through the layers together. */
-  private async step(): Promise<void> {
-    const waiting = [...this.pending];
-    const plan = planStep(
-      waiting.map((job) => ({ request: job.frame.rid, rows: job.frame.t === 'act' ? job.frame.n : 1, rowsLeft: job.frame.t === 'act' ? job.frame.n - job.done : 1 })),
-      { promptRows: this.opts.computeRows ?? DEFAULT_COMPUTE_ROWS, batchRows: this.opts.batchRows ?? DEFAULT_BATCH_ROWS },
+    return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
+      ({ output, computeMs }) => this.emit(frame, session!, output, computeMs),
+      (err: unknown) => this.failure(frame, session, err),
     );
-    const parts: { job: Job; rows: number }[] = [];
-    let rows = 0;
-    for (const { index, rows: take } of plan) {
-      const job = waiting[index];
-      const frame = job.frame;
-      if (frame.t === 'release') {
-        this.finish(job, this.release(frame));
-        continue;
-      }
-      try {
-        if (job.done === 0) job.session = await this.begin(frame);
-        if (this.sessions.get(frame.rid) !== job.session) throw new StageError(`request ${frame.rid} was freed while its prompt was running`);
-      } catch (err) {
-        this.finish(job, this.failure(frame, job.session, err));
-        continue;
-      }
-      parts.push({ job, rows: take });
-      rows += take;
-    }
-    if (parts.length === 0) return;
-
-    // One pass per shard (a node may briefly hold two ranges while the plan changes).
-    const t0 = performance.now();
-    const byShard = new Map<ForwardShard, { job: Job; rows: number }[]>();
-    for (const p of parts) {
-      const list = byShard.get(p.job.session!.shard) ?? [];
-      list.push(p);
-      byShard.set(p.job.session!.shard, list);
-    }
-    const results = new Map<Job, ShardOutput>();
-    for (const [shard, list] of byShard) {
-      try {
-        const items = list.map((p) => this.batchItem(p.job, p.rows));
-        const ts = performance.now();
-        const outs = shard.forwardBatch(items);
-        this.opts.onCompute?.({
-          startLayer: shard.range.startLayer,
-          endLayer: shard.range.endLayer,
-          rows: list.reduce((n, p) => n + p.rows, 0),
-          parts: list.map((p, i) => ({ rows: p.rows, position: p.job.session!.cache.length - p.rows, logits: items[i].logits !== 'none' && shard.isLast })),
-          ms: performance.now() - ts,
-        });
-        list.forEach((p, i) => results.set(p.job, outs[i]));
-      } catch (err) {
-        // The batch's caches are no longer usable (see forwardBatch): every request in it fails.
-        for (const p of list) this.finish(p.job, this.failure(p.job.frame as ActFrame, p.job.session, err));
-      }
-    }
-    const ms = performance.now() - t0;
-    this.opts.onStep?.(rows, parts.length, ms);
-
-    for (const p of parts) {
-      const out = results.get(p.job);
-      if (!out) continue;
-      const job = p.job;
-      const frame = job.frame as ActFrame;
-      job.computeMs += ms;
-      if (out.kind === 'hidden') {
-        const H = job.session!.shard.config.hiddenSize;
-        if (p.rows === frame.n) job.hidden = out.hidden;
-        else (job.hidden ??= new Float32Array(frame.n * H)).set(out.hidden, job.done * H);
-      }
-      job.done += p.rows;
-      if (job.done === frame.n) this.finish(job, this.emit(frame, job.session!, out, job.hidden ?? null, job.computeMs));
-    }
   }
 
-  private finish(job: Job, out: Outgoing[]): void {
-    const i = this.pending.indexOf(job);
-    if (i >= 0) this.pending.splice(i, 1);
-    job.resolve(out);
-  }
-
-  /** The rows of a job this step computes, as the shard's batch item. */
-  private batchItem(job: Job, rows: number): BatchItem {
-    const frame = job.frame as ActFrame;
-    const s = job.session!;
-    const r0 = job.done;
-    const last = r0 + rows === frame.n;
-    // Only the last row of a step's final frame is sampled: earlier slices skip the output head.
-    const logits = last && frame.final ? 'last' : 'none';
-    if (s.shard.isFirst) {
-      const tokens = frame.tokens ?? fail('the first stage needs token ids');
-      return { input: { kind: 'tokens', tokens: tokens.subarray(r0, r0 + rows) }, cache: s.cache, logits };
-    }
-    const hidden = frame.hidden ?? fail('this stage needs hidden states');
-    const H = s.shard.config.hiddenSize;
-    return { input: { kind: 'hidden', hidden: hidden.subarray(r0 * H, (r0 + rows) * H), n: rows }, cache: s.cache, logits };
+  /** The frame's rows, as its shard takes them. */
+  private inputOf(frame: ActFrame, s: Session): ShardInput {
+    if (s.shard.isFirst) return { kind: 'tokens', tokens: frame.tokens ?? fail('the first stage needs token ids') };
+    return { kind: 'hidden', hidden: frame.hidden ?? fail('this stage needs hidden states'), n: frame.n };
   }
 
   /** Opens the request on its first frame and checks the frame's place in it. */
@@ -334,7 +208,7 @@ export class StageWorker {
   }
 
   /** Where a completed frame's results go: a sampled token to the coordinator, or hidden states to the next stage. */
-  private emit(frame: ActFrame, s: Session, out: ShardOutput, hidden: Float32Array | null, computeMs: number): Outgoing[] {
+  private emit(frame: ActFrame, s: Session, out: ShardOutput, computeMs: number): Outgoing[] {
     const stageMs = [...(frame.stageMs ?? []), computeMs];
     const { route, coordinator } = s.opening;
     if (out.kind === 'logits') {
@@ -348,7 +222,7 @@ export class StageWorker {
     }
     const next = route[s.stage + 1];
     const H = s.shard.config.hiddenSize;
-    const all = hidden ?? out.hidden;
+    const all = out.hidden;
     const rows = this.opts.maxRowsPerFrame;
     const outgoing: Outgoing[] = [];
     for (let r = 0; r < frame.n; r += rows) {
@@ -383,6 +257,8 @@ export class StageWorker {
   private free(rid: string): void {
     const s = this.sessions.get(rid);
     if (!s) return;
+    // Its frames still queued (or a prompt part-way) must not run on the freed cache.
+    this.scheduler.cancel(rid, new StageError(`request ${rid} was freed on this stage`));
     s.cache.clear();
     this.sessions.delete(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);

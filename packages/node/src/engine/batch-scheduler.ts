@@ -1,0 +1,256 @@
+import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
+import { ShardInputError } from './forward-shard.js';
+import { planStep } from './step-plan.js';
+
+/** One run of a shard's layers over some rows (a step's pass on one shard). */
+export interface ComputeSample {
+  startLayer: number;
+  endLayer: number;
+  /** Rows of the step in all. */
+  rows: number;
+  /** Each request's rows in the step: how many, the tokens already in its KV cache, whether logits were computed. */
+  parts: { rows: number; position: number; logits: boolean }[];
+  ms: number;
+}
+
+/** What a piece of work computes, known at its first turn. */
+export interface RowsToCompute {
+  shard: ForwardShard;
+  cache: ShardKvCache;
+  /** All its rows; the scheduler computes them in slices. */
+  input: ShardInput;
+  /** Logits of its last row (on the last shard); false for rows whose next token is not sampled. */
+  logits: boolean;
+}
+
+/** Rows of one request, queued behind that request's earlier work. */
+export interface BatchWork {
+  request: string;
+  /** Rows it computes (1 = a decode row; more = a prompt, computed in slices). */
+  rows: number;
+  /**
+   * Called at its first turn, once the request's earlier work is done (so a check of the cache's length holds):
+   * what to compute. A throw (or rejection) fails this work alone.
+   */
+  start(): RowsToCompute | Promise<RowsToCompute>;
+}
+
+export interface ComputedRows {
+  /** Hidden states of all its rows, or — on the last shard — the logits asked for (none for `logits: false`). */
+  output: ShardOutput;
+  /** Milliseconds of the steps it took part in. */
+  computeMs: number;
+}
+
+export interface BatchSchedulerOptions {
+  /** Most rows of one prompt in a step (a longer prompt is spread over steps, between other requests' rows). Default 32. */
+  promptRows?: number;
+  /** Most rows in one step (decode rows of many requests plus prompt slices). Default 64. */
+  batchRows?: number;
+  /** After each step: its rows and requests, and how long it took (for metrics). */
+  onStep?: (rows: number, requests: number, ms: number) => void;
+  /** After each pass over a shard (the device watch compares it with the profile's prediction). */
+  onCompute?: (sample: ComputeSample) => void;
+  /** A step failed outside any work (a bug: work failures reject their own promise). */
+  onError?: (err: Error) => void;
+}
+
+export const DEFAULT_PROMPT_ROWS = 32;
+export const DEFAULT_BATCH_ROWS = 64;
+
+interface Queued {
+  request: string;
+  rows: number;
+  /** Null for a turn with no rows. */
+  start: BatchWork['start'] | null;
+  resolve: (done: ComputedRows | null) => void;
+  reject: (err: unknown) => void;
+  target?: RowsToCompute;
+  /** Rows computed so far. */
+  done: number;
+  /** Hidden states of a work computed in slices, filled slice by slice. */
+  hidden?: Float32Array;
+  computeMs: number;
+}
+
+/**
+ * Continuous batching on one device, for a pipeline stage and for the whole model alike: work waits in arrival
+ * order, and each step takes the next work of every waiting request — decode rows of many requests and a slice of
+ * each prompt, within the budgets of `planStep` — through `forwardBatch` in one pass per shard, so every weight is
+ * read once for all of them. Requests join and leave between steps; each row's result is the same bits as if its
+ * request ran alone. Back-to-back steps leave a turn of the event loop between them.
+ */
+export class BatchScheduler {
+  private readonly queue: Queued[] = [];
+  private stepping = false;
+  private lastStepEnd = Number.NEGATIVE_INFINITY;
+  private readonly promptRows: number;
+  private readonly batchRows: number;
+
+  constructor(private readonly opts: BatchSchedulerOptions = {}) {
+    this.promptRows = opts.promptRows ?? DEFAULT_PROMPT_ROWS;
+    this.batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
+    if (!Number.isInteger(this.promptRows) || this.promptRows < 1) throw new ShardInputError(`prompt rows per step must be a whole number ≥ 1 (got ${this.promptRows})`);
+    if (!Number.isInteger(this.batchRows) || this.batchRows < 1) throw new ShardInputError(`rows per step must be a whole number ≥ 1 (got ${this.batchRows})`);
+  }
+
+  /** Queues rows of a request; resolves with their output once all are computed. */
+  submit(work: BatchWork): Promise<ComputedRows> {
+    if (!Number.isInteger(work.rows) || work.rows < 1) return Promise.reject(new ShardInputError(`work must have at least one row (got ${work.rows})`));
+    return this.enqueue(work.request, work.rows, work.start) as Promise<ComputedRows>;
+  }
+
+  /** Resolves at the request's turn, after its earlier work (for what must follow it, such as freeing the request). */
+  turn(request: string): Promise<void> {
+    return this.enqueue(request, 0, null).then(() => undefined);
+  }
+
+  /** Rejects every queued or part-way work of the request with `reason`; none of its rows are computed after this. */
+  cancel(request: string, reason: Error): void {
+    for (const q of this.queue.filter((w) => w.request === request)) this.fail(q, reason);
+  }
+
+  /** Work waiting or part-way through. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  private enqueue(request: string, rows: number, start: BatchWork['start'] | null): Promise<ComputedRows | null> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, rows, start, resolve, reject, done: 0, computeMs: 0 });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.stepping) return;
+    this.stepping = true;
+    const run = () => {
+      this.step()
+        .catch((err: unknown) => this.opts.onError?.(err as Error))
+        .finally(() => {
+          this.stepping = false;
+          this.lastStepEnd = performance.now();
+          if (this.queue.length > 0) this.kick();
+        });
+    };
+    // Back-to-back steps leave a turn of the event loop between them (network, heartbeats, HTTP); a step after an idle
+    // moment starts at once, so a lone request does not wait for a turn on every token.
+    if (performance.now() - this.lastStepEnd < 1) setImmediate(run);
+    else queueMicrotask(run);
+  }
+
+  /** One step: the next work of every waiting request, within the row budgets, through the layers together. */
+  private async step(): Promise<void> {
+    const waiting = [...this.queue];
+    const plan = planStep(
+      // A turn without rows counts as one row, so that it is taken in its request's order.
+      waiting.map((q) => ({ request: q.request, rows: Math.max(q.rows, 1), rowsLeft: Math.max(q.rows - q.done, 1) })),
+      { promptRows: this.promptRows, batchRows: this.batchRows },
+    );
+    const parts: { q: Queued; rows: number }[] = [];
+    for (const { index, rows } of plan) {
+      const q = waiting[index];
+      if (!q.start) {
+        this.finish(q, null);
+        continue;
+      }
+      if (!q.target) {
+        try {
+          const target = await q.start();
+          if (!this.queue.includes(q)) continue; // cancelled while it started
+          if (inputRows(target.input) !== q.rows) throw new ShardInputError(`work of ${q.rows} rows started with ${inputRows(target.input)} rows of input`);
+          // Checked here, not in the pass: one request's bad input or overflowing prompt must not fail its batch.
+          target.shard.checkInput(target.input, target.cache);
+          q.target = target;
+        } catch (err) {
+          this.fail(q, err);
+          continue;
+        }
+      }
+      parts.push({ q, rows });
+    }
+    // Work cancelled while another started is no longer queued (its cache may be freed).
+    const live = parts.filter((p) => this.queue.includes(p.q));
+    if (live.length === 0) return;
+
+    // One pass per shard (a stage may briefly hold two layer ranges while the plan changes).
+    const t0 = performance.now();
+    const byShard = new Map<ForwardShard, { q: Queued; rows: number }[]>();
+    for (const p of live) {
+      const shard = p.q.target!.shard;
+      byShard.set(shard, [...(byShard.get(shard) ?? []), p]);
+    }
+    const outputs = new Map<Queued, ShardOutput>();
+    for (const [shard, list] of byShard) {
+      try {
+        const items = list.map((p) => batchItem(p.q, p.rows));
+        const ts = performance.now();
+        const outs = shard.forwardBatch(items);
+        this.opts.onCompute?.({
+          startLayer: shard.range.startLayer,
+          endLayer: shard.range.endLayer,
+          rows: list.reduce((n, p) => n + p.rows, 0),
+          parts: list.map((p, i) => ({ rows: p.rows, position: p.q.target!.cache.length - p.rows, logits: items[i].logits !== 'none' && shard.isLast })),
+          ms: performance.now() - ts,
+        });
+        list.forEach((p, i) => outputs.set(p.q, outs[i]));
+      } catch (err) {
+        // The batch's caches are no longer usable (see forwardBatch): every request in it fails.
+        for (const p of list) this.fail(p.q, err);
+      }
+    }
+    const ms = performance.now() - t0;
+    this.opts.onStep?.(
+      live.reduce((n, p) => n + p.rows, 0),
+      live.length,
+      ms,
+    );
+
+    for (const { q, rows } of live) {
+      const out = outputs.get(q);
+      if (!out) continue;
+      q.computeMs += ms;
+      if (out.kind === 'hidden' && rows < q.rows) {
+        const H = q.target!.shard.config.hiddenSize;
+        (q.hidden ??= new Float32Array(q.rows * H)).set(out.hidden, q.done * H);
+      }
+      q.done += rows;
+      if (q.done === q.rows) {
+        const output: ShardOutput = out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out;
+        this.finish(q, { output, computeMs: q.computeMs });
+      }
+    }
+  }
+
+  private finish(q: Queued, done: ComputedRows | null): void {
+    if (this.dequeue(q)) q.resolve(done);
+  }
+
+  private fail(q: Queued, err: unknown): void {
+    if (this.dequeue(q)) q.reject(err);
+  }
+
+  /** Takes the work off the queue; false if it was no longer there (already settled or cancelled). */
+  private dequeue(q: Queued): boolean {
+    const i = this.queue.indexOf(q);
+    if (i >= 0) this.queue.splice(i, 1);
+    return i >= 0;
+  }
+}
+
+function inputRows(input: ShardInput): number {
+  return input.kind === 'tokens' ? input.tokens.length : input.n;
+}
+
+/** The rows of a work that this step computes, as the shard's batch item. */
+function batchItem(q: Queued, rows: number): BatchItem {
+  const { input, cache, shard, logits } = q.target!;
+  const r0 = q.done;
+  // Only the last row of the work may need logits: earlier slices skip the output head.
+  const wanted = logits && r0 + rows === q.rows ? 'last' : 'none';
+  if (rows === q.rows) return { input, cache, logits: wanted };
+  if (input.kind === 'tokens') return { input: { kind: 'tokens', tokens: Array.prototype.slice.call(input.tokens, r0, r0 + rows) as number[] }, cache, logits: wanted };
+  const H = shard.config.hiddenSize;
+  return { input: { kind: 'hidden', hidden: input.hidden.subarray(r0 * H, (r0 + rows) * H), n: rows }, cache, logits: wanted };
+}

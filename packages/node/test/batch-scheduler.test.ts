@@ -1,0 +1,183 @@
+/**
+ * The continuous-batching scheduler on one device (stories260K): requests in flight together share each step's pass,
+ * and every request gets the same bits as alone — through a LocalExecutor (as `edge-node run` uses) and through the
+ * scheduler directly, on the whole model and on a middle stage.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import { BatchScheduler, type ComputeSample } from '../src/engine/batch-scheduler.js';
+import { ContextLengthError, ShardInputError, type ShardOutput } from '../src/engine/forward-shard.js';
+import { GenerationCancelledError } from '../src/engine/generate.js';
+import { LocalExecutor } from '../src/engine/local-executor.js';
+import { QuantShard } from '../src/engine/quant-shard.js';
+import { GREEDY, type SamplingParams, type TokenLogprob } from '../src/engine/sampler.js';
+import { loadShardWeights } from '../src/engine/shard-weights.js';
+import type { LayerRange } from '../src/engine/layer-range.js';
+import { openModel } from '../src/model/open-model.js';
+import type { ModelFile } from '../src/model/model-file.js';
+
+const STORIES = new URL('../../../../shared/models/stories260k/stories260K.gguf', import.meta.url).pathname;
+
+let runtime: KernelRuntime;
+let model: ModelFile;
+beforeAll(async () => {
+  runtime = await createKernelRuntime({ threads: 1 });
+  model = await openModel(STORIES);
+});
+afterAll(async () => {
+  await model?.close();
+  await runtime?.close();
+});
+
+async function shardOf(range: LayerRange = { startLayer: 0, endLayer: model.config.numLayers }): Promise<QuantShard> {
+  return new QuantShard(await loadShardWeights(model, range, runtime), runtime, model.ropeLayout);
+}
+
+/** Token ids of the vocabulary's ordinary range (ids 0–2 are special in stories260K). */
+const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => 3 + ((from + i * 7) % 500));
+
+interface Job {
+  prompt: number[];
+  tokens: number;
+  sampling: SamplingParams;
+}
+
+// Different prompt lengths (one spans three 32-row slices), greedy and sampled with their own seeds.
+const JOBS: Job[] = [
+  { prompt: [1, ...ids(4, 10)], tokens: 24, sampling: GREEDY },
+  { prompt: [1, ...ids(80, 20)], tokens: 12, sampling: { ...GREEDY, temperature: 0.9, topK: 0, topP: 1, minP: 0, seed: 1 } },
+  { prompt: [1, ...ids(9, 30)], tokens: 30, sampling: { ...GREEDY, temperature: 1, topK: 20, topP: 0.9, minP: 0, seed: 2 } },
+  { prompt: [1], tokens: 16, sampling: { ...GREEDY, temperature: 0.7, topK: 0, topP: 1, minP: 0.05, seed: 3 } },
+  { prompt: [1, ...ids(33, 40)], tokens: 20, sampling: GREEDY },
+];
+
+interface Run {
+  tokens: number[];
+  logprobs: TokenLogprob[];
+}
+
+/** One request through the executor's TokenExecutor surface, as the generation loop drives it. */
+async function drive(exec: LocalExecutor, id: string, job: Job): Promise<Run> {
+  const logprobs: TokenLogprob[] = [];
+  const request = { id, promptTokens: job.prompt, sampling: job.sampling, contextLength: job.prompt.length + job.tokens, logprobs: 3, onLogprob: (lp: TokenLogprob) => logprobs.push(lp) };
+  const tokens = [await exec.begin(request)];
+  while (tokens.length < job.tokens) tokens.push(await exec.step(id, tokens[tokens.length - 1]));
+  await exec.end(id);
+  return { tokens, logprobs };
+}
+
+describe('LocalExecutor on the batch scheduler', () => {
+  it('gives concurrent requests exactly the tokens and log-probabilities each gets alone, in shared steps', async () => {
+    const shard = await shardOf();
+    const arena = shard['weights'].arenas[0];
+    const before = arena.usedBytes;
+
+    const alone: Run[] = [];
+    const aloneSteps: number[] = [];
+    const single = new LocalExecutor(shard, undefined, new BatchScheduler({ onStep: (_rows, requests) => aloneSteps.push(requests) }));
+    for (const [i, job] of JOBS.entries()) alone.push(await drive(single, `alone-${i}`, job));
+    expect(Math.max(...aloneSteps)).toBe(1);
+    // Different outputs, or a mix-up between requests could go unnoticed.
+    expect(new Set(alone.map((r) => r.tokens.join(','))).size).toBe(JOBS.length);
+
+    const steps: { rows: number; requests: number }[] = [];
+    const samples: ComputeSample[] = [];
+    const exec = new LocalExecutor(shard, undefined, new BatchScheduler({ onStep: (rows, requests) => steps.push({ rows, requests }), onCompute: (s) => samples.push(s) }));
+    const together = await Promise.all(JOBS.map((job, i) => drive(exec, `together-${i}`, job)));
+
+    expect(together).toEqual(alone);
+    // Really batched: all five requests in some step, and never more than 64 rows or a prompt slice of more than 32.
+    expect(Math.max(...steps.map((s) => s.requests))).toBe(JOBS.length);
+    expect(Math.max(...steps.map((s) => s.rows))).toBeLessThanOrEqual(64);
+    expect(Math.max(...samples.flatMap((s) => s.parts.map((p) => p.rows)))).toBe(32);
+    // Fewer passes than the requests' rows computed one request at a time.
+    expect(steps.length).toBeLessThan(aloneSteps.length / 2);
+    expect(exec.activeRequests).toBe(0);
+    expect(arena.usedBytes).toBe(before);
+    shard.dispose();
+  });
+
+  it('a bad or overflowing request fails alone; its batch-mates finish with their own tokens', async () => {
+    const shard = await shardOf();
+    const exec = new LocalExecutor(shard);
+    const good = drive(exec, 'good', JOBS[2]);
+    const outside = exec.begin({ id: 'outside', promptTokens: [1, 5, model.config.vocabSize], sampling: GREEDY, contextLength: 8 });
+    const overflow = exec.begin({ id: 'overflow', promptTokens: [1, ...ids(40, 0)], sampling: GREEDY, contextLength: 16 });
+    await expect(outside).rejects.toThrow(ShardInputError);
+    await expect(outside).rejects.toThrow(/outside the vocabulary/);
+    await expect(overflow).rejects.toThrow(ContextLengthError);
+    expect((await good).tokens).toEqual((await drive(new LocalExecutor(shard), 'again', JOBS[2])).tokens);
+    expect(exec.activeRequests).toBe(0);
+    shard.dispose();
+  });
+
+  it('an abort stops a long prompt between its slices, and frees its cache', async () => {
+    const shard = await shardOf();
+    const arena = shard['weights'].arenas[0];
+    const before = arena.usedBytes;
+    const slices: number[] = [];
+    const exec = new LocalExecutor(shard, undefined, new BatchScheduler({ promptRows: 8, onCompute: (s) => slices.push(s.rows) }));
+    const controller = new AbortController();
+    const begun = exec.begin({ id: 'long', promptTokens: [1, ...ids(200, 0)], sampling: GREEDY, contextLength: 240, signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await expect(begun).rejects.toThrow(GenerationCancelledError);
+    expect(slices.length).toBeGreaterThan(0);
+    expect(slices.length).toBeLessThan(201 / 8);
+    expect(exec.activeRequests).toBe(0);
+    expect(arena.usedBytes).toBe(before);
+    shard.dispose();
+  });
+});
+
+describe('BatchScheduler', () => {
+  it('computes a prompt in slices between other requests and assembles the same bits as one pass (middle stage)', async () => {
+    const shard = await shardOf({ startLayer: 0, endLayer: 2 });
+    const prompts = [ids(70, 0), ids(5, 100), ids(40, 200)];
+    const alone = prompts.map((p) => shard.forward({ kind: 'tokens', tokens: p }, shard.createCache(80)));
+    const parts: number[][] = [];
+    const scheduler = new BatchScheduler({ promptRows: 16, batchRows: 40, onCompute: (s) => parts.push(s.parts.map((p) => p.rows)) });
+    const outs = await Promise.all(
+      prompts.map((p, i) => scheduler.submit({ request: `r${i}`, rows: p.length, start: () => ({ shard, cache: shard.createCache(80), input: { kind: 'tokens', tokens: p }, logits: false }) })),
+    );
+    expect(outs.map((o) => o.output)).toEqual(alone);
+    expect(parts[0]).toEqual([16, 5, 16]);
+    expect(Math.max(...parts.map((p) => p.reduce((a, b) => a + b, 0)))).toBeLessThanOrEqual(40);
+    expect(outs.every((o) => o.computeMs > 0)).toBe(true);
+    shard.dispose();
+  });
+
+  it("runs a request's work in order, a turn after its work, and cancels only that request", async () => {
+    const shard = await shardOf();
+    const scheduler = new BatchScheduler();
+    const cacheA = shard.createCache(16);
+    const cacheB = shard.createCache(16);
+    const order: string[] = [];
+    const work = (request: string, cache: typeof cacheA, tokens: number[]) => ({
+      request,
+      rows: tokens.length,
+      start: () => {
+        order.push(`${request}@${cache.length}`);
+        return { shard, cache, input: { kind: 'tokens' as const, tokens }, logits: true };
+      },
+    });
+    const a1 = scheduler.submit(work('a', cacheA, [1, 5, 6]));
+    const a2 = scheduler.submit(work('a', cacheA, [7]));
+    const aDone = scheduler.turn('a').then(() => order.push('a released'));
+    const b1 = scheduler.submit(work('b', cacheB, [1, 9]));
+    const b2 = scheduler.submit(work('b', cacheB, [10]));
+    scheduler.cancel('b', new Error('b went away'));
+    await expect(b1).rejects.toThrow('b went away');
+    await expect(b2).rejects.toThrow('b went away');
+    const logits = (o: ShardOutput) => (o.kind === 'logits' ? Array.from(o.logits) : []);
+    const [r1, r2] = await Promise.all([a1, a2, aDone]);
+    expect(order).toEqual(['a@0', 'a@3', 'a released']);
+    const ref = shard.createCache(16);
+    expect(logits(r1.output)).toEqual(logits(shard.forward({ kind: 'tokens', tokens: [1, 5, 6] }, ref)));
+    expect(logits(r2.output)).toEqual(logits(shard.forward({ kind: 'tokens', tokens: [7] }, ref)));
+    expect(cacheB.length).toBe(0);
+    expect(scheduler.queued).toBe(0);
+    await expect(scheduler.submit({ ...work('c', cacheB, [1]), rows: 2 })).rejects.toThrow(/2 rows started with 1/);
+    await expect(scheduler.submit({ ...work('c', cacheB, []), rows: 0 })).rejects.toThrow(/at least one row/);
+    shard.dispose();
+  });
+});
