@@ -55,6 +55,12 @@ async function batching(n: RunningNode): Promise<Batching & { slots: number }> {
   return { ...c.serving.batching, slots: c.serving.slots };
 }
 
+/** Rows this node's stage has computed in all (prompt positions and decode rows). */
+async function rowsComputed(n: RunningNode): Promise<number> {
+  const text = await (await fetch(`${n.apiUrl}/metrics`)).text();
+  return Number(/^edge_node_stage_batch_rows_sum (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
 describe.each([
   ['one node', [5]],
   ['three nodes', [1, 2, 2]],
@@ -93,6 +99,19 @@ describe.each([
       expect(b.slots, n.name).toBe(8);
     }
   }, 120_000);
+
+  it('n = 3 choices: each the same as its own request with its seed, the prompt computed once on every stage', async () => {
+    const body = { model, prompt: 'The dog ran to the big tree and', max_tokens: 12, temperature: 1, seed: 7, ignore_eos: true };
+    const separate = await Promise.all([0, 1, 2].map((i) => client.completions.create({ ...body, seed: 7 + i } as OpenAI.Completions.CompletionCreateParamsNonStreaming)));
+    const before = await Promise.all(nodes.map(rowsComputed));
+    const r = await client.completions.create({ ...body, n: 3 } as OpenAI.Completions.CompletionCreateParamsNonStreaming);
+    const after = await Promise.all(nodes.map(rowsComputed));
+    expect(r.choices.map((c) => c.text)).toEqual(separate.map((s) => s.choices[0].text));
+    expect(new Set(r.choices.map((c) => c.text)).size).toBeGreaterThan(1);
+    // Each stage: the prompt's rows once, then 11 decode rows per choice.
+    const prompt = r.usage!.prompt_tokens;
+    for (const [i, n] of nodes.entries()) expect(after[i] - before[i], n.name).toBe(prompt + 3 * 11);
+  }, 60_000);
 
   it('a request that joins while others decode, and one cancelled mid-batch, leave the others unchanged', async () => {
     const controller = new AbortController();

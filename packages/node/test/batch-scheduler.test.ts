@@ -129,6 +129,67 @@ describe('LocalExecutor on the batch scheduler', () => {
   });
 });
 
+describe('one prompt computed once for several sequences', () => {
+  it('requests with the same prompt share its prefill and each gets the tokens it gets alone (n > 1 choices)', async () => {
+    const shard = await shardOf();
+    const prompt = [1, ...ids(70, 5)];
+    const sampled = (seed: number): Job => ({ prompt, tokens: 15, sampling: { ...GREEDY, temperature: 1, topK: 0, topP: 1, minP: 0, seed } });
+    const jobs = [sampled(11), sampled(12), sampled(13), { prompt, tokens: 15, sampling: GREEDY }];
+    const alone: Run[] = [];
+    for (const [i, job] of jobs.entries()) alone.push(await drive(new LocalExecutor(shard), `alone-${i}`, job));
+    expect(new Set(alone.map((r) => r.tokens.join(','))).size).toBe(jobs.length);
+
+    let rows = 0;
+    const exec = new LocalExecutor(shard, undefined, new BatchScheduler({ onCompute: (s) => (rows += s.rows) }));
+    const together = await Promise.all(jobs.map((job, i) => drive(exec, `choice-${i}`, job)));
+    expect(together).toEqual(alone);
+    // The prompt once, then every request's decode rows.
+    expect(rows).toBe(prompt.length + jobs.length * 14);
+    shard.dispose();
+  });
+
+  it('a middle stage shares identical hidden states; a copied cache continues exactly as a computed one', async () => {
+    const shard = await shardOf({ startLayer: 2, endLayer: model.config.numLayers });
+    const H = model.config.hiddenSize;
+    const hidden = Float32Array.from({ length: 40 * H }, (_, i) => Math.sin(i * 0.37));
+    const other = hidden.slice();
+    other[5] = -other[5];
+    let rows = 0;
+    const scheduler = new BatchScheduler({ onCompute: (s) => (rows += s.rows) });
+    const caches = [0, 1, 2].map(() => shard.createCache(64));
+    const inputs = [hidden, hidden.slice(), other];
+    const run = (i: number, input: Float32Array, n: number) =>
+      scheduler.submit({ request: `r${i}`, rows: n, start: () => ({ shard, cache: caches[i], input: { kind: 'hidden', hidden: input, n }, logits: true }) });
+    const prompts = await Promise.all(inputs.map((h, i) => run(i, h, 40)));
+    expect(rows).toBe(80); // the second is a copy of the first; the third differs in one value
+    const ref = shard.createCache(64);
+    const refPrompt = shard.forward({ kind: 'hidden', hidden, n: 40 }, ref);
+    expect(prompts[0].output).toEqual(refPrompt);
+    expect(prompts[1].output).toEqual(refPrompt);
+    expect(prompts[2].output).not.toEqual(refPrompt);
+    expect(caches[1].length).toBe(40);
+    // The copy's next positions attend over the copied keys and values: the same bits as the computed cache.
+    const next = hidden.subarray(0, H);
+    const decoded = await Promise.all([0, 1].map((i) => run(i, next, 1)));
+    expect(decoded[1].output).toEqual(shard.forward({ kind: 'hidden', hidden: next, n: 1 }, ref));
+    expect(decoded[0].output).toEqual(decoded[1].output);
+    shard.dispose();
+  });
+
+  it('a request waiting for an identical prompt computes its own if that one is cancelled', async () => {
+    const shard = await shardOf();
+    const prompt = [1, ...ids(50, 9)];
+    const scheduler = new BatchScheduler({ promptRows: 8 });
+    const work = (request: string) => ({ request, rows: prompt.length, start: () => ({ shard, cache: shard.createCache(64), input: { kind: 'tokens' as const, tokens: prompt }, logits: true }) });
+    const first = scheduler.submit(work('first'));
+    const second = scheduler.submit(work('second'));
+    setImmediate(() => scheduler.cancel('first', new Error('gone')));
+    await expect(first).rejects.toThrow('gone');
+    expect((await second).output).toEqual(shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64)));
+    shard.dispose();
+  });
+});
+
 describe('BatchScheduler', () => {
   it('computes a prompt in slices between other requests and assembles the same bits as one pass (middle stage)', async () => {
     const shard = await shardOf({ startLayer: 0, endLayer: 2 });

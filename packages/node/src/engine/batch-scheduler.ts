@@ -1,5 +1,6 @@
 import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
 import { ShardInputError } from './forward-shard.js';
+import { copyOutput, copyPrompt, samePrompt, type SharedPrompt } from './shared-prompt.js';
 import { planStep } from './step-plan.js';
 
 /** One run of a shard's layers over some rows (a step's pass on one shard). */
@@ -57,6 +58,10 @@ export interface BatchSchedulerOptions {
 
 export const DEFAULT_PROMPT_ROWS = 32;
 export const DEFAULT_BATCH_ROWS = 64;
+/** Prompts computed lately that an identical one may still copy: at most this many, for this long. */
+const RECENT_PROMPTS = 8;
+/** The choices of one request reach a stage within milliseconds of each other (a frame each, one after another). */
+const RECENT_PROMPT_MS = 1000;
 
 interface Queued {
   request: string;
@@ -66,6 +71,10 @@ interface Queued {
   resolve: (done: ComputedRows | null) => void;
   reject: (err: unknown) => void;
   target?: RowsToCompute;
+  /** It started on an empty cache: an identical prompt may copy what it computes. */
+  fresh?: boolean;
+  /** The identical prompt being computed that this work waits for, to copy it. */
+  leader?: Queued;
   /** Rows computed so far. */
   done: number;
   /** Hidden states of a work computed in slices, filled slice by slice. */
@@ -84,6 +93,8 @@ export class BatchScheduler {
   private readonly queue: Queued[] = [];
   private stepping = false;
   private lastStepEnd = Number.NEGATIVE_INFINITY;
+  private recent: (SharedPrompt & { at: number })[] = [];
+  private pruneTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly promptRows: number;
   private readonly batchRows: number;
 
@@ -145,7 +156,8 @@ export class BatchScheduler {
     const waiting = [...this.queue];
     const plan = planStep(
       // A turn without rows counts as one row, so that it is taken in its request's order.
-      waiting.map((q) => ({ request: q.request, rows: Math.max(q.rows, 1), rowsLeft: Math.max(q.rows - q.done, 1) })),
+      // A work waiting for an identical prompt takes no rows (and holds back its request's later work).
+      waiting.map((q) => ({ request: q.request, rows: Math.max(q.rows, 1), rowsLeft: q.leader ? 0 : Math.max(q.rows - q.done, 1) })),
       { promptRows: this.promptRows, batchRows: this.batchRows },
     );
     const parts: { q: Queued; rows: number }[] = [];
@@ -163,6 +175,8 @@ export class BatchScheduler {
           // Checked here, not in the pass: one request's bad input or overflowing prompt must not fail its batch.
           target.shard.checkInput(target.input, target.cache);
           q.target = target;
+          q.fresh = target.cache.length === 0;
+          if (q.fresh && this.follow(q)) continue;
         } catch (err) {
           this.fail(q, err);
           continue;
@@ -218,9 +232,50 @@ export class BatchScheduler {
       q.done += rows;
       if (q.done === q.rows) {
         const output: ShardOutput = out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out;
+        if (q.fresh) this.share(q, output);
         this.finish(q, { output, computeMs: q.computeMs });
       }
     }
+  }
+
+  /** An identical prompt computed lately (copied now) or being computed (waited for): true if there is one. */
+  private follow(q: Queued): boolean {
+    const target = q.target!;
+    this.prune();
+    const done = this.recent.find((p) => p.target.cache.length >= q.rows && samePrompt(p.target, target));
+    if (done) {
+      this.finish(q, copyPrompt(done, target));
+      return true;
+    }
+    q.leader = this.queue.find((o) => o !== q && o.fresh && !o.leader && samePrompt(o.target!, target));
+    return q.leader !== undefined;
+  }
+
+  /** A prompt just computed: for the identical prompts waiting for it, and for those still to come. */
+  private share(q: Queued, output: ShardOutput): void {
+    const prompt: SharedPrompt = { target: q.target!, output: copyOutput(output), computeMs: q.computeMs };
+    this.recent = [{ ...prompt, at: performance.now() }, ...this.recent].slice(0, RECENT_PROMPTS);
+    this.prune();
+    for (const f of this.queue.filter((o) => o.leader === q)) {
+      try {
+        this.finish(f, copyPrompt(prompt, f.target!));
+      } catch (err) {
+        this.fail(f, err);
+      }
+    }
+  }
+
+  /** Forgets prompts older than the window (their outputs are held in memory), and again when the next one ages. */
+  private prune(): void {
+    const now = performance.now();
+    this.recent = this.recent.filter((p) => now - p.at < RECENT_PROMPT_MS);
+    if (this.pruneTimer !== null || this.recent.length === 0) return;
+    const oldest = this.recent[this.recent.length - 1].at;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = null;
+      this.prune();
+    }, RECENT_PROMPT_MS - (now - oldest) + 1);
+    (this.pruneTimer as { unref?: () => void }).unref?.();
   }
 
   private finish(q: Queued, done: ComputedRows | null): void {
@@ -234,8 +289,11 @@ export class BatchScheduler {
   /** Takes the work off the queue; false if it was no longer there (already settled or cancelled). */
   private dequeue(q: Queued): boolean {
     const i = this.queue.indexOf(q);
-    if (i >= 0) this.queue.splice(i, 1);
-    return i >= 0;
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    // Work that waited for it to copy its prompt computes its own.
+    for (const o of this.queue) if (o.leader === q) o.leader = undefined;
+    return true;
   }
 }
 

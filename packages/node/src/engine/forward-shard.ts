@@ -25,6 +25,11 @@ export interface ShardKvCache {
   readonly capacity: number;
   /** Bytes it holds. */
   bytes(): number;
+  /**
+   * Makes its first `positions` positions a copy of `from`'s (a cache of the same shard): a prompt computed once for
+   * several sequences. Its length becomes `positions`.
+   */
+  copyPrefix(from: ShardKvCache, positions: number): void;
   /** Frees what it holds; safe to call twice. The cache cannot be used afterwards. */
   clear(): void;
 }

@@ -1,5 +1,5 @@
 import type { KernelArena } from '@edge-node/kernels';
-import type { ShardKvCache } from './forward-shard.js';
+import { ShardInputError, type ShardKvCache } from './forward-shard.js';
 
 /** How the cache stores keys and values: F16 (llama.cpp's default, half the memory) or F32 (exact). */
 export type KvCacheType = 'f16' | 'f32';
@@ -26,6 +26,7 @@ export class KvCache implements ShardKvCache {
   private readonly blocks: { arena: KernelArena; ptr: number; bytes: number }[] = [];
   private readonly perLayer: LayerKv[] = [];
   private cleared = false;
+  private readonly rowBytes: number;
 
   constructor(
     layerArenas: readonly KernelArena[],
@@ -33,7 +34,7 @@ export class KvCache implements ShardKvCache {
     readonly capacity: number,
     readonly type: KvCacheType = 'f16',
   ) {
-    const rowBytes = kvDim * (type === 'f16' ? 2 : 4);
+    const rowBytes = (this.rowBytes = kvDim * (type === 'f16' ? 2 : 4));
     try {
       for (const arena of new Set(layerArenas)) {
         const layers = layerArenas.filter((a) => a === arena).length;
@@ -57,6 +58,23 @@ export class KvCache implements ShardKvCache {
   layer(l: number): LayerKv {
     if (this.cleared) throw new Error('this KV cache was freed');
     return this.perLayer[l];
+  }
+
+  copyPrefix(from: ShardKvCache, positions: number): void {
+    if (!(from instanceof KvCache) || from.perLayer.length !== this.perLayer.length || from.rowBytes !== this.rowBytes || from.type !== this.type) {
+      throw new ShardInputError('a KV cache can only copy one of the same shard');
+    }
+    if (positions > from.length || positions > this.capacity) throw new ShardInputError(`cannot copy ${positions} positions from a cache holding ${from.length} into one of ${this.capacity}`);
+    const n = positions * this.rowBytes;
+    for (let l = 0; l < this.perLayer.length; l++) {
+      // layer() refuses a freed cache, on either side.
+      const dst = this.layer(l);
+      const src = from.layer(l);
+      if (src.arena !== dst.arena) throw new ShardInputError('a KV cache can only copy one of the same shard');
+      dst.arena.bytes(dst.keys, n).set(src.arena.bytes(src.keys, n));
+      dst.arena.bytes(dst.values, n).set(src.arena.bytes(src.values, n));
+    }
+    this.length = positions;
   }
 
   bytes(): number {
