@@ -29,6 +29,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
+import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -412,7 +413,7 @@ async function main(): Promise<void> {
   printTable(rows);
   const loadAfter = fmtLoad();
   const isa = rows.map((r) => r.ours).find(ok)?.isa;
-  console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'}; load average before: ${loadBefore}; after: ${loadAfter}`);
+  console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'} (${describeWasmFeatures(detectWasmFeatures())}); load average before: ${loadBefore}; after: ${loadAfter}`);
   if (Math.max(loadavg()[0], Number(loadBefore.split(' ')[0])) > 1.5) {
     console.log('note: the machine was busy (1-minute load > 1.5 on 2 cores): the wall-clock figures are noisy; rerun when it is quiet');
   }

@@ -1,3 +1,4 @@
+import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
 import { ApiRouter, readJsonBody } from './api/api-router.js';
 import { OpenAIError } from './api/openai-errors.js';
 import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
@@ -170,7 +171,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   const profile = await measureDevice(measureOptions);
   logger.info(
     `device: wasm ${profile.isa} kernels on ${profile.threads} thread${profile.threads === 1 ? '' : 's'}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
-      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource})`,
+      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource}); ${describeWasmFeatures(detectWasmFeatures())}`,
   );
 
   const host = await createEdgeHost({
