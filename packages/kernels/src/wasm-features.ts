@@ -11,7 +11,7 @@ export interface WasmFeatures {
 }
 
 // (module (func (result v128) <body>)): header, type () → v128, one function, a code section holding the body.
-function moduleWithBody(body: number[]): Uint8Array {
+function moduleWithBody(body: number[]): Uint8Array<ArrayBuffer> {
   const entry = [body.length + 1, 0, ...body];
   return new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, entry.length + 1, 1, ...entry]);
 }
