@@ -94,29 +94,39 @@ export class TfjsShard implements ForwardShard {
   /** The residual stream [n, H] after every layer; appends the positions' keys and values to the cache. */
   private layers(input: ShardInput, cache: TfjsKvCache, n: number, start: number): tf.Tensor2D {
     const c = this.config;
-    return tf.tidy(() => {
-      let x = this.embed(input, n); // [n, H], the residual stream
-      const rope = this.ropeTable(start, n);
-
+    const rope = this.ropeTable(start, n);
+    let x = this.embed(input, n); // [n, H], the residual stream
+    try {
       for (let l = 0; l < this.weights.layers.length; l++) {
         const w = this.weights.layers[l];
+        // Each layer in its own tidy: its intermediates are freed before the next layer runs (tfjs-wasm's heap
+        // grows to the most it ever held and never shrinks).
+        const next = tf.tidy(() => {
+          // Attention block: norm → Q, K, V → RoPE → append K, V to the cache → attend → output projection.
+          const h = rmsNorm(x, w.attnNorm, c.rmsNormEps);
+          const q = this.rope(linear(h, w.wq, w.bq), c.numHeads, rope);
+          const k = this.rope(linear(h, w.wk, w.bk), c.numKvHeads, rope);
+          const v = linear(h, w.wv, w.bv);
+          const cached = cache.append(l, byHead(k, c.numKvHeads), byHead(v, c.numKvHeads));
+          const mid: tf.Tensor2D = tf.add(x, tf.matMul(this.attend(q, cached.keys, cached.values, n, start), w.wo));
 
-        // Attention block: norm → Q, K, V → RoPE → append K, V to the cache → attend → output projection.
-        const h = rmsNorm(x, w.attnNorm, c.rmsNormEps);
-        const q = this.rope(linear(h, w.wq, w.bq), c.numHeads, rope);
-        const k = this.rope(linear(h, w.wk, w.bk), c.numKvHeads, rope);
-        const v = linear(h, w.wv, w.bv);
-        const cached = cache.append(l, byHead(k, c.numKvHeads), byHead(v, c.numKvHeads));
-        x = tf.add(x, tf.matMul(this.attend(q, cached.keys, cached.values, n, start), w.wo));
-
-        // Feed-forward block: norm → gate and up → SwiGLU → down projection.
-        const f = rmsNorm(x, w.ffnNorm, c.rmsNormEps);
-        const gate = tf.matMul(f, w.wgate);
-        const up = tf.matMul(f, w.wup);
-        x = tf.add(x, tf.matMul(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.wdown));
+          // Feed-forward block: norm → gate and up → SwiGLU → down projection.
+          const f = rmsNorm(mid, w.ffnNorm, c.rmsNormEps);
+          const gate = tf.matMul(f, w.wgate);
+          const up = tf.matMul(f, w.wup);
+          return tf.add(mid, tf.matMul(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.wdown)) as tf.Tensor2D;
+        });
+        x.dispose();
+        x = next;
       }
       return x;
-    });
+    } catch (err) {
+      x.dispose();
+      throw err;
+    } finally {
+      rope.cos.dispose();
+      rope.sin.dispose();
+    }
   }
 
   /**

@@ -56,10 +56,13 @@ export async function loadTfjsWeights(model: ModelFile, range: LayerRange): Prom
     return data;
   };
   const vector = async (name: string, n: number): Promise<tf.Tensor1D> => keep(tf.tensor1d(await read(name, n)));
-  // The file's [out, in] as [in, out].
+  // The file's [out, in] as [in, out], transposed in JS: only the final matrix enters the wasm heap (which never
+  // shrinks), not a copy of the file's layout as well.
   const matrix = async (name: string, out: number, inDim: number): Promise<tf.Tensor2D> => {
     const data = await read(name, out * inDim);
-    return keep(tf.tidy(() => tf.transpose(tf.tensor2d(data, [out, inDim]))));
+    const t = new Float32Array(data.length);
+    for (let o = 0; o < out; o++) for (let i = 0; i < inDim; i++) t[i * out + o] = data[o * inDim + i];
+    return keep(tf.tensor2d(t, [inDim, out]));
   };
   const keep = <T extends tf.Tensor>(t: T): T => {
     held.push(t);
