@@ -94,7 +94,10 @@ async function activate(backend: string, pkg: string): Promise<void> {
   }
   // setBackend resolves false (and tfjs keeps or picks another backend) when initialisation fails: check both.
   if (!ok || tf.getBackend() !== backend) {
-    throw new TfjsBackendError(`${pkg} did not start: tfjs is on "${tf.getBackend() ?? 'no'}" backend instead of "${backend}", and edge-node does not compute on a fallback`);
+    const current = tf.getBackend();
+    throw new TfjsBackendError(
+      `${pkg} did not start: tfjs would run on ${current ? `its "${current}" backend` : 'no backend'} instead of "${backend}", and edge-node does not compute on a fallback`,
+    );
   }
 }
 
