@@ -175,7 +175,7 @@ async function runOurs(path: string, prompt: number[], genTokens: number, runs: 
     const timings: RunTiming[] = [];
     for (let i = 0; i < runs; i++) timings.push(await once(`run-${i}`, genTokens));
     return summarise(
-      { engine: 'edge-node', threads, threadsUsed: model.runtime.threads, isa: model.runtime.isa, loadMs, rssAfterLoadBytes },
+      { engine: 'edge-node', threads, threadsUsed: model.compute.threads, isa: model.compute.isa, loadMs, rssAfterLoadBytes },
       prompt.length,
       timings,
     );
