@@ -29,6 +29,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
+import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -174,7 +175,7 @@ async function runOurs(path: string, prompt: number[], genTokens: number, runs: 
     const timings: RunTiming[] = [];
     for (let i = 0; i < runs; i++) timings.push(await once(`run-${i}`, genTokens));
     return summarise(
-      { engine: 'edge-node', threads, threadsUsed: model.runtime.threads, isa: model.runtime.isa, loadMs, rssAfterLoadBytes },
+      { engine: 'edge-node', threads, threadsUsed: model.compute.threads, isa: model.compute.isa, loadMs, rssAfterLoadBytes },
       prompt.length,
       timings,
     );
@@ -412,7 +413,7 @@ async function main(): Promise<void> {
   printTable(rows);
   const loadAfter = fmtLoad();
   const isa = rows.map((r) => r.ours).find(ok)?.isa;
-  console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'}; load average before: ${loadBefore}; after: ${loadAfter}`);
+  console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'} (${describeWasmFeatures(detectWasmFeatures())}); load average before: ${loadBefore}; after: ${loadAfter}`);
   if (Math.max(loadavg()[0], Number(loadBefore.split(' ')[0])) > 1.5) {
     console.log('note: the machine was busy (1-minute load > 1.5 on 2 cores): the wall-clock figures are noisy; rerun when it is quiet');
   }

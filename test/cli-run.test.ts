@@ -23,7 +23,7 @@ interface RunJson {
   tokens: number[];
   promptTokens: number[];
   finishReason: string;
-  timings: { prefillMs: number; decodeTokPerS: number; threads: number };
+  timings: { prefillMs: number; decodeTokPerS: number; threads: number; backend: string };
 }
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -86,6 +86,16 @@ describe('edge-node run --json', () => {
     expect(wasm.timings.decodeTokPerS).toBeGreaterThan(0);
     expect(Number.isFinite(wasm.timings.decodeTokPerS)).toBe(true);
     expect(wasm.timings.threads).toBe(1);
+    expect(wasm.timings.backend).toBe('kernels');
+  });
+
+  it('--backend tfjs (tfjs-node is not installed here: tfjs-backend-wasm) gives the same greedy tokens', async () => {
+    const res = await cli(runArgs(STORIES, '--backend', 'tfjs'));
+    expect(res.code, res.stderr).toBe(0);
+    const tfjs = parseJson(res.stdout);
+    expect(tfjs.timings.backend).toBe('tfjs-wasm');
+    expect(tfjs.tokens).toEqual(reference.greedy_from_bos_ids.slice(4, 24));
+    expect(reference.greedy_from_bos_text.startsWith(`Once upon a time${tfjs.text}`)).toBe(true);
   });
 
   it('--threads 2 and --kv-cache f32 give the same tokens', async () => {
@@ -137,5 +147,20 @@ describe('edge-node run errors', () => {
     const zero = await cli(runArgs(STORIES, '--threads', '0'));
     expectCleanFailure(zero, /--threads/);
     expect(zero.code).toBe(2);
+  });
+
+  it('--backend gpu is a usage error naming the choices; tfjs with an F16 KV cache contradicts itself', async () => {
+    const res = await cli(runArgs(STORIES, '--backend', 'gpu'));
+    expectCleanFailure(res, /--backend: .*kernels, tfjs.*"gpu"/);
+    expect(res.code).toBe(2);
+    const f16 = await cli(runArgs(STORIES, '--backend', 'tfjs', '--kv-cache', 'f16'));
+    expectCleanFailure(f16, /tfjs backend keeps its KV cache in F32/);
+    expect(f16.code).toBe(2);
+  });
+
+  it('a quantised file with --backend tfjs: one line naming the tensor type and the kernels backend', async () => {
+    const res = await cli(runArgs(join(SHARED, 'stories260k', 'stories260K-Q8_0.gguf'), '--backend', 'tfjs'));
+    expectCleanFailure(res, /is Q8_0: the tfjs backend computes only F32, F16 and BF16 weights\. Use the default kernels backend/);
+    expect(res.code).toBe(1);
   });
 });

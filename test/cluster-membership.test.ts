@@ -53,7 +53,7 @@ describe('three edge-node processes on loopback, bootstrapped to node 1', () => 
     }
     const { stdout } = await execFileAsync(process.execPath, [CLI_BIN, 'status', '--api', n1.apiUrl]);
     expect(stdout).toMatch(/Cluster: 3 node\(s\)/);
-    expect(stdout).toMatch(/n2 .*\n.*node, simd128 × 1 threads/);
+    expect(stdout).toMatch(/n2 .*\n.*node, kernels simd128 × 1 threads/);
     expect(stdout).toMatch(/n3 → n1: RTT \d+\.\d+ ms/);
   });
 

@@ -215,7 +215,7 @@ describe('a live node under a flood of bad frames on every protocol', () => {
     const me = raw.peerId.toString();
     const target = a.peerId;
     const rid = () => `fz-${fz.int(1e9)}`;
-    const profile = { gflopsDecode: 5, gflopsPrefill: 20, memBandwidthGBps: 10, memoryBytes: 1e9, memorySource: 'fuzz', runtime: 'node', isa: 'simd128', threads: 1, cores: 2, hostname: 'fuzz', measuredAt: Date.now() };
+    const profile = { gflopsDecode: 5, gflopsPrefill: 20, memBandwidthGBps: 10, memoryBytes: 1e9, memorySource: 'fuzz', runtime: 'node', backend: 'kernels', isa: 'simd128', threads: 1, cores: 2, hostname: 'fuzz', measuredAt: Date.now() };
     const gossipPeer = b.peerId; // known and connected: gossip about it never dials anything new
     const opening = (route: string[], ranges: number[][]) => ({
       route,

@@ -85,6 +85,28 @@ describe('edge-node plan', () => {
     }
   });
 
+  it('--backend tfjs plans for F32 weights (tfjs dequantises an F16 file to twice its bytes) and refuses a quantised file', () => {
+    const f16 = join(dir, 'tiny-f16.gguf');
+    execFileSync(process.execPath, [join(root, 'scripts/make-model.mjs'), '--preset', 'tiny-llama-3.2', '--dtype', 'F16', '--out', f16], { stdio: 'ignore' });
+    const stageBytes = (...extra: string[]) => {
+      const r = cli('--model', f16, '--devices', join(dir, 'devices.json'), '--split', '3,0,0', '--json', ...extra);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as PlanJson).stages[0].memoryBytes;
+    };
+    const kernels = stageBytes();
+    const tfjs = stageBytes('--backend', 'tfjs');
+    // Weights 2 → 4 bytes each; the KV cache and activations are the same, so the stage grows by less than 2×.
+    expect(tfjs).toBeGreaterThan(kernels * 1.3);
+    expect(tfjs).toBeLessThan(kernels * 2);
+
+    const q8 = cli('--model', '/work/shared/models/stories260k/stories260K-Q8_0.gguf', '--devices', join(dir, 'devices.json'), '--backend', 'tfjs');
+    expect(q8.code).toBe(1);
+    expect(q8.stderr).toMatch(/is Q8_0: the tfjs backend computes only F32, F16 and BF16 weights\. Use the default kernels backend/);
+    const bad = cli('--model', f16, '--devices', join(dir, 'devices.json'), '--backend', 'gpu');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--backend: .*kernels, tfjs/);
+  });
+
   it('optimal predicts no worse per-request time than memory-weighted and equal', () => {
     const run = (...extra: string[]) => JSON.parse(cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--json', ...extra).stdout) as PlanJson;
     const total = (p: PlanJson) => p.predicted.ttftMs + 127 * p.predicted.tokenLatencyMs;

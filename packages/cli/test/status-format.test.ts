@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterStatus, MemberStatus } from '@edge-node/node';
 import { formatClusterStatus } from '../src/commands/status.js';
 
-const profile = { gflopsDecode: 4, gflopsPrefill: 15, memBandwidthGBps: 8, memoryBytes: 440e6, memorySource: '--memory-budget', backend: 'wasm' as const, cores: 2, hostname: 'h', measuredAt: 1 };
+const profile = { gflopsDecode: 4, gflopsPrefill: 15, memBandwidthGBps: 8, memoryBytes: 440e6, memorySource: '--memory-budget', runtime: 'node' as const, backend: 'tfjs-wasm' as const, isa: 'simd128', threads: 1, cores: 2, hostname: 'h', measuredAt: 1 };
 const member = (name: string, load: MemberStatus['load'], effectiveGflops: number): MemberStatus => ({
   peerId: `12D3KooW${name.repeat(8)}`,
   name,
@@ -36,6 +36,7 @@ describe('edge-node status', () => {
     expect(text).toContain('load: quiet (stage), other processes 0.4 cores, 5.0 GB free, effective 2.67 GFLOP/s, runs at 0.67× its profile when quiet');
     expect(text).toMatch(/load: 5\.6× slower for 2\d s \(probe\), other processes 1\.2 cores, 4\.0 GB free, effective 0\.51 GFLOP\/s, runs at 0\.71× its profile when quiet, budget 0\.1 GB: lowered to 120 MB at run time/);
     expect(text).toContain('load: not announced yet');
+    expect(text).toContain('node, tfjs-wasm simd128 × 1 threads of 2 cores, decode 4 GFLOP/s');
     expect(text).toContain('last check: predicted gain 3 % (1.2 ms/token) is below the 20 % threshold');
     expect(text).toMatch(/Plan changes \(last 1\):\n {2}\d\d:\d\d:\d\d b busy: 5\.6× slower for 3 s; moved 7 layers to c; left out b; predicted 224\.7 → 103\.9 ms\/token \(layers loaded in 1\.8 s\)/);
   });

@@ -81,6 +81,9 @@ export function matmul(type: i32, w: usize, cols: i32, row0: i32, row1: i32, act
 }
 
 /** First byte after the kernels' static data: the host's allocations start at or above it. */
+/** Fills the lookup tables kept below the static data; instantiateKernels calls it on every instance. */
+export { initHalfTable as init_tables } from './quant/half-scale';
+
 export function heap_base(): usize {
   return __heap_base;
 }

@@ -1,5 +1,7 @@
 // A/B timing of two builds of the kernels on the same product, interleaved in one process (CPU time), for judging a
 // kernel change on a machine whose cores are shared:  npx tsx ab-kernels.ts A.wasm B.wasm TYPE [nAct] [rounds]
+// Shape: AB_ROWS × AB_COLS (default 4096 × 4096); a model-sized matrix (e.g. 262144 × 1024, 285 MB of Q8_0) shows
+// how the access pattern streams from memory, which a cache-sized one hides.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,7 @@ const [fa, fb, typeName, nActArg, roundsArg] = process.argv.slice(2);
 const type = ggmlTypeByName(typeName)!;
 const nAct = Number(nActArg ?? 1);
 const rounds = Number(roundsArg ?? 20);
-const rows = 4096, cols = 4096;
+const rows = Number(process.env.AB_ROWS ?? 4096), cols = Number(process.env.AB_COLS ?? 4096);
 const dir = mkdtempSync(join(tmpdir(), 'ab-'));
 const x = Float32Array.from({ length: 64 * cols }, (_, j) => Math.sin(j * 1.3) * 0.05);
 writeFileSync(join(dir, 'x'), new Uint8Array(x.buffer));
@@ -41,7 +43,7 @@ const runs = [setup(fa), setup(fb)];
 const best = [Infinity, Infinity];
 for (let i = 0; i < rounds; i++) {
   for (const j of [0, 1]) {
-    const n = nAct === 1 ? 20 : 1;
+    const n = nAct === 1 && rows * cols <= 1 << 24 ? 20 : 1;
     const c0 = process.cpuUsage();
     for (let k = 0; k < n; k++) runs[j]();
     const c = process.cpuUsage(c0);

@@ -19,8 +19,9 @@ const common = [
   '--importMemory',
   '--noExportMemory',
   '--maximumMemory', '65536',
-  // Static data (lookup tables) lives below this; the host's arena allocator starts at the exported __heap_base.
-  '--memoryBase', '1024',
+  // [1024, 1024 + 256 KiB) holds the f16 → f32 table (quant/half-scale.ts, filled at instantiation); static data
+  // (lookup tables) starts above it; the host's arena allocator starts at the exported __heap_base.
+  '--memoryBase', String(1024 + 65536 * 4),
 ];
 
 // kernels.wasm imports a shared memory (worker threads); kernels-unshared.wasm the same code over a plain memory, for

@@ -7,3 +7,4 @@ export type { ParallelForOptions, RangeKernel, RangeKernelArgs, RangeKernelName 
 export * from './create-kernel-runtime.js';
 export * from './threaded-kernel-runtime.js';
 export { planChunkSize } from './thread-control.js';
+export * from './wasm-features.js';

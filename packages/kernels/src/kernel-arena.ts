@@ -2,6 +2,8 @@ import { instantiateKernels, type KernelExports } from './kernel-exports.js';
 import { SHARED_MEMORY_AVAILABLE } from './kernel-module.js';
 
 const PAGE = 65536;
+/** Below __heap_base: the f16 table (256 KiB) and the kernels' static data; reserved in every new memory. */
+export const KERNEL_STATIC_BYTES = 1 << 20;
 /** A WebAssembly memory is at most 4 GiB (wasm32); one page is kept back so that no offset reaches 2^32. */
 export const MAX_ARENA_BYTES = 65535 * PAGE;
 
@@ -44,7 +46,7 @@ export class KernelArena {
   }
 
   static create(module: WebAssembly.Module, initialBytes: number, index: number): KernelArena {
-    const initial = Math.max(1, Math.ceil((initialBytes + 65536) / PAGE));
+    const initial = Math.ceil((initialBytes + KERNEL_STATIC_BYTES) / PAGE);
     if (initial * PAGE > MAX_ARENA_BYTES) throw new ArenaFullError(initialBytes, MAX_ARENA_BYTES);
     const memory = new WebAssembly.Memory({ initial, maximum: MAX_ARENA_BYTES / PAGE, shared: SHARED_MEMORY_AVAILABLE });
     return new KernelArena(module, memory, index);

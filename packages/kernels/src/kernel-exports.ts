@@ -7,6 +7,8 @@ export interface KernelExports {
   dequant(type: number, src: number, dst: number, n: number): void;
   matmul(type: number, w: number, cols: number, row0: number, row1: number, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
   heap_base(): number;
+  /** Fills the lookup tables below the static data (f16 → f32); done by instantiateKernels. */
+  init_tables(): void;
   // Transformer ops (assembly/ops); f32 rows unless said otherwise.
   rms_norm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
   /** In place; table: per row headDim/2 cos then headDim/2 sin; mode 0 interleaved pairs, 1 half (NEOX). */
@@ -28,5 +30,7 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
       },
     },
   });
-  return instance.exports as unknown as KernelExports;
+  const kernels = instance.exports as unknown as KernelExports;
+  kernels.init_tables();
+  return kernels;
 }

@@ -1,3 +1,4 @@
+import { detectWasmFeatures } from './wasm-features.js';
 /**
  * The compiled kernels (wasm/kernels.wasm, built by `npm run build` from assembly/ with npm's assemblyscript). Compiled
  * once per process; every arena and every worker thread instantiates the same module.
@@ -28,6 +29,9 @@ export function loadKernelModule(): Promise<WebAssembly.Module> {
 }
 
 async function compile(): Promise<WebAssembly.Module> {
+  if (!detectWasmFeatures().simd128) {
+    throw new KernelModuleError('this JavaScript runtime has no WebAssembly SIMD128, which the kernels need (Node ≥ 16.4, Chrome ≥ 91, Firefox ≥ 89, Safari ≥ 16.4)');
+  }
   const url = SHARED_MEMORY_AVAILABLE ? KERNEL_WASM_URL : KERNEL_UNSHARED_WASM_URL;
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
   if (isNode) {

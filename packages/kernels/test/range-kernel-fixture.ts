@@ -7,6 +7,7 @@ const SOURCE = `
 let isCaller: i32 = 0; // a wasm global: one per instance, so one per thread
 
 export function heap_base(): usize { return __heap_base; }
+export function init_tables(): void {}
 export function mark_caller(): void { isCaller = 1; }
 
 /** dst[i] = f32(i) * scale + first for i in [start, end). */

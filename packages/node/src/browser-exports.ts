@@ -15,4 +15,5 @@ export type { TensorStore } from './weights/tensor-store.js';
 export { weightsSources, waitForWeightsSources } from './weights/weights-sources.js';
 export { loadTokenizer } from './tokenizer/load-tokenizer.js';
 export { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+export { kernelBackend } from './engine/kernel-backend.js';
 export type { ActFrame, ReleaseFrame } from './pipeline/activation-frame.js';

@@ -1,10 +1,11 @@
+import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
 import { ApiRouter, readJsonBody } from './api/api-router.js';
 import { OpenAIError } from './api/openai-errors.js';
 import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
 import type { PlanChange } from './pipeline/plan-history.js';
 import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
-import { startKernels, type EngineOptions } from './engine/engine-options.js';
+import { startComputeBackend, type EngineOptions } from './engine/engine-options.js';
 import { defaultSlots } from './engine/request-slots.js';
 import { dominantWeightType } from './model/stored-bytes-per-weight.js';
 import type { DeviceLoad } from './cluster/device-load.js';
@@ -162,15 +163,15 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
   const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
-  const runtime = await startKernels(options.engine ?? {});
+  const compute = await startComputeBackend(options.engine ?? {});
   const measureOptions = {
-    runtime,
+    compute,
     ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
   };
   const profile = await measureDevice(measureOptions);
   logger.info(
-    `device: wasm ${profile.isa} kernels on ${profile.threads} thread${profile.threads === 1 ? '' : 's'}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
-      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource})`,
+    `device: ${compute.summary}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
+      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource}); ${describeWasmFeatures(detectWasmFeatures())}`,
   );
 
   const host = await createEdgeHost({
@@ -214,6 +215,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
   const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? seenNames.get(peerId) ?? 'node'} (${peerId.slice(-8)})`;
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
+    compute.checkModel(model);
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
     logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
@@ -225,7 +227,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         numLayers: c.numLayers,
         kvDim: c.numKvHeads * c.headDim,
         contextLength,
-        kvCache: options.engine?.kvCache ?? 'f16',
+        kvCache: compute.kvCache,
       });
       slots = s.slots;
       logger.info(`slots: ${s.reason} (--parallel N to set)`);
@@ -236,8 +238,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       log: logger,
       model,
       tokenizer,
-      runtime,
-      ...(options.engine?.kvCache ? { kvCache: options.engine.kvCache } : {}),
+      compute,
       contextLength,
       concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -340,7 +341,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       links.stop();
       await membership.stop();
       await Promise.all([api.close(), host.close()]);
-      await runtime.close();
+      await compute.close();
     },
   };
   router.add('GET', '/health', () => node.health(), { public: true });

@@ -9,7 +9,7 @@ const announcement = () => ({
     name: 'laptop',
     instanceId: '6c0f3f4e-2a55-4a4c-9d0e-2b3f1d1c9a10',
     addresses: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample'],
-    profile: { gflopsDecode: 17.9, gflopsPrefill: 40.2, memBandwidthGBps: 27.1, memoryBytes: 8e9, memorySource: '0.7 × free memory', runtime: 'node', isa: 'simd128', threads: 1, cores: 2, hostname: 'h', measuredAt: 1 },
+    profile: { gflopsDecode: 17.9, gflopsPrefill: 40.2, memBandwidthGBps: 27.1, memoryBytes: 8e9, memorySource: '0.7 × free memory', runtime: 'node', backend: 'kernels', isa: 'simd128', threads: 1, cores: 2, hostname: 'h', measuredAt: 1 },
     load: { slowdown: 3.1, calibration: 1.4, source: 'stage', since: 5, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 6e9, memoryReason: 'lowered to 6000 MB at run time' },
     stageInfo: { model: 'stories260K|llama|L5', ready: true, ranges: [[0, 2]] },
     links: { '12D3KooWOther': { rttMs: 0.8, bandwidthMBps: 250, measuredAt: 2 } },
@@ -39,6 +39,7 @@ describe('membership messages from peers', () => {
     expect(bad((m) => (m.profile.memoryBytes = NaN))).toThrow(/memoryBytes/);
     expect(bad((m) => (m.profile.gflopsDecode = -1))).toThrow(/gflopsDecode/);
     expect(bad((m) => ((m.profile as { runtime: string }).runtime = 'gpu'))).toThrow(/runtime/);
+    expect(bad((m) => ((m.profile as { backend: string }).backend = 'tfjs-cpu'))).toThrow(/backend/);
     expect(bad((m) => ((m.profile as { threads: number }).threads = 0))).toThrow(/threads/);
     expect(bad((m) => ((m as { peerId: unknown }).peerId = 5))).toThrow(/peerId/);
     expect(bad((m) => ((m.stageInfo as { model: unknown }).model = 7))).toThrow(/stageInfo.model/);

@@ -11,6 +11,7 @@ const profile = (gflops: number, bandwidth: number, memoryBytes = 8e9): DevicePr
   memoryBytes,
   memorySource: 'test',
   runtime: 'node',
+  backend: 'kernels',
   isa: 'simd128',
   threads: 1,
   cores: 2,

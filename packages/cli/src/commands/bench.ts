@@ -39,6 +39,7 @@ Options:
   --baseline llama.cpp    also run llama.cpp on the same GGUF (needs the npm package node-llama-cpp)
   --llama-threads N       llama.cpp threads (default 1, like one node)
   --no-local              skip the one-node-without-network baseline
+  --backend kernels|tfjs  what computes in the nodes and the local baseline (default kernels)
   --threads N             compute threads of the nodes and the local baseline (default: the cores)
   --kv-cache f16|f32      KV cache storage of the nodes and the local baseline (default f16)
   --json FILE             write every figure as JSON

@@ -17,12 +17,14 @@ import {
   type Plan,
   type Prediction,
 } from '@edge-node/partitioner';
+import type { EngineBackend } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
+import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 
 const HELP = `Usage: edge-node plan (--model PATH | --model-config config.json) --devices devices.json
                        [--objective latency|throughput] [--strategy optimal|memory-weighted|equal]
                        [--split N,N,...] [--prompt-tokens N] [--gen-tokens N] [--context-tokens N]
-                       [--concurrency N] [--bytes-per-weight B] [--json]
+                       [--concurrency N] [--bytes-per-weight B] [--backend kernels|tfjs] [--json]
 
 Plans which devices run which contiguous layers (ring order, layer counts) and predicts TTFT, per-token latency
 and throughput. No weights are read: only the model's config.
@@ -43,7 +45,10 @@ Options:
   --context-tokens N      KV cache to reserve per request (default prompt + gen)
   --concurrency N         requests in flight (default 1)
   --bytes-per-weight B    weight bytes at run time (default: what the model file stores, since weights stay
-                          in its encoding; 4 with --model-config. 2 = f16, 1.0625 = Q8_0, ≈0.6 = Q4_K_M)
+                          in its encoding; 4 with --model-config or --backend tfjs. 2 = f16, 1.0625 = Q8_0,
+                          ≈0.6 = Q4_K_M)
+  --backend kernels|tfjs  what the nodes compute with (default kernels); tfjs holds weights as F32 and takes
+                          only F32/F16/BF16 files
   --json                  print one JSON object
 `;
 
@@ -70,11 +75,13 @@ async function readJsonFile(path: string, what: string, ErrorType: new (m: strin
 }
 
 /** The model's shape from a model file, via the node package's reader (loaded only when needed). */
-async function shapeFromModelFile(path: string, bytesPerWeight: number | undefined): Promise<ModelShape> {
-  const { openModel, modelShapeOf, storedBytesPerWeight } = await import('@edge-node/node');
+async function shapeFromModelFile(path: string, bytesPerWeight: number | undefined, backend: EngineBackend): Promise<ModelShape> {
+  const { openModel, modelShapeOf, storedBytesPerWeight, checkTfjsWeightTypes } = await import('@edge-node/node');
   const model = await openModel(path);
   try {
-    return modelShapeOf(model.config, bytesPerWeight ?? storedBytesPerWeight(model));
+    // tfjs dequantises every weight to F32 at load; the kernels keep the file's encoding.
+    if (backend === 'tfjs') checkTfjsWeightTypes(model);
+    return modelShapeOf(model.config, bytesPerWeight ?? (backend === 'tfjs' ? 4 : storedBytesPerWeight(model)));
   } finally {
     await model.close();
   }
@@ -125,6 +132,7 @@ export const planCommand: CliCommand = {
           'context-tokens': { type: 'string' },
           concurrency: { type: 'string' },
           'bytes-per-weight': { type: 'string' },
+          backend: ENGINE_FLAG_OPTIONS.backend,
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -153,6 +161,7 @@ export const planCommand: CliCommand = {
     const concurrency = positiveInt(v.concurrency, '--concurrency', 1);
     const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
     if (bytesPerWeight !== undefined && !(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
+    const backend = engineOptionsFrom({ backend: v.backend }).backend ?? 'kernels';
     let split: number[] | undefined;
     if (v.split !== undefined) {
       split = v.split.split(',').map((x) => Number(x.trim()));
@@ -160,7 +169,7 @@ export const planCommand: CliCommand = {
     }
 
     const shape = v.model !== undefined
-      ? await shapeFromModelFile(v.model, bytesPerWeight)
+      ? await shapeFromModelFile(v.model, bytesPerWeight, backend)
       : modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 });
     const profile = modelProfile(shape);
     const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));

@@ -92,7 +92,7 @@ export const runCommand: CliCommand = {
             tokens: result.tokens,
             promptTokens: result.promptTokens,
             finishReason: result.finishReason,
-            timings: { ...result.timings, threads: model.runtime.threads },
+            timings: { ...result.timings, backend: model.compute.name, threads: model.compute.threads },
           }) + '\n',
         );
       } else {
@@ -100,7 +100,7 @@ export const runCommand: CliCommand = {
         process.stdout.write('\n');
         process.stderr.write(
           `\n[${result.promptTokens.length} prompt tokens, ${result.tokens.length} generated, finish: ${result.finishReason}] ` +
-            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (${model.runtime.threads} thread${model.runtime.threads === 1 ? '' : 's'})\n`,
+            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (${model.compute.name}, ${model.compute.threads} thread${model.compute.threads === 1 ? '' : 's'})\n`,
         );
       }
       return 0;

@@ -53,6 +53,8 @@ Options:
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
   --cluster-key FILE       private cluster: only nodes with the same key file connect (env EDGE_NODE_CLUSTER_KEY)
+  --backend kernels|tfjs   what computes (default kernels: our WebAssembly kernels on the file's quantised weights;
+                           tfjs: @tensorflow/tfjs-node when installed, else tfjs's wasm; F32/F16/BF16 files only)
   --threads N              compute threads (default: the device's cores)
   --kv-cache f16|f32       KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory)
 `;

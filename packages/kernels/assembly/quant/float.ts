@@ -1,6 +1,6 @@
 // Unquantised weights: F32, F16 and BF16 rows, multiplied with f32 activations (no activation quantisation).
 import { bf16ToF32 } from '../half';
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { hsum } from '../simd';
 
 export const FLOAT_F32: i32 = 0;
@@ -53,7 +53,7 @@ export function matmulFloat(kind: i32, w: usize, cols: i32, row0: i32, row1: i32
         let v: f32;
         if (kind == FLOAT_F32) v = load<f32>(wr + (<usize>j << 2));
         else if (kind == FLOAT_BF16) v = bf16ToF32(load<u16>(wr + (<usize>j << 1)));
-        else v = halfToF32(load<u16>(wr + (<usize>j << 1)));
+        else v = halfScale(load<u16>(wr + (<usize>j << 1)));
         t += v * load<f32>(x + (<usize>j << 2));
       }
       store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), t);

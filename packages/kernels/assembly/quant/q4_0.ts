@@ -1,7 +1,7 @@
 // Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: f16 d, u8 qs[16];
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
 // Activations: Q8 (activation.ts), as ggml's vec_dot_q4_0_q8_0.
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, dotWide, nibHi, nibLo } from './int-dot';
@@ -37,7 +37,7 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   let s = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
     p += Q4_0_BLOCK_BYTES;
   }
@@ -59,7 +59,7 @@ function rowQ4_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const lo = i8x16.sub(nibLo(v), i8x16.splat(8)), hi = i8x16.sub(nibHi(v), i8x16.splat(8));
     const w0 = i16x8.extend_low_i8x16_s(lo), w1 = i16x8.extend_high_i8x16_s(lo);
     const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi);
-    const d = halfToF32(load<u16>(p));
+    const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));

@@ -1,7 +1,7 @@
 // Q4_1 (ggml block_q4_1): blocks of 32 values, 20 bytes: f16 d, f16 m, u8 qs[16];
 //   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
 // Activations: Q8_1 (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
 import { dot32, dotWide, nibHi, nibLo } from './int-dot';
@@ -33,9 +33,9 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   for (let b = 0; b < nb; b++) {
     const v = v128.load(p, 4);
     const idot = dot32(nibLo(v), nibHi(v), aq + (<usize>b << 6));
-    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
-    t += halfToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
     p += Q4_1_BLOCK_BYTES;
   }
   return hsum(s) + t;
@@ -58,7 +58,7 @@ function rowQ4_1_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const lo = nibLo(v), hi = nibHi(v);
     const w0 = i16x8.extend_low_i8x16_u(lo), w1 = i16x8.extend_high_i8x16_u(lo);
     const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi);
-    const d = halfToF32(load<u16>(p)), m = halfToF32(load<u16>(p, 2));
+    const d = halfScale(load<u16>(p)), m = halfScale(load<u16>(p, 2));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));

@@ -1,7 +1,7 @@
 // Q5_0 (ggml block_q5_0): blocks of 32 values, 22 bytes: f16 d, u8 qh[4] (a little-endian u32 of fifth bits),
 // u8 qs[16];  x[j] = d·(((qs[j] & 15) | bit j of qh << 4) − 16), x[j + 16] = d·(((qs[j] >> 4) | bit j+16 << 4) − 16).
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
 import { fifthBits16 } from './fifth-bits';
@@ -41,7 +41,7 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   let s = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(blockDot(p, aq + (<usize>b << 6))), f32x4.splat(scale)));
     p += Q5_0_BLOCK_BYTES;
   }
@@ -63,7 +63,7 @@ function rowQ5_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const lo = v128.or(nibLo(v), fifthBits16(p + 2)), hi = v128.or(nibHi(v), fifthBits16(p + 4));
     const w0 = i16x8.extend_low_i8x16_s(lo), w1 = i16x8.extend_high_i8x16_s(lo);
     const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi);
-    const d = halfToF32(load<u16>(p));
+    const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));

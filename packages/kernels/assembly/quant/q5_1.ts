@@ -1,7 +1,7 @@
 // Q5_1 (ggml block_q5_1): blocks of 32 values, 24 bytes: f16 d, f16 m, u8 qh[4] (a little-endian u32 of fifth
 // bits), u8 qs[16];  x[j] = d·((qs[j] & 15) | bit j of qh << 4) + m, x[j + 16] = d·((qs[j] >> 4) | bit j+16 << 4) + m.
 // Activations: Q8_1 (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum } from '../simd';
 import { fifthBits16 } from './fifth-bits';
@@ -41,9 +41,9 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
     const lo = i8x16.add(v128.or(nibLo(v), fifthBits16(p + 4)), sixteen);
     const hi = i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), sixteen);
     const idot = dot32(lo, hi, aq + (<usize>b << 6));
-    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
-    t += halfToF32(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+    t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
     p += Q5_1_BLOCK_BYTES;
   }
   return hsum(s) + t;
@@ -67,7 +67,7 @@ function rowQ5_1_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const hi = i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), sixteen);
     const w0 = i16x8.extend_low_i8x16_u(lo), w1 = i16x8.extend_high_i8x16_u(lo);
     const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi);
-    const d = halfToF32(load<u16>(p)), m = halfToF32(load<u16>(p, 2));
+    const d = halfScale(load<u16>(p)), m = halfScale(load<u16>(p, 2));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));

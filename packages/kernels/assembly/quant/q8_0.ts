@@ -1,5 +1,5 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (see activation.ts).
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { dot16, hsum } from '../simd';
 import { dotWide } from './int-dot';
 import { matmulRows4 } from './row-tiles';
@@ -31,7 +31,7 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   let s = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const scale = halfToF32(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(scale)));
     p += Q8_0_BLOCK_BYTES;
   }
@@ -52,7 +52,7 @@ function rowQ8_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const v0 = v128.load(p, 2), v1 = v128.load(p, 18);
     const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0);
     const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
-    const d = halfToF32(load<u16>(p));
+    const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
@@ -84,10 +84,10 @@ function matmulRowsQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, a
       for (let b = 0; b < nb; b++) {
         const a = aq + (<usize>b << 6);
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
-        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfToF32(load<u16>(p + rb)) * xd)));
-        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 2 * rb)) * xd)));
-        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfToF32(load<u16>(p + 3 * rb)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfScale(load<u16>(p)) * xd)));
+        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfScale(load<u16>(p + rb)) * xd)));
+        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfScale(load<u16>(p + 2 * rb)) * xd)));
+        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfScale(load<u16>(p + 3 * rb)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
@@ -106,7 +106,7 @@ function matmulRowsQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, a
       let p = w0;
       for (let b = 0; b < nb; b++) {
         const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(halfToF32(load<u16>(p)) * xd)));
+        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(halfScale(load<u16>(p)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
       store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), hsum(s0));

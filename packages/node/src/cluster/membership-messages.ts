@@ -1,3 +1,4 @@
+import { COMPUTE_BACKEND_NAMES, type ComputeBackendName } from '../engine/compute-backend.js';
 import { NODE_RUNTIME_KINDS, type DeviceProfile, type NodeRuntimeKind } from './device-profile.js';
 import type { DeviceLoad } from './device-load.js';
 import type { LinkStats } from './link-monitor.js';
@@ -62,6 +63,8 @@ function parseProfile(v: unknown): DeviceProfile {
   const p = record(v, 'member.profile');
   const runtime = p.runtime;
   if (typeof runtime !== 'string' || !NODE_RUNTIME_KINDS.includes(runtime as NodeRuntimeKind)) fail(`member.profile.runtime must be one of ${NODE_RUNTIME_KINDS.join(', ')}`);
+  const backend = p.backend;
+  if (typeof backend !== 'string' || !COMPUTE_BACKEND_NAMES.includes(backend as ComputeBackendName)) fail(`member.profile.backend must be one of ${COMPUTE_BACKEND_NAMES.join(', ')}`);
   return {
     gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
     gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
@@ -69,6 +72,7 @@ function parseProfile(v: unknown): DeviceProfile {
     memoryBytes: num(p, 'memoryBytes', 'member.profile'),
     memorySource: str(p, 'memorySource', 'member.profile'),
     runtime: runtime as NodeRuntimeKind,
+    backend: backend as ComputeBackendName,
     isa: str(p, 'isa', 'member.profile', 32),
     threads: num(p, 'threads', 'member.profile', 1),
     cores: num(p, 'cores', 'member.profile'),

@@ -67,6 +67,28 @@ export interface ForwardShard {
   dispose(): void;
 }
 
+/**
+ * What every shard checks before running anything (its `checkInput` adds that the cache is one of its own): at least
+ * one position, within the cache's context limit, token ids in the vocabulary on the first stage, hidden states of
+ * the right shape on the others.
+ */
+export function checkShardInput(shard: Pick<ForwardShard, 'config' | 'range' | 'isFirst'>, input: ShardInput, cache: ShardKvCache): void {
+  const c = shard.config;
+  const n = input.kind === 'tokens' ? input.tokens.length : input.n;
+  if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
+  if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
+  if (input.kind === 'hidden') {
+    if (shard.isFirst) throw new ShardInputError('the first stage takes token ids, not hidden states');
+    if (input.hidden.length !== n * c.hiddenSize) throw new ShardInputError(`hidden states have ${input.hidden.length} values, expected ${n} × ${c.hiddenSize}`);
+    return;
+  }
+  if (!shard.isFirst) throw new ShardInputError(`layers [${shard.range.startLayer}, ${shard.range.endLayer}) take hidden states, not token ids`);
+  for (let i = 0; i < n; i++) {
+    const id = input.tokens[i];
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShardInputError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+  }
+}
+
 /** A request that would run past the context this cache may hold. */
 export class ContextLengthError extends Error {
   override name = 'ContextLengthError';

@@ -1,13 +1,12 @@
-import type { KernelRuntime } from '@edge-node/kernels';
 import type { ModelFile } from '../model/model-file.js';
 import { openModel } from '../model/open-model.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { startKernels, type EngineOptions } from './engine-options.js';
+import type { ComputeBackend } from './compute-backend.js';
+import { startComputeBackend, type EngineOptions } from './engine-options.js';
+import type { ForwardShard } from './forward-shard.js';
 import { generate, type GenerateOptions, type GenerationResult } from './generate.js';
 import { LocalExecutor } from './local-executor.js';
-import { QuantShard } from './quant-shard.js';
-import { loadShardWeights } from './shard-weights.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
 /** The tokenizer's vocabulary for constrained sampling, built on first use. */
@@ -19,8 +18,8 @@ function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
-  /** Kernels to run on (default: a runtime started for this model, closed with it). */
-  runtime?: KernelRuntime;
+  /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
+  compute?: ComputeBackend;
 }
 
 export type LocalGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
@@ -30,28 +29,28 @@ export class LocalModel {
   private constructor(
     readonly model: ModelFile,
     readonly tokenizer: Tokenizer,
-    readonly runtime: KernelRuntime,
-    private readonly ownsRuntime: boolean,
-    readonly shard: QuantShard,
+    readonly compute: ComputeBackend,
+    private readonly ownsCompute: boolean,
+    readonly shard: ForwardShard,
     readonly executor: LocalExecutor,
     readonly contextLength: number,
   ) {}
 
   static async open(path: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
-    const runtime = opts.runtime ?? (await startKernels(opts));
+    const compute = opts.compute ?? (await startComputeBackend(opts));
     const model = await openModel(path).catch(async (err: unknown) => {
-      if (!opts.runtime) await runtime.close();
+      if (!opts.compute) await compute.close();
       throw err;
     });
     try {
+      compute.checkModel(model);
       const tokenizer = await loadTokenizer(model.tokenizer);
-      const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
-      const shard = new QuantShard(weights, runtime, model.ropeLayout, opts.kvCache);
+      const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
-      return new LocalModel(model, tokenizer, runtime, !opts.runtime, shard, new LocalExecutor(shard, vocabularyOf(tokenizer)), contextLength);
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabularyOf(tokenizer)), contextLength);
     } catch (err) {
       await model.close();
-      if (!opts.runtime) await runtime.close();
+      if (!opts.compute) await compute.close();
       throw err;
     }
   }
@@ -67,6 +66,6 @@ export class LocalModel {
   async close(): Promise<void> {
     this.shard.dispose();
     await this.model.close();
-    if (this.ownsRuntime) await this.runtime.close();
+    if (this.ownsCompute) await this.compute.close();
   }
 }

@@ -1,7 +1,7 @@
 import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
-import { ContextLengthError, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
 import { KvCache, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { ropeFrequencies } from './rope.js';
@@ -341,20 +341,7 @@ export class QuantShard implements ForwardShard {
 
   checkInput(input: ShardInput, cache: ShardKvCache): KvCache {
     if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
-    const n = input.kind === 'tokens' ? input.tokens.length : input.n;
-    if (n < 1) throw new ShardInputError('a forward pass needs at least one position');
-    if (cache.length + n > cache.capacity) throw new ContextLengthError(cache.length + n, cache.capacity);
-    const c = this.config;
-    if (input.kind === 'hidden') {
-      if (this.isFirst) throw new ShardInputError('the first stage takes token ids, not hidden states');
-      if (input.hidden.length !== n * c.hiddenSize) throw new ShardInputError(`hidden states have ${input.hidden.length} values, expected ${n} × ${c.hiddenSize}`);
-      return cache;
-    }
-    if (!this.isFirst) throw new ShardInputError(`layers [${this.range.startLayer}, ${this.range.endLayer}) take hidden states, not token ids`);
-    for (let i = 0; i < n; i++) {
-      const id = input.tokens[i];
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShardInputError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
-    }
+    checkShardInput(this, input, cache);
     return cache;
   }
 

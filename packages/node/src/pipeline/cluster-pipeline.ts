@@ -1,5 +1,4 @@
-import type { KernelRuntime } from '@edge-node/kernels';
-import type { KvCacheType } from '../engine/kv-cache.js';
+import type { ComputeBackend } from '../engine/compute-backend.js';
 import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import { CostModel, decideReplan, decideRestore, modelProfile, moveCostMs, movedLayers, repricePlan, type ModelProfile, type Plan, type ReplanPolicy } from '@edge-node/partitioner';
 import type { DeviceLoad } from '../cluster/device-load.js';
@@ -40,10 +39,8 @@ export interface ClusterPipelineOptions {
   log: NodeLogger;
   model: ModelFile;
   tokenizer: Tokenizer;
-  /** The kernels this node computes with. */
-  runtime: KernelRuntime;
-  /** KV cache storage for this node's stage (default f16). */
-  kvCache?: KvCacheType;
+  /** What computes this node's layers (the kernels, or tfjs with `--backend tfjs`). */
+  compute: ComputeBackend;
   /** Layers per node in name order, instead of the partitioner's plan. */
   split?: number[];
   /** Context limit per request (prompt + generated). */
@@ -127,7 +124,7 @@ export class ClusterPipeline {
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
-    this.shards = new ShardStore(opts.model, opts.runtime, opts.kvCache);
+    this.shards = new ShardStore(opts.model, opts.compute);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);

@@ -1,13 +1,11 @@
-import type { KernelRuntime } from '@edge-node/kernels';
-import type { KvCacheType } from '../engine/kv-cache.js';
+import type { ComputeBackend } from '../engine/compute-backend.js';
+import type { ForwardShard } from '../engine/forward-shard.js';
 import type { LayerRange } from '../engine/layer-range.js';
-import { QuantShard } from '../engine/quant-shard.js';
-import { loadShardWeights } from '../engine/shard-weights.js';
 import type { ModelFile } from '../model/model-file.js';
 
 interface Entry {
   range: LayerRange;
-  loading: Promise<QuantShard>;
+  loading: Promise<ForwardShard>;
   lastUsed: number;
   /** Callers of get() still waiting for it: a shard is never freed under them. */
   waiters: number;
@@ -23,8 +21,7 @@ export class ShardStore {
 
   constructor(
     readonly model: ModelFile,
-    private readonly runtime: KernelRuntime,
-    private readonly kvCache: KvCacheType = 'f16',
+    private readonly compute: ComputeBackend,
     private readonly maxShards = 2,
   ) {}
 
@@ -33,12 +30,12 @@ export class ShardStore {
   }
 
   /** The shard for `range`, loading it (reading only its tensors) if needed. */
-  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<QuantShard> {
+  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<ForwardShard> {
     const key = ShardStore.key(range);
     let entry = this.entries.get(key);
     if (!entry) {
       this.evict(inUse, key);
-      const loading = loadShardWeights(this.model, range, this.runtime).then((weights) => new QuantShard(weights, this.runtime, this.model.ropeLayout, this.kvCache));
+      const loading = this.compute.loadShard(this.model, range);
       entry = { range, loading, lastUsed: Date.now(), waiters: 0 };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));

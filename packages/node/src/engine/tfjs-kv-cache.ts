@@ -1,0 +1,62 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShardInputError, type ShardKvCache } from './forward-shard.js';
+
+/**
+ * The attention cache of one request on a TfjsShard: for each layer, keys and values [kvHeads, T, headDim] in F32.
+ * A pass appends its positions by concatenation (a new tensor per layer per pass: simple, and fine for the
+ * reference backend; the kernels' cache is preallocated instead).
+ */
+export class TfjsKvCache implements ShardKvCache {
+  length = 0;
+  private keys: (tf.Tensor3D | null)[];
+  private values: (tf.Tensor3D | null)[];
+
+  constructor(
+    readonly numLayers: number,
+    readonly capacity: number,
+  ) {
+    this.keys = new Array<null>(numLayers).fill(null);
+    this.values = new Array<null>(numLayers).fill(null);
+  }
+
+  /**
+   * Appends a pass's keys and values ([kvHeads, n, headDim]) to layer `l` and returns the layer's whole cache. Called
+   * inside the pass's tf.tidy: what the cache keeps is kept from it, what it drops is freed.
+   */
+  append(l: number, keys: tf.Tensor3D, values: tf.Tensor3D): { keys: tf.Tensor3D; values: tf.Tensor3D } {
+    const k = tf.keep(this.keys[l] ? tf.concat([this.keys[l]!, keys], 1) : keys.clone());
+    const v = tf.keep(this.values[l] ? tf.concat([this.values[l]!, values], 1) : values.clone());
+    this.keys[l]?.dispose();
+    this.values[l]?.dispose();
+    this.keys[l] = k;
+    this.values[l] = v;
+    return { keys: k, values: v };
+  }
+
+  copyPrefix(from: ShardKvCache, positions: number): void {
+    if (!(from instanceof TfjsKvCache) || from.numLayers !== this.numLayers) throw new ShardInputError('a KV cache can only copy one of the same shard');
+    if (positions > from.length || positions > this.capacity) throw new ShardInputError(`cannot copy ${positions} positions from a cache holding ${from.length} into one of ${this.capacity}`);
+    for (let l = 0; l < this.numLayers; l++) {
+      this.keys[l]?.dispose();
+      this.values[l]?.dispose();
+      const k = from.keys[l];
+      const v = from.values[l];
+      this.keys[l] = k && positions > 0 ? tf.slice(k, [0, 0, 0], [-1, positions, -1]) : null;
+      this.values[l] = v && positions > 0 ? tf.slice(v, [0, 0, 0], [-1, positions, -1]) : null;
+    }
+    this.length = positions;
+  }
+
+  bytes(): number {
+    let total = 0;
+    for (const t of [...this.keys, ...this.values]) total += (t?.size ?? 0) * 4;
+    return total;
+  }
+
+  clear(): void {
+    for (const t of [...this.keys, ...this.values]) t?.dispose();
+    this.keys.fill(null);
+    this.values.fill(null);
+    this.length = 0;
+  }
+}
