@@ -196,7 +196,7 @@ describe('BatchScheduler', () => {
     const prompts = [ids(70, 0), ids(5, 100), ids(40, 200)];
     const alone = prompts.map((p) => shard.forward({ kind: 'tokens', tokens: p }, shard.createCache(80)));
     const parts: number[][] = [];
-    const scheduler = new BatchScheduler({ promptRows: 16, batchRows: 40, onCompute: (s) => parts.push(s.parts.map((p) => p.rows)) });
+    const scheduler = new BatchScheduler({ promptRows: 16, batchRows: 40, stepTargetMs: Infinity, onCompute: (s) => parts.push(s.parts.map((p) => p.rows)) });
     const outs = await Promise.all(
       prompts.map((p, i) => scheduler.submit({ request: `r${i}`, rows: p.length, start: () => ({ shard, cache: shard.createCache(80), input: { kind: 'tokens', tokens: p }, logits: false }) })),
     );
@@ -204,6 +204,29 @@ describe('BatchScheduler', () => {
     expect(parts[0]).toEqual([16, 5, 16]);
     expect(Math.max(...parts.map((p) => p.reduce((a, b) => a + b, 0)))).toBeLessThanOrEqual(40);
     expect(outs.every((o) => o.computeMs > 0)).toBe(true);
+    shard.dispose();
+  });
+
+  it('keeps each step near its target time on a slow device: steps shrink to what the measured ms per row allow', async () => {
+    const shard = await shardOf();
+    // The same shard, made to take 25 ms per row (a big model's layers on one slow thread, in miniature).
+    const slow: QuantShard = Object.create(shard);
+    slow.forwardBatch = (items) => {
+      const rows = items.reduce((n, it) => n + (it.input.kind === 'tokens' ? it.input.tokens.length : it.input.n), 0);
+      const until = performance.now() + 25 * rows;
+      while (performance.now() < until);
+      return shard.forwardBatch(items);
+    };
+    const steps: { rows: number; ms: number }[] = [];
+    const scheduler = new BatchScheduler({ stepTargetMs: 150, onStep: (rows, _r, ms) => steps.push({ rows, ms }) });
+    const prompt = [1, ...ids(47, 5)];
+    const out = await scheduler.submit({ request: 'long', rows: prompt.length, start: () => ({ shard: slow, cache: slow.createCache(64), input: { kind: 'tokens', tokens: prompt }, logits: true }) });
+    // First step: FIRST_STEP_ROWS (4) rows, nothing timed yet; then 150 ms / 25 ms = 6 rows a step, not 32.
+    expect(steps[0].rows).toBe(4);
+    expect(Math.max(...steps.map((s) => s.rows))).toBeLessThanOrEqual(6);
+    expect(steps.reduce((n, s) => n + s.rows, 0)).toBe(prompt.length);
+    const ref = shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64));
+    expect(out.output).toEqual(ref);
     shard.dispose();
   });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { planStep, type WaitingWork } from '../src/engine/step-plan.js';
+import { FIRST_STEP_ROWS, planStep, stepBudget, type WaitingWork } from '../src/engine/step-plan.js';
 
 const decode = (request: string): WaitingWork => ({ request, rows: 1, rowsLeft: 1 });
 const prompt = (request: string, rows: number, rowsLeft = rows): WaitingWork => ({ request, rows, rowsLeft });
@@ -49,6 +49,27 @@ describe('planStep', () => {
           expect(waiting.findIndex((x) => x.request === w.request)).toBe(p.index);
         }
         if (waiting.length > 0) expect(parts[0]?.index).toBe(0);
+      }),
+    );
+  });
+});
+
+describe('stepBudget', () => {
+  const limits = { promptRows: 32, batchRows: 64 };
+  it('starts small, then sizes steps to the target time at the measured ms per row, within the limits', () => {
+    expect(stepBudget(limits, null, 750)).toEqual({ promptRows: FIRST_STEP_ROWS, batchRows: FIRST_STEP_ROWS });
+    expect(stepBudget(limits, 0.05, 750)).toEqual(limits); // a fast device keeps the configured budget
+    expect(stepBudget(limits, 50, 750)).toEqual({ promptRows: 15, batchRows: 15 });
+    expect(stepBudget(limits, 240, 750)).toEqual({ promptRows: 3, batchRows: 3 }); // 8B layers on one slow thread
+    expect(stepBudget(limits, 5000, 750)).toEqual({ promptRows: 1, batchRows: 1 }); // never below one row
+    expect(stepBudget(limits, null, Infinity)).toEqual(limits);
+  });
+
+  it('never exceeds the limits nor goes below one row', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 128 }), fc.option(fc.double({ min: 0, max: 1e5, noNaN: true })), fc.integer({ min: 1, max: 5000 }), (p, b, ms, target) => {
+        const r = stepBudget({ promptRows: p, batchRows: b }, ms, target);
+        return r.promptRows >= 1 && r.promptRows <= p && r.batchRows >= 1 && r.batchRows <= b;
       }),
     );
   });

@@ -1,7 +1,7 @@
 import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
 import { ShardInputError } from './forward-shard.js';
 import { copyOutput, copyPrompt, samePrompt, type SharedPrompt } from './shared-prompt.js';
-import { planStep } from './step-plan.js';
+import { planStep, stepBudget } from './step-plan.js';
 
 /** One run of a shard's layers over some rows (a step's pass on one shard). */
 export interface ComputeSample {
@@ -48,6 +48,11 @@ export interface BatchSchedulerOptions {
   promptRows?: number;
   /** Most rows in one step (decode rows of many requests plus prompt slices). Default 64. */
   batchRows?: number;
+  /**
+   * A step should hold the event loop about this long at most (heartbeats, HTTP streams): the row budgets shrink to
+   * what the measured milliseconds per row allow. Default 750.
+   */
+  stepTargetMs?: number;
   /** After each step: its rows and requests, and how long it took (for metrics). */
   onStep?: (rows: number, requests: number, ms: number) => void;
   /** After each pass over a shard (the device watch compares it with the profile's prediction). */
@@ -58,6 +63,9 @@ export interface BatchSchedulerOptions {
 
 export const DEFAULT_PROMPT_ROWS = 32;
 export const DEFAULT_BATCH_ROWS = 64;
+export const DEFAULT_STEP_TARGET_MS = 750;
+/** Weight of the newest step in the running ms-per-row figure. */
+const MS_PER_ROW_WEIGHT = 0.3;
 /** Prompts computed lately that an identical one may still copy: at most this many, for this long. */
 const RECENT_PROMPTS = 8;
 /** The choices of one request reach a stage within milliseconds of each other (a frame each, one after another). */
@@ -97,6 +105,8 @@ export class BatchScheduler {
   private pruneTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly promptRows: number;
   private readonly batchRows: number;
+  /** Running figure of a step's milliseconds per row (null until a step was timed). */
+  private msPerRow: number | null = null;
 
   constructor(private readonly opts: BatchSchedulerOptions = {}) {
     this.promptRows = opts.promptRows ?? DEFAULT_PROMPT_ROWS;
@@ -158,7 +168,7 @@ export class BatchScheduler {
       // A turn without rows counts as one row, so that it is taken in its request's order.
       // A work waiting for an identical prompt takes no rows (and holds back its request's later work).
       waiting.map((q) => ({ request: q.request, rows: Math.max(q.rows, 1), rowsLeft: q.leader ? 0 : Math.max(q.rows - q.done, 1) })),
-      { promptRows: this.promptRows, batchRows: this.batchRows },
+      stepBudget({ promptRows: this.promptRows, batchRows: this.batchRows }, this.msPerRow, this.opts.stepTargetMs ?? DEFAULT_STEP_TARGET_MS),
     );
     const parts: { q: Queued; rows: number }[] = [];
     for (const { index, rows } of plan) {
@@ -215,8 +225,10 @@ export class BatchScheduler {
       }
     }
     const ms = performance.now() - t0;
+    const stepRows = live.reduce((n, p) => n + p.rows, 0);
+    this.msPerRow = this.msPerRow === null ? ms / stepRows : (1 - MS_PER_ROW_WEIGHT) * this.msPerRow + MS_PER_ROW_WEIGHT * (ms / stepRows);
     this.opts.onStep?.(
-      live.reduce((n, p) => n + p.rows, 0),
+      stepRows,
       live.length,
       ms,
     );

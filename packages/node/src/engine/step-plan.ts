@@ -42,3 +42,18 @@ export function planStep(waiting: readonly WaitingWork[], budget: StepBudget): S
   }
   return parts;
 }
+
+/** Rows of a step before any step was timed: a slow device's first prompt slice must not block it for seconds. */
+export const FIRST_STEP_ROWS = 4;
+
+/**
+ * The budget of the next step: the configured one, shrunk so that the step should take about `targetMs` at the
+ * measured milliseconds per row. A step holds the event loop (the forward pass is synchronous): a device that needs
+ * seconds for 32 prompt rows of its layers would otherwise miss its heartbeats and be taken for gone, and its
+ * streams would stall. `msPerRow` null: nothing timed yet; `targetMs` Infinity: the limits as they are.
+ */
+export function stepBudget(limits: StepBudget, msPerRow: number | null, targetMs: number): StepBudget {
+  if (targetMs === Number.POSITIVE_INFINITY) return limits;
+  const rows = msPerRow === null ? FIRST_STEP_ROWS : Math.max(1, Math.floor(targetMs / Math.max(msPerRow, 1e-6)));
+  return { promptRows: Math.min(limits.promptRows, rows), batchRows: Math.min(limits.batchRows, Math.max(rows, 1)) };
+}
