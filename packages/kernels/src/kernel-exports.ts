@@ -13,12 +13,14 @@ export interface KernelExports {
   rms_norm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
   /** In place; table: per row headDim/2 cos then headDim/2 sin; mode 0 interleaved pairs, 1 half (NEOX). */
   rope(x: number, rowStride: number, rows: number, heads: number, headDim: number, table: number, mode: number): void;
-  /** One query row over nPos cached positions (kvType 1: F16, 0: F32 K and V rows of nKvHeads·headDim), heads [h0, h1). */
+  /** One query row over nPos cached positions (kvType 1: F16, 0: F32, 2: Q8_0 K and V rows of nKvHeads·headDim), heads [h0, h1). */
   attention: RangeKernel<[kvType: number, q: number, kCache: number, vCache: number, nPos: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, out: number, scores: number]>;
   add_in_place(x: number, y: number, n: number): void;
   add_bias(x: number, stride: number, rows: number, bias: number, width: number): void;
   swiglu(gate: number, up: number, inStride: number, out: number, rows: number, n: number): void;
   to_f16(src: number, dst: number, n: number): void;
+  /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */
+  quantize_q8_0(src: number, dst: number, n: number): void;
 }
 
 export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
