@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
 import { ContextLengthError, ShardInputError } from '../src/engine/forward-shard.js';
-import type { KvCacheType } from '../src/engine/kv-cache.js';
+import { KvCacheTypeError, type KvCacheType } from '../src/engine/kv-cache.js';
+import { kernelBackend } from '../src/engine/kernel-backend.js';
 import { LocalExecutor } from '../src/engine/local-executor.js';
 import { QuantShard } from '../src/engine/quant-shard.js';
 import { GREEDY, Sampler } from '../src/engine/sampler.js';
@@ -184,6 +185,16 @@ describe('stories260K pipeline shards', () => {
     expect(() => shard.forward({ kind: 'tokens', tokens: [1, 512] }, shard.createCache(8))).toThrow(/outside the vocabulary/);
     expect(() => shard.forward({ kind: 'hidden', hidden: new Float32Array(64), n: 1 }, shard.createCache(8))).toThrow(ShardInputError);
     shard.dispose();
+  });
+
+  it('refuses a Q8_0 KV cache before loading anything: its heads of 8 values do not fill a 32-value block', async () => {
+    const backend = kernelBackend(runtime, { kvCache: 'q8_0' });
+    expect(() => backend.checkModel(model)).toThrow(KvCacheTypeError);
+    expect(() => backend.checkModel(model)).toThrow(/--kv-cache q8_0 needs a head size that is a multiple of 32.*heads have 8: use --kv-cache f16/);
+    expect(() => kernelBackend(runtime, { kvCache: 'f16' }).checkModel(model)).not.toThrow();
+    const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
+    expect(() => new QuantShard(weights, runtime, model.ropeLayout, 'q8_0')).toThrow(KvCacheTypeError);
+    for (const a of weights.arenas) await runtime.releaseArena(a);
   });
 
   it('frees its KV cache: arena memory in use returns to where it was', async () => {

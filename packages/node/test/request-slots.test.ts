@@ -20,4 +20,13 @@ describe('defaultSlots', () => {
     expect(defaultSlots({ ...llama1b, memoryBytes: 1e9, weightBytes: 2e9 }).slots).toBe(1);
     expect(defaultSlots({ ...llama1b, memoryBytes: 1e12, weightBytes: 1e9 }).slots).toBe(MAX_DEFAULT_SLOTS);
   });
+
+  it('a Q8_0 cache counts 34 bytes per 32 values: more slots than F16 in the same memory', () => {
+    const f16 = defaultSlots({ ...llama1b, memoryBytes: 1e9 + 10 * 2 ** 27, weightBytes: 1e9 });
+    const q8 = defaultSlots({ ...llama1b, kvCache: 'q8_0', memoryBytes: 1e9 + 10 * 2 ** 27, weightBytes: 1e9 });
+    expect(q8.kvBytesPerRequest).toBe(16 * 4096 * 2 * (512 / 32) * 34); // 68 MiB against F16's 128
+    expect(f16.slots).toBe(9);
+    expect(q8.slots).toBe(16); // 17 fit: capped
+    expect(q8.reason).toMatch(/KV caches of 68 MiB \(context 4096, q8_0\)/);
+  });
 });

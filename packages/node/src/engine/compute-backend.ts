@@ -39,7 +39,10 @@ export interface ComputeBackend {
   readonly summary: string;
   /** How its KV caches store keys and values. */
   readonly kvCache: KvCacheType;
-  /** Throws a ModelFileError when this backend cannot compute the model's weights (checked before anything is read). */
+  /**
+   * Throws a ModelFileError when this backend cannot compute the model's weights, a KvCacheTypeError when its cache
+   * type cannot hold the model's heads (checked before anything is read).
+   */
   checkModel(model: ModelFile): void;
   /** Layers `range` of the model, reading only their tensors (plus embeddings on the first, head on the last). */
   loadShard(model: ModelFile, range: LayerRange): Promise<ForwardShard>;

@@ -13,11 +13,11 @@ export interface EngineOptions {
   backend?: EngineBackend;
   /** Threads that compute (default: the device's cores). */
   threads?: number;
-  /** KV cache storage (default f16, as llama.cpp; tfjs keeps f32). */
+  /** KV cache storage (default f16, as llama.cpp; q8_0 on request; tfjs keeps f32). */
   kvCache?: KvCacheType;
 }
 
-export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'f32'];
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'f32', 'q8_0'];
 
 export function parseKvCacheType(s: string): KvCacheType {
   if (!(KV_CACHE_TYPES as readonly string[]).includes(s)) throw new RangeError(`the KV cache type must be one of ${KV_CACHE_TYPES.join(', ')} (got "${s}")`);
@@ -31,8 +31,8 @@ export function parseEngineBackend(s: string): EngineBackend {
 
 /** Throws a RangeError for options that contradict each other. */
 export function checkEngineOptions(opts: EngineOptions): void {
-  if (opts.backend === 'tfjs' && opts.kvCache === 'f16') {
-    throw new RangeError('the tfjs backend keeps its KV cache in F32: --kv-cache f16 applies to the kernels backend only');
+  if (opts.backend === 'tfjs' && opts.kvCache !== undefined && opts.kvCache !== 'f32') {
+    throw new RangeError(`the tfjs backend keeps its KV cache in F32: --kv-cache ${opts.kvCache} applies to the kernels backend only`);
   }
 }
 

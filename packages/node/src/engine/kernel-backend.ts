@@ -1,6 +1,6 @@
 import { ggmlRowBytes, ggmlTypeByName, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
 import type { ComputeBackend, ProbeMatrix, ProductProbe } from './compute-backend.js';
-import type { KvCacheType } from './kv-cache.js';
+import { checkKvCacheType, type KvCacheType } from './kv-cache.js';
 import { QuantShard } from './quant-shard.js';
 import { loadShardWeights } from './shard-weights.js';
 
@@ -19,8 +19,8 @@ export function kernelBackend(runtime: KernelRuntime, opts: KernelBackendOptions
     threads: runtime.threads,
     kvCache: opts.kvCache ?? 'f16',
     summary: `kernels (wasm ${runtime.isa}, ${runtime.threads} thread${runtime.threads === 1 ? '' : 's'})`,
-    // Every type openModel accepts has a kernel: nothing more to check.
-    checkModel: () => {},
+    // Every type openModel accepts has a kernel; only the cache type may not fit the model's heads.
+    checkModel: (model) => checkKvCacheType(opts.kvCache ?? 'f16', model.config.headDim),
     loadShard: async (model, range) => new QuantShard(await loadShardWeights(model, range, runtime), runtime, model.ropeLayout, opts.kvCache),
     probe: (weightType) => kernelProbe(runtime, weightType),
     close: () => (opts.ownsRuntime ? runtime.close() : Promise.resolve()),

@@ -1,12 +1,32 @@
 import type { KernelArena } from '@edge-node/kernels';
 import { ShardInputError, type ShardKvCache } from './forward-shard.js';
 
-/** How the cache stores keys and values: F16 (llama.cpp's default, half the memory) or F32 (exact). */
-export type KvCacheType = 'f16' | 'f32';
+/**
+ * How the cache stores keys and values: F16 (llama.cpp's default, half the memory), F32 (exact) or Q8_0 (ggml's
+ * 8-bit blocks: per 32 values an f16 scale and 32 int8, 34 bytes, a little over a quarter of F32).
+ */
+export type KvCacheType = 'f16' | 'f32' | 'q8_0';
 
 /** The kernels' code for a cache type (assembly/ops/attention.ts). */
 export function kvTypeCode(t: KvCacheType): number {
-  return t === 'f16' ? 1 : 0;
+  return t === 'f16' ? 1 : t === 'q8_0' ? 2 : 0;
+}
+
+/** Bytes of one cached row (keys or values of one position in one layer) of kvDim values. */
+export function kvRowBytes(t: KvCacheType, kvDim: number): number {
+  return t === 'q8_0' ? (kvDim / 32) * 34 : kvDim * (t === 'f16' ? 2 : 4);
+}
+
+/** A cache type the model's shape cannot hold. */
+export class KvCacheTypeError extends Error {
+  override name = 'KvCacheTypeError';
+}
+
+/** Throws a KvCacheTypeError when a head of headDim values does not fit the type's blocks (Q8_0: 32 values). */
+export function checkKvCacheType(t: KvCacheType, headDim: number): void {
+  if (t === 'q8_0' && headDim % 32 !== 0) {
+    throw new KvCacheTypeError(`--kv-cache q8_0 needs a head size that is a multiple of 32 (Q8_0 blocks hold 32 values); this model's heads have ${headDim}: use --kv-cache f16`);
+  }
 }
 
 /** Where one layer's keys and values live: [capacity, kvDim] each, in the arena of the layer's weights. */
@@ -18,15 +38,15 @@ export interface LayerKv {
 
 /**
  * The attention cache of one request on one shard, preallocated for its whole context at creation (no copy as it
- * grows): for each layer, keys and values (F16 by default, as llama.cpp keeps them), one row of numKvHeads·headDim
- * per position.
+ * grows): for each layer, keys and values (F16 by default, as llama.cpp keeps them; F32 or Q8_0 on request), one row
+ * of numKvHeads·headDim values per position.
  */
 export class KvCache implements ShardKvCache {
   length = 0;
   private readonly blocks: { arena: KernelArena; ptr: number; bytes: number }[] = [];
   private readonly perLayer: LayerKv[] = [];
   private cleared = false;
-  private readonly rowBytes: number;
+  readonly rowBytes: number;
 
   constructor(
     layerArenas: readonly KernelArena[],
@@ -34,7 +54,7 @@ export class KvCache implements ShardKvCache {
     readonly capacity: number,
     readonly type: KvCacheType = 'f16',
   ) {
-    const rowBytes = (this.rowBytes = kvDim * (type === 'f16' ? 2 : 4));
+    const rowBytes = (this.rowBytes = kvRowBytes(type, kvDim));
     try {
       for (const arena of new Set(layerArenas)) {
         const layers = layerArenas.filter((a) => a === arena).length;

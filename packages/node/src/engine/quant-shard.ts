@@ -2,7 +2,7 @@ import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernel
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
 import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
-import { KvCache, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
+import { checkKvCacheType, KvCache, kvRowBytes, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { ropeFrequencies } from './rope.js';
 import type { ShardWeights } from './shard-weights.js';
@@ -48,6 +48,7 @@ export class QuantShard implements ForwardShard {
     ropeLayout: RopeLayout,
     private readonly kvType: KvCacheType = 'f16',
   ) {
+    checkKvCacheType(kvType, weights.config.headDim);
     this.config = weights.config;
     this.range = weights.range;
     this.isFirst = weights.range.startLayer === 0;
@@ -237,12 +238,17 @@ export class QuantShard implements ForwardShard {
     const kvDim = c.numKvHeads * c.headDim;
     const k = s.qkv + (i * (qDim + 2 * kvDim) + qDim) * 4;
     const v = k + kvDim * 4;
-    if (type === 'f16') {
-      s.arena.kernels.to_f16(k, kv.keys + pos * kvDim * 2, kvDim);
-      s.arena.kernels.to_f16(v, kv.values + pos * kvDim * 2, kvDim);
+    const at = pos * kvRowBytes(type, kvDim);
+    const kern = s.arena.kernels;
+    if (type === 'q8_0') {
+      kern.quantize_q8_0(k, kv.keys + at, kvDim);
+      kern.quantize_q8_0(v, kv.values + at, kvDim);
+    } else if (type === 'f16') {
+      kern.to_f16(k, kv.keys + at, kvDim);
+      kern.to_f16(v, kv.values + at, kvDim);
     } else {
-      s.arena.bytes(kv.keys + pos * kvDim * 4, kvDim * 4).set(s.arena.bytes(k, kvDim * 4));
-      s.arena.bytes(kv.values + pos * kvDim * 4, kvDim * 4).set(s.arena.bytes(v, kvDim * 4));
+      s.arena.bytes(kv.keys + at, kvDim * 4).set(s.arena.bytes(k, kvDim * 4));
+      s.arena.bytes(kv.values + at, kvDim * 4).set(s.arena.bytes(v, kvDim * 4));
     }
   }
 

@@ -1,4 +1,4 @@
-import type { KvCacheType } from './kv-cache.js';
+import { kvRowBytes, type KvCacheType } from './kv-cache.js';
 
 /** The most requests a node runs at once when nothing says otherwise; beyond it they wait in the fair queue. */
 export const MAX_DEFAULT_SLOTS = 16;
@@ -24,7 +24,7 @@ export interface Slots {
 
 /** Bytes of one request's KV cache over the whole model at its full context. */
 export function kvBytesPerRequest(i: Pick<SlotInput, 'numLayers' | 'kvDim' | 'contextLength' | 'kvCache'>): number {
-  return i.numLayers * i.contextLength * i.kvDim * 2 * (i.kvCache === 'f16' ? 2 : 4);
+  return i.numLayers * i.contextLength * 2 * kvRowBytes(i.kvCache, i.kvDim);
 }
 
 /**
