@@ -11,7 +11,9 @@ export const ENGINE_FLAG_OPTIONS = {
 export const ENGINE_FLAGS_USAGE = `  --backend kernels|tfjs  what computes (default kernels: our WebAssembly kernels on quantised weights; tfjs:
                         @tensorflow/tfjs-node when installed, else tfjs's wasm backend; F32/F16/BF16 files only)
   --threads N           compute threads (default: the device's cores)
-  --kv-cache f16|f32    KV cache storage (default f16, as llama.cpp; f32 is exact and twice the memory; tfjs: f32)`;
+  --kv-cache f16|f32|q8_0
+                        KV cache storage (default f16, as llama.cpp; f32 is exact and twice the memory; q8_0 is
+                        ggml's 8-bit blocks, 0.53× f16's memory, for heads of a multiple of 32; tfjs: f32)`;
 
 /** The engine options from parsed flags; a bad value is a command-line mistake (exit 2). */
 export function engineOptionsFrom(v: { backend?: string | undefined; threads?: string | undefined; 'kv-cache'?: string | undefined }): EngineOptions {

@@ -41,7 +41,7 @@ Options:
   --no-local              skip the one-node-without-network baseline
   --backend kernels|tfjs  what computes in the nodes and the local baseline (default kernels)
   --threads N             compute threads of the nodes and the local baseline (default: the cores)
-  --kv-cache f16|f32      KV cache storage of the nodes and the local baseline (default f16)
+  --kv-cache f16|f32|q8_0 KV cache storage of the nodes and the local baseline (default f16)
   --json FILE             write every figure as JSON
   --plot FILE.svg         write stacked bars (stage compute + hop transfer per split)
   --markdown              print the table as Markdown

@@ -56,7 +56,8 @@ Options:
   --backend kernels|tfjs   what computes (default kernels: our WebAssembly kernels on the file's quantised weights;
                            tfjs: @tensorflow/tfjs-node when installed, else tfjs's wasm; F32/F16/BF16 files only)
   --threads N              compute threads (default: the device's cores)
-  --kv-cache f16|f32       KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory)
+  --kv-cache f16|f32|q8_0  KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory; q8_0:
+                           ggml 8-bit blocks, 0.53× f16, for heads of a multiple of 32)
 `;
 
 /** Parses "8G", "512M", "1073741824" into bytes. */
