@@ -107,6 +107,22 @@ describe('edge-node plan', () => {
     expect(bad.stderr).toMatch(/--backend: .*kernels, tfjs/);
   });
 
+  it('--kv-cache sizes the KV cache a stage reserves: f32 4, f16 2 (the default), q8_0 34/32 bytes per value', () => {
+    const stage = (...extra: string[]) => {
+      const r = cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--split', '12,18,0', '--context-tokens', '4096', '--json', ...extra);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as PlanJson).stages[0].memoryBytes;
+    };
+    // SmolLM2: 3 KV heads of 64; 12 layers × 4096 positions × K and V.
+    const values = 12 * 4096 * 2 * 3 * 64;
+    const f32 = stage('--kv-cache', 'f32');
+    expect(f32 - stage()).toBe(values * 2);
+    expect(f32 - stage('--kv-cache', 'q8_0')).toBe(values * (4 - 34 / 32));
+    const bad = cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--kv-cache', 'q4');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--kv-cache: .*f16, f32, q8_0/);
+  });
+
   it('optimal predicts no worse per-request time than memory-weighted and equal', () => {
     const run = (...extra: string[]) => JSON.parse(cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--json', ...extra).stdout) as PlanJson;
     const total = (p: PlanJson) => p.predicted.ttftMs + 127 * p.predicted.tokenLatencyMs;

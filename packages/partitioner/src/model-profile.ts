@@ -62,7 +62,7 @@ export function modelProfile(shape: ModelShape): ModelProfile {
     flopsPerToken: 2 * matrixParams,
     attentionFlopsPerContextToken: 4 * qDim,
     weightBytes: matrixParams * bw + vectorParams * 4,
-    kvBytesPerToken: 2 * kvDim * ba,
+    kvBytesPerToken: 2 * kvDim * (shape.bytesPerKvValue ?? ba),
     activationBytesPerToken: (3 * h + qDim + 2 * kvDim + 2 * shape.intermediateSize) * ba,
   };
   const embeddingBytes = shape.vocabSize * h * bw;

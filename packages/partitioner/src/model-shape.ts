@@ -16,8 +16,10 @@ export interface ModelShape {
   attentionBias: boolean;
   /** Bytes per weight at the dtype it will run in (4 = f32, 2 = f16, 1.0625 = Q8_0, 0.5625 = Q4_0). */
   bytesPerWeight: number;
-  /** Bytes per activation / KV value. The runtime keeps both in float32: 4 by default. */
+  /** Bytes per activation value (and per KV value unless bytesPerKvValue says otherwise): 4 by default (float32). */
   bytesPerActivation?: number;
+  /** Bytes per cached key or value: 4 = F32, 2 = F16 (the kernels' default cache), 1.0625 = Q8_0 (34 bytes per 32). */
+  bytesPerKvValue?: number;
 }
 
 function num(o: Record<string, unknown>, ...keys: string[]): number | undefined {
@@ -86,5 +88,8 @@ export function validateModelShape(s: ModelShape): void {
   if (!(s.bytesPerWeight > 0)) throw new InvalidModelConfigError(`bytesPerWeight must be > 0, got ${s.bytesPerWeight}`);
   if (s.bytesPerActivation !== undefined && !(s.bytesPerActivation > 0)) {
     throw new InvalidModelConfigError(`bytesPerActivation must be > 0, got ${s.bytesPerActivation}`);
+  }
+  if (s.bytesPerKvValue !== undefined && !(s.bytesPerKvValue > 0)) {
+    throw new InvalidModelConfigError(`bytesPerKvValue must be > 0, got ${s.bytesPerKvValue}`);
   }
 }

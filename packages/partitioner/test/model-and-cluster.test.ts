@@ -16,6 +16,9 @@ describe('model shape and profile', () => {
     const p = modelProfile(shape);
     expect(modelWeightBytes(p)).toBe(134_515_008 * 4);
     expect(p.layers[0].kvBytesPerToken).toBe(2 * 3 * 64 * 4);
+    // A Q8_0 cache: 34 bytes per 32 values.
+    expect(modelProfile({ ...shape, bytesPerKvValue: 34 / 32 }).layers[0].kvBytesPerToken).toBe(2 * 6 * 34);
+    expect(() => modelProfile({ ...shape, bytesPerKvValue: 0 })).toThrow(InvalidModelConfigError);
     // Decode FLOPs ≈ 2 × parameters touched per token.
     expect(p.layers[0].flopsPerToken).toBe(2 * (576 * 576 * 2 + 2 * 576 * 192 + 3 * 576 * 1536));
   });

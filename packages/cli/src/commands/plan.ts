@@ -17,7 +17,7 @@ import {
   type Plan,
   type Prediction,
 } from '@edge-node/partitioner';
-import type { EngineBackend } from '@edge-node/node';
+import { kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 
@@ -49,6 +49,7 @@ Options:
                           ≈0.6 = Q4_K_M)
   --backend kernels|tfjs  what the nodes compute with (default kernels); tfjs holds weights as F32 and takes
                           only F32/F16/BF16 files
+  --kv-cache f16|f32|q8_0 the nodes' KV cache storage, for the memory it takes (default f16; tfjs: f32)
   --json                  print one JSON object
 `;
 
@@ -75,13 +76,13 @@ async function readJsonFile(path: string, what: string, ErrorType: new (m: strin
 }
 
 /** The model's shape from a model file, via the node package's reader (loaded only when needed). */
-async function shapeFromModelFile(path: string, bytesPerWeight: number | undefined, backend: EngineBackend): Promise<ModelShape> {
+async function shapeFromModelFile(path: string, bytesPerWeight: number | undefined, backend: EngineBackend, kvCache: KvCacheType): Promise<ModelShape> {
   const { openModel, modelShapeOf, storedBytesPerWeight, checkTfjsWeightTypes } = await import('@edge-node/node');
   const model = await openModel(path);
   try {
     // tfjs dequantises every weight to F32 at load; the kernels keep the file's encoding.
     if (backend === 'tfjs') checkTfjsWeightTypes(model);
-    return modelShapeOf(model.config, bytesPerWeight ?? (backend === 'tfjs' ? 4 : storedBytesPerWeight(model)));
+    return modelShapeOf(model.config, bytesPerWeight ?? (backend === 'tfjs' ? 4 : storedBytesPerWeight(model)), kvCache);
   } finally {
     await model.close();
   }
@@ -133,6 +134,7 @@ export const planCommand: CliCommand = {
           concurrency: { type: 'string' },
           'bytes-per-weight': { type: 'string' },
           backend: ENGINE_FLAG_OPTIONS.backend,
+          'kv-cache': ENGINE_FLAG_OPTIONS['kv-cache'],
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -161,7 +163,10 @@ export const planCommand: CliCommand = {
     const concurrency = positiveInt(v.concurrency, '--concurrency', 1);
     const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
     if (bytesPerWeight !== undefined && !(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
-    const backend = engineOptionsFrom({ backend: v.backend }).backend ?? 'kernels';
+    const engine = engineOptionsFrom({ backend: v.backend, 'kv-cache': v['kv-cache'] });
+    const backend = engine.backend ?? 'kernels';
+    // The cache the nodes will keep: what the engine defaults to unless told (kernels f16, tfjs f32).
+    const kvCache = engine.kvCache ?? (backend === 'tfjs' ? 'f32' : 'f16');
     let split: number[] | undefined;
     if (v.split !== undefined) {
       split = v.split.split(',').map((x) => Number(x.trim()));
@@ -169,8 +174,8 @@ export const planCommand: CliCommand = {
     }
 
     const shape = v.model !== undefined
-      ? await shapeFromModelFile(v.model, bytesPerWeight, backend)
-      : modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 });
+      ? await shapeFromModelFile(v.model, bytesPerWeight, backend, kvCache)
+      : { ...modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 }), bytesPerKvValue: kvBytesPerValue(kvCache) };
     const profile = modelProfile(shape);
     const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));
     const request = { promptTokens, genTokens, contextTokens, concurrency };

@@ -12,9 +12,14 @@ export function kvTypeCode(t: KvCacheType): number {
   return t === 'f16' ? 1 : t === 'q8_0' ? 2 : 0;
 }
 
+/** Bytes per cached value: 4, 2, or 34/32 = 1.0625 (exact in binary: a row of whole blocks has a whole byte count). */
+export function kvBytesPerValue(t: KvCacheType): number {
+  return t === 'q8_0' ? 34 / 32 : t === 'f16' ? 2 : 4;
+}
+
 /** Bytes of one cached row (keys or values of one position in one layer) of kvDim values. */
 export function kvRowBytes(t: KvCacheType, kvDim: number): number {
-  return t === 'q8_0' ? (kvDim / 32) * 34 : kvDim * (t === 'f16' ? 2 : 4);
+  return kvDim * kvBytesPerValue(t);
 }
 
 /** A cache type the model's shape cannot hold. */

@@ -128,7 +128,7 @@ export class ClusterPipeline {
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
-    this.profile = modelProfile(modelShapeOf(c, storedBytesPerWeight(opts.model)));
+    this.profile = modelProfile(modelShapeOf(c, storedBytesPerWeight(opts.model), opts.compute.kvCache));
     this.loadMBps = opts.loadMBps ?? 200;
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
@@ -284,6 +284,7 @@ export class ClusterPipeline {
         members: [m.self(), ...m.members()].filter((member) => !exclude.has(member.peerId)),
         config: this.opts.model.config,
         bytesPerWeight: storedBytesPerWeight(this.opts.model),
+        kvCache: this.opts.compute.kvCache,
         modelFingerprint: this.fingerprint,
         ...(this.opts.split ? { split: this.opts.split } : {}),
         request: this.planRequest(),

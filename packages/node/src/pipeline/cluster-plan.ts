@@ -10,6 +10,7 @@ import {
   type RequestShape,
 } from '@edge-node/partitioner';
 import type { ClusterMember } from '../cluster/membership.js';
+import { kvBytesPerValue, type KvCacheType } from '../engine/kv-cache.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { Route } from './pipeline-executor.js';
 
@@ -24,6 +25,8 @@ export interface ClusterPlanInput {
   config: ModelConfig;
   /** Stored bytes per weight of the model file (default 4: float32). */
   bytesPerWeight?: number;
+  /** This node's KV cache type (default f32, the most memory: a conservative bound). */
+  kvCache?: KvCacheType;
   /** Only members whose stageInfo.model equals this take part. */
   modelFingerprint: string;
   /** Layers per node, for nodes in name order (then peer id); overrides the partitioner. */
@@ -42,8 +45,11 @@ export interface ClusterPlan {
   stages: { peerId: string; name: string; startLayer: number; endLayer: number }[];
 }
 
-/** The partitioner's view of a model: its sizes, and the bytes per weight its file stores (the engine keeps them). */
-export function modelShapeOf(c: ModelConfig, bytesPerWeight = 4): ModelShape {
+/**
+ * The partitioner's view of a model: its sizes, the bytes per weight its file stores (the engine keeps them) and the
+ * bytes per value of the KV cache type (default f32: the most memory).
+ */
+export function modelShapeOf(c: ModelConfig, bytesPerWeight = 4, kvCache: KvCacheType = 'f32'): ModelShape {
   return {
     name: c.name,
     hiddenSize: c.hiddenSize,
@@ -56,6 +62,7 @@ export function modelShapeOf(c: ModelConfig, bytesPerWeight = 4): ModelShape {
     tiedEmbeddings: c.tiedEmbeddings,
     attentionBias: c.attentionBias,
     bytesPerWeight,
+    bytesPerKvValue: kvBytesPerValue(kvCache),
   };
 }
 
@@ -106,7 +113,7 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const { config } = input;
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
-  const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight));
+  const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, input.kvCache));
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
   if (input.split && members.length >= input.split.length) {
