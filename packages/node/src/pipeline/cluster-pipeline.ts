@@ -3,8 +3,11 @@ import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import { CostModel, decideReplan, decideRestore, modelProfile, moveCostMs, movedLayers, repricePlan, type ModelProfile, type Plan, type ReplanPolicy } from '@edge-node/partitioner';
 import type { DeviceLoad } from '../cluster/device-load.js';
 import type { Membership, ClusterMember } from '../cluster/membership.js';
-import { generate, type GenerateOptions, type GenerationResult } from '../engine/generate.js';
+import { generate, type GenerationResult } from '../engine/generate.js';
+import type { Generator, GeneratorOptions } from '../engine/generator.js';
+import type { StepTiming } from '../engine/bench-probe.js';
 import type { ExecutionRequest } from '../engine/token-executor.js';
+import type { ModelConfig } from '../model/model-config.js';
 import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { MessageStream } from '../network/message-stream.js';
@@ -16,7 +19,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
 import { clusterOf, computeClusterPlan, modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
-import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
+import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route } from './pipeline-executor.js';
+import { ClusterBenchProbe } from './cluster-bench-probe.js';
 import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
 import { ShardStore } from './shard-store.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
@@ -69,19 +73,20 @@ export interface ClusterPipelineOptions {
 /** Shape of the requests plans are made for. */
 const PLAN_REQUEST = { promptTokens: 128, genTokens: 128 };
 
-export type ClusterGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
 
 /**
  * Everything pipeline on one node: it serves its stage to the cluster (StageWorker behind the ActivationRouter), and
  * coordinates the requests it receives (plans the ring, has every stage load its layers, runs the generation loop
  * over the PipelineExecutor). Plans are recomputed only between requests, when membership changed.
  */
-export class ClusterPipeline {
+export class ClusterPipeline implements Generator {
   readonly fingerprint: string;
   readonly router: ActivationRouter;
   readonly worker: StageWorker;
   readonly executor: PipelineExecutor;
   readonly shards: ShardStore;
+  /** `edge-node bench`'s view of the ring: its topology, and runs that report every step. */
+  readonly bench: ClusterBenchProbe;
   private plan: ClusterPlan | null = null;
   /** Why the last planning attempt failed (null once a plan works). */
   planError: string | null = null;
@@ -152,6 +157,17 @@ export class ClusterPipeline {
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
       ...(opts.onRecoveryFailed ? { onRecoveryFailed: opts.onRecoveryFailed } : {}),
     });
+    this.bench = new ClusterBenchProbe({
+      selfId: opts.host.peerId,
+      executor: this.executor,
+      tokenizer: opts.tokenizer,
+      model: opts.model,
+      fingerprint: this.fingerprint,
+      members: () => [opts.membership.self(), ...opts.membership.members()],
+      activeRoute: () => this.plan?.route ?? null,
+      contextLength: opts.contextLength,
+      maxRowsPerFrame: this.maxRows,
+    });
   }
 
   /** Registers the protocol handlers (before the host starts) and announces the model to the cluster. */
@@ -200,7 +216,7 @@ export class ClusterPipeline {
   }
 
   /** Runs one request through the cluster. */
-  generate(opts: ClusterGenerateOptions): Promise<GenerationResult> {
+  generate(opts: GeneratorOptions): Promise<GenerationResult> {
     return generate(this.executor, this.opts.tokenizer, {
       ...opts,
       addBos: opts.addBos ?? this.opts.model.config.addBosToken,
@@ -234,6 +250,23 @@ export class ClusterPipeline {
 
   get model(): ModelFile {
     return this.opts.model;
+  }
+
+  get config(): ModelConfig {
+    return this.opts.model.config;
+  }
+
+  get chatTemplate(): string | null {
+    return this.opts.model.chatTemplate;
+  }
+
+  get contextLength(): number {
+    return this.opts.contextLength;
+  }
+
+  /** KV caches this node's stage holds (for requests of any coordinator). */
+  kvUsage(): { sessions: number; bytes: number } {
+    return { sessions: this.worker.sessionCount, bytes: this.worker.cacheBytes() };
   }
 
   /** The plan in force, without recomputing. */
