@@ -356,7 +356,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     return { memoryBudgetBytes: watch.current().memoryBudgetBytes, reason: watch.current().memoryReason };
   });
   addOpenAIApi(router, {
-    pipeline,
+    generator: pipeline,
     metrics,
     contextLength: servedContext,
     concurrency: slots,

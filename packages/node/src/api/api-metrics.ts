@@ -1,4 +1,5 @@
-import type { RecoveryEvent, StepTiming } from '../pipeline/pipeline-executor.js';
+import type { StepTiming } from '../engine/bench-probe.js';
+import type { RecoveryEvent } from '../pipeline/pipeline-executor.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */

@@ -2,7 +2,7 @@ import { ChatTemplate } from '../tokenizer/chat-template.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { invalidRequest } from './openai-errors.js';
 import { parseChatLogprobs, parseGenerationParams, parseMessages, requireObject } from './openai-request.js';
-import { checkModel, requirePipeline, serveGeneration, type ServingContext } from './serve-generation.js';
+import { checkModel, requireGenerator, serveGeneration, type ServingContext } from './serve-generation.js';
 import { parseResponseFormat } from './structured-output.js';
 import { parseToolChoice, parseTools, renderWithTools, toolCallFormat, toolCallGrammar } from './tool-calls.js';
 
@@ -16,11 +16,11 @@ export function chatRendering(ctx: ServingContext): () => ChatRendering {
   let template: ChatRendering | null = null;
   return () => {
     if (!template) {
-      const p = requirePipeline(ctx);
-      const t = p.tokenizer;
+      const g = requireGenerator(ctx);
+      const t = g.tokenizer;
       const bosText = t.bosId === null ? null : t.tokenToPiece(t.bosId);
       const eosText = t.eosIds.length > 0 ? t.tokenToPiece(t.eosIds[0]) : '';
-      template = { chat: new ChatTemplate(p.model.chatTemplate, bosText ?? '', eosText), bosText };
+      template = { chat: new ChatTemplate(g.chatTemplate, bosText ?? '', eosText), bosText };
     }
     return template;
   };

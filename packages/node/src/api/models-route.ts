@@ -17,9 +17,9 @@ export interface ModelEntry {
 export function addModelsRoutes(router: ApiRouter, ctx: ServingContext): void {
   const created = Math.floor(Date.now() / 1000);
   const entries = (): ModelEntry[] => {
-    const p = ctx.pipeline;
+    const p = ctx.generator;
     if (!p) return [];
-    const c = p.model.config;
+    const c = p.config;
     return [{ id: ctx.modelId, object: 'model', created, owned_by: 'edge-node', name: c.name, architecture: c.architecture, context_length: ctx.contextLength }];
   };
   router.add('GET', '/v1/models', () => ({ object: 'list', data: entries() }));

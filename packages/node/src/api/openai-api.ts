@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import type { ClusterPipeline } from '../pipeline/cluster-pipeline.js';
+import type { Generator } from '../engine/generator.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import type { ApiMetrics } from './api-metrics.js';
 import type { ApiRouter } from './api-router.js';
@@ -10,14 +10,14 @@ import { addModelsRoutes } from './models-route.js';
 import { addResponsesRoute } from './responses-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
-import type { ClusterStatus } from '../node-runtime.js';
 import { addWebPageRoutes } from './web-page.js';
 
 /** Requests that may wait for a pipeline slot before new ones get a 429 (`--queue-length`). */
 export const DEFAULT_QUEUE_LENGTH = 32;
 
 export interface OpenAIApiOptions {
-  pipeline: ClusterPipeline | null;
+  /** What serves the model (a local model or the cluster's pipeline); null when the node has none. */
+  generator: Generator | null;
   metrics: ApiMetrics;
   /** The model file or folder the id is derived from. */
   modelPath?: string;
@@ -50,17 +50,17 @@ export function modelIdFor(path: string): string {
 export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): ServingContext {
   const queue = new RequestQueue(opts.concurrency, opts.queueLength ?? DEFAULT_QUEUE_LENGTH);
   const ctx: ServingContext = {
-    pipeline: opts.pipeline,
-    modelId: opts.pipeline ? modelIdFor(opts.modelPath ?? opts.pipeline.modelName) : '',
+    generator: opts.generator,
+    modelId: opts.generator ? modelIdFor(opts.modelPath ?? opts.generator.modelName) : '',
     queue,
     metrics: opts.metrics,
     contextLength: opts.contextLength,
   };
-  const p = opts.pipeline;
+  const p = opts.generator;
   opts.metrics.attach({
     peers: opts.peers,
-    kvSessions: () => p?.worker.sessionCount ?? 0,
-    kvCacheBytes: () => p?.worker.cacheBytes() ?? 0,
+    kvSessions: () => p?.kvUsage().sessions ?? 0,
+    kvCacheBytes: () => p?.kvUsage().bytes ?? 0,
     running: () => queue.runningCount,
     waiting: () => queue.waitingCount,
     slots: () => opts.concurrency,
@@ -73,10 +73,10 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
   addCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addResponsesRoute(router, ctx, opts.maxBodyBytes);
   addModelsRoutes(router, ctx);
-  addBenchRoute(router, ctx, { clusterStatus: opts.clusterStatus as () => ClusterStatus, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
+  addBenchRoute(router, ctx, opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {});
   router.add('GET', '/v1/cluster', () => ({
     ...opts.clusterStatus(),
-    model: p ? { id: ctx.modelId, name: p.model.config.name, layers: p.model.config.numLayers, contextLength: ctx.contextLength } : null,
+    model: p ? { id: ctx.modelId, name: p.config.name, layers: p.config.numLayers, contextLength: ctx.contextLength } : null,
     serving: opts.metrics.serving(),
   }));
   router.add('GET', '/metrics', async (_req, res) => {

@@ -5,7 +5,7 @@ import { readJsonBody, type ApiRouter } from './api-router.js';
 import { addBosFor, chatRendering } from './chat-completions-route.js';
 import { invalidRequest, OpenAIError } from './openai-errors.js';
 import { optionalBoolean, optionalNumber, parseMessages, requireObject, type JsonObject } from './openai-request.js';
-import { checkModel, recordGeneration, requirePipeline, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
+import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
 import { SseWriter } from './sse-writer.js';
 import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import { parseResponseFormat } from './structured-output.js';
@@ -93,7 +93,7 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
     if (sampling.topP === 0) throw invalidRequest('"top_p" must be greater than 0', 'top_p');
     validateSampling(sampling);
     checkModel(ctx, b.model);
-    const pipeline = requirePipeline(ctx);
+    const generator = requireGenerator(ctx);
 
     const r = rendering();
     const prompt = defs.length > 0 || messages.some((m) => m.role === 'tool' || m.tool_calls) ? renderWithTools(r.chat, messages, defs, choice) : r.chat.render(messages, true);
@@ -193,7 +193,7 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
           if (args) emit('response.function_call_arguments.delta', { item_id: forcedItemId, output_index: 0, delta: args });
         };
         const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
-        const result = await pipeline.generate({
+        const result = await generator.generate({
           prompt: promptTokens,
           maxTokens,
           sampling,

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FinishReason, GenerationResult } from '../engine/generate.js';
 import type { TokenLogprob } from '../engine/sampler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
-import type { ClusterPipeline } from '../pipeline/cluster-pipeline.js';
+import type { Generator } from '../engine/generator.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { OpenAIError, invalidRequest, toOpenAIError } from './openai-errors.js';
 import type { GenerationParams } from './openai-request.js';
@@ -15,7 +15,7 @@ import { ForcedCallStreamer, newCallId, parseToolCalls, ToolCallStreamFilter, ty
 /** What every generation route needs from the node. */
 export interface ServingContext {
   /** null when the node has no model (it only relays): generation answers 503. */
-  pipeline: ClusterPipeline | null;
+  generator: Generator | null;
   /** The id clients pass as `model` (also accepted: the model's own name). */
   modelId: string;
   queue: RequestQueue;
@@ -43,17 +43,17 @@ export interface GenerationJob {
   tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
 }
 
-/** 503 unless the node has a model; otherwise the pipeline. */
-export function requirePipeline(ctx: ServingContext): ClusterPipeline {
-  if (!ctx.pipeline) {
+/** 503 unless the node has a model; otherwise what generates with it. */
+export function requireGenerator(ctx: ServingContext): Generator {
+  if (!ctx.generator) {
     throw new OpenAIError(503, 'this node has no model loaded (start it with --model PATH); it only relays for the cluster', 'service_unavailable', 'model_not_loaded');
   }
-  return ctx.pipeline;
+  return ctx.generator;
 }
 
 /** 404 unless `model` names the model this cluster serves. */
 export function checkModel(ctx: ServingContext, model: string): void {
-  const p = requirePipeline(ctx);
+  const p = requireGenerator(ctx);
   if (model !== ctx.modelId && model !== p.modelName) {
     throw new OpenAIError(404, `the model "${model}" does not exist here; this cluster serves "${ctx.modelId}"`, 'invalid_request_error', 'model_not_found', 'model');
   }
@@ -61,9 +61,9 @@ export function checkModel(ctx: ServingContext, model: string): void {
 
 /** Tokenizes a prompt and checks it against the context (400s name `param`). */
 export function tokenizePrompt(ctx: ServingContext, prompt: string | number[], addBos: boolean | undefined, param: string): number[] {
-  const pipeline = requirePipeline(ctx);
-  const tokens = typeof prompt === 'string' ? pipeline.tokenizer.encode(prompt, addBos === undefined ? {} : { addBos }) : prompt;
-  const vocab = pipeline.tokenizer.vocabSize;
+  const generator = requireGenerator(ctx);
+  const tokens = typeof prompt === 'string' ? generator.tokenizer.encode(prompt, addBos === undefined ? {} : { addBos }) : prompt;
+  const vocab = generator.tokenizer.vocabSize;
   if (typeof prompt !== 'string' && tokens.some((t) => t >= vocab)) throw invalidRequest(`token ids in "${param}" must be below the vocabulary size ${vocab}`, param);
   if (tokens.length === 0) throw invalidRequest(`the ${param} is empty`, param);
   if (tokens.length >= ctx.contextLength) {
@@ -152,28 +152,28 @@ export function recordGeneration(ctx: ServingContext, endpoint: Endpoint, result
 }
 
 /** How a token looks in a logprobs entry: its text and its UTF-8 bytes. */
-export function tokenText(pipeline: ClusterPipeline, id: number): { token: string; bytes: number[] } {
-  const b = pipeline.vocabulary().bytes[id];
+export function tokenText(generator: Generator, id: number): { token: string; bytes: number[] } {
+  const b = generator.vocabulary().bytes[id];
   if (b) return { token: Buffer.from(b).toString('utf8'), bytes: [...b] };
-  const piece = pipeline.tokenizer.tokenToPiece(id);
+  const piece = generator.tokenizer.tokenToPiece(id);
   return { token: piece, bytes: [...Buffer.from(piece, 'utf8')] };
 }
 
 /** Chat's logprobs entries (`choices[].logprobs.content`). */
-export function chatLogprobs(pipeline: ClusterPipeline, lps: readonly TokenLogprob[]): object[] {
+export function chatLogprobs(generator: Generator, lps: readonly TokenLogprob[]): object[] {
   return lps.map((lp) => ({
-    ...tokenText(pipeline, lp.token),
+    ...tokenText(generator, lp.token),
     logprob: lp.logprob,
-    top_logprobs: lp.top.map((t) => ({ ...tokenText(pipeline, t.token), logprob: t.logprob })),
+    top_logprobs: lp.top.map((t) => ({ ...tokenText(generator, t.token), logprob: t.logprob })),
   }));
 }
 
 /** The legacy completions logprobs object. */
-function completionLogprobs(pipeline: ClusterPipeline, lps: readonly TokenLogprob[], startOffset: number): object {
+function completionLogprobs(generator: Generator, lps: readonly TokenLogprob[], startOffset: number): object {
   let offset = startOffset;
   const text_offset: number[] = [];
   const tokens = lps.map((lp) => {
-    const t = tokenText(pipeline, lp.token).token;
+    const t = tokenText(generator, lp.token).token;
     text_offset.push(offset);
     offset += t.length;
     return t;
@@ -181,7 +181,7 @@ function completionLogprobs(pipeline: ClusterPipeline, lps: readonly TokenLogpro
   return {
     tokens,
     token_logprobs: lps.map((lp) => lp.logprob),
-    top_logprobs: lps.map((lp) => Object.fromEntries(lp.top.map((t) => [tokenText(pipeline, t.token).token, t.logprob]))),
+    top_logprobs: lps.map((lp) => Object.fromEntries(lp.top.map((t) => [tokenText(generator, t.token).token, t.logprob]))),
     text_offset,
   };
 }
@@ -203,7 +203,7 @@ const ARGUMENT_PIECE = 24;
  */
 export async function serveGeneration(ctx: ServingContext, req: IncomingMessage, res: ServerResponse, job: GenerationJob): Promise<void> {
   void req;
-  const pipeline = requirePipeline(ctx);
+  const generator = requireGenerator(ctx);
   const arrived = performance.now();
   const { params } = job;
   const chat = job.endpoint === 'chat';
@@ -239,7 +239,7 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
         };
 
   const streamLogprobs = (lps: TokenLogprob[], offset: number) =>
-    job.logprobs === undefined || lps.length === 0 ? null : chat ? { content: chatLogprobs(pipeline, lps), refusal: null } : completionLogprobs(pipeline, lps, offset);
+    job.logprobs === undefined || lps.length === 0 ? null : chat ? { content: chatLogprobs(generator, lps), refusal: null } : completionLogprobs(generator, lps, offset);
 
   /** One choice, streamed (when asked) as it is generated. */
   const runChoice = async (index: number, signal: AbortSignal): Promise<{ result: GenerationResult; calls: ParsedToolCall[]; content: string | null }> => {
@@ -263,7 +263,7 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
     };
     if (sse && chat) sse.send(chunk(index, { role: 'assistant', content: '' }, null));
     const seed = params.sampling.seed;
-    const result = await pipeline.generate({
+    const result = await generator.generate({
       prompt: promptTokens,
       maxTokens,
       sampling: seed === null || index === 0 ? params.sampling : { ...params.sampling, seed: seed + index },
@@ -331,7 +331,7 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
         return;
       }
       const choices = outs.map(({ result, calls, content }, index) => {
-        const lps = job.logprobs === undefined ? null : chat ? { content: chatLogprobs(pipeline, result.logprobs ?? []), refusal: null } : completionLogprobs(pipeline, result.logprobs ?? [], 0);
+        const lps = job.logprobs === undefined ? null : chat ? { content: chatLogprobs(generator, result.logprobs ?? []), refusal: null } : completionLogprobs(generator, result.logprobs ?? [], 0);
         if (!chat) return { index, text: result.text, logprobs: lps, finish_reason: result.finishReason };
         const message =
           calls.length > 0

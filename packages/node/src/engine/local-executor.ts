@@ -83,4 +83,11 @@ export class LocalExecutor implements TokenExecutor {
   get activeRequests(): number {
     return this.sessions.size;
   }
+
+  /** Bytes held by the requests' KV caches. */
+  cacheBytes(): number {
+    let total = 0;
+    for (const s of this.sessions.values()) total += s.cache.bytes();
+    return total;
+  }
 }

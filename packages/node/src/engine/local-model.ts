@@ -5,7 +5,9 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ComputeBackend } from './compute-backend.js';
 import { startComputeBackend, type EngineOptions } from './engine-options.js';
 import type { ForwardShard } from './forward-shard.js';
-import { generate, type GenerateOptions, type GenerationResult } from './generate.js';
+import { generate, type GenerationResult } from './generate.js';
+import type { Generator, GeneratorOptions } from './generator.js';
+import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
@@ -22,10 +24,10 @@ export interface LocalModelOptions extends EngineOptions {
   compute?: ComputeBackend;
 }
 
-export type LocalGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
 
-/** A whole model on this device: file, tokenizer, every layer, and the generation loop. */
-export class LocalModel {
+
+/** A whole model on this device: file, tokenizer, every layer, and the generation loop; it serves HTTP as a cluster does. */
+export class LocalModel implements Generator {
   private constructor(
     readonly model: ModelFile,
     readonly tokenizer: Tokenizer,
@@ -34,6 +36,7 @@ export class LocalModel {
     readonly shard: ForwardShard,
     readonly executor: LocalExecutor,
     readonly contextLength: number,
+    readonly vocabulary: () => TokenVocabulary,
   ) {}
 
   static async open(path: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
@@ -47,7 +50,8 @@ export class LocalModel {
       const tokenizer = await loadTokenizer(model.tokenizer);
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabularyOf(tokenizer)), contextLength);
+      const vocabulary = vocabularyOf(tokenizer);
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary);
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();
@@ -55,7 +59,23 @@ export class LocalModel {
     }
   }
 
-  generate(opts: LocalGenerateOptions): Promise<GenerationResult> {
+  get modelName(): string {
+    return this.model.config.name;
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  get chatTemplate(): string | null {
+    return this.model.chatTemplate;
+  }
+
+  kvUsage(): { sessions: number; bytes: number } {
+    return { sessions: this.executor.activeRequests, bytes: this.executor.cacheBytes() };
+  }
+
+  generate(opts: GeneratorOptions): Promise<GenerationResult> {
     return generate(this.executor, this.tokenizer, {
       ...opts,
       addBos: opts.addBos ?? this.model.config.addBosToken,

@@ -1,37 +1,33 @@
 import type { ComputeBackend } from '../engine/compute-backend.js';
 import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
-import { CostModel, decideReplan, decideRestore, modelProfile, moveCostMs, movedLayers, repricePlan, type ModelProfile, type Plan, type ReplanPolicy } from '@edge-node/partitioner';
+import { decideReplan, decideRestore, modelProfile, moveCostMs, movedLayers, repricePlan, type ModelProfile, type Plan, type ReplanPolicy } from '@edge-node/partitioner';
 import type { DeviceLoad } from '../cluster/device-load.js';
 import type { Membership, ClusterMember } from '../cluster/membership.js';
-import { generate, type GenerateOptions, type GenerationResult } from '../engine/generate.js';
+import { generate, type GenerationResult } from '../engine/generate.js';
+import type { Generator, GeneratorOptions } from '../engine/generator.js';
+import type { StepTiming } from '../engine/bench-probe.js';
 import type { ExecutionRequest } from '../engine/token-executor.js';
+import type { ModelConfig } from '../model/model-config.js';
 import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
-import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
-import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { RemoteRequestError, RequestChannel } from '../network/request-channel.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits } from './activation-frame.js';
-import { ActivationRouter } from './activation-router.js';
 import { clusterOf, computeClusterPlan, modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
-import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route, type StepTiming } from './pipeline-executor.js';
+import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route } from './pipeline-executor.js';
+import { ClusterBenchProbe } from './cluster-bench-probe.js';
 import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
-import { ShardStore } from './shard-store.js';
-import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
-
-/** Control requests between nodes (`/edge-node/control/…`). */
-/** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
-export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string };
-export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
+import type { ShardStore } from './shard-store.js';
+import { StageServer, type ControlEnvelope, type ControlReply, type ControlRequest } from './stage-server.js';
+import type { StageWorker } from './stage-worker.js';
 
 /** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
 const MIGRATION_PAYBACK_TOKENS = 64;
 
 /** A re-plan waits at most this long for its stages to load (a throttled node loads slowly): then it re-decides. */
 const REPLAN_LOAD_PATIENCE_MS = 4000;
-type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface ClusterPipelineOptions {
   host: EdgeHost;
@@ -69,26 +65,26 @@ export interface ClusterPipelineOptions {
 /** Shape of the requests plans are made for. */
 const PLAN_REQUEST = { promptTokens: 128, genTokens: 128 };
 
-export type ClusterGenerateOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
 
 /**
- * Everything pipeline on one node: it serves its stage to the cluster (StageWorker behind the ActivationRouter), and
- * coordinates the requests it receives (plans the ring, has every stage load its layers, runs the generation loop
- * over the PipelineExecutor). Plans are recomputed only between requests, when membership changed.
+ * The coordinator of the requests this node receives, and the Generator the HTTP API serves them through: it plans
+ * the ring, has every stage load its layers (this node's own StageServer directly, the others over
+ * `/edge-node/control`), re-plans when membership or loads change (adapt()), and runs the generation loop over the
+ * PipelineExecutor. Plans are recomputed only between requests, when membership changed.
  */
-export class ClusterPipeline {
+export class ClusterPipeline implements Generator {
   readonly fingerprint: string;
-  readonly router: ActivationRouter;
-  readonly worker: StageWorker;
+  /** This node's stage, serving every coordinator's ring (this node's own included). */
+  readonly stage: StageServer;
   readonly executor: PipelineExecutor;
-  readonly shards: ShardStore;
+  /** `edge-node bench`'s view of the ring: its topology, and runs that report every step. */
+  readonly bench: ClusterBenchProbe;
   private plan: ClusterPlan | null = null;
   /** Why the last planning attempt failed (null once a plan works). */
   planError: string | null = null;
   private planning: Promise<ClusterPlan> | null = null;
   private membersChanged = true;
   private readonly controls = new Map<string, Promise<RequestChannel<ControlRequest, ControlReply, never>>>();
-  private sweepTimer: NodeJS.Timeout | null = null;
   private adaptTimer: NodeJS.Timeout | null = null;
   private readonly maxRows: number;
   private readonly profile: ModelProfile;
@@ -112,11 +108,6 @@ export class ClusterPipeline {
   private loadsAtPlan = new Map<string, DeviceLoad | null>();
   /** Model each member announced (a change of it re-plans at once, unlike a change of load). */
   private readonly announcedModel = new Map<string, string | undefined>();
-  /** As a stage: the range each coordinator last asked this node to hold; other ranges are freed once unused. */
-  private readonly currentRanges = new Map<string, string>();
-  /** Bytes of weights this node's shards hold. */
-  heldWeightBytes = 0;
-  private expectModel: { profile: unknown; cm: CostModel } | null = null;
   /** The plan a load-driven change replaced, the loads under it, and the devices whose load caused the change. */
   private restorable: { former: ClusterPlan; loads: Map<string, DeviceLoad | null>; causes: string[] } | null = null;
   private vocab: TokenVocabulary | null = null;
@@ -124,24 +115,26 @@ export class ClusterPipeline {
   constructor(private readonly opts: ClusterPipelineOptions) {
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
-    this.shards = new ShardStore(opts.model, opts.compute);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
     this.maxRows = Math.max(1, Math.floor((opts.maxFrameBytes * 0.9) / (c.hiddenSize * 4)));
-    this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
     this.profile = modelProfile(modelShapeOf(c, storedBytesPerWeight(opts.model), opts.compute.kvCache));
     this.loadMBps = opts.loadMBps ?? 200;
-    this.worker = new StageWorker({
-      selfId: opts.host.peerId,
-      shards: this.shards,
-      modelFingerprint: this.fingerprint,
-      maxRowsPerFrame: this.maxRows,
+    this.stage = new StageServer({
+      host: opts.host,
+      membership: opts.membership,
       log: opts.log,
-      ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
-      onCompute: (sample) => this.observe(sample),
+      model: opts.model,
+      compute: opts.compute,
+      fingerprint: this.fingerprint,
+      profile: this.profile,
+      maxRowsPerFrame: this.maxRows,
+      contextLength: opts.contextLength,
       vocabulary: () => this.vocabulary(),
+      ...(opts.onStageStep ? { onStageStep: opts.onStageStep } : {}),
+      ...(opts.observeCompute ? { observeCompute: opts.observeCompute } : {}),
     });
     this.executor = new PipelineExecutor({
-      router: this.router,
+      router: this.stage.router,
       routeFor: (r, exclude) => this.routeFor(r, exclude),
       maxRowsPerFrame: this.maxRows,
       log: opts.log,
@@ -152,29 +145,22 @@ export class ClusterPipeline {
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
       ...(opts.onRecoveryFailed ? { onRecoveryFailed: opts.onRecoveryFailed } : {}),
     });
+    this.bench = new ClusterBenchProbe({
+      selfId: opts.host.peerId,
+      executor: this.executor,
+      tokenizer: opts.tokenizer,
+      model: opts.model,
+      fingerprint: this.fingerprint,
+      members: () => this.everyMember(),
+      activeRoute: () => this.plan?.route ?? null,
+      contextLength: opts.contextLength,
+      maxRowsPerFrame: this.maxRows,
+    });
   }
 
   /** Registers the protocol handlers (before the host starts) and announces the model to the cluster. */
   async start(): Promise<void> {
-    await this.router.start((frame, from) => {
-      if (frame.t === 'act' || frame.t === 'release') {
-        this.worker.handle(frame).then(
-          (outs) => {
-            for (const o of outs) this.forward(o);
-          },
-          (err: Error) => this.opts.log.error(`stage failed on a frame from ${from.slice(-8)}: ${err.message}`),
-        );
-      } else {
-        this.executor.onFrame(frame);
-      }
-    });
-    await this.opts.host.handle(PROTOCOLS.control, (stream, info) => {
-      new RequestChannel<ControlRequest, ControlReply, never>(stream as unknown as MessageStream<ControlEnvelope, ControlEnvelope>, {
-        onRequest: (req) => this.onControl(req, info.remotePeer),
-        parseRequest: (body) => this.parseControl(body),
-        onProtocolError: (err) => this.opts.log.warn(`reset control stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
-      });
-    });
+    await this.stage.start((frame) => this.executor.onFrame(frame));
     const m = this.opts.membership;
     m.events.on('join', (member: ClusterMember) => {
       this.announcedModel.set(member.peerId, member.stageInfo?.model);
@@ -187,20 +173,15 @@ export class ClusterPipeline {
       this.announcedModel.set(member.peerId, member.stageInfo?.model);
     });
     m.events.on('leave', (member: ClusterMember, reason: string) => this.onLeave(member, reason));
-    m.setStageInfo({ model: this.fingerprint, ready: true, ranges: [] });
-    this.sweepTimer = setInterval(() => {
-      this.worker.sweepIdle(10 * 60_000);
-    }, 60_000);
-    this.sweepTimer.unref();
     this.adaptTimer = setInterval(() => {
-      void this.trimShards();
+      void this.stage.trimShards();
       void this.adapt();
     }, this.opts.adaptIntervalMs ?? 1000);
     this.adaptTimer.unref();
   }
 
   /** Runs one request through the cluster. */
-  generate(opts: ClusterGenerateOptions): Promise<GenerationResult> {
+  generate(opts: GeneratorOptions): Promise<GenerationResult> {
     return generate(this.executor, this.opts.tokenizer, {
       ...opts,
       addBos: opts.addBos ?? this.opts.model.config.addBosToken,
@@ -236,41 +217,55 @@ export class ClusterPipeline {
     return this.opts.model;
   }
 
+  get config(): ModelConfig {
+    return this.opts.model.config;
+  }
+
+  get chatTemplate(): string | null {
+    return this.opts.model.chatTemplate;
+  }
+
+  get contextLength(): number {
+    return this.opts.contextLength;
+  }
+
+  /** KV caches this node's stage holds (for requests of any coordinator). */
+  kvUsage(): { sessions: number; bytes: number } {
+    return { sessions: this.worker.sessionCount, bytes: this.worker.cacheBytes() };
+  }
+
   /** The plan in force, without recomputing. */
   get activePlan(): ClusterPlan | null {
     return this.plan;
   }
 
+  /** This node's stage worker (its requests' KV caches). */
+  get worker(): StageWorker {
+    return this.stage.worker;
+  }
+
+  /** The layer ranges this node holds. */
+  get shards(): ShardStore {
+    return this.stage.shards;
+  }
+
+  /** Bytes of weights this node's shards hold. */
+  get heldWeightBytes(): number {
+    return this.stage.heldWeightBytes;
+  }
+
   async stop(): Promise<void> {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.adaptTimer) clearInterval(this.adaptTimer);
-    this.worker.close();
-    await this.router.close();
+    await this.stage.close();
     for (const c of this.controls.values()) (await c.catch(() => null))?.stream.abort(new Error('node stopping'));
-    await this.shards.close();
+    await this.stage.closeShards();
     await this.opts.model.close();
-  }
-
-  /** Sends a stage's output on; if the next stage is unreachable, tells the coordinator so it can re-route. */
-  private forward(o: Outgoing): void {
-    this.router.send(o.to, o.frame).catch((err: Error) => {
-      this.opts.log.warn(`could not forward ${o.frame.t} for ${o.frame.rid} to ${o.to.slice(-8)}: ${err.message}`);
-      if (o.coordinator && o.frame.t === 'act') {
-        const lost: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: o.frame.rid, name: 'StageLostError', message: err.message, from: o.to };
-        this.router.send(o.coordinator, lost).catch(() => {});
-      }
-    });
-  }
-
-  private limits(): FrameLimits {
-    const c = this.opts.model.config;
-    return { maxRows: this.maxRows, hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, maxRoute: 64, maxContext: this.opts.contextLength };
   }
 
   private async routeFor(_request: ExecutionRequest, exclude: ReadonlySet<string>): Promise<Route> {
     if (exclude.size === 0) return (await this.currentPlan()).route;
     // Mid-request after a loss: plan without the lost nodes now, even if membership has not dropped them yet.
-    for (const p of exclude) this.router.forget(p);
+    for (const p of exclude) this.stage.router.forget(p);
     this.membersChanged = true;
     return (await this.replan(exclude)).route;
   }
@@ -489,7 +484,7 @@ export class ClusterPipeline {
 
   private dropOn(peerId: string, name: string): void {
     if (peerId === this.opts.host.peerId) {
-      void this.onControl({ op: 'drop', model: this.fingerprint }, peerId);
+      void this.stage.control({ op: 'drop', model: this.fingerprint }, peerId);
       return;
     }
     void this.controlChannel(peerId)
@@ -501,44 +496,10 @@ export class ClusterPipeline {
     return { ...PLAN_REQUEST, contextTokens: this.opts.contextLength, concurrency: this.opts.concurrency };
   }
 
-  /** A stage run, as the device watch reads it: decode steps only (a prompt's slices are another kind of work). */
-  private observe(sample: ComputeSample): void {
-    // Decode steps (a few rows each) say how fast the device runs now; a prompt's slices are too rare to smooth.
-    if (!this.opts.observeCompute || sample.parts.some((p) => p.rows > 1)) return;
-    const profile = this.opts.membership.self().profile;
-    if (this.expectModel?.profile !== profile) {
-      try {
-        const device = { id: 'self', gflops: profile.gflopsDecode, gflopsPrefill: profile.gflopsPrefill, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) };
-        this.expectModel = { profile, cm: new CostModel(this.profile, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }) };
-      } catch {
-        return; // a profile without figures predicts nothing
-      }
-    }
-    const expected = this.expectModel.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
-    this.opts.observeCompute(sample.ms, expected, profile);
-  }
-
-  /** As a stage: frees ranges no coordinator asked for last and no live request uses. */
-  private async trimShards(): Promise<void> {
-    const freed = this.shards.trim(new Set(this.currentRanges.values()), this.worker.shardsInUse());
-    if (freed.length === 0) return;
-    this.heldWeightBytes = await this.shards.weightBytes();
-    this.opts.log.info(`freed layers ${freed.map((r) => `[${r.startLayer}, ${r.endLayer})`).join(', ')} (no longer in any plan); ${(this.heldWeightBytes / 1e6).toFixed(0)} MB of weights held`);
-    this.announceRanges();
-  }
-
-  private announceRanges(): void {
-    this.opts.membership.setStageInfo({
-      model: this.fingerprint,
-      ready: true,
-      ranges: this.shards.ranges().map((r) => [r.startLayer, r.endLayer]),
-    });
-  }
-
   /** Has a node load [start, end) (this node directly, others over the control protocol). */
   private async load(peerId: string, startLayer: number, endLayer: number): Promise<void> {
     if (peerId === this.opts.host.peerId) {
-      await this.onControl({ op: 'load', model: this.fingerprint, startLayer, endLayer }, peerId);
+      await this.stage.control({ op: 'load', model: this.fingerprint, startLayer, endLayer }, peerId);
       return;
     }
     try {
@@ -569,48 +530,12 @@ export class ClusterPipeline {
     return c;
   }
 
-  /** A control request as sent by a peer: a load of a layer range that exists in this model. */
-  private parseControl(body: unknown): ControlRequest {
-    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const layers = this.opts.model.config.numLayers;
-    const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
-    if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
-    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
-    if (b.op === 'drop') return { op: 'drop', model: b.model };
-    if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
-      throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
-    }
-    return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number };
-  }
-
-  private async onControl(req: ControlRequest, from: string): Promise<ControlReply> {
-    if (req.model !== this.fingerprint) throw new Error(`this node has model ${this.fingerprint}, not ${req.model}`);
-    if (req.op === 'drop') {
-      // Freed by trimShards once no request of that coordinator uses it.
-      this.currentRanges.delete(from);
-      return { ok: true, weightBytes: this.heldWeightBytes, loadMs: 0 };
-    }
-    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
-    const t0 = performance.now();
-    const range = { startLayer: req.startLayer, endLayer: req.endLayer };
-    // This is the range the sender's plan wants from now on (so it is kept while it loads). The old range stays
-    // loaded while requests use it (they move at their next token); trimShards frees it then.
-    this.currentRanges.set(from, ShardStore.key(range));
-    await this.shards.get(range, this.worker.shardsInUse());
-    const weightBytes = await this.shards.weightBytes();
-    this.heldWeightBytes = weightBytes;
-    this.announceRanges();
-    return { ok: true, weightBytes, loadMs: performance.now() - t0 };
-  }
-
   private onLeave(member: ClusterMember, reason: string): void {
     this.membersChanged = true;
-    this.router.forget(member.peerId);
     this.controls.delete(member.peerId);
-    this.currentRanges.delete(member.peerId);
     this.announcedModel.delete(member.peerId);
     const failed = this.executor.peerLost(member.peerId);
-    this.worker.dropRequestsOf(member.peerId, `coordinator left (${reason})`);
+    this.stage.peerLeft(member.peerId, reason);
     if (failed.length) this.opts.log.warn(`${member.name} (${member.peerId.slice(-8)}) left mid-request (${reason}): ${failed.length} request(s) affected`);
   }
 }

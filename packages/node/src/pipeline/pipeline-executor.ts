@@ -1,3 +1,4 @@
+import type { StepTiming } from '../engine/bench-probe.js';
 import { GenerationCancelledError } from '../engine/generate.js';
 import type { TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
 import type { NodeLogger } from '../network/node-logger.js';
@@ -42,14 +43,6 @@ export class RequestEndedError extends Error {
 }
 
 /** Per-step timing of the pipeline, as reported by the stages. */
-export interface StepTiming {
-  step: number;
-  /** Coordinator's wall time from sending the step to receiving its token. */
-  roundTripMs: number;
-  /** Compute ms per stage, in route order. */
-  stageMs: number[];
-}
-
 /** What happened when a stage was lost mid-request. */
 export interface RecoveryEvent {
   requestId: string;

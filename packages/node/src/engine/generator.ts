@@ -1,0 +1,30 @@
+import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
+import type { ModelConfig } from '../model/model-config.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { BenchProbe } from './bench-probe.js';
+import type { GenerateOptions, GenerationResult } from './generate.js';
+
+/** A request as a generator takes it: BOS defaults to what the model asks for, the context is the generator's. */
+export type GeneratorOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
+
+/**
+ * What the HTTP API needs to serve a model, whether it runs on this device (LocalModel) or over a ring of nodes
+ * (ClusterPipeline): the model's description, its tokenizer, and the generation loop with its streaming callbacks.
+ */
+export interface Generator {
+  /** The model's own name (general.name), accepted as `model` beside the API's id. */
+  readonly modelName: string;
+  readonly config: ModelConfig;
+  /** The model's chat template (Jinja), or null for the plain transcript. */
+  readonly chatTemplate: string | null;
+  readonly tokenizer: Tokenizer;
+  /** Context limit per request (prompt + generated). */
+  readonly contextLength: number;
+  /** The tokenizer's token byte strings and trie, for grammars and logprobs (built once, on first use). */
+  vocabulary(): TokenVocabulary;
+  generate(opts: GeneratorOptions): Promise<GenerationResult>;
+  /** KV caches this node holds now (requests, and bytes), for /metrics. */
+  kvUsage(): { sessions: number; bytes: number };
+  /** Step-timed generations for `edge-node bench` (absent: the bench route answers 501). */
+  readonly bench?: BenchProbe;
+}

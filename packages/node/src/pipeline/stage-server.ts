@@ -1,0 +1,204 @@
+import { CostModel, type ModelProfile } from '@edge-node/partitioner';
+import type { Membership } from '../cluster/membership.js';
+import type { ComputeBackend } from '../engine/compute-backend.js';
+import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
+import type { ModelFile } from '../model/model-file.js';
+import type { EdgeHost } from '../network/edge-host.js';
+import type { MessageStream } from '../network/message-stream.js';
+import type { NodeLogger } from '../network/node-logger.js';
+import { PROTOCOLS } from '../network/protocol-ids.js';
+import { RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits, type TokenFrame } from './activation-frame.js';
+import { ActivationRouter } from './activation-router.js';
+import { ShardStore } from './shard-store.js';
+import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
+
+/** Control requests between nodes (`/edge-node/control/…`). */
+/** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
+export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string };
+export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
+export type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
+
+export interface StageServerOptions {
+  host: EdgeHost;
+  membership: Membership;
+  log: NodeLogger;
+  model: ModelFile;
+  compute: ComputeBackend;
+  fingerprint: string;
+  /** The model's shape as the partitioner prices it (what a stage run is expected to cost). */
+  profile: ModelProfile;
+  maxRowsPerFrame: number;
+  /** Context limit per request (prompt + generated). */
+  contextLength: number;
+  /** The tokenizer's vocabulary, for requests with a grammar (built on first use). */
+  vocabulary: () => TokenVocabulary;
+  /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
+  onStageStep?: (rows: number, requests: number, ms: number) => void;
+  /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+}
+
+/**
+ * This node's part of every coordinator's ring: it loads the layer ranges coordinators ask for over
+ * `/edge-node/control` (and frees those no plan uses any more), runs the frames it receives through them on the
+ * StageWorker, and sends each result on to the next stage. Frames for requests this node coordinates go to the
+ * coordinator's handler.
+ */
+export class StageServer {
+  readonly router: ActivationRouter;
+  readonly worker: StageWorker;
+  readonly shards: ShardStore;
+  /** Bytes of weights this node's shards hold. */
+  heldWeightBytes = 0;
+  /** The range each coordinator last asked this node to hold; other ranges are freed once unused. */
+  private readonly currentRanges = new Map<string, string>();
+  private expectModel: { profile: unknown; cm: CostModel } | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: StageServerOptions) {
+    this.shards = new ShardStore(opts.model, opts.compute);
+    this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
+    this.worker = new StageWorker({
+      selfId: opts.host.peerId,
+      shards: this.shards,
+      modelFingerprint: opts.fingerprint,
+      maxRowsPerFrame: opts.maxRowsPerFrame,
+      log: opts.log,
+      ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
+      onCompute: (sample) => this.observe(sample),
+      vocabulary: opts.vocabulary,
+    });
+  }
+
+  /** Registers the protocol handlers (before the host starts); frames for this node's own requests go to `onCoordinatorFrame`. */
+  async start(onCoordinatorFrame: (frame: TokenFrame | ErrorFrame) => void): Promise<void> {
+    await this.router.start((frame, from) => {
+      if (frame.t === 'act' || frame.t === 'release') {
+        this.worker.handle(frame).then(
+          (outs) => {
+            for (const o of outs) this.forward(o);
+          },
+          (err: Error) => this.opts.log.error(`stage failed on a frame from ${from.slice(-8)}: ${err.message}`),
+        );
+      } else {
+        onCoordinatorFrame(frame);
+      }
+    });
+    await this.opts.host.handle(PROTOCOLS.control, (stream, info) => {
+      new RequestChannel<ControlRequest, ControlReply, never>(stream as unknown as MessageStream<ControlEnvelope, ControlEnvelope>, {
+        onRequest: (req) => this.control(req, info.remotePeer),
+        parseRequest: (body) => this.parseControl(body),
+        onProtocolError: (err) => this.opts.log.warn(`reset control stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
+      });
+    });
+    this.opts.membership.setStageInfo({ model: this.opts.fingerprint, ready: true, ranges: [] });
+    this.sweepTimer = setInterval(() => {
+      this.worker.sweepIdle(10 * 60_000);
+    }, 60_000);
+    this.sweepTimer.unref();
+  }
+
+  /** A control request from coordinator `from` (this node's own coordinator calls it directly). */
+  async control(req: ControlRequest, from: string): Promise<ControlReply> {
+    if (req.model !== this.opts.fingerprint) throw new Error(`this node has model ${this.opts.fingerprint}, not ${req.model}`);
+    if (req.op === 'drop') {
+      // Freed by trimShards once no request of that coordinator uses it.
+      this.currentRanges.delete(from);
+      return { ok: true, weightBytes: this.heldWeightBytes, loadMs: 0 };
+    }
+    if (req.op !== 'load') throw new Error(`unknown control operation ${String((req as { op: unknown }).op)}`);
+    const t0 = performance.now();
+    const range = { startLayer: req.startLayer, endLayer: req.endLayer };
+    // This is the range the sender's plan wants from now on (so it is kept while it loads). The old range stays
+    // loaded while requests use it (they move at their next token); trimShards frees it then.
+    this.currentRanges.set(from, ShardStore.key(range));
+    await this.shards.get(range, this.worker.shardsInUse());
+    const weightBytes = await this.shards.weightBytes();
+    this.heldWeightBytes = weightBytes;
+    this.announceRanges();
+    return { ok: true, weightBytes, loadMs: performance.now() - t0 };
+  }
+
+  /** Frees ranges no coordinator asked for last and no live request uses. */
+  async trimShards(): Promise<void> {
+    const freed = this.shards.trim(new Set(this.currentRanges.values()), this.worker.shardsInUse());
+    if (freed.length === 0) return;
+    this.heldWeightBytes = await this.shards.weightBytes();
+    this.opts.log.info(`freed layers ${freed.map((r) => `[${r.startLayer}, ${r.endLayer})`).join(', ')} (no longer in any plan); ${(this.heldWeightBytes / 1e6).toFixed(0)} MB of weights held`);
+    this.announceRanges();
+  }
+
+  /** A node left: its ranges are no longer wanted, and the requests it coordinated here are freed. */
+  peerLeft(peerId: string, reason: string): void {
+    this.router.forget(peerId);
+    this.currentRanges.delete(peerId);
+    this.worker.dropRequestsOf(peerId, `coordinator left (${reason})`);
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.worker.close();
+    await this.router.close();
+  }
+
+  /** Frees the shards (after the coordinator has closed its control channels). */
+  async closeShards(): Promise<void> {
+    await this.shards.close();
+  }
+
+  private announceRanges(): void {
+    this.opts.membership.setStageInfo({
+      model: this.opts.fingerprint,
+      ready: true,
+      ranges: this.shards.ranges().map((r) => [r.startLayer, r.endLayer]),
+    });
+  }
+
+  /** Sends a stage's output on; if the next stage is unreachable, tells the coordinator so it can re-route. */
+  private forward(o: Outgoing): void {
+    this.router.send(o.to, o.frame).catch((err: Error) => {
+      this.opts.log.warn(`could not forward ${o.frame.t} for ${o.frame.rid} to ${o.to.slice(-8)}: ${err.message}`);
+      if (o.coordinator && o.frame.t === 'act') {
+        const lost: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: o.frame.rid, name: 'StageLostError', message: err.message, from: o.to };
+        this.router.send(o.coordinator, lost).catch(() => {});
+      }
+    });
+  }
+
+  private limits(): FrameLimits {
+    const c = this.opts.model.config;
+    return { maxRows: this.opts.maxRowsPerFrame, hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, maxRoute: 64, maxContext: this.opts.contextLength };
+  }
+
+  /** A control request as sent by a peer: a load of a layer range that exists in this model. */
+  private parseControl(body: unknown): ControlRequest {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const layers = this.opts.model.config.numLayers;
+    const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
+    if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
+    if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
+    if (b.op === 'drop') return { op: 'drop', model: b.model };
+    if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
+      throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
+    }
+    return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number };
+  }
+
+  /** A stage run, as the device watch reads it: decode steps only (a prompt's slices are another kind of work). */
+  private observe(sample: ComputeSample): void {
+    // Decode steps (a few rows each) say how fast the device runs now; a prompt's slices are too rare to smooth.
+    if (!this.opts.observeCompute || sample.parts.some((p) => p.rows > 1)) return;
+    const profile = this.opts.membership.self().profile;
+    if (this.expectModel?.profile !== profile) {
+      try {
+        const device = { id: 'self', gflops: profile.gflopsDecode, gflopsPrefill: profile.gflopsPrefill, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) };
+        this.expectModel = { profile, cm: new CostModel(this.opts.profile, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }) };
+      } catch {
+        return; // a profile without figures predicts nothing
+      }
+    }
+    const expected = this.expectModel.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
+    this.opts.observeCompute(sample.ms, expected, profile);
+  }
+}
