@@ -362,6 +362,9 @@ export class ClusterPipeline implements Generator {
         candidate = computeClusterPlan({
           members,
           config: this.opts.model.config,
+          // Priced like the plan in force (stored bytes, the node's KV type), or a move compares two different models.
+          bytesPerWeight: storedBytesPerWeight(this.opts.model),
+          kvCache: this.opts.compute.kvCache,
           modelFingerprint: this.fingerprint,
           request: this.planRequest(),
           previous: current.plan,
