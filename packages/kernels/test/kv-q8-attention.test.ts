@@ -1,21 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SerialKernelRuntime, ThreadedKernelRuntime, type KernelArena, type KernelRuntime } from '../src/index.js';
 import { ggmlQuantize, oracleUnavailable } from './support/ggml-oracle.js';
+import { rng } from './support/seeded-random.js';
 
 // The Q8_0 KV cache: rows quantised by the quantize_q8_0 op, read by the attention kernel (kvType 2).
 const KV_Q8_0 = 2;
 const Q8_0 = 8; // ggml type id
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 /** Rows of varied magnitude, with an all-zero block and a block of exact ties (x/d = k + ½, where roundf and round-to-even differ). */
 function kvRows(rows: number, cols: number, rand: () => number): Float32Array {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ggmlTypeByName, SerialKernelRuntime, type KernelRuntime, type WeightMatrix } from '../src/index.js';
+import { rng } from './support/seeded-random.js';
 
 // A reference Q8_0 encoder (ggml's quantize_row_q8_0_ref): d = max|x|/127 as f16, q = round(x/d).
 function f32ToF16Bits(x: number): number {
@@ -38,17 +39,6 @@ function encodeQ8_0(x: Float32Array): { bytes: Uint8Array; values: Float64Array 
     }
   }
   return { bytes, values };
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
 }
 
 describe('Q8_0 kernels', () => {

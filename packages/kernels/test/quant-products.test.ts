@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, UnsupportedKernelTypeError, type KernelArena, type KernelRuntime, type WeightMatrix } from '../src/index.js';
 import { ggmlQuantize, oracleUnavailable } from './support/ggml-oracle.js';
+import { rng } from './support/seeded-random.js';
 
 // Every weight type the kernels multiply, checked against ggml itself (its quantiser makes the blocks, its to_float
 // is the reference dequantisation).
@@ -43,17 +44,6 @@ function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32
     }
   }
   return out;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
 }
 
 const skip = oracleUnavailable();

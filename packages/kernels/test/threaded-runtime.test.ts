@@ -15,17 +15,7 @@ import {
   type WeightMatrix,
 } from '../src/index.js';
 import { compileRangeKernels } from './range-kernel-fixture.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+import { rng } from './support/seeded-random.js';
 
 // Random Q8_0 blocks: an f16 scale in [2^-10, 2^-6) and int8 values.
 function randomQ8_0(rows: number, cols: number, rand: () => number): Uint8Array {
