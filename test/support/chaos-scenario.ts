@@ -6,7 +6,7 @@
 import { ClusterHarness, ensureBuilt, REPO_ROOT, type RunningNode } from './cluster-harness.js';
 import { join } from 'node:path';
 
-export const STORIES_260K = join(REPO_ROOT, '../shared/models/stories260k/stories260K.gguf');
+export const STORIES_260K = join(process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models', 'stories260k/stories260K.gguf');
 export const CHAOS_BODY = { prompt: 'Once upon a time', max_tokens: 200, temperature: 0, ignore_eos: true };
 
 export interface StreamResult {

@@ -16,7 +16,7 @@ import type { LayerRange } from '../src/engine/layer-range.js';
 import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
 
-const STORIES = new URL('../../../../shared/models/stories260k/stories260K.gguf', import.meta.url).pathname;
+const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 
 let runtime: KernelRuntime;
 let model: ModelFile;

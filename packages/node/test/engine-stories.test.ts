@@ -12,7 +12,7 @@ import type { LayerRange } from '../src/engine/layer-range.js';
 import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
 
-const MODELS = new URL('../../../../shared/models/', import.meta.url).pathname;
+const MODELS = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/`;
 const reference = JSON.parse(readFileSync(`${MODELS}stories260k/reference_outputs.json`, 'utf8')) as {
   prompt_ids_with_bos: number[];
   per_position_top5: [number, number][][];
