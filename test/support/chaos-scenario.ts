@@ -3,7 +3,7 @@
  * loopback cluster (split 2,2,1) streams a 200-token greedy answer over SSE from node a while b or c is SIGKILLed
  * at a random moment; the answer must equal the fault-free one. The victim is restarted after every round.
  */
-import { ClusterHarness, ensureBuilt, REPO_ROOT, type RunningNode } from './cluster-harness.js';
+import { ClusterHarness, ensureBuilt, type RunningNode } from './cluster-harness.js';
 import { join } from 'node:path';
 
 export const STORIES_260K = join(process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models', 'stories260k/stories260K.gguf');
