@@ -6,7 +6,9 @@
  *   npm run bench:engine -- --models 300m --types q8_0 --threads 1 --runs 1      (a quick run)
  *
  * Options: --models 300m,1b   --types q8_0,q4_k_m   --threads 1,2   --runs N (median of N, after a warm-up; 3)
- *          --prompt-tokens 128   --gen-tokens 32   --kv-cache f16|f32 (ours; llama.cpp uses F16, its default)
+ *          --prompt-tokens 128   --gen-tokens 32
+ *          --kv-cache f16|f32|q8_0 (ours; llama.cpp keeps F16, its default, for f16 and f32; for q8_0 it keeps Q8_0 K and
+ *                                   V, with the flash attention it requires for them and its Hadamard rotation)
  *          --engines ours,llama
  *
  * Models: random weights of real shapes, '300m' = preset llama-300m (hidden 1024, 16 layers, ~285M parameters) and
@@ -30,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
 import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
+import { kvRowBytes, parseKvCacheType, type KvCacheType } from '@edge-node/node';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -148,7 +151,7 @@ function summarise(
 }
 
 /** edge-node: the executor `edge-node run` uses (one forward pass of the prompt, then one per token). */
-async function runOurs(path: string, prompt: number[], genTokens: number, runs: number, threads: number, kvCache: 'f16' | 'f32'): Promise<EngineResult> {
+async function runOurs(path: string, prompt: number[], genTokens: number, runs: number, threads: number, kvCache: KvCacheType): Promise<EngineResult> {
   const { LocalModel } = await import('../packages/node/src/engine/local-model.js');
   const { GREEDY } = await import('../packages/node/src/engine/sampler.js');
   const t0 = performance.now();
@@ -184,8 +187,11 @@ async function runOurs(path: string, prompt: number[], genTokens: number, runs: 
   }
 }
 
-/** llama.cpp as it ships (F16 KV cache, no flash attention), timed like the engine. */
-async function runLlamaCpp(path: string, prompt: number[], genTokens: number, runs: number, threads: number): Promise<EngineResult> {
+/**
+ * llama.cpp as it ships (F16 KV cache, no flash attention), timed like the engine; with our q8_0 cache, its Q8_0 K and V
+ * cache (which it computes only with flash attention).
+ */
+async function runLlamaCpp(path: string, prompt: number[], genTokens: number, runs: number, threads: number, kvCache: KvCacheType): Promise<EngineResult> {
   const { getLlamaCpp } = await import('../test/support/llama-cpp.js');
   const t0 = performance.now();
   const llama = await getLlamaCpp();
@@ -194,7 +200,15 @@ async function runLlamaCpp(path: string, prompt: number[], genTokens: number, ru
   const rssAfterLoadBytes = process.memoryUsage().rss;
   const contextSize = Math.max(256, Math.ceil((prompt.length + genTokens + 8) / 256) * 256);
   const once = async (n: number, ids = prompt as Token[]): Promise<RunTiming> => {
-    const ctx = await model.createContext({ contextSize, batchSize: contextSize, threads, sequences: 1, flashAttention: false });
+    const q8 = kvCache === 'q8_0';
+    const ctx = await model.createContext({
+      contextSize,
+      batchSize: contextSize,
+      threads,
+      sequences: 1,
+      flashAttention: q8,
+      ...(q8 ? { experimentalKvCacheKeyType: 'Q8_0', experimentalKvCacheValueType: 'Q8_0' } : {}),
+    });
     try {
       const seq = ctx.getSequence();
       let cpu = process.cpuUsage();
@@ -244,13 +258,13 @@ function child(args: string[]): Promise<ChildReport> {
   });
 }
 
-/** The model's KV cache bytes for a context (F16: 2 bytes per element; K and V per layer). */
-async function kvBytes(path: string, positions: number, elementBytes: number): Promise<number> {
+/** The model's KV cache bytes for a context of the given type (K and V per layer). */
+async function kvBytes(path: string, positions: number, type: KvCacheType): Promise<number> {
   const { openModel } = await import('../packages/node/src/model/open-model.js');
   const model = await openModel(path);
   try {
     const c = model.config;
-    return c.numLayers * 2 * c.numKvHeads * c.headDim * positions * elementBytes;
+    return c.numLayers * 2 * positions * kvRowBytes(type, c.numKvHeads * c.headDim);
   } finally {
     await model.close();
   }
@@ -364,7 +378,7 @@ async function main(): Promise<void> {
   const runs = Number(values.runs);
   const genTokens = Number(values['gen-tokens']);
   const prompt = promptIds(Number(values['prompt-tokens']));
-  const kv = values['kv-cache'] === 'f32' ? 'f32' : 'f16';
+  const kv = parseKvCacheType(values['kv-cache']!);
 
   if (values.child) {
     const threads = Number(values.threads);
@@ -373,7 +387,7 @@ async function main(): Promise<void> {
       report =
         values.child === 'ours'
           ? await runOurs(values.path!, prompt, genTokens, runs, threads, kv)
-          : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads);
+          : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads, kv);
     } catch (err) {
       report = { error: (err as Error).message.split('\n')[0] };
     }
@@ -389,14 +403,14 @@ async function main(): Promise<void> {
 
   await ensureModels(models, types);
   const loadBefore = fmtLoad();
-  console.log(`prompt ${prompt.length} tokens, ${genTokens} generated (EOS ignored), warm-up + median of ${runs}; edge-node KV cache ${kv}, llama.cpp F16`);
+  console.log(`prompt ${prompt.length} tokens, ${genTokens} generated (EOS ignored), warm-up + median of ${runs}; edge-node KV cache ${kv}, llama.cpp ${kv === 'q8_0' ? 'Q8_0 (flash attention)' : 'F16'}`);
   console.log(`Node ${process.version}; load average before: ${loadBefore} (2 cores; anything above ~0.5 disturbs these figures)`);
   const rows: Row[] = [];
   for (const m of models) {
     for (const t of types) {
       const path = modelPath(m, t);
       const fileBytes = statSync(path).size;
-      const kvB = await kvBytes(path, prompt.length + genTokens, kv === 'f16' ? 2 : 4);
+      const kvB = await kvBytes(path, prompt.length + genTokens, kv);
       console.log(`${m} ${t}: ${path} (${mib(fileBytes)}, KV ${mib(kvB)})`);
       for (const threads of threadCounts) {
         const common = ['--path', path, '--threads', String(threads), '--runs', String(runs), '--prompt-tokens', String(prompt.length), '--gen-tokens', String(genTokens), '--kv-cache', kv];

@@ -118,9 +118,18 @@ describe('edge-node plan', () => {
     const f32 = stage('--kv-cache', 'f32');
     expect(f32 - stage()).toBe(values * 2);
     expect(f32 - stage('--kv-cache', 'q8_0')).toBe(values * (4 - 34 / 32));
+    // The plan says which cache it counted, and its bytes per token of context (30 layers × K and V × 192 values).
+    const json = JSON.parse(cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--kv-cache', 'q8_0', '--json').stdout) as { kvCache: string; kvBytesPerToken: number };
+    expect(json).toMatchObject({ kvCache: 'q8_0', kvBytesPerToken: 30 * 2 * 192 * (34 / 32) });
+    const text = cli('--model-config', config, '--devices', join(dir, 'devices.json'));
+    expect(text.stdout).toMatch(/; KV cache f16, 23\.0 kB per token\n/);
     const bad = cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--kv-cache', 'q4');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--kv-cache: .*f16, f32, q8_0/);
+    // Heads of 8 (stories260K) cannot hold Q8_0 blocks of 32: a node would refuse the model, so the plan does.
+    const heads8 = cli('--model', '/work/shared/models/stories260k/stories260K.gguf', '--devices', join(dir, 'devices.json'), '--kv-cache', 'q8_0');
+    expect(heads8.code).toBe(1);
+    expect(heads8.stderr).toMatch(/--kv-cache q8_0 needs a head size that is a multiple of 32.*heads have 8/);
   });
 
   it('optimal predicts no worse per-request time than memory-weighted and equal', () => {

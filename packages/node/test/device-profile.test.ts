@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernelRuntime, loadKernelModule, type KernelRuntime } from '@edge-node/kernels';
 import { measureDevice } from '../src/cluster/device-profile.js';
+import { kernelBackend } from '../src/engine/kernel-backend.js';
 
 describe('measureDevice', () => {
   let runtime: KernelRuntime;
@@ -30,6 +31,13 @@ describe('measureDevice', () => {
     expect(p.memoryBytes).toBe(3 * 1024 ** 3);
     expect(p.memorySource).toBe('--memory-budget');
     expect(p.cores).toBeGreaterThan(0);
+    // The cache type the node keeps travels with the profile (the planner counts the widest of a ring's).
+    expect(p.kvCache).toBe('f16');
+  });
+
+  it('says the KV cache type the node computes with', async () => {
+    const p = await measureDevice({ compute: kernelBackend(runtime, { kvCache: 'q8_0' }), memoryBudgetBytes: 1e9, budgetMs: 200 });
+    expect(p.kvCache).toBe('q8_0');
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The Q8_0 KV cache (--kv-cache q8_0) on a synthetic model with heads of 64: close to the F32 cache, the same greedy
- * tokens for a stretch, the same bits alone or batched, a shared prompt prefix copied between caches.
+ * tokens for a stretch, the same bits alone or batched and on one thread or two, a shared prompt prefix copied between
+ * caches.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -116,6 +117,26 @@ describe('Q8_0 KV cache', () => {
     out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[2] }]);
     got[2].push(Array.from(logitsOf(out[0])));
     expect(got).toEqual(alone);
+  });
+
+  it.each<KvCacheType>(['q8_0', 'f16'])('%s: the same bits on one thread or two, past the context where threads share the attention heads', async (kv) => {
+    // QuantShard hands a row's attention to the threads once (position + 1) · heads reaches 2048: here from position
+    // 511 on, so a 515-token prompt and two decode steps cover both the serial and the shared attention.
+    const two = await createKernelRuntime({ threads: 2, minParallelWork: 0 });
+    const threaded = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, two), two, model.ropeLayout, kv);
+    try {
+      const prompt = Array.from({ length: 515 }, (_, i) => 3 + ((i * 53) % 500));
+      const run = (shard: QuantShard) => {
+        const cache = shard.createCache(520);
+        const out = [shard.forward({ kind: 'tokens', tokens: prompt }, cache, { allLogits: true }), shard.forward({ kind: 'tokens', tokens: [11] }, cache), shard.forward({ kind: 'tokens', tokens: [12] }, cache)];
+        cache.clear();
+        return out.map((o) => Array.from(logitsOf(o)));
+      };
+      expect(run(threaded)).toEqual(run(shards.get(kv)!));
+    } finally {
+      threaded.dispose();
+      await two.close();
+    }
   });
 
   it('holds 34 bytes per 32 values, and copyPrefix shares a prompt between caches of the same type only', () => {

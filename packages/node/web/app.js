@@ -207,7 +207,7 @@ function renderCluster(status) {
     };
     const r = ranges.get(m.peerId);
     row('layers', r ? r.map(range).join(', ') : 'none', 'layers');
-    row('compute', `${m.profile.gflopsDecode} GFLOP/s decode · ${m.profile.gflopsPrefill} prefill (${m.profile.backend} ${m.profile.isa} × ${m.profile.threads} threads, ${m.profile.runtime})`);
+    row('compute', `${m.profile.gflopsDecode} GFLOP/s decode · ${m.profile.gflopsPrefill} prefill (${m.profile.backend} ${m.profile.isa} × ${m.profile.threads} threads, ${m.profile.runtime}${m.profile.kvCache ? `, KV cache ${m.profile.kvCache}` : ''})`);
     row('memory', gb(m.profile.memoryBytes));
     const l = m.load;
     if (l) {

@@ -17,14 +17,15 @@ import {
   type Plan,
   type Prediction,
 } from '@edge-node/partitioner';
-import { kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node';
+import { checkKvCacheType, kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 
 const HELP = `Usage: edge-node plan (--model PATH | --model-config config.json) --devices devices.json
                        [--objective latency|throughput] [--strategy optimal|memory-weighted|equal]
                        [--split N,N,...] [--prompt-tokens N] [--gen-tokens N] [--context-tokens N]
-                       [--concurrency N] [--bytes-per-weight B] [--backend kernels|tfjs] [--json]
+                       [--concurrency N] [--bytes-per-weight B] [--backend kernels|tfjs]
+                       [--kv-cache f16|f32|q8_0] [--json]
 
 Plans which devices run which contiguous layers (ring order, layer counts) and predicts TTFT, per-token latency
 and throughput. No weights are read: only the model's config.
@@ -88,7 +89,13 @@ async function shapeFromModelFile(path: string, bytesPerWeight: number | undefin
   }
 }
 
-function formatTable(plan: Plan, predicted: Prediction, modelName: string, method: string): string {
+/** The cache a request reserves per token of context, over all layers. */
+interface KvSummary {
+  type: KvCacheType;
+  bytesPerToken: number;
+}
+
+function formatTable(plan: Plan, predicted: Prediction, modelName: string, method: string, kv: KvSummary): string {
   const r = plan.request;
   const rows = plan.stages.map((s) => [
     s.device,
@@ -100,7 +107,7 @@ function formatTable(plan: Plan, predicted: Prediction, modelName: string, metho
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   let out = `Plan for ${modelName}: ${method}, objective ${plan.objective}; prompt ${r.promptTokens}, gen ${r.genTokens}, ` +
-    `context ${r.contextTokens}, concurrency ${r.concurrency}\n\n`;
+    `context ${r.contextTokens}, concurrency ${r.concurrency}; KV cache ${kv.type}, ${formatBytes(kv.bytesPerToken)} per token\n\n`;
   out += `${line(head)}\n${rows.map(line).join('\n')}\n`;
   if (plan.excluded.length > 0) {
     out += `\nLeft out:\n${plan.excluded.map((e) => `  ${e.device}: ${e.reason}`).join('\n')}\n`;
@@ -176,7 +183,10 @@ export const planCommand: CliCommand = {
     const shape = v.model !== undefined
       ? await shapeFromModelFile(v.model, bytesPerWeight, backend, kvCache)
       : { ...modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 }), bytesPerKvValue: kvBytesPerValue(kvCache) };
+    // A node refuses a cache its heads cannot hold (Q8_0 blocks of 32): so does its plan.
+    checkKvCacheType(kvCache, shape.headDim);
     const profile = modelProfile(shape);
+    const kv: KvSummary = { type: kvCache, bytesPerToken: profile.layers.reduce((sum, l) => sum + l.kvBytesPerToken, 0) };
     const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));
     const request = { promptTokens, genTokens, contextTokens, concurrency };
 
@@ -201,6 +211,8 @@ export const planCommand: CliCommand = {
         objective,
         model: shape.name ?? null,
         request: plan.request,
+        kvCache: kv.type,
+        kvBytesPerToken: kv.bytesPerToken,
         fitsInMemory: plan.fitsInMemory,
         stages: plan.stages.map((s) => ({
           device: s.device,
@@ -219,7 +231,7 @@ export const planCommand: CliCommand = {
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       const name = shape.name ?? (v.model ?? basename(dirname(resolve(v['model-config']!))));
-      process.stdout.write(formatTable(plan, predicted, name, method));
+      process.stdout.write(formatTable(plan, predicted, name, method, kv));
     }
     return 0;
   },

@@ -28,7 +28,7 @@ function memberLine(m: MemberStatus, self: boolean): string {
   const seen = self ? ' (this node)' : ` (seen ${(m.lastSeenMsAgo / 1000).toFixed(1)} s ago)`;
   return (
     `  ${m.name} ${m.peerId}${seen}\n` +
-    `    ${p.runtime}, ${p.backend} ${p.isa} × ${p.threads} threads of ${p.cores} cores, decode ${p.gflopsDecode} GFLOP/s, prefill ${p.gflopsPrefill} GFLOP/s, ` +
+    `    ${p.runtime}, ${p.backend} ${p.isa} × ${p.threads} threads of ${p.cores} cores${p.kvCache ? `, KV cache ${p.kvCache}` : ''}, decode ${p.gflopsDecode} GFLOP/s, prefill ${p.gflopsPrefill} GFLOP/s, ` +
     `${p.memBandwidthGBps} GB/s, memory ${gb(p.memoryBytes)}${stage}\n` +
     loadLine(m) +
     m.addresses.map((a) => `    ${a}\n`).join('')

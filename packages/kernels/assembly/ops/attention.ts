@@ -1,25 +1,35 @@
 // Grouped-query attention of one query row over the first nPos positions of one request's KV cache (F16, F32 or Q8_0,
 // each position a row of kvDim = nKvHeads·headDim values, keys and values in separate arrays). Heads [h0, h1) only, so
 // that threads can share the heads of a row; head h's scores live at scores + h·nPos, so they never overlap.
+//
+// Every result is summed in one fixed order, whatever the batch, the threads or the loop shapes below: a score is
+// Σ over d (in steps of 4 lanes, then the lanes as hsum adds them) of q·k, times scale; an output value is Σ over t
+// (from t = 0) of p_t·v_t. The loops only choose what runs side by side: four positions' scores at once (their chains
+// are independent), and the weighted sum held in registers for 16 values (a Q8_0 block: 32) over all positions, so
+// the output is not loaded and stored again for every position.
 import { hsum } from '../simd';
 import { halfScale } from '../quant/half-scale';
 import { KV_Q8_0_BLOCK_BYTES } from './kv-q8';
-
-// Four f16 values → f32x4 (exponent rebased by 2^112, sign moved up).
-// @ts-ignore: decorator
-@inline function f16x4(p: usize): v128 {
-  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
-  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
-  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
 
 export const KV_F16: i32 = 1;
 export const KV_F32: i32 = 0;
 export const KV_Q8_0: i32 = 2;
 
+// Four f16 values → f32x4: sign-extended to 32 bits and shifted so that the exponent and mantissa sit where f32's
+// do, the three sign copies above the exponent cleared, and the exponent rebased by 2^112 (an exact product). A
+// subnormal half makes that product's operand an f32 subnormal, which costs an Intel core a microcode assist; cached
+// K and V values are that small (|x| < 2^-14) about once in 10⁴ (the 300M file), so an exact select-based conversion
+// does not pay: 9 instructions, F16 attention over that file's cache 1.7× slower. A cache of mostly tiny values would.
 // @ts-ignore: decorator
-@inline function kv4(kvType: i32, p: usize): v128 {
-  return kvType == KV_F32 ? v128.load(p) : f16x4(p);
+@inline function halfLanes(h: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
+}
+
+/** Four cached values at p as f32x4: T is f32 (an F32 cache) or u16 (F16 bits). */
+// @ts-ignore: decorator
+@inline function load4<T>(p: usize): v128 {
+  if (sizeof<T>() == 4) return v128.load(p);
+  return halfLanes(i32x4.extend_low_i16x8_s(v128.load64_zero(p)));
 }
 
 export function attention(
@@ -37,53 +47,125 @@ export function attention(
   h0: i32,
   h1: i32,
 ): void {
-  if (kvType == KV_Q8_0) {
-    attentionQ8_0(q, kCache, vCache, nPos, nHeads, nKvHeads, headDim, scale, out, scores, h0, h1);
-    return;
-  }
   const group = nHeads / nKvHeads;
-  const kvDim = <usize>nKvHeads * <usize>headDim;
-  const eb: usize = kvType == KV_F32 ? 4 : 2; // bytes per cached value
   for (let h = h0; h < h1; h++) {
     const qh = q + ((<usize>h * <usize>headDim) << 2);
-    const kvOff = <usize>(h / group) * <usize>headDim * eb; // byte offset of this head's slice in a cache row
+    const kvh = h / group;
     const sc = scores + ((<usize>h * <usize>nPos) << 2);
-
-    // scores[t] = scale · q · k_t, and their maximum
-    let mx: f32 = -Infinity;
-    for (let t = 0; t < nPos; t++) {
-      const k = kCache + <usize>t * kvDim * eb + kvOff;
-      let s = f32x4.splat(0);
-      for (let d = 0; d < headDim; d += 4) s = f32x4.add(s, f32x4.mul(v128.load(qh + (<usize>d << 2)), kv4(kvType, k + <usize>d * eb)));
-      const v = hsum(s) * scale;
-      store<f32>(sc + (<usize>t << 2), v);
-      mx = max(mx, v);
-    }
-    const inv = softmax(sc, nPos, mx);
-    // out_h = Σ_t p_t · v_t
     const oh = out + ((<usize>h * <usize>headDim) << 2);
-    for (let d = 0; d < headDim; d += 4) v128.store(oh + (<usize>d << 2), f32x4.splat(0));
-    for (let t = 0; t < nPos; t++) {
-      const p = f32x4.splat(load<f32>(sc + (<usize>t << 2)) * inv);
-      const v = vCache + <usize>t * kvDim * eb + kvOff;
-      for (let d = 0; d < headDim; d += 4) {
-        const o = oh + (<usize>d << 2);
-        v128.store(o, f32x4.add(v128.load(o), f32x4.mul(p, kv4(kvType, v + <usize>d * eb))));
-      }
+    if (kvType == KV_Q8_0) {
+      const nb = headDim >> 5; // headDim is a multiple of 32 (checked by the host): a head is whole blocks
+      const rowBytes = <usize>nKvHeads * <usize>nb * KV_Q8_0_BLOCK_BYTES;
+      const kvOff = <usize>kvh * <usize>nb * KV_Q8_0_BLOCK_BYTES;
+      softmax(sc, nPos, scoresQ8_0(qh, kCache + kvOff, rowBytes, nb, nPos, scale, sc));
+      weightedQ8_0(sc, vCache + kvOff, rowBytes, nb, nPos, oh);
+    } else if (kvType == KV_F32) {
+      headFloat<f32>(qh, kCache, vCache, kvh, nKvHeads, headDim, nPos, scale, sc, oh);
+    } else {
+      headFloat<u16>(qh, kCache, vCache, kvh, nKvHeads, headDim, nPos, scale, sc, oh);
     }
   }
 }
 
-// Scores at sc → exp(score − mx) in place; returns 1 / their sum.
+// One head over an F32 (T = f32) or F16 (T = u16) cache.
 // @ts-ignore: decorator
-@inline function softmax(sc: usize, nPos: i32, mx: f32): f32 {
+@inline function headFloat<T>(qh: usize, kCache: usize, vCache: usize, kvh: i32, nKvHeads: i32, headDim: i32, nPos: i32, scale: f32, sc: usize, oh: usize): void {
+  const rowBytes = <usize>nKvHeads * <usize>headDim * sizeof<T>();
+  const kvOff = <usize>kvh * <usize>headDim * sizeof<T>();
+  softmax(sc, nPos, scoresFloat<T>(qh, kCache + kvOff, rowBytes, headDim, nPos, scale, sc));
+  weightedFloat<T>(sc, vCache + kvOff, rowBytes, headDim, nPos, oh);
+}
+
+/** Scores at sc → the attention weights p_t = exp(score − mx) / Σ, in place. */
+// @ts-ignore: decorator
+@inline function softmax(sc: usize, nPos: i32, mx: f32): void {
   let sum: f32 = 0;
   for (let t = 0; t < nPos; t++) {
     const e = Mathf.exp(load<f32>(sc + (<usize>t << 2)) - mx);
     store<f32>(sc + (<usize>t << 2), e);
     sum += e;
   }
-  return <f32>1 / sum;
+  const inv = <f32>1 / sum;
+  for (let t = 0; t < nPos; t++) store<f32>(sc + (<usize>t << 2), load<f32>(sc + (<usize>t << 2)) * inv);
+}
+
+// scores[t] = scale · q · k_t for a head whose keys start at k (one row every rowBytes); returns their maximum.
+// @ts-ignore: decorator
+@inline function scoresFloat<T>(qh: usize, k: usize, rowBytes: usize, headDim: i32, nPos: i32, scale: f32, sc: usize): f32 {
+  const eb = sizeof<T>();
+  let mx: f32 = -Infinity;
+  let t = 0;
+  for (; t + 4 <= nPos; t += 4) {
+    const k0 = k + <usize>t * rowBytes;
+    const k1 = k0 + rowBytes;
+    const k2 = k1 + rowBytes;
+    const k3 = k2 + rowBytes;
+    let s0 = f32x4.splat(0);
+    let s1 = f32x4.splat(0);
+    let s2 = f32x4.splat(0);
+    let s3 = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) {
+      const qv = v128.load(qh + (<usize>d << 2));
+      const o = <usize>d * eb;
+      s0 = f32x4.add(s0, f32x4.mul(qv, load4<T>(k0 + o)));
+      s1 = f32x4.add(s1, f32x4.mul(qv, load4<T>(k1 + o)));
+      s2 = f32x4.add(s2, f32x4.mul(qv, load4<T>(k2 + o)));
+      s3 = f32x4.add(s3, f32x4.mul(qv, load4<T>(k3 + o)));
+    }
+    mx = storeScore(sc, t, hsum(s0) * scale, mx);
+    mx = storeScore(sc, t + 1, hsum(s1) * scale, mx);
+    mx = storeScore(sc, t + 2, hsum(s2) * scale, mx);
+    mx = storeScore(sc, t + 3, hsum(s3) * scale, mx);
+  }
+  for (; t < nPos; t++) {
+    const kt = k + <usize>t * rowBytes;
+    let s = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) s = f32x4.add(s, f32x4.mul(v128.load(qh + (<usize>d << 2)), load4<T>(kt + <usize>d * eb)));
+    mx = storeScore(sc, t, hsum(s) * scale, mx);
+  }
+  return mx;
+}
+
+// @ts-ignore: decorator
+@inline function storeScore(sc: usize, t: i32, v: f32, mx: f32): f32 {
+  store<f32>(sc + (<usize>t << 2), v);
+  return max(mx, v);
+}
+
+// out = Σ_t p_t · v_t: 16 values at a time in registers over every position, then the last groups of 4.
+// @ts-ignore: decorator
+@inline function weightedFloat<T>(sc: usize, v: usize, rowBytes: usize, headDim: i32, nPos: i32, oh: usize): void {
+  const eb = sizeof<T>();
+  let d = 0;
+  for (; d + 16 <= headDim; d += 16) {
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      const p = v128.load32_splat(sc + (<usize>t << 2));
+      a0 = f32x4.add(a0, f32x4.mul(p, load4<T>(vt)));
+      a1 = f32x4.add(a1, f32x4.mul(p, load4<T>(vt + 4 * eb)));
+      a2 = f32x4.add(a2, f32x4.mul(p, load4<T>(vt + 8 * eb)));
+      a3 = f32x4.add(a3, f32x4.mul(p, load4<T>(vt + 12 * eb)));
+      vt += rowBytes;
+    }
+    const o = oh + (<usize>d << 2);
+    v128.store(o, a0);
+    v128.store(o, a1, 16);
+    v128.store(o, a2, 32);
+    v128.store(o, a3, 48);
+  }
+  for (; d < headDim; d += 4) {
+    let a = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      a = f32x4.add(a, f32x4.mul(v128.load32_splat(sc + (<usize>t << 2)), load4<T>(vt)));
+      vt += rowBytes;
+    }
+    v128.store(oh + (<usize>d << 2), a);
+  }
 }
 
 // i8x16 → its low / high eight as i16x8; i16x8 → its low / high four as f32x4.
@@ -104,62 +186,95 @@ export function attention(
   return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w));
 }
 
-// The same attention over a Q8_0 cache: a row is kvDim/32 blocks of 34 bytes (headDim a multiple of 32, so a head's
-// slice is whole blocks). Dequantised on the fly: per block, the integer values times q (or added into the output)
-// in f32, then scaled by the block's d, in a fixed order whatever the batch or the threads.
-function attentionQ8_0(q: usize, kCache: usize, vCache: usize, nPos: i32, nHeads: i32, nKvHeads: i32, headDim: i32, scale: f32, out: usize, scores: usize, h0: i32, h1: i32): void {
-  const group = nHeads / nKvHeads;
-  const nb = headDim >> 5; // blocks per head
-  const rowBytes = <usize>nKvHeads * <usize>nb * KV_Q8_0_BLOCK_BYTES;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * <usize>headDim) << 2);
-    const kvOff = <usize>(h / group) * <usize>nb * KV_Q8_0_BLOCK_BYTES;
-    const sc = scores + ((<usize>h * <usize>nPos) << 2);
+// One Q8_0 block's contribution to a score: (Σ_j q_j · int8_j, in lanes) · d.
+// @ts-ignore: decorator
+@inline function blockDot(qb: usize, blk: usize): v128 {
+  const lo = v128.load(blk, 2);
+  const hi = v128.load(blk, 18);
+  let a = f32x4.mul(v128.load(qb), f32lo(i8lo(lo)));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 16), f32hi(i8lo(lo))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 32), f32lo(i8hi(lo))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 48), f32hi(i8hi(lo))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 64), f32lo(i8lo(hi))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 80), f32hi(i8lo(hi))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 96), f32lo(i8hi(hi))));
+  a = f32x4.add(a, f32x4.mul(v128.load(qb, 112), f32hi(i8hi(hi))));
+  return f32x4.mul(a, f32x4.splat(halfScale(load<u16>(blk))));
+}
 
-    let mx: f32 = -Infinity;
-    for (let t = 0; t < nPos; t++) {
-      const k = kCache + <usize>t * rowBytes + kvOff;
-      let s = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = k + <usize>b * KV_Q8_0_BLOCK_BYTES;
-        const qb = qh + (<usize>b << 7);
-        const lo = v128.load(blk, 2);
-        const hi = v128.load(blk, 18);
-        let a = f32x4.mul(v128.load(qb), f32lo(i8lo(lo)));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 16), f32hi(i8lo(lo))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 32), f32lo(i8hi(lo))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 48), f32hi(i8hi(lo))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 64), f32lo(i8lo(hi))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 80), f32hi(i8lo(hi))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 96), f32lo(i8hi(hi))));
-        a = f32x4.add(a, f32x4.mul(v128.load(qb, 112), f32hi(i8hi(hi))));
-        s = f32x4.add(s, f32x4.mul(a, f32x4.splat(halfScale(load<u16>(blk)))));
-      }
-      const v = hsum(s) * scale;
-      store<f32>(sc + (<usize>t << 2), v);
-      mx = max(mx, v);
+// Scores over a Q8_0 cache: a row is kvDim/32 blocks of 34 bytes, dequantised on the fly (per block, the int8
+// values times q in f32, then scaled by the block's d).
+// @ts-ignore: decorator
+@inline function scoresQ8_0(qh: usize, k: usize, rowBytes: usize, nb: i32, nPos: i32, scale: f32, sc: usize): f32 {
+  let mx: f32 = -Infinity;
+  let t = 0;
+  for (; t + 4 <= nPos; t += 4) {
+    const k0 = k + <usize>t * rowBytes;
+    const k1 = k0 + rowBytes;
+    const k2 = k1 + rowBytes;
+    const k3 = k2 + rowBytes;
+    let s0 = f32x4.splat(0);
+    let s1 = f32x4.splat(0);
+    let s2 = f32x4.splat(0);
+    let s3 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const qb = qh + (<usize>b << 7);
+      const o = <usize>b * KV_Q8_0_BLOCK_BYTES;
+      s0 = f32x4.add(s0, blockDot(qb, k0 + o));
+      s1 = f32x4.add(s1, blockDot(qb, k1 + o));
+      s2 = f32x4.add(s2, blockDot(qb, k2 + o));
+      s3 = f32x4.add(s3, blockDot(qb, k3 + o));
     }
-    const inv = softmax(sc, nPos, mx);
-    const oh = out + ((<usize>h * <usize>headDim) << 2);
-    for (let d = 0; d < headDim; d += 4) v128.store(oh + (<usize>d << 2), f32x4.splat(0));
+    mx = storeScore(sc, t, hsum(s0) * scale, mx);
+    mx = storeScore(sc, t + 1, hsum(s1) * scale, mx);
+    mx = storeScore(sc, t + 2, hsum(s2) * scale, mx);
+    mx = storeScore(sc, t + 3, hsum(s3) * scale, mx);
+  }
+  for (; t < nPos; t++) {
+    const kt = k + <usize>t * rowBytes;
+    let s = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) s = f32x4.add(s, blockDot(qh + (<usize>b << 7), kt + <usize>b * KV_Q8_0_BLOCK_BYTES));
+    mx = storeScore(sc, t, hsum(s) * scale, mx);
+  }
+  return mx;
+}
+
+// out = Σ_t p_t · v_t over a Q8_0 cache, one block (32 values, eight accumulators) at a time over every position:
+// per position, p_t · d times the int8 values.
+// @ts-ignore: decorator
+@inline function weightedQ8_0(sc: usize, v: usize, rowBytes: usize, nb: i32, nPos: i32, oh: usize): void {
+  for (let b = 0; b < nb; b++) {
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0);
+    let a5 = f32x4.splat(0);
+    let a6 = f32x4.splat(0);
+    let a7 = f32x4.splat(0);
+    let blk = v + <usize>b * KV_Q8_0_BLOCK_BYTES;
     for (let t = 0; t < nPos; t++) {
-      const p = load<f32>(sc + (<usize>t << 2)) * inv;
-      const v = vCache + <usize>t * rowBytes + kvOff;
-      for (let b = 0; b < nb; b++) {
-        const blk = v + <usize>b * KV_Q8_0_BLOCK_BYTES;
-        const pd = f32x4.splat(p * halfScale(load<u16>(blk)));
-        const o = oh + (<usize>b << 7);
-        const lo = v128.load(blk, 2);
-        const hi = v128.load(blk, 18);
-        v128.store(o, f32x4.add(v128.load(o), f32x4.mul(pd, f32lo(i8lo(lo)))));
-        v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(pd, f32hi(i8lo(lo)))), 16);
-        v128.store(o, f32x4.add(v128.load(o, 32), f32x4.mul(pd, f32lo(i8hi(lo)))), 32);
-        v128.store(o, f32x4.add(v128.load(o, 48), f32x4.mul(pd, f32hi(i8hi(lo)))), 48);
-        v128.store(o, f32x4.add(v128.load(o, 64), f32x4.mul(pd, f32lo(i8lo(hi)))), 64);
-        v128.store(o, f32x4.add(v128.load(o, 80), f32x4.mul(pd, f32hi(i8lo(hi)))), 80);
-        v128.store(o, f32x4.add(v128.load(o, 96), f32x4.mul(pd, f32lo(i8hi(hi)))), 96);
-        v128.store(o, f32x4.add(v128.load(o, 112), f32x4.mul(pd, f32hi(i8hi(hi)))), 112);
-      }
+      const pd = f32x4.splat(load<f32>(sc + (<usize>t << 2)) * halfScale(load<u16>(blk)));
+      const lo = v128.load(blk, 2);
+      const hi = v128.load(blk, 18);
+      a0 = f32x4.add(a0, f32x4.mul(pd, f32lo(i8lo(lo))));
+      a1 = f32x4.add(a1, f32x4.mul(pd, f32hi(i8lo(lo))));
+      a2 = f32x4.add(a2, f32x4.mul(pd, f32lo(i8hi(lo))));
+      a3 = f32x4.add(a3, f32x4.mul(pd, f32hi(i8hi(lo))));
+      a4 = f32x4.add(a4, f32x4.mul(pd, f32lo(i8lo(hi))));
+      a5 = f32x4.add(a5, f32x4.mul(pd, f32hi(i8lo(hi))));
+      a6 = f32x4.add(a6, f32x4.mul(pd, f32lo(i8hi(hi))));
+      a7 = f32x4.add(a7, f32x4.mul(pd, f32hi(i8hi(hi))));
+      blk += rowBytes;
     }
+    const o = oh + (<usize>b << 7);
+    v128.store(o, a0);
+    v128.store(o, a1, 16);
+    v128.store(o, a2, 32);
+    v128.store(o, a3, 48);
+    v128.store(o, a4, 64);
+    v128.store(o, a5, 80);
+    v128.store(o, a6, 96);
+    v128.store(o, a7, 112);
   }
 }

@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { KernelRuntime } from '@edge-node/kernels';
 import type { ComputeBackend, ComputeBackendName } from '../engine/compute-backend.js';
 import { kernelBackend } from '../engine/kernel-backend.js';
+import type { KvCacheType } from '../engine/kv-cache.js';
 
 /** Where a node runs: a Node process, or a browser tab. */
 export type NodeRuntimeKind = 'node' | 'browser';
@@ -26,6 +27,8 @@ export interface DeviceProfile {
   isa: string;
   /** Threads that compute. */
   threads: number;
+  /** How its KV caches store keys and values (`--kv-cache`); absent from a peer that does not say. */
+  kvCache?: KvCacheType;
   cores: number;
   hostname: string;
   /** When it was measured (ms since epoch). */
@@ -102,6 +105,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     backend: compute.name,
     isa: compute.isa,
     threads: compute.threads,
+    kvCache: compute.kvCache,
     cores: os.availableParallelism(),
     hostname: os.hostname(),
     measuredAt: Date.now(),

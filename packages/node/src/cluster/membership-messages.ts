@@ -1,4 +1,5 @@
 import { COMPUTE_BACKEND_NAMES, type ComputeBackendName } from '../engine/compute-backend.js';
+import { KV_CACHE_TYPES, type KvCacheType } from '../engine/kv-cache.js';
 import { NODE_RUNTIME_KINDS, type DeviceProfile, type NodeRuntimeKind } from './device-profile.js';
 import type { DeviceLoad } from './device-load.js';
 import type { LinkStats } from './link-monitor.js';
@@ -65,6 +66,8 @@ function parseProfile(v: unknown): DeviceProfile {
   if (typeof runtime !== 'string' || !NODE_RUNTIME_KINDS.includes(runtime as NodeRuntimeKind)) fail(`member.profile.runtime must be one of ${NODE_RUNTIME_KINDS.join(', ')}`);
   const backend = p.backend;
   if (typeof backend !== 'string' || !COMPUTE_BACKEND_NAMES.includes(backend as ComputeBackendName)) fail(`member.profile.backend must be one of ${COMPUTE_BACKEND_NAMES.join(', ')}`);
+  const kvCache = p.kvCache;
+  if (kvCache !== undefined && (typeof kvCache !== 'string' || !KV_CACHE_TYPES.includes(kvCache as KvCacheType))) fail(`member.profile.kvCache must be one of ${KV_CACHE_TYPES.join(', ')}`);
   return {
     gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
     gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
@@ -75,6 +78,7 @@ function parseProfile(v: unknown): DeviceProfile {
     backend: backend as ComputeBackendName,
     isa: str(p, 'isa', 'member.profile', 32),
     threads: num(p, 'threads', 'member.profile', 1),
+    ...(kvCache !== undefined ? { kvCache: kvCache as KvCacheType } : {}),
     cores: num(p, 'cores', 'member.profile'),
     hostname: str(p, 'hostname', 'member.profile'),
     measuredAt: num(p, 'measuredAt', 'member.profile'),

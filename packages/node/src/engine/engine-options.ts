@@ -1,7 +1,7 @@
 import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
 import type { ComputeBackend } from './compute-backend.js';
 import { kernelBackend } from './kernel-backend.js';
-import type { KvCacheType } from './kv-cache.js';
+import { KV_CACHE_TYPES, type KvCacheType } from './kv-cache.js';
 
 /** Which implementation of the forward pass computes: our kernels (default) or tfjs (F32/F16/BF16 files only). */
 export type EngineBackend = 'kernels' | 'tfjs';
@@ -16,8 +16,6 @@ export interface EngineOptions {
   /** KV cache storage (default f16, as llama.cpp; q8_0 on request; tfjs keeps f32). */
   kvCache?: KvCacheType;
 }
-
-export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'f32', 'q8_0'];
 
 export function parseKvCacheType(s: string): KvCacheType {
   if (!(KV_CACHE_TYPES as readonly string[]).includes(s)) throw new RangeError(`the KV cache type must be one of ${KV_CACHE_TYPES.join(', ')} (got "${s}")`);

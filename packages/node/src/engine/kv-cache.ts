@@ -6,6 +6,7 @@ import { ShardInputError, type ShardKvCache } from './forward-shard.js';
  * 8-bit blocks: per 32 values an f16 scale and 32 int8, 34 bytes, a little over a quarter of F32).
  */
 export type KvCacheType = 'f16' | 'f32' | 'q8_0';
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'f32', 'q8_0'];
 
 /** The kernels' code for a cache type (assembly/ops/attention.ts). */
 export function kvTypeCode(t: KvCacheType): number {

@@ -25,7 +25,7 @@ export interface ClusterPlanInput {
   config: ModelConfig;
   /** Stored bytes per weight of the model file (default 4: float32). */
   bytesPerWeight?: number;
-  /** This node's KV cache type (default f32, the most memory: a conservative bound). */
+  /** This node's KV cache type; the plan counts the widest of it and the members' (default f32, the most memory). */
   kvCache?: KvCacheType;
   /** Only members whose stageInfo.model equals this take part. */
   modelFingerprint: string;
@@ -109,11 +109,21 @@ export function clusterOf(members: ClusterMember[]): Cluster {
   return { devices, links, defaultLink: { latencyMs: 1, bandwidthMBps: 100 } };
 }
 
+/**
+ * The KV cache type a plan counts. Each node keeps its own (`--kv-cache`, in its profile) and the partitioner counts
+ * one for every stage, so: the most bytes per value among this node's and the members' types, with which a plan that
+ * fits fits on each node. A member that does not say is left out; f32 when none says.
+ */
+export function widestKvCache(self: KvCacheType | undefined, members: readonly ClusterMember[]): KvCacheType {
+  const types = [self, ...members.map((m) => m.profile.kvCache)].filter((t): t is KvCacheType => t !== undefined);
+  return types.reduce<KvCacheType | undefined>((a, b) => (a === undefined || kvBytesPerValue(b) > kvBytesPerValue(a) ? b : a), undefined) ?? 'f32';
+}
+
 export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const { config } = input;
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
-  const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, input.kvCache));
+  const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, widestKvCache(input.kvCache, members)));
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
   if (input.split && members.length >= input.split.length) {
