@@ -8,28 +8,10 @@ import type { ClusterMember } from '../src/cluster/membership.js';
 import type { KvCacheType } from '../src/engine/kv-cache.js';
 import type { ModelConfig } from '../src/model/model-config.js';
 import { computeClusterPlan, widestKvCache } from '../src/pipeline/cluster-plan.js';
+import { SYNTHETIC_PRESETS } from '../src/synth/synthetic-presets.js';
 
 // SmolLM2-135M's shape: 30 layers, 3 KV heads of 64.
-const config: ModelConfig = {
-  name: 'smollm2-shape',
-  architecture: 'llama',
-  hiddenSize: 576,
-  intermediateSize: 1536,
-  numLayers: 30,
-  numHeads: 9,
-  numKvHeads: 3,
-  headDim: 64,
-  vocabSize: 49152,
-  contextLength: 8192,
-  ropeTheta: 100000,
-  ropeScaling: null,
-  rmsNormEps: 1e-5,
-  tiedEmbeddings: true,
-  attentionBias: false,
-  bosTokenId: 1,
-  eosTokenIds: [2],
-  addBosToken: false,
-};
+const config: ModelConfig = SYNTHETIC_PRESETS['smollm2-135m'];
 
 function member(name: string, kvCache: KvCacheType | undefined): ClusterMember {
   const profile: DeviceProfile = {
