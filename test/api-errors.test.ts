@@ -175,5 +175,9 @@ describe('API errors on a 2-node cluster', () => {
     const text = await (await fetch(`${c.a.apiUrl}/metrics`, { headers: auth })).text();
     expect(text).toMatch(/edge_node_http_requests_total\{route="\/v1\/chat\/completions",status="400"\} \d+/);
     expect(text).not.toMatch(/status="5\d\d"/);
+    // The process's own gauges: a node's resident memory is tens of MB at least and below this machine's memory.
+    const rss = Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1]);
+    expect(rss).toBeGreaterThan(20e6);
+    expect(rss).toBeLessThan(8e9);
   });
 });

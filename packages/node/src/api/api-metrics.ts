@@ -1,6 +1,6 @@
 import type { StepTiming } from '../engine/bench-probe.js';
 import type { RecoveryEvent } from '../pipeline/pipeline-executor.js';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
 export interface MetricSources {
@@ -92,6 +92,9 @@ export class ApiMetrics {
     // Both outcomes are listed from the start, so a dashboard sees 0 rather than no series.
     this.recoveries.inc({ outcome: 'recovered' }, 0);
     this.recoveries.inc({ outcome: 'failed' }, 0);
+    // The process's own numbers under their usual names (process_resident_memory_bytes, nodejs_heap_size_used_bytes,
+    // nodejs_external_memory_bytes, event-loop lag, GC): what tells a slow or growing node apart.
+    collectDefaultMetrics({ register: this.registry });
     const src = () => this.sources;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
