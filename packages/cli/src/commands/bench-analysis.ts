@@ -29,10 +29,11 @@ export interface BenchRow {
   stages: { name: string; startLayer: number; endLayer: number; computeMs: number; prefillComputeMs: number }[];
   hops: { from: string; to: string; prefillBytes: number; decodeBytes: number; transferMs: number }[];
   /**
-   * The parts of one decode step: stage compute, wire transfer over the hops, and queueing (waiting for a busy stage,
-   * in-process handoffs); sumMs is their total, to set against tokenLatencyMs.
+   * The parts of one decode step: stage compute, wire transfer over the hops, queueing (waiting for a busy stage,
+   * in-process handoffs), and the coordinator's own time between a token and the next step (sampling, streaming);
+   * sumMs is their total, to set against tokenLatencyMs.
    */
-  parts: { computeMs: number; transferMs: number; queueMs: number; sumMs: number };
+  parts: { computeMs: number; transferMs: number; queueMs: number; coordinatorMs: number; sumMs: number };
   predicted: { ttftMs: number; tokenLatencyMs: number; throughputTokPerS: number; stageComputeMs: number[]; hopMs: number[] } | null;
   /** (measured − predicted) / predicted × 100. */
   errorPct: { ttft: number; tokenLatency: number; throughput: number } | null;
@@ -105,6 +106,7 @@ export function pipelineRow(m: PipelineMeasurement, cluster: Cluster | null, pre
   const computeMs = sum(stageCompute);
   const transfer = sum(transferMs);
   const queueMs = Math.max(0, mean(steps.map((s) => s.roundTripMs)) - computeMs - transfer);
+  const coordinatorMs = mean(steps.map((s) => s.coordinatorMs));
   // Throughput of a batch: all tokens of its requests over the time until the last one finished (from its arrival).
   const batchThroughput = m.batches.map((b) => {
     const tokens = sum(b.flatMap((r) => r.runs.map((x) => x.generatedTokens)));
@@ -134,7 +136,7 @@ export function pipelineRow(m: PipelineMeasurement, cluster: Cluster | null, pre
       prefillComputeMs: median(prefillSteps.map((p) => p.stageMs[i] ?? Number.NaN)),
     })),
     hops: hops.map((h, i) => ({ from: nameOf(first, h.from), to: nameOf(first, h.to), prefillBytes: h.prefillBytes, decodeBytes: h.decodeBytes, transferMs: transferMs[i] ?? 0 })),
-    parts: { computeMs, transferMs: transfer, queueMs, sumMs: computeMs + transfer + queueMs },
+    parts: { computeMs, transferMs: transfer, queueMs, coordinatorMs, sumMs: computeMs + transfer + queueMs + coordinatorMs },
     predicted: prediction,
     errorPct: null,
   };
@@ -204,7 +206,7 @@ export function singleDeviceRow(kind: 'local' | 'llama.cpp', label: string, laye
     tokenLatencyP95Ms: quantile(t.stepMs, 0.95),
     stages: [{ name: kind === 'local' ? 'this process' : 'llama.cpp', startLayer: 0, endLayer: layers, computeMs: step, prefillComputeMs: median(t.prefillMs) }],
     hops: [],
-    parts: { computeMs: step, transferMs: 0, queueMs: 0, sumMs: step },
+    parts: { computeMs: step, transferMs: 0, queueMs: 0, coordinatorMs: 0, sumMs: step },
     predicted: prediction,
     errorPct: null,
     ...(note ? { note } : {}),

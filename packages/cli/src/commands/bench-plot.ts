@@ -3,6 +3,7 @@ import type { BenchRow } from './bench-analysis.js';
 const STAGE_COLORS = ['#2f6db5', '#4e9a5a', '#8a5cb0', '#1f9aa6', '#b58a2f', '#5c6fb0', '#7aa63a', '#a6466b'];
 const HOP_COLORS = ['#e8833a', '#f2b134', '#d9534f', '#f08fb0', '#c96f2a', '#e0c04a'];
 const QUEUE_COLOR = '#b8b8b8';
+const COORDINATOR_COLOR = '#7d6b91';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -37,6 +38,7 @@ export function renderBenchSvg(rows: BenchRow[], opts: PlotOptions): string {
     ...Array.from({ length: maxStages }, (_, i) => ({ color: STAGE_COLORS[i % STAGE_COLORS.length], text: `stage ${i + 1} compute` })),
     ...Array.from({ length: maxHops }, (_, i) => ({ color: HOP_COLORS[i % HOP_COLORS.length], text: `hop ${i + 1} transfer` })),
     { color: QUEUE_COLOR, text: 'queueing / handoff' },
+    { color: COORDINATOR_COLOR, text: 'coordinator between tokens' },
   ];
   const legendRows = Math.ceil((legend.length + 1) / 4);
   const plotH = rows.length * (barH + gap);
@@ -70,6 +72,7 @@ export function renderBenchSvg(rows: BenchRow[], opts: PlotOptions): string {
     r.stages.forEach((s, j) => seg(s.computeMs, STAGE_COLORS[j % STAGE_COLORS.length], `${s.name} layers ${s.startLayer}-${s.endLayer - 1} compute`));
     r.hops.forEach((h, j) => seg(h.transferMs, HOP_COLORS[j % HOP_COLORS.length], `${h.from}→${h.to} transfer`));
     seg(r.parts.queueMs, QUEUE_COLOR, 'queueing / handoff');
+    seg(r.parts.coordinatorMs, COORDINATOR_COLOR, 'coordinator between tokens');
     const p = r.predicted?.tokenLatencyMs;
     if (p !== undefined && Number.isFinite(p)) {
       const px = x(p).toFixed(1);

@@ -13,7 +13,7 @@ function bytes(n: number): string {
 export function formatBenchTable(rows: BenchRow[], markdown = false): string {
   const head = [
     'split', 'conc', 'TTFT ms', 'pred', 'err', 'prefill tok/s', 'decode tok/s', 'total tok/s', 'ms/token', 'p50', 'p95',
-    'compute', 'transfer', 'queue', 'parts', 'pred ms/token', 'err',
+    'compute', 'transfer', 'queue', 'coord', 'parts', 'pred ms/token', 'err',
   ];
   const body = rows.map((r) => [
     r.kind === 'pipeline' ? r.label : r.label,
@@ -30,6 +30,7 @@ export function formatBenchTable(rows: BenchRow[], markdown = false): string {
     f(r.parts.computeMs, 2),
     f(r.parts.transferMs, 2),
     f(r.parts.queueMs, 2),
+    f(r.parts.coordinatorMs, 2),
     f(r.parts.sumMs, 2),
     r.predicted ? f(r.predicted.tokenLatencyMs, 2) : '—',
     pct(r.errorPct?.tokenLatency),

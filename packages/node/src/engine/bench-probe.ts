@@ -9,6 +9,11 @@ export interface StepTiming {
   roundTripMs: number;
   /** Compute ms per stage, in route order. */
   stageMs: number[];
+  /**
+   * The coordinator's own time before it sent this step: from the previous token's arrival to this step's frame
+   * (sampling, streaming the token to the client, its turn on the event loop). 0 for a request's first step.
+   */
+  coordinatorMs: number;
 }
 
 /** A stage of the route a request took: which node held which layers. */

@@ -99,6 +99,8 @@ interface Pending {
   resolve: (token: number) => void;
   reject: (err: Error) => void;
   sentAt: number;
+  /** From the previous token's arrival to sentAt (the coordinator's own time); 0 for the first step. */
+  coordinatorMs: number;
   step: number;
 }
 
@@ -108,6 +110,8 @@ interface Running {
   fed: number[];
   /** Tokens received from the last stage. */
   received: number;
+  /** When the last token arrived (performance.now()), or null before the first. */
+  tokenAt: number | null;
   route: Route;
   /** The request's id on the wire: changes at every replay so stale frames of a dead route are ignored. */
   wireId: string;
@@ -141,7 +145,7 @@ export class PipelineExecutor implements TokenExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [] };
+    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [] };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
@@ -214,7 +218,9 @@ export class PipelineExecutor implements TokenExecutor {
     }
     if (frame.step !== p.step) return;
     run.pending = null;
-    const timing: StepTiming = { step: run.received, roundTripMs: performance.now() - p.sentAt, stageMs: frame.stageMs ?? [] };
+    const now = performance.now();
+    run.tokenAt = now;
+    const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
     if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
@@ -309,6 +315,7 @@ export class PipelineExecutor implements TokenExecutor {
     const { request, route } = run;
     const ids = Int32Array.from(tokens);
     run.step = 0;
+    run.tokenAt = null; // a (re)opened route starts with a prefill step, which has no coordinator gap before it
     const first = this.awaitToken(run, 0);
     const rows = this.opts.maxRowsPerFrame;
     const drawsPerToken = request.sampling.temperature <= 0 ? 0 : 1;
@@ -352,7 +359,8 @@ export class PipelineExecutor implements TokenExecutor {
 
   private awaitToken(run: Running, step: number): Promise<number> {
     const promise = new Promise<number>((resolve, reject) => {
-      run.pending = { resolve, reject, sentAt: performance.now(), step };
+      const sentAt = performance.now();
+      run.pending = { resolve, reject, sentAt, coordinatorMs: run.tokenAt === null ? 0 : sentAt - run.tokenAt, step };
     });
     // A node may have left between two steps, when no token was awaited: fail now rather than wait forever.
     const gone = run.route.peers.find((p) => !this.opts.isPeerAlive(p));
