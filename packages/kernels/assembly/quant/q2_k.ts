@@ -5,7 +5,7 @@
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum } from '../simd';
+import { dot16, hsum, pin } from '../simd';
 import { dotWide16 } from './int-dot';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
@@ -100,16 +100,22 @@ function rowQ2_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
         const lo = i16x8.extend_low_i8x16_u(w0), hi = i16x8.extend_high_i8x16_u(w0);
         const scale = i32x4.splat(load<u8>(p + 2 * t) & 15);
         i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at), scale));
+        pin(o, i0);
         i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at), scale));
+        pin(o + os, i1);
         i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at), scale));
+        pin(o + 2 * os, i2);
         i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at), scale));
       }
       {
         const lo = i16x8.extend_low_i8x16_u(w1), hi = i16x8.extend_high_i8x16_u(w1);
         const scale = i32x4.splat(load<u8>(p + 2 * t + 1) & 15);
         i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at + 32), scale));
+        pin(o, i0);
         i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at + 32), scale));
+        pin(o + os, i1);
         i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at + 32), scale));
+        pin(o + 2 * os, i2);
         i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at + 32), scale));
       }
     }
@@ -119,10 +125,13 @@ function rowQ2_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     let xd: f32;
     xd = load<f32>(ad + xo);
     s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, ad + so)), f32x4.splat(dmin * xd))));
+    pin(o, s0);
     xd = load<f32>(a1 + xo);
     s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a1 + so)), f32x4.splat(dmin * xd))));
+    pin(o + os, s1);
     xd = load<f32>(a2 + xo);
     s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a2 + so)), f32x4.splat(dmin * xd))));
+    pin(o + 2 * os, s2);
     xd = load<f32>(a3 + xo);
     s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsQ2(m8, a3 + so)), f32x4.splat(dmin * xd))));
   }

@@ -4,7 +4,7 @@
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum } from '../simd';
+import { dot16, hsum, pin } from '../simd';
 import { dotWide16 } from './int-dot';
 
 export const Q3_K_BLOCK_BYTES: usize = 110;
@@ -110,24 +110,33 @@ function rowQ3_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
         const lo = i16x8.extend_low_i8x16_s(w0), hi = i16x8.extend_high_i8x16_s(w0);
         const scale = i32x4.splat(scaleAt(s8, 2 * t));
         i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at), scale));
+        pin(o, i0);
         i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at), scale));
+        pin(o + os, i1);
         i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at), scale));
+        pin(o + 2 * os, i2);
         i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at), scale));
       }
       {
         const lo = i16x8.extend_low_i8x16_s(w1), hi = i16x8.extend_high_i8x16_s(w1);
         const scale = i32x4.splat(scaleAt(s8, 2 * t + 1));
         i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at + 32), scale));
+        pin(o, i0);
         i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at + 32), scale));
+        pin(o + os, i1);
         i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at + 32), scale));
+        pin(o + 2 * os, i2);
         i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at + 32), scale));
       }
     }
     const d = halfToF32(load<u16>(p, 108));
     const xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * load<f32>(ad + xo))));
+    pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * load<f32>(a1 + xo))));
+    pin(o + os, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * load<f32>(a2 + xo))));
+    pin(o + 2 * os, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * load<f32>(a3 + xo))));
   }
   store<f32>(o, hsum(s0));

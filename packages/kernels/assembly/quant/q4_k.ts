@@ -5,7 +5,7 @@
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum } from '../simd';
+import { hsum, pin } from '../simd';
 import { dot32, dotWide, nibHi, nibLo } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
@@ -89,8 +89,11 @@ function rowQ4_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
       const scale = i32x4.splat(byteOf(sc, k));
       const a = aq + (<usize>k << 6);
       i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      pin(o, i0);
       i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      pin(o + os, i1);
       i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      pin(o + 2 * os, i2);
       i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
     }
     const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
@@ -98,10 +101,13 @@ function rowQ4_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     let xd = load<f32>(ad + xo);
     s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    pin(o, s0);
     xd = load<f32>(a1 + xo);
     s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    pin(o + os, s1);
     xd = load<f32>(a2 + xo);
     s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    pin(o + 2 * os, s2);
     xd = load<f32>(a3 + xo);
     s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
   }

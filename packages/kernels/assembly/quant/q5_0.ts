@@ -3,7 +3,7 @@
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum } from '../simd';
+import { hsum, pin } from '../simd';
 import { fifthBits16 } from './fifth-bits';
 import { dot32, dotWide, nibHi, nibLo } from './int-dot';
 
@@ -66,8 +66,11 @@ function rowQ5_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    pin(o + os, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    pin(o + 2 * os, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     p += Q5_0_BLOCK_BYTES;
   }

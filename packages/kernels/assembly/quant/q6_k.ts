@@ -8,7 +8,7 @@
 // Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum } from '../simd';
+import { dot16, hsum, pin } from '../simd';
 import { dotWide16, nibHi, nibLo } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
@@ -123,8 +123,11 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           const scale = i32x4.splat(load<i8>(sc + 0));
           const a = ag + 0;
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          pin(o + os, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          pin(o + 2 * os, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -133,8 +136,11 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           const scale = i32x4.splat(load<i8>(sc + 2));
           const a = ag + 64;
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          pin(o + os, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          pin(o + 2 * os, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -143,8 +149,11 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           const scale = i32x4.splat(load<i8>(sc + 4));
           const a = ag + 128;
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          pin(o + os, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          pin(o + 2 * os, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -153,8 +162,11 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           const scale = i32x4.splat(load<i8>(sc + 6));
           const a = ag + 192;
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          pin(o + os, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          pin(o + 2 * os, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
       }
@@ -163,8 +175,11 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const d = halfToF32(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
+    pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8, a1 + so), 5))), f32x4.splat(d * load<f32>(a1 + xo))));
+    pin(o + os, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8, a2 + so), 5))), f32x4.splat(d * load<f32>(a2 + xo))));
+    pin(o + 2 * os, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8, a3 + so), 5))), f32x4.splat(d * load<f32>(a3 + xo))));
   }
   store<f32>(o, hsum(s0));

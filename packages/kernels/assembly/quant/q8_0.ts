@@ -1,6 +1,6 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (see activation.ts).
 import { halfScale, halfToF32 } from './half-scale';
-import { dot16, hsum } from '../simd';
+import { dot16, hsum, pin } from '../simd';
 import { dotWide } from './int-dot';
 import { matmulRows4 } from './row-tiles';
 
@@ -55,8 +55,11 @@ function rowQ8_0_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    pin(o + os, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    pin(o + 2 * os, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     p += Q8_0_BLOCK_BYTES;
   }
@@ -80,17 +83,20 @@ function matmulRowsQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, a
       const ad = act + <usize>i * <usize>actBytes; // scales
       const aq = ad + (<usize>nb << 2); // int16 values
       let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
       let p = w0;
       for (let b = 0; b < nb; b++) {
         const a = aq + (<usize>b << 6);
         const xd = load<f32>(ad + (<usize>b << 2));
         s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfScale(load<u16>(p)) * xd)));
+        pin(o, s0);
         s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfScale(load<u16>(p + rb)) * xd)));
+        pin(o + 4, s1);
         s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfScale(load<u16>(p + 2 * rb)) * xd)));
+        pin(o + 8, s2);
         s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfScale(load<u16>(p + 3 * rb)) * xd)));
         p += Q8_0_BLOCK_BYTES;
       }
-      const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
       store<f32>(o, hsum(s0));
       store<f32>(o, hsum(s1), 4);
       store<f32>(o, hsum(s2), 8);
