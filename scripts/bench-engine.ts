@@ -32,7 +32,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
 import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
-import { kvRowBytes, parseKvCacheType, type KvCacheType } from '@edge-node/node';
+// The engine's own modules, not the package index: the index brings libp2p and the rest of the node, ~100 MiB of RSS
+// that `edge-node run` does not load and that would be counted as the engine's.
+import { parseKvCacheType } from '../packages/node/src/engine/engine-options.js';
+import { kvRowBytes, type KvCacheType } from '../packages/node/src/engine/kv-cache.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
