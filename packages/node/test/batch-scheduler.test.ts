@@ -230,6 +230,34 @@ describe('BatchScheduler', () => {
     shard.dispose();
   });
 
+  it('keeps requests that come back a moment after their step in one batch on a whole-model device', async () => {
+    const shard = await shardOf();
+    // Each step takes 60 ms (a bigger model in miniature); a request's next row comes back 1 ms after its step, on a
+    // timer, as a token's trip through the coordinator does: without waiting, the batch splits into alternating groups.
+    const slow: QuantShard = Object.create(shard);
+    slow.forwardBatch = (items) => {
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+      return shard.forwardBatch(items);
+    };
+    const requests: string[][] = [];
+    const scheduler = new BatchScheduler({ onCompute: (s) => requests.push(s.parts.map((p) => String(p.rows))) });
+    const drive = async (i: number) => {
+      const cache = slow.createCache(32);
+      for (let t = 0; t < 8; t++) {
+        if (t > 0) await new Promise((r) => setTimeout(r, 1 + i));
+        await scheduler.submit({ request: `r${i}`, rows: 1, start: () => ({ shard: slow, cache, input: { kind: 'tokens', tokens: [3 + i + t] }, logits: true }) });
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(drive));
+    // The first step may catch some of them; once they have all been in a step, every step takes all four.
+    const full = requests.findIndex((r) => r.length === 4);
+    expect(full).toBeGreaterThanOrEqual(0);
+    expect(full).toBeLessThanOrEqual(2);
+    expect(requests.slice(full).every((r) => r.length === 4)).toBe(true);
+    shard.dispose();
+  });
+
   it("runs a request's work in order, a turn after its work, and cancels only that request", async () => {
     const shard = await shardOf();
     const scheduler = new BatchScheduler();

@@ -1,6 +1,7 @@
 import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
 import { ShardInputError } from './forward-shard.js';
 import { copyOutput, copyPrompt, samePrompt, type SharedPrompt } from './shared-prompt.js';
+import { gatherWaitMs } from './gather-window.js';
 import { planStep, stepBudget } from './step-plan.js';
 
 /** One run of a shard's layers over some rows (a step's pass on one shard). */
@@ -95,12 +96,17 @@ interface Queued {
  * order, and each step takes the next work of every waiting request — decode rows of many requests and a slice of
  * each prompt, within the budgets of `planStep` — through `forwardBatch` in one pass per shard, so every weight is
  * read once for all of them. Requests join and leave between steps; each row's result is the same bits as if its
- * request ran alone. Back-to-back steps leave a turn of the event loop between them.
+ * request ran alone. Back-to-back steps leave a turn of the event loop between them; on a device holding the whole
+ * model the next step waits briefly for the last step's requests to come back (gather-window.ts).
  */
 export class BatchScheduler {
   private readonly queue: Queued[] = [];
   private stepping = false;
   private lastStepEnd = Number.NEGATIVE_INFINITY;
+  private lastStepMs = 0;
+  /** Requests whose work the last step finished on a whole-model shard: they come back at once (gather-window.ts). */
+  private expected = new Set<string>();
+  private gatherTimer: ReturnType<typeof setTimeout> | null = null;
   private recent: (SharedPrompt & { at: number })[] = [];
   private pruneTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly promptRows: number;
@@ -144,7 +150,25 @@ export class BatchScheduler {
   }
 
   private kick(): void {
-    if (this.stepping) return;
+    if (this.stepping || this.queue.length === 0) return;
+    const wait = gatherWaitMs({
+      now: performance.now(),
+      lastStepEnd: this.lastStepEnd,
+      lastStepMs: this.lastStepMs,
+      expected: this.expected,
+      queued: new Set(this.queue.map((q) => q.request)),
+    });
+    if (wait > 0) {
+      this.gatherTimer ??= setTimeout(() => {
+        this.gatherTimer = null;
+        this.kick();
+      }, wait);
+      return;
+    }
+    if (this.gatherTimer !== null) {
+      clearTimeout(this.gatherTimer);
+      this.gatherTimer = null;
+    }
     this.stepping = true;
     const run = () => {
       this.step()
@@ -233,6 +257,9 @@ export class BatchScheduler {
       ms,
     );
 
+    const end = performance.now();
+    this.lastStepMs = end - t0;
+    this.expected = new Set();
     for (const { q, rows } of live) {
       const out = outputs.get(q);
       if (!out) continue;
@@ -245,6 +272,8 @@ export class BatchScheduler {
       if (q.done === q.rows) {
         const output: ShardOutput = out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out;
         if (q.fresh) this.share(q, output);
+        const shard = q.target!.shard;
+        if (shard.isFirst && shard.isLast) this.expected.add(q.request);
         this.finish(q, { output, computeMs: q.computeMs });
       }
     }
