@@ -129,11 +129,12 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
         }
       }
 
-      // Batch invariance: one activation row alone, a sub-batch, and sub-ranges of weight rows give the same bits.
+      // Batch invariance: one activation row alone, a sub-batch (3 rows go through the four-row product with a row
+      // repeated), and sub-ranges of weight rows give the same bits.
       const part = arena.alloc(nAct * rows * 4);
       const bits = (p: number, n: number) => Array.from(new Uint32Array(arena.memory.buffer, p, n));
       const gotBits = Array.from(new Uint32Array(got.buffer));
-      for (const [r0, r1, i0, n] of [[0, rows, 3, 1], [0, rows, 1, 4], [5, 11, 2, 1], [1, 13, 0, 5], [7, 8, 5, 1], [0, 3, 0, 6]]) {
+      for (const [r0, r1, i0, n] of [[0, rows, 3, 1], [0, rows, 1, 4], [5, 11, 2, 1], [1, 13, 0, 5], [7, 8, 5, 1], [0, 3, 0, 6], [0, rows, 1, 2], [2, 9, 3, 3], [0, rows, 0, 3]]) {
         arena.f32(part, nAct * rows).fill(Number.NaN);
         arena.kernels.matmul(type.id, w.ptr, cols, r0, r1, act + i0 * actBytes, actBytes, n, part, rows);
         for (let i = 0; i < n; i++) {

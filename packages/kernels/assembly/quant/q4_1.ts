@@ -46,10 +46,9 @@ function rowQ4_1(wr: usize, ad: usize, nb: i32): f32 {
 }
 
 /** rowDot for four activation rows: each block is unpacked and widened once. */
-function rowQ4_1_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+function rowQ4_1_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const sOff = <usize>nb << 2, qOff = <usize>nb << 3;
   const sixteen = i8x16.splat(0x10);
-  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
   let p = wr;
@@ -63,9 +62,9 @@ function rowQ4_1_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
-    pin(o + os, s1);
+    pin(o1, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
-    pin(o + 2 * os, s2);
+    pin(o2, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     t0 += m * load<f32>(ad + sOff + xo);
     t1 += m * load<f32>(a1 + sOff + xo);
@@ -74,9 +73,9 @@ function rowQ4_1_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     p += Q4_1_BLOCK_BYTES;
   }
   store<f32>(o, hsum(s0) + t0);
-  store<f32>(o + os, hsum(s1) + t1);
-  store<f32>(o + 2 * os, hsum(s2) + t2);
-  store<f32>(o + 3 * os, hsum(s3) + t3);
+  store<f32>(o1, hsum(s1) + t1);
+  store<f32>(o2, hsum(s2) + t2);
+  store<f32>(o3, hsum(s3) + t3);
 }
 
 export function matmulQ4_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {

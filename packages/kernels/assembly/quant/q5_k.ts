@@ -75,10 +75,9 @@ function rowQ5_K(wr: usize, ad: usize, nb: i32): f32 {
 }
 
 /** rowDot for four activation rows: each sub-block is unpacked and widened once. */
-function rowQ5_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
-  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q5_K_BLOCK_BYTES;
@@ -100,9 +99,9 @@ function rowQ5_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
       i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
       pin(o, i0);
       i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
-      pin(o + os, i1);
+      pin(o1, i1);
       i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
-      pin(o + 2 * os, i2);
+      pin(o2, i2);
       i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
     }
     const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
@@ -114,17 +113,17 @@ function rowQ5_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     pin(o, s0);
     xd = load<f32>(a1 + xo);
     s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
-    pin(o + os, s1);
+    pin(o1, s1);
     xd = load<f32>(a2 + xo);
     s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
-    pin(o + 2 * os, s2);
+    pin(o2, s2);
     xd = load<f32>(a3 + xo);
     s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
   }
   store<f32>(o, hsum(s0));
-  store<f32>(o + os, hsum(s1));
-  store<f32>(o + 2 * os, hsum(s2));
-  store<f32>(o + 3 * os, hsum(s3));
+  store<f32>(o1, hsum(s1));
+  store<f32>(o2, hsum(s2));
+  store<f32>(o3, hsum(s3));
 }
 
 export function matmulQ5_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {

@@ -101,11 +101,10 @@ function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
 }
 
 /** rowDot for four activation rows: each group of 16 values is unpacked and widened once. */
-function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize): void {
+function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const m30 = i8x16.splat(0x30);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
-  const a1 = ad + ab, a2 = ad + 2 * ab, a3 = ad + 3 * ab;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
@@ -125,9 +124,9 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
           pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
-          pin(o + os, i1);
+          pin(o1, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
-          pin(o + 2 * os, i2);
+          pin(o2, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -138,9 +137,9 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
           pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
-          pin(o + os, i1);
+          pin(o1, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
-          pin(o + 2 * os, i2);
+          pin(o2, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -151,9 +150,9 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
           pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
-          pin(o + os, i1);
+          pin(o1, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
-          pin(o + 2 * os, i2);
+          pin(o2, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
         {
@@ -164,9 +163,9 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
           i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
           pin(o, i0);
           i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
-          pin(o + os, i1);
+          pin(o1, i1);
           i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
-          pin(o + 2 * os, i2);
+          pin(o2, i2);
           i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
         }
       }
@@ -177,15 +176,15 @@ function rowQ6_K_4(wr: usize, ad: usize, ab: usize, nb: i32, o: usize, os: usize
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
     s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8, a1 + so), 5))), f32x4.splat(d * load<f32>(a1 + xo))));
-    pin(o + os, s1);
+    pin(o1, s1);
     s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8, a2 + so), 5))), f32x4.splat(d * load<f32>(a2 + xo))));
-    pin(o + 2 * os, s2);
+    pin(o2, s2);
     s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8, a3 + so), 5))), f32x4.splat(d * load<f32>(a3 + xo))));
   }
   store<f32>(o, hsum(s0));
-  store<f32>(o + os, hsum(s1));
-  store<f32>(o + 2 * os, hsum(s2));
-  store<f32>(o + 3 * os, hsum(s3));
+  store<f32>(o1, hsum(s1));
+  store<f32>(o2, hsum(s2));
+  store<f32>(o3, hsum(s3));
 }
 
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
