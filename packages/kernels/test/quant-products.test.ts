@@ -142,6 +142,8 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
             gotBits.slice((i0 + i) * rows + r0, (i0 + i) * rows + r1),
           );
         }
+        // Nothing written outside the batch's rows (a padded group must not spill into the slots after it).
+        expect(Array.from(arena.f32(part + n * rows * 4, (nAct - n) * rows)).every(Number.isNaN), `outputs past a batch of ${n}`).toBe(true);
       }
     });
   }

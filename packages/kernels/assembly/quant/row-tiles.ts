@@ -36,35 +36,32 @@ export type RowDot4 = (wr: usize, a0: usize, a1: usize, a2: usize, a3: usize, nb
 export function matmulRows4(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
-  const left = nAct & 3;
-  const padded = left == 3;
+  const full = nAct & ~3;
+  // Three rows left over: the last four rows (or, in a batch of three, rows 0, 1, 2, 2); j clamps to the last row.
+  const padded = (nAct & 3) == 3;
+  const first = nAct >= 4 ? nAct - 4 : 0;
+  const last = nAct - 1;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
-    let i = 0;
-    for (; i + 4 <= nAct; i += 4) {
-      const ad = act + <usize>i * ab;
-      const o = out + <usize>i * outStep;
-      for (let r = t0; r < t1; r++) {
-        const or = o + (<usize>r << 2);
-        rowDot4(w + <usize>r * rowBytes, ad, ad + ab, ad + 2 * ab, ad + 3 * ab, nb, or, or + outStep, or + 2 * outStep, or + 3 * outStep);
-      }
-    }
+    for (let i = 0; i < full; i += 4) fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>i * ab, ab, out + <usize>i * outStep, outStep, 1, 2, 3);
     if (padded) {
-      // Rows first..nAct-1, each a distinct row of the four where possible (j clamps to the last row).
-      const first = nAct >= 4 ? nAct - 4 : 0;
-      const last = nAct - 1;
-      const a0 = act + <usize>first * ab, o0 = out + <usize>first * outStep;
-      const j1 = <usize>min(first + 1, last) - first, j2 = <usize>min(first + 2, last) - first, j3 = <usize>min(first + 3, last) - first;
-      for (let r = t0; r < t1; r++) {
-        const or = o0 + (<usize>r << 2);
-        rowDot4(w + <usize>r * rowBytes, a0, a0 + j1 * ab, a0 + j2 * ab, a0 + j3 * ab, nb, or, or + j1 * outStep, or + j2 * outStep, or + j3 * outStep);
-      }
+      fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>first * ab, ab, out + <usize>first * outStep, outStep, min(first + 1, last) - first, min(first + 2, last) - first, min(first + 3, last) - first);
       continue;
     }
-    for (; i < nAct; i++) {
+    for (let i = full; i < nAct; i++) {
       const ad = act + <usize>i * ab;
       const o = out + <usize>i * outStep;
       for (let r = t0; r < t1; r++) store<f32>(o + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, ad, nb));
     }
+  }
+}
+
+/** Weight rows [t0, t1) against the activation rows at a0 and a0 + j·ab (j = 1, 2, 3 as given), outputs alike. */
+// @ts-ignore: decorator
+@inline function fourRows(rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, t0: i32, t1: i32, a0: usize, ab: usize, o0: usize, outStep: usize, j1: i32, j2: i32, j3: i32): void {
+  const a1 = a0 + <usize>j1 * ab, a2 = a0 + <usize>j2 * ab, a3 = a0 + <usize>j3 * ab;
+  for (let r = t0; r < t1; r++) {
+    const o = o0 + (<usize>r << 2);
+    rowDot4(w + <usize>r * rowBytes, a0, a1, a2, a3, nb, o, o + <usize>j1 * outStep, o + <usize>j2 * outStep, o + <usize>j3 * outStep);
   }
 }
