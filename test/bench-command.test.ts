@@ -83,7 +83,6 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
       expect(r.parts.computeMs).toBeCloseTo(stages, 6);
       expect(r.parts.transferMs).toBeCloseTo(hops, 6);
       // The coordinator's time between tokens is measured on its own (token arrival → next frame), not as a remainder.
-      expect(r.parts.coordinatorMs).toBeGreaterThanOrEqual(0);
       if (r.kind === 'pipeline') expect(r.parts.coordinatorMs).toBeGreaterThan(0);
       const parts = stages + hops + r.parts.queueMs + r.parts.coordinatorMs;
       // Within 10%, or 0.15 ms for sub-millisecond steps.

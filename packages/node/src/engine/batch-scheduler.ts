@@ -151,13 +151,17 @@ export class BatchScheduler {
 
   private kick(): void {
     if (this.stepping || this.queue.length === 0) return;
-    const wait = gatherWaitMs({
-      now: performance.now(),
-      lastStepEnd: this.lastStepEnd,
-      lastStepMs: this.lastStepMs,
-      expected: this.expected,
-      queued: new Set(this.queue.map((q) => q.request)),
-    });
+    // A ring's stages expect nobody: they build no set of the queue on every enqueue.
+    const wait =
+      this.expected.size === 0
+        ? 0
+        : gatherWaitMs({
+            now: performance.now(),
+            lastStepEnd: this.lastStepEnd,
+            lastStepMs: this.lastStepMs,
+            expected: this.expected,
+            queued: new Set(this.queue.map((q) => q.request)),
+          });
     if (wait > 0) {
       this.gatherTimer ??= setTimeout(() => {
         this.gatherTimer = null;
