@@ -11,19 +11,39 @@ import { f16ToF32, f32ToF16 } from './half';
 //   [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i16 q]   q = round(x·127/max|x|) per 256 values, d = 1/(127/max|x|)
 //   in f32, bsums[k] = Σ q[16k..16k+15]
 //   (ggml's block_q8_K; its sums let the kernels apply the weights' per-sub-block minimums without touching q).
+//
+// The relaxed build (int-dot.ts) takes the same q as int8, each 16 values in laneOrder (simd.ts: value e at byte
+// lanePos(e)):
+// Q8S activation row (Q8_0 weights): [nb × f32 d][nb × (32 × i8 max(q, 0), 32 × i8 max(−q, 0))]   (64 bytes a block)
+// Q8_KS activation row (K-quant weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
 
 export const ACT_F32: i32 = 0;
 export const ACT_Q8: i32 = 1;
 export const ACT_Q8_1: i32 = 2;
 export const ACT_Q8_K: i32 = 3;
+export const ACT_Q8S: i32 = 4;
+export const ACT_Q8_KS: i32 = 5;
 
 /** Bytes of one prepared activation row of `cols` values in format `fmt`. */
 export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8) return (cols >> 5) * (4 + 64);
   if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
+  if (fmt == ACT_Q8S) return (cols >> 5) * (4 + 64);
+  if (fmt == ACT_Q8_KS) return (cols >> 8) * (4 + 32 + 256);
   return cols << 2;
 }
+
+/** Where value e (0..15) of a group of 16 sits in laneOrder (simd.ts): values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3. */
+// @ts-ignore: decorator
+@inline function lanePos(e: i32): usize {
+  return <usize>((((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1));
+}
+
+// How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 split into max(q, 0) and max(−q, 0).
+const STORE_I16: i32 = 0;
+const STORE_I8: i32 = 1;
+const STORE_SPLIT: i32 = 2;
 
 /**
  * Quantises n values at p to i16 at q with one scale, rounding half to even as ggml's SIMD paths do; returns the
@@ -33,7 +53,7 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
 let lastSum: i32 = 0;
 let lastScale: f32 = 0;
 // @ts-ignore: decorator
-@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool): f32 {
+@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool, layout: i32 = STORE_I16): f32 {
   let amax: f32 = 0;
   for (let j = 0; j < n; j++) amax = max(amax, abs(load<f32>(p + (<usize>j << 2))));
   const id: f32 = amax != 0 ? <f32>127 / amax : 0;
@@ -43,7 +63,15 @@ let lastScale: f32 = 0;
   for (let j = 0; j < n; j++) {
     const v = <i32>nearest(load<f32>(p + (<usize>j << 2)) * id);
     sum += v;
-    store<i16>(q + (<usize>j << 1), <i16>v);
+    if (layout == STORE_I16) store<i16>(q + (<usize>j << 1), <i16>v);
+    else {
+      const at = q + (<usize>(j & ~15) | lanePos(j & 15));
+      if (layout == STORE_I8) store<i8>(at, <i8>v);
+      else {
+        store<i8>(at, <i8>max(v, 0));
+        store<i8>(at + <usize>n, <i8>max(-v, 0));
+      }
+    }
   }
   lastSum = sum;
   return d;
@@ -59,6 +87,20 @@ export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
     const qs = out + (<usize>nb << 2);
     for (let b = 0; b < nb; b++) {
       store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true));
+    }
+  }
+}
+
+/** Quantises `rows` rows into the relaxed build's Q8S layout at dst (the same q as quantizeQ8, split by sign). */
+export function quantizeQ8S(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>actRowBytes(ACT_Q8S, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const qs = out + (<usize>nb << 2);
+    for (let b = 0; b < nb; b++) {
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true, STORE_SPLIT));
     }
   }
 }
@@ -94,6 +136,28 @@ export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
       for (let k = 0; k < 16; k++) {
         let s: i32 = 0;
         for (let j = 0; j < 16; j++) s += load<i16>(q + (<usize>(k * 16 + j) << 1));
+        store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
+      }
+    }
+  }
+}
+
+/** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KS layout at dst (the same q and sums). */
+export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>actRowBytes(ACT_Q8_KS, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const sums = out + (<usize>nb << 2);
+    const qs = out + <usize>nb * 36;
+    for (let b = 0; b < nb; b++) {
+      const q = qs + (<usize>b << 8);
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I8));
+      // A group's sum does not depend on the order of its 16 bytes.
+      for (let k = 0; k < 16; k++) {
+        let s: i32 = 0;
+        for (let j = 0; j < 16; j++) s += load<i8>(q + <usize>(k * 16 + j));
         store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
       }
     }

@@ -1,6 +1,6 @@
 // The kernels' exported surface. Types are ggml's type ids (as in GGUF); each quantisation type lives in one file
 // under quant/ that defines its block, its dequantisation and its product with prepared activations.
-import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_K, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8K } from './activation';
+import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_K, ACT_Q8S, ACT_Q8_KS, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8K, quantizeQ8KS, quantizeQ8S } from './activation';
 import { FLOAT_BF16, FLOAT_F16, FLOAT_F32, dequantFloat, matmulFloat } from './quant/float';
 import { dequantQ2_K, matmulQ2_K } from './quant/q2_k';
 import { dequantQ3_K, matmulQ3_K } from './quant/q3_k';
@@ -25,9 +25,16 @@ const Q4_K: i32 = 12;
 const Q5_K: i32 = 13;
 const Q6_K: i32 = 14;
 
-/** Activation format a weight type multiplies with; -1 for an unsupported type. */
+/**
+ * Activation format a weight type multiplies with; -1 for an unsupported type. The relaxed build (int-dot.ts) takes
+ * int8 activations for the types it has relaxed products for; the others keep the SIMD128 product and its format.
+ */
 export function act_format(type: i32): i32 {
   if (type == FLOAT_F32 || type == FLOAT_F16 || type == FLOAT_BF16) return ACT_F32;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (type == Q8_0) return ACT_Q8S;
+    if (type == Q4_K || type == Q6_K) return ACT_Q8_KS;
+  }
   if (type == Q8_0 || type == Q4_0 || type == Q5_0) return ACT_Q8;
   if (type == Q4_1 || type == Q5_1) return ACT_Q8_1;
   if (type == Q2_K || type == Q3_K || type == Q4_K || type == Q5_K || type == Q6_K) return ACT_Q8_K;
@@ -43,6 +50,8 @@ export function prepare_act(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize
   if (fmt == ACT_Q8) quantizeQ8(x, rows, cols, dst);
   else if (fmt == ACT_Q8_1) quantizeQ8_1(x, rows, cols, dst);
   else if (fmt == ACT_Q8_K) quantizeQ8K(x, rows, cols, dst);
+  else if (fmt == ACT_Q8S) quantizeQ8S(x, rows, cols, dst);
+  else if (fmt == ACT_Q8_KS) quantizeQ8KS(x, rows, cols, dst);
 }
 
 /** Dequantises n values of a tensor of `type` at src to f32 at dst (n a multiple of the block size). */

@@ -14,6 +14,20 @@
 }
 
 /**
+ * The relaxed build's byte order within 16 weights: relaxed_dot_i8x16_i7x16 sums bytes 4k..4k+3 into lane k, where
+ * the SIMD128 path (dot16: widen, then i32x4.dot_i16x8_s on each half) sums values 2k, 2k+1, 8+2k, 9+2k. Weights
+ * reordered so, against activations prepared in the same order, give every lane the same integer in both builds, so
+ * that the float reduction after it — and every output bit — is the same (activation.ts, ACT_Q8S and ACT_Q8_KS).
+ */
+// @ts-ignore: decorator
+@inline export function laneOrder(v: v128): v128 {
+  // One pshufb: the mask is loaded from static data (V8 rebuilds a v128 constant at every use, 4 instructions for
+  // this one), and relaxed_swizzle skips swizzle's out-of-range fix-up (every index here is in range).
+  return i8x16.relaxed_swizzle(v, v128.load(LANE_ORDER));
+}
+const LANE_ORDER = memory.data<u8>([0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15], 16);
+
+/**
  * Writes lane 0 of row k's partial sum to the output slot that row's result will overwrite at the end. The store is an
  * effect V8 keeps in program order, so the next row's activation loads stay after this row's arithmetic. Without it
  * TurboFan schedules every load of a multi-row loop body first and spills what does not fit in x64's 16 vector
@@ -21,5 +35,11 @@
  */
 // @ts-ignore: decorator
 @inline export function pin(o: usize, v: v128): void {
+  if (ASC_FEATURE_RELAXED_SIMD) return;
   store<i32>(o, i32x4.extract_lane(v, 0));
 }
+
+// Byte masks kept in static data: V8 rebuilds a v128 constant at each use inside a loop (a 64-bit immediate, a move
+// and an unpack), while a load from here is one instruction.
+export const MASK_0F = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15], 16);
+export const MASK_30 = memory.data<u8>([48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48], 16);

@@ -1,6 +1,8 @@
-// Microbenchmark of the kernels' products, one thread: GB/s of weights and GFLOP/s per weight type for a 4096×4096
-// matrix–vector product (decode) and a 128-row batch (prefill).
+// Microbenchmark of the kernels' products, one thread, for each build (relaxed SIMD where this runtime passes its
+// probe, and SIMD128): GB/s and G weights/s per weight type for a 4096×4096 matrix–vector product (decode), beside the
+// bound a memory read of --read-gbps puts on it, and GFLOP/s for a 128-row batch (prefill).
 //   npx tsx packages/kernels/scripts/bench-kernels.ts [TYPE…] [--rows N] [--cols N] [--batch N] [--seconds S]
+//     [--isa relaxed-simd|simd128] [--read-gbps G]   (G: one thread's streaming read, bench-read-ceiling.ts; 26 quiet)
 // Weights are ggml's own encoding of random rows (test/support/ggml-oracle.py on node-llama-cpp's libggml-base),
 // 64 distinct rows tiled to the full height, so scales and minimums are realistic. Figures are best and median of
 // repeated timings in CPU time;
@@ -10,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime } from '../src/index.js';
+import { ggmlRowBytes, ggmlTypeByName, KERNEL_ISAS, probeRelaxed, SerialKernelRuntime, type KernelIsa } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const libDir = process.env.GGML_LIB_DIR ?? join(here, '../../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64');
@@ -28,6 +30,13 @@ const rows = opt('--rows', 4096);
 const cols = opt('--cols', 4096);
 const batch = opt('--batch', 128);
 const seconds = opt('--seconds', 1);
+const readGBps = opt('--read-gbps', 26);
+const isaAt = args.indexOf('--isa');
+const asked = isaAt >= 0 ? (args.splice(isaAt, 2)[1] as KernelIsa) : undefined;
+if (asked && !KERNEL_ISAS.includes(asked)) throw new Error(`--isa takes ${KERNEL_ISAS.join(' or ')}`);
+const relaxedFailure = await probeRelaxed();
+const isas: KernelIsa[] = asked ? [asked] : relaxedFailure === undefined ? ['relaxed-simd', 'simd128'] : ['simd128'];
+if (!asked && relaxedFailure) console.log(`relaxed build not measured: ${relaxedFailure}`);
 const types = args.length > 0 ? args : ALL;
 
 function quantizeRows(typeId: number, n: number): Uint8Array {
@@ -69,10 +78,11 @@ function time(fn: () => void, budget: number): { best: number; median: number } 
   return { best: t[0], median: t[t.length >> 1] };
 }
 
-const rt = await SerialKernelRuntime.create();
-console.log(`kernels, 1 thread, ${rows}×${cols} weights; decode = 1 activation row, prefill = ${batch} rows (ms best/median)`);
-console.log('type   weight MB | decode ms   GB/s  GFLOP/s | prefill ms  GFLOP/s | act prep µs (1 row)');
-for (const name of types) {
+console.log(`kernels, 1 thread, Node ${process.versions.node}, ${rows}×${cols} weights; decode = 1 activation row, prefill = ${batch} rows (ms best/median); bound = ${readGBps} GB/s of weights`);
+console.log('type  build         weight MB | decode ms      GB/s  Gw/s bound | prefill ms     GFLOP/s | act prep µs (1 row)');
+const runtimes = new Map<KernelIsa, SerialKernelRuntime>();
+for (const isa of isas) runtimes.set(isa, await SerialKernelRuntime.create(isa));
+for (const name of types) for (const [isa, rt] of runtimes) {
   const type = ggmlTypeByName(name);
   if (!type) throw new Error(`unknown type ${name}`);
   const rowBytes = ggmlRowBytes(type, cols);
@@ -97,9 +107,11 @@ for (const name of types) {
   const pre = time(() => k.matmul(type.id, w, cols, 0, rows, act, actBytes, batch, out, rows), seconds);
   const prep = fmt === 0 ? { best: 0 } : time(() => k.prepare_act(fmt, x, 1, cols, act), 0.2);
   const flop = 2 * rows * cols;
+  const gw = (ms: number) => (rows * cols) / ms / 1e6;
   console.log(
-    `${name.padEnd(5)} ${(bytes / 1e6).toFixed(1).padStart(9)} | ${dec.best.toFixed(3).padStart(6)}/${dec.median.toFixed(3).padEnd(6)} ${(bytes / dec.best / 1e6).toFixed(1).padStart(5)} ${(flop / dec.best / 1e6).toFixed(1).padStart(7)} | ` +
-      `${pre.best.toFixed(1).padStart(6)}/${pre.median.toFixed(1).padEnd(6)} ${((flop * batch) / pre.best / 1e6).toFixed(1).padStart(6)} | ${(prep.best * 1000).toFixed(1)}`,
+    `${name.padEnd(5)} ${isa.padEnd(12)} ${(bytes / 1e6).toFixed(1).padStart(9)} | ${dec.best.toFixed(3).padStart(6)}/${dec.median.toFixed(3).padEnd(6)} ${(bytes / dec.best / 1e6).toFixed(1).padStart(5)} ${gw(dec.best).toFixed(1).padStart(5)} ${((readGBps * 1e3 * rows * cols) / bytes / 1e3).toFixed(1).padStart(5)} | ` +
+      `${pre.best.toFixed(1).padStart(6)}/${pre.median.toFixed(1).padEnd(6)} ${((flop * batch) / pre.best / 1e6).toFixed(1).padStart(7)} | ${(prep.best * 1000).toFixed(1)}`,
   );
+  await rt.releaseArena(arena);
 }
-await rt.close();
+for (const rt of runtimes.values()) await rt.close();

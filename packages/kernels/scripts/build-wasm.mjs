@@ -26,9 +26,14 @@ const common = [
 
 // kernels.wasm imports a shared memory (worker threads); kernels-unshared.wasm the same code over a plain memory, for
 // pages that are not cross-origin isolated (a phone opening http://<lan address>/join: no SharedArrayBuffer there).
+// The -relaxed twins are built from the same source with relaxed SIMD on (ASC_FEATURE_RELAXED_SIMD): their integer
+// products use i32x4.relaxed_dot_i8x16_i7x16_add_s, with the same bits out (src/kernel-isa.ts chooses at run time).
+const RELAXED = ['--enable', 'relaxed-simd'];
 const variants = [
   { out: 'kernels.wasm', flags: ['--sharedMemory'] },
   { out: 'kernels-unshared.wasm', flags: [] },
+  { out: 'kernels-relaxed.wasm', flags: ['--sharedMemory', ...RELAXED] },
+  { out: 'kernels-relaxed-unshared.wasm', flags: RELAXED },
 ];
 for (const v of variants) {
   const { error, stderr } = await asc.main([...common, ...v.flags, '-o', join(root, 'wasm', v.out)]);

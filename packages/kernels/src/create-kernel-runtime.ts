@@ -31,6 +31,6 @@ export function sharedMemoryAvailable(): boolean {
 export async function createKernelRuntime(options: KernelRuntimeOptions = {}): Promise<KernelRuntime> {
   const threads = options.threads ?? (await defaultKernelThreads());
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`kernel threads must be a positive integer, not ${threads}`);
-  if (threads === 1 || !sharedMemoryAvailable()) return SerialKernelRuntime.create();
+  if (threads === 1 || !sharedMemoryAvailable()) return SerialKernelRuntime.create(options.isa);
   return ThreadedKernelRuntime.create({ ...options, threads });
 }

@@ -10,22 +10,24 @@ export interface GgmlTypeInfo {
   blockSize: number;
   /** Bytes per block. */
   typeSize: number;
+  /** Offsets of the block's f16 scales (ggml-common.h), for the types the kernels multiply; the rest is quants and sub-scales. */
+  halfScaleOffsets?: readonly number[];
 }
 
 const TYPES: readonly GgmlTypeInfo[] = [
   { id: 0, name: 'F32', blockSize: 1, typeSize: 4 },
   { id: 1, name: 'F16', blockSize: 1, typeSize: 2 },
-  { id: 2, name: 'Q4_0', blockSize: 32, typeSize: 18 },
-  { id: 3, name: 'Q4_1', blockSize: 32, typeSize: 20 },
-  { id: 6, name: 'Q5_0', blockSize: 32, typeSize: 22 },
-  { id: 7, name: 'Q5_1', blockSize: 32, typeSize: 24 },
-  { id: 8, name: 'Q8_0', blockSize: 32, typeSize: 34 },
+  { id: 2, name: 'Q4_0', blockSize: 32, typeSize: 18, halfScaleOffsets: [0] },
+  { id: 3, name: 'Q4_1', blockSize: 32, typeSize: 20, halfScaleOffsets: [0, 2] },
+  { id: 6, name: 'Q5_0', blockSize: 32, typeSize: 22, halfScaleOffsets: [0] },
+  { id: 7, name: 'Q5_1', blockSize: 32, typeSize: 24, halfScaleOffsets: [0, 2] },
+  { id: 8, name: 'Q8_0', blockSize: 32, typeSize: 34, halfScaleOffsets: [0] },
   { id: 9, name: 'Q8_1', blockSize: 32, typeSize: 36 },
-  { id: 10, name: 'Q2_K', blockSize: 256, typeSize: 84 },
-  { id: 11, name: 'Q3_K', blockSize: 256, typeSize: 110 },
-  { id: 12, name: 'Q4_K', blockSize: 256, typeSize: 144 },
-  { id: 13, name: 'Q5_K', blockSize: 256, typeSize: 176 },
-  { id: 14, name: 'Q6_K', blockSize: 256, typeSize: 210 },
+  { id: 10, name: 'Q2_K', blockSize: 256, typeSize: 84, halfScaleOffsets: [80, 82] },
+  { id: 11, name: 'Q3_K', blockSize: 256, typeSize: 110, halfScaleOffsets: [108] },
+  { id: 12, name: 'Q4_K', blockSize: 256, typeSize: 144, halfScaleOffsets: [0, 2] },
+  { id: 13, name: 'Q5_K', blockSize: 256, typeSize: 176, halfScaleOffsets: [0, 2] },
+  { id: 14, name: 'Q6_K', blockSize: 256, typeSize: 210, halfScaleOffsets: [208] },
   { id: 15, name: 'Q8_K', blockSize: 256, typeSize: 292 },
   { id: 16, name: 'IQ2_XXS', blockSize: 256, typeSize: 66 },
   { id: 17, name: 'IQ2_XS', blockSize: 256, typeSize: 74 },

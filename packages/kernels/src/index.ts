@@ -1,7 +1,9 @@
 export * from './ggml-types.js';
+export { fillSampleBlocks } from './sample-blocks.js';
 export * from './kernel-arena.js';
 export * from './kernel-exports.js';
 export * from './kernel-module.js';
+export * from './kernel-isa.js';
 export * from './kernel-runtime.js';
 export type { ParallelForOptions, RangeKernel, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 export * from './create-kernel-runtime.js';

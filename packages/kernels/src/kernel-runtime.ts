@@ -1,5 +1,5 @@
 import { KernelArena } from './kernel-arena.js';
-import { loadKernelModule } from './kernel-module.js';
+import { loadKernels, type KernelIsa } from './kernel-isa.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
 import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 
@@ -28,8 +28,8 @@ export class UnsupportedKernelTypeError extends Error {
  */
 export interface KernelRuntime {
   readonly threads: number;
-  /** The instruction set the kernels were built for, for reports ("simd128"). */
-  readonly isa: string;
+  /** The build of the kernels it runs (kernel-isa.ts), for reports: "relaxed-simd" or "simd128". */
+  readonly isa: KernelIsa;
   /** A new arena able to grow to 4 GiB; `initialBytes` is reserved at once. */
   createArena(initialBytes: number): Promise<KernelArena>;
   /** Forgets an arena (its memory is freed once nothing refers to it); its offsets become invalid. */
@@ -52,13 +52,17 @@ type NumericKernel = (...args: number[]) => unknown;
 /** One thread: the caller's. */
 export class SerialKernelRuntime implements KernelRuntime {
   readonly threads = 1;
-  readonly isa = 'simd128';
   private readonly arenas: KernelArena[] = [];
 
-  private constructor(private readonly module: WebAssembly.Module) {}
+  private constructor(
+    private readonly module: WebAssembly.Module,
+    readonly isa: KernelIsa,
+  ) {}
 
-  static async create(): Promise<SerialKernelRuntime> {
-    return new SerialKernelRuntime(await loadKernelModule());
+  /** `isa` asks for a build (default: the one kernel-isa.ts chooses for this runtime). */
+  static async create(isa?: KernelIsa): Promise<SerialKernelRuntime> {
+    const k = await loadKernels(isa);
+    return new SerialKernelRuntime(k.module, k.isa);
   }
 
   async createArena(initialBytes: number): Promise<KernelArena> {

@@ -1,5 +1,5 @@
 import { KernelArena } from './kernel-arena.js';
-import { loadKernelModule } from './kernel-module.js';
+import { loadKernels, type KernelIsa } from './kernel-isa.js';
 import { UnsupportedKernelTypeError, type KernelRuntime, type WeightMatrix } from './kernel-runtime.js';
 import type { ParallelForOptions, RangeKernelArgs, RangeKernelName } from './range-kernel.js';
 import type { GgmlTypeInfo } from './ggml-types.js';
@@ -39,6 +39,8 @@ export interface ThreadedKernelRuntimeOptions {
   stallTimeoutMs?: number;
   /** The kernel module (default: the built kernels); tests pass their own. */
   module?: WebAssembly.Module;
+  /** Which build to run (default: kernel-isa.ts's choice); with `module`, which build that module is. */
+  isa?: KernelIsa;
   spawn?: SpawnKernelThread;
 }
 
@@ -67,7 +69,6 @@ function canBlock(): boolean {
  * kernel, so results are bit-identical for any thread count. See thread-control.ts for the protocol.
  */
 export class ThreadedKernelRuntime implements KernelRuntime {
-  readonly isa = 'simd128';
   private readonly arenas: KernelArena[] = [];
   private readonly v: ControlViews;
   private readonly fnIndex = new Map<string, number>();
@@ -85,6 +86,7 @@ export class ThreadedKernelRuntime implements KernelRuntime {
   private constructor(
     readonly threads: number,
     private readonly module: WebAssembly.Module,
+    readonly isa: KernelIsa,
     options: ThreadedKernelRuntimeOptions,
   ) {
     this.v = controlViews(new SharedArrayBuffer(CONTROL_BYTES));
@@ -106,8 +108,8 @@ export class ThreadedKernelRuntime implements KernelRuntime {
   static async create(options: ThreadedKernelRuntimeOptions): Promise<ThreadedKernelRuntime> {
     const threads = Math.floor(options.threads);
     if (!(threads >= 2)) throw new RangeError(`a threaded kernel runtime needs at least 2 threads, not ${options.threads}`);
-    const module = options.module ?? (await loadKernelModule());
-    const rt = new ThreadedKernelRuntime(threads, module, options);
+    const k = options.module ? { module: options.module, isa: options.isa ?? 'simd128' } : await loadKernels(options.isa);
+    const rt = new ThreadedKernelRuntime(threads, k.module, k.isa, options);
     const spawn = options.spawn ?? spawnKernelThread;
     try {
       const workers = await Promise.all(Array.from({ length: threads - 1 }, () => spawn(options.workerUrl)));

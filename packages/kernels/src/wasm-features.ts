@@ -1,8 +1,7 @@
 /**
  * What this JavaScript engine's WebAssembly offers the kernels, found by validating one-instruction modules (no
- * compilation, no timing). The kernels need SIMD128; relaxed SIMD is reported but not used: on Node 20's V8 its
- * int8 dot product (i32x4.relaxed_dot_i8x16_i7x16_add_s) is lowered to pmaddubsw + pmaddwd, the same instruction
- * count per weight as our SIMD128 path once the sign of one operand is moved to the other (docs/engine.md).
+ * compilation, no timing). The kernels need SIMD128; relaxed SIMD is a first filter for the relaxed build, which
+ * kernel-isa.ts then probes for exact sums before using it.
  */
 export interface WasmFeatures {
   simd128: boolean;
@@ -31,5 +30,5 @@ export function detectWasmFeatures(): WasmFeatures {
 /** One line for logs and benchmark headers. */
 export function describeWasmFeatures(f: WasmFeatures): string {
   if (!f.simd128) return 'no WebAssembly SIMD128 (the kernels need it)';
-  return `simd128; relaxed SIMD ${f.relaxedSimd ? 'available (not used: no faster on this V8)' : 'not in this runtime'}`;
+  return `simd128; relaxed SIMD ${f.relaxedSimd ? 'validates' : 'not in this runtime'}`;
 }

@@ -1,5 +1,11 @@
-// Integer dot products of unpacked weight bytes with prepared int16 activations, shared by the quantised types.
-import { dot16 } from '../simd';
+// Integer dot products of unpacked weight bytes with prepared activations, shared by the quantised types.
+// SIMD128 build: int16 activations, weights widened to int16, i32x4.dot_i16x8_s (8 multiply-adds per instruction).
+// Relaxed build (ASC_FEATURE_RELAXED_SIMD): int8 activations and i32x4.relaxed_dot_i8x16_i7x16_add_s (16 per
+// instruction; one vpdpbusd on Node 24). Its second operand must stay in 0..127 for every lowering to agree, so
+// unsigned weights (4-, 5-, 6-bit) go there against signed activations (udot*), and signed weights (Q8_0) go first
+// against the activations split into their positive and negative parts (splitDot32). Both sum the same products
+// per lane (weights in laneOrder), so the builds give the same bits.
+import { dot16, MASK_0F } from '../simd';
 
 /** Σ w·a over 32 values: w as two i8x16 vectors (values 0–15 and 16–31), a 32 × i16 at a; i32x4 partial sums. */
 // @ts-ignore: decorator
@@ -10,13 +16,13 @@ import { dot16 } from '../simd';
 /** Low nibbles of 16 bytes. */
 // @ts-ignore: decorator
 @inline export function nibLo(v: v128): v128 {
-  return v128.and(v, i8x16.splat(0x0f));
+  return v128.and(v, v128.load(MASK_0F));
 }
 
 /** High nibbles of 16 bytes (a 16-bit shift then a mask: x86 has no byte shift). */
 // @ts-ignore: decorator
 @inline export function nibHi(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+  return v128.and(i16x8.shr_u(v, 4), v128.load(MASK_0F));
 }
 
 /** Σ over 32 values of widened weights (w0..w3: 4 × 8 × i16) with 32 activations at a. */
@@ -33,3 +39,45 @@ import { dot16 } from '../simd';
 @inline export function dotWide16(lo: v128, hi: v128, a: usize): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16)));
 }
+
+/** Relaxed build: Σ w·a over 16 values, w unsigned (0..127) in laneOrder, a 16 × i8 at a (ACT_Q8_KS), added to acc. */
+// @ts-ignore: decorator
+@inline export function udot16(w: v128, a: usize, acc: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(a), w, acc);
+}
+
+/** Relaxed build: Σ w·a over 32 unsigned weights (lo: values 0–15, hi: 16–31, laneOrder) with 32 × i8 at a. */
+// @ts-ignore: decorator
+@inline export function udot32(lo: v128, hi: v128, a: usize): v128 {
+  return udot16(hi, a + 16, udot16(lo, a, i32x4.splat(0)));
+}
+
+/**
+ * Relaxed build: Σ w·a over 32 signed weights (w0: values 0–15, w1: 16–31, laneOrder) with an ACT_Q8S block at a:
+ * 32 × i8 max(q, 0) then 32 × i8 max(−q, 0), so the i7 operand is never negative. Exact for any int8 weight (−128 too).
+ */
+// @ts-ignore: decorator
+@inline export function splitDot32(w0: v128, w1: v128, a: usize): v128 {
+  const zero = i32x4.splat(0);
+  const pos = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, v128.load(a, 16), i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, v128.load(a), zero));
+  const neg = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, v128.load(a, 48), i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, v128.load(a, 32), zero));
+  return i32x4.sub(pos, neg);
+}
+
+/**
+ * Σ w·a over 32 unsigned weights as this build unpacks them: widened to i16 (w0..w3, values 0–7, 8–15, 16–23, 24–31)
+ * against ACT_Q8_K for SIMD128; bytes in laneOrder (w0: values 0–15, w1: 16–31) against ACT_Q8_KS for relaxed.
+ */
+// @ts-ignore: decorator
+@inline export function unpackedUDot32(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? udot32(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
+}
+
+/** The same over 16 unsigned weights: lo, hi widened (SIMD128), or lo the 16 bytes in laneOrder (relaxed). */
+// @ts-ignore: decorator
+@inline export function unpackedUDot16(lo: v128, hi: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? udot16(lo, a, i32x4.splat(0)) : dotWide16(lo, hi, a);
+}
+
+/** Bytes of one prepared K-quant activation value in this build: i16 (ACT_Q8_K) or i8 (relaxed ACT_Q8_KS). */
+export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;

@@ -1,12 +1,12 @@
 // Q4_K (ggml block_q4_K): super-blocks of 256 values, 144 bytes: f16 d, f16 dmin, u8 scales[12], u8 qs[128].
 // Eight sub-blocks of 32, each with a 6-bit scale sc and minimum m (k-scales.ts). Sub-blocks 2k and 2k+1 share
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
-// Activations: Q8_K (activation.ts), as ggml's vec_dot_q4_K_q8_K:
+// Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, pin } from '../simd';
-import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { hsum, laneOrder, pin } from '../simd';
+import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
 export const Q4_K_BLOCK_BYTES: usize = 144;
@@ -39,11 +39,15 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   const sc = scalesK4(p + 4);
   let isum = i32x4.splat(0);
   for (let k = 0; k < 4; k++) {
-    const v0 = v128.load(p + 16 + (<usize>k << 5));
-    const v1 = v128.load(p + 32 + (<usize>k << 5));
-    const a = aq + (<usize>k << 7);
-    const lo = dot32(nibLo(v0), nibLo(v1), a);
-    const hi = dot32(nibHi(v0), nibHi(v1), a + 64);
+    let v0 = v128.load(p + 16 + (<usize>k << 5));
+    let v1 = v128.load(p + 32 + (<usize>k << 5));
+    const a = aq + (<usize>k << 6) * KACT_BYTES;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      v0 = laneOrder(v0);
+      v1 = laneOrder(v1);
+    }
+    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(nibLo(v0), nibLo(v1), a) : dot32(nibLo(v0), nibLo(v1), a);
+    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(nibHi(v0), nibHi(v1), a + 32) : dot32(nibHi(v0), nibHi(v1), a + 64);
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
   }
@@ -58,7 +62,7 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   const aq = ad + <usize>nb * 36;
   let s = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q4_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q4_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
   }
   return hsum(s);
 }
@@ -76,24 +80,29 @@ function rowQ4_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const p = wr + <usize>b * Q4_K_BLOCK_BYTES;
     const sc = scalesK4(p + 4);
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 9);
+    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let k = 0; k < 8; k++) {
       // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k.
-      const v0 = v128.load(p + 16 + (<usize>(k >> 1) << 5));
-      const v1 = v128.load(p + 32 + (<usize>(k >> 1) << 5));
+      let v0 = v128.load(p + 16 + (<usize>(k >> 1) << 5));
+      let v1 = v128.load(p + 32 + (<usize>(k >> 1) << 5));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        v0 = laneOrder(v0);
+        v1 = laneOrder(v1);
+      }
       const n0 = (k & 1) == 0 ? nibLo(v0) : nibHi(v0);
       const n1 = (k & 1) == 0 ? nibLo(v1) : nibHi(v1);
-      const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
-      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+      const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
+      const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
+      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
       const scale = i32x4.splat(byteOf(sc, k));
-      const a = aq + (<usize>k << 6);
-      i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      const a = aq + (<usize>k << 5) * KACT_BYTES;
+      i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + a), scale));
       pin(o, i0);
-      i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + a), scale));
       pin(o1, i1);
-      i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + a), scale));
       pin(o2, i2);
-      i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
+      i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + a), scale));
     }
     const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
     const mins = minsK4(p + 4);

@@ -5,11 +5,11 @@
 //   x[l + 32] from ql[l + 32] & 15, qh[l] bits 2–3, scale sc[2 + l/16]
 //   x[l + 64] from ql[l] >> 4,     qh[l] bits 4–5, scale sc[4 + l/16]
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
-// Activations: Q8_K. The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
+// Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum, pin } from '../simd';
-import { dotWide16, nibHi, nibLo } from './int-dot';
+import { dot16, hsum, laneOrder, MASK_30, pin } from '../simd';
+import { KACT_BYTES, nibHi, nibLo, udot16, unpackedUDot16 } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
 
@@ -39,31 +39,37 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
 
 // @ts-ignore: decorator
 @inline function scaled(w: v128, a: usize, sc: usize): v128 {
-  return i32x4.mul(dot16(w, a), i32x4.splat(load<i8>(sc)));
+  const dot = ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : dot16(w, a);
+  return i32x4.mul(dot, i32x4.splat(load<i8>(sc)));
 }
 
 /** One super-block against one prepared Q8_K block: its f32x4 contribution. */
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  const m30 = i8x16.splat(0x30);
+  const m30 = v128.load(MASK_30);
   let isum = i32x4.splat(0);
   for (let h = 0; h < 2; h++) {
     const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
-    const a = aq + (<usize>h << 8);
+    const a = aq + (<usize>h << 7) * KACT_BYTES;
     for (let g = 0; g < 2; g++) {
       const o = <usize>g << 4;
-      const l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
+      let l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        l0 = laneOrder(l0);
+        l1 = laneOrder(l1);
+        hb = laneOrder(hb);
+      }
       // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
       const w1 = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
       const w2 = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
       const w3 = v128.or(nibHi(l0), v128.and(hb, m30));
       const w4 = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
-      const ag = a + (o << 1);
+      const ag = a + o * KACT_BYTES;
       const sg = sc + <usize>g;
       isum = i32x4.add(isum, scaled(w1, ag, sg));
-      isum = i32x4.add(isum, scaled(w2, ag + 64, sg + 2));
-      isum = i32x4.add(isum, scaled(w3, ag + 128, sg + 4));
-      isum = i32x4.add(isum, scaled(w4, ag + 192, sg + 6));
+      isum = i32x4.add(isum, scaled(w2, ag + 32 * KACT_BYTES, sg + 2));
+      isum = i32x4.add(isum, scaled(w3, ag + 64 * KACT_BYTES, sg + 4));
+      isum = i32x4.add(isum, scaled(w4, ag + 96 * KACT_BYTES, sg + 6));
     }
   }
   // Σ sc·bsum: the 16 scales widened to i16 against the 16 block sums.
@@ -82,7 +88,7 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   const aq = ad + <usize>nb * 36;
   let s = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q6_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q6_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
   }
   return hsum(s);
 }
@@ -102,71 +108,76 @@ function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
 
 /** rowDot for four activation rows: each group of 16 values is unpacked and widened once. */
 function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  const m30 = i8x16.splat(0x30);
+  const m30 = v128.load(MASK_30);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 9);
+    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let h = 0; h < 2; h++) {
       for (let g = 0; g < 2; g++) {
         const ql = p + (<usize>h << 6) + (<usize>g << 4), qh = p + 128 + (<usize>h << 5) + (<usize>g << 4);
         const sc = p + 192 + (<usize>h << 3) + <usize>g;
-        const l0 = v128.load(ql), l1 = v128.load(ql + 32), hb = v128.load(qh);
-        const ag = aq + (<usize>h << 8) + (<usize>g << 5);
+        let l0 = v128.load(ql), l1 = v128.load(ql + 32), hb = v128.load(qh);
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          l0 = laneOrder(l0);
+          l1 = laneOrder(l1);
+          hb = laneOrder(hb);
+        }
+        const ag = aq + ((<usize>h << 7) + (<usize>g << 4)) * KACT_BYTES;
         {
           const w = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
-          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
           const scale = i32x4.splat(load<i8>(sc + 0));
           const a = ag + 0;
-          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
           pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
           pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
           pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
         }
         {
           const w = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
-          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
           const scale = i32x4.splat(load<i8>(sc + 2));
-          const a = ag + 64;
-          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          const a = ag + 32 * KACT_BYTES;
+          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
           pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
           pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
           pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
         }
         {
           const w = v128.or(nibHi(l0), v128.and(hb, m30));
-          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
           const scale = i32x4.splat(load<i8>(sc + 4));
-          const a = ag + 128;
-          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          const a = ag + 64 * KACT_BYTES;
+          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
           pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
           pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
           pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
         }
         {
           const w = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
-          const lo = i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
           const scale = i32x4.splat(load<i8>(sc + 6));
-          const a = ag + 192;
-          i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + a), scale));
+          const a = ag + 96 * KACT_BYTES;
+          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
           pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + a), scale));
+          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
           pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + a), scale));
+          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
           pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + a), scale));
+          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
         }
       }
     }

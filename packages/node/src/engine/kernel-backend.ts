@@ -1,4 +1,4 @@
-import { ggmlRowBytes, ggmlTypeByName, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
+import { fillSampleBlocks, ggmlRowBytes, ggmlTypeByName, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
 import type { ComputeBackend, ProbeMatrix, ProductProbe } from './compute-backend.js';
 import { checkKvCacheType, type KvCacheType } from './kv-cache.js';
 import { QuantShard } from './quant-shard.js';
@@ -37,7 +37,7 @@ function kernelProbe(runtime: KernelRuntime, weightType = 'Q8_0'): ProductProbe 
       const bytes = rowBytes * rows;
       const arena = await runtime.createArena(bytes + activationRows * cols * 8 + rows * activationRows * 4 + (1 << 20));
       const w: WeightMatrix = { arena, type, rows, cols, ptr: arena.alloc(bytes), rowBytes };
-      fillBlocks(type.name, type.typeSize, arena.bytes(w.ptr, bytes));
+      fillSampleBlocks(type, arena.bytes(w.ptr, bytes));
       const x = arena.alloc(activationRows * cols * 4);
       const xs = arena.f32(x, activationRows * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i) * 0.5;
@@ -52,44 +52,4 @@ function kernelProbe(runtime: KernelRuntime, weightType = 'Q8_0'): ProductProbe 
       };
     },
   };
-}
-
-/** Where each type's block keeps its f16 scales (ggml-common.h); everything else in a block is quants and sub-scales. */
-const HALF_FIELDS: Readonly<Record<string, readonly number[]>> = {
-  F16: [],
-  Q8_0: [0],
-  Q4_0: [0],
-  Q5_0: [0],
-  Q4_1: [0, 2],
-  Q5_1: [0, 2],
-  Q4_K: [0, 2],
-  Q5_K: [0, 2],
-  Q2_K: [80, 82],
-  Q3_K: [108],
-  Q6_K: [208],
-};
-
-/**
- * Blocks of a type with varied quants and small fixed f16 scales: no NaN, infinity or subnormal scale to send the
- * kernels down a slow path the real weights would not take. Float types get small varied values.
- */
-function fillBlocks(type: string, blockBytes: number, bytes: Uint8Array): void {
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + (i >> 5) * 13) & 0xff;
-  if (type === 'F32' || type === 'BF16' || type === 'F16') {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const step = type === 'F32' ? 4 : 2;
-    for (let i = 0; i + step <= bytes.length; i += step) {
-      const v = ((i % 97) - 48) / 4800;
-      if (type === 'F32') view.setFloat32(i, v, true);
-      else view.setUint16(i, type === 'BF16' ? new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16 : 0x2000 + (i % 64), true);
-    }
-    return;
-  }
-  const fields = HALF_FIELDS[type] ?? [];
-  for (let b = 0; b + blockBytes <= bytes.length; b += blockBytes) {
-    for (const f of fields) {
-      bytes[b + f] = 0x00;
-      bytes[b + f + 1] = 0x20; // f16 0.0078125
-    }
-  }
 }

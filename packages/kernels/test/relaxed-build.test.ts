@@ -1,0 +1,100 @@
+/**
+ * The relaxed-SIMD build against the SIMD128 build: every output bit the same, for every weight type, batches of 1–9
+ * activation rows, ragged row ranges and several widths. This is what lets a cluster mix runtimes (a Node 24 node on
+ * the relaxed build, an old browser tab on SIMD128) and still give identical text, and what batch invariance rests on.
+ */
+import { readFile } from 'node:fs/promises';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  chooseKernelIsa,
+  detectWasmFeatures,
+  fillSampleBlocks,
+  ggmlRowBytes,
+  ggmlTypeByName,
+  KERNEL_RELAXED_UNSHARED_WASM_URL,
+  KERNEL_TYPE_NAMES,
+  KERNEL_UNSHARED_WASM_URL,
+  KernelArena,
+  probeRelaxed,
+} from '../src/index.js';
+import { rng } from './support/seeded-random.js';
+
+const relaxedHere = detectWasmFeatures().relaxedSimd && Number(process.versions.node.split('.')[0]) >= 22;
+
+async function arenaOf(url: URL): Promise<KernelArena> {
+  const module = await WebAssembly.compile(new Uint8Array(await readFile(url)));
+  return new KernelArena(module, new WebAssembly.Memory({ initial: 256, maximum: 65536 }), 0);
+}
+
+/** out[i·rows + r] for rows [r0, r1) and activation rows [i0, i0 + n) of x, as the build computes them. */
+function product(arena: KernelArena, typeId: number, blocks: Uint8Array, rows: number, cols: number, x: Float32Array, nAct: number, r0: number, r1: number, i0: number, n: number): Uint32Array {
+  const w = arena.alloc(blocks.length);
+  arena.bytes(w, blocks.length).set(blocks);
+  const xp = arena.alloc(x.length * 4);
+  arena.f32(xp, x.length).set(x);
+  const fmt = arena.kernels.act_format(typeId);
+  let act = xp;
+  let actBytes = cols * 4;
+  if (fmt !== 0) {
+    actBytes = arena.kernels.act_row_bytes(fmt, cols);
+    act = arena.alloc(nAct * actBytes);
+    arena.kernels.prepare_act(fmt, xp, nAct, cols, act);
+  }
+  const out = arena.alloc(nAct * rows * 4);
+  arena.f32(out, nAct * rows).fill(Number.NaN);
+  arena.kernels.matmul(typeId, w, cols, r0, r1, act + i0 * actBytes, actBytes, n, out, rows);
+  const bits = Uint32Array.from(new Uint32Array(arena.memory.buffer, out, nAct * rows));
+  arena.release(out);
+  if (act !== xp) arena.release(act);
+  arena.release(xp);
+  arena.release(w);
+  return bits;
+}
+
+describe.skipIf(!relaxedHere)('the relaxed-SIMD kernels', () => {
+  let simd: KernelArena;
+  let relaxed: KernelArena;
+  beforeAll(async () => {
+    simd = await arenaOf(KERNEL_UNSHARED_WASM_URL);
+    relaxed = await arenaOf(KERNEL_RELAXED_UNSHARED_WASM_URL);
+  });
+
+  it('pass their probe on this runtime and are the build chosen for it', async () => {
+    expect(await probeRelaxed()).toBeUndefined();
+    expect((await chooseKernelIsa()).isa).toBe('relaxed-simd');
+  });
+
+  for (const name of KERNEL_TYPE_NAMES) {
+    it(`${name}: the same bits as SIMD128 for batches 1–9, row ranges and widths`, () => {
+      const type = ggmlTypeByName(name)!;
+      const rand = rng(type.id * 101 + 7);
+      for (const cols of [256, 1280]) {
+        const rows = 37; // not a multiple of the 4-row unroll or the 16-row tile
+        const blocks = new Uint8Array(ggmlRowBytes(type, cols) * rows);
+        fillSampleBlocks(type, blocks, () => Math.floor(rand() * 256));
+        const nAct = 9;
+        // Activations of varied magnitude, a few large outliers and exact zeros: every sign and rounding case.
+        const x = Float32Array.from({ length: nAct * cols }, (_, j) => (j % 17 === 0 ? 0 : (rand() * 2 - 1) * (j % 29 === 3 ? 40 : 1)));
+        for (let n = 1; n <= nAct; n++) {
+          for (const [r0, r1] of [[0, rows], [5, 22], [33, 37]] as const) {
+            const i0 = nAct - n;
+            const a = product(simd, type.id, blocks, rows, cols, x, nAct, r0, r1, i0, n);
+            const b = product(relaxed, type.id, blocks, rows, cols, x, nAct, r0, r1, i0, n);
+            const diff = a.findIndex((v, k) => v !== b[k]);
+            expect(diff, diff < 0 ? '' : `${cols} cols, rows [${r0}, ${r1}), batch ${n}: output ${diff} is ${new Float32Array(a.buffer)[diff]} on SIMD128, ${new Float32Array(b.buffer)[diff]} relaxed`).toBe(-1);
+            // and something was computed (not two untouched buffers)
+            expect(new Float32Array(b.buffer).slice(r0, r1).some((v) => v !== 0 && !Number.isNaN(v))).toBe(true);
+          }
+        }
+      }
+    });
+  }
+
+  it('uses int8 activations for the types it has relaxed products for', () => {
+    for (const name of ['Q8_0', 'Q4_K', 'Q6_K']) {
+      const id = ggmlTypeByName(name)!.id;
+      expect(relaxed.kernels.act_format(id), name).not.toBe(simd.kernels.act_format(id));
+      expect(relaxed.kernels.act_row_bytes(relaxed.kernels.act_format(id), 4096), name).toBeLessThanOrEqual(simd.kernels.act_row_bytes(simd.kernels.act_format(id), 4096));
+    }
+  });
+});
