@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
-import { createKernelRuntime, KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
+import { createKernelRuntime, KERNEL_RELAXED_UNSHARED_WASM_URL, KERNEL_RELAXED_WASM_URL, KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
 import { measureDevice, type DeviceProfile } from '@edge-node/node';
 // @ts-expect-error: a plain .mjs module shared with the bundler script
 import { browserBuildOptions } from '../packages/browser/scripts/bundle-options.mjs';
@@ -34,6 +34,8 @@ const files: Record<string, [string, string]> = {
   '/assets/bench.js': [join(dir, 'assets', 'bench.js'), 'text/javascript'],
   '/wasm/kernels.wasm': [fileURLToPath(KERNEL_WASM_URL), 'application/wasm'],
   '/wasm/kernels-unshared.wasm': [fileURLToPath(KERNEL_UNSHARED_WASM_URL), 'application/wasm'],
+  '/wasm/kernels-relaxed.wasm': [fileURLToPath(KERNEL_RELAXED_WASM_URL), 'application/wasm'],
+  '/wasm/kernels-relaxed-unshared.wasm': [fileURLToPath(KERNEL_RELAXED_UNSHARED_WASM_URL), 'application/wasm'],
 };
 const server = createServer(async (req, res) => {
   const f = files[req.url ?? ''];

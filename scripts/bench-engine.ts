@@ -9,7 +9,8 @@
  *          --prompt-tokens 128   --gen-tokens 32
  *          --kv-cache f16|f32|q8_0 (ours; llama.cpp keeps F16, its default, for f16 and f32; for q8_0 it keeps Q8_0 K and
  *                                   V, with the flash attention it requires for them and its Hadamard rotation)
- *          --engines ours,llama
+ *          --engines ours,simd128,llama,wllama   (ours: the build this runtime chooses, relaxed SIMD on Node ≥ 22;
+ *                   simd128: the SIMD128 build forced; wllama: llama.cpp's WebAssembly build in Chromium)
  *
  * Models: random weights of real shapes, '300m' = preset llama-300m (hidden 1024, 16 layers, ~285M parameters) and
  * '1b' = llama-3.2-1b. Each is generated once as F16 with our generator, then quantised by llama.cpp's own quantizer
@@ -20,8 +21,9 @@
  * Each engine runs in its own child process so its peak RSS is its own. Both are timed at the executor level:
  * prefill = one forward pass of the whole prompt (llama.cpp: one batch), decode = one forward pass per generated
  * token (greedy, EOS ignored). Besides wall-clock rates it prints rates per second of process CPU time, which other
- * processes on a shared machine disturb less. The warm-up run (16 prompt tokens, 2 generated) is not counted. Goals (issue 11): decode ≥ 1.0× llama.cpp (at least 0.8×),
- * prefill ≥ 0.6×, peak RSS ≤ 1.2× (file bytes + KV cache bytes).
+ * processes on a shared machine disturb less. The warm-up run (16 prompt tokens, 2 generated) is not counted. Goals (issue
+ * 20): decode ≥ 0.9× llama.cpp (floor 0.8×), prefill ≥ 0.5×, peak RSS ≤ 1.2× (file bytes + KV cache bytes), and
+ * against wllama (same file, same threads) prefill ≥ 4×, decode ≥ 3×.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -31,7 +33,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Token } from 'node-llama-cpp';
-import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
+import { describeWasmFeatures, detectWasmFeatures, KERNEL_ISA_ENV } from '@edge-node/kernels';
 // The engine's own modules, not the package index: the index brings libp2p and the rest of the node, ~100 MiB of RSS
 // that `edge-node run` does not load and that would be counted as the engine's.
 import { parseKvCacheType } from '../packages/node/src/engine/engine-options.js';
@@ -45,7 +47,7 @@ const LLAMA_LIBDIR = join(ROOT, 'node_modules/@node-llama-cpp/linux-x64/bins/lin
 
 const MODELS = { '300m': 'llama-300m', '1b': 'llama-3.2-1b' } as const;
 type ModelKey = keyof typeof MODELS;
-const TYPES = { q8_0: 'Q8_0', q4_k_m: 'Q4_K_M' } as const;
+const TYPES = { q8_0: 'Q8_0', q4_k_m: 'Q4_K_M', q6_k: 'Q6_K' } as const;
 type TypeKey = keyof typeof TYPES;
 
 /** What a child reports (one JSON line on stdout). */
@@ -243,10 +245,23 @@ async function runLlamaCpp(path: string, prompt: number[], genTokens: number, ru
   }
 }
 
+/** One engine's figures: ours and llama.cpp in a child process each, wllama in Chromium. */
+async function runEngine(engine: EngineKey, common: string[], path: string, threads: number, promptTokens: number, genTokens: number, runs: number): Promise<ChildReport> {
+  if (engine === 'ours') return child(['--child', 'ours', ...common]);
+  if (engine === 'simd128') return child(['--child', 'ours', ...common], { [KERNEL_ISA_ENV]: 'simd128' });
+  if (engine === 'llama') return child(['--child', 'llama', ...common]);
+  return runWllama(path, threads, promptTokens, genTokens, runs);
+}
+
+/** llama.cpp's WebAssembly build (@wllama/wllama) in Chromium, same file and threads: scripts/wllama-baseline.ts. */
+async function runWllama(path: string, threads: number, promptTokens: number, genTokens: number, runs: number): Promise<ChildReport> {
+  return { error: 'wllama baseline not available yet' };
+}
+
 /** Runs one engine in a fresh process (so peak RSS is that engine's alone); a failure is reported, not thrown. */
-function child(args: string[]): Promise<ChildReport> {
+function child(args: string[], env: Record<string, string> = {}): Promise<ChildReport> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [...process.execArgv, SELF, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...process.execArgv, SELF, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -279,15 +294,19 @@ const list = <T extends string>(s: string, known: readonly T[], what: string): T
   return xs as T[];
 };
 
+const ENGINES = ['ours', 'simd128', 'llama', 'wllama'] as const;
+type EngineKey = (typeof ENGINES)[number];
+
 interface Row {
   model: ModelKey;
   type: TypeKey;
   threads: number;
   fileBytes: number;
   kvBytes: number;
-  ours: ChildReport;
-  llama: ChildReport;
+  results: { engine: EngineKey; report: ChildReport }[];
 }
+
+const reportOf = (r: Row, e: EngineKey): ChildReport | undefined => r.results.find((x) => x.engine === e)?.report;
 
 const ok = (r: ChildReport | undefined): r is EngineResult => !!r && !('error' in r);
 
@@ -308,9 +327,9 @@ function printTable(rows: Row[]): void {
   ];
   const cells: string[][] = [];
   for (const r of rows) {
-    for (const res of [r.ours, r.llama]) {
+    for (const { engine, report: res } of r.results) {
       if (!ok(res)) {
-        cells.push([r.model, r.type, String(r.threads), res === r.ours ? 'edge-node' : 'llama.cpp', `FAILED: ${res.error}`, '', '', '', '', '', '', '']);
+        cells.push([r.model, r.type, String(r.threads), engine, `FAILED: ${res.error}`, '', '', '', '', '', '', '']);
         continue;
       }
       const thr = res.threadsUsed !== res.threads ? `${res.threads} (ran ${res.threadsUsed})` : String(res.threads);
@@ -344,22 +363,30 @@ function printTable(rows: Row[]): void {
   const verdictMax = (x: number, goal: number) => (x <= goal ? 'met' : `MISSED by ${((x / goal - 1) * 100).toFixed(0)}%`);
   console.log('\nedge-node against the goals (wall clock; per CPU-second in brackets):');
   for (const r of rows) {
-    const tag = `${r.model} ${r.type} ${r.threads}t`.padEnd(14);
-    if (!ok(r.ours) || !ok(r.llama)) {
-      console.log(`${tag} no ratio (${!ok(r.ours) ? 'edge-node' : 'llama.cpp'} failed)`);
-      continue;
+    const llama = reportOf(r, 'llama');
+    const wllama = reportOf(r, 'wllama');
+    for (const build of ['ours', 'simd128'] as const) {
+      const ours = reportOf(r, build);
+      if (!ok(ours)) continue;
+      const tag = `${r.model} ${r.type} ${r.threads}t ${ours.isa ?? build}`.padEnd(28);
+      const parts: string[] = [];
+      if (ok(llama)) {
+        const d = ours.decodeTokPerS / llama.decodeTokPerS;
+        const p = ours.prefillTokPerS / llama.prefillTokPerS;
+        const dc = ours.decodeTokPerCpuS / llama.decodeTokPerCpuS;
+        const pc = ours.prefillTokPerCpuS / llama.prefillTokPerCpuS;
+        parts.push(`vs llama.cpp: decode ${d.toFixed(2)}× (${dc.toFixed(2)}×) ${verdict(d, 0.9, 0.8)}; prefill ${p.toFixed(2)}× (${pc.toFixed(2)}×) ${verdict(p, 0.5)}`);
+      }
+      if (ok(wllama)) {
+        const d = ours.decodeTokPerS / wllama.decodeTokPerS;
+        const p = ours.prefillTokPerS / wllama.prefillTokPerS;
+        parts.push(`vs wllama: decode ${d.toFixed(2)}× ${verdict(d, 3)}; prefill ${p.toFixed(2)}× ${verdict(p, 4)}`);
+      }
+      const budget = r.fileBytes + r.kvBytes;
+      const m = ours.peakRssBytes / budget;
+      parts.push(`peak RSS ${m.toFixed(2)}× of file+KV ${mib(budget)} ${verdictMax(m, 1.2)}${ok(llama) ? ` (llama.cpp ${(llama.peakRssBytes / budget).toFixed(2)}×)` : ''}`);
+      console.log(`${tag} ${parts.join('; ')}`);
     }
-    const d = r.ours.decodeTokPerS / r.llama.decodeTokPerS;
-    const p = r.ours.prefillTokPerS / r.llama.prefillTokPerS;
-    const dc = r.ours.decodeTokPerCpuS / r.llama.decodeTokPerCpuS;
-    const pc = r.ours.prefillTokPerCpuS / r.llama.prefillTokPerCpuS;
-    const budget = r.fileBytes + r.kvBytes;
-    const m = r.ours.peakRssBytes / budget;
-    const ml = r.llama.peakRssBytes / budget;
-    console.log(
-      `${tag} decode ${d.toFixed(2)}× (${dc.toFixed(2)}×) ${verdict(d, 1.0, 0.8)}; prefill ${p.toFixed(2)}× (${pc.toFixed(2)}×) ${verdict(p, 0.6)}; ` +
-        `peak RSS ${m.toFixed(2)}× of file+KV ${mib(budget)} ${verdictMax(m, 1.2)} (llama.cpp ${ml.toFixed(2)}×)`,
-    );
   }
 }
 
@@ -371,7 +398,7 @@ async function main(): Promise<void> {
       models: { type: 'string', default: '300m,1b' },
       types: { type: 'string', default: 'q8_0,q4_k_m' },
       threads: { type: 'string', default: '1,2' },
-      engines: { type: 'string', default: 'ours,llama' },
+      engines: { type: 'string', default: 'ours,simd128,llama,wllama' },
       runs: { type: 'string', default: '3' },
       'prompt-tokens': { type: 'string', default: '128' },
       'gen-tokens': { type: 'string', default: '32' },
@@ -400,7 +427,7 @@ async function main(): Promise<void> {
 
   const models = list(values.models!, Object.keys(MODELS) as ModelKey[], 'model');
   const types = list(values.types!, Object.keys(TYPES) as TypeKey[], 'type');
-  const engines = list(values.engines!, ['ours', 'llama'] as const, 'engine');
+  const engines = list(values.engines!, ENGINES, 'engine');
   const threadCounts = values.threads!.split(',').map(Number);
   if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new RangeError(`--threads takes whole numbers ≥ 1, e.g. 1,2`);
 
@@ -417,19 +444,17 @@ async function main(): Promise<void> {
       console.log(`${m} ${t}: ${path} (${mib(fileBytes)}, KV ${mib(kvB)})`);
       for (const threads of threadCounts) {
         const common = ['--path', path, '--threads', String(threads), '--runs', String(runs), '--prompt-tokens', String(prompt.length), '--gen-tokens', String(genTokens), '--kv-cache', kv];
-        const skipped: ChildReport = { error: 'not run (--engines)' };
-        const ours = engines.includes('ours') ? await child(['--child', 'ours', ...common]) : skipped;
-        const llama = engines.includes('llama') ? await child(['--child', 'llama', ...common]) : skipped;
-        const row = { model: m, type: t, threads, fileBytes, kvBytes: kvB, ours, llama };
-        rows.push(row);
+        const results: Row['results'] = [];
+        for (const engine of engines) results.push({ engine, report: await runEngine(engine, common, path, threads, prompt.length, genTokens, runs) });
+        rows.push({ model: m, type: t, threads, fileBytes, kvBytes: kvB, results });
         const brief = (r: ChildReport) => (ok(r) ? `prefill ${r.prefillTokPerS.toFixed(1)} decode ${r.decodeTokPerS.toFixed(2)} tok/s peak ${mib(r.peakRssBytes)}` : r.error);
-        console.log(`  ${threads} thread(s): edge-node ${brief(ours)} | llama.cpp ${brief(llama)} | load ${fmtLoad()}`);
+        console.log(`  ${threads} thread(s): ${results.map((x) => `${x.engine} ${brief(x.report)}`).join(' | ')} | load ${fmtLoad()}`);
       }
     }
   }
   printTable(rows);
   const loadAfter = fmtLoad();
-  const isa = rows.map((r) => r.ours).find(ok)?.isa;
+  const isa = rows.map((r) => reportOf(r, 'ours')).find(ok)?.isa;
   console.log(`\nkernel ISA: ${isa ?? 'unknown (edge-node did not run)'} (${describeWasmFeatures(detectWasmFeatures())}); load average before: ${loadBefore}; after: ${loadAfter}`);
   if (Math.max(loadavg()[0], Number(loadBefore.split(' ')[0])) > 1.5) {
     console.log('note: the machine was busy (1-minute load > 1.5 on 2 cores): the wall-clock figures are noisy; rerun when it is quiet');

@@ -41,6 +41,8 @@ export interface BrowserNodeOptions {
   clusterKeyRequired?: boolean;
   /** Memory this tab offers for layers and KV caches. */
   memoryBudgetBytes: number;
+  /** Compute threads (default: navigator.hardwareConcurrency where the page is cross-origin isolated, else 1). */
+  threads?: number;
   log: NodeLogger;
   /** The IndexedDB database that caches tensors (one per cluster model is fine: entries are content-addressed). */
   storeName?: string;
@@ -90,11 +92,12 @@ export interface BrowserNode {
 export async function startBrowserNode(options: BrowserNodeOptions): Promise<BrowserNode> {
   const t0 = performance.now();
   const { log } = options;
-  // One thread until the kernels' Web Worker runtime exists (the page is cross-origin isolated for it already).
-  const runtime: KernelRuntime = await createKernelRuntime({ threads: 1 });
+  // Every core where the page is cross-origin isolated (shared memory: the kernels' Web Workers compute beside the
+  // page); one thread over a plain memory otherwise (createKernelRuntime decides from crossOriginIsolated).
+  const runtime: KernelRuntime = await createKernelRuntime({ threads: options.threads, workerUrl: new URL('./kernel-worker.js', import.meta.url) });
   const profile = await measureDevice({ runtime, runtimeKind: 'browser', memoryBudgetBytes: options.memoryBudgetBytes });
   const measuredMs = performance.now() - t0;
-  log.info(`device: wasm ${profile.isa} kernels on ${profile.threads} thread, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s`);
+  log.info(`device: wasm ${profile.isa} kernels on ${profile.threads} thread${profile.threads === 1 ? '' : 's'}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s`);
 
   const maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   const libp2p = await createLibp2p({

@@ -98,12 +98,14 @@ async function join(info: JoinInfo, keyText: string | null): Promise<void> {
   setState('joining', `dialing ${info.name} at ${bootstrap}`);
   const name = params.get('name') ?? `browser-${Math.random().toString(36).slice(2, 6)}`;
   const memoryMb = Number(params.get('memory') ?? '') || 1024;
+  const threads = Number(params.get('threads') ?? '') || undefined;
   let node: BrowserNode;
   try {
     node = await startBrowserNode({
       name,
       bootstrap,
       memoryBudgetBytes: memoryMb * 1024 * 1024,
+      threads,
       log,
       clusterKeyRequired: info.clusterKeyRequired,
       ...(clusterKey ? { clusterKey } : {}),

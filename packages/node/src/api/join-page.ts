@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
+import { KERNEL_RELAXED_UNSHARED_WASM_URL, KERNEL_RELAXED_WASM_URL, KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
 import type { ApiRouter } from './api-router.js';
 import { OpenAIError } from './openai-errors.js';
 
@@ -92,7 +92,10 @@ export function addJoinPageRoutes(router: ApiRouter, options: JoinPageOptions): 
     { public: true },
   );
   // The bundle finds the kernels at new URL('../wasm/kernels.wasm', import.meta.url), as the kernels package does.
-  // A page that is not cross-origin isolated (plain http from another device) takes the unshared build.
-  router.add('GET', '/join/wasm/kernels.wasm', async (_req, res) => send(res, await load(KERNEL_WASM_URL, 'kernels'), 'application/wasm'), { public: true });
-  router.add('GET', '/join/wasm/kernels-unshared.wasm', async (_req, res) => send(res, await load(KERNEL_UNSHARED_WASM_URL, 'kernels'), 'application/wasm'), { public: true });
+  // A page that is not cross-origin isolated (plain http from another device) takes the unshared build; a browser
+  // whose relaxed SIMD passes the kernels' probe (Chromium ≥ 114) the relaxed one.
+  for (const url of [KERNEL_WASM_URL, KERNEL_UNSHARED_WASM_URL, KERNEL_RELAXED_WASM_URL, KERNEL_RELAXED_UNSHARED_WASM_URL]) {
+    const name = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
+    router.add('GET', `/join/wasm/${name}`, async (_req, res) => send(res, await load(url, 'kernels'), 'application/wasm'), { public: true });
+  }
 }
