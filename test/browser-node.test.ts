@@ -122,6 +122,9 @@ describe('a browser tab as a node of the cluster', () => {
     expect(s.cachedTensors).toBe(18);
     expect(s.cachedBytes).toBe(s.weights!.fetchedBytes);
     expect(s.members.map((m) => `${m.name}:${m.runtime}`).sort()).toEqual(['n1:node', `${TAB}:browser`, 'n3:node']);
+    // Chromium passes the relaxed-SIMD probe, and an isolated page computes on every core (Web Worker threads).
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    expect([s.profile.isa, s.profile.threads]).toEqual(['relaxed-simd', cores]);
     const c = await cluster();
     figures.first = {
       tabKernels: s.profile,
@@ -203,6 +206,8 @@ describe('a browser tab as a node of the cluster', () => {
       expect(await complete()).toBe(single);
       await h.waitFor(async () => ((await tab(page)).status?.layers.length ?? 0) > 0, 5000, 'the LAN tab to show its layers');
       expect((await tab(page)).status?.layers).toEqual([{ start: 2, end: 4 }]);
+      // No shared memory over plain http: one thread, the unshared relaxed build (the probe runs on it).
+      expect([(await tab(page)).status?.profile.isa, (await tab(page)).status?.profile.threads]).toEqual(['relaxed-simd', 1]);
     } finally {
       await lan.close();
     }
