@@ -33,7 +33,7 @@ export function act_format(type: i32): i32 {
   if (type == FLOAT_F32 || type == FLOAT_F16 || type == FLOAT_BF16) return ACT_F32;
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (type == Q8_0) return ACT_Q8S;
-    if (type == Q4_K || type == Q6_K) return ACT_Q8_KS;
+    if (type == Q4_K || type == Q5_K || type == Q6_K) return ACT_Q8_KS;
   }
   if (type == Q8_0 || type == Q4_0 || type == Q5_0) return ACT_Q8;
   if (type == Q4_1 || type == Q5_1) return ACT_Q8_1;

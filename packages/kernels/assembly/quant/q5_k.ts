@@ -1,11 +1,11 @@
 // Q5_K (ggml block_q5_K): super-blocks of 256 values, 176 bytes: f16 d, f16 dmin, u8 scales[12], u8 qh[32],
 // u8 qs[128]. Eight sub-blocks of 32 with 6-bit scale sc and minimum m (k-scales.ts), as Q4_K; sub-block 2k takes
 // the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
-//   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K (as ggml's vec_dot_q5_K_q8_K).
+//   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K, or Q8_KS in the relaxed build (as ggml's vec_dot_q5_K_q8_K).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, pin } from '../simd';
-import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { hsum, laneOrder, pin } from '../simd';
+import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
 export const Q5_K_BLOCK_BYTES: usize = 176;
@@ -42,15 +42,25 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const sc = scalesK4(p + 4);
-  const h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+  let h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    h0 = laneOrder(h0);
+    h1 = laneOrder(h1);
+  }
   let isum = i32x4.splat(0);
   for (let k = 0; k < 4; k++) {
-    const v0 = v128.load(p + 48 + (<usize>k << 5));
-    const v1 = v128.load(p + 64 + (<usize>k << 5));
+    let v0 = v128.load(p + 48 + (<usize>k << 5));
+    let v1 = v128.load(p + 64 + (<usize>k << 5));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      v0 = laneOrder(v0);
+      v1 = laneOrder(v1);
+    }
     const mLo = i8x16.splat(<i8>(<i32>1 << (2 * k))), mHi = i8x16.splat(<i8>(<i32>2 << (2 * k)));
-    const a = aq + (<usize>k << 7);
-    const lo = dot32(v128.or(nibLo(v0), fifth(h0, mLo)), v128.or(nibLo(v1), fifth(h1, mLo)), a);
-    const hi = dot32(v128.or(nibHi(v0), fifth(h0, mHi)), v128.or(nibHi(v1), fifth(h1, mHi)), a + 64);
+    const a = aq + (<usize>k << 6) * KACT_BYTES;
+    const wl0 = v128.or(nibLo(v0), fifth(h0, mLo)), wl1 = v128.or(nibLo(v1), fifth(h1, mLo));
+    const wh0 = v128.or(nibHi(v0), fifth(h0, mHi)), wh1 = v128.or(nibHi(v1), fifth(h1, mHi));
+    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(wl0, wl1, a) : dot32(wl0, wl1, a);
+    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(wh0, wh1, a + 32) : dot32(wh0, wh1, a + 64);
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
   }
@@ -65,7 +75,7 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
   const aq = ad + <usize>nb * 36;
   let s = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q5_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q5_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
   }
   return hsum(s);
 }
@@ -82,27 +92,36 @@ function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q5_K_BLOCK_BYTES;
     const sc = scalesK4(p + 4);
-    const h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+    let h0 = v128.load(p + 16), h1 = v128.load(p + 32);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      h0 = laneOrder(h0);
+      h1 = laneOrder(h1);
+    }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 9);
+    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let k = 0; k < 8; k++) {
       // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k; fifth bit = bit k of qh.
-      const v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
-      const v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
+      let v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
+      let v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        v0 = laneOrder(v0);
+        v1 = laneOrder(v1);
+      }
       const m = i8x16.splat(<i8>(<i32>1 << k));
       const n0 = v128.or((k & 1) == 0 ? nibLo(v0) : nibHi(v0), fifth(h0, m));
       const n1 = v128.or((k & 1) == 0 ? nibLo(v1) : nibHi(v1), fifth(h1, m));
-      const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
-      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+      const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
+      const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
+      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
       const scale = i32x4.splat(byteOf(sc, k));
-      const a = aq + (<usize>k << 6);
-      i0 = i32x4.add(i0, i32x4.mul(dotWide(w0, w1, w2, w3, ad + a), scale));
+      const a = aq + (<usize>k << 5) * KACT_BYTES;
+      i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + a), scale));
       pin(o, i0);
-      i1 = i32x4.add(i1, i32x4.mul(dotWide(w0, w1, w2, w3, a1 + a), scale));
+      i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + a), scale));
       pin(o1, i1);
-      i2 = i32x4.add(i2, i32x4.mul(dotWide(w0, w1, w2, w3, a2 + a), scale));
+      i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + a), scale));
       pin(o2, i2);
-      i3 = i32x4.add(i3, i32x4.mul(dotWide(w0, w1, w2, w3, a3 + a), scale));
+      i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + a), scale));
     }
     const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
     const mins = minsK4(p + 4);
