@@ -2,6 +2,8 @@ import type { RangeKernel } from './range-kernel.js';
 /** The functions assembly/index.ts exports; pointers are byte offsets into the arena's memory. */
 export interface KernelExports {
   act_format(type: number): number;
+  /** Bytes of one block of a type as the kernels define it (0: a type they do not know). */
+  block_bytes(type: number): number;
   act_row_bytes(fmt: number, cols: number): number;
   prepare_act(fmt: number, x: number, rows: number, cols: number, dst: number): void;
   dequant(type: number, src: number, dst: number, n: number): void;
