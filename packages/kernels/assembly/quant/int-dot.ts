@@ -5,7 +5,7 @@
 // unsigned weights (4-, 5-, 6-bit) go there against signed activations (udot*), and signed weights (Q8_0) go first
 // against the activations split into their positive and negative parts (splitDot32). Both sum the same products
 // per lane (weights in laneOrder), so the builds give the same bits.
-import { dot16, MASK_0F } from '../simd';
+import { dot16, laneOrder, MASK_0F } from '../simd';
 
 /** Σ w·a over 32 values: w as two i8x16 vectors (values 0–15 and 16–31), a 32 × i16 at a; i32x4 partial sums. */
 // @ts-ignore: decorator
@@ -81,3 +81,18 @@ import { dot16, MASK_0F } from '../simd';
 
 /** Bytes of one prepared K-quant activation value in this build: i16 (ACT_Q8_K) or i8 (relaxed ACT_Q8_KS). */
 export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
+
+/**
+ * Σ w·a over 32 signed weights as this build unpacks them: widened to i16 (w0..w3) against ACT_Q8 for SIMD128; bytes
+ * in laneOrder (w0: values 0–15, w1: 16–31) against ACT_Q8S for relaxed.
+ */
+// @ts-ignore: decorator
+@inline export function unpackedSDot32(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? splitDot32(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
+}
+
+/** Σ w·a over 32 signed weights (lo: values 0–15, hi: 16–31, in order) with a prepared activation block, either build. */
+// @ts-ignore: decorator
+@inline export function sdot32(lo: v128, hi: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? splitDot32(laneOrder(lo), laneOrder(hi), a) : dot32(lo, hi, a);
+}

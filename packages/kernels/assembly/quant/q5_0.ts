@@ -3,9 +3,9 @@
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, pin } from '../simd';
+import { hsum, laneOrder, pin } from '../simd';
 import { fifthBits16 } from './fifth-bits';
-import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { sdot32, unpackedSDot32, nibHi, nibLo } from './int-dot';
 
 export const Q5_0_BLOCK_BYTES: usize = 22;
 
@@ -32,7 +32,7 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   // (nibble | bit << 4) − 16 = nibble | (bit ? 0 : 0xF0)
   const lo = v128.or(nibLo(v), fifthBits16(p + 2));
   const hi = v128.or(nibHi(v), fifthBits16(p + 4));
-  return dot32(lo, hi, a);
+  return sdot32(lo, hi, a);
 }
 
 // @ts-ignore: decorator
@@ -60,17 +60,18 @@ function rowQ5_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   for (let b = 0; b < nb; b++) {
     const v = v128.load(p, 6);
     const lo = v128.or(nibLo(v), fifthBits16(p + 2)), hi = v128.or(nibHi(v), fifthBits16(p + 4));
-    const w0 = i16x8.extend_low_i8x16_s(lo), w1 = i16x8.extend_high_i8x16_s(lo);
-    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi);
+    const w0 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(lo) : i16x8.extend_low_i8x16_s(lo);
+    const w1 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(hi) : i16x8.extend_high_i8x16_s(lo);
+    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi); // unused in the relaxed build
     const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     p += Q5_0_BLOCK_BYTES;
   }
   store<f32>(o, hsum(s0));

@@ -2,7 +2,7 @@
 // (see activation.ts); both 64 bytes a block, so the offsets below serve both builds.
 import { halfScale, halfToF32 } from './half-scale';
 import { dot16, hsum, laneOrder, pin } from '../simd';
-import { dotWide, splitDot32 } from './int-dot';
+import { splitDot32, unpackedSDot32 } from './int-dot';
 import { matmulRows4 } from './row-tiles';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
@@ -44,12 +44,6 @@ function rowQ8_0(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
 }
 
-/** A block's integer sum from its unpacked weights: widened (w0..w3, SIMD128) or in laneOrder (w0, w1, relaxed). */
-// @ts-ignore: decorator
-@inline function unpackedDot(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? splitDot32(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
-}
-
 /** rowDot for four activation rows: each block is unpacked once. */
 function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const qOff = <usize>nb << 2;
@@ -62,13 +56,13 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1); // unused in the relaxed build
     const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedDot(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedDot(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedDot(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedDot(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     p += Q8_0_BLOCK_BYTES;
   }
   store<f32>(o, hsum(s0));
