@@ -96,3 +96,9 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
 @inline export function sdot32(lo: v128, hi: v128, a: usize): v128 {
   return ASC_FEATURE_RELAXED_SIMD ? splitDot32(laneOrder(lo), laneOrder(hi), a) : dot32(lo, hi, a);
 }
+
+/** Σ w·a over 16 unsigned weights (bytes in order for SIMD128, in laneOrder for relaxed) with this build's activations. */
+// @ts-ignore: decorator
+@inline export function uDot16(w: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : dot16(w, a);
+}

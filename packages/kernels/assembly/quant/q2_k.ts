@@ -1,12 +1,12 @@
 // Q2_K (ggml block_q2_K): super-blocks of 256 values, 84 bytes: u8 scales[16], u8 qs[64], f16 d, f16 dmin.
 // Sixteen sub-blocks of 16; scales[s] holds a 4-bit scale (low nibble) and a 4-bit minimum (high nibble). Per half h
 // (qs += 32h) and shift j < 4, values 128h + 32j + l (l < 32) are (qs[l] >> 2j) & 3, sub-block 8h + 2j + l/16:
-//   x = d·sc·q − dmin·m.   Activations: Q8_K (as ggml's vec_dot_q2_K_q8_K):
+//   x = d·sc·q − dmin·m.   Activations: Q8_K, or Q8_KS in the relaxed build (as ggml's vec_dot_q2_K_q8_K):
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum, pin } from '../simd';
-import { dotWide16 } from './int-dot';
+import { hsum, laneOrder, pin } from '../simd';
+import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
 
@@ -46,15 +46,19 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   const three = i8x16.splat(3);
   let isum = i32x4.splat(0);
   for (let h = 0; h < 2; h++) {
-    const q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+    let q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      q0 = laneOrder(q0);
+      q1 = laneOrder(q1);
+    }
     const sc = p + (<usize>h << 3);
-    const a = aq + (<usize>h << 8);
+    const a = aq + (<usize>h << 7) * KACT_BYTES;
     for (let j = 0; j < 4; j++) {
       // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
       const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
-      const aj = a + (<usize>j << 6);
-      isum = i32x4.add(isum, i32x4.mul(dot16(w0, aj), i32x4.splat(load<u8>(sc + 2 * j) & 15)));
-      isum = i32x4.add(isum, i32x4.mul(dot16(w1, aj + 32), i32x4.splat(load<u8>(sc + 2 * j + 1) & 15)));
+      const aj = a + (<usize>j << 5) * KACT_BYTES;
+      isum = i32x4.add(isum, i32x4.mul(uDot16(w0, aj), i32x4.splat(load<u8>(sc + 2 * j) & 15)));
+      isum = i32x4.add(isum, i32x4.mul(uDot16(w1, aj + 16 * KACT_BYTES), i32x4.splat(load<u8>(sc + 2 * j + 1) & 15)));
     }
   }
   // Σ m_s·bsum_s. Per byte, (scale byte >> 4) lands in the low 4 bits; the neighbour's bits are masked off.
@@ -70,7 +74,7 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   const aq = ad + <usize>nb * 36;
   let s = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q2_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 9)));
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q2_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
   }
   return hsum(s);
 }
@@ -88,34 +92,38 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q2_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 9);
+    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let t = 0; t < 8; t++) {
       // t = 4h + j: bits 2j..2j+1 of qs[32h..32h+31], sub-blocks 2t and 2t+1.
       const h = t >> 2, j = t & 3;
-      const q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+      let q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        q0 = laneOrder(q0);
+        q1 = laneOrder(q1);
+      }
       const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
-      const at = aq + (<usize>t << 6);
+      const at = aq + (<usize>t << 5) * KACT_BYTES;
       {
-        const lo = i16x8.extend_low_i8x16_u(w0), hi = i16x8.extend_high_i8x16_u(w0);
+        const lo = ASC_FEATURE_RELAXED_SIMD ? w0 : i16x8.extend_low_i8x16_u(w0), hi = i16x8.extend_high_i8x16_u(w0);
         const scale = i32x4.splat(load<u8>(p + 2 * t) & 15);
-        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at), scale));
+        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + at), scale));
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at), scale));
+        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + at), scale));
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at), scale));
+        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + at), scale));
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at), scale));
+        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + at), scale));
       }
       {
-        const lo = i16x8.extend_low_i8x16_u(w1), hi = i16x8.extend_high_i8x16_u(w1);
+        const lo = ASC_FEATURE_RELAXED_SIMD ? w1 : i16x8.extend_low_i8x16_u(w1), hi = i16x8.extend_high_i8x16_u(w1);
         const scale = i32x4.splat(load<u8>(p + 2 * t + 1) & 15);
-        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at + 32), scale));
+        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + at + 16 * KACT_BYTES), scale));
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at + 32), scale));
+        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + at + 16 * KACT_BYTES), scale));
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at + 32), scale));
+        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + at + 16 * KACT_BYTES), scale));
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at + 32), scale));
+        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + at + 16 * KACT_BYTES), scale));
       }
     }
     const m8 = v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15));
