@@ -99,13 +99,19 @@ function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
+    // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k; fifth bit = bit k of qh. Its scale is the
+    // low byte of sck, shifted along (a variable byte extract costs ~12 instructions); the quants are loaded (and
+    // reordered) once for the two sub-blocks that share them.
+    let sck = sc;
+    let v0 = i32x4.splat(0), v1 = i32x4.splat(0);
     for (let k = 0; k < 8; k++) {
-      // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k; fifth bit = bit k of qh.
-      let v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
-      let v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        v0 = laneOrder(v0);
-        v1 = laneOrder(v1);
+      if ((k & 1) == 0) {
+        v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
+        v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          v0 = laneOrder(v0);
+          v1 = laneOrder(v1);
+        }
       }
       const m = i8x16.splat(<i8>(<i32>1 << k));
       const n0 = v128.or((k & 1) == 0 ? nibLo(v0) : nibHi(v0), fifth(h0, m));
@@ -113,7 +119,8 @@ function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
       const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
       const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
       const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
-      const scale = i32x4.splat(byteOf(sc, k));
+      const scale = i32x4.splat(<i32>(sck & 0xff));
+      sck >>= 8;
       const a = aq + (<usize>k << 5) * KACT_BYTES;
       i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + a), scale));
       pin(o, i0);
