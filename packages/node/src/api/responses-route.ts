@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { GenerationResult } from '../engine/generate.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
-import { addBosFor, chatRendering } from './chat-completions-route.js';
+import { chatRendering, renderChatPrompt } from './chat-prompt.js';
 import { invalidRequest, OpenAIError } from './openai-errors.js';
 import { optionalBoolean, optionalNumber, parseMessages, requireObject, type JsonObject } from './openai-request.js';
 import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
@@ -95,11 +95,9 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
     checkModel(ctx, b.model);
     const generator = requireGenerator(ctx);
 
-    const r = rendering();
-    const prompt = defs.length > 0 || messages.some((m) => m.role === 'tool' || m.tool_calls) ? renderWithTools(r.chat, messages, defs, choice) : r.chat.render(messages, true);
-    const callFormat = toolCallFormat(r.chat);
-    const grammar = toolCallGrammar(defs, choice, callFormat) ?? format;
-    const addBos = addBosFor(r, prompt);
+    const chat = renderChatPrompt(rendering(), { messages, tools: defs, choice, format });
+    const { prompt, addBos, grammar } = chat;
+    const callFormat = chat.tools.format;
     const promptTokens = tokenizePrompt(ctx, prompt, addBos, 'input');
     const maxTokens = tokenBudget(ctx, promptTokens.length, maxOutput ?? ctx.contextLength, grammar, 'max_output_tokens');
     const tools = choice.mode === 'none' ? [] : defs;
@@ -197,7 +195,7 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
           prompt: promptTokens,
           maxTokens,
           sampling,
-          stop: r.chat.isFallback ? ['\nUser:'] : [],
+          stop: chat.extraStop,
           signal,
           requestId: id,
           ...(grammar ? { grammar } : {}),
