@@ -43,7 +43,7 @@ export function anthropicErrorType(status: number): AnthropicErrorType {
  * body has no field for it and clients show only the message.
  */
 export function anthropicErrorBody(e: OpenAIError): AnthropicErrorBody {
-  const message = e.param && !e.message.includes(e.param) ? `${e.param}: ${e.message}` : e.message;
+  const message = e.param && !e.message.includes(e.param.replace(/\.[A-Za-z_]+$/, '')) ? `${e.param}: ${e.message}` : e.message;
   return { type: 'error', error: { type: anthropicErrorType(e.status), message } };
 }
 

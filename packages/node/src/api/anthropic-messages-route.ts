@@ -16,7 +16,7 @@ type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
 type ContentBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
 
 /** How the shared answer ended, in Anthropic's words (a stop string of the client's is `stop_sequence`). */
-function stopReason(out: AnswerOutcome, req: AnthropicRequest, hasToolUse: boolean): { stop_reason: StopReason; stop_sequence: string | null } {
+export function anthropicStopReason(out: Pick<AnswerOutcome, 'result'>, req: Pick<AnthropicRequest, 'stopSequences'>, hasToolUse: boolean): { stop_reason: StopReason; stop_sequence: string | null } {
   if (hasToolUse) return { stop_reason: 'tool_use', stop_sequence: null };
   if (out.result.finishReason === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
   const s = out.result.stopString;
@@ -111,7 +111,7 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
                 } else stream.text(callAsText(c));
               }
             }
-            stream.finish(stopReason(out, r, hasToolUse), usage.output_tokens);
+            stream.finish(anthropicStopReason(out, r, hasToolUse), usage.output_tokens);
             return;
           }
           const content = contentBlocks(out, chat, null);
@@ -121,7 +121,7 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
             role: 'assistant',
             model: ctx.modelId,
             content,
-            ...stopReason(out, r, content.some((c) => c.type === 'tool_use')),
+            ...anthropicStopReason(out, r, content.some((c) => c.type === 'tool_use')),
             usage: { ...usage, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
           };
           const text = JSON.stringify(body);
@@ -144,6 +144,7 @@ class AnthropicStream {
   private readonly sse: SseWriter;
   private index = -1;
   private open: 'text' | 'tool_use' | null = null;
+  private pinged = false;
 
   constructor(
     res: ServerResponse,
@@ -161,7 +162,6 @@ class AnthropicStream {
     this.send('message_start', {
       message: { id: this.id, type: 'message', role: 'assistant', model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 0 } },
     });
-    this.send('ping', {});
   }
 
   private openBlock(block: object, kind: 'text' | 'tool_use'): void {
@@ -169,6 +169,11 @@ class AnthropicStream {
     this.index++;
     this.open = kind;
     this.send('content_block_start', { index: this.index, content_block: block });
+    // Where Anthropic's API sends its ping: after the first block opens.
+    if (!this.pinged) {
+      this.pinged = true;
+      this.send('ping', {});
+    }
   }
 
   private close(): void {

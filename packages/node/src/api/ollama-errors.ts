@@ -13,7 +13,7 @@ export interface OllamaErrorBody {
 export const ollamaErrors: ErrorWriter = (e) => ({ status: e.status, body: ollamaErrorBody(e) });
 
 export function ollamaErrorBody(e: OpenAIError): OllamaErrorBody {
-  return { error: e.param && !e.message.includes(e.param) ? `${e.param}: ${e.message}` : e.message };
+  return { error: e.param && !e.message.includes(e.param.replace(/\.[A-Za-z_]+$/, '')) ? `${e.param}: ${e.message}` : e.message };
 }
 
 /** Ollama's 404 for a model it does not have (its clients match on "not found"). */
