@@ -10,7 +10,7 @@ import { checkKeepAlive, parseOllamaFormat, parseOllamaMessages, parseOllamaOpti
 import { invalidRequest, OpenAIError } from './openai-errors.js';
 import { optionalBoolean, requireObject, type JsonObject } from './openai-request.js';
 import { recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type Endpoint, type ServingContext } from './serve-generation.js';
-import { parseTools } from './tool-calls.js';
+import { parseToolChoice, parseTools } from './tool-calls.js';
 import { callAsText, toolInput } from './tool-input.js';
 
 /** Ollama's model names carry a tag; the one model here is `<id>:latest`. */
@@ -138,8 +138,10 @@ function loaded(model: string, chat: boolean): object {
   return { model, created_at: new Date().toISOString(), ...(chat ? { message: { role: 'assistant', content: '' } } : { response: '' }), done: true, done_reason: 'load' };
 }
 
-function refuseThinking(b: JsonObject): void {
+/** Fields Ollama has that this node cannot honour: refused with a reason rather than ignored. */
+function refuseUnavailable(b: JsonObject): void {
   if (b.think === true || typeof b.think === 'string') throw invalidRequest('"think" is not available: the models served here do not reason in a separate field', 'think', 'unsupported_value');
+  if (b.logprobs === true) throw invalidRequest('"logprobs" is not available on the Ollama routes here: use POST /v1/chat/completions with "logprobs": true', 'logprobs', 'unsupported_value');
 }
 
 /**
@@ -157,14 +159,17 @@ export function addOllamaGenerationRoutes(router: ApiRouter, ctx: ServingContext
       const b = requireObject(await readJsonBody(req, maxBodyBytes));
       const messages = parseOllamaMessages(b.messages ?? []);
       const defs = parseTools(b.tools);
+      // An extension (Ollama has none): OpenAI's tool_choice, so a client can force a call, which the constrained
+      // sampler then writes under the tool's schema. Default: the model decides, as on Ollama.
+      const choice = parseToolChoice(b.tool_choice, defs);
       const format = parseOllamaFormat(b.format);
       const options = parseOllamaOptions(b.options, ctx.contextLength);
       checkKeepAlive(b.keep_alive);
-      refuseThinking(b);
+      refuseUnavailable(b);
       const stream = optionalBoolean(b, 'stream', true);
       const model = checkOllamaModel(ctx, b);
       if (messages.length === 0) return loaded(model, true);
-      const chat = renderChatPrompt(rendering(), { messages, tools: defs, choice: { mode: defs.length > 0 ? 'auto' : 'none' }, format });
+      const chat = renderChatPrompt(rendering(), { messages, tools: defs, choice, format });
       const promptTokens = tokenizePrompt(ctx, chat.prompt, chat.addBos, 'messages');
       await serveOllama(ctx, res, { endpoint: 'ollama_chat', model, promptTokens, options, grammar: chat.grammar, extraStop: chat.extraStop, chat, stream, arrived });
       return undefined;
@@ -192,7 +197,7 @@ export function addOllamaGenerationRoutes(router: ApiRouter, ctx: ServingContext
       const format = parseOllamaFormat(b.format);
       const options = parseOllamaOptions(b.options, ctx.contextLength);
       checkKeepAlive(b.keep_alive);
-      refuseThinking(b);
+      refuseUnavailable(b);
       const stream = optionalBoolean(b, 'stream', true);
       const model = checkOllamaModel(ctx, b);
       const prompt = (b.prompt as string | undefined) ?? '';

@@ -7,6 +7,7 @@ import { addAnthropicMessagesRoutes } from './anthropic-messages-route.js';
 import { addBenchRoute } from './bench-route.js';
 import { addChatCompletionsRoute } from './chat-completions-route.js';
 import { addCompletionsRoute } from './completions-route.js';
+import { addEmbeddingsRoutes } from './embeddings-route.js';
 import { addModelsRoutes } from './models-route.js';
 import { addOllamaGenerationRoutes } from './ollama-generation-routes.js';
 import { addOllamaModelRoutes } from './ollama-model-routes.js';
@@ -79,7 +80,8 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
   addModelsRoutes(router, ctx);
   addAnthropicMessagesRoutes(router, ctx, opts.maxBodyBytes);
   addOllamaGenerationRoutes(router, ctx, opts.maxBodyBytes);
-  addOllamaModelRoutes(router, ctx, { embeddings: false, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
+  addEmbeddingsRoutes(router, ctx, opts.maxBodyBytes);
+  addOllamaModelRoutes(router, ctx, { embeddings: true, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
   addBenchRoute(router, ctx, opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {});
   router.add('GET', '/v1/cluster', () => ({
     ...opts.clusterStatus(),
