@@ -3,9 +3,12 @@
  * JSON, missing and wrong-typed fields, unknown models, an oversized body, a context too small, a missing key — each
  * a clear 4xx in that dialect's error shape, never a 500, and the 2-node cluster serves normally afterwards.
  */
+import Anthropic from '@anthropic-ai/sdk';
+import { Ollama } from 'ollama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterHarness } from './support/cluster-harness.js';
+import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
 import { metric, startApiCluster, type ApiCluster } from './support/api-cluster.js';
+import { STORIES_GGUF } from './support/single-device-run.js';
 
 const KEY = 'sk-test-dialects-42';
 const CONTEXT = 256;
@@ -18,9 +21,14 @@ interface Answer {
 describe('dialect errors on a 2-node cluster', () => {
   const h = new ClusterHarness('api-dialect-errors');
   let c: ApiCluster;
+  /** A node whose memory budget cannot hold the model: requests are valid, then fail inside the cluster. */
+  let tiny: RunningNode;
   beforeAll(async () => {
-    c = await startApiCluster(h, { apiKey: KEY, args: ['--context', String(CONTEXT)] });
-  }, 60_000);
+    [c, tiny] = await Promise.all([
+      startApiCluster(h, { apiKey: KEY, args: ['--context', String(CONTEXT)] }),
+      h.startNode({ name: 'tiny', args: ['--model', STORIES_GGUF, '--no-mdns', '--memory-budget', '64K'] }),
+    ]);
+  }, 90_000);
   afterAll(() => h.cleanup());
 
   const post = async (path: string, body: string, headers: Record<string, string> = { 'x-api-key': KEY }): Promise<Answer> => {
@@ -134,6 +142,31 @@ describe('dialect errors on a 2-node cluster', () => {
     expect(tooLong).toContain('num_ctx');
     expect(ollamaError(await ollama('/api/chat', { ...chat, messages: [{ role: 'user', content: 'x'.repeat(5 * 1024 * 1024) }] }), 413)).toContain('bytes');
     ollamaError(await post('/api/chat', JSON.stringify(chat), {}), 401);
+  });
+
+  it('a failure after the stream opened: Anthropic\'s error event, Ollama\'s last error line; 5xx in each shape when not streamed', async () => {
+    const raw = await fetch(`${tiny.apiUrl}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...ok, stream: true }) });
+    expect(raw.status).toBe(200);
+    const text = await raw.text();
+    expect([...text.matchAll(/^event: (\S+)$/gm)].map((x) => x[1])).toEqual(['message_start', 'error']);
+    const event = JSON.parse(/^event: error\ndata: (.*)$/m.exec(text)![1]) as { type: string; error: { type: string; message: string } };
+    expect(event.type).toBe('error');
+    expect(event.error.type).toBe('api_error');
+    expect(event.error.message).toContain('does not fit');
+    // The SDK turns the event into an APIError.
+    const sdk = new Anthropic({ baseURL: tiny.apiUrl, apiKey: 'x', maxRetries: 0 });
+    await expect(sdk.messages.stream({ ...ok, messages: [{ role: 'user', content: 'Hi' }] }).finalMessage()).rejects.toThrow(/does not fit/);
+    const plainMessage = await fetch(`${tiny.apiUrl}/v1/messages`, { method: 'POST', body: JSON.stringify(ok) });
+    anthropicError({ status: plainMessage.status, body: await plainMessage.json() }, 503, 'api_error');
+
+    const ollama = new Ollama({ host: tiny.apiUrl });
+    const consume = async () => {
+      for await (const part of await ollama.chat({ model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], stream: true })) void part;
+    };
+    await expect(consume()).rejects.toThrow(/does not fit/);
+    const plain = await fetch(`${tiny.apiUrl}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'stories260K', prompt: 'Hi', stream: false }) });
+    expect(ollamaError({ status: plain.status, body: await plain.json() }, 503)).toContain('does not fit');
+    expect((await fetch(`${tiny.apiUrl}/health`)).status).toBe(200);
   });
 
   it('the nodes are healthy afterwards, answered no 500, and serve every dialect', async () => {
