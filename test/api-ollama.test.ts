@@ -265,5 +265,9 @@ describe('Ollama client against a 2-node cluster', () => {
     expect(await metric(c.a, 'edge_node_generations_total{endpoint="ollama_generate",finish="length"}')).toBeGreaterThanOrEqual(4);
     expect(await metric(c.a, 'edge_node_generations_total{endpoint="embeddings",finish="stop"}')).toBeGreaterThanOrEqual(2);
     expect(await metric(c.a, 'edge_node_http_requests_total{route="/api/chat",status="200"}')).toBeGreaterThanOrEqual(10);
+    // The web page's figures come from /v1/cluster's serving block: every dialect's requests and tokens count there.
+    const cluster = (await (await fetch(`${c.a.apiUrl}/v1/cluster`)).json()) as { serving: { requestsTotal: number; completionTokensTotal: number } };
+    expect(cluster.serving.requestsTotal).toBeGreaterThanOrEqual(16);
+    expect(cluster.serving.completionTokensTotal).toBeGreaterThanOrEqual(30 * 3);
   });
 });

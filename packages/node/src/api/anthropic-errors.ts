@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ErrorWriter } from './api-router.js';
 import type { OpenAIError } from './openai-errors.js';
 
@@ -48,4 +49,4 @@ export function anthropicErrorBody(e: OpenAIError): AnthropicErrorBody {
 }
 
 /** Error writer for the Anthropic routes. */
-export const anthropicErrors: ErrorWriter = (e) => ({ status: e.status, body: anthropicErrorBody(e), headers: { 'request-id': `req_${Date.now().toString(36)}` } });
+export const anthropicErrors: ErrorWriter = (e) => ({ status: e.status, body: anthropicErrorBody(e), headers: { 'request-id': `req_${randomUUID().replaceAll('-', '')}` } });

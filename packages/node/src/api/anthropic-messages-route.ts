@@ -28,8 +28,8 @@ export function anthropicStopReason(out: Pick<AnswerOutcome, 'result'>, req: Pic
  * The answer's content blocks: its text, then one `tool_use` per call whose input parses and validates against its
  * tool's `input_schema` (always so for a forced call; a free `auto` call that does not stays text).
  */
-function contentBlocks(out: AnswerOutcome, chat: ChatPrompt, textSoFar: string | null): ContentBlock[] {
-  let text = textSoFar ?? (out.calls.length > 0 ? (out.content ?? '') : out.result.text);
+function contentBlocks(out: AnswerOutcome, chat: ChatPrompt): ContentBlock[] {
+  let text = out.calls.length > 0 ? (out.content ?? '') : out.result.text;
   const uses: ContentBlock[] = [];
   for (const c of out.calls) {
     const input = toolInput(c, chat.tools.defs);
@@ -108,13 +108,13 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
                   stream.toolUse(toolUseId(c.id), c.name);
                   stream.inputJson(JSON.stringify(input));
                   hasToolUse = true;
-                } else stream.text(callAsText(c));
+                } else stream.text((stream.wroteText ? '\n' : '') + callAsText(c));
               }
             }
             stream.finish(anthropicStopReason(out, r, hasToolUse), usage.output_tokens);
             return;
           }
-          const content = contentBlocks(out, chat, null);
+          const content = contentBlocks(out, chat);
           const body = {
             id,
             type: 'message',
@@ -145,6 +145,8 @@ class AnthropicStream {
   private index = -1;
   private open: 'text' | 'tool_use' | null = null;
   private pinged = false;
+  /** Some answer text was sent (a call kept as text then goes on a new line, as in the JSON answer). */
+  wroteText = false;
 
   constructor(
     res: ServerResponse,
@@ -186,6 +188,7 @@ class AnthropicStream {
     if (text === '') return;
     if (this.open !== 'text') this.openBlock({ type: 'text', text: '' }, 'text');
     this.send('content_block_delta', { index: this.index, delta: { type: 'text_delta', text } });
+    this.wroteText = true;
   }
 
   toolUse(id: string, name: string): void {
