@@ -12,6 +12,7 @@ import { QuantShard } from '../src/engine/quant-shard.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
 import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
+import { ACTIVATION_FRAME_VERSION, FrameValidationError, parseActivationFrame } from '../src/pipeline/activation-frame.js';
 
 const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 const TOKENS = [1, 365, 1128, 1149, 280, 262, 1009, 29889, 450, 11203];
@@ -95,5 +96,31 @@ describe('embeddings', () => {
     split.add(last.hidden, last.n);
     expect(Array.from(split.result())).toEqual(Array.from(expected));
     for (const s of [whole, a, b]) s.dispose();
+  });
+});
+
+describe('embedding frames', () => {
+  const limits = { maxRows: 64, hiddenSize: 4, vocabSize: 32, maxRoute: 4, maxContext: 128 };
+  const token = (extra: object) => ({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r1', step: 0, token: 0, ...extra });
+  const act = (open: object) => ({
+    t: 'act', v: ACTIVATION_FRAME_VERSION, rid: 'r1', stage: 0, step: 0, pos: 0, n: 1, final: true, tokens: [1],
+    open: { route: ['p'], ranges: [[0, 2]], coordinator: 'p', model: 'm', promptTokens: [1], contextLength: 1, samplesDrawn: 0,
+      sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, penaltyLastN: 64, seed: null }, ...open },
+  });
+
+  it('a token frame carries a hidden-size vector of finite floats, or is refused', () => {
+    const ok = parseActivationFrame(token({ emb: Float32Array.of(0.5, 0.5, 0.5, 0.5) }), limits);
+    expect(ok.t === 'token' && Array.from(ok.emb ?? [])).toEqual([0.5, 0.5, 0.5, 0.5]);
+    expect(() => parseActivationFrame(token({ emb: Float32Array.of(1, 2, 3) }), limits)).toThrow(FrameValidationError);
+    expect(() => parseActivationFrame(token({ emb: Float32Array.of(1, 2, 3, Number.NaN) }), limits)).toThrow(/non-finite/);
+    expect(() => parseActivationFrame(token({ emb: [1, 2, 3, 4] }), limits)).toThrow(/float32/);
+  });
+
+  it('open.embed is true or absent', () => {
+    const f = parseActivationFrame(act({ embed: true }), limits);
+    expect(f.t === 'act' && f.open?.embed).toBe(true);
+    const g = parseActivationFrame(act({}), limits);
+    expect(g.t === 'act' && g.open?.embed).toBeUndefined();
+    expect(() => parseActivationFrame(act({ embed: 'yes' }), limits)).toThrow(/open.embed/);
   });
 });
