@@ -9,6 +9,7 @@ import { anthropicStopReason } from '../src/api/anthropic-messages-route.js';
 import { parseAnthropicMessages, parseAnthropicToolChoice, toolUseId } from '../src/api/anthropic-request.js';
 import { parseOllamaMessages, parseOllamaOptions } from '../src/api/ollama-request.js';
 import { OpenAIError } from '../src/api/openai-errors.js';
+import { callAsText, toolInput } from '../src/api/tool-input.js';
 
 const result = (finishReason: 'stop' | 'length', stopString?: string): { result: GenerationResult } => ({
   result: {
@@ -59,6 +60,18 @@ describe('Anthropic translation', () => {
     expect(parseAnthropicToolChoice(undefined, tools)).toEqual({ mode: 'auto' });
     expect(parseAnthropicToolChoice({ type: 'none' }, tools)).toEqual({ mode: 'none' });
     expect(() => parseAnthropicToolChoice({ type: 'tool', name: 'b' }, tools)).toThrow(/"b"/);
+  });
+});
+
+describe('tool inputs for the dialects that send objects', () => {
+  const tools = [{ name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }, strict: true }];
+  it('a call becomes an input object only when it parses to an object that validates; otherwise it stays text', () => {
+    expect(toolInput({ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }, tools)).toEqual({ city: 'Paris' });
+    expect(toolInput({ id: 'call_1', name: 'get_weather', arguments: '{"town":"Paris"}' }, tools)).toBeNull();
+    expect(toolInput({ id: 'call_1', name: 'get_weather', arguments: '"Paris"' }, tools)).toBeNull();
+    expect(toolInput({ id: 'call_1', name: 'get_weather', arguments: '{"city":' }, tools)).toBeNull();
+    expect(toolInput({ id: 'call_1', name: 'other', arguments: '{}' }, tools)).toBeNull();
+    expect(callAsText({ id: 'call_1', name: 'get_weather', arguments: '{"town":"Paris"}' })).toBe('<tool_call>\n{"name":"get_weather","arguments":{"town":"Paris"}}\n</tool_call>');
   });
 });
 
