@@ -4,13 +4,16 @@ import { checkOllamaModel } from './ollama-generation-routes.js';
 import { ollamaErrors } from './ollama-errors.js';
 import { checkKeepAlive } from './ollama-request.js';
 import { invalidRequest, OpenAIError } from './openai-errors.js';
-import { optionalBoolean, requireObject, type JsonObject } from './openai-request.js';
+import { MAX_CHOICES, optionalBoolean, requireObject, type JsonObject } from './openai-request.js';
 import { checkModel, requireGenerator, withSlot, type ServingContext } from './serve-generation.js';
 
 /** Most inputs one request may embed. */
 export const MAX_EMBEDDING_INPUTS = 256;
-/** Inputs in flight through the pipeline at once (each its own sequence, batched with each other at every stage). */
-const IN_FLIGHT = 16;
+/**
+ * Inputs in flight through the pipeline at once (each its own sequence, batched with each other at every stage). A
+ * request holds one queue slot, so this bounds its KV caches as `n` does (MAX_CHOICES) for a chat request.
+ */
+const IN_FLIGHT = MAX_CHOICES;
 
 const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 
