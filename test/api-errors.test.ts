@@ -126,7 +126,7 @@ describe('API errors on a 2-node cluster', () => {
     expect((e.error as ErrorBody['error']).message).toMatch(/serves "stories260K"/);
     const r = await apiError(() => client.models.retrieve('gpt-4o'));
     expect([r.status, r.code]).toEqual([404, 'model_not_found']);
-    const res = await fetch(`${c.a.apiUrl}/v1/embeddings`, { method: 'POST', headers: auth, body: '{}' });
+    const res = await fetch(`${c.a.apiUrl}/v1/images/generations`, { method: 'POST', headers: auth, body: '{}' });
     expect(res.status).toBe(404);
     expect(expectShape(await res.json()).code).toBe('unknown_url');
   });

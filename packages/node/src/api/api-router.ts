@@ -13,9 +13,14 @@ export interface ApiRequestContext {
  */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse, ctx: ApiRequestContext) => unknown | Promise<unknown>;
 
+/** How a route's dialect writes an error: its status, body and headers (default: OpenAI's shape). */
+export type ErrorWriter = (e: OpenAIError) => { status: number; body: unknown; headers?: Record<string, string> };
+
 export interface RouteOptions {
   /** Served without the API key (the web page, /health). */
   public?: boolean;
+  /** Errors of this route (bad input, auth, failures) in its dialect's shape (Anthropic, Ollama). */
+  errors?: ErrorWriter;
 }
 
 /** Throws a 401 OpenAIError when the request may not use non-public routes. */
@@ -73,6 +78,7 @@ interface Route {
   segments: string[];
   handler: ApiHandler;
   public: boolean;
+  errors: ErrorWriter | null;
 }
 
 /**
@@ -87,7 +93,7 @@ export class ApiRouter {
   /** Adds a route; adding the same method and pattern again replaces the earlier handler. */
   add(method: string, path: string, handler: ApiHandler, options: RouteOptions = {}): void {
     const m = method.toUpperCase();
-    const route: Route = { method: m, pattern: path, segments: path.split('/'), handler, public: options.public ?? false };
+    const route: Route = { method: m, pattern: path, segments: path.split('/'), handler, public: options.public ?? false, errors: options.errors ?? null };
     const at = this.routes.findIndex((r) => r.method === m && r.pattern === path);
     if (at >= 0) this.routes[at] = route;
     else this.routes.push(route);
@@ -112,6 +118,7 @@ export class ApiRouter {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let label = 'unmatched';
+    let errors: ErrorWriter | null = null;
     res.once('close', () => {
       for (const o of this.observers) o(label, res.statusCode, req);
     });
@@ -130,13 +137,19 @@ export class ApiRouter {
         throw new OpenAIError(404, `no route ${method} ${url.pathname}`, 'invalid_request_error', 'unknown_url');
       }
       label = found.route.pattern;
+      errors = found.route.errors;
       if (!found.route.public && this.auth) this.auth(req);
       const result = await found.route.handler(req, res, { url, params: found.params });
       if (result !== undefined && !res.headersSent) sendJson(res, 200, result);
       else if (!res.writableEnded && !res.headersSent) res.writeHead(204).end();
     } catch (err) {
       const e = toOpenAIError(err);
-      if (!res.headersSent) sendJson(res, e.status, e.body, e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      if (!res.headersSent) {
+        if (errors) {
+          const w = errors(e);
+          sendJson(res, w.status, w.body, w.headers ?? {});
+        } else sendJson(res, e.status, e.body, e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      }
       else if (!res.writableEnded) res.end();
     }
   }

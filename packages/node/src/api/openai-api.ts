@@ -3,10 +3,14 @@ import type { Generator } from '../engine/generator.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import type { ApiMetrics } from './api-metrics.js';
 import type { ApiRouter } from './api-router.js';
+import { addAnthropicMessagesRoutes } from './anthropic-messages-route.js';
 import { addBenchRoute } from './bench-route.js';
 import { addChatCompletionsRoute } from './chat-completions-route.js';
 import { addCompletionsRoute } from './completions-route.js';
+import { addEmbeddingsRoutes } from './embeddings-route.js';
 import { addModelsRoutes } from './models-route.js';
+import { addOllamaGenerationRoutes } from './ollama-generation-routes.js';
+import { addOllamaModelRoutes } from './ollama-model-routes.js';
 import { addResponsesRoute } from './responses-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
@@ -55,6 +59,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     queue,
     metrics: opts.metrics,
     contextLength: opts.contextLength,
+    ...(opts.modelPath !== undefined ? { modelPath: opts.modelPath } : {}),
   };
   const p = opts.generator;
   opts.metrics.attach({
@@ -73,6 +78,10 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
   addCompletionsRoute(router, ctx, opts.maxBodyBytes);
   addResponsesRoute(router, ctx, opts.maxBodyBytes);
   addModelsRoutes(router, ctx);
+  addAnthropicMessagesRoutes(router, ctx, opts.maxBodyBytes);
+  addOllamaGenerationRoutes(router, ctx, opts.maxBodyBytes);
+  addEmbeddingsRoutes(router, ctx, opts.maxBodyBytes);
+  addOllamaModelRoutes(router, ctx, { embeddings: true, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
   addBenchRoute(router, ctx, opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {});
   router.add('GET', '/v1/cluster', () => ({
     ...opts.clusterStatus(),

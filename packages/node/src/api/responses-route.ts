@@ -2,20 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { GenerationResult } from '../engine/generate.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
-import { addBosFor, chatRendering } from './chat-completions-route.js';
+import { chatRendering, renderChatPrompt } from './chat-prompt.js';
 import { invalidRequest, OpenAIError } from './openai-errors.js';
 import { optionalBoolean, optionalNumber, parseMessages, requireObject, type JsonObject } from './openai-request.js';
 import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
 import { SseWriter } from './sse-writer.js';
 import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import { parseResponseFormat } from './structured-output.js';
-import { ForcedCallStreamer, newCallId, parseToolCalls, parseToolChoice, parseTools, renderWithTools, toolCallFormat, toolCallGrammar, ToolCallStreamFilter, type ParsedToolCall } from './tool-calls.js';
+import { generateAnswer, type GenerationEvent } from './generation-events.js';
+import { parseToolChoice, parseTools, type ParsedToolCall } from './tool-calls.js';
 
 const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 const shortId = () => randomUUID().replaceAll('-', '');
-
-/** Argument text is streamed in pieces of this many characters. */
-const ARGUMENT_PIECE = 24;
 
 /**
  * The Responses API's `input` as chat messages: a string is one user turn; an array holds messages (`content` a
@@ -95,14 +93,10 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
     checkModel(ctx, b.model);
     const generator = requireGenerator(ctx);
 
-    const r = rendering();
-    const prompt = defs.length > 0 || messages.some((m) => m.role === 'tool' || m.tool_calls) ? renderWithTools(r.chat, messages, defs, choice) : r.chat.render(messages, true);
-    const callFormat = toolCallFormat(r.chat);
-    const grammar = toolCallGrammar(defs, choice, callFormat) ?? format;
-    const addBos = addBosFor(r, prompt);
+    const chat = renderChatPrompt(rendering(), { messages, tools: defs, choice, format });
+    const { prompt, addBos, grammar } = chat;
     const promptTokens = tokenizePrompt(ctx, prompt, addBos, 'input');
     const maxTokens = tokenBudget(ctx, promptTokens.length, maxOutput ?? ctx.contextLength, grammar, 'max_output_tokens');
-    const tools = choice.mode === 'none' ? [] : defs;
 
     const id = `resp_${shortId()}`;
     const createdAt = Math.floor(Date.now() / 1000);
@@ -169,87 +163,65 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
         const inProgress = { ...base, status: 'in_progress', incomplete_details: null, output: [], usage: null };
         emit('response.created', { response: inProgress });
         emit('response.in_progress', { response: inProgress });
+        // The shared answer's events as Responses items: the message (opened by its first text), then each call.
         let opened = false;
+        let closed = false;
         let text = '';
+        let calls = 0;
+        let call: { outputIndex: number; itemId: string; id: string; name: string; args: string } | null = null;
         const openMessage = () => {
           if (opened) return;
           opened = true;
           emit('response.output_item.added', { output_index: 0, item: messageItem('', 'in_progress') });
           emit('response.content_part.added', { item_id: msgId, output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
         };
-        const sendText = (delta: string) => {
-          if (!sse || delta === '') return;
-          openMessage();
-          text += delta;
-          emit('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta, logprobs: [] });
+        const closeMessage = () => {
+          if (!opened || closed) return;
+          closed = true;
+          emit('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text, logprobs: [] });
+          emit('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: { type: 'output_text', text, annotations: [], logprobs: [] } });
+          emit('response.output_item.done', { output_index: 0, item: messageItem(text, 'completed') });
         };
-        const forced = choice.mode === 'required' || choice.mode === 'named' ? new ForcedCallStreamer(callFormat) : null;
-        const forcedId = newCallId();
-        const forcedItemId = `fc_${forcedId.slice(5)}`;
-        const sendForced = (delta: string) => {
-          if (!forced) return;
-          const { name, args } = forced.push(delta);
-          if (name !== undefined) emit('response.output_item.added', { output_index: 0, item: { type: 'function_call', id: forcedItemId, call_id: forcedId, name, arguments: '', status: 'in_progress' } });
-          if (args) emit('response.function_call_arguments.delta', { item_id: forcedItemId, output_index: 0, delta: args });
+        const closeCall = () => {
+          if (!call) return;
+          const c = { id: call.id, name: call.name, arguments: call.args };
+          emit('response.function_call_arguments.done', { item_id: call.itemId, output_index: call.outputIndex, name: c.name, arguments: c.arguments });
+          emit('response.output_item.done', { output_index: call.outputIndex, item: callItem(c, 'completed') });
+          call = null;
         };
-        const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
-        const result = await generator.generate({
-          prompt: promptTokens,
-          maxTokens,
-          sampling,
-          stop: r.chat.isFallback ? ['\nUser:'] : [],
-          signal,
-          requestId: id,
-          ...(grammar ? { grammar } : {}),
-          ...(sse ? { onText: (d: string) => (forced ? sendForced(d) : sendText(filter ? filter.push(d) : d)) } : {}),
-        });
-        recordGeneration(ctx, 'responses', [result], arrived);
-        let { content, calls } = tools.length > 0 ? parseToolCalls(result.text, tools) : { content: result.text as string | null, calls: [] as ParsedToolCall[] };
-        if (forced && calls.length === 1) calls[0].id = forcedId;
+        const onEvent = (e: GenerationEvent) => {
+          if (e.type === 'text') {
+            if (e.text === '') return;
+            openMessage();
+            text += e.text;
+            emit('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: e.text, logprobs: [] });
+          } else if (e.type === 'tool_call') {
+            closeMessage();
+            closeCall();
+            call = { outputIndex: calls++ + (opened ? 1 : 0), itemId: `fc_${e.id.slice(5)}`, id: e.id, name: e.name, args: '' };
+            emit('response.output_item.added', { output_index: call.outputIndex, item: callItem({ id: e.id, name: e.name, arguments: '' }, 'in_progress') });
+          } else if (call) {
+            call.args += e.text;
+            emit('response.function_call_arguments.delta', { item_id: call.itemId, output_index: call.outputIndex, delta: e.text });
+          }
+        };
+        const out = await generateAnswer(
+          generator,
+          { promptTokens, maxTokens, sampling, stop: chat.extraStop, requestId: id, signal, grammar, tools: chat.tools },
+          sse ? onEvent : null,
+        );
+        recordGeneration(ctx, 'responses', [out.result], arrived);
         done();
         if (!sse) {
-          const body = JSON.stringify(finalResponse(result, content, calls));
+          const body = JSON.stringify(finalResponse(out.result, out.content, out.calls));
           res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
           res.end(body);
           return;
         }
-        if (forced && calls.length === 1) {
-          const c = calls[0];
-          if (!forced.started) emit('response.output_item.added', { output_index: 0, item: callItem(c, 'in_progress') });
-          const rest = c.arguments.slice(forced.streamed.length);
-          if (rest) emit('response.function_call_arguments.delta', { item_id: forcedItemId, output_index: 0, delta: rest });
-          emit('response.function_call_arguments.done', { item_id: forcedItemId, output_index: 0, name: c.name, arguments: c.arguments });
-          emit('response.output_item.done', { output_index: 0, item: callItem(c, 'completed') });
-          const final = finalResponse(result, null, calls);
-          emit('response.completed', { response: final });
-          sse.end();
-          return;
-        }
-        if (filter) {
-          const held = filter.flush();
-          const parsed = parseToolCalls(held, tools);
-          if (parsed.calls.length === 0) sendText(held);
-          else if (parsed.content) sendText(parsed.content);
-          calls = parsed.calls;
-          content = text;
-        } else content = text;
-        if (calls.length === 0) openMessage();
-        if (opened) {
-          emit('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text, logprobs: [] });
-          emit('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: { type: 'output_text', text, annotations: [], logprobs: [] } });
-          emit('response.output_item.done', { output_index: 0, item: messageItem(text, 'completed') });
-        }
-        calls.forEach((c, k) => {
-          const outputIndex = k + (opened ? 1 : 0);
-          const itemId = `fc_${c.id.slice(5)}`;
-          emit('response.output_item.added', { output_index: outputIndex, item: callItem(c, 'in_progress') });
-          for (let i = 0; i < c.arguments.length; i += ARGUMENT_PIECE) {
-            emit('response.function_call_arguments.delta', { item_id: itemId, output_index: outputIndex, delta: c.arguments.slice(i, i + ARGUMENT_PIECE) });
-          }
-          emit('response.function_call_arguments.done', { item_id: itemId, output_index: outputIndex, name: c.name, arguments: c.arguments });
-          emit('response.output_item.done', { output_index: outputIndex, item: callItem(c, 'completed') });
-        });
-        const final = finalResponse(result, opened ? text : null, calls);
+        closeCall();
+        if (out.calls.length === 0) openMessage();
+        closeMessage();
+        const final = finalResponse(out.result, opened ? text : null, out.calls);
         emit(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: final });
         sse.end();
       },

@@ -10,7 +10,8 @@ import type { GenerationParams } from './openai-request.js';
 import { QueueWaitAbortedError, type RequestQueue } from './request-queue.js';
 import { SseWriter } from './sse-writer.js';
 import { grammarMinTokens } from './structured-output.js';
-import { ForcedCallStreamer, newCallId, parseToolCalls, ToolCallStreamFilter, type ParsedToolCall, type ToolCallFormat, type ToolChoice, type ToolDef } from './tool-calls.js';
+import { generateAnswer, type AnswerOutcome, type GenerationEvent } from './generation-events.js';
+import type { ToolCallFormat, ToolChoice, ToolDef } from './tool-calls.js';
 
 /** What every generation route needs from the node. */
 export interface ServingContext {
@@ -21,9 +22,12 @@ export interface ServingContext {
   queue: RequestQueue;
   metrics: ApiMetrics;
   contextLength: number;
+  /** The model file or folder this node was started with (absent: its layers came from peers). */
+  modelPath?: string;
 }
 
-export type Endpoint = 'chat' | 'completions' | 'responses';
+/** The metrics label of a generation route (every dialect counts under its own). */
+export type Endpoint = 'chat' | 'completions' | 'responses' | 'anthropic' | 'ollama_chat' | 'ollama_generate' | 'embeddings';
 
 export interface GenerationJob {
   endpoint: 'chat' | 'completions';
@@ -192,9 +196,6 @@ interface Usage {
   total_tokens: number;
 }
 
-/** Argument text is sent in pieces of this many characters, as OpenAI streams them. */
-const ARGUMENT_PIECE = 24;
-
 /**
  * Runs one generation request for an HTTP client: tokenizes and checks the prompt against the context, waits for a
  * slot in the queue, runs its `n` choices through the pipeline (each its own sequence, interleaved with the other
@@ -211,7 +212,6 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
   const promptTokens = tokenizePrompt(ctx, job.prompt, job.addBos, promptParam);
   const maxParam = chat ? 'max_tokens' : 'max_tokens';
   const maxTokens = tokenBudget(ctx, promptTokens.length, params.maxTokens ?? job.defaultMaxTokens, job.grammar, maxParam);
-  const tools = job.tools && job.tools.choice.mode !== 'none' ? job.tools.defs : [];
 
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
@@ -241,76 +241,37 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
   const streamLogprobs = (lps: TokenLogprob[], offset: number) =>
     job.logprobs === undefined || lps.length === 0 ? null : chat ? { content: chatLogprobs(generator, lps), refusal: null } : completionLogprobs(generator, lps, offset);
 
-  /** One choice, streamed (when asked) as it is generated. */
-  const runChoice = async (index: number, signal: AbortSignal): Promise<{ result: GenerationResult; calls: ParsedToolCall[]; content: string | null }> => {
-    const pending: TokenLogprob[] = [];
+  /** One choice, streamed (when asked) as it is generated: the shared answer's events as OpenAI chunks. */
+  const runChoice = async (index: number, signal: AbortSignal): Promise<AnswerOutcome> => {
     let streamed = 0;
-    const forced = job.tools && (job.tools.choice.mode === 'required' || job.tools.choice.mode === 'named') ? new ForcedCallStreamer(job.tools.format) : null;
-    const filter = tools.length > 0 && !forced ? new ToolCallStreamFilter() : null;
-    const forcedId = newCallId();
-    /** A forced call streams live: its name once complete, then the arguments as they are generated. */
-    const sendForced = (delta: string) => {
-      if (!sse || !forced) return;
-      const { name, args } = forced.push(delta);
-      if (name !== undefined) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name, arguments: '' } }] }, null));
-      if (args) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: args } }] }, null));
-    };
-    const sendText = (text: string) => {
-      if (!sse || text === '') return;
-      const lps = pending.splice(0);
-      sse.send(chunk(index, { content: text }, null, { text, logprobs: streamLogprobs(lps, streamed) }));
-      streamed += text.length;
+    const onEvent = (e: GenerationEvent) => {
+      if (!sse) return;
+      if (e.type === 'text') {
+        sse.send(chunk(index, { content: e.text }, null, { text: e.text, logprobs: streamLogprobs(e.logprobs, streamed) }));
+        streamed += e.text.length;
+      } else if (e.type === 'tool_call') sse.send(chunk(index, { tool_calls: [{ index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } }] }, null));
+      else sse.send(chunk(index, { tool_calls: [{ index: e.index, function: { arguments: e.text } }] }, null));
     };
     if (sse && chat) sse.send(chunk(index, { role: 'assistant', content: '' }, null));
     const seed = params.sampling.seed;
-    const result = await generator.generate({
-      prompt: promptTokens,
-      maxTokens,
-      sampling: seed === null || index === 0 ? params.sampling : { ...params.sampling, seed: seed + index },
-      stop: [...params.stop, ...(job.extraStop ?? [])],
-      ignoreEos: params.ignoreEos,
-      signal,
-      requestId: params.n > 1 ? `${id}.${index}` : id,
-      ...(job.grammar ? { grammar: job.grammar } : {}),
-      ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
-      ...(sse
-        ? {
-            onToken: (_t: number, lp: TokenLogprob | null) => {
-              if (lp) pending.push(lp);
-            },
-            onText: (delta: string) => (forced ? sendForced(delta) : sendText(filter ? filter.push(delta) : delta)),
-          }
-        : {}),
-    });
-    let calls: ParsedToolCall[] = [];
-    let content: string | null = result.text;
-    if (tools.length > 0) ({ calls, content } = parseToolCalls(result.text, tools));
-    if (forced && calls.length === 1) calls[0].id = forcedId;
-    if (sse) {
-      if (forced && calls.length === 1) {
-        // The rest of the arguments (the grammar guarantees the streamed part is their beginning).
-        if (!forced.started) sse.send(chunk(index, { tool_calls: [{ index: 0, id: forcedId, type: 'function', function: { name: calls[0].name, arguments: '' } }] }, null));
-        const rest = calls[0].arguments.slice(forced.streamed.length);
-        if (rest) sse.send(chunk(index, { tool_calls: [{ index: 0, function: { arguments: rest } }] }, null));
-      } else if (filter) {
-        const held = filter.flush();
-        const parsed = parseToolCalls(held, tools);
-        if (parsed.calls.length === 0) sendText(held);
-        else {
-          if (parsed.content) sendText(parsed.content);
-          parsed.calls.forEach((c, k) => {
-            sse.send(chunk(index, { tool_calls: [{ index: k, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, null));
-            for (let i = 0; i < c.arguments.length; i += ARGUMENT_PIECE) {
-              sse.send(chunk(index, { tool_calls: [{ index: k, function: { arguments: c.arguments.slice(i, i + ARGUMENT_PIECE) } }] }, null));
-            }
-          });
-          calls = parsed.calls;
-        }
-      }
-      const finish = calls.length > 0 ? 'tool_calls' : result.finishReason;
-      sse.send(chunk(index, null, finish, { logprobs: streamLogprobs(pending.splice(0), streamed) }));
-    }
-    return { result, calls, content };
+    const out = await generateAnswer(
+      generator,
+      {
+        promptTokens,
+        maxTokens,
+        sampling: seed === null || index === 0 ? params.sampling : { ...params.sampling, seed: seed + index },
+        stop: [...params.stop, ...(job.extraStop ?? [])],
+        ignoreEos: params.ignoreEos,
+        signal,
+        requestId: params.n > 1 ? `${id}.${index}` : id,
+        grammar: job.grammar ?? null,
+        ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
+        ...(job.tools ? { tools: job.tools } : {}),
+      },
+      sse ? onEvent : null,
+    );
+    if (sse) sse.send(chunk(index, null, out.finish, { logprobs: streamLogprobs(out.trailingLogprobs, streamed) }));
+    return out;
   };
 
   await withSlot(

@@ -23,6 +23,8 @@ export interface RowsToCompute {
   input: ShardInput;
   /** Logits of its last row (on the last shard); false for rows whose next token is not sampled. */
   logits: boolean;
+  /** On the last shard: every row's hidden state after the final norm instead of logits (an embedding request). */
+  embedding?: boolean;
 }
 
 /** Rows of one request, queued behind that request's earlier work. */
@@ -243,7 +245,7 @@ export class BatchScheduler {
           startLayer: shard.range.startLayer,
           endLayer: shard.range.endLayer,
           rows: list.reduce((n, p) => n + p.rows, 0),
-          parts: list.map((p, i) => ({ rows: p.rows, position: p.q.target!.cache.length - p.rows, logits: items[i].logits !== 'none' && shard.isLast })),
+          parts: list.map((p, i) => ({ rows: p.rows, position: p.q.target!.cache.length - p.rows, logits: (items[i].logits === 'last' || items[i].logits === 'all') && shard.isLast })),
           ms: performance.now() - ts,
         });
         list.forEach((p, i) => outputs.set(p.q, outs[i]));
@@ -277,7 +279,8 @@ export class BatchScheduler {
         const output: ShardOutput = out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out;
         if (q.fresh) this.share(q, output);
         const shard = q.target!.shard;
-        if (shard.isFirst && shard.isLast) this.expected.add(q.request);
+        // An embedding request does not come back for a next step: nothing to wait for.
+        if (shard.isFirst && shard.isLast && !q.target!.embedding) this.expected.add(q.request);
         this.finish(q, { output, computeMs: q.computeMs });
       }
     }
@@ -348,10 +351,10 @@ function inputRows(input: ShardInput): number {
 
 /** The rows of a work that this step computes, as the shard's batch item. */
 function batchItem(q: Queued, rows: number): BatchItem {
-  const { input, cache, shard, logits } = q.target!;
+  const { input, cache, shard, logits, embedding } = q.target!;
   const r0 = q.done;
-  // Only the last row of the work may need logits: earlier slices skip the output head.
-  const wanted = logits && r0 + rows === q.rows ? 'last' : 'none';
+  // Only the last row of the work may need logits: earlier slices skip the output head. Embeddings need every row.
+  const wanted = embedding && shard.isLast ? 'normed' : logits && r0 + rows === q.rows ? 'last' : 'none';
   if (rows === q.rows) return { input, cache, logits: wanted };
   if (input.kind === 'tokens') return { input: { kind: 'tokens', tokens: Array.prototype.slice.call(input.tokens, r0, r0 + rows) as number[] }, cache, logits: wanted };
   const H = shard.config.hiddenSize;

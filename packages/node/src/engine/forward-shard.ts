@@ -11,11 +11,14 @@ export type ShardOutput = { kind: 'hidden'; hidden: Float32Array; n: number } | 
 export interface BatchItem {
   input: ShardInput;
   cache: ShardKvCache;
-  /** On the last stage: logits for the last new position (default), every new position, or none (a prompt slice). */
+  /**
+   * On the last stage: logits for the last new position (default), every new position, none (a prompt slice), or
+   * `normed`: no logits but every new position's hidden state after the final norm (what embeddings pool).
+   */
   logits?: LogitsWanted;
 }
 
-export type LogitsWanted = 'last' | 'all' | 'none';
+export type LogitsWanted = 'last' | 'all' | 'none' | 'normed';
 
 /** The attention cache of one request on one shard. */
 export interface ShardKvCache {

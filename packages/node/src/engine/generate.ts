@@ -55,6 +55,8 @@ export interface GenerationResult {
   timings: GenerationTimings;
   /** One per token of `tokens`, when log-probabilities were asked for. */
   logprobs?: TokenLogprob[];
+  /** The stop string that ended the text (dialects that report which one: Anthropic's `stop_sequence`). */
+  stopString?: string;
 }
 
 export class GenerationCancelledError extends Error {
@@ -150,6 +152,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     promptTokens,
     finishReason,
     ...(opts.logprobs !== undefined ? { logprobs } : {}),
+    ...(stopper.matched !== null ? { stopString: stopper.matched } : {}),
     timings: {
       ttftMs: prefillMs,
       prefillMs,
@@ -167,6 +170,8 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
 export class StopStringFilter {
   private pending = '';
   stopped = false;
+  /** The stop string found (the earliest in the text), once stopped. */
+  matched: string | null = null;
   private readonly longest: number;
 
   constructor(private readonly stops: readonly string[]) {
@@ -181,7 +186,10 @@ export class StopStringFilter {
     for (const s of this.stops) {
       if (!s) continue;
       const at = this.pending.indexOf(s);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      if (at >= 0 && (cut < 0 || at < cut)) {
+        cut = at;
+        this.matched = s;
+      }
     }
     if (cut >= 0) {
       this.stopped = true;

@@ -4,6 +4,13 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BenchProbe } from './bench-probe.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 
+export interface EmbedOptions {
+  /** Token ids, BOS included when the model wants one. */
+  tokens: number[];
+  signal?: AbortSignal;
+  requestId?: string;
+}
+
 /** A request as a generator takes it: BOS defaults to what the model asks for, the context is the generator's. */
 export type GeneratorOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
 
@@ -23,6 +30,11 @@ export interface Generator {
   /** The tokenizer's token byte strings and trie, for grammars and logprobs (built once, on first use). */
   vocabulary(): TokenVocabulary;
   generate(opts: GeneratorOptions): Promise<GenerationResult>;
+  /**
+   * The embedding of a tokenized text: the model's final-normed hidden states of every position, mean-pooled and
+   * L2-normalised, computed where the layers are (through the ring, like any request's prompt).
+   */
+  embed(opts: EmbedOptions): Promise<Float32Array>;
   /** KV caches this node holds now (requests, and bytes), for /metrics. */
   kvUsage(): { sessions: number; bytes: number };
   /** Step-timed generations for `edge-node bench` (absent: the bench route answers 501). */

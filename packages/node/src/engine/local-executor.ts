@@ -3,7 +3,8 @@ import { BatchScheduler } from './batch-scheduler.js';
 import { GenerationCancelledError } from './generate.js';
 import { createRequestSampler } from './request-sampler.js';
 import type { Sampler } from './sampler.js';
-import type { ExecutionRequest, TokenExecutor } from './token-executor.js';
+import type { EmbeddingExecutor, ExecutionRequest, TokenExecutor } from './token-executor.js';
+import { MeanPool } from './mean-pool.js';
 import { ShardInputError, type ForwardShard, type ShardKvCache } from './forward-shard.js';
 
 interface Session {
@@ -19,7 +20,7 @@ interface Session {
  * continuous-batching scheduler as a pipeline stage: a prompt is computed in slices, and the rows of every request
  * in flight share each step's pass over the weights; each request's tokens are the same as if it ran alone.
  */
-export class LocalExecutor implements TokenExecutor {
+export class LocalExecutor implements TokenExecutor, EmbeddingExecutor {
   private readonly sessions = new Map<string, Session>();
 
   constructor(
@@ -48,6 +49,28 @@ export class LocalExecutor implements TokenExecutor {
     } catch (err) {
       await this.end(request.id);
       throw err;
+    }
+  }
+
+  /** The prompt's final-normed rows through the scheduler (batched with other requests), pooled. */
+  async embed(request: ExecutionRequest): Promise<Float32Array> {
+    if (request.signal?.aborted) throw new GenerationCancelledError();
+    const cache = this.shard.createCache(request.promptTokens.length);
+    const abort = () => this.scheduler.cancel(request.id, new GenerationCancelledError());
+    request.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const { output } = await this.scheduler.submit({
+        request: request.id,
+        rows: request.promptTokens.length,
+        start: () => ({ shard: this.shard, cache, input: { kind: 'tokens', tokens: request.promptTokens }, logits: false, embedding: true }),
+      });
+      if (output.kind !== 'hidden') throw new ShardInputError('the shard did not produce hidden states for an embedding');
+      const pool = new MeanPool(this.shard.config.hiddenSize);
+      pool.add(output.hidden, output.n);
+      return pool.result();
+    } finally {
+      request.signal?.removeEventListener('abort', abort);
+      cache.clear();
     }
   }
 

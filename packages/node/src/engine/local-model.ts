@@ -6,9 +6,10 @@ import type { ComputeBackend } from './compute-backend.js';
 import { startComputeBackend, type EngineOptions } from './engine-options.js';
 import type { ForwardShard } from './forward-shard.js';
 import { generate, type GenerationResult } from './generate.js';
-import type { Generator, GeneratorOptions } from './generator.js';
+import type { EmbedOptions, Generator, GeneratorOptions } from './generator.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
+import { embeddingRequest } from './embedding-request.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
 /** The tokenizer's vocabulary for constrained sampling, built on first use. */
@@ -73,6 +74,10 @@ export class LocalModel implements Generator {
 
   kvUsage(): { sessions: number; bytes: number } {
     return { sessions: this.executor.activeRequests, bytes: this.executor.cacheBytes() };
+  }
+
+  embed(opts: EmbedOptions): Promise<Float32Array> {
+    return this.executor.embed(embeddingRequest(opts));
   }
 
   generate(opts: GeneratorOptions): Promise<GenerationResult> {

@@ -87,7 +87,7 @@ export class QuantShard implements ForwardShard {
       const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
       const logits = item.logits ?? 'last';
       const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
-      const out = new Float32Array(this.isLast ? logitRows * c.vocabSize : n * c.hiddenSize);
+      const out = new Float32Array(this.isLast && logits !== 'normed' ? logitRows * c.vocabSize : n * c.hiddenSize);
       return { input: item.input, cache, start: cache.length, n, logits, logitRows, out };
     });
     if (new Set(segments.map((g) => g.cache)).size !== segments.length) throw new ShardInputError('a request appears twice in one batch');
@@ -115,7 +115,7 @@ export class QuantShard implements ForwardShard {
     }
     return segments.map((seg) => {
       seg.cache.length = seg.start + seg.n;
-      return this.isLast ? { kind: 'logits', logits: seg.out, rows: seg.logitRows } : { kind: 'hidden', hidden: seg.out, n: seg.n };
+      return this.isLast && seg.logits !== 'normed' ? { kind: 'logits', logits: seg.out, rows: seg.logitRows } : { kind: 'hidden', hidden: seg.out, n: seg.n };
     });
   }
 
@@ -214,10 +214,22 @@ export class QuantShard implements ForwardShard {
         }
         return;
       }
-      if (logitRows.length === 0) return;
+      const normed = parts.some((p) => p.seg.logits === 'normed');
+      if (logitRows.length === 0 && !normed) return;
       // The head: final norm of the rows that need logits (gathered), then the output matrix.
       const head = this.weights.head!;
       s = this.moveTo(s, scratchIn(head.arena), rows * H);
+      if (normed) {
+        // Embeddings: every row of such a request after the final norm (llama.cpp's embedding output), no head.
+        s.arena.kernels.rms_norm(s.x, this.weights.outNorm, s.h, rows, H, c.rmsNormEps);
+        const h = s.arena.f32(s.h, rows * H);
+        let row = 0;
+        for (const p of parts) {
+          if (p.seg.logits === 'normed') p.seg.out.set(h.subarray(row * H, (row + p.rows) * H), p.r0 * H);
+          row += p.rows;
+        }
+        if (logitRows.length === 0) return;
+      }
       const nOut = logitRows.length;
       const x = s.arena.f32(s.x, rows * H);
       const gathered = s.arena.f32(s.tmp, nOut * H);

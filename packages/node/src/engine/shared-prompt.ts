@@ -15,7 +15,7 @@ export interface SharedPrompt {
 
 /** Whether two works, both starting on an empty cache, compute the same rows on the same shard. */
 export function samePrompt(a: RowsToCompute, b: RowsToCompute): boolean {
-  return a.shard === b.shard && a.logits === b.logits && sameInput(a.input, b.input);
+  return a.shard === b.shard && a.logits === b.logits && (a.embedding ?? false) === (b.embedding ?? false) && sameInput(a.input, b.input);
 }
 
 /** Gives `to` (an empty cache) the prompt's positions and a copy of its output. */

@@ -76,6 +76,8 @@ export class TfjsShard implements ForwardShard {
     const out = tf.tidy(() => {
       const x = this.layers(input, cache, n, start);
       if (!this.isLast) return x;
+      // Embeddings: every position's hidden state after the final norm, no head.
+      if (logits === 'normed') return rmsNorm(x, this.weights.outNorm!, c.rmsNormEps);
       // The head: final norm of the rows that need logits, then the output matrix.
       const rows = logits === 'all' ? x : tf.slice(x, [n - 1, 0], [1, c.hiddenSize]);
       return tf.matMul(rmsNorm(rows, this.weights.outNorm!, c.rmsNormEps), this.weights.head!);
@@ -84,7 +86,7 @@ export class TfjsShard implements ForwardShard {
     const data = out.dataSync() as Float32Array;
     const rows = out.shape[0];
     out.dispose();
-    return this.isLast ? { kind: 'logits', logits: data, rows } : { kind: 'hidden', hidden: data, n };
+    return this.isLast && logits !== 'normed' ? { kind: 'logits', logits: data, rows } : { kind: 'hidden', hidden: data, n };
   }
 
   /** The residual stream [n, H] after every layer; appends the positions' keys and values to the cache. */

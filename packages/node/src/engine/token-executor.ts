@@ -16,6 +16,8 @@ export interface ExecutionRequest {
   /** Ask for log-probabilities with this many top alternatives; each comes through `onLogprob` before its token. */
   logprobs?: number;
   onLogprob?: (lp: TokenLogprob) => void;
+  /** An embedding request: the prompt's pooled hidden state is computed instead of a token (see `embed`). */
+  embed?: boolean;
 }
 
 /**
@@ -29,4 +31,13 @@ export interface TokenExecutor {
   step(requestId: string, token: number): Promise<number>;
   /** Frees the request's KV caches and sampler everywhere; safe to call twice. */
   end(requestId: string): Promise<void>;
+}
+
+/** An executor that also computes embeddings (the single-device engine and the pipeline). */
+export interface EmbeddingExecutor {
+  /**
+   * Runs the prompt once and returns its embedding: the final-normed hidden states of every position, mean-pooled
+   * and L2-normalised (`MeanPool`). Nothing is sampled; the request is freed when it returns.
+   */
+  embed(request: ExecutionRequest): Promise<Float32Array>;
 }

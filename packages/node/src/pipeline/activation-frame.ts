@@ -38,6 +38,8 @@ export interface RequestOpening {
   grammar?: GrammarSpec;
   /** Send log-probabilities with each token, with this many top alternatives. */
   logprobs?: number;
+  /** An embedding request: the last stage pools the prompt's final-normed hidden states and samples nothing. */
+  embed?: boolean;
 }
 
 /** Log-probabilities of a sampled token: its own (`l`) and the top alternatives as [token, logprob]. */
@@ -80,6 +82,8 @@ export interface TokenFrame {
   stageMs?: number[];
   /** When the request asked for log-probabilities. */
   lp?: WireLogprob;
+  /** An embedding request's answer (its `token` is 0): the pooled, normalised vector, hidden-size long. */
+  emb?: Float32Array;
 }
 
 export interface ReleaseFrame {
@@ -210,6 +214,7 @@ function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
     ...(v.generated === undefined ? {} : { generated: int(v, 'generated', 0, promptTokens.length) }),
     ...(v.logprobs === undefined ? {} : { logprobs: int(v, 'logprobs', 0, MAX_TOP_LOGPROBS) }),
     ...(v.grammar === undefined ? {} : { grammar: parseGrammar(v.grammar) }),
+    ...(v.embed === undefined ? {} : { embed: v.embed === true ? true : fail('open.embed must be true when present') }),
   };
 }
 
@@ -228,6 +233,12 @@ function parseLogprob(v: unknown, limits: FrameLimits): WireLogprob | undefined 
     if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] >= limits.vocabSize || typeof e[1] !== 'number' || !(e[1] <= 0)) fail('lp.top entries must be [token id, logprob ≤ 0]');
   }
   return { l: v.l, top: v.top as [number, number][] };
+}
+
+function parseEmbedding(v: unknown, limits: FrameLimits): Float32Array {
+  if (!(v instanceof Float32Array) || v.length !== limits.hiddenSize) fail(`emb must be float32 data of the hidden size ${limits.hiddenSize}`);
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail('emb holds a non-finite value');
+  return v;
 }
 
 function parseStageMs(v: unknown, limits: FrameLimits): number[] | undefined {
@@ -286,6 +297,7 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         token: int(raw, 'token', 0, limits.vocabSize - 1),
         ...(parseStageMs(raw.stageMs, limits) ? { stageMs: parseStageMs(raw.stageMs, limits) } : {}),
         ...(parseLogprob(raw.lp, limits) ? { lp: parseLogprob(raw.lp, limits)! } : {}),
+        ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
       };
     case 'release':
       return { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: rid(raw), stage: int(raw, 'stage', 0, limits.maxRoute - 1) };

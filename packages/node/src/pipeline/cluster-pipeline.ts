@@ -16,6 +16,8 @@ import { RemoteRequestError, RequestChannel } from '../network/request-channel.j
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { clusterOf, computeClusterPlan, modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
+import { embeddingRequest } from '../engine/embedding-request.js';
+import type { EmbedOptions } from '../engine/generator.js';
 import { PipelineExecutor, StageLostError, type MigrationEvent, type RecoveryEvent, type Route } from './pipeline-executor.js';
 import { ClusterBenchProbe } from './cluster-bench-probe.js';
 import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
@@ -178,6 +180,11 @@ export class ClusterPipeline implements Generator {
       void this.adapt();
     }, this.opts.adaptIntervalMs ?? 1000);
     this.adaptTimer.unref();
+  }
+
+  /** An embedding: the prompt once round the ring, pooled at the last stage. */
+  embed(opts: EmbedOptions): Promise<Float32Array> {
+    return this.executor.embed(embeddingRequest(opts));
   }
 
   /** Runs one request through the cluster. */

@@ -1,6 +1,6 @@
 import type { StepTiming } from '../engine/bench-probe.js';
 import { GenerationCancelledError } from '../engine/generate.js';
-import type { TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
+import type { EmbeddingExecutor, TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type TokenFrame } from './activation-frame.js';
 import type { ActivationRouter } from './activation-router.js';
@@ -122,6 +122,8 @@ interface Running {
   pos: number;
   pending: Pending | null;
   timings: StepTiming[];
+  /** An embedding request's answer, once the last stage sent it. */
+  embedding: Float32Array | null;
 }
 
 /**
@@ -133,7 +135,7 @@ interface Running {
  * prefill — which rebuilds every stage's KV cache — and carries on. The last stage's sampler resumes its random
  * sequence where it was, so the client sees one uninterrupted answer, the same one it would have had.
  */
-export class PipelineExecutor implements TokenExecutor {
+export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   private readonly running = new Map<string, Running>();
   private readonly byWire = new Map<string, Running>();
   private readonly maxRecoveries: number;
@@ -145,7 +147,7 @@ export class PipelineExecutor implements TokenExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [] };
+    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
@@ -159,6 +161,18 @@ export class PipelineExecutor implements TokenExecutor {
       await this.end(request.id);
       throw err;
     }
+  }
+
+  /**
+   * An embedding through the ring: the prompt goes round once as a prefill whose last stage pools instead of
+   * sampling. A lost stage is recovered like any request's (the prompt is replayed on the new route).
+   */
+  async embed(request: ExecutionRequest): Promise<Float32Array> {
+    await this.begin({ ...request, embed: true });
+    const vector = this.running.get(request.id)?.embedding ?? null;
+    await this.end(request.id);
+    if (!vector) throw new StageFailedError(this.opts.router.selfId, 'EmbeddingError', 'the last stage answered without an embedding');
+    return vector;
   }
 
   async step(requestId: string, token: number): Promise<number> {
@@ -223,6 +237,7 @@ export class PipelineExecutor implements TokenExecutor {
     const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
+    if (frame.emb) run.embedding = frame.emb;
     if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
     p.resolve(frame.token);
   }
@@ -336,6 +351,7 @@ export class PipelineExecutor implements TokenExecutor {
             ...(run.fed.length > 0 ? { generated: run.fed.length } : {}),
             ...(request.grammar ? { grammar: request.grammar } : {}),
             ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
+            ...(request.embed ? { embed: true } : {}),
           };
         }
         await this.opts.router.send(route.peers[0], frame);

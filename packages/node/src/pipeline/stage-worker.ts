@@ -6,6 +6,7 @@ import type { ForwardShard, ShardInput, ShardKvCache, ShardOutput } from '../eng
 import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
+import { MeanPool } from '../engine/mean-pool.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -23,6 +24,8 @@ interface Session {
   cache: ShardKvCache;
   /** Only on the last stage. */
   sampler: Sampler | null;
+  /** Only on the last stage of an embedding request: the prompt's rows pooled so far. */
+  pool: MeanPool | null;
   /** Step being received, and whether its final chunk has arrived. */
   step: number;
   stepDone: boolean;
@@ -90,7 +93,8 @@ export class StageWorker {
     let session: Session | undefined;
     const start = async (): Promise<RowsToCompute> => {
       session = await this.begin(frame);
-      return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits: frame.final };
+      const embedding = session.opening.embed === true;
+      return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits: frame.final && !embedding, embedding };
     };
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
       ({ output, computeMs }) => this.emit(frame, session!, output, computeMs),
@@ -197,7 +201,8 @@ export class StageWorker {
       shard,
       shardKey: ShardStore.key({ startLayer, endLayer }),
       cache: shard.createCache(opening.contextLength),
-      sampler: isLast ? createRequestSampler(opening, this.opts.vocabulary ?? noVocabulary) : null,
+      sampler: isLast && !opening.embed ? createRequestSampler(opening, this.opts.vocabulary ?? noVocabulary) : null,
+      pool: isLast && opening.embed ? new MeanPool(shard.config.hiddenSize) : null,
       step: 0,
       stepDone: false,
       lastActive: Date.now(),
@@ -211,6 +216,13 @@ export class StageWorker {
   private emit(frame: ActFrame, s: Session, out: ShardOutput, computeMs: number): Outgoing[] {
     const stageMs = [...(frame.stageMs ?? []), computeMs];
     const { route, coordinator } = s.opening;
+    if (s.pool) {
+      // An embedding request: every chunk's final-normed rows are pooled; the last one sends the vector back.
+      if (out.kind !== 'hidden') throw new StageError('the last stage did not produce hidden states for an embedding');
+      s.pool.add(out.hidden, out.n);
+      if (!frame.final) return [];
+      return [{ to: coordinator, frame: { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token: 0, stageMs, emb: s.pool.result() } }];
+    }
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
       // Tokens still allowed, this one included: the grammar must be able to finish within them.

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { anthropicErrorBody, anthropicErrors } from './anthropic-errors.js';
+import { parseAnthropicConversation, parseAnthropicRequest, toolUseId, type AnthropicRequest } from './anthropic-request.js';
+import { readJsonBody, type ApiRouter } from './api-router.js';
+import { chatRendering, renderChatPrompt, type ChatPrompt } from './chat-prompt.js';
+import { generateAnswer, type AnswerOutcome, type GenerationEvent } from './generation-events.js';
+import { invalidRequest } from './openai-errors.js';
+import { requireObject } from './openai-request.js';
+import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
+import { SseWriter } from './sse-writer.js';
+import { callAsText, toolInput } from './tool-input.js';
+
+type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
+
+type ContentBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
+
+/** How the shared answer ended, in Anthropic's words (a stop string of the client's is `stop_sequence`). */
+export function anthropicStopReason(out: Pick<AnswerOutcome, 'result'>, req: Pick<AnthropicRequest, 'stopSequences'>, hasToolUse: boolean): { stop_reason: StopReason; stop_sequence: string | null } {
+  if (hasToolUse) return { stop_reason: 'tool_use', stop_sequence: null };
+  if (out.result.finishReason === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
+  const s = out.result.stopString;
+  if (s !== undefined && req.stopSequences.includes(s)) return { stop_reason: 'stop_sequence', stop_sequence: s };
+  return { stop_reason: 'end_turn', stop_sequence: null };
+}
+
+/**
+ * The answer's content blocks: its text, then one `tool_use` per call whose input parses and validates against its
+ * tool's `input_schema` (always so for a forced call; a free `auto` call that does not stays text).
+ */
+function contentBlocks(out: AnswerOutcome, chat: ChatPrompt): ContentBlock[] {
+  let text = out.calls.length > 0 ? (out.content ?? '') : out.result.text;
+  const uses: ContentBlock[] = [];
+  for (const c of out.calls) {
+    const input = toolInput(c, chat.tools.defs);
+    if (input) uses.push({ type: 'tool_use', id: toolUseId(c.id), name: c.name, input });
+    else text += (text ? '\n' : '') + callAsText(c);
+  }
+  return [...(text !== '' || uses.length === 0 ? [{ type: 'text' as const, text }] : []), ...uses];
+}
+
+/**
+ * POST /v1/messages (Anthropic Messages) and POST /v1/messages/count_tokens: a translation of Anthropic's request
+ * onto the shared conversation, sampling and answer events, and of those events back into Anthropic's message and
+ * its stream (`message_start`, `content_block_start`, `ping`, `content_block_delta` with `text_delta` /
+ * `input_json_delta`, `content_block_stop`, `message_delta`, `message_stop`; `error`). Errors in Anthropic's shape.
+ */
+export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContext, maxBodyBytes?: number): void {
+  const rendering = chatRendering(ctx);
+
+  router.add(
+    'POST',
+    '/v1/messages/count_tokens',
+    async (req) => {
+      const b = requireObject(await readJsonBody(req, maxBodyBytes));
+      if (typeof b.model !== 'string' || b.model === '') throw invalidRequest('"model" is required: the model to count for', 'model', 'missing_required_parameter');
+      const { conversation, prefill } = parseAnthropicConversation(b);
+      checkModel(ctx, b.model);
+      const chat = renderChatPrompt(rendering(), conversation);
+      const tokens = requireGenerator(ctx).tokenizer.encode(chat.prompt + prefill, chat.addBos === undefined ? {} : { addBos: chat.addBos });
+      return { input_tokens: tokens.length };
+    },
+    { errors: anthropicErrors },
+  );
+
+  router.add(
+    'POST',
+    '/v1/messages',
+    async (req, res) => {
+      const arrived = performance.now();
+      const r = parseAnthropicRequest(requireObject(await readJsonBody(req, maxBodyBytes)));
+      checkModel(ctx, r.model);
+      const generator = requireGenerator(ctx);
+      const chat = renderChatPrompt(rendering(), r.conversation);
+      const promptTokens = tokenizePrompt(ctx, chat.prompt + r.prefill, chat.addBos, 'messages');
+      const maxTokens = tokenBudget(ctx, promptTokens.length, r.maxTokens, chat.grammar, 'max_tokens');
+      const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+      const forced = chat.tools.choice.mode === 'required' || chat.tools.choice.mode === 'named';
+      const stream = r.stream ? new AnthropicStream(res, id, ctx.modelId) : null;
+
+      await withSlot(
+        ctx,
+        res,
+        'anthropic',
+        async (signal, done) => {
+          stream?.start(promptTokens.length);
+          const onEvent = (e: GenerationEvent) => {
+            if (!stream) return;
+            if (e.type === 'text') stream.text(e.text);
+            // A forced call streams live; a free call is judged (does its input validate?) once it is whole.
+            else if (forced && e.type === 'tool_call') stream.toolUse(toolUseId(e.id), e.name);
+            else if (forced && e.type === 'tool_arguments') stream.inputJson(e.text);
+          };
+          const out = await generateAnswer(
+            generator,
+            { promptTokens, maxTokens, sampling: r.sampling, stop: [...r.stopSequences, ...chat.extraStop], requestId: id, signal, grammar: chat.grammar, tools: chat.tools },
+            stream ? onEvent : null,
+          );
+          recordGeneration(ctx, 'anthropic', [out.result], arrived);
+          done();
+          const usage = { input_tokens: promptTokens.length, output_tokens: out.result.tokens.length };
+          if (stream) {
+            let hasToolUse = forced && out.calls.length > 0;
+            if (!forced) {
+              for (const c of out.calls) {
+                const input = toolInput(c, chat.tools.defs);
+                if (input) {
+                  stream.toolUse(toolUseId(c.id), c.name);
+                  stream.inputJson(JSON.stringify(input));
+                  hasToolUse = true;
+                } else stream.text((stream.wroteText ? '\n' : '') + callAsText(c));
+              }
+            }
+            stream.finish(anthropicStopReason(out, r, hasToolUse), usage.output_tokens);
+            return;
+          }
+          const content = contentBlocks(out, chat);
+          const body = {
+            id,
+            type: 'message',
+            role: 'assistant',
+            model: ctx.modelId,
+            content,
+            ...anthropicStopReason(out, r, content.some((c) => c.type === 'tool_use')),
+            usage: { ...usage, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+          };
+          const text = JSON.stringify(body);
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'request-id': `req_${id.slice(4)}` });
+          res.end(text);
+        },
+        (e) => {
+          if (!stream) return false;
+          stream.error(anthropicErrorBody(e));
+          return true;
+        },
+      );
+    },
+    { errors: anthropicErrors },
+  );
+}
+
+/** Anthropic's event stream for one message: blocks open and close in order, each with its index. */
+class AnthropicStream {
+  private readonly sse: SseWriter;
+  private index = -1;
+  private open: 'text' | 'tool_use' | null = null;
+  private pinged = false;
+  /** Some answer text was sent (a call kept as text then goes on a new line, as in the JSON answer). */
+  wroteText = false;
+
+  constructor(
+    res: ServerResponse,
+    private readonly id: string,
+    private readonly model: string,
+  ) {
+    this.sse = new SseWriter(res);
+  }
+
+  private send(type: string, data: object): void {
+    this.sse.sendEvent(type, { type, ...data });
+  }
+
+  start(inputTokens: number): void {
+    this.send('message_start', {
+      message: { id: this.id, type: 'message', role: 'assistant', model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 0 } },
+    });
+  }
+
+  private openBlock(block: object, kind: 'text' | 'tool_use'): void {
+    this.close();
+    this.index++;
+    this.open = kind;
+    this.send('content_block_start', { index: this.index, content_block: block });
+    // Where Anthropic's API sends its ping: after the first block opens.
+    if (!this.pinged) {
+      this.pinged = true;
+      this.send('ping', {});
+    }
+  }
+
+  private close(): void {
+    if (this.open === null) return;
+    this.send('content_block_stop', { index: this.index });
+    this.open = null;
+  }
+
+  text(text: string): void {
+    if (text === '') return;
+    if (this.open !== 'text') this.openBlock({ type: 'text', text: '' }, 'text');
+    this.send('content_block_delta', { index: this.index, delta: { type: 'text_delta', text } });
+    this.wroteText = true;
+  }
+
+  toolUse(id: string, name: string): void {
+    this.openBlock({ type: 'tool_use', id, name, input: {} }, 'tool_use');
+  }
+
+  inputJson(partial: string): void {
+    if (partial !== '') this.send('content_block_delta', { index: this.index, delta: { type: 'input_json_delta', partial_json: partial } });
+  }
+
+  finish(stop: { stop_reason: StopReason; stop_sequence: string | null }, outputTokens: number): void {
+    // An answer with no text and no call still has its (empty) text block, as the JSON answer does.
+    if (this.index < 0) this.openBlock({ type: 'text', text: '' }, 'text');
+    this.close();
+    this.send('message_delta', { delta: stop, usage: { output_tokens: outputTokens } });
+    this.send('message_stop', {});
+    this.sse.end();
+  }
+
+  error(body: object): void {
+    this.sse.sendEvent('error', body);
+    this.sse.end();
+  }
+}
