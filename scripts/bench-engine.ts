@@ -1,6 +1,7 @@
 /**
  * Single-device speed and memory, issue 11's benchmark: edge-node's quantised engine (our WebAssembly kernels) beside
- * llama.cpp (node-llama-cpp, CPU) on the same GGUF file, with the same threads, in the same run.
+ * llama.cpp (node-llama-cpp, CPU) and llama.cpp's WebAssembly build (@wllama/wllama in Chromium, scripts/wllama-baseline.ts)
+ * on the same GGUF file, with the same threads, in the same run.
  *
  *   npm run bench:engine                                   (every model × type × thread count below)
  *   npm run bench:engine -- --models 300m --types q8_0 --threads 1 --runs 1      (a quick run)
@@ -9,7 +10,7 @@
  *          --prompt-tokens 128   --gen-tokens 32
  *          --kv-cache f16|f32|q8_0 (ours; llama.cpp keeps F16, its default, for f16 and f32; for q8_0 it keeps Q8_0 K and
  *                                   V, with the flash attention it requires for them and its Hadamard rotation)
- *          --engines ours,llama
+ *          --engines ours,llama,wllama
  *
  * Models: random weights of real shapes, '300m' = preset llama-300m (hidden 1024, 16 layers, ~285M parameters) and
  * '1b' = llama-3.2-1b. Each is generated once as F16 with our generator, then quantised by llama.cpp's own quantizer
@@ -19,7 +20,9 @@
  *
  * Each engine runs in its own child process so its peak RSS is its own. Both are timed at the executor level:
  * prefill = one forward pass of the whole prompt (llama.cpp: one batch), decode = one forward pass per generated
- * token (greedy, EOS ignored). Besides wall-clock rates it prints rates per second of process CPU time, which other
+ * token (greedy, EOS ignored); wllama by llama.cpp's own timings in the page, on a prompt text of the same token count
+ * (it takes no token ids), its peak RSS the Chromium renderer's. Besides wall-clock rates it prints rates per second of
+ * process CPU time (not for wllama, whose completion is one call), which other
  * processes on a shared machine disturb less. The warm-up run (16 prompt tokens, 2 generated) is not counted. Goals (issue 11): decode ≥ 1.0× llama.cpp (at least 0.8×),
  * prefill ≥ 0.6×, peak RSS ≤ 1.2× (file bytes + KV cache bytes).
  */
@@ -57,12 +60,13 @@ interface EngineResult {
   isa?: string;
   prefillTokPerS: number;
   decodeTokPerS: number;
-  prefillTokPerCpuS: number;
-  decodeTokPerCpuS: number;
+  /** null for wllama: its prefill and decode are one call, so their CPU times are not separable. */
+  prefillTokPerCpuS: number | null;
+  decodeTokPerCpuS: number | null;
   prefillRuns: number[];
   decodeRuns: number[];
   loadMs: number;
-  rssAfterLoadBytes: number;
+  rssAfterLoadBytes: number | null;
   peakRssBytes: number;
 }
 type ChildReport = EngineResult | { error: string };
@@ -243,6 +247,28 @@ async function runLlamaCpp(path: string, prompt: number[], genTokens: number, ru
   }
 }
 
+/** llama.cpp's WebAssembly build in Chromium (scripts/wllama-baseline.ts); peak RSS is the renderer's. */
+async function runWllama(path: string, promptTokens: number, genTokens: number, runs: number, threads: number): Promise<EngineResult> {
+  const { measureWllama } = await import('./wllama-baseline.js');
+  const r = await measureWllama({ modelPath: path, threads, promptTokens, genTokens, runs });
+  if (r.peakRssBytes === undefined) throw new Error('could not read the Chromium renderer\'s peak RSS');
+  return {
+    engine: 'wllama',
+    threads,
+    threadsUsed: r.threadsUsed,
+    isa: `wasm ${r.wllamaVersion}${r.multiThread ? ', pthreads' : ''}`,
+    prefillTokPerS: r.prefillTokPerS,
+    decodeTokPerS: r.decodeTokPerS,
+    prefillTokPerCpuS: null,
+    decodeTokPerCpuS: null,
+    prefillRuns: r.prefillRuns,
+    decodeRuns: r.decodeRuns,
+    loadMs: r.fetchMs + r.loadMs,
+    rssAfterLoadBytes: null,
+    peakRssBytes: r.peakRssBytes,
+  };
+}
+
 /** Runs one engine in a fresh process (so peak RSS is that engine's alone); a failure is reported, not thrown. */
 function child(args: string[]): Promise<ChildReport> {
   return new Promise((resolve) => {
@@ -287,9 +313,11 @@ interface Row {
   kvBytes: number;
   ours: ChildReport;
   llama: ChildReport;
+  wllama: ChildReport;
 }
 
 const ok = (r: ChildReport | undefined): r is EngineResult => !!r && !('error' in r);
+const NOT_RUN = 'not run (--engines)';
 
 function printTable(rows: Row[]): void {
   const header = [
@@ -308,9 +336,9 @@ function printTable(rows: Row[]): void {
   ];
   const cells: string[][] = [];
   for (const r of rows) {
-    for (const res of [r.ours, r.llama]) {
+    for (const [name, res] of [['edge-node', r.ours], ['llama.cpp', r.llama], ['wllama', r.wllama]] as const) {
       if (!ok(res)) {
-        cells.push([r.model, r.type, String(r.threads), res === r.ours ? 'edge-node' : 'llama.cpp', `FAILED: ${res.error}`, '', '', '', '', '', '', '']);
+        if (res.error !== NOT_RUN) cells.push([r.model, r.type, String(r.threads), name, `FAILED: ${res.error}`, '', '', '', '', '', '', '']);
         continue;
       }
       const thr = res.threadsUsed !== res.threads ? `${res.threads} (ran ${res.threadsUsed})` : String(res.threads);
@@ -321,9 +349,9 @@ function printTable(rows: Row[]): void {
         res.engine + (res.isa ? ` [${res.isa}]` : ''),
         res.prefillTokPerS.toFixed(1),
         res.decodeTokPerS.toFixed(2),
-        res.prefillTokPerCpuS.toFixed(1),
-        res.decodeTokPerCpuS.toFixed(2),
-        mib(res.rssAfterLoadBytes),
+        res.prefillTokPerCpuS?.toFixed(1) ?? '–',
+        res.decodeTokPerCpuS?.toFixed(2) ?? '–',
+        res.rssAfterLoadBytes === null ? '–' : mib(res.rssAfterLoadBytes),
         mib(res.peakRssBytes),
         (res.loadMs / 1000).toFixed(2),
         res.decodeRuns.map((x) => x.toFixed(1)).join('/'),
@@ -351,14 +379,23 @@ function printTable(rows: Row[]): void {
     }
     const d = r.ours.decodeTokPerS / r.llama.decodeTokPerS;
     const p = r.ours.prefillTokPerS / r.llama.prefillTokPerS;
-    const dc = r.ours.decodeTokPerCpuS / r.llama.decodeTokPerCpuS;
-    const pc = r.ours.prefillTokPerCpuS / r.llama.prefillTokPerCpuS;
+    const dc = r.ours.decodeTokPerCpuS! / r.llama.decodeTokPerCpuS!;
+    const pc = r.ours.prefillTokPerCpuS! / r.llama.prefillTokPerCpuS!;
     const budget = r.fileBytes + r.kvBytes;
     const m = r.ours.peakRssBytes / budget;
     const ml = r.llama.peakRssBytes / budget;
     console.log(
       `${tag} decode ${d.toFixed(2)}× (${dc.toFixed(2)}×) ${verdict(d, 1.0, 0.8)}; prefill ${p.toFixed(2)}× (${pc.toFixed(2)}×) ${verdict(p, 0.6)}; ` +
         `peak RSS ${m.toFixed(2)}× of file+KV ${mib(budget)} ${verdictMax(m, 1.2)} (llama.cpp ${ml.toFixed(2)}×)`,
+    );
+  }
+  const withWllama = rows.filter((r) => ok(r.wllama) && ok(r.ours));
+  if (withWllama.length) console.log('\nedge-node against llama.cpp\'s WebAssembly build (wllama in Chromium; no goal, a reference for the same ISA):');
+  for (const r of withWllama) {
+    const [o, w] = [r.ours as EngineResult, r.wllama as EngineResult];
+    console.log(
+      `${`${r.model} ${r.type} ${r.threads}t`.padEnd(14)} decode ${(o.decodeTokPerS / w.decodeTokPerS).toFixed(2)}×; prefill ${(o.prefillTokPerS / w.prefillTokPerS).toFixed(2)}×; ` +
+        `peak RSS ${(o.peakRssBytes / 2 ** 20).toFixed(0)} vs ${(w.peakRssBytes / 2 ** 20).toFixed(0)} MiB (renderer)`,
     );
   }
 }
@@ -371,7 +408,7 @@ async function main(): Promise<void> {
       models: { type: 'string', default: '300m,1b' },
       types: { type: 'string', default: 'q8_0,q4_k_m' },
       threads: { type: 'string', default: '1,2' },
-      engines: { type: 'string', default: 'ours,llama' },
+      engines: { type: 'string', default: 'ours,llama,wllama' },
       runs: { type: 'string', default: '3' },
       'prompt-tokens': { type: 'string', default: '128' },
       'gen-tokens': { type: 'string', default: '32' },
@@ -387,10 +424,13 @@ async function main(): Promise<void> {
     const threads = Number(values.threads);
     let report: ChildReport;
     try {
+      if (values.child === 'wllama' && kv !== 'f16') throw new Error(`not run: wllama is measured with llama.cpp's F16 KV cache only (asked ${kv})`);
       report =
         values.child === 'ours'
           ? await runOurs(values.path!, prompt, genTokens, runs, threads, kv)
-          : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads, kv);
+          : values.child === 'wllama'
+            ? await runWllama(values.path!, prompt.length, genTokens, runs, threads)
+            : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads, kv);
     } catch (err) {
       report = { error: (err as Error).message.split('\n')[0] };
     }
@@ -400,7 +440,7 @@ async function main(): Promise<void> {
 
   const models = list(values.models!, Object.keys(MODELS) as ModelKey[], 'model');
   const types = list(values.types!, Object.keys(TYPES) as TypeKey[], 'type');
-  const engines = list(values.engines!, ['ours', 'llama'] as const, 'engine');
+  const engines = list(values.engines!, ['ours', 'llama', 'wllama'] as const, 'engine');
   const threadCounts = values.threads!.split(',').map(Number);
   if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new RangeError(`--threads takes whole numbers ≥ 1, e.g. 1,2`);
 
@@ -417,13 +457,14 @@ async function main(): Promise<void> {
       console.log(`${m} ${t}: ${path} (${mib(fileBytes)}, KV ${mib(kvB)})`);
       for (const threads of threadCounts) {
         const common = ['--path', path, '--threads', String(threads), '--runs', String(runs), '--prompt-tokens', String(prompt.length), '--gen-tokens', String(genTokens), '--kv-cache', kv];
-        const skipped: ChildReport = { error: 'not run (--engines)' };
+        const skipped: ChildReport = { error: NOT_RUN };
         const ours = engines.includes('ours') ? await child(['--child', 'ours', ...common]) : skipped;
         const llama = engines.includes('llama') ? await child(['--child', 'llama', ...common]) : skipped;
-        const row = { model: m, type: t, threads, fileBytes, kvBytes: kvB, ours, llama };
+        const wllama = engines.includes('wllama') ? await child(['--child', 'wllama', ...common]) : skipped;
+        const row = { model: m, type: t, threads, fileBytes, kvBytes: kvB, ours, llama, wllama };
         rows.push(row);
         const brief = (r: ChildReport) => (ok(r) ? `prefill ${r.prefillTokPerS.toFixed(1)} decode ${r.decodeTokPerS.toFixed(2)} tok/s peak ${mib(r.peakRssBytes)}` : r.error);
-        console.log(`  ${threads} thread(s): edge-node ${brief(ours)} | llama.cpp ${brief(llama)} | load ${fmtLoad()}`);
+        console.log(`  ${threads} thread(s): edge-node ${brief(ours)} | llama.cpp ${brief(llama)} | wllama ${brief(wllama)} | load ${fmtLoad()}`);
       }
     }
   }
