@@ -10,8 +10,7 @@
  * engines. Peak RSS is the renderer's (VmHWM of the Chromium renderer process, where the page, wllama's worker and its
  * threads live).
  */
-import { existsSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
