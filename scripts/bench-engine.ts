@@ -1,6 +1,7 @@
 /**
- * Single-device speed and memory, issue 11's benchmark: edge-node's quantised engine (our WebAssembly kernels) beside
- * llama.cpp (node-llama-cpp, CPU) on the same GGUF file, with the same threads, in the same run.
+ * Single-device speed and memory, issue 20's benchmark: edge-node's quantised engine (our WebAssembly kernels, both
+ * builds) beside llama.cpp (node-llama-cpp, CPU) and llama.cpp's WebAssembly build (@wllama/wllama in Chromium,
+ * scripts/wllama-baseline.ts) on the same GGUF file, with the same threads, in the same run.
  *
  *   npm run bench:engine                                   (every model × type × thread count below)
  *   npm run bench:engine -- --models 300m --types q8_0 --threads 1 --runs 1      (a quick run)
@@ -20,7 +21,9 @@
  *
  * Each engine runs in its own child process so its peak RSS is its own. Both are timed at the executor level:
  * prefill = one forward pass of the whole prompt (llama.cpp: one batch), decode = one forward pass per generated
- * token (greedy, EOS ignored). Besides wall-clock rates it prints rates per second of process CPU time, which other
+ * token (greedy, EOS ignored); wllama by llama.cpp's own timings in the page, on a prompt text of the same token count
+ * (it takes no token ids), its peak RSS the Chromium renderer's. Besides wall-clock rates it prints rates per second of
+ * process CPU time (not for wllama, whose completion is one call), which other
  * processes on a shared machine disturb less. The warm-up run (16 prompt tokens, 2 generated) is not counted. Goals (issue
  * 20): decode ≥ 0.9× llama.cpp (floor 0.8×), prefill ≥ 0.5×, peak RSS ≤ 1.2× (file bytes + KV cache bytes), and
  * against wllama (same file, same threads) prefill ≥ 4×, decode ≥ 3×.
@@ -59,12 +62,13 @@ interface EngineResult {
   isa?: string;
   prefillTokPerS: number;
   decodeTokPerS: number;
-  prefillTokPerCpuS: number;
-  decodeTokPerCpuS: number;
+  /** null for wllama: its prefill and decode are one call, so their CPU times are not separable. */
+  prefillTokPerCpuS: number | null;
+  decodeTokPerCpuS: number | null;
   prefillRuns: number[];
   decodeRuns: number[];
   loadMs: number;
-  rssAfterLoadBytes: number;
+  rssAfterLoadBytes: number | null;
   peakRssBytes: number;
 }
 type ChildReport = EngineResult | { error: string };
@@ -246,16 +250,33 @@ async function runLlamaCpp(path: string, prompt: number[], genTokens: number, ru
 }
 
 /** One engine's figures: ours and llama.cpp in a child process each, wllama in Chromium. */
-async function runEngine(engine: EngineKey, common: string[], path: string, threads: number, promptTokens: number, genTokens: number, runs: number): Promise<ChildReport> {
+async function runEngine(engine: EngineKey, common: string[]): Promise<ChildReport> {
   if (engine === 'ours') return child(['--child', 'ours', ...common]);
   if (engine === 'simd128') return child(['--child', 'ours', ...common], { [KERNEL_ISA_ENV]: 'simd128' });
   if (engine === 'llama') return child(['--child', 'llama', ...common]);
-  return runWllama(path, threads, promptTokens, genTokens, runs);
+  return child(['--child', 'wllama', ...common]);
 }
 
-/** llama.cpp's WebAssembly build (@wllama/wllama) in Chromium, same file and threads: scripts/wllama-baseline.ts. */
-async function runWllama(path: string, threads: number, promptTokens: number, genTokens: number, runs: number): Promise<ChildReport> {
-  return { error: 'wllama baseline not available yet' };
+/** llama.cpp's WebAssembly build in Chromium (scripts/wllama-baseline.ts); peak RSS is the renderer's. */
+async function runWllama(path: string, promptTokens: number, genTokens: number, runs: number, threads: number): Promise<EngineResult> {
+  const { measureWllama } = await import('./wllama-baseline.js');
+  const r = await measureWllama({ modelPath: path, threads, promptTokens, genTokens, runs });
+  if (r.peakRssBytes === undefined) throw new Error("could not read the Chromium renderer's peak RSS");
+  return {
+    engine: 'wllama',
+    threads,
+    threadsUsed: r.threadsUsed,
+    isa: `wasm ${r.wllamaVersion}${r.multiThread ? ', pthreads' : ''}`,
+    prefillTokPerS: r.prefillTokPerS,
+    decodeTokPerS: r.decodeTokPerS,
+    prefillTokPerCpuS: null,
+    decodeTokPerCpuS: null,
+    prefillRuns: r.prefillRuns,
+    decodeRuns: r.decodeRuns,
+    loadMs: r.fetchMs + r.loadMs,
+    rssAfterLoadBytes: null,
+    peakRssBytes: r.peakRssBytes,
+  };
 }
 
 /** Runs one engine in a fresh process (so peak RSS is that engine's alone); a failure is reported, not thrown. */
@@ -340,9 +361,9 @@ function printTable(rows: Row[]): void {
         res.engine + (res.isa ? ` [${res.isa}]` : ''),
         res.prefillTokPerS.toFixed(1),
         res.decodeTokPerS.toFixed(2),
-        res.prefillTokPerCpuS.toFixed(1),
-        res.decodeTokPerCpuS.toFixed(2),
-        mib(res.rssAfterLoadBytes),
+        res.prefillTokPerCpuS?.toFixed(1) ?? '–',
+        res.decodeTokPerCpuS?.toFixed(2) ?? '–',
+        res.rssAfterLoadBytes === null ? '–' : mib(res.rssAfterLoadBytes),
         mib(res.peakRssBytes),
         (res.loadMs / 1000).toFixed(2),
         res.decodeRuns.map((x) => x.toFixed(1)).join('/'),
@@ -373,8 +394,8 @@ function printTable(rows: Row[]): void {
       if (ok(llama)) {
         const d = ours.decodeTokPerS / llama.decodeTokPerS;
         const p = ours.prefillTokPerS / llama.prefillTokPerS;
-        const dc = ours.decodeTokPerCpuS / llama.decodeTokPerCpuS;
-        const pc = ours.prefillTokPerCpuS / llama.prefillTokPerCpuS;
+        const dc = ours.decodeTokPerCpuS! / llama.decodeTokPerCpuS!;
+        const pc = ours.prefillTokPerCpuS! / llama.prefillTokPerCpuS!;
         parts.push(`vs llama.cpp: decode ${d.toFixed(2)}× (${dc.toFixed(2)}×) ${verdict(d, 0.9, 0.8)}; prefill ${p.toFixed(2)}× (${pc.toFixed(2)}×) ${verdict(p, 0.5)}`);
       }
       if (ok(wllama)) {
@@ -414,10 +435,13 @@ async function main(): Promise<void> {
     const threads = Number(values.threads);
     let report: ChildReport;
     try {
+      if (values.child === 'wllama' && kv !== 'f16') throw new Error(`not run: wllama is measured with llama.cpp's F16 KV cache only (asked ${kv})`);
       report =
         values.child === 'ours'
           ? await runOurs(values.path!, prompt, genTokens, runs, threads, kv)
-          : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads, kv);
+          : values.child === 'wllama'
+            ? await runWllama(values.path!, prompt.length, genTokens, runs, threads)
+            : await runLlamaCpp(values.path!, prompt, genTokens, runs, threads, kv);
     } catch (err) {
       report = { error: (err as Error).message.split('\n')[0] };
     }
@@ -445,7 +469,7 @@ async function main(): Promise<void> {
       for (const threads of threadCounts) {
         const common = ['--path', path, '--threads', String(threads), '--runs', String(runs), '--prompt-tokens', String(prompt.length), '--gen-tokens', String(genTokens), '--kv-cache', kv];
         const results: Row['results'] = [];
-        for (const engine of engines) results.push({ engine, report: await runEngine(engine, common, path, threads, prompt.length, genTokens, runs) });
+        for (const engine of engines) results.push({ engine, report: await runEngine(engine, common) });
         rows.push({ model: m, type: t, threads, fileBytes, kvBytes: kvB, results });
         const brief = (r: ChildReport) => (ok(r) ? `prefill ${r.prefillTokPerS.toFixed(1)} decode ${r.decodeTokPerS.toFixed(2)} tok/s peak ${mib(r.peakRssBytes)}` : r.error);
         console.log(`  ${threads} thread(s): ${results.map((x) => `${x.engine} ${brief(x.report)}`).join(' | ')} | load ${fmtLoad()}`);
