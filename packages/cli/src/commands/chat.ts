@@ -93,19 +93,25 @@ export const chatCommand: CliCommand = {
       if (current) current.abort();
       else rl.close();
     });
+    // Piped input closes the interface while an answer still streams; Node ≥ 22 throws on a prompt after close.
+    let closed = false;
+    rl.on('close', () => (closed = true));
+    const prompt = () => {
+      if (!closed) rl.prompt();
+    };
     if (interactive) out.write(`Chatting with ${model} at ${base}. /reset starts over, /exit leaves.\n`);
-    rl.prompt();
+    prompt();
     for await (const raw of rl) {
       const line = raw.trim();
       if (line === '/exit' || line === '/quit') break;
       if (line === '/reset') {
         history = [...system];
         out.write('(conversation cleared)\n');
-        rl.prompt();
+        prompt();
         continue;
       }
       if (!line) {
-        rl.prompt();
+        prompt();
         continue;
       }
       history.push({ role: 'user', content: line });
@@ -142,7 +148,7 @@ export const chatCommand: CliCommand = {
       } finally {
         current = null;
       }
-      rl.prompt();
+      prompt();
     }
     rl.close();
     if (interactive) out.write('\n');
