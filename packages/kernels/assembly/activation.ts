@@ -79,24 +79,28 @@ let lastScale: f32 = 0;
 
 /** Quantises `rows` rows of `cols` f32 values at x into the Q8 activation layout at dst. */
 export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
-  quantizeQ8Rows(x, rows, cols, dst, ACT_Q8, STORE_I16);
-}
-
-/** Quantises `rows` rows into the relaxed build's Q8S layout at dst (the same q as quantizeQ8, split by sign). */
-export function quantizeQ8S(x: usize, rows: i32, cols: i32, dst: usize): void {
-  quantizeQ8Rows(x, rows, cols, dst, ACT_Q8S, STORE_SPLIT);
-}
-
-// @ts-ignore: decorator
-@inline function quantizeQ8Rows(x: usize, rows: i32, cols: i32, dst: usize, fmt: i32, layout: i32): void {
   const nb = cols >> 5;
-  const rowBytes = <usize>actRowBytes(fmt, cols);
+  const rowBytes = <usize>actRowBytes(ACT_Q8, cols);
   for (let r = 0; r < rows; r++) {
     const src = x + ((<usize>r * <usize>cols) << 2);
     const out = dst + <usize>r * rowBytes;
     const qs = out + (<usize>nb << 2);
     for (let b = 0; b < nb; b++) {
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true, layout));
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true));
+    }
+  }
+}
+
+/** Quantises `rows` rows into the relaxed build's Q8S layout at dst (the same q as quantizeQ8, split by sign). */
+export function quantizeQ8S(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>actRowBytes(ACT_Q8S, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const qs = out + (<usize>nb << 2);
+    for (let b = 0; b < nb; b++) {
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true, STORE_SPLIT));
     }
   }
 }
@@ -119,34 +123,41 @@ export function quantizeQ8_1(x: usize, rows: i32, cols: i32, dst: usize): void {
 
 /** Quantises `rows` rows (cols a multiple of 256) into the Q8_K activation layout at dst. */
 export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
-  quantizeQ8KRows(x, rows, cols, dst, ACT_Q8_K, STORE_I16);
-}
-
-/** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KS layout at dst (the same q and sums). */
-export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
-  quantizeQ8KRows(x, rows, cols, dst, ACT_Q8_KS, STORE_I8);
-}
-
-// @ts-ignore: decorator
-@inline function quantizeQ8KRows(x: usize, rows: i32, cols: i32, dst: usize, fmt: i32, layout: i32): void {
   const nb = cols >> 8;
-  const qBytes: usize = layout == STORE_I16 ? 2 : 1;
-  const rowBytes = <usize>actRowBytes(fmt, cols);
+  const rowBytes = <usize>actRowBytes(ACT_Q8_K, cols);
   for (let r = 0; r < rows; r++) {
     const src = x + ((<usize>r * <usize>cols) << 2);
     const out = dst + <usize>r * rowBytes;
     const sums = out + (<usize>nb << 2);
     const qs = out + <usize>nb * 36;
     for (let b = 0; b < nb; b++) {
-      const q = qs + (<usize>b << 8) * qBytes;
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, layout));
-      // A group's sum does not depend on the order of its 16 values.
+      const q = qs + (<usize>b << 9);
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false));
       for (let k = 0; k < 16; k++) {
         let s: i32 = 0;
-        for (let j = 0; j < 16; j++) {
-          const at = <usize>(k * 16 + j);
-          s += layout == STORE_I16 ? <i32>load<i16>(q + (at << 1)) : <i32>load<i8>(q + at);
-        }
+        for (let j = 0; j < 16; j++) s += load<i16>(q + (<usize>(k * 16 + j) << 1));
+        store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
+      }
+    }
+  }
+}
+
+/** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KS layout at dst (the same q and sums). */
+export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>actRowBytes(ACT_Q8_KS, cols);
+  for (let r = 0; r < rows; r++) {
+    const src = x + ((<usize>r * <usize>cols) << 2);
+    const out = dst + <usize>r * rowBytes;
+    const sums = out + (<usize>nb << 2);
+    const qs = out + <usize>nb * 36;
+    for (let b = 0; b < nb; b++) {
+      const q = qs + (<usize>b << 8);
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I8));
+      // A group's sum does not depend on the order of its 16 bytes.
+      for (let k = 0; k < 16; k++) {
+        let s: i32 = 0;
+        for (let j = 0; j < 16; j++) s += load<i8>(q + <usize>(k * 16 + j));
         store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
       }
     }

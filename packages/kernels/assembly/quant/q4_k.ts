@@ -37,6 +37,7 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const sc = scalesK4(p + 4);
+  let sck = sc; // sub-block 2k's scale in the low byte, 2k+1's next: shifted along (a variable byte extract costs ~12 instructions)
   let isum = i32x4.splat(0);
   for (let k = 0; k < 4; k++) {
     let v0 = v128.load(p + 16 + (<usize>k << 5));
@@ -48,8 +49,9 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
     }
     const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(nibLo(v0), nibLo(v1), a) : dot32(nibLo(v0), nibLo(v1), a);
     const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(nibHi(v0), nibHi(v1), a + 32) : dot32(nibHi(v0), nibHi(v1), a + 64);
-    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
-    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
+    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(<i32>(sck & 0xff))));
+    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(<i32>((sck >> 8) & 0xff))));
+    sck >>= 16;
   }
   const dd = halfToF32(load<u16>(p)) * xd;
   const dm = halfToF32(load<u16>(p, 2)) * xd;

@@ -42,6 +42,7 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const sc = scalesK4(p + 4);
+  let sck = sc; // sub-block 2k's scale in the low byte, 2k+1's next: shifted along (a variable byte extract costs ~12 instructions)
   let h0 = v128.load(p + 16), h1 = v128.load(p + 32);
   if (ASC_FEATURE_RELAXED_SIMD) {
     h0 = laneOrder(h0);
@@ -61,8 +62,9 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
     const wh0 = v128.or(nibHi(v0), fifth(h0, mHi)), wh1 = v128.or(nibHi(v1), fifth(h1, mHi));
     const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(wl0, wl1, a) : dot32(wl0, wl1, a);
     const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(wh0, wh1, a + 32) : dot32(wh0, wh1, a + 64);
-    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(byteOf(sc, 2 * k))));
-    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(byteOf(sc, 2 * k + 1))));
+    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(<i32>(sck & 0xff))));
+    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(<i32>((sck >> 8) & 0xff))));
+    sck >>= 16;
   }
   const dd = halfToF32(load<u16>(p)) * xd;
   const dm = halfToF32(load<u16>(p, 2)) * xd;

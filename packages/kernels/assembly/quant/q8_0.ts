@@ -72,66 +72,10 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 }
 
 /**
- * The products of activation rows taken one at a time (decode, and what a batch leaves over four): four weight rows
- * share each activation load. The same float operations per output as rowDot.
- */
-function matmulRowsQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 5;
-  const rb = <usize>nb * Q8_0_BLOCK_BYTES;
-  let r = row0;
-  for (; r + 4 <= row1; r += 4) {
-    const w0 = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      const ad = act + <usize>i * <usize>actBytes; // scales
-      const aq = ad + (<usize>nb << 2); // int16 values
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      const o = out + ((<usize>i * <usize>outStride + <usize>r) << 2);
-      let p = w0;
-      for (let b = 0; b < nb; b++) {
-        const a = aq + (<usize>b << 6);
-        const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, a), f32x4.splat(halfScale(load<u16>(p)) * xd)));
-        pin(o, s0);
-        s1 = f32x4.add(s1, f32x4.mul(blockDot(p + rb, a), f32x4.splat(halfScale(load<u16>(p + rb)) * xd)));
-        pin(o + 4, s1);
-        s2 = f32x4.add(s2, f32x4.mul(blockDot(p + 2 * rb, a), f32x4.splat(halfScale(load<u16>(p + 2 * rb)) * xd)));
-        pin(o + 8, s2);
-        s3 = f32x4.add(s3, f32x4.mul(blockDot(p + 3 * rb, a), f32x4.splat(halfScale(load<u16>(p + 3 * rb)) * xd)));
-        p += Q8_0_BLOCK_BYTES;
-      }
-      store<f32>(o, hsum(s0));
-      store<f32>(o, hsum(s1), 4);
-      store<f32>(o, hsum(s2), 8);
-      store<f32>(o, hsum(s3), 12);
-    }
-  }
-  for (; r < row1; r++) {
-    const w0 = w + <usize>r * rb;
-    for (let i = 0; i < nAct; i++) {
-      const ad = act + <usize>i * <usize>actBytes;
-      const aq = ad + (<usize>nb << 2);
-      let s0 = f32x4.splat(0);
-      let p = w0;
-      for (let b = 0; b < nb; b++) {
-        const xd = load<f32>(ad + (<usize>b << 2));
-        s0 = f32x4.add(s0, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(halfScale(load<u16>(p)) * xd)));
-        p += Q8_0_BLOCK_BYTES;
-      }
-      store<f32>(out + ((<usize>i * <usize>outStride + <usize>r) << 2), hsum(s0));
-    }
-  }
-}
-
-/**
  * out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct); every output is
  * reduced in the same order whatever the batch or row range (row-tiles.ts).
  */
 export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  // Three rows left over go through the four-row product (matmulRows4); one or two through the weight-row tiles.
-  const n4 = (nAct & 3) == 3 ? nAct : nAct & ~3;
-  if (n4 > 0) matmulRows4(rowQ8_0, rowQ8_0_4, w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, n4, out, outStride);
-  if (nAct > n4) {
-    matmulRowsQ8_0(w, cols, row0, row1, act + <usize>n4 * <usize>actBytes, actBytes, nAct - n4, out + ((<usize>n4 * <usize>outStride) << 2), outStride);
-  }
+  matmulRows4(rowQ8_0, rowQ8_0_4, w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
