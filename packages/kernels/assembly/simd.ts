@@ -25,7 +25,7 @@
   // this one), and relaxed_swizzle skips swizzle's out-of-range fix-up (every index here is in range).
   return i8x16.relaxed_swizzle(v, v128.load(LANE_ORDER));
 }
-const LANE_ORDER = memory.data<u8>([0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15], 16);
+export const LANE_ORDER = memory.data<u8>([0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15], 16);
 
 /**
  * Writes lane 0 of row k's partial sum to the output slot that row's result will overwrite at the end. The store is an

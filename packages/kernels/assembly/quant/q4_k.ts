@@ -5,7 +5,7 @@
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, laneOrder, pin } from '../simd';
+import { hsum, LANE_ORDER, laneOrder, MASK_0F, pin } from '../simd';
 import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
@@ -39,16 +39,21 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   const sc = scalesK4(p + 4);
   let sck = sc; // sub-block 2k's scale in the low byte, 2k+1's next: shifted along (a variable byte extract costs ~12 instructions)
   let isum = i32x4.splat(0);
+  // The masks once per super-block, not once per use (each use is a load from static data).
+  const m0f = v128.load(MASK_0F);
+  const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
   for (let k = 0; k < 4; k++) {
     let v0 = v128.load(p + 16 + (<usize>k << 5));
     let v1 = v128.load(p + 32 + (<usize>k << 5));
     const a = aq + (<usize>k << 6) * KACT_BYTES;
     if (ASC_FEATURE_RELAXED_SIMD) {
-      v0 = laneOrder(v0);
-      v1 = laneOrder(v1);
+      v0 = i8x16.relaxed_swizzle(v0, ord);
+      v1 = i8x16.relaxed_swizzle(v1, ord);
     }
-    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(nibLo(v0), nibLo(v1), a) : dot32(nibLo(v0), nibLo(v1), a);
-    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(nibHi(v0), nibHi(v1), a + 32) : dot32(nibHi(v0), nibHi(v1), a + 64);
+    const l0 = v128.and(v0, m0f), l1 = v128.and(v1, m0f);
+    const h0 = v128.and(i16x8.shr_u(v0, 4), m0f), h1 = v128.and(i16x8.shr_u(v1, 4), m0f);
+    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(l0, l1, a) : dot32(l0, l1, a);
+    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(h0, h1, a + 32) : dot32(h0, h1, a + 64);
     isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(<i32>(sck & 0xff))));
     isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(<i32>((sck >> 8) & 0xff))));
     sck >>= 16;

@@ -8,7 +8,7 @@
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum, laneOrder, MASK_30, pin } from '../simd';
+import { dot16, hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_30, pin } from '../simd';
 import { KACT_BYTES, nibHi, nibLo, udot16, unpackedUDot16 } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
@@ -48,6 +48,9 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const m30 = v128.load(MASK_30);
   let isum = i32x4.splat(0);
+  // The masks once per super-block, not once per use (each use is a load from static data).
+  const m0f = v128.load(MASK_0F);
+  const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
   for (let h = 0; h < 2; h++) {
     const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
     const a = aq + (<usize>h << 7) * KACT_BYTES;
@@ -55,15 +58,15 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
       const o = <usize>g << 4;
       let l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
       if (ASC_FEATURE_RELAXED_SIMD) {
-        l0 = laneOrder(l0);
-        l1 = laneOrder(l1);
-        hb = laneOrder(hb);
+        l0 = i8x16.relaxed_swizzle(l0, ord);
+        l1 = i8x16.relaxed_swizzle(l1, ord);
+        hb = i8x16.relaxed_swizzle(hb, ord);
       }
       // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
-      const w1 = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
-      const w2 = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
-      const w3 = v128.or(nibHi(l0), v128.and(hb, m30));
-      const w4 = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
+      const w1 = v128.or(v128.and(l0, m0f), v128.and(i16x8.shl(hb, 4), m30));
+      const w2 = v128.or(v128.and(l1, m0f), v128.and(i16x8.shl(hb, 2), m30));
+      const w3 = v128.or(v128.and(i16x8.shr_u(l0, 4), m0f), v128.and(hb, m30));
+      const w4 = v128.or(v128.and(i16x8.shr_u(l1, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
       const ag = a + o * KACT_BYTES;
       const sg = sc + <usize>g;
       isum = i32x4.add(isum, scaled(w1, ag, sg));
