@@ -9,8 +9,8 @@ const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2
 
 // Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block. The relaxed build
 // keeps the same q as int8, each 16 in lane order (values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3): Q8S as max(q, 0)
-// then max(−q, 0) per block of 32, Q8_KS as q.
-const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8S = 4, ACT_Q8_KS = 5;
+// then max(−q, 0) per block of 32, Q8_KS and Q8_1S as q.
+const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8S = 4, ACT_Q8_KS = 5, ACT_Q8_1S = 6;
 const lanePos = (e: number) => (((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1);
 function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int16Array {
   if (fmt === ACT_Q8 || fmt === ACT_Q8_1 || fmt === ACT_Q8_K) {
@@ -18,9 +18,10 @@ function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int
     return new Int16Array(arena.memory.buffer, ptr + (fmt === ACT_Q8 ? nb * 4 : fmt === ACT_Q8_1 ? nb * 8 : nb * 36), cols);
   }
   const q = new Int16Array(cols);
-  const bytes = new Int8Array(arena.memory.buffer, ptr + (fmt === ACT_Q8S ? (cols / 32) * 4 : (cols / 256) * 36), fmt === ACT_Q8S ? cols * 2 : cols);
+  const qOffset = fmt === ACT_Q8S ? (cols / 32) * 4 : fmt === ACT_Q8_1S ? (cols / 32) * 8 : (cols / 256) * 36;
+  const bytes = new Int8Array(arena.memory.buffer, ptr + qOffset, fmt === ACT_Q8S ? cols * 2 : cols);
   for (let j = 0; j < cols; j++) {
-    if (fmt === ACT_Q8_KS) q[j] = bytes[(j & ~15) + lanePos(j & 15)];
+    if (fmt === ACT_Q8_KS || fmt === ACT_Q8_1S) q[j] = bytes[(j & ~15) + lanePos(j & 15)];
     else {
       const b = j >> 5, i = j & 31; // the value's block and its place in it
       const pos = bytes[b * 64 + (i & ~15) + lanePos(i & 15)], neg = bytes[b * 64 + 32 + (i & ~15) + lanePos(i & 15)];
@@ -49,7 +50,7 @@ function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32
       expect(sums[k]).toBe(s);
     }
   }
-  if (fmt === ACT_Q8_1) {
+  if (fmt === ACT_Q8_1 || fmt === ACT_Q8_1S) {
     // s = (max|x|/127)·Σq, kept in half precision as ggml's block_q8_1.s: within half an f16 ulp of the exact value.
     const s = arena.f32(ptr + nb * 4, nb);
     for (let b = 0; b < nb; b++) {
@@ -129,7 +130,7 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
       const block = type.blockSize;
       const nb = cols / Math.max(block, 32) + 8;
       // Q8_1 activations keep Σ in half precision (as ggml): the minimum's part of a block carries up to 2⁻¹¹ more.
-      const sumRounding = fmt === ACT_Q8_1 ? 2 ** -11 : 0;
+      const sumRounding = fmt === ACT_Q8_1 || fmt === ACT_Q8_1S ? 2 ** -11 : 0;
       for (let i = 0; i < nAct; i++) {
         const a = preparedValues(arena, fmt, act + i * actBytes, xs.subarray(i * cols, (i + 1) * cols), cols);
         for (let r = 0; r < rows; r++) {

@@ -91,7 +91,7 @@ describe.skipIf(!relaxedHere)('the relaxed-SIMD kernels', () => {
   }
 
   it('uses int8 activations for the types it has relaxed products for', () => {
-    for (const name of ['Q8_0', 'Q4_0', 'Q5_0', 'Q2_K', 'Q4_K', 'Q5_K', 'Q6_K']) {
+    for (const name of ['Q8_0', 'Q4_0', 'Q5_0', 'Q4_1', 'Q5_1', 'Q2_K', 'Q4_K', 'Q5_K', 'Q6_K']) {
       const id = ggmlTypeByName(name)!.id;
       expect(relaxed.kernels.act_format(id), name).not.toBe(simd.kernels.act_format(id));
       expect(relaxed.kernels.act_row_bytes(relaxed.kernels.act_format(id), 4096), name).toBeLessThanOrEqual(simd.kernels.act_row_bytes(simd.kernels.act_format(id), 4096));

@@ -1,10 +1,10 @@
 // Q4_1 (ggml block_q4_1): blocks of 32 values, 20 bytes: f16 d, f16 m, u8 qs[16];
 //   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
-// Activations: Q8_1 (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
+// Activations: Q8_1, or Q8_1S in the relaxed build (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, pin } from '../simd';
-import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { hsum, laneOrder, pin } from '../simd';
+import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 
 export const Q4_1_BLOCK_BYTES: usize = 20;
 
@@ -31,8 +31,10 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   let t: f32 = 0; // the offsets' part, Σ m·s, in block order
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const v = v128.load(p, 4);
-    const idot = dot32(nibLo(v), nibHi(v), aq + (<usize>b << 6));
+    let v = v128.load(p, 4);
+    if (ASC_FEATURE_RELAXED_SIMD) v = laneOrder(v);
+    const a = aq + (<usize>b << 5) * KACT_BYTES;
+    const idot = ASC_FEATURE_RELAXED_SIMD ? udot32(nibLo(v), nibHi(v), a) : dot32(nibLo(v), nibHi(v), a);
     const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
     t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
@@ -53,19 +55,21 @@ function rowQ4_1_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const v = v128.load(p, 4);
+    let v = v128.load(p, 4);
+    if (ASC_FEATURE_RELAXED_SIMD) v = laneOrder(v);
     const lo = nibLo(v), hi = nibHi(v);
-    const w0 = i16x8.extend_low_i8x16_u(lo), w1 = i16x8.extend_high_i8x16_u(lo);
-    const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi);
+    const w0 = ASC_FEATURE_RELAXED_SIMD ? lo : i16x8.extend_low_i8x16_u(lo);
+    const w1 = ASC_FEATURE_RELAXED_SIMD ? hi : i16x8.extend_high_i8x16_u(lo);
+    const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi); // unused in the relaxed build
     const d = halfScale(load<u16>(p)), m = halfScale(load<u16>(p, 2));
-    const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    const a = qOff + (<usize>b << 5) * KACT_BYTES, xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     t0 += m * load<f32>(ad + sOff + xo);
     t1 += m * load<f32>(a1 + sOff + xo);
     t2 += m * load<f32>(a2 + sOff + xo);

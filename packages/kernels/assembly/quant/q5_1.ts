@@ -1,11 +1,11 @@
 // Q5_1 (ggml block_q5_1): blocks of 32 values, 24 bytes: f16 d, f16 m, u8 qh[4] (a little-endian u32 of fifth
 // bits), u8 qs[16];  x[j] = d·((qs[j] & 15) | bit j of qh << 4) + m, x[j + 16] = d·((qs[j] >> 4) | bit j+16 << 4) + m.
-// Activations: Q8_1 (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
+// Activations: Q8_1, or Q8_1S in the relaxed build (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, pin } from '../simd';
+import { hsum, laneOrder, pin } from '../simd';
 import { fifthBits16 } from './fifth-bits';
-import { dot32, dotWide, nibHi, nibLo } from './int-dot';
+import { dot32, KACT_BYTES, udot32, unpackedUDot32, nibHi, nibLo } from './int-dot';
 
 export const Q5_1_BLOCK_BYTES: usize = 24;
 
@@ -40,7 +40,8 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
     // fifth-bits.ts gives (q − 16) bytes; + 16 makes them q.
     const lo = i8x16.add(v128.or(nibLo(v), fifthBits16(p + 4)), sixteen);
     const hi = i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), sixteen);
-    const idot = dot32(lo, hi, aq + (<usize>b << 6));
+    const a = aq + (<usize>b << 5) * KACT_BYTES;
+    const idot = ASC_FEATURE_RELAXED_SIMD ? udot32(laneOrder(lo), laneOrder(hi), a) : dot32(lo, hi, a);
     const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
     t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
@@ -64,17 +65,18 @@ function rowQ5_1_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const v = v128.load(p, 8);
     const lo = i8x16.add(v128.or(nibLo(v), fifthBits16(p + 4)), sixteen);
     const hi = i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), sixteen);
-    const w0 = i16x8.extend_low_i8x16_u(lo), w1 = i16x8.extend_high_i8x16_u(lo);
-    const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi);
+    const w0 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(lo) : i16x8.extend_low_i8x16_u(lo);
+    const w1 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(hi) : i16x8.extend_high_i8x16_u(lo);
+    const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi); // unused in the relaxed build
     const d = halfScale(load<u16>(p)), m = halfScale(load<u16>(p, 2));
-    const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    const a = qOff + (<usize>b << 5) * KACT_BYTES, xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     t0 += m * load<f32>(ad + sOff + xo);
     t1 += m * load<f32>(a1 + sOff + xo);
     t2 += m * load<f32>(a2 + sOff + xo);
