@@ -56,6 +56,8 @@ describe('three edge-node processes on loopback, bootstrapped to node 1', () => 
     expect(stdout).toMatch(/Cluster: 3 node\(s\)/);
     // The nodes run on this runtime, so they chose the build it chooses (relaxed SIMD on Node ≥ 22).
     expect(stdout).toMatch(new RegExp(`n2 .*\\n.*node, kernels ${(await chooseKernelIsa()).isa} × 1 threads`));
+    // and each node's start line says which build it runs and why.
+    expect(n1.output()).toMatch(new RegExp(`kernel build ${(await chooseKernelIsa()).isa} \\(${(await chooseKernelIsa()).reason}\\)`));
     expect(stdout).toMatch(/n3 → n1: RTT \d+\.\d+ ms/);
   });
 

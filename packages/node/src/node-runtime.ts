@@ -1,4 +1,4 @@
-import { describeWasmFeatures, detectWasmFeatures } from '@edge-node/kernels';
+import { chooseKernelIsa } from '@edge-node/kernels';
 import { ApiRouter, readJsonBody } from './api/api-router.js';
 import { OpenAIError } from './api/openai-errors.js';
 import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
@@ -169,9 +169,10 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
   };
   const profile = await measureDevice(measureOptions);
+  const kernelBuild = await chooseKernelIsa();
   logger.info(
     `device: ${compute.summary}, decode ${profile.gflopsDecode} GFLOP/s, prefill ${profile.gflopsPrefill} GFLOP/s, ` +
-      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource}); ${describeWasmFeatures(detectWasmFeatures())}`,
+      `${profile.memBandwidthGBps} GB/s, memory budget ${(profile.memoryBytes / 1e9).toFixed(1)} GB (${profile.memorySource}); kernel build ${kernelBuild.isa} (${kernelBuild.reason})`,
   );
 
   const host = await createEdgeHost({
