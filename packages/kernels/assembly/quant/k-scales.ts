@@ -30,7 +30,10 @@
 /** Σ_j mins[j]·(bsums[2j] + bsums[2j+1]) as i32x4 partial sums; mins from minsK4, bsums 16 × i16 at s. */
 // @ts-ignore: decorator
 @inline export function minsDot(mins: u64, s: usize): v128 {
-  const dup = i8x16.swizzle(i64x2.splat(mins), i8x16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+  // Each byte twice: a shuffle V8 recognises as one punpcklbw (a swizzle by a constant costs four more instructions
+  // to build the constant, plus a fix-up for out-of-range indices).
+  const m = i64x2.splat(mins);
+  const dup = i8x16.shuffle(m, m, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(dup), v128.load(s));
   return i32x4.add(lo, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(dup), v128.load(s, 16)));
 }

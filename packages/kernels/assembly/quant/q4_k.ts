@@ -3,7 +3,7 @@
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts), as ggml's vec_dot_q4_K_q8_K:
 //   W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum, LANE_ORDER, laneOrder, MASK_0F, pin } from '../simd';
 import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
@@ -33,33 +33,42 @@ export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+/**
+ * Sub-blocks 2k and 2k+1 (the 32 bytes at q: low nibbles, then high) against their 64 activations at a, times their
+ * scales (sLo, sHi: splatted), added to isum.
+ */
+// @ts-ignore: decorator
+@inline function pairDot(q: usize, a: usize, ord: v128, m0f: v128, sLo: v128, sHi: v128, isum: v128): v128 {
+  let v0 = v128.load(q);
+  let v1 = v128.load(q, 16);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    v0 = i8x16.relaxed_swizzle(v0, ord);
+    v1 = i8x16.relaxed_swizzle(v1, ord);
+  }
+  const l0 = v128.and(v0, m0f), l1 = v128.and(v1, m0f);
+  const h0 = v128.and(i16x8.shr_u(v0, 4), m0f), h1 = v128.and(i16x8.shr_u(v1, 4), m0f);
+  const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(l0, l1, a) : dot32(l0, l1, a);
+  const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(h0, h1, a + 32) : dot32(h0, h1, a + 64);
+  return i32x4.add(isum, i32x4.add(i32x4.mul(lo, sLo), i32x4.mul(hi, sHi)));
+}
+
 /** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  const sc = scalesK4(p + 4);
-  let sck = sc; // sub-block 2k's scale in the low byte, 2k+1's next: shifted along (a variable byte extract costs ~12 instructions)
-  let isum = i32x4.splat(0);
+  // The eight scales widened to i32 once; each sub-block's is splatted by a constant shuffle (one pshufd), where
+  // shifting a scalar along and splatting took four instructions. The four pairs are written out, not looped.
+  const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+  const sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
   // The masks once per super-block, not once per use (each use is a load from static data).
   const m0f = v128.load(MASK_0F);
   const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
-  for (let k = 0; k < 4; k++) {
-    let v0 = v128.load(p + 16 + (<usize>k << 5));
-    let v1 = v128.load(p + 32 + (<usize>k << 5));
-    const a = aq + (<usize>k << 6) * KACT_BYTES;
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      v0 = i8x16.relaxed_swizzle(v0, ord);
-      v1 = i8x16.relaxed_swizzle(v1, ord);
-    }
-    const l0 = v128.and(v0, m0f), l1 = v128.and(v1, m0f);
-    const h0 = v128.and(i16x8.shr_u(v0, 4), m0f), h1 = v128.and(i16x8.shr_u(v1, 4), m0f);
-    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(l0, l1, a) : dot32(l0, l1, a);
-    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(h0, h1, a + 32) : dot32(h0, h1, a + 64);
-    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(<i32>(sck & 0xff))));
-    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(<i32>((sck >> 8) & 0xff))));
-    sck >>= 16;
-  }
-  const dd = halfToF32(load<u16>(p)) * xd;
-  const dm = halfToF32(load<u16>(p, 2)) * xd;
+  const q = p + 16, step = 64 * KACT_BYTES;
+  let isum = pairDot(q, aq, ord, m0f, i32x4.shuffle(sA, sA, 0, 0, 0, 0), i32x4.shuffle(sA, sA, 1, 1, 1, 1), i32x4.splat(0));
+  isum = pairDot(q + 32, aq + step, ord, m0f, i32x4.shuffle(sA, sA, 2, 2, 2, 2), i32x4.shuffle(sA, sA, 3, 3, 3, 3), isum);
+  isum = pairDot(q + 64, aq + 2 * step, ord, m0f, i32x4.shuffle(sB, sB, 0, 0, 0, 0), i32x4.shuffle(sB, sB, 1, 1, 1, 1), isum);
+  isum = pairDot(q + 96, aq + 3 * step, ord, m0f, i32x4.shuffle(sB, sB, 2, 2, 2, 2), i32x4.shuffle(sB, sB, 3, 3, 3, 3), isum);
+  const dd = halfScale(load<u16>(p)) * xd;
+  const dm = halfScale(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 

@@ -6,10 +6,10 @@
 //   x[l + 64] from ql[l] >> 4,     qh[l] bits 4–5, scale sc[4 + l/16]
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { dot16, hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_30, pin } from '../simd';
-import { KACT_BYTES, nibHi, nibLo, udot16, unpackedUDot16 } from './int-dot';
+import { KACT_BYTES, nibHi, nibLo, udot16, uDot16, unpackedUDot16 } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
 
@@ -37,52 +37,54 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+/**
+ * One group of 64 values (16 bytes of ql at ql and ql + 32, 16 of qh at qh) against its activations at a: four runs of
+ * 16, each times its scale (s1..s4, splatted), added to isum.
+ */
 // @ts-ignore: decorator
-@inline function scaled(w: v128, a: usize, sc: usize): v128 {
-  const dot = ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : dot16(w, a);
-  return i32x4.mul(dot, i32x4.splat(load<i8>(sc)));
+@inline function groupDot(ql: usize, qh: usize, a: usize, m0f: v128, m30: v128, ord: v128, s1: v128, s2: v128, s3: v128, s4: v128, isum: v128): v128 {
+  let l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    l0 = i8x16.relaxed_swizzle(l0, ord);
+    l1 = i8x16.relaxed_swizzle(l1, ord);
+    hb = i8x16.relaxed_swizzle(hb, ord);
+  }
+  // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
+  const w1 = v128.or(v128.and(l0, m0f), v128.and(i16x8.shl(hb, 4), m30));
+  const w2 = v128.or(v128.and(l1, m0f), v128.and(i16x8.shl(hb, 2), m30));
+  const w3 = v128.or(v128.and(i16x8.shr_u(l0, 4), m0f), v128.and(hb, m30));
+  const w4 = v128.or(v128.and(i16x8.shr_u(l1, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
+  const d12 = i32x4.add(i32x4.mul(uDot16(w1, a), s1), i32x4.mul(uDot16(w2, a + 32 * KACT_BYTES), s2));
+  const d34 = i32x4.add(i32x4.mul(uDot16(w3, a + 64 * KACT_BYTES), s3), i32x4.mul(uDot16(w4, a + 96 * KACT_BYTES), s4));
+  return i32x4.add(isum, i32x4.add(d12, d34));
 }
 
 /** One super-block against one prepared Q8_K block: its f32x4 contribution. */
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  const m30 = v128.load(MASK_30);
-  let isum = i32x4.splat(0);
   // The masks once per super-block, not once per use (each use is a load from static data).
+  const m30 = v128.load(MASK_30);
   const m0f = v128.load(MASK_0F);
   const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
-  for (let h = 0; h < 2; h++) {
-    const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
-    const a = aq + (<usize>h << 7) * KACT_BYTES;
-    for (let g = 0; g < 2; g++) {
-      const o = <usize>g << 4;
-      let l0 = v128.load(ql + o), l1 = v128.load(ql + 32 + o), hb = v128.load(qh + o);
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        l0 = i8x16.relaxed_swizzle(l0, ord);
-        l1 = i8x16.relaxed_swizzle(l1, ord);
-        hb = i8x16.relaxed_swizzle(hb, ord);
-      }
-      // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
-      const w1 = v128.or(v128.and(l0, m0f), v128.and(i16x8.shl(hb, 4), m30));
-      const w2 = v128.or(v128.and(l1, m0f), v128.and(i16x8.shl(hb, 2), m30));
-      const w3 = v128.or(v128.and(i16x8.shr_u(l0, 4), m0f), v128.and(hb, m30));
-      const w4 = v128.or(v128.and(i16x8.shr_u(l1, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
-      const ag = a + o * KACT_BYTES;
-      const sg = sc + <usize>g;
-      isum = i32x4.add(isum, scaled(w1, ag, sg));
-      isum = i32x4.add(isum, scaled(w2, ag + 32 * KACT_BYTES, sg + 2));
-      isum = i32x4.add(isum, scaled(w3, ag + 64 * KACT_BYTES, sg + 4));
-      isum = i32x4.add(isum, scaled(w4, ag + 96 * KACT_BYTES, sg + 6));
-    }
-  }
-  // Σ sc·bsum: the 16 scales widened to i16 against the 16 block sums.
+  // The 16 scales widened to i32 once (scale j in lane j & 3 of S[j >> 2]); group (h, g) takes scales 8h + g + 2m,
+  // each splatted by a constant shuffle. The four groups are written out, not looped.
   const s8 = v128.load(p + 192);
-  const corr = i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(s8), v128.load(bsums)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bsums, 16)),
-  );
+  const lo = i16x8.extend_low_i8x16_s(s8), hi = i16x8.extend_high_i8x16_s(s8);
+  const S0 = i32x4.extend_low_i16x8_s(lo), S1 = i32x4.extend_high_i16x8_s(lo);
+  const S2 = i32x4.extend_low_i16x8_s(hi), S3 = i32x4.extend_high_i16x8_s(hi);
+  const half = 128 * KACT_BYTES, run = 16 * KACT_BYTES;
+  let isum = groupDot(p, p + 128, aq, m0f, m30, ord,
+    i32x4.shuffle(S0, S0, 0, 0, 0, 0), i32x4.shuffle(S0, S0, 2, 2, 2, 2), i32x4.shuffle(S1, S1, 0, 0, 0, 0), i32x4.shuffle(S1, S1, 2, 2, 2, 2), i32x4.splat(0));
+  isum = groupDot(p + 16, p + 144, aq + run, m0f, m30, ord,
+    i32x4.shuffle(S0, S0, 1, 1, 1, 1), i32x4.shuffle(S0, S0, 3, 3, 3, 3), i32x4.shuffle(S1, S1, 1, 1, 1, 1), i32x4.shuffle(S1, S1, 3, 3, 3, 3), isum);
+  isum = groupDot(p + 64, p + 160, aq + half, m0f, m30, ord,
+    i32x4.shuffle(S2, S2, 0, 0, 0, 0), i32x4.shuffle(S2, S2, 2, 2, 2, 2), i32x4.shuffle(S3, S3, 0, 0, 0, 0), i32x4.shuffle(S3, S3, 2, 2, 2, 2), isum);
+  isum = groupDot(p + 80, p + 176, aq + half + run, m0f, m30, ord,
+    i32x4.shuffle(S2, S2, 1, 1, 1, 1), i32x4.shuffle(S2, S2, 3, 3, 3, 3), i32x4.shuffle(S3, S3, 1, 1, 1, 1), i32x4.shuffle(S3, S3, 3, 3, 3, 3), isum);
+  // Σ sc·bsum: the 16 scales (as i16) against the 16 block sums.
+  const corr = i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(bsums)), i32x4.dot_i16x8_s(hi, v128.load(bsums, 16)));
   isum = i32x4.sub(isum, i32x4.shl(corr, 5));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfToF32(load<u16>(p, 208)) * xd));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 208)) * xd));
 }
 
 // @ts-ignore: decorator
