@@ -96,38 +96,42 @@ function rowQ4_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const p = wr + <usize>b * Q4_K_BLOCK_BYTES;
     const sc = scalesK4(p + 4);
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
-    // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k. Its scale is the
-    // low byte of sck, shifted along (a variable byte extract costs ~12 instructions); the quants are loaded (and
-    // reordered) once for the two sub-blocks that share them.
-    let sck = sc;
-    let v0 = i32x4.splat(0), v1 = i32x4.splat(0);
-    for (let k = 0; k < 8; k++) {
-      if ((k & 1) == 0) {
-        v0 = v128.load(p + 16 + (<usize>(k >> 1) << 5));
-        v1 = v128.load(p + 32 + (<usize>(k >> 1) << 5));
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          v0 = laneOrder(v0);
-          v1 = laneOrder(v1);
-        }
+    // The eight scales widened to i32 once; pair k takes lanes 0 and 1 of sA (constant shuffles), then sA slides on
+    // by two lanes (where shifting a scalar along and splatting took four instructions a sub-block).
+    const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+    let sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+    let q = p + 16;
+    let a = aqOff + (<usize>b << 8) * KACT_BYTES;
+    // Pair k: sub-block 2k from the low nibbles of qs[32k..32k+31], 2k+1 from the high ones; each is unpacked (and
+    // widened, for SIMD128) once for the four rows.
+    for (let k = 0; k < 4; k++) {
+      let v0 = v128.load(q), v1 = v128.load(q, 16);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        v0 = laneOrder(v0);
+        v1 = laneOrder(v1);
       }
-      const n0 = (k & 1) == 0 ? nibLo(v0) : nibHi(v0);
-      const n1 = (k & 1) == 0 ? nibLo(v1) : nibHi(v1);
-      const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
-      const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
-      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
-      const scale = i32x4.splat(<i32>(sck & 0xff));
-      sck >>= 8;
-      const a = aq + (<usize>k << 5) * KACT_BYTES;
-      i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + a), scale));
-      pin(o, i0);
-      i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + a), scale));
-      pin(o1, i1);
-      i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + a), scale));
-      pin(o2, i2);
-      i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + a), scale));
+      for (let half = 0; half < 2; half++) {
+        const n0 = half == 0 ? nibLo(v0) : nibHi(v0);
+        const n1 = half == 0 ? nibLo(v1) : nibHi(v1);
+        const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
+        const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
+        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
+        const scale = half == 0 ? i32x4.shuffle(sA, sA, 0, 0, 0, 0) : i32x4.shuffle(sA, sA, 1, 1, 1, 1);
+        const ah = a + <usize>half * 32 * KACT_BYTES;
+        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + ah), scale));
+        pin(o, i0);
+        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + ah), scale));
+        pin(o1, i1);
+        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + ah), scale));
+        pin(o2, i2);
+        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + ah), scale));
+      }
+      sA = i32x4.shuffle(sA, sB, 2, 3, 4, 5);
+      sB = i32x4.shuffle(sB, sB, 2, 3, 2, 3);
+      q += 32;
+      a += 64 * KACT_BYTES;
     }
-    const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
+    const d = halfScale(load<u16>(p)), dmin = halfScale(load<u16>(p, 2));
     const mins = minsK4(p + 4);
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     let xd = load<f32>(ad + xo);

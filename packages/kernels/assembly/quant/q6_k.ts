@@ -187,7 +187,7 @@ function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
       }
     }
     const s8 = v128.load(p + 192);
-    const d = halfToF32(load<u16>(p, 208));
+    const d = halfScale(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
