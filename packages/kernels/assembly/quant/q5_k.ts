@@ -2,9 +2,9 @@
 // u8 qs[128]. Eight sub-blocks of 32 with 6-bit scale sc and minimum m (k-scales.ts), as Q4_K; sub-block 2k takes
 // the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
 //   x = d·sc·q − dmin·m, q in 0..31.   Activations: Q8_K, or Q8_KS in the relaxed build (as ggml's vec_dot_q5_K_q8_K).
-import { halfToF32 } from './half-scale';
+import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, laneOrder, pin } from '../simd';
+import { hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_10, pin } from '../simd';
 import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 
@@ -33,41 +33,65 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
-/** 0x10 in each byte of h whose bit m is set. */
+/**
+ * Fifth bits: 0x10 in each byte of h whose bit 0 (lo) or bit 1 (hi) is set. h is shifted right by two bits a pair
+ * of sub-blocks (16-bit shifts: what crosses into a byte lands above the bits read, and the mask drops it).
+ */
 // @ts-ignore: decorator
-@inline function fifth(h: v128, m: v128): v128 {
-  return v128.and(i8x16.eq(v128.and(h, m), m), i8x16.splat(0x10));
+@inline function fifthLo(h: v128, m10: v128): v128 {
+  return v128.and(i16x8.shl(h, 4), m10);
+}
+// @ts-ignore: decorator
+@inline function fifthHi(h: v128, m10: v128): v128 {
+  return v128.and(i16x8.shl(h, 3), m10);
 }
 
+/**
+ * Sub-blocks 2k and 2k+1 (the 32 bytes at q; fifth bits in bits 0 and 1 of h0, h1, already shifted down by 2k)
+ * against their 64 activations at a, times their scales (sLo, sHi: splatted), added to isum.
+ */
+// @ts-ignore: decorator
+@inline function pairDot(q: usize, h0: v128, h1: v128, a: usize, ord: v128, m0f: v128, m10: v128, sLo: v128, sHi: v128, isum: v128): v128 {
+  let v0 = v128.load(q);
+  let v1 = v128.load(q, 16);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    v0 = i8x16.relaxed_swizzle(v0, ord);
+    v1 = i8x16.relaxed_swizzle(v1, ord);
+  }
+  const wl0 = v128.or(v128.and(v0, m0f), fifthLo(h0, m10)), wl1 = v128.or(v128.and(v1, m0f), fifthLo(h1, m10));
+  const wh0 = v128.or(v128.and(i16x8.shr_u(v0, 4), m0f), fifthHi(h0, m10));
+  const wh1 = v128.or(v128.and(i16x8.shr_u(v1, 4), m0f), fifthHi(h1, m10));
+  const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(wl0, wl1, a) : dot32(wl0, wl1, a);
+  const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(wh0, wh1, a + 32) : dot32(wh0, wh1, a + 64);
+  return i32x4.add(isum, i32x4.add(i32x4.mul(lo, sLo), i32x4.mul(hi, sHi)));
+}
+
+/** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  const sc = scalesK4(p + 4);
-  let sck = sc; // sub-block 2k's scale in the low byte, 2k+1's next: shifted along (a variable byte extract costs ~12 instructions)
+  // As Q4_K: the scales widened once and splatted by constant shuffles; the four pairs written out.
+  const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+  const sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+  const m0f = v128.load(MASK_0F), m10 = v128.load(MASK_10);
+  const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
   let h0 = v128.load(p + 16), h1 = v128.load(p + 32);
   if (ASC_FEATURE_RELAXED_SIMD) {
-    h0 = laneOrder(h0);
-    h1 = laneOrder(h1);
+    h0 = i8x16.relaxed_swizzle(h0, ord);
+    h1 = i8x16.relaxed_swizzle(h1, ord);
   }
-  let isum = i32x4.splat(0);
-  for (let k = 0; k < 4; k++) {
-    let v0 = v128.load(p + 48 + (<usize>k << 5));
-    let v1 = v128.load(p + 64 + (<usize>k << 5));
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      v0 = laneOrder(v0);
-      v1 = laneOrder(v1);
-    }
-    const mLo = i8x16.splat(<i8>(<i32>1 << (2 * k))), mHi = i8x16.splat(<i8>(<i32>2 << (2 * k)));
-    const a = aq + (<usize>k << 6) * KACT_BYTES;
-    const wl0 = v128.or(nibLo(v0), fifth(h0, mLo)), wl1 = v128.or(nibLo(v1), fifth(h1, mLo));
-    const wh0 = v128.or(nibHi(v0), fifth(h0, mHi)), wh1 = v128.or(nibHi(v1), fifth(h1, mHi));
-    const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(wl0, wl1, a) : dot32(wl0, wl1, a);
-    const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(wh0, wh1, a + 32) : dot32(wh0, wh1, a + 64);
-    isum = i32x4.add(isum, i32x4.mul(lo, i32x4.splat(<i32>(sck & 0xff))));
-    isum = i32x4.add(isum, i32x4.mul(hi, i32x4.splat(<i32>((sck >> 8) & 0xff))));
-    sck >>= 16;
-  }
-  const dd = halfToF32(load<u16>(p)) * xd;
-  const dm = halfToF32(load<u16>(p, 2)) * xd;
+  const q = p + 48, step = 64 * KACT_BYTES;
+  let isum = pairDot(q, h0, h1, aq, ord, m0f, m10, i32x4.shuffle(sA, sA, 0, 0, 0, 0), i32x4.shuffle(sA, sA, 1, 1, 1, 1), i32x4.splat(0));
+  h0 = i16x8.shr_u(h0, 2);
+  h1 = i16x8.shr_u(h1, 2);
+  isum = pairDot(q + 32, h0, h1, aq + step, ord, m0f, m10, i32x4.shuffle(sA, sA, 2, 2, 2, 2), i32x4.shuffle(sA, sA, 3, 3, 3, 3), isum);
+  h0 = i16x8.shr_u(h0, 2);
+  h1 = i16x8.shr_u(h1, 2);
+  isum = pairDot(q + 64, h0, h1, aq + 2 * step, ord, m0f, m10, i32x4.shuffle(sB, sB, 0, 0, 0, 0), i32x4.shuffle(sB, sB, 1, 1, 1, 1), isum);
+  h0 = i16x8.shr_u(h0, 2);
+  h1 = i16x8.shr_u(h1, 2);
+  isum = pairDot(q + 96, h0, h1, aq + 3 * step, ord, m0f, m10, i32x4.shuffle(sB, sB, 2, 2, 2, 2), i32x4.shuffle(sB, sB, 3, 3, 3, 3), isum);
+  const dd = halfScale(load<u16>(p)) * xd;
+  const dm = halfScale(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 
@@ -93,46 +117,48 @@ function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q5_K_BLOCK_BYTES;
-    const sc = scalesK4(p + 4);
     let h0 = v128.load(p + 16), h1 = v128.load(p + 32);
     if (ASC_FEATURE_RELAXED_SIMD) {
       h0 = laneOrder(h0);
       h1 = laneOrder(h1);
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
-    // Sub-block k: low nibbles of qs[32(k>>1)..] for even k, high ones for odd k; fifth bit = bit k of qh. Its scale is the
-    // low byte of sck, shifted along (a variable byte extract costs ~12 instructions); the quants are loaded (and
-    // reordered) once for the two sub-blocks that share them.
-    let sck = sc;
-    let v0 = i32x4.splat(0), v1 = i32x4.splat(0);
-    for (let k = 0; k < 8; k++) {
-      if ((k & 1) == 0) {
-        v0 = v128.load(p + 48 + (<usize>(k >> 1) << 5));
-        v1 = v128.load(p + 64 + (<usize>(k >> 1) << 5));
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          v0 = laneOrder(v0);
-          v1 = laneOrder(v1);
-        }
+    // As Q4_K's: the scales in one widened vector sliding two lanes a pair; the fifth bits as the single row takes them.
+    const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+    let sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+    let q = p + 48;
+    let a = aqOff + (<usize>b << 8) * KACT_BYTES;
+    for (let k = 0; k < 4; k++) {
+      let v0 = v128.load(q), v1 = v128.load(q, 16);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        v0 = laneOrder(v0);
+        v1 = laneOrder(v1);
       }
-      const m = i8x16.splat(<i8>(<i32>1 << k));
-      const n0 = v128.or((k & 1) == 0 ? nibLo(v0) : nibHi(v0), fifth(h0, m));
-      const n1 = v128.or((k & 1) == 0 ? nibLo(v1) : nibHi(v1), fifth(h1, m));
-      const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
-      const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
-      const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
-      const scale = i32x4.splat(<i32>(sck & 0xff));
-      sck >>= 8;
-      const a = aq + (<usize>k << 5) * KACT_BYTES;
-      i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + a), scale));
-      pin(o, i0);
-      i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + a), scale));
-      pin(o1, i1);
-      i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + a), scale));
-      pin(o2, i2);
-      i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + a), scale));
+      for (let half = 0; half < 2; half++) {
+        const m10 = v128.load(MASK_10);
+        const n0 = half == 0 ? v128.or(nibLo(v0), fifthLo(h0, m10)) : v128.or(nibHi(v0), fifthHi(h0, m10));
+        const n1 = half == 0 ? v128.or(nibLo(v1), fifthLo(h1, m10)) : v128.or(nibHi(v1), fifthHi(h1, m10));
+        const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
+        const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
+        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
+        const scale = half == 0 ? i32x4.shuffle(sA, sA, 0, 0, 0, 0) : i32x4.shuffle(sA, sA, 1, 1, 1, 1);
+        const ah = a + <usize>half * 32 * KACT_BYTES;
+        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + ah), scale));
+        pin(o, i0);
+        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + ah), scale));
+        pin(o1, i1);
+        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + ah), scale));
+        pin(o2, i2);
+        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + ah), scale));
+      }
+      sA = i32x4.shuffle(sA, sB, 2, 3, 4, 5);
+      sB = i32x4.shuffle(sB, sB, 2, 3, 2, 3);
+      h0 = i16x8.shr_u(h0, 2);
+      h1 = i16x8.shr_u(h1, 2);
+      q += 32;
+      a += 64 * KACT_BYTES;
     }
-    const d = halfToF32(load<u16>(p)), dmin = halfToF32(load<u16>(p, 2));
+    const d = halfScale(load<u16>(p)), dmin = halfScale(load<u16>(p, 2));
     const mins = minsK4(p + 4);
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     let xd: f32;
