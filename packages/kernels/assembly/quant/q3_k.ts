@@ -2,10 +2,10 @@
 // Sixteen sub-blocks of 16 with 6-bit scales (12 bytes: low 4 bits in bytes 0–7, high 2 bits in bytes 8–11; minus 32).
 // Per half h (qs += 32h) and shift j < 4, value 128h + 32j + l (l < 32) is ((qs[l] >> 2j) & 3) − (bit 4h+j of
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
-import { halfToF32 } from './half-scale';
+import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { dot16, hsum, pin } from '../simd';
-import { dotWide16 } from './int-dot';
+import { hsum, laneOrder, pin } from '../simd';
+import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
 export const Q3_K_BLOCK_BYTES: usize = 110;
 
@@ -17,6 +17,13 @@ export const Q3_K_BLOCK_BYTES: usize = 110;
   v = i32x4.replace_lane(v, 1, (a1 & 0x0f0f0f0f) | (((t >> 2) & 0x03030303) << 4));
   v = i32x4.replace_lane(v, 2, ((a0 >> 4) & 0x0f0f0f0f) | (((t >> 4) & 0x03030303) << 4));
   return i32x4.replace_lane(v, 3, ((a1 >> 4) & 0x0f0f0f0f) | (((t >> 6) & 0x03030303) << 4));
+}
+
+/** Signed byte i of a vector (i a loop index: through a u64 lane, since lane indices must be constants). */
+// @ts-ignore: decorator
+@inline function scaleAt(v: v128, i: i32): i32 {
+  const half = i < 8 ? i64x2.extract_lane(v, 0) : i64x2.extract_lane(v, 1);
+  return <i32>(<i8>(half >> (<u64>(i & 7) << 3)));
 }
 
 export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
@@ -42,42 +49,75 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+/** u = q + 4 for 16 values: bits 2j..2j+1 of the 16 bytes qs, plus 4 where bit 0 of hs (hmask shifted down) is set. */
 // @ts-ignore: decorator
-@inline function blockDot(p: usize, xd: f32, aq: usize): v128 {
-  const three = i8x16.splat(3), minus4 = i8x16.splat(-4), zero = i8x16.splat(0);
-  const s8 = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
-  const hm0 = v128.load(p), hm1 = v128.load(p + 16);
-  let isum = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    const q0 = v128.load(p + 32 + (<usize>h << 5)), q1 = v128.load(p + 48 + (<usize>h << 5));
-    const a = aq + (<usize>h << 8);
-    for (let j = 0; j < 4; j++) {
-      const m = i8x16.splat(<i8>(<i32>1 << (4 * h + j)));
-      // q − 4 where the hmask bit is clear: the low 2 bits OR 0xFC (−4) there.
-      const w0 = v128.or(v128.and(i16x8.shr_u(q0, 2 * j), three), v128.and(i8x16.eq(v128.and(hm0, m), zero), minus4));
-      const w1 = v128.or(v128.and(i16x8.shr_u(q1, 2 * j), three), v128.and(i8x16.eq(v128.and(hm1, m), zero), minus4));
-      const aj = a + (<usize>j << 6);
-      const sIdx = 8 * h + 2 * j;
-      isum = i32x4.add(isum, i32x4.mul(dot16(w0, aj), i32x4.splat(scaleAt(s8, sIdx))));
-      isum = i32x4.add(isum, i32x4.mul(dot16(w1, aj + 32), i32x4.splat(scaleAt(s8, sIdx + 1))));
-    }
-  }
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfToF32(load<u16>(p, 108)) * xd));
+@inline function unsigned3(qs: v128, j: i32, hs: v128): v128 {
+  return v128.or(v128.and(i16x8.shr_u(qs, 2 * j), i8x16.splat(3)), v128.and(i16x8.shl(hs, 2), i8x16.splat(4)));
 }
 
-/** Signed byte i of a vector (i a loop index: through a u64 lane, since lane indices must be constants). */
+/** Σ sc·bsum for the 16 signed scales s8 and the 16 block sums at bs. */
 // @ts-ignore: decorator
-@inline function scaleAt(v: v128, i: i32): i32 {
-  const half = i < 8 ? i64x2.extract_lane(v, 0) : i64x2.extract_lane(v, 1);
-  return <i32>(<i8>(half >> (<u64>(i & 7) << 3)));
+@inline function corr(s8: v128, bs: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(s8), v128.load(bs)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(s8), v128.load(bs, 16)),
+  );
+}
+
+/** The first four signed scales of s8 as i32 (scale 2t of a loop step in lane 0, 2t + 1 in lane 1). */
+// @ts-ignore: decorator
+@inline function firstScales(s8: v128): v128 {
+  return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(s8));
+}
+
+/** s8 moved down two bytes: the next step's scales first (one byte shift). */
+// @ts-ignore: decorator
+@inline function nextScales(s8: v128): v128 {
+  return i8x16.shuffle(s8, s8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1);
+}
+
+// Step t = 4h + j (0..7) takes bits 2j..2j+1 of qs[32h..32h+31] and hmask bit t, for sub-blocks 2t (bytes 0–15) and
+// 2t+1 (bytes 16–31). The hmask vectors are shifted down one bit a step (16-bit shifts: what crosses into a byte lands
+// above bit 0, the only bit read).
+// @ts-ignore: decorator
+@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+  const s8orig = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
+  let s8 = s8orig;
+  let hm0 = v128.load(p), hm1 = v128.load(p, 16);
+  let q0 = v128.load(p, 32), q1 = v128.load(p, 48), q2 = v128.load(p, 64), q3 = v128.load(p, 80);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    hm0 = laneOrder(hm0);
+    hm1 = laneOrder(hm1);
+    q0 = laneOrder(q0);
+    q1 = laneOrder(q1);
+    q2 = laneOrder(q2);
+    q3 = laneOrder(q3);
+  }
+  let isum = i32x4.splat(0);
+  let a = aq;
+  for (let t = 0; t < 8; t++) {
+    const j = t & 3;
+    const w0 = unsigned3(t < 4 ? q0 : q2, j, hm0);
+    const w1 = unsigned3(t < 4 ? q1 : q3, j, hm1);
+    const sc = firstScales(s8);
+    isum = i32x4.add(isum, i32x4.mul(uDot16(w0, a), i32x4.shuffle(sc, sc, 0, 0, 0, 0)));
+    isum = i32x4.add(isum, i32x4.mul(uDot16(w1, a + 16 * KACT_BYTES), i32x4.shuffle(sc, sc, 1, 1, 1, 1)));
+    s8 = nextScales(s8);
+    hm0 = i16x8.shr_u(hm0, 1);
+    hm1 = i16x8.shr_u(hm1, 1);
+    a += 32 * KACT_BYTES;
+  }
+  isum = i32x4.sub(isum, i32x4.shl(corr(s8orig, bsums), 2));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 108)) * xd));
 }
 
 // @ts-ignore: decorator
 @inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
+  const sums = ad + (<usize>nb << 2);
   const aq = ad + <usize>nb * 36;
   let s = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q3_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), aq + (<usize>b << 9)));
+    s = f32x4.add(s, blockDot(wr + <usize>b * Q3_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
   }
   return hsum(s);
 }
@@ -86,57 +126,57 @@ function rowQ3_K(wr: usize, ad: usize, nb: i32): f32 {
   return rowDot(wr, ad, nb);
 }
 
-/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+/** rowDot for four activation rows: each sub-block is unpacked (and widened, for SIMD128) once. */
 function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  const three = i8x16.splat(3), minus4 = i8x16.splat(-4), zero = i8x16.splat(0);
+  const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q3_K_BLOCK_BYTES;
-    const s8 = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
-    const hm0 = v128.load(p), hm1 = v128.load(p + 16);
-    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    const aq = aqOff + (<usize>b << 9);
-    for (let t = 0; t < 8; t++) {
-      // t = 4h + j: bits 2j..2j+1 of qs[32h..], hmask bit t, sub-blocks 2t and 2t+1.
-      const h = t >> 2, j = t & 3;
-      const q0 = v128.load(p + 32 + (<usize>h << 5)), q1 = v128.load(p + 48 + (<usize>h << 5));
-      const m = i8x16.splat(<i8>(<i32>1 << t));
-      const w0 = v128.or(v128.and(i16x8.shr_u(q0, 2 * j), three), v128.and(i8x16.eq(v128.and(hm0, m), zero), minus4));
-      const w1 = v128.or(v128.and(i16x8.shr_u(q1, 2 * j), three), v128.and(i8x16.eq(v128.and(hm1, m), zero), minus4));
-      const at = aq + (<usize>t << 6);
-      {
-        const lo = i16x8.extend_low_i8x16_s(w0), hi = i16x8.extend_high_i8x16_s(w0);
-        const scale = i32x4.splat(scaleAt(s8, 2 * t));
-        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at), scale));
-        pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at), scale));
-        pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at), scale));
-        pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at), scale));
-      }
-      {
-        const lo = i16x8.extend_low_i8x16_s(w1), hi = i16x8.extend_high_i8x16_s(w1);
-        const scale = i32x4.splat(scaleAt(s8, 2 * t + 1));
-        i0 = i32x4.add(i0, i32x4.mul(dotWide16(lo, hi, ad + at + 32), scale));
-        pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(dotWide16(lo, hi, a1 + at + 32), scale));
-        pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(dotWide16(lo, hi, a2 + at + 32), scale));
-        pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(dotWide16(lo, hi, a3 + at + 32), scale));
-      }
+    const s8orig = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
+    let s8 = s8orig;
+    let hm0 = v128.load(p), hm1 = v128.load(p, 16);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      hm0 = laneOrder(hm0);
+      hm1 = laneOrder(hm1);
     }
-    const d = halfToF32(load<u16>(p, 108));
-    const xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * load<f32>(ad + xo))));
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    let at = aqOff + (<usize>b << 8) * KACT_BYTES;
+    for (let t = 0; t < 8; t++) {
+      const h = t >> 2, j = t & 3;
+      let q0 = v128.load(p + 32 + (<usize>h << 5)), q1 = v128.load(p + 48 + (<usize>h << 5));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        q0 = laneOrder(q0);
+        q1 = laneOrder(q1);
+      }
+      const sc = firstScales(s8);
+      for (let half = 0; half < 2; half++) {
+        const w = unsigned3(half == 0 ? q0 : q1, j, half == 0 ? hm0 : hm1);
+        const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
+        const scale = half == 0 ? i32x4.shuffle(sc, sc, 0, 0, 0, 0) : i32x4.shuffle(sc, sc, 1, 1, 1, 1);
+        const a = at + <usize>half * 16 * KACT_BYTES;
+        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
+        pin(o, i0);
+        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
+        pin(o1, i1);
+        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
+        pin(o2, i2);
+        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
+      }
+      s8 = nextScales(s8);
+      hm0 = i16x8.shr_u(hm0, 1);
+      hm1 = i16x8.shr_u(hm1, 1);
+      at += 32 * KACT_BYTES;
+    }
+    const d = v128.load32_splat(HALF_TABLE + (<usize>load<u16>(p, 108) << 2));
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8orig, ad + so), 2))), f32x4.mul(d, v128.load32_splat(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8orig, a1 + so), 2))), f32x4.mul(d, v128.load32_splat(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8orig, a2 + so), 2))), f32x4.mul(d, v128.load32_splat(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8orig, a3 + so), 2))), f32x4.mul(d, v128.load32_splat(a3 + xo))));
   }
   store<f32>(o, hsum(s0));
   store<f32>(o1, hsum(s1));
