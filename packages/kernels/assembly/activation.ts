@@ -1,4 +1,5 @@
 import { f16ToF32, f32ToF16 } from './half';
+import { LANE_ORDER, laneOrder } from './simd';
 // Activations are quantised once per row before an integer product, as llama.cpp does, and kept widened to int16 so
 // that the inner loops (run once per weight row) do not widen them again.
 //
@@ -12,8 +13,8 @@ import { f16ToF32, f32ToF16 } from './half';
 //   in f32, bsums[k] = Σ q[16k..16k+15]
 //   (ggml's block_q8_K; its sums let the kernels apply the weights' per-sub-block minimums without touching q).
 //
-// The relaxed build (int-dot.ts) takes the same q as int8, each 16 values in laneOrder (simd.ts: value e at byte
-// lanePos(e)):
+// The relaxed build (int-dot.ts) takes the same q as int8, each 16 values in laneOrder (simd.ts: bytes 4k..4k+3 hold
+// values 2k, 2k+1, 8+2k, 9+2k):
 // Q8S activation row (Q8_0 weights): [nb × f32 d][nb × (32 × i8 max(q, 0), 32 × i8 max(−q, 0))]   (64 bytes a block)
 // Q8_KS activation row (K-quant weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
 // Q8_1S activation row (Q4_1, Q5_1 weights): [nb × f32 d][nb × f32 s][nb × 32 × i8 q]
@@ -37,10 +38,10 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   return cols << 2;
 }
 
-/** Where value e (0..15) of a group of 16 sits in laneOrder (simd.ts): values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3. */
+/** 16 bytes in laneOrder (simd.ts), in either build (the SIMD128 one has no relaxed swizzle). */
 // @ts-ignore: decorator
-@inline function lanePos(e: i32): usize {
-  return <usize>((((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1));
+@inline function inLaneOrder(v: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? laneOrder(v) : i8x16.swizzle(v, v128.load(LANE_ORDER));
 }
 
 // How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 split into max(q, 0) and max(−q, 0).
@@ -49,34 +50,47 @@ const STORE_I8: i32 = 1;
 const STORE_SPLIT: i32 = 2;
 
 /**
- * Quantises n values at p to i16 at q with one scale, rounding half to even as ggml's SIMD paths do; returns the
- * scale as ggml keeps it — half precision (`halfScale`, block_q8_0/q8_1) or 1/(127/max|x|) in f32 (block_q8_K).
- * Σq goes to `lastSum`, the unrounded max|x|/127 to `lastScale`.
+ * Quantises n values (a multiple of 16) at p to q with one scale, rounding half to even as ggml's SIMD paths do;
+ * returns the scale as ggml keeps it — half precision (`halfScale`, block_q8_0/q8_1) or 1/(127/max|x|) in f32
+ * (block_q8_K). Σq goes to `lastSum`, the unrounded max|x|/127 to `lastScale`; with `sums` set, each group of 16's
+ * Σq as i16 there. Vector code, lane for lane the scalar arithmetic (max, one f32 multiply, round half to even).
  */
 let lastSum: i32 = 0;
 let lastScale: f32 = 0;
 // @ts-ignore: decorator
-@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool, layout: i32 = STORE_I16): f32 {
-  let amax: f32 = 0;
-  for (let j = 0; j < n; j++) amax = max(amax, abs(load<f32>(p + (<usize>j << 2))));
+@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool, layout: i32 = STORE_I16, sums: usize = 0): f32 {
+  let m = f32x4.splat(0);
+  for (let j = 0; j < n; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(p + (<usize>j << 2))));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
   const id: f32 = amax != 0 ? <f32>127 / amax : 0;
   lastScale = amax / 127;
   const d: f32 = halfScale ? f16ToF32(f32ToF16(lastScale)) : id != 0 ? <f32>1 / id : 0;
-  let sum: i32 = 0;
-  for (let j = 0; j < n; j++) {
-    const v = <i32>nearest(load<f32>(p + (<usize>j << 2)) * id);
-    sum += v;
-    if (layout == STORE_I16) store<i16>(q + (<usize>j << 1), <i16>v);
-    else {
-      const at = q + (<usize>(j & ~15) | lanePos(j & 15));
-      if (layout == STORE_I8) store<i8>(at, <i8>v);
+  const idv = f32x4.splat(id);
+  let total = i32x4.splat(0);
+  for (let g = 0; g < n; g += 16) {
+    const x = p + (<usize>g << 2);
+    const r0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), idv)));
+    const r1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), idv)));
+    const r2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 32), idv)));
+    const r3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 48), idv)));
+    const lo = i16x8.narrow_i32x4_s(r0, r1), hi = i16x8.narrow_i32x4_s(r2, r3);
+    const gsum = i32x4.add(i32x4.add(r0, r1), i32x4.add(r2, r3));
+    total = i32x4.add(total, gsum);
+    if (sums != 0) store<i16>(sums + (<usize>(g >> 4) << 1), <i16>(i32x4.extract_lane(gsum, 0) + i32x4.extract_lane(gsum, 1) + i32x4.extract_lane(gsum, 2) + i32x4.extract_lane(gsum, 3)));
+    if (layout == STORE_I16) {
+      v128.store(q + (<usize>g << 1), lo);
+      v128.store(q + (<usize>g << 1), hi, 16);
+    } else {
+      const v = inLaneOrder(i8x16.narrow_i16x8_s(lo, hi));
+      if (layout == STORE_I8) v128.store(q + <usize>g, v);
       else {
-        store<i8>(at, <i8>max(v, 0));
-        store<i8>(at + <usize>n, <i8>max(-v, 0));
+        const zero = i8x16.splat(0);
+        v128.store(q + <usize>g, i8x16.max_s(v, zero));
+        v128.store(q + <usize>g + <usize>n, i8x16.max_s(i8x16.neg(v), zero));
       }
     }
   }
-  lastSum = sum;
+  lastSum = i32x4.extract_lane(total, 0) + i32x4.extract_lane(total, 1) + i32x4.extract_lane(total, 2) + i32x4.extract_lane(total, 3);
   return d;
 }
 
@@ -154,12 +168,7 @@ export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
     const qs = out + <usize>nb * 36;
     for (let b = 0; b < nb; b++) {
       const q = qs + (<usize>b << 9);
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false));
-      for (let k = 0; k < 16; k++) {
-        let s: i32 = 0;
-        for (let j = 0; j < 16; j++) s += load<i16>(q + (<usize>(k * 16 + j) << 1));
-        store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
-      }
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I16, sums + (<usize>b << 5)));
     }
   }
 }
@@ -175,13 +184,7 @@ export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
     const qs = out + <usize>nb * 36;
     for (let b = 0; b < nb; b++) {
       const q = qs + (<usize>b << 8);
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I8));
-      // A group's sum does not depend on the order of its 16 bytes.
-      for (let k = 0; k < 16; k++) {
-        let s: i32 = 0;
-        for (let j = 0; j < 16; j++) s += load<i8>(q + <usize>(k * 16 + j));
-        store<i16>(sums + (<usize>(b * 16 + k) << 1), <i16>s);
-      }
+      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I8, sums + (<usize>b << 5)));
     }
   }
 }
