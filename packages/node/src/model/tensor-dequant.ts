@@ -3,10 +3,13 @@ import { UnsupportedTensorTypeError } from './model-errors.js';
 import { ggmlTypeByName, KERNEL_TYPE_NAMES } from '@edge-node/kernels';
 import { f16LookupTable } from './half-float.js';
 
+// Block geometry from the kernels' type table, the one place each type's block is defined.
+const Q8_0_TYPE = ggmlTypeByName('Q8_0')!;
+const Q4_0_TYPE = ggmlTypeByName('Q4_0')!;
 /** Q8_0 and Q4_0 blocks hold 32 elements. */
-export const QUANT_BLOCK_SIZE = 32;
-const Q8_0_BLOCK_BYTES = 34;
-const Q4_0_BLOCK_BYTES = 18;
+export const QUANT_BLOCK_SIZE = Q8_0_TYPE.blockSize;
+const Q8_0_BLOCK_BYTES = Q8_0_TYPE.typeSize;
+const Q4_0_BLOCK_BYTES = Q4_0_TYPE.typeSize;
 
 const STORED: ReadonlySet<string> = new Set<string>(KERNEL_TYPE_NAMES);
 /** Types `dequantize` converts to float32 in JS (norms, biases, tests); the rest only the kernels read. */

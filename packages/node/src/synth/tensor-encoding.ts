@@ -3,13 +3,15 @@
  * that produce real files: F16/BF16 round to nearest even (numpy / torch casts, ggml's F16C path), Q8_0 as
  * gguf-py's reference quantiser (per block of 32: d = amax / 127 in float32, q = roundf(x / d), d stored F16).
  */
+import { ggmlTypeByName } from '@edge-node/kernels';
 import { f16ToF32, f32ToF16 } from '../model/half-float.js';
 
 export type EncodedDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
 
-export const Q8_0_BLOCK = 32;
-/** Bytes of one Q8_0 block: an F16 scale and 32 int8 quants. */
-export const Q8_0_BLOCK_BYTES = 34;
+const Q8_0_TYPE = ggmlTypeByName('Q8_0')!;
+export const Q8_0_BLOCK = Q8_0_TYPE.blockSize;
+/** Bytes of one Q8_0 block (from the kernels' type table): an F16 scale and 32 int8 quants. */
+export const Q8_0_BLOCK_BYTES = Q8_0_TYPE.typeSize;
 
 /** Bytes needed to store `elements` values of `dtype`. */
 export function encodedByteLength(dtype: EncodedDType, elements: number): number {
