@@ -24,7 +24,7 @@ import { modelFromPeers } from './weights/model-from-peers.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { planSummary } from './pipeline/plan-summary.js';
-import { addOpenAIApi } from './api/openai-api.js';
+import { addOpenAIApi, modelIdFor } from './api/openai-api.js';
 import { ApiMetrics } from './api/api-metrics.js';
 import { addJoinPageRoutes } from './api/join-page.js';
 
@@ -208,6 +208,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...options.deviceWatch,
   });
   let servedContext = 0;
+  let servedPath = '';
   let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
@@ -265,11 +266,12 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });
     servedContext = contextLength;
+    servedPath = model.path;
     await pipeline.start();
   };
   if (options.modelPath) {
     const model = await openModel(await resolveModelSource(options.modelPath, options.dataDir, options.hub, logger));
-    weights = await serveWeights(host, model, logger);
+    weights = await serveWeights(host, model, logger, modelIdFor(options.modelPath));
     await startPipeline(model, options.modelPath);
   }
   const router = new ApiRouter();
@@ -365,6 +367,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     peers: () => membership.members().length,
     nodeName: (id) => (id === host.peerId ? options.name : (membership.members().find((m) => m.peerId === id)?.name ?? id.slice(-8))),
     ...(options.modelPath ? { modelPath: options.modelPath } : {}),
+    // From peers: the id the serving node gave in its manifest (the last segment of the peer model's path).
+    ...(!options.modelPath && servedPath ? { modelId: modelIdFor(servedPath) } : {}),
     ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
     ...(options.queueLength !== undefined ? { queueLength: options.queueLength } : {}),
   });
