@@ -220,7 +220,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     compute.checkModel(model);
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
-    logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
+    logger.info(`model: ${modelIdFor(options.modelPath ?? model.path)} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
     if (options.concurrency === undefined) {
       const c = model.config;
       const s = defaultSlots({

@@ -37,7 +37,8 @@ Options:
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/tcp/0/ws:
                            all interfaces, any port; the WebSocket one is for browser nodes, GET /join)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
-  --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
+  --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given
+                           or every --listen address is loopback, as for several nodes on one machine)
   --api-port N             HTTP API port (default ${DEFAULT_API_PORT}; 0 = any free port)
   --api-host HOST          HTTP API bind address (default 127.0.0.1; 0.0.0.0 to expose it on the network)
   --api-key KEY            require "Authorization: Bearer KEY" on the API (env EDGE_NODE_API_KEY); / and /health stay open
@@ -122,6 +123,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   if (noModel) delete (v as { model?: unknown }).model;
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
+  const listen = v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
   const engine = engineOptionsFrom(v);
@@ -143,9 +145,10 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   return {
     name,
     dataDir: resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default')),
-    listen: v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'],
+    listen,
     bootstrap,
-    mdns: v.mdns ?? bootstrap.length === 0,
+    // A node reachable on loopback only has nothing to announce to the network.
+    mdns: v.mdns ?? (bootstrap.length === 0 && !listen.every((a) => /^\/ip4\/127\.|^\/ip6\/::1\//.test(a))),
     apiPort,
     ...(v['api-host'] ? { apiHost: v['api-host'] } : {}),
     ...(apiKey !== undefined ? { apiKey } : {}),
