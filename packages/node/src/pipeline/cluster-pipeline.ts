@@ -293,7 +293,8 @@ export class ClusterPipeline implements Generator {
         bytesPerWeight: storedBytesPerWeight(this.opts.model),
         kvCache: this.opts.compute.kvCache,
         modelFingerprint: this.fingerprint,
-        // Without a split here, the plan owner's (announced) applies: computeClusterPlan finds it.
+        // The split in force is this node's own or the plan owner's (announced): computeClusterPlan finds it.
+        self: this.opts.host.peerId,
         request: this.planRequest(),
         ...(this.plan ? { previous: this.plan.plan as Plan } : {}),
       });

@@ -35,6 +35,8 @@ export interface ClusterPlanInput {
    * owner announces (planOwner), if any.
    */
   split?: number[];
+  /** The coordinator's peer id: a split it announces itself wins over the others'. */
+  self?: string;
   /** What the plan reserves memory for. */
   request: RequestShape;
   previous?: Plan;
@@ -128,7 +130,7 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
   const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, widestKvCache(input.kvCache, members)));
-  const owner = planOwner(members);
+  const owner = planOwner(members, input.self);
   const split = input.split ?? owner?.split ?? undefined;
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.

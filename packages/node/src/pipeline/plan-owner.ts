@@ -21,15 +21,18 @@ export function announcedSplit(m: ClusterMember): number[] | null {
 /**
  * The plan owner among the members serving a model: the first node, in ring order, that was given --split (its
  * split is announced to all, so every node lays out the same stages whoever coordinates a request); without one, the
- * first node by name, and every coordinator plans with the partitioner from the figures all nodes share.
+ * coordinator (else the first node by name) plans with the partitioner from the figures all nodes share. A
+ * coordinator given a --split of its own (`self`) keeps it: give --split to one node for one plan everywhere.
  */
-export function planOwner(members: readonly ClusterMember[]): PlanOwner | null {
+export function planOwner(members: readonly ClusterMember[], self?: string): PlanOwner | null {
   const ordered = [...members].sort(ringOrder);
-  const withSplit = ordered.find((m) => announcedSplit(m) !== null);
+  const own = ordered.find((m) => m.peerId === self && announcedSplit(m) !== null);
+  const withSplit = own ?? ordered.find((m) => announcedSplit(m) !== null);
   if (withSplit) {
     const split = announcedSplit(withSplit)!;
     return { peerId: withSplit.peerId, name: withSplit.name, split, why: `${withSplit.name} was given --split ${split.join(',')}` };
   }
-  const first = ordered[0];
-  return first ? { peerId: first.peerId, name: first.name, split: null, why: `the partitioner's plan; ${first.name} is first by name` } : null;
+  // No split anywhere: the coordinator plans with the partitioner, from the figures every node shares.
+  const planner = ordered.find((m) => m.peerId === self) ?? ordered[0];
+  return planner ? { peerId: planner.peerId, name: planner.name, split: null, why: `no node was given --split: ${planner.name} planned it with the partitioner` } : null;
 }
