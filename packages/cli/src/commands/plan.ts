@@ -122,7 +122,6 @@ function formatTable(plan: Plan, predicted: Prediction, modelName: string, metho
 
 export const planCommand: CliCommand = {
   name: 'plan',
-  summary: 'plan which devices run which layers, and predict latency and throughput',
   async run(argv) {
     let parsed;
     try {

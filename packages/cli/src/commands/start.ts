@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import {
   DEFAULT_API_PORT,
+  DEMO_MODEL_PATH,
   DEFAULT_QUEUE_LENGTH,
   parseClusterKey,
   readClusterKeyFile,
@@ -121,6 +122,10 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
   if (typeof v.model === 'string' && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
   if (noModel) delete (v as { model?: unknown }).model;
+  // Said before the device is measured (seconds), not after.
+  if (typeof v.model === 'string' && !existsSync(v.model) && parseHubModelRef(v.model) === null) {
+    throw new UsageError(`--model ${v.model}: ${resolve(v.model)} does not exist (and is not a Hugging Face repo id like owner/name); the demo model is ${DEMO_MODEL_PATH}`);
+  }
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
   const listen = v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'];
@@ -173,7 +178,6 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
 
 export const startCommand: CliCommand = {
   name: 'start',
-  summary: 'start a node and join the cluster',
   async run(argv) {
     if (argv.includes('--help') || argv.includes('-h')) {
       process.stdout.write(HELP);
