@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import {
   DEFAULT_API_PORT,
   DEMO_MODEL_PATH,
+  createConsoleLogger,
+  type LogLevel,
   DEFAULT_QUEUE_LENGTH,
   parseClusterKey,
   readClusterKeyFile,
@@ -58,9 +60,13 @@ Options:
   --backend kernels|tfjs   what computes (default kernels: our WebAssembly kernels on the file's quantised weights;
                            tfjs: @tensorflow/tfjs-node when installed, else tfjs's wasm; F32/F16/BF16 files only)
   --threads N              compute threads (default: the device's cores)
+  --log-level LEVEL        debug, info (default), warn or error (env EDGE_NODE_LOG_LEVEL); debug adds how busy
+                           the device is as it moves, dial retries, and other detail
   --kv-cache f16|f32|q8_0  KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory; q8_0:
                            ggml 8-bit blocks, 0.53× f16, for heads of a multiple of 32)
 `;
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** Parses "8G", "512M", "1073741824" into bytes. */
 export function parseByteSize(value: string, flag: string): number {
@@ -110,6 +116,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         concurrency: { type: 'string' },
         parallel: { type: 'string' },
         'cluster-key': { type: 'string' },
+        'log-level': { type: 'string' },
         ...ENGINE_FLAG_OPTIONS,
       },
     });
@@ -147,8 +154,11 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     // The variable holds either a key file path or the key text itself.
     clusterKey = value.startsWith('/key/swarm/') ? parseClusterKey(new TextEncoder().encode(value), 'EDGE_NODE_CLUSTER_KEY') : await readClusterKeyFile(value);
   }
+  const level = v['log-level'] ?? (env.EDGE_NODE_LOG_LEVEL || 'info');
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${level}")`);
   return {
     name,
+    logger: createConsoleLogger({ prefix: name, level: level as LogLevel }),
     dataDir: resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default')),
     listen,
     bootstrap,
