@@ -15,6 +15,7 @@ import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/
 import { Membership, type ClusterMember, type MembershipOptions, type StageInfo } from './cluster/membership.js';
 import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
 import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
+import { peerNamesLogger } from './network/peer-names-logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
 import { openModel } from './model/open-model.js';
 import type { ModelFile } from './model/model-file.js';
@@ -162,7 +163,9 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
  * gossip, the link monitor, and the HTTP API (GET /health, GET /v1/cluster).
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
-  const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
+  // Names of nodes seen (kept after they leave, so a line about a node that just left still names it).
+  const seenNames = new Map<string, string>();
+  const logger = peerNamesLogger(options.logger ?? createConsoleLogger({ prefix: options.name }), () => seenNames);
   const compute = await startComputeBackend(options.engine ?? {});
   const measureOptions = {
     compute,
@@ -186,6 +189,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
     ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
   });
+  seenNames.set(host.peerId, options.name);
   const membership = new Membership(host, { name: options.name, profile }, logger, options.membership);
   const links = new LinkMonitor(host, membership, logger, options.linkMonitor);
   let resolveFatal!: (e: Error) => void;
@@ -212,10 +216,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
-  // Names of nodes seen, so a log line about a node that just left can still name it.
-  const seenNames = new Map<string, string>();
   membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
-  const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? seenNames.get(peerId) ?? 'node'} (${peerId.slice(-8)})`;
+  const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
     compute.checkModel(model);
     const tokenizer = await loadTokenizer(model.tokenizer);
