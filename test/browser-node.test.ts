@@ -148,7 +148,7 @@ describe('a browser tab as a node of the cluster', () => {
     figures.reload = { pageTimings: r.timings, weights: r.weights };
 
     // What the page shows, then Leave: the tab says goodbye and the cluster drops it at once (no failure timeout).
-    expect(await page.locator('#layers').textContent()).toBe('2–3');
+    expect(await page.locator('#layers').textContent()).toBe('[2, 4)');
     expect(await page.locator('#members tr').count()).toBe(3);
     await page.screenshot({ path: join(h.artifactsDir, 'join-page.png'), fullPage: true });
     const leftAt = performance.now();

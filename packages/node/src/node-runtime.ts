@@ -24,7 +24,7 @@ import { serveWeights, type WeightsServer } from './weights/weights-server.js';
 import { modelFromPeers } from './weights/model-from-peers.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
-import { planSummary } from './pipeline/plan-summary.js';
+import { planSummary, type PlanSummary } from './pipeline/plan-summary.js';
 import { addOpenAIApi, modelIdFor } from './api/openai-api.js';
 import { ApiMetrics } from './api/api-metrics.js';
 import { addJoinPageRoutes } from './api/join-page.js';
@@ -143,6 +143,16 @@ export interface EdgeNode {
   status(): ClusterStatus;
   setPlan(plan: unknown): void;
   stop(): Promise<void>;
+}
+
+/**
+ * The plan as views show it: a node that left is no longer listed as left out (membership dropped it within the
+ * failure timeout; the plan itself changes at the next request).
+ */
+function withoutDeparted(plan: unknown, present: ReadonlySet<string>): unknown {
+  const p = plan as PlanSummary | null;
+  if (!p || !Array.isArray(p.excluded)) return plan;
+  return { ...p, excluded: p.excluded.filter((e) => present.has(e.device)) };
 }
 
 function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatus {
@@ -328,7 +338,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         self: memberStatus(all[0], now, true),
         peers: all.slice(1).map((m) => memberStatus(m, now, false)),
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
-        plan,
+        plan: withoutDeparted(plan, new Set(all.map((m) => m.peerId))),
         planError: pipeline?.planError ?? null,
         planHistory: pipeline?.history.list() ?? [],
         planDecision: pipeline?.lastDecision ?? '',

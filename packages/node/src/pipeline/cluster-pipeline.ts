@@ -310,7 +310,7 @@ export class ClusterPipeline implements Generator {
       const t0 = performance.now();
       await Promise.all(next.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer)));
       const loadMs = performance.now() - t0;
-      const desc = next.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
+      const desc = next.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer})`).join(' → ');
       this.opts.log.info(`plan: ${desc} (${next.owner ? `${next.owner.why}; ` : ''}${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${loadMs.toFixed(0)} ms)`);
       for (const e of next.plan.excluded) this.opts.log.info(`plan leaves out ${this.nameOf(e.device)}: ${e.reason}`);
       if (this.plan) {
@@ -481,7 +481,7 @@ export class ClusterPipeline implements Generator {
         const causes = members.filter((m) => (m.load?.slowdown ?? 1) > (loadsBefore.get(m.peerId)?.slowdown ?? 1) || (m.load?.memoryBudgetBytes ?? Infinity) < (loadsBefore.get(m.peerId)?.memoryBudgetBytes ?? Infinity)).map((m) => m.peerId);
         if (causes.length > 0) this.restorable = { former: current, loads: loadsBefore, causes };
       }
-      const desc = candidate.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
+      const desc = candidate.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer})`).join(' → ');
       this.opts.log.info(`re-plan: ${change.reason} (${decision.reason}); plan ${desc}, layers loaded in ${loadMs.toFixed(0)} ms`);
       for (const e of candidate.plan.excluded) this.opts.log.info(`plan leaves out ${this.nameOf(e.device)}: ${e.reason}`);
       return change;
