@@ -130,8 +130,13 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
   const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, widestKvCache(input.kvCache, members)));
-  const owner = planOwner(members, input.self);
+  let owner = planOwner(members, input.self);
   const split = input.split ?? owner?.split ?? undefined;
+  if (owner?.split && members.length < owner.split.length) {
+    // The split waits for its nodes; meanwhile the coordinator plans, and the views say so.
+    const self = members.find((m) => m.peerId === input.self) ?? owner;
+    owner = { peerId: self.peerId, name: self.name, split: null, why: `${owner.why}, for ${owner.split.length} nodes; ${members.length} have the model, so ${self.name} planned with the partitioner` };
+  }
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
   if (split && members.length >= split.length) {
