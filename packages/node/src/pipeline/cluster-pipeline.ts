@@ -385,6 +385,7 @@ export class ClusterPipeline implements Generator {
           bytesPerWeight: storedBytesPerWeight(this.opts.model),
           kvCache: this.opts.compute.kvCache,
           modelFingerprint: this.fingerprint,
+          self: this.opts.host.peerId,
           request: this.planRequest(),
           previous: current.plan,
         });
