@@ -27,9 +27,9 @@ interface RunJson {
   timings: { prefillMs: number; decodeTokPerS: number; threads: number; backend: string };
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -135,6 +135,18 @@ describe('edge-node run --json', () => {
     expect(out.finishReason).toBe('stop');
     const full = reference.greedy_from_bos_text.slice('Once upon a time'.length);
     expect(out.text).toBe(full.slice(0, full.indexOf('Lily')));
+  });
+});
+
+describe('edge-node run resolves its model as edge-node start does', () => {
+  it('without --model and no Hub: the demo model shipped with edge-node, said on stderr, at the CLI\'s default length', async () => {
+    const res = await cli(['run', '--prompt', 'Once upon a time', '--temperature', '0', '--ignore-eos', '--json', '--data-dir', dir], { HF_ENDPOINT: 'http://127.0.0.1:9' });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/no --model given and the Hub at http:\/\/127\.0\.0\.1:9 is not reachable .*the demo model shipped with edge-node, stories260K/);
+    const out = parseJson(res.stdout);
+    expect(out.promptTokens).toEqual([1, 403, 407, 261, 378]);
+    // 256 tokens, as edge-node chat (generation-defaults.ts).
+    expect(out.tokens).toHaveLength(256);
   });
 });
 

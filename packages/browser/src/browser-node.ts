@@ -244,11 +244,11 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
   };
 }
 
-/** "0–1, 4–4" from the ranges a member announces ([start, end) pairs). */
+/** "[0, 2), [4, 5)" from the ranges a member announces ([start, end) pairs), as every view writes them. */
 function layersOf(ranges: unknown): string {
   if (!Array.isArray(ranges)) return '';
   return ranges
     .filter((r): r is [number, number] => Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number')
-    .map(([a, b]) => `${a}–${b - 1}`)
+    .map(([a, b]) => `[${a}, ${b})`)
     .join(', ');
 }

@@ -56,7 +56,7 @@ function mb(bytes: number): string {
 
 function render(s: BrowserNodeStatus): void {
   api.status = s;
-  $('layers').textContent = s.layers.length ? s.layers.map((r) => `${r.start}–${r.end - 1}`).join(', ') : 'none yet';
+  $('layers').textContent = s.layers.length ? s.layers.map((r) => `[${r.start}, ${r.end})`).join(', ') : 'none yet';
   $('cached').textContent = `${mb(s.cachedBytes)} (${s.cachedTensors} tensors)`;
   $('tps').textContent = `${s.tokensPerSecond.toFixed(1)} (${s.tokensTotal} total)`;
   $('device').textContent = `${s.profile.gflopsDecode} GFLOP/s ${s.profile.isa}, ${s.profile.threads} thr`;

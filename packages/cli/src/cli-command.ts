@@ -1,7 +1,6 @@
 /** One `edge-node <name>` subcommand. `run` gets the arguments after the command name and returns an exit code. */
 export interface CliCommand {
   name: string;
-  summary: string;
   run(argv: string[]): Promise<number>;
 }
 

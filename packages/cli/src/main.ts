@@ -1,7 +1,14 @@
 // Must come first: libp2p 3 needs Promise.withResolvers, which Node 20 lacks.
 import '@edge-node/node/polyfills';
+import { readFileSync } from 'node:fs';
 import { UsageError } from './cli-command.js';
 import { commands } from './commands/index.js';
+
+/** This package's version (package.json sits next to dist/). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `edge-node ${pkg.version} (Node ${process.version})\n`;
+}
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 4);
@@ -9,6 +16,7 @@ function help(): string {
   return `edge-node — run large language models across the devices you already have
 
 Usage: edge-node <command> [options]      (edge-node <command> --help for its options)
+       edge-node --version
 
 Commands:
 ${lines.join('\n')}
@@ -21,12 +29,17 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(help());
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(version());
+    return 0;
+  }
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`edge-node: unknown command "${name}". Run \`edge-node --help\` for the list.\n`);
     return 2;
   }
   try {
+    const command = await entry.load();
     return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {

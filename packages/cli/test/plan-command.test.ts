@@ -155,7 +155,7 @@ describe('edge-node plan', () => {
     const t = cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--split', '12,18,0');
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/device\s+layers\s+memory used \/ available\s+stage ms/);
-    expect(t.stdout).toMatch(/desktop\s+0-11 \(12\)/);
+    expect(t.stdout).toMatch(/desktop\s+\[0, 12\) \(12\)/);
     expect(t.stdout).toMatch(/Predicted .*TTFT [\d.]+ ms, per token [\d.]+ ms/);
   });
 

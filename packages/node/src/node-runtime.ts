@@ -15,6 +15,7 @@ import { LinkMonitor, type LinkMonitorOptions, type LinkStats } from './cluster/
 import { Membership, type ClusterMember, type MembershipOptions, type StageInfo } from './cluster/membership.js';
 import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
 import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
+import { peerNamesLogger } from './network/peer-names-logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
 import { openModel } from './model/open-model.js';
 import type { ModelFile } from './model/model-file.js';
@@ -23,8 +24,8 @@ import { serveWeights, type WeightsServer } from './weights/weights-server.js';
 import { modelFromPeers } from './weights/model-from-peers.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
-import { planSummary } from './pipeline/plan-summary.js';
-import { addOpenAIApi } from './api/openai-api.js';
+import { planSummary, type PlanSummary } from './pipeline/plan-summary.js';
+import { addOpenAIApi, modelIdFor } from './api/openai-api.js';
 import { ApiMetrics } from './api/api-metrics.js';
 import { addJoinPageRoutes } from './api/join-page.js';
 
@@ -144,6 +145,16 @@ export interface EdgeNode {
   stop(): Promise<void>;
 }
 
+/**
+ * The plan as views show it: a node that left is no longer listed as left out (membership dropped it within the
+ * failure timeout; the plan itself changes at the next request).
+ */
+function withoutDeparted(plan: unknown, present: ReadonlySet<string>): unknown {
+  const p = plan as PlanSummary | null;
+  if (!p || !Array.isArray(p.excluded)) return plan;
+  return { ...p, excluded: p.excluded.filter((e) => present.has(e.device)) };
+}
+
 function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatus {
   return {
     peerId: m.peerId,
@@ -162,7 +173,9 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
  * gossip, the link monitor, and the HTTP API (GET /health, GET /v1/cluster).
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
-  const logger = options.logger ?? createConsoleLogger({ prefix: options.name });
+  // Names of nodes seen (kept after they leave, so a line about a node that just left still names it).
+  const seenNames = new Map<string, string>();
+  const logger = peerNamesLogger(options.logger ?? createConsoleLogger({ prefix: options.name }), () => seenNames);
   const compute = await startComputeBackend(options.engine ?? {});
   const measureOptions = {
     compute,
@@ -186,6 +199,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
     ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
   });
+  seenNames.set(host.peerId, options.name);
   const membership = new Membership(host, { name: options.name, profile }, logger, options.membership);
   const links = new LinkMonitor(host, membership, logger, options.linkMonitor);
   let resolveFatal!: (e: Error) => void;
@@ -208,18 +222,17 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     ...options.deviceWatch,
   });
   let servedContext = 0;
+  let servedPath = '';
   let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
-  // Names of nodes seen, so a log line about a node that just left can still name it.
-  const seenNames = new Map<string, string>();
   membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
-  const nameOf = (peerId: string) => `${membership.get(peerId)?.name ?? seenNames.get(peerId) ?? 'node'} (${peerId.slice(-8)})`;
+  const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
     compute.checkModel(model);
     const tokenizer = await loadTokenizer(model.tokenizer);
     const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
-    logger.info(`model: ${model.config.name} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
+    logger.info(`model: ${modelIdFor(options.modelPath ?? model.path)} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
     if (options.concurrency === undefined) {
       const c = model.config;
       const s = defaultSlots({
@@ -265,11 +278,12 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     });
     servedContext = contextLength;
+    servedPath = model.path;
     await pipeline.start();
   };
   if (options.modelPath) {
     const model = await openModel(await resolveModelSource(options.modelPath, options.dataDir, options.hub, logger));
-    weights = await serveWeights(host, model, logger);
+    weights = await serveWeights(host, model, logger, modelIdFor(options.modelPath));
     await startPipeline(model, options.modelPath);
   }
   const router = new ApiRouter();
@@ -324,7 +338,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
         self: memberStatus(all[0], now, true),
         peers: all.slice(1).map((m) => memberStatus(m, now, false)),
         links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
-        plan,
+        plan: withoutDeparted(plan, new Set(all.map((m) => m.peerId))),
         planError: pipeline?.planError ?? null,
         planHistory: pipeline?.history.list() ?? [],
         planDecision: pipeline?.lastDecision ?? '',
@@ -365,6 +379,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     peers: () => membership.members().length,
     nodeName: (id) => (id === host.peerId ? options.name : (membership.members().find((m) => m.peerId === id)?.name ?? id.slice(-8))),
     ...(options.modelPath ? { modelPath: options.modelPath } : {}),
+    // From peers: the id the serving node gave in its manifest (the last segment of the peer model's path).
+    ...(!options.modelPath && servedPath ? { modelId: modelIdFor(servedPath) } : {}),
     ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
     ...(options.queueLength !== undefined ? { queueLength: options.queueLength } : {}),
   });

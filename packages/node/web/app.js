@@ -181,6 +181,8 @@ function renderCluster(status) {
       pipe.append(el('span', 'stage', `${s.name} ${range([s.startLayer, s.endLayer])}`));
     });
   } else pipe.append(el('span', 'muted', 'no plan on this node yet (it plans on its first request)'));
+  // Who owns the plan, so that every node's page shows the same plan and says whose it is.
+  if (status.plan?.owner) pipe.append(el('div', 'muted plan-owner', `plan: ${status.plan.owner.why}`));
   for (const e of status.plan?.excluded ?? []) pipe.append(el('div', 'muted excluded', `left out ${names.get(e.device) ?? e.device.slice(-8)}: ${e.reason}`));
 
   // The last plan changes, newest first, with their reasons.

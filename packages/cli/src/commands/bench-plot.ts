@@ -69,7 +69,7 @@ export function renderBenchSvg(rows: BenchRow[], opts: PlotOptions): string {
       out.push(`<rect x="${x(at).toFixed(2)}" y="${y}" width="${(x(at + ms) - x(at)).toFixed(2)}" height="${barH}" fill="${color}" stroke="#fff" stroke-width="0.5"><title>${esc(`${what}: ${ms.toFixed(2)} ms`)}</title></rect>`);
       at += ms;
     };
-    r.stages.forEach((s, j) => seg(s.computeMs, STAGE_COLORS[j % STAGE_COLORS.length], `${s.name} layers ${s.startLayer}-${s.endLayer - 1} compute`));
+    r.stages.forEach((s, j) => seg(s.computeMs, STAGE_COLORS[j % STAGE_COLORS.length], `${s.name} layers [${s.startLayer}, ${s.endLayer}) compute`));
     r.hops.forEach((h, j) => seg(h.transferMs, HOP_COLORS[j % HOP_COLORS.length], `${h.from}→${h.to} transfer`));
     seg(r.parts.queueMs, QUEUE_COLOR, 'queueing / handoff');
     seg(r.parts.coordinatorMs, COORDINATOR_COLOR, 'coordinator between tokens');

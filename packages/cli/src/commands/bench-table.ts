@@ -46,7 +46,7 @@ export function formatBenchTable(rows: BenchRow[], markdown = false): string {
   }
   out += '\n';
   for (const r of rows) {
-    const stages = r.stages.map((s) => `${s.name} [${s.startLayer},${s.endLayer}) ${f(s.computeMs, 2)} ms`).join(', ');
+    const stages = r.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer}) ${f(s.computeMs, 2)} ms`).join(', ');
     const hops = r.hops.map((h) => `${h.from}→${h.to} ${f(h.transferMs, 2)} ms (${bytes(h.decodeBytes)}/token, ${bytes(h.prefillBytes)} prompt)`).join(', ');
     const p = r.predicted;
     const pred = p && p.stageComputeMs.length > 0

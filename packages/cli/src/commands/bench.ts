@@ -140,7 +140,6 @@ function rowsOf(split: number[], measured: Map<number, BenchResponse[][]>, info:
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  summary: 'measure latency per split (compute, transfer, queueing) beside the partitioner\'s prediction',
   async run(argv) {
     let parsed;
     try {

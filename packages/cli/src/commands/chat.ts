@@ -4,6 +4,7 @@ import { DEFAULT_API_PORT } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption, numberOption } from '../option-parsers.js';
 import { readSseData } from '../sse-reader.js';
+import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
 
 const HELP = `Usage: edge-node chat [--api URL] [options]
 
@@ -15,8 +16,8 @@ Options:
   --api-key KEY      when the node was started with --api-key (env EDGE_NODE_API_KEY)
   --model ID         model id (default: the one the node serves)
   --system TEXT      a system message to start the conversation with
-  --max-tokens N     most tokens per answer (default 256)
-  --temperature T    0 = greedy (default 0.7)
+  --max-tokens N     most tokens per answer (default ${CLI_MAX_TOKENS}, as edge-node run)
+  --temperature T    0 = greedy (default ${CLI_TEMPERATURE}, as edge-node run)
 `;
 
 /** The node could not be reached or refused the chat. */
@@ -40,7 +41,6 @@ async function errorText(res: Response): Promise<string> {
 
 export const chatCommand: CliCommand = {
   name: 'chat',
-  summary: 'chat with the cluster in the terminal (streaming)',
   async run(argv) {
     let values;
     try {
@@ -65,8 +65,8 @@ export const chatCommand: CliCommand = {
     }
     const base = (values.api ?? `http://127.0.0.1:${DEFAULT_API_PORT}`).replace(/\/$/, '');
     const apiKey = values['api-key'] ?? process.env.EDGE_NODE_API_KEY;
-    const maxTokens = intOption(values['max-tokens'], '--max-tokens', 256);
-    const temperature = numberOption(values.temperature, '--temperature', 0.7);
+    const maxTokens = intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS);
+    const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
     const headers: Record<string, string> = { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
 
     let model = values.model;

@@ -20,7 +20,6 @@ Environment: HF_TOKEN (gated or private models), HF_HUB_OFFLINE=1 (cache only).
 
 export const downloadCommand: CliCommand = {
   name: 'download',
-  summary: 'download a model from the Hugging Face Hub into the cache',
   async run(argv) {
     let parsed;
     try {

@@ -10,7 +10,6 @@ Copy the same file to every node and start each with --cluster-key FILE: nodes w
 
 export const keygenCommand: CliCommand = {
   name: 'keygen',
-  summary: 'create a cluster key for a private cluster',
   async run(argv) {
     let parsed;
     try {

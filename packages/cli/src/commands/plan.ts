@@ -99,7 +99,7 @@ function formatTable(plan: Plan, predicted: Prediction, modelName: string, metho
   const r = plan.request;
   const rows = plan.stages.map((s) => [
     s.device,
-    `${s.startLayer}-${s.endLayer - 1} (${s.endLayer - s.startLayer})`,
+    `[${s.startLayer}, ${s.endLayer}) (${s.endLayer - s.startLayer})`,
     `${formatBytes(s.memoryBytes)} / ${formatBytes(s.memoryAvailableBytes)}${s.memoryBytes > s.memoryAvailableBytes ? ' OVER' : ''}`,
     s.stageMs.toFixed(2),
   ]);
@@ -122,7 +122,6 @@ function formatTable(plan: Plan, predicted: Prediction, modelName: string, metho
 
 export const planCommand: CliCommand = {
   name: 'plan',
-  summary: 'plan which devices run which layers, and predict latency and throughput',
   async run(argv) {
     let parsed;
     try {

@@ -1,18 +1,28 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GREEDY, DEFAULT_SAMPLING, LocalModel, type SamplingParams } from '@edge-node/node';
+import { GREEDY, DEFAULT_SAMPLING, LocalModel, hubOptionsFromEnv, resolveModelSource, type HubSettings, type SamplingParams } from '@edge-node/node';
+import { chooseDefaultModel } from '../default-model.js';
+import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
+import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, ENGINE_FLAGS_USAGE, engineOptionsFrom } from '../engine-flags.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption, numberOption } from '../option-parsers.js';
 
-const USAGE = `Usage: edge-node run --model PATH --prompt TEXT [options]
+const USAGE = `Usage: edge-node run [--model PATH|REPO] --prompt TEXT [options]
 
-Generates text on this device alone (no network).
+Generates text on this device alone.
 
 Options:
-  --model PATH          GGUF file, or a Hugging Face folder (config.json + *.safetensors)
+  --model PATH|REPO     GGUF file, Hugging Face folder (config.json + *.safetensors), or a Hub repo id
+                        owner/name[@revision][/file.gguf] downloaded once into <data dir>/hub. Without it: the
+                        model edge-node start serves (the Hub's default chat model when cached or reachable, else
+                        the demo model shipped with edge-node)
+  --data-dir DIR        where Hub downloads are kept (default ~/.cache/edge-node/default, as edge-node start)
+  --hub-endpoint URL    Hugging Face Hub URL (env HF_ENDPOINT; default https://huggingface.co)
   --prompt TEXT         raw prompt (BOS is prepended when the model asks for it, as llama.cpp does)
-  --max-tokens N        most tokens to generate (default 128)
-  --temperature T       0 = greedy (default 0.8)
+  --max-tokens N        most tokens to generate (default ${CLI_MAX_TOKENS}, as edge-node chat)
+  --temperature T       0 = greedy (default ${CLI_TEMPERATURE}, as edge-node chat)
   --top-k N             (default 40; 0 = off)
   --top-p P             (default 0.95; 1 = off)
   --min-p P             (default 0.05; 0 = off)
@@ -27,12 +37,13 @@ ${ENGINE_FLAGS_USAGE}
 
 export const runCommand: CliCommand = {
   name: 'run',
-  summary: 'generate text on this device',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
       options: {
         model: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'hub-endpoint': { type: 'string' },
         prompt: { type: 'string' },
         'max-tokens': { type: 'string' },
         temperature: { type: 'string' },
@@ -54,9 +65,8 @@ export const runCommand: CliCommand = {
       process.stdout.write(USAGE);
       return 0;
     }
-    if (!values.model) throw new UsageError('--model PATH is required');
     if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required');
-    const temperature = numberOption(values.temperature, '--temperature', DEFAULT_SAMPLING.temperature);
+    const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
     const base = temperature === 0 ? GREEDY : DEFAULT_SAMPLING;
     const sampling: SamplingParams = {
       ...base,
@@ -67,11 +77,22 @@ export const runCommand: CliCommand = {
       repetitionPenalty: numberOption(values['repeat-penalty'], '--repeat-penalty', 1),
       seed: values.seed === undefined ? null : intOption(values.seed, '--seed', 0),
     };
-    const maxTokens = intOption(values['max-tokens'], '--max-tokens', 128);
+    const maxTokens = intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS);
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
     const engine = engineOptionsFrom(values);
 
-    const model = await LocalModel.open(values.model, {
+    // The same resolution as edge-node start: a path, a Hub repo id (cached in the data dir), or the default model.
+    const dataDir = resolve(values['data-dir'] ?? join(homedir(), '.cache', 'edge-node', 'default'));
+    const hub: HubSettings = {
+      ...hubOptionsFromEnv(process.env),
+      ...(values['hub-endpoint'] !== undefined ? { endpoint: values['hub-endpoint'] } : {}),
+      onProgress: createDownloadProgressBar(),
+    };
+    const say = (line: string) => process.stderr.write(`edge-node: ${line}\n`);
+    const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
+    const ref = values.model ?? (await chooseDefaultModel({ dataDir, hub, say, ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}) }));
+    const path = await resolveModelSource(ref, dataDir, hub);
+    const model = await LocalModel.open(path, {
       ...engine,
       contextLength,
     });

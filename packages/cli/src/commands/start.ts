@@ -4,6 +4,9 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import {
   DEFAULT_API_PORT,
+  DEMO_MODEL_PATH,
+  createConsoleLogger,
+  type LogLevel,
   DEFAULT_QUEUE_LENGTH,
   parseClusterKey,
   readClusterKeyFile,
@@ -37,7 +40,8 @@ Options:
   --listen MULTIADDR       address to listen on, repeatable (default /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/tcp/0/ws:
                            all interfaces, any port; the WebSocket one is for browser nodes, GET /join)
   --bootstrap MULTIADDR    a node to connect to, repeatable, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo…
-  --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given)
+  --mdns / --no-mdns       find nodes on the local network by multicast DNS (default: on unless --bootstrap is given
+                           or every --listen address is loopback, as for several nodes on one machine)
   --api-port N             HTTP API port (default ${DEFAULT_API_PORT}; 0 = any free port)
   --api-host HOST          HTTP API bind address (default 127.0.0.1; 0.0.0.0 to expose it on the network)
   --api-key KEY            require "Authorization: Bearer KEY" on the API (env EDGE_NODE_API_KEY); / and /health stay open
@@ -56,9 +60,13 @@ Options:
   --backend kernels|tfjs   what computes (default kernels: our WebAssembly kernels on the file's quantised weights;
                            tfjs: @tensorflow/tfjs-node when installed, else tfjs's wasm; F32/F16/BF16 files only)
   --threads N              compute threads (default: the device's cores)
+  --log-level LEVEL        debug, info (default), warn or error (env EDGE_NODE_LOG_LEVEL); debug adds how busy
+                           the device is as it moves, dial retries, and other detail
   --kv-cache f16|f32|q8_0  KV cache storage (default f16, as llama.cpp; f32 is exact, twice the memory; q8_0:
                            ggml 8-bit blocks, 0.53× f16, for heads of a multiple of 32)
 `;
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** Parses "8G", "512M", "1073741824" into bytes. */
 export function parseByteSize(value: string, flag: string): number {
@@ -108,6 +116,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         concurrency: { type: 'string' },
         parallel: { type: 'string' },
         'cluster-key': { type: 'string' },
+        'log-level': { type: 'string' },
         ...ENGINE_FLAG_OPTIONS,
       },
     });
@@ -120,8 +129,13 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
   if (typeof v.model === 'string' && v['model-from-peers'] === true) throw new UsageError('give either --model or --model-from-peers, not both');
   if (noModel) delete (v as { model?: unknown }).model;
+  // Said before the device is measured (seconds), not after.
+  if (typeof v.model === 'string' && !existsSync(v.model) && parseHubModelRef(v.model) === null) {
+    throw new UsageError(`--model ${v.model}: ${resolve(v.model)} does not exist (and is not a Hugging Face repo id like owner/name); the demo model is ${DEMO_MODEL_PATH}`);
+  }
   const name = v.name ?? (await import('node:os')).hostname();
   const bootstrap = v.bootstrap ?? [];
+  const listen = v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'];
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
   const engine = engineOptionsFrom(v);
@@ -140,12 +154,16 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     // The variable holds either a key file path or the key text itself.
     clusterKey = value.startsWith('/key/swarm/') ? parseClusterKey(new TextEncoder().encode(value), 'EDGE_NODE_CLUSTER_KEY') : await readClusterKeyFile(value);
   }
+  const level = v['log-level'] ?? (env.EDGE_NODE_LOG_LEVEL || 'info');
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${level}")`);
   return {
     name,
+    logger: createConsoleLogger({ prefix: name, level: level as LogLevel }),
     dataDir: resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default')),
-    listen: v.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'],
+    listen,
     bootstrap,
-    mdns: v.mdns ?? bootstrap.length === 0,
+    // A node reachable on loopback only has nothing to announce to the network.
+    mdns: v.mdns ?? (bootstrap.length === 0 && !listen.every((a) => /^\/ip4\/127\.|^\/ip6\/::1\//.test(a))),
     apiPort,
     ...(v['api-host'] ? { apiHost: v['api-host'] } : {}),
     ...(apiKey !== undefined ? { apiKey } : {}),
@@ -170,7 +188,6 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
 
 export const startCommand: CliCommand = {
   name: 'start',
-  summary: 'start a node and join the cluster',
   async run(argv) {
     if (argv.includes('--help') || argv.includes('-h')) {
       process.stdout.write(HELP);

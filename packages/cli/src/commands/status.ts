@@ -60,10 +60,12 @@ interface PlanView {
   stages: { peerId: string; name: string; startLayer: number; endLayer: number; memoryBytes: number; stageMs: number }[];
   excluded: { device: string; reason: string }[];
   predicted: { ttftMs: number; tokenLatencyMs: number; throughputTokPerS: number };
+  /** Absent from nodes older than the plan owner. */
+  owner?: { name: string; why: string } | null;
 }
 
 function formatPlan(plan: PlanView, name: (id: string) => string): string {
-  let text = `Plan (${plan.strategy}):\n`;
+  let text = `Plan (${plan.strategy}${plan.owner ? `; ${plan.owner.why}` : ''}):\n`;
   for (const st of plan.stages) {
     text += `  ${st.name.padEnd(12)} layers [${st.startLayer}, ${st.endLayer})  ${gb(st.memoryBytes)}  ${st.stageMs.toFixed(2)} ms/token\n`;
   }
@@ -99,7 +101,6 @@ export function formatClusterStatus(s: ClusterStatus): string {
 
 export const statusCommand: CliCommand = {
   name: 'status',
-  summary: 'show peers, device profiles, links and the plan of a running node',
   async run(argv) {
     let values;
     try {

@@ -25,6 +25,8 @@ export interface OpenAIApiOptions {
   metrics: ApiMetrics;
   /** The model file or folder the id is derived from. */
   modelPath?: string;
+  /** The id to serve the model as, when not the model file's name (a node serving its model from peers). */
+  modelId?: string;
   /** Context limit per request (prompt + generated). */
   contextLength: number;
   /** Requests run in the pipeline together (the KV memory the plan reserves). */
@@ -55,7 +57,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
   const queue = new RequestQueue(opts.concurrency, opts.queueLength ?? DEFAULT_QUEUE_LENGTH);
   const ctx: ServingContext = {
     generator: opts.generator,
-    modelId: opts.generator ? modelIdFor(opts.modelPath ?? opts.generator.modelName) : '',
+    modelId: opts.generator ? (opts.modelId ?? modelIdFor(opts.modelPath ?? opts.generator.modelName)) : '',
     queue,
     metrics: opts.metrics,
     contextLength: opts.contextLength,

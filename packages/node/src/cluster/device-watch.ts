@@ -128,7 +128,12 @@ export class DeviceWatch {
     const prev = this.load;
     this.load = next;
     if (changed) {
-      if (next.slowdown !== prev.slowdown) this.opts.log.info(`device load: ${next.slowdown === 1 ? 'quiet again' : `${next.slowdown}× slower than profiled`} (${next.source}; other processes use ${next.otherCpuCores.toFixed(1)} cores)`);
+      if (next.slowdown !== prev.slowdown) {
+        // A person reads the change of state (quiet ↔ busy) once; how busy, as it moves, is for the debug log.
+        const line = `device load: ${next.slowdown === 1 ? 'quiet again' : `busy, ${next.slowdown}× slower than profiled`} (${next.source}; other processes use ${next.otherCpuCores.toFixed(1)} cores)`;
+        if ((next.slowdown === 1) !== (prev.slowdown === 1)) this.opts.log.info(line);
+        else this.opts.log.debug(line);
+      }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);

@@ -119,6 +119,9 @@ function parseStageInfo(v: unknown): StageInfo | null {
       s.ranges.every((r) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isInteger(x) && x >= 0));
     if (!ok) fail('member.stageInfo.ranges must list [start, end) layer pairs');
   }
+  if (s.split !== undefined && !(Array.isArray(s.split) && s.split.length >= 1 && s.split.length <= 1024 && s.split.every((x) => Number.isInteger(x) && x > 0))) {
+    fail('member.stageInfo.split must list positive layer counts');
+  }
   return s as StageInfo;
 }
 

@@ -1,3 +1,4 @@
+import { ringOrder } from './plan-owner.js';
 import { randomUUID } from 'node:crypto';
 import type { BenchHop, BenchProbe, BenchRoute, BenchTopology, BenchTrace, StepTiming } from '../engine/bench-probe.js';
 import type { ClusterMember } from '../cluster/membership.js';
@@ -88,7 +89,6 @@ export function hopBytes(route: Route, coordinator: string, hiddenSize: number, 
   return hops;
 }
 
-const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
 
 export interface ClusterBenchProbeOptions {
   selfId: string;

@@ -15,6 +15,7 @@ import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel } from '../network/request-channel.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { announcedSplit } from './plan-owner.js';
 import { clusterOf, computeClusterPlan, modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
 import { embeddingRequest } from '../engine/embedding-request.js';
 import type { EmbedOptions } from '../engine/generator.js';
@@ -64,6 +65,9 @@ export interface ClusterPipelineOptions {
   loadMBps?: number;
 }
 
+/** What a member announced that decides who takes part in a plan and how: its model and any --split. */
+const announced = (m: ClusterMember): string | undefined => (m.stageInfo?.model === undefined ? undefined : `${m.stageInfo.model}|${announcedSplit(m)?.join(',') ?? ''}`);
+
 /** Shape of the requests plans are made for. */
 const PLAN_REQUEST = { promptTokens: 128, genTokens: 128 };
 
@@ -108,7 +112,7 @@ export class ClusterPipeline implements Generator {
   private lastChangeAt = 0;
   /** Devices' loads when the plan in force was made (to say what changed). */
   private loadsAtPlan = new Map<string, DeviceLoad | null>();
-  /** Model each member announced (a change of it re-plans at once, unlike a change of load). */
+  /** Model (and --split) each member announced (a change of it re-plans at once, unlike a change of load). */
   private readonly announcedModel = new Map<string, string | undefined>();
   /** The plan a load-driven change replaced, the loads under it, and the devices whose load caused the change. */
   private restorable: { former: ClusterPlan; loads: Map<string, DeviceLoad | null>; causes: string[] } | null = null;
@@ -129,6 +133,7 @@ export class ClusterPipeline implements Generator {
       compute: opts.compute,
       fingerprint: this.fingerprint,
       profile: this.profile,
+      ...(opts.split ? { split: opts.split } : {}),
       maxRowsPerFrame: this.maxRows,
       contextLength: opts.contextLength,
       vocabulary: () => this.vocabulary(),
@@ -165,14 +170,14 @@ export class ClusterPipeline implements Generator {
     await this.stage.start((frame) => this.executor.onFrame(frame));
     const m = this.opts.membership;
     m.events.on('join', (member: ClusterMember) => {
-      this.announcedModel.set(member.peerId, member.stageInfo?.model);
+      this.announcedModel.set(member.peerId, announced(member));
       this.membersChanged = true;
     });
     m.events.on('update', (member: ClusterMember) => {
       // A node that loads or drops the model changes who can take part: plan again at the next request. A change
       // of load, profile or links goes through adapt(), which changes the plan only when it pays.
-      if (this.announcedModel.get(member.peerId) !== member.stageInfo?.model) this.membersChanged = true;
-      this.announcedModel.set(member.peerId, member.stageInfo?.model);
+      if (this.announcedModel.get(member.peerId) !== announced(member)) this.membersChanged = true;
+      this.announcedModel.set(member.peerId, announced(member));
     });
     m.events.on('leave', (member: ClusterMember, reason: string) => this.onLeave(member, reason));
     this.adaptTimer = setInterval(() => {
@@ -288,7 +293,8 @@ export class ClusterPipeline implements Generator {
         bytesPerWeight: storedBytesPerWeight(this.opts.model),
         kvCache: this.opts.compute.kvCache,
         modelFingerprint: this.fingerprint,
-        ...(this.opts.split ? { split: this.opts.split } : {}),
+        // The split in force is this node's own or the plan owner's (announced): computeClusterPlan finds it.
+        self: this.opts.host.peerId,
         request: this.planRequest(),
         ...(this.plan ? { previous: this.plan.plan as Plan } : {}),
       });
@@ -304,9 +310,9 @@ export class ClusterPipeline implements Generator {
       const t0 = performance.now();
       await Promise.all(next.stages.map((s) => this.load(s.peerId, s.startLayer, s.endLayer)));
       const loadMs = performance.now() - t0;
-      const desc = next.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
-      this.opts.log.info(`plan: ${desc} (${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${loadMs.toFixed(0)} ms)`);
-      for (const e of next.plan.excluded) this.opts.log.info(`plan leaves out ${e.device.slice(-8)}: ${e.reason}`);
+      const desc = next.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer})`).join(' → ');
+      this.opts.log.info(`plan: ${desc} (${next.owner ? `${next.owner.why}; ` : ''}${next.plan.strategy}; predicted ${next.plan.cost.tokenLatencyMs.toFixed(1)} ms/token; stages loaded in ${loadMs.toFixed(0)} ms)`);
+      for (const e of next.plan.excluded) this.opts.log.info(`plan leaves out ${this.nameOf(e.device)}: ${e.reason}`);
       if (this.plan) {
         this.record(this.plan, next, exclude.size > 0 ? 'a stage node was lost' : 'cluster membership changed', loadMs, this.plan.plan.cost.tokenLatencyMs);
         this.dropLeftOut(this.plan, next);
@@ -324,6 +330,11 @@ export class ClusterPipeline implements Generator {
     this.moveRunningTo = moveRunning ? next.route : null;
     this.loadsAtPlan = new Map(this.everyMember().map((m) => [m.peerId, m.load]));
     this.opts.onPlan?.(next);
+  }
+
+  /** A member's name for the log (its peer id's tail when it is gone). */
+  private nameOf(peerId: string): string {
+    return this.everyMember().find((m) => m.peerId === peerId)?.name ?? peerId.slice(-8);
   }
 
   private everyMember(): ClusterMember[] {
@@ -360,7 +371,8 @@ export class ClusterPipeline implements Generator {
    */
   async adapt(): Promise<PlanChange | null> {
     const current = this.plan;
-    if (this.adapting || this.planning || this.membersChanged || !current || this.opts.split) return null;
+    // A split given by hand (here or on the plan owner) stays as given.
+    if (this.adapting || this.planning || this.membersChanged || !current || current.owner?.split) return null;
     this.adapting = true;
     try {
       const members = this.everyMember().filter((m) => m.stageInfo?.model === this.fingerprint);
@@ -373,6 +385,7 @@ export class ClusterPipeline implements Generator {
           bytesPerWeight: storedBytesPerWeight(this.opts.model),
           kvCache: this.opts.compute.kvCache,
           modelFingerprint: this.fingerprint,
+          self: this.opts.host.peerId,
           request: this.planRequest(),
           previous: current.plan,
         });
@@ -469,9 +482,9 @@ export class ClusterPipeline implements Generator {
         const causes = members.filter((m) => (m.load?.slowdown ?? 1) > (loadsBefore.get(m.peerId)?.slowdown ?? 1) || (m.load?.memoryBudgetBytes ?? Infinity) < (loadsBefore.get(m.peerId)?.memoryBudgetBytes ?? Infinity)).map((m) => m.peerId);
         if (causes.length > 0) this.restorable = { former: current, loads: loadsBefore, causes };
       }
-      const desc = candidate.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
+      const desc = candidate.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer})`).join(' → ');
       this.opts.log.info(`re-plan: ${change.reason} (${decision.reason}); plan ${desc}, layers loaded in ${loadMs.toFixed(0)} ms`);
-      for (const e of candidate.plan.excluded) this.opts.log.info(`plan leaves out ${e.device.slice(-8)}: ${e.reason}`);
+      for (const e of candidate.plan.excluded) this.opts.log.info(`plan leaves out ${this.nameOf(e.device)}: ${e.reason}`);
       return change;
     } finally {
       this.adapting = false;
@@ -546,6 +559,6 @@ export class ClusterPipeline implements Generator {
     this.announcedModel.delete(member.peerId);
     const failed = this.executor.peerLost(member.peerId);
     this.stage.peerLeft(member.peerId, reason);
-    if (failed.length) this.opts.log.warn(`${member.name} (${member.peerId.slice(-8)}) left mid-request (${reason}): ${failed.length} request(s) affected`);
+    if (failed.length) this.opts.log.warn(`${member.name} left mid-request (${reason}): ${failed.length} request(s) affected`);
   }
 }

@@ -13,6 +13,7 @@ import type { ClusterMember } from '../cluster/membership.js';
 import { kvBytesPerValue, type KvCacheType } from '../engine/kv-cache.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { Route } from './pipeline-executor.js';
+import { planOwner, ringOrder, type PlanOwner } from './plan-owner.js';
 
 /** The cluster cannot serve right now (not enough nodes for --split, nobody has the model, …). */
 export class ClusterNotReadyError extends Error {
@@ -29,8 +30,13 @@ export interface ClusterPlanInput {
   kvCache?: KvCacheType;
   /** Only members whose stageInfo.model equals this take part. */
   modelFingerprint: string;
-  /** Layers per node, for nodes in name order (then peer id); overrides the partitioner. */
+  /**
+   * Layers per node, for nodes in name order (then peer id); overrides the partitioner. Default: the split the plan
+   * owner announces (planOwner), if any.
+   */
   split?: number[];
+  /** The coordinator's peer id: a split it announces itself wins over the others'. */
+  self?: string;
   /** What the plan reserves memory for. */
   request: RequestShape;
   previous?: Plan;
@@ -43,6 +49,8 @@ export interface ClusterPlan {
   /** The partitioner's plan with its predictions (device ids are peer ids). */
   plan: Plan;
   stages: { peerId: string; name: string; startLayer: number; endLayer: number }[];
+  /** Whose split (or rule) made this plan, the same on every node. */
+  owner: PlanOwner | null;
 }
 
 /**
@@ -75,8 +83,6 @@ export function modelFingerprint(c: ModelConfig): string {
   const rope = c.ropeScaling ? `|rope:${c.ropeScaling.type}x${c.ropeScaling.factor}` : '';
   return `${c.architecture}|L${c.numLayers}|H${c.hiddenSize}|F${c.intermediateSize}|A${c.numHeads}/${c.numKvHeads}x${c.headDim}|V${c.vocabSize}|theta${c.ropeTheta}${rope}`;
 }
-
-const ringOrder = (a: ClusterMember, b: ClusterMember) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId);
 
 /**
  * The devices and links the partitioner sees. A device's measured speed is divided by the slowdown its node
@@ -124,10 +130,17 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
   const members = input.members.filter((m) => m.stageInfo?.model === input.modelFingerprint).sort(ringOrder);
   if (members.length === 0) throw new ClusterNotReadyError('no node of the cluster has this model loaded');
   const profile = modelProfile(modelShapeOf(config, input.bytesPerWeight, widestKvCache(input.kvCache, members)));
+  let owner = planOwner(members, input.self);
+  const split = input.split ?? owner?.split ?? undefined;
+  if (owner?.split && members.length < owner.split.length) {
+    // The split waits for its nodes; meanwhile the coordinator plans, and the views say so.
+    const self = members.find((m) => m.peerId === input.self) ?? owner;
+    owner = { peerId: self.peerId, name: self.name, split: null, why: `${owner.why}, for ${owner.split.length} nodes; ${members.length} have the model, so ${self.name} planned with the partitioner` };
+  }
   let plan: Plan;
   // A forced split applies while it has its nodes; with fewer (one left), the partitioner plans over those that remain.
-  if (input.split && members.length >= input.split.length) {
-    plan = evaluateSplit(profile, clusterOf(members.slice(0, input.split.length)), input.request, input.split);
+  if (split && members.length >= split.length) {
+    plan = evaluateSplit(profile, clusterOf(members.slice(0, split.length)), input.request, split);
   } else {
     plan = planPipeline(profile, clusterOf(members), input.request, { objective: 'latency', ...(input.previous ? { previous: input.previous } : {}) });
   }
@@ -140,6 +153,7 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
     id,
     plan,
     stages,
+    owner,
     route: { planId: id, peers: stages.map((s) => s.peerId), ranges: stages.map((s) => [s.startLayer, s.endLayer]), model: input.modelFingerprint },
   };
 }

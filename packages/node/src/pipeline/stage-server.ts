@@ -20,6 +20,8 @@ export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
 export type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface StageServerOptions {
+  /** This node's --split, announced with its stage so that every node lays out the same plan (plan-owner.ts). */
+  split?: number[];
   host: EdgeHost;
   membership: Membership;
   log: NodeLogger;
@@ -92,7 +94,7 @@ export class StageServer {
         onProtocolError: (err) => this.opts.log.warn(`reset control stream from ${info.remotePeer.slice(-8)}: ${err.message}`),
       });
     });
-    this.opts.membership.setStageInfo({ model: this.opts.fingerprint, ready: true, ranges: [] });
+    this.opts.membership.setStageInfo({ model: this.opts.fingerprint, ready: true, ranges: [], ...(this.opts.split ? { split: this.opts.split } : {}) });
     this.sweepTimer = setInterval(() => {
       this.worker.sweepIdle(10 * 60_000);
     }, 60_000);
@@ -152,6 +154,7 @@ export class StageServer {
       model: this.opts.fingerprint,
       ready: true,
       ranges: this.shards.ranges().map((r) => [r.startLayer, r.endLayer]),
+      ...(this.opts.split ? { split: this.opts.split } : {}),
     });
   }
 

@@ -84,7 +84,8 @@ export class PeerModelFile implements ModelFile {
         client = await WeightsClient.connect(opts.host, peerId);
         const manifest = await client.manifest();
         const tokenizer = await writeTokenizer(manifest, opts.dir);
-        const path = `peer:${peerId}/${manifest.config.name}`;
+        // Named as the serving node names it, so the API id (the path's last segment) is the same on every node.
+        const path = `peer:${peerId}/${manifest.modelId ?? manifest.config.name}`;
         const model = new PeerModelFile(path, manifest, tokenizer, opts.store ?? new ShardCache(join(opts.dir, 'tensors')), opts, { peerId, client });
         checkTensorShapes(model.config, model.tensors, path);
         opts.log.info(

@@ -39,6 +39,11 @@ export interface WeightsManifest {
   chatTemplate: string | null;
   tokenizer: WireTokenizer;
   tensors: TensorEntry[];
+  /**
+   * The id clients name the model by on the serving node (its file's name, e.g. "stories260K"), so that a node
+   * serving the model from peers answers to the same id. Absent from older nodes: then config.name is used.
+   */
+  modelId?: string;
 }
 
 export type WeightsRequest = { t: 'manifest' } | { t: 'tensor'; name: string };
@@ -139,7 +144,11 @@ export function parseWeightsManifest(raw: unknown): WeightsManifest {
   if (!Array.isArray(raw.tensors) || raw.tensors.length === 0 || raw.tensors.length > 100_000) throw new WeightsProtocolError('manifest: no tensor list');
   const tensors = raw.tensors.map(checkTensor);
   if (new Set(tensors.map((t) => t.name)).size !== tensors.length) throw new WeightsProtocolError('manifest: a tensor is listed twice');
+  const modelId = raw.modelId;
+  // It becomes a path segment and an API id: a plain name only.
+  if (modelId !== undefined && (typeof modelId !== 'string' || !/^[\w.@+-]{1,200}$/.test(modelId))) throw new WeightsProtocolError('manifest: modelId is not a plain model name');
   return {
+    ...(modelId !== undefined ? { modelId } : {}),
     version: 1,
     format: raw.format,
     config: checkConfig(raw.config),

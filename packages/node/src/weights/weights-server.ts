@@ -22,6 +22,8 @@ export class WeightsServer {
     readonly model: ModelFile,
     private readonly log: NodeLogger,
     private readonly chunkBytes = WEIGHT_CHUNK_BYTES,
+    /** The id this node's API serves the model as; peers serving it from here use the same. */
+    private readonly modelId?: string,
   ) {}
 
   /** Registers the protocol handler on `host` (call before or after the host starts). */
@@ -115,13 +117,13 @@ export class WeightsServer {
       };
     }
     this.log.info(`weights: serving ${tensors.length} tensors (${(bytes / 1e6).toFixed(1)} MB) to peers; hashed in ${(performance.now() - t0).toFixed(0)} ms`);
-    return { version: 1, format: m.format, config: m.config, ropeLayout: m.ropeLayout, chatTemplate: m.chatTemplate, tokenizer, tensors };
+    return { version: 1, ...(this.modelId !== undefined ? { modelId: this.modelId } : {}), format: m.format, config: m.config, ropeLayout: m.ropeLayout, chatTemplate: m.chatTemplate, tokenizer, tensors };
   }
 }
 
 /** Starts answering weights requests for `model` on `host`. */
-export async function serveWeights(host: EdgeHost, model: ModelFile, log: NodeLogger): Promise<WeightsServer> {
-  const server = new WeightsServer(model, log);
+export async function serveWeights(host: EdgeHost, model: ModelFile, log: NodeLogger, modelId?: string): Promise<WeightsServer> {
+  const server = new WeightsServer(model, log, WEIGHT_CHUNK_BYTES, modelId);
   await server.register(host);
   return server;
 }
