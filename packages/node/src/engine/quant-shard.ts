@@ -2,8 +2,10 @@ import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernel
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
 import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { ComputeSlices, type ComputeSliceOptions } from './compute-slices.js';
 import { checkKvCacheType, KvCache, kvRowBytes, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { ropeFrequencies } from './rope.js';
 import type { ShardWeights } from './shard-weights.js';
 
@@ -41,12 +43,17 @@ export class QuantShard implements ForwardShard {
   private readonly freqs: Float64Array;
   private readonly ropeMode: number;
   private readonly actFormats = new Map<number, number>();
+  /** Passes pause at checkpoints (the node's event loop runs meanwhile); they run one at a time. */
+  private readonly passes = new OneAtATime();
+  private disposed = false;
 
   constructor(
     private readonly weights: ShardWeights,
     private readonly runtime: KernelRuntime,
     ropeLayout: RopeLayout,
     private readonly kvType: KvCacheType = 'f16',
+    /** How long a pass computes between turns of the event loop (tests: a clock, or a turn at every checkpoint). */
+    private readonly slicing: ComputeSliceOptions = {},
   ) {
     checkKvCacheType(kvType, weights.config.headDim);
     this.config = weights.config;
@@ -70,8 +77,8 @@ export class QuantShard implements ForwardShard {
     );
   }
 
-  forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
-    return this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }])[0];
+  async forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): Promise<ShardOutput> {
+    return (await this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }]))[0];
   }
 
   /**
@@ -79,18 +86,38 @@ export class QuantShard implements ForwardShard {
    * attends over its own request's cache at its own position. A row's result does not depend on what else is in the
    * batch (every kernel reduces a row the same way whatever the batch), so a request gives the same bits alone or
    * batched. Inputs are checked before anything runs; a failure part-way frees every cache of the batch.
+   *
+   * The pass pauses at checkpoints for the node's event loop (compute-slices.ts). Meanwhile its caches are held (a
+   * clear() frees them only when it ends), a dispose() waits for it, and a second call waits its turn.
    */
-  forwardBatch(items: readonly BatchItem[]): ShardOutput[] {
+  async forwardBatch(items: readonly BatchItem[]): Promise<ShardOutput[]> {
+    if (this.disposed) throw new ShardInputError('this shard was freed');
+    const caches = items.map((item) => this.checkInput(item.input, item.cache));
+    if (new Set(caches).size !== caches.length) throw new ShardInputError('a request appears twice in one batch');
+    const releases: (() => void)[] = [];
+    try {
+      for (const cache of caches) releases.push(cache.hold());
+      return await this.passes.run(() => this.computeBatch(items, caches));
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  /** forwardBatch once it is this call's turn: the positions continue where each cache is now. */
+  private async computeBatch(items: readonly BatchItem[], caches: readonly KvCache[]): Promise<ShardOutput[]> {
+    if (this.disposed) throw new ShardInputError('this shard was freed');
     const c = this.config;
-    const segments: Segment[] = items.map((item) => {
-      const cache = this.checkInput(item.input, item.cache);
+    const segments: Segment[] = items.map((item, i) => {
+      const cache = caches[i];
+      // Checked again at its turn: what it waited behind may have moved the cache on.
+      checkShardInput(this, item.input, cache);
       const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
       const logits = item.logits ?? 'last';
       const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
       const out = new Float32Array(this.isLast && logits !== 'normed' ? logitRows * c.vocabSize : n * c.hiddenSize);
       return { input: item.input, cache, start: cache.length, n, logits, logitRows, out };
     });
-    if (new Set(segments.map((g) => g.cache)).size !== segments.length) throw new ShardInputError('a request appears twice in one batch');
+    const slices = new ComputeSlices(this.slicing);
 
     try {
       // Passes of at most MAX_ROWS rows, taking each request's rows in order (a long prompt spans several passes).
@@ -106,7 +133,7 @@ export class QuantShard implements ForwardShard {
           done[g] += take;
           if (done[g] === seg.n) g++;
         }
-        this.pass(parts, rows);
+        await this.pass(parts, rows, slices);
       }
     } catch (err) {
       // Some layers may already hold this call's positions: half-updated caches must not be used again.
@@ -119,8 +146,12 @@ export class QuantShard implements ForwardShard {
     });
   }
 
-  /** One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. */
-  private pass(parts: readonly Part[], rows: number): void {
+  /**
+   * One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. It may pause at each
+   * `await slices.checkpoint()`: between products, its state is in its scratch and the held caches, addressed by
+   * offsets (an arena that grows meanwhile keeps them), never by views taken before the pause.
+   */
+  private async pass(parts: readonly Part[], rows: number, slices: ComputeSlices): Promise<void> {
     const c = this.config;
     const H = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -166,6 +197,7 @@ export class QuantShard implements ForwardShard {
       this.embed(parts, s);
 
       for (let l = 0; l < this.weights.layers.length; l++) {
+        await slices.checkpoint();
         const w = this.weights.layers[l];
         s = this.moveTo(s, scratchIn(w.arena), rows * H);
         const k = s.arena.kernels;
@@ -181,10 +213,12 @@ export class QuantShard implements ForwardShard {
           k.add_bias(s.qkv + qDim * 4, qkvW, rows, w.bk, kvDim);
           k.add_bias(s.qkv + (qDim + kvDim) * 4, qkvW, rows, w.bv, kvDim);
         }
+        await slices.checkpoint();
         k.rope(s.qkv, qkvW, rows, c.numHeads, c.headDim, s.rope, this.ropeMode);
         k.rope(s.qkv + qDim * 4, qkvW, rows, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
         for (let i = 0; i < rows; i++) this.appendKv(s, rowCache[i].layer(l), rowCache[i].type, i, rowPos[i]);
         for (let i = 0; i < rows; i++) {
+          await slices.checkpoint();
           // The heads of a row are independent (each its own scores region): threads share them.
           const kv = rowCache[i].layer(l);
           const args = [kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
@@ -194,12 +228,14 @@ export class QuantShard implements ForwardShard {
         }
         this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H);
         k.add_in_place(s.x, s.tmp, rows * H);
+        await slices.checkpoint();
 
         // Feed-forward block: norm → gate and up → SwiGLU → down projection.
         k.rms_norm(s.x, w.ffnNorm, s.h, rows, H, c.rmsNormEps);
         const fAct = this.prepare(s, w.wgate, s.h, rows);
         this.product(w.wgate, fAct, rows, s.ffn, 2 * F);
         this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F);
+        await slices.checkpoint();
         k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, rows, F);
         this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H);
         k.add_in_place(s.x, s.tmp, rows * H);
@@ -217,6 +253,7 @@ export class QuantShard implements ForwardShard {
       const normed = parts.some((p) => p.seg.logits === 'normed');
       if (logitRows.length === 0 && !normed) return;
       // The head: final norm of the rows that need logits (gathered), then the output matrix.
+      await slices.checkpoint();
       const head = this.weights.head!;
       s = this.moveTo(s, scratchIn(head.arena), rows * H);
       if (normed) {
@@ -363,9 +400,16 @@ export class QuantShard implements ForwardShard {
     return cache;
   }
 
+  /** Frees the weights: at once, or when the pass running (or waiting) ends — it may be paused at a checkpoint. */
   dispose(): void {
-    for (const a of this.weights.arenas) void this.runtime.releaseArena(a);
-    this.weights.layers = [];
+    if (this.disposed) return;
+    this.disposed = true;
+    const free = () => {
+      for (const a of this.weights.arenas) void this.runtime.releaseArena(a);
+      this.weights.layers = [];
+    };
+    if (this.passes.idle) free();
+    else void this.passes.settled().then(free);
   }
 }
 
