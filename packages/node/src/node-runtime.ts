@@ -297,10 +297,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     initial: profile,
     isBusy: () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0,
     // Once the model is known, time the kernel of the type most of its weights have (kernels differ by type).
-    measure: () => {
+    measure: (between) => {
       const weightType = pipeline ? dominantWeightType(pipeline.model) : null;
-      return measureDevice({ ...measureOptions, ...(weightType ? { weightType } : {}) });
+      return measureDevice({ ...measureOptions, between, ...(weightType ? { weightType } : {}) });
     },
+    // Each also waits for 20 s without requests (profile-refiner.ts).
     delaysMs: [5_000, 15_000, 45_000],
     log: logger,
   });
