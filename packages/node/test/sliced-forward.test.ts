@@ -60,6 +60,24 @@ describe('a forward pass in slices', () => {
     sliced.dispose();
   });
 
+  it('cuts large products into pieces of weight rows, with the same bits (one and two threads)', async () => {
+    const whole = await shardOf({ sliceMs: Infinity, pieceMacs: Infinity });
+    // stories260K's products are small: 4096 multiply-adds a piece cuts every product of a prompt slice into 16-row pieces.
+    const pieced = await shardOf({ sliceMs: 0, pieceMacs: 4096 });
+    const two = await createKernelRuntime({ threads: 2, minParallelWork: 0 });
+    const threaded = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, two), two, model.ropeLayout, 'f16', { sliceMs: 0, pieceMacs: 4096 });
+    try {
+      const ref = logits(await whole.forward({ kind: 'tokens', tokens: PROMPT }, whole.createCache(96), { allLogits: true }));
+      expect(logits(await pieced.forward({ kind: 'tokens', tokens: PROMPT }, pieced.createCache(96), { allLogits: true }))).toEqual(ref);
+      expect(logits(await threaded.forward({ kind: 'tokens', tokens: PROMPT }, threaded.createCache(96), { allLogits: true }))).toEqual(ref);
+    } finally {
+      threaded.dispose();
+      await two.close();
+      whole.dispose();
+      pieced.dispose();
+    }
+  });
+
   it('a request freed mid-pass keeps its memory until the pass ends; the others of the batch get their bits', async () => {
     const ref = await shardOf();
     const alone = logits(await ref.forward({ kind: 'tokens', tokens: [1, 42, 43] }, ref.createCache(16)));

@@ -13,10 +13,17 @@ export type LoopTurn = () => Promise<void>;
 
 /** Longest run of compute between two turns of the event loop, ms: short next to a 500 ms heartbeat period. */
 export const DEFAULT_SLICE_MS = 20;
+/**
+ * Most multiply-adds of one kernel call between checkpoints: about a millisecond on one core, so a device throttled to
+ * 5 % of a core still reaches a checkpoint every few tens of milliseconds (a larger product is cut into pieces).
+ */
+export const DEFAULT_PIECE_MACS = 16 << 20;
 
 export interface ComputeSliceOptions {
   /** Default DEFAULT_SLICE_MS; 0 turns the loop at every checkpoint. */
   sliceMs?: number;
+  /** Default DEFAULT_PIECE_MACS. */
+  pieceMacs?: number;
   now?: Clock;
   turn?: LoopTurn;
 }
@@ -27,6 +34,8 @@ export const turnEventLoop: LoopTurn = () => new Promise((resolve) => setImmedia
 /** The slices of one computation: create one per pass, call `checkpoint()` wherever pausing is safe. */
 export class ComputeSlices {
   private readonly sliceMs: number;
+  /** Most multiply-adds a kernel call should do between two checkpoints. */
+  readonly pieceMacs: number;
   private readonly now: Clock;
   private readonly turn: LoopTurn;
   private sliceStart: number;
@@ -37,6 +46,7 @@ export class ComputeSlices {
 
   constructor(opts: ComputeSliceOptions = {}) {
     this.sliceMs = opts.sliceMs ?? DEFAULT_SLICE_MS;
+    this.pieceMacs = opts.pieceMacs ?? DEFAULT_PIECE_MACS;
     this.now = opts.now ?? (() => performance.now());
     this.turn = opts.turn ?? turnEventLoop;
     this.sliceStart = this.now();

@@ -11,6 +11,8 @@ import type { ShardWeights } from './shard-weights.js';
 
 /** Most rows computed in one pass; a longer prompt is computed in slices of this many (each row's result is the same). */
 const MAX_ROWS = 64;
+/** Pieces start at a multiple of this many weight rows (the kernels take rows in groups). */
+const PRODUCT_PIECE_ALIGN = 16;
 /** Activation format of the float weight types: they multiply f32 rows directly. */
 const ACT_F32 = 0;
 
@@ -205,9 +207,9 @@ export class QuantShard implements ForwardShard {
         // Attention block: norm → Q, K, V → RoPE → append K, V to each request's cache → attend → output projection.
         k.rms_norm(s.x, w.attnNorm, s.h, rows, H, c.rmsNormEps);
         const hAct = this.prepare(s, w.wq, s.h, rows);
-        this.product(w.wq, hAct, rows, s.qkv, qkvW);
-        this.product(w.wk, this.prepare(s, w.wk, s.h, rows, hAct), rows, s.qkv + qDim * 4, qkvW);
-        this.product(w.wv, this.prepare(s, w.wv, s.h, rows, hAct), rows, s.qkv + (qDim + kvDim) * 4, qkvW);
+        await this.product(w.wq, hAct, rows, s.qkv, qkvW, slices);
+        await this.product(w.wk, this.prepare(s, w.wk, s.h, rows, hAct), rows, s.qkv + qDim * 4, qkvW, slices);
+        await this.product(w.wv, this.prepare(s, w.wv, s.h, rows, hAct), rows, s.qkv + (qDim + kvDim) * 4, qkvW, slices);
         if (w.bq) {
           k.add_bias(s.qkv, qkvW, rows, w.bq, qDim);
           k.add_bias(s.qkv + qDim * 4, qkvW, rows, w.bk, kvDim);
@@ -226,18 +228,18 @@ export class QuantShard implements ForwardShard {
           if ((rowPos[i] + 1) * c.numHeads < 2048) k.attention(...args, 0, c.numHeads);
           else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
         }
-        this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H);
+        await this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H, slices);
         k.add_in_place(s.x, s.tmp, rows * H);
         await slices.checkpoint();
 
         // Feed-forward block: norm → gate and up → SwiGLU → down projection.
         k.rms_norm(s.x, w.ffnNorm, s.h, rows, H, c.rmsNormEps);
         const fAct = this.prepare(s, w.wgate, s.h, rows);
-        this.product(w.wgate, fAct, rows, s.ffn, 2 * F);
-        this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F);
+        await this.product(w.wgate, fAct, rows, s.ffn, 2 * F, slices);
+        await this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F, slices);
         await slices.checkpoint();
         k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, rows, F);
-        this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H);
+        await this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H, slices);
         k.add_in_place(s.x, s.tmp, rows * H);
       }
 
@@ -272,7 +274,7 @@ export class QuantShard implements ForwardShard {
       const gathered = s.arena.f32(s.tmp, nOut * H);
       logitRows.forEach((r, j) => gathered.set(x.subarray(r.row * H, (r.row + 1) * H), j * H));
       s.arena.kernels.rms_norm(s.tmp, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
-      this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize);
+      await this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize, slices);
       const logits = s.arena.f32(s.logits, nOut * c.vocabSize);
       logitRows.forEach((r, j) => r.dst.set(logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize)));
     } finally {
@@ -342,8 +344,23 @@ export class QuantShard implements ForwardShard {
     return { fmt, x, ptr, rowBytes: k.act_row_bytes(fmt, w.cols) };
   }
 
-  private product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number): void {
-    this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
+  /**
+   * out = a · Wᵀ. A large product (a prompt slice through a wide matrix, the head over a big vocabulary) is computed in
+   * pieces of W's rows with a checkpoint between them, so that one kernel call never holds the event loop for long
+   * on a slow or throttled device. A row's output does not depend on the rows computed with it: the same bits.
+   */
+  private async product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number, slices: ComputeSlices): Promise<void> {
+    const pieces = Math.ceil((rows * w.rows * w.cols) / slices.pieceMacs);
+    if (pieces <= 1) {
+      this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
+      return;
+    }
+    const step = Math.max(PRODUCT_PIECE_ALIGN, Math.ceil(w.rows / pieces / PRODUCT_PIECE_ALIGN) * PRODUCT_PIECE_ALIGN);
+    for (let r0 = 0; r0 < w.rows; r0 += step) {
+      if (r0 > 0) await slices.checkpoint();
+      const piece: WeightMatrix = { ...w, rows: Math.min(step, w.rows - r0), ptr: w.ptr + r0 * w.rowBytes };
+      this.runtime.matmul(piece, a.ptr, a.rowBytes, rows, out + r0 * 4, outStride);
+    }
   }
 
   /** cos and sin of each row's position times each rotary frequency, in f64 then rounded. */
