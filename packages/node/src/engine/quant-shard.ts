@@ -350,7 +350,8 @@ export class QuantShard implements ForwardShard {
    * on a slow or throttled device. A row's output does not depend on the rows computed with it: the same bits.
    */
   private async product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number, slices: ComputeSlices): Promise<void> {
-    const pieces = Math.ceil((rows * w.rows * w.cols) / slices.pieceMacs);
+    // A piece's wall time is what matters: the threads share it.
+    const pieces = Math.ceil((rows * w.rows * w.cols) / (slices.pieceMacs * this.runtime.threads));
     if (pieces <= 1) {
       this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
       return;
