@@ -135,8 +135,8 @@ describe.skipIf(!canThrottle)('compute never blocks a node', () => {
     const lost = leaves(a, stoppedAt)[0];
     const lostAfterMs = lost.at - stoppedAt;
     console.log(`b stopped: a declared it lost after ${lostAfterMs} ms: ${lost.line}`);
-    // A tick (250 ms) of slack past the allowance.
-    expect(lostAfterMs).toBeLessThanOrEqual(FAILURE_TIMEOUT_MS + MAX_GRACE_MS + 250);
+    // Slack past the allowance: membership checks every 250 ms, on a coordinator that shares two busy cores.
+    expect(lostAfterMs).toBeLessThanOrEqual(FAILURE_TIMEOUT_MS + MAX_GRACE_MS + 1000);
     load.on = false;
     b.kill('SIGCONT');
     b.kill('SIGKILL');
