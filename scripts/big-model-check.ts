@@ -163,7 +163,7 @@ async function childOurs(path: string, prompt: number[], n: number, threads: num
     const gaps: number[] = [];
     const logprobs: number[] = [];
     let t = performance.now();
-    let out = shard.forward({ kind: 'tokens', tokens: prompt }, cache);
+    let out = await shard.forward({ kind: 'tokens', tokens: prompt }, cache);
     const prefillMs = performance.now() - t;
     t = performance.now();
     for (let i = 0; i < n; i++) {
@@ -176,7 +176,7 @@ async function childOurs(path: string, prompt: number[], n: number, threads: num
       const top = out.logits[best];
       for (let j = 0; j < out.logits.length; j++) sum += Math.exp(out.logits[j] - top);
       logprobs.push(-Math.log(sum));
-      if (i + 1 < n) out = shard.forward({ kind: 'tokens', tokens: [best] }, cache);
+      if (i + 1 < n) out = await shard.forward({ kind: 'tokens', tokens: [best] }, cache);
     }
     const decodeMs = performance.now() - t;
     return {

@@ -67,13 +67,13 @@ async function engineGreedy(path: string, prompt: number[], count: number): Prom
     const cache = shard.createCache(prompt.length + count);
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
-    let out = shard.forward({ kind: 'tokens', tokens: prompt }, cache);
+    let out = await shard.forward({ kind: 'tokens', tokens: prompt }, cache);
     for (;;) {
       if (out.kind !== 'logits') throw new Error('expected logits from a whole-model shard');
       logits.push(out.logits);
       tokens.push(argmax(out.logits));
       if (tokens.length >= count) break;
-      out = shard.forward({ kind: 'tokens', tokens: [tokens[tokens.length - 1]] }, cache);
+      out = await shard.forward({ kind: 'tokens', tokens: [tokens[tokens.length - 1]] }, cache);
     }
     cache.clear();
     return { tokens, logits, config: model.config };

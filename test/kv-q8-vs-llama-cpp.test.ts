@@ -60,11 +60,12 @@ async function oursPerStep(path: string, kv: KvCacheType): Promise<Float32Array[
   const shard = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime), runtime, model.ropeLayout, kv);
   try {
     const cache = shard.createCache(TOKENS.length);
-    const out = TOKENS.map((t) => {
-      const o = shard.forward({ kind: 'tokens', tokens: [t] }, cache);
+    const out: Float32Array[] = [];
+    for (const t of TOKENS) {
+      const o = await shard.forward({ kind: 'tokens', tokens: [t] }, cache);
       if (o.kind !== 'logits') throw new Error('expected logits from a whole-model shard');
-      return o.logits;
-    });
+      out.push(o.logits);
+    }
     cache.clear();
     return out;
   } finally {

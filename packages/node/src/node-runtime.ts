@@ -212,12 +212,15 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   let pipeline: ClusterPipeline | null = null;
   let plan: unknown = null;
+  /** Requests running here (as coordinator or stage): no time for measurements that take the CPU from them. */
+  const serving = () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0;
   const watch = new DeviceWatch({
     profileMemoryBytes: profile.memoryBytes,
     // What shedding layers frees: the weights' bytes (held once, in the file's encoding).
     heldBytes: () => pipeline?.heldWeightBytes ?? 0,
     announce: (load) => membership.setLoad(load),
-    probeWhen: () => pipeline !== null,
+    // Serving, the stage's own compute is measured; the probe would take a throttled node's few milliseconds from it.
+    probeWhen: () => pipeline !== null && !serving(),
     log: logger,
     ...options.deviceWatch,
   });
@@ -309,12 +312,13 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   const refiner = refineProfile({
     membership,
     initial: profile,
-    isBusy: () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0,
+    isBusy: serving,
     // Once the model is known, time the kernel of the type most of its weights have (kernels differ by type).
-    measure: () => {
+    measure: (between) => {
       const weightType = pipeline ? dominantWeightType(pipeline.model) : null;
-      return measureDevice({ ...measureOptions, ...(weightType ? { weightType } : {}) });
+      return measureDevice({ ...measureOptions, between, ...(weightType ? { weightType } : {}) });
     },
+    // Each also waits for 20 s without requests (profile-refiner.ts).
     delaysMs: [5_000, 15_000, 45_000],
     log: logger,
   });

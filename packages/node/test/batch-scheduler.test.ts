@@ -163,7 +163,7 @@ describe('one prompt computed once for several sequences', () => {
     const prompts = await Promise.all(inputs.map((h, i) => run(i, h, 40)));
     expect(rows).toBe(80); // the second is a copy of the first; the third differs in one value
     const ref = shard.createCache(64);
-    const refPrompt = shard.forward({ kind: 'hidden', hidden, n: 40 }, ref);
+    const refPrompt = await shard.forward({ kind: 'hidden', hidden, n: 40 }, ref);
     expect(prompts[0].output).toEqual(refPrompt);
     expect(prompts[1].output).toEqual(refPrompt);
     expect(prompts[2].output).not.toEqual(refPrompt);
@@ -171,7 +171,7 @@ describe('one prompt computed once for several sequences', () => {
     // The copy's next positions attend over the copied keys and values: the same bits as the computed cache.
     const next = hidden.subarray(0, H);
     const decoded = await Promise.all([0, 1].map((i) => run(i, next, 1)));
-    expect(decoded[1].output).toEqual(shard.forward({ kind: 'hidden', hidden: next, n: 1 }, ref));
+    expect(decoded[1].output).toEqual(await shard.forward({ kind: 'hidden', hidden: next, n: 1 }, ref));
     expect(decoded[0].output).toEqual(decoded[1].output);
     shard.dispose();
   });
@@ -185,7 +185,7 @@ describe('one prompt computed once for several sequences', () => {
     const second = scheduler.submit(work('second'));
     setImmediate(() => scheduler.cancel('first', new Error('gone')));
     await expect(first).rejects.toThrow('gone');
-    expect((await second).output).toEqual(shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64)));
+    expect((await second).output).toEqual(await shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64)));
     shard.dispose();
   });
 });
@@ -194,7 +194,7 @@ describe('BatchScheduler', () => {
   it('computes a prompt in slices between other requests and assembles the same bits as one pass (middle stage)', async () => {
     const shard = await shardOf({ startLayer: 0, endLayer: 2 });
     const prompts = [ids(70, 0), ids(5, 100), ids(40, 200)];
-    const alone = prompts.map((p) => shard.forward({ kind: 'tokens', tokens: p }, shard.createCache(80)));
+    const alone = await Promise.all(prompts.map((p) => shard.forward({ kind: 'tokens', tokens: p }, shard.createCache(80))));
     const parts: number[][] = [];
     const scheduler = new BatchScheduler({ promptRows: 16, batchRows: 40, stepTargetMs: Infinity, onCompute: (s) => parts.push(s.parts.map((p) => p.rows)) });
     const outs = await Promise.all(
@@ -225,7 +225,7 @@ describe('BatchScheduler', () => {
     expect(steps[0].rows).toBe(4);
     expect(Math.max(...steps.map((s) => s.rows))).toBeLessThanOrEqual(6);
     expect(steps.reduce((n, s) => n + s.rows, 0)).toBe(prompt.length);
-    const ref = shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64));
+    const ref = await shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(64));
     expect(out.output).toEqual(ref);
     shard.dispose();
   });
@@ -285,8 +285,8 @@ describe('BatchScheduler', () => {
     const [r1, r2] = await Promise.all([a1, a2, aDone]);
     expect(order).toEqual(['a@0', 'a@3', 'a released']);
     const ref = shard.createCache(16);
-    expect(logits(r1.output)).toEqual(logits(shard.forward({ kind: 'tokens', tokens: [1, 5, 6] }, ref)));
-    expect(logits(r2.output)).toEqual(logits(shard.forward({ kind: 'tokens', tokens: [7] }, ref)));
+    expect(logits(r1.output)).toEqual(logits(await shard.forward({ kind: 'tokens', tokens: [1, 5, 6] }, ref)));
+    expect(logits(r2.output)).toEqual(logits(await shard.forward({ kind: 'tokens', tokens: [7] }, ref)));
     expect(cacheB.length).toBe(0);
     expect(scheduler.queued).toBe(0);
     await expect(scheduler.submit({ ...work('c', cacheB, [1]), rows: 2 })).rejects.toThrow(/2 rows started with 1/);

@@ -35,8 +35,8 @@ describe('embeddings', () => {
   it('"normed" rows are what the head multiplies: normed · headᵀ equals every row\'s logits', async () => {
     const s = await shard(0, model.config.numLayers);
     const c = model.config;
-    const normed = s.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: s.createCache(64), logits: 'normed' }])[0];
-    const logits = s.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: s.createCache(64), logits: 'all' }])[0];
+    const normed = (await s.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: s.createCache(64), logits: 'normed' }]))[0];
+    const logits = (await s.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: s.createCache(64), logits: 'all' }]))[0];
     expect(normed.kind).toBe('hidden');
     expect(logits.kind).toBe('logits');
     if (normed.kind !== 'hidden' || logits.kind !== 'logits') return;
@@ -72,7 +72,7 @@ describe('embeddings', () => {
 
   it('the local executor\'s embedding equals pooling the normed rows; batched with a generation and split in two shards it is the same', async () => {
     const whole = await shard(0, model.config.numLayers);
-    const out = whole.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: whole.createCache(64), logits: 'normed' }])[0];
+    const out = (await whole.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: whole.createCache(64), logits: 'normed' }]))[0];
     if (out.kind !== 'hidden') throw new Error('expected hidden states');
     const pool = new MeanPool(model.config.hiddenSize);
     pool.add(out.hidden, out.n);
@@ -88,9 +88,9 @@ describe('embeddings', () => {
 
     // Two shards, as two pipeline stages: the first's hidden states into the second, pooled at the end.
     const [a, b] = [await shard(0, 2), await shard(2, model.config.numLayers)];
-    const h = a.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: a.createCache(64) }])[0];
+    const h = (await a.forwardBatch([{ input: { kind: 'tokens', tokens: tokens() }, cache: a.createCache(64) }]))[0];
     if (h.kind !== 'hidden') throw new Error('expected hidden states');
-    const last = b.forwardBatch([{ input: { kind: 'hidden', hidden: h.hidden, n: h.n }, cache: b.createCache(64), logits: 'normed' }])[0];
+    const last = (await b.forwardBatch([{ input: { kind: 'hidden', hidden: h.hidden, n: h.n }, cache: b.createCache(64), logits: 'normed' }]))[0];
     if (last.kind !== 'hidden') throw new Error('expected hidden states');
     const split = new MeanPool(model.config.hiddenSize);
     split.add(last.hidden, last.n);

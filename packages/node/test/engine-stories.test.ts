@@ -75,7 +75,7 @@ describe.each([
   ] as const)('gives the reference logits at every position of "<s>Once upon a time" (KV cache %s, within %s)', async (kv, tolerance) => {
     const shard = await shardOf(model, undefined, kv);
     const cache = shard.createCache(64);
-    const out = shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, cache, { allLogits: true });
+    const out = await shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, cache, { allLogits: true });
     if (out.kind !== 'logits') throw new Error('expected logits');
     expect(out.rows).toBe(reference.prompt_ids_with_bos.length);
     expect(referenceError(out.logits, out.rows, model.config.vocabSize)).toBeLessThan(tolerance);
@@ -90,11 +90,11 @@ describe.each([
   it('prefill in one pass gives bit-identical logits to feeding the prompt one token at a time', async () => {
     const shard = await shardOf(model);
     const batched = shard.createCache(64);
-    const a = shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, batched, { allLogits: true });
+    const a = await shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, batched, { allLogits: true });
     const stepwise = shard.createCache(64);
     const rows: number[] = [];
     for (const t of reference.prompt_ids_with_bos) {
-      const b = shard.forward({ kind: 'tokens', tokens: [t] }, stepwise);
+      const b = await shard.forward({ kind: 'tokens', tokens: [t] }, stepwise);
       if (b.kind !== 'logits') throw new Error('expected logits');
       rows.push(...b.logits);
     }
@@ -128,15 +128,15 @@ describe('stories260K pipeline shards', () => {
   it('splitting the layers over stages gives bit-identical logits to one shard', async () => {
     const L = model.config.numLayers;
     const whole = await shardOf(model);
-    const ref = whole.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, whole.createCache(64));
+    const ref = await whole.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, whole.createCache(64));
     for (const cuts of [[2], [1, 3], [1, 2, 4]]) {
       const bounds = [0, ...cuts, L];
       const stages: QuantShard[] = [];
       for (let i = 0; i + 1 < bounds.length; i++) stages.push(await shardOf(model, { startLayer: bounds[i], endLayer: bounds[i + 1] }));
-      let out = stages[0].forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, stages[0].createCache(64));
+      let out = await stages[0].forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, stages[0].createCache(64));
       for (const stage of stages.slice(1)) {
         if (out.kind !== 'hidden') throw new Error('a middle stage must output hidden states');
-        out = stage.forward({ kind: 'hidden', hidden: out.hidden, n: out.n }, stage.createCache(64));
+        out = await stage.forward({ kind: 'hidden', hidden: out.hidden, n: out.n }, stage.createCache(64));
       }
       if (out.kind !== 'logits' || ref.kind !== 'logits') throw new Error('expected logits');
       expect(Array.from(out.logits)).toEqual(Array.from(ref.logits));
@@ -150,40 +150,41 @@ describe('stories260K pipeline shards', () => {
     const shard = await shardOf(model);
     const prompts = [reference.prompt_ids_with_bos, [1, 42, 43], [1, 300, 301, 302, 303, 304, 305, 306]];
     // Alone: each prompt, then two decode steps.
-    const alone = prompts.map((p) => {
+    const alone: number[][][] = [];
+    for (const p of prompts) {
       const cache = shard.createCache(32);
-      const a = shard.forward({ kind: 'tokens', tokens: p }, cache);
-      const b = shard.forward({ kind: 'tokens', tokens: [7] }, cache);
-      const c = shard.forward({ kind: 'tokens', tokens: [8] }, cache);
-      return [a, b, c].map((o) => Array.from((o as { logits: Float32Array }).logits));
-    });
+      const a = await shard.forward({ kind: 'tokens', tokens: p }, cache);
+      const b = await shard.forward({ kind: 'tokens', tokens: [7] }, cache);
+      const c = await shard.forward({ kind: 'tokens', tokens: [8] }, cache);
+      alone.push([a, b, c].map((o) => Array.from((o as { logits: Float32Array }).logits)));
+    }
     // Together: prefill of two while the third waits, then the third's prefill batched with the others' decode, ...
     const caches = prompts.map(() => shard.createCache(32));
     const got: number[][][] = prompts.map(() => []);
     const take = (i: number, o: ReturnType<QuantShard['forward']>) => got[i].push(Array.from((o as { logits: Float32Array }).logits));
-    let out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
+    let out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
     take(0, out[0]);
     take(1, out[1]);
-    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[1] }, { input: { kind: 'tokens', tokens: prompts[2] }, cache: caches[2] }, { input: { kind: 'tokens', tokens: [7] }, cache: caches[0] }]);
+    out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[1] }, { input: { kind: 'tokens', tokens: prompts[2] }, cache: caches[2] }, { input: { kind: 'tokens', tokens: [7] }, cache: caches[0] }]);
     take(1, out[0]);
     take(2, out[1]);
     take(0, out[2]);
-    out = shard.forwardBatch([0, 1, 2].map((i) => ({ input: { kind: 'tokens' as const, tokens: [got[i].length === 1 ? 7 : 8] }, cache: caches[i] })));
+    out = await shard.forwardBatch([0, 1, 2].map((i) => ({ input: { kind: 'tokens' as const, tokens: [got[i].length === 1 ? 7 : 8] }, cache: caches[i] })));
     out.forEach((o, i) => take(i, o));
-    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [8] }, cache: caches[2] }]);
+    out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: [8] }, cache: caches[2] }]);
     take(2, out[0]);
     expect(got).toEqual(alone);
-    expect(() => shard.forwardBatch([{ input: { kind: 'tokens', tokens: [1] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: [2] }, cache: caches[0] }])).toThrow(/twice/);
+    await expect(shard.forwardBatch([{ input: { kind: 'tokens', tokens: [1] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: [2] }, cache: caches[0] }])).rejects.toThrow(/twice/);
     shard.dispose();
   });
 
   it('refuses to run past the context limit, and bad input, with clear errors', async () => {
     const shard = await shardOf(model);
     const cache = shard.createCache(4);
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).toThrow(ContextLengthError);
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).toThrow(/context limit is 4 tokens/);
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1, 512] }, shard.createCache(8))).toThrow(/outside the vocabulary/);
-    expect(() => shard.forward({ kind: 'hidden', hidden: new Float32Array(64), n: 1 }, shard.createCache(8))).toThrow(ShardInputError);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).rejects.toThrow(ContextLengthError);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).rejects.toThrow(/context limit is 4 tokens/);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1, 512] }, shard.createCache(8))).rejects.toThrow(/outside the vocabulary/);
+    await expect(shard.forward({ kind: 'hidden', hidden: new Float32Array(64), n: 1 }, shard.createCache(8))).rejects.toThrow(ShardInputError);
     shard.dispose();
   });
 
@@ -202,7 +203,7 @@ describe('stories260K pipeline shards', () => {
     const arena = shard['weights'].arenas[0];
     const before = arena.usedBytes;
     const cache = shard.createCache(256);
-    shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, cache);
+    await shard.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, cache);
     expect(arena.usedBytes - before).toBe(cache.bytes());
     expect(cache.bytes()).toBe(model.config.numLayers * 2 * 256 * model.config.numKvHeads * model.config.headDim * 2);
     cache.clear();

@@ -53,13 +53,13 @@ const argmax = (x: Float32Array): number => x.reduce((best, v, i) => (v > x[best
 const PROMPT = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
 
 describe('Q8_0 KV cache', () => {
-  it('gives logits close to the F32 cache at every position of a 40-token prompt: the error of its rounding, in proportion to F16\'s', () => {
-    const all = (kv: KvCacheType) => logitsOf(shards.get(kv)!.forward({ kind: 'tokens', tokens: PROMPT }, shards.get(kv)!.createCache(64), { allLogits: true }));
-    const f32 = all('f32');
+  it('gives logits close to the F32 cache at every position of a 40-token prompt: the error of its rounding, in proportion to F16\'s', async () => {
+    const all = async (kv: KvCacheType) => logitsOf(await shards.get(kv)!.forward({ kind: 'tokens', tokens: PROMPT }, shards.get(kv)!.createCache(64), { allLogits: true }));
+    const f32 = await all('f32');
     const maxDiff = (x: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - f32[i])), 0);
     const spread = Math.max(...f32.map(Math.abs));
-    const q8 = maxDiff(all('q8_0'));
-    const f16 = maxDiff(all('f16'));
+    const q8 = maxDiff(await all('q8_0'));
+    const f16 = maxDiff(await all('f16'));
     console.log(`max |Δlogit| vs the F32 cache: q8_0 ${q8.toExponential(2)}, f16 ${f16.toExponential(2)} (max |logit| ${spread.toFixed(2)})`);
     // Q8_0 rounds a K or V value to a step d = max|block|/127: for Gaussian-like blocks of 32 (max ≈ 2σ) an RMS error
     // of d/√12 ≈ 0.45% of σ, against F16's ≈ 2⁻¹¹/√3 ≈ 0.03% relative: about 16× F16's error, which this random
@@ -70,7 +70,7 @@ describe('Q8_0 KV cache', () => {
     expect(q8).toBeLessThan(0.05 * spread);
   });
 
-  it('picks the F32 cache\'s greedy token at every one of 64 decode steps but near-ties', () => {
+  it('picks the F32 cache\'s greedy token at every one of 64 decode steps but near-ties', async () => {
     // Random weights give flat logits (the first step's top two are 0.014 apart), so free-running greedy decoding
     // parts at the first near-tie. Teacher-forced instead: both caches are fed the F32 cache's greedy tokens, and at
     // each step the Q8_0 cache must pick the same token unless the F32 cache's margin over the Q8_0 choice is within
@@ -79,8 +79,8 @@ describe('Q8_0 KV cache', () => {
     const q8 = shards.get('q8_0')!;
     const cf = f32.createCache(128);
     const cq = q8.createCache(128);
-    let lf = logitsOf(f32.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 8) }, cf));
-    let lq = logitsOf(q8.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 8) }, cq));
+    let lf = logitsOf(await f32.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 8) }, cf));
+    let lq = logitsOf(await q8.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 8) }, cq));
     let agree = 0;
     let firstSplit = -1;
     for (let step = 0; step < 64; step++) {
@@ -92,8 +92,8 @@ describe('Q8_0 KV cache', () => {
         const diff = lf.reduce((m, v, i) => Math.max(m, Math.abs(v - lq[i])), 0);
         expect(lf[tf] - lf[tq], `step ${step}`).toBeLessThanOrEqual(2 * diff);
       }
-      lf = logitsOf(f32.forward({ kind: 'tokens', tokens: [tf] }, cf));
-      lq = logitsOf(q8.forward({ kind: 'tokens', tokens: [tf] }, cq));
+      lf = logitsOf(await f32.forward({ kind: 'tokens', tokens: [tf] }, cf));
+      lq = logitsOf(await q8.forward({ kind: 'tokens', tokens: [tf] }, cq));
     }
     console.log(`greedy token equal to the F32 cache's at ${agree} of 64 teacher-forced steps (first near-tie split at step ${firstSplit})`);
     expect(agree).toBeGreaterThanOrEqual(60); // 62 measured
@@ -101,20 +101,21 @@ describe('Q8_0 KV cache', () => {
     cq.clear();
   });
 
-  it('a request gives the same bits alone as batched with others at other positions', () => {
+  it('a request gives the same bits alone as batched with others at other positions', async () => {
     const shard = shards.get('q8_0')!;
     const prompts = [PROMPT, [1, 42, 43], PROMPT.slice(5, 17)];
-    const alone = prompts.map((p) => {
+    const alone: number[][][] = [];
+    for (const p of prompts) {
       const cache = shard.createCache(64);
-      return [shard.forward({ kind: 'tokens', tokens: p }, cache), shard.forward({ kind: 'tokens', tokens: [7] }, cache)].map((o) => Array.from(logitsOf(o)));
-    });
+      alone.push([await shard.forward({ kind: 'tokens', tokens: p }, cache), await shard.forward({ kind: 'tokens', tokens: [7] }, cache)].map((o) => Array.from(logitsOf(o))));
+    }
     const caches = prompts.map(() => shard.createCache(64));
     const got: number[][][] = prompts.map(() => []);
-    let out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
+    let out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
     out.forEach((o, i) => got[i].push(Array.from(logitsOf(o))));
-    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[1] }, { input: { kind: 'tokens', tokens: prompts[2] }, cache: caches[2] }, { input: { kind: 'tokens', tokens: [7] }, cache: caches[0] }]);
+    out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[1] }, { input: { kind: 'tokens', tokens: prompts[2] }, cache: caches[2] }, { input: { kind: 'tokens', tokens: [7] }, cache: caches[0] }]);
     [1, 2, 0].forEach((r, i) => got[r].push(Array.from(logitsOf(out[i]))));
-    out = shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[2] }]);
+    out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: [7] }, cache: caches[2] }]);
     got[2].push(Array.from(logitsOf(out[0])));
     expect(got).toEqual(alone);
   });
@@ -126,32 +127,32 @@ describe('Q8_0 KV cache', () => {
     const threaded = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, two), two, model.ropeLayout, kv);
     try {
       const prompt = Array.from({ length: 515 }, (_, i) => 3 + ((i * 53) % 500));
-      const run = (shard: QuantShard) => {
+      const run = async (shard: QuantShard) => {
         const cache = shard.createCache(520);
-        const out = [shard.forward({ kind: 'tokens', tokens: prompt }, cache, { allLogits: true }), shard.forward({ kind: 'tokens', tokens: [11] }, cache), shard.forward({ kind: 'tokens', tokens: [12] }, cache)];
+        const out = [await shard.forward({ kind: 'tokens', tokens: prompt }, cache, { allLogits: true }), await shard.forward({ kind: 'tokens', tokens: [11] }, cache), await shard.forward({ kind: 'tokens', tokens: [12] }, cache)];
         cache.clear();
         return out.map((o) => Array.from(logitsOf(o)));
       };
-      expect(run(threaded)).toEqual(run(shards.get(kv)!));
+      expect(await run(threaded)).toEqual(await run(shards.get(kv)!));
     } finally {
       threaded.dispose();
       await two.close();
     }
   });
 
-  it('holds 34 bytes per 32 values, and copyPrefix shares a prompt between caches of the same type only', () => {
+  it('holds 34 bytes per 32 values, and copyPrefix shares a prompt between caches of the same type only', async () => {
     const shard = shards.get('q8_0')!;
     const c = model.config;
     const a = shard.createCache(64);
     expect(a.bytes()).toBe(c.numLayers * 2 * 64 * ((c.numKvHeads * c.headDim) / 32) * 34);
-    const first = logitsOf(shard.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 20) }, a));
-    const next = Array.from(logitsOf(shard.forward({ kind: 'tokens', tokens: [PROMPT[20]] }, a)));
+    const first = logitsOf(await shard.forward({ kind: 'tokens', tokens: PROMPT.slice(0, 20) }, a));
+    const next = Array.from(logitsOf(await shard.forward({ kind: 'tokens', tokens: [PROMPT[20]] }, a)));
     const b = shard.createCache(64);
     b.copyPrefix(a, 19);
     expect(b.length).toBe(19);
     // Position 19 again from the copied prefix: the same bits as computing the prompt in the first cache.
-    expect(Array.from(logitsOf(shard.forward({ kind: 'tokens', tokens: [PROMPT[19]] }, b)))).toEqual(Array.from(first));
-    expect(Array.from(logitsOf(shard.forward({ kind: 'tokens', tokens: [PROMPT[20]] }, b)))).toEqual(next);
+    expect(Array.from(logitsOf(await shard.forward({ kind: 'tokens', tokens: [PROMPT[19]] }, b)))).toEqual(Array.from(first));
+    expect(Array.from(logitsOf(await shard.forward({ kind: 'tokens', tokens: [PROMPT[20]] }, b)))).toEqual(next);
     expect(() => shards.get('f16')!.createCache(64).copyPrefix(a, 4)).toThrow(ShardInputError);
     a.clear();
     b.clear();

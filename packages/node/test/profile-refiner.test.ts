@@ -22,7 +22,7 @@ const profile = (gflops: number, bandwidth: number, memoryBytes = 8e9): DevicePr
 afterEach(() => vi.useRealTimers());
 
 describe('refineProfile', () => {
-  it('announces the best figures seen when idle, keeps the first memory budget, and skips busy moments', async () => {
+  it('announces the best figures seen once idle long enough, keeps the first memory budget, and skips busy moments', async () => {
     vi.useFakeTimers();
     const announced: DeviceProfile[] = [];
     const membership = { setProfile: (p: DeviceProfile) => announced.push(p) } as unknown as Membership;
@@ -33,18 +33,69 @@ describe('refineProfile', () => {
       initial: profile(5, 10),
       isBusy: () => busy,
       measure: async () => measurements.shift()!,
-      delaysMs: [1000, 2000, 3000],
+      delaysMs: [1000, 4000, 6000],
+      idleBeforeMs: 2000,
+      pollMs: 100,
       log: silentLogger,
     });
-    await vi.advanceTimersByTimeAsync(1000);
+    // Due at 1 s, but the node has been idle (since start) only 1 s: it waits for 2 s.
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(announced).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(600);
     expect(announced.at(-1)).toMatchObject({ gflopsDecode: 10, memBandwidthGBps: 20, memoryBytes: 8e9 });
-    await vi.advanceTimersByTimeAsync(1000);
+    // Work from 3 s to 4.5 s: the one due at 4 s waits until 6.5 s.
+    await vi.advanceTimersByTimeAsync(900);
+    busy = true;
+    await vi.advanceTimersByTimeAsync(1500);
+    busy = false;
+    await vi.advanceTimersByTimeAsync(1900);
+    expect(announced).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(200);
     // Slower compute than the best so far, faster memory: only the faster figure moves.
     expect(announced.at(-1)).toMatchObject({ gflopsDecode: 10, memBandwidthGBps: 25 });
     busy = true;
-    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(5000);
     expect(announced).toHaveLength(2);
     expect(measurements).toHaveLength(1);
+    refiner.stop();
+  });
+
+  it('stops a measurement when work arrives, and takes it again once the node is idle again', async () => {
+    vi.useFakeTimers();
+    const announced: DeviceProfile[] = [];
+    const membership = { setProfile: (p: DeviceProfile) => announced.push(p) } as unknown as Membership;
+    let busy = false;
+    let started = 0;
+    let products = 0;
+    const refiner = refineProfile({
+      membership,
+      initial: profile(5, 10),
+      isBusy: () => busy,
+      // Ten products, the node's loop turning between them; a request arrives during the first attempt.
+      measure: async (between) => {
+        started++;
+        for (let i = 0; i < 10; i++) {
+          products++;
+          if (started === 1 && i === 3) busy = true;
+          await between();
+        }
+        return profile(20, 30);
+      },
+      delaysMs: [0],
+      idleBeforeMs: 1000,
+      pollMs: 100,
+      log: silentLogger,
+    });
+    await vi.advanceTimersByTimeAsync(1100);
+    expect(started).toBe(1);
+    expect(products).toBe(4);
+    expect(announced).toHaveLength(0);
+    busy = false;
+    await vi.advanceTimersByTimeAsync(900);
+    expect(started).toBe(1);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(started).toBe(2);
+    expect(announced.at(-1)).toMatchObject({ gflopsDecode: 20 });
     refiner.stop();
   });
 });

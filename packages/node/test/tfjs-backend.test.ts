@@ -40,12 +40,12 @@ function logitsOf(out: ReturnType<ForwardShard['forward']>): Float32Array {
 }
 
 /** Greedy decoding from BOS (EOS ignored, as the reference was made): argmax of each step's logits. */
-function greedyFromBos(shard: ForwardShard, count: number): number[] {
+async function greedyFromBos(shard: ForwardShard, count: number): Promise<number[]> {
   const cache = shard.createCache(count + 1);
   const out: number[] = [];
   let token = 1;
   while (out.length < count) {
-    const logits = logitsOf(shard.forward({ kind: 'tokens', tokens: [token] }, cache));
+    const logits = logitsOf(await shard.forward({ kind: 'tokens', tokens: [token] }, cache));
     token = logits.indexOf(Math.max(...logits));
     out.push(token);
   }
@@ -91,9 +91,9 @@ describe.each([
     await model?.close();
   });
 
-  it('gives the logits of the kernels (F32 KV cache on both) and of the float64 reference at every prompt position', () => {
-    const tl = logitsOf(t.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, t.createCache(64), { allLogits: true }));
-    const kl = logitsOf(k.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, k.createCache(64), { allLogits: true }));
+  it('gives the logits of the kernels (F32 KV cache on both) and of the float64 reference at every prompt position', async () => {
+    const tl = logitsOf(await t.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, t.createCache(64), { allLogits: true }));
+    const kl = logitsOf(await k.forward({ kind: 'tokens', tokens: reference.prompt_ids_with_bos }, k.createCache(64), { allLogits: true }));
     expect(tl.length).toBe(kl.length);
     let maxDiff = 0;
     for (let i = 0; i < tl.length; i++) maxDiff = Math.max(maxDiff, Math.abs(tl[i] - kl[i]));
@@ -105,9 +105,9 @@ describe.each([
     });
   });
 
-  it('decodes the same 64 greedy tokens from BOS as the kernels and the reference', () => {
-    const tokens = greedyFromBos(t, 64);
-    expect(tokens).toEqual(greedyFromBos(k, 64));
+  it('decodes the same 64 greedy tokens from BOS as the kernels and the reference', async () => {
+    const tokens = await greedyFromBos(t, 64);
+    expect(tokens).toEqual(await greedyFromBos(k, 64));
     expect(tokens).toEqual(reference.greedy_from_bos_ids.slice(0, 64));
   });
 });
@@ -122,18 +122,18 @@ describe('TfjsShard as a ForwardShard', () => {
   it('split over stages, batched, or prefilled token by token, a request gets the same logits', async () => {
     const shard = await tfjs.loadShard(model, whole(model));
     const prompt = reference.prompt_ids_with_bos;
-    const alone = logitsOf(shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(16)));
+    const alone = logitsOf(await shard.forward({ kind: 'tokens', tokens: prompt }, shard.createCache(16)));
 
     // Stages [0, 2) and [2, 5): hidden states hand over between them.
     const a = await tfjs.loadShard(model, { startLayer: 0, endLayer: 2 });
     const b = await tfjs.loadShard(model, { startLayer: 2, endLayer: model.config.numLayers });
     expect([a.isFirst, a.isLast, b.isFirst, b.isLast]).toEqual([true, false, false, true]);
-    const mid = a.forward({ kind: 'tokens', tokens: prompt }, a.createCache(16));
+    const mid = await a.forward({ kind: 'tokens', tokens: prompt }, a.createCache(16));
     if (mid.kind !== 'hidden') throw new Error('a first stage hands on hidden states');
-    expect(Array.from(logitsOf(b.forward({ kind: 'hidden', hidden: mid.hidden, n: mid.n }, b.createCache(16))))).toEqual(Array.from(alone));
+    expect(Array.from(logitsOf(await b.forward({ kind: 'hidden', hidden: mid.hidden, n: mid.n }, b.createCache(16))))).toEqual(Array.from(alone));
 
     // Batched with another request (run one after another, so the bits cannot depend on the batch).
-    const [first, other] = shard.forwardBatch([
+    const [first, other] = await shard.forwardBatch([
       { input: { kind: 'tokens', tokens: prompt }, cache: shard.createCache(16) },
       { input: { kind: 'tokens', tokens: [1, 42, 43] }, cache: shard.createCache(16), logits: 'all' },
     ]);
@@ -144,26 +144,26 @@ describe('TfjsShard as a ForwardShard', () => {
     // does not promise it).
     const cache = shard.createCache(16);
     let last = new Float32Array();
-    for (const tok of prompt) last = logitsOf(shard.forward({ kind: 'tokens', tokens: [tok] }, cache));
+    for (const tok of prompt) last = logitsOf(await shard.forward({ kind: 'tokens', tokens: [tok] }, cache));
     for (let i = 0; i < last.length; i++) expect(Math.abs(last[i] - alone[i])).toBeLessThan(1e-5);
 
     // A prompt slice without logits still fills the cache.
     const sliced = shard.createCache(16);
-    const none = shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompt.slice(0, 3) }, cache: sliced, logits: 'none' }])[0];
+    const none = (await shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompt.slice(0, 3) }, cache: sliced, logits: 'none' }]))[0];
     expect(none.kind === 'logits' && none.rows).toBe(0);
     expect(sliced.length).toBe(3);
-    const rest = logitsOf(shard.forward({ kind: 'tokens', tokens: prompt.slice(3) }, sliced));
+    const rest = logitsOf(await shard.forward({ kind: 'tokens', tokens: prompt.slice(3) }, sliced));
     for (let i = 0; i < rest.length; i++) expect(Math.abs(rest[i] - alone[i])).toBeLessThan(1e-5);
 
     // A prompt computed once and copied (n > 1 choices share it): the copy continues exactly as the original.
     const original = shard.createCache(16);
-    shard.forward({ kind: 'tokens', tokens: prompt }, original);
+    await shard.forward({ kind: 'tokens', tokens: prompt }, original);
     const copy = shard.createCache(16);
     copy.copyPrefix(original, prompt.length);
     expect(copy.length).toBe(prompt.length);
     expect(copy.bytes()).toBe(original.bytes());
-    const next = (c: typeof copy) => Array.from(logitsOf(shard.forward({ kind: 'tokens', tokens: [42] }, c)));
-    expect(next(copy)).toEqual(next(original));
+    const next = async (c: typeof copy) => Array.from(logitsOf(await shard.forward({ kind: 'tokens', tokens: [42] }, c)));
+    expect(await next(copy)).toEqual(await next(original));
     expect(() => copy.copyPrefix(shard.createCache(16), 1)).toThrow(/cannot copy 1 positions/);
     for (const s of [shard, a, b]) s.dispose();
   });
@@ -172,16 +172,16 @@ describe('TfjsShard as a ForwardShard', () => {
     const before = tf.memory().numTensors;
     const shard = await tfjs.loadShard(model, whole(model));
     const cache = shard.createCache(4);
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).toThrow(ContextLengthError);
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1, 512] }, cache)).toThrow(/outside the vocabulary/);
-    expect(() => shard.forward({ kind: 'hidden', hidden: new Float32Array(64), n: 1 }, cache)).toThrow(ShardInputError);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1, 2, 3, 4, 5] }, cache)).rejects.toThrow(ContextLengthError);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1, 512] }, cache)).rejects.toThrow(/outside the vocabulary/);
+    await expect(shard.forward({ kind: 'hidden', hidden: new Float32Array(64), n: 1 }, cache)).rejects.toThrow(ShardInputError);
     const k = await kernels.loadShard(model, whole(model));
-    expect(() => shard.forward({ kind: 'tokens', tokens: [1] }, k.createCache(4))).toThrow(/not made by this shard/);
+    await expect(shard.forward({ kind: 'tokens', tokens: [1] }, k.createCache(4))).rejects.toThrow(/not made by this shard/);
     k.dispose();
     const both = shard.createCache(4);
-    expect(() => shard.forwardBatch([{ input: { kind: 'tokens', tokens: [1] }, cache: both }, { input: { kind: 'tokens', tokens: [2] }, cache: both }])).toThrow(/twice/);
+    await expect(shard.forwardBatch([{ input: { kind: 'tokens', tokens: [1] }, cache: both }, { input: { kind: 'tokens', tokens: [2] }, cache: both }])).rejects.toThrow(/twice/);
 
-    shard.forward({ kind: 'tokens', tokens: [1, 2, 3] }, cache);
+    await shard.forward({ kind: 'tokens', tokens: [1, 2, 3] }, cache);
     expect(cache.bytes()).toBe(model.config.numLayers * 2 * 3 * model.config.numKvHeads * model.config.headDim * 4);
     cache.clear();
     cache.clear();

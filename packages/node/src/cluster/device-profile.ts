@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { KernelRuntime } from '@edge-node/kernels';
 import type { ComputeBackend, ComputeBackendName } from '../engine/compute-backend.js';
+import { turnEventLoop } from '../engine/compute-slices.js';
 import { kernelBackend } from '../engine/kernel-backend.js';
 import type { KvCacheType } from '../engine/kv-cache.js';
 
@@ -48,6 +49,11 @@ export interface MeasureDeviceOptions {
   memoryBudgetBytes?: number;
   /** Wall-clock budget for the kernel measurements. Default 1000 ms, counted from the call. */
   budgetMs?: number;
+  /**
+   * Runs between two timed products (default: a turn of the event loop, so a node re-measuring keeps its heartbeats
+   * and HTTP going); a rejection stops the measurement with that error (the node has work to do).
+   */
+  between?: () => Promise<void>;
 }
 
 /** Share of currently free memory a node offers by default: leaves room for the OS and other programs. */
@@ -70,6 +76,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
   if (!compute) throw new TypeError('measureDevice needs the compute backend or the kernel runtime to time');
   const deadline = performance.now() + (options.budgetMs ?? 1000);
   const probe = compute.probe(options.weightType);
+  const between = options.between ?? turnEventLoop;
   let gflopsDecode = 0;
   let gflopsPrefill = 0;
   let bandwidth = 0;
@@ -79,17 +86,17 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     if (bandwidth > 0 && (probe.weightBytes(rows, cols) / (bandwidth * 1e9)) * 1000 * 8 > deadline - performance.now()) break;
     const m = await probe.matrix(rows, cols, PREFILL_ROWS);
     try {
-      const tDecode = medianSeconds(() => m.run(1), deadline, 10);
+      const tDecode = await medianSeconds(() => m.run(1), deadline, 10, between);
       gflopsDecode = (2 * rows * cols) / tDecode / 1e9;
       bandwidth = probe.weightBytes(rows, cols) / tDecode / 1e9;
       if (performance.now() + tDecode * PREFILL_ROWS * 1000 * 3 < deadline) {
-        const tPrefill = medianSeconds(() => m.run(PREFILL_ROWS), deadline, 3);
+        const tPrefill = await medianSeconds(() => m.run(PREFILL_ROWS), deadline, 3, between);
         gflopsPrefill = (2 * PREFILL_ROWS * rows * cols) / tPrefill / 1e9;
       }
     } finally {
       await m.release();
     }
-    await new Promise((r) => setImmediate(r)); // let the node's network work between shapes
+    await between(); // let the node's network work between shapes
   }
   // A device too slow to time even the small shape's prefill still has a figure: one row's rate.
   if (gflopsPrefill === 0) gflopsPrefill = gflopsDecode;
@@ -112,11 +119,12 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
   };
 }
 
-/** Median seconds per call of `fn` after one warm-up, stopping early when `deadline` passes. */
-function medianSeconds(fn: () => void, deadline: number, maxReps: number): number {
+/** Median seconds per call of `fn` after one warm-up, stopping early when `deadline` passes; `between` runs between calls. */
+async function medianSeconds(fn: () => void, deadline: number, maxReps: number, between: () => Promise<void>): Promise<number> {
   fn();
   const times: number[] = [];
   for (let i = 0; i < maxReps; i++) {
+    await between();
     const t0 = performance.now();
     fn();
     times.push((performance.now() - t0) / 1000);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { turnEventLoop } from '../engine/compute-slices.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { SlowdownEstimator, announcedSlowdown, memoryPressureCap, type DeviceLoad, type MemoryPressureState, type SlowdownPolicy } from './device-load.js';
 
@@ -20,7 +21,10 @@ export interface DeviceWatchOptions {
   slowdown?: SlowdownPolicy;
   /** Whether the idle probe is worth running now (a node without a model serves no stage). Default: always. */
   probeWhen?: () => boolean;
-  /** Fixed work for the idle probe; returns nothing, its wall time is the measurement. Default: a float loop. */
+  /**
+   * One piece of the idle probe's fixed work (run PROBE_PIECES times, the event loop turning between pieces; the
+   * pieces' wall time is the measurement). Default: about 2 ms of float loop.
+   */
   probe?: () => void;
 }
 
@@ -40,6 +44,7 @@ export class DeviceWatch {
   private pressure: MemoryPressureState | null = null;
   private operatorBudget: number | null = null;
   private readonly interval: number;
+  private probing = false;
 
   constructor(private readonly opts: DeviceWatchOptions) {
     this.stage = new SlowdownEstimator(opts.slowdown);
@@ -93,7 +98,7 @@ export class DeviceWatch {
     const now = Date.now();
     const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
     const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
-    if (!stageFresh && (this.opts.probeWhen?.() ?? true)) this.runProbe(now);
+    if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe(now);
     const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
     const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
     const slowdown = estimate === null ? this.load.slowdown : announcedSlowdown(this.load.slowdown, estimate, this.opts.slowdown);
@@ -140,13 +145,26 @@ export class DeviceWatch {
     }
   }
 
-  /** Times the probe kernel; its best time is this device when quiet. */
-  private runProbe(now: number): void {
-    const t0 = performance.now();
-    (this.opts.probe ?? defaultProbe)();
-    const ms = performance.now() - t0;
-    if (this.probeBaseMs === 0) this.probeBaseMs = ms;
-    this.probe.add(now, ms, this.probeBaseMs);
+  /**
+   * Times the probe's work; its best time is this device when quiet. The work is 20–25 ms of CPU, long enough that a
+   * CPU quota shows (a throttled process waits for the next period part-way), in pieces with the event loop turning
+   * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second.
+   */
+  private async runProbe(now: number): Promise<void> {
+    this.probing = true;
+    try {
+      let ms = 0;
+      for (let i = 0; i < PROBE_PIECES; i++) {
+        const t0 = performance.now();
+        (this.opts.probe ?? defaultProbePiece)();
+        ms += performance.now() - t0;
+        await turnEventLoop();
+      }
+      if (this.probeBaseMs === 0) this.probeBaseMs = ms;
+      this.probe.add(now, ms, this.probeBaseMs);
+    } finally {
+      this.probing = false;
+    }
   }
 
   /** Cores' worth of CPU time other processes took since the last call (0 where /proc/stat is missing). */
@@ -169,15 +187,18 @@ export class DeviceWatch {
 /** The probe's data, made once: the probe must not add garbage every second. */
 let probeData: Float64Array | null = null;
 
-/** About 20-25 ms of float work on a quiet core: long enough that a CPU quota (10 ms per 100 ms) shows. */
-function defaultProbe(): void {
+/** Pieces of the idle probe. */
+const PROBE_PIECES = 10;
+
+/** About 2-2.5 ms of float work on a quiet core: ten make a burst long enough that a CPU quota (10 ms per 100 ms) shows. */
+function defaultProbePiece(): void {
   if (!probeData) {
     probeData = new Float64Array(4096);
     for (let i = 0; i < probeData.length; i++) probeData[i] = i * 1e-3;
   }
   const a = probeData;
   let s = 0;
-  for (let r = 0; r < 3000; r++) for (let i = 0; i < a.length; i++) s += a[i] * a[(i + r) & 4095];
+  for (let r = 0; r < 300; r++) for (let i = 0; i < a.length; i++) s += a[i] * a[(i + r) & 4095];
   if (s === 42) console.log(''); // keeps the loop from being optimised away
 }
 

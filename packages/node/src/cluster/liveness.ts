@@ -11,9 +11,17 @@ export interface LivenessPolicy {
   failureTimeoutMs: number;
   /** Extra silence tolerated per ms of announced lag. Default 3. */
   lagFactor?: number;
-  /** Most extra silence a lagging peer gets (a frozen process is still dropped). Default 20 s. */
+  /** Most extra silence a lagging peer gets (a frozen process is still dropped). Default DEFAULT_MAX_GRACE_MS. */
   maxGraceMs?: number;
 }
+
+/**
+ * Compute no longer holds the event loop for long (a pass lets it turn every 20 ms, engine/compute-slices.ts), so a
+ * busy or throttled node beats nearly on time; what is left to excuse is a throttled device's bursts (a garbage
+ * collection, a kernel call at 5 % of a core). A stopped (SIGSTOP) or hung process is lost within the failure
+ * timeout plus this, whatever it announced before.
+ */
+export const DEFAULT_MAX_GRACE_MS = 3000;
 
 /**
  * How long a peer may stay silent before it is taken for lost: the failure timeout, plus `lagFactor` × the lateness
@@ -24,7 +32,7 @@ export interface LivenessPolicy {
 export function silenceAllowedMs(peerLagMs: number, policy: LivenessPolicy, peerSlowdown = 1): number {
   const lag = (policy.lagFactor ?? 3) * Math.max(0, peerLagMs);
   const slow = Math.max(0, peerSlowdown - 1) * policy.failureTimeoutMs;
-  return policy.failureTimeoutMs + Math.min(policy.maxGraceMs ?? 20_000, lag + slow);
+  return policy.failureTimeoutMs + Math.min(policy.maxGraceMs ?? DEFAULT_MAX_GRACE_MS, lag + slow);
 }
 
 export type LivenessVerdict = { lost: false } | { lost: true; reason: string };

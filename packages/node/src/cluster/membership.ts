@@ -61,7 +61,7 @@ export interface MembershipOptions {
   failureTimeoutMs?: number;
   /** Member-list gossip period (piggybacks on beats). Default 2000 ms. */
   gossipIntervalMs?: number;
-  /** Most extra silence tolerated from a peer that announced late beats (it is busy, not gone). Default 20 s. */
+  /** Most extra silence tolerated from a peer that announced late beats (it is busy, not gone). Default 3 s (liveness.ts). */
   maxLagGraceMs?: number;
 }
 

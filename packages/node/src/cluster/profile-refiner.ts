@@ -7,28 +7,53 @@ export interface ProfileRefinerOptions {
   initial: DeviceProfile;
   /** True while the node serves requests: a measurement then would both disturb them and read low. */
   isBusy: () => boolean;
-  measure: () => Promise<DeviceProfile>;
-  /** When to measure again after start, ms. */
+  /** Measures the device, calling `between` between timed products (it rejects once the node has work again). */
+  measure: (between: () => Promise<void>) => Promise<DeviceProfile>;
+  /** When to measure again after start, ms (each waits, too, for the node to be idle `idleBeforeMs`). */
   delaysMs: number[];
+  /** Idle time before a measurement: requests often come in bursts, and one may come back. Default 20 s. */
+  idleBeforeMs?: number;
+  /** How often it looks whether the node is busy. Default 1 s. */
+  pollMs?: number;
   log: NodeLogger;
+}
+
+export const DEFAULT_IDLE_BEFORE_MEASURE_MS = 20_000;
+
+/** A measurement given up because work arrived. */
+class WorkArrived extends Error {
+  override name = 'WorkArrived';
 }
 
 /**
  * The start-up measurement of a device is taken while the machine is at its busiest (this node loading its model,
  * its neighbours doing the same), and a busy moment only ever makes a device look slower. So the node measures again
  * a few times once idle and announces the best figures seen; the memory budget stays as first set.
+ *
+ * A measurement is a second of products on the node's event loop: it lets the loop turn between products, starts
+ * only after the node has been idle a while (counted from start, when it loads its model), and stops as soon as
+ * work arrives — then it is tried again once the node is idle again.
  */
 export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
+  const idleBeforeMs = opts.idleBeforeMs ?? DEFAULT_IDLE_BEFORE_MEASURE_MS;
+  const start = Date.now();
   let best = opts.initial;
-  const timers = opts.delaysMs.map((delay) => {
-    const t = setTimeout(() => void remeasure(), delay);
-    t.unref();
-    return t;
-  });
+  /** Since when the node has had no work (nor a measurement: two in a row would tell nothing new). */
+  let quietSince = start;
+  let measuring = false;
+  /** Start-relative times of the measurements still to take. */
+  const due = [...opts.delaysMs].sort((a, b) => a - b);
+
+  const between = async (): Promise<void> => {
+    await new Promise((r) => setImmediate(r));
+    if (opts.isBusy()) throw new WorkArrived('a request arrived');
+  };
+
   const remeasure = async (): Promise<void> => {
-    if (opts.isBusy()) return;
+    measuring = true;
     try {
-      const m = await opts.measure();
+      const m = await opts.measure(between);
+      due.shift();
       const next: DeviceProfile = {
         ...best,
         gflopsDecode: Math.max(best.gflopsDecode, m.gflopsDecode),
@@ -41,8 +66,25 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
       opts.membership.setProfile(best);
       opts.log.info(`device re-measured: decode ${best.gflopsDecode} GFLOP/s, prefill ${best.gflopsPrefill} GFLOP/s, ${best.memBandwidthGBps} GB/s`);
     } catch (err) {
+      if (err instanceof WorkArrived) {
+        // Taken again once the node is idle again.
+        opts.log.debug('device re-measurement stopped: work arrived');
+        return;
+      }
+      due.shift();
       opts.log.warn(`device re-measurement failed: ${(err as Error).message}`);
+    } finally {
+      measuring = false;
+      quietSince = Date.now();
     }
   };
-  return { stop: () => timers.forEach((t) => clearTimeout(t)) };
+
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (opts.isBusy()) quietSince = now;
+    if (measuring || due.length === 0) return;
+    if (now - start >= due[0] && now - quietSince >= idleBeforeMs) void remeasure();
+  }, opts.pollMs ?? 1000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

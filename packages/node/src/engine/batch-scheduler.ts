@@ -52,8 +52,9 @@ export interface BatchSchedulerOptions {
   /** Most rows in one step (decode rows of many requests plus prompt slices). Default 64. */
   batchRows?: number;
   /**
-   * A step should hold the event loop about this long at most (heartbeats, HTTP streams): the row budgets shrink to
-   * what the measured milliseconds per row allow. Default 750.
+   * A step should take about this long at most (the tokens of requests streaming wait for it; the event loop turns
+   * within a step, compute-slices.ts): the row budgets shrink to what the measured milliseconds per row allow.
+   * Default 750.
    */
   stepTargetMs?: number;
   /** After each step: its rows and requests, and how long it took (for metrics). */
@@ -236,16 +237,20 @@ export class BatchScheduler {
       byShard.set(shard, [...(byShard.get(shard) ?? []), p]);
     }
     const outputs = new Map<Queued, ShardOutput>();
-    for (const [shard, list] of byShard) {
+    for (const [shard, all] of byShard) {
+      // A pass on another shard ran before this one (and let the event loop turn): work cancelled meanwhile is out.
+      const list = all.filter((p) => this.queue.includes(p.q));
+      if (list.length === 0) continue;
       try {
         const items = list.map((p) => batchItem(p.q, p.rows));
+        const positions = list.map((p) => p.q.target!.cache.length);
         const ts = performance.now();
-        const outs = shard.forwardBatch(items);
+        const outs = await shard.forwardBatch(items);
         this.opts.onCompute?.({
           startLayer: shard.range.startLayer,
           endLayer: shard.range.endLayer,
           rows: list.reduce((n, p) => n + p.rows, 0),
-          parts: list.map((p, i) => ({ rows: p.rows, position: p.q.target!.cache.length - p.rows, logits: (items[i].logits === 'last' || items[i].logits === 'all') && shard.isLast })),
+          parts: list.map((p, i) => ({ rows: p.rows, position: positions[i], logits: (items[i].logits === 'last' || items[i].logits === 'all') && shard.isLast })),
           ms: performance.now() - ts,
         });
         list.forEach((p, i) => outputs.set(p.q, outs[i]));
@@ -268,7 +273,8 @@ export class BatchScheduler {
     this.expected = new Set();
     for (const { q, rows } of live) {
       const out = outputs.get(q);
-      if (!out) continue;
+      // Cancelled during the pass (its cache is freed as the pass ends): nothing to deliver or share.
+      if (!out || !this.queue.includes(q)) continue;
       q.computeMs += ms;
       if (out.kind === 'hidden' && rows < q.rows) {
         const H = q.target!.shard.config.hiddenSize;

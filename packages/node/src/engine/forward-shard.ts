@@ -51,22 +51,26 @@ export interface ForwardShard {
   /** A fresh KV cache for one request, limited to `contextLength` positions. */
   createCache(contextLength?: number): ShardKvCache;
   /**
-   * Runs n new positions (continuing at cache.length) through the layers and appends them to the cache. The last
-   * stage returns logits for the last position only, or for every position with `allLogits`.
-   */
-  /**
    * Throws the error `forwardBatch` would for this input on this cache (a foreign cache, the context limit, tokens
    * outside the vocabulary, the wrong shape), without running anything: a batch of several requests then fails only
    * for a compute failure, never for one request's bad input.
    */
   checkInput(input: ShardInput, cache: ShardKvCache): void;
-  forward(input: ShardInput, cache: ShardKvCache, opts?: { allLogits?: boolean }): ShardOutput;
+  /**
+   * Runs n new positions (continuing at cache.length) through the layers and appends them to the cache. The last
+   * stage returns logits for the last position only, or for every position with `allLogits`.
+   */
+  forward(input: ShardInput, cache: ShardKvCache, opts?: { allLogits?: boolean }): Promise<ShardOutput>;
   /**
    * Several requests' new positions in one pass (each weight read once for all their rows); each result is the same
    * as `forward` alone would give. Inputs are checked first; a failure part-way frees every cache of the batch.
+   *
+   * Asynchronous so that the node keeps working while it computes: a pass lets the event loop turn every few
+   * milliseconds (compute-slices.ts). Calls on one shard run one after another; a cache cleared or a shard disposed
+   * during a pass is freed when the pass ends.
    */
-  forwardBatch(items: readonly BatchItem[]): ShardOutput[];
-  /** Frees the weights. */
+  forwardBatch(items: readonly BatchItem[]): Promise<ShardOutput[]>;
+  /** Frees the weights (once a pass running now has ended). */
   dispose(): void;
 }
 

@@ -52,6 +52,9 @@ export class KvCache implements ShardKvCache {
   private readonly blocks: { arena: KernelArena; ptr: number; bytes: number }[] = [];
   private readonly perLayer: LayerKv[] = [];
   private cleared = false;
+  /** Forward passes using it now (they pause between layers): a clear() meanwhile frees it when the last one ends. */
+  private holds = 0;
+  private clearWhenReleased = false;
   readonly rowBytes: number;
 
   constructor(
@@ -91,6 +94,7 @@ export class KvCache implements ShardKvCache {
       throw new ShardInputError('a KV cache can only copy one of the same shard');
     }
     if (positions > from.length || positions > this.capacity) throw new ShardInputError(`cannot copy ${positions} positions from a cache holding ${from.length} into one of ${this.capacity}`);
+    if (this.held) throw new ShardInputError('a KV cache cannot be overwritten while a forward pass is using it');
     const n = positions * this.rowBytes;
     for (let l = 0; l < this.perLayer.length; l++) {
       // layer() refuses a freed cache, on either side.
@@ -107,8 +111,33 @@ export class KvCache implements ShardKvCache {
     return this.cleared ? 0 : this.blocks.reduce((s, b) => s + b.bytes, 0);
   }
 
+  /**
+   * Keeps its memory for a forward pass that may pause part-way (compute-slices.ts): a clear() before the returned
+   * release frees it only then, so a request freed or cancelled mid-pass never has its rows written into memory
+   * another cache was given. Refused on a cache already freed (or being freed).
+   */
+  hold(): () => void {
+    if (this.cleared || this.clearWhenReleased) throw new ShardInputError('this KV cache was freed');
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.holds === 0 && this.clearWhenReleased) this.clear();
+    };
+  }
+
+  /** A forward pass is using it (its length and contents must not be changed from outside meanwhile). */
+  get held(): boolean {
+    return this.holds > 0;
+  }
+
   clear(): void {
     if (this.cleared) return;
+    if (this.holds > 0) {
+      this.clearWhenReleased = true;
+      return;
+    }
     this.cleared = true;
     this.length = 0;
     for (const b of this.blocks) b.arena.release(b.ptr);

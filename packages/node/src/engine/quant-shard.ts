@@ -2,13 +2,17 @@ import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernel
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
 import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { ComputeSlices, type ComputeSliceOptions } from './compute-slices.js';
 import { checkKvCacheType, KvCache, kvRowBytes, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { ropeFrequencies } from './rope.js';
 import type { ShardWeights } from './shard-weights.js';
 
 /** Most rows computed in one pass; a longer prompt is computed in slices of this many (each row's result is the same). */
 const MAX_ROWS = 64;
+/** Pieces start at a multiple of this many weight rows (the kernels take rows in groups). */
+const PRODUCT_PIECE_ALIGN = 16;
 /** Activation format of the float weight types: they multiply f32 rows directly. */
 const ACT_F32 = 0;
 
@@ -41,12 +45,17 @@ export class QuantShard implements ForwardShard {
   private readonly freqs: Float64Array;
   private readonly ropeMode: number;
   private readonly actFormats = new Map<number, number>();
+  /** Passes pause at checkpoints (the node's event loop runs meanwhile); they run one at a time. */
+  private readonly passes = new OneAtATime();
+  private disposed = false;
 
   constructor(
     private readonly weights: ShardWeights,
     private readonly runtime: KernelRuntime,
     ropeLayout: RopeLayout,
     private readonly kvType: KvCacheType = 'f16',
+    /** How long a pass computes between turns of the event loop (tests: a clock, or a turn at every checkpoint). */
+    private readonly slicing: ComputeSliceOptions = {},
   ) {
     checkKvCacheType(kvType, weights.config.headDim);
     this.config = weights.config;
@@ -70,8 +79,8 @@ export class QuantShard implements ForwardShard {
     );
   }
 
-  forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
-    return this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }])[0];
+  async forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): Promise<ShardOutput> {
+    return (await this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }]))[0];
   }
 
   /**
@@ -79,18 +88,38 @@ export class QuantShard implements ForwardShard {
    * attends over its own request's cache at its own position. A row's result does not depend on what else is in the
    * batch (every kernel reduces a row the same way whatever the batch), so a request gives the same bits alone or
    * batched. Inputs are checked before anything runs; a failure part-way frees every cache of the batch.
+   *
+   * The pass pauses at checkpoints for the node's event loop (compute-slices.ts). Meanwhile its caches are held (a
+   * clear() frees them only when it ends), a dispose() waits for it, and a second call waits its turn.
    */
-  forwardBatch(items: readonly BatchItem[]): ShardOutput[] {
+  async forwardBatch(items: readonly BatchItem[]): Promise<ShardOutput[]> {
+    if (this.disposed) throw new ShardInputError('this shard was freed');
+    const caches = items.map((item) => this.checkInput(item.input, item.cache));
+    if (new Set(caches).size !== caches.length) throw new ShardInputError('a request appears twice in one batch');
+    const releases: (() => void)[] = [];
+    try {
+      for (const cache of caches) releases.push(cache.hold());
+      return await this.passes.run(() => this.computeBatch(items, caches));
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  /** forwardBatch once it is this call's turn: the positions continue where each cache is now. */
+  private async computeBatch(items: readonly BatchItem[], caches: readonly KvCache[]): Promise<ShardOutput[]> {
+    if (this.disposed) throw new ShardInputError('this shard was freed');
     const c = this.config;
-    const segments: Segment[] = items.map((item) => {
-      const cache = this.checkInput(item.input, item.cache);
+    const segments: Segment[] = items.map((item, i) => {
+      const cache = caches[i];
+      // Checked again at its turn: what it waited behind may have moved the cache on.
+      checkShardInput(this, item.input, cache);
       const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
       const logits = item.logits ?? 'last';
       const logitRows = logits === 'all' ? n : logits === 'last' ? 1 : 0;
       const out = new Float32Array(this.isLast && logits !== 'normed' ? logitRows * c.vocabSize : n * c.hiddenSize);
       return { input: item.input, cache, start: cache.length, n, logits, logitRows, out };
     });
-    if (new Set(segments.map((g) => g.cache)).size !== segments.length) throw new ShardInputError('a request appears twice in one batch');
+    const slices = new ComputeSlices(this.slicing);
 
     try {
       // Passes of at most MAX_ROWS rows, taking each request's rows in order (a long prompt spans several passes).
@@ -106,7 +135,7 @@ export class QuantShard implements ForwardShard {
           done[g] += take;
           if (done[g] === seg.n) g++;
         }
-        this.pass(parts, rows);
+        await this.pass(parts, rows, slices);
       }
     } catch (err) {
       // Some layers may already hold this call's positions: half-updated caches must not be used again.
@@ -119,8 +148,12 @@ export class QuantShard implements ForwardShard {
     });
   }
 
-  /** One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. */
-  private pass(parts: readonly Part[], rows: number): void {
+  /**
+   * One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. It may pause at each
+   * `await slices.checkpoint()`: between products, its state is in its scratch and the held caches, addressed by
+   * offsets (an arena that grows meanwhile keeps them), never by views taken before the pause.
+   */
+  private async pass(parts: readonly Part[], rows: number, slices: ComputeSlices): Promise<void> {
     const c = this.config;
     const H = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -166,6 +199,7 @@ export class QuantShard implements ForwardShard {
       this.embed(parts, s);
 
       for (let l = 0; l < this.weights.layers.length; l++) {
+        await slices.checkpoint();
         const w = this.weights.layers[l];
         s = this.moveTo(s, scratchIn(w.arena), rows * H);
         const k = s.arena.kernels;
@@ -173,18 +207,20 @@ export class QuantShard implements ForwardShard {
         // Attention block: norm → Q, K, V → RoPE → append K, V to each request's cache → attend → output projection.
         k.rms_norm(s.x, w.attnNorm, s.h, rows, H, c.rmsNormEps);
         const hAct = this.prepare(s, w.wq, s.h, rows);
-        this.product(w.wq, hAct, rows, s.qkv, qkvW);
-        this.product(w.wk, this.prepare(s, w.wk, s.h, rows, hAct), rows, s.qkv + qDim * 4, qkvW);
-        this.product(w.wv, this.prepare(s, w.wv, s.h, rows, hAct), rows, s.qkv + (qDim + kvDim) * 4, qkvW);
+        await this.product(w.wq, hAct, rows, s.qkv, qkvW, slices);
+        await this.product(w.wk, this.prepare(s, w.wk, s.h, rows, hAct), rows, s.qkv + qDim * 4, qkvW, slices);
+        await this.product(w.wv, this.prepare(s, w.wv, s.h, rows, hAct), rows, s.qkv + (qDim + kvDim) * 4, qkvW, slices);
         if (w.bq) {
           k.add_bias(s.qkv, qkvW, rows, w.bq, qDim);
           k.add_bias(s.qkv + qDim * 4, qkvW, rows, w.bk, kvDim);
           k.add_bias(s.qkv + (qDim + kvDim) * 4, qkvW, rows, w.bv, kvDim);
         }
+        await slices.checkpoint();
         k.rope(s.qkv, qkvW, rows, c.numHeads, c.headDim, s.rope, this.ropeMode);
         k.rope(s.qkv + qDim * 4, qkvW, rows, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
         for (let i = 0; i < rows; i++) this.appendKv(s, rowCache[i].layer(l), rowCache[i].type, i, rowPos[i]);
         for (let i = 0; i < rows; i++) {
+          await slices.checkpoint();
           // The heads of a row are independent (each its own scores region): threads share them.
           const kv = rowCache[i].layer(l);
           const args = [kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
@@ -192,16 +228,18 @@ export class QuantShard implements ForwardShard {
           if ((rowPos[i] + 1) * c.numHeads < 2048) k.attention(...args, 0, c.numHeads);
           else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
         }
-        this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H);
+        await this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H, slices);
         k.add_in_place(s.x, s.tmp, rows * H);
+        await slices.checkpoint();
 
         // Feed-forward block: norm → gate and up → SwiGLU → down projection.
         k.rms_norm(s.x, w.ffnNorm, s.h, rows, H, c.rmsNormEps);
         const fAct = this.prepare(s, w.wgate, s.h, rows);
-        this.product(w.wgate, fAct, rows, s.ffn, 2 * F);
-        this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F);
+        await this.product(w.wgate, fAct, rows, s.ffn, 2 * F, slices);
+        await this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F, slices);
+        await slices.checkpoint();
         k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, rows, F);
-        this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H);
+        await this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H, slices);
         k.add_in_place(s.x, s.tmp, rows * H);
       }
 
@@ -217,6 +255,7 @@ export class QuantShard implements ForwardShard {
       const normed = parts.some((p) => p.seg.logits === 'normed');
       if (logitRows.length === 0 && !normed) return;
       // The head: final norm of the rows that need logits (gathered), then the output matrix.
+      await slices.checkpoint();
       const head = this.weights.head!;
       s = this.moveTo(s, scratchIn(head.arena), rows * H);
       if (normed) {
@@ -235,7 +274,7 @@ export class QuantShard implements ForwardShard {
       const gathered = s.arena.f32(s.tmp, nOut * H);
       logitRows.forEach((r, j) => gathered.set(x.subarray(r.row * H, (r.row + 1) * H), j * H));
       s.arena.kernels.rms_norm(s.tmp, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
-      this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize);
+      await this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize, slices);
       const logits = s.arena.f32(s.logits, nOut * c.vocabSize);
       logitRows.forEach((r, j) => r.dst.set(logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize)));
     } finally {
@@ -305,8 +344,24 @@ export class QuantShard implements ForwardShard {
     return { fmt, x, ptr, rowBytes: k.act_row_bytes(fmt, w.cols) };
   }
 
-  private product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number): void {
-    this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
+  /**
+   * out = a · Wᵀ. A large product (a prompt slice through a wide matrix, the head over a big vocabulary) is computed in
+   * pieces of W's rows with a checkpoint between them, so that one kernel call never holds the event loop for long
+   * on a slow or throttled device. A row's output does not depend on the rows computed with it: the same bits.
+   */
+  private async product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number, slices: ComputeSlices): Promise<void> {
+    // A piece's wall time is what matters: the threads share it.
+    const pieces = Math.ceil((rows * w.rows * w.cols) / (slices.pieceMacs * this.runtime.threads));
+    if (pieces <= 1) {
+      this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
+      return;
+    }
+    const step = Math.max(PRODUCT_PIECE_ALIGN, Math.ceil(w.rows / pieces / PRODUCT_PIECE_ALIGN) * PRODUCT_PIECE_ALIGN);
+    for (let r0 = 0; r0 < w.rows; r0 += step) {
+      if (r0 > 0) await slices.checkpoint();
+      const piece: WeightMatrix = { ...w, rows: Math.min(step, w.rows - r0), ptr: w.ptr + r0 * w.rowBytes };
+      this.runtime.matmul(piece, a.ptr, a.rowBytes, rows, out + r0 * 4, outStride);
+    }
   }
 
   /** cos and sin of each row's position times each rotary frequency, in f64 then rounded. */
@@ -363,9 +418,16 @@ export class QuantShard implements ForwardShard {
     return cache;
   }
 
+  /** Frees the weights: at once, or when the pass running (or waiting) ends — it may be paused at a checkpoint. */
   dispose(): void {
-    for (const a of this.weights.arenas) void this.runtime.releaseArena(a);
-    this.weights.layers = [];
+    if (this.disposed) return;
+    this.disposed = true;
+    const free = () => {
+      for (const a of this.weights.arenas) void this.runtime.releaseArena(a);
+      this.weights.layers = [];
+    };
+    if (this.passes.idle) free();
+    else void this.passes.settled().then(free);
   }
 }
 

@@ -10,6 +10,9 @@ export class TfjsKvCache implements ShardKvCache {
   length = 0;
   private keys: (tf.Tensor3D | null)[];
   private values: (tf.Tensor3D | null)[];
+  /** Forward passes using it now (they pause between layers): a clear() meanwhile waits for the last to end. */
+  private holds = 0;
+  private clearWhenReleased = false;
 
   constructor(
     readonly numLayers: number,
@@ -53,7 +56,26 @@ export class TfjsKvCache implements ShardKvCache {
     return total;
   }
 
+  /** Keeps its tensors for a forward pass that may pause part-way; see KvCache.hold. */
+  hold(): () => void {
+    if (this.clearWhenReleased) throw new ShardInputError('this KV cache was freed');
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.holds === 0 && this.clearWhenReleased) {
+        this.clearWhenReleased = false;
+        this.clear();
+      }
+    };
+  }
+
   clear(): void {
+    if (this.holds > 0) {
+      this.clearWhenReleased = true;
+      return;
+    }
     for (const t of [...this.keys, ...this.values]) t?.dispose();
     this.keys.fill(null);
     this.values.fill(null);

@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
 import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardInput, type ShardKvCache, type ShardOutput } from './forward-shard.js';
+import { ComputeSlices, type ComputeSliceOptions } from './compute-slices.js';
 import type { LayerRange } from './layer-range.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { ropeFrequencies } from './rope.js';
 import { TfjsKvCache } from './tfjs-kv-cache.js';
 import { disposeTfjsWeights, type TfjsShardWeights } from './tfjs-weights.js';
@@ -19,10 +21,14 @@ export class TfjsShard implements ForwardShard {
   readonly isFirst: boolean;
   readonly isLast: boolean;
   private readonly freqs: Float64Array;
+  /** Passes pause between layers (the node's event loop runs meanwhile); they run one at a time. */
+  private readonly passes = new OneAtATime();
+  private disposed = false;
 
   constructor(
     private readonly weights: TfjsShardWeights,
     private readonly ropeLayout: RopeLayout,
+    private readonly slicing: ComputeSliceOptions = {},
   ) {
     this.config = weights.config;
     this.range = weights.range;
@@ -39,49 +45,68 @@ export class TfjsShard implements ForwardShard {
     return new TfjsKvCache(this.weights.layers.length, contextLength);
   }
 
-  forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): ShardOutput {
-    return this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }])[0];
+  async forward(input: ShardInput, cache: ShardKvCache, opts: { allLogits?: boolean } = {}): Promise<ShardOutput> {
+    return (await this.forwardBatch([{ input, cache, logits: opts.allLogits ? 'all' : 'last' }]))[0];
   }
 
   /**
    * Runs the requests one after another: a request's result cannot depend on the others in the batch, so batch
    * invariance holds trivially (each weight is read once per request, not once per batch as on the kernels). Inputs
-   * are checked before anything runs; a failure part-way frees every cache of the batch.
+   * are checked before anything runs; a failure part-way frees every cache of the batch. A pass lets the event loop
+   * turn between layers (compute-slices.ts); meanwhile its caches are held and a dispose() waits for it.
    */
-  forwardBatch(items: readonly BatchItem[]): ShardOutput[] {
+  async forwardBatch(items: readonly BatchItem[]): Promise<ShardOutput[]> {
+    if (this.disposed) throw new ShardInputError('this shard was freed');
     const checked = items.map((item) => {
       const cache = this.checkInput(item.input, item.cache);
       const n = item.input.kind === 'tokens' ? item.input.tokens.length : item.input.n;
       return { input: item.input, cache, n, logits: item.logits ?? 'last' };
     });
     if (new Set(checked.map((c) => c.cache)).size !== checked.length) throw new ShardInputError('a request appears twice in one batch');
+    const releases: (() => void)[] = [];
     try {
-      return checked.map(({ input, cache, n, logits }) => this.pass(input, cache, n, logits));
-    } catch (err) {
-      // Some layers may already hold this call's positions: half-updated caches must not be used again.
-      for (const c of checked) c.cache.clear();
-      throw err;
+      for (const c of checked) releases.push(c.cache.hold());
+      return await this.passes.run(async () => {
+        if (this.disposed) throw new ShardInputError('this shard was freed');
+        const slices = new ComputeSlices(this.slicing);
+        const outs: ShardOutput[] = [];
+        try {
+          for (const { input, cache, n, logits } of checked) {
+            checkShardInput(this, input, cache);
+            outs.push(await this.pass(input, cache, n, logits, slices));
+          }
+        } catch (err) {
+          // Some layers may already hold this call's positions: half-updated caches must not be used again.
+          for (const c of checked) c.cache.clear();
+          throw err;
+        }
+        return outs;
+      });
+    } finally {
+      for (const release of releases) release();
     }
   }
 
   /** One request's n new positions through every layer of the shard. */
-  private pass(input: ShardInput, cache: TfjsKvCache, n: number, logits: LogitsWanted): ShardOutput {
+  private async pass(input: ShardInput, cache: TfjsKvCache, n: number, logits: LogitsWanted, slices: ComputeSlices): Promise<ShardOutput> {
     const c = this.config;
     const start = cache.length;
+    const x = await this.layers(input, cache, n, start, slices);
     if (this.isLast && logits === 'none') {
-      this.layers(input, cache, n, start).dispose();
+      x.dispose();
       cache.length = start + n;
       return { kind: 'logits', logits: new Float32Array(0), rows: 0 };
     }
-    const out = tf.tidy(() => {
-      const x = this.layers(input, cache, n, start);
-      if (!this.isLast) return x;
-      // Embeddings: every position's hidden state after the final norm, no head.
-      if (logits === 'normed') return rmsNorm(x, this.weights.outNorm!, c.rmsNormEps);
-      // The head: final norm of the rows that need logits, then the output matrix.
-      const rows = logits === 'all' ? x : tf.slice(x, [n - 1, 0], [1, c.hiddenSize]);
-      return tf.matMul(rmsNorm(rows, this.weights.outNorm!, c.rmsNormEps), this.weights.head!);
-    });
+    const out = !this.isLast
+      ? x
+      : tf.tidy(() => {
+          // Embeddings: every position's hidden state after the final norm, no head.
+          if (logits === 'normed') return rmsNorm(x, this.weights.outNorm!, c.rmsNormEps);
+          // The head: final norm of the rows that need logits, then the output matrix.
+          const rows = logits === 'all' ? x : tf.slice(x, [n - 1, 0], [1, c.hiddenSize]);
+          return tf.matMul(rmsNorm(rows, this.weights.outNorm!, c.rmsNormEps), this.weights.head!);
+        });
+    if (out !== x) x.dispose();
     cache.length = start + n;
     const data = out.dataSync() as Float32Array;
     const rows = out.shape[0];
@@ -90,12 +115,13 @@ export class TfjsShard implements ForwardShard {
   }
 
   /** The residual stream [n, H] after every layer; appends the positions' keys and values to the cache. */
-  private layers(input: ShardInput, cache: TfjsKvCache, n: number, start: number): tf.Tensor2D {
+  private async layers(input: ShardInput, cache: TfjsKvCache, n: number, start: number, slices: ComputeSlices): Promise<tf.Tensor2D> {
     const c = this.config;
     const rope = this.ropeTable(start, n);
     let x = this.embed(input, n); // [n, H], the residual stream
     try {
       for (let l = 0; l < this.weights.layers.length; l++) {
+        await slices.checkpoint();
         const w = this.weights.layers[l];
         // Each layer in its own tidy: its intermediates are freed before the next layer runs (tfjs-wasm's heap
         // grows to the most it ever held and never shrinks).
@@ -194,8 +220,12 @@ export class TfjsShard implements ForwardShard {
     return cache;
   }
 
+  /** Frees the weights: at once, or when the pass running (or waiting) ends. */
   dispose(): void {
-    disposeTfjsWeights(this.weights);
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.passes.idle) disposeTfjsWeights(this.weights);
+    else void this.passes.settled().then(() => disposeTfjsWeights(this.weights));
   }
 }
 
