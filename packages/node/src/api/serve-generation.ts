@@ -194,6 +194,8 @@ interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens the stages took from their prefix caches instead of computing them. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /**
@@ -284,7 +286,8 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
       const results = outs.map((o) => o.result);
       recordGeneration(ctx, job.endpoint, results, arrived);
       const completion = results.reduce((a, r) => a + r.tokens.length, 0);
-      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion };
+      // The choices share one prompt: its cached part is counted once, as its tokens are.
+      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion, prompt_tokens_details: { cached_tokens: results[0]?.cachedTokens ?? 0 } };
       done();
       if (sse) {
         if (params.includeUsage) sse.send({ ...chunk(0, null, null), choices: [], usage });

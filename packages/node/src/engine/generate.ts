@@ -57,6 +57,8 @@ export interface GenerationResult {
   logprobs?: TokenLogprob[];
   /** The stop string that ended the text (dialects that report which one: Anthropic's `stop_sequence`). */
   stopString?: string;
+  /** Prompt tokens taken from a prefix cache instead of computed (OpenAI's `cached_tokens`). */
+  cachedTokens?: number;
 }
 
 export class GenerationCancelledError extends Error {
@@ -102,12 +104,14 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
   checkAbort();
   let lastLogprob: TokenLogprob | null = null;
   const logprobs: TokenLogprob[] = [];
+  let cachedTokens = 0;
   let token = await executor.begin({
     id,
     promptTokens,
     sampling: opts.sampling,
     contextLength: promptTokens.length + maxTokens,
     signal: opts.signal,
+    onCachedTokens: (n) => (cachedTokens = n),
     ...(opts.grammar ? { grammar: opts.grammar } : {}),
     ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => (lastLogprob = lp) } : {}),
   });
@@ -151,6 +155,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     tokens,
     promptTokens,
     finishReason,
+    cachedTokens,
     ...(opts.logprobs !== undefined ? { logprobs } : {}),
     ...(stopper.matched !== null ? { stopString: stopper.matched } : {}),
     timings: {

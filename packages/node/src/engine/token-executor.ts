@@ -18,6 +18,8 @@ export interface ExecutionRequest {
   onLogprob?: (lp: TokenLogprob) => void;
   /** An embedding request: the prompt's pooled hidden state is computed instead of a token (see `embed`). */
   embed?: boolean;
+  /** Called with the first token: how many prompt positions were taken from a prefix cache instead of computed. */
+  onCachedTokens?: (positions: number) => void;
 }
 
 /**

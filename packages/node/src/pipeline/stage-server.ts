@@ -11,6 +11,7 @@ import { RequestChannel, type ChannelEnvelope } from '../network/request-channel
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits, type TokenFrame } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
 import { ShardStore } from './shard-store.js';
+import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
@@ -33,6 +34,8 @@ export interface StageServerOptions {
   contextLength: number;
   /** The tokenizer's vocabulary, for requests with a grammar (built on first use). */
   vocabulary: () => TokenVocabulary;
+  /** Bytes of KV blocks kept across requests (prefix-cache.ts); 0 disables it. */
+  prefixCacheBytes?: number;
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
@@ -49,6 +52,8 @@ export class StageServer {
   readonly router: ActivationRouter;
   readonly worker: StageWorker;
   readonly shards: ShardStore;
+  /** KV blocks of earlier requests' prompts and answers, for the requests that continue them. */
+  readonly prefixCache: PrefixCache;
   /** Bytes of weights this node's shards hold. */
   heldWeightBytes = 0;
   /** The range each coordinator last asked this node to hold; other ranges are freed once unused. */
@@ -59,6 +64,7 @@ export class StageServer {
   constructor(private readonly opts: StageServerOptions) {
     this.shards = new ShardStore(opts.model, opts.compute);
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
+    this.prefixCache = new PrefixCache(opts.prefixCacheBytes ?? 0);
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
       shards: this.shards,
@@ -68,6 +74,7 @@ export class StageServer {
       ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
       onCompute: (sample) => this.observe(sample),
       vocabulary: opts.vocabulary,
+      prefixCache: this.prefixCache,
     });
   }
 
