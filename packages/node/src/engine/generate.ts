@@ -35,6 +35,8 @@ export interface GenerateOptions {
   grammar?: GrammarSpec;
   /** Log-probabilities with this many top alternatives (0: the chosen token's only). */
   logprobs?: number;
+  /** false: compute the whole prompt even where a prefix cache holds some of it (benchmarks). Default true. */
+  prefixCache?: boolean;
 }
 
 export interface GenerationTimings {
@@ -112,6 +114,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     contextLength: promptTokens.length + maxTokens,
     signal: opts.signal,
     onCachedTokens: (n) => (cachedTokens = n),
+    ...(opts.prefixCache === false ? { prefixCache: false } : {}),
     ...(opts.grammar ? { grammar: opts.grammar } : {}),
     ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => (lastLogprob = lp) } : {}),
   });

@@ -364,7 +364,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
    */
   private async open(run: Running, tokens: readonly number[]): Promise<number> {
     const directory = this.opts.directory;
-    const prefix = directory && !run.request.embed ? directory.lookup(run.route, tokens) : 0;
+    const prefix = directory && !run.request.embed && run.request.prefixCache !== false ? directory.lookup(run.route, tokens) : 0;
     let token: number;
     if (prefix === 0) token = await this.openAt(run, tokens, 0);
     else {
