@@ -92,6 +92,8 @@ export interface LocalClusterOptions {
   engine?: EngineOptions;
   /** Where node logs go (default: a temp dir, removed on success). */
   logDir?: string;
+  /** Runs may take their prompt from the stages' prefix caches (`--prefix-cache`). */
+  prefixCache?: boolean;
 }
 
 /**
@@ -128,8 +130,15 @@ export class LocalCluster {
     return c;
   }
 
+  private current: BenchClient | null = null;
+
+  /** The coordinator's client (a new one after a restart of the coordinator). */
   get client(): BenchClient {
-    return new BenchClient(this.nodes[0].apiUrl);
+    if (this.current?.apiUrl !== this.nodes[0].apiUrl) {
+      this.current = new BenchClient(this.nodes[0].apiUrl);
+      this.current.prefixCache = this.opts.prefixCache === true;
+    }
+    return this.current;
   }
 
   get coordinatorLog(): string {

@@ -264,10 +264,9 @@ export const benchCommand: CliCommand = {
         contextLength: p + g + 8,
         concurrency: maxC,
         engine,
+        prefixCache: v['prefix-cache'] === true,
         ...(v['log-dir'] ? { logDir: v['log-dir'] } : {}),
       });
-      cluster.client.prefixCache = v['prefix-cache'] === true;
-      lastClient = cluster.client;
       let ok = false;
       try {
         info = await cluster.client.info();
@@ -281,6 +280,7 @@ export const benchCommand: CliCommand = {
           await cluster.setSplit(split);
           const measured = await measureSplit(cluster.client, split, concurrency, p, g, runs, progress, () => cluster.checkAlive());
           tallyPrefix(measured);
+          lastClient = cluster.client;
           // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
           info = await cluster.client.info();
           rows.push(...rowsOf(split, measured, info, p, g));
