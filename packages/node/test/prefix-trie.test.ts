@@ -50,6 +50,20 @@ describe('PrefixTrie', () => {
     expect(t.stats()).toMatchObject({ blocks: 1, bytes: 10 });
   });
 
+  it('a smaller budget evicts at once, least recently used first; a larger one keeps more again', () => {
+    const t = new PrefixTrie<string>(100, B);
+    const x = [1, 1, 1, 1, 2, 2, 2, 2];
+    const y = [3, 3, 3, 3, 4, 4, 4, 4];
+    t.insert('s', x, blockOf(x));
+    t.insert('s', y, blockOf(y));
+    t.match('s', x);
+    expect(t.resize(25)).toEqual(['3,3,3,3,4,4,4,4', '3,3,3,3']);
+    expect(t.stats()).toMatchObject({ blocks: 2, bytes: 20, budgetBytes: 25 });
+    t.resize(100);
+    t.insert('s', y, blockOf(y));
+    expect(t.stats().blocks).toBe(4);
+  });
+
   it('a budget of 0 keeps nothing', () => {
     const t = new PrefixTrie<string>(0, B);
     const x = [1, 1, 1, 1, 2, 2, 2, 2];

@@ -58,16 +58,28 @@ export interface PrefixCacheReport {
  */
 export class PrefixCache {
   private readonly trie: PrefixTrie<Uint8Array>;
+  /** `--prefix-cache`: the most it keeps, whatever memory the device has to spare. */
+  readonly configuredBytes: number;
   private hits = 0;
   private misses = 0;
   private cachedTokens = 0;
 
   constructor(budgetBytes: number) {
+    this.configuredBytes = budgetBytes;
     this.trie = new PrefixTrie<Uint8Array>(budgetBytes, PREFIX_BLOCK_TOKENS);
   }
 
   get enabled(): boolean {
     return this.trie.budgetBytes > 0;
+  }
+
+  /**
+   * Keeps to what the device can spare now (its memory budget less weights and live requests' caches), never more
+   * than configured: the blocks are a cache, the first memory given up, least recently used first.
+   */
+  fit(spareBytes: number): void {
+    const next = Math.max(0, Math.min(this.configuredBytes, Math.floor(spareBytes)));
+    if (next !== this.trie.budgetBytes) this.trie.resize(next);
   }
 
   /** Whole-block positions of `tokens` this cache holds for `namespace` (no use marked). */

@@ -43,11 +43,22 @@ export class PrefixTrie<T> {
   private evicted = 0;
 
   constructor(
-    readonly budgetBytes: number,
+    private budget: number,
     readonly blockTokens = PREFIX_BLOCK_TOKENS,
   ) {
-    if (!Number.isFinite(budgetBytes) || budgetBytes < 0) throw new RangeError(`a prefix cache budget must be ≥ 0 bytes (got ${budgetBytes})`);
+    if (!Number.isFinite(budget) || budget < 0) throw new RangeError(`a prefix cache budget must be ≥ 0 bytes (got ${budget})`);
     if (!Number.isInteger(blockTokens) || blockTokens < 1) throw new RangeError(`a block must hold ≥ 1 token (got ${blockTokens})`);
+  }
+
+  get budgetBytes(): number {
+    return this.budget;
+  }
+
+  /** A new budget (the device has less memory to spare, or more again); evicts down to it at once. */
+  resize(budgetBytes: number): T[] {
+    if (!Number.isFinite(budgetBytes) || budgetBytes < 0) throw new RangeError(`a prefix cache budget must be ≥ 0 bytes (got ${budgetBytes})`);
+    this.budget = budgetBytes;
+    return this.evictToBudget(budgetBytes);
   }
 
   /** Whole blocks of `tokens` present from the start, without marking them used. */

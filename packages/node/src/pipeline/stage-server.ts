@@ -129,11 +129,24 @@ export class StageServer {
 
   /** Frees ranges no coordinator asked for last and no live request uses. */
   async trimShards(): Promise<void> {
+    this.fitPrefixCache();
     const freed = this.shards.trim(new Set(this.currentRanges.values()), this.worker.shardsInUse());
     if (freed.length === 0) return;
     this.heldWeightBytes = await this.shards.weightBytes();
     this.opts.log.info(`freed layers ${freed.map((r) => `[${r.startLayer}, ${r.endLayer})`).join(', ')} (no longer in any plan); ${(this.heldWeightBytes / 1e6).toFixed(0)} MB of weights held`);
     this.announceRanges();
+  }
+
+  /** The prefix cache keeps to what the memory budget leaves beside the weights and the live requests' caches. */
+  private fitPrefixCache(): void {
+    const budget = this.opts.membership.self().load?.memoryBudgetBytes;
+    if (budget === undefined || this.prefixCache.configuredBytes === 0) return;
+    const before = this.prefixCache.stats().budgetBytes;
+    this.prefixCache.fit(budget - this.heldWeightBytes - this.worker.cacheBytes());
+    const after = this.prefixCache.stats().budgetBytes;
+    if (after !== before && (after === 0 || before === 0 || after < before / 2 || after > before * 2)) {
+      this.opts.log.info(`prefix cache: at most ${(after / 2 ** 20).toFixed(0)} MiB now (memory budget ${(budget / 2 ** 20).toFixed(0)} MiB less weights and live KV caches)`);
+    }
   }
 
   /** A node left: its ranges are no longer wanted, and the requests it coordinated here are freed. */
