@@ -89,7 +89,7 @@ describe('prefix cache across requests on a 2-node pipeline', () => {
     expect(await metric(off.a, 'edge_node_prefix_cache_hits')).toBe(0);
   });
 
-  it('a stage that evicted the prefix refuses it: the request is prefilled in full, the same text', async () => {
+  it('a stage that evicted the prefix refuses it: the request is opened again after what is left, the same text', async () => {
     const history: Message[] = [{ role: 'system', content: 'You are a storyteller.' }, { role: 'user', content: USER_TURNS[0] }];
     const first = await ask(small, history);
     history.push({ role: 'assistant', content: first.text }, { role: 'user', content: USER_TURNS[1] });
@@ -102,7 +102,9 @@ describe('prefix cache across requests on a 2-node pipeline', () => {
     expect(got.text).toBe(ref.text);
     expect(await metric(small.a, 'edge_node_prefix_cache_refusals')).toBe(refusalsBefore + 1);
     expect(await metric(small.b, 'edge_node_prefix_cache_stage_misses')).toBeGreaterThan(0);
-    expect(got.cached).toBe(0);
+    // Opened again after what every stage still holds (whole blocks), or with the whole prompt.
+    expect(got.cached % 16).toBe(0);
+    expect(got.cached).toBeLessThan(got.prompt);
     // b's budget holds: a few 16-token blocks of 3 layers.
     expect(await metric(small.b, 'edge_node_prefix_cache_bytes')).toBeLessThanOrEqual(40 * 1024);
     // And the next turn is served, with the same text, whatever the cache still holds.

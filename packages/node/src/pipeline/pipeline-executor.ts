@@ -364,28 +364,31 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
    */
   private async open(run: Running, tokens: readonly number[]): Promise<number> {
     const directory = this.opts.directory;
-    const prefix = directory && !run.request.embed && run.request.prefixCache !== false ? directory.lookup(run.route, tokens) : 0;
-    let token: number;
-    if (prefix === 0) token = await this.openAt(run, tokens, 0);
-    else {
+    let prefix = directory && !run.request.embed && run.request.prefixCache !== false ? directory.lookup(run.route, tokens) : 0;
+    for (;;) {
       try {
-        token = await this.openAt(run, tokens, prefix);
-        this.prefixUse.hits++;
-        this.prefixUse.cachedTokens += prefix;
+        const token = await this.openAt(run, tokens, prefix);
+        if (prefix > 0) {
+          this.prefixUse.hits++;
+          this.prefixUse.cachedTokens += prefix;
+        }
+        run.request.onCachedTokens?.(run.cached);
+        if (directory && !run.request.embed && run.held > 0) directory.record(run.route, tokens, run.held);
+        return token;
       } catch (err) {
-        if (!(err instanceof StageFailedError) || err.remoteName !== 'PrefixMissError' || !this.running.has(run.request.id)) throw err;
-        // Evicted since the directory heard of it: forget what that stage lacks, and compute it all.
-        directory!.forget(run.route, tokens, err.held ?? 0);
+        if (prefix === 0 || !(err instanceof StageFailedError) || err.remoteName !== 'PrefixMissError' || !this.running.has(run.request.id)) throw err;
+        // Evicted since the directory heard of it: forget what that stage lacks and open again after what the
+        // route still holds by the directory — less each time, down to the whole prompt, so this ends.
+        const held = err.held ?? 0;
+        directory!.forget(run.route, tokens, held);
+        const next = Math.min(directory!.lookup(run.route, tokens), held, prefix - 1);
         this.prefixUse.refusals++;
-        this.opts.log.info(`request ${run.request.id}: stage ${err.stage.slice(-8)} holds ${err.held ?? 0} of ${prefix} cached positions; prefilling all ${tokens.length}`);
+        this.opts.log.info(`request ${run.request.id}: stage ${err.stage.slice(-8)} holds ${held} of ${prefix} cached positions; prefilling ${tokens.length - next} of ${tokens.length}`);
         this.releaseRoute(run);
         this.rewire(run, `${run.request.id}.p${this.prefixUse.refusals}`);
-        token = await this.openAt(run, tokens, 0);
+        prefix = Math.max(0, next - (next % PREFIX_BLOCK));
       }
     }
-    run.request.onCachedTokens?.(run.cached);
-    if (directory && !run.request.embed && run.held > 0) directory.record(run.route, tokens, run.held);
-    return token;
   }
 
   /** Sends an opening prefill of `tokens` from position `prefix` (the stages copy the rest) and waits for its token. */
