@@ -102,8 +102,6 @@ export interface PipelineExecutorOptions {
   directory?: PrefixDirectory;
 }
 
-
-
 /** Before a request has been routed. */
 const NO_ROUTE: Route = { planId: 'none', peers: [], ranges: [], model: '' };
 
@@ -233,8 +231,10 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     // Release travels the same streams as the activations, so it reaches each stage after the request's last frame.
     if (run.route.peers.length > 0) {
       const history = [...run.request.promptTokens, ...run.fed];
-      // Each stage keeps the blocks of what it computed; when they all kept the prompt, they keep the rest too.
-      if (this.opts.directory && !run.request.embed && run.held >= Math.floor(run.opened / PREFIX_BLOCK) * PREFIX_BLOCK) this.opts.directory.record(run.route, history, computed);
+      // Each stage keeps the blocks of what it computed; when they all kept the whole prompt (so their caches are on
+      // and have room), they keep the rest too.
+      const keptPrompt = run.held > 0 && run.held >= Math.floor(run.opened / PREFIX_BLOCK) * PREFIX_BLOCK;
+      if (this.opts.directory && !run.request.embed && keptPrompt) this.opts.directory.record(run.route, history, computed);
       const release: ReleaseFrame = { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 };
       if (!run.request.embed && history.length > run.opened) release.tokens = Int32Array.from(history.slice(run.opened));
       await this.opts.router.send(run.route.peers[0], release).catch(() => {});
