@@ -36,7 +36,19 @@ describe('prefix cache across requests on a 2-node pipeline', () => {
       return c.peers.some((p) => p.peerId === other.peerId && p.stageInfo?.model);
     };
     await h.waitFor(async () => (await sees(a, b)) && (await sees(b, a)), 15_000, `${prefix}a and ${prefix}b to see each other`);
-    return { a, b, client: new OpenAI({ baseURL: `${a.apiUrl}/v1`, apiKey: 'x', maxRetries: 0 }) };
+    const client = new OpenAI({ baseURL: `${a.apiUrl}/v1`, apiKey: 'x', maxRetries: 0 });
+    // A request plans the ring; the first may still be planned on a alone (b's stage not announced yet): the tests
+    // count what each stage keeps, so they start once a plan runs through both.
+    await h.waitFor(
+      async () => {
+        await client.completions.create({ model: 'stories260K', prompt: 'Hi', max_tokens: 1, temperature: 0 });
+        const c = (await (await fetch(`${a.apiUrl}/v1/cluster`)).json()) as { plan: { stages: unknown[] } | null };
+        return c.plan?.stages.length === 2;
+      },
+      15_000,
+      `${prefix}a to plan a ring through both nodes`,
+    );
+    return { a, b, client };
   };
 
   beforeAll(async () => {

@@ -269,6 +269,9 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
         grammar: job.grammar ?? null,
         ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
         ...(job.tools ? { tools: job.tools } : {}),
+        // The choices of n > 1 share their prompt only when they start from an empty cache (docs/batching.md): a
+        // cached prefix would have each of them compute the rest of it, which may cost more than the prompt once.
+        ...(params.n > 1 ? { prefixCache: false } : {}),
       },
       sse ? onEvent : null,
     );
