@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
 import { metric } from './support/api-cluster.js';
-import { STORIES_GGUF } from './support/single-device-run.js';
+import { runSingleDevice, STORIES_GGUF } from './support/single-device-run.js';
 
 type Message = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 interface Pair {
@@ -99,6 +99,24 @@ describe('prefix cache across requests on a 2-node pipeline', () => {
     // The node without a cache holds nothing and takes nothing.
     expect(await metric(off.a, 'edge_node_prefix_cache_bytes')).toBe(0);
     expect(await metric(off.a, 'edge_node_prefix_cache_hits')).toBe(0);
+  });
+
+  it('the answer is kept too: a prompt that continues it exactly takes the answer\'s blocks from the cache', async () => {
+    // The prompt and the tokens a greedy answer to it generates, as ids (the same on one device as through the ring).
+    const alone = await runSingleDevice(STORIES_GGUF, 'Once upon a time, in a small village by the sea, there lived a girl', 40, ['--ignore-eos']);
+    const complete = async (p: Pair, prompt: number[], maxTokens: number) => {
+      const r = await p.client.completions.create({ model: 'stories260K', prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true } as OpenAI.Completions.CompletionCreateParamsNonStreaming);
+      return { text: r.choices[0].text, cached: (r.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details?.cached_tokens ?? -1 };
+    };
+    const first = await complete(on, alone.promptTokens, 40);
+    expect(first.text).toBe(alone.text);
+    // The release told each stage which tokens it computed after the prompt: all 39 fed back (not the last).
+    const next = [...alone.promptTokens, ...alone.tokens, ...alone.promptTokens.slice(1, 20)];
+    const refusals = await metric(on.a, 'edge_node_prefix_cache_refusals');
+    const [got, ref] = await Promise.all([complete(on, next, 16), complete(off, next, 16)]);
+    expect(got.text).toBe(ref.text);
+    expect(got.cached).toBe(Math.floor((alone.promptTokens.length + alone.tokens.length - 1) / 16) * 16);
+    expect(await metric(on.a, 'edge_node_prefix_cache_refusals')).toBe(refusals);
   });
 
   it('a stage that evicted the prefix refuses it: the request is opened again after what is left, the same text', async () => {
