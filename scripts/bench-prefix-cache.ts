@@ -88,7 +88,7 @@ const ask = async (p: Pair, messages: Message[]): Promise<Turn> => {
   for await (const chunk of stream) {
     const delta = chunk.choices[0]?.delta.content;
     // The first chunk with content: the first token (random weights may write nothing visible; then the first chunk).
-    if (delta !== undefined && Number.isNaN(ttftMs) && (delta.length > 0 || chunk.choices[0]?.finish_reason)) ttftMs = performance.now() - t0;
+    if (delta != null && Number.isNaN(ttftMs) && (delta.length > 0 || chunk.choices[0]?.finish_reason)) ttftMs = performance.now() - t0;
     if (delta) text += delta;
     if (chunk.usage) usage = chunk.usage;
   }
