@@ -56,7 +56,7 @@ describe('a local model behind the HTTP API', () => {
     const direct = await local.generate({ prompt: rendered, maxTokens: MAX_TOKENS, sampling: { ...GREEDY }, stop: ['\nUser:'] });
     expect(content).toBe(direct.text);
     expect(greedy.choices[0].finish_reason).toBe(direct.finishReason);
-    expect(greedy.usage).toEqual({ prompt_tokens: direct.promptTokens.length, completion_tokens: direct.tokens.length, total_tokens: direct.promptTokens.length + direct.tokens.length });
+    expect(greedy.usage).toEqual({ prompt_tokens: direct.promptTokens.length, completion_tokens: direct.tokens.length, total_tokens: direct.promptTokens.length + direct.tokens.length, prompt_tokens_details: { cached_tokens: 0 } });
     const run = await runSingleDevice(STORIES_GGUF, rendered, MAX_TOKENS, ['--stop', '\nUser:']);
     expect(content).toBe(run.text);
     expect(direct.tokens).toEqual(run.tokens);

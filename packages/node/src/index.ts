@@ -21,6 +21,8 @@ export * from './engine/batch-scheduler.js';
 export * from './engine/local-executor.js';
 export * from './engine/local-model.js';
 export * from './engine/kv-cache.js';
+export * from './engine/prefix-trie.js';
+export * from './engine/prefix-cache.js';
 export * from './engine/forward-shard.js';
 export * from './engine/layer-range.js';
 export * from './engine/shard-weights.js';

@@ -67,6 +67,8 @@ export interface EdgeNodeOptions {
   apiKey?: string;
   /** Requests that may wait for a pipeline slot before new ones get a 429 (default 32). */
   queueLength?: number;
+  /** Bytes of KV blocks kept across requests for conversations that continue (`--prefix-cache`; 0 disables; default 256 MiB). */
+  prefixCacheBytes?: number;
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;
@@ -259,6 +261,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       contextLength,
       concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
       onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),

@@ -14,6 +14,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Talks to a coordinator's bench route. */
 export class BenchClient {
+  /** Let runs take their prompt from the stages' prefix caches (`--prefix-cache`): a repeated prompt's figures. */
+  prefixCache = false;
+  /** The coordinator's prefix cache after the last run. */
+  lastPrefixCache: BenchResponse['prefixCache'] = null;
+
   constructor(
     readonly apiUrl: string,
     private readonly apiKey?: string,
@@ -34,7 +39,7 @@ export class BenchClient {
     const res = await fetch(`${this.apiUrl}/v1/edge-node/bench`, {
       method: 'POST',
       headers: this.headers(),
-      body: JSON.stringify({ prompt_tokens: promptTokens, gen_tokens: genTokens, runs, seed }),
+      body: JSON.stringify({ prompt_tokens: promptTokens, gen_tokens: genTokens, runs, seed, ...(this.prefixCache ? { prefix_cache: true } : {}) }),
       signal: AbortSignal.timeout(30 * 60_000),
     });
     const body = (await res.json()) as BenchResponse & { error?: { message: string } };
@@ -42,6 +47,7 @@ export class BenchClient {
       const hint = res.status === 404 ? ' (is the node older than `edge-node bench`? it has no bench route)' : '';
       throw new BenchClusterError(`${this.apiUrl}: POST /v1/edge-node/bench answered ${res.status}: ${body.error?.message ?? JSON.stringify(body)}${hint}`);
     }
+    this.lastPrefixCache = body.prefixCache ?? null;
     return body;
   }
 
@@ -86,6 +92,8 @@ export interface LocalClusterOptions {
   engine?: EngineOptions;
   /** Where node logs go (default: a temp dir, removed on success). */
   logDir?: string;
+  /** Runs may take their prompt from the stages' prefix caches (`--prefix-cache`). */
+  prefixCache?: boolean;
 }
 
 /**
@@ -122,8 +130,15 @@ export class LocalCluster {
     return c;
   }
 
+  private current: BenchClient | null = null;
+
+  /** The coordinator's client (a new one after a restart of the coordinator). */
   get client(): BenchClient {
-    return new BenchClient(this.nodes[0].apiUrl);
+    if (this.current?.apiUrl !== this.nodes[0].apiUrl) {
+      this.current = new BenchClient(this.nodes[0].apiUrl);
+      this.current.prefixCache = this.opts.prefixCache === true;
+    }
+    return this.current;
   }
 
   get coordinatorLog(): string {

@@ -39,6 +39,9 @@ Options:
   --baseline llama.cpp    also run llama.cpp on the same GGUF (needs the npm package node-llama-cpp)
   --llama-threads N       llama.cpp threads (default 1, like one node)
   --no-local              skip the one-node-without-network baseline
+  --prefix-cache          let the measured runs take their prompt from the stages' prefix caches (they repeat the
+                          warm-up's prompt: TTFT then shows a conversation's next turn); default: every run computes
+                          its whole prompt. The prefix cache's hits and bytes are printed either way
   --backend kernels|tfjs  what computes in the nodes and the local baseline (default kernels)
   --threads N             compute threads of the nodes and the local baseline (default: the cores)
   --kv-cache f16|f32|q8_0 KV cache storage of the nodes and the local baseline (default f16)
@@ -57,6 +60,8 @@ export interface BenchReport {
   mode: 'nodes' | 'api';
   nodes: number;
   rows: BenchRow[];
+  /** The prefix cache: whether the runs could use it, their prompt and cached tokens, the coordinator's cache after them. */
+  prefixCache: { enabled: boolean; promptTokens: number; cachedTokens: number; coordinator: BenchResponse['prefixCache'] };
   checks: {
     /** Largest |parts − whole| / whole over the rows, %. */
     partsVsWholeMaxPct: number;
@@ -160,6 +165,7 @@ export const benchCommand: CliCommand = {
           baseline: { type: 'string', multiple: true },
           'llama-threads': { type: 'string' },
           local: { type: 'boolean' },
+          'prefix-cache': { type: 'boolean' },
           ...ENGINE_FLAG_OPTIONS,
           json: { type: 'string' },
           plot: { type: 'string' },
@@ -213,17 +219,31 @@ export const benchCommand: CliCommand = {
 
     const rows: BenchRow[] = [];
     let info: BenchInfo;
+    // Prompt tokens of the measured runs, and those the stages' prefix caches gave them.
+    const prefix = { promptTokens: 0, cachedTokens: 0 };
+    let lastClient: BenchClient | null = null;
+    const tallyPrefix = (measured: Map<number, BenchResponse[][]>) => {
+      for (const batches of measured.values()) {
+        for (const run of batches.flat().flatMap((b) => b.runs)) {
+          prefix.promptTokens += run.promptTokens;
+          prefix.cachedTokens += run.cachedTokens ?? 0;
+        }
+      }
+    };
     const wantLocal = v.local !== false && modelPath !== null;
     const baselineSteps = (wantLocal ? 1 : 0) + baselines.length;
     const started = Date.now();
     if (v.api !== undefined) {
       const client = new BenchClient(v.api.replace(/\/+$/, ''), v['api-key'] ?? (process.env.EDGE_NODE_API_KEY || undefined));
+      client.prefixCache = v['prefix-cache'] === true;
+      lastClient = client;
       info = await client.info();
       layers = info.modelShape.numLayers;
       hidden = info.modelShape.hiddenSize;
       modelName ||= info.modelShape.name ?? info.model;
       const progress = new BenchProgress(1 + runs * concurrency.length + baselineSteps);
       const measured = await measureSplit(client, [], concurrency, p, g, runs, progress, () => {});
+      tallyPrefix(measured);
       info = await client.info();
       const first = [...measured.values()][0][0][0];
       const split = first.route.stages.map((s) => s.endLayer - s.startLayer);
@@ -243,6 +263,7 @@ export const benchCommand: CliCommand = {
         contextLength: p + g + 8,
         concurrency: maxC,
         engine,
+        prefixCache: v['prefix-cache'] === true,
         ...(v['log-dir'] ? { logDir: v['log-dir'] } : {}),
       });
       let ok = false;
@@ -257,6 +278,8 @@ export const benchCommand: CliCommand = {
           progress.status(`split ${split.join(',')}: (re)starting the coordinator`);
           await cluster.setSplit(split);
           const measured = await measureSplit(cluster.client, split, concurrency, p, g, runs, progress, () => cluster.checkAlive());
+          tallyPrefix(measured);
+          lastClient = cluster.client;
           // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
           info = await cluster.client.info();
           rows.push(...rowsOf(split, measured, info, p, g));
@@ -350,6 +373,7 @@ export const benchCommand: CliCommand = {
       nodes: v.api !== undefined ? info!.members.length : nodes,
       rows,
       checks: { partsVsWholeMaxPct: Math.max(0, ...partsErr), predictionMaxErrorPct: predErr.length ? Math.max(...predErr) : null },
+      prefixCache: { enabled: v['prefix-cache'] === true, ...prefix, coordinator: lastClient?.lastPrefixCache ?? null },
     };
     const title = `${modelPath ? basename(modelPath).replace(/\.gguf$/i, '') : modelName}: where a token's time goes`;
     process.stdout.write(
@@ -360,6 +384,11 @@ export const benchCommand: CliCommand = {
     process.stdout.write(
       `\nparts vs whole: at most ${report.checks.partsVsWholeMaxPct.toFixed(1)}% apart; prediction error (ms/token, concurrency 1): ` +
         `median ${medErr}%, at most ${report.checks.predictionMaxErrorPct?.toFixed(0) ?? '—'}%\n`,
+    );
+    const pc = report.prefixCache.coordinator;
+    process.stdout.write(
+      `prefix cache${report.prefixCache.enabled ? '' : ' (not used by the measured runs; --prefix-cache to use it)'}: ${prefix.cachedTokens} of ${prefix.promptTokens} prompt tokens of the measured runs taken from the stages' caches` +
+        (pc ? `; the coordinator's stage keeps ${pc.stage.blocks} blocks (${(pc.stage.bytes / 2 ** 20).toFixed(1)} of ${(pc.stage.budgetBytes / 2 ** 20).toFixed(0)} MiB), ${pc.stage.hits} hits, ${pc.stage.misses} misses, ${pc.stage.evictedBlocks} evicted\n` : '\n'),
     );
     if (v.json) await writeFile(v.json, `${JSON.stringify(report, null, 2)}\n`);
     if (v.plot) {

@@ -53,6 +53,8 @@ Options:
                            than its quiet speed (default 1.5; raise it on a machine others share)
   --split N,N,...          layers per stage for the nodes in name order (e.g. 2,3), instead of the planner's
   --context N              context limit per request in tokens (default: the model's, at most 4096)
+  --prefix-cache BYTES     KV blocks kept across requests, so a conversation's next turn (or a shared system
+                           prompt) computes only its new tokens (default 256M; 0 disables); suffixes K, M, G
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
@@ -110,6 +112,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         name: { type: 'string' },
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
+        'prefix-cache': { type: 'string' },
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
@@ -169,6 +172,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(queueLength !== undefined ? { queueLength } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
+    ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_API_PORT, type ClusterStatus, type MemberStatus } from '@edge-node/node';
+import { DEFAULT_API_PORT, type ClusterStatus, type MemberStatus, type PrefixCacheReport } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node status [--api URL] [--api-key KEY] [--json]
@@ -42,6 +42,8 @@ interface ServingView {
   waiting: number;
   tokensPerSecond: number;
   batching: { steps: number; maxRequests: number; meanRows: number };
+  /** Absent on nodes older than the prefix cache. */
+  prefixCache?: PrefixCacheReport | null;
 }
 
 /** "load: 3.1× slower for 20 s (stage), other processes 1.2 cores, 5.3 GB free, effective 1.1 GFLOP/s, budget 0.4 GB". */
@@ -95,6 +97,13 @@ export function formatClusterStatus(s: ClusterStatus): string {
     text +=
       `Serving: ${serving.running} of ${serving.slots} slots in use, ${serving.waiting} waiting, ${serving.tokensPerSecond} tok/s; ` +
       `stage steps ${b.steps}, mean ${b.meanRows} rows, at most ${b.maxRequests} requests batched together\n`;
+    const pc = serving.prefixCache;
+    if (pc) {
+      const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+      text +=
+        `Prefix cache: ${pc.stage.blocks} blocks, ${mib(pc.stage.bytes)} of ${mib(pc.stage.budgetBytes)} MiB, ${pc.stage.hits} hits, ${pc.stage.misses} misses, ${pc.stage.evictedBlocks} evicted; ` +
+        `this node's requests took ${pc.requests.cachedTokens} prompt tokens from it in ${pc.requests.hits} requests (${pc.requests.refusals} refused)\n`;
+    }
   }
   return text;
 }

@@ -1,6 +1,7 @@
 import type { StepTiming } from '../engine/bench-probe.js';
 import type { RecoveryEvent } from '../pipeline/pipeline-executor.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
 export interface MetricSources {
@@ -13,6 +14,8 @@ export interface MetricSources {
   slots: () => number;
   /** Display name of a peer id (for per-stage labels). */
   nodeName: (peerId: string) => string;
+  /** The prefix cache, when the generator has one. */
+  prefixCache?: () => PrefixCacheReport | null;
 }
 
 /** What /v1/cluster reports about serving on this node. */
@@ -30,6 +33,8 @@ export interface ServingStats {
   completionTokensTotal: number;
   /** This node's stage steps: how many, the most requests one step computed together, and the mean rows per step. */
   batching: { steps: number; maxRequests: number; meanRows: number };
+  /** Blocks this node's stage keeps across requests, and what this node's requests took from the stages' caches. */
+  prefixCache: PrefixCacheReport | null;
 }
 
 /** A counter that also keeps its total, for /v1/cluster (prom-client reads values asynchronously). */
@@ -111,6 +116,16 @@ export class ApiMetrics {
     gauge('edge_node_requests_waiting', "Requests waiting in this node's queue.", () => src()?.waiting() ?? 0);
     gauge('edge_node_kv_sessions', 'Requests holding a KV cache on this node (as a stage, for any coordinator).', () => src()?.kvSessions() ?? 0);
     gauge('edge_node_kv_cache_bytes', 'Bytes held by the KV caches on this node.', () => src()?.kvCacheBytes() ?? 0);
+    const pc = () => src()?.prefixCache?.() ?? null;
+    gauge('edge_node_prefix_cache_bytes', "Bytes of KV blocks this node's stage keeps across requests (--prefix-cache).", () => pc()?.stage.bytes ?? 0);
+    gauge('edge_node_prefix_cache_budget_bytes', "The most bytes of KV blocks this node's stage keeps (--prefix-cache).", () => pc()?.stage.budgetBytes ?? 0);
+    gauge('edge_node_prefix_cache_blocks', "16-token KV blocks this node's stage keeps.", () => pc()?.stage.blocks ?? 0);
+    gauge('edge_node_prefix_cache_stage_hits', "Requests whose first positions this node's stage copied from its prefix cache (since start).", () => pc()?.stage.hits ?? 0);
+    gauge('edge_node_prefix_cache_stage_misses', "Requests that asked this node's stage for cached positions it had evicted (since start).", () => pc()?.stage.misses ?? 0);
+    gauge('edge_node_prefix_cache_evicted_blocks', "Blocks this node's stage evicted, least recently used first, to stay in its budget (since start).", () => pc()?.stage.evictedBlocks ?? 0);
+    gauge('edge_node_prefix_cache_hits', 'Requests this node coordinated that opened after a cached prefix (since start).', () => pc()?.requests.hits ?? 0);
+    gauge('edge_node_prefix_cache_cached_tokens', 'Prompt tokens of requests this node coordinated that the stages took from their prefix caches (since start).', () => pc()?.requests.cachedTokens ?? 0);
+    gauge('edge_node_prefix_cache_refusals', 'Requests this node coordinated whose cached prefix a stage had evicted: prefilled in full instead (since start).', () => pc()?.requests.refusals ?? 0);
     gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () => this.tokensPerSecond());
   }
 
@@ -180,6 +195,7 @@ export class ApiMetrics {
         maxRequests: this.batching.maxRequests,
         meanRows: this.batching.steps > 0 ? Math.round((this.batching.rows / this.batching.steps) * 100) / 100 : 0,
       },
+      prefixCache: s?.prefixCache?.() ?? null,
     };
   }
 

@@ -1,3 +1,4 @@
+import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 import { randomUUID } from 'node:crypto';
 import type { BenchHop, BenchRoute, BenchTopology, BenchTrace, StepTiming } from '../engine/bench-probe.js';
 import { GREEDY } from '../engine/sampler.js';
@@ -27,6 +28,8 @@ export interface BenchRun {
   totalMs: number;
   /** Wait for a pipeline slot before the run started. */
   queueWaitMs: number;
+  /** Prompt tokens taken from the stages' prefix caches (0 unless the request asked for `prefix_cache`). */
+  cachedTokens: number;
   /** Step 0 is the prefill; then one per decode step. */
   steps: StepTiming[];
 }
@@ -37,6 +40,8 @@ export interface BenchResponse {
   route: BenchRoute;
   hops: BenchHop[];
   runs: BenchRun[];
+  /** The coordinator's prefix cache after the runs: its stage's blocks and bytes, its requests' hits. */
+  prefixCache: PrefixCacheReport | null;
 }
 
 /** GET: what a client needs to predict this cluster's figures with the partitioner. */
@@ -50,6 +55,8 @@ interface BenchBody {
   genTokens: number;
   runs: number;
   seed: number;
+  /** Let runs take prompt positions from the stages' prefix caches (default false: each run computes its prompt). */
+  prefixCache: boolean;
 }
 
 function intField(body: Record<string, unknown>, key: string, min: number, max: number, fallback?: number): number {
@@ -66,7 +73,9 @@ function parseBody(raw: unknown, contextLength: number): BenchBody {
   const body = raw as Record<string, unknown>;
   const promptTokens = intField(body, 'prompt_tokens', 1, contextLength - 1);
   const genTokens = intField(body, 'gen_tokens', 1, contextLength - promptTokens);
-  return { promptTokens, genTokens, runs: intField(body, 'runs', 1, MAX_BENCH_RUNS, 1), seed: intField(body, 'seed', 0, 0xffffffff, 1) };
+  const prefixCache = body.prefix_cache ?? false;
+  if (typeof prefixCache !== 'boolean') throw invalidRequest('"prefix_cache" must be true or false', 'prefix_cache');
+  return { promptTokens, genTokens, runs: intField(body, 'runs', 1, MAX_BENCH_RUNS, 1), seed: intField(body, 'seed', 0, 0xffffffff, 1), prefixCache };
 }
 
 /**
@@ -141,6 +150,8 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
           ignoreEos: true,
           signal: abort.signal,
           requestId: `bench-${randomUUID()}`,
+          // Runs repeat one prompt: from the second on it would come from the prefix cache, unless asked to measure that.
+          prefixCache: body.prefixCache,
         });
         const result = trace.result;
         if (result.tokens.length !== body.genTokens) {
@@ -158,6 +169,7 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
           decodeTokPerS: t.decodeTokPerS,
           totalMs: t.totalMs,
           queueWaitMs,
+          cachedTokens: result.cachedTokens ?? 0,
           steps: trace.steps,
         });
       } finally {
@@ -171,6 +183,7 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
       route: last.route,
       hops: last.hops(),
       runs,
+      prefixCache: generator.prefixCache?.() ?? null,
     };
     return response;
   });

@@ -30,6 +30,8 @@ export interface AnswerJob {
   logprobs?: number;
   /** The tools offered (chat dialects): calls are read out of the answer. */
   tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
+  /** false: compute the whole prompt even where the stages' prefix caches hold some of it. Default true. */
+  prefixCache?: boolean;
 }
 
 export type AnswerFinish = 'stop' | 'length' | 'tool_calls';
@@ -82,6 +84,7 @@ export async function generateAnswer(generator: Generator, job: AnswerJob, onEve
     requestId: job.requestId,
     ...(job.grammar ? { grammar: job.grammar } : {}),
     ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
+    ...(job.prefixCache === false ? { prefixCache: false } : {}),
     ...(onEvent
       ? {
           onToken: (_t: number, lp: TokenLogprob | null) => {

@@ -72,6 +72,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     waiting: () => queue.waitingCount,
     slots: () => opts.concurrency,
     nodeName: opts.nodeName,
+    prefixCache: () => p?.prefixCache?.() ?? null,
   });
   if (opts.apiKey !== undefined) router.setAuth(createApiKeyCheck(opts.apiKey));
   router.onResponse((route, status) => opts.metrics.httpRequests.inc({ route, status: String(status) }));

@@ -143,7 +143,7 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
         output,
         usage: {
           input_tokens: result.promptTokens.length,
-          input_tokens_details: { cached_tokens: 0 },
+          input_tokens_details: { cached_tokens: result.cachedTokens ?? 0 },
           output_tokens: result.tokens.length,
           output_tokens_details: { reasoning_tokens: 0 },
           total_tokens: result.promptTokens.length + result.tokens.length,

@@ -194,6 +194,8 @@ interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens the stages took from their prefix caches instead of computing them. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /**
@@ -267,6 +269,9 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
         grammar: job.grammar ?? null,
         ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
         ...(job.tools ? { tools: job.tools } : {}),
+        // The choices of n > 1 share their prompt only when they start from an empty cache (docs/batching.md): a
+        // cached prefix would have each of them compute the rest of it, which may cost more than the prompt once.
+        ...(params.n > 1 ? { prefixCache: false } : {}),
       },
       sse ? onEvent : null,
     );
@@ -284,7 +289,8 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
       const results = outs.map((o) => o.result);
       recordGeneration(ctx, job.endpoint, results, arrived);
       const completion = results.reduce((a, r) => a + r.tokens.length, 0);
-      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion };
+      // The choices share one prompt: its cached part is counted once, as its tokens are.
+      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion, prompt_tokens_details: { cached_tokens: results[0]?.cachedTokens ?? 0 } };
       done();
       if (sse) {
         if (params.includeUsage) sse.send({ ...chunk(0, null, null), choices: [], usage });

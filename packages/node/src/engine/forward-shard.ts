@@ -35,6 +35,12 @@ export interface ShardKvCache {
   copyPrefix(from: ShardKvCache, positions: number): void;
   /** Frees what it holds; safe to call twice. The cache cannot be used afterwards. */
   clear(): void;
+  /**
+   * Positions as plain bytes, for the prefix cache (prefix-cache.ts): a cache without these takes no part in it.
+   * `readRows` copies positions [start, start + count); `writeRows` appends such a copy at `start` = its length.
+   */
+  readRows?(start: number, count: number): Uint8Array;
+  writeRows?(start: number, count: number, rows: Uint8Array): void;
 }
 
 /**

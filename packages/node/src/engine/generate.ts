@@ -35,6 +35,8 @@ export interface GenerateOptions {
   grammar?: GrammarSpec;
   /** Log-probabilities with this many top alternatives (0: the chosen token's only). */
   logprobs?: number;
+  /** false: compute the whole prompt even where a prefix cache holds some of it (benchmarks). Default true. */
+  prefixCache?: boolean;
 }
 
 export interface GenerationTimings {
@@ -57,6 +59,8 @@ export interface GenerationResult {
   logprobs?: TokenLogprob[];
   /** The stop string that ended the text (dialects that report which one: Anthropic's `stop_sequence`). */
   stopString?: string;
+  /** Prompt tokens taken from a prefix cache instead of computed (OpenAI's `cached_tokens`). */
+  cachedTokens?: number;
 }
 
 export class GenerationCancelledError extends Error {
@@ -102,12 +106,15 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
   checkAbort();
   let lastLogprob: TokenLogprob | null = null;
   const logprobs: TokenLogprob[] = [];
+  let cachedTokens = 0;
   let token = await executor.begin({
     id,
     promptTokens,
     sampling: opts.sampling,
     contextLength: promptTokens.length + maxTokens,
     signal: opts.signal,
+    onCachedTokens: (n) => (cachedTokens = n),
+    ...(opts.prefixCache === false ? { prefixCache: false } : {}),
     ...(opts.grammar ? { grammar: opts.grammar } : {}),
     ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => (lastLogprob = lp) } : {}),
   });
@@ -151,6 +158,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     tokens,
     promptTokens,
     finishReason,
+    cachedTokens,
     ...(opts.logprobs !== undefined ? { logprobs } : {}),
     ...(stopper.matched !== null ? { stopString: stopper.matched } : {}),
     timings: {

@@ -1,3 +1,4 @@
+import type { PrefixCacheReport } from './prefix-cache.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -37,6 +38,8 @@ export interface Generator {
   embed(opts: EmbedOptions): Promise<Float32Array>;
   /** KV caches this node holds now (requests, and bytes), for /metrics. */
   kvUsage(): { sessions: number; bytes: number };
+  /** The prefix cache: blocks this node's stage keeps, and what its requests took from the stages' caches. */
+  prefixCache?(): PrefixCacheReport;
   /** Step-timed generations for `edge-node bench` (absent: the bench route answers 501). */
   readonly bench?: BenchProbe;
 }

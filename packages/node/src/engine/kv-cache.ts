@@ -107,6 +107,40 @@ export class KvCache implements ShardKvCache {
     this.length = positions;
   }
 
+  /** Bytes `readRows` returns for `count` positions: keys and values of every layer. */
+  rowsBytes(count: number): number {
+    return this.perLayer.length * 2 * count * this.rowBytes;
+  }
+
+  /**
+   * A copy of positions [start, start + count) of every layer, keys then values per layer (a prefix cache's block:
+   * plain bytes, valid for any cache of the same layers and type).
+   */
+  readRows(start: number, count: number): Uint8Array {
+    if (start < 0 || count < 0 || start + count > this.length) throw new ShardInputError(`cannot read positions [${start}, ${start + count}) of a cache holding ${this.length}`);
+    const n = count * this.rowBytes;
+    const out = new Uint8Array(this.rowsBytes(count));
+    for (let l = 0; l < this.perLayer.length; l++) {
+      const kv = this.layer(l);
+      out.set(kv.arena.bytes(kv.keys + start * this.rowBytes, n), 2 * l * n);
+      out.set(kv.arena.bytes(kv.values + start * this.rowBytes, n), (2 * l + 1) * n);
+    }
+    return out;
+  }
+
+  /** Writes rows read by `readRows` at `start` (which must be the cache's length); the length grows by `count`. */
+  writeRows(start: number, count: number, rows: Uint8Array): void {
+    if (start !== this.length || start + count > this.capacity) throw new ShardInputError(`cannot write positions [${start}, ${start + count}) to a cache holding ${this.length} of ${this.capacity}`);
+    if (rows.length !== this.rowsBytes(count)) throw new ShardInputError(`${rows.length} bytes of KV rows do not fit ${count} positions of this cache (${this.rowsBytes(count)} bytes)`);
+    const n = count * this.rowBytes;
+    for (let l = 0; l < this.perLayer.length; l++) {
+      const kv = this.layer(l);
+      kv.arena.bytes(kv.keys + start * this.rowBytes, n).set(rows.subarray(2 * l * n, (2 * l + 1) * n));
+      kv.arena.bytes(kv.values + start * this.rowBytes, n).set(rows.subarray((2 * l + 1) * n, (2 * l + 2) * n));
+    }
+    this.length = start + count;
+  }
+
   bytes(): number {
     return this.cleared ? 0 : this.blocks.reduce((s, b) => s + b.bytes, 0);
   }

@@ -18,6 +18,13 @@ export interface ExecutionRequest {
   onLogprob?: (lp: TokenLogprob) => void;
   /** An embedding request: the prompt's pooled hidden state is computed instead of a token (see `embed`). */
   embed?: boolean;
+  /**
+   * false: the prompt is computed in full even if the stages keep some of it (a benchmark measuring prefill); what
+   * it computes is still kept for later requests. Default true.
+   */
+  prefixCache?: boolean;
+  /** Called with the first token: how many prompt positions were taken from a prefix cache instead of computed. */
+  onCachedTokens?: (positions: number) => void;
 }
 
 /**

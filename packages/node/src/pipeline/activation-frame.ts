@@ -40,6 +40,12 @@ export interface RequestOpening {
   logprobs?: number;
   /** An embedding request: the last stage pools the prompt's final-normed hidden states and samples nothing. */
   embed?: boolean;
+  /**
+   * Positions of promptTokens every stage takes from its prefix cache instead of computing them (whole 16-token
+   * blocks, fewer than the prompt): the opening frame starts at this position. A stage that no longer holds them
+   * answers with a PrefixMissError and the coordinator opens the request again with a full prefill.
+   */
+  prefix?: number;
 }
 
 /** Log-probabilities of a sampled token: its own (`l`) and the top alternatives as [token, logprob]. */
@@ -70,6 +76,8 @@ export interface ActFrame {
   open?: RequestOpening;
   /** Compute ms of the stages before this one for this step (travels to the coordinator with the token). */
   stageMs?: number[];
+  /** On the final chunk of step 0: positions of the prompt each stage so far holds in its prefix cache. */
+  held?: number[];
 }
 
 export interface TokenFrame {
@@ -84,6 +92,8 @@ export interface TokenFrame {
   lp?: WireLogprob;
   /** An embedding request's answer (its `token` is 0): the pooled, normalised vector, hidden-size long. */
   emb?: Float32Array;
+  /** On step 0: positions of the prompt each stage holds in its prefix cache, in route order. */
+  held?: number[];
 }
 
 export interface ReleaseFrame {
@@ -91,6 +101,11 @@ export interface ReleaseFrame {
   v: number;
   rid: string;
   stage: number;
+  /**
+   * The tokens fed after the opening's promptTokens (the generated ones): with them each stage knows which tokens
+   * its KV rows stand for and keeps their whole blocks in its prefix cache.
+   */
+  tokens?: Int32Array;
 }
 
 export interface ErrorFrame {
@@ -102,6 +117,8 @@ export interface ErrorFrame {
   message: string;
   /** The stage's peer id. */
   from: string;
+  /** With a PrefixMissError: positions of the prompt the stage does hold. */
+  held?: number;
 }
 
 export type ActivationFrame = ActFrame | TokenFrame | ReleaseFrame | ErrorFrame;
@@ -215,6 +232,7 @@ function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
     ...(v.logprobs === undefined ? {} : { logprobs: int(v, 'logprobs', 0, MAX_TOP_LOGPROBS) }),
     ...(v.grammar === undefined ? {} : { grammar: parseGrammar(v.grammar) }),
     ...(v.embed === undefined ? {} : { embed: v.embed === true ? true : fail('open.embed must be true when present') }),
+    ...(v.prefix === undefined ? {} : { prefix: int(v, 'prefix', 0, Math.max(0, promptTokens.length - 1)) }),
   };
 }
 
@@ -239,6 +257,14 @@ function parseEmbedding(v: unknown, limits: FrameLimits): Float32Array {
   if (!(v instanceof Float32Array) || v.length !== limits.hiddenSize) fail(`emb must be float32 data of the hidden size ${limits.hiddenSize}`);
   for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail('emb holds a non-finite value');
   return v;
+}
+
+function parseHeld(v: unknown, limits: FrameLimits): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length > limits.maxRoute || !v.every((x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= limits.maxContext)) {
+    fail(`held must list at most ${limits.maxRoute} positions in [0, ${limits.maxContext}]`);
+  }
+  return v as number[];
 }
 
 function parseStageMs(v: unknown, limits: FrameLimits): number[] | undefined {
@@ -280,12 +306,15 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         fail('an act frame needs tokens or hidden');
       }
       if (raw.open !== undefined) {
-        if (frame.step !== 0 || frame.pos !== 0) fail('only the first chunk of step 0 may open a request');
         frame.open = parseOpening(raw.open, limits);
+        // A request opens at 0, or after the positions its stages take from their prefix caches.
+        if (frame.step !== 0 || frame.pos !== (frame.open.prefix ?? 0)) fail('only the first chunk of step 0 may open a request');
       }
       if (frame.step > 0 && (n !== 1 || !frame.final)) fail('a decode step carries exactly one final row');
       const ms = parseStageMs(raw.stageMs, limits);
       if (ms) frame.stageMs = ms;
+      const held = parseHeld(raw.held, limits);
+      if (held) frame.held = held;
       return frame;
     }
     case 'token':
@@ -298,9 +327,16 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         ...(parseStageMs(raw.stageMs, limits) ? { stageMs: parseStageMs(raw.stageMs, limits) } : {}),
         ...(parseLogprob(raw.lp, limits) ? { lp: parseLogprob(raw.lp, limits)! } : {}),
         ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
+        ...(raw.held === undefined ? {} : { held: parseHeld(raw.held, limits)! }),
       };
     case 'release':
-      return { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: rid(raw), stage: int(raw, 'stage', 0, limits.maxRoute - 1) };
+      return {
+        t: 'release',
+        v: ACTIVATION_FRAME_VERSION,
+        rid: rid(raw),
+        stage: int(raw, 'stage', 0, limits.maxRoute - 1),
+        ...(raw.tokens === undefined ? {} : { tokens: tokenArray(raw.tokens, 'tokens', limits.maxContext, limits.vocabSize) }),
+      };
     case 'error':
       return {
         t: 'error',
@@ -309,6 +345,7 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         name: str(raw, 'name', 128),
         message: str(raw, 'message', 4096),
         from: str(raw, 'from', 128),
+        ...(raw.held === undefined ? {} : { held: int(raw, 'held', 0, limits.maxContext) }),
       };
     default:
       fail(`unknown frame type ${JSON.stringify(raw.t)?.slice(0, 40)}`);

@@ -25,6 +25,8 @@ import { PlanHistory, describeCause, describeMoves, type PlanChange } from './pl
 import type { ShardStore } from './shard-store.js';
 import { StageServer, type ControlEnvelope, type ControlReply, type ControlRequest } from './stage-server.js';
 import type { StageWorker } from './stage-worker.js';
+import { PrefixDirectory } from './prefix-directory.js';
+import { DEFAULT_PREFIX_CACHE_BYTES, type PrefixCacheReport } from '../engine/prefix-cache.js';
 
 /** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
 const MIGRATION_PAYBACK_TOKENS = 64;
@@ -59,6 +61,8 @@ export interface ClusterPipelineOptions {
   onPlanChange?: (change: PlanChange) => void;
   /** When load changes are worth a new plan (threshold, payback, hysteresis). */
   replanPolicy?: ReplanPolicy;
+  /** Bytes of KV blocks this node's stage keeps across requests (`--prefix-cache`; 0 disables). Default 256 MiB. */
+  prefixCacheBytes?: number;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
   /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
@@ -137,6 +141,7 @@ export class ClusterPipeline implements Generator {
       maxRowsPerFrame: this.maxRows,
       contextLength: opts.contextLength,
       vocabulary: () => this.vocabulary(),
+      prefixCacheBytes: opts.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES,
       ...(opts.onStageStep ? { onStageStep: opts.onStageStep } : {}),
       ...(opts.observeCompute ? { observeCompute: opts.observeCompute } : {}),
     });
@@ -147,6 +152,7 @@ export class ClusterPipeline implements Generator {
       log: opts.log,
       isPeerAlive: (p) => p === opts.host.peerId || opts.membership.get(p) !== undefined,
       latestRoute: () => (this.planning ? null : this.moveRunningTo),
+      directory: new PrefixDirectory(),
       ...(opts.onMigrate ? { onMigrate: opts.onMigrate } : {}),
       ...(opts.onStep ? { onStep: opts.onStep } : {}),
       ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
@@ -244,6 +250,10 @@ export class ClusterPipeline implements Generator {
   /** KV caches this node's stage holds (for requests of any coordinator). */
   kvUsage(): { sessions: number; bytes: number } {
     return { sessions: this.worker.sessionCount, bytes: this.worker.cacheBytes() };
+  }
+
+  prefixCache(): PrefixCacheReport {
+    return { stage: this.stage.prefixCache.stats(), requests: { ...this.executor.prefixUse } };
   }
 
   /** The plan in force, without recomputing. */

@@ -2,8 +2,11 @@ import type { StepTiming } from '../engine/bench-probe.js';
 import { GenerationCancelledError } from '../engine/generate.js';
 import type { EmbeddingExecutor, TokenExecutor, ExecutionRequest } from '../engine/token-executor.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type TokenFrame } from './activation-frame.js';
+import { PREFIX_BLOCK_TOKENS as PREFIX_BLOCK } from '../engine/prefix-trie.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseFrame, type TokenFrame } from './activation-frame.js';
 import type { ActivationRouter } from './activation-router.js';
+import type { PrefixDirectory } from './prefix-directory.js';
+import type { PrefixUse } from '../engine/prefix-cache.js';
 
 /** The stages a request runs through: peer ids in ring order and their layer ranges. */
 export interface Route {
@@ -21,6 +24,8 @@ export class StageFailedError extends Error {
     readonly stage: string,
     readonly remoteName: string,
     message: string,
+    /** With a PrefixMissError: positions of the prompt the stage does hold. */
+    readonly held?: number,
   ) {
     super(`stage ${stage.slice(-8)} failed: ${remoteName}: ${message}`);
   }
@@ -90,6 +95,11 @@ export interface PipelineExecutorOptions {
   onRecovery?: (event: RecoveryEvent) => void;
   /** A request lost a stage and could not be re-routed (`error` is why it ends). */
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
+  /**
+   * What the stages of each route keep in their prefix caches: a request opens after the longest prefix they all
+   * hold. Without it every request prefills its whole prompt.
+   */
+  directory?: PrefixDirectory;
 }
 
 /** Before a request has been routed. */
@@ -124,6 +134,12 @@ interface Running {
   timings: StepTiming[];
   /** An embedding request's answer, once the last stage sent it. */
   embedding: Float32Array | null;
+  /** Tokens of the current incarnation's opening (prompt, or the history replayed): the stages' promptTokens. */
+  opened: number;
+  /** Positions of the prompt every stage of the route holds in its prefix cache, from the first token's `held`. */
+  held: number;
+  /** Positions of the current opening taken from the stages' prefix caches. */
+  cached: number;
 }
 
 /**
@@ -141,13 +157,14 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   private readonly maxRecoveries: number;
   /** Requests that survived a lost stage (for /metrics). */
   recoveries = 0;
+  readonly prefixUse: PrefixUse = { hits: 0, cachedTokens: 0, refusals: 0 };
 
   constructor(private readonly opts: PipelineExecutorOptions) {
     this.maxRecoveries = opts.maxRecoveries ?? 3;
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null };
+    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null, opened: 0, held: 0, cached: 0 };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
@@ -190,13 +207,9 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   private async migrate(run: Running, route: Route): Promise<number> {
     const t0 = performance.now();
     const old = run.route;
-    old.peers.forEach((peer, stage) => {
-      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
-    });
-    this.byWire.delete(run.wireId);
+    this.releaseRoute(run);
     run.migrations++;
-    run.wireId = `${run.request.id}.m${run.migrations}`;
-    this.byWire.set(run.wireId, run);
+    this.rewire(run, `${run.request.id}.m${run.migrations}`);
     run.route = route;
     run.step = 0;
     run.pos = 0;
@@ -211,12 +224,35 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     if (!run) return;
     this.running.delete(requestId);
     this.byWire.delete(run.wireId);
+    // Positions computed on every stage: those sent, but the last one's only once its token came back.
+    const computed = run.pending ? run.pos - 1 : run.pos;
     run.pending?.reject(new RequestEndedError(`request ${requestId} ended`));
     run.pending = null;
     // Release travels the same streams as the activations, so it reaches each stage after the request's last frame.
     if (run.route.peers.length > 0) {
-      await this.opts.router.send(run.route.peers[0], { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 }).catch(() => {});
+      const history = [...run.request.promptTokens, ...run.fed];
+      // Each stage keeps the blocks of what it computed; when they all kept the whole prompt (so their caches are on
+      // and have room), they keep the rest too.
+      const keptPrompt = run.held > 0 && run.held >= Math.floor(run.opened / PREFIX_BLOCK) * PREFIX_BLOCK;
+      if (this.opts.directory && !run.request.embed && keptPrompt) this.opts.directory.record(run.route, history, computed);
+      const release: ReleaseFrame = { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0 };
+      if (!run.request.embed && history.length > run.opened) release.tokens = Int32Array.from(history.slice(run.opened));
+      await this.opts.router.send(run.route.peers[0], release).catch(() => {});
     }
+  }
+
+  /** Frees what the stages of the request's route hold for its current wire id. */
+  private releaseRoute(run: Running): void {
+    run.route.peers.forEach((peer, stage) => {
+      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
+    });
+  }
+
+  /** A new wire id for the request: frames of its former incarnation are ignored from now on. */
+  private rewire(run: Running, wireId: string): void {
+    this.byWire.delete(run.wireId);
+    run.wireId = wireId;
+    this.byWire.set(run.wireId, run);
   }
 
   /** Called by the node for token and error frames addressed to this coordinator. */
@@ -227,7 +263,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     if (frame.t === 'error') {
       run.pending = null;
       // A stage that cannot reach the next one reports it as lost (`from` is the unreachable node).
-      p.reject(frame.name === 'StageLostError' ? new StageLostError(frame.from, 'could not be reached from the previous stage') : new StageFailedError(frame.from, frame.name, frame.message));
+      p.reject(frame.name === 'StageLostError' ? new StageLostError(frame.from, 'could not be reached from the previous stage') : new StageFailedError(frame.from, frame.name, frame.message, frame.held));
       return;
     }
     if (frame.step !== p.step) return;
@@ -238,6 +274,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
     if (frame.emb) run.embedding = frame.emb;
+    if (frame.step === 0) run.held = frame.held && frame.held.length === run.route.peers.length ? Math.min(...frame.held) : 0;
     if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
     p.resolve(frame.token);
   }
@@ -313,32 +350,64 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.recoveries++;
     this.recoveries++;
     // Free what the surviving stages of the old route still hold for this request (none if it never had one).
-    const old = run.route;
-    old.peers.forEach((peer, stage) => {
-      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
-    });
-    this.byWire.delete(run.wireId);
-    run.wireId = `${run.request.id}.r${run.recoveries}`;
-    this.byWire.set(run.wireId, run);
+    this.releaseRoute(run);
+    this.rewire(run, `${run.request.id}.r${run.recoveries}`);
     run.route = await this.opts.routeFor(run.request, lost);
     run.step = 0;
     run.pos = 0;
   }
 
-  /** Sends a (re)opening prefill of `tokens` and waits for the token it samples. */
+  /**
+   * Opens the request on its route with `tokens` as its prompt (the prompt, or the history replayed) and waits for
+   * the token it samples: after the longest prefix the route's stages hold in their prefix caches, computing only
+   * the rest; if a stage no longer holds it, again with a full prefill.
+   */
   private async open(run: Running, tokens: readonly number[]): Promise<number> {
+    const directory = this.opts.directory;
+    let prefix = directory && !run.request.embed && run.request.prefixCache !== false ? directory.lookup(run.route, tokens) : 0;
+    for (;;) {
+      try {
+        const token = await this.openAt(run, tokens, prefix);
+        if (prefix > 0) {
+          this.prefixUse.hits++;
+          this.prefixUse.cachedTokens += prefix;
+        }
+        run.request.onCachedTokens?.(run.cached);
+        if (directory && !run.request.embed && run.held > 0) directory.record(run.route, tokens, run.held);
+        return token;
+      } catch (err) {
+        if (prefix === 0 || !(err instanceof StageFailedError) || err.remoteName !== 'PrefixMissError' || !this.running.has(run.request.id)) throw err;
+        // Evicted since the directory heard of it: forget what that stage lacks and open again after what the
+        // route still holds by the directory — less each time, down to the whole prompt, so this ends.
+        const held = err.held ?? 0;
+        directory!.forget(run.route, tokens, held);
+        const next = Math.min(directory!.lookup(run.route, tokens), held, prefix - 1);
+        this.prefixUse.refusals++;
+        this.opts.log.info(`request ${run.request.id}: stage ${err.stage.slice(-8)} holds ${held} of ${prefix} cached positions; prefilling ${tokens.length - next} of ${tokens.length}`);
+        this.releaseRoute(run);
+        this.rewire(run, `${run.request.id}.p${this.prefixUse.refusals}`);
+        prefix = Math.max(0, next - (next % PREFIX_BLOCK));
+      }
+    }
+  }
+
+  /** Sends an opening prefill of `tokens` from position `prefix` (the stages copy the rest) and waits for its token. */
+  private async openAt(run: Running, tokens: readonly number[], prefix: number): Promise<number> {
     const { request, route } = run;
     const ids = Int32Array.from(tokens);
+    run.opened = tokens.length;
+    run.held = 0;
+    run.cached = prefix;
     run.step = 0;
     run.tokenAt = null; // a (re)opened route starts with a prefill step, which has no coordinator gap before it
     const first = this.awaitToken(run, 0);
     const rows = this.opts.maxRowsPerFrame;
     const drawsPerToken = request.sampling.temperature <= 0 ? 0 : 1;
     try {
-      for (let r = 0; r < ids.length; r += rows) {
+      for (let r = prefix; r < ids.length; r += rows) {
         const n = Math.min(rows, ids.length - r);
         const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: 0, pos: r, n, final: r + n >= ids.length, tokens: ids.subarray(r, r + n) };
-        if (r === 0) {
+        if (r === prefix) {
           frame.open = {
             route: route.peers,
             ranges: route.ranges,
@@ -352,6 +421,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
             ...(request.grammar ? { grammar: request.grammar } : {}),
             ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
             ...(request.embed ? { embed: true } : {}),
+            ...(prefix > 0 ? { prefix } : {}),
           };
         }
         await this.opts.router.send(route.peers[0], frame);

@@ -11,6 +11,7 @@ import { RequestChannel, type ChannelEnvelope } from '../network/request-channel
 import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits, type TokenFrame } from './activation-frame.js';
 import { ActivationRouter } from './activation-router.js';
 import { ShardStore } from './shard-store.js';
+import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
@@ -35,6 +36,8 @@ export interface StageServerOptions {
   contextLength: number;
   /** The tokenizer's vocabulary, for requests with a grammar (built on first use). */
   vocabulary: () => TokenVocabulary;
+  /** Bytes of KV blocks kept across requests (prefix-cache.ts); 0 disables it. */
+  prefixCacheBytes?: number;
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
@@ -51,6 +54,8 @@ export class StageServer {
   readonly router: ActivationRouter;
   readonly worker: StageWorker;
   readonly shards: ShardStore;
+  /** KV blocks of earlier requests' prompts and answers, for the requests that continue them. */
+  readonly prefixCache: PrefixCache;
   /** Bytes of weights this node's shards hold. */
   heldWeightBytes = 0;
   /** The range each coordinator last asked this node to hold; other ranges are freed once unused. */
@@ -61,6 +66,7 @@ export class StageServer {
   constructor(private readonly opts: StageServerOptions) {
     this.shards = new ShardStore(opts.model, opts.compute);
     this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
+    this.prefixCache = new PrefixCache(opts.prefixCacheBytes ?? 0);
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
       shards: this.shards,
@@ -70,6 +76,7 @@ export class StageServer {
       ...(opts.onStageStep ? { onStep: opts.onStageStep } : {}),
       onCompute: (sample) => this.observe(sample),
       vocabulary: opts.vocabulary,
+      prefixCache: this.prefixCache,
     });
   }
 
@@ -124,11 +131,24 @@ export class StageServer {
 
   /** Frees ranges no coordinator asked for last and no live request uses. */
   async trimShards(): Promise<void> {
+    this.fitPrefixCache();
     const freed = this.shards.trim(new Set(this.currentRanges.values()), this.worker.shardsInUse());
     if (freed.length === 0) return;
     this.heldWeightBytes = await this.shards.weightBytes();
     this.opts.log.info(`freed layers ${freed.map((r) => `[${r.startLayer}, ${r.endLayer})`).join(', ')} (no longer in any plan); ${(this.heldWeightBytes / 1e6).toFixed(0)} MB of weights held`);
     this.announceRanges();
+  }
+
+  /** The prefix cache keeps to what the memory budget leaves beside the weights and the live requests' caches. */
+  private fitPrefixCache(): void {
+    const budget = this.opts.membership.self().load?.memoryBudgetBytes;
+    if (budget === undefined || this.prefixCache.configuredBytes === 0) return;
+    const before = this.prefixCache.stats().budgetBytes;
+    this.prefixCache.fit(budget - this.heldWeightBytes - this.worker.cacheBytes());
+    const after = this.prefixCache.stats().budgetBytes;
+    if (after !== before && (after === 0 || before === 0 || after < before / 2 || after > before * 2)) {
+      this.opts.log.info(`prefix cache: at most ${(after / 2 ** 20).toFixed(0)} MiB now (memory budget ${(budget / 2 ** 20).toFixed(0)} MiB less weights and live KV caches)`);
+    }
   }
 
   /** A node left: its ranges are no longer wanted, and the requests it coordinated here are freed. */

@@ -7,6 +7,7 @@ import type { NodeLogger } from '../network/node-logger.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
 import { MeanPool } from '../engine/mean-pool.js';
+import { PrefixMissError, type PrefixCache } from '../engine/prefix-cache.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -59,6 +60,8 @@ export interface StageWorkerOptions {
   vocabulary?: () => TokenVocabulary;
   /** Called whenever the set of live sessions changes (for metrics). */
   onSessionsChanged?: (count: number) => void;
+  /** KV blocks kept across requests (prefix-cache.ts); without it every request computes its whole prompt. */
+  prefixCache?: PrefixCache;
 }
 
 /**
@@ -114,6 +117,13 @@ export class StageWorker {
     if (frame.open) {
       if (session) throw new StageError(`request ${frame.rid} is already open on this stage`);
       session = await this.openSession(frame, frame.open);
+      const prefix = frame.open.prefix ?? 0;
+      if (prefix > 0) {
+        // The coordinator's directory says this stage keeps these positions: copy them, or say it no longer does.
+        const cache = this.opts.prefixCache;
+        if (!cache) throw new PrefixMissError(prefix, 0);
+        cache.restore(session.shardKey, frame.open.promptTokens, prefix, session.cache);
+      }
     }
     if (!session) throw new StageError(`request ${frame.rid} is not open on this stage (it may have been freed)`);
     if (frame.stage !== session.stage) throw new StageError(`frame for stage ${frame.stage} arrived at stage ${session.stage}`);
@@ -138,6 +148,7 @@ export class StageWorker {
     }
     const e = err as Error;
     const error: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, name: e.name || 'Error', message: e.message || String(err), from: this.opts.selfId };
+    if (err instanceof PrefixMissError) error.held = err.held;
     return [{ to: opening.coordinator, frame: error }];
   }
 
@@ -215,6 +226,9 @@ export class StageWorker {
   /** Where a completed frame's results go: a sampled token to the coordinator, or hidden states to the next stage. */
   private emit(frame: ActFrame, s: Session, out: ShardOutput, computeMs: number): Outgoing[] {
     const stageMs = [...(frame.stageMs ?? []), computeMs];
+    // The prompt is complete here: keep its blocks now (a request sharing them may start before this one ends), and
+    // tell the coordinator how much of it every stage keeps.
+    const held = frame.step === 0 && frame.final && !s.pool ? [...(frame.held ?? []), this.keep(s, s.opening.promptTokens)] : undefined;
     const { route, coordinator } = s.opening;
     if (s.pool) {
       // An embedding request: every chunk's final-normed rows are pooled; the last one sends the vector back.
@@ -230,6 +244,7 @@ export class StageWorker {
       const lp = s.sampler!.lastLogprob;
       const tokenFrame: TokenFrame = { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token, stageMs };
       if (lp) tokenFrame.lp = { l: lp.logprob, top: lp.top.map((e) => [e.token, e.logprob]) };
+      if (held) tokenFrame.held = held;
       return [{ to: coordinator, frame: tokenFrame }];
     }
     const next = route[s.stage + 1];
@@ -253,6 +268,7 @@ export class StageWorker {
         stageMs,
       };
       if (frame.open && r === 0) act.open = s.opening;
+      if (held && act.final) act.held = held;
       outgoing.push({ to: next, frame: act, coordinator });
     }
     return outgoing;
@@ -261,9 +277,24 @@ export class StageWorker {
   private release(frame: ReleaseFrame): Outgoing[] {
     const s = this.sessions.get(frame.rid);
     if (!s) return [];
+    // What the request computed (prompt and generated tokens) stays for the next turn of its conversation.
+    if (!s.pool) this.keep(s, frame.tokens ? [...s.opening.promptTokens, ...frame.tokens] : s.opening.promptTokens);
     this.free(frame.rid);
     const next = s.opening.route[s.stage + 1];
     return next ? [{ to: next, frame: { ...frame, stage: s.stage + 1 } }] : [];
+  }
+
+  /** Keeps the whole blocks of the session's cache whose tokens are `tokens`; returns the positions held. */
+  private keep(s: Session, tokens: readonly number[]): number {
+    const cache = this.opts.prefixCache;
+    if (!cache?.enabled) return 0;
+    try {
+      return cache.store(s.shardKey, tokens, s.cache);
+    } catch (err) {
+      // A cache freed under it (a failed batch): nothing to keep, and the request itself is unaffected.
+      this.opts.log.warn(`prefix cache: could not keep the blocks of a request: ${(err as Error).message}`);
+      return 0;
+    }
   }
 
   private free(rid: string): void {
