@@ -4,7 +4,7 @@
  * scheduler directly, on the whole model and on a middle stage.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import type { KernelRuntime } from '@edge-node/kernels';
 import { BatchScheduler, type ComputeSample } from '../src/engine/batch-scheduler.js';
 import { ContextLengthError, ShardInputError, type ShardOutput } from '../src/engine/forward-shard.js';
 import { GenerationCancelledError } from '../src/engine/generate.js';
@@ -13,21 +13,14 @@ import { QuantShard } from '../src/engine/quant-shard.js';
 import { GREEDY, type SamplingParams, type TokenLogprob } from '../src/engine/sampler.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
 import type { LayerRange } from '../src/engine/layer-range.js';
-import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
+import { closeStories, openStories } from './support/stories-model.js';
 
-const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 
 let runtime: KernelRuntime;
 let model: ModelFile;
-beforeAll(async () => {
-  runtime = await createKernelRuntime({ threads: 1 });
-  model = await openModel(STORIES);
-});
-afterAll(async () => {
-  await model?.close();
-  await runtime?.close();
-});
+beforeAll(async () => ({ runtime, model } = await openStories()));
+afterAll(() => closeStories({ runtime, model }));
 
 async function shardOf(range: LayerRange = { startLayer: 0, endLayer: model.config.numLayers }): Promise<QuantShard> {
   return new QuantShard(await loadShardWeights(model, range, runtime), runtime, model.ropeLayout);

@@ -4,29 +4,22 @@
  * a generation, split across two shards, or computed by the local executor. stories260K, real weights.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import type { KernelRuntime } from '@edge-node/kernels';
 import { LocalExecutor } from '../src/engine/local-executor.js';
 import { MeanPool } from '../src/engine/mean-pool.js';
 import { embeddingRequest } from '../src/engine/embedding-request.js';
 import { QuantShard } from '../src/engine/quant-shard.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
-import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
 import { ACTIVATION_FRAME_VERSION, FrameValidationError, parseActivationFrame } from '../src/pipeline/activation-frame.js';
+import { closeStories, openStories } from './support/stories-model.js';
 
-const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 const TOKENS = [1, 365, 1128, 1149, 280, 262, 1009, 29889, 450, 11203];
 
 let runtime: KernelRuntime;
 let model: ModelFile;
-beforeAll(async () => {
-  runtime = await createKernelRuntime({ threads: 1 });
-  model = await openModel(STORIES);
-});
-afterAll(async () => {
-  await model.close();
-  await runtime.close();
-});
+beforeAll(async () => ({ runtime, model } = await openStories()));
+afterAll(() => closeStories({ runtime, model }));
 
 const shard = async (startLayer: number, endLayer: number) => new QuantShard(await loadShardWeights(model, { startLayer, endLayer }, runtime), runtime, model.ropeLayout, 'f32');
 const tokens = () => TOKENS.map((t) => t % model.config.vocabSize);

@@ -4,28 +4,21 @@
  * row computed after them; a prefix no longer held is refused and nothing is written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import type { KernelRuntime } from '@edge-node/kernels';
 import type { ShardOutput } from '../src/engine/forward-shard.js';
 import { KvCache } from '../src/engine/kv-cache.js';
 import { PrefixCache, PrefixMissError } from '../src/engine/prefix-cache.js';
 import { QuantShard } from '../src/engine/quant-shard.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
-import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
+import { closeStories, openStories } from './support/stories-model.js';
 
-const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => 3 + ((from + i * 7) % 500));
 
 let runtime: KernelRuntime;
 let model: ModelFile;
-beforeAll(async () => {
-  runtime = await createKernelRuntime({ threads: 1 });
-  model = await openModel(STORIES);
-});
-afterAll(async () => {
-  await model?.close();
-  await runtime?.close();
-});
+beforeAll(async () => ({ runtime, model } = await openStories()));
+afterAll(() => closeStories({ runtime, model }));
 
 const bits = (out: ShardOutput) => Array.from(new Uint32Array((out.kind === 'logits' ? out.logits : out.hidden).slice().buffer));
 

@@ -9,21 +9,14 @@ import type { ComputeSliceOptions } from '../src/engine/compute-slices.js';
 import type { ShardOutput } from '../src/engine/forward-shard.js';
 import { QuantShard } from '../src/engine/quant-shard.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
-import { openModel } from '../src/model/open-model.js';
 import type { ModelFile } from '../src/model/model-file.js';
+import { closeStories, openStories } from './support/stories-model.js';
 
-const STORIES = `${process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models'}/stories260k/stories260K.gguf`;
 
 let runtime: KernelRuntime;
 let model: ModelFile;
-beforeAll(async () => {
-  runtime = await createKernelRuntime({ threads: 1 });
-  model = await openModel(STORIES);
-});
-afterAll(async () => {
-  await model?.close();
-  await runtime?.close();
-});
+beforeAll(async () => ({ runtime, model } = await openStories()));
+afterAll(() => closeStories({ runtime, model }));
 
 async function shardOf(slicing: ComputeSliceOptions = {}): Promise<QuantShard> {
   return new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime), runtime, model.ropeLayout, 'f16', slicing);
