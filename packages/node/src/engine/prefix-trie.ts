@@ -130,35 +130,26 @@ export class PrefixTrie<T> {
   forget(namespace: string, tokens: ArrayLike<number>, fromBlock: number): T[] {
     const path = this.walk(namespace, tokens, Infinity);
     if (fromBlock >= path.length) return [];
-    const out: T[] = [];
-    const stack = [path[Math.max(0, fromBlock)]];
-    const subtree: TrieNode<T>[] = [];
-    while (stack.length > 0) {
-      const n = stack.pop()!;
-      subtree.push(n);
-      stack.push(...n.children.values());
-    }
-    // Leaves first, so each removal leaves a valid trie.
-    for (const n of subtree.reverse()) out.push(this.remove(n));
-    return out;
+    return this.removeSubtree(path[Math.max(0, fromBlock)]);
   }
 
   /** Every block of a namespace (its layers were freed). */
   dropNamespace(namespace: string): T[] {
     const level = this.roots.get(namespace);
     if (!level) return [];
-    const out: T[] = [];
-    for (const n of [...level.values()]) {
-      const stack = [n];
-      const subtree: TrieNode<T>[] = [];
-      while (stack.length > 0) {
-        const x = stack.pop()!;
-        subtree.push(x);
-        stack.push(...x.children.values());
-      }
-      for (const x of subtree.reverse()) out.push(this.remove(x));
+    return [...level.values()].flatMap((n) => this.removeSubtree(n));
+  }
+
+  /** A node and every block below it, leaves first (so each removal leaves a valid trie); their values. */
+  private removeSubtree(root: TrieNode<T>): T[] {
+    const stack = [root];
+    const subtree: TrieNode<T>[] = [];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      subtree.push(n);
+      stack.push(...n.children.values());
     }
-    return out;
+    return subtree.reverse().map((n) => this.remove(n));
   }
 
   stats(): PrefixTrieStats {
