@@ -39,6 +39,8 @@ const WEATHER: Anthropic.Tool = {
 const ADD: Anthropic.Tool = { name: 'add', input_schema: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } };
 
 const textOf = (m: Anthropic.Message) => m.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
+/** The whole prompt of a usage: Anthropic counts what was read from a cache apart from input_tokens. */
+const total = (u: Anthropic.Usage) => u.input_tokens + (u.cache_read_input_tokens ?? 0);
 
 /** The APIError a client call throws (fails the test if it succeeds). */
 async function apiError(call: () => Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
@@ -78,13 +80,14 @@ describe('Anthropic client against a 2-node cluster', () => {
     expect(textOf(greedy).length).toBeGreaterThan(10);
     // The model has no template: the system prompt and the turn are the plain transcript, with the model's BOS.
     const promptTokens = tokenizer.encode(renderFallbackChat([{ role: 'system', content: SYSTEM }, { role: 'user', content: USER }])).length;
-    expect(greedy.usage.input_tokens).toBe(promptTokens);
+    expect(greedy.usage.input_tokens + (greedy.usage.cache_read_input_tokens ?? 0)).toBe(promptTokens);
     expect(greedy.stop_reason === 'max_tokens').toBe(greedy.usage.output_tokens === 30);
     expect(greedy.stop_sequence).toBeNull();
     // System as text blocks is the same request.
     const blocks = await client.messages.create({ model: c.modelId, system: [{ type: 'text', text: SYSTEM }], messages: [{ role: 'user', content: [{ type: 'text', text: USER }] }], max_tokens: 30, temperature: 0 });
     expect(textOf(blocks)).toBe(textOf(greedy));
-    expect(blocks.usage).toEqual(greedy.usage);
+    expect(total(blocks.usage)).toBe(total(greedy.usage));
+    expect(blocks.usage.output_tokens).toBe(greedy.usage.output_tokens);
   });
 
   it('the same greedy text through the OpenAI, Anthropic and Ollama dialects', async () => {
@@ -96,7 +99,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     expect(o.choices[0].message.content).toBe(textOf(greedy));
     expect(l.message.content).toBe(textOf(greedy));
     expect(l.eval_count).toBe(greedy.usage.output_tokens);
-    expect(l.prompt_eval_count).toBe(greedy.usage.input_tokens);
+    expect(l.prompt_eval_count).toBe(total(greedy.usage));
   });
 
   it('stop_sequences: the text ends before the first one, stop_reason "stop_sequence" names it', async () => {
@@ -131,7 +134,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     expect(final.content).toEqual(greedy.content);
     expect(final.stop_reason).toBe(greedy.stop_reason);
     expect(final.usage.output_tokens).toBe(greedy.usage.output_tokens);
-    expect(final.usage.input_tokens).toBe(greedy.usage.input_tokens);
+    expect(total(final.usage)).toBe(total(greedy.usage));
     expect(types[0]).toBe('message_start');
     expect(types[1]).toBe('content_block_start');
     expect(types.slice(2, -3).every((t) => t === 'content_block_delta')).toBe(true);
@@ -181,14 +184,14 @@ describe('Anthropic client against a 2-node cluster', () => {
     expect(['end_turn', 'max_tokens']).toContain(answer.stop_reason);
     // The result is in the prompt: a longer one costs more input tokens, exactly as count_tokens says.
     const counted = await client.messages.countTokens({ model: c.modelId, messages: conversation('21 degrees'), tools: [WEATHER], tool_choice: { type: 'none' } });
-    expect(counted.input_tokens).toBe(answer.usage.input_tokens);
+    expect(counted.input_tokens).toBe(total(answer.usage));
     const longer = await client.messages.countTokens({ model: c.modelId, messages: conversation('21 degrees, light wind from the west'), tools: [WEATHER], tool_choice: { type: 'none' } });
     expect(longer.input_tokens).toBeGreaterThan(counted.input_tokens);
   });
 
   it('count_tokens equals the usage of the same request; tools add their description', async () => {
     const counted = await client.messages.countTokens({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }] });
-    expect(counted.input_tokens).toBe(greedy.usage.input_tokens);
+    expect(counted.input_tokens).toBe(total(greedy.usage));
     const withTools = await client.messages.countTokens({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], tools: [WEATHER] });
     expect(withTools.input_tokens).toBeGreaterThan(counted.input_tokens);
   });
@@ -225,6 +228,20 @@ describe('Anthropic client against a 2-node cluster', () => {
 
     const countErr = await apiError(() => client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'Hi' }] }));
     expect(countErr.status).toBe(404);
+  });
+
+  it('a conversation sent again reads its prompt from the prefix cache: cache_read_input_tokens, input_tokens the rest, JSON and stream alike', async () => {
+    const request = { model: c.modelId, system: SYSTEM, messages: [{ role: 'user' as const, content: `${USER} Tell it again.` }], max_tokens: 8, temperature: 0 };
+    const first = await client.messages.create(request);
+    const again = await client.messages.create(request);
+    expect(textOf(again)).toBe(textOf(first));
+    expect(total(again.usage)).toBe(total(first.usage));
+    // Whole 16-token blocks of the prompt were kept by the stages after the first request.
+    expect(again.usage.cache_read_input_tokens).toBeGreaterThanOrEqual(16);
+    expect(again.usage.cache_creation_input_tokens).toBe(0);
+    const streamed = await client.messages.stream(request).finalMessage();
+    expect(streamed.usage.cache_read_input_tokens).toBeGreaterThanOrEqual(16);
+    expect(total(streamed.usage)).toBe(total(first.usage));
   });
 
   it('metrics count the Anthropic generations under their own endpoint label', async () => {

@@ -13,6 +13,14 @@ import { callAsText, toolInput } from './tool-input.js';
 
 type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
 
+/** A message's usage; the total prompt is input_tokens + cache_read_input_tokens (nothing here writes a cache for a fee). */
+interface AnthropicUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
 type ContentBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
 
 /** How the shared answer ended, in Anthropic's words (a stop string of the client's is `stop_sequence`). */
@@ -98,7 +106,9 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
           );
           recordGeneration(ctx, 'anthropic', [out.result], arrived);
           done();
-          const usage = { input_tokens: promptTokens.length, output_tokens: out.result.tokens.length };
+          // Anthropic counts prompt tokens read from a cache apart: input_tokens is the rest (the total is their sum).
+          const cached = out.result.cachedTokens ?? 0;
+          const usage = { input_tokens: promptTokens.length - cached, output_tokens: out.result.tokens.length, cache_creation_input_tokens: 0, cache_read_input_tokens: cached };
           if (stream) {
             let hasToolUse = forced && out.calls.length > 0;
             if (!forced) {
@@ -111,7 +121,7 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
                 } else stream.text((stream.wroteText ? '\n' : '') + callAsText(c));
               }
             }
-            stream.finish(anthropicStopReason(out, r, hasToolUse), usage.output_tokens);
+            stream.finish(anthropicStopReason(out, r, hasToolUse), usage);
             return;
           }
           const content = contentBlocks(out, chat);
@@ -122,7 +132,7 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
             model: ctx.modelId,
             content,
             ...anthropicStopReason(out, r, content.some((c) => c.type === 'tool_use')),
-            usage: { ...usage, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+            usage,
           };
           const text = JSON.stringify(body);
           res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'request-id': `req_${id.slice(4)}` });
@@ -199,11 +209,15 @@ class AnthropicStream {
     if (partial !== '') this.send('content_block_delta', { index: this.index, delta: { type: 'input_json_delta', partial_json: partial } });
   }
 
-  finish(stop: { stop_reason: StopReason; stop_sequence: string | null }, outputTokens: number): void {
+  /**
+   * The last events. message_start said the whole prompt as input_tokens (the cache is known only once the request
+   * opened); message_delta's usage is cumulative and carries the split, as Anthropic's does.
+   */
+  finish(stop: { stop_reason: StopReason; stop_sequence: string | null }, usage: AnthropicUsage): void {
     // An answer with no text and no call still has its (empty) text block, as the JSON answer does.
     if (this.index < 0) this.openBlock({ type: 'text', text: '' }, 'text');
     this.close();
-    this.send('message_delta', { delta: stop, usage: { output_tokens: outputTokens } });
+    this.send('message_delta', { delta: stop, usage });
     this.send('message_stop', {});
     this.sse.end();
   }
