@@ -12,8 +12,6 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { generateSyntheticModel } from '../packages/node/src/synth/synthetic-model.js';
 import { CgroupV1 } from './support/cgroup-v1.js';
 import { ClusterHarness, sleep, type RunningNode } from './support/cluster-harness.js';
 
@@ -82,16 +80,7 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
   };
 
   beforeAll(async () => {
-    const path = join(h.tempDir, 'm768x12.gguf');
-    await generateSyntheticModel({
-      preset: 'smollm2-135m',
-      config: { hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 4, headDim: 64 },
-      padVocab: false,
-      format: 'gguf',
-      dtype: 'F32',
-      seed: 7,
-      outPath: path,
-    });
+    const path = await h.syntheticGguf('m768x12.gguf', { numLayers: 12, dtype: 'F32', seed: 7 });
     // 220 MB each of a 340 MB model (weights held once, in the file's encoding): about 7 layers per node.
     // Other jobs share this machine's two cores and make every node read 1.5-3× slower at times: the nodes count
     // as busy only from 2.5× (a 10 % quota reads 5-17×).

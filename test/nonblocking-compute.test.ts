@@ -11,7 +11,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSyntheticModel } from '../packages/node/src/synth/synthetic-model.js';
 import { CgroupV1 } from './support/cgroup-v1.js';
 import { ClusterHarness, sleep, type RunningNode } from './support/cluster-harness.js';
 
@@ -53,16 +52,7 @@ describe.skipIf(!canThrottle)('compute never blocks a node', () => {
     })();
 
   beforeAll(async () => {
-    const path = join(h.tempDir, 'm768x8-q8.gguf');
-    await generateSyntheticModel({
-      preset: 'smollm2-135m',
-      config: { hiddenSize: 768, intermediateSize: 2048, numLayers: 8, numHeads: 12, numKvHeads: 4, headDim: 64 },
-      padVocab: false,
-      format: 'gguf',
-      dtype: 'Q8_0',
-      seed: 3,
-      outPath: path,
-    });
+    const path = await h.syntheticGguf('m768x8-q8.gguf', { numLayers: 8, dtype: 'Q8_0', seed: 3 });
     const args = ['--model', path, '--no-mdns', '--split', '4,4', '--context', '1024'];
     a = await h.startNode({ name: 'a', args });
     b = await h.startNode({ name: 'b', args: [...args, '--bootstrap', a.addresses[0]] });

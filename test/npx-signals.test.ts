@@ -46,6 +46,19 @@ describe('npx edge-node start', () => {
       const code = await Promise.race([exited, sleep(10_000).then(() => 'still running' as const)]);
       expect(code, out).not.toBe('still running');
       expect(out).toContain(`stopping (${signal})`);
+      // Nothing of the group is left: the node itself exited, not only npm (signal 0 to a group that is gone throws).
+      const groupGone = async () => {
+        for (let waited = 0; waited < 5_000; waited += 100) {
+          try {
+            process.kill(-npx.pid!, 0);
+          } catch {
+            return true;
+          }
+          await sleep(100);
+        }
+        return false;
+      };
+      expect(await groupGone(), out).toBe(true);
     }, 60_000);
   }
 });

@@ -13,6 +13,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type Wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateSyntheticModel } from '../../packages/node/src/synth/synthetic-model.js';
 import { promisify } from 'node:util';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -173,6 +174,24 @@ export class ClusterHarness {
   }
 
   /** Data dir used for a node name unless another is given. */
+  /**
+   * A random-weight GGUF of a 768-wide SmolLM2-like shape (12 heads, 4 KV heads, FFN 2048) in the temp dir: big
+   * enough that a stage computes for real, small enough to generate in seconds.
+   */
+  async syntheticGguf(file: string, o: { numLayers: number; dtype: 'F32' | 'Q8_0'; seed: number }): Promise<string> {
+    const outPath = join(this.tempDir, file);
+    await generateSyntheticModel({
+      preset: 'smollm2-135m',
+      config: { hiddenSize: 768, intermediateSize: 2048, numLayers: o.numLayers, numHeads: 12, numKvHeads: 4, headDim: 64 },
+      padVocab: false,
+      format: 'gguf',
+      dtype: o.dtype,
+      seed: o.seed,
+      outPath,
+    });
+    return outPath;
+  }
+
   dataDirFor(name: string): string {
     return join(this.tempDir, name);
   }

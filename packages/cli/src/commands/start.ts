@@ -7,6 +7,7 @@ import {
   DEMO_MODEL_PATH,
   createConsoleLogger,
   type LogLevel,
+  LOG_LEVELS,
   DEFAULT_QUEUE_LENGTH,
   parseClusterKey,
   readClusterKeyFile,
@@ -68,7 +69,6 @@ Options:
                            ggml 8-bit blocks, 0.53× f16, for heads of a multiple of 32)
 `;
 
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** Parses "8G", "512M", "1073741824" into bytes. */
 export function parseByteSize(value: string, flag: string): number {
@@ -177,7 +177,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
     ...(parallel !== undefined ? { concurrency: parallel } : {}),
-    ...(v.model !== undefined ? { modelPath: existsSync(v.model) || parseHubModelRef(v.model) === null ? resolve(v.model) : v.model } : {}),
+    ...(v.model !== undefined ? { modelPath: existsSync(v.model) ? resolve(v.model) : v.model } : {}),
     ...(v.model === undefined && v['model-from-peers'] === true ? { modelFromPeers: true } : {}),
     ...(noModel ? { relayOnly: true } : {}),
     hub: {

@@ -98,7 +98,7 @@ export class DeviceWatch {
     const now = Date.now();
     const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
     const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
-    if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe(now);
+    if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe(now).catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
     const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
     const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
     const slowdown = estimate === null ? this.load.slowdown : announcedSlowdown(this.load.slowdown, estimate, this.opts.slowdown);

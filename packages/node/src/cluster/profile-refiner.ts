@@ -1,4 +1,5 @@
 import type { NodeLogger } from '../network/node-logger.js';
+import { turnEventLoop } from '../engine/compute-slices.js';
 import type { DeviceProfile } from './device-profile.js';
 import type { Membership } from './membership.js';
 
@@ -45,7 +46,7 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
   const due = [...opts.delaysMs].sort((a, b) => a - b);
 
   const between = async (): Promise<void> => {
-    await new Promise((r) => setImmediate(r));
+    await turnEventLoop();
     if (opts.isBusy()) throw new WorkArrived('a request arrived');
   };
 

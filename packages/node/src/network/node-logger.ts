@@ -8,6 +8,8 @@ export interface NodeLogger {
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** Every level, least severe first. */
+export const LOG_LEVELS = Object.keys(ORDER) as readonly LogLevel[];
 
 export interface ConsoleLoggerOptions {
   level?: LogLevel;
