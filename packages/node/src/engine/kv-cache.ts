@@ -130,6 +130,7 @@ export class KvCache implements ShardKvCache {
 
   /** Writes rows read by `readRows` at `start` (which must be the cache's length); the length grows by `count`. */
   writeRows(start: number, count: number, rows: Uint8Array): void {
+    if (this.held) throw new ShardInputError('a KV cache cannot be overwritten while a forward pass is using it');
     if (start !== this.length || start + count > this.capacity) throw new ShardInputError(`cannot write positions [${start}, ${start + count}) to a cache holding ${this.length} of ${this.capacity}`);
     if (rows.length !== this.rowsBytes(count)) throw new ShardInputError(`${rows.length} bytes of KV rows do not fit ${count} positions of this cache (${this.rowsBytes(count)} bytes)`);
     const n = count * this.rowBytes;

@@ -121,13 +121,7 @@ export class PrefixCache {
     return this.held(namespace, Array.prototype.slice.call(tokens, 0, blocks * PREFIX_BLOCK_TOKENS) as number[]);
   }
 
-  /** Forgets a namespace's blocks (its layers were freed and no plan uses them). */
-  drop(namespace: string): void {
-    this.trie.dropNamespace(namespace);
-  }
-
   stats(): PrefixCacheStats {
-    const t = this.trie.stats();
-    return { budgetBytes: t.budgetBytes, bytes: t.bytes, blocks: t.blocks, hits: this.hits, misses: this.misses, cachedTokens: this.cachedTokens, evictedBlocks: t.evictedBlocks };
+    return { ...this.trie.stats(), hits: this.hits, misses: this.misses, cachedTokens: this.cachedTokens };
   }
 }

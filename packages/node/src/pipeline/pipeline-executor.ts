@@ -138,8 +138,6 @@ interface Running {
   opened: number;
   /** Positions of the prompt every stage of the route holds in its prefix cache, from the first token's `held`. */
   held: number;
-  /** Positions of the current opening taken from the stages' prefix caches. */
-  cached: number;
 }
 
 /**
@@ -164,7 +162,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null, opened: 0, held: 0, cached: 0 };
+    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null, opened: 0, held: 0 };
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
@@ -372,7 +370,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
           this.prefixUse.hits++;
           this.prefixUse.cachedTokens += prefix;
         }
-        run.request.onCachedTokens?.(run.cached);
+        run.request.onCachedTokens?.(prefix);
         if (directory && !run.request.embed && run.held > 0) directory.record(run.route, tokens, run.held);
         return token;
       } catch (err) {
@@ -397,7 +395,6 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const ids = Int32Array.from(tokens);
     run.opened = tokens.length;
     run.held = 0;
-    run.cached = prefix;
     run.step = 0;
     run.tokenAt = null; // a (re)opened route starts with a prefill step, which has no coordinator gap before it
     const first = this.awaitToken(run, 0);

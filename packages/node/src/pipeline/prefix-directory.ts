@@ -30,10 +30,6 @@ export class PrefixDirectory {
   forget(route: Route, tokens: readonly number[], held: number): void {
     this.trie.forget(namespaceOf(route), tokens, Math.floor(held / PREFIX_BLOCK_TOKENS));
   }
-
-  get blocks(): number {
-    return this.trie.stats().blocks;
-  }
 }
 
 /** A route's stages and their layers: the stages' caches are per layer range, so another split holds nothing. */
