@@ -106,7 +106,7 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
       for (let j = 0; j < rows * cols && firstDiff < 0; j++) if (ours[j] !== theirs[j]) firstDiff = j;
       expect(firstDiff, firstDiff >= 0 ? `value ${firstDiff}: ours ${arena.f32(deq, rows * cols)[firstDiff]}, ggml ${dequantized[firstDiff]}` : '').toBe(-1);
 
-      const nAct = 6;
+      const nAct = 19; // two groups of eight (the relaxed build's widest) and three rows over
       const x = arena.alloc(nAct * cols * 4);
       const xs = Float32Array.from({ length: nAct * cols }, (_, j) => rand() * (1 + (j % 11 === 0 ? 4 : 0)));
       arena.f32(x, nAct * cols).set(xs);
@@ -150,12 +150,13 @@ describe.skipIf(skip !== undefined)('quantised products against ggml', () => {
         }
       }
 
-      // Batch invariance: one activation row alone, a sub-batch (3 rows go through the four-row product with a row
-      // repeated), and sub-ranges of weight rows give the same bits.
+      // Batch invariance: one activation row alone, sub-batches (3 rows go through the four-row product with a row
+      // repeated; 8 and more through the relaxed build's eight-row one, then the rest), and sub-ranges of weight rows
+      // give the same bits.
       const part = arena.alloc(nAct * rows * 4);
       const bits = (p: number, n: number) => Array.from(new Uint32Array(arena.memory.buffer, p, n));
       const gotBits = Array.from(new Uint32Array(got.buffer));
-      for (const [r0, r1, i0, n] of [[0, rows, 3, 1], [0, rows, 1, 4], [5, 11, 2, 1], [1, 13, 0, 5], [7, 8, 5, 1], [0, 3, 0, 6], [0, rows, 1, 2], [2, 9, 3, 3], [0, rows, 0, 3]]) {
+      for (const [r0, r1, i0, n] of [[0, rows, 3, 1], [0, rows, 1, 4], [5, 11, 2, 1], [1, 13, 0, 5], [7, 8, 5, 1], [0, 3, 0, 6], [0, rows, 1, 2], [2, 9, 3, 3], [0, rows, 0, 3], [0, rows, 3, 8], [4, 13, 1, 9], [0, rows, 2, 15], [3, 12, 0, 17], [0, rows, 0, 18]]) {
         arena.f32(part, nAct * rows).fill(Number.NaN);
         arena.kernels.matmul(type.id, w.ptr, cols, r0, r1, act + i0 * actBytes, actBytes, n, part, rows);
         for (let i = 0; i < n; i++) {

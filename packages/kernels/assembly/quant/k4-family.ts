@@ -221,3 +221,115 @@ import { minsDot, minsK4, scalesK4 } from './k-scales';
   store<f32>(o3, hsum(s3));
 }
 
+
+// The eight rows' float sums, in globals (one per instance, so per thread): kept in registers across the super-block
+// loop they pushed the integer accumulators out of them.
+let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+
+/**
+ * rowDotK4 for eight consecutive activation rows (row-tiles.ts's RowDot8), relaxed build only: each sub-block is
+ * unpacked once for the eight, and the eight integer accumulators, the two weight vectors, the scale and the
+ * activations of one row fit the 16 vector registers (the float sums, touched once a super-block, are what V8 spills).
+ * Each output gets rowDotK4's float operations in its order.
+ */
+// @ts-ignore: decorator
+@inline export function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+  const layout = changetype<L>(0);
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
+  g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * layout.blockBytes();
+    let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
+    if (layout.hasFifth()) {
+      h0 = laneOrder(v128.load(p + 16));
+      h1 = laneOrder(v128.load(p + 32));
+    }
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+    let sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+    let q = p + layout.qsAt();
+    let a = aqOff + (<usize>b << 8);
+    // Pair k: sub-block 2k from the low nibbles, 2k+1 from the high ones, written out (a loop over the two halves
+    // put a stack check and a branch on every half).
+    for (let k = 0; k < 4; k++) {
+      const v0 = laneOrder(v128.load(q)), v1 = laneOrder(v128.load(q, 16));
+      let n0 = nibLo(v0), n1 = nibLo(v1);
+      if (layout.hasFifth()) {
+        const m10 = v128.load(MASK_10);
+        n0 = v128.or(n0, fifthLo(h0, m10));
+        n1 = v128.or(n1, fifthLo(h1, m10));
+      }
+      let scale = i32x4.shuffle(sA, sA, 0, 0, 0, 0);
+      i0 = scaledDot(i0, n0, n1, a0 + a, scale);
+      i1 = scaledDot(i1, n0, n1, a1 + a, scale);
+      i2 = scaledDot(i2, n0, n1, a2 + a, scale);
+      i3 = scaledDot(i3, n0, n1, a3 + a, scale);
+      i4 = scaledDot(i4, n0, n1, a4 + a, scale);
+      i5 = scaledDot(i5, n0, n1, a5 + a, scale);
+      i6 = scaledDot(i6, n0, n1, a6 + a, scale);
+      i7 = scaledDot(i7, n0, n1, a7 + a, scale);
+      n0 = nibHi(v0);
+      n1 = nibHi(v1);
+      if (layout.hasFifth()) {
+        const m10 = v128.load(MASK_10);
+        n0 = v128.or(n0, fifthHi(h0, m10));
+        n1 = v128.or(n1, fifthHi(h1, m10));
+      }
+      scale = i32x4.shuffle(sA, sA, 1, 1, 1, 1);
+      const ah = a + 32;
+      i0 = scaledDot(i0, n0, n1, a0 + ah, scale);
+      i1 = scaledDot(i1, n0, n1, a1 + ah, scale);
+      i2 = scaledDot(i2, n0, n1, a2 + ah, scale);
+      i3 = scaledDot(i3, n0, n1, a3 + ah, scale);
+      i4 = scaledDot(i4, n0, n1, a4 + ah, scale);
+      i5 = scaledDot(i5, n0, n1, a5 + ah, scale);
+      i6 = scaledDot(i6, n0, n1, a6 + ah, scale);
+      i7 = scaledDot(i7, n0, n1, a7 + ah, scale);
+      sA = i32x4.shuffle(sA, sB, 2, 3, 4, 5);
+      sB = i32x4.shuffle(sB, sB, 2, 3, 2, 3);
+      if (layout.hasFifth()) {
+        h0 = i16x8.shr_u(h0, 2);
+        h1 = i16x8.shr_u(h1, 2);
+      }
+      q += 32;
+      a += 64;
+    }
+    const d = halfScale(load<u16>(p)), dmin = halfScale(load<u16>(p, 2));
+    const mins = minsK4(p + 4);
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    g0 = blockSum(g0, i0, d, dmin, mins, a0, so, xo);
+    g1 = blockSum(g1, i1, d, dmin, mins, a1, so, xo);
+    g2 = blockSum(g2, i2, d, dmin, mins, a2, so, xo);
+    g3 = blockSum(g3, i3, d, dmin, mins, a3, so, xo);
+    g4 = blockSum(g4, i4, d, dmin, mins, a4, so, xo);
+    g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
+    g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
+    g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
+  }
+  store<f32>(o0, hsum(g0));
+  store<f32>(o0 + outStep, hsum(g1));
+  store<f32>(o0 + 2 * outStep, hsum(g2));
+  store<f32>(o0 + 3 * outStep, hsum(g3));
+  store<f32>(o0 + 4 * outStep, hsum(g4));
+  store<f32>(o0 + 5 * outStep, hsum(g5));
+  store<f32>(o0 + 6 * outStep, hsum(g6));
+  store<f32>(o0 + 7 * outStep, hsum(g7));
+}
+
+/** isum + scale · (the 32 unsigned weights n0, n1 · the 32 int8 activations at a): relaxed build only. */
+// @ts-ignore: decorator
+@inline function scaledDot(isum: v128, n0: v128, n1: v128, a: usize, scale: v128): v128 {
+  return i32x4.add(isum, i32x4.mul(udot32(n0, n1, a), scale));
+}
+
+/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order. */
+// @ts-ignore: decorator
+@inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
+  const xd = load<f32>(ad + xo);
+  return f32x4.add(s, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+}

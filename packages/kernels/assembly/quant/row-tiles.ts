@@ -27,27 +27,57 @@ export function matmulRows(rowDot: RowDot, w: usize, rowBytes: usize, nb: i32, r
  */
 export type RowDot4 = (wr: usize, a0: usize, a1: usize, a2: usize, a3: usize, nb: i32, o0: usize, o1: usize, o2: usize, o3: usize) => void;
 
-/**
- * matmulRows with batches taken four activation rows at a time. Three rows left over also go through RowDot4 — the
- * last row repeated, or after a full group the last four rows, recomputing one — one unpacking of the weights instead
- * of three (CPU time, 16384 × 1024: three rows 23–29 % faster on Q4_K, Q6_K and Q8_0, seven 9–13 %). Two rows left
- * over stay single: padded to four they were slower on Q4_K, the type whose batches cost least.
- */
+/** matmulRows with batches taken four activation rows at a time (restRows). */
 export function matmulRows4(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
-  const full = nAct & ~3;
-  // Three rows left over: the last four rows (or, in a batch of three, rows 0, 1, 2, 2); j clamps to the last row.
-  const padded = (nAct & 3) == 3;
-  const first = nAct >= 4 ? nAct - 4 : 0;
-  const last = nAct - 1;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
-    for (let i = 0; i < full; i += 4) fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>i * ab, ab, out + <usize>i * outStep, outStep, 1, 2, 3);
-    if (padded) {
-      fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>first * ab, ab, out + <usize>first * outStep, outStep, min(first + 1, last) - first, min(first + 2, last) - first, min(first + 3, last) - first);
-      continue;
+    restRows(rowDot, rowDot4, w, rowBytes, nb, t0, t1, act, ab, 0, nAct, out, outStep);
+  }
+}
+
+/**
+ * The same product for eight consecutive activation rows (at a0, a0 + ab, …; outputs at o0, o0 + outStep, …), with
+ * each output's bits exactly those RowDot gives it.
+ */
+export type RowDot8 = (wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize) => void;
+
+/**
+ * matmulRows4 with batches taken eight activation rows at a time first (each weight block unpacked once for eight
+ * rows), the rest as matmulRows4 takes them. Only the relaxed build's products have a RowDot8: its eight integer
+ * accumulators, the unpacked weights and the activations fit x64's 16 vector registers; SIMD128's widened ones do not.
+ */
+export function matmulRows8(rowDot: RowDot, rowDot4: RowDot4, rowDot8: RowDot8, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const outStep = <usize>outStride << 2;
+  const ab = <usize>actBytes;
+  const full = nAct & ~7;
+  for (let t0 = row0; t0 < row1; t0 += TILE) {
+    const t1 = min(t0 + TILE, row1);
+    for (let i = 0; i < full; i += 8) {
+      const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) rowDot8(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
     }
+    restRows(rowDot, rowDot4, w, rowBytes, nb, t0, t1, act, ab, full, nAct, out, outStep);
+  }
+}
+
+/**
+ * Weight rows [t0, t1) against activation rows [i0, nAct), four at a time. Three rows left over also go through
+ * RowDot4 — the last row repeated, or after a full group the last four rows, recomputing one — one unpacking of the
+ * weights instead of three (CPU time, 16384 × 1024: three rows 23–29 % faster on Q4_K, Q6_K and Q8_0, seven 9–13 %).
+ * Two rows left over stay single: padded to four they were slower on Q4_K, the type whose batches cost least.
+ */
+// @ts-ignore: decorator
+@inline function restRows(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, t0: i32, t1: i32, act: usize, ab: usize, i0: i32, nAct: i32, out: usize, outStep: usize): void {
+  const full = i0 + ((nAct - i0) & ~3);
+  for (let i = i0; i < full; i += 4) fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>i * ab, ab, out + <usize>i * outStep, outStep, 1, 2, 3);
+  if (((nAct - i0) & 3) == 3) {
+    // The last four rows (or, in a batch of three, rows 0, 1, 2, 2); j clamps to the last row.
+    const first = nAct >= 4 ? nAct - 4 : 0;
+    const last = nAct - 1;
+    fourRows(rowDot4, w, rowBytes, nb, t0, t1, act + <usize>first * ab, ab, out + <usize>first * outStep, outStep, min(first + 1, last) - first, min(first + 2, last) - first, min(first + 3, last) - first);
+  } else {
     for (let i = full; i < nAct; i++) {
       const ad = act + <usize>i * ab;
       const o = out + <usize>i * outStep;
