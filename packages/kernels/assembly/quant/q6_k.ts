@@ -7,7 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
+import { matmulRows4, matmulRows8 } from './row-tiles';
 import { dot16, hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_30, pin } from '../simd';
 import { KACT_BYTES, nibHi, nibLo, udot16, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -203,7 +203,116 @@ function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   store<f32>(o3, hsum(s3));
 }
 
+// The eight rows' float sums of rowQ6_K_8, in globals (one per instance, so per thread): in registers across the
+// super-block loop they pushed the integer accumulators out of them.
+let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+
+/**
+ * rowDot for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
+ * eight, and each output gets rowDot's float operations in its order.
+ */
+function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+  const m30 = v128.load(MASK_30);
+  const sumsOff = <usize>nb << 2;
+  const aqOff = <usize>nb * 36;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
+  g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    const aq = aqOff + (<usize>b << 8);
+    for (let h = 0; h < 2; h++) {
+      for (let g = 0; g < 2; g++) {
+        const ql = p + (<usize>h << 6) + (<usize>g << 4), qh = p + 128 + (<usize>h << 5) + (<usize>g << 4);
+        const sc = p + 192 + (<usize>h << 3) + <usize>g;
+        const l0 = laneOrder(v128.load(ql)), l1 = laneOrder(v128.load(ql + 32)), hb = laneOrder(v128.load(qh));
+        const ag = aq + (<usize>h << 7) + (<usize>g << 4);
+        // The four runs of 16 (see the file's head), written out.
+        let w = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
+        let scale = i32x4.splat(load<i8>(sc));
+        let a = ag;
+        i0 = scaledDot16(i0, w, a0 + a, scale);
+        i1 = scaledDot16(i1, w, a1 + a, scale);
+        i2 = scaledDot16(i2, w, a2 + a, scale);
+        i3 = scaledDot16(i3, w, a3 + a, scale);
+        i4 = scaledDot16(i4, w, a4 + a, scale);
+        i5 = scaledDot16(i5, w, a5 + a, scale);
+        i6 = scaledDot16(i6, w, a6 + a, scale);
+        i7 = scaledDot16(i7, w, a7 + a, scale);
+        w = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
+        scale = i32x4.splat(load<i8>(sc, 2));
+        a = ag + 32;
+        i0 = scaledDot16(i0, w, a0 + a, scale);
+        i1 = scaledDot16(i1, w, a1 + a, scale);
+        i2 = scaledDot16(i2, w, a2 + a, scale);
+        i3 = scaledDot16(i3, w, a3 + a, scale);
+        i4 = scaledDot16(i4, w, a4 + a, scale);
+        i5 = scaledDot16(i5, w, a5 + a, scale);
+        i6 = scaledDot16(i6, w, a6 + a, scale);
+        i7 = scaledDot16(i7, w, a7 + a, scale);
+        w = v128.or(nibHi(l0), v128.and(hb, m30));
+        scale = i32x4.splat(load<i8>(sc, 4));
+        a = ag + 64;
+        i0 = scaledDot16(i0, w, a0 + a, scale);
+        i1 = scaledDot16(i1, w, a1 + a, scale);
+        i2 = scaledDot16(i2, w, a2 + a, scale);
+        i3 = scaledDot16(i3, w, a3 + a, scale);
+        i4 = scaledDot16(i4, w, a4 + a, scale);
+        i5 = scaledDot16(i5, w, a5 + a, scale);
+        i6 = scaledDot16(i6, w, a6 + a, scale);
+        i7 = scaledDot16(i7, w, a7 + a, scale);
+        w = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
+        scale = i32x4.splat(load<i8>(sc, 6));
+        a = ag + 96;
+        i0 = scaledDot16(i0, w, a0 + a, scale);
+        i1 = scaledDot16(i1, w, a1 + a, scale);
+        i2 = scaledDot16(i2, w, a2 + a, scale);
+        i3 = scaledDot16(i3, w, a3 + a, scale);
+        i4 = scaledDot16(i4, w, a4 + a, scale);
+        i5 = scaledDot16(i5, w, a5 + a, scale);
+        i6 = scaledDot16(i6, w, a6 + a, scale);
+        i7 = scaledDot16(i7, w, a7 + a, scale);
+      }
+    }
+    const s8 = v128.load(p + 192);
+    const d = halfScale(load<u16>(p, 208));
+    const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
+    g0 = blockSum(g0, i0, s8, d, a0, so, xo);
+    g1 = blockSum(g1, i1, s8, d, a1, so, xo);
+    g2 = blockSum(g2, i2, s8, d, a2, so, xo);
+    g3 = blockSum(g3, i3, s8, d, a3, so, xo);
+    g4 = blockSum(g4, i4, s8, d, a4, so, xo);
+    g5 = blockSum(g5, i5, s8, d, a5, so, xo);
+    g6 = blockSum(g6, i6, s8, d, a6, so, xo);
+    g7 = blockSum(g7, i7, s8, d, a7, so, xo);
+  }
+  store<f32>(o0, hsum(g0));
+  store<f32>(o0 + outStep, hsum(g1));
+  store<f32>(o0 + 2 * outStep, hsum(g2));
+  store<f32>(o0 + 3 * outStep, hsum(g3));
+  store<f32>(o0 + 4 * outStep, hsum(g4));
+  store<f32>(o0 + 5 * outStep, hsum(g5));
+  store<f32>(o0 + 6 * outStep, hsum(g6));
+  store<f32>(o0 + 7 * outStep, hsum(g7));
+}
+
+/** isum + scale · (16 weights w · the 16 int8 activations at a): relaxed build only. */
+// @ts-ignore: decorator
+@inline function scaledDot16(isum: v128, w: v128, a: usize, scale: v128): v128 {
+  return i32x4.add(isum, i32x4.mul(udot16(w, a, i32x4.splat(0)), scale));
+}
+
+/** s plus one super-block's contribution for the activation row at ad: rowDot's float operations, in its order. */
+// @ts-ignore: decorator
+@inline function blockSum(s: v128, isum: v128, s8: v128, d: f32, ad: usize, so: usize, xo: usize): v128 {
+  return f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
+}
+
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4(rowQ6_K, rowQ6_K_4, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8(rowQ6_K, rowQ6_K_4, rowQ6_K_8, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4(rowQ6_K, rowQ6_K_4, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
