@@ -9,6 +9,7 @@ import { generate, type GenerationResult } from './generate.js';
 import type { EmbedOptions, Generator, GeneratorOptions } from './generator.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
+import { NodeSpeculation, type SpeculationReport } from './speculation.js';
 import { embeddingRequest } from './embedding-request.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
@@ -21,6 +22,8 @@ function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
+  /** Speculative decoding (prompt lookup) for requests that do not say (default false). */
+  speculate?: boolean;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
 }
@@ -38,6 +41,7 @@ export class LocalModel implements Generator {
     readonly executor: LocalExecutor,
     readonly contextLength: number,
     readonly vocabulary: () => TokenVocabulary,
+    private readonly speculating: NodeSpeculation,
   ) {}
 
   static async open(path: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
@@ -52,7 +56,7 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary);
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? false));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();
@@ -80,12 +84,21 @@ export class LocalModel implements Generator {
     return this.executor.embed(embeddingRequest(opts));
   }
 
-  generate(opts: GeneratorOptions): Promise<GenerationResult> {
-    return generate(this.executor, this.tokenizer, {
-      ...opts,
+  async generate(opts: GeneratorOptions): Promise<GenerationResult> {
+    const { speculate, ...rest } = opts;
+    const speculation = this.speculating.optionsFor(speculate);
+    const result = await generate(this.executor, this.tokenizer, {
+      ...rest,
       addBos: opts.addBos ?? this.model.config.addBosToken,
       contextLength: this.contextLength,
+      ...(speculation ? { speculation } : {}),
     });
+    this.speculating.count(result.speculation);
+    return result;
+  }
+
+  speculation(): SpeculationReport {
+    return this.speculating.report();
   }
 
   async close(): Promise<void> {
