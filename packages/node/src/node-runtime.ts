@@ -69,6 +69,8 @@ export interface EdgeNodeOptions {
   queueLength?: number;
   /** Bytes of KV blocks kept across requests for conversations that continue (`--prefix-cache`; 0 disables; default 256 MiB). */
   prefixCacheBytes?: number;
+  /** Speculative decoding (prompt-lookup drafts) for requests that do not say (`--speculate`; default on). */
+  speculate?: boolean;
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;
@@ -262,6 +264,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
+      ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
       onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),

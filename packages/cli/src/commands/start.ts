@@ -16,7 +16,7 @@ import {
   parseHubModelRef,
   type EdgeNodeOptions,
 } from '@edge-node/node';
-import { intOption, numberOption } from '../option-parsers.js';
+import { intOption, numberOption, onOff } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { chooseDefaultModel } from '../default-model.js';
@@ -56,6 +56,9 @@ Options:
   --context N              context limit per request in tokens (default: the model's, at most 4096)
   --prefix-cache BYTES     KV blocks kept across requests, so a conversation's next turn (or a shared system
                            prompt) computes only its new tokens (default 256M; 0 disables); suffixes K, M, G
+  --speculate on|off       speculative decoding (default on): drafts from the conversation itself (prompt lookup)
+                           verified several tokens per pass through the ring; the same text, fewer walks; it backs
+                           off by itself where drafts are rejected. A request's "speculate" field overrides it
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
@@ -113,6 +116,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
         'prefix-cache': { type: 'string' },
+        speculate: { type: 'string' },
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
@@ -173,6 +177,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(queueLength !== undefined ? { queueLength } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
+    ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),

@@ -32,6 +32,8 @@ export interface AnswerJob {
   tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
   /** false: compute the whole prompt even where the stages' prefix caches hold some of it. Default true. */
   prefixCache?: boolean;
+  /** Speculative decoding for this answer (absent: the node's default). */
+  speculate?: boolean;
 }
 
 export type AnswerFinish = 'stop' | 'length' | 'tool_calls';
@@ -85,6 +87,7 @@ export async function generateAnswer(generator: Generator, job: AnswerJob, onEve
     ...(job.grammar ? { grammar: job.grammar } : {}),
     ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
     ...(job.prefixCache === false ? { prefixCache: false } : {}),
+    ...(job.speculate !== undefined ? { speculate: job.speculate } : {}),
     ...(onEvent
       ? {
           onToken: (_t: number, lp: TokenLogprob | null) => {

@@ -15,6 +15,8 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** Choices to generate for the one prompt (`n`). */
   n: number;
+  /** edge-node's `speculate` extension: speculative decoding on or off for this request (absent: the node's `--speculate`). */
+  speculate?: boolean;
 }
 
 /** Most choices one request may ask for (`n`): each runs as its own sequence through the pipeline. */
@@ -85,7 +87,8 @@ export function parseGenerationParams(b: JsonObject): GenerationParams {
     if (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)) throw invalidRequest('"stream_options" must be an object', 'stream_options', 'invalid_type');
     includeUsage = optionalBoolean(b.stream_options as JsonObject, 'include_usage', false);
   }
-  return { model: b.model, maxTokens, sampling, stop, stream, includeUsage, ignoreEos: optionalBoolean(b, 'ignore_eos', false), n };
+  const speculate = b.speculate === undefined || b.speculate === null ? undefined : optionalBoolean(b, 'speculate', false);
+  return { model: b.model, maxTokens, sampling, stop, stream, includeUsage, ignoreEos: optionalBoolean(b, 'ignore_eos', false), n, ...(speculate !== undefined ? { speculate } : {}) };
 }
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' };

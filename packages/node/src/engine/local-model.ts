@@ -22,7 +22,7 @@ function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
-  /** Speculative decoding (prompt lookup) for requests that do not say (default false). */
+  /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default true). */
   speculate?: boolean;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
@@ -56,7 +56,7 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? false));
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? true));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();

@@ -64,7 +64,7 @@ export interface ClusterPipelineOptions {
   replanPolicy?: ReplanPolicy;
   /** Bytes of KV blocks this node's stage keeps across requests (`--prefix-cache`; 0 disables). Default 256 MiB. */
   prefixCacheBytes?: number;
-  /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default false. */
+  /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default true. */
   speculate?: boolean;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
@@ -127,7 +127,7 @@ export class ClusterPipeline implements Generator {
   private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
-    this.speculating = new NodeSpeculation(opts.speculate ?? false);
+    this.speculating = new NodeSpeculation(opts.speculate ?? true);
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.

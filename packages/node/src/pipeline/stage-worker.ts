@@ -155,7 +155,8 @@ export class StageWorker {
 
   /** An error frame to the request's coordinator (and the request freed here). */
   private failure(frame: ActFrame, session: Session | undefined, err: unknown): Outgoing[] {
-    const opening = session?.opening ?? frame.open;
+    // A frame refused before its turn began (out of order, a bad position) still reaches its request's coordinator.
+    const opening = session?.opening ?? this.sessions.get(frame.rid)?.opening ?? frame.open;
     this.free(frame.rid);
     if (!opening) {
       this.opts.log.warn(`dropped frame for unknown request ${frame.rid}: ${(err as Error).message}`);
