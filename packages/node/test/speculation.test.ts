@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { promptLookupDraft } from '../src/engine/prompt-lookup.js';
+import { predictionDrafter } from '../src/engine/predicted-draft.js';
 import { chooseDraftLength, expectedTokensPerWalk } from '../src/engine/draft-length.js';
 import { DraftTuner, PassCost } from '../src/engine/speculation.js';
 import { verifyDraft } from '../src/engine/draft-verification.js';
@@ -28,6 +29,19 @@ describe('promptLookupDraft', () => {
     expect(promptLookupDraft([1, 2, 1, 2], 0)).toEqual([]);
     expect(promptLookupDraft([], 3)).toEqual([]);
     expect(() => promptLookupDraft([1], 1, { minNgram: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('predictionDrafter', () => {
+  const draft = predictionDrafter([10, 11, 12, 13, 14, 15]);
+  it('drafts the prediction’s next tokens while the output follows it', () => {
+    expect(draft([1, 2], 3, 2)).toEqual([10, 11, 12]);
+    expect(draft([1, 2, 10, 11], 3, 2)).toEqual([12, 13, 14]);
+  });
+  it('picks the prediction up again by lookup once the output departs from it', () => {
+    // The output wrote 99 instead of 12, then 13: the tail [13] continues with 14, 15 in the prediction.
+    expect(draft([1, 2, 10, 11, 99, 13], 2, 2)).toEqual([14, 15]);
+    expect(draft([1, 2, 77], 2, 2)).toEqual([]);
   });
 });
 
@@ -64,18 +78,18 @@ describe('DraftTuner', () => {
 
   it('backs off to plain steps when drafts are rejected, still probing one token now and then', () => {
     const t = new DraftTuner({ drafter: always, maxDraft: 8, cost: new PassCost() });
-    expect(t.draft([1, 2, 3], 100).length).toBeGreaterThan(0);
+    expect(t.draft([1, 2, 3], 100, 1).length).toBeGreaterThan(0);
     for (let i = 0; i < 30; i++) t.record(3, 0, 10);
     expect(t.acceptance).toBeLessThan(0.11);
-    const sizes = Array.from({ length: 16 }, () => t.draft([1, 2, 3], 100).length);
+    const sizes = Array.from({ length: 16 }, () => t.draft([1, 2, 3], 100, 1).length);
     expect(sizes.filter((n) => n > 0)).toEqual([1, 1]);
   });
 
   it('drafts up to its limit when everything is accepted, never past the tokens left', () => {
     const t = new DraftTuner({ drafter: always, maxDraft: 6, cost: new PassCost() });
     for (let i = 0; i < 10; i++) t.record(4, 4, 10);
-    expect(t.draft([1], 100)).toHaveLength(6);
-    expect(t.draft([1], 2)).toHaveLength(2);
+    expect(t.draft([1], 100, 1)).toHaveLength(6);
+    expect(t.draft([1], 2, 1)).toHaveLength(2);
     expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50 });
   });
 });

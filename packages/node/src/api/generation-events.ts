@@ -34,6 +34,8 @@ export interface AnswerJob {
   prefixCache?: boolean;
   /** Speculative decoding for this answer (absent: the node's default). */
   speculate?: boolean;
+  /** The output expected (token ids): drafts come from it first. */
+  prediction?: number[];
 }
 
 export type AnswerFinish = 'stop' | 'length' | 'tool_calls';
@@ -88,6 +90,7 @@ export async function generateAnswer(generator: Generator, job: AnswerJob, onEve
     ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
     ...(job.prefixCache === false ? { prefixCache: false } : {}),
     ...(job.speculate !== undefined ? { speculate: job.speculate } : {}),
+    ...(job.prediction ? { prediction: job.prediction } : {}),
     ...(onEvent
       ? {
           onToken: (_t: number, lp: TokenLogprob | null) => {

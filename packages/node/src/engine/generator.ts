@@ -16,8 +16,10 @@ export interface EmbedOptions {
 /** A request as a generator takes it: BOS defaults to what the model asks for, the context is the generator's. */
 export type GeneratorOptions = Omit<GenerateOptions, 'addBos' | 'contextLength' | 'speculation'> & {
   addBos?: boolean;
-  /** Speculative decoding for this request (default: the node's `--speculate`). */
+  /** Speculative decoding for this request (default: the node's `--speculate`, or on with a prediction). */
   speculate?: boolean;
+  /** The output expected (token ids: OpenAI's `prediction`): drafts come from it first. Needs a token-id prompt length. */
+  prediction?: number[];
 };
 
 /**

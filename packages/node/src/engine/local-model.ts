@@ -85,8 +85,8 @@ export class LocalModel implements Generator {
   }
 
   async generate(opts: GeneratorOptions): Promise<GenerationResult> {
-    const { speculate, ...rest } = opts;
-    const speculation = this.speculating.optionsFor(speculate);
+    const { speculate, prediction, ...rest } = opts;
+    const speculation = this.speculating.optionsFor(speculate, prediction);
     const result = await generate(this.executor, this.tokenizer, {
       ...rest,
       addBos: opts.addBos ?? this.model.config.addBosToken,

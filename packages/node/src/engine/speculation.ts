@@ -1,8 +1,9 @@
 import { chooseDraftLength } from './draft-length.js';
 import { promptLookupDraft } from './prompt-lookup.js';
+import { predictionDrafter } from './predicted-draft.js';
 
-/** Where drafts come from: a pure proposer over the sequence so far (prompt + output). */
-export type Drafter = (history: readonly number[], maxTokens: number) => number[];
+/** Where drafts come from: a pure proposer over the sequence so far (prompt + output; the output from `promptLength`). */
+export type Drafter = (history: readonly number[], maxTokens: number, promptLength: number) => number[];
 
 /** A request's speculation: the drafter, the longest draft, and the node's measured pass cost. */
 export interface SpeculationOptions {
@@ -53,9 +54,14 @@ export class NodeSpeculation {
     if (!Number.isInteger(maxDraft) || maxDraft < 1 || maxDraft > MAX_DRAFT_TOKENS) throw new RangeError(`the draft length must be a whole number in [1, ${MAX_DRAFT_TOKENS}] (got ${maxDraft})`);
   }
 
-  /** What `generate` takes for a request (`requested`: its own choice, else the node's). */
-  optionsFor(requested?: boolean): SpeculationOptions | undefined {
-    return (requested ?? this.enabled) ? { drafter: this.drafter, maxDraft: this.maxDraft, cost: this.cost } : undefined;
+  /**
+   * What `generate` takes for a request: `requested` is its own choice (else the node's; a prediction turns it on);
+   * `prediction`, the output it expects (token ids), drafts first.
+   */
+  optionsFor(requested: boolean | undefined, prediction?: readonly number[]): SpeculationOptions | undefined {
+    if (!(requested ?? (this.enabled || prediction !== undefined))) return undefined;
+    const drafter = prediction ? predictionDrafter(prediction) : this.drafter;
+    return { drafter, maxDraft: this.maxDraft, cost: this.cost };
   }
 
   count(stats: SpeculationStats | undefined): void {
@@ -140,7 +146,7 @@ export class DraftTuner {
   }
 
   /** The draft to verify after `history` (at most `limit` tokens): empty for a plain step. */
-  draft(history: readonly number[], limit: number): number[] {
+  draft(history: readonly number[], limit: number, promptLength: number): number[] {
     const max = Math.min(limit, this.opts.maxDraft);
     if (max < 1) return [];
     let k = chooseDraftLength(this.acceptance, this.opts.cost.rowCost(), max);
@@ -149,7 +155,7 @@ export class DraftTuner {
       k = 1;
     }
     this.idle = 0;
-    return this.opts.drafter(history, k);
+    return this.opts.drafter(history, k, promptLength);
   }
 
   /** After a pass: `drafted` tokens verified, the first `accepted` of them kept, in `ms` for its 1 + drafted rows. */

@@ -205,8 +205,8 @@ export class ClusterPipeline implements Generator {
 
   /** Runs one request through the cluster. */
   async generate(opts: GeneratorOptions): Promise<GenerationResult> {
-    const { speculate, ...rest } = opts;
-    const speculation = this.speculating.optionsFor(speculate);
+    const { speculate, prediction, ...rest } = opts;
+    const speculation = this.speculating.optionsFor(speculate, prediction);
     const result = await generate(this.executor, this.opts.tokenizer, {
       ...rest,
       addBos: opts.addBos ?? this.opts.model.config.addBosToken,
