@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClusterHarness, type RunningNode } from '../test/support/cluster-harness.js';
-import { STORIES_GGUF } from '../test/support/single-device-run.js';
+import { runSingleDevice, STORIES_GGUF } from '../test/support/single-device-run.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -46,41 +46,31 @@ interface Run {
 }
 type Mode = 'off' | 'lookup' | 'own draft';
 
-/** One streamed completion: decode tok/s from the first chunk to the last, and the speculation usage. */
-async function complete(node: RunningNode, model: string, body: Record<string, unknown>): Promise<Run> {
+/**
+ * One completion (not streamed: random weights' text may come out only at the end, as bytes complete characters)
+ * and its wall time; decode tok/s subtracts the time of the same prompt with one token (`oneTokenMs`).
+ */
+async function complete(node: RunningNode, model: string, body: Record<string, unknown>, oneTokenMs = 0): Promise<Run & { ms: number }> {
+  const t0 = performance.now();
   const res = await fetch(`${node.apiUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, max_tokens: tokens, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true }, ...body }),
+    body: JSON.stringify({ model, max_tokens: tokens, temperature: 0, ignore_eos: true, ...body }),
   });
   if (res.status !== 200) throw new Error(`completion answered ${res.status}: ${await res.text()}`);
-  let text = '';
-  let first = NaN;
-  let usage: { completion_tokens: number; speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number } } | null = null;
-  let buffer = '';
-  const decoder = new TextDecoder();
-  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(part, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf('\n\n')) >= 0) {
-      const data = buffer.slice(0, nl).replace(/^data: /, '');
-      buffer = buffer.slice(nl + 2);
-      if (data === '[DONE]') continue;
-      const json = JSON.parse(data) as { choices: { text: string }[]; usage?: typeof usage };
-      if (json.usage) usage = json.usage;
-      if (json.choices[0]) {
-        if (Number.isNaN(first)) first = performance.now();
-        text += json.choices[0].text;
-      }
-    }
-  }
-  const end = performance.now();
-  if (!usage) throw new Error('no usage chunk');
+  const json = (await res.json()) as {
+    choices: { text: string }[];
+    usage: { completion_tokens: number; speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number } };
+  };
+  const ms = performance.now() - t0;
+  const { usage } = json;
+  const text = json.choices[0].text;
   const s = usage.speculation;
   return {
     text,
     completionTokens: usage.completion_tokens,
-    decodeTokPerS: ((usage.completion_tokens - 1) / (end - first)) * 1000,
+    ms,
+    decodeTokPerS: ((usage.completion_tokens - 1) / (ms - oneTokenMs)) * 1000,
     drafted: s?.drafted_tokens ?? 0,
     accepted: s?.accepted_tokens ?? 0,
     walks: s?.decode_walks ?? usage.completion_tokens - 1,
@@ -98,17 +88,30 @@ async function ring(h: ClusterHarness, model: string, split: string): Promise<Ru
   return a;
 }
 
+const QUOTING = 'Tom had a big red ball. Tom liked to play with the ball in the park. One day, Tom lost the ball in the park. Tom was sad. Tom';
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
-async function workload(name: string, node: RunningNode, prompt: string | number[]): Promise<Record<Mode, Run[]> & { identical: boolean }> {
+/**
+ * The workload's prompt as token ids and its greedy answer's ids, from `edge-node run` on one device (the same tokens
+ * as the ring's: batch-invariant kernels): the own-draft runs send those ids as their prediction, exactly.
+ */
+async function reference(modelFile: string, text: string): Promise<{ prompt: number[]; answer: number[] }> {
+  const r = await runSingleDevice(modelFile, text, tokens, ['--speculate', 'off', '--ignore-eos']);
+  return { prompt: r.promptTokens, answer: r.tokens };
+}
+
+async function workload(name: string, node: RunningNode, ref: { prompt: number[]; answer: number[] }): Promise<Record<Mode, Run[]> & { identical: boolean }> {
   const model = await node.modelId();
+  const prompt = ref.prompt;
   await complete(node, model, { prompt, max_tokens: 8, speculate: false }); // warm-up: plan, first pass over the weights
   const runs: Record<Mode, Run[]> = { off: [], lookup: [], 'own draft': [] };
   let identical = true;
   for (let r = 0; r < repeats; r++) {
-    const off = await complete(node, model, { prompt, speculate: false });
-    const lookup = await complete(node, model, { prompt, speculate: true });
-    const own = await complete(node, model, { prompt, prediction: { type: 'content', content: off.text } });
+    const one = (await complete(node, model, { prompt, max_tokens: 1, speculate: false })).ms;
+    const off = await complete(node, model, { prompt, speculate: false }, one);
+    const lookup = await complete(node, model, { prompt, speculate: true }, one);
+    const own = await complete(node, model, { prompt, prediction: { type: 'content', content: ref.answer } }, one);
     identical &&= lookup.text === off.text && own.text === off.text;
     runs.off.push(off);
     runs.lookup.push(lookup);
@@ -133,21 +136,17 @@ async function workload(name: string, node: RunningNode, prompt: string | number
 const results: Record<string, unknown> = {};
 let ok = true;
 try {
-  // A random token prompt (ids: the synthetic tokenizer's text may not round-trip).
-  const randomPrompt = Array.from({ length: 48 }, (_, i) => 300 + ((i * 7919) % 20000));
-  process.stderr.write(`3 nodes (${v.split}) on ${v.model}...\n`);
+  process.stderr.write(`reference answers on one device, then 3 nodes (${v.split}) on ${v.model}...\n`);
+  const randomRef = await reference(v.model!, 'The committee reviewed the proposal in detail and asked the authors to summarise the main findings, then');
+  const storiesRef = await reference(STORIES_GGUF, QUOTING);
   const a = await ring(h, v.model!, v.split!);
-  const random = await workload('300M Q8_0, random weights, random prompt', a, randomPrompt);
+  const random = await workload('300M Q8_0, random weights (they quote nothing)', a, randomRef);
   results.random = random;
   ok &&= random.identical;
   await h.cleanup();
   process.stderr.write('3 nodes (2,2,1) on stories260K...\n');
   const s = await ring(hStories, STORIES_GGUF, '2,2,1');
-  const quoting = await workload(
-    'stories260K, a prompt the story keeps quoting',
-    s,
-    'Tom had a big red ball. Tom liked to play with the ball in the park. One day, Tom lost the ball in the park. Tom was sad. Tom',
-  );
+  const quoting = await workload('stories260K, a prompt the story keeps quoting', s, storiesRef);
   results.quoting = quoting;
   ok &&= quoting.identical;
   console.log(`\nload average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -124,7 +124,7 @@ const PRIOR_ACCEPTANCE = 0.6;
 const PRIOR_WEIGHT = 2;
 /** Older passes' weight in the acceptance estimate (a request's text changes character as it goes). */
 const ACCEPTANCE_DECAY = 0.9;
-/** While speculation does not pay, one opportunity in this many still drafts one token, to notice when it would. */
+/** While speculation does not pay, one opportunity in this many still drafts (a probe), to notice when it would. */
 const PROBE_EVERY = 8;
 
 /**
@@ -152,7 +152,10 @@ export class DraftTuner {
     let k = chooseDraftLength(this.acceptance, this.opts.cost.rowCost(), max);
     if (k === 0) {
       if (++this.idle < PROBE_EVERY) return [];
-      k = 1;
+      // A probe as long as the acceptance would make worth it with free rows: it times a pass of that size too, so
+      // the cost line is measured where speculation would run, not only at two rows (noisy, and pessimistic where
+      // per-pass overheads such as hops are what rows amortise).
+      k = Math.max(1, chooseDraftLength(this.acceptance, 0, max));
     }
     this.idle = 0;
     return this.opts.drafter(history, k, promptLength);
