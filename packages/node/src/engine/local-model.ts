@@ -9,7 +9,7 @@ import { generate, type GenerationResult } from './generate.js';
 import type { EmbedOptions, Generator, GeneratorOptions } from './generator.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
-import { NodeSpeculation, type SpeculationReport } from './speculation.js';
+import { NodeSpeculation, speculatesByDefault, type SpeculationReport } from './speculation.js';
 import { embeddingRequest } from './embedding-request.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
@@ -22,7 +22,7 @@ function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
-  /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default true). */
+  /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default on with the kernels, off with tfjs). */
   speculate?: boolean;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
@@ -56,7 +56,7 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? true));
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? speculatesByDefault(compute)));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();

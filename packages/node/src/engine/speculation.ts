@@ -1,6 +1,7 @@
 import { chooseDraftLength } from './draft-length.js';
 import { promptLookupDraft } from './prompt-lookup.js';
 import { predictionDrafter } from './predicted-draft.js';
+import type { ComputeBackend } from './compute-backend.js';
 
 /** Where drafts come from: a pure proposer over the sequence so far (prompt + output; the output from `promptLength`). */
 export type Drafter = (history: readonly number[], maxTokens: number, promptLength: number) => number[];
@@ -172,4 +173,12 @@ export class DraftTuner {
     this.tested = ACCEPTANCE_DECAY * this.tested + accepted + (accepted < drafted ? 1 : 0);
     this.agreed = ACCEPTANCE_DECAY * this.agreed + accepted;
   }
+}
+
+/**
+ * Speculation is on unless asked otherwise where it cannot change a bit: the kernels give a row the same bits in a
+ * pass of any size; tfjs's products do not promise that (its greedy text could differ at a near-tie).
+ */
+export function speculatesByDefault(compute: ComputeBackend): boolean {
+  return compute.name === 'kernels';
 }

@@ -27,7 +27,7 @@ import { StageServer, type ControlEnvelope, type ControlReply, type ControlReque
 import type { StageWorker } from './stage-worker.js';
 import { PrefixDirectory } from './prefix-directory.js';
 import { DEFAULT_PREFIX_CACHE_BYTES, type PrefixCacheReport } from '../engine/prefix-cache.js';
-import { NodeSpeculation, type SpeculationReport } from '../engine/speculation.js';
+import { NodeSpeculation, speculatesByDefault, type SpeculationReport } from '../engine/speculation.js';
 
 /** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
 const MIGRATION_PAYBACK_TOKENS = 64;
@@ -64,7 +64,7 @@ export interface ClusterPipelineOptions {
   replanPolicy?: ReplanPolicy;
   /** Bytes of KV blocks this node's stage keeps across requests (`--prefix-cache`; 0 disables). Default 256 MiB. */
   prefixCacheBytes?: number;
-  /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default true. */
+  /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default: on with the kernels, off with tfjs. */
   speculate?: boolean;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
@@ -127,7 +127,7 @@ export class ClusterPipeline implements Generator {
   private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
-    this.speculating = new NodeSpeculation(opts.speculate ?? true);
+    this.speculating = new NodeSpeculation(opts.speculate ?? speculatesByDefault(opts.compute));
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
