@@ -130,6 +130,9 @@ async function workload(name: string, node: RunningNode, ref: { prompt: number[]
         `${(median(xs) / base).toFixed(2).padStart(5)}×   ${tpw.toFixed(2).padStart(9)}   ${drafted > 0 ? `${accepted}/${drafted} (${((accepted / drafted) * 100).toFixed(0)} %)` : '—'}`,
     );
   }
+  // What the coordinator measured: the acceptance, tokens per walk and the cost of a row that chose each k.
+  const cluster = (await (await fetch(`${node.apiUrl}/v1/cluster`)).json()) as { serving: { speculation: unknown } };
+  console.log(`coordinator's speculation: ${JSON.stringify(cluster.serving.speculation)}`);
   return { ...runs, identical };
 }
 
