@@ -3,7 +3,8 @@
  * 3-node ring of `edge-node start` (split 2,2,1). The text is the same bits with speculation on or off — greedy,
  * seeded sampling and log-probabilities — while drafts are accepted and walks saved (usage, /metrics, /v1/cluster);
  * speculating and plain requests batched side by side each give their own text; a request cancelled mid-speculation
- * leaves no KV cache behind; a stage lost mid-speculation is replayed with the same text.
+ * leaves no KV cache behind; a stage lost mid-speculation is replayed with the same text; a `prediction` is drafted
+ * from, and bad speculation fields get a 400.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
@@ -81,6 +82,20 @@ describe('speculative decoding through a 3-node pipeline', () => {
     expect(on.choices[0].text).toBe(off.choices[0].text);
     expect(on.choices[0].logprobs!.token_logprobs).toEqual(off.choices[0].logprobs!.token_logprobs);
     expect(on.usage.speculation!.drafted_tokens).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a prediction (text or text parts) drafts the expected answer; bad speculation fields are refused with a 400', async () => {
+    const ref = await complete({ prompt: PLAIN, max_tokens: 48, temperature: 0, speculate: false });
+    const text = await complete({ prompt: PLAIN, max_tokens: 48, temperature: 0, prediction: { type: 'content', content: ref.choices[0].text } });
+    expect(text.choices[0].text).toBe(ref.choices[0].text);
+    expect(text.usage.speculation!.accepted_tokens).toBeGreaterThan(0);
+    const chat = await h.postJson(`${a.apiUrl}/v1/chat/completions`, { model, messages: [{ role: 'user', content: PLAIN }], max_tokens: 24, temperature: 0, prediction: { type: 'content', content: [{ type: 'text', text: 'The sun' }] } });
+    expect(chat.status).toBe(200);
+    for (const [field, value] of [['speculate', 'yes'], ['prediction', { type: 'content', content: 5 }], ['prediction', { type: 'other', content: 'x' }], ['prediction', { type: 'content', content: [1e9] }]] as const) {
+      const res = await h.postJson(`${a.apiUrl}/v1/completions`, { model, prompt: PLAIN, max_tokens: 4, [field]: value });
+      expect(res.status, `${field}: ${JSON.stringify(value)}`).toBe(400);
+      expect(JSON.stringify(res.json)).toMatch(/speculate|prediction/);
+    }
   }, 120_000);
 
   it('speculating and plain requests batched side by side each give their own text', async () => {
