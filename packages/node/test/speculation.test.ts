@@ -76,21 +76,22 @@ describe('draft length', () => {
 describe('DraftTuner', () => {
   const always = (h: readonly number[], k: number) => Array.from({ length: k }, (_, i) => h.length + i);
 
-  it('backs off to plain steps when drafts are rejected, still probing one token now and then', () => {
+  it('backs off to plain steps when drafts are rejected, still probing one token now and then', async () => {
     const t = new DraftTuner({ drafter: always, maxDraft: 8, cost: new PassCost() });
-    expect(t.draft([1, 2, 3], 100, 1).length).toBeGreaterThan(0);
+    expect((await t.draft([1, 2, 3], 100, 1)).length).toBeGreaterThan(0);
     for (let i = 0; i < 30; i++) t.record(3, 0, 10);
     expect(t.acceptance).toBeLessThan(0.11);
-    const sizes = Array.from({ length: 16 }, () => t.draft([1, 2, 3], 100, 1).length);
+    const sizes: number[] = [];
+    for (let i = 0; i < 16; i++) sizes.push((await t.draft([1, 2, 3], 100, 1)).length);
     // Two probes in 16 opportunities, as long as the (low) acceptance would make worth it with free rows.
     expect(sizes.filter((n) => n > 0)).toEqual([1, 1]);
   });
 
-  it('drafts up to its limit when everything is accepted, never past the tokens left', () => {
+  it('drafts up to its limit when everything is accepted, never past the tokens left', async () => {
     const t = new DraftTuner({ drafter: always, maxDraft: 6, cost: new PassCost() });
     for (let i = 0; i < 10; i++) t.record(4, 4, 10);
-    expect(t.draft([1], 100, 1)).toHaveLength(6);
-    expect(t.draft([1], 2, 1)).toHaveLength(2);
+    expect(await t.draft([1], 100, 1)).toHaveLength(6);
+    expect(await t.draft([1], 2, 1)).toHaveLength(2);
     expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50 });
   });
 });

@@ -151,7 +151,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
       if (ready.length > 0) continue;
       if (tuner) {
         // A pass verifies at most the tokens still allowed after this one (and the rows the request reserved).
-        const draft = tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length, promptTokens.length);
+        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length, promptTokens.length);
         const t = performance.now();
         ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
         tuner.record(draft.length, ready.length - 1, performance.now() - t);
@@ -167,6 +167,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
       else emit(stopper.flush());
     }
   } finally {
+    opts.speculation?.close?.();
     await executor.end(id);
   }
   const tEnd = performance.now();

@@ -9,7 +9,8 @@ import { generate, type GenerationResult } from './generate.js';
 import type { EmbedOptions, Generator, GeneratorOptions } from './generator.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
-import { NodeSpeculation, speculatesByDefault, type SpeculationReport } from './speculation.js';
+import { DEFAULT_MAX_DRAFT, NodeSpeculation, speculatesByDefault, type DraftSource, type SpeculationReport } from './speculation.js';
+import { checkSameTokenizer, DraftModel } from './draft-model.js';
 import { embeddingRequest } from './embedding-request.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
@@ -24,6 +25,8 @@ export interface LocalModelOptions extends EngineOptions {
   contextLength?: number;
   /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default on with the kernels, off with tfjs). */
   speculate?: boolean;
+  /** A draft model for speculative decoding (`--draft-model`): drafts come from it instead of prompt lookup. */
+  draftModel?: DraftSource;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
 }
@@ -56,7 +59,7 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? speculatesByDefault(compute)));
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? speculatesByDefault(compute), DEFAULT_MAX_DRAFT, opts.draftModel ?? null));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();
@@ -95,6 +98,12 @@ export class LocalModel implements Generator {
     });
     this.speculating.count(result.speculation);
     return result;
+  }
+
+  /** This model as the draft model of one with `tokenizer` (checked: the same ids for the same text). */
+  asDraftFor(tokenizer: Tokenizer, contextLength: number): DraftModel {
+    checkSameTokenizer(tokenizer, this.tokenizer);
+    return new DraftModel(this.shard, Math.min(contextLength, this.contextLength));
   }
 
   speculation(): SpeculationReport {

@@ -3,8 +3,16 @@ import { promptLookupDraft } from './prompt-lookup.js';
 import { predictionDrafter } from './predicted-draft.js';
 import type { ComputeBackend } from './compute-backend.js';
 
-/** Where drafts come from: a pure proposer over the sequence so far (prompt + output; the output from `promptLength`). */
-export type Drafter = (history: readonly number[], maxTokens: number, promptLength: number) => number[];
+/**
+ * Where drafts come from: a proposer over the sequence so far (prompt + output; the output from `promptLength`) —
+ * pure (prompt lookup, a prediction) or a draft model's greedy continuation.
+ */
+export type Drafter = (history: readonly number[], maxTokens: number, promptLength: number) => number[] | Promise<number[]>;
+
+/** A draft source with per-request state (a draft model's KV cache): one session per request, closed at its end. */
+export interface DraftSource {
+  session(): { drafter: Drafter; close(): void };
+}
 
 /** A request's speculation: the drafter, the longest draft, and the node's measured pass cost. */
 export interface SpeculationOptions {
@@ -13,6 +21,8 @@ export interface SpeculationOptions {
   maxDraft: number;
   /** The node's pass timings (shared by its requests): what an extra row costs. */
   cost: PassCost;
+  /** Frees what the drafter holds for the request (a draft model's cache); called when the generation ends. */
+  close?: () => void;
 }
 
 /** Most tokens a pass verifies; the frames' limit (activation-frame.ts) follows it. */
@@ -50,7 +60,8 @@ export class NodeSpeculation {
   constructor(
     readonly enabled: boolean,
     readonly maxDraft = DEFAULT_MAX_DRAFT,
-    readonly drafter: Drafter = promptLookup,
+    /** A draft model (`--draft-model`): drafts come from it instead of prompt lookup. */
+    readonly source: DraftSource | null = null,
   ) {
     if (!Number.isInteger(maxDraft) || maxDraft < 1 || maxDraft > MAX_DRAFT_TOKENS) throw new RangeError(`the draft length must be a whole number in [1, ${MAX_DRAFT_TOKENS}] (got ${maxDraft})`);
   }
@@ -61,8 +72,10 @@ export class NodeSpeculation {
    */
   optionsFor(requested: boolean | undefined, prediction?: readonly number[]): SpeculationOptions | undefined {
     if (!(requested ?? (this.enabled || prediction !== undefined))) return undefined;
-    const drafter = prediction ? predictionDrafter(prediction) : this.drafter;
-    return { drafter, maxDraft: this.maxDraft, cost: this.cost };
+    if (prediction) return { drafter: predictionDrafter(prediction), maxDraft: this.maxDraft, cost: this.cost };
+    if (!this.source) return { drafter: promptLookup, maxDraft: this.maxDraft, cost: this.cost };
+    const { drafter, close } = this.source.session();
+    return { drafter, close, maxDraft: this.maxDraft, cost: this.cost };
   }
 
   count(stats: SpeculationStats | undefined): void {
@@ -147,7 +160,7 @@ export class DraftTuner {
   }
 
   /** The draft to verify after `history` (at most `limit` tokens): empty for a plain step. */
-  draft(history: readonly number[], limit: number, promptLength: number): number[] {
+  async draft(history: readonly number[], limit: number, promptLength: number): Promise<number[]> {
     const max = Math.min(limit, this.opts.maxDraft);
     if (max < 1) return [];
     let k = chooseDraftLength(this.acceptance, this.opts.cost.rowCost(), max);

@@ -27,7 +27,7 @@ import { StageServer, type ControlEnvelope, type ControlReply, type ControlReque
 import type { StageWorker } from './stage-worker.js';
 import { PrefixDirectory } from './prefix-directory.js';
 import { DEFAULT_PREFIX_CACHE_BYTES, type PrefixCacheReport } from '../engine/prefix-cache.js';
-import { NodeSpeculation, speculatesByDefault, type SpeculationReport } from '../engine/speculation.js';
+import { DEFAULT_MAX_DRAFT, NodeSpeculation, speculatesByDefault, type DraftSource, type SpeculationReport } from '../engine/speculation.js';
 
 /** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
 const MIGRATION_PAYBACK_TOKENS = 64;
@@ -66,6 +66,8 @@ export interface ClusterPipelineOptions {
   prefixCacheBytes?: number;
   /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default: on with the kernels, off with tfjs. */
   speculate?: boolean;
+  /** A draft model on this node (`--draft-model`): drafts for the requests it coordinates come from it. */
+  draftModel?: DraftSource;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
   /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
@@ -127,7 +129,7 @@ export class ClusterPipeline implements Generator {
   private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
-    this.speculating = new NodeSpeculation(opts.speculate ?? speculatesByDefault(opts.compute));
+    this.speculating = new NodeSpeculation(opts.speculate ?? speculatesByDefault(opts.compute), DEFAULT_MAX_DRAFT, opts.draftModel ?? null);
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
