@@ -39,6 +39,26 @@ describe('speculative decoding on one device (edge-node run)', () => {
   }, 120_000);
 });
 
+describe('a draft model (--draft-model): stories260K drafting for itself', () => {
+  const h = new ClusterHarness('speculative-draft-model');
+  afterAll(() => h.cleanup());
+
+  it('edge-node run and a node started with it: the same greedy text, every draft accepted', async () => {
+    const off = await runSingleDevice(STORIES_GGUF, PLAIN, 64, ['--speculate', 'off']);
+    const run = await runSingleDevice(STORIES_GGUF, PLAIN, 64, ['--draft-model', STORIES_GGUF]);
+    expect(run.tokens).toEqual(off.tokens);
+    const s = (run as unknown as { speculation: { drafted: number; accepted: number } }).speculation;
+    expect(s.accepted).toBe(s.drafted);
+    expect(s.drafted).toBeGreaterThan(32);
+    const node = await h.startNode({ name: 'd', args: ['--model', STORIES_GGUF, '--no-mdns', '--draft-model', STORIES_GGUF] });
+    expect(node.output()).toMatch(/draft model: stories260K/);
+    const r = (await node.complete({ prompt: PLAIN, max_tokens: 64, temperature: 0, speculate: true })) as unknown as Completion;
+    expect(r.choices[0].text).toBe(off.text);
+    expect(r.usage.speculation!.accepted_tokens).toBe(r.usage.speculation!.drafted_tokens);
+    expect(r.usage.speculation!.tokens_per_walk).toBeGreaterThan(3);
+  }, 120_000);
+});
+
 describe('speculative decoding through a 3-node pipeline', () => {
   const h = new ClusterHarness('speculative-decoding');
   let a: RunningNode;

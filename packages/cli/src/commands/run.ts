@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +34,7 @@ Options:
   --context N           context limit in tokens (default: the model's)
   --speculate on|off    speculative decoding with drafts from the prompt and output (prompt lookup; default on):
                         the same text in fewer passes; backs off by itself where drafts are rejected
+  --draft-model PATH    draft with this smaller model of the same tokenizer (checked) instead of prompt lookup
 ${ENGINE_FLAGS_USAGE}
   --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
 `;
@@ -64,6 +66,7 @@ export const runCommand: CliCommand = {
         'ignore-eos': { type: 'boolean' },
         context: { type: 'string' },
         speculate: { type: 'string' },
+        'draft-model': { type: 'string' },
         ...ENGINE_FLAG_OPTIONS,
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -102,11 +105,16 @@ export const runCommand: CliCommand = {
     const ref = values.model ?? (await chooseDefaultModel({ dataDir, hub, say, ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}) }));
     const path = await resolveModelSource(ref, dataDir, hub);
     const speculate = values.speculate === undefined ? true : onOff(values.speculate, '--speculate');
-    const model = await LocalModel.open(path, {
-      ...engine,
-      contextLength,
-      speculate,
-    });
+    const draftPath = values['draft-model'];
+    if (draftPath !== undefined && !existsSync(draftPath)) throw new UsageError(`--draft-model ${draftPath}: ${resolve(draftPath)} does not exist`);
+    const draft = draftPath === undefined ? null : await LocalModel.open(draftPath, { ...engine, ...(contextLength !== undefined ? { contextLength } : {}) });
+    let model: LocalModel;
+    try {
+      model = await LocalModel.open(path, { ...engine, contextLength, speculate, ...(draft ? { draftModel: draft } : {}) });
+    } catch (err) {
+      await draft?.close();
+      throw err;
+    }
     try {
       if (!values.json) process.stdout.write(values.prompt);
       const result = await model.generate({
@@ -141,6 +149,7 @@ export const runCommand: CliCommand = {
       return 0;
     } finally {
       await model.close();
+      await draft?.close();
     }
   },
 };

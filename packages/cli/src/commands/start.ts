@@ -59,6 +59,8 @@ Options:
   --speculate on|off       speculative decoding (default on): drafts from the conversation itself (prompt lookup)
                            verified several tokens per pass through the ring; the same text, fewer walks; it backs
                            off by itself where drafts are rejected. A request's "speculate" field overrides it
+  --draft-model PATH       a small model with the same tokenizer (checked), whole on this node: it drafts for the
+                           requests this node coordinates, instead of prompt lookup
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
@@ -117,6 +119,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         'memory-budget': { type: 'string' },
         'prefix-cache': { type: 'string' },
         speculate: { type: 'string' },
+        'draft-model': { type: 'string' },
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
@@ -178,6 +181,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
     ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
+    ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model']) } : {}),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
@@ -237,6 +241,12 @@ export const startCommand: CliCommand = {
     return 0;
   },
 };
+
+/** A draft model's file or folder: it must exist (a Hub id is not fetched for it). */
+function draftModelPath(value: string): string {
+  if (!existsSync(value)) throw new UsageError(`--draft-model ${value}: ${resolve(value)} does not exist (give a GGUF file or a Hugging Face folder with the served model's tokenizer)`);
+  return resolve(value);
+}
 
 function busyThreshold(value: string): number {
   const x = numberOption(value, '--busy-threshold', 1.5);

@@ -25,8 +25,11 @@ export interface LocalModelOptions extends EngineOptions {
   contextLength?: number;
   /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default on with the kernels, off with tfjs). */
   speculate?: boolean;
-  /** A draft model for speculative decoding (`--draft-model`): drafts come from it instead of prompt lookup. */
-  draftModel?: DraftSource;
+  /**
+   * A draft model for speculative decoding (`--draft-model`): drafts come from it instead of prompt lookup. A
+   * LocalModel is checked against this model's tokenizer (DraftModelError); it stays open until the caller closes it.
+   */
+  draftModel?: DraftSource | LocalModel;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
 }
@@ -59,7 +62,11 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(opts.speculate ?? speculatesByDefault(compute), DEFAULT_MAX_DRAFT, opts.draftModel ?? null));
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(
+          opts.speculate ?? speculatesByDefault(compute),
+          DEFAULT_MAX_DRAFT,
+          opts.draftModel instanceof LocalModel ? opts.draftModel.asDraftFor(tokenizer, contextLength) : (opts.draftModel ?? null),
+        ));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();
