@@ -150,9 +150,10 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
       if (tokens.length >= maxTokens) break;
       if (ready.length > 0) continue;
       if (tuner) {
-        // A pass verifies at most the tokens still allowed after this one (and the rows the request reserved).
-        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length, promptTokens.length);
+        // A pass verifies at most the tokens still allowed after this one (and the rows the request reserved). Its
+        // time includes drafting: a draft model's steps are part of what a longer draft costs.
         const t = performance.now();
+        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length, promptTokens.length);
         ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
         tuner.record(draft.length, ready.length - 1, performance.now() - t);
       } else {
