@@ -55,7 +55,8 @@ describe('a draft model (--draft-model): stories260K drafting for itself', () =>
     const r = (await node.complete({ prompt: PLAIN, max_tokens: 64, temperature: 0, speculate: true })) as unknown as Completion;
     expect(r.choices[0].text).toBe(off.text);
     expect(r.usage.speculation!.accepted_tokens).toBe(r.usage.speculation!.drafted_tokens);
-    expect(r.usage.speculation!.tokens_per_walk).toBeGreaterThan(3);
+    // Drafting with a model as large as the served one costs about a walk per token here: the tuner keeps drafts short.
+    expect(r.usage.speculation!.tokens_per_walk).toBeGreaterThan(1);
   }, 120_000);
 });
 
@@ -80,7 +81,10 @@ describe('speculative decoding through a 3-node pipeline', () => {
   it('greedy: the same text as one device without speculation, with drafts accepted; usage and metrics count them', async () => {
     const alone = await runSingleDevice(STORIES_GGUF, QUOTING, 96, ['--speculate', 'off']);
     const off = await complete({ prompt: QUOTING, max_tokens: 96, temperature: 0, speculate: false });
+    const latencyBefore = await metric(a, 'edge_node_token_latency_seconds_count');
     const on = await complete({ prompt: QUOTING, max_tokens: 96, temperature: 0, speculate: true });
+    // Per-token latency counts every token after the first, whichever walk returned it.
+    expect((await metric(a, 'edge_node_token_latency_seconds_count')) - latencyBefore).toBe(on.usage.completion_tokens - 1);
     expect(off.choices[0].text).toBe(alone.text);
     expect(on.choices[0].text).toBe(alone.text);
     expect(off.usage.speculation).toBeUndefined();

@@ -91,7 +91,7 @@ export class ApiMetrics {
     this.promptTokens = new Counter({ name: 'edge_node_prompt_tokens_total', help: 'Prompt tokens processed for requests this node coordinated.', registers });
     this.completionTokens = new TalliedCounter(new Counter({ name: 'edge_node_completion_tokens_total', help: 'Tokens generated for requests this node coordinated.', registers }));
     this.ttft = histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.');
-    this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring).');
+    this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring; a verification step counts each of its tokens at its share).');
     this.stageCompute = histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', ['stage', 'node']);
     this.hopTime = histogram('edge_node_hop_seconds', 'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.');
     this.recoveries = new Counter({ name: 'edge_node_recoveries_total', help: 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.', labelNames: ['outcome'], registers });
@@ -160,9 +160,11 @@ export class ApiMetrics {
   /** One pipeline step of a request this node coordinates; `hops` = network hops around the ring. */
   observeStep(timing: StepTiming, route: { peers: readonly string[] } | undefined, hops: number): void {
     const now = performance.now();
-    this.recentSteps.push(now);
+    // A verification step returns several tokens: each counts, at its share of the walk.
+    const tokens = timing.tokens ?? 1;
+    for (let i = 0; i < tokens; i++) this.recentSteps.push(now);
     if (this.recentSteps.length > 4096 || this.recentSteps[0] < now - RATE_WINDOW_MS) this.recentSteps = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
-    if (timing.step > 0) this.tokenLatency.observe(timing.roundTripMs / 1000);
+    if (timing.step > 0) for (let i = 0; i < tokens; i++) this.tokenLatency.observe(timing.roundTripMs / tokens / 1000);
     let compute = 0;
     timing.stageMs.forEach((ms, i) => {
       compute += ms;

@@ -150,10 +150,11 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
       if (tokens.length >= maxTokens) break;
       if (ready.length > 0) continue;
       if (tuner) {
-        // A pass verifies at most the tokens still allowed after this one (and the rows the request reserved). Its
-        // time includes drafting: a draft model's steps are part of what a longer draft costs.
+        // A pass returns its accepted drafts and one token more: drafting one fewer than the tokens still allowed
+        // computes nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a
+        // draft model's steps are part of what a longer draft costs.
         const t = performance.now();
-        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length, promptTokens.length);
+        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length - 1, promptTokens.length);
         ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
         tuner.record(draft.length, ready.length - 1, performance.now() - t);
       } else {

@@ -283,6 +283,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const now = performance.now();
     run.tokenAt = now;
     const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
+    if (frame.more) timing.tokens = 1 + frame.more.length;
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
     if (frame.emb) run.embedding = frame.emb;
