@@ -101,7 +101,8 @@ describe.each([
   }, 120_000);
 
   it('n = 3 choices: each the same as its own request with its seed, the prompt computed once on every stage', async () => {
-    const body = { model, prompt: 'The dog ran to the big tree and', max_tokens: 12, temperature: 1, seed: 7, ignore_eos: true };
+    // Rows are counted one per token: no speculation (its rejected drafts are rows computed too).
+    const body = { model, prompt: 'The dog ran to the big tree and', max_tokens: 12, temperature: 1, seed: 7, ignore_eos: true, speculate: false };
     const separate = await Promise.all([0, 1, 2].map((i) => client.completions.create({ ...body, seed: 7 + i } as OpenAI.Completions.CompletionCreateParamsNonStreaming)));
     const before = await Promise.all(nodes.map(rowsComputed));
     const r = await client.completions.create({ ...body, n: 3 } as OpenAI.Completions.CompletionCreateParamsNonStreaming);

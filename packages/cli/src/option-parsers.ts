@@ -13,3 +13,10 @@ export function intOption(value: string | undefined, flag: string, fallback: num
   if (!Number.isInteger(n)) throw new UsageError(`${flag} needs a whole number (got "${value}")`);
   return n;
 }
+
+/** A flag that takes on or off. */
+export function onOff(value: string, flag: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new UsageError(`${flag} takes on or off (got "${value}")`);
+}

@@ -92,3 +92,8 @@ export * from './cluster/device-load.js';
 export * from './cluster/device-watch.js';
 export * from './cluster/liveness.js';
 export * from './model/demo-model.js';
+export { NodeSpeculation, PassCost, DraftTuner, MAX_DRAFT_TOKENS, DEFAULT_MAX_DRAFT, type Drafter, type DraftSource, type SpeculationOptions, type SpeculationReport, type SpeculationStats } from './engine/speculation.js';
+export { promptLookupDraft } from './engine/prompt-lookup.js';
+export { predictionDrafter } from './engine/predicted-draft.js';
+export { chooseDraftLength, expectedTokensPerWalk } from './engine/draft-length.js';
+export { DraftModel, DraftModelError, checkSameTokenizer } from './engine/draft-model.js';

@@ -7,6 +7,7 @@ import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT, startApiServer, type ApiServer } from './api/api-server.js';
 import { startComputeBackend, type EngineOptions } from './engine/engine-options.js';
 import { defaultSlots } from './engine/request-slots.js';
+import { LocalModel } from './engine/local-model.js';
 import { dominantWeightType } from './model/stored-bytes-per-weight.js';
 import type { DeviceLoad } from './cluster/device-load.js';
 import { measureDevice, type DeviceProfile } from './cluster/device-profile.js';
@@ -69,6 +70,10 @@ export interface EdgeNodeOptions {
   queueLength?: number;
   /** Bytes of KV blocks kept across requests for conversations that continue (`--prefix-cache`; 0 disables; default 256 MiB). */
   prefixCacheBytes?: number;
+  /** Speculative decoding (prompt-lookup drafts) for requests that do not say (`--speculate`; default on). */
+  speculate?: boolean;
+  /** A small model with the same tokenizer, whole on this node, that drafts for the requests it coordinates (`--draft-model`). */
+  draftModelPath?: string;
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;
@@ -231,6 +236,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   let slots = options.concurrency ?? 4;
   const metrics = new ApiMetrics();
   let weights: WeightsServer | null = null;
+  let draftModel: LocalModel | null = null;
   membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
   const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
@@ -251,6 +257,11 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       slots = s.slots;
       logger.info(`slots: ${s.reason} (--parallel N to set)`);
     }
+    if (options.draftModelPath !== undefined && !draftModel) {
+      draftModel = await LocalModel.open(options.draftModelPath, { compute, contextLength });
+      logger.info(`draft model: ${modelIdFor(options.draftModelPath)} (${draftModel.config.numLayers} layers), for speculative decoding`);
+    }
+    const draft = draftModel?.asDraftFor(tokenizer, contextLength);
     pipeline = new ClusterPipeline({
       host,
       membership,
@@ -262,6 +273,8 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       concurrency: slots,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
+      ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
+      ...(draft ? { draftModel: draft } : {}),
       ...(options.split ? { split: options.split } : {}),
       onPlan: (p) => (plan = planSummary(p)),
       onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
@@ -363,6 +376,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
       links.stop();
       await membership.stop();
       await Promise.all([api.close(), host.close()]);
+      await draftModel?.close();
       await compute.close();
     },
   };

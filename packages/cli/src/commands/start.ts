@@ -16,7 +16,7 @@ import {
   parseHubModelRef,
   type EdgeNodeOptions,
 } from '@edge-node/node';
-import { intOption, numberOption } from '../option-parsers.js';
+import { intOption, numberOption, onOff } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { chooseDefaultModel } from '../default-model.js';
@@ -56,6 +56,11 @@ Options:
   --context N              context limit per request in tokens (default: the model's, at most 4096)
   --prefix-cache BYTES     KV blocks kept across requests, so a conversation's next turn (or a shared system
                            prompt) computes only its new tokens (default 256M; 0 disables); suffixes K, M, G
+  --speculate on|off       speculative decoding (default on): drafts from the conversation itself (prompt lookup)
+                           verified several tokens per pass through the ring; the same text, fewer walks; it backs
+                           off by itself where drafts are rejected. A request's "speculate" field overrides it
+  --draft-model PATH       a small model with the same tokenizer (checked), whole on this node: it drafts for the
+                           requests this node coordinates, instead of prompt lookup
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
@@ -113,6 +118,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
         'data-dir': { type: 'string' },
         'memory-budget': { type: 'string' },
         'prefix-cache': { type: 'string' },
+        speculate: { type: 'string' },
+        'draft-model': { type: 'string' },
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
@@ -173,6 +180,8 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(queueLength !== undefined ? { queueLength } : {}),
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
+    ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
+    ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model']) } : {}),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
@@ -232,6 +241,12 @@ export const startCommand: CliCommand = {
     return 0;
   },
 };
+
+/** A draft model's file or folder: it must exist (a Hub id is not fetched for it). */
+function draftModelPath(value: string): string {
+  if (!existsSync(value)) throw new UsageError(`--draft-model ${value}: ${resolve(value)} does not exist (give a GGUF file or a Hugging Face folder with the served model's tokenizer)`);
+  return resolve(value);
+}
 
 function busyThreshold(value: string): number {
   const x = numberOption(value, '--busy-threshold', 1.5);

@@ -2,6 +2,7 @@ import type { StepTiming } from '../engine/bench-probe.js';
 import type { RecoveryEvent } from '../pipeline/pipeline-executor.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrefixCacheReport } from '../engine/prefix-cache.js';
+import type { SpeculationReport } from '../engine/speculation.js';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
 export interface MetricSources {
@@ -16,6 +17,8 @@ export interface MetricSources {
   nodeName: (peerId: string) => string;
   /** The prefix cache, when the generator has one. */
   prefixCache?: () => PrefixCacheReport | null;
+  /** Speculative decoding of the requests this node coordinated, when the generator speculates. */
+  speculation?: () => SpeculationReport | null;
 }
 
 /** What /v1/cluster reports about serving on this node. */
@@ -35,6 +38,8 @@ export interface ServingStats {
   batching: { steps: number; maxRequests: number; meanRows: number };
   /** Blocks this node's stage keeps across requests, and what this node's requests took from the stages' caches. */
   prefixCache: PrefixCacheReport | null;
+  /** Drafted and accepted tokens and pipeline walks of this node's requests, with tokens per walk. */
+  speculation: (SpeculationReport & { tokensPerWalk: number; acceptance: number }) | null;
 }
 
 /** A counter that also keeps its total, for /v1/cluster (prom-client reads values asynchronously). */
@@ -86,7 +91,7 @@ export class ApiMetrics {
     this.promptTokens = new Counter({ name: 'edge_node_prompt_tokens_total', help: 'Prompt tokens processed for requests this node coordinated.', registers });
     this.completionTokens = new TalliedCounter(new Counter({ name: 'edge_node_completion_tokens_total', help: 'Tokens generated for requests this node coordinated.', registers }));
     this.ttft = histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.');
-    this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring).');
+    this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring; a verification step counts each of its tokens at its share).');
     this.stageCompute = histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', ['stage', 'node']);
     this.hopTime = histogram('edge_node_hop_seconds', 'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.');
     this.recoveries = new Counter({ name: 'edge_node_recoveries_total', help: 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.', labelNames: ['outcome'], registers });
@@ -126,6 +131,25 @@ export class ApiMetrics {
     gauge('edge_node_prefix_cache_hits', 'Requests this node coordinated that opened after a cached prefix (since start).', () => pc()?.requests.hits ?? 0);
     gauge('edge_node_prefix_cache_cached_tokens', 'Prompt tokens of requests this node coordinated that the stages took from their prefix caches (since start).', () => pc()?.requests.cachedTokens ?? 0);
     gauge('edge_node_prefix_cache_refusals', 'Requests this node coordinated whose cached prefix a stage had evicted: prefilled in full instead (since start).', () => pc()?.requests.refusals ?? 0);
+    // Totals the generator keeps, exposed as counters: each scrape adds what was added since the last one.
+    const counter = (name: string, help: string, read: () => number) => {
+      let seen = 0;
+      return new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read();
+          if (now > seen) this.inc(now - seen);
+          seen = Math.max(seen, now);
+        },
+      });
+    };
+    const sp = () => src()?.speculation?.() ?? null;
+    counter('edge_node_speculation_drafted_tokens_total', 'Tokens drafted (prompt lookup) and verified for requests this node coordinated.', () => sp()?.drafted ?? 0);
+    counter('edge_node_speculation_accepted_tokens_total', 'Drafted tokens the model agreed with (each saved a walk through the pipeline).', () => sp()?.accepted ?? 0);
+    counter('edge_node_speculation_walks_total', 'Decode passes through the pipeline of speculating requests (plain steps and verifications).', () => sp()?.walks ?? 0);
+    counter('edge_node_speculation_walk_tokens_total', 'Tokens those passes returned (divided by the walks: tokens per walk).', () => sp()?.tokens ?? 0);
     gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () => this.tokensPerSecond());
   }
 
@@ -136,9 +160,11 @@ export class ApiMetrics {
   /** One pipeline step of a request this node coordinates; `hops` = network hops around the ring. */
   observeStep(timing: StepTiming, route: { peers: readonly string[] } | undefined, hops: number): void {
     const now = performance.now();
-    this.recentSteps.push(now);
+    // A verification step returns several tokens: each counts, at its share of the walk.
+    const tokens = timing.tokens ?? 1;
+    for (let i = 0; i < tokens; i++) this.recentSteps.push(now);
     if (this.recentSteps.length > 4096 || this.recentSteps[0] < now - RATE_WINDOW_MS) this.recentSteps = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
-    if (timing.step > 0) this.tokenLatency.observe(timing.roundTripMs / 1000);
+    if (timing.step > 0) for (let i = 0; i < tokens; i++) this.tokenLatency.observe(timing.roundTripMs / tokens / 1000);
     let compute = 0;
     timing.stageMs.forEach((ms, i) => {
       compute += ms;
@@ -196,6 +222,7 @@ export class ApiMetrics {
         meanRows: this.batching.steps > 0 ? Math.round((this.batching.rows / this.batching.steps) * 100) / 100 : 0,
       },
       prefixCache: s?.prefixCache?.() ?? null,
+      speculation: speculationStats(s?.speculation?.() ?? null),
     };
   }
 
@@ -207,4 +234,10 @@ export class ApiMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+function speculationStats(r: SpeculationReport | null): ServingStats['speculation'] {
+  if (!r) return null;
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return { ...r, rowCost: round(r.rowCost), tokensPerWalk: r.walks > 0 ? round(r.tokens / r.walks) : 0, acceptance: r.drafted > 0 ? round(r.accepted / r.drafted) : 0 };
 }

@@ -32,6 +32,10 @@ export interface AnswerJob {
   tools?: { defs: ToolDef[]; choice: ToolChoice; format: ToolCallFormat };
   /** false: compute the whole prompt even where the stages' prefix caches hold some of it. Default true. */
   prefixCache?: boolean;
+  /** Speculative decoding for this answer (absent: the node's default). */
+  speculate?: boolean;
+  /** The output expected (token ids): drafts come from it first. */
+  prediction?: number[];
 }
 
 export type AnswerFinish = 'stop' | 'length' | 'tool_calls';
@@ -85,6 +89,8 @@ export async function generateAnswer(generator: Generator, job: AnswerJob, onEve
     ...(job.grammar ? { grammar: job.grammar } : {}),
     ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
     ...(job.prefixCache === false ? { prefixCache: false } : {}),
+    ...(job.speculate !== undefined ? { speculate: job.speculate } : {}),
+    ...(job.prediction ? { prediction: job.prediction } : {}),
     ...(onEvent
       ? {
           onToken: (_t: number, lp: TokenLogprob | null) => {

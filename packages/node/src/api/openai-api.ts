@@ -73,6 +73,7 @@ export function addOpenAIApi(router: ApiRouter, opts: OpenAIApiOptions): Serving
     slots: () => opts.concurrency,
     nodeName: opts.nodeName,
     prefixCache: () => p?.prefixCache?.() ?? null,
+    speculation: () => p?.speculation?.() ?? null,
   });
   if (opts.apiKey !== undefined) router.setAuth(createApiKeyCheck(opts.apiKey));
   router.onResponse((route, status) => opts.metrics.httpRequests.inc({ route, status: String(status) }));

@@ -15,6 +15,10 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** Choices to generate for the one prompt (`n`). */
   n: number;
+  /** edge-node's `speculate` extension: speculative decoding on or off for this request (absent: the node's `--speculate`). */
+  speculate?: boolean;
+  /** OpenAI's Predicted Outputs: the output expected (text, or token ids as an extension), drafted from first. */
+  prediction?: string | number[];
 }
 
 /** Most choices one request may ask for (`n`): each runs as its own sequence through the pipeline. */
@@ -85,7 +89,34 @@ export function parseGenerationParams(b: JsonObject): GenerationParams {
     if (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)) throw invalidRequest('"stream_options" must be an object', 'stream_options', 'invalid_type');
     includeUsage = optionalBoolean(b.stream_options as JsonObject, 'include_usage', false);
   }
-  return { model: b.model, maxTokens, sampling, stop, stream, includeUsage, ignoreEos: optionalBoolean(b, 'ignore_eos', false), n };
+  const speculate = b.speculate === undefined || b.speculate === null ? undefined : optionalBoolean(b, 'speculate', false);
+  const prediction = parsePrediction(b.prediction);
+  return {
+    model: b.model,
+    maxTokens,
+    sampling,
+    stop,
+    stream,
+    includeUsage,
+    ignoreEos: optionalBoolean(b, 'ignore_eos', false),
+    n,
+    ...(speculate !== undefined ? { speculate } : {}),
+    ...(prediction !== undefined ? { prediction } : {}),
+  };
+}
+
+/** `prediction`: { type: "content", content: text | [{ type: "text", text }] | token ids (an extension) }. */
+function parsePrediction(v: unknown): string | number[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const shape = '"prediction" must be { "type": "content", "content": text, text parts or token ids }';
+  if (typeof v !== 'object' || Array.isArray(v) || (v as JsonObject).type !== 'content') throw invalidRequest(shape, 'prediction', 'invalid_type');
+  const content = (v as JsonObject).content;
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content) && content.every((t) => Number.isSafeInteger(t) && (t as number) >= 0)) return content as number[];
+  if (Array.isArray(content) && content.every((p) => typeof p === 'object' && p !== null && (p as JsonObject).type === 'text' && typeof (p as JsonObject).text === 'string')) {
+    return content.map((p) => (p as { text: string }).text).join('');
+  }
+  throw invalidRequest(shape, 'prediction.content', 'invalid_type');
 }
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' };

@@ -196,6 +196,34 @@ interface Usage {
   total_tokens: number;
   /** Prompt tokens the stages took from their prefix caches instead of computing them. */
   prompt_tokens_details: { cached_tokens: number };
+  /**
+   * With speculative decoding asked for (`speculate: true` or a `prediction`): drafted tokens the model accepted and
+   * rejected (OpenAI's predicted-output fields), and edge-node's `speculation` extension with the decode's walks.
+   */
+  completion_tokens_details?: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
+  speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number };
+}
+
+/** A prediction's token ids: its text tokenized as a continuation (no BOS), or the ids given, checked. */
+function predictionTokens(generator: Generator, prediction: string | number[]): number[] {
+  const vocab = generator.tokenizer.vocabSize;
+  if (typeof prediction === 'string') return generator.tokenizer.encode(prediction, { addBos: false });
+  if (prediction.some((t) => t >= vocab)) throw invalidRequest(`token ids in "prediction.content" must be below the vocabulary size ${vocab}`, 'prediction.content');
+  return prediction;
+}
+
+/** The usage fields of the answers' speculation (none when no choice speculated). */
+function speculationUsage(results: readonly GenerationResult[]): Pick<Usage, 'completion_tokens_details' | 'speculation'> {
+  const stats = results.map((r) => r.speculation).filter((s) => s !== undefined);
+  if (stats.length === 0) return {};
+  const drafted = stats.reduce((n, s) => n + s.drafted, 0);
+  const accepted = stats.reduce((n, s) => n + s.accepted, 0);
+  const walks = stats.reduce((n, s) => n + s.walks, 0);
+  const tokens = stats.reduce((n, s) => n + s.tokens, 0);
+  return {
+    completion_tokens_details: { accepted_prediction_tokens: accepted, rejected_prediction_tokens: drafted - accepted },
+    speculation: { drafted_tokens: drafted, accepted_tokens: accepted, decode_walks: walks, tokens_per_walk: walks > 0 ? tokens / walks : 0 },
+  };
 }
 
 /**
@@ -214,6 +242,7 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
   const promptTokens = tokenizePrompt(ctx, job.prompt, job.addBos, promptParam);
   const maxParam = chat ? 'max_tokens' : 'max_tokens';
   const maxTokens = tokenBudget(ctx, promptTokens.length, params.maxTokens ?? job.defaultMaxTokens, job.grammar, maxParam);
+  const prediction = params.prediction === undefined ? undefined : predictionTokens(generator, params.prediction);
 
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
@@ -272,6 +301,8 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
         // The choices of n > 1 share their prompt only when they start from an empty cache (docs/batching.md): a
         // cached prefix would have each of them compute the rest of it, which may cost more than the prompt once.
         ...(params.n > 1 ? { prefixCache: false } : {}),
+        ...(params.speculate !== undefined ? { speculate: params.speculate } : {}),
+        ...(prediction ? { prediction } : {}),
       },
       sse ? onEvent : null,
     );
@@ -290,7 +321,11 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
       recordGeneration(ctx, job.endpoint, results, arrived);
       const completion = results.reduce((a, r) => a + r.tokens.length, 0);
       // The choices share one prompt: its cached part is counted once, as its tokens are.
-      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion, prompt_tokens_details: { cached_tokens: results[0]?.cachedTokens ?? 0 } };
+      const usage: Usage = { prompt_tokens: promptTokens.length, completion_tokens: completion, total_tokens: promptTokens.length + completion, prompt_tokens_details: { cached_tokens: results[0]?.cachedTokens ?? 0 },
+        // Reported when the request asked for speculation (its counts vary run to run with the measured pass cost:
+        // a client comparing usage of identical default requests sees identical objects); /metrics counts all.
+        ...(params.speculate === true || params.prediction !== undefined ? speculationUsage(results) : {}),
+      };
       done();
       if (sse) {
         if (params.includeUsage) sse.send({ ...chunk(0, null, null), choices: [], usage });

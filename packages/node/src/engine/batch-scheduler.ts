@@ -21,8 +21,11 @@ export interface RowsToCompute {
   cache: ShardKvCache;
   /** All its rows; the scheduler computes them in slices. */
   input: ShardInput;
-  /** Logits of its last row (on the last shard); false for rows whose next token is not sampled. */
-  logits: boolean;
+  /**
+   * Logits of its last row (on the last shard); `all`: of every row (a verification of drafted tokens samples each);
+   * false for rows whose next token is not sampled.
+   */
+  logits: boolean | 'all';
   /** On the last shard: every row's hidden state after the final norm instead of logits (an embedding request). */
   embedding?: boolean;
 }
@@ -91,6 +94,8 @@ interface Queued {
   done: number;
   /** Hidden states of a work computed in slices, filled slice by slice. */
   hidden?: Float32Array;
+  /** Every row's logits of an `all` work computed in slices, filled slice by slice. */
+  logits?: Float32Array;
   computeMs: number;
 }
 
@@ -280,9 +285,14 @@ export class BatchScheduler {
         const H = q.target!.shard.config.hiddenSize;
         (q.hidden ??= new Float32Array(q.rows * H)).set(out.hidden, q.done * H);
       }
+      if (out.kind === 'logits' && q.target!.logits === 'all' && rows < q.rows) {
+        const V = q.target!.shard.config.vocabSize;
+        (q.logits ??= new Float32Array(q.rows * V)).set(out.logits, q.done * V);
+      }
       q.done += rows;
       if (q.done === q.rows) {
-        const output: ShardOutput = out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out;
+        const output: ShardOutput =
+          out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out.kind === 'logits' && q.logits ? { kind: 'logits', logits: q.logits, rows: q.rows } : out;
         if (q.fresh) this.share(q, output);
         const shard = q.target!.shard;
         // An embedding request does not come back for a next step: nothing to wait for.
@@ -360,7 +370,7 @@ function batchItem(q: Queued, rows: number): BatchItem {
   const { input, cache, shard, logits, embedding } = q.target!;
   const r0 = q.done;
   // Only the last row of the work may need logits: earlier slices skip the output head. Embeddings need every row.
-  const wanted = embedding && shard.isLast ? 'normed' : logits && r0 + rows === q.rows ? 'last' : 'none';
+  const wanted = embedding && shard.isLast ? 'normed' : logits === 'all' ? 'all' : logits && r0 + rows === q.rows ? 'last' : 'none';
   if (rows === q.rows) return { input, cache, logits: wanted };
   if (input.kind === 'tokens') return { input: { kind: 'tokens', tokens: Array.prototype.slice.call(input.tokens, r0, r0 + rows) as number[] }, cache, logits: wanted };
   const H = shard.config.hiddenSize;

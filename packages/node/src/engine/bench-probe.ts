@@ -14,6 +14,8 @@ export interface StepTiming {
    * (sampling, streaming the token to the client, its turn on the event loop). 0 for a request's first step.
    */
   coordinatorMs: number;
+  /** Tokens the step returned: 1, or after a verification the accepted drafts + 1 (absent: 1). */
+  tokens?: number;
 }
 
 /** A stage of the route a request took: which node held which layers. */

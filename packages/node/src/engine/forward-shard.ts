@@ -33,6 +33,11 @@ export interface ShardKvCache {
    * several sequences. Its length becomes `positions`.
    */
   copyPrefix(from: ShardKvCache, positions: number): void;
+  /**
+   * Forgets every position from `length` on (drafted rows a verification pass rejected): the next pass writes over
+   * them. `length` may not exceed the positions stored; refused while a pass uses the cache.
+   */
+  truncate(length: number): void;
   /** Frees what it holds; safe to call twice. The cache cannot be used afterwards. */
   clear(): void;
   /**

@@ -3,6 +3,7 @@ import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { SamplingParams, TokenLogprob } from './sampler.js';
 import type { TokenExecutor } from './token-executor.js';
 import { ContextLengthError } from './forward-shard.js';
+import { DraftTuner, type SpeculationOptions, type SpeculationStats } from './speculation.js';
 
 /** What the generation loop needs from a tokenizer. */
 export interface GenerationTokenizer {
@@ -37,6 +38,8 @@ export interface GenerateOptions {
   logprobs?: number;
   /** false: compute the whole prompt even where a prefix cache holds some of it (benchmarks). Default true. */
   prefixCache?: boolean;
+  /** Speculative decoding (when the executor can verify drafts): the same tokens, in fewer pipeline walks. */
+  speculation?: SpeculationOptions;
 }
 
 export interface GenerationTimings {
@@ -61,6 +64,8 @@ export interface GenerationResult {
   stopString?: string;
   /** Prompt tokens taken from a prefix cache instead of computed (OpenAI's `cached_tokens`). */
   cachedTokens?: number;
+  /** With speculation: tokens drafted and accepted, and the decode's walks through the pipeline. */
+  speculation?: SpeculationStats;
 }
 
 export class GenerationCancelledError extends Error {
@@ -104,10 +109,12 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
 
   const t0 = performance.now();
   checkAbort();
-  let lastLogprob: TokenLogprob | null = null;
+  // Log-probabilities arrive before their tokens (several at once after a verification): matched in order.
+  const lpQueue: TokenLogprob[] = [];
   const logprobs: TokenLogprob[] = [];
+  const tuner = opts.speculation && executor.verify ? new DraftTuner(opts.speculation) : null;
   let cachedTokens = 0;
-  let token = await executor.begin({
+  const first = await executor.begin({
     id,
     promptTokens,
     sampling: opts.sampling,
@@ -116,18 +123,22 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     onCachedTokens: (n) => (cachedTokens = n),
     ...(opts.prefixCache === false ? { prefixCache: false } : {}),
     ...(opts.grammar ? { grammar: opts.grammar } : {}),
-    ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => (lastLogprob = lp) } : {}),
+    ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => lpQueue.push(lp) } : {}),
   });
+  // Tokens sampled and not yet taken by the loop (a verification returns several).
+  const ready: number[] = [first];
   const tFirst = performance.now();
   try {
     for (;;) {
       checkAbort();
+      const token = ready.shift()!;
+      const queued = lpQueue.shift();
       if (eos.has(token)) {
         finishReason = 'stop';
         break;
       }
       tokens.push(token);
-      const lp: TokenLogprob | null = lastLogprob !== null && (lastLogprob as TokenLogprob).token === token ? lastLogprob : null;
+      const lp: TokenLogprob | null = queued !== undefined && queued.token === token ? queued : null;
       if (lp) logprobs.push(lp);
       opts.onToken?.(token, lp);
       const { emitted, stopped } = stopper.push(decoder.push(token));
@@ -137,7 +148,18 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
         break;
       }
       if (tokens.length >= maxTokens) break;
-      token = await executor.step(id, token);
+      if (ready.length > 0) continue;
+      if (tuner) {
+        // A pass returns its accepted drafts and one token more: drafting one fewer than the tokens still allowed
+        // computes nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a
+        // draft model's steps are part of what a longer draft costs.
+        const t = performance.now();
+        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length - 1, promptTokens.length);
+        ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
+        tuner.record(draft.length, ready.length - 1, performance.now() - t);
+      } else {
+        ready.push(await executor.step(id, token));
+      }
     }
     if (!stopper.stopped) {
       // Bytes still held by the decoder (an unfinished UTF-8 sequence) and text held back for stop strings.
@@ -147,6 +169,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
       else emit(stopper.flush());
     }
   } finally {
+    opts.speculation?.close?.();
     await executor.end(id);
   }
   const tEnd = performance.now();
@@ -159,6 +182,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     promptTokens,
     finishReason,
     cachedTokens,
+    ...(tuner ? { speculation: { ...tuner.stats } } : {}),
     ...(opts.logprobs !== undefined ? { logprobs } : {}),
     ...(stopper.matched !== null ? { stopString: stopper.matched } : {}),
     timings: {

@@ -1,4 +1,5 @@
 import type { PrefixCacheReport } from './prefix-cache.js';
+import type { SpeculationReport } from './speculation.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -13,7 +14,13 @@ export interface EmbedOptions {
 }
 
 /** A request as a generator takes it: BOS defaults to what the model asks for, the context is the generator's. */
-export type GeneratorOptions = Omit<GenerateOptions, 'addBos' | 'contextLength'> & { addBos?: boolean };
+export type GeneratorOptions = Omit<GenerateOptions, 'addBos' | 'contextLength' | 'speculation'> & {
+  addBos?: boolean;
+  /** Speculative decoding for this request (default: the node's `--speculate`, or on with a prediction). */
+  speculate?: boolean;
+  /** The output expected (token ids: OpenAI's `prediction`): drafts come from it first. Needs a token-id prompt length. */
+  prediction?: number[];
+};
 
 /**
  * What the HTTP API needs to serve a model, whether it runs on this device (LocalModel) or over a ring of nodes
@@ -40,6 +47,8 @@ export interface Generator {
   kvUsage(): { sessions: number; bytes: number };
   /** The prefix cache: blocks this node's stage keeps, and what its requests took from the stages' caches. */
   prefixCache?(): PrefixCacheReport;
+  /** Speculative decoding of the requests this node coordinated (absent: the generator cannot speculate). */
+  speculation?(): SpeculationReport;
   /** Step-timed generations for `edge-node bench` (absent: the bench route answers 501). */
   readonly bench?: BenchProbe;
 }

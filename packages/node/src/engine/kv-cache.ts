@@ -107,6 +107,13 @@ export class KvCache implements ShardKvCache {
     this.length = positions;
   }
 
+  truncate(length: number): void {
+    if (this.held) throw new ShardInputError('a KV cache cannot be cut back while a forward pass is using it');
+    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new ShardInputError(`cannot cut a cache holding ${this.length} positions back to ${length}`);
+    // The rows past `length` stay in memory; attention reads only [0, length) and the next pass overwrites them.
+    this.length = length;
+  }
+
   /** Bytes `readRows` returns for `count` positions: keys and values of every layer. */
   rowsBytes(count: number): number {
     return this.perLayer.length * 2 * count * this.rowBytes;

@@ -5,6 +5,7 @@ import { createRequestSampler } from './request-sampler.js';
 import type { Sampler } from './sampler.js';
 import type { EmbeddingExecutor, ExecutionRequest, TokenExecutor } from './token-executor.js';
 import { MeanPool } from './mean-pool.js';
+import { verifyDraft } from './draft-verification.js';
 import { ShardInputError, type ForwardShard, type ShardKvCache } from './forward-shard.js';
 
 interface Session {
@@ -78,6 +79,26 @@ export class LocalExecutor implements TokenExecutor, EmbeddingExecutor {
     const session = this.sessions.get(requestId);
     if (!session) throw new ShardInputError(`request ${requestId} is not running`);
     return this.next(session, [token]);
+  }
+
+  /** The token and the draft in one pass; each row sampled in order; the rejected drafts' rows cut from the cache. */
+  async verify(requestId: string, token: number, draft: readonly number[]): Promise<number[]> {
+    const s = this.sessions.get(requestId);
+    if (!s) throw new ShardInputError(`request ${requestId} is not running`);
+    const tokens = [token, ...draft];
+    const pos = s.cache.length;
+    const { output } = await this.scheduler.submit({
+      request: s.request.id,
+      rows: tokens.length,
+      start: () => ({ shard: this.shard, cache: s.cache, input: { kind: 'tokens', tokens }, logits: 'all' }),
+    });
+    if (output.kind !== 'logits') throw new ShardInputError('the last stage did not produce logits');
+    const ctx = s.request.contextLength;
+    const verified = verifyDraft(s.sampler, output.logits, this.shard.config.vocabSize, draft, (i) => ctx - (pos + i + 1));
+    // Rows kept: the fed token's and the accepted drafts'; the token sampled after them is fed by the next pass.
+    s.cache.truncate(pos + verified.tokens.length);
+    for (const lp of verified.logprobs ?? []) s.request.onLogprob?.(lp);
+    return verified.tokens;
   }
 
   /** Queues the rows, then samples the request's next token from the logits of the last one. */

@@ -9,6 +9,8 @@ import { generate, type GenerationResult } from './generate.js';
 import type { EmbedOptions, Generator, GeneratorOptions } from './generator.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { LocalExecutor } from './local-executor.js';
+import { DEFAULT_MAX_DRAFT, NodeSpeculation, speculatesByDefault, type DraftSource, type SpeculationReport } from './speculation.js';
+import { checkSameTokenizer, DraftModel } from './draft-model.js';
 import { embeddingRequest } from './embedding-request.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
 
@@ -21,6 +23,13 @@ function vocabularyOf(tokenizer: Tokenizer): () => TokenVocabulary {
 export interface LocalModelOptions extends EngineOptions {
   /** Context limit; defaults to the model's trained context. */
   contextLength?: number;
+  /** Speculative decoding (prompt lookup) for requests that do not say (`--speculate`; default on with the kernels, off with tfjs). */
+  speculate?: boolean;
+  /**
+   * A draft model for speculative decoding (`--draft-model`): drafts come from it instead of prompt lookup. A
+   * LocalModel is checked against this model's tokenizer (DraftModelError); it stays open until the caller closes it.
+   */
+  draftModel?: DraftSource | LocalModel;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
 }
@@ -38,6 +47,7 @@ export class LocalModel implements Generator {
     readonly executor: LocalExecutor,
     readonly contextLength: number,
     readonly vocabulary: () => TokenVocabulary,
+    private readonly speculating: NodeSpeculation,
   ) {}
 
   static async open(path: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
@@ -52,7 +62,11 @@ export class LocalModel implements Generator {
       const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
-      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary);
+      return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(
+          opts.speculate ?? speculatesByDefault(compute),
+          DEFAULT_MAX_DRAFT,
+          opts.draftModel instanceof LocalModel ? opts.draftModel.asDraftFor(tokenizer, contextLength) : (opts.draftModel ?? null),
+        ));
     } catch (err) {
       await model.close();
       if (!opts.compute) await compute.close();
@@ -80,12 +94,27 @@ export class LocalModel implements Generator {
     return this.executor.embed(embeddingRequest(opts));
   }
 
-  generate(opts: GeneratorOptions): Promise<GenerationResult> {
-    return generate(this.executor, this.tokenizer, {
-      ...opts,
+  async generate(opts: GeneratorOptions): Promise<GenerationResult> {
+    const { speculate, prediction, ...rest } = opts;
+    const speculation = this.speculating.optionsFor(speculate, prediction);
+    const result = await generate(this.executor, this.tokenizer, {
+      ...rest,
       addBos: opts.addBos ?? this.model.config.addBosToken,
       contextLength: this.contextLength,
+      ...(speculation ? { speculation } : {}),
     });
+    this.speculating.count(result.speculation);
+    return result;
+  }
+
+  /** This model as the draft model of one with `tokenizer` (checked: the same ids for the same text). */
+  asDraftFor(tokenizer: Tokenizer, contextLength: number): DraftModel {
+    checkSameTokenizer(tokenizer, this.tokenizer);
+    return new DraftModel(this.shard, Math.min(contextLength, this.contextLength));
+  }
+
+  speculation(): SpeculationReport {
+    return this.speculating.report();
   }
 
   async close(): Promise<void> {

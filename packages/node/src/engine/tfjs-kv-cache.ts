@@ -50,6 +50,20 @@ export class TfjsKvCache implements ShardKvCache {
     this.length = positions;
   }
 
+  truncate(length: number): void {
+    if (this.holds > 0) throw new ShardInputError('a KV cache cannot be cut back while a forward pass is using it');
+    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new ShardInputError(`cannot cut a cache holding ${this.length} positions back to ${length}`);
+    for (let l = 0; l < this.numLayers; l++) {
+      const k = this.keys[l];
+      const v = this.values[l];
+      this.keys[l] = k && length > 0 ? tf.keep(tf.slice(k, [0, 0, 0], [-1, length, -1])) : null;
+      this.values[l] = v && length > 0 ? tf.keep(tf.slice(v, [0, 0, 0], [-1, length, -1])) : null;
+      k?.dispose();
+      v?.dispose();
+    }
+    this.length = length;
+  }
+
   bytes(): number {
     let total = 0;
     for (const t of [...this.keys, ...this.values]) total += (t?.size ?? 0) * 4;

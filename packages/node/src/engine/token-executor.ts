@@ -36,6 +36,13 @@ export interface TokenExecutor {
   begin(request: ExecutionRequest): Promise<number>;
   /** Feeds back the token just sampled and returns the next one. */
   step(requestId: string, token: number): Promise<number>;
+  /**
+   * Speculation: feeds back the token just sampled followed by `draft` (tokens proposed, not sampled) in one pass of
+   * 1 + draft.length rows, and returns the drafted tokens the model agreed with followed by the token it sampled
+   * after them — exactly the tokens `step` would have returned one at a time. Rows of rejected drafts are dropped
+   * from every KV cache before the next pass. Log-probabilities, when asked for, come through `onLogprob` in order.
+   */
+  verify?(requestId: string, token: number, draft: readonly number[]): Promise<number[]>;
   /** Frees the request's KV caches and sampler everywhere; safe to call twice. */
   end(requestId: string): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { SamplingParams } from '../engine/sampler.js';
 import { MAX_TOP_LOGPROBS, validateSampling } from '../engine/sampler.js';
 import { parseGrammarSpec, type GrammarSpec } from '../grammar/grammar-spec.js';
+import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
 
 /**
  * Frames on `/edge-node/activations/…`: what flows around the pipeline ring. One request's life:
@@ -8,6 +9,9 @@ import { parseGrammarSpec, type GrammarSpec } from '../grammar/grammar-spec.js';
  *   coordinator ──act(step 0, tokens, `open`)──▶ stage 0 ──act(hidden)──▶ … ──▶ last stage
  *   coordinator ◀──────────────────────── token(step 0) ─────────────────────────┘
  *   coordinator ──act(step 1, one token)──▶ stage 0 ──▶ … ──▶ last stage ──token(step 1)──▶ coordinator …
+ *   (speculating: act(step k, the token + a draft of d tokens, `draft`) — every stage computes the 1 + d rows, the last
+ *   samples each and answers token(step k, `token` + `more`: the accepted drafts and the token after them); the next
+ *   step's `pos` tells every stage where its cache now ends, dropping the rejected drafts' rows)
  *   coordinator ──release──▶ stage 0 ──release──▶ … (each stage frees its KV cache and forwards)
  *
  * Prefill may arrive in several `act` chunks (each at most the frame limit); only the chunk with `final` makes the
@@ -78,6 +82,11 @@ export interface ActFrame {
   stageMs?: number[];
   /** On the final chunk of step 0: positions of the prompt each stage so far holds in its prefix cache. */
   held?: number[];
+  /**
+   * A verification step (speculative decoding): the drafted tokens that follow the step's first row, which every
+   * stage computes with it (n = 1 + draft.length) and the last stage checks against its samples.
+   */
+  draft?: Int32Array;
 }
 
 export interface TokenFrame {
@@ -94,6 +103,12 @@ export interface TokenFrame {
   emb?: Float32Array;
   /** On step 0: positions of the prompt each stage holds in its prefix cache, in route order. */
   held?: number[];
+  /**
+   * A verification step's answer: the tokens after `token` (the drafted ones the model agreed with but the first,
+   * then the one it sampled after them); `token` is the first. With log-probabilities, `lps` has one per token here.
+   */
+  more?: Int32Array;
+  lps?: WireLogprob[];
 }
 
 export interface ReleaseFrame {
@@ -253,6 +268,11 @@ function parseLogprob(v: unknown, limits: FrameLimits): WireLogprob | undefined 
   return { l: v.l, top: v.top as [number, number][] };
 }
 
+function parseLogprobs(v: unknown, limits: FrameLimits): WireLogprob[] {
+  if (!Array.isArray(v) || v.length > MAX_DRAFT_TOKENS) fail(`lps must list at most ${MAX_DRAFT_TOKENS} log-probabilities`);
+  return v.map((e) => parseLogprob(e, limits) ?? fail('lps entries must be log-probabilities'));
+}
+
 function parseEmbedding(v: unknown, limits: FrameLimits): Float32Array {
   if (!(v instanceof Float32Array) || v.length !== limits.hiddenSize) fail(`emb must be float32 data of the hidden size ${limits.hiddenSize}`);
   for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail('emb holds a non-finite value');
@@ -310,7 +330,13 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         // A request opens at 0, or after the positions its stages take from their prefix caches.
         if (frame.step !== 0 || frame.pos !== (frame.open.prefix ?? 0)) fail('only the first chunk of step 0 may open a request');
       }
-      if (frame.step > 0 && (n !== 1 || !frame.final)) fail('a decode step carries exactly one final row');
+      if (raw.draft !== undefined) {
+        if (frame.step === 0) fail('a prefill step carries no draft');
+        frame.draft = tokenArray(raw.draft, 'draft', MAX_DRAFT_TOKENS, limits.vocabSize);
+        if (frame.draft.length === 0) fail('a draft holds at least one token');
+      }
+      // A decode step is one row, or one row and its draft (a verification), in one final frame.
+      if (frame.step > 0 && (n !== 1 + (frame.draft?.length ?? 0) || !frame.final)) fail('a decode step carries its token and its draft (if any) in one final frame');
       const ms = parseStageMs(raw.stageMs, limits);
       if (ms) frame.stageMs = ms;
       const held = parseHeld(raw.held, limits);
@@ -328,6 +354,8 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
         ...(parseLogprob(raw.lp, limits) ? { lp: parseLogprob(raw.lp, limits)! } : {}),
         ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
         ...(raw.held === undefined ? {} : { held: parseHeld(raw.held, limits)! }),
+        ...(raw.more === undefined ? {} : { more: tokenArray(raw.more, 'more', MAX_DRAFT_TOKENS, limits.vocabSize) }),
+        ...(raw.lps === undefined ? {} : { lps: parseLogprobs(raw.lps, limits) }),
       };
     case 'release':
       return {

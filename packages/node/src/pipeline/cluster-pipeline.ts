@@ -27,6 +27,7 @@ import { StageServer, type ControlEnvelope, type ControlReply, type ControlReque
 import type { StageWorker } from './stage-worker.js';
 import { PrefixDirectory } from './prefix-directory.js';
 import { DEFAULT_PREFIX_CACHE_BYTES, type PrefixCacheReport } from '../engine/prefix-cache.js';
+import { DEFAULT_MAX_DRAFT, NodeSpeculation, speculatesByDefault, type DraftSource, type SpeculationReport } from '../engine/speculation.js';
 
 /** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
 const MIGRATION_PAYBACK_TOKENS = 64;
@@ -63,6 +64,10 @@ export interface ClusterPipelineOptions {
   replanPolicy?: ReplanPolicy;
   /** Bytes of KV blocks this node's stage keeps across requests (`--prefix-cache`; 0 disables). Default 256 MiB. */
   prefixCacheBytes?: number;
+  /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default: on with the kernels, off with tfjs. */
+  speculate?: boolean;
+  /** A draft model on this node (`--draft-model`): drafts for the requests it coordinates come from it. */
+  draftModel?: DraftSource;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
   /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
@@ -97,6 +102,7 @@ export class ClusterPipeline implements Generator {
   private readonly controls = new Map<string, Promise<RequestChannel<ControlRequest, ControlReply, never>>>();
   private adaptTimer: NodeJS.Timeout | null = null;
   private readonly maxRows: number;
+  private readonly speculating: NodeSpeculation;
   private readonly profile: ModelProfile;
   /** The last plan changes with their reasons. */
   readonly history = new PlanHistory();
@@ -123,6 +129,7 @@ export class ClusterPipeline implements Generator {
   private vocab: TokenVocabulary | null = null;
 
   constructor(private readonly opts: ClusterPipelineOptions) {
+    this.speculating = new NodeSpeculation(opts.speculate ?? speculatesByDefault(opts.compute), DEFAULT_MAX_DRAFT, opts.draftModel ?? null);
     const c = opts.model.config;
     this.fingerprint = modelFingerprint(c);
     // Leave room for the frame's other fields; a prompt larger than this travels in several chunks.
@@ -199,12 +206,21 @@ export class ClusterPipeline implements Generator {
   }
 
   /** Runs one request through the cluster. */
-  generate(opts: GeneratorOptions): Promise<GenerationResult> {
-    return generate(this.executor, this.opts.tokenizer, {
-      ...opts,
+  async generate(opts: GeneratorOptions): Promise<GenerationResult> {
+    const { speculate, prediction, ...rest } = opts;
+    const speculation = this.speculating.optionsFor(speculate, prediction);
+    const result = await generate(this.executor, this.opts.tokenizer, {
+      ...rest,
       addBos: opts.addBos ?? this.opts.model.config.addBosToken,
       contextLength: this.opts.contextLength,
+      ...(speculation ? { speculation } : {}),
     });
+    this.speculating.count(result.speculation);
+    return result;
+  }
+
+  speculation(): SpeculationReport {
+    return this.speculating.report();
   }
 
   /** The plan new requests use (recomputed if the membership changed since it was made). */

@@ -7,6 +7,7 @@ import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseF
 import type { ActivationRouter } from './activation-router.js';
 import type { PrefixDirectory } from './prefix-directory.js';
 import type { PrefixUse } from '../engine/prefix-cache.js';
+import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
 
 /** The stages a request runs through: peer ids in ring order and their layer ranges. */
 export interface Route {
@@ -106,7 +107,8 @@ export interface PipelineExecutorOptions {
 const NO_ROUTE: Route = { planId: 'none', peers: [], ranges: [], model: '' };
 
 interface Pending {
-  resolve: (token: number) => void;
+  /** The token sampled, or after a verification the accepted drafts and the token after them. */
+  resolve: (tokens: number[]) => void;
   reject: (err: Error) => void;
   sentAt: number;
   /** From the previous token's arrival to sentAt (the coordinator's own time); 0 for the first step. */
@@ -118,7 +120,7 @@ interface Running {
   request: ExecutionRequest;
   /** Tokens fed back into the ring after the prompt (the generated text so far). */
   fed: number[];
-  /** Tokens received from the last stage. */
+  /** Tokens received from the last stage (random draws made, when sampling: one per token). */
   received: number;
   /** When the last token arrived (performance.now()), or null before the first. */
   tokenAt: number | null;
@@ -168,10 +170,11 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.
     request.signal?.addEventListener('abort', () => this.failPending(run, new GenerationCancelledError()), { once: true });
     try {
-      return await this.withRecovery(run, async () => {
+      const [token] = await this.withRecovery(run, async () => {
         run.route = await this.opts.routeFor(request, new Set());
-        return this.open(run, request.promptTokens);
+        return [await this.open(run, request.promptTokens)];
       });
+      return token;
     } catch (err) {
       await this.end(request.id);
       throw err;
@@ -191,14 +194,25 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   }
 
   async step(requestId: string, token: number): Promise<number> {
+    return (await this.verify(requestId, token, []))[0];
+  }
+
+  /**
+   * The token and a draft in one step through every stage; the last stage answers with the drafts it accepted and
+   * the token after them. The next step's position makes every stage drop the rejected drafts' rows. A request moving
+   * to a newer plan, or replayed after a lost stage, gets one token from the replay instead (the same one).
+   */
+  async verify(requestId: string, token: number, draft: readonly number[]): Promise<number[]> {
     const run = this.running.get(requestId);
     if (!run) throw new RequestEndedError(`request ${requestId} is not running`);
     run.fed.push(token);
     const latest = this.opts.latestRoute?.() ?? null;
     if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
-      return this.withRecovery(run, () => this.migrate(run, latest));
+      return this.withRecovery(run, async () => [await this.migrate(run, latest)]);
     }
-    return this.withRecovery(run, () => this.sendStep(run, token));
+    // A verification travels as one frame of 1 + draft rows.
+    const rows = draft.slice(0, Math.min(MAX_DRAFT_TOKENS, this.opts.maxRowsPerFrame - 1));
+    return this.withRecovery(run, () => this.sendStep(run, token, rows));
   }
 
   /** Moves a running request to `route` at a token boundary: frees the old route, replays the history on the new. */
@@ -269,12 +283,15 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const now = performance.now();
     run.tokenAt = now;
     const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
+    if (frame.more) timing.tokens = 1 + frame.more.length;
     run.timings.push(timing);
     this.opts.onStep?.(run.request.id, timing);
     if (frame.emb) run.embedding = frame.emb;
     if (frame.step === 0) run.held = frame.held && frame.held.length === run.route.peers.length ? Math.min(...frame.held) : 0;
-    if (frame.lp) run.request.onLogprob?.({ token: frame.token, logprob: frame.lp.l, top: frame.lp.top.map(([token, logprob]) => ({ token, logprob })) });
-    p.resolve(frame.token);
+    const tokens = [frame.token, ...(frame.more ?? [])];
+    const lps = frame.lp ? [frame.lp, ...(frame.lps ?? [])] : [];
+    lps.forEach((lp, i) => run.request.onLogprob?.({ token: tokens[i], logprob: lp.l, top: lp.top.map(([token, logprob]) => ({ token, logprob })) }));
+    p.resolve(tokens);
   }
 
   /** A node left: every running request routed through it is replayed on a new route. */
@@ -305,13 +322,13 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   }
 
   /** Runs one attempt; if a stage was lost, re-routes the request, replays it, and returns the replay's token. */
-  private async withRecovery(run: Running, attempt: () => Promise<number>): Promise<number> {
+  private async withRecovery(run: Running, attempt: () => Promise<number[]>): Promise<number[]> {
     const lost = new Set<string>();
     for (;;) {
       try {
-        const token = await attempt();
-        run.received++;
-        return token;
+        const tokens = await attempt();
+        run.received += tokens.length;
+        return tokens;
       } catch (err) {
         if (!(err instanceof StageLostError) || !this.running.has(run.request.id) || run.recoveries >= this.maxRecoveries) {
           // A recovery was under way (or the stage was lost once too often): the request ends here.
@@ -338,7 +355,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
             replayedTokens: history.length,
             recoveryMs: performance.now() - t0,
           });
-          return token;
+          return [token];
         };
       }
     }
@@ -397,7 +414,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.held = 0;
     run.step = 0;
     run.tokenAt = null; // a (re)opened route starts with a prefill step, which has no coordinator gap before it
-    const first = this.awaitToken(run, 0);
+    const first = this.awaitToken(run, 0).then(([token]) => token);
     const rows = this.opts.maxRowsPerFrame;
     const drawsPerToken = request.sampling.temperature <= 0 ? 0 : 1;
     try {
@@ -430,18 +447,28 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     return first;
   }
 
-  private sendStep(run: Running, token: number): Promise<number> {
+  /** One decode step: the token (and a draft to verify) from the cache's end; resolves with the tokens sampled. */
+  private async sendStep(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
     run.step++;
     const next = this.awaitToken(run, run.step);
-    const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos, n: 1, final: true, tokens: Int32Array.of(token) };
+    const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos, n: 1 + draft.length, final: true, tokens: Int32Array.from([token, ...draft]) };
+    if (draft.length > 0) frame.draft = Int32Array.from(draft);
+    // The token's row is computed whatever the verdict; the drafts' only count once accepted.
     run.pos++;
     const first = run.route.peers[0];
     this.opts.router.send(first, frame).catch((err: Error) => this.failPending(run, new StageLostError(first, `could not be reached (${err.message})`)));
-    return next;
+    const tokens = await next;
+    if (tokens.length > draft.length + 1 || tokens.slice(0, -1).some((t, i) => t !== draft[i])) {
+      throw new StageFailedError(run.route.peers.at(-1)!, 'VerificationError', `answered a draft of ${draft.length} with tokens that do not extend it`);
+    }
+    // Accepted drafts are fed: their rows stay on every stage, and the next step starts after them.
+    run.fed.push(...tokens.slice(0, -1));
+    run.pos += tokens.length - 1;
+    return tokens;
   }
 
-  private awaitToken(run: Running, step: number): Promise<number> {
-    const promise = new Promise<number>((resolve, reject) => {
+  private awaitToken(run: Running, step: number): Promise<number[]> {
+    const promise = new Promise<number[]>((resolve, reject) => {
       const sentAt = performance.now();
       run.pending = { resolve, reject, sentAt, coordinatorMs: run.tokenAt === null ? 0 : sentAt - run.tokenAt, step };
     });

@@ -1,13 +1,14 @@
 import { createRequestSampler } from '../engine/request-sampler.js';
-import type { Sampler } from '../engine/sampler.js';
+import type { Sampler, TokenLogprob } from '../engine/sampler.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import { BatchScheduler, type ComputeSample, type RowsToCompute } from '../engine/batch-scheduler.js';
 import type { ForwardShard, ShardInput, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame, type WireLogprob } from './activation-frame.js';
 import { ShardStore } from './shard-store.js';
 import { MeanPool } from '../engine/mean-pool.js';
 import { PrefixMissError, type PrefixCache } from '../engine/prefix-cache.js';
+import { verifyDraft } from '../engine/draft-verification.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -30,6 +31,11 @@ interface Session {
   /** Step being received, and whether its final chunk has arrived. */
   step: number;
   stepDone: boolean;
+  /**
+   * Lowest position the next step may start at. Normally the cache's length; after a verification step, its first
+   * row + 1: the rows of drafted tokens the last stage rejected are dropped when the next step starts before them.
+   */
+  floor: number;
   lastActive: number;
 }
 
@@ -97,7 +103,9 @@ export class StageWorker {
     const start = async (): Promise<RowsToCompute> => {
       session = await this.begin(frame);
       const embedding = session.opening.embed === true;
-      return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits: frame.final && !embedding, embedding };
+      // A verification samples every row (its first, then each drafted token's successor).
+      const logits = frame.final && !embedding ? (frame.draft ? ('all' as const) : true) : false;
+      return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits, embedding };
     };
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
       ({ output, computeMs }) => this.emit(frame, session!, output, computeMs),
@@ -130,17 +138,25 @@ export class StageWorker {
     // Step order: chunks of the current step, or the first chunk of the next one once the current is complete.
     const nextStep = session.stepDone ? session.step + 1 : session.step;
     if (frame.step !== nextStep) throw new StageError(`expected step ${nextStep}, got step ${frame.step}`);
-    if (frame.pos !== session.cache.length) throw new StageError(`expected position ${session.cache.length}, got ${frame.pos}`);
+    if (frame.pos !== session.cache.length) {
+      // The step after a verification starts after the rows its last stage accepted: the rest are dropped here, on
+      // every stage, before anything reads them (and before a release could keep them in the prefix cache).
+      const rollback = frame.step > 0 && frame.pos >= session.floor && frame.pos < session.cache.length;
+      if (!rollback) throw new StageError(`expected position ${session.cache.length}, got ${frame.pos}`);
+      session.cache.truncate(frame.pos);
+    }
     if (session.shard.isFirst ? !frame.tokens : !frame.hidden) throw new StageError(session.shard.isFirst ? 'the first stage needs token ids' : 'this stage needs hidden states');
     session.step = frame.step;
     session.stepDone = frame.final;
+    session.floor = frame.draft ? frame.pos + 1 : frame.pos + frame.n;
     session.lastActive = Date.now();
     return session;
   }
 
   /** An error frame to the request's coordinator (and the request freed here). */
   private failure(frame: ActFrame, session: Session | undefined, err: unknown): Outgoing[] {
-    const opening = session?.opening ?? frame.open;
+    // A frame refused before its turn began (out of order, a bad position) still reaches its request's coordinator.
+    const opening = session?.opening ?? this.sessions.get(frame.rid)?.opening ?? frame.open;
     this.free(frame.rid);
     if (!opening) {
       this.opts.log.warn(`dropped frame for unknown request ${frame.rid}: ${(err as Error).message}`);
@@ -216,6 +232,7 @@ export class StageWorker {
       pool: isLast && opening.embed ? new MeanPool(shard.config.hiddenSize) : null,
       step: 0,
       stepDone: false,
+      floor: 0,
       lastActive: Date.now(),
     };
     this.sessions.set(frame.rid, session);
@@ -239,11 +256,12 @@ export class StageWorker {
     }
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
+      if (frame.draft) return [{ to: coordinator, frame: this.verification(frame, frame.draft, s, out.logits, stageMs) }];
       // Tokens still allowed, this one included: the grammar must be able to finish within them.
       const token = s.sampler!.sample(out.logits, s.opening.contextLength - s.cache.length);
       const lp = s.sampler!.lastLogprob;
       const tokenFrame: TokenFrame = { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token, stageMs };
-      if (lp) tokenFrame.lp = { l: lp.logprob, top: lp.top.map((e) => [e.token, e.logprob]) };
+      if (lp) tokenFrame.lp = wireLogprob(lp);
       if (held) tokenFrame.held = held;
       return [{ to: coordinator, frame: tokenFrame }];
     }
@@ -268,15 +286,34 @@ export class StageWorker {
         stageMs,
       };
       if (frame.open && r === 0) act.open = s.opening;
+      if (frame.draft) act.draft = frame.draft;
       if (held && act.final) act.held = held;
       outgoing.push({ to: next, frame: act, coordinator });
     }
     return outgoing;
   }
 
+  /** The last stage's answer to a verification step: the drafted tokens its samples agree with, and the next one. */
+  private verification(frame: ActFrame, draft: Int32Array, s: Session, logits: Float32Array, stageMs: number[]): TokenFrame {
+    const ctx = s.opening.contextLength;
+    // Row i stands where a plain step's cache would hold frame.pos + i + 1 positions: the same grammar budget.
+    const { tokens, logprobs } = verifyDraft(s.sampler!, logits, s.shard.config.vocabSize, Array.from(draft), (i) => ctx - (frame.pos + i + 1));
+    const out: TokenFrame = { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token: tokens[0], stageMs };
+    if (tokens.length > 1) out.more = Int32Array.from(tokens.slice(1));
+    if (logprobs) {
+      out.lp = wireLogprob(logprobs[0]);
+      if (logprobs.length > 1) out.lps = logprobs.slice(1).map(wireLogprob);
+    }
+    return out;
+  }
+
   private release(frame: ReleaseFrame): Outgoing[] {
     const s = this.sessions.get(frame.rid);
     if (!s) return [];
+    // Rows past the tokens the release names (drafts the last pass rejected) are not the conversation's: the prefix
+    // cache keeps only rows of named tokens, and they are cut here as well.
+    const fed = s.opening.promptTokens.length + (frame.tokens?.length ?? 0);
+    if (!s.pool && s.cache.length > fed) s.cache.truncate(fed);
     // What the request computed (prompt and generated tokens) stays for the next turn of its conversation.
     if (!s.pool) this.keep(s, frame.tokens ? [...s.opening.promptTokens, ...frame.tokens] : s.opening.promptTokens);
     this.free(frame.rid);
@@ -306,6 +343,10 @@ export class StageWorker {
     this.sessions.delete(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
+}
+
+function wireLogprob(lp: TokenLogprob): WireLogprob {
+  return { l: lp.logprob, top: lp.top.map((e) => [e.token, e.logprob]) };
 }
 
 function noVocabulary(): never {
