@@ -113,6 +113,8 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
   const lpQueue: TokenLogprob[] = [];
   const logprobs: TokenLogprob[] = [];
   const tuner = opts.speculation && executor.verify ? new DraftTuner(opts.speculation) : null;
+  // What drafts continue (prompt + output), grown token by token rather than copied every pass.
+  const history: number[] = tuner ? [...promptTokens] : [];
   let cachedTokens = 0;
   const first = await executor.begin({
     id,
@@ -138,6 +140,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
         break;
       }
       tokens.push(token);
+      if (tuner) history.push(token);
       const lp: TokenLogprob | null = queued !== undefined && queued.token === token ? queued : null;
       if (lp) logprobs.push(lp);
       opts.onToken?.(token, lp);
@@ -154,7 +157,7 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
         // computes nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a
         // draft model's steps are part of what a longer draft costs.
         const t = performance.now();
-        const draft = await tuner.draft([...promptTokens, ...tokens], maxTokens - tokens.length - 1, promptTokens.length);
+        const draft = await tuner.draft(history, maxTokens - tokens.length - 1, promptTokens.length);
         ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
         tuner.record(draft.length, ready.length - 1, performance.now() - t);
       } else {
