@@ -163,7 +163,7 @@ describe('frames with drafts', () => {
   it('a decode step carries its token and its draft in one frame; the answer carries the tokens after the first', () => {
     const f = parseActivationFrame(act({ n: 3, tokens: [1, 2, 3], draft: [2, 3] }), limits);
     expect(f.t === 'act' && Array.from(f.draft!)).toEqual([2, 3]);
-    const tok = parseActivationFrame({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r', step: 3, token: 2, more: [3, 4], lps: [{ l: -1, top: [] }, { l: -0.5, top: [] }] }, limits);
+    const tok = parseActivationFrame({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r', step: 3, token: 2, more: [3, 4], lp: { l: -2, top: [] }, lps: [{ l: -1, top: [] }, { l: -0.5, top: [] }] }, limits);
     expect(tok.t === 'token' && [Array.from(tok.more!), tok.lps!.length]).toEqual([[3, 4], 2]);
   });
 
@@ -174,5 +174,8 @@ describe('frames with drafts', () => {
     const big = Array.from({ length: 17 }, (_, i) => i);
     expect(() => parseActivationFrame(act({ n: 18, tokens: [0, ...big], draft: big }), limits)).toThrow(FrameValidationError);
     expect(() => parseActivationFrame({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r', step: 1, token: 2, more: [500] }, limits)).toThrow(FrameValidationError);
+    // One log-probability per token: lps without lp, or not one per token of more, is refused.
+    expect(() => parseActivationFrame({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r', step: 1, token: 2, more: [3], lps: [{ l: -1, top: [] }] }, limits)).toThrow(/lps must follow lp/);
+    expect(() => parseActivationFrame({ t: 'token', v: ACTIVATION_FRAME_VERSION, rid: 'r', step: 1, token: 2, more: [3], lp: { l: -2, top: [] }, lps: [{ l: -1, top: [] }, { l: -1, top: [] }] }, limits)).toThrow(/lps must follow lp/);
   });
 });

@@ -343,20 +343,27 @@ export function parseActivationFrame(raw: unknown, limits: FrameLimits): Activat
       if (held) frame.held = held;
       return frame;
     }
-    case 'token':
+    case 'token': {
+      const stageMs = parseStageMs(raw.stageMs, limits);
+      const lp = parseLogprob(raw.lp, limits);
+      const more = raw.more === undefined ? undefined : tokenArray(raw.more, 'more', MAX_DRAFT_TOKENS, limits.vocabSize);
+      const lps = raw.lps === undefined ? undefined : parseLogprobs(raw.lps, limits);
+      // One log-probability per token: `lp` for `token`, `lps` for each of `more`.
+      if (lps && (!lp || lps.length !== (more?.length ?? 0))) fail('lps must follow lp with one entry per token of more');
       return {
         t: 'token',
         v: ACTIVATION_FRAME_VERSION,
         rid: rid(raw),
         step: int(raw, 'step', 0, limits.maxContext),
         token: int(raw, 'token', 0, limits.vocabSize - 1),
-        ...(parseStageMs(raw.stageMs, limits) ? { stageMs: parseStageMs(raw.stageMs, limits) } : {}),
-        ...(parseLogprob(raw.lp, limits) ? { lp: parseLogprob(raw.lp, limits)! } : {}),
+        ...(stageMs ? { stageMs } : {}),
+        ...(lp ? { lp } : {}),
         ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
         ...(raw.held === undefined ? {} : { held: parseHeld(raw.held, limits)! }),
-        ...(raw.more === undefined ? {} : { more: tokenArray(raw.more, 'more', MAX_DRAFT_TOKENS, limits.vocabSize) }),
-        ...(raw.lps === undefined ? {} : { lps: parseLogprobs(raw.lps, limits) }),
+        ...(more ? { more } : {}),
+        ...(lps ? { lps } : {}),
       };
+    }
     case 'release':
       return {
         t: 'release',
