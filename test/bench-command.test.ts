@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../packages/cli/src/commands/bench.js';
+import type { BenchReport } from '../packages/cli/src/commands/bench-report.js';
 import { CLI_BIN, REPO_ROOT, ensureBuilt } from './support/cluster-harness.js';
 import { STORIES_GGUF } from './support/single-device-run.js';
 

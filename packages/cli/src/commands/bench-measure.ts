@@ -1,0 +1,168 @@
+import type { BenchInfo, BenchResponse } from '@edge-node/node';
+import type { Cluster } from '@edge-node/partitioner';
+import { pipelineRow, predictSplit, type BenchRow } from './bench-analysis.js';
+import { BenchClient, BenchClusterError, LocalCluster } from './bench-cluster.js';
+import type { BenchOptions } from './bench-options.js';
+import { BenchProgress } from './bench-progress.js';
+import { autoSplits, resolveSplits } from './bench-splits.js';
+
+/** Warm-ups tried before a split whose route keeps differing is given up. */
+const WARMUP_ATTEMPTS = 6;
+
+/** What the split runs measured: their rows, the cluster as last seen, the prefix cache's share of their prompts. */
+export interface SplitMeasurements {
+  rows: BenchRow[];
+  info: BenchInfo;
+  /** Prompt tokens of the measured runs, and those the stages' prefix caches gave them. */
+  prefix: { promptTokens: number; cachedTokens: number };
+  lastClient: BenchClient | null;
+}
+
+/** Measures the baselines into the rows, with the cluster info the prediction needs; counted by `progress`. */
+export type BaselineRunner = (info: BenchInfo, progress: BenchProgress) => Promise<BenchRow[]>;
+
+const routeOf = (r: BenchResponse) => r.route.stages.map((s) => s.endLayer - s.startLayer).join(',');
+
+/** Warms the split up (which also has every stage load its layers) until the coordinator runs it. */
+async function warmUp(client: BenchClient, split: number[], p: number, g: number, progress: BenchProgress, checkAlive: () => void): Promise<void> {
+  const label = split.join(',');
+  progress.status(`split ${label}: warm-up`);
+  // A node busy loading can miss heartbeats and be dropped for a moment, and the coordinator then serves on fewer
+  // nodes: warm up again until the route is the asked split.
+  for (let attempt = 1; ; attempt++) {
+    const warm = await client.run(p, g, 1);
+    checkAlive();
+    const ran = routeOf(warm);
+    if (split.length === 0 || ran === label) break;
+    if (attempt >= WARMUP_ATTEMPTS) {
+      throw new BenchClusterError(`split ${label}: the coordinator still ran ${ran} after ${attempt} warm-ups (a node left while loading its layers? see the node logs)`);
+    }
+    progress.status(`split ${label}: the warm-up ran on ${ran} (a node was briefly lost); again`);
+    await client.waitForMembers(split.length, 60_000, checkAlive);
+  }
+  progress.tick(`split ${label}: warm-up done`);
+}
+
+/** One batch of `c` simultaneous bench requests, again while a node lost mid-way made it run on fewer nodes. */
+async function runBatch(client: BenchClient, split: number[], c: number, p: number, g: number, progress: BenchProgress, checkAlive: () => void): Promise<BenchResponse[]> {
+  const label = split.join(',');
+  for (let attempt = 1; ; attempt++) {
+    const batch = await Promise.all(Array.from({ length: c }, (_, i) => client.run(p, g, 1, 1 + i)));
+    checkAlive();
+    const ran = batch.map(routeOf).find((x) => x !== label);
+    if (split.length === 0 || ran === undefined) return batch;
+    // A run that lost a node mid-way was replayed on fewer nodes: it does not measure this split.
+    if (attempt >= WARMUP_ATTEMPTS) throw new BenchClusterError(`split ${label}: runs keep ending on ${ran} (a node keeps leaving; see the node logs)`);
+    progress.status(`split ${label}: a run ended on ${ran} (a node was briefly lost); again`);
+    await client.waitForMembers(split.length, 60_000, checkAlive);
+  }
+}
+
+/** Runs `runs` batches of `c` simultaneous bench requests for each concurrency after one warm-up request. */
+async function measureSplit(client: BenchClient, split: number[], o: BenchOptions, progress: BenchProgress, checkAlive: () => void): Promise<Map<number, BenchResponse[][]>> {
+  const { promptTokens: p, genTokens: g, runs } = o;
+  const label = split.join(',');
+  await warmUp(client, split, p, g, progress, checkAlive);
+  const out = new Map<number, BenchResponse[][]>();
+  for (const c of o.concurrency) {
+    const batches: BenchResponse[][] = [];
+    for (let r = 0; r < runs; r++) {
+      progress.status(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
+      batches.push(await runBatch(client, split, c, p, g, progress, checkAlive));
+      progress.tick(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
+    }
+    out.set(c, batches);
+  }
+  return out;
+}
+
+function rowsOf(split: number[], measured: Map<number, BenchResponse[][]>, info: BenchInfo, p: number, g: number): BenchRow[] {
+  const rows: BenchRow[] = [];
+  let alone: number[] | undefined;
+  for (const [c, batches] of measured) {
+    const actual = batches[0][0].route.stages.map((s) => s.endLayer - s.startLayer);
+    if (actual.join(',') !== split.join(',')) throw new Error(`asked for split ${split.join(',')} but the cluster ran ${actual.join(',')}`);
+    let prediction: BenchRow['predicted'] = null;
+    let note: string | undefined;
+    try {
+      prediction = predictSplit(info.modelShape, info.cluster, split, p, g, c);
+    } catch (err) {
+      note = `no prediction: ${(err as Error).message}`;
+    }
+    const row = pipelineRow({ split, concurrency: c, batches, ...(c > 1 && alone ? { transferAlone: alone } : {}) }, info.cluster, prediction);
+    if (note) row.note = note;
+    if (c === 1) alone = row.hops.map((h) => h.transferMs);
+    rows.push(row);
+  }
+  return rows;
+}
+
+function tallyPrefix(prefix: SplitMeasurements['prefix'], measured: Map<number, BenchResponse[][]>): void {
+  for (const batches of measured.values()) {
+    for (const run of batches.flat().flatMap((b) => b.runs)) {
+      prefix.promptTokens += run.promptTokens;
+      prefix.cachedTokens += run.cachedTokens ?? 0;
+    }
+  }
+}
+
+/** --api: the split a running cluster serves now, then the baselines. */
+export async function measureApi(client: BenchClient, o: BenchOptions, baselineSteps: number, baselines: BaselineRunner): Promise<SplitMeasurements> {
+  const prefix = { promptTokens: 0, cachedTokens: 0 };
+  const progress = new BenchProgress(1 + o.runs * o.concurrency.length + baselineSteps);
+  const measured = await measureSplit(client, [], o, progress, () => {});
+  tallyPrefix(prefix, measured);
+  const info = await client.info();
+  const first = [...measured.values()][0][0][0];
+  const split = first.route.stages.map((s) => s.endLayer - s.startLayer);
+  // The prediction puts the coordinator first: true when it is stage 0, as with `edge-node start --split`.
+  const rows = rowsOf(split, measured, info, o.promptTokens, o.genTokens);
+  rows.push(...(await baselines(info, progress)));
+  progress.finish();
+  return { rows, info, prefix, lastClient: client };
+}
+
+/** --nodes N: starts the local nodes, measures every split on them, stops them, then the baselines. */
+export async function measureNodes(modelPath: string, layers: number, o: BenchOptions, baselineSteps: number, baselines: BaselineRunner): Promise<SplitMeasurements> {
+  const { promptTokens: p, genTokens: g } = o;
+  const progress0 = new BenchProgress(1);
+  progress0.status(`starting ${o.nodes} node(s)`);
+  const cluster = await LocalCluster.start({
+    nodes: o.nodes,
+    modelPath,
+    split: o.spec.kind === 'given' ? o.spec.splits[0] : [layers],
+    contextLength: p + g + 8,
+    concurrency: Math.max(...o.concurrency),
+    engine: o.engine,
+    prefixCache: o.prefixCache,
+    ...(o.logDir ? { logDir: o.logDir } : {}),
+  });
+  const rows: BenchRow[] = [];
+  const prefix = { promptTokens: 0, cachedTokens: 0 };
+  let ok = false;
+  try {
+    let info = await cluster.client.info();
+    const cl: Cluster = info.cluster;
+    const splits = resolveSplits(o.spec, layers, o.nodes, () => autoSplits(info.modelShape, cl, { promptTokens: p, genTokens: g, concurrency: 1 }, o.strategy));
+    const progress = new BenchProgress(splits.length * (1 + o.runs * o.concurrency.length) + baselineSteps);
+    for (const split of splits) {
+      progress.status(`split ${split.join(',')}: (re)starting the coordinator`);
+      await cluster.setSplit(split);
+      const measured = await measureSplit(cluster.client, split, o, progress, () => cluster.checkAlive());
+      tallyPrefix(prefix, measured);
+      // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
+      info = await cluster.client.info();
+      rows.push(...rowsOf(split, measured, info, p, g));
+    }
+    ok = true;
+    await cluster.stop();
+    rows.push(...(await baselines(info, progress)));
+    progress.finish();
+    return { rows, info, prefix, lastClient: splits.length > 0 ? cluster.client : null };
+  } finally {
+    if (!ok) {
+      await cluster.stop(true);
+      process.stderr.write(`\nnode logs: ${cluster.logDir}\n`);
+    }
+  }
+}
