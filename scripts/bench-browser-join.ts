@@ -4,7 +4,7 @@
  * manifest, its layers fetched from the peer and stored in IndexedDB), the fetch rate, decode tok/s through node + tab
  * against the node alone, and the same after a reload (layers from IndexedDB).
  *
- *   node scripts/make-model.mjs --preset smollm2-135m --dtype Q8_0 \
+ *   node packages/testkit/scripts/make-model.mjs --preset smollm2-135m --dtype Q8_0 \
  *     --tokenizer ../shared/models/smollm2-135m-instruct-tokenizer --out /tmp/smollm2-135m-q8_0.gguf
  *   npx tsx scripts/bench-browser-join.ts --model /tmp/smollm2-135m-q8_0.gguf [--split 15,15] [--tokens 32]
  */

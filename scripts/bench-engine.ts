@@ -102,7 +102,7 @@ async function ensureModels(models: ModelKey[], types: TypeKey[]): Promise<void>
     if (missing.length === 0) continue;
     const f16 = modelPath(m, 'f16');
     if (!existsSync(f16)) {
-      const { generateSyntheticModel } = await import('../packages/node/src/synth/synthetic-model.js');
+      const { generateSyntheticModel } = await import('../packages/testkit/src/index.js');
       const partial = `${f16}.partial-${process.pid}`;
       const t0 = performance.now();
       process.stderr.write(`generating ${f16} (preset ${MODELS[m]}, F16)... `);

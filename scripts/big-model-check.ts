@@ -45,7 +45,7 @@ const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
 
 /** Writes a synthetic model with our generator (Q8_0 directly: no 16 GB F16 intermediate). */
 async function generate(out: string, preset: 'llama-3-8b' | 'llama-3.1-8b', layers?: number): Promise<void> {
-  const { generateSyntheticModel } = await import('../packages/node/src/synth/synthetic-model.js');
+  const { generateSyntheticModel } = await import('../packages/testkit/src/index.js');
   await mkdir(CACHE_DIR, { recursive: true });
   const partial = `${out}.partial-${process.pid}`;
   const t0 = performance.now();

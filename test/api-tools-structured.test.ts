@@ -353,7 +353,7 @@ describe('constrained sampling on a random-weight model with a 49k byte-level BP
   let client: OpenAI;
   let model: string;
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(REPO_ROOT, 'scripts/make-model.mjs'), '--preset', 'tiny-smollm2', '--tokenizer', join(SHARED_MODELS, 'smollm2-135m-instruct-tokenizer'), '--out', modelPath, '--seed', '7'], { stdio: 'ignore' });
+    execFileSync(process.execPath, [join(REPO_ROOT, 'packages/testkit/scripts/make-model.mjs'), '--preset', 'tiny-smollm2', '--tokenizer', join(SHARED_MODELS, 'smollm2-135m-instruct-tokenizer'), '--out', modelPath, '--seed', '7'], { stdio: 'ignore' });
     const c = await startApiCluster(h, { model: modelPath, args: ['--split', '2,2', '--queue-length', '64'] });
     client = new OpenAI({ baseURL: `${c.a.apiUrl}/v1`, apiKey: 'x', maxRetries: 0 });
     model = c.modelId;

@@ -7,7 +7,7 @@ import { copyFile, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticModel } from '../packages/node/src/synth/synthetic-model.js';
+import { generateSyntheticModel } from '@edge-node/testkit';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const BIN = join(ROOT, 'packages/cli/bin/edge-node.js');

@@ -24,8 +24,7 @@ import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
 import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import type { ModelConfig } from '../packages/node/src/model/model-config.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
-import { generateSyntheticModel, type SyntheticDType, type SyntheticFormat } from '../packages/node/src/synth/synthetic-model.js';
-import type { SyntheticPresetName } from '../packages/node/src/synth/synthetic-presets.js';
+import { generateSyntheticModel, type SyntheticDType, type SyntheticFormat, type SyntheticPresetName } from '@edge-node/testkit';
 import { getLlamaCpp } from './support/llama-cpp.js';
 
 const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';

@@ -30,7 +30,7 @@ import type { KvCacheType } from '../packages/node/src/engine/kv-cache.js';
 import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
 import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
-import { generateSyntheticModel, type SyntheticDType } from '../packages/node/src/synth/synthetic-model.js';
+import { generateSyntheticModel, type SyntheticDType } from '@edge-node/testkit';
 import { getLlamaCpp } from './support/llama-cpp.js';
 
 const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticModel } from '../packages/node/src/synth/synthetic-model.js';
-import type { SyntheticPresetName } from '../packages/node/src/synth/synthetic-presets.js';
+import { generateSyntheticModel, type SyntheticPresetName } from '@edge-node/testkit';
 import { loadLlamaCppModel } from './support/llama-cpp.js';
 
 const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';

@@ -13,7 +13,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type Wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateSyntheticModel } from '../../packages/node/src/synth/synthetic-model.js';
+import { generateSyntheticModel } from '@edge-node/testkit';
 import { promisify } from 'node:util';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

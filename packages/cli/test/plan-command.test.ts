@@ -87,7 +87,7 @@ describe('edge-node plan', () => {
 
   it('--backend tfjs plans for F32 weights (tfjs dequantises an F16 file to twice its bytes) and refuses a quantised file', () => {
     const f16 = join(dir, 'tiny-f16.gguf');
-    execFileSync(process.execPath, [join(root, 'scripts/make-model.mjs'), '--preset', 'tiny-llama-3.2', '--dtype', 'F16', '--out', f16], { stdio: 'ignore' });
+    execFileSync(process.execPath, [join(root, 'packages/testkit/scripts/make-model.mjs'), '--preset', 'tiny-llama-3.2', '--dtype', 'F16', '--out', f16], { stdio: 'ignore' });
     const stageBytes = (...extra: string[]) => {
       const r = cli('--model', f16, '--devices', join(dir, 'devices.json'), '--split', '3,0,0', '--json', ...extra);
       expect(r.code, r.stderr).toBe(0);

@@ -8,7 +8,7 @@ import type { ClusterMember } from '../src/cluster/membership.js';
 import type { KvCacheType } from '../src/engine/kv-cache.js';
 import type { ModelConfig } from '../src/model/model-config.js';
 import { computeClusterPlan, widestKvCache } from '../src/pipeline/cluster-plan.js';
-import { SYNTHETIC_PRESETS } from '../src/synth/synthetic-presets.js';
+import { SYNTHETIC_PRESETS } from '@edge-node/testkit';
 
 // SmolLM2-135M's shape: 30 layers, 3 KV heads of 64.
 const config: ModelConfig = SYNTHETIC_PRESETS['smollm2-135m'];

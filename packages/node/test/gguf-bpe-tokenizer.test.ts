@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { readGgufHeader } from '../src/model/gguf-reader.js';
-import { gguf, writeGguf, type GgufMetadataValue } from '../src/synth/gguf-writer.js';
+import { gguf, writeGguf, type GgufMetadataValue } from '@edge-node/testkit';
 import { bpePreTokenizer, preTokenize } from '../src/tokenizer/bpe-pre-tokenizer.js';
 import { GgufBpeTokenizer } from '../src/tokenizer/gguf-bpe-tokenizer.js';
 import { readGgufVocab } from '../src/tokenizer/gguf-vocab.js';

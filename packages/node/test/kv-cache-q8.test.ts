@@ -14,7 +14,7 @@ import { QuantShard } from '../src/engine/quant-shard.js';
 import { loadShardWeights } from '../src/engine/shard-weights.js';
 import type { ModelFile } from '../src/model/model-file.js';
 import { openModel } from '../src/model/open-model.js';
-import { generateSyntheticModel } from '../src/synth/synthetic-model.js';
+import { generateSyntheticModel } from '@edge-node/testkit';
 
 let dir = '';
 let model: ModelFile;

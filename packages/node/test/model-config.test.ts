@@ -62,6 +62,16 @@ describe('modelConfigFromHf', () => {
 });
 
 describe('llama3 RoPE factors', () => {
+  it('computes the divisors: 1 for short wavelengths, factor for long ones, smooth in between', () => {
+    const f = llama3RopeDivisors({ type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 }, 64, 500000);
+    expect(f.length).toBe(32);
+    expect(f[0]).toBe(1);
+    expect(f[31]).toBe(32);
+    const mid = [...f].filter((x) => x > 1 && x < 32);
+    expect(mid.length).toBeGreaterThan(0);
+    for (let i = 1; i < 32; i++) expect(f[i]).toBeGreaterThanOrEqual(f[i - 1]);
+  });
+
   it('recovers the parameters from the precomputed divisors, and refuses others', () => {
     const s: RopeScalingLlama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
     const f = llama3RopeDivisors(s, 128, 500000);

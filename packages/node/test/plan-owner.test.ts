@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterMember } from '../src/cluster/membership.js';
 import type { ModelConfig } from '../src/model/model-config.js';
 import { computeClusterPlan } from '../src/pipeline/cluster-plan.js';
-import { SYNTHETIC_PRESETS } from '../src/synth/synthetic-presets.js';
+import { SYNTHETIC_PRESETS } from '@edge-node/testkit';
 
 const config: ModelConfig = SYNTHETIC_PRESETS['smollm2-135m'];
 const request = { promptTokens: 64, genTokens: 64, contextTokens: 1024, concurrency: 1 };

@@ -13,7 +13,7 @@ import type { LayerRange } from '../src/engine/layer-range.js';
 import { loadShardWeights, type ShardWeights } from '../src/engine/shard-weights.js';
 import type { ModelFile } from '../src/model/model-file.js';
 import { openModel } from '../src/model/open-model.js';
-import { generateSyntheticModel } from '../src/synth/synthetic-model.js';
+import { generateSyntheticModel } from '@edge-node/testkit';
 
 const LAYERS = 30;
 let dir = '';

@@ -2,10 +2,21 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { SYNTHETIC_PRESETS, generateSyntheticModel, type SyntheticPresetName } from '@edge-node/node';
 import { UsageError } from '../cli-command.js';
 
 export const SYNTHETIC_PREFIX = 'synthetic:';
+
+/**
+ * The test kit, loaded only for a synthetic model: it is a repository package, not part of the published runtime,
+ * so the command works without it for real model files.
+ */
+async function loadTestkit(): Promise<typeof import('@edge-node/testkit')> {
+  try {
+    return await import('@edge-node/testkit');
+  } catch (err) {
+    throw new UsageError(`--model synthetic:PRESET needs @edge-node/testkit, which comes with the edge-node repository (npm ci there), not with the published command (${(err as Error).message})`);
+  }
+}
 
 /**
  * A --model value as a file path: `synthetic:PRESET` (a random-weight F32 GGUF of a real model's shape, generated
@@ -14,8 +25,9 @@ export const SYNTHETIC_PREFIX = 'synthetic:';
 export async function resolveBenchModel(value: string, opts: { cacheDir?: string; tokenizerDir?: string; log?: (line: string) => void } = {}): Promise<string> {
   if (!value.startsWith(SYNTHETIC_PREFIX)) return resolve(value);
   const preset = value.slice(SYNTHETIC_PREFIX.length);
-  if (!(preset in SYNTHETIC_PRESETS)) {
-    throw new UsageError(`unknown synthetic model "${preset}"; one of: ${Object.keys(SYNTHETIC_PRESETS).join(', ')}`);
+  const { SYNTHETIC_PRESET_NAMES, generateSyntheticModel, isSyntheticPresetName } = await loadTestkit();
+  if (!isSyntheticPresetName(preset)) {
+    throw new UsageError(`unknown synthetic model "${preset}"; one of: ${SYNTHETIC_PRESET_NAMES.join(', ')}`);
   }
   const dir = resolve(opts.cacheDir ?? join(homedir(), '.cache', 'edge-node', 'synthetic'));
   const tok = opts.tokenizerDir ? '-tok' : '';
@@ -26,7 +38,7 @@ export async function resolveBenchModel(value: string, opts: { cacheDir?: string
   opts.log?.(`generating ${path} (random weights, ${preset} shape, F32)…`);
   try {
     await generateSyntheticModel({
-      preset: preset as SyntheticPresetName,
+      preset,
       format: 'gguf',
       dtype: 'F32',
       seed: 0,

@@ -1,22 +1,26 @@
 import type { RopeScalingLlama3 } from './model-config.js';
 
 /**
- * Llama 3.1 RoPE frequency divisors, one per rotary pair (headDim / 2), as transformers and llama.cpp
- * compute them: high frequencies unchanged, low ones divided by `factor`, a smooth ramp in between.
+ * Llama 3.x RoPE frequency divisors, one per rotary pair (headDim / 2), as transformers computes them and
+ * convert_hf_to_gguf stores them in `rope_freqs.weight` (llama.cpp divides each pair's frequency by its divisor):
+ * high frequencies unchanged, low ones divided by `factor`, a smooth ramp in between. Float32 arithmetic is
+ * emulated step by step so the values match torch's float32 computation bit for bit (the synthetic models of
+ * @edge-node/testkit write these as their GGUF files' divisors).
  */
 export function llama3RopeDivisors(scaling: RopeScalingLlama3, headDim: number, ropeTheta: number): Float32Array {
-  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: orig } = scaling;
-  const lowFreqWavelen = orig / lowFreqFactor;
-  const highFreqWavelen = orig / highFreqFactor;
+  const f = Math.fround;
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: oldCtx } = scaling;
+  const lowFreqWavelen = oldCtx / lowFreqFactor;
+  const highFreqWavelen = oldCtx / highFreqFactor;
   const out = new Float32Array(headDim / 2);
-  for (let i = 0; i < out.length; i++) {
-    const freq = 1 / ropeTheta ** ((2 * i) / headDim);
-    const wavelen = (2 * Math.PI) / freq;
+  for (let i = 0; i < headDim / 2; i++) {
+    const freq = f(1 / f(Math.pow(f(ropeTheta), f((2 * i) / headDim))));
+    const wavelen = f(f(2 * Math.PI) / freq);
     if (wavelen < highFreqWavelen) out[i] = 1;
     else if (wavelen > lowFreqWavelen) out[i] = factor;
     else {
-      const smooth = (orig / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      out[i] = 1 / ((1 - smooth) / factor + smooth);
+      const smooth = f(f(f(oldCtx / wavelen) - lowFreqFactor) / (highFreqFactor - lowFreqFactor));
+      out[i] = f(1 / f(f(f(1 - smooth) / factor) + smooth));
     }
   }
   return out;

@@ -1,4 +1,4 @@
-import type { ModelConfig, RopeScalingLlama3 } from '../model/model-config.js';
+import type { ModelConfig, RopeScalingLlama3 } from '@edge-node/node';
 
 /**
  * Shapes of real models (from their published config.json) for random-weight stand-ins, plus `tiny-*`

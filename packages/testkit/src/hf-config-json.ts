@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../model/model-config.js';
+import type { ModelConfig } from '@edge-node/node';
 
 /** The config.json transformers writes for a Llama or Qwen2 causal LM of this shape. */
 export function hfConfigJson(config: ModelConfig, torchDtype: 'float32' | 'float16' | 'bfloat16'): Record<string, unknown> {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Writes a random-weight model of a real shape (see packages/node/src/synth/synthetic-presets.ts).
-//   node scripts/make-model.mjs --preset smollm2-135m --format gguf --dtype F32 --out /tmp/x.gguf
-//   node scripts/make-model.mjs --preset tiny-qwen2.5 --format safetensors --out /tmp/qwen-hf --shard-mb 1
-// Needs `npm run build` first (it imports packages/node/dist).
+// Writes a random-weight model of a real shape (see packages/testkit/src/synthetic-presets.ts).
+//   node packages/testkit/scripts/make-model.mjs --preset smollm2-135m --format gguf --dtype F32 --out /tmp/x.gguf
+//   node packages/testkit/scripts/make-model.mjs --preset tiny-qwen2.5 --format safetensors --out /tmp/qwen-hf --shard-mb 1
+// Needs `npm run build` first (it imports packages/testkit/dist).
 import { parseArgs } from 'node:util';
 
-const USAGE = `usage: node scripts/make-model.mjs --preset NAME --out PATH [options]
+const USAGE = `usage: node packages/testkit/scripts/make-model.mjs --preset NAME --out PATH [options]
   --preset NAME        ${'one of the presets listed below'}
   --format gguf|safetensors   (default gguf; safetensors writes a folder)
   --dtype F32|F16|BF16|Q8_0   (default F32; Q8_0 is GGUF only)
@@ -40,10 +40,9 @@ try {
 
 let synth;
 try {
-  // Only the synth modules: the rest of the package is not needed to write a model file.
-  synth = { ...(await import('../packages/node/dist/synth/synthetic-model.js')), ...(await import('../packages/node/dist/synth/synthetic-presets.js')) };
+  synth = await import('../dist/index.js');
 } catch (err) {
-  console.error(`cannot load packages/node/dist (${err.message}); run \`npm run build\` first`);
+  console.error(`cannot load packages/testkit/dist (${err.message}); run \`npm run build\` first`);
   process.exit(1);
 }
 

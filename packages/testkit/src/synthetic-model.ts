@@ -1,11 +1,9 @@
 import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { ModelConfig } from '../model/model-config.js';
-import type { RopeLayout } from '../model/model-file.js';
+import { llama3RopeDivisors, type ModelConfig, type RopeLayout } from '@edge-node/node';
 import { gguf, writeGguf } from './gguf-writer.js';
 import type { GgufMetadataValue, GgufTensorSource } from './gguf-writer.js';
 import { hfConfigJson } from './hf-config-json.js';
-import { llama3RopeFactors } from './llama3-rope-factors.js';
 import { writeSafetensors } from './safetensors-writer.js';
 import type { SafetensorsTensorSource } from './safetensors-writer.js';
 import { hashString, SeededRandom } from './seeded-random.js';
@@ -169,7 +167,7 @@ function planTensors(c: ModelConfig): SyntheticTensorPlan[] {
       mean: 0,
       std: 0,
       ropeHeads: null,
-      fixed: llama3RopeFactors(c.headDim, c.ropeTheta, c.ropeScaling),
+      fixed: llama3RopeDivisors(c.ropeScaling, c.headDim, c.ropeTheta),
     });
   }
   for (let i = 0; i < c.numLayers; i++) {

@@ -2,10 +2,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gguf, writeGguf } from '../src/synth/gguf-writer.js';
-import { SeededRandom } from '../src/synth/seeded-random.js';
-import { TensorWriteError } from '../src/synth/synth-errors.js';
-import { encodeTensorData, roundToF16 } from '../src/synth/tensor-encoding.js';
+import { gguf, writeGguf } from '../src/gguf-writer.js';
+import { SeededRandom } from '../src/seeded-random.js';
+import { TensorWriteError } from '../src/synth-errors.js';
+import { encodeTensorData, roundToF16 } from '../src/tensor-encoding.js';
 import { parseGguf } from './support/gguf-test-parser.js';
 
 /** Reference Q8_0 dequantisation: value = f16(d) * int8(q). */

@@ -4,7 +4,7 @@
  * gguf-py's reference quantiser (per block of 32: d = amax / 127 in float32, q = roundf(x / d), d stored F16).
  */
 import { ggmlTypeByName } from '@edge-node/kernels';
-import { f16ToF32, f32ToF16 } from '../model/half-float.js';
+import { f16ToF32, f32ToF16 } from '@edge-node/node';
 
 export type EncodedDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
 

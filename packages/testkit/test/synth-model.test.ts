@@ -3,10 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { llama3RopeFactors } from '../src/synth/llama3-rope-factors.js';
-import { SyntheticModelError } from '../src/synth/synth-errors.js';
-import { generateSyntheticModel, ggufRowToHfRow, syntheticTensorValues } from '../src/synth/synthetic-model.js';
-import type { SyntheticModel } from '../src/synth/synthetic-model.js';
+import { SyntheticModelError } from '../src/synth-errors.js';
+import { generateSyntheticModel, ggufRowToHfRow, syntheticTensorValues } from '../src/synthetic-model.js';
+import type { SyntheticModel } from '../src/synthetic-model.js';
 import { parseGguf } from './support/gguf-test-parser.js';
 
 const SHARED = process.env.EDGE_NODE_SHARED_MODELS ?? '/work/shared/models';
@@ -219,16 +218,6 @@ describe('generateSyntheticModel', () => {
     expect(p.tensors.find((t) => t.name === 'output.weight')?.ne).toEqual([64, 1000]);
     const shrunk = await generateSyntheticModel({ preset: 'tiny-tinyllama', config: { vocabSize: 1000 }, padVocab: false, format: 'gguf', outPath: join(dir, 'shrunk.gguf') });
     expect(shrunk.config.vocabSize).toBe(512);
-  });
-
-  it('computes llama3 RoPE factors: 1 for short wavelengths, factor for long ones, smooth in between', () => {
-    const f = llama3RopeFactors(64, 500000, { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
-    expect(f.length).toBe(32);
-    expect(f[0]).toBe(1);
-    expect(f[31]).toBe(32);
-    const mid = [...f].filter((x) => x > 1 && x < 32);
-    expect(mid.length).toBeGreaterThan(0);
-    for (let i = 1; i < 32; i++) expect(f[i]).toBeGreaterThanOrEqual(f[i - 1]);
   });
 
   it('refuses unknown presets and Q8_0 safetensors with actionable errors', async () => {
