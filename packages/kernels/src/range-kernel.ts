@@ -1,7 +1,7 @@
 import type { KernelExports } from './kernel-exports.js';
 
 /** Brand of range kernels (a type only: nothing at run time). */
-export declare const rangeKernelBrand: unique symbol;
+declare const rangeKernelBrand: unique symbol;
 
 /**
  * A kernel export that runtimes may split over threads: its last two parameters are a range [start, end) of

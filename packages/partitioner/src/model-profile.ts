@@ -37,16 +37,6 @@ export interface ModelProfile {
   };
 }
 
-/** Decode FLOPs of a layer for a token at `position` (tokens already in its KV cache). */
-export function decodeLayerFlops(l: LayerCost, position: number): number {
-  return l.flopsPerToken + l.attentionFlopsPerContextToken * (position + 1);
-}
-
-/** Prefill FLOPs of a layer for a prompt of n tokens (causal attention: token i attends to i+1 tokens). */
-export function prefillLayerFlops(l: LayerCost, n: number): number {
-  return l.flopsPerToken * n + (l.attentionFlopsPerContextToken * n * (n + 1)) / 2;
-}
-
 /** Derives the per-layer cost profile from a model's shape alone (no weights needed). */
 export function modelProfile(shape: ModelShape): ModelProfile {
   validateModelShape(shape);

@@ -265,11 +265,6 @@ export function syntheticTensorValues(config: ModelConfig, seed: number, name: s
   return out;
 }
 
-/** The tensors of a synthetic model of this config (canonical names, shapes, init scales). */
-export function syntheticTensorPlan(config: ModelConfig): SyntheticTensorPlan[] {
-  return planTensors(config);
-}
-
 const FILE_TYPE: Record<SyntheticDType, number> = { F32: 0, F16: 1, Q8_0: 7, BF16: 32 };
 
 function ggufDType(t: SyntheticTensorPlan, dtype: SyntheticDType): EncodedDType {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FinishReason, GenerationResult } from '../engine/generate.js';
+import type { GenerationResult } from '../engine/generate.js';
 import type { TokenLogprob } from '../engine/sampler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { Generator } from '../engine/generator.js';
@@ -354,5 +354,3 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
     },
   );
 }
-
-export type { FinishReason };

@@ -20,7 +20,7 @@ export const PROTOCOLS = {
 } as const;
 
 export type ProtocolName = keyof typeof PROTOCOLS;
-export type ProtocolId = (typeof PROTOCOLS)[ProtocolName];
+type ProtocolId = (typeof PROTOCOLS)[ProtocolName];
 
 /** `/edge-node/profile/1.0.0` → `{ name: 'profile', version: '1.0.0' }`; null for anything not ours. */
 export function parseProtocolId(id: string): { name: string; version: string } | null {
