@@ -26,5 +26,6 @@ export { storedBytesPerWeight } from './model/stored-bytes-per-weight.js';
 export { generateClusterKey, parseClusterKey, readClusterKeyFile, writeClusterKeyFile } from './network/cluster-key.js';
 export { createEdgeHost } from './network/edge-host.js';
 export { createConsoleLogger, LOG_LEVELS, type LogLevel, silentLogger } from './network/node-logger.js';
-export { type ClusterStatus, type EdgeNode, type EdgeNodeOptions, type MemberStatus, startEdgeNode } from './node-runtime.js';
+export { type EdgeNode, type EdgeNodeOptions, startEdgeNode } from './node-runtime.js';
+export type { ClusterStatus, MemberStatus } from './node-status.js';
 export { modelShapeOf } from './pipeline/cluster-plan.js';

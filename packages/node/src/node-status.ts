@@ -1,0 +1,92 @@
+import type { DeviceLoad } from './cluster/device-load.js';
+import type { DeviceProfile } from './cluster/device-profile.js';
+import type { LinkStats } from './cluster/link-monitor.js';
+import type { ClusterMember, Membership, StageInfo } from './cluster/membership.js';
+import type { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+import type { PlanChange } from './pipeline/plan-history.js';
+import type { PlanSummary } from './pipeline/plan-summary.js';
+
+export interface MemberStatus {
+  peerId: string;
+  name: string;
+  addresses: string[];
+  profile: DeviceProfile;
+  /** Load as the node announces it: slowdown, other processes' CPU, available memory, memory budget. */
+  load: DeviceLoad | null;
+  /** Its decode GFLOP/s as the planner sees it now (measured ÷ slowdown ÷ calibration). */
+  effectiveGflops: number;
+  stageInfo: StageInfo | null;
+  /** ms since this node last heard from it (0 for self). */
+  lastSeenMsAgo: number;
+}
+
+export interface LinkStatus extends LinkStats {
+  from: string;
+  to: string;
+}
+
+/** Snapshot served at GET /v1/cluster and printed by `edge-node status`. */
+export interface ClusterStatus {
+  self: MemberStatus;
+  peers: MemberStatus[];
+  /** Every link measured by any member (each member shares its own measurements). */
+  links: LinkStatus[];
+  /** The current pipeline plan, once the pipeline sets one. */
+  plan: unknown;
+  /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
+  planError: string | null;
+  /** The last plan changes this node made as a coordinator, oldest first, with their reasons. */
+  planHistory: PlanChange[];
+  /** The coordinator's last verdict on its plan (why it was kept, or changed). */
+  planDecision: string;
+  /** The plan in force priced with the devices' current figures (ms/token), checked every second; null before. */
+  planPredictedNowMs: number | null;
+}
+
+export interface HealthStatus {
+  status: 'ok';
+  peerId: string;
+  name: string;
+  addresses: string[];
+  /** Connected cluster peers (members), not counting this node. */
+  peers: number;
+}
+
+/**
+ * The plan as views show it: a node that left is no longer listed as left out (membership dropped it within the
+ * failure timeout; the plan itself changes at the next request).
+ */
+function withoutDeparted(plan: unknown, present: ReadonlySet<string>): unknown {
+  const p = plan as PlanSummary | null;
+  if (!p || !Array.isArray(p.excluded)) return plan;
+  return { ...p, excluded: p.excluded.filter((e) => present.has(e.device)) };
+}
+
+function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatus {
+  return {
+    peerId: m.peerId,
+    name: m.name,
+    addresses: m.addresses,
+    profile: m.profile,
+    load: m.load,
+    effectiveGflops: Math.round((m.profile.gflopsDecode / ((m.load?.slowdown ?? 1) * (m.load?.calibration ?? 1))) * 100) / 100,
+    stageInfo: m.stageInfo,
+    lastSeenMsAgo: self ? 0 : now - m.lastSeen,
+  };
+}
+
+/** The cluster as this node sees it now: members, links, and the plan with its history (GET /v1/cluster). */
+export function clusterStatus(membership: Membership, pipeline: ClusterPipeline | null, plan: unknown): ClusterStatus {
+  const now = Date.now();
+  const all = [membership.self(), ...membership.members()];
+  return {
+    self: memberStatus(all[0], now, true),
+    peers: all.slice(1).map((m) => memberStatus(m, now, false)),
+    links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
+    plan: withoutDeparted(plan, new Set(all.map((m) => m.peerId))),
+    planError: pipeline?.planError ?? null,
+    planHistory: pipeline?.history.list() ?? [],
+    planDecision: pipeline?.lastDecision ?? '',
+    planPredictedNowMs: pipeline?.predictedNowMs ?? null,
+  };
+}
