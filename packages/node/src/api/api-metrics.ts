@@ -1,5 +1,5 @@
 import type { StepTiming } from '../engine/bench-probe.js';
-import type { RecoveryEvent } from '../pipeline/pipeline-executor.js';
+import type { RecoveryEvent } from '../pipeline/route-change-events.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 import type { SpeculationReport } from '../engine/speculation.js';

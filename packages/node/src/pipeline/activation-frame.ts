@@ -295,75 +295,83 @@ function parseStageMs(v: unknown, limits: FrameLimits): number[] | undefined {
   return v as number[];
 }
 
+/** An `act` frame: a chunk of rows (token ids or hidden states) for one stage, maybe opening its request. */
+function parseActFrame(raw: Record<string, unknown>, limits: FrameLimits): ActFrame {
+  const n = int(raw, 'n', 1, limits.maxRows);
+  const frame: ActFrame = {
+    t: 'act',
+    v: ACTIVATION_FRAME_VERSION,
+    rid: rid(raw),
+    stage: int(raw, 'stage', 0, limits.maxRoute - 1),
+    step: int(raw, 'step', 0, limits.maxContext),
+    pos: int(raw, 'pos', 0, limits.maxContext - 1),
+    n,
+    final: raw.final === true,
+  };
+  if (typeof raw.final !== 'boolean') fail('field "final" must be a boolean');
+  if (raw.tokens !== undefined && raw.hidden !== undefined) fail('a frame carries tokens or hidden states, not both');
+  if (raw.tokens !== undefined) {
+    frame.tokens = tokenArray(raw.tokens, 'tokens', limits.maxRows, limits.vocabSize);
+    if (frame.tokens.length !== n) fail(`tokens has ${frame.tokens.length} ids but n = ${n}`);
+  } else if (raw.hidden !== undefined) {
+    if (!(raw.hidden instanceof Float32Array)) fail('hidden must be float32 data');
+    if (raw.hidden.length !== n * limits.hiddenSize) fail(`hidden has ${raw.hidden.length} values; expected n × hidden = ${n} × ${limits.hiddenSize}`);
+    for (let i = 0; i < raw.hidden.length; i++) if (!Number.isFinite(raw.hidden[i])) fail('hidden holds a non-finite value');
+    frame.hidden = raw.hidden;
+  } else {
+    fail('an act frame needs tokens or hidden');
+  }
+  if (raw.open !== undefined) {
+    frame.open = parseOpening(raw.open, limits);
+    // A request opens at 0, or after the positions its stages take from their prefix caches.
+    if (frame.step !== 0 || frame.pos !== (frame.open.prefix ?? 0)) fail('only the first chunk of step 0 may open a request');
+  }
+  if (raw.draft !== undefined) {
+    if (frame.step === 0) fail('a prefill step carries no draft');
+    frame.draft = tokenArray(raw.draft, 'draft', MAX_DRAFT_TOKENS, limits.vocabSize);
+    if (frame.draft.length === 0) fail('a draft holds at least one token');
+  }
+  // A decode step is one row, or one row and its draft (a verification), in one final frame.
+  if (frame.step > 0 && (n !== 1 + (frame.draft?.length ?? 0) || !frame.final)) fail('a decode step carries its token and its draft (if any) in one final frame');
+  const ms = parseStageMs(raw.stageMs, limits);
+  if (ms) frame.stageMs = ms;
+  const held = parseHeld(raw.held, limits);
+  if (held) frame.held = held;
+  return frame;
+}
+
+/** A `token` frame: the last stage's sampled token (and accepted drafts), with its timings and extras. */
+function parseTokenFrame(raw: Record<string, unknown>, limits: FrameLimits): TokenFrame {
+  const stageMs = parseStageMs(raw.stageMs, limits);
+  const lp = parseLogprob(raw.lp, limits);
+  const more = raw.more === undefined ? undefined : tokenArray(raw.more, 'more', MAX_DRAFT_TOKENS, limits.vocabSize);
+  const lps = raw.lps === undefined ? undefined : parseLogprobs(raw.lps, limits);
+  // One log-probability per token: `lp` for `token`, `lps` for each of `more`.
+  if (lps && (!lp || lps.length !== (more?.length ?? 0))) fail('lps must follow lp with one entry per token of more');
+  return {
+    t: 'token',
+    v: ACTIVATION_FRAME_VERSION,
+    rid: rid(raw),
+    step: int(raw, 'step', 0, limits.maxContext),
+    token: int(raw, 'token', 0, limits.vocabSize - 1),
+    ...(stageMs ? { stageMs } : {}),
+    ...(lp ? { lp } : {}),
+    ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
+    ...(raw.held === undefined ? {} : { held: parseHeld(raw.held, limits)! }),
+    ...(more ? { more } : {}),
+    ...(lps ? { lps } : {}),
+  };
+}
+
 /** Checks an incoming message against the schema and the limits; returns it typed, or throws FrameValidationError. */
 export function parseActivationFrame(raw: unknown, limits: FrameLimits): ActivationFrame {
   if (!isRecord(raw)) fail('a frame must be a map');
   if (raw.v !== ACTIVATION_FRAME_VERSION) fail(`frame version ${String(raw.v)} is not supported (this node speaks ${ACTIVATION_FRAME_VERSION})`);
   switch (raw.t) {
-    case 'act': {
-      const n = int(raw, 'n', 1, limits.maxRows);
-      const frame: ActFrame = {
-        t: 'act',
-        v: ACTIVATION_FRAME_VERSION,
-        rid: rid(raw),
-        stage: int(raw, 'stage', 0, limits.maxRoute - 1),
-        step: int(raw, 'step', 0, limits.maxContext),
-        pos: int(raw, 'pos', 0, limits.maxContext - 1),
-        n,
-        final: raw.final === true,
-      };
-      if (typeof raw.final !== 'boolean') fail('field "final" must be a boolean');
-      if (raw.tokens !== undefined && raw.hidden !== undefined) fail('a frame carries tokens or hidden states, not both');
-      if (raw.tokens !== undefined) {
-        frame.tokens = tokenArray(raw.tokens, 'tokens', limits.maxRows, limits.vocabSize);
-        if (frame.tokens.length !== n) fail(`tokens has ${frame.tokens.length} ids but n = ${n}`);
-      } else if (raw.hidden !== undefined) {
-        if (!(raw.hidden instanceof Float32Array)) fail('hidden must be float32 data');
-        if (raw.hidden.length !== n * limits.hiddenSize) fail(`hidden has ${raw.hidden.length} values; expected n × hidden = ${n} × ${limits.hiddenSize}`);
-        for (let i = 0; i < raw.hidden.length; i++) if (!Number.isFinite(raw.hidden[i])) fail('hidden holds a non-finite value');
-        frame.hidden = raw.hidden;
-      } else {
-        fail('an act frame needs tokens or hidden');
-      }
-      if (raw.open !== undefined) {
-        frame.open = parseOpening(raw.open, limits);
-        // A request opens at 0, or after the positions its stages take from their prefix caches.
-        if (frame.step !== 0 || frame.pos !== (frame.open.prefix ?? 0)) fail('only the first chunk of step 0 may open a request');
-      }
-      if (raw.draft !== undefined) {
-        if (frame.step === 0) fail('a prefill step carries no draft');
-        frame.draft = tokenArray(raw.draft, 'draft', MAX_DRAFT_TOKENS, limits.vocabSize);
-        if (frame.draft.length === 0) fail('a draft holds at least one token');
-      }
-      // A decode step is one row, or one row and its draft (a verification), in one final frame.
-      if (frame.step > 0 && (n !== 1 + (frame.draft?.length ?? 0) || !frame.final)) fail('a decode step carries its token and its draft (if any) in one final frame');
-      const ms = parseStageMs(raw.stageMs, limits);
-      if (ms) frame.stageMs = ms;
-      const held = parseHeld(raw.held, limits);
-      if (held) frame.held = held;
-      return frame;
-    }
-    case 'token': {
-      const stageMs = parseStageMs(raw.stageMs, limits);
-      const lp = parseLogprob(raw.lp, limits);
-      const more = raw.more === undefined ? undefined : tokenArray(raw.more, 'more', MAX_DRAFT_TOKENS, limits.vocabSize);
-      const lps = raw.lps === undefined ? undefined : parseLogprobs(raw.lps, limits);
-      // One log-probability per token: `lp` for `token`, `lps` for each of `more`.
-      if (lps && (!lp || lps.length !== (more?.length ?? 0))) fail('lps must follow lp with one entry per token of more');
-      return {
-        t: 'token',
-        v: ACTIVATION_FRAME_VERSION,
-        rid: rid(raw),
-        step: int(raw, 'step', 0, limits.maxContext),
-        token: int(raw, 'token', 0, limits.vocabSize - 1),
-        ...(stageMs ? { stageMs } : {}),
-        ...(lp ? { lp } : {}),
-        ...(raw.emb === undefined ? {} : { emb: parseEmbedding(raw.emb, limits) }),
-        ...(raw.held === undefined ? {} : { held: parseHeld(raw.held, limits)! }),
-        ...(more ? { more } : {}),
-        ...(lps ? { lps } : {}),
-      };
-    }
+    case 'act':
+      return parseActFrame(raw, limits);
+    case 'token':
+      return parseTokenFrame(raw, limits);
     case 'release':
       return {
         t: 'release',

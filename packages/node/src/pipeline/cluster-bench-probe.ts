@@ -12,7 +12,8 @@ import { FrameCodec } from '../network/frame-codec.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type TokenFrame } from './activation-frame.js';
 import { clusterOf, modelShapeOf } from './cluster-plan.js';
-import type { PipelineExecutor, Route } from './pipeline-executor.js';
+import type { PipelineExecutor } from './pipeline-executor.js';
+import type { Route } from './route.js';
 
 /** Passes everything to the pipeline and keeps the request's step timings and route before they are dropped. */
 class RecordingExecutor implements TokenExecutor {

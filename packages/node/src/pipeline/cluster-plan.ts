@@ -12,7 +12,7 @@ import {
 import type { ClusterMember } from '../cluster/membership.js';
 import { kvBytesPerValue, type KvCacheType } from '../engine/kv-cache.js';
 import type { ModelConfig } from '../model/model-config.js';
-import type { Route } from './pipeline-executor.js';
+import type { Route } from './route.js';
 import { planOwner, ringOrder, type PlanOwner } from './plan-owner.js';
 
 /** The cluster cannot serve right now (not enough nodes for --split, nobody has the model, …). */

@@ -7,68 +7,11 @@ import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseF
 import type { ActivationRouter } from './activation-router.js';
 import type { PrefixDirectory } from './prefix-directory.js';
 import type { PrefixUse } from '../engine/prefix-cache.js';
+import type { Route } from './route.js';
+import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
+import { startRunning, type Running } from './running-request.js';
+import { RequestEndedError, StageFailedError, StageLostError } from './stage-errors.js';
 import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
-
-/** The stages a request runs through: peer ids in ring order and their layer ranges. */
-export interface Route {
-  /** Identifies the plan the route came from (for logs and metrics). */
-  planId: string;
-  peers: string[];
-  ranges: [number, number][];
-  model: string;
-}
-
-/** A stage reported an error for this request (its message is the stage's). */
-export class StageFailedError extends Error {
-  override name = 'StageFailedError';
-  constructor(
-    readonly stage: string,
-    readonly remoteName: string,
-    message: string,
-    /** With a PrefixMissError: positions of the prompt the stage does hold. */
-    readonly held?: number,
-  ) {
-    super(`stage ${stage.slice(-8)} failed: ${remoteName}: ${message}`);
-  }
-}
-
-/** A node of the route left (or could not be reached) while the request was running. */
-export class StageLostError extends Error {
-  override name = 'StageLostError';
-  constructor(
-    readonly peerId: string,
-    detail = 'left the cluster mid-request',
-  ) {
-    super(`stage node ${peerId.slice(-8)} ${detail}`);
-  }
-}
-
-/** The request was ended (released) while a token was still awaited. */
-export class RequestEndedError extends Error {
-  override name = 'RequestEndedError';
-}
-
-/** Per-step timing of the pipeline, as reported by the stages. */
-/** What happened when a stage was lost mid-request. */
-export interface RecoveryEvent {
-  requestId: string;
-  lostPeer: string;
-  oldPlan: string;
-  newPlan: string;
-  /** Tokens (prompt + generated so far) replayed through the new route to rebuild the KV caches. */
-  replayedTokens: number;
-  recoveryMs: number;
-}
-
-/** A request moved to a newer plan's route between two tokens. */
-export interface MigrationEvent {
-  requestId: string;
-  oldPlan: string;
-  newPlan: string;
-  replayedTokens: number;
-  /** From the decision to the first token on the new route. */
-  ms: number;
-}
 
 export interface PipelineExecutorOptions {
   router: ActivationRouter;
@@ -103,45 +46,6 @@ export interface PipelineExecutorOptions {
   directory?: PrefixDirectory;
 }
 
-/** Before a request has been routed. */
-const NO_ROUTE: Route = { planId: 'none', peers: [], ranges: [], model: '' };
-
-interface Pending {
-  /** The token sampled, or after a verification the accepted drafts and the token after them. */
-  resolve: (tokens: number[]) => void;
-  reject: (err: Error) => void;
-  sentAt: number;
-  /** From the previous token's arrival to sentAt (the coordinator's own time); 0 for the first step. */
-  coordinatorMs: number;
-  step: number;
-}
-
-interface Running {
-  request: ExecutionRequest;
-  /** Tokens fed back into the ring after the prompt (the generated text so far). */
-  fed: number[];
-  /** Tokens received from the last stage (random draws made, when sampling: one per token). */
-  received: number;
-  /** When the last token arrived (performance.now()), or null before the first. */
-  tokenAt: number | null;
-  route: Route;
-  /** The request's id on the wire: changes at every replay so stale frames of a dead route are ignored. */
-  wireId: string;
-  recoveries: number;
-  migrations: number;
-  /** Step and position of the current incarnation. */
-  step: number;
-  pos: number;
-  pending: Pending | null;
-  timings: StepTiming[];
-  /** An embedding request's answer, once the last stage sent it. */
-  embedding: Float32Array | null;
-  /** Tokens of the current incarnation's opening (prompt, or the history replayed): the stages' promptTokens. */
-  opened: number;
-  /** Positions of the prompt every stage of the route holds in its prefix cache, from the first token's `held`. */
-  held: number;
-}
-
 /**
  * The coordinator's side of the pipeline: a TokenExecutor whose model is the whole ring. It sends the prompt to
  * the first stage, receives each sampled token from the last stage, and feeds it back to the first.
@@ -164,7 +68,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
-    const run: Running = { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null, opened: 0, held: 0 };
+    const run = startRunning(request);
     this.running.set(request.id, run);
     this.byWire.set(run.wireId, run);
     // An abort (client gone) ends the wait for a token at once, even if a stage never answers.

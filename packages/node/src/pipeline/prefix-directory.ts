@@ -1,5 +1,5 @@
 import { PREFIX_BLOCK_TOKENS, PrefixTrie } from '../engine/prefix-trie.js';
-import type { Route } from './pipeline-executor.js';
+import type { Route } from './route.js';
 
 /** Blocks the coordinator remembers per node (token ids only, a few hundred bytes each): about a million tokens. */
 const DIRECTORY_BLOCKS = 65_536;

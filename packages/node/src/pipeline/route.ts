@@ -1,0 +1,8 @@
+/** The stages a request runs through: peer ids in ring order and their layer ranges. */
+export interface Route {
+  /** Identifies the plan the route came from (for logs and metrics). */
+  planId: string;
+  peers: string[];
+  ranges: [number, number][];
+  model: string;
+}

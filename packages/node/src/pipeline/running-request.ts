@@ -1,0 +1,47 @@
+import type { StepTiming } from '../engine/bench-probe.js';
+import type { ExecutionRequest } from '../engine/token-executor.js';
+import type { Route } from './route.js';
+
+/** Before a request has been routed. */
+export const NO_ROUTE: Route = { planId: 'none', peers: [], ranges: [], model: '' };
+
+export interface Pending {
+  /** The token sampled, or after a verification the accepted drafts and the token after them. */
+  resolve: (tokens: number[]) => void;
+  reject: (err: Error) => void;
+  sentAt: number;
+  /** From the previous token's arrival to sentAt (the coordinator's own time); 0 for the first step. */
+  coordinatorMs: number;
+  step: number;
+}
+
+export interface Running {
+  request: ExecutionRequest;
+  /** Tokens fed back into the ring after the prompt (the generated text so far). */
+  fed: number[];
+  /** Tokens received from the last stage (random draws made, when sampling: one per token). */
+  received: number;
+  /** When the last token arrived (performance.now()), or null before the first. */
+  tokenAt: number | null;
+  route: Route;
+  /** The request's id on the wire: changes at every replay so stale frames of a dead route are ignored. */
+  wireId: string;
+  recoveries: number;
+  migrations: number;
+  /** Step and position of the current incarnation. */
+  step: number;
+  pos: number;
+  pending: Pending | null;
+  timings: StepTiming[];
+  /** An embedding request's answer, once the last stage sent it. */
+  embedding: Float32Array | null;
+  /** Tokens of the current incarnation's opening (prompt, or the history replayed): the stages' promptTokens. */
+  opened: number;
+  /** Positions of the prompt every stage of the route holds in its prefix cache, from the first token's `held`. */
+  held: number;
+}
+
+/** A request as it starts: not yet routed, nothing fed or received; its wire id is its own until a replay. */
+export function startRunning(request: ExecutionRequest): Running {
+  return { request, fed: [], received: 0, tokenAt: null, route: NO_ROUTE, wireId: request.id, recoveries: 0, migrations: 0, step: 0, pos: 0, pending: null, timings: [], embedding: null, opened: 0, held: 0 };
+}
