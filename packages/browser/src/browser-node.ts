@@ -8,6 +8,7 @@ import { yamux } from '@libp2p/yamux';
 import { createLibp2p } from 'libp2p';
 import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
 import {
+  ActivationRouter,
   ClusterPipeline,
   DEFAULT_MAX_FRAME_BYTES,
   LinkMonitor,
@@ -15,6 +16,7 @@ import {
   PeerModelFile,
   kernelBackend,
   loadTokenizer,
+  frameLimits,
   measureDevice,
   waitForWeightsSources,
   weightsSources,
@@ -164,14 +166,16 @@ export async function startBrowserNode(options: BrowserNodeOptions): Promise<Bro
     });
     manifestMs = performance.now() - t0;
     const tokenizer = await loadTokenizer(model.tokenizer);
+    const contextLength = Math.min(4096, model.config.contextLength);
     pipeline = new ClusterPipeline({
       host,
+      router: new ActivationRouter(host, frameLimits(model.config, maxFrameBytes, contextLength), log),
       membership,
       log,
       model,
       tokenizer,
       compute: kernelBackend(runtime),
-      contextLength: Math.min(4096, model.config.contextLength),
+      contextLength,
       concurrency: 4,
       maxFrameBytes,
     });

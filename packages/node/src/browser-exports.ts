@@ -14,6 +14,8 @@ export { PeerModelFile, type WeightsFetchStats } from './weights/peer-model-file
 export type { TensorStore } from './weights/tensor-store.js';
 export { weightsSources, waitForWeightsSources } from './weights/weights-sources.js';
 export { loadTokenizer } from './tokenizer/load-tokenizer.js';
+export { ActivationRouter } from './pipeline/activation-router.js';
 export { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+export { frameLimits } from './pipeline/frame-limits.js';
 export { kernelBackend } from './engine/kernel-backend.js';
 export type { ActFrame, ReleaseFrame } from './pipeline/activation-frame.js';

@@ -11,7 +11,9 @@ import type { EdgeHost } from './network/edge-host.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
 import type { NodeLogger } from './network/node-logger.js';
 import type { EdgeNodeOptions } from './node-runtime.js';
+import { ActivationRouter } from './pipeline/activation-router.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+import { frameLimits } from './pipeline/frame-limits.js';
 import { planSummary } from './pipeline/plan-summary.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 
@@ -65,8 +67,12 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     logger.info(`draft model: ${modelIdFor(options.draftModelPath)} (${draftModel.config.numLayers} layers), for speculative decoding`);
   }
   const draft = draftModel?.asDraftFor(tokenizer, contextLength);
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  // One router for the node's stage and its coordinator: each gets its own kinds of frame from it.
+  const router = new ActivationRouter(ctx.host, frameLimits(model.config, maxFrameBytes, contextLength), logger);
   const pipeline: ClusterPipeline = new ClusterPipeline({
     host: ctx.host,
+    router,
     membership: ctx.membership,
     log: logger,
     model,
@@ -74,7 +80,7 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     compute,
     contextLength,
     concurrency: slots,
-    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    maxFrameBytes,
     ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
     ...(draft ? { draftModel: draft } : {}),

@@ -84,9 +84,9 @@ export function clusterStatus(membership: Membership, pipeline: ClusterPipeline 
     peers: all.slice(1).map((m) => memberStatus(m, now, false)),
     links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
     plan: withoutDeparted(plan, new Set(all.map((m) => m.peerId))),
-    planError: pipeline?.planError ?? null,
-    planHistory: pipeline?.history.list() ?? [],
-    planDecision: pipeline?.lastDecision ?? '',
-    planPredictedNowMs: pipeline?.predictedNowMs ?? null,
+    planError: pipeline?.planner.planError ?? null,
+    planHistory: pipeline?.planner.history.list() ?? [],
+    planDecision: pipeline?.planner.lastDecision ?? '',
+    planPredictedNowMs: pipeline?.planner.predictedNowMs ?? null,
   };
 }

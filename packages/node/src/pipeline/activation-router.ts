@@ -2,9 +2,15 @@ import type { EdgeHost } from '../network/edge-host.js';
 import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
-import { FrameValidationError, parseActivationFrame, type ActivationFrame, type FrameLimits } from './activation-frame.js';
+import { FrameValidationError, parseActivationFrame, type ActFrame, type ActivationFrame, type ErrorFrame, type FrameLimits, type ReleaseFrame, type TokenFrame } from './activation-frame.js';
 
-export type FrameSink = (frame: ActivationFrame, from: string) => void;
+/** Where the frames this node receives go: work for its stage, and answers for the requests it coordinates. */
+export interface FrameSinks {
+  /** `act` and `release` frames, for this node's stage (from: the node that sent it). */
+  stage: (frame: ActFrame | ReleaseFrame, from: string) => void;
+  /** `token` and `error` frames, for this node's coordinator. */
+  coordinator: (frame: TokenFrame | ErrorFrame) => void;
+}
 
 /** Counters for /metrics and the fuzz tests. */
 export interface RouterStats {
@@ -19,17 +25,19 @@ export interface RouterStats {
  * Moves activation frames between nodes over long-lived libp2p streams: one outbound stream per peer, opened on
  * first use and reused for every later frame (a dial per token would cost ~100 ms). Frames addressed to this node
  * are delivered in-process. Every inbound frame is validated; a stream that carries an invalid frame is reset and
- * logged, and the node carries on.
+ * logged, and the node carries on. One router per node, shared by its stage and its coordinator: each gets its own
+ * kinds of frame.
  */
 export class ActivationRouter {
   readonly stats: RouterStats = { framesIn: 0, framesOut: 0, bytesOut: 0, rejectedFrames: 0, resetStreams: 0 };
   private readonly outbound = new Map<string, Promise<MessageStream<unknown, ActivationFrame>>>();
   private readonly inbound = new Set<MessageStream<unknown, unknown>>();
-  private sink: FrameSink = () => {};
+  private sinks: FrameSinks | null = null;
 
   constructor(
     private readonly host: EdgeHost,
-    private readonly limits: () => FrameLimits,
+    /** What an inbound frame may hold (frameLimits()). */
+    private readonly limits: FrameLimits,
     private readonly log: NodeLogger,
   ) {}
 
@@ -38,8 +46,8 @@ export class ActivationRouter {
   }
 
   /** Registers the protocol handler. Call before the host starts so identify advertises it. */
-  async start(sink: FrameSink): Promise<void> {
-    this.sink = sink;
+  async start(sinks: FrameSinks): Promise<void> {
+    this.sinks = sinks;
     await this.host.handle(PROTOCOLS.activations, (stream, info) => this.readInbound(stream, info.remotePeer), { maxInboundStreams: 64 });
   }
 
@@ -100,7 +108,7 @@ export class ActivationRouter {
       for await (const raw of stream) {
         let frame: ActivationFrame;
         try {
-          frame = parseActivationFrame(raw, this.limits());
+          frame = parseActivationFrame(raw, this.limits);
         } catch (err) {
           this.stats.rejectedFrames++;
           this.stats.resetStreams++;
@@ -125,7 +133,8 @@ export class ActivationRouter {
 
   private deliver(frame: ActivationFrame, from: string): void {
     try {
-      this.sink(frame, from);
+      if (frame.t === 'act' || frame.t === 'release') this.sinks?.stage(frame, from);
+      else this.sinks?.coordinator(frame);
     } catch (err) {
       this.log.error(`activation frame handler failed: ${(err as Error).stack ?? String(err)}`);
     }

@@ -8,8 +8,8 @@ import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
-import { ACTIVATION_FRAME_VERSION, type ErrorFrame, type FrameLimits, type TokenFrame } from './activation-frame.js';
-import { ActivationRouter } from './activation-router.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseFrame } from './activation-frame.js';
+import type { ActivationRouter } from './activation-router.js';
 import { ShardStore } from './shard-store.js';
 import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
@@ -24,6 +24,8 @@ export interface StageServerOptions {
   /** This node's --split, announced with its stage so that every node lays out the same plan (plan-owner.ts). */
   split?: number[];
   host: EdgeHost;
+  /** The node's router, shared with its coordinator: this stage's results go on through it, and its frames come from it to handle(). */
+  router: ActivationRouter;
   membership: Membership;
   log: NodeLogger;
   model: ModelFile;
@@ -32,8 +34,6 @@ export interface StageServerOptions {
   /** The model's shape as the partitioner prices it (what a stage run is expected to cost). */
   profile: ModelProfile;
   maxRowsPerFrame: number;
-  /** Context limit per request (prompt + generated). */
-  contextLength: number;
   /** The tokenizer's vocabulary, for requests with a grammar (built on first use). */
   vocabulary: () => TokenVocabulary;
   /** Bytes of KV blocks kept across requests (prefix-cache.ts); 0 disables it. */
@@ -47,11 +47,10 @@ export interface StageServerOptions {
 /**
  * This node's part of every coordinator's ring: it loads the layer ranges coordinators ask for over
  * `/edge-node/control` (and frees those no plan uses any more), runs the frames it receives through them on the
- * StageWorker, and sends each result on to the next stage. Frames for requests this node coordinates go to the
- * coordinator's handler.
+ * StageWorker, and sends each result on to the next stage. It only runs stages: the answers to requests this node
+ * coordinates go from the router to the coordinator, not through here.
  */
 export class StageServer {
-  readonly router: ActivationRouter;
   readonly worker: StageWorker;
   readonly shards: ShardStore;
   /** KV blocks of earlier requests' prompts and answers, for the requests that continue them. */
@@ -65,7 +64,6 @@ export class StageServer {
 
   constructor(private readonly opts: StageServerOptions) {
     this.shards = new ShardStore(opts.model, opts.compute);
-    this.router = new ActivationRouter(opts.host, () => this.limits(), opts.log);
     this.prefixCache = new PrefixCache(opts.prefixCacheBytes ?? 0);
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
@@ -80,20 +78,18 @@ export class StageServer {
     });
   }
 
-  /** Registers the protocol handlers (before the host starts); frames for this node's own requests go to `onCoordinatorFrame`. */
-  async start(onCoordinatorFrame: (frame: TokenFrame | ErrorFrame) => void): Promise<void> {
-    await this.router.start((frame, from) => {
-      if (frame.t === 'act' || frame.t === 'release') {
-        this.worker.handle(frame).then(
-          (outs) => {
-            for (const o of outs) this.forward(o);
-          },
-          (err: Error) => this.opts.log.error(`stage failed on a frame from ${from.slice(-8)}: ${err.message}`),
-        );
-      } else {
-        onCoordinatorFrame(frame);
-      }
-    });
+  /** Runs a frame through this node's layers and sends the results on. */
+  handle(frame: ActFrame | ReleaseFrame, from: string): void {
+    this.worker.handle(frame).then(
+      (outs) => {
+        for (const o of outs) this.forward(o);
+      },
+      (err: Error) => this.opts.log.error(`stage failed on a frame from ${from.slice(-8)}: ${err.message}`),
+    );
+  }
+
+  /** Registers the control protocol's handler (before the host starts) and announces the model to the cluster. */
+  async start(): Promise<void> {
     await this.opts.host.handle(PROTOCOLS.control, (stream, info) => {
       new RequestChannel<ControlRequest, ControlReply, never>(stream as unknown as MessageStream<ControlEnvelope, ControlEnvelope>, {
         onRequest: (req) => this.control(req, info.remotePeer),
@@ -153,7 +149,6 @@ export class StageServer {
 
   /** A node left: its ranges are no longer wanted, and the requests it coordinated here are freed. */
   peerLeft(peerId: string, reason: string): void {
-    this.router.forget(peerId);
     this.currentRanges.delete(peerId);
     this.worker.dropRequestsOf(peerId, `coordinator left (${reason})`);
   }
@@ -161,7 +156,6 @@ export class StageServer {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.worker.close();
-    await this.router.close();
   }
 
   /** Frees the shards (after the coordinator has closed its control channels). */
@@ -180,18 +174,13 @@ export class StageServer {
 
   /** Sends a stage's output on; if the next stage is unreachable, tells the coordinator so it can re-route. */
   private forward(o: Outgoing): void {
-    this.router.send(o.to, o.frame).catch((err: Error) => {
+    this.opts.router.send(o.to, o.frame).catch((err: Error) => {
       this.opts.log.warn(`could not forward ${o.frame.t} for ${o.frame.rid} to ${o.to.slice(-8)}: ${err.message}`);
       if (o.coordinator && o.frame.t === 'act') {
         const lost: ErrorFrame = { t: 'error', v: ACTIVATION_FRAME_VERSION, rid: o.frame.rid, name: 'StageLostError', message: err.message, from: o.to };
-        this.router.send(o.coordinator, lost).catch(() => {});
+        this.opts.router.send(o.coordinator, lost).catch(() => {});
       }
     });
-  }
-
-  private limits(): FrameLimits {
-    const c = this.opts.model.config;
-    return { maxRows: this.opts.maxRowsPerFrame, hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, maxRoute: 64, maxContext: this.opts.contextLength };
   }
 
   /** A control request as sent by a peer: a load of a layer range that exists in this model. */

@@ -1,0 +1,122 @@
+import { decideReplan, decideRestore, moveCostMs, movedLayers, repricePlan, type ModelProfile, type ReplanPolicy, type RequestShape } from '@edge-node/partitioner';
+import type { DeviceLoad } from '../cluster/device-load.js';
+import type { ClusterMember } from '../cluster/membership.js';
+import { clusterOf, type ClusterPlan } from './cluster-plan.js';
+
+/** A re-plan waits at most this long for its stages to load (a throttled node loads slowly): then it re-decides. */
+const REPLAN_LOAD_PATIENCE_MS = 4000;
+
+type Decision = ReturnType<typeof decideReplan>;
+
+/** The plan a load-driven change replaced, the loads under it, and the devices whose load caused the change. */
+export interface Restorable {
+  former: ClusterPlan;
+  loads: Map<string, DeviceLoad | null>;
+  causes: string[];
+}
+
+/** What a load-driven change is weighed with: the plan in force, the devices of now, and what came before. */
+export interface AdaptSituation {
+  current: ClusterPlan;
+  /** The members that have the model, with their loads of now. */
+  members: ClusterMember[];
+  profile: ModelProfile;
+  request: RequestShape;
+  /** Rate at which stages load moved layers (MB/s): the cost of a move. */
+  loadMBps: number;
+  sinceLastChangeMs: number;
+  restorable: Restorable | null;
+  policy?: ReplanPolicy;
+}
+
+/** The plan in force priced with the devices' figures of now, the plan it could become, and the verdict. */
+export interface Weighing {
+  nowMs: number;
+  nowFits: boolean;
+  candidate: ClusterPlan;
+  decision: Decision;
+  /** The candidate is the former plan a load-driven change replaced. */
+  restoring: boolean;
+  /** How long the candidate's stages may take to load before the change is dropped (Infinity: whatever it takes). */
+  patienceMs: number;
+}
+
+/**
+ * Priced with the devices' figures of now, does `candidate` (the partitioner's best plan) beat the plan in force by
+ * enough to pay for moving layers (decideReplan)? If not, is it time to go back to the plan a load-driven change
+ * replaced (decideRestore)? Null when a stage's node is gone: membership's re-plan handles that.
+ */
+export function weighChange(s: AdaptSituation, candidate: ClusterPlan): Weighing | null {
+  const now = repricePlan(s.current.plan, s.profile, clusterOf(s.members), s.request);
+  if (!now.cost) return null;
+  const loads = new Map(s.members.map((m) => [m.peerId, m.load?.slowdown ?? 1]));
+  const slowdownOf = (id: string) => loads.get(id) ?? 1;
+  const decision = decideReplan(
+    {
+      currentMs: now.cost.tokenLatencyMs,
+      currentFits: now.fitsInMemory,
+      candidateMs: candidate.plan.cost.tokenLatencyMs,
+      movedLayers: candidate.id === s.current.id ? 0 : Math.max(1, movedLayers(s.current.plan, candidate.plan)),
+      moveMs: moveCostMs(s.current.plan, candidate.plan, s.profile, s.loadMBps, slowdownOf),
+      sinceLastChangeMs: s.sinceLastChangeMs,
+    },
+    s.policy,
+  );
+  const restore = considerRestore(s, now.cost.tokenLatencyMs, decision);
+  const chosen = restore.candidate ?? candidate;
+  // A stage on a busy device may load far slower than predicted (its slowdown was still rising); a plan that no
+  // longer fits must be left whatever the wait.
+  const patienceMs = now.fitsInMemory ? Math.max(REPLAN_LOAD_PATIENCE_MS, 3 * moveCostMs(s.current.plan, chosen.plan, s.profile, s.loadMBps, slowdownOf)) : Infinity;
+  return { nowMs: now.cost.tokenLatencyMs, nowFits: now.fitsInMemory, candidate: chosen, decision: restore.decision, restoring: restore.candidate !== undefined, patienceMs };
+}
+
+/** When no better plan is found: the former plan again, once the devices that caused the change are quiet. */
+function considerRestore(s: AdaptSituation, nowMs: number, decision: Decision): { candidate?: ClusterPlan; decision: Decision } {
+  const r = s.restorable;
+  if (decision.replan || !r || r.former.id === s.current.id) return { decision };
+  const causeCleared = causesCleared(r, s.members);
+  const back = repricePlan(r.former.plan, s.profile, clusterOf(s.members), s.request);
+  const restore = decideRestore(
+    { currentMs: nowMs, formerMs: back.cost?.tokenLatencyMs ?? Infinity, formerFits: back.cost !== null && back.fitsInMemory, causeCleared, sinceLastChangeMs: s.sinceLastChangeMs },
+    s.policy,
+  );
+  // The former plan, re-priced: its figures are those of now.
+  if (restore.replan) return { candidate: { ...r.former, plan: { ...r.former.plan, cost: back.cost!, stages: r.former.plan.stages } }, decision: restore };
+  if (causeCleared) return { decision: { replan: false, reason: `${decision.reason}; ${restore.reason}` } };
+  return { decision };
+}
+
+/** Every device that caused the change is as quiet as before it (no slower, no smaller memory budget). */
+function causesCleared(r: Restorable, members: ClusterMember[]): boolean {
+  const byId = new Map(members.map((m) => [m.peerId, m]));
+  return r.causes.every((id) => !worseThan(byId.get(id)?.load ?? null, r.loads.get(id) ?? null));
+}
+
+/** A device's load is worse than it was: slower, or a smaller memory budget. */
+function worseThan(load: DeviceLoad | null, was: DeviceLoad | null): boolean {
+  return (load?.slowdown ?? 1) > (was?.slowdown ?? 1) || (load?.memoryBudgetBytes ?? Infinity) < (was?.memoryBudgetBytes ?? Infinity);
+}
+
+/** The devices whose load got worse since `before`: what a change they cause is undone for, once they are quiet. */
+export function changeCauses(members: ClusterMember[], before: Map<string, DeviceLoad | null>): string[] {
+  return members.filter((m) => worseThan(m.load, before.get(m.peerId) ?? null)).map((m) => m.peerId);
+}
+
+/**
+ * Has every stage load its layers, waiting at most `patienceMs`: true once all have, false past the patience (the
+ * loads go on, and `late` sees each stage once its load ends). Rejects if a stage cannot load.
+ */
+export async function loadWithin<S>(stages: readonly S[], load: (stage: S) => Promise<void>, patienceMs: number, late: (stage: S) => void): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const loading = stages.map((s) => load(s).then(() => s));
+  try {
+    const loaded = await Promise.race([
+      Promise.all(loading).then(() => true),
+      ...(Number.isFinite(patienceMs) ? [new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), patienceMs)))] : []),
+    ]);
+    if (!loaded) for (const l of loading) void l.then(late).catch(() => {});
+    return loaded;
+  } finally {
+    clearTimeout(timer);
+  }
+}
