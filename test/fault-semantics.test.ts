@@ -21,7 +21,8 @@ const LONG = { ...CHAOS_BODY, max_tokens: 300 };
 
 interface ClusterJson {
   planError: string | null;
-  plan: { stages: { peerId: string; name: string }[] } | null;
+  plan: { stages: { peerId: string; name: string }[]; excluded: { device: string }[] } | null;
+  peers: { peerId: string }[];
   serving: { kvSessions: number };
 }
 
@@ -70,6 +71,12 @@ describe('(a) the remaining nodes cannot hold the model', () => {
 
     const cluster = (await a.cluster()) as ClusterJson;
     expect(cluster.planError).toMatch(/missing about [\d.]+ [kMG]?B/);
+    // No new plan could be made, so the plan in force still has b's stage; yet b left, and no view shows it
+    // (membership dropped it, at once on the closed connection, at worst within the failure timeout).
+    await h.waitFor(async () => !((await a.cluster()) as ClusterJson).peers.some((p) => p.peerId === b.peerId), 5000, 'a drops b');
+    const shown = ((await a.cluster()) as ClusterJson).plan!;
+    expect(shown.stages.map((s) => s.name)).toEqual(['a']);
+    expect(JSON.stringify(shown)).not.toContain(b.peerId);
     expect(await metric(a, 'edge_node_recoveries_total{outcome="failed"}')).toBe(1);
     expect(a.output()).toMatch(/lost stage node b and cannot carry on: .*does not fit/);
     expect(a.running).toBe(true);

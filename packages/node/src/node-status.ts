@@ -53,13 +53,19 @@ export interface HealthStatus {
 }
 
 /**
- * The plan as views show it: a node that left is no longer listed as left out (membership dropped it within the
- * failure timeout; the plan itself changes at the next request).
+ * The plan as views show it: a node that left is gone from it as soon as membership drops it (within the failure
+ * timeout) — from its stages, its "left out" list and as its owner — though the plan in force changes only at the
+ * next request (or stays, when the nodes left cannot hold the model: then planError says why).
  */
 function withoutDeparted(plan: unknown, present: ReadonlySet<string>): unknown {
   const p = plan as PlanSummary | null;
-  if (!p || !Array.isArray(p.excluded)) return plan;
-  return { ...p, excluded: p.excluded.filter((e) => present.has(e.device)) };
+  if (!p || !Array.isArray(p.excluded) || !Array.isArray(p.stages)) return plan;
+  return {
+    ...p,
+    stages: p.stages.filter((s) => present.has(s.peerId)),
+    excluded: p.excluded.filter((e) => present.has(e.device)),
+    owner: p.owner && !present.has(p.owner.peerId) ? null : p.owner,
+  };
 }
 
 function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatus {
