@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { anthropicErrorBody, anthropicErrors } from './anthropic-errors.js';
 import { parseAnthropicConversation, parseAnthropicRequest, toolUseId, type AnthropicRequest } from './anthropic-request.js';
-import { readJsonBody, type ApiRouter } from './api-router.js';
-import { chatRendering, renderChatPrompt, type ChatPrompt } from './chat-prompt.js';
+import { readJsonBody, sendAnswer, type ApiRouter } from './api-router.js';
+import { chatRendering, renderChatPrompt, type ChatPrompt, type ChatRendering } from './chat-prompt.js';
 import { generateAnswer, type AnswerOutcome, type GenerationEvent } from './generation-events.js';
 import { invalidRequest } from './openai-errors.js';
-import { requireObject } from './openai-request.js';
+import { requireObject, type JsonObject } from './openai-request.js';
 import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
 import { SseWriter } from './sse-writer.js';
 import { callAsText, toolInput } from './tool-input.js';
@@ -47,6 +47,84 @@ function contentBlocks(out: AnswerOutcome, chat: ChatPrompt): ContentBlock[] {
   return [...(text !== '' || uses.length === 0 ? [{ type: 'text' as const, text }] : []), ...uses];
 }
 
+/** POST /v1/messages/count_tokens: the prompt's tokens as /v1/messages would render it. */
+function countTokens(ctx: ServingContext, rendering: () => ChatRendering, b: JsonObject): { input_tokens: number } {
+  if (typeof b.model !== 'string' || b.model === '') throw invalidRequest('"model" is required: the model to count for', 'model', 'missing_required_parameter');
+  const { conversation, prefill } = parseAnthropicConversation(b);
+  checkModel(ctx, b.model);
+  const chat = renderChatPrompt(rendering(), conversation);
+  const tokens = requireGenerator(ctx).tokenizer.encode(chat.prompt + prefill, chat.addBos === undefined ? {} : { addBos: chat.addBos });
+  return { input_tokens: tokens.length };
+}
+
+/**
+ * The stream's last blocks: a free call is judged once whole (does its input validate?) and sent as a tool_use or
+ * kept as text; a forced call has streamed live.
+ */
+function finishStream(stream: AnthropicStream, out: AnswerOutcome, r: AnthropicRequest, chat: ChatPrompt, forced: boolean, usage: AnthropicUsage): void {
+  let hasToolUse = forced && out.calls.length > 0;
+  if (!forced) {
+    for (const c of out.calls) {
+      const input = toolInput(c, chat.tools.defs);
+      if (input) {
+        stream.toolUse(toolUseId(c.id), c.name);
+        stream.inputJson(JSON.stringify(input));
+        hasToolUse = true;
+      } else stream.text((stream.wroteText ? '\n' : '') + callAsText(c));
+    }
+  }
+  stream.finish(anthropicStopReason(out, r, hasToolUse), usage);
+}
+
+/** The whole message as JSON, with the request id header Anthropic's API sends. */
+function sendMessage(res: ServerResponse, id: string, model: string, out: AnswerOutcome, r: AnthropicRequest, chat: ChatPrompt, usage: AnthropicUsage): void {
+  const content = contentBlocks(out, chat);
+  const body = { id, type: 'message', role: 'assistant', model, content, ...anthropicStopReason(out, r, content.some((c) => c.type === 'tool_use')), usage };
+  sendAnswer(res, body, { 'request-id': `req_${id.slice(4)}` });
+}
+
+/** Generates one message: streamed as Anthropic's events, or answered whole. */
+async function serveMessage(ctx: ServingContext, res: ServerResponse, r: AnthropicRequest, chat: ChatPrompt, arrived: number): Promise<void> {
+  const generator = requireGenerator(ctx);
+  const promptTokens = tokenizePrompt(ctx, chat.prompt + r.prefill, chat.addBos, 'messages');
+  const maxTokens = tokenBudget(ctx, promptTokens.length, r.maxTokens, chat.grammar, 'max_tokens');
+  const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+  const forced = chat.tools.choice.mode === 'required' || chat.tools.choice.mode === 'named';
+  const stream = r.stream ? new AnthropicStream(res, id, ctx.modelId) : null;
+  const onEvent = (e: GenerationEvent) => {
+    if (!stream) return;
+    if (e.type === 'text') stream.text(e.text);
+    // A forced call streams live; a free call is judged (does its input validate?) once it is whole.
+    else if (forced && e.type === 'tool_call') stream.toolUse(toolUseId(e.id), e.name);
+    else if (forced && e.type === 'tool_arguments') stream.inputJson(e.text);
+  };
+  await withSlot(
+    ctx,
+    res,
+    'anthropic',
+    async (signal, done) => {
+      stream?.start(promptTokens.length);
+      const out = await generateAnswer(
+        generator,
+        { promptTokens, maxTokens, sampling: r.sampling, stop: [...r.stopSequences, ...chat.extraStop], requestId: id, signal, grammar: chat.grammar, tools: chat.tools },
+        stream ? onEvent : null,
+      );
+      recordGeneration(ctx, 'anthropic', [out.result], arrived);
+      done();
+      // Anthropic counts prompt tokens read from a cache apart: input_tokens is the rest (the total is their sum).
+      const cached = out.result.cachedTokens ?? 0;
+      const usage = { input_tokens: promptTokens.length - cached, output_tokens: out.result.tokens.length, cache_creation_input_tokens: 0, cache_read_input_tokens: cached };
+      if (stream) finishStream(stream, out, r, chat, forced, usage);
+      else sendMessage(res, id, ctx.modelId, out, r, chat, usage);
+    },
+    (e) => {
+      if (!stream) return false;
+      stream.error(anthropicErrorBody(e));
+      return true;
+    },
+  );
+}
+
 /**
  * POST /v1/messages (Anthropic Messages) and POST /v1/messages/count_tokens: a translation of Anthropic's request
  * onto the shared conversation, sampling and answer events, and of those events back into Anthropic's message and
@@ -55,22 +133,7 @@ function contentBlocks(out: AnswerOutcome, chat: ChatPrompt): ContentBlock[] {
  */
 export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContext, maxBodyBytes?: number): void {
   const rendering = chatRendering(ctx);
-
-  router.add(
-    'POST',
-    '/v1/messages/count_tokens',
-    async (req) => {
-      const b = requireObject(await readJsonBody(req, maxBodyBytes));
-      if (typeof b.model !== 'string' || b.model === '') throw invalidRequest('"model" is required: the model to count for', 'model', 'missing_required_parameter');
-      const { conversation, prefill } = parseAnthropicConversation(b);
-      checkModel(ctx, b.model);
-      const chat = renderChatPrompt(rendering(), conversation);
-      const tokens = requireGenerator(ctx).tokenizer.encode(chat.prompt + prefill, chat.addBos === undefined ? {} : { addBos: chat.addBos });
-      return { input_tokens: tokens.length };
-    },
-    { errors: anthropicErrors },
-  );
-
+  router.add('POST', '/v1/messages/count_tokens', async (req) => countTokens(ctx, rendering, requireObject(await readJsonBody(req, maxBodyBytes))), { errors: anthropicErrors });
   router.add(
     'POST',
     '/v1/messages',
@@ -78,72 +141,7 @@ export function addAnthropicMessagesRoutes(router: ApiRouter, ctx: ServingContex
       const arrived = performance.now();
       const r = parseAnthropicRequest(requireObject(await readJsonBody(req, maxBodyBytes)));
       checkModel(ctx, r.model);
-      const generator = requireGenerator(ctx);
-      const chat = renderChatPrompt(rendering(), r.conversation);
-      const promptTokens = tokenizePrompt(ctx, chat.prompt + r.prefill, chat.addBos, 'messages');
-      const maxTokens = tokenBudget(ctx, promptTokens.length, r.maxTokens, chat.grammar, 'max_tokens');
-      const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
-      const forced = chat.tools.choice.mode === 'required' || chat.tools.choice.mode === 'named';
-      const stream = r.stream ? new AnthropicStream(res, id, ctx.modelId) : null;
-
-      await withSlot(
-        ctx,
-        res,
-        'anthropic',
-        async (signal, done) => {
-          stream?.start(promptTokens.length);
-          const onEvent = (e: GenerationEvent) => {
-            if (!stream) return;
-            if (e.type === 'text') stream.text(e.text);
-            // A forced call streams live; a free call is judged (does its input validate?) once it is whole.
-            else if (forced && e.type === 'tool_call') stream.toolUse(toolUseId(e.id), e.name);
-            else if (forced && e.type === 'tool_arguments') stream.inputJson(e.text);
-          };
-          const out = await generateAnswer(
-            generator,
-            { promptTokens, maxTokens, sampling: r.sampling, stop: [...r.stopSequences, ...chat.extraStop], requestId: id, signal, grammar: chat.grammar, tools: chat.tools },
-            stream ? onEvent : null,
-          );
-          recordGeneration(ctx, 'anthropic', [out.result], arrived);
-          done();
-          // Anthropic counts prompt tokens read from a cache apart: input_tokens is the rest (the total is their sum).
-          const cached = out.result.cachedTokens ?? 0;
-          const usage = { input_tokens: promptTokens.length - cached, output_tokens: out.result.tokens.length, cache_creation_input_tokens: 0, cache_read_input_tokens: cached };
-          if (stream) {
-            let hasToolUse = forced && out.calls.length > 0;
-            if (!forced) {
-              for (const c of out.calls) {
-                const input = toolInput(c, chat.tools.defs);
-                if (input) {
-                  stream.toolUse(toolUseId(c.id), c.name);
-                  stream.inputJson(JSON.stringify(input));
-                  hasToolUse = true;
-                } else stream.text((stream.wroteText ? '\n' : '') + callAsText(c));
-              }
-            }
-            stream.finish(anthropicStopReason(out, r, hasToolUse), usage);
-            return;
-          }
-          const content = contentBlocks(out, chat);
-          const body = {
-            id,
-            type: 'message',
-            role: 'assistant',
-            model: ctx.modelId,
-            content,
-            ...anthropicStopReason(out, r, content.some((c) => c.type === 'tool_use')),
-            usage,
-          };
-          const text = JSON.stringify(body);
-          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'request-id': `req_${id.slice(4)}` });
-          res.end(text);
-        },
-        (e) => {
-          if (!stream) return false;
-          stream.error(anthropicErrorBody(e));
-          return true;
-        },
-      );
+      await serveMessage(ctx, res, r, renderChatPrompt(rendering(), r.conversation), arrived);
     },
     { errors: anthropicErrors },
   );

@@ -33,7 +33,15 @@ export type ResponseObserver = (route: string, status: number, req: IncomingMess
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body, null, 2);
+  writeJson(res, status, JSON.stringify(body, null, 2), headers);
+}
+
+/** A generated answer (200) as compact JSON, as the dialects' own servers send theirs. */
+export function sendAnswer(res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
+  writeJson(res, 200, JSON.stringify(body), headers);
+}
+
+function writeJson(res: ServerResponse, status: number, text: string, headers: Record<string, string>): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

@@ -1,11 +1,12 @@
 import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 import { randomUUID } from 'node:crypto';
-import type { BenchHop, BenchRoute, BenchTopology, BenchTrace, StepTiming } from '../engine/bench-probe.js';
+import type { BenchHop, BenchProbe, BenchRoute, BenchTopology, BenchTrace, StepTiming } from '../engine/bench-probe.js';
+import type { GenerationTimings } from '../engine/generate.js';
+import type { Generator } from '../engine/generator.js';
 import { GREEDY } from '../engine/sampler.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { OpenAIError, invalidRequest } from './openai-errors.js';
-import { QueueWaitAbortedError } from './request-queue.js';
-import { requireGenerator, type ServingContext } from './serve-generation.js';
+import { acquireSlot, requireGenerator, type ServingContext } from './serve-generation.js';
 
 /** The route `edge-node bench` drives: exact-length prompts, EOS ignored, greedy, every step's timing. */
 export const BENCH_PATH = '/v1/edge-node/bench';
@@ -17,15 +18,10 @@ export interface BenchRouteOptions {
   maxBodyBytes?: number;
 }
 
-export interface BenchRun {
+/** One run's figures: the generation's own timings, and what the bench adds. */
+export interface BenchRun extends GenerationTimings {
   promptTokens: number;
   generatedTokens: number;
-  ttftMs: number;
-  prefillMs: number;
-  prefillTokPerS: number;
-  decodeMs: number;
-  decodeTokPerS: number;
-  totalMs: number;
   /** Wait for a pipeline slot before the run started. */
   queueWaitMs: number;
   /** Prompt tokens taken from the stages' prefix caches (0 unless the request asked for `prefix_cache`). */
@@ -106,24 +102,16 @@ export function benchPromptIds(n: number, vocabSize: number, seed: number, avoid
  * the members' measured profiles (the partitioner's inputs) so a client can put predictions beside the figures.
  */
 export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: BenchRouteOptions = {}): void {
-  const probeOf = () => {
-    const generator = requireGenerator(ctx);
-    if (!generator.bench) throw new OpenAIError(501, 'this node\'s generator cannot run bench requests', 'invalid_request_error', 'bench_unsupported');
-    return { generator, probe: generator.bench };
-  };
-
   router.add('GET', BENCH_PATH, () => {
-    const { probe } = probeOf();
+    const { probe } = benchProbe(ctx);
     const info: BenchInfo = { model: ctx.modelId, contextLength: ctx.contextLength, ...probe.topology() };
     return info;
   });
 
   router.add('POST', BENCH_PATH, async (req, res) => {
-    const { generator, probe } = probeOf();
+    const { generator, probe } = benchProbe(ctx);
     const body = parseBody(await readJsonBody(req, opts.maxBodyBytes), ctx.contextLength);
-    const config = generator.config;
-    const avoid = [...(config.bosTokenId === null ? [] : [config.bosTokenId]), ...config.eosTokenIds, ...generator.tokenizer.eosIds];
-    const prompt = benchPromptIds(body.promptTokens, Math.min(config.vocabSize, generator.tokenizer.vocabSize), body.seed, avoid);
+    const prompt = benchPrompt(generator, body);
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
@@ -132,49 +120,10 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
     const runs: BenchRun[] = [];
     let last: BenchTrace | undefined;
     for (let r = 0; r < body.runs; r++) {
-      const waitStart = performance.now();
-      let release: () => void;
-      try {
-        release = await ctx.queue.acquire(abort.signal);
-      } catch (err) {
-        if (err instanceof QueueWaitAbortedError) return undefined;
-        throw err;
-      }
-      const queueWaitMs = performance.now() - waitStart;
-      try {
-        const trace = await probe.run({
-          prompt,
-          addBos: false,
-          maxTokens: body.genTokens,
-          sampling: { ...GREEDY },
-          ignoreEos: true,
-          signal: abort.signal,
-          requestId: `bench-${randomUUID()}`,
-          // Runs repeat one prompt: from the second on it would come from the prefix cache, unless asked to measure that.
-          prefixCache: body.prefixCache,
-        });
-        const result = trace.result;
-        if (result.tokens.length !== body.genTokens) {
-          throw new OpenAIError(500, `the run generated ${result.tokens.length} tokens instead of ${body.genTokens}`, 'server_error', 'internal_error');
-        }
-        last = trace;
-        const t = result.timings;
-        runs.push({
-          promptTokens: prompt.length,
-          generatedTokens: result.tokens.length,
-          ttftMs: t.ttftMs,
-          prefillMs: t.prefillMs,
-          prefillTokPerS: t.prefillTokPerS,
-          decodeMs: t.decodeMs,
-          decodeTokPerS: t.decodeTokPerS,
-          totalMs: t.totalMs,
-          queueWaitMs,
-          cachedTokens: result.cachedTokens ?? 0,
-          steps: trace.steps,
-        });
-      } finally {
-        release();
-      }
+      const run = await runInSlot(ctx, probe, prompt, body, abort.signal);
+      if (!run) return undefined;
+      runs.push(run.figures);
+      last = run.trace;
     }
     if (!last) throw new OpenAIError(500, 'the pipeline reported no route for the bench run', 'server_error', 'internal_error');
     const response: BenchResponse = {
@@ -187,4 +136,60 @@ export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: Benc
     };
     return response;
   });
+}
+
+/** The node's generator and its bench probe (501 when the generator has none). */
+function benchProbe(ctx: ServingContext): { generator: Generator; probe: BenchProbe } {
+  const generator = requireGenerator(ctx);
+  if (!generator.bench) throw new OpenAIError(501, 'this node\'s generator cannot run bench requests', 'invalid_request_error', 'bench_unsupported');
+  return { generator, probe: generator.bench };
+}
+
+/** The request's prompt: its exact length of ids, none of them BOS or EOS, from the body's seed. */
+function benchPrompt(generator: Generator, body: BenchBody): number[] {
+  const config = generator.config;
+  const avoid = [...(config.bosTokenId === null ? [] : [config.bosTokenId]), ...config.eosTokenIds, ...generator.tokenizer.eosIds];
+  return benchPromptIds(body.promptTokens, Math.min(config.vocabSize, generator.tokenizer.vocabSize), body.seed, avoid);
+}
+
+/** One run, after waiting for a pipeline slot like any request (null: the client went away meanwhile). */
+async function runInSlot(ctx: ServingContext, probe: BenchProbe, prompt: number[], body: BenchBody, signal: AbortSignal): Promise<{ figures: BenchRun; trace: BenchTrace } | null> {
+  const waitStart = performance.now();
+  const release = await acquireSlot(ctx.queue, signal);
+  if (!release) return null;
+  const queueWaitMs = performance.now() - waitStart;
+  try {
+    const trace = await probe.run({
+      prompt,
+      addBos: false,
+      maxTokens: body.genTokens,
+      sampling: { ...GREEDY },
+      ignoreEos: true,
+      signal,
+      requestId: `bench-${randomUUID()}`,
+      // Runs repeat one prompt: from the second on it would come from the prefix cache, unless asked to measure that.
+      prefixCache: body.prefixCache,
+    });
+    const result = trace.result;
+    if (result.tokens.length !== body.genTokens) {
+      throw new OpenAIError(500, `the run generated ${result.tokens.length} tokens instead of ${body.genTokens}`, 'server_error', 'internal_error');
+    }
+    const t = result.timings;
+    const figures: BenchRun = {
+      promptTokens: prompt.length,
+      generatedTokens: result.tokens.length,
+      ttftMs: t.ttftMs,
+      prefillMs: t.prefillMs,
+      prefillTokPerS: t.prefillTokPerS,
+      decodeMs: t.decodeMs,
+      decodeTokPerS: t.decodeTokPerS,
+      totalMs: t.totalMs,
+      queueWaitMs,
+      cachedTokens: result.cachedTokens ?? 0,
+      steps: trace.steps,
+    };
+    return { figures, trace };
+  } finally {
+    release();
+  }
 }

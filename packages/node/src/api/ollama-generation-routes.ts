@@ -144,6 +144,17 @@ function refuseUnavailable(b: JsonObject): void {
   if (b.logprobs === true) throw invalidRequest('"logprobs" is not available on the Ollama routes here: use POST /v1/chat/completions with "logprobs": true', 'logprobs', 'unsupported_value');
 }
 
+/** The fields both generation routes take, checked in the order their errors are reported. */
+function parseSharedFields(ctx: ServingContext, b: JsonObject): { format: GrammarSpec | null; options: OllamaOptions; stream: boolean; model: string } {
+  const format = parseOllamaFormat(b.format);
+  const options = parseOllamaOptions(b.options, ctx.contextLength);
+  checkKeepAlive(b.keep_alive);
+  refuseUnavailable(b);
+  const stream = optionalBoolean(b, 'stream', true);
+  const model = checkOllamaModel(ctx, b);
+  return { format, options, stream, model };
+}
+
 /**
  * POST /api/chat and POST /api/generate, Ollama's generation routes, as translations onto the shared conversation,
  * sampling and answer events (streamed as NDJSON unless `stream: false`). Errors are `{"error": "…"}`.
@@ -162,12 +173,7 @@ export function addOllamaGenerationRoutes(router: ApiRouter, ctx: ServingContext
       // An extension (Ollama has none): OpenAI's tool_choice, so a client can force a call, which the constrained
       // sampler then writes under the tool's schema. Default: the model decides, as on Ollama.
       const choice = parseToolChoice(b.tool_choice, defs);
-      const format = parseOllamaFormat(b.format);
-      const options = parseOllamaOptions(b.options, ctx.contextLength);
-      checkKeepAlive(b.keep_alive);
-      refuseUnavailable(b);
-      const stream = optionalBoolean(b, 'stream', true);
-      const model = checkOllamaModel(ctx, b);
+      const { format, options, stream, model } = parseSharedFields(ctx, b);
       if (messages.length === 0) return loaded(model, true);
       const chat = renderChatPrompt(rendering(), { messages, tools: defs, choice, format });
       const promptTokens = tokenizePrompt(ctx, chat.prompt, chat.addBos, 'messages');
@@ -194,12 +200,7 @@ export function addOllamaGenerationRoutes(router: ApiRouter, ctx: ServingContext
         if (!Array.isArray(b.context) || !b.context.every((t) => Number.isSafeInteger(t) && (t as number) >= 0)) throw invalidRequest('"context" must be the token ids a previous answer returned', 'context', 'invalid_type');
         context = b.context as number[];
       }
-      const format = parseOllamaFormat(b.format);
-      const options = parseOllamaOptions(b.options, ctx.contextLength);
-      checkKeepAlive(b.keep_alive);
-      refuseUnavailable(b);
-      const stream = optionalBoolean(b, 'stream', true);
-      const model = checkOllamaModel(ctx, b);
+      const { format, options, stream, model } = parseSharedFields(ctx, b);
       const prompt = (b.prompt as string | undefined) ?? '';
       if (prompt === '' && context.length === 0) return loaded(model, false);
       const generator = requireGenerator(ctx);

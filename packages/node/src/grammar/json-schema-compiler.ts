@@ -85,148 +85,197 @@ function literalBytes(value: unknown, path: string): Uint8Array {
   return utf8.encode(text);
 }
 
+/** A keyword's whole number ≥ 0, or `fallback` when the schema leaves it out. */
+function wholeNumber(s: Schema, key: string, path: string, fallback: number): number {
+  const v = s[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new GrammarSchemaError(`"${key}" must be a whole number ≥ 0`, ptr(path, key));
+  return v;
+}
+
+/** The types a schema allows (none: any value), from `type`, `nullable`, or what `properties` / `items` imply. */
+function schemaTypes(s: Schema, path: string): string[] {
+  let types: string[];
+  if (typeof s.type === 'string') types = [s.type];
+  else if (Array.isArray(s.type) && s.type.every((t) => typeof t === 'string') && s.type.length > 0) types = s.type as string[];
+  else if (s.type === undefined) types = s.properties !== undefined ? ['object'] : s.items !== undefined ? ['array'] : [];
+  else throw new GrammarSchemaError('"type" must be a type name or a list of them', ptr(path, 'type'));
+  if (s.nullable === true && !types.includes('null')) types = [...types, 'null'];
+  return types;
+}
+
+interface NumericBounds {
+  lo: number | undefined;
+  hi: number | undefined;
+  xlo: number | undefined;
+  xhi: number | undefined;
+}
+
+/** `minimum`, `maximum` and their exclusive forms, each a finite number or absent. */
+function numericBounds(s: Schema, path: string): NumericBounds {
+  const bound = (k: string): number | undefined => {
+    const v = s[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new GrammarSchemaError(`"${k}" must be a number`, ptr(path, k));
+    return v;
+  };
+  return { lo: bound('minimum'), hi: bound('maximum'), xlo: bound('exclusiveMinimum'), xhi: bound('exclusiveMaximum') };
+}
+
 /**
  * Compiles `schema` (null = any JSON object, the `json_object` response format). Throws GrammarSchemaError naming
  * the keyword and place it cannot enforce, so a client learns exactly what to change.
  */
 export function compileJsonSchema(schema: unknown, limits: Partial<CompileLimits> = {}): GrammarGraph {
-  const lim = { ...DEFAULT_LIMITS, ...limits };
-  const nodes: GrammarNode[] = [];
-  const byRef = new Map<string, number>();
-  const rootSchema = schema;
+  const compiler = new SchemaCompiler(schema, { ...DEFAULT_LIMITS, ...limits });
+  const root = compiler.compile(schema === null || schema === undefined ? { type: 'object' } : schema, '');
+  const graph: GrammarGraph = { nodes: compiler.nodes, root, minBytes: computeMinBytes(compiler.nodes) };
+  if (!Number.isFinite(graph.minBytes[root])) throw new GrammarSchemaError('the schema admits no finite value (a required property refers back to itself)', '');
+  return graph;
+}
 
-  const add = (n: GrammarNode): number => {
-    if (nodes.length >= lim.maxNodes) throw new GrammarSchemaError(`the schema is too large (more than ${lim.maxNodes} parts)`, '');
-    nodes.push(n);
-    return nodes.length - 1;
-  };
+/**
+ * One schema's compilation: the graph's nodes in the order they are added (a node that contains others reserves its
+ * slot first, so a `$ref` back to it finds it), and the `$ref` targets already compiled.
+ */
+class SchemaCompiler {
+  readonly nodes: GrammarNode[] = [];
+  private readonly byRef = new Map<string, number>();
+
+  constructor(
+    private readonly rootSchema: unknown,
+    private readonly lim: CompileLimits,
+  ) {}
+
+  private add(n: GrammarNode): number {
+    if (this.nodes.length >= this.lim.maxNodes) throw new GrammarSchemaError(`the schema is too large (more than ${this.lim.maxNodes} parts)`, '');
+    this.nodes.push(n);
+    return this.nodes.length - 1;
+  }
+
   /** Reserves a slot (for $ref targets, which may refer to themselves). */
-  const reserve = (): number => add({ kind: 'any' });
+  private reserve(): number {
+    return this.add({ kind: 'any' });
+  }
 
-  const resolveRef = (ref: string, path: string): number => {
-    const known = byRef.get(ref);
-    if (known !== undefined) return known;
-    if (!ref.startsWith('#')) throw new GrammarSchemaError(`only local references ("#/$defs/…") are supported, not ${JSON.stringify(ref)}`, path);
-    let target: unknown = rootSchema;
-    for (const raw of ref.slice(1).split('/').filter((s) => s !== '')) {
-      const part = raw.replaceAll('~1', '/').replaceAll('~0', '~');
-      target = isSchema(target) ? target[part] : undefined;
-    }
-    if (target === undefined) throw new GrammarSchemaError(`the reference ${JSON.stringify(ref)} points nowhere`, path);
-    const slot = reserve();
-    byRef.set(ref, slot);
-    nodes[slot] = nodes[compile(target, ref)];
-    return slot;
-  };
-
-  const compile = (s: unknown, path: string): number => {
-    if (s === true || (isSchema(s) && Object.keys(s).every((k) => ANNOTATIONS.has(k)))) return add({ kind: 'any' });
+  compile(s: unknown, path: string): number {
+    if (s === true || (isSchema(s) && Object.keys(s).every((k) => ANNOTATIONS.has(k)))) return this.add({ kind: 'any' });
     if (!isSchema(s)) throw new GrammarSchemaError('a schema must be an object (or true)', path);
     for (const k of Object.keys(s)) {
       if (!ANNOTATIONS.has(k) && !HANDLED.has(k) && !k.startsWith('x-')) {
         throw new GrammarSchemaError(`the keyword "${k}" cannot be enforced by constrained sampling; leave it out`, ptr(path, k));
       }
     }
-    if (typeof s.$ref === 'string') return resolveRef(s.$ref, ptr(path, '$ref'));
-    if (s.const !== undefined) return add({ kind: 'literal', options: [literalBytes(s.const, ptr(path, 'const'))] });
+    if (typeof s.$ref === 'string') return this.resolveRef(s.$ref, ptr(path, '$ref'));
+    if (s.const !== undefined) return this.add({ kind: 'literal', options: [literalBytes(s.const, ptr(path, 'const'))] });
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0) throw new GrammarSchemaError('"enum" must be a non-empty array', ptr(path, 'enum'));
-      return add({ kind: 'literal', options: s.enum.map((v, i) => literalBytes(v, ptr(ptr(path, 'enum'), i))) });
+      return this.add({ kind: 'literal', options: s.enum.map((v, i) => literalBytes(v, ptr(ptr(path, 'enum'), i))) });
     }
     const alternatives = s.anyOf ?? s.oneOf;
-    if (alternatives !== undefined) {
-      const key = s.anyOf !== undefined ? 'anyOf' : 'oneOf';
-      if (!Array.isArray(alternatives) || alternatives.length === 0) throw new GrammarSchemaError(`"${key}" must be a non-empty array of schemas`, ptr(path, key));
-      const slot = reserve();
-      const options = alternatives.map((a, i) => compile(a, ptr(ptr(path, key), i)));
-      nodes[slot] = { kind: 'union', options };
-      return slot;
-    }
-    let types: string[];
-    if (typeof s.type === 'string') types = [s.type];
-    else if (Array.isArray(s.type) && s.type.every((t) => typeof t === 'string') && s.type.length > 0) types = s.type as string[];
-    else if (s.type === undefined) types = s.properties !== undefined ? ['object'] : s.items !== undefined ? ['array'] : [];
-    else throw new GrammarSchemaError('"type" must be a type name or a list of them', ptr(path, 'type'));
-    if (s.nullable === true && !types.includes('null')) types = [...types, 'null'];
-    if (types.length === 0) return add({ kind: 'any' });
-    if (types.length === 1) return compileType(s, types[0], path);
-    const slot = reserve();
-    nodes[slot] = { kind: 'union', options: types.map((t) => compileType(s, t, path)) };
+    if (alternatives !== undefined) return this.compileAlternatives(s, alternatives, path);
+    const types = schemaTypes(s, path);
+    if (types.length === 0) return this.add({ kind: 'any' });
+    if (types.length === 1) return this.compileType(s, types[0], path);
+    const slot = this.reserve();
+    this.nodes[slot] = { kind: 'union', options: types.map((t) => this.compileType(s, t, path)) };
     return slot;
-  };
+  }
 
-  const count = (s: Schema, key: string, path: string, fallback: number): number => {
-    const v = s[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new GrammarSchemaError(`"${key}" must be a whole number ≥ 0`, ptr(path, key));
-    return v;
-  };
+  private resolveRef(ref: string, path: string): number {
+    const known = this.byRef.get(ref);
+    if (known !== undefined) return known;
+    if (!ref.startsWith('#')) throw new GrammarSchemaError(`only local references ("#/$defs/…") are supported, not ${JSON.stringify(ref)}`, path);
+    let target: unknown = this.rootSchema;
+    for (const raw of ref.slice(1).split('/').filter((s) => s !== '')) {
+      const part = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+      target = isSchema(target) ? target[part] : undefined;
+    }
+    if (target === undefined) throw new GrammarSchemaError(`the reference ${JSON.stringify(ref)} points nowhere`, path);
+    const slot = this.reserve();
+    this.byRef.set(ref, slot);
+    this.nodes[slot] = this.nodes[this.compile(target, ref)];
+    return slot;
+  }
 
-  const compileType = (s: Schema, type: string, path: string): number => {
+  /** `anyOf` (or `oneOf`, which the output cannot tell apart: one of its options is what is written). */
+  private compileAlternatives(s: Schema, alternatives: unknown, path: string): number {
+    const key = s.anyOf !== undefined ? 'anyOf' : 'oneOf';
+    if (!Array.isArray(alternatives) || alternatives.length === 0) throw new GrammarSchemaError(`"${key}" must be a non-empty array of schemas`, ptr(path, key));
+    const slot = this.reserve();
+    const options = alternatives.map((a, i) => this.compile(a, ptr(ptr(path, key), i)));
+    this.nodes[slot] = { kind: 'union', options };
+    return slot;
+  }
+
+  private compileType(s: Schema, type: string, path: string): number {
     switch (type) {
       case 'null':
-        return add({ kind: 'literal', options: [utf8.encode('null')] });
+        return this.add({ kind: 'literal', options: [utf8.encode('null')] });
       case 'boolean':
-        return add({ kind: 'literal', options: [utf8.encode('true'), utf8.encode('false')] });
-      case 'string': {
-        const minLength = count(s, 'minLength', path, 0);
-        const maxLength = count(s, 'maxLength', path, Number.MAX_SAFE_INTEGER);
-        if (maxLength < minLength) throw new GrammarSchemaError('"maxLength" is below "minLength"', ptr(path, 'maxLength'));
-        return add({ kind: 'string', minLength, maxLength });
-      }
+        return this.add({ kind: 'literal', options: [utf8.encode('true'), utf8.encode('false')] });
+      case 'string':
+        return this.compileString(s, path);
       case 'integer':
       case 'number':
-        return compileNumber(s, type === 'integer', path);
-      case 'array': {
-        const minItems = count(s, 'minItems', path, 0);
-        const maxItems = count(s, 'maxItems', path, Number.MAX_SAFE_INTEGER);
-        if (maxItems < minItems) throw new GrammarSchemaError('"maxItems" is below "minItems"', ptr(path, 'maxItems'));
-        if (Array.isArray(s.items)) throw new GrammarSchemaError('tuple "items" (an array of schemas) is not supported', ptr(path, 'items'));
-        const slot = reserve();
-        const items = s.items === undefined ? add({ kind: 'any' }) : compile(s.items, ptr(path, 'items'));
-        nodes[slot] = { kind: 'array', items, minItems, maxItems };
-        return slot;
-      }
-      case 'object': {
-        const slot = reserve();
-        const props = s.properties;
-        if (props === undefined) {
-          const ap = s.additionalProperties;
-          const values = ap === undefined || ap === true ? add({ kind: 'any' }) : ap === false ? -1 : compile(ap, ptr(path, 'additionalProperties'));
-          nodes[slot] = values < 0 ? { kind: 'object', props: [] } : { kind: 'freeObject', values };
-          return slot;
-        }
-        if (!isSchema(props)) throw new GrammarSchemaError('"properties" must be an object', ptr(path, 'properties'));
-        const required = s.required ?? [];
-        if (!Array.isArray(required) || !required.every((r) => typeof r === 'string')) throw new GrammarSchemaError('"required" must be an array of property names', ptr(path, 'required'));
-        for (const r of required as string[]) {
-          if (!(r in props)) throw new GrammarSchemaError(`the required property "${r}" is not in "properties"`, ptr(path, 'required'));
-        }
-        const list: ObjectProperty[] = Object.entries(props).map(([key, sub]) => {
-          const keyText = JSON.stringify(key);
-          if (/\\u/.test(keyText)) throw new GrammarSchemaError('property names may not hold control characters', ptr(ptr(path, 'properties'), key));
-          return { key, keyBytes: utf8.encode(`${keyText}:`), node: compile(sub, ptr(ptr(path, 'properties'), key)), required: (required as string[]).includes(key) };
-        });
-        nodes[slot] = { kind: 'object', props: list };
-        return slot;
-      }
+        return this.compileNumber(s, type === 'integer', path);
+      case 'array':
+        return this.compileArray(s, path);
+      case 'object':
+        return this.compileObject(s, path);
       default:
         throw new GrammarSchemaError(`unknown type ${JSON.stringify(type)}`, ptr(path, 'type'));
     }
-  };
+  }
 
-  const compileNumber = (s: Schema, integer: boolean, path: string): number => {
-    const bound = (k: string): number | undefined => {
-      const v = s[k];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new GrammarSchemaError(`"${k}" must be a number`, ptr(path, k));
-      return v;
-    };
-    let lo = bound('minimum');
-    let hi = bound('maximum');
-    const xlo = bound('exclusiveMinimum');
-    const xhi = bound('exclusiveMaximum');
-    if (xlo === undefined && xhi === undefined && lo === undefined && hi === undefined) return add({ kind: 'number', integer, nonNegative: false });
+  private compileString(s: Schema, path: string): number {
+    const minLength = wholeNumber(s, 'minLength', path, 0);
+    const maxLength = wholeNumber(s, 'maxLength', path, Number.MAX_SAFE_INTEGER);
+    if (maxLength < minLength) throw new GrammarSchemaError('"maxLength" is below "minLength"', ptr(path, 'maxLength'));
+    return this.add({ kind: 'string', minLength, maxLength });
+  }
+
+  private compileArray(s: Schema, path: string): number {
+    const minItems = wholeNumber(s, 'minItems', path, 0);
+    const maxItems = wholeNumber(s, 'maxItems', path, Number.MAX_SAFE_INTEGER);
+    if (maxItems < minItems) throw new GrammarSchemaError('"maxItems" is below "minItems"', ptr(path, 'maxItems'));
+    if (Array.isArray(s.items)) throw new GrammarSchemaError('tuple "items" (an array of schemas) is not supported', ptr(path, 'items'));
+    const slot = this.reserve();
+    const items = s.items === undefined ? this.add({ kind: 'any' }) : this.compile(s.items, ptr(path, 'items'));
+    this.nodes[slot] = { kind: 'array', items, minItems, maxItems };
+    return slot;
+  }
+
+  private compileObject(s: Schema, path: string): number {
+    const slot = this.reserve();
+    const props = s.properties;
+    if (props === undefined) {
+      const ap = s.additionalProperties;
+      const values = ap === undefined || ap === true ? this.add({ kind: 'any' }) : ap === false ? -1 : this.compile(ap, ptr(path, 'additionalProperties'));
+      this.nodes[slot] = values < 0 ? { kind: 'object', props: [] } : { kind: 'freeObject', values };
+      return slot;
+    }
+    if (!isSchema(props)) throw new GrammarSchemaError('"properties" must be an object', ptr(path, 'properties'));
+    const required = s.required ?? [];
+    if (!Array.isArray(required) || !required.every((r) => typeof r === 'string')) throw new GrammarSchemaError('"required" must be an array of property names', ptr(path, 'required'));
+    for (const r of required as string[]) {
+      if (!(r in props)) throw new GrammarSchemaError(`the required property "${r}" is not in "properties"`, ptr(path, 'required'));
+    }
+    const list: ObjectProperty[] = Object.entries(props).map(([key, sub]) => {
+      const keyText = JSON.stringify(key);
+      if (/\\u/.test(keyText)) throw new GrammarSchemaError('property names may not hold control characters', ptr(ptr(path, 'properties'), key));
+      return { key, keyBytes: utf8.encode(`${keyText}:`), node: this.compile(sub, ptr(ptr(path, 'properties'), key)), required: (required as string[]).includes(key) };
+    });
+    this.nodes[slot] = { kind: 'object', props: list };
+    return slot;
+  }
+
+  /** Numbers: bounds only where the grammar can hold them (a small integer range as literals, or "minimum": 0). */
+  private compileNumber(s: Schema, integer: boolean, path: string): number {
+    const bounds = numericBounds(s, path);
+    let { lo, hi } = bounds;
+    const { xlo, xhi } = bounds;
+    if (xlo === undefined && xhi === undefined && lo === undefined && hi === undefined) return this.add({ kind: 'number', integer, nonNegative: false });
     if (integer) {
       if (xlo !== undefined) lo = Math.max(lo ?? -Infinity, Math.floor(xlo) + 1);
       if (xhi !== undefined) hi = Math.min(hi ?? Infinity, Math.ceil(xhi) - 1);
@@ -234,26 +283,21 @@ export function compileJsonSchema(schema: unknown, limits: Partial<CompileLimits
       const to = hi === undefined ? undefined : Math.floor(hi);
       if (from !== undefined && to !== undefined) {
         if (to < from) throw new GrammarSchemaError('no integer lies between "minimum" and "maximum"', path);
-        if (to - from < lim.maxIntegerRange) {
+        if (to - from < this.lim.maxIntegerRange) {
           const options: Uint8Array[] = [];
           for (let v = from; v <= to; v++) options.push(utf8.encode(String(v)));
-          return add({ kind: 'literal', options });
+          return this.add({ kind: 'literal', options });
         }
       }
-      if (to === undefined && from !== undefined && from === 0) return add({ kind: 'number', integer, nonNegative: true });
-    } else if (xhi === undefined && hi === undefined && ((lo === 0 && xlo === undefined) || false)) {
-      return add({ kind: 'number', integer, nonNegative: true });
+      if (to === undefined && from !== undefined && from === 0) return this.add({ kind: 'number', integer, nonNegative: true });
+    } else if (xhi === undefined && hi === undefined && lo === 0 && xlo === undefined) {
+      return this.add({ kind: 'number', integer, nonNegative: true });
     }
     throw new GrammarSchemaError(
-      `numeric bounds are enforced for integers with a range of fewer than ${lim.maxIntegerRange} values or "minimum": 0 (and for numbers "minimum": 0); use an enum or drop the bound`,
+      `numeric bounds are enforced for integers with a range of fewer than ${this.lim.maxIntegerRange} values or "minimum": 0 (and for numbers "minimum": 0); use an enum or drop the bound`,
       path,
     );
-  };
-
-  const root = compile(schema === null || schema === undefined ? { type: 'object' } : schema, '');
-  const graph: GrammarGraph = { nodes, root, minBytes: computeMinBytes(nodes) };
-  if (!Number.isFinite(graph.minBytes[root])) throw new GrammarSchemaError('the schema admits no finite value (a required property refers back to itself)', '');
-  return graph;
+  }
 }
 
 /** Bytes of the shortest remaining properties of an object from property `from` on (commas, keys, values, `}`). */
