@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SAMPLING, GREEDY, Sampler, SamplingParamsError } from '../src/engine/sampler.js';
-import { StopStringFilter } from '../src/engine/generate.js';
+import { StopStringFilter } from '../src/engine/stop-strings.js';
 
 const logits = (values: number[]) => Float32Array.from(values);
 

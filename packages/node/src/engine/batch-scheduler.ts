@@ -1,6 +1,6 @@
 import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
 import { ShardInputError } from './forward-shard.js';
-import { copyOutput, copyPrompt, samePrompt, type SharedPrompt } from './shared-prompt.js';
+import { copyOutput, copyPrompt, RecentPrompts, samePrompt, type SharedPrompt } from './shared-prompt.js';
 import { gatherWaitMs } from './gather-window.js';
 import { planStep, stepBudget } from './step-plan.js';
 
@@ -73,10 +73,6 @@ export const DEFAULT_BATCH_ROWS = 64;
 export const DEFAULT_STEP_TARGET_MS = 750;
 /** Weight of the newest step in the running ms-per-row figure. */
 const MS_PER_ROW_WEIGHT = 0.3;
-/** Prompts computed lately that an identical one may still copy: at most this many, for this long. */
-const RECENT_PROMPTS = 8;
-/** The choices of one request reach a stage within milliseconds of each other (a frame each, one after another). */
-const RECENT_PROMPT_MS = 1000;
 
 interface Queued {
   request: string;
@@ -99,6 +95,12 @@ interface Queued {
   computeMs: number;
 }
 
+/** A work and how many of its rows a step computes. */
+interface StepPart {
+  q: Queued;
+  rows: number;
+}
+
 /**
  * Continuous batching on one device, for a pipeline stage and for the whole model alike: work waits in arrival
  * order, and each step takes the next work of every waiting request — decode rows of many requests and a slice of
@@ -115,8 +117,7 @@ export class BatchScheduler {
   /** Requests whose work the last step finished on a whole-model shard: they come back at once (gather-window.ts). */
   private expected = new Set<string>();
   private gatherTimer: ReturnType<typeof setTimeout> | null = null;
-  private recent: (SharedPrompt & { at: number })[] = [];
-  private pruneTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly recent = new RecentPrompts();
   private readonly promptRows: number;
   private readonly batchRows: number;
   /** Running figure of a step's milliseconds per row (null until a step was timed). */
@@ -199,6 +200,22 @@ export class BatchScheduler {
 
   /** One step: the next work of every waiting request, within the row budgets, through the layers together. */
   private async step(): Promise<void> {
+    const parts = await this.stepParts();
+    // Work cancelled while another started is no longer queued (its cache may be freed).
+    const live = parts.filter((p) => this.queue.includes(p.q));
+    if (live.length === 0) return;
+    const t0 = performance.now();
+    const outputs = await this.computeByShard(live);
+    const ms = performance.now() - t0;
+    const stepRows = live.reduce((n, p) => n + p.rows, 0);
+    this.msPerRow = this.msPerRow === null ? ms / stepRows : (1 - MS_PER_ROW_WEIGHT) * this.msPerRow + MS_PER_ROW_WEIGHT * (ms / stepRows);
+    this.opts.onStep?.(stepRows, live.length, ms);
+    this.lastStepMs = performance.now() - t0;
+    this.deliver(live, outputs, ms);
+  }
+
+  /** The work this step takes and how many of its rows, each started at its first turn; turns without rows end here. */
+  private async stepParts(): Promise<StepPart[]> {
     const waiting = [...this.queue];
     const plan = planStep(
       // A turn without rows counts as one row, so that it is taken in its request's order.
@@ -206,37 +223,35 @@ export class BatchScheduler {
       waiting.map((q) => ({ request: q.request, rows: Math.max(q.rows, 1), rowsLeft: q.leader ? 0 : Math.max(q.rows - q.done, 1) })),
       stepBudget({ promptRows: this.promptRows, batchRows: this.batchRows }, this.msPerRow, this.opts.stepTargetMs ?? DEFAULT_STEP_TARGET_MS),
     );
-    const parts: { q: Queued; rows: number }[] = [];
+    const parts: StepPart[] = [];
     for (const { index, rows } of plan) {
       const q = waiting[index];
-      if (!q.start) {
-        this.finish(q, null);
-        continue;
-      }
-      if (!q.target) {
-        try {
-          const target = await q.start();
-          if (!this.queue.includes(q)) continue; // cancelled while it started
-          if (inputRows(target.input) !== q.rows) throw new ShardInputError(`work of ${q.rows} rows started with ${inputRows(target.input)} rows of input`);
-          // Checked here, not in the pass: one request's bad input or overflowing prompt must not fail its batch.
-          target.shard.checkInput(target.input, target.cache);
-          q.target = target;
-          q.fresh = target.cache.length === 0;
-          if (q.fresh && this.follow(q)) continue;
-        } catch (err) {
-          this.fail(q, err);
-          continue;
-        }
-      }
-      parts.push({ q, rows });
+      if (!q.start) this.finish(q, null);
+      else if (q.target || (await this.begin(q))) parts.push({ q, rows });
     }
-    // Work cancelled while another started is no longer queued (its cache may be freed).
-    const live = parts.filter((p) => this.queue.includes(p.q));
-    if (live.length === 0) return;
+    return parts;
+  }
 
-    // One pass per shard (a stage may briefly hold two layer ranges while the plan changes).
-    const t0 = performance.now();
-    const byShard = new Map<ForwardShard, { q: Queued; rows: number }[]>();
+  /** A work's first turn: what it computes, checked. False if this step does not compute it (failed, cancelled, or it copies an identical prompt). */
+  private async begin(q: Queued): Promise<boolean> {
+    try {
+      const target = await q.start!();
+      if (!this.queue.includes(q)) return false; // cancelled while it started
+      if (inputRows(target.input) !== q.rows) throw new ShardInputError(`work of ${q.rows} rows started with ${inputRows(target.input)} rows of input`);
+      // Checked here, not in the pass: one request's bad input or overflowing prompt must not fail its batch.
+      target.shard.checkInput(target.input, target.cache);
+      q.target = target;
+      q.fresh = target.cache.length === 0;
+      return !(q.fresh && this.follow(q));
+    } catch (err) {
+      this.fail(q, err);
+      return false;
+    }
+  }
+
+  /** One pass per shard (a stage may briefly hold two layer ranges while the plan changes): each work's output. */
+  private async computeByShard(live: readonly StepPart[]): Promise<Map<Queued, ShardOutput>> {
+    const byShard = new Map<ForwardShard, StepPart[]>();
     for (const p of live) {
       const shard = p.q.target!.shard;
       byShard.set(shard, [...(byShard.get(shard) ?? []), p]);
@@ -247,34 +262,34 @@ export class BatchScheduler {
       const list = all.filter((p) => this.queue.includes(p.q));
       if (list.length === 0) continue;
       try {
-        const items = list.map((p) => batchItem(p.q, p.rows));
-        const positions = list.map((p) => p.q.target!.cache.length);
-        const ts = performance.now();
-        const outs = await shard.forwardBatch(items);
-        this.opts.onCompute?.({
-          startLayer: shard.range.startLayer,
-          endLayer: shard.range.endLayer,
-          rows: list.reduce((n, p) => n + p.rows, 0),
-          parts: list.map((p, i) => ({ rows: p.rows, position: positions[i], logits: (items[i].logits === 'last' || items[i].logits === 'all') && shard.isLast })),
-          ms: performance.now() - ts,
-        });
+        const outs = await this.pass(shard, list);
         list.forEach((p, i) => outputs.set(p.q, outs[i]));
       } catch (err) {
         // The batch's caches are no longer usable (see forwardBatch): every request in it fails.
         for (const p of list) this.fail(p.q, err);
       }
     }
-    const ms = performance.now() - t0;
-    const stepRows = live.reduce((n, p) => n + p.rows, 0);
-    this.msPerRow = this.msPerRow === null ? ms / stepRows : (1 - MS_PER_ROW_WEIGHT) * this.msPerRow + MS_PER_ROW_WEIGHT * (ms / stepRows);
-    this.opts.onStep?.(
-      stepRows,
-      live.length,
-      ms,
-    );
+    return outputs;
+  }
 
-    const end = performance.now();
-    this.lastStepMs = end - t0;
+  /** The works' rows through one shard in one forwardBatch, reported to onCompute. */
+  private async pass(shard: ForwardShard, list: readonly StepPart[]): Promise<ShardOutput[]> {
+    const items = list.map((p) => batchItem(p.q, p.rows));
+    const positions = list.map((p) => p.q.target!.cache.length);
+    const ts = performance.now();
+    const outs = await shard.forwardBatch(items);
+    this.opts.onCompute?.({
+      startLayer: shard.range.startLayer,
+      endLayer: shard.range.endLayer,
+      rows: list.reduce((n, p) => n + p.rows, 0),
+      parts: list.map((p, i) => ({ rows: p.rows, position: positions[i], logits: (items[i].logits === 'last' || items[i].logits === 'all') && shard.isLast })),
+      ms: performance.now() - ts,
+    });
+    return outs;
+  }
+
+  /** Each work's rows just computed: kept while it is computed in slices, delivered once all its rows are. */
+  private deliver(live: readonly StepPart[], outputs: Map<Queued, ShardOutput>, ms: number): void {
     this.expected = new Set();
     for (const { q, rows } of live) {
       const out = outputs.get(q);
@@ -290,23 +305,25 @@ export class BatchScheduler {
         (q.logits ??= new Float32Array(q.rows * V)).set(out.logits, q.done * V);
       }
       q.done += rows;
-      if (q.done === q.rows) {
-        const output: ShardOutput =
-          out.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : out.kind === 'logits' && q.logits ? { kind: 'logits', logits: q.logits, rows: q.rows } : out;
-        if (q.fresh) this.share(q, output);
-        const shard = q.target!.shard;
-        // An embedding request does not come back for a next step: nothing to wait for.
-        if (shard.isFirst && shard.isLast && !q.target!.embedding) this.expected.add(q.request);
-        this.finish(q, { output, computeMs: q.computeMs });
-      }
+      if (q.done === q.rows) this.complete(q, out);
     }
+  }
+
+  /** All of a work's rows are computed: its output (the slices' together), shared if it was a fresh prompt. */
+  private complete(q: Queued, last: ShardOutput): void {
+    const output: ShardOutput =
+      last.kind === 'hidden' && q.hidden ? { kind: 'hidden', hidden: q.hidden, n: q.rows } : last.kind === 'logits' && q.logits ? { kind: 'logits', logits: q.logits, rows: q.rows } : last;
+    if (q.fresh) this.share(q, output);
+    const shard = q.target!.shard;
+    // An embedding request does not come back for a next step: nothing to wait for.
+    if (shard.isFirst && shard.isLast && !q.target!.embedding) this.expected.add(q.request);
+    this.finish(q, { output, computeMs: q.computeMs });
   }
 
   /** An identical prompt computed lately (copied now) or being computed (waited for): true if there is one. */
   private follow(q: Queued): boolean {
     const target = q.target!;
-    this.prune();
-    const done = this.recent.find((p) => p.target.cache.length >= q.rows && samePrompt(p.target, target));
+    const done = this.recent.find(target, q.rows);
     if (done) {
       this.finish(q, copyPrompt(done, target));
       return true;
@@ -318,8 +335,7 @@ export class BatchScheduler {
   /** A prompt just computed: for the identical prompts waiting for it, and for those still to come. */
   private share(q: Queued, output: ShardOutput): void {
     const prompt: SharedPrompt = { target: q.target!, output: copyOutput(output), computeMs: q.computeMs };
-    this.recent = [{ ...prompt, at: performance.now() }, ...this.recent].slice(0, RECENT_PROMPTS);
-    this.prune();
+    this.recent.add(prompt);
     for (const f of this.queue.filter((o) => o.leader === q)) {
       try {
         this.finish(f, copyPrompt(prompt, f.target!));
@@ -327,19 +343,6 @@ export class BatchScheduler {
         this.fail(f, err);
       }
     }
-  }
-
-  /** Forgets prompts older than the window (their outputs are held in memory), and again when the next one ages. */
-  private prune(): void {
-    const now = performance.now();
-    this.recent = this.recent.filter((p) => now - p.at < RECENT_PROMPT_MS);
-    if (this.pruneTimer !== null || this.recent.length === 0) return;
-    const oldest = this.recent[this.recent.length - 1].at;
-    this.pruneTimer = setTimeout(() => {
-      this.pruneTimer = null;
-      this.prune();
-    }, RECENT_PROMPT_MS - (now - oldest) + 1);
-    (this.pruneTimer as { unref?: () => void }).unref?.();
   }
 
   private finish(q: Queued, done: ComputedRows | null): void {

@@ -4,6 +4,7 @@ import type { SamplingParams, TokenLogprob } from './sampler.js';
 import type { TokenExecutor } from './token-executor.js';
 import { ContextLengthError } from './forward-shard.js';
 import { DraftTuner, type SpeculationOptions, type SpeculationStats } from './speculation.js';
+import { StopStringFilter } from './stop-strings.js';
 
 /** What the generation loop needs from a tokenizer. */
 export interface GenerationTokenizer {
@@ -84,37 +85,16 @@ export class PromptError extends Error {
  * token limit, streaming text as it becomes final.
  */
 export async function generate(executor: TokenExecutor, tokenizer: GenerationTokenizer, opts: GenerateOptions): Promise<GenerationResult> {
-  const promptTokens = typeof opts.prompt === 'string' ? tokenizer.encode(opts.prompt, { addBos: opts.addBos }) : [...opts.prompt];
-  if (promptTokens.length === 0) throw new PromptError('the prompt is empty (and the model adds no BOS token)');
-  if (promptTokens.length >= opts.contextLength) throw new ContextLengthError(promptTokens.length + 1, opts.contextLength);
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new PromptError(`max tokens must be a whole number ≥ 1 (got ${opts.maxTokens})`);
+  const promptTokens = promptTokensOf(tokenizer, opts);
   // Generation stops at the context limit: the request reserves exactly what it can use.
   const maxTokens = Math.min(opts.maxTokens, opts.contextLength - promptTokens.length);
-  const stopper = new StopStringFilter(opts.stop ?? []);
-  // Generated text continues the prompt: a SentencePiece word-boundary space at its start is real text.
-  const decoder = tokenizer.createDecoder({ continuation: true });
-  const eos = new Set(opts.ignoreEos ? [] : tokenizer.eosIds);
   const id = opts.requestId ?? randomUUID();
-  const tokens: number[] = [];
-  let text = '';
-  let finishReason: FinishReason = 'length';
-  const emit = (delta: string) => {
-    if (!delta) return;
-    text += delta;
-    opts.onText?.(delta);
-  };
-  const checkAbort = () => {
-    if (opts.signal?.aborted) throw new GenerationCancelledError();
-  };
-
+  const output = new GenerationOutput(tokenizer, opts);
   const t0 = performance.now();
-  checkAbort();
+  checkAbort(opts.signal);
   // Log-probabilities arrive before their tokens (several at once after a verification): matched in order.
   const lpQueue: TokenLogprob[] = [];
-  const logprobs: TokenLogprob[] = [];
   const tuner = opts.speculation && executor.verify ? new DraftTuner(opts.speculation) : null;
-  // What drafts continue (prompt + output), grown token by token rather than copied every pass.
-  const history: number[] = tuner ? [...promptTokens] : [];
   let cachedTokens = 0;
   const first = await executor.begin({
     id,
@@ -127,128 +107,145 @@ export async function generate(executor: TokenExecutor, tokenizer: GenerationTok
     ...(opts.grammar ? { grammar: opts.grammar } : {}),
     ...(opts.logprobs !== undefined ? { logprobs: opts.logprobs, onLogprob: (lp: TokenLogprob) => lpQueue.push(lp) } : {}),
   });
-  // Tokens sampled and not yet taken by the loop (a verification returns several).
-  const ready: number[] = [first];
   const tFirst = performance.now();
+  // What drafts continue (prompt + output), grown token by token rather than copied every pass.
+  const decode: Decode = { executor, id, tuner, history: tuner ? [...promptTokens] : [], promptLength: promptTokens.length };
   try {
+    // Tokens sampled and not yet taken by the loop (a verification returns several).
+    const ready: number[] = [first];
     for (;;) {
-      checkAbort();
+      checkAbort(opts.signal);
       const token = ready.shift()!;
-      const queued = lpQueue.shift();
-      if (eos.has(token)) {
-        finishReason = 'stop';
-        break;
-      }
-      tokens.push(token);
-      if (tuner) history.push(token);
-      const lp: TokenLogprob | null = queued !== undefined && queued.token === token ? queued : null;
-      if (lp) logprobs.push(lp);
-      opts.onToken?.(token, lp);
-      const { emitted, stopped } = stopper.push(decoder.push(token));
-      emit(emitted);
-      if (stopped) {
-        finishReason = 'stop';
-        break;
-      }
-      if (tokens.length >= maxTokens) break;
-      if (ready.length > 0) continue;
-      if (tuner) {
-        // A pass returns its accepted drafts and one token more: drafting one fewer than the tokens still allowed
-        // computes nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a
-        // draft model's steps are part of what a longer draft costs.
-        const t = performance.now();
-        const draft = await tuner.draft(history, maxTokens - tokens.length - 1, promptTokens.length);
-        ready.push(...(draft.length > 0 ? await executor.verify!(id, token, draft) : [await executor.step(id, token)]));
-        tuner.record(draft.length, ready.length - 1, performance.now() - t);
-      } else {
-        ready.push(await executor.step(id, token));
-      }
+      if (!output.take(token, lpQueue.shift())) break;
+      if (tuner) decode.history.push(token);
+      if (output.tokens.length >= maxTokens) break;
+      if (ready.length === 0) await nextTokens(decode, token, maxTokens - output.tokens.length, ready);
     }
-    if (!stopper.stopped) {
-      // Bytes still held by the decoder (an unfinished UTF-8 sequence) and text held back for stop strings.
-      const { emitted, stopped } = stopper.push(decoder.flush());
-      emit(emitted);
-      if (stopped) finishReason = 'stop';
-      else emit(stopper.flush());
-    }
+    output.flush();
   } finally {
     opts.speculation?.close?.();
     await executor.end(id);
   }
-  const tEnd = performance.now();
-  const prefillMs = tFirst - t0;
-  const decodeMs = tEnd - tFirst;
-  const decoded = Math.max(tokens.length - 1, 0);
   return {
-    text,
-    tokens,
+    text: output.text,
+    tokens: output.tokens,
     promptTokens,
-    finishReason,
+    finishReason: output.finishReason,
     cachedTokens,
     ...(tuner ? { speculation: { ...tuner.stats } } : {}),
-    ...(opts.logprobs !== undefined ? { logprobs } : {}),
-    ...(stopper.matched !== null ? { stopString: stopper.matched } : {}),
-    timings: {
-      ttftMs: prefillMs,
-      prefillMs,
-      prefillTokPerS: (promptTokens.length / prefillMs) * 1000,
-      decodeMs,
-      decodeTokPerS: decoded > 0 ? (decoded / decodeMs) * 1000 : 0,
-      totalMs: tEnd - t0,
-    },
+    ...(opts.logprobs !== undefined ? { logprobs: output.logprobs } : {}),
+    ...(output.stopString !== null ? { stopString: output.stopString } : {}),
+    timings: timings(t0, tFirst, performance.now(), promptTokens.length, output.tokens.length),
   };
 }
 
-/**
- * Holds back text that might be the start of a stop string, and cuts the output before the first stop string.
- */
-export class StopStringFilter {
-  private pending = '';
-  stopped = false;
-  /** The stop string found (the earliest in the text), once stopped. */
-  matched: string | null = null;
-  private readonly longest: number;
+/** The prompt as token ids, checked along with the token limit. */
+function promptTokensOf(tokenizer: GenerationTokenizer, opts: GenerateOptions): number[] {
+  const promptTokens = typeof opts.prompt === 'string' ? tokenizer.encode(opts.prompt, { addBos: opts.addBos }) : [...opts.prompt];
+  if (promptTokens.length === 0) throw new PromptError('the prompt is empty (and the model adds no BOS token)');
+  if (promptTokens.length >= opts.contextLength) throw new ContextLengthError(promptTokens.length + 1, opts.contextLength);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new PromptError(`max tokens must be a whole number ≥ 1 (got ${opts.maxTokens})`);
+  return promptTokens;
+}
 
-  constructor(private readonly stops: readonly string[]) {
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new GenerationCancelledError();
+}
+
+/** What the decode loop asks the executor with. */
+interface Decode {
+  executor: TokenExecutor;
+  id: string;
+  tuner: DraftTuner | null;
+  /** Prompt and output so far (with a tuner only): what a draft continues. */
+  history: number[];
+  promptLength: number;
+}
+
+/** Puts the token(s) that follow `token` in `ready`: one step, or with speculation a draft's accepted tokens and one more. */
+async function nextTokens(d: Decode, token: number, tokensLeft: number, ready: number[]): Promise<void> {
+  if (!d.tuner) {
+    ready.push(await d.executor.step(d.id, token));
+    return;
+  }
+  // A pass returns its accepted drafts and one token more: drafting one fewer than the tokens still allowed computes
+  // nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a draft model's
+  // steps are part of what a longer draft costs.
+  const t = performance.now();
+  const draft = await d.tuner.draft(d.history, tokensLeft - 1, d.promptLength);
+  ready.push(...(draft.length > 0 ? await d.executor.verify!(d.id, token, draft) : [await d.executor.step(d.id, token)]));
+  d.tuner.record(draft.length, ready.length - 1, performance.now() - t);
+}
+
+/** What a generation has produced: its tokens (with their log-probabilities) and the text made final so far. */
+class GenerationOutput {
+  readonly tokens: number[] = [];
+  readonly logprobs: TokenLogprob[] = [];
+  text = '';
+  finishReason: FinishReason = 'length';
+  private readonly stopper: StopStringFilter;
+  private readonly decoder: ReturnType<GenerationTokenizer['createDecoder']>;
+  private readonly eos: Set<number>;
+
+  constructor(
+    tokenizer: GenerationTokenizer,
+    private readonly opts: GenerateOptions,
+  ) {
+    this.stopper = new StopStringFilter(opts.stop ?? []);
+    // Generated text continues the prompt: a SentencePiece word-boundary space at its start is real text.
+    this.decoder = tokenizer.createDecoder({ continuation: true });
+    this.eos = new Set(opts.ignoreEos ? [] : tokenizer.eosIds);
   }
 
-  push(delta: string): { emitted: string; stopped: boolean } {
-    if (this.stopped) return { emitted: '', stopped: true };
-    if (this.stops.length === 0) return { emitted: delta, stopped: false };
-    this.pending += delta;
-    let cut = -1;
-    for (const s of this.stops) {
-      if (!s) continue;
-      const at = this.pending.indexOf(s);
-      if (at >= 0 && (cut < 0 || at < cut)) {
-        cut = at;
-        this.matched = s;
-      }
-    }
-    if (cut >= 0) {
-      this.stopped = true;
-      const emitted = this.pending.slice(0, cut);
-      this.pending = '';
-      return { emitted, stopped: true };
-    }
-    // Keep the longest tail that could still grow into a stop string.
-    let keep = 0;
-    for (let k = Math.min(this.longest - 1, this.pending.length); k > 0; k--) {
-      const tail = this.pending.slice(-k);
-      if (this.stops.some((s) => s.startsWith(tail))) {
-        keep = k;
-        break;
-      }
-    }
-    const emitted = this.pending.slice(0, this.pending.length - keep);
-    this.pending = this.pending.slice(this.pending.length - keep);
-    return { emitted, stopped: false };
+  /** The stop string that ended the text, if one did. */
+  get stopString(): string | null {
+    return this.stopper.matched;
   }
 
-  flush(): string {
-    const rest = this.stopped ? '' : this.pending;
-    this.pending = '';
-    return rest;
+  /** Takes a sampled token (with the next log-probability that arrived, if any); false once EOS or a stop string ends the output. */
+  take(token: number, queued: TokenLogprob | undefined): boolean {
+    if (this.eos.has(token)) {
+      this.finishReason = 'stop';
+      return false;
+    }
+    this.tokens.push(token);
+    const lp: TokenLogprob | null = queued !== undefined && queued.token === token ? queued : null;
+    if (lp) this.logprobs.push(lp);
+    this.opts.onToken?.(token, lp);
+    return this.push(this.decoder.push(token));
   }
+
+  /** At the end: bytes still held by the decoder (an unfinished UTF-8 sequence) and text held back for stop strings. */
+  flush(): void {
+    if (this.stopper.stopped) return;
+    if (this.push(this.decoder.flush())) this.emit(this.stopper.flush());
+  }
+
+  /** Decoded text through the stop-string filter; false if it stopped. */
+  private push(decoded: string): boolean {
+    const { emitted, stopped } = this.stopper.push(decoded);
+    this.emit(emitted);
+    if (stopped) this.finishReason = 'stop';
+    return !stopped;
+  }
+
+  private emit(delta: string): void {
+    if (!delta) return;
+    this.text += delta;
+    this.opts.onText?.(delta);
+  }
+}
+
+function timings(t0: number, tFirst: number, tEnd: number, promptTokens: number, tokens: number): GenerationTimings {
+  const prefillMs = tFirst - t0;
+  const decodeMs = tEnd - tFirst;
+  const decoded = Math.max(tokens - 1, 0);
+  return {
+    ttftMs: prefillMs,
+    prefillMs,
+    prefillTokPerS: (promptTokens / prefillMs) * 1000,
+    decodeMs,
+    decodeTokPerS: decoded > 0 ? (decoded / decodeMs) * 1000 : 0,
+    totalMs: tEnd - t0,
+  };
 }

@@ -1,13 +1,15 @@
-import type { KernelArena, KernelRuntime, WeightMatrix } from '@edge-node/kernels';
+import type { KernelRuntime, WeightMatrix } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { RopeLayout } from '../model/model-file.js';
-import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type LogitsWanted, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
+import { checkShardInput, ShardInputError, type BatchItem, type ForwardShard, type ShardKvCache, type ShardInput, type ShardOutput } from './forward-shard.js';
 import { ComputeSlices, type ComputeSliceOptions } from './compute-slices.js';
 import { checkKvCacheType, KvCache, kvRowBytes, kvTypeCode, type KvCacheType, type LayerKv } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
 import { OneAtATime } from './one-at-a-time.js';
+import { copyRowsOut, passRows, type Part, type PassRows, type Segment } from './pass-rows.js';
+import { PassScratch, type Scratch } from './pass-scratch.js';
 import { ropeFrequencies } from './rope.js';
-import type { ShardWeights } from './shard-weights.js';
+import type { LayerWeights, ShardWeights } from './shard-weights.js';
 
 /** Most rows computed in one pass; a longer prompt is computed in slices of this many (each row's result is the same). */
 const MAX_ROWS = 64;
@@ -15,22 +17,6 @@ const MAX_ROWS = 64;
 const PRODUCT_PIECE_ALIGN = 16;
 /** Activation format of the float weight types: they multiply f32 rows directly. */
 const ACT_F32 = 0;
-
-/** Buffers of one pass in one arena (offsets), allocated for the pass and freed after it. */
-interface Scratch {
-  arena: KernelArena;
-  x: number; // residual stream [rows, H]
-  h: number; // normalised input of the next product [rows, max(H, F)]
-  tmp: number; // a product's output before it is added to x [rows, H]
-  qkv: number; // [rows, qDim + 2·kvDim]
-  attn: number; // [rows, qDim]
-  ffn: number; // gate and up side by side [rows, 2F]
-  act: number; // prepared (quantised) activations
-  rope: number; // cos/sin per row [rows, headDim]
-  scores: number; // attention scores [heads, positions]
-  logits: number; // [rows that need logits, vocab], last arena only
-  blocks: number[];
-}
 
 /**
  * A contiguous range of a Llama/Qwen2 transformer's layers on our WebAssembly kernels, weights in their file
@@ -44,6 +30,7 @@ export class QuantShard implements ForwardShard {
   readonly isLast: boolean;
   private readonly freqs: Float64Array;
   private readonly ropeMode: number;
+  private readonly dims: ShardDims;
   private readonly actFormats = new Map<number, number>();
   /** Passes pause at checkpoints (the node's event loop runs meanwhile); they run one at a time. */
   private readonly passes = new OneAtATime();
@@ -64,6 +51,7 @@ export class QuantShard implements ForwardShard {
     this.isLast = weights.range.endLayer === weights.config.numLayers;
     this.freqs = ropeFrequencies(this.config);
     this.ropeMode = ropeLayout === 'interleaved' ? 0 : 1;
+    this.dims = shardDims(this.config);
   }
 
   get weightBytes(): number {
@@ -73,7 +61,7 @@ export class QuantShard implements ForwardShard {
   createCache(contextLength = this.config.contextLength): KvCache {
     return new KvCache(
       this.weights.layers.map((l) => l.arena),
-      this.config.numKvHeads * this.config.headDim,
+      this.dims.kvDim,
       contextLength,
       this.kvType,
     );
@@ -149,145 +137,116 @@ export class QuantShard implements ForwardShard {
   }
 
   /**
-   * One pass of `rows` rows (the parts' rows, in order) through every layer of the shard. It may pause at each
-   * `await slices.checkpoint()`: between products, its state is in its scratch and the held caches, addressed by
-   * offsets (an arena that grows meanwhile keeps them), never by views taken before the pause.
+   * One pass of the parts' rows through every layer of the shard, then the output: hidden states for the next stage,
+   * or (last shard) logits and embeddings. It may pause at each `await slices.checkpoint()`: between products, its
+   * state is in its scratch and the held caches, addressed by offsets (an arena that grows meanwhile keeps them),
+   * never by views taken before the pause.
    */
-  private async pass(parts: readonly Part[], rows: number, slices: ComputeSlices): Promise<void> {
-    const c = this.config;
-    const H = c.hiddenSize;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    const qkvW = qDim + 2 * kvDim;
-    const F = c.intermediateSize;
-    const scale = 1 / Math.sqrt(c.headDim);
-    // Per row: its request's cache and its position.
-    const rowCache: KvCache[] = [];
-    const rowPos: number[] = [];
-    for (const p of parts) {
-      for (let i = 0; i < p.rows; i++) {
-        rowCache.push(p.seg.cache);
-        rowPos.push(p.seg.start + p.r0 + i);
-      }
-    }
-    const positions = Math.max(...rowPos) + 1;
-    // Rows that need logits: every row of an allLogits request, else a request's last position.
-    const logitRows: { row: number; dst: Float32Array }[] = [];
-    if (this.isLast) {
-      let row = 0;
-      for (const p of parts) {
-        for (let i = 0; i < p.rows; i++, row++) {
-          const r = p.r0 + i;
-          if (p.seg.logits === 'all') logitRows.push({ row, dst: p.seg.out.subarray(r * c.vocabSize, (r + 1) * c.vocabSize) });
-          else if (p.seg.logits === 'last' && r === p.seg.n - 1) logitRows.push({ row, dst: p.seg.out });
-        }
-      }
-    }
-    const scratches = new Map<KernelArena, Scratch>();
-    const scratchIn = (arena: KernelArena): Scratch => {
-      let s = scratches.get(arena);
-      if (!s) {
-        s = this.allocScratch(arena, rows, positions, Math.max(1, logitRows.length));
-        scratches.set(arena, s);
-        this.ropeTable(s, rowPos);
-      }
-      return s;
-    };
-
+  private async pass(parts: readonly Part[], count: number, slices: ComputeSlices): Promise<void> {
+    const rows = passRows(parts, count, this.isLast, this.config.vocabSize);
+    const scratch = new PassScratch(this.config, this.freqs, (this.isLast && this.weights.head?.arena) || null, rows);
     try {
-      let s = scratchIn(this.weights.layers[0].arena);
+      let s = scratch.in(this.weights.layers[0].arena);
       this.embed(parts, s);
-
       for (let l = 0; l < this.weights.layers.length; l++) {
         await slices.checkpoint();
         const w = this.weights.layers[l];
-        s = this.moveTo(s, scratchIn(w.arena), rows * H);
-        const k = s.arena.kernels;
-
-        // Attention block: norm → Q, K, V → RoPE → append K, V to each request's cache → attend → output projection.
-        k.rms_norm(s.x, w.attnNorm, s.h, rows, H, c.rmsNormEps);
-        const hAct = this.prepare(s, w.wq, s.h, rows);
-        await this.product(w.wq, hAct, rows, s.qkv, qkvW, slices);
-        await this.product(w.wk, this.prepare(s, w.wk, s.h, rows, hAct), rows, s.qkv + qDim * 4, qkvW, slices);
-        await this.product(w.wv, this.prepare(s, w.wv, s.h, rows, hAct), rows, s.qkv + (qDim + kvDim) * 4, qkvW, slices);
-        if (w.bq) {
-          k.add_bias(s.qkv, qkvW, rows, w.bq, qDim);
-          k.add_bias(s.qkv + qDim * 4, qkvW, rows, w.bk, kvDim);
-          k.add_bias(s.qkv + (qDim + kvDim) * 4, qkvW, rows, w.bv, kvDim);
-        }
-        await slices.checkpoint();
-        k.rope(s.qkv, qkvW, rows, c.numHeads, c.headDim, s.rope, this.ropeMode);
-        k.rope(s.qkv + qDim * 4, qkvW, rows, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
-        for (let i = 0; i < rows; i++) this.appendKv(s, rowCache[i].layer(l), rowCache[i].type, i, rowPos[i]);
-        for (let i = 0; i < rows; i++) {
-          await slices.checkpoint();
-          // The heads of a row are independent (each its own scores region): threads share them.
-          const kv = rowCache[i].layer(l);
-          const args = [kvTypeCode(rowCache[i].type), s.qkv + i * qkvW * 4, kv.keys, kv.values, rowPos[i] + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
-          // Short contexts are not worth a dispatch.
-          if ((rowPos[i] + 1) * c.numHeads < 2048) k.attention(...args, 0, c.numHeads);
-          else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
-        }
-        await this.product(w.wo, this.prepare(s, w.wo, s.attn, rows), rows, s.tmp, H, slices);
-        k.add_in_place(s.x, s.tmp, rows * H);
-        await slices.checkpoint();
-
-        // Feed-forward block: norm → gate and up → SwiGLU → down projection.
-        k.rms_norm(s.x, w.ffnNorm, s.h, rows, H, c.rmsNormEps);
-        const fAct = this.prepare(s, w.wgate, s.h, rows);
-        await this.product(w.wgate, fAct, rows, s.ffn, 2 * F, slices);
-        await this.product(w.wup, this.prepare(s, w.wup, s.h, rows, fAct), rows, s.ffn + F * 4, 2 * F, slices);
-        await slices.checkpoint();
-        k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, rows, F);
-        await this.product(w.wdown, this.prepare(s, w.wdown, s.h, rows), rows, s.tmp, H, slices);
-        k.add_in_place(s.x, s.tmp, rows * H);
+        s = this.moveTo(s, scratch.in(w.arena), count);
+        await this.attention(w, l, s, rows, slices);
+        await this.feedForward(w, s, count, slices);
       }
-
-      if (!this.isLast) {
-        const x = s.arena.f32(s.x, rows * H);
-        let row = 0;
-        for (const p of parts) {
-          p.seg.out.set(x.subarray(row * H, (row + p.rows) * H), p.r0 * H);
-          row += p.rows;
-        }
-        return;
-      }
-      const normed = parts.some((p) => p.seg.logits === 'normed');
-      if (logitRows.length === 0 && !normed) return;
-      // The head: final norm of the rows that need logits (gathered), then the output matrix.
-      await slices.checkpoint();
-      const head = this.weights.head!;
-      s = this.moveTo(s, scratchIn(head.arena), rows * H);
-      if (normed) {
-        // Embeddings: every row of such a request after the final norm (llama.cpp's embedding output), no head.
-        s.arena.kernels.rms_norm(s.x, this.weights.outNorm, s.h, rows, H, c.rmsNormEps);
-        const h = s.arena.f32(s.h, rows * H);
-        let row = 0;
-        for (const p of parts) {
-          if (p.seg.logits === 'normed') p.seg.out.set(h.subarray(row * H, (row + p.rows) * H), p.r0 * H);
-          row += p.rows;
-        }
-        if (logitRows.length === 0) return;
-      }
-      const nOut = logitRows.length;
-      const x = s.arena.f32(s.x, rows * H);
-      const gathered = s.arena.f32(s.tmp, nOut * H);
-      logitRows.forEach((r, j) => gathered.set(x.subarray(r.row * H, (r.row + 1) * H), j * H));
-      s.arena.kernels.rms_norm(s.tmp, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
-      await this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize, slices);
-      const logits = s.arena.f32(s.logits, nOut * c.vocabSize);
-      logitRows.forEach((r, j) => r.dst.set(logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize)));
+      if (this.isLast) await this.output(s, scratch, rows, slices);
+      else copyRowsOut(parts, s.arena.f32(s.x, count * this.dims.H), this.dims.H);
     } finally {
-      for (const sc of scratches.values()) for (const b of sc.blocks) sc.arena.release(b);
+      scratch.release();
     }
+  }
+
+  /** Attention block: norm → Q, K, V → RoPE → append K, V to each request's cache → attend → output projection. */
+  private async attention(w: LayerWeights, l: number, s: Scratch, rows: PassRows, slices: ComputeSlices): Promise<void> {
+    const c = this.config;
+    const { H, qDim, kvDim, qkvW } = this.dims;
+    const n = rows.count;
+    const k = s.arena.kernels;
+    k.rms_norm(s.x, w.attnNorm, s.h, n, H, c.rmsNormEps);
+    const hAct = this.prepare(s, w.wq, s.h, n);
+    await this.product(w.wq, hAct, n, s.qkv, qkvW, slices);
+    await this.product(w.wk, this.prepare(s, w.wk, s.h, n, hAct), n, s.qkv + qDim * 4, qkvW, slices);
+    await this.product(w.wv, this.prepare(s, w.wv, s.h, n, hAct), n, s.qkv + (qDim + kvDim) * 4, qkvW, slices);
+    if (w.bq) {
+      k.add_bias(s.qkv, qkvW, n, w.bq, qDim);
+      k.add_bias(s.qkv + qDim * 4, qkvW, n, w.bk, kvDim);
+      k.add_bias(s.qkv + (qDim + kvDim) * 4, qkvW, n, w.bv, kvDim);
+    }
+    await slices.checkpoint();
+    k.rope(s.qkv, qkvW, n, c.numHeads, c.headDim, s.rope, this.ropeMode);
+    k.rope(s.qkv + qDim * 4, qkvW, n, c.numKvHeads, c.headDim, s.rope, this.ropeMode);
+    for (let i = 0; i < n; i++) this.appendKv(s, rows.cache[i].layer(l), rows.cache[i].type, i, rows.pos[i]);
+    for (let i = 0; i < n; i++) {
+      await slices.checkpoint();
+      this.attend(s, rows.cache[i], l, i, rows.pos[i]);
+    }
+    await this.product(w.wo, this.prepare(s, w.wo, s.attn, n), n, s.tmp, H, slices);
+    k.add_in_place(s.x, s.tmp, n * H);
+    await slices.checkpoint();
+  }
+
+  /** Row i's query over its request's cache up to its position, into its row of attn. */
+  private attend(s: Scratch, cache: KvCache, l: number, i: number, pos: number): void {
+    const c = this.config;
+    const { qDim, qkvW, scale } = this.dims;
+    // The heads of a row are independent (each its own scores region): threads share them.
+    const kv = cache.layer(l);
+    const args = [kvTypeCode(cache.type), s.qkv + i * qkvW * 4, kv.keys, kv.values, pos + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
+    // Short contexts are not worth a dispatch.
+    if ((pos + 1) * c.numHeads < 2048) s.arena.kernels.attention(...args, 0, c.numHeads);
+    else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
+  }
+
+  /** Feed-forward block: norm → gate and up → SwiGLU → down projection. */
+  private async feedForward(w: LayerWeights, s: Scratch, n: number, slices: ComputeSlices): Promise<void> {
+    const { H, F } = this.dims;
+    const k = s.arena.kernels;
+    k.rms_norm(s.x, w.ffnNorm, s.h, n, H, this.config.rmsNormEps);
+    const fAct = this.prepare(s, w.wgate, s.h, n);
+    await this.product(w.wgate, fAct, n, s.ffn, 2 * F, slices);
+    await this.product(w.wup, this.prepare(s, w.wup, s.h, n, fAct), n, s.ffn + F * 4, 2 * F, slices);
+    await slices.checkpoint();
+    k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, n, F);
+    await this.product(w.wdown, this.prepare(s, w.wdown, s.h, n), n, s.tmp, H, slices);
+    k.add_in_place(s.x, s.tmp, n * H);
+  }
+
+  /** The last shard's output: embeddings (rows after the final norm) and logits of the rows that need them. */
+  private async output(s: Scratch, scratch: PassScratch, rows: PassRows, slices: ComputeSlices): Promise<void> {
+    const c = this.config;
+    const H = this.dims.H;
+    const normed = rows.parts.some((p) => p.seg.logits === 'normed');
+    if (rows.logits.length === 0 && !normed) return;
+    await slices.checkpoint();
+    const head = this.weights.head!;
+    s = this.moveTo(s, scratch.in(head.arena), rows.count);
+    if (normed) {
+      // Embeddings: every row of such a request after the final norm (llama.cpp's embedding output), no head.
+      s.arena.kernels.rms_norm(s.x, this.weights.outNorm, s.h, rows.count, H, c.rmsNormEps);
+      copyRowsOut(rows.parts, s.arena.f32(s.h, rows.count * H), H, 'normed');
+      if (rows.logits.length === 0) return;
+    }
+    // The head: final norm of the rows that need logits (gathered), then the output matrix.
+    const nOut = rows.logits.length;
+    const x = s.arena.f32(s.x, rows.count * H);
+    const gathered = s.arena.f32(s.tmp, nOut * H);
+    rows.logits.forEach((r, j) => gathered.set(x.subarray(r.row * H, (r.row + 1) * H), j * H));
+    s.arena.kernels.rms_norm(s.tmp, this.weights.outNorm, s.h, nOut, H, c.rmsNormEps);
+    await this.product(head, this.prepare(s, head, s.h, nOut), nOut, s.logits, c.vocabSize, slices);
+    const logits = s.arena.f32(s.logits, nOut * c.vocabSize);
+    rows.logits.forEach((r, j) => r.dst.set(logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize)));
   }
 
   /** Writes row i's key and value (columns of qkv) into its request's cache at its position. */
   private appendKv(s: Scratch, kv: LayerKv, type: KvCacheType, i: number, pos: number): void {
-    const c = this.config;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    const k = s.qkv + (i * (qDim + 2 * kvDim) + qDim) * 4;
+    const { qDim, kvDim, qkvW } = this.dims;
+    const k = s.qkv + (i * qkvW + qDim) * 4;
     const v = k + kvDim * 4;
     const at = pos * kvRowBytes(type, kvDim);
     const kern = s.arena.kernels;
@@ -319,8 +278,9 @@ export class QuantShard implements ForwardShard {
     }
   }
 
-  /** The residual stream follows the layers into the next arena (a copy of rows·H floats). */
-  private moveTo(from: Scratch, to: Scratch, n: number): Scratch {
+  /** The residual stream of `rows` rows follows the layers into the next arena (a copy of rows·H floats). */
+  private moveTo(from: Scratch, to: Scratch, rows: number): Scratch {
+    const n = rows * this.dims.H;
     if (from !== to) to.arena.f32(to.x, n).set(from.arena.f32(from.x, n));
     return to;
   }
@@ -364,54 +324,6 @@ export class QuantShard implements ForwardShard {
     }
   }
 
-  /** cos and sin of each row's position times each rotary frequency, in f64 then rounded. */
-  private ropeTable(s: Scratch, positions: readonly number[]): void {
-    const half = this.config.headDim / 2;
-    const t = s.arena.f32(s.rope, positions.length * half * 2);
-    positions.forEach((pos, i) => {
-      for (let j = 0; j < half; j++) {
-        const a = pos * this.freqs[j];
-        t[i * 2 * half + j] = Math.cos(a);
-        t[i * 2 * half + half + j] = Math.sin(a);
-      }
-    });
-  }
-
-  private allocScratch(arena: KernelArena, rows: number, positions: number, logitRows: number): Scratch {
-    const c = this.config;
-    const H = c.hiddenSize;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    const F = c.intermediateSize;
-    const widest = Math.max(H, qDim, F);
-    const blocks: number[] = [];
-    const f32 = (n: number): number => {
-      const p = arena.alloc(n * 4);
-      blocks.push(p);
-      return p;
-    };
-    const isHeadArena = this.isLast && this.weights.head?.arena === arena;
-    try {
-      return {
-        arena,
-        x: f32(rows * H),
-        h: f32(rows * widest),
-        tmp: f32(rows * H),
-        qkv: f32(rows * (qDim + 2 * kvDim)),
-        attn: f32(rows * qDim),
-        ffn: f32(rows * 2 * F),
-        act: f32(2 * rows * widest + 256),
-        rope: f32(rows * c.headDim),
-        scores: f32(c.numHeads * positions),
-        logits: isHeadArena ? f32(logitRows * c.vocabSize) : 0,
-        blocks,
-      };
-    } catch (err) {
-      for (const b of blocks) arena.release(b);
-      throw err;
-    }
-  }
-
   checkInput(input: ShardInput, cache: ShardKvCache): KvCache {
     if (!(cache instanceof KvCache)) throw new ShardInputError('this cache was not made by this shard');
     checkShardInput(this, input, cache);
@@ -431,30 +343,28 @@ export class QuantShard implements ForwardShard {
   }
 }
 
-
-/** A request's rows in a batch, with where its results go. */
-interface Segment {
-  input: ShardInput;
-  cache: KvCache;
-  /** Cache length before the batch: the position of its first row. */
-  start: number;
-  n: number;
-  logits: LogitsWanted;
-  logitRows: number;
-  out: Float32Array;
-}
-
-/** The rows [r0, r0 + rows) of a segment that one pass computes. */
-interface Part {
-  seg: Segment;
-  r0: number;
-  rows: number;
-}
-
 interface Prepared {
   fmt: number;
   /** The f32 rows it was made from. */
   x: number;
   ptr: number;
   rowBytes: number;
+}
+
+/** The widths a pass works with (see QuantShard). */
+interface ShardDims {
+  H: number;
+  qDim: number;
+  kvDim: number;
+  /** A row of qkv: Q, K and V side by side. */
+  qkvW: number;
+  F: number;
+  /** Attention's score scale, 1/√headDim. */
+  scale: number;
+}
+
+function shardDims(c: ModelConfig): ShardDims {
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  return { H: c.hiddenSize, qDim, kvDim, qkvW: qDim + 2 * kvDim, F: c.intermediateSize, scale: 1 / Math.sqrt(c.headDim) };
 }

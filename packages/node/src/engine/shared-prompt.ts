@@ -25,6 +25,41 @@ export function copyPrompt(prompt: SharedPrompt, to: RowsToCompute): ComputedRow
   return { output: copyOutput(prompt.output), computeMs: prompt.computeMs };
 }
 
+/** Prompts computed lately that an identical one may still copy: at most this many, for this long. */
+const RECENT_PROMPTS = 8;
+/** The choices of one request reach a stage within milliseconds of each other (a frame each, one after another). */
+const RECENT_PROMPT_MS = 1000;
+
+/** The prompts computed lately, for identical prompts still to come. */
+export class RecentPrompts {
+  private prompts: (SharedPrompt & { at: number })[] = [];
+  private pruneTimer: ReturnType<typeof setTimeout> | null = null;
+
+  add(prompt: SharedPrompt): void {
+    this.prompts = [{ ...prompt, at: performance.now() }, ...this.prompts].slice(0, RECENT_PROMPTS);
+    this.prune();
+  }
+
+  /** One identical to `target` whose cache still holds its `rows` rows, if any. */
+  find(target: RowsToCompute, rows: number): SharedPrompt | undefined {
+    this.prune();
+    return this.prompts.find((p) => p.target.cache.length >= rows && samePrompt(p.target, target));
+  }
+
+  /** Forgets prompts older than the window (their outputs are held in memory), and again when the next one ages. */
+  private prune(): void {
+    const now = performance.now();
+    this.prompts = this.prompts.filter((p) => now - p.at < RECENT_PROMPT_MS);
+    if (this.pruneTimer !== null || this.prompts.length === 0) return;
+    const oldest = this.prompts[this.prompts.length - 1].at;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = null;
+      this.prune();
+    }, RECENT_PROMPT_MS - (now - oldest) + 1);
+    (this.pruneTimer as { unref?: () => void }).unref?.();
+  }
+}
+
 export function copyOutput(out: ShardOutput): ShardOutput {
   return out.kind === 'hidden' ? { kind: 'hidden', hidden: out.hidden.slice(), n: out.n } : { kind: 'logits', logits: out.logits.slice(), rows: out.rows };
 }

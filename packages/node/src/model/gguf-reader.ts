@@ -132,61 +132,43 @@ class HeaderCursor {
     return Number(n);
   }
 
+  /** Takes n bytes for `what` (checked to be there): the offset they start at. */
+  private take(n: number, what: string): number {
+    this.need(n, what);
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+
   u8(): number {
-    this.need(1, 'u8');
-    return this.view.getUint8(this.pos++);
+    return this.view.getUint8(this.take(1, 'u8'));
   }
   i8(): number {
-    this.need(1, 'i8');
-    return this.view.getInt8(this.pos++);
+    return this.view.getInt8(this.take(1, 'i8'));
   }
   u16(): number {
-    this.need(2, 'u16');
-    const v = this.view.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
+    return this.view.getUint16(this.take(2, 'u16'), true);
   }
   i16(): number {
-    this.need(2, 'i16');
-    const v = this.view.getInt16(this.pos, true);
-    this.pos += 2;
-    return v;
+    return this.view.getInt16(this.take(2, 'i16'), true);
   }
   u32(what = 'u32'): number {
-    this.need(4, what);
-    const v = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.view.getUint32(this.take(4, what), true);
   }
   i32(): number {
-    this.need(4, 'i32');
-    const v = this.view.getInt32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.view.getInt32(this.take(4, 'i32'), true);
   }
   f32(): number {
-    this.need(4, 'f32');
-    const v = this.view.getFloat32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.view.getFloat32(this.take(4, 'f32'), true);
   }
   f64(): number {
-    this.need(8, 'f64');
-    const v = this.view.getFloat64(this.pos, true);
-    this.pos += 8;
-    return v;
+    return this.view.getFloat64(this.take(8, 'f64'), true);
   }
   u64(what = 'u64'): bigint {
-    this.need(8, what);
-    const v = this.view.getBigUint64(this.pos, true);
-    this.pos += 8;
-    return v;
+    return this.view.getBigUint64(this.take(8, what), true);
   }
   i64(): bigint {
-    this.need(8, 'i64');
-    const v = this.view.getBigInt64(this.pos, true);
-    this.pos += 8;
-    return v;
+    return this.view.getBigInt64(this.take(8, 'i64'), true);
   }
   private shortString(len: number): string {
     const b = this.bytes;

@@ -226,7 +226,76 @@ interface DownloadContext {
 
 /** One file into blobs/<etag> (via <etag>.incomplete), resuming and verifying. Returns the blob path. */
 async function downloadOne(ref: HubModelRef, commit: string, f: PlannedFile, ctx: DownloadContext): Promise<string> {
-  const { cache, endpoint, common, options, state } = ctx;
+  const { info, etag } = await servedFile(ref, commit, f, ctx);
+  const blobPath = ctx.cache.blobPath(ref.repo, etag);
+  const state = ctx.state;
+  const d: FileDownload = {
+    ref,
+    commit,
+    f,
+    info,
+    ctx,
+    blobPath,
+    partial: `${blobPath}.incomplete`,
+    // LFS files: the ETag (X-Linked-Etag) is the content's SHA-256, like the listing's lfs.oid.
+    sha256: f.sha256 ?? (/^[0-9a-f]{64}$/.test(etag) ? etag : null),
+    report: (fileBytes) =>
+      ctx.options.onProgress?.({ file: f.path, fileBytes, fileTotal: f.size, bytes: state.done + fileBytes, totalBytes: ctx.totalBytes, reusedBytes: state.reused }),
+  };
+  const existing = await stat(blobPath).catch(() => null);
+  if (existing && existing.size === f.size) {
+    state.reused += f.size;
+    d.report(f.size);
+    state.done += f.size;
+    return blobPath;
+  }
+  await mkdir(dirname(blobPath), { recursive: true });
+  const attempts = ctx.options.attempts ?? 3;
+  let lastReason = '';
+  let have = 0;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    have = await resumeFrom(d);
+    if (attempt === 1) state.reused += have;
+    const free = await freeBytes(dirname(blobPath));
+    if (free !== null && free < f.size - have) throw new HubDiskFullError(dirname(blobPath), f.size - have, free);
+    const hashes = await hashesOf(d, have);
+    d.report(have);
+    const got = await appendBody(d, have, hashes);
+    if (typeof got === 'string') {
+      lastReason = got;
+      continue; // connection cut: resume from what reached the disk
+    }
+    if (got < f.size) {
+      lastReason = `the connection closed after ${got - have} bytes`;
+      continue;
+    }
+    await verify(d, hashes);
+    await rename(d.partial, blobPath);
+    state.done += f.size;
+    return blobPath;
+  }
+  throw new HubDownloadInterruptedError(ref.repo, f.path, have, f.size, lastReason);
+}
+
+type FileInfo = NonNullable<Awaited<ReturnType<typeof fileDownloadInfo>>>;
+
+/** One file being downloaded: what the hub serves, where it goes, and how it is checked. */
+interface FileDownload {
+  ref: HubModelRef;
+  commit: string;
+  f: PlannedFile;
+  info: FileInfo;
+  ctx: DownloadContext;
+  blobPath: string;
+  partial: string;
+  /** The SHA-256 its content must have, when known (LFS files). */
+  sha256: string | null;
+  report(fileBytes: number): void;
+}
+
+/** What the hub serves for the file, checked against its listing: its download info and ETag (the blob's name). */
+async function servedFile(ref: HubModelRef, commit: string, f: PlannedFile, ctx: DownloadContext): Promise<{ info: FileInfo; etag: string }> {
+  const { endpoint, common } = ctx;
   let info;
   try {
     info = await fileDownloadInfo({ repo: { type: 'model', name: ref.repo }, path: f.path, revision: commit, ...common });
@@ -239,86 +308,73 @@ async function downloadOne(ref: HubModelRef, commit: string, f: PlannedFile, ctx
   if (info.size !== f.size) {
     throw new HubResponseError(`the hub at ${endpoint} lists ${f.path} with ${f.size} bytes but serves ${info.size} bytes; retry later`);
   }
-  // LFS files: the ETag (X-Linked-Etag) is the content's SHA-256, like the listing's lfs.oid.
-  const sha256 = f.sha256 ?? (/^[0-9a-f]{64}$/.test(etag) ? etag : null);
-  const blobPath = cache.blobPath(ref.repo, etag);
-  const report = (fileBytes: number): void =>
-    options.onProgress?.({ file: f.path, fileBytes, fileTotal: f.size, bytes: state.done + fileBytes, totalBytes: ctx.totalBytes, reusedBytes: state.reused });
+  return { info, etag };
+}
 
-  const existing = await stat(blobPath).catch(() => null);
-  if (existing && existing.size === f.size) {
-    state.reused += f.size;
-    report(f.size);
-    state.done += f.size;
-    return blobPath;
-  }
-  await mkdir(dirname(blobPath), { recursive: true });
-  const partial = `${blobPath}.incomplete`;
-  const attempts = options.attempts ?? 3;
-  let lastReason = '';
-  let have = 0;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    have = (await stat(partial).catch(() => null))?.size ?? 0;
-    if (have > f.size) {
-      await truncate(partial, 0);
-      have = 0;
-    }
-    if (attempt === 1) state.reused += have;
-    const free = await freeBytes(dirname(blobPath));
-    if (free !== null && free < f.size - have) throw new HubDiskFullError(dirname(blobPath), f.size - have, free);
+/** Bytes of the partial file to resume from (none if it is longer than the file: it is started again). */
+async function resumeFrom(d: FileDownload): Promise<number> {
+  const have = (await stat(d.partial).catch(() => null))?.size ?? 0;
+  if (have <= d.f.size) return have;
+  await truncate(d.partial, 0);
+  return 0;
+}
 
-    const hashes = [createHash('sha256'), createHash('sha1')];
-    hashes[1].update(`blob ${f.size}\0`);
-    if (have > 0) await hashFile(partial, hashes);
-    report(have);
+/** SHA-256 and git blob SHA-1 of the file, fed with the `have` bytes already on disk. */
+async function hashesOf(d: FileDownload, have: number): Promise<Hash[]> {
+  const hashes = [createHash('sha256'), createHash('sha1')];
+  hashes[1].update(`blob ${d.f.size}\0`);
+  if (have > 0) await hashFile(d.partial, hashes);
+  return hashes;
+}
 
-    const handle = await open(partial, 'a');
-    let got = have;
-    try {
-      if (have < f.size) {
-        const blob = await downloadFile({ repo: { type: 'model', name: ref.repo }, path: f.path, revision: commit, downloadInfo: info, xet: false, ...common });
-        if (!blob) throw new HubNotFoundError(ref.repo, 'file', f.path);
-        const body = (have > 0 ? blob.slice(have) : blob).stream() as ReadableStream<Uint8Array>;
-        for await (const chunk of body) {
-          if (got + chunk.byteLength > f.size) throw new HubResponseError(`the hub sent more than the ${f.size} bytes of ${f.path}`);
-          try {
-            await handle.write(chunk);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new HubDiskFullError(dirname(blobPath), f.size - got, await freeBytes(dirname(blobPath)));
-            throw err;
-          }
-          for (const h of hashes) h.update(chunk);
-          got += chunk.byteLength;
-          state.downloaded += chunk.byteLength;
-          report(got);
+/**
+ * One attempt: the rest of the file from byte `have`, appended to the partial file and hashed. Returns the bytes it
+ * holds then, or why the attempt broke off (a connection cut, resumable); errors that retrying cannot cure are thrown.
+ */
+async function appendBody(d: FileDownload, have: number, hashes: Hash[]): Promise<number | string> {
+  const { ref, f, ctx } = d;
+  const dir = dirname(d.blobPath);
+  const handle = await open(d.partial, 'a');
+  let got = have;
+  try {
+    if (have < f.size) {
+      const blob = await downloadFile({ repo: { type: 'model', name: ref.repo }, path: f.path, revision: d.commit, downloadInfo: d.info, xet: false, ...ctx.common });
+      if (!blob) throw new HubNotFoundError(ref.repo, 'file', f.path);
+      const body = (have > 0 ? blob.slice(have) : blob).stream() as ReadableStream<Uint8Array>;
+      for await (const chunk of body) {
+        if (got + chunk.byteLength > f.size) throw new HubResponseError(`the hub sent more than the ${f.size} bytes of ${f.path}`);
+        try {
+          await handle.write(chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new HubDiskFullError(dir, f.size - got, await freeBytes(dir));
+          throw err;
         }
+        for (const h of hashes) h.update(chunk);
+        got += chunk.byteLength;
+        ctx.state.downloaded += chunk.byteLength;
+        d.report(got);
       }
-    } catch (err) {
-      await handle.close();
-      if (err instanceof HubDiskFullError || err instanceof HubResponseError) throw err;
-      if (err instanceof HubApiError) throw hubError(err, ref, endpoint, f.path);
-      if (err instanceof RangeIgnoredError) {
-        await truncate(partial, 0);
-        lastReason = err.message;
-        continue;
-      }
-      lastReason = typeof err === 'string' ? err : describeFetchFailure(err);
-      continue; // connection cut: resume from what reached the disk
     }
+  } catch (err) {
     await handle.close();
-    if (got < f.size) {
-      lastReason = `the connection closed after ${got - have} bytes`;
-      continue;
+    if (err instanceof HubDiskFullError || err instanceof HubResponseError) throw err;
+    if (err instanceof HubApiError) throw hubError(err, ref, ctx.endpoint, f.path);
+    if (err instanceof RangeIgnoredError) {
+      await truncate(d.partial, 0);
+      return err.message;
     }
-    const [sha256Hex, sha1Hex] = hashes.map((h) => h.digest('hex'));
-    const ok = sha256 !== null ? sha256Hex === sha256 : f.gitOid !== null ? sha1Hex === f.gitOid : true;
-    if (!ok) {
-      await unlink(partial).catch(() => {});
-      throw new HubChecksumError(ref.repo, f.path, sha256 !== null ? `SHA-256 ${sha256}` : `git blob ${f.gitOid}`, sha256 !== null ? `SHA-256 ${sha256Hex}` : `git blob ${sha1Hex}`);
-    }
-    await rename(partial, blobPath);
-    state.done += f.size;
-    return blobPath;
+    return typeof err === 'string' ? err : describeFetchFailure(err);
   }
-  throw new HubDownloadInterruptedError(ref.repo, f.path, have, f.size, lastReason);
+  await handle.close();
+  return got;
+}
+
+/** The complete file's hash against the one announced; a corrupt file is removed. */
+async function verify(d: FileDownload, hashes: Hash[]): Promise<void> {
+  const { ref, f, sha256 } = d;
+  const [sha256Hex, sha1Hex] = hashes.map((h) => h.digest('hex'));
+  const ok = sha256 !== null ? sha256Hex === sha256 : f.gitOid !== null ? sha1Hex === f.gitOid : true;
+  if (ok) return;
+  await unlink(d.partial).catch(() => {});
+  throw new HubChecksumError(ref.repo, f.path, sha256 !== null ? `SHA-256 ${sha256}` : `git blob ${f.gitOid}`, sha256 !== null ? `SHA-256 ${sha256Hex}` : `git blob ${sha1Hex}`);
 }
