@@ -1,4 +1,4 @@
-// The super-block loop shared by the K-quants' single-row products (Q2_K, Q3_K, Q6_K) against a prepared Q8_K row
+// The super-block loop shared by the K-quants' single-row products (Q2_K, Q3_K, Q6_K; Q4_K, Q5_K via k4-family.ts) against a prepared Q8_K row
 // (Q8_KS in the relaxed build): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 q]. Each type has a block class L in its
 // own file whose methods inline: blockBytes(), and blockDot(p, xd, bsums, aq), one super-block's f32x4 contribution.
 import { hsum } from '../simd';

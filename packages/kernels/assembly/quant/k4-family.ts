@@ -9,6 +9,7 @@ import { halfScale, halfToF32 } from './half-scale';
 import { hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_10, pin } from '../simd';
 import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
+import { rowDotK } from './k-rows';
 
 /**
  * Fifth bits: 0x10 in each byte of h whose bit 0 (lo) or bit 1 (hi) is set. h is shifted right by two bits a pair
@@ -122,17 +123,18 @@ import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
   }
 }
 
+/** A K4 type's super-block for rowDotK (k-rows.ts). */
+@final @unmanaged class K4Block<L> {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return changetype<L>(0).blockBytes(); }
+  // @ts-ignore: decorator
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L>(p, xd, bsums, aq); }
+}
+
 /** W[r]·act for one weight row at wr and one prepared activation row at ad of nb super-blocks. */
 // @ts-ignore: decorator
 @inline export function rowDotK4<L>(wr: usize, ad: usize, nb: i32): f32 {
-  const layout = changetype<L>(0);
-  const sums = ad + (<usize>nb << 2);
-  const aq = ad + <usize>nb * 36;
-  let s = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot<L>(wr + <usize>b * layout.blockBytes(), load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
-  }
-  return hsum(s);
+  return rowDotK<K4Block<L>>(wr, ad, nb);
 }
 
 /** rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each sub-block is unpacked (and widened) once. */
