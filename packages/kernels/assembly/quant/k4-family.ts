@@ -215,18 +215,13 @@ import { rowDotK } from './k-rows';
     const d = halfScale(load<u16>(p)), dmin = halfScale(load<u16>(p, 2));
     const mins = minsK4(p + 4);
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
-    let xd: f32;
-    xd = load<f32>(ad + xo);
-    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    s0 = blockSum(s0, i0, d, dmin, mins, ad, so, xo);
     pin(o, s0);
-    xd = load<f32>(a1 + xo);
-    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    s1 = blockSum(s1, i1, d, dmin, mins, a1, so, xo);
     pin(o1, s1);
-    xd = load<f32>(a2 + xo);
-    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    s2 = blockSum(s2, i2, d, dmin, mins, a2, so, xo);
     pin(o2, s2);
-    xd = load<f32>(a3 + xo);
-    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
+    s3 = blockSum(s3, i3, d, dmin, mins, a3, so, xo);
   }
   store<f32>(o, hsum(s0));
   store<f32>(o1, hsum(s1));
@@ -340,7 +335,7 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
   return i32x4.add(isum, i32x4.mul(udot32(n0, n1, a), scale));
 }
 
-/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order. */
+/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order (x4, x8). */
 // @ts-ignore: decorator
 @inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
   const xd = load<f32>(ad + xo);

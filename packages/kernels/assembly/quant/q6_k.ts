@@ -187,13 +187,13 @@ function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const s8 = v128.load(p + 192);
     const d = halfScale(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = blockSum(s0, i0, s8, d, ad, so, xo);
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8, a1 + so), 5))), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = blockSum(s1, i1, s8, d, a1, so, xo);
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8, a2 + so), 5))), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = blockSum(s2, i2, s8, d, a2, so, xo);
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8, a3 + so), 5))), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = blockSum(s3, i3, s8, d, a3, so, xo);
   }
   store<f32>(o, hsum(s0));
   store<f32>(o1, hsum(s1));
