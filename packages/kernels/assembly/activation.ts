@@ -94,97 +94,58 @@ let lastScale: f32 = 0;
   return d;
 }
 
-/** Quantises `rows` rows of `cols` f32 values at x into the Q8 activation layout at dst. */
-export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>actRowBytes(ACT_Q8, cols);
+/**
+ * Quantises `rows` rows of `cols` f32 values at x into activation format fmt at dst. fmt is a constant at every call
+ * (the exported functions below), so the inlined body folds to one loop per format with no run-time branch.
+ */
+// @ts-ignore: decorator
+@inline function quantizeRows(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
+  const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS;
+  const withSum = fmt == ACT_Q8_1 || fmt == ACT_Q8_1S;
+  const layout = fmt == ACT_Q8S ? STORE_SPLIT : fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : STORE_I16;
+  const n = superBlocks ? 256 : 32;
+  const qBytes = <usize>(layout == STORE_I8 ? n : 2 * n);
+  const nb = superBlocks ? cols >> 8 : cols >> 5;
+  const rowBytes = <usize>actRowBytes(fmt, cols);
   for (let r = 0; r < rows; r++) {
     const src = x + ((<usize>r * <usize>cols) << 2);
     const out = dst + <usize>r * rowBytes;
-    const qs = out + (<usize>nb << 2);
+    const sums = out + (<usize>nb << 2);
+    const qs = superBlocks ? out + <usize>nb * 36 : out + (<usize>nb << (withSum ? 3 : 2));
     for (let b = 0; b < nb; b++) {
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true));
+      const d = quantizeBlock(src + <usize>b * <usize>n * 4, n, qs + <usize>b * qBytes, !superBlocks, layout, superBlocks ? sums + (<usize>b << 5) : 0);
+      store<f32>(out + (<usize>b << 2), d);
+      if (withSum) store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
     }
   }
+}
+
+/** Quantises `rows` rows of `cols` f32 values at x into the Q8 activation layout at dst. */
+export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
+  quantizeRows(ACT_Q8, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows into the relaxed build's Q8S layout at dst (the same q as quantizeQ8, split by sign). */
 export function quantizeQ8S(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>actRowBytes(ACT_Q8S, cols);
-  for (let r = 0; r < rows; r++) {
-    const src = x + ((<usize>r * <usize>cols) << 2);
-    const out = dst + <usize>r * rowBytes;
-    const qs = out + (<usize>nb << 2);
-    for (let b = 0; b < nb; b++) {
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true, STORE_SPLIT));
-    }
-  }
+  quantizeRows(ACT_Q8S, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows into the Q8_1 activation layout at dst. */
 export function quantizeQ8_1(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>actRowBytes(ACT_Q8_1, cols);
-  for (let r = 0; r < rows; r++) {
-    const src = x + ((<usize>r * <usize>cols) << 2);
-    const out = dst + <usize>r * rowBytes;
-    const qs = out + (<usize>nb << 3);
-    for (let b = 0; b < nb; b++) {
-      const d = quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 6), true);
-      store<f32>(out + (<usize>b << 2), d);
-      store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
-    }
-  }
+  quantizeRows(ACT_Q8_1, x, rows, cols, dst);
 }
 
-/**
- * Quantises `rows` rows into the relaxed build's Q8_1S layout at dst (the same q, d and s as quantizeQ8_1). A copy of
- * it rather than one inline loop for both: sharing one that way for Q8_K cost 35 % end to end (cause not isolated).
- */
+/** Quantises `rows` rows into the relaxed build's Q8_1S layout at dst (the same q, d and s as quantizeQ8_1). */
 export function quantizeQ8_1S(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>actRowBytes(ACT_Q8_1S, cols);
-  for (let r = 0; r < rows; r++) {
-    const src = x + ((<usize>r * <usize>cols) << 2);
-    const out = dst + <usize>r * rowBytes;
-    const qs = out + (<usize>nb << 3);
-    for (let b = 0; b < nb; b++) {
-      const d = quantizeBlock(src + (<usize>b << 7), 32, qs + (<usize>b << 5), true, STORE_I8);
-      store<f32>(out + (<usize>b << 2), d);
-      store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
-    }
-  }
+  quantizeRows(ACT_Q8_1S, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows (cols a multiple of 256) into the Q8_K activation layout at dst. */
 export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>actRowBytes(ACT_Q8_K, cols);
-  for (let r = 0; r < rows; r++) {
-    const src = x + ((<usize>r * <usize>cols) << 2);
-    const out = dst + <usize>r * rowBytes;
-    const sums = out + (<usize>nb << 2);
-    const qs = out + <usize>nb * 36;
-    for (let b = 0; b < nb; b++) {
-      const q = qs + (<usize>b << 9);
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I16, sums + (<usize>b << 5)));
-    }
-  }
+  quantizeRows(ACT_Q8_K, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KS layout at dst (the same q and sums). */
 export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>actRowBytes(ACT_Q8_KS, cols);
-  for (let r = 0; r < rows; r++) {
-    const src = x + ((<usize>r * <usize>cols) << 2);
-    const out = dst + <usize>r * rowBytes;
-    const sums = out + (<usize>nb << 2);
-    const qs = out + <usize>nb * 36;
-    for (let b = 0; b < nb; b++) {
-      const q = qs + (<usize>b << 8);
-      store<f32>(out + (<usize>b << 2), quantizeBlock(src + (<usize>b << 10), 256, q, false, STORE_I8, sums + (<usize>b << 5)));
-    }
-  }
+  quantizeRows(ACT_Q8_KS, x, rows, cols, dst);
 }

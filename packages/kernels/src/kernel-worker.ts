@@ -66,62 +66,66 @@ export function runKernelWorker(port: WorkerPort): void {
       if (Atomics.load(ctl, Ctl.MsgSeq) !== processed) return;
       const gen = Atomics.load(ctl, Ctl.Gen);
       if (gen === seen) {
-        waitForJob(ctl);
+        waitForJob(ctl, seen, spinMicros);
         continue;
       }
       seen = gen;
-      runJob(c, gen);
+      runJob(c, gen, fns, names, callArgs);
     }
   }
+}
 
-  // Spin briefly (a decode step issues products microseconds apart), then sleep until the next job.
-  function waitForJob(ctl: Int32Array): void {
-    const deadline = performance.now() + spinMicros / 1000;
-    for (let i = 0; ; i++) {
-      if (Atomics.load(ctl, Ctl.Gen) !== seen) return;
-      if ((i & 255) === 255 && performance.now() > deadline) break;
-    }
-    // Counted before the wait re-checks Gen, so a caller that stores Gen and then sees no sleeper cannot strand us.
-    Atomics.add(ctl, Ctl.Sleepers, 1);
-    Atomics.wait(ctl, Ctl.Gen, seen);
-    Atomics.sub(ctl, Ctl.Sleepers, 1);
+// Spin briefly (a decode step issues products microseconds apart), then sleep until the next job.
+function waitForJob(ctl: Int32Array, seen: number, spinMicros: number): void {
+  const deadline = performance.now() + spinMicros / 1000;
+  for (let i = 0; ; i++) {
+    if (Atomics.load(ctl, Ctl.Gen) !== seen) return;
+    if ((i & 255) === 255 && performance.now() > deadline) break;
   }
+  // Counted before the wait re-checks Gen, so a caller that stores Gen and then sees no sleeper cannot strand us.
+  Atomics.add(ctl, Ctl.Sleepers, 1);
+  Atomics.wait(ctl, Ctl.Gen, seen);
+  Atomics.sub(ctl, Ctl.Sleepers, 1);
+}
 
-  function runJob(c: ControlViews, gen: number): void {
-    const ctl = c.ctl;
-    // Read the job, then claim: a claim succeeds only while the claim word still carries this generation, which
-    // proves the words read were this job's (the caller rewrites them only after all chunks are done).
-    const arena = ctl[Ctl.Arena];
-    const fnIndex = ctl[Ctl.Fn];
-    const nArgs = ctl[Ctl.NArgs];
-    const rangeAt = ctl[Ctl.RangeAt];
-    const count = ctl[Ctl.Count];
-    const chunk = ctl[Ctl.ChunkSize];
-    const chunks = ctl[Ctl.Chunks];
-    callArgs.length = nArgs + 2;
-    for (let i = 0, j = 0; i < nArgs + 2; i++) {
-      if (i === rangeAt || i === rangeAt + 1) continue;
-      callArgs[i] = c.args[j++];
-    }
-    let fn: KernelFn | undefined;
-    for (;;) {
-      const word = Atomics.load(ctl, Ctl.Claim);
-      if (claimGen(word) !== (gen & GEN_MASK) || claimNext(word) >= chunks) return;
-      if (Atomics.compareExchange(ctl, Ctl.Claim, word, word + 1) !== word) continue;
-      const k = claimNext(word);
-      if (Atomics.load(ctl, Ctl.Err) === 0) {
-        try {
-          fn ??= fns[arena]?.[fnIndex];
-          if (!fn) throw new Error(`arena ${arena} or kernel function ${names[fnIndex] ?? fnIndex} is not known to this thread`);
-          callArgs[rangeAt] = k * chunk;
-          callArgs[rangeAt + 1] = Math.min(count, (k + 1) * chunk);
-          fn(...callArgs);
-        } catch (err) {
-          recordError(c, `${names[fnIndex] ?? 'kernel'} failed on a worker thread: ${(err as Error)?.message ?? String(err)}`);
-        }
+/**
+ * Runs the chunks of job `gen` this thread can claim, with the arenas' functions (fns, in kernelFunctionNames order
+ * `names`) and callArgs as a reused argument array.
+ */
+function runJob(c: ControlViews, gen: number, fns: KernelFn[][], names: string[], callArgs: number[]): void {
+  const ctl = c.ctl;
+  // Read the job, then claim: a claim succeeds only while the claim word still carries this generation, which
+  // proves the words read were this job's (the caller rewrites them only after all chunks are done).
+  const arena = ctl[Ctl.Arena];
+  const fnIndex = ctl[Ctl.Fn];
+  const nArgs = ctl[Ctl.NArgs];
+  const rangeAt = ctl[Ctl.RangeAt];
+  const count = ctl[Ctl.Count];
+  const chunk = ctl[Ctl.ChunkSize];
+  const chunks = ctl[Ctl.Chunks];
+  callArgs.length = nArgs + 2;
+  for (let i = 0, j = 0; i < nArgs + 2; i++) {
+    if (i === rangeAt || i === rangeAt + 1) continue;
+    callArgs[i] = c.args[j++];
+  }
+  let fn: KernelFn | undefined;
+  for (;;) {
+    const word = Atomics.load(ctl, Ctl.Claim);
+    if (claimGen(word) !== (gen & GEN_MASK) || claimNext(word) >= chunks) return;
+    if (Atomics.compareExchange(ctl, Ctl.Claim, word, word + 1) !== word) continue;
+    const k = claimNext(word);
+    if (Atomics.load(ctl, Ctl.Err) === 0) {
+      try {
+        fn ??= fns[arena]?.[fnIndex];
+        if (!fn) throw new Error(`arena ${arena} or kernel function ${names[fnIndex] ?? fnIndex} is not known to this thread`);
+        callArgs[rangeAt] = k * chunk;
+        callArgs[rangeAt + 1] = Math.min(count, (k + 1) * chunk);
+        fn(...callArgs);
+      } catch (err) {
+        recordError(c, `${names[fnIndex] ?? 'kernel'} failed on a worker thread: ${(err as Error)?.message ?? String(err)}`);
       }
-      Atomics.add(ctl, Ctl.WorkerChunks, 1);
-      if (Atomics.add(ctl, Ctl.Done, 1) + 1 === chunks) Atomics.notify(ctl, Ctl.Done);
     }
+    Atomics.add(ctl, Ctl.WorkerChunks, 1);
+    if (Atomics.add(ctl, Ctl.Done, 1) + 1 === chunks) Atomics.notify(ctl, Ctl.Done);
   }
 }

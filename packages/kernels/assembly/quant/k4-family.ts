@@ -3,32 +3,13 @@
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones, and in Q5_K bits 2k and 2k+1 of qh[l] as their fifth
 // bits;  x = d·sc·q − dmin·m. Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts), as ggml's
 // vec_dot_q4_K_q8_K / vec_dot_q5_K_q8_K:  W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
-// Each type is a layout class (the `K4Layout` shape below) whose methods inline to constants, so the generic
-// functions compile to one product per type with no run-time branch.
-import { halfScale } from './half-scale';
+// Each type has a layout class L in its own file (q4_k.ts, q5_k.ts: blockBytes(), qsAt(), hasFifth()) whose methods
+// inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
+import { halfScale, halfToF32 } from './half-scale';
 import { hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_10, pin } from '../simd';
 import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
-import { minsDot, minsK4, scalesK4 } from './k-scales';
-
-/** Q4_K's layout: 144 bytes, qs at 16, no fifth bits. */
-@final @unmanaged export class Q4KLayout {
-  // @ts-ignore: decorator
-  @inline blockBytes(): usize { return 144; }
-  // @ts-ignore: decorator
-  @inline qsAt(): usize { return 16; }
-  // @ts-ignore: decorator
-  @inline hasFifth(): bool { return false; }
-}
-
-/** Q5_K's layout: 176 bytes, qh at 16, qs at 48. */
-@final @unmanaged export class Q5KLayout {
-  // @ts-ignore: decorator
-  @inline blockBytes(): usize { return 176; }
-  // @ts-ignore: decorator
-  @inline qsAt(): usize { return 48; }
-  // @ts-ignore: decorator
-  @inline hasFifth(): bool { return true; }
-}
+import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
+import { rowDotK } from './k-rows';
 
 /**
  * Fifth bits: 0x10 in each byte of h whose bit 0 (lo) or bit 1 (hi) is set. h is shifted right by two bits a pair
@@ -111,17 +92,49 @@ import { minsDot, minsK4, scalesK4 } from './k-scales';
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 
+/** Dequantises n values (a multiple of 256) of the type at src to f32 at dst: x = d·sc·q − dmin·m. */
+// @ts-ignore: decorator
+@inline export function dequantK4<L>(src: usize, dst: usize, n: i32): void {
+  const layout = changetype<L>(0);
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    const p = src + <usize>b * layout.blockBytes();
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p, 2));
+    const sc = scalesK4(p + 4), mn = minsK4(p + 4);
+    const o = dst + (<usize>b << 10);
+    for (let k = 0; k < 4; k++) {
+      const d1 = d * <f32>byteOf(sc, 2 * k), m1 = dmin * <f32>byteOf(mn, 2 * k);
+      const d2 = d * <f32>byteOf(sc, 2 * k + 1), m2 = dmin * <f32>byteOf(mn, 2 * k + 1);
+      const q = p + layout.qsAt() + (<usize>k << 5);
+      const y = o + (<usize>k << 8);
+      for (let l = 0; l < 32; l++) {
+        const v = <i32>load<u8>(q + l);
+        let lo = v & 15, hi = v >> 4;
+        if (layout.hasFifth()) {
+          const hb = <i32>load<u8>(p + 16 + l);
+          lo += ((hb >> (2 * k)) & 1) << 4;
+          hi += ((hb >> (2 * k + 1)) & 1) << 4;
+        }
+        store<f32>(y + (<usize>l << 2), d1 * <f32>lo - m1);
+        store<f32>(y + (<usize>(l + 32) << 2), d2 * <f32>hi - m2);
+      }
+    }
+  }
+}
+
+/** A K4 type's super-block for rowDotK (k-rows.ts). */
+@final @unmanaged class K4Block<L> {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return changetype<L>(0).blockBytes(); }
+  // @ts-ignore: decorator
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L>(p, xd, bsums, aq); }
+}
+
 /** W[r]·act for one weight row at wr and one prepared activation row at ad of nb super-blocks. */
 // @ts-ignore: decorator
 @inline export function rowDotK4<L>(wr: usize, ad: usize, nb: i32): f32 {
-  const layout = changetype<L>(0);
-  const sums = ad + (<usize>nb << 2);
-  const aq = ad + <usize>nb * 36;
-  let s = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot<L>(wr + <usize>b * layout.blockBytes(), load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
-  }
-  return hsum(s);
+  return rowDotK<K4Block<L>>(wr, ad, nb);
 }
 
 /** rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each sub-block is unpacked (and widened) once. */
@@ -202,18 +215,13 @@ import { minsDot, minsK4, scalesK4 } from './k-scales';
     const d = halfScale(load<u16>(p)), dmin = halfScale(load<u16>(p, 2));
     const mins = minsK4(p + 4);
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
-    let xd: f32;
-    xd = load<f32>(ad + xo);
-    s0 = f32x4.add(s0, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+    s0 = blockSum(s0, i0, d, dmin, mins, ad, so, xo);
     pin(o, s0);
-    xd = load<f32>(a1 + xo);
-    s1 = f32x4.add(s1, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a1 + so)), f32x4.splat(dmin * xd))));
+    s1 = blockSum(s1, i1, d, dmin, mins, a1, so, xo);
     pin(o1, s1);
-    xd = load<f32>(a2 + xo);
-    s2 = f32x4.add(s2, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a2 + so)), f32x4.splat(dmin * xd))));
+    s2 = blockSum(s2, i2, d, dmin, mins, a2, so, xo);
     pin(o2, s2);
-    xd = load<f32>(a3 + xo);
-    s3 = f32x4.add(s3, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, a3 + so)), f32x4.splat(dmin * xd))));
+    s3 = blockSum(s3, i3, d, dmin, mins, a3, so, xo);
   }
   store<f32>(o, hsum(s0));
   store<f32>(o1, hsum(s1));
@@ -327,7 +335,7 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
   return i32x4.add(isum, i32x4.mul(udot32(n0, n1, a), scale));
 }
 
-/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order. */
+/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order (x4, x8). */
 // @ts-ignore: decorator
 @inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
   const xd = load<f32>(ad + xo);

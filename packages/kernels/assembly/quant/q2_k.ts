@@ -5,6 +5,7 @@
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
+import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -68,22 +69,19 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dm)));
 }
 
-// @ts-ignore: decorator
-@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
-  const sums = ad + (<usize>nb << 2);
-  const aq = ad + <usize>nb * 36;
-  let s = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q2_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
-  }
-  return hsum(s);
+/** Q2_K's super-block for rowDotK (k-rows.ts). */
+@final @unmanaged class Q2KBlock {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return Q2_K_BLOCK_BYTES; }
+  // @ts-ignore: decorator
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
 }
 
 function rowQ2_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDot(wr, ad, nb);
+  return rowDotK<Q2KBlock>(wr, ad, nb);
 }
 
-/** rowDot for four activation rows: each sub-block is unpacked and widened once. */
+/** rowDotK for four activation rows: each sub-block is unpacked and widened once. */
 function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const three = i8x16.splat(3);
   const sumsOff = <usize>nb << 2;

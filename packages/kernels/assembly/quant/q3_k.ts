@@ -4,6 +4,7 @@
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
+import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -111,22 +112,19 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 108)) * xd));
 }
 
-// @ts-ignore: decorator
-@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
-  const sums = ad + (<usize>nb << 2);
-  const aq = ad + <usize>nb * 36;
-  let s = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q3_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
-  }
-  return hsum(s);
+/** Q3_K's super-block for rowDotK (k-rows.ts). */
+@final @unmanaged class Q3KBlock {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return Q3_K_BLOCK_BYTES; }
+  // @ts-ignore: decorator
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
 }
 
 function rowQ3_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDot(wr, ad, nb);
+  return rowDotK<Q3KBlock>(wr, ad, nb);
 }
 
-/** rowDot for four activation rows: each sub-block is unpacked (and widened, for SIMD128) once. */
+/** rowDotK for four activation rows: each sub-block is unpacked (and widened, for SIMD128) once. */
 function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;

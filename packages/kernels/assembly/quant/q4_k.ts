@@ -2,33 +2,23 @@
 // Eight sub-blocks of 32, each with a 6-bit scale sc and minimum m (k-scales.ts). Sub-blocks 2k and 2k+1 share
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones;  x = d·sc·q − dmin·m.
 // Its product is Q5_K's without the fifth bits (k4-family.ts).
-import { halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
-import { byteOf, minsK4, scalesK4 } from './k-scales';
-import { Q4KLayout, rowDotK4, rowDotK4x4, rowDotK4x8 } from './k4-family';
+import { dequantK4, rowDotK4, rowDotK4x4, rowDotK4x8 } from './k4-family';
 
 export const Q4_K_BLOCK_BYTES: usize = 144;
 
+/** Q4_K's layout: qs at 16, no fifth bits (k4-family.ts). */
+@final @unmanaged class Q4KLayout {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return Q4_K_BLOCK_BYTES; }
+  // @ts-ignore: decorator
+  @inline qsAt(): usize { return 16; }
+  // @ts-ignore: decorator
+  @inline hasFifth(): bool { return false; }
+}
+
 export function dequantQ4_K(src: usize, dst: usize, n: i32): void {
-  const nb = n >> 8;
-  for (let b = 0; b < nb; b++) {
-    const p = src + <usize>b * Q4_K_BLOCK_BYTES;
-    const d = halfToF32(load<u16>(p));
-    const dmin = halfToF32(load<u16>(p, 2));
-    const sc = scalesK4(p + 4), mn = minsK4(p + 4);
-    const o = dst + (<usize>b << 10);
-    for (let k = 0; k < 4; k++) {
-      const d1 = d * <f32>byteOf(sc, 2 * k), m1 = dmin * <f32>byteOf(mn, 2 * k);
-      const d2 = d * <f32>byteOf(sc, 2 * k + 1), m2 = dmin * <f32>byteOf(mn, 2 * k + 1);
-      const q = p + 16 + (<usize>k << 5);
-      const y = o + (<usize>k << 8);
-      for (let l = 0; l < 32; l++) {
-        const v = <i32>load<u8>(q + l);
-        store<f32>(y + (<usize>l << 2), d1 * <f32>(v & 15) - m1);
-        store<f32>(y + (<usize>(l + 32) << 2), d2 * <f32>(v >> 4) - m2);
-      }
-    }
-  }
+  dequantK4<Q4KLayout>(src, dst, n);
 }
 
 function rowQ4_K(wr: usize, ad: usize, nb: i32): f32 {

@@ -8,6 +8,7 @@
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
+import { rowDotK } from './k-rows';
 import { dot16, hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_30, pin } from '../simd';
 import { KACT_BYTES, nibHi, nibLo, udot16, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -87,19 +88,16 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 208)) * xd));
 }
 
-// @ts-ignore: decorator
-@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
-  const sums = ad + (<usize>nb << 2);
-  const aq = ad + <usize>nb * 36;
-  let s = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    s = f32x4.add(s, blockDot(wr + <usize>b * Q6_K_BLOCK_BYTES, load<f32>(ad + (<usize>b << 2)), sums + (<usize>b << 5), aq + (<usize>b << 8) * KACT_BYTES));
-  }
-  return hsum(s);
+/** Q6_K's super-block for rowDotK (k-rows.ts). */
+@final @unmanaged class Q6KBlock {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return Q6_K_BLOCK_BYTES; }
+  // @ts-ignore: decorator
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
 }
 
 function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDot(wr, ad, nb);
+  return rowDotK<Q6KBlock>(wr, ad, nb);
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -111,7 +109,7 @@ function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
   );
 }
 
-/** rowDot for four activation rows: each group of 16 values is unpacked and widened once. */
+/** rowDotK for four activation rows: each group of 16 values is unpacked and widened once. */
 function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const m30 = v128.load(MASK_30);
   const sumsOff = <usize>nb << 2;
@@ -189,13 +187,13 @@ function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const s8 = v128.load(p + 192);
     const d = halfScale(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = blockSum(s0, i0, s8, d, ad, so, xo);
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, i32x4.shl(corr(s8, a1 + so), 5))), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = blockSum(s1, i1, s8, d, a1, so, xo);
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, i32x4.shl(corr(s8, a2 + so), 5))), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = blockSum(s2, i2, s8, d, a2, so, xo);
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, i32x4.shl(corr(s8, a3 + so), 5))), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = blockSum(s3, i3, s8, d, a3, so, xo);
   }
   store<f32>(o, hsum(s0));
   store<f32>(o1, hsum(s1));
@@ -209,8 +207,8 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
 
 /**
- * rowDot for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
- * eight, and each output gets rowDot's float operations in its order.
+ * rowDotK for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
+ * eight, and each output gets rowDotK's float operations in its order.
  */
 function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const m30 = v128.load(MASK_30);
@@ -305,7 +303,7 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
   return i32x4.add(isum, i32x4.mul(udot16(w, a, i32x4.splat(0)), scale));
 }
 
-/** s plus one super-block's contribution for the activation row at ad: rowDot's float operations, in its order. */
+/** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order. */
 // @ts-ignore: decorator
 @inline function blockSum(s: v128, isum: v128, s8: v128, d: f32, ad: usize, so: usize, xo: usize): v128 {
   return f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, i32x4.shl(corr(s8, ad + so), 5))), f32x4.splat(d * load<f32>(ad + xo))));

@@ -1,8 +1,9 @@
 // Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8, or Q8S in the relaxed build
 // (see activation.ts); both 64 bytes a block, so the offsets below serve both builds.
-import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
-import { dot16, hsum, laneOrder, pin } from '../simd';
-import { splitDot32, unpackedSDot32 } from './int-dot';
+import { HALF_TABLE, halfToF32 } from './half-scale';
+import { hsum, laneOrder, pin } from '../simd';
+import { unpackedSDot32 } from './int-dot';
+import { rowDotQ8 } from './q8-act-rows';
 import { matmulRows4 } from './row-tiles';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
@@ -18,33 +19,23 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   }
 }
 
-// One block of one weight row against one prepared activation block: the integer dot product, as f32x4 partial sums.
-// @ts-ignore: decorator
-@inline function blockDot(p: usize, a: usize): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.convert_i32x4_s(splitDot32(laneOrder(v128.load(p, 2)), laneOrder(v128.load(p, 18)), a));
-  const acc = i32x4.add(dot16(v128.load(p, 2), a), dot16(v128.load(p, 18), a + 32));
-  return f32x4.convert_i32x4_s(acc);
-}
-
-/** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
-// @ts-ignore: decorator
-@inline function rowDot(wr: usize, ad: usize, nb: i32): f32 {
-  const aq = ad + (<usize>nb << 2);
-  let s = f32x4.splat(0);
-  let p = wr;
-  for (let b = 0; b < nb; b++) {
-    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
-    s = f32x4.add(s, f32x4.mul(blockDot(p, aq + (<usize>b << 6)), f32x4.splat(scale)));
-    p += Q8_0_BLOCK_BYTES;
-  }
-  return hsum(s);
+/** Q8_0's layout (q8-act-rows.ts): the 32 int8 weights at 2 and 18. */
+@final @unmanaged class Q80Layout {
+  // @ts-ignore: decorator
+  @inline blockBytes(): usize { return Q8_0_BLOCK_BYTES; }
+  // @ts-ignore: decorator
+  @inline bits(p: usize): v128 { return v128.load(p, 2); }
+  // @ts-ignore: decorator
+  @inline lo(v: v128, p: usize): v128 { return v; }
+  // @ts-ignore: decorator
+  @inline hi(v: v128, p: usize): v128 { return v128.load(p, 18); }
 }
 
 function rowQ8_0(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDot(wr, ad, nb);
+  return rowDotQ8<Q80Layout>(wr, ad, nb);
 }
 
-/** rowDot for four activation rows: each block is unpacked once. */
+/** rowDotQ8 for four activation rows, with its own scale step (below): each block is unpacked once. */
 function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const qOff = <usize>nb << 2;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);

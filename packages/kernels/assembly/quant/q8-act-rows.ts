@@ -1,0 +1,54 @@
+// The row products shared by the 32-value types multiplied with Q8 activations (Q8S in the relaxed build): Q4_0,
+// Q5_0 and Q8_0, whose blocks are an f16 d then 32 signed weights. Each type has a layout class L in its own file
+// whose methods inline: blockBytes(); bits(p), the block's packed bytes; lo(v, p) and hi(v, p), weights 0–15 and
+// 16–31 as int8 from them. The generic functions below compile to one product per type, no run-time branch.
+import { halfScale } from './half-scale';
+import { hsum, laneOrder, pin } from '../simd';
+import { sdot32, unpackedSDot32 } from './int-dot';
+
+/** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
+// @ts-ignore: decorator
+@inline export function rowDotQ8<L>(wr: usize, ad: usize, nb: i32): f32 {
+  const layout = changetype<L>(0);
+  const aq = ad + (<usize>nb << 2);
+  let s = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+    const v = layout.bits(p);
+    const isum = sdot32(layout.lo(v, p), layout.hi(v, p), aq + (<usize>b << 6));
+    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
+    p += layout.blockBytes();
+  }
+  return hsum(s);
+}
+
+/** rowDotQ8 for four activation rows: each block is unpacked and widened once. */
+// @ts-ignore: decorator
+@inline export function rowDotQ8x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+  const layout = changetype<L>(0);
+  const qOff = <usize>nb << 2;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let p = wr;
+  for (let b = 0; b < nb; b++) {
+    const v = layout.bits(p);
+    const lo = layout.lo(v, p), hi = layout.hi(v, p);
+    const w0 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(lo) : i16x8.extend_low_i8x16_s(lo);
+    const w1 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(hi) : i16x8.extend_high_i8x16_s(lo);
+    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi); // unused in the relaxed build
+    const d = halfScale(load<u16>(p));
+    const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    pin(o, s0);
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    pin(o1, s1);
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    pin(o2, s2);
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    p += layout.blockBytes();
+  }
+  store<f32>(o, hsum(s0));
+  store<f32>(o1, hsum(s1));
+  store<f32>(o2, hsum(s2));
+  store<f32>(o3, hsum(s3));
+}
