@@ -4,6 +4,7 @@ import type { ModelProfile } from './model-profile.js';
 import type { Assignment, Plan } from './plan.js';
 import type { RequestShape } from './request-shape.js';
 import { InvalidPlanError } from './errors.js';
+import { BATCH_ROWS_PER_STEP, PROMPT_ROWS_PER_STEP } from './step-rows.js';
 
 export interface Prediction {
   /** Mean time to first token over the concurrent requests (all submitted at t = 0). */
@@ -71,10 +72,6 @@ interface Job {
   /** Rows of this step still to compute on this stage (a prompt is spread over several batched steps). */
   rowsLeft: number;
 }
-
-/** How the runtime batches (pipeline/stage-worker.ts): rows of one prompt per step, rows of all requests per step. */
-export const PROMPT_ROWS_PER_STEP = 32;
-export const BATCH_ROWS_PER_STEP = 64;
 
 /**
  * Discrete-event model of the pipeline with continuous batching: `concurrency` requests start at t = 0; each is a
@@ -153,7 +150,8 @@ export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles,
     const i = v.stage;
     const x = stages[i];
     const nextStage = (i + 1) % k;
-    const arrival = t + cm.latencyMs(x.device, stages[nextStage].device);
+    // Back at the first device, a token also waits for its coordinator's turn (sampling, streaming, the next step).
+    const arrival = t + cm.latencyMs(x.device, stages[nextStage].device) + cm.tokenMs(x.end, stages[nextStage].device);
     for (const job of v.finished) {
       if (nextStage !== 0) {
         events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage, rowsLeft: rowsOf(job) } });
