@@ -33,6 +33,26 @@ describe('measureDevice', () => {
     expect(p.cores).toBeGreaterThan(0);
     // The cache type the node keeps travels with the profile (the planner counts the widest of a ring's).
     expect(p.kvCache).toBe('f16');
+    // The decode product's rounds and how far apart they were.
+    expect(p.decodeSpread).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(p.decodeSpread)).toBe(true);
+  });
+
+  it('measures the fixed costs of a step and a token: positive, a step at least a token, and well under a heartbeat', async () => {
+    const p = await measureDevice({ runtime, memoryBudgetBytes: 1e9, budgetMs: 200 });
+    expect(p.stepOverheadMs).toBeGreaterThan(0);
+    expect(p.tokenOverheadMs).toBeGreaterThan(0);
+    // A step decodes one frame and encodes one; a token encodes one.
+    expect(p.stepOverheadMs!).toBeGreaterThanOrEqual(p.tokenOverheadMs!);
+    expect(p.stepOverheadMs!).toBeLessThan(250);
+  });
+
+  it('a rejection of `between` stops the measurement with its error (the node has work)', async () => {
+    let calls = 0;
+    const between = async () => {
+      if (++calls > 25) throw new Error('work arrived');
+    };
+    await expect(measureDevice({ runtime, memoryBudgetBytes: 1e9, budgetMs: 50, between })).rejects.toThrow('work arrived');
   });
 
   it('says the KV cache type the node computes with', async () => {

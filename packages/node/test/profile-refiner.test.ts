@@ -98,4 +98,27 @@ describe('refineProfile', () => {
     expect(announced.at(-1)).toMatchObject({ gflopsDecode: 20 });
     refiner.stop();
   });
+
+  it('announces the least fixed costs seen, as it announces the best speeds', async () => {
+    vi.useFakeTimers();
+    const announced: DeviceProfile[] = [];
+    const membership = { setProfile: (p: DeviceProfile) => announced.push(p) } as unknown as Membership;
+    const withCosts = (step: number, token: number): DeviceProfile => ({ ...profile(5, 10), stepOverheadMs: step, tokenOverheadMs: token });
+    const measurements = [withCosts(0.3, 0.9), withCosts(0.5, 0.2)];
+    const refiner = refineProfile({
+      membership,
+      initial: withCosts(1.2, 1),
+      isBusy: () => false,
+      measure: async () => measurements.shift()!,
+      delaysMs: [100, 200],
+      idleBeforeMs: 0,
+      pollMs: 50,
+      log: silentLogger,
+    });
+    await vi.advanceTimersByTimeAsync(400);
+    expect(announced).toHaveLength(2);
+    expect(announced[0]).toMatchObject({ stepOverheadMs: 0.3, tokenOverheadMs: 0.9 });
+    expect(announced[1]).toMatchObject({ stepOverheadMs: 0.3, tokenOverheadMs: 0.2 });
+    refiner.stop();
+  });
 });

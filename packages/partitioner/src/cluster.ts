@@ -11,6 +11,13 @@ export interface Device {
   memBandwidthGBps: number;
   /** Memory the runtime may use on this device, bytes. */
   memoryBytes: number;
+  /**
+   * Fixed ms of one step of a stage on this device whatever its layers: the runtime's scheduling, frames in and out,
+   * turns of the event loop. It dominates a small model's step. Default 0.
+   */
+  stepOverheadMs?: number;
+  /** Fixed ms a token spends on this device when it coordinates: sampling, streaming it, sending the next step. Default 0. */
+  tokenOverheadMs?: number;
 }
 
 export interface LinkProfile {
@@ -76,7 +83,8 @@ function linkProfile(v: unknown, what: string): LinkProfile {
 }
 
 /**
- * Validates a devices.json object: `{ devices: [{ id, gflops, memBandwidthGBps, memoryBytes }],
+ * Validates a devices.json object: `{ devices: [{ id, gflops, memBandwidthGBps, memoryBytes, stepOverheadMs?,
+ * tokenOverheadMs? }],
  * links?: [{ from, to, latencyMs, bandwidthMBps }], defaultLink?: { latencyMs, bandwidthMBps } }`.
  * A defaultLink is required when some pair of devices has no listed link.
  */
@@ -102,6 +110,8 @@ export function parseCluster(json: unknown): Cluster {
       memoryBytes: positive(d.memoryBytes, `devices[${i}].memoryBytes ("${d.id}")`),
     };
     if (d.gflopsPrefill !== undefined) dev.gflopsPrefill = positive(d.gflopsPrefill, `devices[${i}].gflopsPrefill ("${d.id}")`);
+    if (d.stepOverheadMs !== undefined) dev.stepOverheadMs = positive(d.stepOverheadMs, `devices[${i}].stepOverheadMs ("${d.id}")`, true);
+    if (d.tokenOverheadMs !== undefined) dev.tokenOverheadMs = positive(d.tokenOverheadMs, `devices[${i}].tokenOverheadMs ("${d.id}")`, true);
     return dev;
   });
   const rawLinks = o.links ?? [];
@@ -132,6 +142,8 @@ export function validateCluster(c: Cluster): void {
     positive(d.gflops, `gflops of "${d.id}"`);
     positive(d.memBandwidthGBps, `memBandwidthGBps of "${d.id}"`);
     positive(d.memoryBytes, `memoryBytes of "${d.id}"`);
+    if (d.stepOverheadMs !== undefined) positive(d.stepOverheadMs, `stepOverheadMs of "${d.id}"`, true);
+    if (d.tokenOverheadMs !== undefined) positive(d.tokenOverheadMs, `tokenOverheadMs of "${d.id}"`, true);
   }
   if (!c.defaultLink && c.devices.length > 1) {
     const listed = new Set(c.links.flatMap((l) => [`${l.from}\u0000${l.to}`, `${l.to}\u0000${l.from}`]));

@@ -5,6 +5,7 @@ import type { Assignment, Objective, PlanCost, Stage } from './plan.js';
 import type { FullRequestShape, RequestShape } from './request-shape.js';
 import { normalizeRequest } from './request-shape.js';
 import { InvalidPlanError } from './errors.js';
+import { PROMPT_ROWS_PER_STEP } from './step-rows.js';
 
 /** Rows of one request in a batched step: how many, from which KV position, and whether its logits are needed. */
 export interface StepRows {
@@ -15,8 +16,10 @@ export interface StepRows {
 
 /**
  * Roofline cost model of a pipeline. A stage's compute time is max(FLOPs / compute, bytes / memory bandwidth)
- * over its layers (plus embedding on the first stage, final norm + head on the last); a hop is
- * latency + bytes / bandwidth. Devices are addressed by their index in `cluster.devices`.
+ * over its layers (plus embedding on the first stage, final norm + head on the last), plus the device's fixed cost
+ * of a step (stepOverheadMs, once per batched step); a hop is latency + bytes / bandwidth, and the token's return to
+ * the first device adds that device's fixed cost of coordinating a token (tokenOverheadMs). Devices are addressed by
+ * their index in `cluster.devices`.
  *
  * Latency objective: one request's time, TTFT + (genTokens − 1) × per-token time; both are sums over
  * stages of compute + hop (the last hop returns the token id to the first stage), so a plan's latency cost is a
@@ -38,6 +41,8 @@ export class CostModel {
   private readonly flopsPerMs: Float64Array;
   private readonly prefillFlopsPerMs: Float64Array;
   private readonly bytesPerMs: Float64Array;
+  private readonly stepOverhead: Float64Array;
+  private readonly tokenOverhead: Float64Array;
 
   constructor(
     readonly profile: ModelProfile,
@@ -69,6 +74,8 @@ export class CostModel {
     this.flopsPerMs = Float64Array.from(cluster.devices, (d) => d.gflops * 1e6);
     this.prefillFlopsPerMs = Float64Array.from(cluster.devices, (d) => (d.gflopsPrefill ?? d.gflops) * 1e6);
     this.bytesPerMs = Float64Array.from(cluster.devices, (d) => d.memBandwidthGBps * 1e6);
+    this.stepOverhead = Float64Array.from(cluster.devices, (d) => d.stepOverheadMs ?? 0);
+    this.tokenOverhead = Float64Array.from(cluster.devices, (d) => d.tokenOverheadMs ?? 0);
   }
 
   private roofline(d: number, flops: number, bytes: number, prefill = false): number {
@@ -85,7 +92,7 @@ export class CostModel {
       flops += h.flopsPerToken;
       bytes += h.bytesReadPerToken;
     }
-    return this.roofline(d, flops, bytes);
+    return this.roofline(d, flops, bytes) + this.stepOverhead[d];
   }
 
   /**
@@ -116,10 +123,13 @@ export class CostModel {
     }
     const fill = Math.min(1, Math.max(0, rows - 1) / 63);
     const rate = this.flopsPerMs[d] + (this.prefillFlopsPerMs[d] - this.flopsPerMs[d]) * fill;
-    return Math.max(flops / rate, bytes / this.bytesPerMs[d]);
+    return Math.max(flops / rate, bytes / this.bytesPerMs[d]) + this.stepOverhead[d];
   }
 
-  /** Compute ms of layers [s, e) on device d for a prefill of `tokens` tokens (logits of the last one only). */
+  /**
+   * Compute ms of layers [s, e) on device d for a prefill of `tokens` tokens (logits of the last one only); the
+   * runtime computes a prompt in steps of PROMPT_ROWS_PER_STEP rows, each paying the step's fixed cost.
+   */
   prefillMs(d: number, s: number, e: number, tokens = this.request.promptTokens): number {
     const h = this.profile.head;
     let flops = (this.pFlops[e] - this.pFlops[s]) * tokens + ((this.pAttn[e] - this.pAttn[s]) * tokens * (tokens + 1)) / 2;
@@ -129,7 +139,7 @@ export class CostModel {
       flops += h.flopsPerToken;
       bytes += h.bytesReadPerToken;
     }
-    return this.roofline(d, flops, bytes, true);
+    return this.roofline(d, flops, bytes, true) + this.stepOverhead[d] * Math.ceil(tokens / PROMPT_ROWS_PER_STEP);
   }
 
   /** Bytes a stage ending at layer e sends per token: a hidden state, or the token id back to the first stage. */
@@ -148,6 +158,16 @@ export class CostModel {
 
   hopMs(a: number, b: number, bytes: number): number {
     return a === b ? 0 : this.latencyMs(a, b) + this.transferMs(a, b, bytes);
+  }
+
+  /** Fixed ms of coordinating one token on device `first` (sampling, streaming it, sending the next step); 0 before e = L. */
+  tokenMs(e: number, first: number): number {
+    return e === this.L ? this.tokenOverhead[first] : 0;
+  }
+
+  /** What follows a stage ending at e on its way to `next`: the hop of `tokens` rows, and the coordinator's turn after the last stage. */
+  handoffMs(a: number, next: number, e: number, tokens: number): number {
+    return this.hopMs(a, next, this.payloadBytes(e, tokens)) + this.tokenMs(e, next);
   }
 
   /** Memory of a stage holding [s, e) on any device. */
@@ -171,14 +191,14 @@ export class CostModel {
   /** Latency-objective cost of a stage on d holding [s, e) followed by device `next`: its share of one request's time. */
   latencyStageCost(d: number, s: number, e: number, next: number): number {
     const r = this.request;
-    const prefill = this.prefillMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, r.promptTokens));
-    const decode = this.decodeMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, 1));
+    const prefill = this.prefillMs(d, s, e) + this.handoffMs(d, next, e, r.promptTokens);
+    const decode = this.decodeMs(d, s, e) + this.handoffMs(d, next, e, 1);
     return prefill + (r.genTokens - 1) * decode;
   }
 
-  /** Per-token ring contribution of a stage (decode compute + hop). */
+  /** Per-token ring contribution of a stage (decode compute + hop, + the coordinator's turn after the last stage). */
   ringStageCost(d: number, s: number, e: number, next: number): number {
-    return this.decodeMs(d, s, e) + this.hopMs(d, next, this.payloadBytes(e, 1));
+    return this.decodeMs(d, s, e) + this.handoffMs(d, next, e, 1);
   }
 
   /** Busy time of a stage per decode token: compute + sending its output (latency is in flight, not busy). */
@@ -212,13 +232,14 @@ export class CostModel {
       const next = a[(i + 1) % a.length].device;
       const computeMs = this.decodeMs(x.device, x.start, x.end);
       const hopMs = this.hopMs(x.device, next, this.payloadBytes(x.end, 1));
-      ttft += this.prefillMs(x.device, x.start, x.end) + this.hopMs(x.device, next, this.payloadBytes(x.end, r.promptTokens));
-      ring += computeMs + hopMs;
+      const tokenMs = this.tokenMs(x.end, next);
+      ttft += this.prefillMs(x.device, x.start, x.end) + this.handoffMs(x.device, next, x.end, r.promptTokens);
+      ring += computeMs + hopMs + tokenMs;
       bottleneck = Math.max(bottleneck, this.occupancyMs(x.device, x.start, x.end, next));
       const dev = this.cluster.devices[x.device];
       const memoryBytes = this.memoryBytes(x.start, x.end);
       if (memoryBytes > dev.memoryBytes) fitsInMemory = false;
-      return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, hopMs, stageMs: computeMs + hopMs };
+      return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, hopMs, stageMs: computeMs + hopMs + tokenMs };
     });
     // With c requests in flight the runtime batches: they travel as m = min(c, k) micro-batches of ⌈c/m⌉ rows, every
     // stage computing one while the others compute theirs. A cycle (each request one token further) takes the longer
@@ -231,7 +252,7 @@ export class CostModel {
       const next = a[(i + 1) % a.length].device;
       const step = this.stepMs(x.device, x.start, x.end, Array.from({ length: b }, () => ({ rows: 1, position: this.meanPosition, logits: true })));
       const send = this.transferMs(x.device, next, this.payloadBytes(x.end, 1) * b);
-      batchRing += step + send + this.latencyMs(x.device, next);
+      batchRing += step + send + this.latencyMs(x.device, next) + this.tokenMs(x.end, next);
       batchBottleneck = Math.max(batchBottleneck, step + send);
     });
     const cycle = r.concurrency === 1 ? ring : Math.max(m * batchBottleneck, batchRing);

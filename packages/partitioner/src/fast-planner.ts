@@ -99,8 +99,38 @@ function rotations(cm: CostModel, tour: readonly number[], count: number): numbe
  * each as a ring, splits layers exactly for that order, then drops devices while that helps.
  */
 export function solveFast(cm: CostModel, costs: StageCosts, objective: Objective, tolerance: number, moved: MovedLayers | null): Solution | null {
-  const n = cm.n;
-  const L = cm.L;
+  const layout = deviceLayout(cm, costs, objective);
+  const best = new BestSolution(cm, costs, objective, tolerance);
+  const solve = (order: number[]) => solveOrder(cm, costs, objective, order, tolerance, moved);
+  const seen = new Set<string>();
+  for (const set of candidateSets(cm, costs, objective, layout)) {
+    const key = [...set].sort((a, b) => a - b).join(',');
+    if (seen.has(key) || set.length > cm.L) continue;
+    seen.add(key);
+    const tour = ringOrder(cm, costs, set);
+    for (const order of rotations(cm, tour, 3)) best.consider(solve(order));
+  }
+  if (!best.solution) {
+    // Fall back to every usable device by memory: the most room there is.
+    const all = [...layout.usable].sort((a, b) => cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes).slice(0, cm.L);
+    best.consider(solve(all));
+  }
+  dropDevicesWhileBetter(best, solve);
+  return best.solution;
+}
+
+/** What the candidate sets are chosen by: each device's layer capacity as a middle stage and its cost per layer. */
+interface DeviceLayout {
+  /** First layer of a middle stage (1, or 0 for a one-layer model). */
+  midS: number;
+  cap: Int32Array;
+  perLayer: Float64Array;
+  /** Devices that can hold at least one layer somewhere. */
+  usable: number[];
+}
+
+function deviceLayout(cm: CostModel, costs: StageCosts, objective: Objective): DeviceLayout {
+  const { n, L } = cm;
   const midS = L > 1 ? 1 : 0;
   const cap = new Int32Array(n);
   const perLayer = new Float64Array(n);
@@ -109,88 +139,106 @@ export function solveFast(cm: CostModel, costs: StageCosts, objective: Objective
     perLayer[d] = objective === 'latency' ? costs.compute(d, midS, midS + 1) : costs.busy(d, midS, midS + 1);
   }
   const usable = [...Array(n).keys()].filter((d) => cap[d] > 0 || cm.fits(d, 0, 1) || cm.fits(d, L - 1, L));
-  const sets: number[][] = [];
-  const prefixSets = (sorted: number[], capOf: (d: number) => number, extra: number) => {
-    let sum = 0;
-    for (let i = 0; i < sorted.length; i++) {
-      sum += capOf(sorted[i]);
-      if (sum >= L) {
-        for (let j = i; j <= Math.min(sorted.length - 1, i + extra); j++) sets.push(sorted.slice(0, j + 1));
-        return;
-      }
+  return { midS, cap, perLayer, usable };
+}
+
+/** Device sets worth a ring: the objective's prefixes of sorted devices, then the likeliest single devices. */
+function candidateSets(cm: CostModel, costs: StageCosts, objective: Objective, layout: DeviceLayout): number[][] {
+  const sets = objective === 'latency' ? latencySets(cm, layout) : throughputSets(cm, costs, layout);
+  // A single strong device often beats any ring (no hops): try the likeliest ones alone.
+  const alone = [...layout.usable].filter((d) => cm.fits(d, 0, cm.L)).sort((a, b) => layout.perLayer[a] - layout.perLayer[b]).slice(0, 8);
+  for (const d of alone) sets.push([d]);
+  return sets;
+}
+
+/** The fastest devices per layer that together hold the model, and up to 3 more. */
+function latencySets(cm: CostModel, { cap, perLayer, usable }: DeviceLayout): number[][] {
+  const bySpeed = [...usable].sort((a, b) => perLayer[a] - perLayer[b] || cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes);
+  return prefixSets(bySpeed, (d) => cap[d], 3, cm.L);
+}
+
+/** The fewest devices that keep every stage under a bisected period, and under a few larger periods (shorter rings). */
+function throughputSets(cm: CostModel, costs: StageCosts, { midS, cap, perLayer, usable }: DeviceLayout): number[][] {
+  const { n, L } = cm;
+  const sendOf = Float64Array.from(usable.length ? Array.from({ length: n }, (_, d) => (n > 1 ? costs.send(d, d === 0 ? 1 : 0, 1) : 0)) : []);
+  // Layers device d can take as a middle stage while its busy time stays ≤ tau.
+  const capAt = (d: number, tau: number): number => {
+    let lo = 0;
+    let hi = cap[d];
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (costs.busy(d, midS, Math.min(L, midS + mid)) + sendOf[d] <= tau) lo = mid;
+      else hi = mid - 1;
     }
-    if (sorted.length > 0) sets.push(sorted.slice());
+    return lo;
   };
-  if (objective === 'latency') {
-    const bySpeed = [...usable].sort((a, b) => perLayer[a] - perLayer[b] || cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes);
-    prefixSets(bySpeed, (d) => cap[d], 3);
-  } else {
-    // Layers device d can take as a middle stage while its busy time stays ≤ tau.
-    const sendOf = Float64Array.from(usable.length ? Array.from({ length: n }, (_, d) => (n > 1 ? costs.send(d, d === 0 ? 1 : 0, 1) : 0)) : []);
-    const capAt = (d: number, tau: number): number => {
-      let lo = 0;
-      let hi = cap[d];
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (costs.busy(d, midS, Math.min(L, midS + mid)) + sendOf[d] <= tau) lo = mid;
-        else hi = mid - 1;
-      }
-      return lo;
-    };
-    const total = (tau: number) => usable.reduce((s, d) => s + capAt(d, tau), 0);
-    let hiT = 1;
-    while (total(hiT) < L && hiT < 1e12) hiT *= 2;
-    let loT = 0;
-    for (let it = 0; it < 50; it++) {
-      const mid = (loT + hiT) / 2;
-      if (total(mid) >= L) hiT = mid;
-      else loT = mid;
-    }
-    // Larger periods need fewer devices (shorter ring): try a few.
-    for (const f of [1, 1.15, 1.35, 1.7, 2.5]) {
-      const tau = hiT * f;
-      const byCap = [...usable].sort((a, b) => capAt(b, tau) - capAt(a, tau) || perLayer[a] - perLayer[b]);
-      prefixSets(byCap, (d) => capAt(d, tau), 1);
+  const total = (tau: number) => usable.reduce((s, d) => s + capAt(d, tau), 0);
+  let hiT = 1;
+  while (total(hiT) < L && hiT < 1e12) hiT *= 2;
+  let loT = 0;
+  for (let it = 0; it < 50; it++) {
+    const mid = (loT + hiT) / 2;
+    if (total(mid) >= L) hiT = mid;
+    else loT = mid;
+  }
+  // Larger periods need fewer devices (shorter ring): try a few.
+  const sets: number[][] = [];
+  for (const f of [1, 1.15, 1.35, 1.7, 2.5]) {
+    const tau = hiT * f;
+    const byCap = [...usable].sort((a, b) => capAt(b, tau) - capAt(a, tau) || perLayer[a] - perLayer[b]);
+    sets.push(...prefixSets(byCap, (d) => capAt(d, tau), 1, L));
+  }
+  return sets;
+}
+
+/** The shortest prefix of `sorted` whose capacities reach L layers, and the next `extra` longer ones (or all of it). */
+function prefixSets(sorted: number[], capOf: (d: number) => number, extra: number, L: number): number[][] {
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    sum += capOf(sorted[i]);
+    if (sum >= L) {
+      const sets: number[][] = [];
+      for (let j = i; j <= Math.min(sorted.length - 1, i + extra); j++) sets.push(sorted.slice(0, j + 1));
+      return sets;
     }
   }
-  // A single strong device often beats any ring (no hops): try the likeliest ones alone.
-  const alone = [...usable].filter((d) => cm.fits(d, 0, L)).sort((a, b) => perLayer[a] - perLayer[b]).slice(0, 8);
-  for (const d of alone) sets.push([d]);
-  let best: Solution | null = null;
-  let bestValue = Infinity;
-  const consider = (s: Solution | null) => {
+  return sorted.length > 0 ? [sorted.slice()] : [];
+}
+
+/** The best solution considered so far by the objective's value; ties (within tolerance) go to fewer moved layers. */
+class BestSolution {
+  solution: Solution | null = null;
+  private value = Infinity;
+  constructor(
+    private readonly cm: CostModel,
+    private readonly costs: StageCosts,
+    private readonly objective: Objective,
+    private readonly tolerance: number,
+  ) {}
+
+  /** True when `s` is the new best. */
+  consider(s: Solution | null): boolean {
     if (!s) return false;
-    const v = objectiveOf(cm, costs, objective, s);
-    if (v < bestValue * (1 - tolerance) || (v <= bestValue * (1 + tolerance) && best !== null && s.moved < best.moved)) {
-      best = s;
-      bestValue = v;
+    const v = objectiveOf(this.cm, this.costs, this.objective, s);
+    if (v < this.value * (1 - this.tolerance) || (v <= this.value * (1 + this.tolerance) && this.solution !== null && s.moved < this.solution.moved)) {
+      this.solution = s;
+      this.value = v;
       return true;
     }
     return false;
-  };
-  const seen = new Set<string>();
-  for (const set of sets) {
-    const key = [...set].sort((a, b) => a - b).join(',');
-    if (seen.has(key) || set.length > L) continue;
-    seen.add(key);
-    const tour = ringOrder(cm, costs, set);
-    for (const order of rotations(cm, tour, 3)) consider(solveOrder(cm, costs, objective, order, tolerance, moved));
   }
-  if (!best) {
-    // Fall back to every usable device by memory: the most room there is.
-    const all = [...usable].sort((a, b) => cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes).slice(0, L);
-    consider(solveOrder(cm, costs, objective, all, tolerance, moved));
-  }
-  // Drop devices while that helps (a device whose hop costs more than its layers save).
-  for (let round = 0; round < 8 && best !== null; round++) {
-    const cur: Solution = best;
+}
+
+/** Drops devices while that helps (a device whose hop costs more than its layers save). */
+function dropDevicesWhileBetter(best: BestSolution, solve: (order: number[]) => Solution | null): void {
+  for (let round = 0; round < 8 && best.solution !== null; round++) {
+    const cur: Solution = best.solution;
     if (cur.assignments.length <= 1 || cur.assignments.length > 24) break;
     let improved = false;
     for (let i = 0; i < cur.assignments.length && !improved; i++) {
       const order = cur.assignments.filter((_, j) => j !== i).map((a) => a.device);
-      improved = consider(solveOrder(cm, costs, objective, order, tolerance, moved));
+      improved = best.consider(solve(order));
     }
     if (!improved) break;
   }
-  return best;
 }

@@ -15,11 +15,11 @@ export interface Stage {
   /** Weights + KV cache (reserved context × concurrency) + activations + embedding/head if first/last. */
   memoryBytes: number;
   memoryAvailableBytes: number;
-  /** Roofline time of the stage's layers for one decode token. */
+  /** Roofline time of the stage's layers for one decode token, with the device's fixed cost of a step. */
   computeMs: number;
   /** One decode token's hop to the next stage (the last stage's hop is the return to the first). */
   hopMs: number;
-  /** computeMs + hopMs. */
+  /** computeMs + hopMs, and on the last stage the first device's fixed cost of coordinating the token. */
   stageMs: number;
 }
 

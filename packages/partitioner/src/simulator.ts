@@ -4,6 +4,7 @@ import type { ModelProfile } from './model-profile.js';
 import type { Assignment, Plan } from './plan.js';
 import type { RequestShape } from './request-shape.js';
 import { InvalidPlanError } from './errors.js';
+import { BATCH_ROWS_PER_STEP, PROMPT_ROWS_PER_STEP } from './step-rows.js';
 
 export interface Prediction {
   /** Mean time to first token over the concurrent requests (all submitted at t = 0). */
@@ -72,10 +73,6 @@ interface Job {
   rowsLeft: number;
 }
 
-/** How the runtime batches (pipeline/stage-worker.ts): rows of one prompt per step, rows of all requests per step. */
-export const PROMPT_ROWS_PER_STEP = 32;
-export const BATCH_ROWS_PER_STEP = 64;
-
 /**
  * Discrete-event model of the pipeline with continuous batching: `concurrency` requests start at t = 0; each is a
  * prefill then genTokens − 1 decode steps travelling the ring. When a device is free it takes every waiting job into
@@ -88,35 +85,66 @@ export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles,
   const cm = new CostModel(profiles.model, profiles.cluster, request);
   const stages = toAssignments(plan, profiles.cluster);
   cm.checkAssignments(stages);
-  const r = cm.request;
-  const k = stages.length;
-  const busy = new Uint8Array(k);
-  const queues: Job[][] = Array.from({ length: k }, () => []);
-  const firstToken = new Float64Array(r.concurrency);
-  const lastToken = new Float64Array(r.concurrency);
-  const events = new EventQueue<{ kind: 'arrive'; job: Job } | { kind: 'done'; stage: number; finished: Job[] } | { kind: 'free'; stage: number }>();
+  return new PipelineRun(cm, stages).run();
+}
 
-  const rowsOf = (job: Job) => (job.step === 0 ? r.promptTokens : 1);
+type PipelineEvent = { kind: 'arrive'; job: Job } | { kind: 'done'; stage: number; finished: Job[] } | { kind: 'free'; stage: number };
+
+/** One simulated run: the devices' queues, the events in time order, and when each request's tokens came out. */
+class PipelineRun {
+  private readonly r: CostModel['request'];
+  private readonly k: number;
+  private readonly busy: Uint8Array;
+  private readonly queues: Job[][];
+  private readonly firstToken: Float64Array;
+  private readonly lastToken: Float64Array;
+  private readonly events = new EventQueue<PipelineEvent>();
+
+  constructor(
+    private readonly cm: CostModel,
+    private readonly stages: readonly Assignment[],
+  ) {
+    this.r = cm.request;
+    this.k = stages.length;
+    this.busy = new Uint8Array(this.k);
+    this.queues = Array.from({ length: this.k }, () => []);
+    this.firstToken = new Float64Array(this.r.concurrency);
+    this.lastToken = new Float64Array(this.r.concurrency);
+  }
+
+  run(): Prediction {
+    for (let q = 0; q < this.r.concurrency; q++) this.events.push(0, { kind: 'arrive', job: { request: q, step: 0, stage: 0, rowsLeft: this.r.promptTokens } });
+    let now = 0;
+    while (this.events.size > 0) {
+      const { t, v } = this.events.pop();
+      now = t;
+      if (v.kind === 'arrive') {
+        this.queues[v.job.stage].push(v.job);
+        if (!this.busy[v.job.stage]) this.start(v.job.stage, t);
+      } else if (v.kind === 'free') this.start(v.stage, t);
+      else this.finishStep(v.stage, v.finished, t);
+    }
+    // The run ends when the last token reaches the first device.
+    return this.prediction(Math.max(now, ...this.lastToken));
+  }
+
+  private rowsOf(job: Job): number {
+    return job.step === 0 ? this.r.promptTokens : 1;
+  }
+
   /** The next step of stage i: which jobs take part with how many rows, its duration, and the jobs it finishes. */
-  const start = (i: number, t: number) => {
-    const queue = queues[i];
+  private start(i: number, t: number): void {
+    const queue = this.queues[i];
     if (queue.length === 0) {
-      busy[i] = 0;
+      this.busy[i] = 0;
       return;
     }
-    busy[i] = 1;
-    const x = stages[i];
-    const next = stages[(i + 1) % k].device;
-    const parts: { job: Job; rows: number }[] = [];
-    let taken = 0;
-    for (const job of queue) {
-      if (taken >= BATCH_ROWS_PER_STEP) break;
-      const rows = Math.min(job.rowsLeft, job.step === 0 ? PROMPT_ROWS_PER_STEP : 1, BATCH_ROWS_PER_STEP - taken);
-      parts.push({ job, rows });
-      taken += rows;
-    }
-    const position = (job: Job) => (job.step === 0 ? rowsOf(job) - job.rowsLeft : r.promptTokens + job.step - 1);
-    let ms = cm.stepMs(
+    this.busy[i] = 1;
+    const x = this.stages[i];
+    const next = this.stages[(i + 1) % this.k].device;
+    const parts = this.batch(queue);
+    const position = (job: Job) => (job.step === 0 ? this.rowsOf(job) - job.rowsLeft : this.r.promptTokens + job.step - 1);
+    let ms = this.cm.stepMs(
       x.device,
       x.start,
       x.end,
@@ -128,59 +156,65 @@ export function simulate(plan: Plan | readonly Assignment[], profiles: Profiles,
       if (p.job.rowsLeft === 0) {
         finished.push(p.job);
         queue.splice(queue.indexOf(p.job), 1);
-        ms += cm.transferMs(x.device, next, cm.payloadBytes(x.end, rowsOf(p.job)));
+        ms += this.cm.transferMs(x.device, next, this.cm.payloadBytes(x.end, this.rowsOf(p.job)));
       }
     }
-    events.push(t + ms, { kind: 'done', stage: i, finished });
-  };
+    this.events.push(t + ms, { kind: 'done', stage: i, finished });
+  }
 
-  for (let q = 0; q < r.concurrency; q++) events.push(0, { kind: 'arrive', job: { request: q, step: 0, stage: 0, rowsLeft: r.promptTokens } });
-  let now = 0;
-  while (events.size > 0) {
-    const { t, v } = events.pop();
-    now = t;
-    if (v.kind === 'arrive') {
-      queues[v.job.stage].push(v.job);
-      if (!busy[v.job.stage]) start(v.job.stage, t);
-      continue;
+  /** The rows a step takes: every waiting job's next rows (a prompt's next slice), up to the step's row budget. */
+  private batch(queue: readonly Job[]): { job: Job; rows: number }[] {
+    const parts: { job: Job; rows: number }[] = [];
+    let taken = 0;
+    for (const job of queue) {
+      if (taken >= BATCH_ROWS_PER_STEP) break;
+      const rows = Math.min(job.rowsLeft, job.step === 0 ? PROMPT_ROWS_PER_STEP : 1, BATCH_ROWS_PER_STEP - taken);
+      parts.push({ job, rows });
+      taken += rows;
     }
-    if (v.kind === 'free') {
-      start(v.stage, t);
-      continue;
+    return parts;
+  }
+
+  /**
+   * A step is done: finished jobs travel to the next stage; then (after what arrives at this same instant, as the
+   * runtime's next step starts after the frames just produced are queued) the device takes its next step.
+   */
+  private finishStep(i: number, finished: readonly Job[], t: number): void {
+    const x = this.stages[i];
+    const nextStage = (i + 1) % this.k;
+    // Back at the first device, a token also waits for its coordinator's turn (sampling, streaming, the next step).
+    const arrival = t + this.cm.latencyMs(x.device, this.stages[nextStage].device) + this.cm.tokenMs(x.end, this.stages[nextStage].device);
+    for (const job of finished) {
+      if (nextStage !== 0) this.events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage, rowsLeft: this.rowsOf(job) } });
+      else this.tokenOut(job, arrival);
     }
-    // A step is done: finished jobs travel to the next stage; then (after what arrives at this same instant, as the
-    // runtime's next step starts after the frames just produced are queued) the device takes its next step.
-    const i = v.stage;
-    const x = stages[i];
-    const nextStage = (i + 1) % k;
-    const arrival = t + cm.latencyMs(x.device, stages[nextStage].device);
-    for (const job of v.finished) {
-      if (nextStage !== 0) {
-        events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage, rowsLeft: rowsOf(job) } });
-        continue;
-      }
-      // Back at the first device: a token is out.
-      if (job.step === 0) firstToken[job.request] = arrival;
-      lastToken[job.request] = arrival;
-      if (job.step + 1 < r.genTokens) events.push(arrival, { kind: 'arrive', job: { request: job.request, step: job.step + 1, stage: 0, rowsLeft: 1 } });
+    this.events.push(t, { kind: 'free', stage: i });
+  }
+
+  /** Back at the first device: a token is out, and the request's next decode step starts unless it is done. */
+  private tokenOut(job: Job, at: number): void {
+    if (job.step === 0) this.firstToken[job.request] = at;
+    this.lastToken[job.request] = at;
+    if (job.step + 1 < this.r.genTokens) this.events.push(at, { kind: 'arrive', job: { request: job.request, step: job.step + 1, stage: 0, rowsLeft: 1 } });
+  }
+
+  /** Means over the requests of TTFT and per-token time, and the throughput over the whole run. */
+  private prediction(end: number): Prediction {
+    const r = this.r;
+    let ttft = 0;
+    let perToken = 0;
+    for (let q = 0; q < r.concurrency; q++) {
+      ttft += this.firstToken[q];
+      perToken += r.genTokens > 1 ? (this.lastToken[q] - this.firstToken[q]) / (r.genTokens - 1) : 0;
     }
-    events.push(t, { kind: 'free', stage: i });
+    ttft /= r.concurrency;
+    perToken /= r.concurrency;
+    if (r.genTokens === 1) {
+      // No decode step was simulated: report one decode step's ring time.
+      perToken = this.stages.reduce((s, x, i) => s + this.cm.ringStageCost(x.device, x.start, x.end, this.stages[(i + 1) % this.k].device), 0);
+    }
+    return { ttftMs: ttft, tokenLatencyMs: perToken, throughputTokPerS: (r.concurrency * r.genTokens * 1000) / end, makespanMs: end };
   }
-  // The run ends when the last token reaches the first device.
-  now = Math.max(now, ...lastToken);
-  let ttft = 0;
-  let perToken = 0;
-  for (let q = 0; q < r.concurrency; q++) {
-    ttft += firstToken[q];
-    perToken += r.genTokens > 1 ? (lastToken[q] - firstToken[q]) / (r.genTokens - 1) : 0;
-  }
-  ttft /= r.concurrency;
-  perToken /= r.concurrency;
-  if (r.genTokens === 1) {
-    // No decode step was simulated: report one decode step's ring time.
-    perToken = stages.reduce((s, x, i) => s + cm.ringStageCost(x.device, x.start, x.end, stages[(i + 1) % k].device), 0);
-  }
-  return { ttftMs: ttft, tokenLatencyMs: perToken, throughputTokPerS: (r.concurrency * r.genTokens * 1000) / now, makespanMs: now };
 }
 
 function toAssignments(plan: Plan | readonly Assignment[], cluster: Cluster): Assignment[] {

@@ -31,7 +31,7 @@ export function stageCosts(cm: CostModel, objective: Objective): StageCosts {
     return {
       L,
       compute: (d, s, e) => cm.prefillMs(d, s, e) + g1 * cm.decodeMs(d, s, e),
-      hop: (a, b, e) => cm.hopMs(a, b, cm.payloadBytes(e, r.promptTokens)) + g1 * cm.hopMs(a, b, cm.payloadBytes(e, 1)),
+      hop: (a, b, e) => cm.handoffMs(a, b, e, r.promptTokens) + g1 * cm.handoffMs(a, b, e, 1),
       busy,
       send,
       fits,
@@ -40,7 +40,7 @@ export function stageCosts(cm: CostModel, objective: Objective): StageCosts {
   return {
     L,
     compute: (d, s, e) => cm.decodeMs(d, s, e),
-    hop: (a, b, e) => cm.hopMs(a, b, cm.payloadBytes(e, 1)),
+    hop: (a, b, e) => cm.handoffMs(a, b, e, 1),
     busy,
     send,
     fits,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { planPipeline } from '../src/planner.js';
-import { PROMPT_ROWS_PER_STEP, simulate } from '../src/simulator.js';
+import { simulate } from '../src/simulator.js';
+import { PROMPT_ROWS_PER_STEP } from '../src/step-rows.js';
 import { ModelDoesNotFitError } from '../src/errors.js';
 import { instanceArb } from './instances.js';
 

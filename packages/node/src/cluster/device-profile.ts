@@ -4,6 +4,7 @@ import type { ComputeBackend, ComputeBackendName } from '../engine/compute-backe
 import { turnEventLoop } from '../engine/compute-slices.js';
 import { kernelBackend } from '../engine/kernel-backend.js';
 import type { KvCacheType } from '../engine/kv-cache.js';
+import { measureFixedCosts } from './device-fixed-costs.js';
 
 /** Where a node runs: a Node process, or a browser tab. */
 export type NodeRuntimeKind = 'node' | 'browser';
@@ -17,6 +18,15 @@ export interface DeviceProfile {
   gflopsPrefill: number;
   /** Bytes/s of weights streamed by a large one-row product, in GB/s (1e9). */
   memBandwidthGBps: number;
+  /**
+   * How far apart the rounds of the decode measurement were: (slowest − fastest) / median, e.g. 0.2 when they
+   * differed by 20 % — what a prediction from this profile can be off by at least. Absent from older peers.
+   */
+  decodeSpread?: number;
+  /** Fixed ms of a stage's step outside its kernels (device-fixed-costs.ts); absent from older peers. */
+  stepOverheadMs?: number;
+  /** Fixed ms of a token at its coordinator (device-fixed-costs.ts); absent from older peers. */
+  tokenOverheadMs?: number;
   /** Bytes this node offers for model weights and activations. */
   memoryBytes: number;
   /** How memoryBytes was chosen, e.g. "--memory-budget" or "0.7 × free memory". */
@@ -65,28 +75,45 @@ const SHAPES: [number, number][] = [
   [8192, 4096],
 ];
 const PREFILL_ROWS = 64;
+/**
+ * The decode product is timed in this many rounds, a turn of the event loop apart, and the median round taken: one
+ * round caught behind another process's burst would otherwise set the node's figure for its whole life.
+ */
+const DECODE_ROUNDS = 3;
+/** What the fixed costs' measurement takes of the budget (device-fixed-costs.ts takes about that). */
+const FIXED_COSTS_BUDGET_MS = 150;
+const FIXED_COSTS_SHARE = 0.2;
+const REPS_PER_ROUND = 3;
 
 /**
  * Measures this device in about a second with the backend and threads it will compute with: one-row and 64-row
- * products at transformer shapes, the weight-streaming bandwidth, and the memory budget. A shape that would not fit
- * the time budget is skipped and the smaller shape's figure is used.
+ * products at transformer shapes (the one-row product in rounds, their median taken and their spread kept), the
+ * weight-streaming bandwidth, the fixed costs of a step and a token, and the memory budget. A shape that would not
+ * fit the time budget is skipped and the smaller shape's figure is used.
  */
 export async function measureDevice(options: MeasureDeviceOptions): Promise<DeviceProfile> {
   const compute = options.compute ?? (options.runtime ? kernelBackend(options.runtime) : null);
   if (!compute) throw new TypeError('measureDevice needs the compute backend or the kernel runtime to time');
-  const deadline = performance.now() + (options.budgetMs ?? 1000);
+  // The fixed costs are measured last, in a share of the budget of their own.
+  const budget = options.budgetMs ?? 1000;
+  const deadline = performance.now() + budget - Math.min(FIXED_COSTS_SHARE * budget, FIXED_COSTS_BUDGET_MS);
   const probe = compute.probe(options.weightType);
   const between = options.between ?? turnEventLoop;
   let gflopsDecode = 0;
   let gflopsPrefill = 0;
   let bandwidth = 0;
+  let decodeSpread = 0;
 
   for (const [rows, cols] of SHAPES) {
     // Predict this shape's cost from the previous one; skip what would not fit the budget.
     if (bandwidth > 0 && (probe.weightBytes(rows, cols) / (bandwidth * 1e9)) * 1000 * 8 > deadline - performance.now()) break;
     const m = await probe.matrix(rows, cols, PREFILL_ROWS);
     try {
-      const tDecode = await medianSeconds(() => m.run(1), deadline, 10, between);
+      const rounds: number[] = [];
+      for (let r = 0; r < DECODE_ROUNDS && (r === 0 || performance.now() < deadline); r++) rounds.push(await medianSeconds(() => m.run(1), deadline, REPS_PER_ROUND, between));
+      const tDecode = median(rounds);
+      // One round (the budget ran out) says nothing about the spread: the smaller shape's figure stays.
+      if (rounds.length > 1) decodeSpread = (Math.max(...rounds) - Math.min(...rounds)) / tDecode;
       gflopsDecode = (2 * rows * cols) / tDecode / 1e9;
       bandwidth = probe.weightBytes(rows, cols) / tDecode / 1e9;
       if (performance.now() + tDecode * PREFILL_ROWS * 1000 * 3 < deadline) {
@@ -100,12 +127,16 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
   }
   // A device too slow to time even the small shape's prefill still has a figure: one row's rate.
   if (gflopsPrefill === 0) gflopsPrefill = gflopsDecode;
+  const fixed = await measureFixedCosts(between);
 
   const memoryBytes = options.memoryBudgetBytes !== undefined ? options.memoryBudgetBytes : Math.floor(DEFAULT_MEMORY_FRACTION * os.freemem());
   return {
     gflopsDecode: round(gflopsDecode),
     gflopsPrefill: round(gflopsPrefill),
     memBandwidthGBps: round(bandwidth),
+    decodeSpread: round(decodeSpread),
+    stepOverheadMs: fixed.stepOverheadMs,
+    tokenOverheadMs: fixed.tokenOverheadMs,
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,
     runtime: options.runtimeKind ?? 'node',
@@ -130,8 +161,12 @@ async function medianSeconds(fn: () => void, deadline: number, maxReps: number, 
     times.push((performance.now() - t0) / 1000);
     if (performance.now() > deadline) break;
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return median(times);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
 function round(x: number): number {

@@ -53,6 +53,13 @@ function num(o: Record<string, unknown>, key: string, what: string, min = 0): nu
   return v;
 }
 
+/** The fields of `keys` that a peer sent (older peers do not send them), each a finite number ≥ 0. */
+function optionalNums<K extends string>(o: Record<string, unknown>, keys: readonly K[], what: string): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = num(o, k, what);
+  return out;
+}
+
 function addresses(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || v.length > MAX_ADDRESSES || !v.every((a) => typeof a === 'string' && a.length <= 512)) {
     fail(`${what} must list at most ${MAX_ADDRESSES} address strings`);
@@ -72,6 +79,7 @@ function parseProfile(v: unknown): DeviceProfile {
     gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
     gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
     memBandwidthGBps: num(p, 'memBandwidthGBps', 'member.profile'),
+    ...optionalNums(p, ['decodeSpread', 'stepOverheadMs', 'tokenOverheadMs'], 'member.profile'),
     memoryBytes: num(p, 'memoryBytes', 'member.profile'),
     memorySource: str(p, 'memorySource', 'member.profile'),
     runtime: runtime as NodeRuntimeKind,

@@ -60,12 +60,17 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
         gflopsDecode: Math.max(best.gflopsDecode, m.gflopsDecode),
         gflopsPrefill: Math.max(best.gflopsPrefill, m.gflopsPrefill),
         memBandwidthGBps: Math.max(best.memBandwidthGBps, m.memBandwidthGBps),
+        ...leastFixedCosts(best, m),
         measuredAt: m.measuredAt,
       };
-      if (next.gflopsDecode === best.gflopsDecode && next.gflopsPrefill === best.gflopsPrefill && next.memBandwidthGBps === best.memBandwidthGBps) return;
+      const same = (k: 'gflopsDecode' | 'gflopsPrefill' | 'memBandwidthGBps' | 'stepOverheadMs' | 'tokenOverheadMs') => next[k] === best[k];
+      if (same('gflopsDecode') && same('gflopsPrefill') && same('memBandwidthGBps') && same('stepOverheadMs') && same('tokenOverheadMs')) return;
       best = next;
       opts.membership.setProfile(best);
-      opts.log.info(`device re-measured: decode ${best.gflopsDecode} GFLOP/s, prefill ${best.gflopsPrefill} GFLOP/s, ${best.memBandwidthGBps} GB/s`);
+      opts.log.info(
+        `device re-measured: decode ${best.gflopsDecode} GFLOP/s, prefill ${best.gflopsPrefill} GFLOP/s, ${best.memBandwidthGBps} GB/s, ` +
+          `fixed ${best.stepOverheadMs ?? '?'} ms a step, ${best.tokenOverheadMs ?? '?'} ms a token`,
+      );
     } catch (err) {
       if (err instanceof WorkArrived) {
         // Taken again once the node is idle again.
@@ -88,4 +93,12 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
   }, opts.pollMs ?? 1000);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/** The smaller fixed costs of two measurements, as the larger speeds: a quiet moment shows what the device costs. */
+function leastFixedCosts(a: DeviceProfile, b: DeviceProfile): Pick<DeviceProfile, 'stepOverheadMs' | 'tokenOverheadMs'> {
+  const least = (x: number | undefined, y: number | undefined) => (x === undefined ? y : y === undefined ? x : Math.min(x, y));
+  const step = least(a.stepOverheadMs, b.stepOverheadMs);
+  const token = least(a.tokenOverheadMs, b.tokenOverheadMs);
+  return { ...(step !== undefined ? { stepOverheadMs: step } : {}), ...(token !== undefined ? { tokenOverheadMs: token } : {}) };
 }

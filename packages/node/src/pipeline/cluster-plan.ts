@@ -94,13 +94,17 @@ export function clusterOf(members: ClusterMember[]): Cluster {
   const known = members.map((m) => m.load?.calibration).filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
   const typical = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
   const devices: Device[] = members.map((m) => {
-    const slow = Math.max(1, m.load?.slowdown ?? 1) * (m.load?.calibration ?? typical);
+    const busy = Math.max(1, m.load?.slowdown ?? 1);
+    const slow = busy * (m.load?.calibration ?? typical);
     const memory = Math.min(m.profile.memoryBytes, m.load?.memoryBudgetBytes ?? Infinity);
     return {
       id: m.peerId,
       gflops: m.profile.gflopsDecode / slow,
       gflopsPrefill: m.profile.gflopsPrefill / slow,
       memBandwidthGBps: m.profile.memBandwidthGBps / slow,
+      // Fixed costs are work on the device too: its owner's load slows them (calibration is of the kernels alone).
+      ...(m.profile.stepOverheadMs !== undefined ? { stepOverheadMs: m.profile.stepOverheadMs * busy } : {}),
+      ...(m.profile.tokenOverheadMs !== undefined ? { tokenOverheadMs: m.profile.tokenOverheadMs * busy } : {}),
       // The partitioner wants positive figures; a node offering nothing is left out as "insufficient memory".
       memoryBytes: Math.max(1, memory),
     };
