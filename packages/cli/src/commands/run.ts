@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { GREEDY, DEFAULT_SAMPLING, LocalModel, hubOptionsFromEnv, resolveModelSource, type HubSettings, type SamplingParams } from '@edge-node/node';
-import { chooseDefaultModel } from '../default-model.js';
+// Only types and defaults at load: `run --help` answers without the runtime, which the run itself imports.
+import type { HubSettings, LocalModel } from '@edge-node/node';
+import { GREEDY, DEFAULT_SAMPLING, type SamplingParams } from '@edge-node/node/settings';
+import { parseCommandLine } from '../command-line.js';
 import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, ENGINE_FLAGS_USAGE, engineOptionsFrom } from '../engine-flags.js';
@@ -48,7 +49,7 @@ function speculationLine(s: { drafted: number; accepted: number; walks: number; 
 export const runCommand: CliCommand = {
   name: 'run',
   async run(argv) {
-    const { values } = parseArgs({
+    const parsed = parseCommandLine({
       args: argv,
       options: {
         model: { type: 'string' },
@@ -72,11 +73,9 @@ export const runCommand: CliCommand = {
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
-    });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    }, USAGE);
+    if (!parsed) return 0;
+    const { values } = parsed;
     if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required');
     const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
     const base = temperature === 0 ? GREEDY : DEFAULT_SAMPLING;
@@ -93,6 +92,7 @@ export const runCommand: CliCommand = {
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
     const engine = engineOptionsFrom(values);
 
+    const [{ LocalModel, hubOptionsFromEnv, resolveModelSource }, { chooseDefaultModel }] = await Promise.all([import('@edge-node/node'), import('../default-model.js')]);
     // The same resolution as edge-node start: a path, a Hub repo id (cached in the data dir), or the default model.
     const dataDir = resolve(values['data-dir'] ?? join(homedir(), '.cache', 'edge-node', 'default'));
     const hub: HubSettings = {

@@ -2,24 +2,12 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
-import {
-  DEFAULT_API_PORT,
-  DEMO_MODEL_PATH,
-  createConsoleLogger,
-  type LogLevel,
-  LOG_LEVELS,
-  DEFAULT_QUEUE_LENGTH,
-  parseClusterKey,
-  readClusterKeyFile,
-  startEdgeNode,
-  hubOptionsFromEnv,
-  parseHubModelRef,
-  type EdgeNodeOptions,
-} from '@edge-node/node';
+// Only types and defaults at load: `start --help` answers without the runtime, which buildStartOptions imports.
+import type { EdgeNodeOptions, LogLevel } from '@edge-node/node';
+import { DEFAULT_API_PORT, DEFAULT_QUEUE_LENGTH } from '@edge-node/node/settings';
 import { intOption, numberOption, onOff } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
-import { chooseDefaultModel } from '../default-model.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node start [--model PATH|REPO] [options]
@@ -96,6 +84,7 @@ function parseSplit(value: string): number[] {
 export type StartOptions = EdgeNodeOptions & { relayOnly?: boolean };
 
 export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
+  const { DEMO_MODEL_PATH, createConsoleLogger, LOG_LEVELS, parseClusterKey, readClusterKeyFile, hubOptionsFromEnv, parseHubModelRef } = await import('@edge-node/node');
   let parsed;
   try {
     parsed = parseArgs({
@@ -209,6 +198,7 @@ export const startCommand: CliCommand = {
     const options = await buildStartOptions(argv, process.env);
     const out = process.stdout;
     if (!options.modelPath && !options.modelFromPeers && !options.relayOnly) {
+      const { chooseDefaultModel } = await import('../default-model.js');
       const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
       options.modelPath = await chooseDefaultModel({
         dataDir: options.dataDir,
@@ -217,6 +207,7 @@ export const startCommand: CliCommand = {
         say: (line) => out.write(`edge-node: ${line}\n`),
       });
     }
+    const { startEdgeNode } = await import('@edge-node/node');
     const node = await startEdgeNode(options);
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
