@@ -1,4 +1,4 @@
-import { checkEngineOptions, parseEngineBackend, parseKvCacheType, type EngineOptions } from '@edge-node/node';
+import { checkEngineOptions, parseEngineBackend, parseKvCacheType, type EngineOptions } from '@edge-node/node/settings';
 import { UsageError } from './cli-command.js';
 
 /** `--backend`, `--threads` and `--kv-cache` as parseArgs options, shared by every command that computes. */

@@ -1,16 +1,15 @@
 // @edge-node/node's public surface: what the CLI, the test kit, scripts and embedders import, by name. Internals stay
-// reachable by path for the package's own tests; the browser's entry point is ./browser-exports.ts.
-export { DEFAULT_API_PORT } from './api/api-server.js';
+// reachable by path for the package's own tests; the browser's entry point is ./browser-exports.ts; the settings and
+// defaults a command line needs without loading the runtime are in ./settings-exports.ts.
 export { type BenchInfo, benchPromptIds, type BenchResponse, type BenchRun } from './api/bench-route.js';
-export { DEFAULT_QUEUE_LENGTH } from './api/openai-api.js';
 export { type DeviceProfile, measureDevice } from './cluster/device-profile.js';
 export type { BenchHop } from './engine/bench-probe.js';
-export { checkEngineOptions, type EngineBackend, type EngineOptions, parseEngineBackend, parseKvCacheType } from './engine/engine-options.js';
+export type { EngineBackend, EngineOptions } from './engine/engine-options.js';
 export { generate } from './engine/generate.js';
-export { checkKvCacheType, kvBytesPerValue, type KvCacheType } from './engine/kv-cache.js';
+export type { KvCacheType } from './engine/kv-cache.js';
 export { LocalModel } from './engine/local-model.js';
 export type { PrefixCacheReport } from './engine/prefix-cache.js';
-export { DEFAULT_SAMPLING, GREEDY, type SamplingParams } from './engine/sampler.js';
+export { GREEDY, type SamplingParams } from './engine/sampler.js';
 export { checkTfjsWeightTypes } from './engine/tfjs-weight-types.js';
 export type { ExecutionRequest, TokenExecutor } from './engine/token-executor.js';
 export { DEFAULT_HUB_CHAT_MODEL, DEMO_MODEL_PATH } from './model/demo-model.js';

@@ -75,6 +75,35 @@ function tokenContent(value: unknown): string | null {
 }
 
 /**
+ * The vocabulary as a GGUF stores it: every id up to the largest, a gap as an unused pad, added tokens as control
+ * (special) or user-defined ones.
+ */
+function vocabularyOf(vocab: Record<string, number>, added: { id: number; content: string; special?: boolean }[]): { tokens: string[]; tokenTypes: number[] } {
+  const byId = new Map<number, string>();
+  for (const [tok, id] of Object.entries(vocab)) byId.set(id, tok);
+  const special = new Map<number, boolean>();
+  for (const t of added) {
+    byId.set(t.id, t.content);
+    special.set(t.id, t.special === true);
+  }
+  const size = Math.max(...byId.keys()) + 1;
+  const tokens: string[] = [];
+  const tokenTypes: number[] = [];
+  for (let i = 0; i < size; i++) {
+    const tok = byId.get(i);
+    if (tok === undefined) {
+      tokens.push(`[PAD${i}]`);
+      tokenTypes.push(TokenType.UNUSED);
+    } else {
+      tokens.push(tok);
+      const s = special.get(i);
+      tokenTypes.push(s === undefined ? TokenType.NORMAL : s ? TokenType.CONTROL : TokenType.USER_DEFINED);
+    }
+  }
+  return { tokens, tokenTypes };
+}
+
+/**
  * Loads a Hugging Face byte-level BPE tokenizer folder (tokenizer.json, optional tokenizer_config.json,
  * chat_template.jinja, config.json for the special token ids).
  */
@@ -93,27 +122,7 @@ export async function loadTokenizerDir(dir: string, pre?: string): Promise<Synth
   const chatTemplate =
     typeof tcfg?.chat_template === 'string' ? tcfg.chat_template : existsSync(templatePath) ? await readFile(templatePath, 'utf8') : null;
 
-  const byId = new Map<number, string>();
-  for (const [tok, id] of Object.entries(tj.model.vocab)) byId.set(id, tok);
-  const special = new Map<number, boolean>();
-  for (const t of tj.added_tokens ?? []) {
-    byId.set(t.id, t.content);
-    special.set(t.id, t.special === true);
-  }
-  const size = Math.max(...byId.keys()) + 1;
-  const tokens: string[] = [];
-  const tokenTypes: number[] = [];
-  for (let i = 0; i < size; i++) {
-    const tok = byId.get(i);
-    if (tok === undefined) {
-      tokens.push(`[PAD${i}]`);
-      tokenTypes.push(TokenType.UNUSED);
-    } else {
-      tokens.push(tok);
-      const s = special.get(i);
-      tokenTypes.push(s === undefined ? TokenType.NORMAL : s ? TokenType.CONTROL : TokenType.USER_DEFINED);
-    }
-  }
+  const { tokens, tokenTypes } = vocabularyOf(tj.model.vocab, tj.added_tokens ?? []);
   const merges = (tj.model.merges ?? []).map((m) => (typeof m === 'string' ? m : `${m[0]} ${m[1]}`));
 
   const idOfToken = (v: unknown): number | null => {

@@ -1,15 +1,13 @@
-import { openModel } from '@edge-node/node';
 import type { CliCommand } from '../cli-command.js';
-import { baselineSteps, measureBaselines, type BaselineModel } from './bench-baselines.js';
-import { BenchClient } from './bench-cluster.js';
-import { measureApi, measureNodes, type BaselineRunner, type SplitMeasurements } from './bench-measure.js';
-import { resolveBenchModel } from './bench-model.js';
+import type { BaselineModel } from './bench-baselines.js';
+import type { BaselineRunner, SplitMeasurements } from './bench-measure.js';
 import { BENCH_HELP, parseBenchOptions, type BenchOptions } from './bench-options.js';
-import { benchReport, writeBenchReport, type BenchModel } from './bench-report.js';
+import type { BenchModel } from './bench-report.js';
 
 /** The model's name and shape from its file, or blanks until a cluster tells them (--api without --model). */
 async function describeModel(path: string | null): Promise<BenchModel> {
   if (!path) return { path, name: '', layers: 0, hiddenSize: 0 };
+  const { openModel } = await import('@edge-node/node');
   const m = await openModel(path);
   const out = { path, name: m.config.name, layers: m.config.numLayers, hiddenSize: m.config.hiddenSize };
   await m.close();
@@ -18,6 +16,7 @@ async function describeModel(path: string | null): Promise<BenchModel> {
 
 /** --api: the cluster's model shape wins over the file's (its name only when the file gave none). */
 async function measureRunningCluster(api: string, o: BenchOptions, model: BenchModel): Promise<SplitMeasurements> {
+  const [{ BenchClient }, { measureApi }, { baselineSteps }] = await Promise.all([import('./bench-cluster.js'), import('./bench-measure.js'), import('./bench-baselines.js')]);
   const client = new BenchClient(api.replace(/\/+$/, ''), o.apiKey);
   client.prefixCache = o.prefixCache;
   const info = await client.info();
@@ -27,7 +26,7 @@ async function measureRunningCluster(api: string, o: BenchOptions, model: BenchM
   return measureApi(client, o, baselineSteps(o, model), baselinesOf(o, model));
 }
 
-const baselinesOf = (o: BenchOptions, model: BaselineModel): BaselineRunner => (info, progress) => measureBaselines(o, model, info, progress);
+const baselinesOf = (o: BenchOptions, model: BaselineModel): BaselineRunner => async (info, progress) => (await import('./bench-baselines.js')).measureBaselines(o, model, info, progress);
 
 export const benchCommand: CliCommand = {
   name: 'bench',
@@ -37,6 +36,13 @@ export const benchCommand: CliCommand = {
       process.stdout.write(BENCH_HELP);
       return 0;
     }
+    // The measuring code (and with it the runtime) only once the flags are read: `bench --help` answers at once.
+    const [{ resolveBenchModel }, { measureNodes }, { baselineSteps }, { benchReport, writeBenchReport }] = await Promise.all([
+      import('./bench-model.js'),
+      import('./bench-measure.js'),
+      import('./bench-baselines.js'),
+      import('./bench-report.js'),
+    ]);
     const log = (line: string) => process.stderr.write(`${line}\n`);
     const modelPath = o.model === undefined ? null : await resolveBenchModel(o.model, { ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), ...(o.syntheticTokenizer ? { tokenizerDir: o.syntheticTokenizer } : {}), log });
     const model = await describeModel(modelPath);

@@ -1,7 +1,8 @@
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
-import { DEFAULT_API_PORT } from '@edge-node/node';
-import { UsageError, type CliCommand } from '../cli-command.js';
+import { createInterface, type Interface } from 'node:readline';
+import { DEFAULT_API_PORT } from '@edge-node/node/settings';
+import type { CliCommand } from '../cli-command.js';
+import { parseCommandLine } from '../command-line.js';
+import { errorText, getFromNode, NodeApiError, nodeApi, type NodeApi } from '../node-api.js';
 import { intOption, numberOption } from '../option-parsers.js';
 import { readSseData } from '../sse-reader.js';
 import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
@@ -20,31 +21,118 @@ Options:
   --temperature T    0 = greedy (default ${CLI_TEMPERATURE}, as edge-node run)
 `;
 
-/** The node could not be reached or refused the chat. */
-export class ChatApiError extends Error {
-  override name = 'ChatApiError';
-}
-
 interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
 }
 
-async function errorText(res: Response): Promise<string> {
-  const text = await res.text();
-  try {
-    return (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text;
-  } catch {
-    return text;
+/** One conversation with a node: where, which model, how each answer is sampled, the system message if any. */
+interface ChatSession {
+  api: NodeApi;
+  model: string;
+  maxTokens: number;
+  temperature: number;
+  system: ChatMessage[];
+}
+
+/** The model the node serves (its first), for a chat without --model. */
+async function servedModel(api: NodeApi): Promise<string> {
+  const list = (await getFromNode(api, '/v1/models')) as { data: { id: string }[] };
+  if (!list.data[0]) throw new NodeApiError(`the node at ${api.base} has no model loaded (start it with --model PATH)`);
+  return list.data[0].id;
+}
+
+/** Streams one answer, each piece of text to `onText` as it comes; stops where `signal` aborts. */
+async function streamAnswer(session: ChatSession, history: ChatMessage[], signal: AbortSignal, onText: (delta: string) => void): Promise<void> {
+  const { api, model, maxTokens, temperature } = session;
+  const res = await fetch(`${api.base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: api.headers,
+    signal,
+    body: JSON.stringify({ model, messages: history, stream: true, max_tokens: maxTokens, temperature }),
+  });
+  if (!res.ok || !res.body) throw new NodeApiError(`the node answered ${res.status}: ${await errorText(res)}`);
+  let started = false;
+  for await (const event of readSseData(res.body)) {
+    const e = event as { error?: { message: string }; choices?: { delta?: { content?: string } }[] };
+    if (e.error) throw new NodeApiError(e.error.message);
+    const delta = e.choices?.[0]?.delta?.content ?? '';
+    // The answer starts at its first visible character.
+    const text: string = started ? delta : delta.trimStart();
+    started ||= text !== '';
+    onText(text);
   }
+}
+
+/**
+ * The user's turn and the node's answer, appended to the history. Ctrl+C (`current` aborted) keeps what was said so
+ * far, marked stopped; an error drops the turn from the history and is told on stderr, and the chat goes on.
+ */
+async function takeTurn(session: ChatSession, history: ChatMessage[], line: string, current: AbortController): Promise<void> {
+  const out = process.stdout;
+  history.push({ role: 'user', content: line });
+  let answer = '';
+  out.write('assistant> ');
+  try {
+    await streamAnswer(session, history, current.signal, (delta) => {
+      answer += delta;
+      out.write(delta);
+    });
+    out.write('\n');
+    history.push({ role: 'assistant', content: answer });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') {
+      out.write(' [stopped]\n');
+      history.push({ role: 'assistant', content: answer });
+    } else {
+      history.pop();
+      out.write('\n');
+      process.stderr.write(`edge-node chat: ${(err as Error).cause ? `cannot reach ${session.api.base}: ${String((err as Error).cause)}` : (err as Error).message}\n`);
+    }
+  }
+}
+
+/** The terminal's lines (or piped input), with a prompt that is not shown again once the input has closed. */
+function openPromptReader(interactive: boolean): { rl: Interface; prompt: () => void } {
+  const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, prompt: 'you> ', terminal: interactive });
+  // Piped input closes the interface while an answer still streams; Node ≥ 22 throws on a prompt after close.
+  let closed = false;
+  rl.on('close', () => (closed = true));
+  return { rl, prompt: () => (closed ? undefined : rl.prompt()) };
+}
+
+/** Reads the user's lines until /exit or the end of input; /reset starts the conversation over. */
+async function converse(session: ChatSession): Promise<void> {
+  const out = process.stdout;
+  const interactive = process.stdin.isTTY === true;
+  let history: ChatMessage[] = [...session.system];
+  let current: AbortController | null = null;
+  const { rl, prompt } = openPromptReader(interactive);
+  rl.on('SIGINT', () => (current ? current.abort() : rl.close()));
+  if (interactive) out.write(`Chatting with ${session.model} at ${session.api.base}. /reset starts over, /exit leaves.\n`);
+  prompt();
+  for await (const raw of rl) {
+    const line = raw.trim();
+    if (line === '/exit' || line === '/quit') break;
+    if (line === '/reset') {
+      history = [...session.system];
+      out.write('(conversation cleared)\n');
+    } else if (line) {
+      current = new AbortController();
+      await takeTurn(session, history, line, current);
+      current = null;
+    }
+    prompt();
+  }
+  rl.close();
+  if (interactive) out.write('\n');
 }
 
 export const chatCommand: CliCommand = {
   name: 'chat',
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
+    const parsed = parseCommandLine(
+      {
         args: argv,
         options: {
           api: { type: 'string' },
@@ -55,103 +143,19 @@ export const chatCommand: CliCommand = {
           temperature: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
-      }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const base = (values.api ?? `http://127.0.0.1:${DEFAULT_API_PORT}`).replace(/\/$/, '');
-    const apiKey = values['api-key'] ?? process.env.EDGE_NODE_API_KEY;
-    const maxTokens = intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS);
-    const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
-    const headers: Record<string, string> = { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
-
-    let model = values.model;
-    if (!model) {
-      let res: Response;
-      try {
-        res = await fetch(`${base}/v1/models`, { headers, signal: AbortSignal.timeout(5000) });
-      } catch (err) {
-        throw new ChatApiError(`no edge-node answers at ${base} (${(err as Error).cause ?? (err as Error).message}); is it running? pass --api with its API URL`);
-      }
-      if (!res.ok) throw new ChatApiError(`${base}/v1/models answered ${res.status}: ${await errorText(res)}`);
-      const list = (await res.json()) as { data: { id: string }[] };
-      if (!list.data[0]) throw new ChatApiError(`the node at ${base} has no model loaded (start it with --model PATH)`);
-      model = list.data[0].id;
-    }
-
-    const out = process.stdout;
-    const interactive = process.stdin.isTTY === true;
-    const system: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
-    let history: ChatMessage[] = [...system];
-    let current: AbortController | null = null;
-    const rl = createInterface({ input: process.stdin, output: interactive ? out : undefined, prompt: 'you> ', terminal: interactive });
-    rl.on('SIGINT', () => {
-      if (current) current.abort();
-      else rl.close();
+      },
+      HELP,
+    );
+    if (!parsed) return 0;
+    const { values } = parsed;
+    const api = nodeApi(values.api, values['api-key']);
+    await converse({
+      api,
+      maxTokens: intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS),
+      temperature: numberOption(values.temperature, '--temperature', CLI_TEMPERATURE),
+      model: values.model || (await servedModel(api)),
+      system: values.system ? [{ role: 'system', content: values.system }] : [],
     });
-    // Piped input closes the interface while an answer still streams; Node ≥ 22 throws on a prompt after close.
-    let closed = false;
-    rl.on('close', () => (closed = true));
-    const prompt = () => {
-      if (!closed) rl.prompt();
-    };
-    if (interactive) out.write(`Chatting with ${model} at ${base}. /reset starts over, /exit leaves.\n`);
-    prompt();
-    for await (const raw of rl) {
-      const line = raw.trim();
-      if (line === '/exit' || line === '/quit') break;
-      if (line === '/reset') {
-        history = [...system];
-        out.write('(conversation cleared)\n');
-        prompt();
-        continue;
-      }
-      if (!line) {
-        prompt();
-        continue;
-      }
-      history.push({ role: 'user', content: line });
-      current = new AbortController();
-      let answer = '';
-      out.write('assistant> ');
-      try {
-        const res = await fetch(`${base}/v1/chat/completions`, {
-          method: 'POST',
-          headers,
-          signal: current.signal,
-          body: JSON.stringify({ model, messages: history, stream: true, max_tokens: maxTokens, temperature }),
-        });
-        if (!res.ok || !res.body) throw new ChatApiError(`the node answered ${res.status}: ${await errorText(res)}`);
-        for await (const event of readSseData(res.body)) {
-          const e = event as { error?: { message: string }; choices?: { delta?: { content?: string } }[] };
-          if (e.error) throw new ChatApiError(e.error.message);
-          let delta = e.choices?.[0]?.delta?.content ?? '';
-          if (!answer) delta = delta.trimStart();
-          answer += delta;
-          out.write(delta);
-        }
-        out.write('\n');
-        history.push({ role: 'assistant', content: answer });
-      } catch (err) {
-        if ((err as Error).name === 'AbortError') {
-          out.write(' [stopped]\n');
-          history.push({ role: 'assistant', content: answer });
-        } else {
-          history.pop();
-          out.write('\n');
-          process.stderr.write(`edge-node chat: ${(err as Error).cause ? `cannot reach ${base}: ${String((err as Error).cause)}` : (err as Error).message}\n`);
-        }
-      } finally {
-        current = null;
-      }
-      prompt();
-    }
-    rl.close();
-    if (interactive) out.write('\n');
     return 0;
   },
 };

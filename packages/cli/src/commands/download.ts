@@ -1,8 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { downloadHubModel, formatHubModelRef, hubOptionsFromEnv, parseHubModelRef } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
+import { parseCommandLine } from '../command-line.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 
 const HELP = `Usage: edge-node download REPO[@REVISION] [FILE] [options]
@@ -21,23 +20,20 @@ Environment: HF_TOKEN (gated or private models), HF_HUB_OFFLINE=1 (cache only).
 export const downloadCommand: CliCommand = {
   name: 'download',
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandLine(
+      {
         args: argv,
         allowPositionals: true,
         options: { 'data-dir': { type: 'string' }, name: { type: 'string' }, 'hub-endpoint': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      });
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
+      },
+      HELP,
+    );
+    if (!parsed) return 0;
     const v = parsed.values;
-    if (v.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
     const [repoText, file, ...extra] = parsed.positionals;
     if (repoText === undefined || extra.length > 0) throw new UsageError(`expected REPO[@REVISION] and at most one FILE\n\n${HELP}`);
+    // The Hub client and the runtime only once there is something to download.
+    const { downloadHubModel, formatHubModelRef, hubOptionsFromEnv, parseHubModelRef } = await import('@edge-node/node');
     const ref = parseHubModelRef(file === undefined ? repoText : `${repoText}/${file}`);
     if (ref === null) throw new UsageError(`"${repoText}" is not a Hugging Face repo id (owner/name)`);
     const dataDir = resolve(v['data-dir'] ?? join(homedir(), '.cache', 'edge-node', v.name ?? 'default'));

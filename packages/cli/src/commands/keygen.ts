@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
-import { generateClusterKey, writeClusterKeyFile } from '@edge-node/node';
 import { UsageError, type CliCommand } from '../cli-command.js';
+import { parseCommandLine } from '../command-line.js';
 
 const HELP = `Usage: edge-node keygen [FILE] [--force]
 
@@ -11,18 +10,12 @@ Copy the same file to every node and start each with --cluster-key FILE: nodes w
 export const keygenCommand: CliCommand = {
   name: 'keygen',
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
-    if (parsed.values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseCommandLine({ args: argv, allowPositionals: true, options: { force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }, HELP);
+    if (!parsed) return 0;
     if (parsed.positionals.length > 1) throw new UsageError(`expected at most one FILE\n\n${HELP}`);
     const [file] = parsed.positionals;
+    // The runtime (libp2p's pnet) only once there is a key to make.
+    const { generateClusterKey, writeClusterKeyFile } = await import('@edge-node/node');
     if (!file) {
       process.stdout.write(`${Buffer.from(generateClusterKey()).toString('utf8')}\n`);
       return 0;

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   InvalidDevicesError,
   InvalidModelConfigError,
@@ -17,8 +16,9 @@ import {
   type Plan,
   type Prediction,
 } from '@edge-node/partitioner';
-import { checkKvCacheType, kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node';
+import { checkKvCacheType, kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node/settings';
 import { UsageError, type CliCommand } from '../cli-command.js';
+import { parseCommandLine } from '../command-line.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 
 const HELP = `Usage: edge-node plan (--model PATH | --model-config config.json) --devices devices.json
@@ -120,116 +120,160 @@ function formatTable(plan: Plan, predicted: Prediction, modelName: string, metho
   return out;
 }
 
+/** What `edge-node plan` was asked: the model, the devices, the request to plan for, and how. */
+interface PlanRequest {
+  model: { path: string } | { config: string };
+  devices: string;
+  objective: Objective;
+  strategy: 'optimal' | 'memory-weighted' | 'equal';
+  split: number[] | undefined;
+  request: { promptTokens: number; genTokens: number; contextTokens: number; concurrency: number };
+  bytesPerWeight: number | undefined;
+  backend: EngineBackend;
+  kvCache: KvCacheType;
+  json: boolean;
+}
+
+function parseStrategy(value: string | undefined): PlanRequest['strategy'] {
+  const strategy = value ?? 'optimal';
+  if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') {
+    throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
+  }
+  return strategy;
+}
+
+function parsePlanSplit(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const split = value.split(',').map((x) => Number(x.trim()));
+  if (split.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--split must be comma-separated non-negative integers, got "${value}"`);
+  return split;
+}
+
+function parseRequestShape(v: { 'prompt-tokens'?: string | undefined; 'gen-tokens'?: string | undefined; 'context-tokens'?: string | undefined; concurrency?: string | undefined }): PlanRequest['request'] {
+  const promptTokens = positiveInt(v['prompt-tokens'], '--prompt-tokens', 128);
+  const genTokens = positiveInt(v['gen-tokens'], '--gen-tokens', 128);
+  const contextTokens = positiveInt(v['context-tokens'], '--context-tokens', promptTokens + genTokens);
+  if (contextTokens < promptTokens + genTokens) throw new UsageError(`--context-tokens (${contextTokens}) must be at least prompt + gen tokens (${promptTokens + genTokens})`);
+  return { promptTokens, genTokens, contextTokens, concurrency: positiveInt(v.concurrency, '--concurrency', 1) };
+}
+
+/** The flags, checked in the order a user reads them; null for --help (printed). */
+function parsePlanFlags(argv: string[]): PlanRequest | null {
+  const parsed = parseCommandLine(
+    {
+      args: argv,
+      options: {
+        model: { type: 'string' },
+        'model-config': { type: 'string' },
+        devices: { type: 'string' },
+        objective: { type: 'string' },
+        strategy: { type: 'string' },
+        split: { type: 'string' },
+        'prompt-tokens': { type: 'string' },
+        'gen-tokens': { type: 'string' },
+        'context-tokens': { type: 'string' },
+        concurrency: { type: 'string' },
+        'bytes-per-weight': { type: 'string' },
+        backend: ENGINE_FLAG_OPTIONS.backend,
+        'kv-cache': ENGINE_FLAG_OPTIONS['kv-cache'],
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    },
+    HELP,
+  );
+  if (!parsed) return null;
+  const v = parsed.values;
+  if ((v.model === undefined) === (v['model-config'] === undefined)) throw new UsageError(`give exactly one of --model or --model-config\n\n${HELP}`);
+  if (v.devices === undefined) throw new UsageError(`--devices is required\n\n${HELP}`);
+  const objective = (v.objective ?? 'latency') as Objective;
+  if (objective !== 'latency' && objective !== 'throughput') throw new UsageError(`--objective must be latency or throughput, got "${v.objective}"`);
+  const strategy = parseStrategy(v.strategy);
+  if (v.split !== undefined && v.strategy !== undefined) throw new UsageError('--split evaluates a given split: do not combine it with --strategy');
+  const request = parseRequestShape(v);
+  const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
+  if (bytesPerWeight !== undefined && !(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
+  const engine = engineOptionsFrom({ backend: v.backend, 'kv-cache': v['kv-cache'] });
+  const backend = engine.backend ?? 'kernels';
+  return {
+    model: v.model !== undefined ? { path: v.model } : { config: v['model-config']! },
+    devices: v.devices,
+    objective,
+    strategy,
+    split: parsePlanSplit(v.split),
+    request,
+    bytesPerWeight,
+    backend,
+    // The cache the nodes will keep: what the engine defaults to unless told (kernels f16, tfjs f32).
+    kvCache: engine.kvCache ?? (backend === 'tfjs' ? 'f32' : 'f16'),
+    json: v.json ?? false,
+  };
+}
+
+/** The model's shape from its file or its config.json, with the KV cache the nodes will keep. */
+async function shapeOf(r: PlanRequest): Promise<ModelShape> {
+  const shape = 'path' in r.model
+    ? await shapeFromModelFile(r.model.path, r.bytesPerWeight, r.backend, r.kvCache)
+    : { ...modelShapeFromHfConfig(await readJsonFile(r.model.config, 'model config', InvalidModelConfigError), { bytesPerWeight: r.bytesPerWeight ?? 4 }), bytesPerKvValue: kvBytesPerValue(r.kvCache) };
+  // A node refuses a cache its heads cannot hold (Q8_0 blocks of 32): so does its plan.
+  checkKvCacheType(r.kvCache, shape.headDim);
+  return shape;
+}
+
+/** The given split evaluated, or the planner's; a split that cannot be is a usage mistake. */
+function planOrEvaluate(r: PlanRequest, profile: ReturnType<typeof modelProfile>, cluster: ReturnType<typeof parseCluster>): Plan {
+  if (!r.split) return planPipeline(profile, cluster, r.request, { objective: r.objective, strategy: r.strategy });
+  try {
+    return evaluateSplit(profile, cluster, r.request, r.split, r.objective);
+  } catch (e) {
+    if (e instanceof InvalidPlanError) throw new UsageError(`--split: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The --json object. */
+function planJson(r: PlanRequest, plan: Plan, predicted: Prediction, modelName: string | undefined, kv: KvSummary): object {
+  return {
+    strategy: r.split ? 'given' : r.strategy,
+    method: plan.strategy,
+    objective: r.objective,
+    model: modelName ?? null,
+    request: plan.request,
+    kvCache: kv.type,
+    kvBytesPerToken: kv.bytesPerToken,
+    fitsInMemory: plan.fitsInMemory,
+    stages: plan.stages.map((s) => ({
+      device: s.device,
+      startLayer: s.startLayer,
+      endLayer: s.endLayer,
+      memoryBytes: s.memoryBytes,
+      memoryAvailableBytes: s.memoryAvailableBytes,
+      computeMs: s.computeMs,
+      hopMs: s.hopMs,
+      stageMs: s.stageMs,
+    })),
+    excluded: plan.excluded.map((e) => ({ device: e.device, reason: e.reason, code: e.code })),
+    predicted: { ttftMs: predicted.ttftMs, tokenLatencyMs: predicted.tokenLatencyMs, throughputTokPerS: predicted.throughputTokPerS },
+    costModel: plan.cost,
+  };
+}
+
 export const planCommand: CliCommand = {
   name: 'plan',
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: {
-          model: { type: 'string' },
-          'model-config': { type: 'string' },
-          devices: { type: 'string' },
-          objective: { type: 'string' },
-          strategy: { type: 'string' },
-          split: { type: 'string' },
-          'prompt-tokens': { type: 'string' },
-          'gen-tokens': { type: 'string' },
-          'context-tokens': { type: 'string' },
-          concurrency: { type: 'string' },
-          'bytes-per-weight': { type: 'string' },
-          backend: ENGINE_FLAG_OPTIONS.backend,
-          'kv-cache': ENGINE_FLAG_OPTIONS['kv-cache'],
-          json: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
-    const v = parsed.values;
-    if (v.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    if ((v.model === undefined) === (v['model-config'] === undefined)) throw new UsageError(`give exactly one of --model or --model-config\n\n${HELP}`);
-    if (v.devices === undefined) throw new UsageError(`--devices is required\n\n${HELP}`);
-    const objective = (v.objective ?? 'latency') as Objective;
-    if (objective !== 'latency' && objective !== 'throughput') throw new UsageError(`--objective must be latency or throughput, got "${v.objective}"`);
-    const strategy = v.strategy ?? 'optimal';
-    if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') {
-      throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
-    }
-    if (v.split !== undefined && v.strategy !== undefined) throw new UsageError('--split evaluates a given split: do not combine it with --strategy');
-    const promptTokens = positiveInt(v['prompt-tokens'], '--prompt-tokens', 128);
-    const genTokens = positiveInt(v['gen-tokens'], '--gen-tokens', 128);
-    const contextTokens = positiveInt(v['context-tokens'], '--context-tokens', promptTokens + genTokens);
-    if (contextTokens < promptTokens + genTokens) throw new UsageError(`--context-tokens (${contextTokens}) must be at least prompt + gen tokens (${promptTokens + genTokens})`);
-    const concurrency = positiveInt(v.concurrency, '--concurrency', 1);
-    const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
-    if (bytesPerWeight !== undefined && !(bytesPerWeight > 0)) throw new UsageError(`--bytes-per-weight must be a positive number, got "${v['bytes-per-weight']}"`);
-    const engine = engineOptionsFrom({ backend: v.backend, 'kv-cache': v['kv-cache'] });
-    const backend = engine.backend ?? 'kernels';
-    // The cache the nodes will keep: what the engine defaults to unless told (kernels f16, tfjs f32).
-    const kvCache = engine.kvCache ?? (backend === 'tfjs' ? 'f32' : 'f16');
-    let split: number[] | undefined;
-    if (v.split !== undefined) {
-      split = v.split.split(',').map((x) => Number(x.trim()));
-      if (split.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--split must be comma-separated non-negative integers, got "${v.split}"`);
-    }
-
-    const shape = v.model !== undefined
-      ? await shapeFromModelFile(v.model, bytesPerWeight, backend, kvCache)
-      : { ...modelShapeFromHfConfig(await readJsonFile(v['model-config']!, 'model config', InvalidModelConfigError), { bytesPerWeight: bytesPerWeight ?? 4 }), bytesPerKvValue: kvBytesPerValue(kvCache) };
-    // A node refuses a cache its heads cannot hold (Q8_0 blocks of 32): so does its plan.
-    checkKvCacheType(kvCache, shape.headDim);
+    const r = parsePlanFlags(argv);
+    if (!r) return 0;
+    const shape = await shapeOf(r);
     const profile = modelProfile(shape);
-    const kv: KvSummary = { type: kvCache, bytesPerToken: profile.layers.reduce((sum, l) => sum + l.kvBytesPerToken, 0) };
-    const cluster = parseCluster(await readJsonFile(v.devices, 'devices file', InvalidDevicesError));
-    const request = { promptTokens, genTokens, contextTokens, concurrency };
-
-    let plan: Plan;
-    if (split) {
-      try {
-        plan = evaluateSplit(profile, cluster, request, split, objective);
-      } catch (e) {
-        if (e instanceof InvalidPlanError) throw new UsageError(`--split: ${e.message}`);
-        throw e;
-      }
+    const kv: KvSummary = { type: r.kvCache, bytesPerToken: profile.layers.reduce((sum, l) => sum + l.kvBytesPerToken, 0) };
+    const cluster = parseCluster(await readJsonFile(r.devices, 'devices file', InvalidDevicesError));
+    const plan = planOrEvaluate(r, profile, cluster);
+    const predicted = simulate(plan, { model: profile, cluster }, r.request);
+    if (r.json) {
+      process.stdout.write(`${JSON.stringify(planJson(r, plan, predicted, shape.name, kv), null, 2)}\n`);
     } else {
-      plan = planPipeline(profile, cluster, request, { objective, strategy });
-    }
-    const predicted = simulate(plan, { model: profile, cluster }, request);
-    const shownStrategy = split ? 'given' : strategy;
-    const method = split ? 'given split' : strategy === 'optimal' ? `optimal (${plan.strategy})` : strategy;
-    if (v.json) {
-      const out = {
-        strategy: shownStrategy,
-        method: plan.strategy,
-        objective,
-        model: shape.name ?? null,
-        request: plan.request,
-        kvCache: kv.type,
-        kvBytesPerToken: kv.bytesPerToken,
-        fitsInMemory: plan.fitsInMemory,
-        stages: plan.stages.map((s) => ({
-          device: s.device,
-          startLayer: s.startLayer,
-          endLayer: s.endLayer,
-          memoryBytes: s.memoryBytes,
-          memoryAvailableBytes: s.memoryAvailableBytes,
-          computeMs: s.computeMs,
-          hopMs: s.hopMs,
-          stageMs: s.stageMs,
-        })),
-        excluded: plan.excluded.map((e) => ({ device: e.device, reason: e.reason, code: e.code })),
-        predicted: { ttftMs: predicted.ttftMs, tokenLatencyMs: predicted.tokenLatencyMs, throughputTokPerS: predicted.throughputTokPerS },
-        costModel: plan.cost,
-      };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    } else {
-      const name = shape.name ?? (v.model ?? basename(dirname(resolve(v['model-config']!))));
+      const method = r.split ? 'given split' : r.strategy === 'optimal' ? `optimal (${plan.strategy})` : r.strategy;
+      const name = shape.name ?? ('path' in r.model ? r.model.path : basename(dirname(resolve(r.model.config))));
       process.stdout.write(formatTable(plan, predicted, name, method, kv));
     }
     return 0;

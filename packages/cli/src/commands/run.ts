@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { GREEDY, DEFAULT_SAMPLING, LocalModel, hubOptionsFromEnv, resolveModelSource, type HubSettings, type SamplingParams } from '@edge-node/node';
-import { chooseDefaultModel } from '../default-model.js';
+// Only types and defaults at load: `run --help` answers without the runtime, which the run itself imports.
+import type { HubSettings, LocalModel } from '@edge-node/node';
+import { GREEDY, DEFAULT_SAMPLING, type EngineOptions, type SamplingParams } from '@edge-node/node/settings';
+import { parseCommandLine } from '../command-line.js';
 import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, ENGINE_FLAGS_USAGE, engineOptionsFrom } from '../engine-flags.js';
@@ -45,107 +46,130 @@ function speculationLine(s: { drafted: number; accepted: number; walks: number; 
   return `, speculation: ${s.accepted} of ${s.drafted} drafted tokens accepted, ${(s.tokens / s.walks).toFixed(2)} tokens per pass`;
 }
 
+function parseRunFlags(argv: string[]) {
+  return parseCommandLine({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'hub-endpoint': { type: 'string' },
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      'min-p': { type: 'string' },
+      'repeat-penalty': { type: 'string' },
+      seed: { type: 'string' },
+      stop: { type: 'string', multiple: true },
+      'ignore-eos': { type: 'boolean' },
+      context: { type: 'string' },
+      speculate: { type: 'string' },
+      'draft-model': { type: 'string' },
+      ...ENGINE_FLAG_OPTIONS,
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  }, USAGE);
+}
+
+type RunFlags = NonNullable<ReturnType<typeof parseRunFlags>>['values'];
+
+/** The sampling flags over the engine's defaults (greedy's at temperature 0). */
+function samplingFrom(values: RunFlags): SamplingParams {
+  const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
+  const base = temperature === 0 ? GREEDY : DEFAULT_SAMPLING;
+  return {
+    ...base,
+    temperature,
+    topK: intOption(values['top-k'], '--top-k', base.topK),
+    topP: numberOption(values['top-p'], '--top-p', base.topP),
+    minP: numberOption(values['min-p'], '--min-p', base.minP),
+    repetitionPenalty: numberOption(values['repeat-penalty'], '--repeat-penalty', 1),
+    seed: values.seed === undefined ? null : intOption(values.seed, '--seed', 0),
+  };
+}
+
+/** The same resolution as edge-node start: a path, a Hub repo id (cached in the data dir), or the default model. */
+async function resolveRunModel(values: RunFlags): Promise<string> {
+  const [{ hubOptionsFromEnv, resolveModelSource }, { chooseDefaultModel }] = await Promise.all([import('@edge-node/node'), import('../default-model.js')]);
+  const dataDir = resolve(values['data-dir'] ?? join(homedir(), '.cache', 'edge-node', 'default'));
+  const hub: HubSettings = {
+    ...hubOptionsFromEnv(process.env),
+    ...(values['hub-endpoint'] !== undefined ? { endpoint: values['hub-endpoint'] } : {}),
+    onProgress: createDownloadProgressBar(),
+  };
+  const say = (line: string) => process.stderr.write(`edge-node: ${line}\n`);
+  const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
+  const ref = values.model ?? (await chooseDefaultModel({ dataDir, hub, say, ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}) }));
+  return resolveModelSource(ref, dataDir, hub);
+}
+
+/** The model, and the draft model that drafts for it when --draft-model is given (closed again if the model fails). */
+async function openRunModels(path: string, values: RunFlags, engine: EngineOptions, contextLength: number | undefined): Promise<{ model: LocalModel; draft: LocalModel | null }> {
+  const { LocalModel } = await import('@edge-node/node');
+  const speculate = values.speculate === undefined ? true : onOff(values.speculate, '--speculate');
+  const draftPath = values['draft-model'];
+  if (draftPath !== undefined && !existsSync(draftPath)) throw new UsageError(`--draft-model ${draftPath}: ${resolve(draftPath)} does not exist`);
+  const draft = draftPath === undefined ? null : await LocalModel.open(draftPath, { ...engine, ...(contextLength !== undefined ? { contextLength } : {}) });
+  try {
+    return { model: await LocalModel.open(path, { ...engine, contextLength, speculate, ...(draft ? { draftModel: draft } : {}) }), draft };
+  } catch (err) {
+    await draft?.close();
+    throw err;
+  }
+}
+
+/** --json: one object on stdout; else the text has streamed, and the counts and speeds go to stderr. */
+function printResult(result: Awaited<ReturnType<LocalModel['generate']>>, model: LocalModel, json: boolean): void {
+  if (json) {
+    process.stdout.write(
+      JSON.stringify({
+        text: result.text,
+        tokens: result.tokens,
+        promptTokens: result.promptTokens,
+        finishReason: result.finishReason,
+        timings: { ...result.timings, backend: model.compute.name, threads: model.compute.threads },
+        ...(result.speculation ? { speculation: result.speculation } : {}),
+      }) + '\n',
+    );
+    return;
+  }
+  const t = result.timings;
+  process.stdout.write('\n');
+  process.stderr.write(
+    `\n[${result.promptTokens.length} prompt tokens, ${result.tokens.length} generated, finish: ${result.finishReason}] ` +
+      `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (${model.compute.name}, ${model.compute.threads} thread${model.compute.threads === 1 ? '' : 's'})` +
+      speculationLine(result.speculation) +
+      '\n',
+  );
+}
+
 export const runCommand: CliCommand = {
   name: 'run',
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'hub-endpoint': { type: 'string' },
-        prompt: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        temperature: { type: 'string' },
-        'top-k': { type: 'string' },
-        'top-p': { type: 'string' },
-        'min-p': { type: 'string' },
-        'repeat-penalty': { type: 'string' },
-        seed: { type: 'string' },
-        stop: { type: 'string', multiple: true },
-        'ignore-eos': { type: 'boolean' },
-        context: { type: 'string' },
-        speculate: { type: 'string' },
-        'draft-model': { type: 'string' },
-        ...ENGINE_FLAG_OPTIONS,
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required');
-    const temperature = numberOption(values.temperature, '--temperature', CLI_TEMPERATURE);
-    const base = temperature === 0 ? GREEDY : DEFAULT_SAMPLING;
-    const sampling: SamplingParams = {
-      ...base,
-      temperature,
-      topK: intOption(values['top-k'], '--top-k', base.topK),
-      topP: numberOption(values['top-p'], '--top-p', base.topP),
-      minP: numberOption(values['min-p'], '--min-p', base.minP),
-      repetitionPenalty: numberOption(values['repeat-penalty'], '--repeat-penalty', 1),
-      seed: values.seed === undefined ? null : intOption(values.seed, '--seed', 0),
-    };
+    const parsed = parseRunFlags(argv);
+    if (!parsed) return 0;
+    const { values } = parsed;
+    const prompt = values.prompt;
+    if (prompt === undefined) throw new UsageError('--prompt TEXT is required');
+    const sampling = samplingFrom(values);
     const maxTokens = intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS);
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
     const engine = engineOptionsFrom(values);
-
-    // The same resolution as edge-node start: a path, a Hub repo id (cached in the data dir), or the default model.
-    const dataDir = resolve(values['data-dir'] ?? join(homedir(), '.cache', 'edge-node', 'default'));
-    const hub: HubSettings = {
-      ...hubOptionsFromEnv(process.env),
-      ...(values['hub-endpoint'] !== undefined ? { endpoint: values['hub-endpoint'] } : {}),
-      onProgress: createDownloadProgressBar(),
-    };
-    const say = (line: string) => process.stderr.write(`edge-node: ${line}\n`);
-    const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
-    const ref = values.model ?? (await chooseDefaultModel({ dataDir, hub, say, ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}) }));
-    const path = await resolveModelSource(ref, dataDir, hub);
-    const speculate = values.speculate === undefined ? true : onOff(values.speculate, '--speculate');
-    const draftPath = values['draft-model'];
-    if (draftPath !== undefined && !existsSync(draftPath)) throw new UsageError(`--draft-model ${draftPath}: ${resolve(draftPath)} does not exist`);
-    const draft = draftPath === undefined ? null : await LocalModel.open(draftPath, { ...engine, ...(contextLength !== undefined ? { contextLength } : {}) });
-    let model: LocalModel;
+    const { model, draft } = await openRunModels(await resolveRunModel(values), values, engine, contextLength);
     try {
-      model = await LocalModel.open(path, { ...engine, contextLength, speculate, ...(draft ? { draftModel: draft } : {}) });
-    } catch (err) {
-      await draft?.close();
-      throw err;
-    }
-    try {
-      if (!values.json) process.stdout.write(values.prompt);
+      if (!values.json) process.stdout.write(prompt);
       const result = await model.generate({
-        prompt: values.prompt,
+        prompt,
         maxTokens,
         sampling,
         stop: values.stop,
         ignoreEos: values['ignore-eos'],
         onText: values.json ? undefined : (delta) => process.stdout.write(delta),
       });
-      if (values.json) {
-        process.stdout.write(
-          JSON.stringify({
-            text: result.text,
-            tokens: result.tokens,
-            promptTokens: result.promptTokens,
-            finishReason: result.finishReason,
-            timings: { ...result.timings, backend: model.compute.name, threads: model.compute.threads },
-            ...(result.speculation ? { speculation: result.speculation } : {}),
-          }) + '\n',
-        );
-      } else {
-        const t = result.timings;
-        process.stdout.write('\n');
-        process.stderr.write(
-          `\n[${result.promptTokens.length} prompt tokens, ${result.tokens.length} generated, finish: ${result.finishReason}] ` +
-            `prefill ${t.prefillTokPerS.toFixed(1)} tok/s, decode ${t.decodeTokPerS.toFixed(1)} tok/s (${model.compute.name}, ${model.compute.threads} thread${model.compute.threads === 1 ? '' : 's'})` +
-            speculationLine(result.speculation) +
-            '\n',
-        );
-      }
+      printResult(result, model, values.json ?? false);
       return 0;
     } finally {
       await model.close();

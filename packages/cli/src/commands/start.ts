@@ -2,24 +2,12 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
-import {
-  DEFAULT_API_PORT,
-  DEMO_MODEL_PATH,
-  createConsoleLogger,
-  type LogLevel,
-  LOG_LEVELS,
-  DEFAULT_QUEUE_LENGTH,
-  parseClusterKey,
-  readClusterKeyFile,
-  startEdgeNode,
-  hubOptionsFromEnv,
-  parseHubModelRef,
-  type EdgeNodeOptions,
-} from '@edge-node/node';
+// Only types and defaults at load: `start --help` answers without the runtime, which buildStartOptions imports.
+import type { EdgeNodeOptions, LogLevel } from '@edge-node/node';
+import { DEFAULT_API_PORT, DEFAULT_QUEUE_LENGTH } from '@edge-node/node/settings';
 import { intOption, numberOption, onOff } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
-import { chooseDefaultModel } from '../default-model.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
 const HELP = `Usage: edge-node start [--model PATH|REPO] [options]
@@ -95,7 +83,8 @@ function parseSplit(value: string): number[] {
 /** The node's options, plus whether it was asked to run without any model (`--no-model`). */
 export type StartOptions = EdgeNodeOptions & { relayOnly?: boolean };
 
-export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
+/** The flags as parseArgs reads them; a flag it does not know is a usage error with the help. */
+function parseStartFlags(argv: string[]) {
   let parsed;
   try {
     parsed = parseArgs({
@@ -133,7 +122,12 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
   }
-  const v = parsed.values;
+  return parsed.values;
+}
+
+export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
+  const { DEMO_MODEL_PATH, createConsoleLogger, LOG_LEVELS, hubOptionsFromEnv, parseHubModelRef } = await import('@edge-node/node');
+  const v = parseStartFlags(argv);
   // parseArgs reads --no-model as model = false (allowNegative).
   const noModel = (v.model as unknown) === false || v['no-model'] === true;
   if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
@@ -149,21 +143,12 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   const apiPort = v['api-port'] === undefined ? DEFAULT_API_PORT : Number(v['api-port']);
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535) throw new UsageError(`--api-port needs a port number 0-65535 (got "${v['api-port']}")`);
   const engine = engineOptionsFrom(v);
-  if (v.parallel !== undefined && v.concurrency !== undefined) throw new UsageError('give --parallel or its old name --concurrency, not both');
-  const parallelFlag = v.parallel ?? v.concurrency;
-  const parallel = parallelFlag === undefined ? undefined : intOption(parallelFlag, v.parallel !== undefined ? '--parallel' : '--concurrency', 1);
-  if (parallel !== undefined && (parallel < 1 || parallel > 256)) throw new UsageError(`--parallel needs a whole number from 1 to 256 (got "${parallelFlag}")`);
+  const parallel = parallelFrom(v);
   const apiKey = v['api-key'] ?? (env.EDGE_NODE_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key needs a non-empty key');
   const queueLength = v['queue-length'] === undefined ? undefined : intOption(v['queue-length'], '--queue-length', DEFAULT_QUEUE_LENGTH);
   if (queueLength !== undefined && queueLength < 0) throw new UsageError(`--queue-length needs a whole number ≥ 0 (got "${v['queue-length']}")`);
-  let clusterKey: Uint8Array | undefined;
-  if (v['cluster-key'] !== undefined) clusterKey = await readClusterKeyFile(v['cluster-key']);
-  else if (env.EDGE_NODE_CLUSTER_KEY) {
-    const value = env.EDGE_NODE_CLUSTER_KEY;
-    // The variable holds either a key file path or the key text itself.
-    clusterKey = value.startsWith('/key/swarm/') ? parseClusterKey(new TextEncoder().encode(value), 'EDGE_NODE_CLUSTER_KEY') : await readClusterKeyFile(value);
-  }
+  const clusterKey = await clusterKeyFrom(v['cluster-key'], env);
   const level = v['log-level'] ?? (env.EDGE_NODE_LOG_LEVEL || 'info');
   if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${level}")`);
   return {
@@ -199,6 +184,25 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
   };
 }
 
+/** --parallel (or its old name --concurrency): requests run at once, 1-256. */
+function parallelFrom(v: { parallel?: string | undefined; concurrency?: string | undefined }): number | undefined {
+  if (v.parallel !== undefined && v.concurrency !== undefined) throw new UsageError('give --parallel or its old name --concurrency, not both');
+  const parallelFlag = v.parallel ?? v.concurrency;
+  const parallel = parallelFlag === undefined ? undefined : intOption(parallelFlag, v.parallel !== undefined ? '--parallel' : '--concurrency', 1);
+  if (parallel !== undefined && (parallel < 1 || parallel > 256)) throw new UsageError(`--parallel needs a whole number from 1 to 256 (got "${parallelFlag}")`);
+  return parallel;
+}
+
+/** A private cluster's key: --cluster-key FILE, else env EDGE_NODE_CLUSTER_KEY (a key file's path or its text). */
+async function clusterKeyFrom(file: string | undefined, env: NodeJS.ProcessEnv): Promise<Uint8Array | undefined> {
+  const { parseClusterKey, readClusterKeyFile } = await import('@edge-node/node');
+  if (file !== undefined) return readClusterKeyFile(file);
+  const value = env.EDGE_NODE_CLUSTER_KEY;
+  if (!value) return undefined;
+  // The variable holds either a key file path or the key text itself.
+  return value.startsWith('/key/swarm/') ? parseClusterKey(new TextEncoder().encode(value), 'EDGE_NODE_CLUSTER_KEY') : readClusterKeyFile(value);
+}
+
 export const startCommand: CliCommand = {
   name: 'start',
   async run(argv) {
@@ -209,6 +213,7 @@ export const startCommand: CliCommand = {
     const options = await buildStartOptions(argv, process.env);
     const out = process.stdout;
     if (!options.modelPath && !options.modelFromPeers && !options.relayOnly) {
+      const { chooseDefaultModel } = await import('../default-model.js');
       const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
       options.modelPath = await chooseDefaultModel({
         dataDir: options.dataDir,
@@ -217,6 +222,7 @@ export const startCommand: CliCommand = {
         say: (line) => out.write(`edge-node: ${line}\n`),
       });
     }
+    const { startEdgeNode } = await import('@edge-node/node');
     const node = await startEdgeNode(options);
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);

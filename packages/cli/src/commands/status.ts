@@ -1,6 +1,8 @@
-import { parseArgs } from 'node:util';
-import { DEFAULT_API_PORT, type ClusterStatus, type MemberStatus, type PrefixCacheReport } from '@edge-node/node';
-import { UsageError, type CliCommand } from '../cli-command.js';
+import type { ClusterStatus, MemberStatus, PrefixCacheReport } from '@edge-node/node';
+import { DEFAULT_API_PORT } from '@edge-node/node/settings';
+import type { CliCommand } from '../cli-command.js';
+import { parseCommandLine } from '../command-line.js';
+import { getFromNode, nodeApi } from '../node-api.js';
 
 const HELP = `Usage: edge-node status [--api URL] [--api-key KEY] [--json]
 
@@ -12,10 +14,6 @@ Options:
   --api-key KEY   the node's API key, if it was started with one (or env EDGE_NODE_API_KEY)
   --json          print the raw /v1/cluster JSON
 `;
-
-export class NodeNotRunningError extends Error {
-  override name = 'NodeNotRunningError';
-}
 
 function gb(n: number): string {
   return `${(n / 1e9).toFixed(1)} GB`;
@@ -111,26 +109,10 @@ export function formatClusterStatus(s: ClusterStatus): string {
 export const statusCommand: CliCommand = {
   name: 'status',
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({ args: argv, options: { api: { type: 'string' }, 'api-key': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const base = (values.api ?? `http://127.0.0.1:${DEFAULT_API_PORT}`).replace(/\/$/, '');
-    let res: Response;
-    try {
-      const key = values['api-key'] ?? process.env.EDGE_NODE_API_KEY;
-      res = await fetch(`${base}/v1/cluster`, { signal: AbortSignal.timeout(5000), ...(key ? { headers: { authorization: `Bearer ${key}` } } : {}) });
-    } catch (err) {
-      throw new NodeNotRunningError(`no edge-node answers at ${base} (${(err as Error).cause ?? (err as Error).message}); is it running? pass --api with its API URL`);
-    }
-    if (!res.ok) throw new NodeNotRunningError(`${base}/v1/cluster answered ${res.status}: ${await res.text()}`);
-    const status = (await res.json()) as ClusterStatus;
+    const parsed = parseCommandLine({ args: argv, options: { api: { type: 'string' }, 'api-key': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }, HELP);
+    if (!parsed) return 0;
+    const { values } = parsed;
+    const status = (await getFromNode(nodeApi(values.api, values['api-key']), '/v1/cluster')) as ClusterStatus;
     process.stdout.write(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatClusterStatus(status));
     return 0;
   },

@@ -1,9 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ApiRouter } from './api-router.js';
-
-/** Default HTTP API port of `edge-node start` (`--api-port`). */
-export const DEFAULT_API_PORT = 8080;
 /** Default bind address: the API controls the node, so it is local unless `--api-host` says otherwise. */
 export const DEFAULT_API_HOST = '127.0.0.1';
 

@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { Generator } from '../engine/generator.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import type { ApiMetrics } from './api-metrics.js';
+import { DEFAULT_QUEUE_LENGTH } from './api-defaults.js';
 import type { ApiRouter } from './api-router.js';
 import { addAnthropicMessagesRoutes } from './anthropic-messages-route.js';
 import { addBenchRoute } from './bench-route.js';
@@ -15,9 +16,6 @@ import { addResponsesRoute } from './responses-route.js';
 import { RequestQueue } from './request-queue.js';
 import type { ServingContext } from './serve-generation.js';
 import { addWebPageRoutes } from './web-page.js';
-
-/** Requests that may wait for a pipeline slot before new ones get a 429 (`--queue-length`). */
-export const DEFAULT_QUEUE_LENGTH = 32;
 
 export interface OpenAIApiOptions {
   /** What serves the model (a local model or the cluster's pipeline); null when the node has none. */
