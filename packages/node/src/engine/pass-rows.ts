@@ -38,7 +38,7 @@ export interface PassRows {
   logits: LogitRow[];
 }
 
-export function passRows(parts: readonly Part[], count: number, isLast: boolean, vocabSize: number): PassRows {
+export function passRows(parts: readonly Part[], isLast: boolean, vocabSize: number): PassRows {
   const cache: KvCache[] = [];
   const pos: number[] = [];
   for (const p of parts) {
@@ -58,7 +58,7 @@ export function passRows(parts: readonly Part[], count: number, isLast: boolean,
       }
     }
   }
-  return { parts, count, cache, pos, positions: Math.max(...pos) + 1, logits };
+  return { parts, count: cache.length, cache, pos, positions: Math.max(...pos) + 1, logits };
 }
 
 /** Copies each part's rows of `src` (rows of `width` floats, in pass order) into its segment's output. */

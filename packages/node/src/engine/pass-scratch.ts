@@ -2,6 +2,27 @@ import type { KernelArena } from '@edge-node/kernels';
 import type { ModelConfig } from '../model/model-config.js';
 import type { PassRows } from './pass-rows.js';
 
+/** The widths a pass works with, worked out once per shard. */
+export interface ShardDims {
+  H: number;
+  qDim: number;
+  kvDim: number;
+  /** A row of qkv: Q, K and V side by side. */
+  qkvW: number;
+  F: number;
+  /** The widest row a product takes as input: max(H, qDim, F). */
+  widest: number;
+  /** Attention's score scale, 1/√headDim. */
+  scale: number;
+}
+
+export function shardDims(c: ModelConfig): ShardDims {
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const F = c.intermediateSize;
+  return { H: c.hiddenSize, qDim, kvDim, qkvW: qDim + 2 * kvDim, F, widest: Math.max(c.hiddenSize, qDim, F), scale: 1 / Math.sqrt(c.headDim) };
+}
+
 /** Buffers of one pass in one arena (offsets), allocated for the pass and freed after it. */
 export interface Scratch {
   arena: KernelArena;
@@ -27,6 +48,7 @@ export class PassScratch {
 
   constructor(
     private readonly config: ModelConfig,
+    private readonly dims: ShardDims,
     /** Rotary frequencies of the model (rope.ts). */
     private readonly freqs: Float64Array,
     /** The arena of the output head, where the logits buffer goes; null on a shard without the head. */
@@ -52,11 +74,7 @@ export class PassScratch {
   private alloc(arena: KernelArena): Scratch {
     const c = this.config;
     const rows = this.rows.count;
-    const H = c.hiddenSize;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    const F = c.intermediateSize;
-    const widest = Math.max(H, qDim, F);
+    const { H, qDim, kvDim, F, widest } = this.dims;
     const blocks: number[] = [];
     const f32 = (n: number): number => {
       const p = arena.alloc(n * 4);

@@ -7,7 +7,7 @@ import { checkKvCacheType, KvCache, kvRowBytes, kvTypeCode, type KvCacheType, ty
 import type { LayerRange } from './layer-range.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { copyRowsOut, passRows, type Part, type PassRows, type Segment } from './pass-rows.js';
-import { PassScratch, type Scratch } from './pass-scratch.js';
+import { PassScratch, shardDims, type ShardDims, type Scratch } from './pass-scratch.js';
 import { ropeFrequencies } from './rope.js';
 import type { LayerWeights, ShardWeights } from './shard-weights.js';
 
@@ -123,7 +123,7 @@ export class QuantShard implements ForwardShard {
           done[g] += take;
           if (done[g] === seg.n) g++;
         }
-        await this.pass(parts, rows, slices);
+        await this.pass(parts, slices);
       }
     } catch (err) {
       // Some layers may already hold this call's positions: half-updated caches must not be used again.
@@ -142,9 +142,10 @@ export class QuantShard implements ForwardShard {
    * state is in its scratch and the held caches, addressed by offsets (an arena that grows meanwhile keeps them),
    * never by views taken before the pause.
    */
-  private async pass(parts: readonly Part[], count: number, slices: ComputeSlices): Promise<void> {
-    const rows = passRows(parts, count, this.isLast, this.config.vocabSize);
-    const scratch = new PassScratch(this.config, this.freqs, (this.isLast && this.weights.head?.arena) || null, rows);
+  private async pass(parts: readonly Part[], slices: ComputeSlices): Promise<void> {
+    const rows = passRows(parts, this.isLast, this.config.vocabSize);
+    const count = rows.count;
+    const scratch = new PassScratch(this.config, this.dims, this.freqs, this.weights.head?.arena ?? null, rows);
     try {
       let s = scratch.in(this.weights.layers[0].arena);
       this.embed(parts, s);
@@ -351,20 +352,3 @@ interface Prepared {
   rowBytes: number;
 }
 
-/** The widths a pass works with (see QuantShard). */
-interface ShardDims {
-  H: number;
-  qDim: number;
-  kvDim: number;
-  /** A row of qkv: Q, K and V side by side. */
-  qkvW: number;
-  F: number;
-  /** Attention's score scale, 1/√headDim. */
-  scale: number;
-}
-
-function shardDims(c: ModelConfig): ShardDims {
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
-  return { H: c.hiddenSize, qDim, kvDim, qkvW: qDim + 2 * kvDim, F: c.intermediateSize, scale: 1 / Math.sqrt(c.headDim) };
-}
