@@ -14,10 +14,9 @@ import type { EdgeNodeOptions } from './node-runtime.js';
 import { ActivationRouter } from './pipeline/activation-router.js';
 import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { frameLimits } from './pipeline/frame-limits.js';
-import { planSummary } from './pipeline/plan-summary.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 
-/** What a node's pipeline is wired to: the node's parts, and where its plan and metrics go. */
+/** What a node's pipeline is wired to: the node's parts, and where its metrics go. */
 export interface NodePipelineContext {
   options: EdgeNodeOptions;
   host: EdgeHost;
@@ -28,7 +27,6 @@ export interface NodePipelineContext {
   metrics: ApiMetrics;
   watch: DeviceWatch;
   nameOf: (peerId: string) => string;
-  onPlan: (plan: unknown) => void;
 }
 
 /** Network hops around the ring: between consecutive stages, and to/from the coordinator when it is no stage's end. */
@@ -85,7 +83,6 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
     ...(draft ? { draftModel: draft } : {}),
     ...(options.split ? { split: options.split } : {}),
-    onPlan: (p) => ctx.onPlan(planSummary(p)),
     onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
     onStep: (rid, timing) => {
       const route = pipeline.executor.routeOf(rid);

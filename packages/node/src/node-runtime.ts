@@ -98,7 +98,6 @@ export interface EdgeNode {
   readonly fatal: Promise<Error>;
   health(): HealthStatus;
   status(): ClusterStatus;
-  setPlan(plan: unknown): void;
   stop(): Promise<void>;
 }
 
@@ -200,7 +199,6 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   const { host, membership, links, fatal } = await startClusterNetwork(options, profile, logger, seenNames);
 
   let pipeline: ClusterPipeline | null = null;
-  let plan: unknown = null;
   /** Requests running here (as coordinator or stage): no time for measurements that take the CPU from them. */
   const serving = () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0;
   const watch = watchDevice(options, profile, membership, () => pipeline, serving, logger);
@@ -213,7 +211,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
   const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);
   const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
-    const started = await startNodePipeline({ options, host, membership, compute, profile, logger, metrics, watch, nameOf, onPlan: (p) => (plan = p) }, model, source, (p) => (pipeline = p));
+    const started = await startNodePipeline({ options, host, membership, compute, profile, logger, metrics, watch, nameOf }, model, source, (p) => (pipeline = p));
     slots = started.slots;
     draftModel = started.draftModel;
     servedContext = started.contextLength;
@@ -251,10 +249,7 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
     pipeline,
     fatal,
     health: () => ({ status: 'ok', peerId: host.peerId, name: options.name, addresses: host.addresses(), peers: membership.members().length }),
-    status: () => clusterStatus(membership, pipeline, plan),
-    setPlan: (p: unknown) => {
-      plan = p;
-    },
+    status: () => clusterStatus(membership, pipeline),
     stop: async () => {
       refiner.stop();
       watch.stop();

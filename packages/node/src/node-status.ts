@@ -4,7 +4,7 @@ import type { LinkStats } from './cluster/link-monitor.js';
 import type { ClusterMember, Membership, StageInfo } from './cluster/membership.js';
 import type { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import type { PlanChange } from './pipeline/plan-history.js';
-import type { PlanSummary } from './pipeline/plan-summary.js';
+import { planSummary, type PlanSummary } from './pipeline/plan-summary.js';
 
 export interface MemberStatus {
   peerId: string;
@@ -31,8 +31,8 @@ export interface ClusterStatus {
   peers: MemberStatus[];
   /** Every link measured by any member (each member shares its own measurements). */
   links: LinkStatus[];
-  /** The current pipeline plan, once the pipeline sets one. */
-  plan: unknown;
+  /** The plan in force, once the pipeline has one (without the nodes that left). */
+  plan: PlanSummary | null;
   /** Why the cluster cannot serve right now (e.g. the memory that is missing), or null. */
   planError: string | null;
   /** The last plan changes this node made as a coordinator, oldest first, with their reasons. */
@@ -57,9 +57,7 @@ export interface HealthStatus {
  * timeout) — from its stages, its "left out" list and as its owner — though the plan in force changes only at the
  * next request (or stays, when the nodes left cannot hold the model: then planError says why).
  */
-function withoutDeparted(plan: unknown, present: ReadonlySet<string>): unknown {
-  const p = plan as PlanSummary | null;
-  if (!p || !Array.isArray(p.excluded) || !Array.isArray(p.stages)) return plan;
+function withoutDeparted(p: PlanSummary, present: ReadonlySet<string>): PlanSummary {
   return {
     ...p,
     stages: p.stages.filter((s) => present.has(s.peerId)),
@@ -82,14 +80,14 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
 }
 
 /** The cluster as this node sees it now: members, links, and the plan with its history (GET /v1/cluster). */
-export function clusterStatus(membership: Membership, pipeline: ClusterPipeline | null, plan: unknown): ClusterStatus {
+export function clusterStatus(membership: Membership, pipeline: ClusterPipeline | null): ClusterStatus {
   const now = Date.now();
   const all = [membership.self(), ...membership.members()];
   return {
     self: memberStatus(all[0], now, true),
     peers: all.slice(1).map((m) => memberStatus(m, now, false)),
     links: all.flatMap((m) => Object.entries(m.links).map(([to, s]) => ({ from: m.peerId, to, ...s }))),
-    plan: withoutDeparted(plan, new Set(all.map((m) => m.peerId))),
+    plan: pipeline?.activePlan ? withoutDeparted(planSummary(pipeline.activePlan), new Set(all.map((m) => m.peerId))) : null,
     planError: pipeline?.planner.planError ?? null,
     planHistory: pipeline?.planner.history.list() ?? [],
     planDecision: pipeline?.planner.lastDecision ?? '',
