@@ -141,6 +141,9 @@ class Availability {
         gflops: d.gflops / slow,
         ...(d.gflopsPrefill !== undefined ? { gflopsPrefill: d.gflopsPrefill / slow } : {}),
         memBandwidthGBps: d.memBandwidthGBps / slow,
+        // Fixed costs are work on the device too: its load slows them, as the runtime's clusterOf prices them.
+        ...(d.stepOverheadMs !== undefined ? { stepOverheadMs: d.stepOverheadMs * slow } : {}),
+        ...(d.tokenOverheadMs !== undefined ? { tokenOverheadMs: d.tokenOverheadMs * slow } : {}),
         memoryBytes: c?.memoryBytes ?? d.memoryBytes,
       });
     }

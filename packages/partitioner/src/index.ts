@@ -2,6 +2,7 @@
 export { decideReplan, decideRestore, moveCostMs, type ReplanPolicy, repricePlan } from './adaptive-replan.js';
 export { type Cluster, type Device, type Link, parseCluster } from './cluster.js';
 export { CostModel } from './cost-model.js';
+export { PROMPT_ROWS_PER_STEP, BATCH_ROWS_PER_STEP } from './step-rows.js';
 export { replayDay } from './day-replay.js';
 export { formatBytes, InvalidDevicesError, InvalidModelConfigError, InvalidPlanError, ModelDoesNotFitError } from './errors.js';
 export { type ModelProfile, modelProfile } from './model-profile.js';

@@ -1,3 +1,4 @@
+import { BATCH_ROWS_PER_STEP, PROMPT_ROWS_PER_STEP } from '@edge-node/partitioner';
 import type { BatchItem, ForwardShard, ShardInput, ShardKvCache, ShardOutput } from './forward-shard.js';
 import { ShardInputError } from './forward-shard.js';
 import { copyOutput, copyPrompt, RecentPrompts, samePrompt, type SharedPrompt } from './shared-prompt.js';
@@ -68,8 +69,9 @@ export interface BatchSchedulerOptions {
   onError?: (err: Error) => void;
 }
 
-export const DEFAULT_PROMPT_ROWS = 32;
-export const DEFAULT_BATCH_ROWS = 64;
+// One definition with the cost model's: plans count a prompt's steps with the rows a step really takes.
+export const DEFAULT_PROMPT_ROWS = PROMPT_ROWS_PER_STEP;
+export const DEFAULT_BATCH_ROWS = BATCH_ROWS_PER_STEP;
 export const DEFAULT_STEP_TARGET_MS = 750;
 /** Weight of the newest step in the running ms-per-row figure. */
 const MS_PER_ROW_WEIGHT = 0.3;
