@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernelRuntime, loadKernelModule, type KernelRuntime } from '@edge-node/kernels';
 import { measureDevice } from '../src/cluster/device-profile.js';
+import { measureFixedCosts } from '../src/cluster/device-fixed-costs.js';
 import { kernelBackend } from '../src/engine/kernel-backend.js';
 
 describe('measureDevice', () => {
@@ -53,6 +54,15 @@ describe('measureDevice', () => {
       if (++calls > 25) throw new Error('work arrived');
     };
     await expect(measureDevice({ runtime, memoryBudgetBytes: 1e9, budgetMs: 50, between })).rejects.toThrow('work arrived');
+  });
+
+  it('the fixed costs\' own measurement stops at a rejection of `between` too', async () => {
+    let calls = 0;
+    const between = async () => {
+      if (++calls > 3) throw new Error('work arrived');
+    };
+    await expect(measureFixedCosts(between)).rejects.toThrow('work arrived');
+    expect(calls).toBe(4);
   });
 
   it('says the KV cache type the node computes with', async () => {

@@ -7,8 +7,6 @@ export interface FixedCosts {
   stepOverheadMs: number;
   /** A token at its coordinator: woken by the token, a turn of the event loop, the next step's frame encoded. */
   tokenOverheadMs: number;
-  /** The wake-up part of both (mean delay of a short timer): what a busy machine adds to every step. */
-  wakeMs: number;
 }
 
 /** Wake-ups timed (at most, and for at most WAKE_BUDGET_MS); the slowest tenth is left out (one hiccup is not a fixed cost). */
@@ -32,7 +30,6 @@ export async function measureFixedCosts(between: () => Promise<void>): Promise<F
   return {
     stepOverheadMs: round3(wakeMs + turnMs + 2 * codecMs),
     tokenOverheadMs: round3(wakeMs + turnMs + codecMs),
-    wakeMs: round3(wakeMs),
   };
 }
 
