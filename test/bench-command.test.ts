@@ -2,7 +2,7 @@
  * `edge-node bench --nodes 2 --splits all` on stories260K: two real node processes on loopback, the coordinator
  * restarted per split, a few tokens per run. Checks the JSON has a row per split with every figure, that the parts
  * of a decode step (stage compute + hop transfer + queueing + the coordinator's time between tokens) add up to the measured time per token within 10%,
- * and that the plot draws the parts.
+ * and that the plot draws the parts. The nodes run with EDGE_NODE_API_KEY set, as a user's shell may have it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,7 +32,8 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
       [CLI_BIN, 'bench', '--model', STORIES_GGUF, '--nodes', '2', '--splits', 'all', '--threads', '1',
         '--prompt-tokens', String(PROMPT), '--gen-tokens', String(GEN), '--runs', '2', '--json', jsonPath, '--plot', svgPath,
         '--log-dir', join(REPO_ROOT, 'test-artifacts', 'bench-command')],
-      { cwd: REPO_ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+      // A key in the environment guards the nodes bench starts (they inherit it): bench must send it to them.
+      { cwd: REPO_ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, EDGE_NODE_API_KEY: 'bench-test-key' } },
     ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`edge-node bench failed: ${err.message}\n${err.stdout ?? ''}\n${(err.stderr ?? '').slice(-4000)}`);
     });

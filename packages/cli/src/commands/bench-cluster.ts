@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchInfo, BenchResponse, EngineOptions } from '@edge-node/node';
 import { engineFlagsOf } from '../engine-flags.js';
+import { nodeApi, type NodeApi } from '../node-api.js';
 
 /** The cluster under test did not come up, answered an error, or a node died. */
 export class BenchClusterError extends Error {
@@ -19,13 +20,14 @@ export class BenchClient {
   /** The coordinator's prefix cache after the last run. */
   lastPrefixCache: BenchResponse['prefixCache'] = null;
 
-  constructor(
-    readonly apiUrl: string,
-    private readonly apiKey?: string,
-  ) {}
+  constructor(private readonly api: NodeApi) {}
+
+  get apiUrl(): string {
+    return this.api.base;
+  }
 
   private headers(): Record<string, string> {
-    return { 'content-type': 'application/json', ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}) };
+    return this.api.headers;
   }
 
   async info(): Promise<BenchInfo> {
@@ -135,7 +137,8 @@ export class LocalCluster {
   /** The coordinator's client (a new one after a restart of the coordinator). */
   get client(): BenchClient {
     if (this.current?.apiUrl !== this.nodes[0].apiUrl) {
-      this.current = new BenchClient(this.nodes[0].apiUrl);
+      // The nodes run with this process's environment: an EDGE_NODE_API_KEY there guards them, and nodeApi sends it.
+      this.current = new BenchClient(nodeApi(this.nodes[0].apiUrl, undefined));
       this.current.prefixCache = this.opts.prefixCache === true;
     }
     return this.current;

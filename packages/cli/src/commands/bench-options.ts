@@ -138,7 +138,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
     model: v.model,
     nodes,
     api: v.api,
-    apiKey: v['api-key'] ?? (process.env.EDGE_NODE_API_KEY || undefined),
+    apiKey: v['api-key'],
     spec,
     strategy,
     promptTokens,

@@ -16,8 +16,8 @@ async function describeModel(path: string | null): Promise<BenchModel> {
 
 /** --api: the cluster's model shape wins over the file's (its name only when the file gave none). */
 async function measureRunningCluster(api: string, o: BenchOptions, model: BenchModel): Promise<SplitMeasurements> {
-  const [{ BenchClient }, { measureApi }, { baselineSteps }] = await Promise.all([import('./bench-cluster.js'), import('./bench-measure.js'), import('./bench-baselines.js')]);
-  const client = new BenchClient(api.replace(/\/+$/, ''), o.apiKey);
+  const [{ BenchClient }, { measureApi }, { baselineSteps }, { nodeApi }] = await Promise.all([import('./bench-cluster.js'), import('./bench-measure.js'), import('./bench-baselines.js'), import('../node-api.js')]);
+  const client = new BenchClient(nodeApi(api, o.apiKey));
   client.prefixCache = o.prefixCache;
   const info = await client.info();
   model.layers = info.modelShape.numLayers;

@@ -126,8 +126,9 @@ function parseStartFlags(argv: string[]) {
 }
 
 export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv): Promise<StartOptions> {
-  const { DEMO_MODEL_PATH, createConsoleLogger, LOG_LEVELS, hubOptionsFromEnv, parseHubModelRef } = await import('@edge-node/node');
+  // Flags first: an unknown one is a usage error at once, before the runtime (~1 s) is loaded.
   const v = parseStartFlags(argv);
+  const { DEMO_MODEL_PATH, createConsoleLogger, LOG_LEVELS, hubOptionsFromEnv, parseHubModelRef } = await import('@edge-node/node');
   // parseArgs reads --no-model as model = false (allowNegative).
   const noModel = (v.model as unknown) === false || v['no-model'] === true;
   if (noModel && v['model-from-peers'] === true) throw new UsageError('--no-model starts a relay without a model: leave out --model-from-peers');
