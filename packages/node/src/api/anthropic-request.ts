@@ -2,7 +2,7 @@ import type { SamplingParams } from '../engine/sampler.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { ChatConversation } from './chat-prompt.js';
 import { invalidRequest } from './openai-errors.js';
-import { optionalBoolean, optionalNumber, type JsonObject } from './openai-request.js';
+import { optionalBoolean, optionalNumber, type JsonObject, isJsonObject } from './openai-request.js';
 import { checkEnforceableSchema } from './structured-output.js';
 import type { ToolChoice, ToolDef } from './tool-calls.js';
 
@@ -18,7 +18,6 @@ export interface AnthropicRequest {
   stream: boolean;
 }
 
-const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Tool ids as Anthropic writes them (`toolu_…`), from the shared call ids (`call_…`). */
@@ -39,8 +38,8 @@ function textOf(value: unknown, param: string): string {
   if (Array.isArray(value)) {
     return value
       .map((b: unknown, i) => {
-        if (!isObject(b) || b.type !== 'text' || typeof b.text !== 'string') {
-          throw invalidRequest(`${param}[${i}] must be a text block { "type": "text", "text": "…" }: this model takes only text`, `${param}[${i}]`, isObject(b) && b.type !== 'text' ? 'unsupported_value' : 'invalid_type');
+        if (!isJsonObject(b) || b.type !== 'text' || typeof b.text !== 'string') {
+          throw invalidRequest(`${param}[${i}] must be a text block { "type": "text", "text": "…" }: this model takes only text`, `${param}[${i}]`, isJsonObject(b) && b.type !== 'text' ? 'unsupported_value' : 'invalid_type');
         }
         return b.text;
       })
@@ -63,7 +62,7 @@ export function parseAnthropicMessages(value: unknown): { messages: ChatMessage[
   const callNames = new Map<string, string>();
   value.forEach((m: unknown, i) => {
     const at = `messages[${i}]`;
-    if (!isObject(m)) throw invalidRequest(`${at} must be an object with "role" and "content"`, at, 'invalid_type');
+    if (!isJsonObject(m)) throw invalidRequest(`${at} must be an object with "role" and "content"`, at, 'invalid_type');
     if (m.role !== 'user' && m.role !== 'assistant') throw invalidRequest(`${at}.role must be "user" or "assistant" (got ${JSON.stringify(m.role)}); the system prompt goes in "system"`, `${at}.role`);
     if (typeof m.content === 'string') {
       out.push({ role: m.role, content: m.content });
@@ -74,12 +73,12 @@ export function parseAnthropicMessages(value: unknown): { messages: ChatMessage[
     const calls: NonNullable<ChatMessage['tool_calls']> = [];
     m.content.forEach((b: unknown, j) => {
       const bat = `${at}.content[${j}]`;
-      if (!isObject(b) || typeof b.type !== 'string') throw invalidRequest(`${bat} must be a content block with a "type"`, bat, 'invalid_type');
+      if (!isJsonObject(b) || typeof b.type !== 'string') throw invalidRequest(`${bat} must be a content block with a "type"`, bat, 'invalid_type');
       if (b.type === 'text') {
         if (typeof b.text !== 'string') throw invalidRequest(`${bat}.text must be a string`, `${bat}.text`, 'invalid_type');
         text += b.text;
       } else if (b.type === 'tool_use' && m.role === 'assistant') {
-        if (typeof b.id !== 'string' || typeof b.name !== 'string' || !isObject(b.input)) throw invalidRequest(`${bat} must be { "type": "tool_use", "id", "name", "input": { … } }`, bat, 'invalid_type');
+        if (typeof b.id !== 'string' || typeof b.name !== 'string' || !isJsonObject(b.input)) throw invalidRequest(`${bat} must be { "type": "tool_use", "id", "name", "input": { … } }`, bat, 'invalid_type');
         callNames.set(b.id, b.name);
         calls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: b.input } });
       } else if (b.type === 'tool_result' && m.role === 'user') {
@@ -95,7 +94,7 @@ export function parseAnthropicMessages(value: unknown): { messages: ChatMessage[
       }
     });
     if (calls.length > 0) out.push({ role: 'assistant', content: text, tool_calls: calls });
-    else if (text !== '' || !m.content.some((b) => isObject(b) && b.type === 'tool_result')) out.push({ role: m.role, content: text });
+    else if (text !== '' || !m.content.some((b) => isJsonObject(b) && b.type === 'tool_result')) out.push({ role: m.role, content: text });
   });
   // A last assistant turn without calls is a prefill: the answer continues its text.
   const last = out.at(-1);
@@ -114,13 +113,13 @@ export function parseAnthropicTools(value: unknown): ToolDef[] {
   const names = new Set<string>();
   return value.map((t: unknown, i) => {
     const at = `tools[${i}]`;
-    if (!isObject(t)) throw invalidRequest(`${at} must be an object { "name", "description", "input_schema" }`, at, 'invalid_type');
+    if (!isJsonObject(t)) throw invalidRequest(`${at} must be an object { "name", "description", "input_schema" }`, at, 'invalid_type');
     if (t.type !== undefined && t.type !== null && t.type !== 'custom') throw invalidRequest(`${at}.type ${JSON.stringify(t.type)} is a server tool, which this node does not run: only custom tools (name, input_schema)`, `${at}.type`, 'unsupported_value');
     if (typeof t.name !== 'string' || !NAME.test(t.name)) throw invalidRequest(`${at}.name must be 1–64 letters, digits, "_" or "-"`, `${at}.name`, t.name === undefined ? 'missing_required_parameter' : 'invalid_value');
     if (names.has(t.name)) throw invalidRequest(`two tools are named "${t.name}"`, `${at}.name`);
     names.add(t.name);
     if (t.description !== undefined && typeof t.description !== 'string') throw invalidRequest(`${at}.description must be a string`, `${at}.description`, 'invalid_type');
-    if (!isObject(t.input_schema)) throw invalidRequest(`${at}.input_schema must be a JSON Schema object`, `${at}.input_schema`, t.input_schema === undefined ? 'missing_required_parameter' : 'invalid_type');
+    if (!isJsonObject(t.input_schema)) throw invalidRequest(`${at}.input_schema must be a JSON Schema object`, `${at}.input_schema`, t.input_schema === undefined ? 'missing_required_parameter' : 'invalid_type');
     if (t.input_schema.type !== 'object') throw invalidRequest(`${at}.input_schema.type must be "object"`, `${at}.input_schema.type`);
     // The grammar must be able to enforce the schema: a forced call's input then always validates.
     checkEnforceableSchema(t.input_schema, `${at}.input_schema`);
@@ -131,7 +130,7 @@ export function parseAnthropicTools(value: unknown): ToolDef[] {
 /** `tool_choice`: `{type: "auto" | "any" | "none"}` or `{type: "tool", name}`. Default: auto with tools. */
 export function parseAnthropicToolChoice(value: unknown, tools: readonly ToolDef[]): ToolChoice {
   if (value === undefined || value === null) return { mode: tools.length > 0 ? 'auto' : 'none' };
-  if (!isObject(value)) throw invalidRequest('"tool_choice" must be an object like { "type": "auto" }', 'tool_choice', 'invalid_type');
+  if (!isJsonObject(value)) throw invalidRequest('"tool_choice" must be an object like { "type": "auto" }', 'tool_choice', 'invalid_type');
   if (value.disable_parallel_tool_use !== undefined && typeof value.disable_parallel_tool_use !== 'boolean') throw invalidRequest('tool_choice.disable_parallel_tool_use must be true or false', 'tool_choice.disable_parallel_tool_use', 'invalid_type');
   switch (value.type) {
     case 'none':
@@ -158,7 +157,7 @@ export function parseAnthropicConversation(b: JsonObject): { conversation: ChatC
   }
   const tools = parseAnthropicTools(b.tools);
   const choice = parseAnthropicToolChoice(b.tool_choice, tools);
-  if (isObject(b.thinking) && b.thinking.type === 'enabled') throw invalidRequest('extended thinking is not available: the models served here do not reason in separate blocks', 'thinking', 'unsupported_value');
+  if (isJsonObject(b.thinking) && b.thinking.type === 'enabled') throw invalidRequest('extended thinking is not available: the models served here do not reason in separate blocks', 'thinking', 'unsupported_value');
   return { conversation: { messages, tools, choice, format: null }, prefill };
 }
 
@@ -169,7 +168,7 @@ export function parseAnthropicRequest(b: JsonObject): AnthropicRequest {
   const maxTokens = optionalNumber(b, 'max_tokens', 1, Number.MAX_SAFE_INTEGER, 1, true);
   const { conversation, prefill } = parseAnthropicConversation(b);
   if (b.metadata !== undefined && b.metadata !== null) {
-    if (!isObject(b.metadata)) throw invalidRequest('"metadata" must be an object like { "user_id": "…" }', 'metadata', 'invalid_type');
+    if (!isJsonObject(b.metadata)) throw invalidRequest('"metadata" must be an object like { "user_id": "…" }', 'metadata', 'invalid_type');
     if (b.metadata.user_id !== undefined && b.metadata.user_id !== null && typeof b.metadata.user_id !== 'string') throw invalidRequest('metadata.user_id must be a string', 'metadata.user_id', 'invalid_type');
   }
   let stopSequences: string[] = [];

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { readJsonBody, type ApiRouter } from './api-router.js';
+import { readJsonBody, sendAnswer, type ApiRouter } from './api-router.js';
 import { checkOllamaModel } from './ollama-generation-routes.js';
 import { ollamaErrors } from './ollama-errors.js';
 import { checkKeepAlive } from './ollama-request.js';
@@ -83,12 +83,6 @@ async function embedAll(ctx: ServingContext, res: ServerResponse, inputs: readon
   return out;
 }
 
-function sendBody(res: ServerResponse, body: object): void {
-  const text = JSON.stringify(body);
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 function checkDimensions(b: JsonObject, hidden: number): void {
   if (b.dimensions === undefined || b.dimensions === null) return;
   if (b.dimensions !== hidden) throw invalidRequest(`"dimensions" must be the model's hidden size ${hidden} (got ${JSON.stringify(b.dimensions)}): this model's embeddings cannot be shortened`, 'dimensions', typeof b.dimensions === 'number' ? 'unsupported_value' : 'invalid_type');
@@ -111,7 +105,7 @@ export function addEmbeddingsRoutes(router: ApiRouter, ctx: ServingContext, maxB
     const done = await embedAll(ctx, res, inputs, false);
     if (!done) return undefined;
     const { vectors, promptTokens } = done;
-    sendBody(res, {
+    sendAnswer(res, {
       object: 'list',
       data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v) })),
       model: ctx.modelId,
@@ -132,7 +126,7 @@ export function addEmbeddingsRoutes(router: ApiRouter, ctx: ServingContext, maxB
       checkDimensions(b, requireGenerator(ctx).config.hiddenSize);
       const done = await embedAll(ctx, res, inputs, truncate);
       if (!done) return undefined;
-      sendBody(res, { model, embeddings: done.vectors.map((v) => Array.from(v)), total_duration: ns(done.totalMs), load_duration: ns(done.waitMs), prompt_eval_count: done.promptTokens });
+      sendAnswer(res, { model, embeddings: done.vectors.map((v) => Array.from(v)), total_duration: ns(done.totalMs), load_duration: ns(done.waitMs), prompt_eval_count: done.promptTokens });
       return undefined;
     },
     { errors: ollamaErrors },
@@ -148,7 +142,7 @@ export function addEmbeddingsRoutes(router: ApiRouter, ctx: ServingContext, maxB
       checkOllamaModel(ctx, b);
       const done = await embedAll(ctx, res, [b.prompt], true);
       if (!done) return undefined;
-      sendBody(res, { embedding: Array.from(done.vectors[0]) });
+      sendAnswer(res, { embedding: Array.from(done.vectors[0]) });
       return undefined;
     },
     { errors: ollamaErrors },

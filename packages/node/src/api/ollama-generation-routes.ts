@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { GenerationResult } from '../engine/generate.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
-import { readJsonBody, type ApiRouter } from './api-router.js';
+import { readJsonBody, sendAnswer, type ApiRouter } from './api-router.js';
 import { chatRendering, renderChatPrompt, type ChatPrompt } from './chat-prompt.js';
 import { generateAnswer, type GenerationEvent } from './generation-events.js';
 import { NdjsonWriter } from './ndjson-writer.js';
@@ -121,9 +121,7 @@ async function serveOllama(ctx: ServingContext, res: ServerResponse, job: Ollama
         out.end(final);
         return;
       }
-      const body = JSON.stringify(final);
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+      sendAnswer(res, final);
     },
     (e) => {
       if (!out) return false;

@@ -2,7 +2,7 @@ import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { invalidRequest } from './openai-errors.js';
-import type { JsonObject } from './openai-request.js';
+import { isJsonObject, type JsonObject } from './openai-request.js';
 import { checkEnforceableSchema } from './structured-output.js';
 
 /** Ollama's `options`, translated onto the shared sampling parameters and limits. */
@@ -15,7 +15,6 @@ export interface OllamaOptions {
   numCtx: number | null;
 }
 
-const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
  * Ollama's defaults (its `DefaultOptions`): temperature 0.8, top_k 40, top_p 0.9, min_p 0, repeat_penalty 1.1 over
@@ -23,8 +22,8 @@ const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !==
  * add `repeat_penalty: 1` for the plain argmax the other dialects give at temperature 0.
  */
 export function parseOllamaOptions(value: unknown, contextLength: number): OllamaOptions {
-  if (value !== undefined && value !== null && !isObject(value)) throw invalidRequest('"options" must be an object like { "temperature": 0.7 }', 'options', 'invalid_type');
-  const o: JsonObject = isObject(value) ? value : {};
+  if (value !== undefined && value !== null && !isJsonObject(value)) throw invalidRequest('"options" must be an object like { "temperature": 0.7 }', 'options', 'invalid_type');
+  const o: JsonObject = isJsonObject(value) ? value : {};
   const num = (field: string, min: number, max: number, fallback: number, integer = false): number => {
     const v = o[field];
     if (v === undefined || v === null) return fallback;
@@ -69,7 +68,7 @@ export function parseOllamaOptions(value: unknown, contextLength: number): Ollam
 export function parseOllamaFormat(value: unknown): GrammarSpec | null {
   if (value === undefined || value === null || value === '') return null;
   if (value === 'json') return { type: 'json', schema: null };
-  if (isObject(value)) {
+  if (isJsonObject(value)) {
     checkEnforceableSchema(value, 'format');
     return { type: 'json', schema: value };
   }
@@ -102,7 +101,7 @@ export function parseOllamaMessages(value: unknown): ChatMessage[] {
   let calls = 0;
   return value.map((m: unknown, i) => {
     const at = `messages[${i}]`;
-    if (!isObject(m)) throw invalidRequest(`${at} must be an object with "role" and "content"`, at, 'invalid_type');
+    if (!isJsonObject(m)) throw invalidRequest(`${at} must be an object with "role" and "content"`, at, 'invalid_type');
     if (typeof m.role !== 'string' || !ROLES.has(m.role)) throw invalidRequest(`${at}.role must be "system", "user", "assistant" or "tool" (got ${JSON.stringify(m.role)})`, `${at}.role`);
     const role = m.role as ChatMessage['role'];
     if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') throw invalidRequest(`${at}.content must be a string`, `${at}.content`, 'invalid_type');
@@ -111,11 +110,11 @@ export function parseOllamaMessages(value: unknown): ChatMessage[] {
     if (m.tool_calls !== undefined && m.tool_calls !== null) {
       if (role !== 'assistant' || !Array.isArray(m.tool_calls)) throw invalidRequest(`${at}.tool_calls must be an array on an assistant message`, `${at}.tool_calls`, 'invalid_type');
       out.tool_calls = m.tool_calls.map((c: unknown, j) => {
-        const fn = isObject(c) && isObject(c.function) ? c.function : null;
-        if (!fn || typeof fn.name !== 'string' || (fn.arguments !== undefined && !isObject(fn.arguments))) {
+        const fn = isJsonObject(c) && isJsonObject(c.function) ? c.function : null;
+        if (!fn || typeof fn.name !== 'string' || (fn.arguments !== undefined && !isJsonObject(fn.arguments))) {
           throw invalidRequest(`${at}.tool_calls[${j}] must be { "function": { "name", "arguments": { … } } }`, `${at}.tool_calls[${j}]`, 'invalid_type');
         }
-        const id = isObject(c) && typeof c.id === 'string' ? c.id : `call_${++calls}`;
+        const id = isJsonObject(c) && typeof c.id === 'string' ? c.id : `call_${++calls}`;
         lastCall.set(fn.name, id);
         return { id, type: 'function' as const, function: { name: fn.name, arguments: fn.arguments ?? {} } };
       });

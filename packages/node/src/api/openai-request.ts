@@ -26,8 +26,13 @@ export const MAX_CHOICES = 8;
 
 export type JsonObject = Record<string, unknown>;
 
+/** A JSON object (not null, not an array): what every dialect's request fields are checked against. */
+export function isJsonObject(x: unknown): x is JsonObject {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
 export function requireObject(body: unknown): JsonObject {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidRequest('the request body must be a JSON object', null, 'invalid_json');
+  if (!isJsonObject(body)) throw invalidRequest('the request body must be a JSON object', null, 'invalid_json');
   return body as JsonObject;
 }
 

@@ -2,11 +2,10 @@ import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { ChatConversation } from './chat-prompt.js';
 import { invalidRequest } from './openai-errors.js';
-import { optionalBoolean, optionalNumber, parseMessages, type JsonObject } from './openai-request.js';
+import { optionalBoolean, optionalNumber, parseMessages, type JsonObject, isJsonObject } from './openai-request.js';
 import { parseResponseFormat } from './structured-output.js';
 import { parseToolChoice, parseTools } from './tool-calls.js';
 
-const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** A Responses API request, checked: what the route generates from and what its response object echoes. */
 export interface ResponsesRequest extends ChatConversation {
@@ -33,12 +32,12 @@ function parseResponsesInput(input: unknown, instructions: string | null): ChatM
   const asChat: unknown[] = [];
   input.forEach((item: unknown, i) => {
     const at = `input[${i}]`;
-    if (!isObject(item)) throw invalidRequest(`${at} must be an object`, at, 'invalid_type');
+    if (!isJsonObject(item)) throw invalidRequest(`${at} must be an object`, at, 'invalid_type');
     const type = item.type ?? 'message';
     if (type === 'message') {
       const content = Array.isArray(item.content)
         ? item.content.map((p: unknown, j) => {
-            if (!isObject(p) || (p.type !== 'input_text' && p.type !== 'output_text' && p.type !== 'text') || typeof p.text !== 'string') {
+            if (!isJsonObject(p) || (p.type !== 'input_text' && p.type !== 'output_text' && p.type !== 'text') || typeof p.text !== 'string') {
               throw invalidRequest(`${at}.content[${j}] must be a text part ({ "type": "input_text", "text": … }): this model takes only text`, `${at}.content[${j}]`, 'unsupported_value');
             }
             return { type: 'text', text: p.text };
@@ -93,7 +92,7 @@ export function parseResponsesRequest(b: JsonObject): ResponsesRequest {
   const tools = parseTools(b.tools);
   const choice = parseToolChoice(b.tool_choice, tools);
   const parallelToolCalls = optionalBoolean(b, 'parallel_tool_calls', true);
-  const text = b.text === undefined || b.text === null ? {} : isObject(b.text) ? b.text : (() => { throw invalidRequest('"text" must be an object like { "format": { "type": "json_schema", … } }', 'text', 'invalid_type'); })();
+  const text = b.text === undefined || b.text === null ? {} : isJsonObject(b.text) ? b.text : (() => { throw invalidRequest('"text" must be an object like { "format": { "type": "json_schema", … } }', 'text', 'invalid_type'); })();
   const format = parseResponseFormat(text.format, 'text.format');
   const stream = optionalBoolean(b, 'stream', false);
   const maxOutputTokens = b.max_output_tokens === undefined || b.max_output_tokens === null ? null : optionalNumber(b, 'max_output_tokens', 1, Number.MAX_SAFE_INTEGER, 1, true);
@@ -105,11 +104,11 @@ export function parseResponsesRequest(b: JsonObject): ResponsesRequest {
     tools,
     choice,
     parallelToolCalls,
-    textFormat: isObject(text.format) ? text.format : null,
+    textFormat: isJsonObject(text.format) ? text.format : null,
     format,
     stream,
     maxOutputTokens,
     sampling,
-    metadata: isObject(b.metadata) ? b.metadata : {},
+    metadata: isJsonObject(b.metadata) ? b.metadata : {},
   };
 }

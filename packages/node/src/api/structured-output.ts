@@ -2,9 +2,9 @@ import { Ajv } from 'ajv';
 import { compileJsonSchema, GrammarSchemaError } from '../grammar/json-schema-compiler.js';
 import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import { invalidRequest } from './openai-errors.js';
+import { isJsonObject } from './openai-request.js';
 
 type Json = Record<string, unknown>;
-const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
  * Parses a structured-output format into the grammar the sampler enforces: `{type: "text"}` (none),
@@ -14,19 +14,19 @@ const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null 
  */
 export function parseResponseFormat(value: unknown, param: string): GrammarSpec | null {
   if (value === undefined || value === null) return null;
-  if (!isObject(value)) throw invalidRequest(`"${param}" must be an object like { "type": "json_schema", … }`, param, 'invalid_type');
+  if (!isJsonObject(value)) throw invalidRequest(`"${param}" must be an object like { "type": "json_schema", … }`, param, 'invalid_type');
   switch (value.type) {
     case 'text':
       return null;
     case 'json_object':
       return { type: 'json', schema: null };
     case 'json_schema': {
-      const nested = isObject(value.json_schema);
+      const nested = isJsonObject(value.json_schema);
       const spec: Json = nested ? (value.json_schema as Json) : value;
       const at = nested ? `${param}.json_schema` : param;
       if (typeof spec.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) throw invalidRequest(`${at}.name must be 1–64 letters, digits, "_" or "-"`, `${at}.name`, spec.name === undefined ? 'missing_required_parameter' : 'invalid_value');
       const schema = spec.schema ?? { type: 'object' };
-      if (!isObject(schema)) throw invalidRequest(`${at}.schema must be a JSON Schema object`, `${at}.schema`, 'invalid_type');
+      if (!isJsonObject(schema)) throw invalidRequest(`${at}.schema must be a JSON Schema object`, `${at}.schema`, 'invalid_type');
       checkEnforceableSchema(schema, `${at}.schema`);
       return { type: 'json', schema };
     }

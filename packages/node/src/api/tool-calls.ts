@@ -3,6 +3,7 @@ import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { ChatMessage, ChatTemplate, ChatTool } from '../tokenizer/chat-template.js';
 import { invalidRequest } from './openai-errors.js';
 import { checkEnforceableSchema } from './structured-output.js';
+import { isJsonObject } from './openai-request.js';
 
 /**
  * Tool calling: the tools a request offers, how they reach the prompt, the grammar that forces a call, and reading
@@ -37,7 +38,6 @@ const HERMES_OPEN = '<tool_call>';
 const HERMES_CLOSE = '</tool_call>';
 
 type Json = Record<string, unknown>;
-const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
  * Parses `tools`: chat completions nest each function (`{type: "function", function: {name, …}}`); the Responses
@@ -51,16 +51,16 @@ export function parseTools(value: unknown, param = 'tools'): ToolDef[] {
   const names = new Set<string>();
   return value.map((t: unknown, i) => {
     const at = `${param}[${i}]`;
-    if (!isObject(t)) throw invalidRequest(`${at} must be an object like { "type": "function", "function": { "name": … } }`, at, 'invalid_type');
+    if (!isJsonObject(t)) throw invalidRequest(`${at} must be an object like { "type": "function", "function": { "name": … } }`, at, 'invalid_type');
     if (t.type !== 'function') throw invalidRequest(`${at}.type ${JSON.stringify(t.type)} is not supported: only "function" tools`, `${at}.type`, 'unsupported_value');
-    const nested = isObject(t.function);
+    const nested = isJsonObject(t.function);
     const fn: Json = nested ? (t.function as Json) : t;
     const fnAt = nested ? `${at}.function` : at;
     if (typeof fn.name !== 'string' || !NAME.test(fn.name)) throw invalidRequest(`${fnAt}.name must be 1–64 letters, digits, "_" or "-"`, `${fnAt}.name`, fn.name === undefined ? 'missing_required_parameter' : 'invalid_value');
     if (names.has(fn.name)) throw invalidRequest(`two tools are named "${fn.name}"`, `${fnAt}.name`);
     names.add(fn.name);
     const parameters = fn.parameters ?? { type: 'object', properties: {} };
-    if (!isObject(parameters)) throw invalidRequest(`${fnAt}.parameters must be a JSON Schema object`, `${fnAt}.parameters`, 'invalid_type');
+    if (!isJsonObject(parameters)) throw invalidRequest(`${fnAt}.parameters must be a JSON Schema object`, `${fnAt}.parameters`, 'invalid_type');
     checkEnforceableSchema(parameters, `${fnAt}.parameters`);
     if (fn.description !== undefined && typeof fn.description !== 'string') throw invalidRequest(`${fnAt}.description must be a string`, `${fnAt}.description`, 'invalid_type');
     return { name: fn.name, ...(typeof fn.description === 'string' ? { description: fn.description } : {}), parameters, strict: fn.strict === true };
@@ -74,8 +74,8 @@ export function parseToolChoice(value: unknown, tools: readonly ToolDef[], param
     if (value !== 'none' && tools.length === 0) throw invalidRequest(`"${param}" is "${value}" but no "tools" were given`, param);
     return { mode: value };
   }
-  if (isObject(value) && value.type === 'function') {
-    const name = isObject(value.function) ? value.function.name : value.name;
+  if (isJsonObject(value) && value.type === 'function') {
+    const name = isJsonObject(value.function) ? value.function.name : value.name;
     if (typeof name !== 'string') throw invalidRequest(`"${param}" names no function`, param, 'invalid_value');
     if (!tools.some((t) => t.name === name)) throw invalidRequest(`"${param}" names the function "${name}", which is not among "tools"`, param, 'invalid_value');
     return { mode: 'named', name };
@@ -154,7 +154,7 @@ export function newCallId(): string {
  * grammar writes (so what was streamed piece by piece is exactly the final `arguments`); otherwise re-serialised.
  */
 function callFrom(value: unknown, tools: readonly ToolDef[], raw?: string): ParsedToolCall | null {
-  if (!isObject(value) || typeof value.name !== 'string' || !tools.some((t) => t.name === value.name)) return null;
+  if (!isJsonObject(value) || typeof value.name !== 'string' || !tools.some((t) => t.name === value.name)) return null;
   const args = value.arguments ?? value.parameters ?? {};
   const head = raw === undefined ? null : COMPACT_CALL_HEAD.exec(raw);
   const text = head && raw!.endsWith('}') ? raw!.slice(head[0].length, -1) : typeof args === 'string' ? args : JSON.stringify(args);
