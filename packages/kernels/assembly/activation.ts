@@ -16,7 +16,9 @@ import { LANE_ORDER, laneOrder } from './simd';
 // The relaxed build (int-dot.ts) takes the same q as int8, each 16 values in laneOrder (simd.ts: bytes 4k..4k+3 hold
 // values 2k, 2k+1, 8+2k, 9+2k):
 // Q8S activation row (Q8_0 weights): [nb × f32 d][nb × (32 × i8 max(q, 0), 32 × i8 max(−q, 0))]   (64 bytes a block)
-// Q8_KS activation row (K-quant weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
+// Q8_KS activation row (Q2_K, Q3_K weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
+// Q8_KN activation row (Q4_K, Q5_K, Q6_K weights): Q8_KS with q in natural order — their products sum each run's
+//   products over whole groups of lanes (k4-family.ts), so no lane order is needed.
 // Q8_1S activation row (Q4_1, Q5_1 weights): [nb × f32 d][nb × f32 s][nb × 32 × i8 q]
 
 export const ACT_F32: i32 = 0;
@@ -26,6 +28,7 @@ export const ACT_Q8_K: i32 = 3;
 export const ACT_Q8S: i32 = 4;
 export const ACT_Q8_KS: i32 = 5;
 export const ACT_Q8_1S: i32 = 6;
+export const ACT_Q8_KN: i32 = 7;
 
 /** Bytes of one prepared activation row of `cols` values in format `fmt`. */
 export function actRowBytes(fmt: i32, cols: i32): i32 {
@@ -33,7 +36,7 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
   if (fmt == ACT_Q8S) return (cols >> 5) * (4 + 64);
-  if (fmt == ACT_Q8_KS) return (cols >> 8) * (4 + 32 + 256);
+  if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN) return (cols >> 8) * (4 + 32 + 256);
   if (fmt == ACT_Q8_1S) return (cols >> 5) * (8 + 32);
   return cols << 2;
 }
@@ -44,10 +47,12 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? laneOrder(v) : i8x16.swizzle(v, v128.load(LANE_ORDER));
 }
 
-// How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 split into max(q, 0) and max(−q, 0).
+// How quantizeBlock stores q: int16 in order, int8 in laneOrder, int8 split into max(q, 0) and max(−q, 0), or
+// int8 in order.
 const STORE_I16: i32 = 0;
 const STORE_I8: i32 = 1;
 const STORE_SPLIT: i32 = 2;
+const STORE_I8N: i32 = 3;
 
 /**
  * Quantises n values (a multiple of 16) at p to q with one scale, rounding half to even as ggml's SIMD paths do;
@@ -80,6 +85,8 @@ let lastScale: f32 = 0;
     if (layout == STORE_I16) {
       v128.store(q + (<usize>g << 1), lo);
       v128.store(q + (<usize>g << 1), hi, 16);
+    } else if (layout == STORE_I8N) {
+      v128.store(q + <usize>g, i8x16.narrow_i16x8_s(lo, hi));
     } else {
       const v = inLaneOrder(i8x16.narrow_i16x8_s(lo, hi));
       if (layout == STORE_I8) v128.store(q + <usize>g, v);
@@ -100,11 +107,11 @@ let lastScale: f32 = 0;
  */
 // @ts-ignore: decorator
 @inline function quantizeRows(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
-  const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS;
+  const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS || fmt == ACT_Q8_KN;
   const withSum = fmt == ACT_Q8_1 || fmt == ACT_Q8_1S;
-  const layout = fmt == ACT_Q8S ? STORE_SPLIT : fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : STORE_I16;
+  const layout = fmt == ACT_Q8S ? STORE_SPLIT : fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
   const n = superBlocks ? 256 : 32;
-  const qBytes = <usize>(layout == STORE_I8 ? n : 2 * n);
+  const qBytes = <usize>(layout == STORE_I8 || layout == STORE_I8N ? n : 2 * n);
   const nb = superBlocks ? cols >> 8 : cols >> 5;
   const rowBytes = <usize>actRowBytes(fmt, cols);
   for (let r = 0; r < rows; r++) {
@@ -148,4 +155,9 @@ export function quantizeQ8K(x: usize, rows: i32, cols: i32, dst: usize): void {
 /** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KS layout at dst (the same q and sums). */
 export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
   quantizeRows(ACT_Q8_KS, x, rows, cols, dst);
+}
+
+/** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KN layout at dst (Q8_KS in natural order). */
+export function quantizeQ8KN(x: usize, rows: i32, cols: i32, dst: usize): void {
+  quantizeRows(ACT_Q8_KN, x, rows, cols, dst);
 }

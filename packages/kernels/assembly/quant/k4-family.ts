@@ -6,10 +6,17 @@
 // Each type has a layout class L in its own file (q4_k.ts, q5_k.ts: blockBytes(), qsAt(), hasFifth()) whose methods
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
 import { halfScale, halfToF32 } from './half-scale';
-import { hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_10, pin } from '../simd';
-import { dot32, KACT_BYTES, nibHi, nibLo, udot32, unpackedUDot32 } from './int-dot';
+import { hsum, MASK_0F, MASK_10, pin } from '../simd';
+import { KACT_BYTES, udot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 import { rowDotK } from './k-rows';
+
+// The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
+// weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
+// 8–15 and 24–31 (lanes 2 and 3) — and pair k (sub-blocks 2k, 2k+1) adds
+//   [sc_2k·half₀(2k), sc_2k·half₁(2k), sc_2k+1·half₀(2k+1), sc_2k+1·half₁(2k+1)]
+// with one i32x4.dot_i16x8_s (pmaddwd: the scale multiply and the pairing in one instruction; every half fits i16).
+// Exact integers, so every output has the same bits in both builds, whatever the batch.
 
 /**
  * Fifth bits: 0x10 in each byte of h whose bit 0 (lo) or bit 1 (hi) is set. h is shifted right by two bits a pair
@@ -24,69 +31,101 @@ import { rowDotK } from './k-rows';
   return v128.and(i16x8.shl(h, 3), m10);
 }
 
+/** Pair k's scales as i16 lanes [sc_2k ×4, sc_2k+1 ×4]: bytes of the eight i16 scales picked by one shuffle. */
+const PAIR_SCALES = memory.data<u8>([
+  0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
+  8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
+], 16);
+
+/** The eight scales of the super-block at p as i16 lanes. */
+// @ts-ignore: decorator
+@inline function scales16(p: usize): v128 {
+  return i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
+}
+
+// @ts-ignore: decorator
+@inline function pairScales(s16: v128, k: usize): v128 {
+  const m = v128.load(PAIR_SCALES + (k << 4));
+  return ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(s16, m) : i8x16.swizzle(s16, m);
+}
+
+/** Pair k's contribution to isum from its two sub-blocks' runSums (lo: sub-block 2k, hi: 2k+1). */
+// @ts-ignore: decorator
+@inline function pairTerm(lo: v128, hi: v128, sp: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(lo, hi), sp);
+}
+
 /**
- * Sub-blocks 2k and 2k+1 (the 32 bytes at q; for Q5_K fifth bits in bits 0 and 1 of h0, h1, already shifted down by
- * 2k) against their 64 activations at a, times their scales (sLo, sHi: splatted), added to isum.
+ * One sub-block's 32 unsigned weights widened to i16 (w0: values 0–7, w1: 8–15, w2: 16–23, w3: 24–31; SIMD128) against
+ * its ACT_Q8_K activations at a: lanes 0+1 sum values 0–7 and 16–23, lanes 2+3 values 8–15 and 24–31, as the relaxed
+ * build's udot32 over the bytes in order does (its lane j sums bytes 4j..4j+3 of each 16).
  */
 // @ts-ignore: decorator
-@inline function pairDot<L>(q: usize, h0: v128, h1: v128, a: usize, ord: v128, m0f: v128, m10: v128, sLo: v128, sHi: v128, isum: v128): v128 {
-  const layout = changetype<L>(0);
-  let v0 = v128.load(q);
-  let v1 = v128.load(q, 16);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    v0 = i8x16.relaxed_swizzle(v0, ord);
-    v1 = i8x16.relaxed_swizzle(v1, ord);
-  }
-  let wl0 = v128.and(v0, m0f), wl1 = v128.and(v1, m0f);
-  let wh0 = v128.and(i16x8.shr_u(v0, 4), m0f), wh1 = v128.and(i16x8.shr_u(v1, 4), m0f);
-  if (layout.hasFifth()) {
-    wl0 = v128.or(wl0, fifthLo(h0, m10));
-    wl1 = v128.or(wl1, fifthLo(h1, m10));
-    wh0 = v128.or(wh0, fifthHi(h0, m10));
-    wh1 = v128.or(wh1, fifthHi(h1, m10));
-  }
-  const lo = ASC_FEATURE_RELAXED_SIMD ? udot32(wl0, wl1, a) : dot32(wl0, wl1, a);
-  const hi = ASC_FEATURE_RELAXED_SIMD ? udot32(wh0, wh1, a + 32) : dot32(wh0, wh1, a + 64);
-  return i32x4.add(isum, i32x4.add(i32x4.mul(lo, sLo), i32x4.mul(hi, sHi)));
+@inline function wideRunSums(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  const u = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w2, v128.load(a, 32)));
+  const v = i32x4.add(i32x4.dot_i16x8_s(w1, v128.load(a, 16)), i32x4.dot_i16x8_s(w3, v128.load(a, 48)));
+  return i32x4.add(i32x4.shuffle(u, v, 0, 1, 4, 5), i32x4.shuffle(u, v, 2, 3, 6, 7));
+}
+
+/** One sub-block's 32 unsigned weights (n0: values 0–15, n1: 16–31, as bytes) against its activations at a (either build). */
+// @ts-ignore: decorator
+@inline function runSums(n0: v128, n1: v128, a: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return udot32(n0, n1, a);
+  return wideRunSums(i16x8.extend_low_i8x16_u(n0), i16x8.extend_high_i8x16_u(n0), i16x8.extend_low_i8x16_u(n1), i16x8.extend_high_i8x16_u(n1), a);
+}
+
+/** Sub-block 2k's weights (low nibbles of the 16 bytes v, plus the fifth bits of h for Q5_K). */
+// @ts-ignore: decorator
+@inline function lowWeights<L>(v: v128, h: v128, m0f: v128): v128 {
+  const n = v128.and(v, m0f);
+  return changetype<L>(0).hasFifth() ? v128.or(n, fifthLo(h, v128.load(MASK_10))) : n;
+}
+
+/** Sub-block 2k+1's weights (high nibbles, plus fifth bits). */
+// @ts-ignore: decorator
+@inline function highWeights<L>(v: v128, h: v128, m0f: v128): v128 {
+  const n = v128.and(i16x8.shr_u(v, 4), m0f);
+  return changetype<L>(0).hasFifth() ? v128.or(n, fifthHi(h, v128.load(MASK_10))) : n;
+}
+
+/** Pair k (the 32 bytes at q; fifth bits in bits 0 and 1 of h0, h1, shifted down by 2k) against its activations at a. */
+// @ts-ignore: decorator
+@inline function pairDot<L>(q: usize, h0: v128, h1: v128, a: usize, m0f: v128, sp: v128, isum: v128): v128 {
+  const v0 = v128.load(q), v1 = v128.load(q, 16);
+  const lo = runSums(lowWeights<L>(v0, h0, m0f), lowWeights<L>(v1, h1, m0f), a);
+  const hi = runSums(highWeights<L>(v0, h0, m0f), highWeights<L>(v1, h1, m0f), a + 32 * KACT_BYTES);
+  return i32x4.add(isum, pairTerm(lo, hi, sp));
 }
 
 /** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
 // @ts-ignore: decorator
 @inline function blockDot<L>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const layout = changetype<L>(0);
-  // The eight scales widened to i32 once; each sub-block's is splatted by a constant shuffle (one pshufd), where
-  // shifting a scalar along and splatting took four instructions. The four pairs are written out, not looped.
-  const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
-  const sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
-  // The masks once per super-block, not once per use (each use is a load from static data).
-  const m0f = v128.load(MASK_0F), m10 = v128.load(MASK_10);
-  const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
+  const s16 = scales16(p);
+  const m0f = v128.load(MASK_0F);
   let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
   if (layout.hasFifth()) {
     h0 = v128.load(p + 16);
     h1 = v128.load(p + 32);
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      h0 = i8x16.relaxed_swizzle(h0, ord);
-      h1 = i8x16.relaxed_swizzle(h1, ord);
-    }
   }
+  // The four pairs written out, not looped.
   const q = p + layout.qsAt(), step = 64 * KACT_BYTES;
-  let isum = pairDot<L>(q, h0, h1, aq, ord, m0f, m10, i32x4.shuffle(sA, sA, 0, 0, 0, 0), i32x4.shuffle(sA, sA, 1, 1, 1, 1), i32x4.splat(0));
+  let isum = pairDot<L>(q, h0, h1, aq, m0f, pairScales(s16, 0), i32x4.splat(0));
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 32, h0, h1, aq + step, ord, m0f, m10, i32x4.shuffle(sA, sA, 2, 2, 2, 2), i32x4.shuffle(sA, sA, 3, 3, 3, 3), isum);
+  isum = pairDot<L>(q + 32, h0, h1, aq + step, m0f, pairScales(s16, 1), isum);
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 64, h0, h1, aq + 2 * step, ord, m0f, m10, i32x4.shuffle(sB, sB, 0, 0, 0, 0), i32x4.shuffle(sB, sB, 1, 1, 1, 1), isum);
+  isum = pairDot<L>(q + 64, h0, h1, aq + 2 * step, m0f, pairScales(s16, 2), isum);
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 96, h0, h1, aq + 3 * step, ord, m0f, m10, i32x4.shuffle(sB, sB, 2, 2, 2, 2), i32x4.shuffle(sB, sB, 3, 3, 3, 3), isum);
+  isum = pairDot<L>(q + 96, h0, h1, aq + 3 * step, m0f, pairScales(s16, 3), isum);
   const dd = halfScale(load<u16>(p)) * xd;
   const dm = halfScale(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
@@ -137,12 +176,17 @@ import { rowDotK } from './k-rows';
   return rowDotK<K4Block<L>>(wr, ad, nb);
 }
 
-/** rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each sub-block is unpacked (and widened) once. */
+/**
+ * rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each pair of sub-blocks is unpacked (and widened, for
+ * SIMD128) once for the four. The low half's sums wait in lo0..lo3 while the high half is computed, so that SIMD128's
+ * widened weights of one half at a time and the accumulators fit the 16 vector registers.
+ */
 // @ts-ignore: decorator
 @inline export function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
+  const m0f = v128.load(MASK_0F);
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * layout.blockBytes();
@@ -150,61 +194,51 @@ import { rowDotK } from './k-rows';
     if (layout.hasFifth()) {
       h0 = v128.load(p + 16);
       h1 = v128.load(p + 32);
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        h0 = laneOrder(h0);
-        h1 = laneOrder(h1);
-      }
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    // The eight scales widened to i32 once; pair k takes lanes 0 and 1 of sA (constant shuffles), then sA slides on
-    // by two lanes (where shifting a scalar along and splatting took four instructions a sub-block).
-    const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
-    let sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+    const s16 = scales16(p);
     let q = p + layout.qsAt();
     let a = aqOff + (<usize>b << 8) * KACT_BYTES;
-    // Pair k: sub-block 2k from the low nibbles of qs[32k..32k+31], 2k+1 from the high ones; each is unpacked (and
-    // widened, for SIMD128) once for the four rows.
-    for (let k = 0; k < 4; k++) {
-      let v0 = v128.load(q), v1 = v128.load(q, 16);
+    for (let k: usize = 0; k < 4; k++) {
+      const v0 = v128.load(q), v1 = v128.load(q, 16);
+      let n0 = lowWeights<L>(v0, h0, m0f), n1 = lowWeights<L>(v1, h1, m0f);
+      let lo0: v128, lo1: v128, lo2: v128, lo3: v128;
       if (ASC_FEATURE_RELAXED_SIMD) {
-        v0 = laneOrder(v0);
-        v1 = laneOrder(v1);
+        lo0 = udot32(n0, n1, ad + a);
+        lo1 = udot32(n0, n1, a1 + a);
+        lo2 = udot32(n0, n1, a2 + a);
+        lo3 = udot32(n0, n1, a3 + a);
+      } else {
+        const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+        lo0 = wideRunSums(w0, w1, w2, w3, ad + a);
+        pin(o, lo0);
+        lo1 = wideRunSums(w0, w1, w2, w3, a1 + a);
+        pin(o1, lo1);
+        lo2 = wideRunSums(w0, w1, w2, w3, a2 + a);
+        pin(o2, lo2);
+        lo3 = wideRunSums(w0, w1, w2, w3, a3 + a);
       }
-      for (let half = 0; half < 2; half++) {
-        // A branch on the half, not a select: with one, Binaryen computed both halves' fifth bits (Q5_K 7 % slower).
-        let n0: v128, n1: v128;
-        if (half == 0) {
-          n0 = nibLo(v0);
-          n1 = nibLo(v1);
-          if (layout.hasFifth()) {
-            const m10 = v128.load(MASK_10);
-            n0 = v128.or(n0, fifthLo(h0, m10));
-            n1 = v128.or(n1, fifthLo(h1, m10));
-          }
-        } else {
-          n0 = nibHi(v0);
-          n1 = nibHi(v1);
-          if (layout.hasFifth()) {
-            const m10 = v128.load(MASK_10);
-            n0 = v128.or(n0, fifthHi(h0, m10));
-            n1 = v128.or(n1, fifthHi(h1, m10));
-          }
-        }
-        const w0 = ASC_FEATURE_RELAXED_SIMD ? n0 : i16x8.extend_low_i8x16_u(n0);
-        const w1 = ASC_FEATURE_RELAXED_SIMD ? n1 : i16x8.extend_high_i8x16_u(n0);
-        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1); // unused in the relaxed build
-        const scale = half == 0 ? i32x4.shuffle(sA, sA, 0, 0, 0, 0) : i32x4.shuffle(sA, sA, 1, 1, 1, 1);
-        const ah = a + <usize>half * 32 * KACT_BYTES;
-        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, ad + ah), scale));
+      n0 = highWeights<L>(v0, h0, m0f);
+      n1 = highWeights<L>(v1, h1, m0f);
+      const sp = pairScales(s16, k);
+      const ah = a + 32 * KACT_BYTES;
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        i0 = i32x4.add(i0, pairTerm(lo0, udot32(n0, n1, ad + ah), sp));
+        i1 = i32x4.add(i1, pairTerm(lo1, udot32(n0, n1, a1 + ah), sp));
+        i2 = i32x4.add(i2, pairTerm(lo2, udot32(n0, n1, a2 + ah), sp));
+        i3 = i32x4.add(i3, pairTerm(lo3, udot32(n0, n1, a3 + ah), sp));
+      } else {
+        const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+        i0 = i32x4.add(i0, pairTerm(lo0, wideRunSums(w0, w1, w2, w3, ad + ah), sp));
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a1 + ah), scale));
+        i1 = i32x4.add(i1, pairTerm(lo1, wideRunSums(w0, w1, w2, w3, a1 + ah), sp));
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a2 + ah), scale));
+        i2 = i32x4.add(i2, pairTerm(lo2, wideRunSums(w0, w1, w2, w3, a2 + ah), sp));
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot32(w0, w1, w2, w3, a3 + ah), scale));
+        i3 = i32x4.add(i3, pairTerm(lo3, wideRunSums(w0, w1, w2, w3, a3 + ah), sp));
       }
-      sA = i32x4.shuffle(sA, sB, 2, 3, 4, 5);
-      sB = i32x4.shuffle(sB, sB, 2, 3, 2, 3);
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
         h1 = i16x8.shr_u(h1, 2);
@@ -236,16 +270,15 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
 
 /**
- * rowDotK4 for eight consecutive activation rows (row-tiles.ts's RowDot8), relaxed build only: each sub-block is
- * unpacked once for the eight, and the eight integer accumulators, the two weight vectors, the scale and the
- * activations of one row fit the 16 vector registers (the float sums, touched once a super-block, are what V8 spills).
- * Each output gets rowDotK4's float operations in its order.
+ * rowDotK4 for eight consecutive activation rows (row-tiles.ts's RowDot8), relaxed build only: each pair of sub-blocks
+ * is unpacked once for the eight. Each output gets rowDotK4's integer sums and float operations in its order.
  */
 // @ts-ignore: decorator
 @inline export function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
+  const m0f = v128.load(MASK_0F);
   const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
@@ -253,53 +286,27 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
     const p = wr + <usize>b * layout.blockBytes();
     let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
     if (layout.hasFifth()) {
-      h0 = laneOrder(v128.load(p + 16));
-      h1 = laneOrder(v128.load(p + 32));
+      h0 = v128.load(p + 16);
+      h1 = v128.load(p + 32);
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
-    const s8 = i16x8.extend_low_i8x16_u(i64x2.splat(scalesK4(p + 4)));
-    let sA = i32x4.extend_low_i16x8_u(s8), sB = i32x4.extend_high_i16x8_u(s8);
+    const s16 = scales16(p);
     let q = p + layout.qsAt();
     let a = aqOff + (<usize>b << 8);
-    // Pair k: sub-block 2k from the low nibbles, 2k+1 from the high ones, written out (a loop over the two halves
-    // put a stack check and a branch on every half).
-    for (let k = 0; k < 4; k++) {
-      const v0 = laneOrder(v128.load(q)), v1 = laneOrder(v128.load(q, 16));
-      let n0 = nibLo(v0), n1 = nibLo(v1);
-      if (layout.hasFifth()) {
-        const m10 = v128.load(MASK_10);
-        n0 = v128.or(n0, fifthLo(h0, m10));
-        n1 = v128.or(n1, fifthLo(h1, m10));
-      }
-      let scale = i32x4.shuffle(sA, sA, 0, 0, 0, 0);
-      i0 = scaledDot(i0, n0, n1, a0 + a, scale);
-      i1 = scaledDot(i1, n0, n1, a1 + a, scale);
-      i2 = scaledDot(i2, n0, n1, a2 + a, scale);
-      i3 = scaledDot(i3, n0, n1, a3 + a, scale);
-      i4 = scaledDot(i4, n0, n1, a4 + a, scale);
-      i5 = scaledDot(i5, n0, n1, a5 + a, scale);
-      i6 = scaledDot(i6, n0, n1, a6 + a, scale);
-      i7 = scaledDot(i7, n0, n1, a7 + a, scale);
-      n0 = nibHi(v0);
-      n1 = nibHi(v1);
-      if (layout.hasFifth()) {
-        const m10 = v128.load(MASK_10);
-        n0 = v128.or(n0, fifthHi(h0, m10));
-        n1 = v128.or(n1, fifthHi(h1, m10));
-      }
-      scale = i32x4.shuffle(sA, sA, 1, 1, 1, 1);
-      const ah = a + 32;
-      i0 = scaledDot(i0, n0, n1, a0 + ah, scale);
-      i1 = scaledDot(i1, n0, n1, a1 + ah, scale);
-      i2 = scaledDot(i2, n0, n1, a2 + ah, scale);
-      i3 = scaledDot(i3, n0, n1, a3 + ah, scale);
-      i4 = scaledDot(i4, n0, n1, a4 + ah, scale);
-      i5 = scaledDot(i5, n0, n1, a5 + ah, scale);
-      i6 = scaledDot(i6, n0, n1, a6 + ah, scale);
-      i7 = scaledDot(i7, n0, n1, a7 + ah, scale);
-      sA = i32x4.shuffle(sA, sB, 2, 3, 4, 5);
-      sB = i32x4.shuffle(sB, sB, 2, 3, 2, 3);
+    for (let k: usize = 0; k < 4; k++) {
+      const v0 = v128.load(q), v1 = v128.load(q, 16);
+      const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
+      const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
+      const sp = pairScales(s16, k);
+      i0 = pairRow(i0, l0, l1, u0, u1, a0 + a, sp);
+      i1 = pairRow(i1, l0, l1, u0, u1, a1 + a, sp);
+      i2 = pairRow(i2, l0, l1, u0, u1, a2 + a, sp);
+      i3 = pairRow(i3, l0, l1, u0, u1, a3 + a, sp);
+      i4 = pairRow(i4, l0, l1, u0, u1, a4 + a, sp);
+      i5 = pairRow(i5, l0, l1, u0, u1, a5 + a, sp);
+      i6 = pairRow(i6, l0, l1, u0, u1, a6 + a, sp);
+      i7 = pairRow(i7, l0, l1, u0, u1, a7 + a, sp);
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
         h1 = i16x8.shr_u(h1, 2);
@@ -329,10 +336,10 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
   store<f32>(o0 + 7 * outStep, hsum(g7));
 }
 
-/** isum + scale · (the 32 unsigned weights n0, n1 · the 32 int8 activations at a): relaxed build only. */
+/** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */
 // @ts-ignore: decorator
-@inline function scaledDot(isum: v128, n0: v128, n1: v128, a: usize, scale: v128): v128 {
-  return i32x4.add(isum, i32x4.mul(udot32(n0, n1, a), scale));
+@inline function pairRow(isum: v128, l0: v128, l1: v128, u0: v128, u1: v128, a: usize, sp: v128): v128 {
+  return i32x4.add(isum, pairTerm(udot32(l0, l1, a), udot32(u0, u1, a + 32), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order (x4, x8). */
