@@ -54,8 +54,8 @@ export function act_format(type: i32): i32 {
     case FLOAT_F32: case FLOAT_F16: case FLOAT_BF16: return ACT_F32;
     case Q8_0: case Q4_0: case Q5_0: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8S : ACT_Q8;
     case Q4_1: case Q5_1: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_1S : ACT_Q8_1;
-    case Q2_K: case Q3_K: case Q6_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KS : ACT_Q8_K;
-    case Q4_K: case Q5_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KN : ACT_Q8_K;
+    case Q2_K: case Q3_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KS : ACT_Q8_K;
+    case Q4_K: case Q5_K: case Q6_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KN : ACT_Q8_K;
     default: return -1;
   }
 }

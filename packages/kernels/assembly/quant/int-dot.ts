@@ -102,3 +102,35 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
 @inline export function uDot16(w: v128, a: usize): v128 {
   return ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : dot16(w, a);
 }
+
+// Pairing by scale, for the K-quants whose products reorder no bytes (k4-family.ts, q6_k.ts): a run's sum is kept in
+// two halves, lanes 0+1 and 2+3 of an i32x4, and two runs meet their scales in one i32x4.dot_i16x8_s (pmaddwd: the
+// scale multiply and the pairing in one instruction).
+
+/** [sx·(x0 + x1), sx·(x2 + x3), sy·(y0 + y1), sy·(y2 + y3)] for runs x, y and scales sp = [sx ×4, sy ×4] as i16 (every lane of x and y fits i16). */
+// @ts-ignore: decorator
+@inline export function pairTerm(x: v128, y: v128, sp: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(x, y), sp);
+}
+
+/** Bytes of v picked by an in-range index vector (one pshufb in the relaxed build). */
+// @ts-ignore: decorator
+@inline export function i16Pick(v: v128, idx: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(v, idx) : i8x16.swizzle(v, idx);
+}
+
+/**
+ * SIMD128: 16 unsigned weights widened to i16 (lo: values 0–7, hi: 8–15) against 16 ACT_Q8_K activations at a, as
+ * i32x4 whose lanes 0+1 sum values 0–7 and lanes 2+3 values 8–15 — what the relaxed dot over the bytes in order gives.
+ */
+// @ts-ignore: decorator
+@inline export function wideRunSums16(lo: v128, hi: v128, a: usize): v128 {
+  const x = i32x4.dot_i16x8_s(lo, v128.load(a)), y = i32x4.dot_i16x8_s(hi, v128.load(a, 16));
+  return i32x4.add(i32x4.shuffle(x, y, 0, 1, 4, 5), i32x4.shuffle(x, y, 2, 3, 6, 7));
+}
+
+/** 16 unsigned weights (bytes in order) against this build's K-quant activations at a, summed in halves as wideRunSums16. */
+// @ts-ignore: decorator
+@inline export function runSums16(w: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : wideRunSums16(i16x8.extend_low_i8x16_u(w), i16x8.extend_high_i8x16_u(w), a);
+}

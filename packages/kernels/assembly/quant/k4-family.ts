@@ -7,7 +7,7 @@
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
 import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
-import { KACT_BYTES, udot32 } from './int-dot';
+import { i16Pick, KACT_BYTES, pairTerm, udot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 import { rowDotK } from './k-rows';
 
@@ -45,14 +45,7 @@ const PAIR_SCALES = memory.data<u8>([
 
 // @ts-ignore: decorator
 @inline function pairScales(s16: v128, k: usize): v128 {
-  const m = v128.load(PAIR_SCALES + (k << 4));
-  return ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(s16, m) : i8x16.swizzle(s16, m);
-}
-
-/** Pair k's contribution to isum from its two sub-blocks' runSums (lo: sub-block 2k, hi: 2k+1). */
-// @ts-ignore: decorator
-@inline function pairTerm(lo: v128, hi: v128, sp: v128): v128 {
-  return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(lo, hi), sp);
+  return i16Pick(s16, v128.load(PAIR_SCALES + (k << 4)));
 }
 
 /**

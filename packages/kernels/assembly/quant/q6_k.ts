@@ -9,8 +9,8 @@
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
 import { rowDotK } from './k-rows';
-import { dot16, hsum, LANE_ORDER, laneOrder, MASK_0F, MASK_30, pin } from '../simd';
-import { KACT_BYTES, nibHi, nibLo, udot16, uDot16, unpackedUDot16 } from './int-dot';
+import { hsum, MASK_0F, MASK_30, pin } from '../simd';
+import { i16Pick, KACT_BYTES, pairTerm, runSums16, udot16 } from './int-dot';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
 
@@ -38,25 +38,41 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+// The integer sum of a super-block is defined so that neither build reorders weight bytes (as k4-family.ts's): each
+// run of 16 is summed in two halves — values 0–7 (lanes 0+1 of runSums16) and 8–15 (lanes 2+3) — and two runs meet
+// their two scales in one i32x4.dot_i16x8_s (int-dot.ts's pairTerm; a half of 8 products of 6-bit weights fits i16).
+
 /**
- * One group of 64 values (16 bytes of ql at ql and ql + 32, 16 of qh at qh) against its activations at a: four runs of
- * 16, each times its scale (s1..s4, splatted), added to isum.
+ * Scale pairs: group g of a half takes scales g, g+2 (runs 1, 2) and g+4, g+6 (runs 3, 4) of the half's eight, as i16
+ * lanes [sc ×4, sc' ×4] picked by one shuffle from the eight scales widened to i16.
  */
+const RUN_SCALES = memory.data<u8>([
+  0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 8, 9, 8, 9, 8, 9, 8, 9, 12, 13, 12, 13, 12, 13, 12, 13,
+  2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7, 10, 11, 10, 11, 10, 11, 10, 11, 14, 15, 14, 15, 14, 15, 14, 15,
+], 16);
+
+/** The scales of runs 1, 2 (m = 0) or 3, 4 (m = 1) of group g, from the half's eight scales as i16 (s16). */
 // @ts-ignore: decorator
-@inline function groupDot(ql: usize, qh: usize, a: usize, m0f: v128, m30: v128, ord: v128, s1: v128, s2: v128, s3: v128, s4: v128, isum: v128): v128 {
-  let l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    l0 = i8x16.relaxed_swizzle(l0, ord);
-    l1 = i8x16.relaxed_swizzle(l1, ord);
-    hb = i8x16.relaxed_swizzle(hb, ord);
-  }
-  // 16-bit shifts then masks: bits crossing into the neighbouring byte are masked off.
-  const w1 = v128.or(v128.and(l0, m0f), v128.and(i16x8.shl(hb, 4), m30));
-  const w2 = v128.or(v128.and(l1, m0f), v128.and(i16x8.shl(hb, 2), m30));
-  const w3 = v128.or(v128.and(i16x8.shr_u(l0, 4), m0f), v128.and(hb, m30));
-  const w4 = v128.or(v128.and(i16x8.shr_u(l1, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
-  const d12 = i32x4.add(i32x4.mul(uDot16(w1, a), s1), i32x4.mul(uDot16(w2, a + 32 * KACT_BYTES), s2));
-  const d34 = i32x4.add(i32x4.mul(uDot16(w3, a + 64 * KACT_BYTES), s3), i32x4.mul(uDot16(w4, a + 96 * KACT_BYTES), s4));
+@inline function runScales(s16: v128, g: usize, m: usize): v128 {
+  return i16Pick(s16, v128.load(RUN_SCALES + (g << 5) + (m << 4)));
+}
+
+/** The four runs of 16 weights of group g of half h (see the file's head), as unsigned bytes in order. */
+// @ts-ignore: decorator
+@inline function run1(l0: v128, hb: v128, m0f: v128, m30: v128): v128 { return v128.or(v128.and(l0, m0f), v128.and(i16x8.shl(hb, 4), m30)); }
+// @ts-ignore: decorator
+@inline function run2(l1: v128, hb: v128, m0f: v128, m30: v128): v128 { return v128.or(v128.and(l1, m0f), v128.and(i16x8.shl(hb, 2), m30)); }
+// @ts-ignore: decorator
+@inline function run3(l0: v128, hb: v128, m0f: v128, m30: v128): v128 { return v128.or(v128.and(i16x8.shr_u(l0, 4), m0f), v128.and(hb, m30)); }
+// @ts-ignore: decorator
+@inline function run4(l1: v128, hb: v128, m0f: v128, m30: v128): v128 { return v128.or(v128.and(i16x8.shr_u(l1, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30)); }
+
+/** One group of 64 values (16 bytes of ql at ql and ql + 32, 16 of qh at qh) against its activations at a. */
+// @ts-ignore: decorator
+@inline function groupDot(ql: usize, qh: usize, a: usize, m0f: v128, m30: v128, sp12: v128, sp34: v128, isum: v128): v128 {
+  const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
+  const d12 = pairTerm(runSums16(run1(l0, hb, m0f, m30), a), runSums16(run2(l1, hb, m0f, m30), a + 32 * KACT_BYTES), sp12);
+  const d34 = pairTerm(runSums16(run3(l0, hb, m0f, m30), a + 64 * KACT_BYTES), runSums16(run4(l1, hb, m0f, m30), a + 96 * KACT_BYTES), sp34);
   return i32x4.add(isum, i32x4.add(d12, d34));
 }
 
@@ -66,22 +82,14 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
   // The masks once per super-block, not once per use (each use is a load from static data).
   const m30 = v128.load(MASK_30);
   const m0f = v128.load(MASK_0F);
-  const ord = ASC_FEATURE_RELAXED_SIMD ? v128.load(LANE_ORDER) : m0f;
-  // The 16 scales widened to i32 once (scale j in lane j & 3 of S[j >> 2]); group (h, g) takes scales 8h + g + 2m,
-  // each splatted by a constant shuffle. The four groups are written out, not looped.
   const s8 = v128.load(p + 192);
   const lo = i16x8.extend_low_i8x16_s(s8), hi = i16x8.extend_high_i8x16_s(s8);
-  const S0 = i32x4.extend_low_i16x8_s(lo), S1 = i32x4.extend_high_i16x8_s(lo);
-  const S2 = i32x4.extend_low_i16x8_s(hi), S3 = i32x4.extend_high_i16x8_s(hi);
   const half = 128 * KACT_BYTES, run = 16 * KACT_BYTES;
-  let isum = groupDot(p, p + 128, aq, m0f, m30, ord,
-    i32x4.shuffle(S0, S0, 0, 0, 0, 0), i32x4.shuffle(S0, S0, 2, 2, 2, 2), i32x4.shuffle(S1, S1, 0, 0, 0, 0), i32x4.shuffle(S1, S1, 2, 2, 2, 2), i32x4.splat(0));
-  isum = groupDot(p + 16, p + 144, aq + run, m0f, m30, ord,
-    i32x4.shuffle(S0, S0, 1, 1, 1, 1), i32x4.shuffle(S0, S0, 3, 3, 3, 3), i32x4.shuffle(S1, S1, 1, 1, 1, 1), i32x4.shuffle(S1, S1, 3, 3, 3, 3), isum);
-  isum = groupDot(p + 64, p + 160, aq + half, m0f, m30, ord,
-    i32x4.shuffle(S2, S2, 0, 0, 0, 0), i32x4.shuffle(S2, S2, 2, 2, 2, 2), i32x4.shuffle(S3, S3, 0, 0, 0, 0), i32x4.shuffle(S3, S3, 2, 2, 2, 2), isum);
-  isum = groupDot(p + 80, p + 176, aq + half + run, m0f, m30, ord,
-    i32x4.shuffle(S2, S2, 1, 1, 1, 1), i32x4.shuffle(S2, S2, 3, 3, 3, 3), i32x4.shuffle(S3, S3, 1, 1, 1, 1), i32x4.shuffle(S3, S3, 3, 3, 3, 3), isum);
+  // The four groups written out, not looped.
+  let isum = groupDot(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0), runScales(lo, 0, 1), i32x4.splat(0));
+  isum = groupDot(p + 16, p + 144, aq + run, m0f, m30, runScales(lo, 1, 0), runScales(lo, 1, 1), isum);
+  isum = groupDot(p + 64, p + 160, aq + half, m0f, m30, runScales(hi, 0, 0), runScales(hi, 0, 1), isum);
+  isum = groupDot(p + 80, p + 176, aq + half + run, m0f, m30, runScales(hi, 1, 0), runScales(hi, 1, 1), isum);
   // Σ sc·bsum: the 16 scales (as i16) against the 16 block sums.
   const corr = i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(bsums)), i32x4.dot_i16x8_s(hi, v128.load(bsums, 16)));
   isum = i32x4.sub(isum, i32x4.shl(corr, 5));
@@ -109,82 +117,63 @@ function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
   );
 }
 
-/** rowDotK for four activation rows: each group of 16 values is unpacked and widened once. */
+/** rowDotK for four activation rows: each run of 16 values is unpacked (and widened) once. */
 function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  const m30 = v128.load(MASK_30);
+  const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    let u0 = i32x4.splat(0), u1 = i32x4.splat(0), u2 = i32x4.splat(0), u3 = i32x4.splat(0); // SIMD128 only
+    let v0 = i32x4.splat(0), v1 = i32x4.splat(0), v2 = i32x4.splat(0), v3 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
-    for (let h = 0; h < 2; h++) {
-      for (let g = 0; g < 2; g++) {
-        const ql = p + (<usize>h << 6) + (<usize>g << 4), qh = p + 128 + (<usize>h << 5) + (<usize>g << 4);
-        const sc = p + 192 + (<usize>h << 3) + <usize>g;
-        let l0 = v128.load(ql), l1 = v128.load(ql + 32), hb = v128.load(qh);
-        if (ASC_FEATURE_RELAXED_SIMD) {
-          l0 = laneOrder(l0);
-          l1 = laneOrder(l1);
-          hb = laneOrder(hb);
-        }
-        const ag = aq + ((<usize>h << 7) + (<usize>g << 4)) * KACT_BYTES;
-        {
-          const w = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
-          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
-          const scale = i32x4.splat(load<i8>(sc + 0));
-          const a = ag + 0;
-          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
-          pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
-          pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
-          pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
-        }
-        {
-          const w = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
-          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
-          const scale = i32x4.splat(load<i8>(sc + 2));
-          const a = ag + 32 * KACT_BYTES;
-          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
-          pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
-          pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
-          pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
-        }
-        {
-          const w = v128.or(nibHi(l0), v128.and(hb, m30));
-          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
-          const scale = i32x4.splat(load<i8>(sc + 4));
-          const a = ag + 64 * KACT_BYTES;
-          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
-          pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
-          pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
-          pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
-        }
-        {
-          const w = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
-          const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
-          const scale = i32x4.splat(load<i8>(sc + 6));
-          const a = ag + 96 * KACT_BYTES;
-          i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
-          pin(o, i0);
-          i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
-          pin(o1, i1);
-          i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
-          pin(o2, i2);
-          i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
+    const s8 = v128.load(p + 192);
+    for (let h: usize = 0; h < 2; h++) {
+      const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
+      for (let g: usize = 0; g < 2; g++) {
+        const ql = p + (h << 6) + (g << 4), qh = p + 128 + (h << 5) + (g << 4);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
+        const ag = aq + ((h << 7) + (g << 4)) * KACT_BYTES;
+        for (let m: usize = 0; m < 2; m++) {
+          // Runs 1, 2 (m = 0) or 3, 4 (m = 1).
+          const x = m == 0 ? run1(l0, hb, m0f, m30) : run3(l0, hb, m0f, m30);
+          const y = m == 0 ? run2(l1, hb, m0f, m30) : run4(l1, hb, m0f, m30);
+          const sp = runScales(s16, g, m);
+          const ax = ag + (m << 6) * KACT_BYTES, ay = ax + 32 * KACT_BYTES;
+          if (ASC_FEATURE_RELAXED_SIMD) {
+            i0 = i32x4.add(i0, pairTerm(udot16(x, ad + ax, i32x4.splat(0)), udot16(y, ad + ay, i32x4.splat(0)), sp));
+            i1 = i32x4.add(i1, pairTerm(udot16(x, a1 + ax, i32x4.splat(0)), udot16(y, a1 + ay, i32x4.splat(0)), sp));
+            i2 = i32x4.add(i2, pairTerm(udot16(x, a2 + ax, i32x4.splat(0)), udot16(y, a2 + ay, i32x4.splat(0)), sp));
+            i3 = i32x4.add(i3, pairTerm(udot16(x, a3 + ax, i32x4.splat(0)), udot16(y, a3 + ay, i32x4.splat(0)), sp));
+          } else {
+            // SIMD128: each run's four pairwise sums per half scaled by one pmaddwd into u (runs 1, 3) or v (runs 2,
+            // 4); the halves are paired once a super-block (below) — the same integers as pairTerm's. No pin stores
+            // here: with them these loops took 20 % more CPU time.
+            const sx = i16x8.splat(<i16>load<i8>(p + 192 + (h << 3) + g + (m << 2)));
+            const sy = i16x8.splat(<i16>load<i8>(p + 194 + (h << 3) + g + (m << 2)));
+            let w0 = i16x8.extend_low_i8x16_u(x), w1 = i16x8.extend_high_i8x16_u(x);
+            u0 = i32x4.add(u0, scaledHalves(w0, w1, ad + ax, sx));
+            u1 = i32x4.add(u1, scaledHalves(w0, w1, a1 + ax, sx));
+            u2 = i32x4.add(u2, scaledHalves(w0, w1, a2 + ax, sx));
+            u3 = i32x4.add(u3, scaledHalves(w0, w1, a3 + ax, sx));
+            w0 = i16x8.extend_low_i8x16_u(y);
+            w1 = i16x8.extend_high_i8x16_u(y);
+            v0 = i32x4.add(v0, scaledHalves(w0, w1, ad + ay, sy));
+            v1 = i32x4.add(v1, scaledHalves(w0, w1, a1 + ay, sy));
+            v2 = i32x4.add(v2, scaledHalves(w0, w1, a2 + ay, sy));
+            v3 = i32x4.add(v3, scaledHalves(w0, w1, a3 + ay, sy));
+          }
         }
       }
     }
-    const s8 = v128.load(p + 192);
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      i0 = pairHalves(u0, v0);
+      i1 = pairHalves(u1, v1);
+      i2 = pairHalves(u2, v2);
+      i3 = pairHalves(u3, v3);
+    }
     const d = halfScale(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     s0 = blockSum(s0, i0, s8, d, ad, so, xo);
@@ -208,10 +197,10 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
 
 /**
  * rowDotK for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
- * eight, and each output gets rowDotK's float operations in its order.
+ * eight, and each output gets rowDotK's integer sums and float operations in its order.
  */
 function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
-  const m30 = v128.load(MASK_30);
+  const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
@@ -222,60 +211,31 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8);
-    for (let h = 0; h < 2; h++) {
-      for (let g = 0; g < 2; g++) {
-        const ql = p + (<usize>h << 6) + (<usize>g << 4), qh = p + 128 + (<usize>h << 5) + (<usize>g << 4);
-        const sc = p + 192 + (<usize>h << 3) + <usize>g;
-        const l0 = laneOrder(v128.load(ql)), l1 = laneOrder(v128.load(ql + 32)), hb = laneOrder(v128.load(qh));
-        const ag = aq + (<usize>h << 7) + (<usize>g << 4);
-        // The four runs of 16 (see the file's head), written out.
-        let w = v128.or(nibLo(l0), v128.and(i16x8.shl(hb, 4), m30));
-        let scale = i32x4.splat(load<i8>(sc));
-        let a = ag;
-        i0 = scaledDot16(i0, w, a0 + a, scale);
-        i1 = scaledDot16(i1, w, a1 + a, scale);
-        i2 = scaledDot16(i2, w, a2 + a, scale);
-        i3 = scaledDot16(i3, w, a3 + a, scale);
-        i4 = scaledDot16(i4, w, a4 + a, scale);
-        i5 = scaledDot16(i5, w, a5 + a, scale);
-        i6 = scaledDot16(i6, w, a6 + a, scale);
-        i7 = scaledDot16(i7, w, a7 + a, scale);
-        w = v128.or(nibLo(l1), v128.and(i16x8.shl(hb, 2), m30));
-        scale = i32x4.splat(load<i8>(sc, 2));
-        a = ag + 32;
-        i0 = scaledDot16(i0, w, a0 + a, scale);
-        i1 = scaledDot16(i1, w, a1 + a, scale);
-        i2 = scaledDot16(i2, w, a2 + a, scale);
-        i3 = scaledDot16(i3, w, a3 + a, scale);
-        i4 = scaledDot16(i4, w, a4 + a, scale);
-        i5 = scaledDot16(i5, w, a5 + a, scale);
-        i6 = scaledDot16(i6, w, a6 + a, scale);
-        i7 = scaledDot16(i7, w, a7 + a, scale);
-        w = v128.or(nibHi(l0), v128.and(hb, m30));
-        scale = i32x4.splat(load<i8>(sc, 4));
-        a = ag + 64;
-        i0 = scaledDot16(i0, w, a0 + a, scale);
-        i1 = scaledDot16(i1, w, a1 + a, scale);
-        i2 = scaledDot16(i2, w, a2 + a, scale);
-        i3 = scaledDot16(i3, w, a3 + a, scale);
-        i4 = scaledDot16(i4, w, a4 + a, scale);
-        i5 = scaledDot16(i5, w, a5 + a, scale);
-        i6 = scaledDot16(i6, w, a6 + a, scale);
-        i7 = scaledDot16(i7, w, a7 + a, scale);
-        w = v128.or(nibHi(l1), v128.and(i16x8.shr_u(hb, 2), m30));
-        scale = i32x4.splat(load<i8>(sc, 6));
-        a = ag + 96;
-        i0 = scaledDot16(i0, w, a0 + a, scale);
-        i1 = scaledDot16(i1, w, a1 + a, scale);
-        i2 = scaledDot16(i2, w, a2 + a, scale);
-        i3 = scaledDot16(i3, w, a3 + a, scale);
-        i4 = scaledDot16(i4, w, a4 + a, scale);
-        i5 = scaledDot16(i5, w, a5 + a, scale);
-        i6 = scaledDot16(i6, w, a6 + a, scale);
-        i7 = scaledDot16(i7, w, a7 + a, scale);
+    const s8 = v128.load(p + 192);
+    for (let h: usize = 0; h < 2; h++) {
+      const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
+      for (let g: usize = 0; g < 2; g++) {
+        const ql = p + (h << 6) + (g << 4), qh = p + 128 + (h << 5) + (g << 4);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
+        const ag = aq + (h << 7) + (g << 4);
+        // All four runs unpacked first, so that only they (not ql, qh and the masks) stay live beside the accumulators.
+        const x1 = run1(l0, hb, m0f, m30), x2 = run2(l1, hb, m0f, m30), x3 = run3(l0, hb, m0f, m30), x4 = run4(l1, hb, m0f, m30);
+        for (let m: usize = 0; m < 2; m++) {
+          const x = m == 0 ? x1 : x3;
+          const y = m == 0 ? x2 : x4;
+          const sp = runScales(s16, g, m);
+          const ax = ag + (m << 6), ay = ax + 32;
+          i0 = runPairRow(i0, x, y, a0 + ax, a0 + ay, sp);
+          i1 = runPairRow(i1, x, y, a1 + ax, a1 + ay, sp);
+          i2 = runPairRow(i2, x, y, a2 + ax, a2 + ay, sp);
+          i3 = runPairRow(i3, x, y, a3 + ax, a3 + ay, sp);
+          i4 = runPairRow(i4, x, y, a4 + ax, a4 + ay, sp);
+          i5 = runPairRow(i5, x, y, a5 + ax, a5 + ay, sp);
+          i6 = runPairRow(i6, x, y, a6 + ax, a6 + ay, sp);
+          i7 = runPairRow(i7, x, y, a7 + ax, a7 + ay, sp);
+        }
       }
     }
-    const s8 = v128.load(p + 192);
     const d = halfScale(load<u16>(p, 208));
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     g0 = blockSum(g0, i0, s8, d, a0, so, xo);
@@ -297,10 +257,25 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
   store<f32>(o0 + 7 * outStep, hsum(g7));
 }
 
-/** isum + scale · (16 weights w · the 16 int8 activations at a): relaxed build only. */
+/**
+ * SIMD128: a run of 16 widened weights (lo, hi) against its activations at a, scaled by sx (i16 splat):
+ * [sx·(values 0–3), sx·(4–7), sx·(8–11), sx·(12–15)].
+ */
 // @ts-ignore: decorator
-@inline function scaledDot16(isum: v128, w: v128, a: usize, scale: v128): v128 {
-  return i32x4.add(isum, i32x4.mul(udot16(w, a, i32x4.splat(0)), scale));
+@inline function scaledHalves(lo: v128, hi: v128, a: usize, sx: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16))), sx);
+}
+
+/** SIMD128: [u0 + u1, u2 + u3, v0 + v1, v2 + v3] — pairTerm's lanes from scaledHalves' sums of the x and y runs. */
+// @ts-ignore: decorator
+@inline function pairHalves(u: v128, v: v128): v128 {
+  return i32x4.add(i32x4.shuffle(u, v, 0, 2, 4, 6), i32x4.shuffle(u, v, 1, 3, 5, 7));
+}
+
+/** isum plus two runs' term (x against ax, y against ay, scales sp) for one activation row: relaxed build only. */
+// @ts-ignore: decorator
+@inline function runPairRow(isum: v128, x: v128, y: v128, ax: usize, ay: usize, sp: v128): v128 {
+  return i32x4.add(isum, pairTerm(udot16(x, ax, i32x4.splat(0)), udot16(y, ay, i32x4.splat(0)), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order. */
