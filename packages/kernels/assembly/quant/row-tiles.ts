@@ -1,7 +1,8 @@
 // The loop over outputs shared by the quantised products. Weight rows are taken in tiles, and each activation row
 // meets a whole tile while it sits in L1: a batch (prefill) then streams its activations once per tile instead of
 // once per weight row. Every output is still one call of the type's row product, so it has the same bits whatever
-// the tile, the row range or the batch.
+// the tile, the row range or the batch. The loops are inlined into each type's matmul, so that Binaryen turns the
+// calls of its row products into direct calls (1–5 % less CPU time than through the function table).
 
 /** W[r]·act for one weight row (at wr) and one prepared activation row (at ad) of nb blocks. */
 export type RowDot = (wr: usize, ad: usize, nb: i32) => f32;
@@ -9,7 +10,8 @@ export type RowDot = (wr: usize, ad: usize, nb: i32) => f32;
 /** Weight rows per tile: 16 rows of 4096 values are 37–74 KiB of 4–8-bit weights (L2), the activation row stays in L1. */
 const TILE: i32 = 16;
 
-export function matmulRows(rowDot: RowDot, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+// @ts-ignore: decorator
+@inline export function matmulRows(rowDot: RowDot, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
     for (let i = 0; i < nAct; i++) {
@@ -28,7 +30,8 @@ export function matmulRows(rowDot: RowDot, w: usize, rowBytes: usize, nb: i32, r
 export type RowDot4 = (wr: usize, a0: usize, a1: usize, a2: usize, a3: usize, nb: i32, o0: usize, o1: usize, o2: usize, o3: usize) => void;
 
 /** matmulRows with batches taken four activation rows at a time (restRows). */
-export function matmulRows4(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+// @ts-ignore: decorator
+@inline export function matmulRows4(rowDot: RowDot, rowDot4: RowDot4, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
@@ -48,7 +51,8 @@ export type RowDot8 = (wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
  * rows), the rest as matmulRows4 takes them. Only the relaxed build's products have a RowDot8: its eight integer
  * accumulators, the unpacked weights and the activations fit x64's 16 vector registers; SIMD128's widened ones do not.
  */
-export function matmulRows8(rowDot: RowDot, rowDot4: RowDot4, rowDot8: RowDot8, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+// @ts-ignore: decorator
+@inline export function matmulRows8(rowDot: RowDot, rowDot4: RowDot4, rowDot8: RowDot8, w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
   const full = nAct & ~7;
