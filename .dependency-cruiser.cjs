@@ -11,7 +11,7 @@ const PACKAGES = {
   partitioner: [],
   node: ['kernels', 'partitioner'],
   testkit: ['kernels', 'node'],
-  cli: ['kernels', 'partitioner', 'node', 'testkit'],
+  cli: ['kernels', 'partitioner', 'node', 'testkit', 'browser'],
   browser: ['kernels', 'node'],
 };
 

@@ -49,5 +49,6 @@ export function addNodeRoutes(router: ApiRouter, node: EdgeNode, o: NodeRouteOpt
       wsAddresses: host.addresses().filter((a) => /\/wss?\//.test(a)),
       clusterKeyRequired: options.clusterKey !== undefined,
     }),
+    ...(options.joinAssets ? { assets: options.joinAssets } : {}),
   });
 }

@@ -3,6 +3,7 @@ import { ApiRouter } from './api/api-router.js';
 import { DeviceWatch, type DeviceWatchOptions } from './cluster/device-watch.js';
 import type { ReplanPolicy } from '@edge-node/partitioner';
 import { DEFAULT_API_PORT } from './api/api-defaults.js';
+import type { JoinAssets } from './api/join-page.js';
 import { startApiServer, type ApiServer } from './api/api-server.js';
 import { startComputeBackend, type EngineOptions } from './engine/engine-options.js';
 import { dominantWeightType } from './model/stored-bytes-per-weight.js';
@@ -78,6 +79,8 @@ export interface EdgeNodeOptions {
   deviceWatch?: Pick<DeviceWatchOptions, 'intervalMs' | 'probeAfterIdleMs' | 'memoryReserveBytes' | 'slowdown'>;
   /** When load changes are worth a new plan. */
   replanPolicy?: ReplanPolicy;
+  /** The browser node's page and bundle, served at GET /join (`edge-node start` gives packages/browser's). */
+  joinAssets?: JoinAssets;
 }
 
 export interface EdgeNode {

@@ -224,7 +224,9 @@ export const startCommand: CliCommand = {
       });
     }
     const { startEdgeNode } = await import('@edge-node/node');
-    const node = await startEdgeNode(options);
+    // The page a browser tab joins from (GET /join) is the browser package's: the CLI, which ships both, says where.
+    const { BROWSER_NODE_ASSETS } = await import('@edge-node/browser/assets');
+    const node = await startEdgeNode({ ...options, joinAssets: BROWSER_NODE_ASSETS });
     out.write(`edge-node: peer id ${node.host.peerId}\n`);
     for (const a of node.host.addresses()) out.write(`edge-node: listening on ${a}\n`);
     out.write(`edge-node: API at ${node.api.url}\n`);

@@ -1,6 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { KERNEL_RELAXED_UNSHARED_WASM_URL, KERNEL_RELAXED_WASM_URL, KERNEL_UNSHARED_WASM_URL, KERNEL_WASM_URL } from '@edge-node/kernels';
 import type { ApiRouter } from './api-router.js';
 import { OpenAIError } from './openai-errors.js';
@@ -15,8 +13,18 @@ export interface JoinInfo {
   clusterKeyRequired: boolean;
 }
 
+/** Where the browser node's page and bundle are (packages/browser's BROWSER_NODE_ASSETS, given by the CLI). */
+export interface JoinAssets {
+  /** The join page (join.html). */
+  page: URL;
+  /** The folder of the bundle (join.js, kernel-worker.js and their maps). */
+  bundleDir: URL;
+}
+
 export interface JoinPageOptions {
   info: () => JoinInfo;
+  /** Without them GET /join and its assets answer 404 join_page_missing (a node started without the browser node). */
+  assets?: JoinAssets;
 }
 
 /**
@@ -34,15 +42,6 @@ const ASSET_TYPES: Record<string, string> = {
   '.map': 'application/json; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
 };
-
-/** The browser package's folder, when it is installed next to this one (it is in the workspace). */
-function browserPackageDir(): string | null {
-  try {
-    return dirname(createRequire(import.meta.url).resolve('@edge-node/browser/package.json'));
-  } catch {
-    return null;
-  }
-}
 
 export function addJoinPageRoutes(router: ApiRouter, options: JoinPageOptions): void {
   const cache = new Map<string, Buffer>();
@@ -64,17 +63,16 @@ export function addJoinPageRoutes(router: ApiRouter, options: JoinPageOptions): 
     }
     return body;
   };
-  const browserFile = (...parts: string[]): string => {
-    const dir = browserPackageDir();
-    if (!dir) throw new OpenAIError(404, 'this installation has no browser node (@edge-node/browser is not installed)', 'invalid_request_error', 'join_page_missing');
-    return join(dir, ...parts);
+  const assets = (): JoinAssets => {
+    if (!options.assets) throw new OpenAIError(404, 'this node was started without the browser node\'s page (`edge-node start` serves it)', 'invalid_request_error', 'join_page_missing');
+    return options.assets;
   };
   const send = (res: import('node:http').ServerResponse, body: Buffer, type: string) => {
     res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-cache', ...ISOLATION });
     res.end(body);
   };
 
-  router.add('GET', '/join', async (_req, res) => send(res, await load(browserFile('web', 'join.html'), 'page'), 'text/html; charset=utf-8'), { public: true });
+  router.add('GET', '/join', async (_req, res) => send(res, await load(assets().page, 'page'), 'text/html; charset=utf-8'), { public: true });
   router.add('GET', '/join/info', (_req, res) => {
     const text = JSON.stringify(options.info());
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...ISOLATION });
@@ -87,7 +85,7 @@ export function addJoinPageRoutes(router: ApiRouter, options: JoinPageOptions): 
       const file = ctx.params.file ?? '';
       const ext = file.slice(file.lastIndexOf('.'));
       if (!/^[\w.-]+$/.test(file) || !(ext in ASSET_TYPES)) throw new OpenAIError(404, `no asset ${file}`, 'invalid_request_error', 'not_found');
-      send(res, await load(browserFile('dist-web', file), `bundle (${file})`), ASSET_TYPES[ext]);
+      send(res, await load(new URL(file, assets().bundleDir), `bundle (${file})`), ASSET_TYPES[ext]);
     },
     { public: true },
   );
