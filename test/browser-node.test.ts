@@ -27,7 +27,7 @@ interface TabStatus {
   tokensTotal: number;
   profile: { runtime: string; gflopsDecode: number; gflopsPrefill: number; threads: number; isa: string };
   members: { name: string; runtime: string }[];
-  timings: { measuredMs: number; joinedMs: number; manifestMs: number | null };
+  timings: { measuredMs: number; joinedMs: number; manifestMs: number | null; layersLoadedMs: number | null; layersLoadMs: number | null };
 }
 interface TabApi {
   state: string;
@@ -118,6 +118,10 @@ describe('a browser tab as a node of the cluster', () => {
     await h.waitFor(async () => (await tab(page)).status?.tokensTotal === rows, 5000, `the page to count the ${rows} rows its stage computed`);
     const s = (await tab(page)).status!;
     expect(s.layers).toEqual([{ start: 2, end: 4 }]);
+    // The stage said when its first layers were in (after the manifest), and how long their load took.
+    expect(s.timings.layersLoadedMs).toBeGreaterThan(s.timings.manifestMs!);
+    expect(s.timings.layersLoadMs).toBeGreaterThan(0);
+    expect(s.timings.layersLoadMs).toBeLessThan(s.timings.layersLoadedMs!);
     // Only its two layers' tensors (9 per layer) came from peers, all now in IndexedDB.
     expect(s.weights).toMatchObject({ fetchedTensors: 18, reusedTensors: 0 });
     expect(s.cachedTensors).toBe(18);

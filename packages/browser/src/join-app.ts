@@ -1,6 +1,7 @@
 import './shims/node-timers.js';
 import type { LogLevel, NodeLogger } from '@edge-node/node/browser';
-import { startBrowserNode, type BrowserNode, type BrowserNodeStatus } from './browser-node.js';
+import { startBrowserNode, type BrowserNode } from './browser-node.js';
+import type { BrowserNodeStatus } from './browser-status.js';
 import { clusterKeyFromFragment, clusterKeyFromText } from './cluster-key-text.js';
 import { pickWebSocketAddress } from './ws-address.js';
 

@@ -2,31 +2,35 @@ import type { ApiMetrics } from './api/api-metrics.js';
 import { modelIdFor } from './api/openai-api.js';
 import type { DeviceProfile } from './cluster/device-profile.js';
 import type { DeviceWatch } from './cluster/device-watch.js';
-import type { Membership } from './cluster/membership.js';
+import { servedContextLength, type ClusterNode, type ServeSettings } from './cluster-node.js';
 import type { ComputeBackend } from './engine/compute-backend.js';
 import { LocalModel } from './engine/local-model.js';
 import { defaultSlots } from './engine/request-slots.js';
 import type { ModelFile } from './model/model-file.js';
-import type { EdgeHost } from './network/edge-host.js';
-import { DEFAULT_MAX_FRAME_BYTES } from './network/frame-codec.js';
 import type { NodeLogger } from './network/node-logger.js';
 import type { EdgeNodeOptions } from './node-runtime.js';
-import { ActivationRouter } from './pipeline/activation-router.js';
-import { ClusterPipeline } from './pipeline/cluster-pipeline.js';
-import { frameLimits } from './pipeline/frame-limits.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 
 /** What a node's pipeline is wired to: the node's parts, and where its metrics go. */
 export interface NodePipelineContext {
   options: EdgeNodeOptions;
-  host: EdgeHost;
-  membership: Membership;
+  cluster: ClusterNode;
+  /** This node's peer id (the start of the rings it coordinates). */
+  selfId: string;
   compute: ComputeBackend;
   profile: DeviceProfile;
   logger: NodeLogger;
   metrics: ApiMetrics;
   watch: DeviceWatch;
   nameOf: (peerId: string) => string;
+}
+
+/** What a node serves: the model's path, its context and request slots, and the draft model (closed with the node). */
+export interface ServedModel {
+  modelPath: string;
+  contextLength: number;
+  slots: number;
+  draftModel: LocalModel | null;
 }
 
 /** Network hops around the ring: between consecutive stages, and to/from the coordinator when it is no stage's end. */
@@ -36,14 +40,13 @@ function ringHops(route: { peers: readonly string[] } | undefined, self: string)
 
 /**
  * The node's stage and coordinator for a model: its context and request slots (as many full-context KV caches as fit,
- * unless --parallel), the ClusterPipeline wired to the node's metrics, watch and log, started. `created` sees the
- * pipeline before it starts.
+ * unless --parallel), the node's pipeline wired to its metrics, watch and log, started (ClusterNode.serve).
  */
-export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFile, source: string, created: (p: ClusterPipeline) => void): Promise<{ contextLength: number; slots: number; draftModel: LocalModel | null }> {
-  const { options, logger, metrics, compute } = ctx;
+export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFile, source: string): Promise<ServedModel> {
+  const { options, logger, compute } = ctx;
   compute.checkModel(model);
   const tokenizer = await loadTokenizer(model.tokenizer);
-  const contextLength = Math.min(options.contextLength ?? 4096, model.config.contextLength);
+  const contextLength = servedContextLength(model.config, options.contextLength);
   logger.info(`model: ${modelIdFor(options.modelPath ?? model.path)} (${model.config.architecture}, ${model.config.numLayers} layers, context ${contextLength}) from ${source}`);
   let slots = options.concurrency ?? 4;
   if (options.concurrency === undefined) {
@@ -65,28 +68,25 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     logger.info(`draft model: ${modelIdFor(options.draftModelPath)} (${draftModel.config.numLayers} layers), for speculative decoding`);
   }
   const draft = draftModel?.asDraftFor(tokenizer, contextLength);
-  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  // One router for the node's stage and its coordinator: each gets its own kinds of frame from it.
-  const router = new ActivationRouter(ctx.host, frameLimits(model.config, maxFrameBytes, contextLength), logger);
-  const pipeline: ClusterPipeline = new ClusterPipeline({
-    host: ctx.host,
-    router,
-    membership: ctx.membership,
-    log: logger,
-    model,
-    tokenizer,
-    compute,
-    contextLength,
-    concurrency: slots,
-    maxFrameBytes,
+  await ctx.cluster.serve(model, tokenizer, { contextLength, concurrency: slots, ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}) }, {
     ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
     ...(draft ? { draftModel: draft } : {}),
     ...(options.split ? { split: options.split } : {}),
+    ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
+    ...pipelineMetrics(ctx),
+  });
+  return { contextLength, slots, draftModel, modelPath: model.path };
+}
+
+/** The pipeline's events, into the node's metrics, device watch and log. */
+function pipelineMetrics(ctx: NodePipelineContext): ServeSettings {
+  const { metrics, logger } = ctx;
+  return {
     onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
     onStep: (rid, timing) => {
-      const route = pipeline.executor.routeOf(rid);
-      metrics.observeStep(timing, route, ringHops(route, ctx.host.peerId));
+      const route = ctx.cluster.pipeline?.executor.routeOf(rid);
+      metrics.observeStep(timing, route, ringHops(route, ctx.selfId));
     },
     onRecovery: (e) => {
       metrics.observeRecovery(e);
@@ -98,9 +98,5 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
     observeCompute: (measured, expected, profile) => ctx.watch.observeCompute(measured, expected, profile),
     onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
-    ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
-  });
-  created(pipeline);
-  await pipeline.start();
-  return { contextLength, slots, draftModel };
+  };
 }

@@ -9,8 +9,8 @@ import { startComputeBackend, type EngineOptions } from './engine/engine-options
 import { dominantWeightType } from './model/stored-bytes-per-weight.js';
 import { measureDevice, type DeviceProfile, type MeasureDeviceOptions } from './cluster/device-profile.js';
 import { refineProfile } from './cluster/profile-refiner.js';
-import { LinkMonitor, type LinkMonitorOptions } from './cluster/link-monitor.js';
-import { Membership, type ClusterMember, type MembershipOptions } from './cluster/membership.js';
+import type { LinkMonitor, LinkMonitorOptions } from './cluster/link-monitor.js';
+import type { ClusterMember, Membership, MembershipOptions } from './cluster/membership.js';
 import { createEdgeHost, type EdgeHost } from './network/edge-host.js';
 import { createConsoleLogger, type NodeLogger } from './network/node-logger.js';
 import { peerNamesLogger } from './network/peer-names-logger.js';
@@ -23,8 +23,8 @@ import type { ClusterPipeline } from './pipeline/cluster-pipeline.js';
 import { modelIdFor } from './api/openai-api.js';
 import { ApiMetrics } from './api/api-metrics.js';
 import { addNodeRoutes } from './node-routes.js';
-import { startNodePipeline } from './node-pipeline.js';
-import type { LocalModel } from './engine/local-model.js';
+import { startNodePipeline, type ServedModel } from './node-pipeline.js';
+import { ClusterNode, type ClusterNodeComponents } from './cluster-node.js';
 import { clusterStatus, type ClusterStatus, type HealthStatus } from './node-status.js';
 
 export interface EdgeNodeOptions {
@@ -121,30 +121,32 @@ async function measureThisDevice(options: EdgeNodeOptions, logger: NodeLogger) {
   return { compute, measureOptions, profile };
 }
 
-/** libp2p (not listening yet), membership and the link monitor, started; `fatal` resolves with an error that stops the node. */
-async function startClusterNetwork(options: EdgeNodeOptions, profile: DeviceProfile, logger: NodeLogger, seenNames: Map<string, string>) {
+/** libp2p (not listening yet) and the cluster node on it, started; `fatal` resolves with an error that stops the node. */
+async function startClusterNetwork(options: EdgeNodeOptions, parts: Omit<ClusterNodeComponents, 'host'>, seenNames: Map<string, string>) {
   const host = await createEdgeHost({
     dataDir: options.dataDir,
     listen: options.listen,
     bootstrap: options.bootstrap,
     mdns: options.mdns,
     name: options.name,
-    logger,
+    logger: parts.log,
     start: false,
     ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
     ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
   });
   seenNames.set(host.peerId, options.name);
-  const membership = new Membership(host, { name: options.name, profile }, logger, options.membership);
-  const links = new LinkMonitor(host, membership, logger, options.linkMonitor);
+  const cluster = new ClusterNode({ ...parts, host }, {
+    name: options.name,
+    ...(options.membership ? { membership: options.membership } : {}),
+    ...(options.linkMonitor ? { linkMonitor: options.linkMonitor } : {}),
+  });
   let resolveFatal!: (e: Error) => void;
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
   host.events.on('fatal', (e: Error) => resolveFatal(e));
-  membership.events.on('fatal', (e: Error) => resolveFatal(e));
-
-  await membership.start();
-  await links.start();
-  return { host, membership, links, fatal };
+  cluster.membership.events.on('fatal', (e: Error) => resolveFatal(e));
+  cluster.membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
+  await cluster.start();
+  return { host, cluster, fatal };
 }
 
 /** libp2p listening, then the HTTP API; libp2p closed again when the API cannot listen. */
@@ -191,45 +193,36 @@ function startRefiner(membership: Membership, profile: DeviceProfile, measureOpt
 }
 
 /**
- * Starts a node: measures the device, starts libp2p (listen, bootstrap, mDNS), membership with heartbeats and
- * gossip, the link monitor, and the HTTP API (GET /health, GET /v1/cluster).
+ * Starts a node: measures the device, starts libp2p (listen, bootstrap, mDNS) and the ClusterNode on it (membership
+ * with heartbeats and gossip, the link monitor, the pipeline once there is a model), and the HTTP API (GET /health,
+ * GET /v1/cluster). The browser tab composes the same ClusterNode from its own parts (packages/browser).
  */
 export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode> {
   // Names of nodes seen (kept after they leave, so a line about a node that just left still names it).
   const seenNames = new Map<string, string>();
   const logger = peerNamesLogger(options.logger ?? createConsoleLogger({ prefix: options.name }), () => seenNames);
   const { compute, measureOptions, profile } = await measureThisDevice(options, logger);
-  const { host, membership, links, fatal } = await startClusterNetwork(options, profile, logger, seenNames);
-
-  let pipeline: ClusterPipeline | null = null;
+  const { host, cluster, fatal } = await startClusterNetwork(options, { compute, profile, log: logger }, seenNames);
+  const { membership } = cluster;
+  const pipeline = () => cluster.pipeline;
   /** Requests running here (as coordinator or stage): no time for measurements that take the CPU from them. */
-  const serving = () => (pipeline?.executor.activeRequests ?? 0) > 0 || (pipeline?.worker.sessionCount ?? 0) > 0;
-  const watch = watchDevice(options, profile, membership, () => pipeline, serving, logger);
-  let servedContext = 0;
-  let servedPath = '';
-  let slots = options.concurrency ?? 4;
+  const serving = () => (pipeline()?.executor.activeRequests ?? 0) > 0 || (pipeline()?.worker.sessionCount ?? 0) > 0;
+  const watch = watchDevice(options, profile, membership, pipeline, serving, logger);
   const metrics = new ApiMetrics();
-  let weights: WeightsServer | null = null;
-  let draftModel: LocalModel | null = null;
-  membership.events.on('join', (m: ClusterMember) => seenNames.set(m.peerId, m.name));
   const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);
-  const startPipeline = async (model: ModelFile, source: string): Promise<void> => {
-    const started = await startNodePipeline({ options, host, membership, compute, profile, logger, metrics, watch, nameOf }, model, source, (p) => (pipeline = p));
-    slots = started.slots;
-    draftModel = started.draftModel;
-    servedContext = started.contextLength;
-    servedPath = model.path;
-  };
+  const serve = (model: ModelFile, source: string) => startNodePipeline({ options, cluster, selfId: host.peerId, compute, profile, logger, metrics, watch, nameOf }, model, source);
+  let served: ServedModel | null = null;
+  let weights: WeightsServer | null = null;
   if (options.modelPath) {
     const model = await openModel(await resolveModelSource(options.modelPath, options.dataDir, options.hub, logger));
     weights = await serveWeights(host, model, logger, modelIdFor(options.modelPath));
-    await startPipeline(model, options.modelPath);
+    served = await serve(model, options.modelPath);
   }
   const router = new ApiRouter();
   const api = await startListening(host, router, options);
   if (!options.modelPath && options.modelFromPeers) {
     try {
-      await startPipeline(await modelFromPeers(host, membership, options.dataDir, logger), 'peers (only this node\'s layers are fetched)');
+      served = await serve(await modelFromPeers(host, membership, options.dataDir, logger), 'peers (only this node\'s layers are fetched)');
     } catch (err) {
       await Promise.all([api.close(), host.close()]).catch(() => {});
       throw err;
@@ -238,38 +231,36 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   membership.setLoad(watch.current());
   watch.start();
-  const refiner = startRefiner(membership, profile, measureOptions, serving, () => pipeline?.model ?? null, logger);
+  const refiner = startRefiner(membership, profile, measureOptions, serving, () => pipeline()?.model ?? null, logger);
   const node: EdgeNode = {
     options,
     host,
     membership,
-    links,
+    links: cluster.links,
     profile,
     watch,
     router,
     api,
     logger,
-    pipeline,
+    pipeline: pipeline(),
     fatal,
     health: () => ({ status: 'ok', peerId: host.peerId, name: options.name, addresses: host.addresses(), peers: membership.members().length }),
-    status: () => clusterStatus(membership, pipeline),
+    status: () => clusterStatus(membership, pipeline()),
     stop: async () => {
       refiner.stop();
       watch.stop();
-      await pipeline?.stop();
+      await cluster.stop();
       await weights?.close();
-      links.stop();
-      await membership.stop();
       await Promise.all([api.close(), host.close()]);
-      await draftModel?.close();
+      await served?.draftModel?.close();
       await compute.close();
     },
   };
   addNodeRoutes(router, node, {
     metrics,
-    contextLength: servedContext,
-    concurrency: slots,
-    ...(!options.modelPath && servedPath ? { servedModelId: modelIdFor(servedPath) } : {}),
+    contextLength: served?.contextLength ?? 0,
+    concurrency: served?.slots ?? options.concurrency ?? 4,
+    ...(!options.modelPath && served ? { servedModelId: modelIdFor(served.modelPath) } : {}),
   });
   return node;
 }

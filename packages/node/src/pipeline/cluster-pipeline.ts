@@ -8,6 +8,7 @@ import type { StepTiming } from '../engine/bench-probe.js';
 import { DEFAULT_PREFIX_CACHE_BYTES, type PrefixCacheReport } from '../engine/prefix-cache.js';
 import { DEFAULT_MAX_DRAFT, NodeSpeculation, speculatesByDefault, type DraftSource, type SpeculationReport } from '../engine/speculation.js';
 import { buildTokenVocabulary, type TokenVocabulary } from '../grammar/token-vocabulary.js';
+import type { LayerRange } from '../engine/layer-range.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { ModelFile } from '../model/model-file.js';
 import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
@@ -57,6 +58,8 @@ export interface ClusterPipelineOptions {
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
   observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+  /** A coordinator's load of layers on this node's stage finished, after `ms` (read, or held already). */
+  onLayersLoaded?: (range: LayerRange, ms: number) => void;
   onMigrate?: (event: MigrationEvent) => void;
   onPlanChange?: (change: PlanChange) => void;
   /** When load changes are worth a new plan (threshold, payback, hysteresis). */
@@ -159,7 +162,7 @@ export class ClusterPipeline implements Generator {
       vocabulary: () => this.vocabulary(),
       prefixCacheBytes: opts.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES,
       ...(opts.split ? { split: opts.split } : {}),
-      ...pick(opts, ['onStageStep', 'observeCompute']),
+      ...pick(opts, ['onStageStep', 'observeCompute', 'onLayersLoaded']),
     });
   }
 

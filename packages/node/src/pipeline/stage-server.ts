@@ -11,6 +11,7 @@ import { RequestChannel, type ChannelEnvelope } from '../network/request-channel
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseFrame } from './activation-frame.js';
 import type { ActivationRouter } from './activation-router.js';
 import { ShardStore } from './shard-store.js';
+import type { LayerRange } from '../engine/layer-range.js';
 import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 
@@ -42,6 +43,8 @@ export interface StageServerOptions {
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
   observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+  /** A coordinator's load of layers here finished (read, or found held already), after `ms`. */
+  onLayersLoaded?: (range: LayerRange, ms: number) => void;
 }
 
 /**
@@ -119,6 +122,7 @@ export class StageServer {
     // loaded while requests use it (they move at their next token); trimShards frees it then.
     this.currentRanges.set(from, ShardStore.key(range));
     await this.shards.get(range, this.worker.shardsInUse());
+    this.opts.onLayersLoaded?.(range, performance.now() - t0);
     const weightBytes = await this.shards.weightBytes();
     this.heldWeightBytes = weightBytes;
     this.announceRanges();
