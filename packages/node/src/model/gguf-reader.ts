@@ -265,56 +265,71 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): Omit<Gg
   }
   const alignment = alignValue;
 
-  const raw: { name: string; ne: number[]; typeId: number; rel: number }[] = [];
-  for (let i = 0; i < tensorCount; i++) {
-    const name = c.string(`name of tensor #${i}`);
-    const nDims = c.u32(`dimension count of ${name}`);
-    if (nDims < 1 || nDims > GGML_MAX_DIMS) {
-      throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} has ${nDims} dimensions (1..${GGML_MAX_DIMS} allowed)`);
-    }
-    const ne: number[] = [];
-    for (let d = 0; d < nDims; d++) {
-      const dim = c.u64(`dimension ${d} of ${name}`);
-      if (dim > BigInt(fileSize) * 8n) {
-        throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} dimension ${d} is ${dim}, larger than the file could hold`);
-      }
-      ne.push(Number(dim));
-    }
-    const typeId = c.u32(`type of ${name}`);
-    const rel = c.u64(`offset of ${name}`);
-    if (rel > BigInt(fileSize)) {
-      throw new TruncatedModelFileError(file, `tensor ${name} data starts at relative offset ${rel}, past the end of the file (${fileSize} bytes)`);
-    }
-    raw.push({ name, ne, typeId, rel: Number(rel) });
-  }
+  const raw: RawTensorEntry[] = [];
+  for (let i = 0; i < tensorCount; i++) raw.push(readTensorEntry(c, i, fileSize, file));
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
 
   const seen = new Set<string>();
-  const tensors: GgufTensorInfo[] = raw.map(({ name, ne, typeId, rel }) => {
-    if (seen.has(name)) throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} appears twice`);
-    seen.add(name);
-    const type = ggmlTypeById(typeId);
-    if (type === undefined) {
-      throw new ModelFileError(file, `tensor ${name} has unknown GGML type id ${typeId} (file corrupt, or newer than edge-node)`);
-    }
-    if (ne[0] % type.blockSize !== 0) {
-      throw new ModelFileError(file, `tensor ${name}: row length ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
-    }
-    if (rel % alignment !== 0) {
-      throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} offset ${rel} is not aligned to ${alignment}`);
-    }
-    const elements = ne.reduce((a, b) => a * b, 1);
-    const byteLength = (elements / type.blockSize) * type.typeSize;
-    const offset = dataOffset + rel;
-    if (offset + byteLength > fileSize) {
-      throw new TruncatedModelFileError(
-        file,
-        `tensor ${name} occupies bytes ${offset}..${offset + byteLength} but the file is only ${fileSize} bytes`,
-      );
-    }
-    return { name, ne, typeId, type, elements, offset, byteLength };
+  const tensors = raw.map((entry) => {
+    if (seen.has(entry.name)) throw new ModelFileError(file, `corrupt GGUF header: tensor ${entry.name} appears twice`);
+    seen.add(entry.name);
+    return tensorInfo(entry, alignment, dataOffset, fileSize, file);
   });
   return { file, version, metadata, tensors, alignment, dataOffset, fileSize };
+}
+
+/** One entry of the tensor index as the file states it (relative offset, type id), before it is checked. */
+interface RawTensorEntry {
+  name: string;
+  ne: number[];
+  typeId: number;
+  rel: number;
+}
+
+function readTensorEntry(c: HeaderCursor, i: number, fileSize: number, file: string): RawTensorEntry {
+  const name = c.string(`name of tensor #${i}`);
+  const nDims = c.u32(`dimension count of ${name}`);
+  if (nDims < 1 || nDims > GGML_MAX_DIMS) {
+    throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} has ${nDims} dimensions (1..${GGML_MAX_DIMS} allowed)`);
+  }
+  const ne: number[] = [];
+  for (let d = 0; d < nDims; d++) {
+    const dim = c.u64(`dimension ${d} of ${name}`);
+    if (dim > BigInt(fileSize) * 8n) {
+      throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} dimension ${d} is ${dim}, larger than the file could hold`);
+    }
+    ne.push(Number(dim));
+  }
+  const typeId = c.u32(`type of ${name}`);
+  const rel = c.u64(`offset of ${name}`);
+  if (rel > BigInt(fileSize)) {
+    throw new TruncatedModelFileError(file, `tensor ${name} data starts at relative offset ${rel}, past the end of the file (${fileSize} bytes)`);
+  }
+  return { name, ne, typeId, rel: Number(rel) };
+}
+
+/** A tensor's entry checked against its type, the alignment and the file's size, with its absolute place. */
+function tensorInfo({ name, ne, typeId, rel }: RawTensorEntry, alignment: number, dataOffset: number, fileSize: number, file: string): GgufTensorInfo {
+  const type = ggmlTypeById(typeId);
+  if (type === undefined) {
+    throw new ModelFileError(file, `tensor ${name} has unknown GGML type id ${typeId} (file corrupt, or newer than edge-node)`);
+  }
+  if (ne[0] % type.blockSize !== 0) {
+    throw new ModelFileError(file, `tensor ${name}: row length ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
+  }
+  if (rel % alignment !== 0) {
+    throw new ModelFileError(file, `corrupt GGUF header: tensor ${name} offset ${rel} is not aligned to ${alignment}`);
+  }
+  const elements = ne.reduce((a, b) => a * b, 1);
+  const byteLength = (elements / type.blockSize) * type.typeSize;
+  const offset = dataOffset + rel;
+  if (offset + byteLength > fileSize) {
+    throw new TruncatedModelFileError(
+      file,
+      `tensor ${name} occupies bytes ${offset}..${offset + byteLength} but the file is only ${fileSize} bytes`,
+    );
+  }
+  return { name, ne, typeId, type, elements, offset, byteLength };
 }
 
 /**
