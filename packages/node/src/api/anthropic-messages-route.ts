@@ -8,6 +8,7 @@ import { generateAnswer, type AnswerOutcome, type GenerationEvent } from './gene
 import { invalidRequest } from './openai-errors.js';
 import { requireObject, type JsonObject } from './openai-request.js';
 import { checkModel, recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type ServingContext } from './serve-generation.js';
+import { requestedSpeculation, type SpeculationUsage } from './speculation-usage.js';
 import { SseWriter } from './sse-writer.js';
 import { callAsText, toolInput } from './tool-input.js';
 
@@ -19,6 +20,8 @@ interface AnthropicUsage {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** edge-node's extension, when the request asked for speculation (`speculate: true`). */
+  speculation?: SpeculationUsage;
 }
 
 type ContentBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
@@ -106,14 +109,20 @@ async function serveMessage(ctx: ServingContext, res: ServerResponse, r: Anthrop
       stream?.start(promptTokens.length);
       const out = await generateAnswer(
         generator,
-        { promptTokens, maxTokens, sampling: r.sampling, stop: [...r.stopSequences, ...chat.extraStop], requestId: id, signal, grammar: chat.grammar, tools: chat.tools },
+        { promptTokens, maxTokens, sampling: r.sampling, stop: [...r.stopSequences, ...chat.extraStop], requestId: id, signal, grammar: chat.grammar, tools: chat.tools, ...(r.speculate !== undefined ? { speculate: r.speculate } : {}) },
         stream ? onEvent : null,
       );
       recordGeneration(ctx, 'anthropic', [out.result], arrived);
       done();
       // Anthropic counts prompt tokens read from a cache apart: input_tokens is the rest (the total is their sum).
       const cached = out.result.cachedTokens ?? 0;
-      const usage = { input_tokens: promptTokens.length - cached, output_tokens: out.result.tokens.length, cache_creation_input_tokens: 0, cache_read_input_tokens: cached };
+      const usage: AnthropicUsage = {
+        input_tokens: promptTokens.length - cached,
+        output_tokens: out.result.tokens.length,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: cached,
+        ...requestedSpeculation(r.speculate, [out.result]),
+      };
       if (stream) finishStream(stream, out, r, chat, forced, usage);
       else sendMessage(res, id, ctx.modelId, out, r, chat, usage);
     },

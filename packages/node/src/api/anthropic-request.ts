@@ -3,6 +3,7 @@ import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { ChatConversation } from './chat-prompt.js';
 import { invalidRequest } from './openai-errors.js';
 import { optionalBoolean, optionalNumber, type JsonObject, isJsonObject } from './openai-request.js';
+import { parseSpeculate } from './speculation-usage.js';
 import { checkEnforceableSchema } from './structured-output.js';
 import type { ToolChoice, ToolDef } from './tool-calls.js';
 
@@ -16,6 +17,8 @@ export interface AnthropicRequest {
   sampling: SamplingParams;
   stopSequences: string[];
   stream: boolean;
+  /** edge-node's `speculate` extension: speculative decoding on or off for this request (absent: the node's default). */
+  speculate?: boolean;
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -189,5 +192,6 @@ export function parseAnthropicRequest(b: JsonObject): AnthropicRequest {
     penaltyLastN: 64,
     seed: null,
   };
-  return { model, conversation, prefill, maxTokens, sampling, stopSequences, stream: optionalBoolean(b, 'stream', false) };
+  const speculate = parseSpeculate(b, 'speculate');
+  return { model, conversation, prefill, maxTokens, sampling, stopSequences, stream: optionalBoolean(b, 'stream', false), ...(speculate !== undefined ? { speculate } : {}) };
 }

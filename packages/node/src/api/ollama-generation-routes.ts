@@ -10,6 +10,7 @@ import { checkKeepAlive, parseOllamaFormat, parseOllamaMessages, parseOllamaOpti
 import { invalidRequest, OpenAIError } from './openai-errors.js';
 import { optionalBoolean, requireObject, type JsonObject } from './openai-request.js';
 import { recordGeneration, requireGenerator, tokenBudget, tokenizePrompt, withSlot, type Endpoint, type ServingContext } from './serve-generation.js';
+import { requestedSpeculation } from './speculation-usage.js';
 import { parseToolChoice, parseTools } from './tool-calls.js';
 import { callAsText, toolInput } from './tool-input.js';
 
@@ -92,6 +93,7 @@ async function serveOllama(ctx: ServingContext, res: ServerResponse, job: Ollama
           signal,
           grammar: job.grammar,
           ...(tools ? { tools } : {}),
+          ...(job.options.speculate !== undefined ? { speculate: job.options.speculate } : {}),
         },
         out ? onEvent : null,
       );
@@ -114,6 +116,8 @@ async function serveOllama(ctx: ServingContext, res: ServerResponse, job: Ollama
         done_reason: answer.result.finishReason,
         ...(isChat ? {} : { context: [...answer.result.promptTokens, ...answer.result.tokens] }),
         ...timings(answer.result, job.arrived, started),
+        // edge-node's extension, when the request asked for speculation (`options.speculate: true`).
+        ...requestedSpeculation(job.options.speculate, [answer.result]),
       };
       if (out) {
         if (extraText) out.send(line(extraText));

@@ -3,6 +3,7 @@ import type { GrammarSpec } from '../grammar/grammar-spec.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { invalidRequest } from './openai-errors.js';
 import { isJsonObject, type JsonObject } from './openai-request.js';
+import { parseSpeculate } from './speculation-usage.js';
 import { checkEnforceableSchema } from './structured-output.js';
 
 /** Ollama's `options`, translated onto the shared sampling parameters and limits. */
@@ -13,6 +14,8 @@ export interface OllamaOptions {
   stop: string[];
   /** `num_ctx`: this request's context (prompt + answer); null: the node's. */
   numCtx: number | null;
+  /** edge-node's `speculate` option: speculative decoding on or off for this request (absent: the node's default). */
+  speculate?: boolean;
 }
 
 
@@ -61,7 +64,8 @@ export function parseOllamaOptions(value: unknown, contextLength: number): Ollam
     else if (Array.isArray(o.stop) && o.stop.every((s): s is string => typeof s === 'string')) stop = o.stop;
     else throw invalidRequest('options.stop must be an array of strings', 'options.stop', 'invalid_type');
   }
-  return { sampling, maxTokens: predict < 0 ? null : predict, stop: stop.filter((s) => s !== ''), numCtx };
+  const speculate = parseSpeculate(o, 'speculate', 'options.speculate');
+  return { sampling, maxTokens: predict < 0 ? null : predict, stop: stop.filter((s) => s !== ''), numCtx, ...(speculate !== undefined ? { speculate } : {}) };
 }
 
 /** `format`: "json" (any JSON value as an object) or a JSON Schema, enforced by the constrained sampler. */

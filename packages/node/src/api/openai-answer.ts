@@ -4,6 +4,7 @@ import type { Generator } from '../engine/generator.js';
 import type { TokenLogprob } from '../engine/sampler.js';
 import type { AnswerOutcome } from './generation-events.js';
 import type { GenerationParams } from './openai-request.js';
+import { speculationUsage, type SpeculationUsage } from './speculation-usage.js';
 
 /** How a token looks in a logprobs entry: its text and its UTF-8 bytes. */
 function tokenText(generator: Generator, id: number): { token: string; bytes: number[] } {
@@ -51,21 +52,14 @@ interface Usage {
    * rejected (OpenAI's predicted-output fields), and edge-node's `speculation` extension with the decode's walks.
    */
   completion_tokens_details?: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
-  speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number };
+  speculation?: SpeculationUsage;
 }
 
 /** The usage fields of the answers' speculation (none when no choice speculated). */
-function speculationUsage(results: readonly GenerationResult[]): Pick<Usage, 'completion_tokens_details' | 'speculation'> {
-  const stats = results.map((r) => r.speculation).filter((s) => s !== undefined);
-  if (stats.length === 0) return {};
-  const drafted = stats.reduce((n, s) => n + s.drafted, 0);
-  const accepted = stats.reduce((n, s) => n + s.accepted, 0);
-  const walks = stats.reduce((n, s) => n + s.walks, 0);
-  const tokens = stats.reduce((n, s) => n + s.tokens, 0);
-  return {
-    completion_tokens_details: { accepted_prediction_tokens: accepted, rejected_prediction_tokens: drafted - accepted },
-    speculation: { drafted_tokens: drafted, accepted_tokens: accepted, decode_walks: walks, tokens_per_walk: walks > 0 ? tokens / walks : 0 },
-  };
+function speculationFields(results: readonly GenerationResult[]): Pick<Usage, 'completion_tokens_details' | 'speculation'> {
+  const s = speculationUsage(results);
+  if (!s) return {};
+  return { completion_tokens_details: { accepted_prediction_tokens: s.accepted_tokens, rejected_prediction_tokens: s.drafted_tokens - s.accepted_tokens }, speculation: s };
 }
 
 /**
@@ -115,7 +109,7 @@ export class OpenAIAnswer {
       prompt_tokens_details: { cached_tokens: results[0]?.cachedTokens ?? 0 },
       // Reported when the request asked for speculation (its counts vary run to run with the measured pass cost:
       // a client comparing usage of identical default requests sees identical objects); /metrics counts all.
-      ...(this.params.speculate === true || this.params.prediction !== undefined ? speculationUsage(results) : {}),
+      ...(this.params.speculate === true || this.params.prediction !== undefined ? speculationFields(results) : {}),
     };
   }
 

@@ -1,6 +1,7 @@
 import { validateSampling, type SamplingParams } from '../engine/sampler.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { invalidRequest } from './openai-errors.js';
+import { parseSpeculate } from './speculation-usage.js';
 
 /** The fields /v1/chat/completions and /v1/completions share, validated. */
 export interface GenerationParams {
@@ -94,7 +95,7 @@ export function parseGenerationParams(b: JsonObject): GenerationParams {
     if (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)) throw invalidRequest('"stream_options" must be an object', 'stream_options', 'invalid_type');
     includeUsage = optionalBoolean(b.stream_options as JsonObject, 'include_usage', false);
   }
-  const speculate = b.speculate === undefined || b.speculate === null ? undefined : optionalBoolean(b, 'speculate', false);
+  const speculate = parseSpeculate(b, 'speculate');
   const prediction = parsePrediction(b.prediction);
   return {
     model: b.model,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GenerationResult } from '../engine/generate.js';
 import type { ResponsesRequest } from './responses-request.js';
+import { requestedSpeculation } from './speculation-usage.js';
 import type { ParsedToolCall } from './tool-calls.js';
 
 const shortId = () => randomUUID().replaceAll('-', '');
@@ -16,6 +17,7 @@ export class ResponsesAnswer {
   readonly id = `resp_${shortId()}`;
   readonly msgId = `msg_${shortId()}`;
   private readonly base: object;
+  private readonly speculate: boolean | undefined;
 
   constructor(
     modelId: string,
@@ -23,6 +25,7 @@ export class ResponsesAnswer {
     /** The output follows a grammar, which ends it complete: a length finish then is not "incomplete". */
     private readonly constrained: boolean,
   ) {
+    this.speculate = r.speculate;
     this.base = {
       id: this.id,
       object: 'response',
@@ -82,6 +85,8 @@ export class ResponsesAnswer {
         output_tokens: result.tokens.length,
         output_tokens_details: { reasoning_tokens: 0 },
         total_tokens: result.promptTokens.length + result.tokens.length,
+        // edge-node's extension, when the request asked for speculation (`speculate: true`).
+        ...requestedSpeculation(this.speculate, [result]),
       },
     };
   }

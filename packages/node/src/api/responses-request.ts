@@ -3,6 +3,7 @@ import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { ChatConversation } from './chat-prompt.js';
 import { invalidRequest } from './openai-errors.js';
 import { optionalBoolean, optionalNumber, parseMessages, type JsonObject, isJsonObject } from './openai-request.js';
+import { parseSpeculate } from './speculation-usage.js';
 import { parseResponseFormat } from './structured-output.js';
 import { parseToolChoice, parseTools } from './tool-calls.js';
 
@@ -18,6 +19,8 @@ export interface ResponsesRequest extends ChatConversation {
   maxOutputTokens: number | null;
   sampling: SamplingParams;
   metadata: JsonObject;
+  /** edge-node's `speculate` extension: speculative decoding on or off for this request (absent: the node's default). */
+  speculate?: boolean;
 }
 
 /**
@@ -97,6 +100,7 @@ export function parseResponsesRequest(b: JsonObject): ResponsesRequest {
   const stream = optionalBoolean(b, 'stream', false);
   const maxOutputTokens = b.max_output_tokens === undefined || b.max_output_tokens === null ? null : optionalNumber(b, 'max_output_tokens', 1, Number.MAX_SAFE_INTEGER, 1, true);
   const sampling = parseResponsesSampling(b);
+  const speculate = parseSpeculate(b, 'speculate');
   return {
     model: b.model,
     instructions,
@@ -110,5 +114,6 @@ export function parseResponsesRequest(b: JsonObject): ResponsesRequest {
     maxOutputTokens,
     sampling,
     metadata: isJsonObject(b.metadata) ? b.metadata : {},
+    ...(speculate !== undefined ? { speculate } : {}),
   };
 }

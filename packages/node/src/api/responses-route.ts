@@ -34,7 +34,7 @@ export function addResponsesRoute(router: ApiRouter, ctx: ServingContext, maxBod
         stream?.start();
         const out = await generateAnswer(
           generator,
-          { promptTokens, maxTokens, sampling: r.sampling, stop: chat.extraStop, requestId: answer.id, signal, grammar: chat.grammar, tools: chat.tools },
+          { promptTokens, maxTokens, sampling: r.sampling, stop: chat.extraStop, requestId: answer.id, signal, grammar: chat.grammar, tools: chat.tools, ...(r.speculate !== undefined ? { speculate: r.speculate } : {}) },
           stream ? (e) => stream.event(e) : null,
         );
         recordGeneration(ctx, 'responses', [out.result], arrived);
