@@ -3,7 +3,8 @@
  * start` processes, stories260K split 2,3), each driven by its official client: the extension switch (`speculate`
  * at the top of a Responses or Anthropic request, `options.speculate` on Ollama) gives the same greedy text on and
  * off, the answer's usage reports the drafts only when speculation was asked for, and a value that is not a boolean
- * gets the dialect's own 400.
+ * gets the dialect's own 400. And the bench route's `speculate` and `prompt: "quoting"`, which `edge-node bench`'s
+ * speculation comparison sends.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama, type GenerateRequest, type GenerateResponse, type Options } from 'ollama';
@@ -11,6 +12,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHarness } from './support/cluster-harness.js';
 import { startApiCluster, type ApiCluster } from './support/api-cluster.js';
+import type { BenchResponse } from '../packages/node/src/api/bench-route.js';
 
 /** A text the answer keeps quoting: prompt lookup drafts from it (stories260K also repeats itself greedily). */
 const QUOTING = 'Tom had a big red ball. Tom liked to play with the ball in the park. One day, Tom';
@@ -125,5 +127,30 @@ describe('speculate in every dialect, against a 2-node cluster', () => {
     expect(e.name).toBe('ResponseError');
     expect(e.status_code).toBe(400);
     expect(e.error).toMatch(/"options\.speculate" must be true or false/);
+  }, 120_000);
+
+  it('the bench route: speculate and a quoting prompt; plain runs by default; bad values are 400s naming the field', async () => {
+    const bench = (body: Record<string, unknown>) => h.postJson(`${c.a.apiUrl}/v1/edge-node/bench`, { prompt_tokens: 48, gen_tokens: 32, ...body });
+    const on = await bench({ prompt: 'quoting', speculate: true, runs: 2 });
+    expect(on.status).toBe(200);
+    const runs = (on.json as BenchResponse).runs;
+    expect(runs).toHaveLength(2);
+    for (const r of runs) {
+      expect(r.promptTokens).toBe(48);
+      expect(r.generatedTokens).toBe(32);
+      expect(r.speculation!.accepted).toBeLessThanOrEqual(r.speculation!.drafted);
+      // The steps say how many tokens each walk returned; they add up to the tokens after the first.
+      expect(r.steps.slice(1).reduce((n, s) => n + (s.tokens ?? 1), 0)).toBe(31);
+      expect(r.steps.length - 1).toBe(r.speculation!.walks);
+    }
+    expect(runs.reduce((n, r) => n + r.speculation!.drafted, 0)).toBeGreaterThan(0);
+    const plain = await bench({ prompt: 'quoting' });
+    expect(plain.status).toBe(200);
+    expect((plain.json as BenchResponse).runs[0].speculation).toBeUndefined();
+    for (const [field, value] of [['speculate', 'yes'], ['prompt', 'text']] as const) {
+      const res = await bench({ [field]: value });
+      expect(res.status, field).toBe(400);
+      expect((res.json as { error: { param: string; message: string } }).error.param).toBe(field);
+    }
   }, 120_000);
 });

@@ -2,7 +2,8 @@
  * `edge-node bench --nodes 2 --splits all` on stories260K: two real node processes on loopback, the coordinator
  * restarted per split, a few tokens per run. Checks the JSON has a row per split with every figure, that the parts
  * of a decode step (stage compute + hop transfer + queueing + the coordinator's time between tokens) add up to the measured time per token within 10%,
- * and that the plot draws the parts. The nodes run with EDGE_NODE_API_KEY set, as a user's shell may have it.
+ * that the plot draws the parts, and that each split's decode is compared with speculation off and on. The nodes
+ * run with EDGE_NODE_API_KEY set, as a user's shell may have it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,8 +16,8 @@ import { CLI_BIN, REPO_ROOT, ensureBuilt } from './support/cluster-harness.js';
 import { STORIES_GGUF } from './support/single-device-run.js';
 
 const run = promisify(execFile);
-const PROMPT = 6;
-const GEN = 6;
+const PROMPT = 32;
+const GEN = 16;
 
 describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-test-'));
@@ -92,6 +93,28 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
     }
     // Two nodes pay the network: their transfer share is real time, not zero.
     for (const r of report.rows.filter((x) => x.kind === 'pipeline' && x.split.length === 2)) expect(r.parts.transferMs).toBeGreaterThan(0);
+  });
+
+  it('compares the decode of every split with speculation off and on, on a quoting prompt, in a second table', () => {
+    expect(report.speculation.map((r) => r.label).sort()).toEqual(['1,4', '2,3', '3,2', '4,1', '5']);
+    for (const r of report.speculation) {
+      expect(r.runs).toBe(2);
+      expect(r.concurrency).toBe(1);
+      expect(r.offDecodeTokPerS).toBeGreaterThan(0);
+      expect(r.offThroughputTokPerS).toBeGreaterThan(0);
+      expect(r.onThroughputTokPerS).toBeGreaterThan(0);
+      expect(r.onDecodeTokPerS).toBeGreaterThan(0);
+      expect(r.speedup).toBeCloseTo(r.onDecodeTokPerS / r.offDecodeTokPerS, 6);
+      expect(r.accepted).toBeGreaterThanOrEqual(0);
+      expect(r.accepted).toBeLessThanOrEqual(r.drafted);
+      // A walk returns its token and the drafts accepted: at least one, at most all a verification could hold.
+      expect(r.tokensPerWalk).toBeGreaterThanOrEqual(1);
+      expect(r.tokensPerWalk).toBeLessThanOrEqual(GEN - 1);
+    }
+    // The passage repeats: prompt lookup finds drafts in it.
+    expect(report.speculation.reduce((n, r) => n + r.drafted, 0)).toBeGreaterThan(0);
+    expect(stdout).toMatch(/speculative decoding — a quoting prompt/);
+    expect(stdout).toMatch(/decode tok\/s off +on +speed-up +total tok\/s off +on +tokens\/walk +accepted\/drafted/);
   });
 
   it('prints a table and writes an SVG with a bar segment per stage and hop', () => {

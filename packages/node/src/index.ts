@@ -1,7 +1,7 @@
 // @edge-node/node's public surface: what the CLI, the test kit, scripts and embedders import, by name. Internals stay
 // reachable by path for the package's own tests; the browser's entry point is ./browser-exports.ts; the settings and
 // defaults a command line needs without loading the runtime are in ./settings-exports.ts.
-export { type BenchInfo, benchPromptIds, type BenchResponse, type BenchRun } from './api/bench-route.js';
+export { type BenchInfo, type BenchPromptKind, benchPromptIds, type BenchResponse, type BenchRun } from './api/bench-route.js';
 export { type DeviceProfile, measureDevice } from './cluster/device-profile.js';
 export type { BenchHop } from './engine/bench-probe.js';
 export type { EngineBackend, EngineOptions } from './engine/engine-options.js';

@@ -71,6 +71,13 @@ function hopWeights(cluster: Cluster | null, hops: readonly BenchHop[]): number[
   return hops.map((h, i) => latency + h.decodeBytes / (links[i].bandwidthMBps * 1000));
 }
 
+/** Throughput of a batch: all tokens of its requests over the time until the last one finished (from its arrival). */
+export function throughputOf(batch: readonly BenchResponse[]): number {
+  const tokens = sum(batch.flatMap((r) => r.runs.map((x) => x.generatedTokens)));
+  const span = Math.max(...batch.flatMap((r) => r.runs.map((x) => x.queueWaitMs + x.totalMs)));
+  return (tokens / span) * 1000;
+}
+
 /** A run's wall ms per generated token during decode. */
 const perToken = (r: BenchRun) => (r.generatedTokens > 1 ? r.decodeMs / (r.generatedTokens - 1) : Number.NaN);
 
@@ -107,12 +114,7 @@ export function pipelineRow(m: PipelineMeasurement, cluster: Cluster | null, pre
   const transfer = sum(transferMs);
   const queueMs = Math.max(0, mean(steps.map((s) => s.roundTripMs)) - computeMs - transfer);
   const coordinatorMs = mean(steps.map((s) => s.coordinatorMs));
-  // Throughput of a batch: all tokens of its requests over the time until the last one finished (from its arrival).
-  const batchThroughput = m.batches.map((b) => {
-    const tokens = sum(b.flatMap((r) => r.runs.map((x) => x.generatedTokens)));
-    const span = Math.max(...b.flatMap((r) => r.runs.map((x) => x.queueWaitMs + x.totalMs)));
-    return (tokens / span) * 1000;
-  });
+  const batchThroughput = m.batches.map(throughputOf);
   const row: BenchRow = {
     kind: 'pipeline',
     label: m.split.join(','),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchInfo, BenchResponse, EngineOptions } from '@edge-node/node';
+import type { BenchInfo, BenchPromptKind, BenchResponse, EngineOptions } from '@edge-node/node';
 import { engineFlagsOf } from '../engine-flags.js';
 import { nodeApi, type NodeApi } from '../node-api.js';
 
@@ -12,6 +12,12 @@ export class BenchClusterError extends Error {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What a bench request's runs are: their prompt (default random ids) and whether they speculate (default not). */
+export interface BenchRequestShape {
+  prompt?: BenchPromptKind;
+  speculate?: boolean;
+}
 
 /** Talks to a coordinator's bench route. */
 export class BenchClient {
@@ -37,11 +43,11 @@ export class BenchClient {
     return body;
   }
 
-  async run(promptTokens: number, genTokens: number, runs: number, seed = 1): Promise<BenchResponse> {
+  async run(promptTokens: number, genTokens: number, runs: number, seed = 1, shape: BenchRequestShape = {}): Promise<BenchResponse> {
     const res = await fetch(`${this.apiUrl}/v1/edge-node/bench`, {
       method: 'POST',
       headers: this.headers(),
-      body: JSON.stringify({ prompt_tokens: promptTokens, gen_tokens: genTokens, runs, seed, ...(this.prefixCache ? { prefix_cache: true } : {}) }),
+      body: JSON.stringify({ prompt_tokens: promptTokens, gen_tokens: genTokens, runs, seed, ...(this.prefixCache ? { prefix_cache: true } : {}), ...shape }),
       signal: AbortSignal.timeout(30 * 60_000),
     });
     const body = (await res.json()) as BenchResponse & { error?: { message: string } };

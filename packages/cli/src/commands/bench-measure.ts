@@ -1,9 +1,10 @@
 import type { BenchInfo, BenchResponse } from '@edge-node/node';
 import type { Cluster } from '@edge-node/partitioner';
 import { pipelineRow, predictSplit, type BenchRow } from './bench-analysis.js';
-import { BenchClient, BenchClusterError, LocalCluster } from './bench-cluster.js';
+import { BenchClient, BenchClusterError, LocalCluster, type BenchRequestShape } from './bench-cluster.js';
 import type { BenchOptions } from './bench-options.js';
 import { BenchProgress } from './bench-progress.js';
+import { speculationRow, type SpeculationRow } from './bench-speculation.js';
 import { autoSplits, resolveSplits } from './bench-splits.js';
 
 /** Warm-ups tried before a split whose route keeps differing is given up. */
@@ -16,7 +17,15 @@ export interface SplitMeasurements {
   /** Prompt tokens of the measured runs, and those the stages' prefix caches gave them. */
   prefix: { promptTokens: number; cachedTokens: number };
   lastClient: BenchClient | null;
+  /** Each split's decode with speculation off and on, per concurrency (empty with --no-speculation). */
+  speculation: SpeculationRow[];
 }
+
+/** Progress steps of one split: the warm-up, each concurrency's runs, and the speculation comparison's. */
+const stepsPerSplit = (o: BenchOptions) => (1 + o.runs * o.concurrency.length) * (o.speculation ? 2 : 1);
+
+/** The speculation comparison's requests: a prompt that prompt lookup can draft from. */
+const QUOTING: BenchRequestShape = { prompt: 'quoting' };
 
 /** Measures the baselines into the rows, with the cluster info the prediction needs; counted by `progress`. */
 export type BaselineRunner = (info: BenchInfo, progress: BenchProgress) => Promise<BenchRow[]>;
@@ -44,10 +53,10 @@ async function warmUp(client: BenchClient, split: number[], p: number, g: number
 }
 
 /** One batch of `c` simultaneous bench requests, again while a node lost mid-way made it run on fewer nodes. */
-async function runBatch(client: BenchClient, split: number[], c: number, p: number, g: number, progress: BenchProgress, checkAlive: () => void): Promise<BenchResponse[]> {
+async function runBatch(client: BenchClient, split: number[], c: number, p: number, g: number, progress: BenchProgress, checkAlive: () => void, shape: BenchRequestShape = {}): Promise<BenchResponse[]> {
   const label = split.join(',');
   for (let attempt = 1; ; attempt++) {
-    const batch = await Promise.all(Array.from({ length: c }, (_, i) => client.run(p, g, 1, 1 + i)));
+    const batch = await Promise.all(Array.from({ length: c }, (_, i) => client.run(p, g, 1, 1 + i, shape)));
     checkAlive();
     const ran = batch.map(routeOf).find((x) => x !== label);
     if (split.length === 0 || ran === undefined) return batch;
@@ -56,6 +65,32 @@ async function runBatch(client: BenchClient, split: number[], c: number, p: numb
     progress.status(`split ${label}: a run ended on ${ran} (a node was briefly lost); again`);
     await client.waitForMembers(split.length, 60_000, checkAlive);
   }
+}
+
+/**
+ * The split's decode with speculation off and on at each concurrency: a quoting prompt, one speculating warm-up
+ * request (the node times its passes of each size), then `runs` batches of each mode, interleaved so that load hits
+ * both alike.
+ */
+async function measureSpeculation(client: BenchClient, split: number[], o: BenchOptions, progress: BenchProgress, checkAlive: () => void): Promise<SpeculationRow[]> {
+  const { promptTokens: p, genTokens: g, runs } = o;
+  const label = split.join(',');
+  progress.status(`split ${label}: speculation warm-up`);
+  await runBatch(client, split, 1, p, g, progress, checkAlive, { ...QUOTING, speculate: true });
+  progress.tick(`split ${label}: speculation warm-up done`);
+  const rows: SpeculationRow[] = [];
+  for (const c of o.concurrency) {
+    const off: BenchResponse[][] = [];
+    const on: BenchResponse[][] = [];
+    for (let r = 0; r < runs; r++) {
+      progress.status(`split ${label}: ${c} in flight, speculation off / on, run ${r + 1}/${runs}`);
+      off.push(await runBatch(client, split, c, p, g, progress, checkAlive, { ...QUOTING, speculate: false }));
+      on.push(await runBatch(client, split, c, p, g, progress, checkAlive, { ...QUOTING, speculate: true }));
+      progress.tick(`split ${label}: ${c} in flight, speculation off / on, run ${r + 1}/${runs}`);
+    }
+    rows.push(speculationRow(off, on));
+  }
+  return rows;
 }
 
 /** Runs `runs` batches of `c` simultaneous bench requests for each concurrency after one warm-up request. */
@@ -109,8 +144,9 @@ function tallyPrefix(prefix: SplitMeasurements['prefix'], measured: Map<number, 
 /** --api: the split a running cluster serves now, then the baselines. */
 export async function measureApi(client: BenchClient, o: BenchOptions, baselineSteps: number, baselines: BaselineRunner): Promise<SplitMeasurements> {
   const prefix = { promptTokens: 0, cachedTokens: 0 };
-  const progress = new BenchProgress(1 + o.runs * o.concurrency.length + baselineSteps);
+  const progress = new BenchProgress(stepsPerSplit(o) + baselineSteps);
   const measured = await measureSplit(client, [], o, progress, () => {});
+  const speculation = o.speculation ? await measureSpeculation(client, [], o, progress, () => {}) : [];
   tallyPrefix(prefix, measured);
   const info = await client.info();
   const first = [...measured.values()][0][0][0];
@@ -119,7 +155,7 @@ export async function measureApi(client: BenchClient, o: BenchOptions, baselineS
   const rows = rowsOf(split, measured, info, o.promptTokens, o.genTokens);
   rows.push(...(await baselines(info, progress)));
   progress.finish();
-  return { rows, info, prefix, lastClient: client };
+  return { rows, info, prefix, lastClient: client, speculation };
 }
 
 /** --nodes N: starts the local nodes, measures every split on them, stops them, then the baselines. */
@@ -138,18 +174,20 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
     ...(o.logDir ? { logDir: o.logDir } : {}),
   });
   const rows: BenchRow[] = [];
+  const speculation: SpeculationRow[] = [];
   const prefix = { promptTokens: 0, cachedTokens: 0 };
   let ok = false;
   try {
     let info = await cluster.client.info();
     const cl: Cluster = info.cluster;
     const splits = resolveSplits(o.spec, layers, o.nodes, () => autoSplits(info.modelShape, cl, { promptTokens: p, genTokens: g, concurrency: 1 }, o.strategy));
-    const progress = new BenchProgress(splits.length * (1 + o.runs * o.concurrency.length) + baselineSteps);
+    const progress = new BenchProgress(splits.length * stepsPerSplit(o) + baselineSteps);
     for (const split of splits) {
       progress.status(`split ${split.join(',')}: (re)starting the coordinator`);
       await cluster.setSplit(split);
       const measured = await measureSplit(cluster.client, split, o, progress, () => cluster.checkAlive());
       tallyPrefix(prefix, measured);
+      if (o.speculation) speculation.push(...(await measureSpeculation(cluster.client, split, o, progress, () => cluster.checkAlive())));
       // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
       info = await cluster.client.info();
       rows.push(...rowsOf(split, measured, info, p, g));
@@ -158,7 +196,7 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
     await cluster.stop();
     rows.push(...(await baselines(info, progress)));
     progress.finish();
-    return { rows, info, prefix, lastClient: splits.length > 0 ? cluster.client : null };
+    return { rows, info, prefix, lastClient: splits.length > 0 ? cluster.client : null, speculation };
   } finally {
     if (!ok) {
       await cluster.stop(true);

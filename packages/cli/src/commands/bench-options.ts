@@ -30,6 +30,10 @@ Options:
   --prefix-cache          let the measured runs take their prompt from the stages' prefix caches (they repeat the
                           warm-up's prompt: TTFT then shows a conversation's next turn); default: every run computes
                           its whole prompt. The prefix cache's hits and bytes are printed either way
+  --no-speculation        skip the speculation comparison: by default each split also decodes a quoting prompt (a
+                          passage repeated, which prompt lookup drafts from) with speculative decoding off and on at
+                          each concurrency, and a second table gives both modes' decode and total tok/s, tokens per
+                          walk and the drafts accepted
   --backend kernels|tfjs  what computes in the nodes and the local baseline (default kernels)
   --threads N             compute threads of the nodes and the local baseline (default: the cores)
   --kv-cache f16|f32|q8_0 KV cache storage of the nodes and the local baseline (default f16)
@@ -61,6 +65,8 @@ export interface BenchOptions {
   llamaThreads: number;
   local: boolean;
   prefixCache: boolean;
+  /** Compare each split's decode with speculation off and on (a quoting prompt) at each concurrency. */
+  speculation: boolean;
   engine: EngineOptions;
   json: string | undefined;
   plot: string | undefined;
@@ -96,6 +102,7 @@ function parseBenchFlags(argv: string[]) {
         'llama-threads': { type: 'string' },
         local: { type: 'boolean' },
         'prefix-cache': { type: 'boolean' },
+        speculation: { type: 'boolean' },
         ...ENGINE_FLAG_OPTIONS,
         json: { type: 'string' },
         plot: { type: 'string' },
@@ -149,6 +156,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
     llamaThreads,
     local: v.local !== false,
     prefixCache: v['prefix-cache'] === true,
+    speculation: v.speculation !== false,
     engine,
     json: v.json,
     plot: v.plot,

@@ -6,6 +6,7 @@ import { median, type BenchRow } from './bench-analysis.js';
 import type { SplitMeasurements } from './bench-measure.js';
 import type { BenchOptions } from './bench-options.js';
 import { renderBenchSvg } from './bench-plot.js';
+import { formatSpeculationTable, type SpeculationRow } from './bench-speculation.js';
 import { formatBenchTable } from './bench-table.js';
 
 export interface BenchReport {
@@ -17,6 +18,8 @@ export interface BenchReport {
   rows: BenchRow[];
   /** The prefix cache: whether the runs could use it, their prompt and cached tokens, the coordinator's cache after them. */
   prefixCache: { enabled: boolean; promptTokens: number; cachedTokens: number; coordinator: BenchResponse['prefixCache'] };
+  /** Each split's decode with speculation off and on (a quoting prompt) at each concurrency; empty with --no-speculation. */
+  speculation: SpeculationRow[];
   checks: {
     /** Largest |parts − whole| / whole over the rows, %. */
     partsVsWholeMaxPct: number;
@@ -47,6 +50,7 @@ export function benchReport(o: BenchOptions, model: BenchModel, m: SplitMeasurem
     rows,
     checks: { partsVsWholeMaxPct: Math.max(0, ...partsErr), predictionMaxErrorPct: predErr.length ? Math.max(...predErr) : null },
     prefixCache: { enabled: o.prefixCache, ...m.prefix, coordinator: m.lastClient?.lastPrefixCache ?? null },
+    speculation: m.speculation,
   };
 }
 
@@ -73,6 +77,12 @@ export async function writeBenchReport(o: BenchOptions, report: BenchReport, ela
     `prefix cache${prefix.enabled ? '' : ' (not used by the measured runs; --prefix-cache to use it)'}: ${prefix.cachedTokens} of ${prefix.promptTokens} prompt tokens of the measured runs taken from the stages' caches` +
       (pc ? `; the coordinator's stage keeps ${pc.stage.blocks} blocks (${(pc.stage.bytes / 2 ** 20).toFixed(1)} of ${(pc.stage.budgetBytes / 2 ** 20).toFixed(0)} MiB), ${pc.stage.hits} hits, ${pc.stage.misses} misses, ${pc.stage.evictedBlocks} evicted\n` : '\n'),
   );
+  if (report.speculation.length > 0) {
+    process.stdout.write(
+      `\nspeculative decoding — a quoting prompt (a passage repeated: prompt lookup drafts from it), greedy, ${runs} run(s) of each mode interleaved after a warm-up; decode tok/s (one request) and total tok/s (all in flight): medians (--no-speculation to skip)\n\n`,
+    );
+    process.stdout.write(formatSpeculationTable(report.speculation, o.markdown));
+  }
   if (o.json) await writeFile(o.json, `${JSON.stringify(report, null, 2)}\n`);
   if (o.plot) {
     await writeFile(

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { BenchHop, BenchProbe, BenchRoute, BenchTopology, BenchTrace, StepTiming } from '../engine/bench-probe.js';
 import type { GenerationTimings } from '../engine/generate.js';
 import type { Generator } from '../engine/generator.js';
+import type { SpeculationStats } from '../engine/speculation.js';
 import { GREEDY } from '../engine/sampler.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { OpenAIError, invalidRequest } from './openai-errors.js';
@@ -28,6 +29,8 @@ export interface BenchRun extends GenerationTimings {
   cachedTokens: number;
   /** Step 0 is the prefill; then one per decode step. */
   steps: StepTiming[];
+  /** With `speculate`: tokens drafted and accepted, and the decode's walks (and the tokens they returned). */
+  speculation?: SpeculationStats;
 }
 
 export interface BenchResponse {
@@ -53,7 +56,17 @@ interface BenchBody {
   seed: number;
   /** Let runs take prompt positions from the stages' prefix caches (default false: each run computes its prompt). */
   prefixCache: boolean;
+  /** Speculative decoding for the runs (default false: the figures are of plain decode steps). */
+  speculate: boolean;
+  /** `random` ids (default) or a `quoting` text: a passage repeated, which prompt lookup can draft from. */
+  prompt: BenchPromptKind;
 }
+
+/** What a bench prompt is made of. */
+export type BenchPromptKind = 'random' | 'quoting';
+
+/** The passage a `quoting` bench prompt repeats: the answer of a model that reads it keeps quoting it. */
+const QUOTED_PASSAGE = ' Tom had a big red ball. Tom liked to play with the ball in the park. One day, Tom lost the ball.';
 
 function intField(body: Record<string, unknown>, key: string, min: number, max: number, fallback?: number): number {
   const v = body[key];
@@ -71,7 +84,11 @@ function parseBody(raw: unknown, contextLength: number): BenchBody {
   const genTokens = intField(body, 'gen_tokens', 1, contextLength - promptTokens);
   const prefixCache = body.prefix_cache ?? false;
   if (typeof prefixCache !== 'boolean') throw invalidRequest('"prefix_cache" must be true or false', 'prefix_cache');
-  return { promptTokens, genTokens, runs: intField(body, 'runs', 1, MAX_BENCH_RUNS, 1), seed: intField(body, 'seed', 0, 0xffffffff, 1), prefixCache };
+  const speculate = body.speculate ?? false;
+  if (typeof speculate !== 'boolean') throw invalidRequest('"speculate" must be true or false', 'speculate');
+  const prompt = body.prompt ?? 'random';
+  if (prompt !== 'random' && prompt !== 'quoting') throw invalidRequest('"prompt" must be "random" (token ids) or "quoting" (a passage repeated)', 'prompt');
+  return { promptTokens, genTokens, runs: intField(body, 'runs', 1, MAX_BENCH_RUNS, 1), seed: intField(body, 'seed', 0, 0xffffffff, 1), prefixCache, speculate, prompt };
 }
 
 /**
@@ -96,7 +113,7 @@ export function benchPromptIds(n: number, vocabSize: number, seed: number, avoid
 }
 
 /**
- * GET/POST /v1/edge-node/bench. POST { prompt_tokens, gen_tokens, runs?, seed? } runs `runs` generations one after
+ * GET/POST /v1/edge-node/bench. POST { prompt_tokens, gen_tokens, runs?, seed?, prefix_cache?, speculate?, prompt? } runs `runs` generations one after
  * another through the cluster's current plan (each waits for a pipeline slot like any request) and answers every
  * step's round trip and per-stage compute, the route, and the bytes of every hop. GET answers the model's shape and
  * the members' measured profiles (the partitioner's inputs) so a client can put predictions beside the figures.
@@ -145,11 +162,17 @@ function benchProbe(ctx: ServingContext): { generator: Generator; probe: BenchPr
   return { generator, probe: generator.bench };
 }
 
-/** The request's prompt: its exact length of ids, none of them BOS or EOS, from the body's seed. */
+/**
+ * The request's prompt: its exact length of ids, none of them BOS or EOS — from the body's seed, or the quoted
+ * passage's tokens repeated (cut at the length).
+ */
 function benchPrompt(generator: Generator, body: BenchBody): number[] {
   const config = generator.config;
   const avoid = [...(config.bosTokenId === null ? [] : [config.bosTokenId]), ...config.eosTokenIds, ...generator.tokenizer.eosIds];
-  return benchPromptIds(body.promptTokens, Math.min(config.vocabSize, generator.tokenizer.vocabSize), body.seed, avoid);
+  if (body.prompt === 'random') return benchPromptIds(body.promptTokens, Math.min(config.vocabSize, generator.tokenizer.vocabSize), body.seed, avoid);
+  const passage = generator.tokenizer.encode(QUOTED_PASSAGE, { addBos: false }).filter((t) => !avoid.includes(t));
+  if (passage.length === 0) throw invalidRequest('this model\'s tokenizer gives no tokens for the quoted passage: use "prompt": "random"', 'prompt');
+  return Array.from({ length: body.promptTokens }, (_, i) => passage[i % passage.length]);
 }
 
 /** One run, after waiting for a pipeline slot like any request (null: the client went away meanwhile). */
@@ -169,6 +192,7 @@ async function runInSlot(ctx: ServingContext, probe: BenchProbe, prompt: number[
       requestId: `bench-${randomUUID()}`,
       // Runs repeat one prompt: from the second on it would come from the prefix cache, unless asked to measure that.
       prefixCache: body.prefixCache,
+      speculate: body.speculate,
     });
     const result = trace.result;
     if (result.tokens.length !== body.genTokens) {
@@ -187,6 +211,7 @@ async function runInSlot(ctx: ServingContext, probe: BenchProbe, prompt: number[
       queueWaitMs,
       cachedTokens: result.cachedTokens ?? 0,
       steps: trace.steps,
+      ...(result.speculation ? { speculation: result.speculation } : {}),
     };
     return { figures, trace };
   } finally {

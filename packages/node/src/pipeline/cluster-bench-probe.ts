@@ -4,6 +4,7 @@ import type { BenchHop, BenchProbe, BenchRoute, BenchTopology, BenchTrace, StepT
 import type { ClusterMember } from '../cluster/membership.js';
 import { generate } from '../engine/generate.js';
 import type { GeneratorOptions } from '../engine/generator.js';
+import type { NodeSpeculation } from '../engine/speculation.js';
 import { GREEDY } from '../engine/sampler.js';
 import type { ExecutionRequest, TokenExecutor } from '../engine/token-executor.js';
 import type { ModelFile } from '../model/model-file.js';
@@ -27,6 +28,9 @@ class RecordingExecutor implements TokenExecutor {
   }
   step(requestId: string, token: number): Promise<number> {
     return this.inner.step(requestId, token);
+  }
+  verify(requestId: string, token: number, draft: readonly number[]): Promise<number[]> {
+    return this.inner.verify(requestId, token, draft);
   }
   async end(requestId: string): Promise<void> {
     this.timings = [...this.inner.timings(requestId)];
@@ -103,6 +107,8 @@ export interface ClusterBenchProbeOptions {
   activeRoute: () => Route | null;
   contextLength: number;
   maxRowsPerFrame: number;
+  /** The node's speculation policy: a run speculates as a request would (its `speculate`, else the node's default). */
+  speculation: NodeSpeculation;
 }
 
 /** The bench hook of a ClusterPipeline: the ring as the partitioner sees it, and runs that report every step. */
@@ -124,11 +130,15 @@ export class ClusterBenchProbe implements BenchProbe {
 
   async run(opts: GeneratorOptions): Promise<BenchTrace> {
     const recorder = new RecordingExecutor(this.opts.executor);
+    const { speculate, prediction, ...rest } = opts;
+    const speculation = this.opts.speculation.optionsFor(speculate, prediction);
     const result = await generate(recorder, this.opts.tokenizer, {
-      ...opts,
+      ...rest,
       addBos: opts.addBos ?? this.opts.model.config.addBosToken,
       contextLength: this.opts.contextLength,
+      ...(speculation ? { speculation } : {}),
     });
+    this.opts.speculation.count(result.speculation);
     const route = recorder.route;
     if (!route) throw new Error('the pipeline reported no route for the bench run');
     const promptTokens = result.promptTokens.length;

@@ -144,6 +144,7 @@ export class ClusterPipeline implements Generator {
       activeRoute: () => this.planner.activePlan?.route ?? null,
       contextLength: opts.contextLength,
       maxRowsPerFrame: maxRows,
+      speculation: this.speculating,
     });
   }
 
