@@ -4,7 +4,11 @@
  * sequences in one context (node-llama-cpp batches them), and beside the simulator's prediction.
  *
  *   npx tsx scripts/bench-batching.ts --model FILE.gguf [--concurrency 1,2,4,8,16] [--splits "16;8,8;6,5,5"]
- *        [--prompt-tokens 32] [--gen-tokens 32] [--threads 1] [--runs 1]
+ *        [--prompt-tokens 32] [--gen-tokens 32] [--threads 1] [--runs 1] [--no-speculation]
+ *
+ * Unless --no-speculation, a second table sets speculating requests beside plain ones at each concurrency and split:
+ * `edge-node bench`'s speculation comparison (a quoting prompt that prompt lookup drafts from, both modes
+ * interleaved), with aggregate tok/s of each, tokens per walk and the drafts accepted.
  *
  * edge-node's side is `edge-node bench` (nodes as real processes on loopback, requests through the OpenAI API);
  * llama.cpp's side runs in this process. Two shared cores: look at the load average printed with the figures.
@@ -27,7 +31,9 @@ const { values: v } = parseArgs({
     'gen-tokens': { type: 'string', default: '32' },
     threads: { type: 'string', default: '1' },
     runs: { type: 'string', default: '1' },
+    speculation: { type: 'boolean', default: true },
   },
+  allowNegative: true,
 });
 if (!v.model) {
   console.error('usage: npx tsx scripts/bench-batching.ts --model FILE.gguf [--concurrency 1,2,4,8,16] [--splits "16;8,8"]');
@@ -49,6 +55,19 @@ interface Row {
   predictedTokPerS?: number;
 }
 const rows: Row[] = [];
+/** `edge-node bench`'s speculation rows (docs/bench.md), one per split and concurrency. */
+interface SpeculationRow {
+  label: string;
+  concurrency: number;
+  offThroughputTokPerS: number;
+  onThroughputTokPerS: number;
+  offDecodeTokPerS: number;
+  onDecodeTokPerS: number;
+  tokensPerWalk: number;
+  drafted: number;
+  accepted: number;
+}
+const speculation: SpeculationRow[] = [];
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
@@ -66,10 +85,14 @@ for (const split of splits.split(';').map((s) => s.trim())) {
   process.stderr.write(`edge-node, split ${split}: `);
   execFileSync(
     process.execPath,
-    [CLI, 'bench', '--model', model, '--nodes', String(nodes), '--splits', split, '--concurrency', conc.join(','), '--prompt-tokens', String(promptTokens), '--gen-tokens', String(genTokens), '--runs', v.runs!, '--threads', String(threads), '--no-local', '--json', json],
+    [CLI, 'bench', '--model', model, '--nodes', String(nodes), '--splits', split, '--concurrency', conc.join(','), '--prompt-tokens', String(promptTokens), '--gen-tokens', String(genTokens), '--runs', v.runs!, '--threads', String(threads), '--no-local', ...(v.speculation ? [] : ['--no-speculation']), '--json', json],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  const report = JSON.parse(readFileSync(json, 'utf8')) as { rows: { kind: string; concurrency: number; throughputTokPerS: number; tokenLatencyP50Ms: number; tokenLatencyP95Ms: number; predicted: { throughputTokPerS: number } | null }[] };
+  const report = JSON.parse(readFileSync(json, 'utf8')) as {
+    rows: { kind: string; concurrency: number; throughputTokPerS: number; tokenLatencyP50Ms: number; tokenLatencyP95Ms: number; predicted: { throughputTokPerS: number } | null }[];
+    speculation?: SpeculationRow[];
+  };
+  speculation.push(...(report.speculation ?? []));
   for (const r of report.rows.filter((x) => x.kind === 'pipeline')) {
     rows.push({ engine: `edge-node ${split}`, concurrency: r.concurrency, aggregateTokPerS: r.throughputTokPerS, p50Ms: r.tokenLatencyP50Ms, p95Ms: r.tokenLatencyP95Ms, ...(r.predicted ? { predictedTokPerS: r.predicted.throughputTokPerS } : {}) });
   }
@@ -113,5 +136,16 @@ for (const r of rows) {
   const gain = r.aggregateTokPerS / (base.get(r.engine) ?? NaN);
   const err = r.predictedTokPerS ? `${(((r.aggregateTokPerS - r.predictedTokPerS) / r.predictedTokPerS) * 100).toFixed(0)}%` : '';
   console.log(`| ${r.engine} | ${r.concurrency} | ${r.aggregateTokPerS.toFixed(1)} | ${gain.toFixed(2)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ${r.predictedTokPerS?.toFixed(1) ?? ''} | ${err} |`);
+}
+if (speculation.length > 0) {
+  console.log('\nSpeculative decoding beside plain decoding (a quoting prompt that prompt lookup drafts from; greedy; the two modes interleaved):\n');
+  console.log('| edge-node split | concurrency | aggregate tok/s plain | speculating | × | one request decode tok/s plain | speculating | tokens/walk | accepted/drafted |');
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const r of speculation) {
+    const share = r.drafted > 0 ? ` (${((r.accepted / r.drafted) * 100).toFixed(0)}%)` : '';
+    console.log(
+      `| ${r.label} | ${r.concurrency} | ${r.offThroughputTokPerS.toFixed(1)} | ${r.onThroughputTokPerS.toFixed(1)} | ${(r.onThroughputTokPerS / r.offThroughputTokPerS).toFixed(2)} | ${r.offDecodeTokPerS.toFixed(1)} | ${r.onDecodeTokPerS.toFixed(1)} | ${r.tokensPerWalk.toFixed(2)} | ${r.accepted}/${r.drafted}${share} |`,
+    );
+  }
 }
 process.exit(0);
