@@ -113,10 +113,11 @@ export function benchPromptIds(n: number, vocabSize: number, seed: number, avoid
 }
 
 /**
- * GET/POST /v1/edge-node/bench. POST { prompt_tokens, gen_tokens, runs?, seed?, prefix_cache?, speculate?, prompt? } runs `runs` generations one after
- * another through the cluster's current plan (each waits for a pipeline slot like any request) and answers every
- * step's round trip and per-stage compute, the route, and the bytes of every hop. GET answers the model's shape and
- * the members' measured profiles (the partitioner's inputs) so a client can put predictions beside the figures.
+ * GET/POST /v1/edge-node/bench. POST { prompt_tokens, gen_tokens, runs?, seed?, prefix_cache?, speculate?, prompt? }
+ * runs `runs` generations one after another through the cluster's current plan (each waits for a pipeline slot like
+ * any request) and answers every step's round trip and per-stage compute (with `speculate`, the run's drafts), the
+ * route, and the bytes of every hop. GET answers the model's shape and the members' measured profiles (the
+ * partitioner's inputs) so a client can put predictions beside the figures.
  */
 export function addBenchRoute(router: ApiRouter, ctx: ServingContext, opts: BenchRouteOptions = {}): void {
   router.add('GET', BENCH_PATH, () => {
