@@ -99,3 +99,68 @@ export type RowDot8 = (wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
     rowDot4(w + <usize>r * rowBytes, a0, a1, a2, a3, nb, o, o + <usize>j1 * outStep, o + <usize>j2 * outStep, o + <usize>j3 * outStep);
   }
 }
+
+// The same tiles generic over a class R of the type's row products (the change to one API follows in the next
+// commits): an @final @unmanaged class whose methods row (a RowDot), row4 (a RowDot4) and, where the relaxed build uses
+// them, row8 (a RowDot8) are called on changetype<R>(0). Each method calls a plain (not @inline) function of the type:
+// Binaryen inlines the method and the tile calls that function directly, one per type, compiled as it was before.
+// (A method that held the product itself compiled to a different body: Binaryen drops its unused this and optimises
+// it again.) Inlining the products into the loops would change the tiles' code size and speed.
+
+/** matmulRows4 over R's row products. */
+// @ts-ignore: decorator
+@inline export function tileRows4<R>(w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const outStep = <usize>outStride << 2;
+  const ab = <usize>actBytes;
+  for (let t0 = row0; t0 < row1; t0 += TILE) {
+    const t1 = min(t0 + TILE, row1);
+    restRowsOf<R>(w, rowBytes, nb, t0, t1, act, ab, 0, nAct, out, outStep);
+  }
+}
+
+/** matmulRows8 over R's row products. */
+// @ts-ignore: decorator
+@inline export function tileRows8<R>(w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const rows = changetype<R>(0);
+  const outStep = <usize>outStride << 2;
+  const ab = <usize>actBytes;
+  const full = nAct & ~7;
+  for (let t0 = row0; t0 < row1; t0 += TILE) {
+    const t1 = min(t0 + TILE, row1);
+    for (let i = 0; i < full; i += 8) {
+      const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) rows.row8(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
+    }
+    restRowsOf<R>(w, rowBytes, nb, t0, t1, act, ab, full, nAct, out, outStep);
+  }
+}
+
+/** restRows over R's row products. */
+// @ts-ignore: decorator
+@inline function restRowsOf<R>(w: usize, rowBytes: usize, nb: i32, t0: i32, t1: i32, act: usize, ab: usize, i0: i32, nAct: i32, out: usize, outStep: usize): void {
+  const full = i0 + ((nAct - i0) & ~3);
+  for (let i = i0; i < full; i += 4) fourRowsOf<R>(w, rowBytes, nb, t0, t1, act + <usize>i * ab, ab, out + <usize>i * outStep, outStep, 1, 2, 3);
+  if (((nAct - i0) & 3) == 3) {
+    const first = nAct >= 4 ? nAct - 4 : 0;
+    const last = nAct - 1;
+    fourRowsOf<R>(w, rowBytes, nb, t0, t1, act + <usize>first * ab, ab, out + <usize>first * outStep, outStep, min(first + 1, last) - first, min(first + 2, last) - first, min(first + 3, last) - first);
+  } else {
+    const rows = changetype<R>(0);
+    for (let i = full; i < nAct; i++) {
+      const ad = act + <usize>i * ab;
+      const o = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) store<f32>(o + (<usize>r << 2), rows.row(w + <usize>r * rowBytes, ad, nb));
+    }
+  }
+}
+
+/** fourRows over R's row products. */
+// @ts-ignore: decorator
+@inline function fourRowsOf<R>(w: usize, rowBytes: usize, nb: i32, t0: i32, t1: i32, a0: usize, ab: usize, o0: usize, outStep: usize, j1: i32, j2: i32, j3: i32): void {
+  const rows = changetype<R>(0);
+  const a1 = a0 + <usize>j1 * ab, a2 = a0 + <usize>j2 * ab, a3 = a0 + <usize>j3 * ab;
+  for (let r = t0; r < t1; r++) {
+    const o = o0 + (<usize>r << 2);
+    rows.row4(w + <usize>r * rowBytes, a0, a1, a2, a3, nb, o, o + <usize>j1 * outStep, o + <usize>j2 * outStep, o + <usize>j3 * outStep);
+  }
+}
