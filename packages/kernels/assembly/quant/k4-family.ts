@@ -10,6 +10,7 @@ import { hsum, MASK_0F, MASK_10, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairTerm, udot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 import { rowDotK } from './k-rows';
+import { tileRows4, tileRows8 } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -163,19 +164,20 @@ const PAIR_SCALES = memory.data<u8>([
   @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L>(p, xd, bsums, aq); }
 }
 
-/** W[r]·act for one weight row at wr and one prepared activation row at ad of nb super-blocks. */
-// @ts-ignore: decorator
-@inline export function rowDotK4<L>(wr: usize, ad: usize, nb: i32): f32 {
+/**
+ * W[r]·act for one weight row at wr and one prepared activation row at ad of nb super-blocks. A plain function, as
+ * rowDotK4x4 and rowDotK4x8: one per type, called directly by the tiles through K4Rows (below).
+ */
+function rowDotK4<L>(wr: usize, ad: usize, nb: i32): f32 {
   return rowDotK<K4Block<L>>(wr, ad, nb);
 }
 
 /**
- * rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each pair of sub-blocks is unpacked (and widened, for
+ * rowDotK4 for four activation rows (K4Rows.row4): each pair of sub-blocks is unpacked (and widened, for
  * SIMD128) once for the four. The low half's sums wait in lo0..lo3 while the high half is computed, so that SIMD128's
  * widened weights of one half at a time and the accumulators fit the 16 vector registers.
  */
-// @ts-ignore: decorator
-@inline export function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -263,11 +265,10 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
 
 /**
- * rowDotK4 for eight consecutive activation rows (row-tiles.ts's RowDot8), relaxed build only: each pair of sub-blocks
+ * rowDotK4 for eight consecutive activation rows (K4Rows.row8), relaxed build only: each pair of sub-blocks
  * is unpacked once for the eight. Each output gets rowDotK4's integer sums and float operations in its order.
  */
-// @ts-ignore: decorator
-@inline export function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -340,4 +341,26 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
 @inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
   const xd = load<f32>(ad + xo);
   return f32x4.add(s, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+}
+
+/** A K4 type's row products for the tiles (row-tiles.ts). */
+@final @unmanaged class K4Rows<L> {
+  row(wr: usize, ad: usize, nb: i32): f32 {
+    return rowDotK4<L>(wr, ad, nb);
+  }
+  row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+    rowDotK4x4<L>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+  }
+  row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+    rowDotK4x8<L>(wr, a0, ab, nb, o0, outStep);
+  }
+}
+
+/** out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct) (row-tiles.ts). */
+// @ts-ignore: decorator
+@inline export function matmulK4<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * changetype<L>(0).blockBytes();
+  if (ASC_FEATURE_RELAXED_SIMD) tileRows8<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else tileRows4<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
