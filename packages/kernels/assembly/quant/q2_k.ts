@@ -4,7 +4,7 @@
 //   x = d·sc·q − dmin·m.   Activations: Q8_K, or Q8_KS in the relaxed build (as ggml's vec_dot_q2_K_q8_K):
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
+import { tileRows4 } from './row-tiles';
 import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
@@ -146,7 +146,17 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   store<f32>(o3, hsum(s3));
 }
 
+/** Q2_K's row products for the tiles (row-tiles.ts). */
+@final @unmanaged class Q2KRows {
+  row(wr: usize, ad: usize, nb: i32): f32 {
+    return rowQ2_K(wr, ad, nb);
+  }
+  row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+    rowQ2_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+  }
+}
+
 export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4(rowQ2_K, rowQ2_K_4, w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  tileRows4<Q2KRows>(w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

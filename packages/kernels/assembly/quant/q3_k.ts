@@ -3,7 +3,7 @@
 // Per half h (qs += 32h) and shift j < 4, value 128h + 32j + l (l < 32) is ((qs[l] >> 2j) & 3) − (bit 4h+j of
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
+import { tileRows4 } from './row-tiles';
 import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
@@ -182,7 +182,17 @@ function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   store<f32>(o3, hsum(s3));
 }
 
+/** Q3_K's row products for the tiles (row-tiles.ts). */
+@final @unmanaged class Q3KRows {
+  row(wr: usize, ad: usize, nb: i32): f32 {
+    return rowQ3_K(wr, ad, nb);
+  }
+  row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+    rowQ3_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+  }
+}
+
 export function matmulQ3_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4(rowQ3_K, rowQ3_K_4, w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  tileRows4<Q3KRows>(w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
