@@ -10,7 +10,7 @@ import { hsum, MASK_0F, MASK_10, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairTerm, udot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 import { rowDotK } from './k-rows';
-import { tileRows4, tileRows8 } from './row-tiles';
+import { matmulRows4, matmulRows8 } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -361,6 +361,6 @@ function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
 @inline export function matmulK4<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * changetype<L>(0).blockBytes();
-  if (ASC_FEATURE_RELAXED_SIMD) tileRows8<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else tileRows4<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<K4Rows<L>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

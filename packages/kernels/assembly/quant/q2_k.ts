@@ -4,7 +4,7 @@
 //   x = d·sc·q − dmin·m.   Activations: Q8_K, or Q8_KS in the relaxed build (as ggml's vec_dot_q2_K_q8_K):
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
-import { tileRows4 } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
@@ -158,5 +158,5 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  tileRows4<Q2KRows>(w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q2KRows>(w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

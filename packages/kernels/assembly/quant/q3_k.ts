@@ -3,7 +3,7 @@
 // Per half h (qs += 32h) and shift j < 4, value 128h + 32j + l (l < 32) is ((qs[l] >> 2j) & 3) − (bit 4h+j of
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
-import { tileRows4 } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 import { rowDotK } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
@@ -194,5 +194,5 @@ function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 export function matmulQ3_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  tileRows4<Q3KRows>(w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q3KRows>(w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -7,7 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { tileRows4, tileRows8 } from './row-tiles';
+import { matmulRows4, matmulRows8 } from './row-tiles';
 import { rowDotK } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairTerm, runSums16, udot16 } from './int-dot';
@@ -299,6 +299,6 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
 
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  if (ASC_FEATURE_RELAXED_SIMD) tileRows8<Q6KRows>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else tileRows4<Q6KRows>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<Q6KRows>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<Q6KRows>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

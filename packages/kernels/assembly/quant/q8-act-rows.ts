@@ -3,7 +3,7 @@
 // whose methods inline: blockBytes(); bits(p), the block's packed bytes; lo(v, p) and hi(v, p), weights 0–15 and
 // 16–31 as int8 from them. The generic functions below compile to one product per type, no run-time branch.
 import { halfScale } from './half-scale';
-import { tileRows4 } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 import { hsum, laneOrder, pin } from '../simd';
 import { sdot32, unpackedSDot32 } from './int-dot';
 
@@ -66,5 +66,5 @@ function rowDotQ8x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb
 // @ts-ignore: decorator
 @inline export function matmulQ8Act<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  tileRows4<Q8ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q8ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

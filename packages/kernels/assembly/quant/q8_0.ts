@@ -4,7 +4,7 @@ import { HALF_TABLE, halfToF32 } from './half-scale';
 import { hsum, laneOrder, pin } from '../simd';
 import { unpackedSDot32 } from './int-dot';
 import { rowDotQ8 } from './q8-act-rows';
-import { tileRows4 } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 
 export const Q8_0_BLOCK_BYTES: usize = 34;
 
@@ -76,5 +76,5 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
  */
 export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  tileRows4<Q80Rows>(w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q80Rows>(w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

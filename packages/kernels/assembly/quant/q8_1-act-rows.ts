@@ -3,7 +3,7 @@
 // Each type has a layout class L in its own file whose methods inline: blockBytes(); bits(p), the packed bytes
 // (already in laneOrder in the relaxed build when ordered() is true); lo(v, p), hi(v, p), weights 0–15 and 16–31.
 import { halfScale } from './half-scale';
-import { tileRows4 } from './row-tiles';
+import { matmulRows4 } from './row-tiles';
 import { hsum, laneOrder, pin } from '../simd';
 import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
 
@@ -82,5 +82,5 @@ function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, 
 // @ts-ignore: decorator
 @inline export function matmulQ8_1Act<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  tileRows4<Q8_1ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q8_1ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
