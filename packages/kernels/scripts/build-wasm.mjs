@@ -2,10 +2,10 @@
 // nothing downloaded. One module, SIMD128 + threads, importing a shared memory (env.memory) so that every worker
 // thread runs the same kernels on the same weights.
 import asc from 'assemblyscript/asc';
-import binaryen from 'assemblyscript/lib/binaryen.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { binaryenHints } from './binaryen-hints.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(root, 'wasm'), { recursive: true });
@@ -36,13 +36,8 @@ const variants = [
   { out: 'kernels-relaxed.wasm', flags: ['--sharedMemory', ...RELAXED] },
   { out: 'kernels-relaxed-unshared.wasm', flags: RELAXED },
 ];
-// Nothing lives below address 1024 (--memoryBase above), so Binaryen may assume low memory unused: then -O3 folds a
-// constant added to an address into the load's offset (optimize-added-constants), which V8 puts in the x64 address,
-// instead of an i32 add per use — in the K-quant loops those adds and their spilled results were ~20 instructions a
-// super-block (Q4_K and Q5_K 2–9 % less CPU time; the others ±2 %). Set after compiling, before asc optimizes.
-const lowMemoryUnused = { afterCompile: () => binaryen.setLowMemoryUnused(true) };
 for (const v of variants) {
-  const { error, stderr } = await asc.main([...common, ...v.flags, '-o', join(root, 'wasm', v.out)], { transforms: [lowMemoryUnused] });
+  const { error, stderr } = await asc.main([...common, ...v.flags, '-o', join(root, 'wasm', v.out)], { transforms: [binaryenHints] });
   if (error) {
     console.error(stderr.toString());
     console.error(`build-wasm: ${v.out} failed: ${error.message}`);

@@ -9,7 +9,8 @@ import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairTerm, udot32 } from './int-dot';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
-import { rowDotK } from './k-rows';
+import { KRows } from './k-rows';
+import { matmulRows4, matmulRows8 } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -155,27 +156,24 @@ const PAIR_SCALES = memory.data<u8>([
   }
 }
 
-/** A K4 type's super-block for rowDotK (k-rows.ts). */
+/** A K4 type for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
 @final @unmanaged class K4Block<L> {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return changetype<L>(0).blockBytes(); }
   // @ts-ignore: decorator
   @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L>(p, xd, bsums, aq); }
-}
-
-/** W[r]·act for one weight row at wr and one prepared activation row at ad of nb super-blocks. */
-// @ts-ignore: decorator
-@inline export function rowDotK4<L>(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotK<K4Block<L>>(wr, ad, nb);
+  // @ts-ignore: decorator
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowDotK4x4<L>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
+  // @ts-ignore: decorator
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /**
- * rowDotK4 for four activation rows (row-tiles.ts's RowDot4): each pair of sub-blocks is unpacked (and widened, for
+ * rowDotK for four activation rows (KRows.row4): each pair of sub-blocks is unpacked (and widened, for
  * SIMD128) once for the four. The low half's sums wait in lo0..lo3 while the high half is computed, so that SIMD128's
  * widened weights of one half at a time and the accumulators fit the 16 vector registers.
  */
-// @ts-ignore: decorator
-@inline export function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -263,11 +261,10 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
 
 /**
- * rowDotK4 for eight consecutive activation rows (row-tiles.ts's RowDot8), relaxed build only: each pair of sub-blocks
- * is unpacked once for the eight. Each output gets rowDotK4's integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows (KRows.row8), relaxed build only: each pair of sub-blocks
+ * is unpacked once for the eight. Each output gets rowDotK's integer sums and float operations in its order.
  */
-// @ts-ignore: decorator
-@inline export function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -335,9 +332,18 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
   return i32x4.add(isum, pairTerm(udot32(l0, l1, a), udot32(u0, u1, a + 32), sp));
 }
 
-/** s plus one super-block's contribution for the activation row at ad: rowDotK4's float operations, in its order (x4, x8). */
+/** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order (x4, x8). */
 // @ts-ignore: decorator
 @inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
   const xd = load<f32>(ad + xo);
   return f32x4.add(s, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+}
+
+/** out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct) (row-tiles.ts). */
+// @ts-ignore: decorator
+@inline export function matmulK4<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * changetype<L>(0).blockBytes();
+  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<KRows<K4Block<L>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<KRows<K4Block<L>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

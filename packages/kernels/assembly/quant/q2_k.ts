@@ -5,7 +5,7 @@
 //   W·x = xd·(d·Σ_s sc_s Σ q·a − dmin·Σ_s m_s·bsum_s).
 import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { rowDotK } from './k-rows';
+import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -69,16 +69,14 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dm)));
 }
 
-/** Q2_K's super-block for rowDotK (k-rows.ts). */
+/** Q2_K for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
 @final @unmanaged class Q2KBlock {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return Q2_K_BLOCK_BYTES; }
   // @ts-ignore: decorator
   @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
-}
-
-function rowQ2_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotK<Q2KBlock>(wr, ad, nb);
+  // @ts-ignore: decorator
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ2_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
 }
 
 /** rowDotK for four activation rows: each sub-block is unpacked and widened once. */
@@ -148,5 +146,5 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4(rowQ2_K, rowQ2_K_4, w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<KRows<Q2KBlock>>(w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -4,7 +4,7 @@
 // hmask[l] ? 0 : 4), sub-block 8h + 2j + l/16;  x = d·(sc − 32)·q.   Activations: Q8_K (as vec_dot_q3_K_q8_K).
 import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { rowDotK } from './k-rows';
+import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
 import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
 
@@ -112,16 +112,14 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 108)) * xd));
 }
 
-/** Q3_K's super-block for rowDotK (k-rows.ts). */
+/** Q3_K for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
 @final @unmanaged class Q3KBlock {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return Q3_K_BLOCK_BYTES; }
   // @ts-ignore: decorator
   @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
-}
-
-function rowQ3_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotK<Q3KBlock>(wr, ad, nb);
+  // @ts-ignore: decorator
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ3_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
 }
 
 /** rowDotK for four activation rows: each sub-block is unpacked (and widened, for SIMD128) once. */
@@ -184,5 +182,5 @@ function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 export function matmulQ3_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4(rowQ3_K, rowQ3_K_4, w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<KRows<Q3KBlock>>(w, <usize>nb * Q3_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

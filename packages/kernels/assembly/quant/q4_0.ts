@@ -2,9 +2,8 @@
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
 // Activations: Q8, or Q8S in the relaxed build (activation.ts), as ggml's vec_dot_q4_0_q8_0.
 import { halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
 import { nibHi, nibLo } from './int-dot';
-import { rowDotQ8, rowDotQ8x4 } from './q8-act-rows';
+import { matmulQ8Act } from './q8-act-rows';
 
 export const Q4_0_BLOCK_BYTES: usize = 18;
 
@@ -34,15 +33,6 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   @inline hi(v: v128, p: usize): v128 { return i8x16.sub(nibHi(v), i8x16.splat(8)); }
 }
 
-function rowQ4_0(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotQ8<Q40Layout>(wr, ad, nb);
-}
-
-function rowQ4_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  rowDotQ8x4<Q40Layout>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
-}
-
 export function matmulQ4_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 5;
-  matmulRows4(rowQ4_0, rowQ4_0_4, w, <usize>nb * Q4_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulQ8Act<Q40Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }

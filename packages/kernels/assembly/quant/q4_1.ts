@@ -2,10 +2,9 @@
 //   x[j] = d·(qs[j] & 15) + m, x[j + 16] = d·(qs[j] >> 4) + m   (j < 16).
 // Activations: Q8_1, or Q8_1S in the relaxed build (as ggml's vec_dot_q4_1_q8_1): W·x = d·xd·Σq·a + m·s, s = xd·Σa from the activation block.
 import { halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
 import { laneOrder } from '../simd';
 import { nibHi, nibLo } from './int-dot';
-import { rowDotQ8_1, rowDotQ8_1x4 } from './q8_1-act-rows';
+import { matmulQ8_1Act } from './q8_1-act-rows';
 
 export const Q4_1_BLOCK_BYTES: usize = 20;
 
@@ -38,15 +37,6 @@ export function dequantQ4_1(src: usize, dst: usize, n: i32): void {
   @inline hi(v: v128, p: usize): v128 { return nibHi(v); }
 }
 
-function rowQ4_1(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotQ8_1<Q41Layout>(wr, ad, nb);
-}
-
-function rowQ4_1_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  rowDotQ8_1x4<Q41Layout>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
-}
-
 export function matmulQ4_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 5;
-  matmulRows4(rowQ4_1, rowQ4_1_4, w, <usize>nb * Q4_1_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulQ8_1Act<Q41Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }

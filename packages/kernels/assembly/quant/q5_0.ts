@@ -2,10 +2,9 @@
 // u8 qs[16];  x[j] = d·(((qs[j] & 15) | bit j of qh << 4) − 16), x[j + 16] = d·(((qs[j] >> 4) | bit j+16 << 4) − 16).
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
 import { halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
 import { fifthBits16 } from './fifth-bits';
 import { nibHi, nibLo } from './int-dot';
-import { rowDotQ8, rowDotQ8x4 } from './q8-act-rows';
+import { matmulQ8Act } from './q8-act-rows';
 
 export const Q5_0_BLOCK_BYTES: usize = 22;
 
@@ -38,15 +37,6 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   @inline hi(v: v128, p: usize): v128 { return v128.or(nibHi(v), fifthBits16(p + 4)); }
 }
 
-function rowQ5_0(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotQ8<Q50Layout>(wr, ad, nb);
-}
-
-function rowQ5_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  rowDotQ8x4<Q50Layout>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
-}
-
 export function matmulQ5_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 5;
-  matmulRows4(rowQ5_0, rowQ5_0_4, w, <usize>nb * Q5_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulQ8Act<Q50Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -2,10 +2,9 @@
 // bits), u8 qs[16];  x[j] = d·((qs[j] & 15) | bit j of qh << 4) + m, x[j + 16] = d·((qs[j] >> 4) | bit j+16 << 4) + m.
 // Activations: Q8_1, or Q8_1S in the relaxed build (as ggml's vec_dot_q5_1_q8_1): W·x = d·xd·Σq·a + m·s.
 import { halfToF32 } from './half-scale';
-import { matmulRows4 } from './row-tiles';
 import { fifthBits16 } from './fifth-bits';
 import { nibHi, nibLo } from './int-dot';
-import { rowDotQ8_1, rowDotQ8_1x4 } from './q8_1-act-rows';
+import { matmulQ8_1Act } from './q8_1-act-rows';
 
 export const Q5_1_BLOCK_BYTES: usize = 24;
 
@@ -41,15 +40,6 @@ export function dequantQ5_1(src: usize, dst: usize, n: i32): void {
   @inline hi(v: v128, p: usize): v128 { return i8x16.add(v128.or(nibHi(v), fifthBits16(p + 6)), i8x16.splat(0x10)); }
 }
 
-function rowQ5_1(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotQ8_1<Q51Layout>(wr, ad, nb);
-}
-
-function rowQ5_1_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  rowDotQ8_1x4<Q51Layout>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
-}
-
 export function matmulQ5_1(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 5;
-  matmulRows4(rowQ5_1, rowQ5_1_4, w, <usize>nb * Q5_1_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulQ8_1Act<Q51Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -2,8 +2,7 @@
 // u8 qs[128]. Eight sub-blocks of 32 with 6-bit scale sc and minimum m (k-scales.ts), as Q4_K; sub-block 2k takes
 // the low nibbles of qs[32k..32k+31] plus bit 2k of qh[l] as its fifth bit, 2k+1 the high nibbles plus bit 2k+1:
 //   x = d·sc·q − dmin·m, q in 0..31. Its product is Q4_K's with the fifth bits (k4-family.ts).
-import { matmulRows4, matmulRows8 } from './row-tiles';
-import { dequantK4, rowDotK4, rowDotK4x4, rowDotK4x8 } from './k4-family';
+import { dequantK4, matmulK4 } from './k4-family';
 
 export const Q5_K_BLOCK_BYTES: usize = 176;
 
@@ -21,20 +20,6 @@ export function dequantQ5_K(src: usize, dst: usize, n: i32): void {
   dequantK4<Q5KLayout>(src, dst, n);
 }
 
-function rowQ5_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotK4<Q5KLayout>(wr, ad, nb);
-}
-
-function rowQ5_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-  rowDotK4x4<Q5KLayout>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
-}
-
-function rowQ5_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
-  rowDotK4x8<Q5KLayout>(wr, a0, ab, nb, o0, outStep);
-}
-
 export function matmulQ5_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  const nb = cols >> 8;
-  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8(rowQ5_K, rowQ5_K_4, rowQ5_K_8, w, <usize>nb * Q5_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else matmulRows4(rowQ5_K, rowQ5_K_4, w, <usize>nb * Q5_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulK4<Q5KLayout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }

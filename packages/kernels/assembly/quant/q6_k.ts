@@ -8,7 +8,7 @@
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
-import { rowDotK } from './k-rows';
+import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairTerm, runSums16, udot16 } from './int-dot';
 
@@ -96,16 +96,16 @@ const RUN_SCALES = memory.data<u8>([
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 208)) * xd));
 }
 
-/** Q6_K's super-block for rowDotK (k-rows.ts). */
+/** Q6_K for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
 @final @unmanaged class Q6KBlock {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return Q6_K_BLOCK_BYTES; }
   // @ts-ignore: decorator
   @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
-}
-
-function rowQ6_K(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotK<Q6KBlock>(wr, ad, nb);
+  // @ts-ignore: decorator
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ6_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
+  // @ts-ignore: decorator
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8(wr, a0, ab, nb, o0, outStep); }
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -286,6 +286,6 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
 
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8(rowQ6_K, rowQ6_K_4, rowQ6_K_8, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else matmulRows4(rowQ6_K, rowQ6_K_4, w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<KRows<Q6KBlock>>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<KRows<Q6KBlock>>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -31,10 +31,6 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   @inline hi(v: v128, p: usize): v128 { return v128.load(p, 18); }
 }
 
-function rowQ8_0(wr: usize, ad: usize, nb: i32): f32 {
-  return rowDotQ8<Q80Layout>(wr, ad, nb);
-}
-
 /** rowDotQ8 for four activation rows, with its own scale step (below): each block is unpacked once. */
 function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const qOff = <usize>nb << 2;
@@ -64,11 +60,21 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   store<f32>(o3, hsum(s3));
 }
 
+/** Q8_0's row products for the tiles (row-tiles.ts). */
+@final @unmanaged class Q80Rows {
+  row(wr: usize, ad: usize, nb: i32): f32 {
+    return rowDotQ8<Q80Layout>(wr, ad, nb);
+  }
+  row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+    rowQ8_0_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+  }
+}
+
 /**
  * out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct); every output is
  * reduced in the same order whatever the batch or row range (row-tiles.ts).
  */
 export function matmulQ8_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  matmulRows4(rowQ8_0, rowQ8_0_4, w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  matmulRows4<Q80Rows>(w, <usize>nb * Q8_0_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

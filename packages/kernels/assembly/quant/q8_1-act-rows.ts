@@ -3,6 +3,7 @@
 // Each type has a layout class L in its own file whose methods inline: blockBytes(); bits(p), the packed bytes
 // (already in laneOrder in the relaxed build when ordered() is true); lo(v, p), hi(v, p), weights 0–15 and 16–31.
 import { halfScale } from './half-scale';
+import { matmulRows4 } from './row-tiles';
 import { hsum, laneOrder, pin } from '../simd';
 import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
 
@@ -13,8 +14,7 @@ import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
 }
 
 /** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
-// @ts-ignore: decorator
-@inline export function rowDotQ8_1<L>(wr: usize, ad: usize, nb: i32): f32 {
+function rowDotQ8_1<L>(wr: usize, ad: usize, nb: i32): f32 {
   const layout = changetype<L>(0);
   const as = ad + (<usize>nb << 2);
   const aq = ad + (<usize>nb << 3);
@@ -35,8 +35,7 @@ import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
 }
 
 /** rowDotQ8_1 for four activation rows: each block is unpacked and widened once. */
-// @ts-ignore: decorator
-@inline export function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sOff = <usize>nb << 2, qOff = <usize>nb << 3;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
@@ -67,4 +66,21 @@ import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
   store<f32>(o1, hsum(s1) + t1);
   store<f32>(o2, hsum(s2) + t2);
   store<f32>(o3, hsum(s3) + t3);
+}
+
+/** A type's row products for the tiles (row-tiles.ts): rowDotQ8_1 and rowDotQ8_1x4, plain functions, one per type. */
+@final @unmanaged class Q8_1ActRows<L> {
+  row(wr: usize, ad: usize, nb: i32): f32 {
+    return rowDotQ8_1<L>(wr, ad, nb);
+  }
+  row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+    rowDotQ8_1x4<L>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+  }
+}
+
+/** out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct) (row-tiles.ts). */
+// @ts-ignore: decorator
+@inline export function matmulQ8_1Act<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
+  const nb = cols >> 5;
+  matmulRows4<Q8_1ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
