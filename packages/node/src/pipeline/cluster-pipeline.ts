@@ -158,6 +158,7 @@ export class ClusterPipeline implements Generator {
       maxRowsPerFrame: maxRows,
       vocabulary: () => this.vocabulary(),
       prefixCacheBytes: opts.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES,
+      readKv: (peer, req) => this.control.readKv(peer, req),
       ...(opts.split ? { split: opts.split } : {}),
       ...pick(opts, ['onStageStep', 'observeCompute']),
     });
