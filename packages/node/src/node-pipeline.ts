@@ -97,7 +97,10 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     },
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
     observeCompute: (measured, expected, profile) => ctx.watch.observeCompute(measured, expected, profile),
-    onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
+    onMigrate: (e) => {
+      metrics.observeMove(e);
+      logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);
+    },
     ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
   });
   created(pipeline);

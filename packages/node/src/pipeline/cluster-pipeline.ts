@@ -128,6 +128,7 @@ export class ClusterPipeline implements Generator {
       log,
       isPeerAlive: (p) => p === host.peerId || membership.get(p) !== undefined,
       latestRoute: () => this.planner.latestRoute(),
+      adoptKv: (peer, req) => this.control.adoptKv(peer, req),
       directory: new PrefixDirectory(),
       ...pick(opts, ['onMigrate', 'onStep', 'onRecovery', 'onRecoveryFailed']),
     });
