@@ -81,6 +81,7 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     maxFrameBytes,
     ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
+    ...(options.liveMoves !== undefined ? { liveMoves: options.liveMoves } : {}),
     ...(draft ? { draftModel: draft } : {}),
     ...(options.split ? { split: options.split } : {}),
     onStageStep: (rows, requests) => metrics.observeBatch(rows, requests),
@@ -99,7 +100,7 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     observeCompute: (measured, expected, profile) => ctx.watch.observeCompute(measured, expected, profile),
     onMigrate: (e) => {
       metrics.observeMove(e);
-      logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);
+      logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; the last positions in ${(e.switchCopyMs ?? 0).toFixed(0)} ms, switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);
     },
     ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
   });

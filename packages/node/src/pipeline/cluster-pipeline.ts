@@ -25,6 +25,7 @@ import { Replanner } from './replanner.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
 import type { ShardStore } from './shard-store.js';
 import { StageControl } from './stage-control.js';
+import type { KvAdoptRequest } from './kv-move-control.js';
 import { StageServer } from './stage-server.js';
 import type { StageWorker } from './stage-worker.js';
 
@@ -65,6 +66,8 @@ export interface ClusterPipelineOptions {
   prefixCacheBytes?: number;
   /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default: on with the kernels, off with tfjs. */
   speculate?: boolean;
+  /** Requests in flight move to a new plan with their KV caches (live-move.ts). Default on; off: they replay their history. */
+  liveMoves?: boolean;
   /** A draft model on this node (`--draft-model`): drafts for the requests it coordinates come from it. */
   draftModel?: DraftSource;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
@@ -128,7 +131,7 @@ export class ClusterPipeline implements Generator {
       log,
       isPeerAlive: (p) => p === host.peerId || membership.get(p) !== undefined,
       latestRoute: () => this.planner.latestRoute(),
-      adoptKv: (peer, req) => this.control.adoptKv(peer, req),
+      ...(opts.liveMoves !== false ? { adoptKv: (peer: string, req: KvAdoptRequest) => this.control.adoptKv(peer, req) } : {}),
       directory: new PrefixDirectory(),
       ...pick(opts, ['onMigrate', 'onStep', 'onRecovery', 'onRecoveryFailed']),
     });

@@ -136,6 +136,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
       this.opts.log.warn(`request ${run.request.id}: its KV could not move (${(err as Error).message}); replaying its history instead`);
       return [await this.migrate(run, this.opts.latestRoute?.() ?? run.route)];
     }
+    const switchCopyMs = performance.now() - t0;
     this.releaseOn(run.route, run.wireId);
     run.migrations++;
     this.rewire(run, moved.wireId);
@@ -144,7 +145,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.opened = run.request.promptTokens.length + run.fed.length;
     run.held = 0;
     const tokens = await this.sendStep(run, token, draft);
-    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: moved.route.planId, replayedTokens: 0, copiedBytes: moved.bytes, ms: performance.now() - t0 });
+    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: moved.route.planId, replayedTokens: 0, copiedBytes: moved.bytes, switchCopyMs, ms: performance.now() - t0 });
     return tokens;
   }
 
