@@ -118,6 +118,7 @@ export class ClusterPipeline implements Generator {
       contextLength: opts.contextLength,
       concurrency: opts.concurrency,
       control: this.control,
+      liveMoves: opts.liveMoves !== false,
       ...pick(opts, ['onPlan', 'onPlanChange', 'replanPolicy', 'loadMBps']),
     });
     this.executor = new PipelineExecutor({
@@ -133,7 +134,11 @@ export class ClusterPipeline implements Generator {
       latestRoute: () => this.planner.latestRoute(),
       ...(opts.liveMoves !== false ? { adoptKv: (peer: string, req: KvAdoptRequest) => this.control.adoptKv(peer, req) } : {}),
       directory: new PrefixDirectory(),
-      ...pick(opts, ['onMigrate', 'onStep', 'onRecovery', 'onRecoveryFailed']),
+      onMigrate: (e) => {
+        if (e.replayedTokens === 0) this.planner.noteSwitch(e.ms);
+        opts.onMigrate?.(e);
+      },
+      ...pick(opts, ['onStep', 'onRecovery', 'onRecoveryFailed']),
     });
     this.bench = new ClusterBenchProbe({
       selfId: host.peerId,

@@ -3,7 +3,7 @@ import type { Route } from './route.js';
 import { openingOf, type Running } from './running-request.js';
 
 /** Positions decoded since the last copy above which another copy round runs before the switch (keeps the switch's delta small). */
-const MAX_SWITCH_DELTA = 16;
+export const MAX_SWITCH_DELTA = 16;
 
 /** The layers a stage of `next` takes from each stage of `old` (those whose ranges overlap its own). */
 function kvSources(old: { peers: readonly string[]; ranges: readonly (readonly [number, number])[] }, oldRid: string, range: readonly [number, number]): KvSource[] {
