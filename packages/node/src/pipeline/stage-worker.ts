@@ -225,20 +225,20 @@ export class StageWorker {
 
   /**
    * Takes a request moving here with its KV (`kv-adopt`): opens it under its new wire id on the first part, fills
-   * positions [start, start + count) of every layer from `pull`, and only then counts them; the next frame is the
-   * step after them. Any failure frees it here (the coordinator replays the request instead).
+   * positions [start, start + count) of every layer from `pull`, and only then counts them (the next frame is the
+   * step after them). A failed part frees it here: the coordinator replays the request instead.
    */
   async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
     let s = this.sessions.get(req.rid);
+    if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
     try {
       if (req.start === 0) {
-        if (s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
         s = await this.openSession(req.rid, req.stage, req.opening);
         s.stepDone = true;
       }
       if (!s || s.stage !== req.stage || s.cache.length !== req.start) throw new KvMoveError(`request ${req.rid} does not hold ${req.start} positions on stage ${req.stage} here`);
       const session = s;
-      checkCoverage(req.sources, session.shard.range);
+      checkCoverage(req.sources, s.shard.range);
       const chunks = await Promise.all(req.sources.map((src) => pull(src, req.start, req.count)));
       if (this.sessions.get(req.rid) !== session) throw new KvMoveError(`request ${req.rid} was freed during its move`);
       for (const c of chunks) importKv(session.cache, session.shard.range, c);
