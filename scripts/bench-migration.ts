@@ -48,16 +48,19 @@ const maxTokens = Number(v['max-tokens']);
 const repeats = Number(v.repeats);
 const CUT_AFTER = 12;
 /** Tokens from the start of the answer to its move, about (the cut after 12, then the planner's reaction). */
-const LEAD = 60;
+const LEAD = 70;
 
 interface View {
   plan: { stages: { peerId: string; startLayer: number; endLayer: number }[] } | null;
 }
 interface Row {
   mode: string;
-  /** Positions of the request when it moved (prompt + tokens streamed before the largest gap). */
+  /** Positions of the request when it moved (prompt + tokens streamed before the switch). */
   history: number;
+  /** The gap before the first token of the new route (the pause the switch makes). */
   pauseMs: number;
+  /** The largest gap from the cut on (the new stages loading on nodes that also serve the old route count here too). */
+  worstAfterCutMs: number;
   medianGapMs: number;
   /** From the switch (live) or the decision (replay) to the first token on the new route, as the coordinator logs it. */
   switchMs: number | null;
@@ -74,8 +77,9 @@ const setBudget = (n: RunningNode, bytes: number | null) =>
   fetch(`${n.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes }) });
 
 /** Streams a greedy answer until `onToken` says stop (or max tokens); its text and each token's arrival. */
-async function stream(client: OpenAI, model: string, prompt: number[], onToken?: (i: number) => boolean | void): Promise<{ text: string; times: number[] }> {
+async function stream(client: OpenAI, model: string, prompt: number[], onToken?: (i: number) => boolean | void): Promise<{ text: string; times: number[]; wall: number[] }> {
   const times: number[] = [];
+  const wall: number[] = [];
   let text = '';
   const s = await client.completions.create({ model, prompt, max_tokens: maxTokens, temperature: 0, stream: true, ignore_eos: true } as unknown as OpenAI.CompletionCreateParamsStreaming);
   for await (const chunk of s) {
@@ -83,16 +87,17 @@ async function stream(client: OpenAI, model: string, prompt: number[], onToken?:
     if (!t) continue;
     text += t;
     times.push(performance.now());
+    wall.push(Date.now());
     if (onToken?.(times.length) === true) {
       s.controller.abort();
       break;
     }
   }
-  return { text, times };
+  return { text, times, wall };
 }
 
 async function runMode(mode: string): Promise<Row[]> {
-  const args = ['--model', modelPath, '--no-mdns', '--memory-budget', v.budget!, '--context', '2048', '--concurrency', '1', '--speculate', 'off', '--live-moves', mode === 'live' ? 'on' : 'off'];
+  const args = ['--model', modelPath, '--no-mdns', '--memory-budget', v.budget!, '--context', '2048', '--concurrency', '1', '--speculate', 'off', '--busy-threshold', '2.5', '--live-moves', mode === 'live' ? 'on' : 'off'];
   const a = await h.startNode({ name: `${mode}-a`, args, timeoutMs: 120_000 });
   const b = await h.startNode({ name: `${mode}-b`, args: [...args, '--bootstrap', a.addresses[0]], timeoutMs: 120_000 });
   const c = await h.startNode({ name: `${mode}-c`, args: [...args, '--bootstrap', a.addresses[0]], timeoutMs: 120_000 });
@@ -107,18 +112,21 @@ async function runMode(mode: string): Promise<Row[]> {
   for (const history of histories.flatMap((n) => Array<number>(repeats).fill(n))) {
     // The move comes some tokens after the cut (the planner notices, the new stages load): the prompt is shorter.
     const prompt = Array.from({ length: Math.max(8, history - LEAD) }, (_, i) => 10 + ((i * 37) % 480));
-    const quiet = await view();
-    const victim = [...nodes].sort((x, y) => layersOf(quiet, y.peerId) - layersOf(quiet, x.peerId))[0];
-    const held = layersOf(quiet, victim.peerId);
     const reference = await stream(client, model, prompt, (i) => i >= 500);
     let cutAt = Infinity;
     let movedAt = Infinity;
+    // The node holding most layers as the cut comes (the plan may have changed with the machine's load) loses them.
+    let cut: Promise<RunningNode> | null = null;
+    const cutBudget = async () => {
+      const now = await view();
+      const victim = [...nodes].sort((x, y) => layersOf(now, y.peerId) - layersOf(now, x.peerId))[0];
+      cutAt = performance.now();
+      await setBudget(victim, Number(v.cut));
+      return victim;
+    };
     const logFrom = a.output().length;
     const moved = await stream(client, model, prompt, (i) => {
-      if (i === CUT_AFTER) {
-        cutAt = performance.now();
-        void setBudget(victim, Number(v.cut));
-      }
+      if (i === CUT_AFTER) cut = cutBudget();
       if (movedAt === Infinity && /moved to plan/.test(a.output().slice(logFrom))) movedAt = i;
       return i >= movedAt + 10;
     });
@@ -126,22 +134,28 @@ async function runMode(mode: string): Promise<Row[]> {
     const after = gaps.map((g, i) => (moved.times[i] >= cutAt ? g : 0));
     const worst = after.indexOf(Math.max(...after));
     const sorted = [...gaps].sort((x, y) => x - y);
-    const line = a.output().slice(logFrom).match(/moved to plan \S+ at a token boundary \((?:([\d.]+) MB of KV copied; the last positions in (\d+) ms, switched|\d+ tokens replayed) in (\d+) ms\)/);
+    const line = a.output().slice(logFrom).match(/^(\S+) .*moved to plan \S+ at a token boundary \((?:([\d.]+) MB of KV copied; the last positions in (\d+) ms, switched|\d+ tokens replayed) in (\d+) ms\)/m);
+    // The first token of the new route reached the coordinator when it logged the move; the client gets it just after.
+    const loggedAt = line ? Date.parse(line[1]) : NaN;
+    const first = moved.wall.findIndex((t) => t >= loggedAt - 2);
     const row: Row = {
       mode,
-      history: prompt.length + worst + 1,
-      pauseMs: after[worst] ?? NaN,
+      history: prompt.length + (first > 0 ? first : worst + 1),
+      pauseMs: first > 0 ? moved.times[first] - moved.times[first - 1] : NaN,
+      worstAfterCutMs: after[worst] ?? NaN,
       medianGapMs: sorted[Math.floor(sorted.length / 2)] ?? NaN,
-      switchMs: line ? Number(line[3]) : null,
-      switchCopyMs: line?.[2] !== undefined ? Number(line[2]) : null,
-      copiedMB: line?.[1] !== undefined ? Number(line[1]) : null,
+      switchMs: line ? Number(line[4]) : null,
+      switchCopyMs: line?.[3] !== undefined ? Number(line[3]) : null,
+      copiedMB: line?.[2] !== undefined ? Number(line[2]) : null,
       sameText: reference.text.startsWith(moved.text),
       load: loadavg()[0],
     };
     rows.push(row);
-    console.log(JSON.stringify({ ...row, tokens: moved.times.length, victim: victim.name, held }));
+    const victim = await (cut as Promise<RunningNode> | null);
+    if (!victim) throw new Error(`the answer ended before its ${CUT_AFTER}th token`);
+    console.log(JSON.stringify({ ...row, tokens: moved.times.length, victim: victim.name }));
     await setBudget(victim, null);
-    await h.waitFor(async () => layersOf(await view(), victim.peerId) >= held, 120_000, `${victim.name} to take its layers back`, 250);
+    await h.waitFor(async () => layersOf(await view(), victim.peerId) > 0, 120_000, `${victim.name} to take layers back`, 250);
   }
   for (const n of nodes) n.kill('SIGTERM');
   await Promise.all(nodes.map((n) => n.exited));
@@ -151,10 +165,10 @@ async function runMode(mode: string): Promise<Row[]> {
 try {
   const all: Row[] = [];
   for (const mode of v.modes!.split(',')) all.push(...(await runMode(mode)));
-  console.log('\nmode    history  pause ms  median gap ms  switch ms (copy)  KV MB  same text  load');
+  console.log('\nmode    history  pause ms  worst after cut  median gap ms  switch ms (copy)  KV MB  same text  load');
   for (const r of all) {
     const sw = `${r.switchMs ?? '-'}${r.switchCopyMs !== null ? ` (${r.switchCopyMs})` : ''}`;
-    console.log(`${r.mode.padEnd(7)} ${String(r.history).padStart(7)} ${r.pauseMs.toFixed(0).padStart(9)} ${r.medianGapMs.toFixed(0).padStart(14)} ${sw.padStart(17)} ${String(r.copiedMB ?? '-').padStart(6)}  ${r.sameText ? 'yes' : 'NO'}  ${r.load.toFixed(1)}`);
+    console.log(`${r.mode.padEnd(7)} ${String(r.history).padStart(7)} ${r.pauseMs.toFixed(0).padStart(9)} ${r.worstAfterCutMs.toFixed(0).padStart(16)} ${r.medianGapMs.toFixed(0).padStart(14)} ${sw.padStart(17)} ${String(r.copiedMB ?? '-').padStart(6)}  ${r.sameText ? 'yes' : 'NO'}  ${r.load.toFixed(1)}`);
   }
   if (v.json) writeFileSync(v.json, JSON.stringify(all, null, 2));
 } finally {

@@ -3,7 +3,8 @@
  * for about 4 of the 6 layers. While answers stream, a stage node's memory budget is cut so that it must shed
  * layers: the requests in flight move to the new plan with their KV caches (the stages of the new route pull the
  * rows of their layers from the old route's stages), not by a replay of their history, and every answer has the
- * text of an unmoved run.
+ * text of an unmoved run. Between two nodes whose KV caches are stored differently (--kv-cache f16 and f32), a
+ * copy cannot be used: the move falls back to a replay of the request's history, and the answer completes.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,5 +84,44 @@ describe('requests in flight move with their KV cache', () => {
     // A request on the new plan from the start: the same text again.
     await sleep(200);
     expect(await stream(60)).toBe(reference);
+  }, 180_000);
+});
+
+describe('a KV copy that cannot be used falls back to a replay', () => {
+  const h = new ClusterHarness('live-move-fallback');
+  afterAll(async () => {
+    await h.cleanup();
+  });
+
+  it('moving layers between an f16 and an f32 node replays the requests in flight; they complete', async () => {
+    const path = await h.syntheticGguf('m768x6.gguf', { numLayers: 6, dtype: 'F32', seed: 11 });
+    // 160 MB: 5 of the 6 layers each and the KV the plan counts (f32, the widest), so the ring needs both nodes; cut
+    // to 60 MB, one keeps 2.
+    const args = ['--model', path, '--no-mdns', '--memory-budget', '160000000', '--context', '1024', '--concurrency', '2'];
+    const a = await h.startNode({ name: 'a', args });
+    const c = await h.startNode({ name: 'c', args: [...args, '--kv-cache', 'f32', '--bootstrap', a.addresses[0]] });
+    await h.waitForPipelineMembers([a, c], 30_000);
+    const client = new OpenAI({ baseURL: `${a.apiUrl}/v1`, apiKey: 'x', maxRetries: 0, timeout: 120_000 });
+    const model = await a.modelId();
+    const plan = async () => ((await a.cluster()) as ClusterView).plan?.stages ?? [];
+    const layers = async (n: RunningNode) => (await plan()).filter((s) => s.peerId === n.peerId).reduce((t, s) => t + s.endLayer - s.startLayer, 0);
+    await client.completions.create({ model, prompt: PROMPT, max_tokens: 4, temperature: 0 });
+    const victim = (await layers(a)) >= (await layers(c)) ? a : c;
+    let tokens = 0;
+    let cut: Promise<Response> | null = null;
+    const s = await client.completions.create({ model, prompt: PROMPT, max_tokens: 150, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    for await (const chunk of s) {
+      if (!chunk.choices[0]?.text) continue;
+      if (++tokens === 8) cut = fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 60_000_000 }) });
+    }
+    expect((await cut!)?.status).toBe(200);
+    await h.waitFor(async () => (await layers(victim)) <= 2, 30_000, `${victim.name} to shed layers`, 200);
+    const metrics = await (await fetch(`${a.apiUrl}/metrics`)).text();
+    const count = (kind: string) => Number(metrics.match(new RegExp(`^edge_node_moves_total\\{kind="${kind}"\\} (\\S+)$`, 'm'))?.[1]);
+    console.log(`fallback: live ${count('live')}, replayed ${count('replayed')}; ${a.output().match(/^.*its KV could not move.*$/m)?.[0]}`);
+    expect(tokens).toBeGreaterThanOrEqual(140); // the answer went on to its end (a token's text may be empty)
+    expect(count('replayed')).toBeGreaterThanOrEqual(1);
+    expect(count('live')).toBe(0);
+    expect(a.output()).toMatch(/its KV could not move \(.*--kv-cache.*\); replaying its history instead/);
   }, 180_000);
 });

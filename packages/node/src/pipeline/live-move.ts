@@ -39,6 +39,8 @@ export interface LiveMovesOptions {
   release: (route: Route, wireId: string) => void;
   /** This coordinator's peer id. */
   selfId: string;
+  /** Why a request's KV could not move (it replays instead). */
+  onFailure: (requestId: string, err: Error) => void;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface LiveMovesOptions {
 export class LiveMoves {
   private readonly copies = new Map<string, Copy>();
 
-  constructor(private readonly opts: LiveMovesOptions) {}
+  constructor(readonly opts: LiveMovesOptions) {}
 
   next(run: Running, route: Route): LiveMoveStep {
     let c = this.copies.get(run.request.id);
@@ -66,6 +68,7 @@ export class LiveMoves {
     }
     if (c.busy) return 'wait';
     if (c.error) {
+      this.opts.onFailure(run.request.id, c.error);
       this.abandon(run.request.id);
       return 'replay';
     }

@@ -68,7 +68,8 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
 
   constructor(private readonly opts: PipelineExecutorOptions) {
     this.maxRecoveries = opts.maxRecoveries ?? 3;
-    this.live = opts.adoptKv ? new LiveMoves({ adoptKv: opts.adoptKv, release: (route, wire) => this.releaseOn(route, wire), selfId: opts.router.selfId }) : null;
+    const onFailure = (rid: string, err: Error) => opts.log.warn(`request ${rid}: its KV could not move (${err.message}); replaying its history instead`);
+    this.live = opts.adoptKv ? new LiveMoves({ adoptKv: opts.adoptKv, release: (route, wire) => this.releaseOn(route, wire), selfId: opts.router.selfId, onFailure }) : null;
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
@@ -133,18 +134,19 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     try {
       moved = await this.live!.finish(run);
     } catch (err) {
-      this.opts.log.warn(`request ${run.request.id}: its KV could not move (${(err as Error).message}); replaying its history instead`);
+      this.live!.opts.onFailure(run.request.id, err as Error);
       return [await this.migrate(run, this.opts.latestRoute?.() ?? run.route)];
     }
     const switchCopyMs = performance.now() - t0;
-    this.releaseOn(run.route, run.wireId);
+    const oldWire = run.wireId;
     run.migrations++;
     this.rewire(run, moved.wireId);
     run.route = moved.route;
     run.step = 0;
     run.opened = run.request.promptTokens.length + run.fed.length;
     run.held = 0;
-    const tokens = await this.sendStep(run, token, draft);
+    // The old route is freed after the first step on the new one: its stages keep the blocks (prefix cache) meanwhile.
+    const tokens = await this.sendStep(run, token, draft).finally(() => this.releaseOn(old, oldWire));
     this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: moved.route.planId, replayedTokens: 0, copiedBytes: moved.bytes, switchCopyMs, ms: performance.now() - t0 });
     return tokens;
   }

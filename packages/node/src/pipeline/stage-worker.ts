@@ -10,7 +10,8 @@ import { MeanPool } from '../engine/mean-pool.js';
 import { PrefixMissError, type PrefixCache } from '../engine/prefix-cache.js';
 import { verifyDraft } from '../engine/draft-verification.js';
 import type { LayerRange } from '../engine/layer-range.js';
-import { exportKv, importKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js';
+import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js';
+import { pullKv } from './kv-pull.js';
 import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
@@ -239,16 +240,14 @@ export class StageWorker {
       if (!s || s.stage !== req.stage || s.cache.length !== req.start) throw new KvMoveError(`request ${req.rid} does not hold ${req.start} positions on stage ${req.stage} here`);
       const session = s;
       checkCoverage(req.sources, s.shard.range);
-      const chunks = await Promise.all(req.sources.map((src) => pull(src, req.start, req.count)));
-      if (this.sessions.get(req.rid) !== session) throw new KvMoveError(`request ${req.rid} was freed during its move`);
-      for (const c of chunks) importKv(session.cache, session.shard.range, c);
+      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, pull, () => this.sessions.get(req.rid) === session);
       movableCache(session.cache).setLength(req.start + req.count);
       // The request as the new route serves it from now on (the sampler resumes where the old route's left off).
       session.opening = req.opening;
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
-      return chunks.reduce((n, c) => n + c.bytes.length, 0);
+      return copied;
     } catch (err) {
       this.free(req.rid);
       throw err;
