@@ -62,13 +62,14 @@ describe('requests in flight move with their KV cache', () => {
   });
 
   it('a stage node short of memory sheds layers; the answers streaming move live and keep their text', async () => {
-    const reference = await stream(60);
+    // Long enough answers that the re-plan (a second or so after the cut, more on a loaded machine) lands mid-stream.
+    const reference = await stream(300);
     const before = await view();
     const victim = nodes.find((n) => layersOf(before, n.peerId) >= 3)!;
     expect(victim).toBeDefined();
     let cut: Promise<Response> | null = null;
     // The budget is cut once both answers are under way (after their 8th token): they are mid-stream when the plan changes.
-    const answers = [stream(60, (i) => (i === 8 ? (cut ??= fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 60_000_000 }) })) : undefined)), stream(60)];
+    const answers = [stream(300, (i) => (i === 8 ? (cut ??= fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 60_000_000 }) })) : undefined)), stream(300)];
     const texts = await Promise.all(answers);
     expect((await cut!)?.status).toBe(200);
     await h.waitFor(async () => layersOf(await view(), victim.peerId) <= 2, 30_000, `${victim.name} to shed layers`, 200);
@@ -83,7 +84,7 @@ describe('requests in flight move with their KV cache', () => {
     expect(copied).toBeGreaterThan(0);
     // A request on the new plan from the start: the same text again.
     await sleep(200);
-    expect(await stream(60)).toBe(reference);
+    expect(await stream(300)).toBe(reference);
   }, 180_000);
 });
 
@@ -109,8 +110,10 @@ describe('a KV copy that cannot be used falls back to a replay', () => {
     const victim = (await layers(a)) >= (await layers(c)) ? a : c;
     let tokens = 0;
     let cut: Promise<Response> | null = null;
-    const s = await client.completions.create({ model, prompt: PROMPT, max_tokens: 150, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    const s = await client.completions.create({ model, prompt: PROMPT, max_tokens: 400, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    let finish: string | null = null;
     for await (const chunk of s) {
+      finish = chunk.choices[0]?.finish_reason ?? finish;
       if (!chunk.choices[0]?.text) continue;
       if (++tokens === 8) cut = fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 60_000_000 }) });
     }
@@ -119,7 +122,7 @@ describe('a KV copy that cannot be used falls back to a replay', () => {
     const metrics = await (await fetch(`${a.apiUrl}/metrics`)).text();
     const count = (kind: string) => Number(metrics.match(new RegExp(`^edge_node_moves_total\\{kind="${kind}"\\} (\\S+)$`, 'm'))?.[1]);
     console.log(`fallback: live ${count('live')}, replayed ${count('replayed')}; ${a.output().match(/^.*its KV could not move.*$/m)?.[0]}`);
-    expect(tokens).toBeGreaterThanOrEqual(140); // the answer went on to its end (a token's text may be empty)
+    expect(finish).toBe('length'); // the answer went on to its end: all 400 tokens, no error
     expect(count('replayed')).toBeGreaterThanOrEqual(1);
     expect(count('live')).toBe(0);
     expect(a.output()).toMatch(/its KV could not move \(.*--kv-cache.*\); replaying its history instead/);
