@@ -71,6 +71,7 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
   await ctx.cluster.serve(model, tokenizer, { contextLength, concurrency: slots, ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}) }, {
     ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
+    ...(options.liveMoves !== undefined ? { liveMoves: options.liveMoves } : {}),
     ...(draft ? { draftModel: draft } : {}),
     ...(options.split ? { split: options.split } : {}),
     ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
@@ -97,6 +98,9 @@ function pipelineMetrics(ctx: NodePipelineContext): ServeSettings {
     },
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
     observeCompute: (measured, expected, profile) => ctx.watch.observeCompute(measured, expected, profile),
-    onMigrate: (e) => logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.replayedTokens} tokens replayed in ${e.ms.toFixed(0)} ms)`),
+    onMigrate: (e) => {
+      metrics.observeMove(e);
+      logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; the last positions in ${(e.switchCopyMs ?? 0).toFixed(0)} ms, switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);
+    },
   };
 }

@@ -69,6 +69,8 @@ export interface EdgeNodeOptions {
   prefixCacheBytes?: number;
   /** Speculative decoding (prompt-lookup drafts) for requests that do not say (`--speculate`; default on). */
   speculate?: boolean;
+  /** Requests in flight move to a new plan with their KV caches (`--live-moves`; default on); off: they replay. */
+  liveMoves?: boolean;
   /** A small model with the same tokenizer, whole on this node, that drafts for the requests it coordinates (`--draft-model`). */
   draftModelPath?: string;
   logger?: NodeLogger;

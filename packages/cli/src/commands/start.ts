@@ -47,6 +47,8 @@ Options:
   --speculate on|off       speculative decoding (default on): drafts from the conversation itself (prompt lookup)
                            verified several tokens per pass through the ring; the same text, fewer walks; it backs
                            off by itself where drafts are rejected. A request's "speculate" field overrides it
+  --live-moves on|off      requests in flight move to a new plan with their KV caches, copied while they decode
+                           (default on); off: they replay their history on the new route
   --draft-model PATH       a small model with the same tokenizer (checked), whole on this node: it drafts for the
                            requests this node coordinates, instead of prompt lookup
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
@@ -108,6 +110,7 @@ function parseStartFlags(argv: string[]) {
         'memory-budget': { type: 'string' },
         'prefix-cache': { type: 'string' },
         speculate: { type: 'string' },
+        'live-moves': { type: 'string' },
         'draft-model': { type: 'string' },
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
@@ -167,6 +170,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['memory-budget'] !== undefined ? { memoryBudgetBytes: parseByteSize(v['memory-budget'], '--memory-budget') } : {}),
     ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
     ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
+    ...(v['live-moves'] !== undefined ? { liveMoves: onOff(v['live-moves'], '--live-moves') } : {}),
     ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model']) } : {}),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),

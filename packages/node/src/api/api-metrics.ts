@@ -1,5 +1,5 @@
 import type { StepTiming } from '../engine/bench-probe.js';
-import type { RecoveryEvent } from '../pipeline/route-change-events.js';
+import type { MigrationEvent, RecoveryEvent } from '../pipeline/route-change-events.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 import type { SpeculationReport } from '../engine/speculation.js';
@@ -74,6 +74,9 @@ export class ApiMetrics {
   readonly recoveries: Counter<'outcome'>;
   readonly recoveryReplayedTokens: Counter;
   readonly recoveryTime: Histogram;
+  readonly moves: Counter<'kind'>;
+  readonly movedKvBytes: Counter;
+  readonly moveTime: Histogram<'kind'>;
   readonly batchRequests: Histogram;
   readonly batchRows: Histogram;
   /** Steps, rows and the largest batch so far, for /v1/cluster (prom-client reads its values asynchronously). */
@@ -97,11 +100,16 @@ export class ApiMetrics {
     this.recoveries = new Counter({ name: 'edge_node_recoveries_total', help: 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.', labelNames: ['outcome'], registers });
     this.recoveryReplayedTokens = new Counter({ name: 'edge_node_recovery_replayed_tokens_total', help: 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.', registers });
     this.recoveryTime = histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.');
+    this.moves = new Counter({ name: 'edge_node_moves_total', help: 'Running requests moved to a newer plan at a token boundary: live (with their KV cache) or replayed (a prefill of their history).', labelNames: ['kind'], registers });
+    this.movedKvBytes = new Counter({ name: 'edge_node_moved_kv_bytes_total', help: 'KV cache bytes the stages of new routes copied for requests moved live.', registers });
+    this.moveTime = histogram('edge_node_move_seconds', 'A move: from the switch (live) or the decision (replayed) to the first token on the new route.', ['kind']);
     this.batchRequests = new Histogram({ name: 'edge_node_stage_batch_requests', help: "Requests computed together in one step of this node's stage (continuous batching).", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32, 64], registers });
     this.batchRows = new Histogram({ name: 'edge_node_stage_batch_rows', help: "Rows (decode tokens and prompt positions) computed in one step of this node's stage.", buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
     // Both outcomes are listed from the start, so a dashboard sees 0 rather than no series.
     this.recoveries.inc({ outcome: 'recovered' }, 0);
     this.recoveries.inc({ outcome: 'failed' }, 0);
+    this.moves.inc({ kind: 'live' }, 0);
+    this.moves.inc({ kind: 'replayed' }, 0);
     // The process's own numbers under their usual names (process_resident_memory_bytes, nodejs_heap_size_used_bytes,
     // nodejs_external_memory_bytes, event-loop lag, GC): what tells a slow or growing node apart.
     collectDefaultMetrics({ register: this.registry });
@@ -188,6 +196,14 @@ export class ApiMetrics {
     this.recoveries.inc({ outcome: 'recovered' });
     this.recoveryReplayedTokens.inc(event.replayedTokens);
     this.recoveryTime.observe(event.recoveryMs / 1000);
+  }
+
+  /** A running request moved to a newer plan. */
+  observeMove(event: MigrationEvent): void {
+    const kind = event.replayedTokens > 0 ? 'replayed' : 'live';
+    this.moves.inc({ kind });
+    this.movedKvBytes.inc(event.copiedBytes);
+    this.moveTime.observe({ kind }, event.ms / 1000);
   }
 
   /** A request lost a stage node and could not be carried on (e.g. the remaining nodes cannot hold the model). */

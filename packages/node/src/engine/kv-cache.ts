@@ -115,8 +115,8 @@ export class KvCache implements ShardKvCache {
   }
 
   /** Bytes `readRows` returns for `count` positions: keys and values of every layer. */
-  rowsBytes(count: number): number {
-    return this.perLayer.length * 2 * count * this.rowBytes;
+  rowsBytes(count: number, layers = this.perLayer.length): number {
+    return layers * 2 * count * this.rowBytes;
   }
 
   /**
@@ -124,29 +124,62 @@ export class KvCache implements ShardKvCache {
    * plain bytes, valid for any cache of the same layers and type).
    */
   readRows(start: number, count: number): Uint8Array {
+    return this.readLayerRows(0, this.perLayer.length, start, count);
+  }
+
+  /** As readRows, for the shard-local layers [from, to) only (a live move copies the layers it moves). */
+  readLayerRows(from: number, to: number, start: number, count: number): Uint8Array {
+    this.checkLayers(from, to);
     if (start < 0 || count < 0 || start + count > this.length) throw new ShardInputError(`cannot read positions [${start}, ${start + count}) of a cache holding ${this.length}`);
     const n = count * this.rowBytes;
-    const out = new Uint8Array(this.rowsBytes(count));
-    for (let l = 0; l < this.perLayer.length; l++) {
+    const out = new Uint8Array(this.rowsBytes(count, to - from));
+    for (let l = from; l < to; l++) {
       const kv = this.layer(l);
-      out.set(kv.arena.bytes(kv.keys + start * this.rowBytes, n), 2 * l * n);
-      out.set(kv.arena.bytes(kv.values + start * this.rowBytes, n), (2 * l + 1) * n);
+      const at = 2 * (l - from) * n;
+      out.set(kv.arena.bytes(kv.keys + start * this.rowBytes, n), at);
+      out.set(kv.arena.bytes(kv.values + start * this.rowBytes, n), at + n);
     }
     return out;
   }
 
   /** Writes rows read by `readRows` at `start` (which must be the cache's length); the length grows by `count`. */
   writeRows(start: number, count: number, rows: Uint8Array): void {
-    if (this.held) throw new ShardInputError('a KV cache cannot be overwritten while a forward pass is using it');
-    if (start !== this.length || start + count > this.capacity) throw new ShardInputError(`cannot write positions [${start}, ${start + count}) to a cache holding ${this.length} of ${this.capacity}`);
-    if (rows.length !== this.rowsBytes(count)) throw new ShardInputError(`${rows.length} bytes of KV rows do not fit ${count} positions of this cache (${this.rowsBytes(count)} bytes)`);
-    const n = count * this.rowBytes;
-    for (let l = 0; l < this.perLayer.length; l++) {
-      const kv = this.layer(l);
-      kv.arena.bytes(kv.keys + start * this.rowBytes, n).set(rows.subarray(2 * l * n, (2 * l + 1) * n));
-      kv.arena.bytes(kv.values + start * this.rowBytes, n).set(rows.subarray((2 * l + 1) * n, (2 * l + 2) * n));
-    }
+    if (start !== this.length) throw new ShardInputError(`cannot write positions [${start}, ${start + count}) to a cache holding ${this.length} of ${this.capacity}`);
+    this.writeLayerRows(0, this.perLayer.length, start, count, rows);
     this.length = start + count;
+  }
+
+  /**
+   * Writes rows read by `readLayerRows` into the shard-local layers [from, to) at positions [start, start + count),
+   * leaving the length as it is: an import fills the layers piece by piece and `setLength` makes them count once
+   * every layer holds them (a half-filled cache is never read).
+   */
+  writeLayerRows(from: number, to: number, start: number, count: number, rows: Uint8Array): void {
+    this.checkLayers(from, to);
+    if (this.held) throw new ShardInputError('a KV cache cannot be overwritten while a forward pass is using it');
+    if (start < 0 || count < 0 || start + count > this.capacity) throw new ShardInputError(`cannot write positions [${start}, ${start + count}) to a cache of ${this.capacity}`);
+    if (rows.length !== this.rowsBytes(count, to - from)) throw new ShardInputError(`${rows.length} bytes of KV rows do not fit ${count} positions of ${to - from} layers of this cache (${this.rowsBytes(count, to - from)} bytes)`);
+    const n = count * this.rowBytes;
+    for (let l = from; l < to; l++) {
+      const kv = this.layer(l);
+      const at = 2 * (l - from) * n;
+      kv.arena.bytes(kv.keys + start * this.rowBytes, n).set(rows.subarray(at, at + n));
+      kv.arena.bytes(kv.values + start * this.rowBytes, n).set(rows.subarray(at + n, at + 2 * n));
+    }
+  }
+
+  /** Makes positions [0, length) count (after writeLayerRows filled them in every layer). */
+  setLength(length: number): void {
+    if (this.held) throw new ShardInputError('a KV cache cannot be changed while a forward pass is using it');
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) throw new ShardInputError(`a cache of ${this.capacity} positions cannot hold ${length}`);
+    if (this.cleared) throw new Error('this KV cache was freed');
+    this.length = length;
+  }
+
+  private checkLayers(from: number, to: number): void {
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > this.perLayer.length || from >= to) {
+      throw new ShardInputError(`layers [${from}, ${to}) are not within this cache's ${this.perLayer.length} layers`);
+    }
   }
 
   bytes(): number {

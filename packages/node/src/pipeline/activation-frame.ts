@@ -217,7 +217,7 @@ function parseSampling(v: unknown): SamplingParams {
   return params;
 }
 
-function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
+export function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
   if (!isRecord(v)) fail('field "open" must be an object');
   const route = v.route;
   if (!Array.isArray(route) || route.length < 1 || route.length > limits.maxRoute || !route.every((p) => typeof p === 'string' && p.length > 0 && p.length < 128)) {

@@ -37,7 +37,7 @@ export class ActivationRouter {
   constructor(
     private readonly host: EdgeHost,
     /** What an inbound frame may hold (frameLimits()). */
-    private readonly limits: FrameLimits,
+    readonly limits: FrameLimits,
     private readonly log: NodeLogger,
   ) {}
 

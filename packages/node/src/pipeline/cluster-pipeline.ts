@@ -26,6 +26,7 @@ import { Replanner } from './replanner.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
 import type { ShardStore } from './shard-store.js';
 import { StageControl } from './stage-control.js';
+import type { KvAdoptRequest } from './kv-move-control.js';
 import { StageServer } from './stage-server.js';
 import type { StageWorker } from './stage-worker.js';
 
@@ -68,6 +69,8 @@ export interface ClusterPipelineOptions {
   prefixCacheBytes?: number;
   /** Speculative decoding (prompt lookup) for the requests it coordinates that do not say (`--speculate`). Default: on with the kernels, off with tfjs. */
   speculate?: boolean;
+  /** Requests in flight move to a new plan with their KV caches (live-move.ts). Default on; off: they replay their history. */
+  liveMoves?: boolean;
   /** A draft model on this node (`--draft-model`): drafts for the requests it coordinates come from it. */
   draftModel?: DraftSource;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
@@ -118,6 +121,7 @@ export class ClusterPipeline implements Generator {
       contextLength: opts.contextLength,
       concurrency: opts.concurrency,
       control: this.control,
+      liveMoves: opts.liveMoves !== false,
       ...pick(opts, ['onPlan', 'onPlanChange', 'replanPolicy', 'loadMBps']),
     });
     this.executor = new PipelineExecutor({
@@ -131,8 +135,13 @@ export class ClusterPipeline implements Generator {
       log,
       isPeerAlive: (p) => p === host.peerId || membership.get(p) !== undefined,
       latestRoute: () => this.planner.latestRoute(),
+      ...(opts.liveMoves !== false ? { adoptKv: (peer: string, req: KvAdoptRequest) => this.control.adoptKv(peer, req) } : {}),
       directory: new PrefixDirectory(),
-      ...pick(opts, ['onMigrate', 'onStep', 'onRecovery', 'onRecoveryFailed']),
+      onMigrate: (e) => {
+        if (e.replayedTokens === 0) this.planner.noteSwitch(e.ms);
+        opts.onMigrate?.(e);
+      },
+      ...pick(opts, ['onStep', 'onRecovery', 'onRecoveryFailed']),
     });
     this.bench = new ClusterBenchProbe({
       selfId: host.peerId,
@@ -162,6 +171,7 @@ export class ClusterPipeline implements Generator {
       maxRowsPerFrame: maxRows,
       vocabulary: () => this.vocabulary(),
       prefixCacheBytes: opts.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES,
+      readKv: (peer, req) => this.control.readKv(peer, req),
       ...(opts.split ? { split: opts.split } : {}),
       ...pick(opts, ['onStageStep', 'observeCompute', 'onLayersLoaded']),
     });

@@ -9,7 +9,8 @@ import type { PrefixDirectory } from './prefix-directory.js';
 import type { PrefixUse } from '../engine/prefix-cache.js';
 import type { Route } from './route.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
-import { startRunning, type Running } from './running-request.js';
+import { openingOf, receiveToken, startRunning, type Running } from './running-request.js';
+import { LiveMoves, type LiveMovesOptions } from './live-move.js';
 import { RequestEndedError, StageFailedError, StageLostError } from './stage-errors.js';
 import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
 
@@ -27,12 +28,13 @@ export interface PipelineExecutorOptions {
   /** Whether a peer is still a cluster member (a request is not sent into a route with a node already gone). */
   isPeerAlive: (peerId: string) => boolean;
   /**
-   * The route of the plan in force, when it can be had without waiting (its stages loaded). A running request on
-   * an older route moves to it at its next token: prompt + generated tokens are replayed on the new route (which
-   * rebuilds the KV caches there) and the answer goes on, the same text.
+   * The route of the plan in force, when it can be had without waiting (its stages loaded): a running request on an
+   * older route moves to it at a token boundary, live with its KV (adoptKv) or replaying its history, the same text.
    */
   latestRoute?: () => Route | null;
   onMigrate?: (event: MigrationEvent) => void;
+  /** Has a node take a moving request's KV for its stage of a new route (live-move.ts); without it every move replays. */
+  adoptKv?: LiveMovesOptions['adoptKv'];
   /** Re-plans a request survives before it fails. Default 3. */
   maxRecoveries?: number;
   onStep?: (rid: string, timing: StepTiming) => void;
@@ -62,9 +64,12 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   /** Requests that survived a lost stage (for /metrics). */
   recoveries = 0;
   readonly prefixUse: PrefixUse = { hits: 0, cachedTokens: 0, refusals: 0 };
+  private readonly live: LiveMoves | null;
 
   constructor(private readonly opts: PipelineExecutorOptions) {
     this.maxRecoveries = opts.maxRecoveries ?? 3;
+    const onFailure = (rid: string, err: Error) => opts.log.warn(`request ${rid}: its KV could not move (${err.message}); replaying its history instead`);
+    this.live = opts.adoptKv ? new LiveMoves({ adoptKv: opts.adoptKv, release: (route, wire) => this.releaseOn(route, wire), selfId: opts.router.selfId, onFailure }) : null;
   }
 
   async begin(request: ExecutionRequest): Promise<number> {
@@ -104,26 +109,53 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   /**
    * The token and a draft in one step through every stage; the last stage answers with the drafts it accepted and
    * the token after them. The next step's position makes every stage drop the rejected drafts' rows. A request moving
-   * to a newer plan, or replayed after a lost stage, gets one token from the replay instead (the same one).
+   * to a newer plan by a replay, or replayed after a lost stage, gets one token from the replay instead (the same one).
    */
   async verify(requestId: string, token: number, draft: readonly number[]): Promise<number[]> {
     const run = this.running.get(requestId);
     if (!run) throw new RequestEndedError(`request ${requestId} is not running`);
     run.fed.push(token);
-    const latest = this.opts.latestRoute?.() ?? null;
-    if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
-      return this.withRecovery(run, async () => [await this.migrate(run, latest)]);
-    }
     // A verification travels as one frame of 1 + draft rows.
     const rows = draft.slice(0, Math.min(MAX_DRAFT_TOKENS, this.opts.maxRowsPerFrame - 1));
+    const latest = this.opts.latestRoute?.() ?? null;
+    if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
+      const move = this.live?.next(run, latest) ?? 'replay';
+      if (move === 'replay') return this.withRecovery(run, async () => [await this.migrate(run, latest)]);
+      if (move === 'switch') return this.withRecovery(run, () => this.switchLive(run, token, rows));
+    }
     return this.withRecovery(run, () => this.sendStep(run, token, rows));
+  }
+
+  /** The switch of a live move: the new route's stages take the last positions, and the step goes there; a failed copy replays. */
+  private async switchLive(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
+    const t0 = performance.now();
+    const old = run.route;
+    let moved: Awaited<ReturnType<LiveMoves['finish']>>;
+    try {
+      moved = await this.live!.finish(run);
+    } catch (err) {
+      this.live!.opts.onFailure(run.request.id, err as Error);
+      return [await this.migrate(run, this.opts.latestRoute?.() ?? run.route)];
+    }
+    const switchCopyMs = performance.now() - t0;
+    const oldWire = run.wireId;
+    run.migrations++;
+    this.rewire(run, moved.wireId);
+    run.route = moved.route;
+    run.step = 0;
+    run.opened = run.request.promptTokens.length + run.fed.length;
+    run.held = 0;
+    // The old route is freed after the first step on the new one: its stages keep the blocks (prefix cache) meanwhile.
+    const tokens = await this.sendStep(run, token, draft).finally(() => this.releaseOn(old, oldWire));
+    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: moved.route.planId, replayedTokens: 0, copiedBytes: moved.bytes, switchCopyMs, ms: performance.now() - t0 });
+    return tokens;
   }
 
   /** Moves a running request to `route` at a token boundary: frees the old route, replays the history on the new. */
   private async migrate(run: Running, route: Route): Promise<number> {
     const t0 = performance.now();
     const old = run.route;
-    this.releaseRoute(run);
+    this.releaseOn(run.route, run.wireId);
     run.migrations++;
     this.rewire(run, `${run.request.id}.m${run.migrations}`);
     run.route = route;
@@ -131,7 +163,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.pos = 0;
     const history = [...run.request.promptTokens, ...run.fed];
     const token = await this.open(run, history);
-    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: route.planId, replayedTokens: history.length, ms: performance.now() - t0 });
+    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: route.planId, replayedTokens: history.length, copiedBytes: 0, ms: performance.now() - t0 });
     return token;
   }
 
@@ -140,6 +172,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     if (!run) return;
     this.running.delete(requestId);
     this.byWire.delete(run.wireId);
+    this.live?.abandon(requestId);
     // Positions computed on every stage: those sent, but the last one's only once its token came back.
     const computed = run.pending ? run.pos - 1 : run.pos;
     run.pending?.reject(new RequestEndedError(`request ${requestId} ended`));
@@ -157,10 +190,10 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     }
   }
 
-  /** Frees what the stages of the request's route hold for its current wire id. */
-  private releaseRoute(run: Running): void {
-    run.route.peers.forEach((peer, stage) => {
-      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage }).catch(() => {});
+  /** Frees what the stages of `route` hold under wire id `rid`. */
+  private releaseOn(route: Route, rid: string): void {
+    route.peers.forEach((peer, stage) => {
+      this.opts.router.send(peer, { t: 'release', v: ACTIVATION_FRAME_VERSION, rid, stage }).catch(() => {});
     });
   }
 
@@ -184,18 +217,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     }
     if (frame.step !== p.step) return;
     run.pending = null;
-    const now = performance.now();
-    run.tokenAt = now;
-    const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
-    if (frame.more) timing.tokens = 1 + frame.more.length;
-    run.timings.push(timing);
-    this.opts.onStep?.(run.request.id, timing);
-    if (frame.emb) run.embedding = frame.emb;
-    if (frame.step === 0) run.held = frame.held && frame.held.length === run.route.peers.length ? Math.min(...frame.held) : 0;
-    const tokens = [frame.token, ...(frame.more ?? [])];
-    const lps = frame.lp ? [frame.lp, ...(frame.lps ?? [])] : [];
-    lps.forEach((lp, i) => run.request.onLogprob?.({ token: tokens[i], logprob: lp.l, top: lp.top.map(([token, logprob]) => ({ token, logprob })) }));
-    p.resolve(tokens);
+    p.resolve(receiveToken(run, p, frame, this.opts.onStep));
   }
 
   /** A node left: every running request routed through it is replayed on a new route. */
@@ -269,7 +291,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.recoveries++;
     this.recoveries++;
     // Free what the surviving stages of the old route still hold for this request (none if it never had one).
-    this.releaseRoute(run);
+    this.releaseOn(run.route, run.wireId);
     this.rewire(run, `${run.request.id}.r${run.recoveries}`);
     run.route = await this.opts.routeFor(run.request, lost);
     run.step = 0;
@@ -303,7 +325,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
         const next = Math.min(directory!.lookup(run.route, tokens), held, prefix - 1);
         this.prefixUse.refusals++;
         this.opts.log.info(`request ${run.request.id}: stage ${err.stage.slice(-8)} holds ${held} of ${prefix} cached positions; prefilling ${tokens.length - next} of ${tokens.length}`);
-        this.releaseRoute(run);
+        this.releaseOn(run.route, run.wireId);
         this.rewire(run, `${run.request.id}.p${this.prefixUse.refusals}`);
         prefix = Math.max(0, next - (next % PREFIX_BLOCK));
       }
@@ -312,7 +334,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
 
   /** Sends an opening prefill of `tokens` from position `prefix` (the stages copy the rest) and waits for its token. */
   private async openAt(run: Running, tokens: readonly number[], prefix: number): Promise<number> {
-    const { request, route } = run;
+    const { route } = run;
     const ids = Int32Array.from(tokens);
     run.opened = tokens.length;
     run.held = 0;
@@ -320,28 +342,11 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.tokenAt = null; // a (re)opened route starts with a prefill step, which has no coordinator gap before it
     const first = this.awaitToken(run, 0).then(([token]) => token);
     const rows = this.opts.maxRowsPerFrame;
-    const drawsPerToken = request.sampling.temperature <= 0 ? 0 : 1;
     try {
       for (let r = prefix; r < ids.length; r += rows) {
         const n = Math.min(rows, ids.length - r);
         const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: 0, pos: r, n, final: r + n >= ids.length, tokens: ids.subarray(r, r + n) };
-        if (r === prefix) {
-          frame.open = {
-            route: route.peers,
-            ranges: route.ranges,
-            coordinator: this.opts.router.selfId,
-            model: route.model,
-            promptTokens: [...tokens],
-            sampling: request.sampling,
-            contextLength: request.contextLength,
-            samplesDrawn: run.received * drawsPerToken,
-            ...(run.fed.length > 0 ? { generated: run.fed.length } : {}),
-            ...(request.grammar ? { grammar: request.grammar } : {}),
-            ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
-            ...(request.embed ? { embed: true } : {}),
-            ...(prefix > 0 ? { prefix } : {}),
-          };
-        }
+        if (r === prefix) frame.open = openingOf(run, route, tokens, this.opts.router.selfId, prefix);
         await this.opts.router.send(route.peers[0], frame);
       }
     } catch (err) {

@@ -5,15 +5,14 @@ import type { KvCacheType } from '../engine/kv-cache.js';
 import type { ModelFile } from '../model/model-file.js';
 import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { computeClusterPlan, type ClusterPlan } from './cluster-plan.js';
+import { clusterOf, computeClusterPlan, type ClusterPlan } from './cluster-plan.js';
+import { movesRunning, type MovePricing } from './move-price.js';
 import { changeCauses, loadWithin, weighChange, type Restorable, type Weighing } from './plan-adaptation.js';
 import { announcedSplit } from './plan-owner.js';
 import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
 import type { Route } from './route.js';
 import type { StageControl } from './stage-control.js';
 
-/** Tokens over which moving a running request to a new plan must pay back its replayed prefill. */
-const MIGRATION_PAYBACK_TOKENS = 64;
 
 /** Shape of the requests plans are made for. */
 const PLAN_REQUEST = { promptTokens: 128, genTokens: 128 };
@@ -38,6 +37,8 @@ export interface ReplannerOptions {
   replanPolicy?: ReplanPolicy;
   /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
   loadMBps?: number;
+  /** Running requests move with their KV (live-move.ts), so a move costs them a switch, not a replay. Default false. */
+  liveMoves?: boolean;
 }
 
 /** What a member announced that decides who takes part in a plan and how: its model and any --split. */
@@ -65,11 +66,14 @@ export class Replanner {
   private adapting = false;
   /**
    * Running requests move to this route at their next token (null: they finish on their own). A load-driven change
-   * moves them only when it pays within MIGRATION_PAYBACK_TOKENS (a move replays their history as one prefill), and
+   * moves them only when the gain pays back their pause within MIGRATION_PAYBACK_TOKENS (move-price.ts: a live move's
+   * switch, or a replay's prefill), and
    * always when the plan in force no longer fits; a change of membership does not move them.
    */
   private moveRunningTo: Route | null = null;
   private lastChangeAt = 0;
+  /** What live switches took lately (ms; null before the first). */
+  private switchMs: number | null = null;
   /** Devices' loads when the plan in force was made (to say what changed). */
   private loadsAtPlan = new Map<string, DeviceLoad | null>();
   /** Model (and --split) each member announced (a change of it re-plans at once, unlike a change of load). */
@@ -219,7 +223,7 @@ export class Replanner {
     const change = this.record(current, candidate, cause, loadMs, w.nowMs);
     this.predictedNowMs = candidate.plan.cost.tokenLatencyMs;
     const gainMs = w.nowMs - candidate.plan.cost.tokenLatencyMs;
-    this.adopt(candidate, !w.nowFits || gainMs * MIGRATION_PAYBACK_TOKENS > candidate.plan.cost.ttftMs);
+    this.adopt(candidate, !w.nowFits || movesRunning(gainMs, this.pricing(candidate)));
     if (w.restoring) this.restorable = null;
     else if (!this.restorable) {
       // Remember what to go back to once the devices that caused this change are quiet again.
@@ -294,6 +298,23 @@ export class Replanner {
   /** A member's name for the log (its peer id's tail when it is gone). */
   private nameOf(peerId: string): string {
     return this.everyMember().find((m) => m.peerId === peerId)?.name ?? peerId.slice(-8);
+  }
+
+  /** A live move's switch took `ms` (to the first token on the new route): the next moves are priced with it. */
+  noteSwitch(ms: number): void {
+    this.switchMs = this.switchMs === null ? ms : 0.7 * this.switchMs + 0.3 * ms;
+  }
+
+  /** What moving a running request to `candidate` is priced with now. */
+  private pricing(candidate: ClusterPlan): MovePricing {
+    const links = clusterOf(this.everyMember()).links.map((l) => l.bandwidthMBps);
+    return {
+      live: this.opts.liveMoves === true,
+      profile: this.opts.profile,
+      linkMBps: links.length > 0 ? Math.min(...links) : 100,
+      switchMs: this.switchMs ?? candidate.plan.cost.tokenLatencyMs,
+      replayMs: candidate.plan.cost.ttftMs,
+    };
   }
 
   private everyMember(): ClusterMember[] {

@@ -4,12 +4,16 @@ import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel } from '../network/request-channel.js';
 import type { ControlEnvelope, ControlReply, ControlRequest, StageServer } from './stage-server.js';
 import { StageLostError } from './stage-errors.js';
+import type { KvChunk } from './kv-chunk.js';
+import { parseKvChunk, type KvAdoptReply, type KvAdoptRequest, type KvReadRequest } from './kv-move-control.js';
 
 type ControlChannel = RequestChannel<ControlRequest, ControlReply, never>;
 
 /** How long a stage may take to load its layers (a large model on a slow disk or link). */
 const LOAD_TIMEOUT_MS = 300_000;
 const DROP_TIMEOUT_MS = 30_000;
+/** A live move's copy: past this, the request is replayed instead. */
+const KV_TIMEOUT_MS = 30_000;
 
 /**
  * The coordinator's hold on the stages of its plans: has a node load a layer range or drop what it held for this
@@ -56,6 +60,24 @@ export class StageControl {
     void this.channel(peerId)
       .then((c) => c.request(request, { timeoutMs: DROP_TIMEOUT_MS }))
       .catch((err: Error) => this.opts.log.debug(`could not tell ${name} to drop its layers: ${err.message}`));
+  }
+
+  /** A piece of a request's KV from a node's stage (for a stage of the new route that pulls it), checked for form. */
+  async readKv(peerId: string, req: KvReadRequest): Promise<KvChunk> {
+    const reply = await this.ask(peerId, req);
+    return parseKvChunk((reply as { chunk?: unknown }).chunk);
+  }
+
+  /** Has a node take a moving request's KV for its stage of the new route (kv-move-control.ts); its copied bytes. */
+  async adoptKv(peerId: string, req: KvAdoptRequest): Promise<number> {
+    const reply = (await this.ask(peerId, req)) as Partial<KvAdoptReply>;
+    if (reply.positions !== req.start + req.count || typeof reply.copiedBytes !== 'number') throw new Error(`${peerId.slice(-8)} answered kv-adopt without the positions asked for`);
+    return reply.copiedBytes;
+  }
+
+  private async ask(peerId: string, req: KvReadRequest | KvAdoptRequest): Promise<unknown> {
+    if (peerId === this.opts.host.peerId) return this.opts.stage.control(req, peerId);
+    return (await this.channel(peerId)).request(req, { timeoutMs: KV_TIMEOUT_MS });
   }
 
   /** A node left: the next load opens a new channel. */

@@ -14,11 +14,14 @@ import { ShardStore } from './shard-store.js';
 import type { LayerRange } from '../engine/layer-range.js';
 import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
+import type { KvChunk } from './kv-chunk.js';
+import { parseKvAdopt, parseKvRead, type KvAdoptReply, type KvAdoptRequest, type KvReadReply, type KvReadRequest, type KvSource } from './kv-move-control.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
 /** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
-export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string };
-export type ControlReply = { ok: true; weightBytes: number; loadMs: number };
+export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string } | KvReadRequest | KvAdoptRequest;
+export type LoadReply = { ok: true; weightBytes: number; loadMs: number };
+export type ControlReply = LoadReply | KvReadReply | KvAdoptReply;
 export type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface StageServerOptions {
@@ -39,6 +42,8 @@ export interface StageServerOptions {
   vocabulary: () => TokenVocabulary;
   /** Bytes of KV blocks kept across requests (prefix-cache.ts); 0 disables it. */
   prefixCacheBytes?: number;
+  /** Reads a piece of a request's KV from another node's stage (a live move's pull; StageControl.readKv). */
+  readKv?: (peerId: string, req: KvReadRequest) => Promise<KvChunk>;
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
@@ -110,6 +115,11 @@ export class StageServer {
   /** A control request from coordinator `from` (this node's own coordinator calls it directly). */
   async control(req: ControlRequest, from: string): Promise<ControlReply> {
     if (req.model !== this.opts.fingerprint) throw new Error(`this node has model ${this.opts.fingerprint}, not ${req.model}`);
+    if (req.op === 'kv-read') return { ok: true, chunk: this.worker.readKv(req.rid, req, req.start, req.count) };
+    if (req.op === 'kv-adopt') {
+      const copiedBytes = await this.worker.adoptKv(req, (src, start, count) => this.pullKv(src, start, count));
+      return { ok: true, positions: req.start + req.count, copiedBytes };
+    }
     if (req.op === 'drop') {
       // Freed by trimShards once no request of that coordinator uses it.
       this.currentRanges.delete(from);
@@ -127,6 +137,13 @@ export class StageServer {
     this.heldWeightBytes = weightBytes;
     this.announceRanges();
     return { ok: true, weightBytes, loadMs: performance.now() - t0 };
+  }
+
+  /** A piece of a moving request's KV from the old route's stage `src` (this node's own, or over the control protocol). */
+  private pullKv(src: KvSource, start: number, count: number): Promise<KvChunk> {
+    if (src.peer === this.opts.host.peerId) return Promise.resolve(this.worker.readKv(src.rid, src, start, count));
+    if (!this.opts.readKv) throw new Error('this node cannot read KV from other nodes');
+    return this.opts.readKv(src.peer, { op: 'kv-read', model: this.opts.fingerprint, rid: src.rid, startLayer: src.startLayer, endLayer: src.endLayer, start, count });
   }
 
   /** Frees ranges no coordinator asked for last and no live request uses. */
@@ -192,6 +209,8 @@ export class StageServer {
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const layers = this.opts.model.config.numLayers;
     const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
+    if (b.op === 'kv-read') return parseKvRead(b, layers, this.opts.router.limits.maxContext);
+    if (b.op === 'kv-adopt') return parseKvAdopt(b, layers, this.opts.router.limits);
     if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
     if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
     if (b.op === 'drop') return { op: 'drop', model: b.model };

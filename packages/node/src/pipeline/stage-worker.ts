@@ -9,6 +9,10 @@ import { ShardStore } from './shard-store.js';
 import { MeanPool } from '../engine/mean-pool.js';
 import { PrefixMissError, type PrefixCache } from '../engine/prefix-cache.js';
 import { verifyDraft } from '../engine/draft-verification.js';
+import type { LayerRange } from '../engine/layer-range.js';
+import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js';
+import { pullKv } from './kv-pull.js';
+import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -124,7 +128,7 @@ export class StageWorker {
     let session = this.sessions.get(frame.rid);
     if (frame.open) {
       if (session) throw new StageError(`request ${frame.rid} is already open on this stage`);
-      session = await this.openSession(frame, frame.open);
+      session = await this.openSession(frame.rid, frame.stage, frame.open);
       const prefix = frame.open.prefix ?? 0;
       if (prefix > 0) {
         // The coordinator's directory says this stage keeps these positions: copy them, or say it no longer does.
@@ -213,18 +217,55 @@ export class StageWorker {
     for (const rid of [...this.sessions.keys()]) this.free(rid);
   }
 
-  private async openSession(frame: ActFrame, opening: RequestOpening): Promise<Session> {
+  /** Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). */
+  readKv(rid: string, layers: LayerRange, start: number, count: number): KvChunk {
+    const s = this.sessions.get(rid);
+    if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
+    return exportKv(s.cache, s.shard.range, layers, start, count);
+  }
+
+  /**
+   * Takes a request moving here with its KV (`kv-adopt`): opens it under its new wire id on the first part, fills
+   * positions [start, start + count) of every layer from `pull`, and only then counts them (the next frame is the
+   * step after them). A failed part frees it here: the coordinator replays the request instead.
+   */
+  async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
+    let s = this.sessions.get(req.rid);
+    if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
+    try {
+      if (req.start === 0) {
+        s = await this.openSession(req.rid, req.stage, req.opening);
+        s.stepDone = true;
+      }
+      if (!s || s.stage !== req.stage || s.cache.length !== req.start) throw new KvMoveError(`request ${req.rid} does not hold ${req.start} positions on stage ${req.stage} here`);
+      const session = s;
+      checkCoverage(req.sources, s.shard.range);
+      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, pull, () => this.sessions.get(req.rid) === session);
+      movableCache(session.cache).setLength(req.start + req.count);
+      // The request as the new route serves it from now on (the sampler resumes where the old route's left off).
+      session.opening = req.opening;
+      if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
+      session.floor = session.cache.length;
+      session.lastActive = Date.now();
+      return copied;
+    } catch (err) {
+      this.free(req.rid);
+      throw err;
+    }
+  }
+
+  private async openSession(rid: string, stage: number, opening: RequestOpening): Promise<Session> {
     const { selfId, modelFingerprint, shards } = this.opts;
-    if (opening.route[frame.stage] !== selfId) throw new StageError(`stage ${frame.stage} of request ${frame.rid} is ${opening.route[frame.stage]}, not this node`);
+    if (opening.route[stage] !== selfId) throw new StageError(`stage ${stage} of request ${rid} is ${opening.route[stage]}, not this node`);
     if (opening.model !== modelFingerprint) throw new StageError(`request is for model ${opening.model}, this node has ${modelFingerprint}`);
-    const [startLayer, endLayer] = opening.ranges[frame.stage];
+    const [startLayer, endLayer] = opening.ranges[stage];
     const inUse = this.shardsInUse();
     const shard = await shards.get({ startLayer, endLayer }, inUse);
-    const isLast = frame.stage === opening.route.length - 1;
-    if (isLast !== shard.isLast) throw new StageError(`stage ${frame.stage} has layers [${startLayer}, ${endLayer}) but is ${isLast ? '' : 'not '}the last stage`);
+    const isLast = stage === opening.route.length - 1;
+    if (isLast !== shard.isLast) throw new StageError(`stage ${stage} has layers [${startLayer}, ${endLayer}) but is ${isLast ? '' : 'not '}the last stage`);
     const session: Session = {
       opening,
-      stage: frame.stage,
+      stage,
       shard,
       shardKey: ShardStore.key({ startLayer, endLayer }),
       cache: shard.createCache(opening.contextLength),
@@ -235,7 +276,7 @@ export class StageWorker {
       floor: 0,
       lastActive: Date.now(),
     };
-    this.sessions.set(frame.rid, session);
+    this.sessions.set(rid, session);
     this.opts.onSessionsChanged?.(this.sessions.size);
     return session;
   }

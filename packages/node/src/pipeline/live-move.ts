@@ -1,0 +1,135 @@
+import type { KvAdoptRequest, KvSource } from './kv-move-control.js';
+import type { Route } from './route.js';
+import { openingOf, type Running } from './running-request.js';
+
+/** Positions decoded since the last copy above which another copy round runs before the switch (keeps the switch's delta small). */
+export const MAX_SWITCH_DELTA = 16;
+
+/** The layers a stage of `next` takes from each stage of `old` (those whose ranges overlap its own). */
+function kvSources(old: { peers: readonly string[]; ranges: readonly (readonly [number, number])[] }, oldRid: string, range: readonly [number, number]): KvSource[] {
+  const out: KvSource[] = [];
+  old.ranges.forEach(([x, y], i) => {
+    const startLayer = Math.max(x, range[0]);
+    const endLayer = Math.min(y, range[1]);
+    if (startLayer < endLayer) out.push({ peer: old.peers[i], rid: oldRid, startLayer, endLayer });
+  });
+  return out;
+}
+
+/** A request's KV on its way to the stages of a new route, under the wire id it will have there. */
+interface Copy {
+  route: Route;
+  wireId: string;
+  /** The old route's wire id it copies from (a replay meanwhile makes it stale). */
+  from: string;
+  /** Positions every stage of the new route holds. */
+  copied: number;
+  bytes: number;
+  busy: Promise<void> | null;
+  error: Error | null;
+}
+
+/** What a request at a token boundary does about a newer plan: keep decoding on its route while its KV is copied, switch, or replay. */
+export type LiveMoveStep = 'wait' | 'switch' | 'replay';
+
+export interface LiveMovesOptions {
+  /** Has a node take the request's KV for its stage of the new route (StageControl.adoptKv); resolves with the bytes it copied. */
+  adoptKv: (peerId: string, req: KvAdoptRequest) => Promise<number>;
+  /** Frees what the stages of `route` hold under `wireId`. */
+  release: (route: Route, wireId: string) => void;
+  /** This coordinator's peer id. */
+  selfId: string;
+  /** Why a request's KV could not move (it replays instead). */
+  onFailure: (requestId: string, err: Error) => void;
+}
+
+/**
+ * The coordinator's side of live moves (as live VM migration does): when a newer plan's route appears, the stages of
+ * that route pull the request's KV for their layers from the stages of its route while it keeps decoding there
+ * (pre-copy, in rounds until the positions decoded meanwhile are few); at the switch they take that last delta and
+ * the request goes on there with its next step. A copy that fails makes the request replay its history instead.
+ */
+export class LiveMoves {
+  private readonly copies = new Map<string, Copy>();
+
+  constructor(readonly opts: LiveMovesOptions) {}
+
+  next(run: Running, route: Route): LiveMoveStep {
+    let c = this.copies.get(run.request.id);
+    if (c && (c.route.planId !== route.planId || c.from !== run.wireId)) {
+      this.abandon(run.request.id);
+      c = undefined;
+    }
+    if (!c) {
+      c = { route, wireId: `${run.request.id}.k${run.migrations + 1}`, from: run.wireId, copied: 0, bytes: 0, busy: null, error: null };
+      this.copies.set(run.request.id, c);
+      this.round(run, c);
+      return 'wait';
+    }
+    if (c.busy) return 'wait';
+    if (c.error) {
+      this.opts.onFailure(run.request.id, c.error);
+      this.abandon(run.request.id);
+      return 'replay';
+    }
+    if (run.pos - c.copied > MAX_SWITCH_DELTA) {
+      this.round(run, c);
+      return 'wait';
+    }
+    return 'switch';
+  }
+
+  /**
+   * The switch (the old route idle at a token boundary): the stages of the new route take the positions decoded
+   * since the last round, with the opening a replay would send (the sampler resumes where it was). Throws if that
+   * fails (the copy is freed; the caller replays).
+   */
+  async finish(run: Running): Promise<{ wireId: string; bytes: number; route: Route }> {
+    const c = this.copies.get(run.request.id);
+    if (!c || c.busy || c.error) throw new Error('no finished copy to switch to');
+    this.copies.delete(run.request.id);
+    try {
+      c.bytes += await this.adopt(run, c, c.copied, run.pos - c.copied);
+    } catch (err) {
+      this.opts.release(c.route, c.wireId);
+      throw err;
+    }
+    return { wireId: c.wireId, bytes: c.bytes, route: c.route };
+  }
+
+  /** The request ended or went another way: what the new route's stages took for it is freed (once its copy settles). */
+  abandon(requestId: string): void {
+    const c = this.copies.get(requestId);
+    if (!c) return;
+    this.copies.delete(requestId);
+    void (c.busy ?? Promise.resolve()).then(() => this.opts.release(c.route, c.wireId));
+  }
+
+  private round(run: Running, c: Copy): void {
+    const start = c.copied;
+    const count = run.pos - start;
+    c.busy = this.adopt(run, c, start, count)
+      .then(
+        (bytes) => {
+          c.copied = start + count;
+          c.bytes += bytes;
+        },
+        (err: Error) => {
+          c.error = err;
+        },
+      )
+      .finally(() => (c.busy = null));
+  }
+
+  /** Every stage of the new route takes positions [start, start + count) of its layers; resolves with the bytes copied. */
+  private async adopt(run: Running, c: Copy, start: number, count: number): Promise<number> {
+    const history = [...run.request.promptTokens, ...run.fed];
+    const opening = openingOf(run, c.route, history, this.opts.selfId);
+    const copied = await Promise.all(
+      c.route.peers.map((peer, stage) =>
+        this.opts.adoptKv(peer, { op: 'kv-adopt', model: c.route.model, rid: c.wireId, stage, opening, start, count, sources: kvSources(run.route, c.from, c.route.ranges[stage]) }),
+      ),
+    );
+    return copied.reduce((a, b) => a + b, 0);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * A stage's side of a live move, on stories260K's real weights (one stage holding every layer): a request decoded
+ * on one worker is adopted by another under its new wire id, its KV pulled from the first, and the next step there
+ * gives the token the first worker gives. A corrupt piece, or sources that leave a layer out, are refused: the
+ * adopted request is freed, nothing half-copied stays, and a sound copy under the same id works afterwards.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KernelRuntime } from '@edge-node/kernels';
+import type { ModelFile } from '../src/model/model-file.js';
+import { startComputeBackend } from '../src/engine/engine-options.js';
+import type { ComputeBackend } from '../src/engine/compute-backend.js';
+import { StageWorker } from '../src/pipeline/stage-worker.js';
+import { ShardStore } from '../src/pipeline/shard-store.js';
+import { silentLogger } from '../src/network/node-logger.js';
+import { GREEDY } from '../src/engine/sampler.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type RequestOpening, type TokenFrame } from '../src/pipeline/activation-frame.js';
+import type { KvAdoptRequest, KvSource } from '../src/pipeline/kv-move-control.js';
+import type { KvChunk } from '../src/pipeline/kv-chunk.js';
+import { closeStories, openStories } from './support/stories-model.js';
+
+let runtime: KernelRuntime;
+let model: ModelFile;
+let compute: ComputeBackend;
+beforeAll(async () => {
+  ({ runtime, model } = await openStories());
+  compute = await startComputeBackend({ threads: 1 });
+});
+afterAll(async () => {
+  await compute?.close();
+  await closeStories({ runtime, model });
+});
+
+const PROMPT = [1, 403, 407, 261, 378, 430, 260, 12, 290, 344, 417, 275];
+const worker = () => new StageWorker({ selfId: 'me', shards: new ShardStore(model, compute), modelFingerprint: 'fp', maxRowsPerFrame: 64, log: silentLogger });
+const opening = (promptTokens: number[], generated = 0): RequestOpening => ({
+  route: ['me'],
+  ranges: [[0, model.config.numLayers]],
+  coordinator: 'me',
+  model: 'fp',
+  promptTokens,
+  sampling: GREEDY,
+  contextLength: 64,
+  samplesDrawn: 0,
+  ...(generated ? { generated } : {}),
+});
+const act = (rid: string, step: number, pos: number, tokens: number[], open?: RequestOpening): ActFrame => ({
+  t: 'act', v: ACTIVATION_FRAME_VERSION, rid, stage: 0, step, pos, n: tokens.length, final: true, tokens: Int32Array.from(tokens), ...(open ? { open } : {}),
+});
+
+async function token(w: StageWorker, frame: ActFrame): Promise<number> {
+  const [out] = await w.handle(frame);
+  const f = out.frame as TokenFrame | ErrorFrame;
+  if (f.t === 'error') throw new Error(`${f.name}: ${f.message}`);
+  return f.token;
+}
+
+describe('kv-adopt on a stage', () => {
+  it('a request adopted with its KV gives the next token the old stage gives; a corrupt or partial copy is refused and freed', async () => {
+    const old = worker();
+    const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
+    for (let step = 1; step <= 3; step++) fed.push(await token(old, act('r', step, PROMPT.length + step - 1, [fed[step - 1]])));
+    // The coordinator's view at a token boundary: fed[3] is to be stepped at position PROMPT.length + 3.
+    const pos = PROMPT.length + 3;
+    const history = [...PROMPT, ...fed];
+    const L = model.config.numLayers;
+    const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: L }];
+    const req = (sources: KvSource[], start = 0, count = pos): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources });
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => Promise.resolve(old.readKv(src.rid, src, start, count));
+
+    const moved = worker();
+    const corrupt = async (src: KvSource, start: number, count: number) => {
+      const c = await pull(src, start, count);
+      const bytes = c.bytes.slice();
+      bytes[bytes.length - 1] ^= 0x40;
+      return { ...c, bytes };
+    };
+    await expect(moved.adoptKv(req(whole), corrupt)).rejects.toThrow(/SHA-256/);
+    expect(moved.sessionCount).toBe(0);
+    await expect(moved.adoptKv(req([{ ...whole[0], endLayer: L - 1 }]), pull)).rejects.toThrow(/do not cover/);
+    expect(moved.sessionCount).toBe(0);
+    // A step for the request refused is dropped, not computed on an empty cache.
+    expect(await moved.handle(act('r.k1', 1, pos, [fed[3]]))).toEqual([]);
+
+    // Pre-copy of the first positions, then the delta: the bytes of both counted once whole.
+    const copied = (await moved.adoptKv(req(whole, 0, pos - 2), pull)) + (await moved.adoptKv(req(whole, pos - 2, 2), pull));
+    expect(copied).toBe(old.readKv('r', whole[0], 0, pos).bytes.length);
+    await expect(moved.adoptKv(req(whole, 0, 1), pull)).rejects.toThrow(/already open/);
+    const next = await token(moved, act('r.k1', 1, pos, [fed[3]]));
+    expect(next).toBe(await token(old, act('r', 4, pos, [fed[3]])));
+    expect(await token(moved, act('r.k1', 2, pos + 1, [next]))).toBe(await token(old, act('r', 5, pos + 1, [next])));
+  });
+});
