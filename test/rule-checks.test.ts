@@ -58,8 +58,8 @@ describe('npm run check:layers (dependency-cruiser)', () => {
         ? `import { part as up } from '../${above}/${above}-part.js';\nexport const part = () => up;\n`
         : `export const part = 1;\n`;
     });
-    // A package importing one it may not.
-    const forbidden: Record<string, string> = { kernels: 'partitioner', partitioner: 'kernels', node: 'cli', testkit: 'cli', cli: 'browser', browser: 'partitioner' };
+    // A package importing one it may not (the CLI, the top package, may import every other: it has no such import).
+    const forbidden: Record<string, string> = { kernels: 'partitioner', partitioner: 'kernels', node: 'cli', testkit: 'cli', browser: 'partitioner' };
     for (const pkg of ['kernels', 'partitioner', 'node', 'testkit', 'cli', 'browser']) files[`packages/${pkg}/src/leaf.ts`] = 'export const leaf = 1;\n';
     for (const [pkg, other] of Object.entries(forbidden)) {
       files[`packages/${pkg}/src/reach.ts`] = `import { leaf } from '../../${other}/src/leaf.js';\nexport const reach = leaf;\n`;
