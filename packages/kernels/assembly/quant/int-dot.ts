@@ -4,7 +4,8 @@
 // instruction; one vpdpbusd on Node 24). Its second operand must stay in 0..127 for every lowering to agree, so
 // unsigned weights (4-, 5-, 6-bit) go there against signed activations (udot*), and signed weights (Q8_0) go first
 // against the activations split into their positive and negative parts (splitDot32). Both sum the same products
-// per lane (weights in laneOrder), so the builds give the same bits.
+// per lane (weights in laneOrder), so the builds give the same bits — or, for Q4_K, Q5_K and Q6_K, the same products
+// per half of a run, which needs no order at all (pairTerm below).
 import { dot16, laneOrder, MASK_0F } from '../simd';
 
 /** Σ w·a over 32 values: w as two i8x16 vectors (values 0–15 and 16–31), a 32 × i16 at a; i32x4 partial sums. */
