@@ -4,11 +4,7 @@
  * gives the token the first worker gives. A corrupt piece, or sources that leave a layer out, are refused: the
  * adopted request is freed, nothing half-copied stays, and a sound copy under the same id works afterwards.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KernelRuntime } from '@edge-node/kernels';
-import type { ModelFile } from '../src/model/model-file.js';
-import { startComputeBackend } from '../src/engine/engine-options.js';
-import type { ComputeBackend } from '../src/engine/compute-backend.js';
+import { describe, expect, it } from 'vitest';
 import { StageWorker } from '../src/pipeline/stage-worker.js';
 import { ShardStore } from '../src/pipeline/shard-store.js';
 import { silentLogger } from '../src/network/node-logger.js';
@@ -16,25 +12,15 @@ import { GREEDY } from '../src/engine/sampler.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type RequestOpening, type TokenFrame } from '../src/pipeline/activation-frame.js';
 import type { KvAdoptRequest, KvSource } from '../src/pipeline/kv-move-control.js';
 import type { KvChunk } from '../src/pipeline/kv-chunk.js';
-import { closeStories, openStories } from './support/stories-model.js';
+import { STORIES_PROMPT, useStoriesStage } from './support/stories-model.js';
 
-let runtime: KernelRuntime;
-let model: ModelFile;
-let compute: ComputeBackend;
-beforeAll(async () => {
-  ({ runtime, model } = await openStories());
-  compute = await startComputeBackend({ threads: 1 });
-});
-afterAll(async () => {
-  await compute?.close();
-  await closeStories({ runtime, model });
-});
+const stage = useStoriesStage();
 
-const PROMPT = [1, 403, 407, 261, 378, 430, 260, 12, 290, 344, 417, 275];
-const worker = () => new StageWorker({ selfId: 'me', shards: new ShardStore(model, compute), modelFingerprint: 'fp', maxRowsPerFrame: 64, log: silentLogger });
+const PROMPT = STORIES_PROMPT;
+const worker = () => new StageWorker({ selfId: 'me', shards: new ShardStore(stage.model, stage.compute), modelFingerprint: 'fp', maxRowsPerFrame: 64, log: silentLogger });
 const opening = (promptTokens: number[], generated = 0): RequestOpening => ({
   route: ['me'],
-  ranges: [[0, model.config.numLayers]],
+  ranges: [[0, stage.model.config.numLayers]],
   coordinator: 'me',
   model: 'fp',
   promptTokens,
@@ -62,7 +48,7 @@ describe('kv-adopt on a stage', () => {
     // The coordinator's view at a token boundary: fed[3] is to be stepped at position PROMPT.length + 3.
     const pos = PROMPT.length + 3;
     const history = [...PROMPT, ...fed];
-    const L = model.config.numLayers;
+    const L = stage.model.config.numLayers;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: L }];
     const req = (sources: KvSource[], start = 0, count = pos): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources });
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => Promise.resolve(old.readKv(src.rid, src, start, count));

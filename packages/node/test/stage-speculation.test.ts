@@ -5,38 +5,24 @@
  * and what follows is the same bits as decoding one token at a time. A position below the verified row, or a
  * rollback after a plain step, is refused; the prefix cache keeps only rows of the tokens a release names.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KernelRuntime } from '@edge-node/kernels';
-import type { ModelFile } from '../src/model/model-file.js';
-import { startComputeBackend } from '../src/engine/engine-options.js';
-import type { ComputeBackend } from '../src/engine/compute-backend.js';
+import { describe, expect, it } from 'vitest';
 import { StageWorker } from '../src/pipeline/stage-worker.js';
 import { ShardStore } from '../src/pipeline/shard-store.js';
 import { silentLogger } from '../src/network/node-logger.js';
 import { GREEDY } from '../src/engine/sampler.js';
 import { PrefixCache } from '../src/engine/prefix-cache.js';
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type RequestOpening, type TokenFrame } from '../src/pipeline/activation-frame.js';
-import { closeStories, openStories } from './support/stories-model.js';
+import { STORIES_PROMPT, useStoriesStage } from './support/stories-model.js';
 
-let runtime: KernelRuntime;
-let model: ModelFile;
-let compute: ComputeBackend;
-beforeAll(async () => {
-  ({ runtime, model } = await openStories());
-  compute = await startComputeBackend({ threads: 1 });
-});
-afterAll(async () => {
-  await compute?.close();
-  await closeStories({ runtime, model });
-});
+const stage = useStoriesStage();
 
-const PROMPT = [1, 403, 407, 261, 378, 430, 260, 12, 290, 344, 417, 275];
+const PROMPT = STORIES_PROMPT;
 
 /** `computeRows`: rows of one request per step (2 spreads a verification over steps, its logits gathered). */
 function worker(prefixCache?: PrefixCache, computeRows?: number): StageWorker {
   return new StageWorker({
     selfId: 'me',
-    shards: new ShardStore(model, compute),
+    shards: new ShardStore(stage.model, stage.compute),
     modelFingerprint: 'fp',
     maxRowsPerFrame: 64,
     log: silentLogger,
@@ -46,7 +32,7 @@ function worker(prefixCache?: PrefixCache, computeRows?: number): StageWorker {
 }
 
 function opening(promptTokens: number[], prefix = 0): RequestOpening {
-  return { route: ['me'], ranges: [[0, model.config.numLayers]], coordinator: 'me', model: 'fp', promptTokens, sampling: GREEDY, contextLength: 64, samplesDrawn: 0, logprobs: 2, ...(prefix ? { prefix } : {}) };
+  return { route: ['me'], ranges: [[0, stage.model.config.numLayers]], coordinator: 'me', model: 'fp', promptTokens, sampling: GREEDY, contextLength: 64, samplesDrawn: 0, logprobs: 2, ...(prefix ? { prefix } : {}) };
 }
 
 const act = (rid: string, step: number, pos: number, tokens: number[], extra: Partial<ActFrame> = {}): ActFrame => ({
@@ -92,7 +78,7 @@ describe('StageWorker verification steps', () => {
     const first = await answer(w, act('s', 0, 0, PROMPT, { open: opening(PROMPT) }));
     expect(first.token).toBe(g[0]);
     // Draft: two right tokens, then a wrong one and one more.
-    const wrong = (g[3] + 1) % model.config.vocabSize;
+    const wrong = (g[3] + 1) % stage.model.config.vocabSize;
     const draft = [g[1], g[2], wrong, g[4]];
     const v = await answer(w, act('s', 1, P, [g[0], ...draft], { draft: Int32Array.from(draft) }));
     expect([v.token, ...(v.more ?? [])]).toEqual([g[1], g[2], g[3]]);
@@ -134,7 +120,7 @@ describe('StageWorker verification steps', () => {
     const f0 = await answer(w, act('c', 0, 0, PROMPT, { open: opening(PROMPT) }));
     expect(f0.token).toBe(g[0]);
     // Accepts g1..g3 and rejects four wrong drafts: the cache holds P + 8 rows (past a 16-token block), P + 4 valid.
-    const wrong = [0, 1, 2, 3].map((i) => (g[4] + 1 + i) % model.config.vocabSize);
+    const wrong = [0, 1, 2, 3].map((i) => (g[4] + 1 + i) % stage.model.config.vocabSize);
     const v = await answer(w, act('c', 1, P, [g[0], g[1], g[2], g[3], ...wrong], { draft: Int32Array.from([g[1], g[2], g[3], ...wrong]) }));
     expect([v.token, ...(v.more ?? [])]).toEqual([g[1], g[2], g[3], g[4]]);
     // The request ends here: the release names what was fed (g0..g3), so positions [0, P + 4) = 16 make one block.
