@@ -7,6 +7,7 @@ import type { SpeculationStats } from '../engine/speculation.js';
 import { GREEDY } from '../engine/sampler.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { OpenAIError, invalidRequest } from './openai-errors.js';
+import { optionalBoolean, type JsonObject } from './openai-request.js';
 import { acquireSlot, requireGenerator, type ServingContext } from './serve-generation.js';
 
 /** The route `edge-node bench` drives: exact-length prompts, EOS ignored, greedy, every step's timing. */
@@ -79,13 +80,11 @@ function intField(body: Record<string, unknown>, key: string, min: number, max: 
 
 function parseBody(raw: unknown, contextLength: number): BenchBody {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidRequest('the body must be a JSON object');
-  const body = raw as Record<string, unknown>;
+  const body = raw as JsonObject;
   const promptTokens = intField(body, 'prompt_tokens', 1, contextLength - 1);
   const genTokens = intField(body, 'gen_tokens', 1, contextLength - promptTokens);
-  const prefixCache = body.prefix_cache ?? false;
-  if (typeof prefixCache !== 'boolean') throw invalidRequest('"prefix_cache" must be true or false', 'prefix_cache');
-  const speculate = body.speculate ?? false;
-  if (typeof speculate !== 'boolean') throw invalidRequest('"speculate" must be true or false', 'speculate');
+  const prefixCache = optionalBoolean(body, 'prefix_cache', false);
+  const speculate = optionalBoolean(body, 'speculate', false);
   const prompt = body.prompt ?? 'random';
   if (prompt !== 'random' && prompt !== 'quoting') throw invalidRequest('"prompt" must be "random" (token ids) or "quoting" (a passage repeated)', 'prompt');
   return { promptTokens, genTokens, runs: intField(body, 'runs', 1, MAX_BENCH_RUNS, 1), seed: intField(body, 'seed', 0, 0xffffffff, 1), prefixCache, speculate, prompt };
