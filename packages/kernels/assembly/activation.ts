@@ -3,7 +3,7 @@ import { LANE_ORDER, laneOrder } from './simd';
 // Activations are quantised once per row before an integer product, as llama.cpp does, and kept widened to int16 so
 // that the inner loops (run once per weight row) do not widen them again.
 //
-// Q8 activation row (Q8_0, Q4_0, Q5_0 weights): nb = cols / 32 blocks;
+// Q8 activation row (Q8_0, Q4_0, Q5_0 weights, both builds): nb = cols / 32 blocks;
 //   [nb × f32 scale d][nb × 32 × i16 q]   x ≈ d·q, d = max|x| / 127 per block rounded to f16, q = round(x·127/max|x|)
 //   (ggml's quantize_row_q8_0: block_q8_0.d is half precision; with an f32 d the logits drift ~0.1 from llama.cpp's).
 // Q8_1 activation row (Q4_1, Q5_1 weights: their blocks carry an offset m, whose product needs Σx):
@@ -15,7 +15,6 @@ import { LANE_ORDER, laneOrder } from './simd';
 //
 // The relaxed build (int-dot.ts) takes the same q as int8, each 16 values in laneOrder (simd.ts: bytes 4k..4k+3 hold
 // values 2k, 2k+1, 8+2k, 9+2k):
-// Q8S activation row (Q8_0 weights): [nb × f32 d][nb × (32 × i8 max(q, 0), 32 × i8 max(−q, 0))]   (64 bytes a block)
 // Q8_KS activation row (Q2_K, Q3_K weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
 // Q8_KN activation row (Q4_K, Q5_K, Q6_K weights): Q8_KS with q in natural order — their products sum each run's
 //   products over whole groups of lanes (k4-family.ts), so no lane order is needed.
@@ -25,7 +24,7 @@ export const ACT_F32: i32 = 0;
 export const ACT_Q8: i32 = 1;
 export const ACT_Q8_1: i32 = 2;
 export const ACT_Q8_K: i32 = 3;
-export const ACT_Q8S: i32 = 4;
+// 4 was Q8S (Q8_0's activations split by sign for the relaxed build), retired: signed weights widen in both builds.
 export const ACT_Q8_KS: i32 = 5;
 export const ACT_Q8_1S: i32 = 6;
 export const ACT_Q8_KN: i32 = 7;
@@ -35,7 +34,6 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8) return (cols >> 5) * (4 + 64);
   if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
-  if (fmt == ACT_Q8S) return (cols >> 5) * (4 + 64);
   if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN) return (cols >> 8) * (4 + 32 + 256);
   if (fmt == ACT_Q8_1S) return (cols >> 5) * (8 + 32);
   return cols << 2;
@@ -47,11 +45,9 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? laneOrder(v) : i8x16.swizzle(v, v128.load(LANE_ORDER));
 }
 
-// How quantizeBlock stores q: int16 in order, int8 in laneOrder, int8 split into max(q, 0) and max(−q, 0), or
-// int8 in order.
+// How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 in order.
 const STORE_I16: i32 = 0;
 const STORE_I8: i32 = 1;
-const STORE_SPLIT: i32 = 2;
 const STORE_I8N: i32 = 3;
 
 /**
@@ -88,13 +84,7 @@ let lastScale: f32 = 0;
     } else if (layout == STORE_I8N) {
       v128.store(q + <usize>g, i8x16.narrow_i16x8_s(lo, hi));
     } else {
-      const v = inLaneOrder(i8x16.narrow_i16x8_s(lo, hi));
-      if (layout == STORE_I8) v128.store(q + <usize>g, v);
-      else {
-        const zero = i8x16.splat(0);
-        v128.store(q + <usize>g, i8x16.max_s(v, zero));
-        v128.store(q + <usize>g + <usize>n, i8x16.max_s(i8x16.neg(v), zero));
-      }
+      v128.store(q + <usize>g, inLaneOrder(i8x16.narrow_i16x8_s(lo, hi)));
     }
   }
   lastSum = i32x4.extract_lane(total, 0) + i32x4.extract_lane(total, 1) + i32x4.extract_lane(total, 2) + i32x4.extract_lane(total, 3);
@@ -109,7 +99,7 @@ let lastScale: f32 = 0;
 @inline function quantizeRows(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
   const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS || fmt == ACT_Q8_KN;
   const withSum = fmt == ACT_Q8_1 || fmt == ACT_Q8_1S;
-  const layout = fmt == ACT_Q8S ? STORE_SPLIT : fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
+  const layout = fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
   const n = superBlocks ? 256 : 32;
   const qBytes = <usize>(layout == STORE_I8 || layout == STORE_I8N ? n : 2 * n);
   const nb = superBlocks ? cols >> 8 : cols >> 5;
@@ -130,11 +120,6 @@ let lastScale: f32 = 0;
 /** Quantises `rows` rows of `cols` f32 values at x into the Q8 activation layout at dst. */
 export function quantizeQ8(x: usize, rows: i32, cols: i32, dst: usize): void {
   quantizeRows(ACT_Q8, x, rows, cols, dst);
-}
-
-/** Quantises `rows` rows into the relaxed build's Q8S layout at dst (the same q as quantizeQ8, split by sign). */
-export function quantizeQ8S(x: usize, rows: i32, cols: i32, dst: usize): void {
-  quantizeRows(ACT_Q8S, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows into the Q8_1 activation layout at dst. */

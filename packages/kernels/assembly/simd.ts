@@ -17,7 +17,7 @@
  * The relaxed build's byte order within 16 weights: relaxed_dot_i8x16_i7x16 sums bytes 4k..4k+3 into lane k, where
  * the SIMD128 path (dot16: widen, then i32x4.dot_i16x8_s on each half) sums values 2k, 2k+1, 8+2k, 9+2k. Weights
  * reordered so, against activations prepared in the same order, give every lane the same integer in both builds, so
- * that the float reduction after it — and every output bit — is the same (activation.ts, ACT_Q8S and ACT_Q8_KS).
+ * that the float reduction after it — and every output bit — is the same (activation.ts, ACT_Q8_KS and ACT_Q8_1S).
  */
 // @ts-ignore: decorator
 @inline export function laneOrder(v: v128): v128 {

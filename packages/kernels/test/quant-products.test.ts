@@ -8,9 +8,9 @@ import { rng } from './support/seeded-random.js';
 const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 // Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block. The relaxed build
-// keeps the same q as int8, each 16 in lane order (values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3): Q8S as max(q, 0)
-// then max(−q, 0) per block of 32, Q8_KS and Q8_1S as q; Q8_KN is Q8_KS with q in natural order.
-const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8S = 4, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7;
+// keeps the same q as int8, each 16 in lane order (values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3): Q8_KS and Q8_1S;
+// Q8_KN is Q8_KS with q in natural order. (Format 4, Q8S, is retired: Q8_0 takes Q8 in both builds.)
+const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7;
 const lanePos = (e: number) => (((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1);
 function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int16Array {
   if (fmt === ACT_Q8 || fmt === ACT_Q8_1 || fmt === ACT_Q8_K) {
@@ -18,18 +18,10 @@ function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int
     return new Int16Array(arena.memory.buffer, ptr + (fmt === ACT_Q8 ? nb * 4 : fmt === ACT_Q8_1 ? nb * 8 : nb * 36), cols);
   }
   const q = new Int16Array(cols);
-  const qOffset = fmt === ACT_Q8S ? (cols / 32) * 4 : fmt === ACT_Q8_1S ? (cols / 32) * 8 : (cols / 256) * 36;
-  const bytes = new Int8Array(arena.memory.buffer, ptr + qOffset, fmt === ACT_Q8S ? cols * 2 : cols);
-  for (let j = 0; j < cols; j++) {
-    if (fmt === ACT_Q8_KN) q[j] = bytes[j];
-    else if (fmt === ACT_Q8_KS || fmt === ACT_Q8_1S) q[j] = bytes[(j & ~15) + lanePos(j & 15)];
-    else {
-      const b = j >> 5, i = j & 31; // the value's block and its place in it
-      const pos = bytes[b * 64 + (i & ~15) + lanePos(i & 15)], neg = bytes[b * 64 + 32 + (i & ~15) + lanePos(i & 15)];
-      expect(pos >= 0 && neg >= 0 && (pos === 0 || neg === 0)).toBe(true);
-      q[j] = pos - neg;
-    }
-  }
+  expect([ACT_Q8_KS, ACT_Q8_1S, ACT_Q8_KN]).toContain(fmt);
+  const qOffset = fmt === ACT_Q8_1S ? (cols / 32) * 8 : (cols / 256) * 36;
+  const bytes = new Int8Array(arena.memory.buffer, ptr + qOffset, cols);
+  for (let j = 0; j < cols; j++) q[j] = fmt === ACT_Q8_KN ? bytes[j] : bytes[(j & ~15) + lanePos(j & 15)];
   return q;
 }
 function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32Array, cols: number): Float64Array {

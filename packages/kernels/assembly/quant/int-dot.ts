@@ -1,12 +1,15 @@
 // Integer dot products of unpacked weight bytes with prepared activations, shared by the quantised types.
 // SIMD128 build: int16 activations, weights widened to int16, i32x4.dot_i16x8_s (8 multiply-adds per instruction).
 // Relaxed build (ASC_FEATURE_RELAXED_SIMD): int8 activations and i32x4.relaxed_dot_i8x16_i7x16_add_s (16 per
-// instruction; one vpdpbusd on Node 24). Its second operand must stay in 0..127 for every lowering to agree, so
-// unsigned weights (4-, 5-, 6-bit) go there against signed activations (udot*), and signed weights (Q8_0) go first
-// against the activations split into their positive and negative parts (splitDot32). Both sum the same products
-// per lane (weights in laneOrder), so the builds give the same bits — or, for Q4_K, Q5_K and Q6_K, the same products
-// per half of a run, which needs no order at all (pairTerm below).
-import { dot16, laneOrder, MASK_0F } from '../simd';
+// instruction; vpdpbusd where V8 sees AVX-VNNI, else vpmaddubsw + vpmaddwd). Its second operand must stay in 0..127
+// for every lowering to agree, so unsigned weights (2- to 6-bit) go there against signed activations (udot*). Signed
+// weights (Q8_0, Q4_0, Q5_0) take the widening product in both builds (dotWide, sdot32): the relaxed one needed the
+// activations split by sign, two relaxed products per 16 values (each vpmaddubsw + vpmaddwd where V8 lowers it so,
+// as on this machine) against two pmaddwd on weights widened once: 28–30 % slower for one row, 35–42 % for batches
+// (Q8_0, CPU time). Both builds sum the same products per lane (weights in laneOrder), so they give
+// the same bits — or, for Q4_K, Q5_K and Q6_K, the same products per half of a run, which needs no order at all
+// (pairTerm below).
+import { dot16, MASK_0F } from '../simd';
 
 /** Σ w·a over 32 values: w as two i8x16 vectors (values 0–15 and 16–31), a 32 × i16 at a; i32x4 partial sums. */
 // @ts-ignore: decorator
@@ -53,17 +56,6 @@ import { dot16, laneOrder, MASK_0F } from '../simd';
   return udot16(hi, a + 16, udot16(lo, a, i32x4.splat(0)));
 }
 
-/**
- * Relaxed build: Σ w·a over 32 signed weights (w0: values 0–15, w1: 16–31, laneOrder) with an ACT_Q8S block at a:
- * 32 × i8 max(q, 0) then 32 × i8 max(−q, 0), so the i7 operand is never negative. Exact for any int8 weight (−128 too).
- */
-// @ts-ignore: decorator
-@inline export function splitDot32(w0: v128, w1: v128, a: usize): v128 {
-  const zero = i32x4.splat(0);
-  const pos = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, v128.load(a, 16), i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, v128.load(a), zero));
-  const neg = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, v128.load(a, 48), i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, v128.load(a, 32), zero));
-  return i32x4.sub(pos, neg);
-}
 
 /**
  * Σ w·a over 32 unsigned weights as this build unpacks them: widened to i16 (w0..w3, values 0–7, 8–15, 16–23, 24–31)
@@ -83,19 +75,11 @@ import { dot16, laneOrder, MASK_0F } from '../simd';
 /** Bytes of one prepared K-quant activation value in this build: i16 (ACT_Q8_K) or i8 (relaxed ACT_Q8_KS). */
 export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
 
-/**
- * Σ w·a over 32 signed weights as this build unpacks them: widened to i16 (w0..w3) against ACT_Q8 for SIMD128; bytes
- * in laneOrder (w0: values 0–15, w1: 16–31) against ACT_Q8S for relaxed.
- */
-// @ts-ignore: decorator
-@inline export function unpackedSDot32(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? splitDot32(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
-}
 
-/** Σ w·a over 32 signed weights (lo: values 0–15, hi: 16–31, in order) with a prepared activation block, either build. */
+/** Σ w·a over 32 signed weights (lo: values 0–15, hi: 16–31, in order) with an ACT_Q8 block (32 × i16) at a, either build. */
 // @ts-ignore: decorator
 @inline export function sdot32(lo: v128, hi: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? splitDot32(laneOrder(lo), laneOrder(hi), a) : dot32(lo, hi, a);
+  return dot32(lo, hi, a);
 }
 
 /** Σ w·a over 16 unsigned weights (bytes in order for SIMD128, in laneOrder for relaxed) with this build's activations. */

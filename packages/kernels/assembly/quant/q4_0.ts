@@ -1,6 +1,6 @@
 // Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: f16 d, u8 qs[16];
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
-// Activations: Q8, or Q8S in the relaxed build (activation.ts), as ggml's vec_dot_q4_0_q8_0.
+// Activations: Q8 in both builds (activation.ts), as ggml's vec_dot_q4_0_q8_0.
 import { halfToF32 } from './half-scale';
 import { nibHi, nibLo } from './int-dot';
 import { matmulQ8Act } from './q8-act-rows';

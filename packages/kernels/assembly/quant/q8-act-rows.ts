@@ -1,11 +1,11 @@
-// The row products shared by the 32-value types multiplied with Q8 activations (Q8S in the relaxed build): Q4_0,
+// The row products shared by the 32-value types multiplied with Q8 activations (both builds: int-dot.ts): Q4_0,
 // Q5_0 and Q8_0, whose blocks are an f16 d then 32 signed weights. Each type has a layout class L in its own file
 // whose methods inline: blockBytes(); bits(p), the block's packed bytes; lo(v, p) and hi(v, p), weights 0–15 and
 // 16–31 as int8 from them. The generic functions below compile to one product per type, no run-time branch.
 import { halfScale } from './half-scale';
 import { matmulRows4 } from './row-tiles';
-import { hsum, laneOrder, pin } from '../simd';
-import { sdot32, unpackedSDot32 } from './int-dot';
+import { hsum, pin } from '../simd';
+import { dotWide, sdot32 } from './int-dot';
 
 /** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
 export function rowDotQ8<L>(wr: usize, ad: usize, nb: i32): f32 {
@@ -32,18 +32,17 @@ function rowDotQ8x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb
   for (let b = 0; b < nb; b++) {
     const v = layout.bits(p);
     const lo = layout.lo(v, p), hi = layout.hi(v, p);
-    const w0 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(lo) : i16x8.extend_low_i8x16_s(lo);
-    const w1 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(hi) : i16x8.extend_high_i8x16_s(lo);
-    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi); // unused in the relaxed build
+    const w0 = i16x8.extend_low_i8x16_s(lo), w1 = i16x8.extend_high_i8x16_s(lo);
+    const w2 = i16x8.extend_low_i8x16_s(hi), w3 = i16x8.extend_high_i8x16_s(hi);
     const d = halfScale(load<u16>(p));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     p += layout.blockBytes();
   }
   store<f32>(o, hsum(s0));

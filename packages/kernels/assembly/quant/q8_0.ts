@@ -1,8 +1,8 @@
-// Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8, or Q8S in the relaxed build
-// (see activation.ts); both 64 bytes a block, so the offsets below serve both builds.
+// Q8_0: blocks of 32 values, 34 bytes: f16 d, 32 × i8 q; x = d·q.  Activations: Q8 (activation.ts) in both builds:
+// signed weights take the widening product (int-dot.ts).
 import { HALF_TABLE, halfToF32 } from './half-scale';
-import { hsum, laneOrder, pin } from '../simd';
-import { unpackedSDot32 } from './int-dot';
+import { hsum, pin } from '../simd';
+import { dotWide } from './int-dot';
 import { rowDotQ8 } from './q8-act-rows';
 import { matmulRows4 } from './row-tiles';
 
@@ -38,20 +38,19 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   let p = wr;
   for (let b = 0; b < nb; b++) {
     const v0 = v128.load(p, 2), v1 = v128.load(p, 18);
-    const w0 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(v0) : i16x8.extend_low_i8x16_s(v0);
-    const w1 = ASC_FEATURE_RELAXED_SIMD ? laneOrder(v1) : i16x8.extend_high_i8x16_s(v0);
-    const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1); // unused in the relaxed build
+    const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0);
+    const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
     // The block's scale times each row's: splatted once, then one broadcast load and one multiply a row (the same
     // f32 product as the scalar d · x, lane by lane).
     const d = v128.load32_splat(HALF_TABLE + (<usize>load<u16>(p) << 2));
     const a = qOff + (<usize>b << 6), xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, ad + a)), f32x4.mul(d, v128.load32_splat(ad + xo))));
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, ad + a)), f32x4.mul(d, v128.load32_splat(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a1 + a)), f32x4.mul(d, v128.load32_splat(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a1 + a)), f32x4.mul(d, v128.load32_splat(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a2 + a)), f32x4.mul(d, v128.load32_splat(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a2 + a)), f32x4.mul(d, v128.load32_splat(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedSDot32(w0, w1, w2, w3, a3 + a)), f32x4.mul(d, v128.load32_splat(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(dotWide(w0, w1, w2, w3, a3 + a)), f32x4.mul(d, v128.load32_splat(a3 + xo))));
     p += Q8_0_BLOCK_BYTES;
   }
   store<f32>(o, hsum(s0));
