@@ -1,6 +1,7 @@
 // The kernels' exported surface. Types are ggml's type ids (as in GGUF); each quantisation type lives in one file
 // under quant/ that defines its block, its dequantisation and its product with prepared activations.
 import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_1S, ACT_Q8_K, ACT_Q8_KN, ACT_Q8_KS, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8_1S, quantizeQ8K, quantizeQ8KN, quantizeQ8KS } from './activation';
+import { pairedLowering } from './quant/dot-lowering';
 import { FLOAT_BF16, FLOAT_F16, FLOAT_F32, dequantFloat, matmulFloat } from './quant/float';
 import { Q2_K_BLOCK_BYTES, dequantQ2_K, matmulQ2_K } from './quant/q2_k';
 import { Q3_K_BLOCK_BYTES, dequantQ3_K, matmulQ3_K } from './quant/q3_k';
@@ -123,6 +124,13 @@ export { initHalfTable as init_tables } from './quant/half-scale';
 export function heap_base(): usize {
   return __heap_base;
 }
+
+/** 1 where the relaxed build's K-quant products take the shape for a paired (vpmaddubsw) lowering (quant/dot-lowering.ts). */
+export function paired_lowering(): i32 {
+  return pairedLowering ? 1 : 0;
+}
+
+export { setPairedLowering as set_paired_lowering } from './quant/dot-lowering';
 
 // Transformer ops (assembly/ops): exported under the names the host calls.
 export { rmsNorm as rms_norm } from './ops/norm';

@@ -9,6 +9,10 @@ export interface KernelExports {
   dequant(type: number, src: number, dst: number, n: number): void;
   matmul(type: number, w: number, cols: number, row0: number, row1: number, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
   heap_base(): number;
+  /** 1 where the relaxed build found V8 lowering its dot product through vpmaddubsw pairs (assembly/quant/dot-lowering.ts). */
+  paired_lowering(): number;
+  /** Chooses the relaxed K-quant products' shape (1 paired, 0 one-step): both exact anywhere, so tests compare them. */
+  set_paired_lowering(on: number): void;
   /** Fills the lookup tables below the static data (f16 → f32); done by instantiateKernels. */
   init_tables(): void;
   // Transformer ops (assembly/ops); f32 rows unless said otherwise.

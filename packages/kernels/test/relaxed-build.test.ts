@@ -5,7 +5,7 @@
  * the relaxed build, an old browser tab on SIMD128) and still give identical text, and what batch invariance rests on.
  */
 import { readFile } from 'node:fs/promises';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   chooseKernelIsa,
   detectWasmFeatures,
@@ -55,10 +55,13 @@ function product(arena: KernelArena, typeId: number, blocks: Uint8Array, rows: n
 describe.skipIf(!relaxedHere)('the relaxed-SIMD kernels', () => {
   let simd: KernelArena;
   let relaxed: KernelArena;
+  let probedShape = 0;
   beforeAll(async () => {
     simd = await arenaOf(KERNEL_UNSHARED_WASM_URL);
     relaxed = await arenaOf(KERNEL_RELAXED_UNSHARED_WASM_URL);
+    probedShape = relaxed.kernels.paired_lowering();
   });
+  afterEach(() => relaxed.kernels.set_paired_lowering(probedShape));
 
   it('pass their probe on this runtime and are the build chosen for it', async () => {
     expect(await probeRelaxed()).toBeUndefined();
@@ -66,7 +69,9 @@ describe.skipIf(!relaxedHere)('the relaxed-SIMD kernels', () => {
   });
 
   for (const name of KERNEL_TYPE_NAMES) {
-    it(`${name}: the same bits as SIMD128 for batches 1–9, 15–19, 33 and 128, row ranges and widths`, () => {
+    // Both shapes of the relaxed K-quant products (quant/dot-lowering.ts: one-step and paired lowerings) are exact on
+    // any runtime, so both are checked here whichever this machine's V8 picks.
+    it(`${name}: the same bits as SIMD128 for batches 1–9, 15–19, 33 and 128, row ranges, widths and both product shapes`, () => {
       const type = ggmlTypeByName(name)!;
       const rand = rng(type.id * 101 + 7);
       for (const cols of [256, 1280]) {
@@ -80,11 +85,14 @@ describe.skipIf(!relaxedHere)('the relaxed-SIMD kernels', () => {
           for (const [r0, r1] of [[0, rows], [5, 22], [33, 37]] as const) {
             const i0 = nAct - n;
             const a = product(simd, type.id, blocks, rows, cols, x, nAct, r0, r1, i0, n);
-            const b = product(relaxed, type.id, blocks, rows, cols, x, nAct, r0, r1, i0, n);
-            const diff = a.findIndex((v, k) => v !== b[k]);
-            expect(diff, diff < 0 ? '' : `${cols} cols, rows [${r0}, ${r1}), batch ${n}: output ${diff} is ${new Float32Array(a.buffer)[diff]} on SIMD128, ${new Float32Array(b.buffer)[diff]} relaxed`).toBe(-1);
-            // and something was computed (not two untouched buffers)
-            expect(new Float32Array(b.buffer).slice(r0, r1).some((v) => v !== 0 && !Number.isNaN(v))).toBe(true);
+            for (const paired of [0, 1]) {
+              relaxed.kernels.set_paired_lowering(paired);
+              const b = product(relaxed, type.id, blocks, rows, cols, x, nAct, r0, r1, i0, n);
+              const diff = a.findIndex((v, k) => v !== b[k]);
+              expect(diff, diff < 0 ? '' : `${cols} cols, rows [${r0}, ${r1}), batch ${n}, ${paired ? 'paired' : 'one-step'} shape: output ${diff} is ${new Float32Array(a.buffer)[diff]} on SIMD128, ${new Float32Array(b.buffer)[diff]} relaxed`).toBe(-1);
+              // and something was computed (not two untouched buffers)
+              expect(new Float32Array(b.buffer).slice(r0, r1).some((v) => v !== 0 && !Number.isNaN(v))).toBe(true);
+            }
           }
         }
       }

@@ -98,6 +98,26 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
   return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(x, y), sp);
 }
 
+/**
+ * Relaxed build: 16 unsigned weights w (bytes in order) against 16 i8 activations at a as i16x8 pair sums (lane i:
+ * values 2i and 2i + 1), with i16x8.relaxed_dot_i8x16_i7x16_s — one vpmaddubsw on x64, where the i32x4 form takes a
+ * vpmaddwd and an add more unless V8 sees AVX-VNNI. Exact: |lane| ≤ 2 · 63 · 127.
+ */
+// @ts-ignore: decorator
+@inline export function pairSums16(w: v128, a: usize): v128 {
+  return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a), w);
+}
+
+/**
+ * pairTerm of two runs given as i16 pair sums tx, ty (pairSums16, or two of them added): run x's half sums are
+ * tx's lanes 0–3 and 4–7, so one add of two 32-bit-lane shuffles leaves [x half₀ in two i16, x half₁ …, y …] pairs
+ * that pmaddwd sums and scales — the integers pairTerm gives (every i16 here ≤ 2 · 2 · 63 · 127 < 2¹⁵).
+ */
+// @ts-ignore: decorator
+@inline export function pairTermOfPairs(tx: v128, ty: v128, sp: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.add(i32x4.shuffle(tx, ty, 0, 2, 4, 6), i32x4.shuffle(tx, ty, 1, 3, 5, 7)), sp);
+}
+
 /** Bytes of v picked by an in-range index vector (one pshufb in the relaxed build). */
 // @ts-ignore: decorator
 @inline export function i16Pick(v: v128, idx: v128): v128 {

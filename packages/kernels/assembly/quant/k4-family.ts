@@ -7,7 +7,8 @@
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
 import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairTerm, udot32 } from './int-dot';
+import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
+import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
 import { matmulRows4, matmulRows8 } from './row-tiles';
@@ -17,7 +18,9 @@ import { matmulRows4, matmulRows8 } from './row-tiles';
 // 8–15 and 24–31 (lanes 2 and 3) — and pair k (sub-blocks 2k, 2k+1) adds
 //   [sc_2k·half₀(2k), sc_2k·half₁(2k), sc_2k+1·half₀(2k+1), sc_2k+1·half₁(2k+1)]
 // with one i32x4.dot_i16x8_s (pmaddwd: the scale multiply and the pairing in one instruction; every half fits i16).
-// Exact integers, so every output has the same bits in both builds, whatever the batch.
+// Exact integers, so every output has the same bits in both builds, whatever the batch. The relaxed build computes the
+// same integers in one of two shapes, the type parameter P (dot-lowering.ts): one-step relaxed dots (udot32), or i16
+// pair sums met by the scales in one pmaddwd (pairSums16, pairTermOfPairs) where V8 lowers the dot through vpmaddubsw.
 
 /**
  * Fifth bits: 0x10 in each byte of h whose bit 0 (lo) or bit 1 (hi) is set. h is shifted right by two bits a pair
@@ -84,8 +87,9 @@ const PAIR_SCALES = memory.data<u8>([
 
 /** Pair k (the 32 bytes at q; fifth bits in bits 0 and 1 of h0, h1, shifted down by 2k) against its activations at a. */
 // @ts-ignore: decorator
-@inline function pairDot<L>(q: usize, h0: v128, h1: v128, a: usize, m0f: v128, sp: v128, isum: v128): v128 {
+@inline function pairDot<L, P>(q: usize, h0: v128, h1: v128, a: usize, m0f: v128, sp: v128, isum: v128): v128 {
   const v0 = v128.load(q), v1 = v128.load(q, 16);
+  if (ASC_FEATURE_RELAXED_SIMD) return pairRow<P>(isum, lowWeights<L>(v0, h0, m0f), lowWeights<L>(v1, h1, m0f), highWeights<L>(v0, h0, m0f), highWeights<L>(v1, h1, m0f), a, sp);
   const lo = runSums(lowWeights<L>(v0, h0, m0f), lowWeights<L>(v1, h1, m0f), a);
   const hi = runSums(highWeights<L>(v0, h0, m0f), highWeights<L>(v1, h1, m0f), a + 32 * KACT_BYTES);
   return i32x4.add(isum, pairTerm(lo, hi, sp));
@@ -93,7 +97,7 @@ const PAIR_SCALES = memory.data<u8>([
 
 /** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
 // @ts-ignore: decorator
-@inline function blockDot<L>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+@inline function blockDot<L, P>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const layout = changetype<L>(0);
   const s16 = scales16(p);
   const m0f = v128.load(MASK_0F);
@@ -104,22 +108,22 @@ const PAIR_SCALES = memory.data<u8>([
   }
   // The four pairs written out, not looped.
   const q = p + layout.qsAt(), step = 64 * KACT_BYTES;
-  let isum = pairDot<L>(q, h0, h1, aq, m0f, pairScales(s16, 0), i32x4.splat(0));
+  let isum = pairDot<L, P>(q, h0, h1, aq, m0f, pairScales(s16, 0), i32x4.splat(0));
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 32, h0, h1, aq + step, m0f, pairScales(s16, 1), isum);
+  isum = pairDot<L, P>(q + 32, h0, h1, aq + step, m0f, pairScales(s16, 1), isum);
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 64, h0, h1, aq + 2 * step, m0f, pairScales(s16, 2), isum);
+  isum = pairDot<L, P>(q + 64, h0, h1, aq + 2 * step, m0f, pairScales(s16, 2), isum);
   if (layout.hasFifth()) {
     h0 = i16x8.shr_u(h0, 2);
     h1 = i16x8.shr_u(h1, 2);
   }
-  isum = pairDot<L>(q + 96, h0, h1, aq + 3 * step, m0f, pairScales(s16, 3), isum);
+  isum = pairDot<L, P>(q + 96, h0, h1, aq + 3 * step, m0f, pairScales(s16, 3), isum);
   const dd = halfScale(load<u16>(p)) * xd;
   const dm = halfScale(load<u16>(p, 2)) * xd;
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
@@ -157,15 +161,15 @@ const PAIR_SCALES = memory.data<u8>([
 }
 
 /** A K4 type for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
-@final @unmanaged class K4Block<L> {
+@final @unmanaged class K4Block<L, P> {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return changetype<L>(0).blockBytes(); }
   // @ts-ignore: decorator
-  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L>(p, xd, bsums, aq); }
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<L, P>(p, xd, bsums, aq); }
   // @ts-ignore: decorator
-  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowDotK4x4<L>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowDotK4x4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L>(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /**
@@ -173,7 +177,7 @@ const PAIR_SCALES = memory.data<u8>([
  * SIMD128) once for the four. The low half's sums wait in lo0..lo3 while the high half is computed, so that SIMD128's
  * widened weights of one half at a time and the accumulators fit the 16 vector registers.
  */
-function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowDotK4x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -192,36 +196,33 @@ function rowDotK4x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb
     let a = aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let k: usize = 0; k < 4; k++) {
       const v0 = v128.load(q), v1 = v128.load(q, 16);
-      let n0 = lowWeights<L>(v0, h0, m0f), n1 = lowWeights<L>(v1, h1, m0f);
-      let lo0: v128, lo1: v128, lo2: v128, lo3: v128;
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        lo0 = udot32(n0, n1, ad + a);
-        lo1 = udot32(n0, n1, a1 + a);
-        lo2 = udot32(n0, n1, a2 + a);
-        lo3 = udot32(n0, n1, a3 + a);
-      } else {
-        const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
-        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
-        lo0 = wideRunSums(w0, w1, w2, w3, ad + a);
-        pin(o, lo0);
-        lo1 = wideRunSums(w0, w1, w2, w3, a1 + a);
-        pin(o1, lo1);
-        lo2 = wideRunSums(w0, w1, w2, w3, a2 + a);
-        pin(o2, lo2);
-        lo3 = wideRunSums(w0, w1, w2, w3, a3 + a);
-      }
-      n0 = highWeights<L>(v0, h0, m0f);
-      n1 = highWeights<L>(v1, h1, m0f);
       const sp = pairScales(s16, k);
-      const ah = a + 32 * KACT_BYTES;
       if (ASC_FEATURE_RELAXED_SIMD) {
-        i0 = i32x4.add(i0, pairTerm(lo0, udot32(n0, n1, ad + ah), sp));
-        i1 = i32x4.add(i1, pairTerm(lo1, udot32(n0, n1, a1 + ah), sp));
-        i2 = i32x4.add(i2, pairTerm(lo2, udot32(n0, n1, a2 + ah), sp));
-        i3 = i32x4.add(i3, pairTerm(lo3, udot32(n0, n1, a3 + ah), sp));
+        const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
+        const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
+        i0 = pairRow<P>(i0, l0, l1, u0, u1, ad + a, sp);
+        i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
+        i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
+        i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
       } else {
-        const w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
-        const w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+        // SIMD128: one half widened at a time (the low half's sums wait in lo0..lo3).
+        let n0 = lowWeights<L>(v0, h0, m0f), n1 = lowWeights<L>(v1, h1, m0f);
+        let w0 = i16x8.extend_low_i8x16_u(n0), w1 = i16x8.extend_high_i8x16_u(n0);
+        let w2 = i16x8.extend_low_i8x16_u(n1), w3 = i16x8.extend_high_i8x16_u(n1);
+        const lo0 = wideRunSums(w0, w1, w2, w3, ad + a);
+        pin(o, lo0);
+        const lo1 = wideRunSums(w0, w1, w2, w3, a1 + a);
+        pin(o1, lo1);
+        const lo2 = wideRunSums(w0, w1, w2, w3, a2 + a);
+        pin(o2, lo2);
+        const lo3 = wideRunSums(w0, w1, w2, w3, a3 + a);
+        n0 = highWeights<L>(v0, h0, m0f);
+        n1 = highWeights<L>(v1, h1, m0f);
+        w0 = i16x8.extend_low_i8x16_u(n0);
+        w1 = i16x8.extend_high_i8x16_u(n0);
+        w2 = i16x8.extend_low_i8x16_u(n1);
+        w3 = i16x8.extend_high_i8x16_u(n1);
+        const ah = a + 32 * KACT_BYTES;
         i0 = i32x4.add(i0, pairTerm(lo0, wideRunSums(w0, w1, w2, w3, ad + ah), sp));
         pin(o, i0);
         i1 = i32x4.add(i1, pairTerm(lo1, wideRunSums(w0, w1, w2, w3, a1 + ah), sp));
@@ -264,7 +265,7 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
  * rowDotK for eight consecutive activation rows (KRows.row8), relaxed build only: each pair of sub-blocks
  * is unpacked once for the eight. Each output gets rowDotK's integer sums and float operations in its order.
  */
-function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -289,14 +290,14 @@ function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
       const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
       const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
       const sp = pairScales(s16, k);
-      i0 = pairRow(i0, l0, l1, u0, u1, a0 + a, sp);
-      i1 = pairRow(i1, l0, l1, u0, u1, a1 + a, sp);
-      i2 = pairRow(i2, l0, l1, u0, u1, a2 + a, sp);
-      i3 = pairRow(i3, l0, l1, u0, u1, a3 + a, sp);
-      i4 = pairRow(i4, l0, l1, u0, u1, a4 + a, sp);
-      i5 = pairRow(i5, l0, l1, u0, u1, a5 + a, sp);
-      i6 = pairRow(i6, l0, l1, u0, u1, a6 + a, sp);
-      i7 = pairRow(i7, l0, l1, u0, u1, a7 + a, sp);
+      i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
+      i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
+      i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
+      i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
+      i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
+      i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
+      i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
+      i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
         h1 = i16x8.shr_u(h1, 2);
@@ -328,7 +329,8 @@ function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
 
 /** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */
 // @ts-ignore: decorator
-@inline function pairRow(isum: v128, l0: v128, l1: v128, u0: v128, u1: v128, a: usize, sp: v128): v128 {
+@inline function pairRow<P>(isum: v128, l0: v128, l1: v128, u0: v128, u1: v128, a: usize, sp: v128): v128 {
+  if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(i16x8.add(pairSums16(l0, a), pairSums16(l1, a + 16)), i16x8.add(pairSums16(u0, a + 32), pairSums16(u1, a + 48)), sp));
   return i32x4.add(isum, pairTerm(udot32(l0, l1, a), udot32(u0, u1, a + 32), sp));
 }
 
@@ -344,6 +346,7 @@ function rowDotK4x8<L>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
 @inline export function matmulK4<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * changetype<L>(0).blockBytes();
-  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<KRows<K4Block<L>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else matmulRows4<KRows<K4Block<L>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  if (!ASC_FEATURE_RELAXED_SIMD) matmulRows4<KRows<K4Block<L, FusedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (pairedLowering) matmulRows8<KRows<K4Block<L, PairedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows8<KRows<K4Block<L, FusedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }

@@ -10,7 +10,8 @@ import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairTerm, runSums16, udot16 } from './int-dot';
+import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
+import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
 
@@ -41,6 +42,7 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
 // The integer sum of a super-block is defined so that neither build reorders weight bytes (as k4-family.ts's): each
 // run of 16 is summed in two halves — values 0–7 (lanes 0+1 of runSums16) and 8–15 (lanes 2+3) — and two runs meet
 // their two scales in one i32x4.dot_i16x8_s (int-dot.ts's pairTerm; a half of 8 products of 6-bit weights fits i16).
+// The relaxed build has two shapes of the same integers, the type parameter P (dot-lowering.ts, as k4-family.ts).
 
 /**
  * Scale pairs: group g of a half takes scales g, g+2 (runs 1, 2) and g+4, g+6 (runs 3, 4) of the half's eight, as i16
@@ -69,8 +71,12 @@ const RUN_SCALES = memory.data<u8>([
 
 /** One group of 64 values (16 bytes of ql at ql and ql + 32, 16 of qh at qh) against its activations at a. */
 // @ts-ignore: decorator
-@inline function groupDot(ql: usize, qh: usize, a: usize, m0f: v128, m30: v128, sp12: v128, sp34: v128, isum: v128): v128 {
+@inline function groupDot<P>(ql: usize, qh: usize, a: usize, m0f: v128, m30: v128, sp12: v128, sp34: v128, isum: v128): v128 {
   const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const i12 = runPairRow<P>(isum, run1(l0, hb, m0f, m30), run2(l1, hb, m0f, m30), a, a + 32, sp12);
+    return runPairRow<P>(i12, run3(l0, hb, m0f, m30), run4(l1, hb, m0f, m30), a + 64, a + 96, sp34);
+  }
   const d12 = pairTerm(runSums16(run1(l0, hb, m0f, m30), a), runSums16(run2(l1, hb, m0f, m30), a + 32 * KACT_BYTES), sp12);
   const d34 = pairTerm(runSums16(run3(l0, hb, m0f, m30), a + 64 * KACT_BYTES), runSums16(run4(l1, hb, m0f, m30), a + 96 * KACT_BYTES), sp34);
   return i32x4.add(isum, i32x4.add(d12, d34));
@@ -78,7 +84,7 @@ const RUN_SCALES = memory.data<u8>([
 
 /** One super-block against one prepared Q8_K block: its f32x4 contribution. */
 // @ts-ignore: decorator
-@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+@inline function blockDot<P>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   // The masks once per super-block, not once per use (each use is a load from static data).
   const m30 = v128.load(MASK_30);
   const m0f = v128.load(MASK_0F);
@@ -86,10 +92,10 @@ const RUN_SCALES = memory.data<u8>([
   const lo = i16x8.extend_low_i8x16_s(s8), hi = i16x8.extend_high_i8x16_s(s8);
   const half = 128 * KACT_BYTES, run = 16 * KACT_BYTES;
   // The four groups written out, not looped.
-  let isum = groupDot(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0), runScales(lo, 0, 1), i32x4.splat(0));
-  isum = groupDot(p + 16, p + 144, aq + run, m0f, m30, runScales(lo, 1, 0), runScales(lo, 1, 1), isum);
-  isum = groupDot(p + 64, p + 160, aq + half, m0f, m30, runScales(hi, 0, 0), runScales(hi, 0, 1), isum);
-  isum = groupDot(p + 80, p + 176, aq + half + run, m0f, m30, runScales(hi, 1, 0), runScales(hi, 1, 1), isum);
+  let isum = groupDot<P>(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0), runScales(lo, 0, 1), i32x4.splat(0));
+  isum = groupDot<P>(p + 16, p + 144, aq + run, m0f, m30, runScales(lo, 1, 0), runScales(lo, 1, 1), isum);
+  isum = groupDot<P>(p + 64, p + 160, aq + half, m0f, m30, runScales(hi, 0, 0), runScales(hi, 0, 1), isum);
+  isum = groupDot<P>(p + 80, p + 176, aq + half + run, m0f, m30, runScales(hi, 1, 0), runScales(hi, 1, 1), isum);
   // Σ sc·bsum: the 16 scales (as i16) against the 16 block sums.
   const corr = i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(bsums)), i32x4.dot_i16x8_s(hi, v128.load(bsums, 16)));
   isum = i32x4.sub(isum, i32x4.shl(corr, 5));
@@ -97,15 +103,15 @@ const RUN_SCALES = memory.data<u8>([
 }
 
 /** Q6_K for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
-@final @unmanaged class Q6KBlock {
+@final @unmanaged class Q6KBlock<P> {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return Q6_K_BLOCK_BYTES; }
   // @ts-ignore: decorator
-  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<P>(p, xd, bsums, aq); }
   // @ts-ignore: decorator
-  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ6_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ6_K_4<P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -118,7 +124,7 @@ const RUN_SCALES = memory.data<u8>([
 }
 
 /** rowDotK for four activation rows: each run of 16 values is unpacked (and widened) once. */
-function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -143,10 +149,10 @@ function rowQ6_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
           const sp = runScales(s16, g, m);
           const ax = ag + (m << 6) * KACT_BYTES, ay = ax + 32 * KACT_BYTES;
           if (ASC_FEATURE_RELAXED_SIMD) {
-            i0 = i32x4.add(i0, pairTerm(udot16(x, ad + ax, i32x4.splat(0)), udot16(y, ad + ay, i32x4.splat(0)), sp));
-            i1 = i32x4.add(i1, pairTerm(udot16(x, a1 + ax, i32x4.splat(0)), udot16(y, a1 + ay, i32x4.splat(0)), sp));
-            i2 = i32x4.add(i2, pairTerm(udot16(x, a2 + ax, i32x4.splat(0)), udot16(y, a2 + ay, i32x4.splat(0)), sp));
-            i3 = i32x4.add(i3, pairTerm(udot16(x, a3 + ax, i32x4.splat(0)), udot16(y, a3 + ay, i32x4.splat(0)), sp));
+            i0 = runPairRow<P>(i0, x, y, ad + ax, ad + ay, sp);
+            i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
+            i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
+            i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
           } else {
             // SIMD128: each run's four pairwise sums per half scaled by one pmaddwd into u (runs 1, 3) or v (runs 2,
             // 4); the halves are paired once a super-block (below) — the same integers as pairTerm's. No pin stores
@@ -199,7 +205,7 @@ let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.sp
  * rowDotK for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
  * eight, and each output gets rowDotK's integer sums and float operations in its order.
  */
-function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -225,14 +231,14 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
           const y = m == 0 ? x2 : x4;
           const sp = runScales(s16, g, m);
           const ax = ag + (m << 6), ay = ax + 32;
-          i0 = runPairRow(i0, x, y, a0 + ax, a0 + ay, sp);
-          i1 = runPairRow(i1, x, y, a1 + ax, a1 + ay, sp);
-          i2 = runPairRow(i2, x, y, a2 + ax, a2 + ay, sp);
-          i3 = runPairRow(i3, x, y, a3 + ax, a3 + ay, sp);
-          i4 = runPairRow(i4, x, y, a4 + ax, a4 + ay, sp);
-          i5 = runPairRow(i5, x, y, a5 + ax, a5 + ay, sp);
-          i6 = runPairRow(i6, x, y, a6 + ax, a6 + ay, sp);
-          i7 = runPairRow(i7, x, y, a7 + ax, a7 + ay, sp);
+          i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
+          i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
+          i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
+          i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
+          i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
+          i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
+          i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
+          i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
         }
       }
     }
@@ -274,7 +280,8 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
 
 /** isum plus two runs' term (x against ax, y against ay, scales sp) for one activation row: relaxed build only. */
 // @ts-ignore: decorator
-@inline function runPairRow(isum: v128, x: v128, y: v128, ax: usize, ay: usize, sp: v128): v128 {
+@inline function runPairRow<P>(isum: v128, x: v128, y: v128, ax: usize, ay: usize, sp: v128): v128 {
+  if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(pairSums16(x, ax), pairSums16(y, ay), sp));
   return i32x4.add(isum, pairTerm(udot16(x, ax, i32x4.splat(0)), udot16(y, ay, i32x4.splat(0)), sp));
 }
 
@@ -286,6 +293,8 @@ function rowQ6_K_8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep:
 
 export function matmulQ6_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  if (ASC_FEATURE_RELAXED_SIMD) matmulRows8<KRows<Q6KBlock>>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
-  else matmulRows4<KRows<Q6KBlock>>(w, <usize>nb * Q6_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  const rowBytes = <usize>nb * Q6_K_BLOCK_BYTES;
+  if (!ASC_FEATURE_RELAXED_SIMD) matmulRows4<KRows<Q6KBlock<FusedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else if (pairedLowering) matmulRows8<KRows<Q6KBlock<PairedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows8<KRows<Q6KBlock<FusedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
