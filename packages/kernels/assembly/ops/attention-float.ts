@@ -1,0 +1,133 @@
+// Attention over an F32 or F16 KV cache (attention.ts has the kernel, its order of sums and the Q8_0 cache): one head,
+// or two heads that share a KV head (grouped-query attention), whose keys and values are then loaded and converted
+// once for both. A score or an output value is summed in the same order either way, so a head's bits never depend on
+// whether it was computed beside another.
+import { hsum } from '../simd';
+import { softmax, storeScore } from './attention-softmax';
+
+// Four f16 values → f32 lanes, as the loops below use them: sign-extended to 32 bits and shifted so that the exponent
+// and mantissa sit where f32's do, the three sign copies above the exponent cleared. That is the value times 2^-112
+// (the exponent not rebased); the loops fold the 2^112 into a factor they have once per head or position (the query,
+// the attention weight) instead of one multiply per four values, with the same products: a power of two only moves
+// the exponent. A subnormal half gives an f32 subnormal here, which costs an Intel core a microcode assist in the
+// multiply; cached K and V values are that small (|x| < 2^-14) about once in 10⁴ (the 300M file), so an exact
+// select-based conversion does not pay. The mask is loaded once per head: V8 rebuilds a v128 constant at every use.
+const HALF_BITS_MASK = memory.data<u32>([0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff], 16);
+const TWO_POW_112: f32 = 5.192296858534828e33;
+
+/** Four cached values at p: an F32 cache's as they are (T = f32); an F16 cache's times 2^-112 (T = u16). */
+// @ts-ignore: decorator
+@inline function load4<T>(p: usize, mask: v128): v128 {
+  if (sizeof<T>() == 4) return v128.load(p);
+  return v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), 13), mask);
+}
+
+/**
+ * For an F16 cache, the factor 2^(112 − e) the query takes and the 2^e a score takes back (both exact): e = 0 unless
+ * the head's |q| reaches 2^15, where q · 2^112 would overflow. Returns 2^e; the query factor is 2^112 / 2^e.
+ */
+// @ts-ignore: decorator
+@inline function queryExcess(qh: usize, headDim: i32): f32 {
+  let m = f32x4.splat(0);
+  for (let d = 0; d < headDim; d += 4) m = f32x4.max(m, f32x4.abs(v128.load(qh + (<usize>d << 2))));
+  const mx = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  const e = <i32>((reinterpret<u32>(mx) >> 23) & 0xff) - 127 - 13;
+  return e > 0 ? reinterpret<f32>(<u32>(127 + min(e, 100)) << 23) : 1;
+}
+
+// One head over an F32 (T = f32) or F16 (T = u16) cache.
+// @ts-ignore: decorator
+@inline export function headFloat<T>(qh: usize, kCache: usize, vCache: usize, kvh: i32, nKvHeads: i32, headDim: i32, nPos: i32, scale: f32, sc: usize, oh: usize): void {
+  const rowBytes = <usize>nKvHeads * <usize>headDim * sizeof<T>();
+  const kvOff = <usize>kvh * <usize>headDim * sizeof<T>();
+  const mask = v128.load(HALF_BITS_MASK);
+  const excess: f32 = sizeof<T>() == 2 ? queryExcess(qh, headDim) : 1;
+  const qMul: f32 = sizeof<T>() == 2 ? TWO_POW_112 / excess : 1;
+  softmax(sc, nPos, scoresFloat<T>(qh, kCache + kvOff, rowBytes, headDim, nPos, scale, sc, mask, qMul, excess));
+  weightedFloat<T>(sc, vCache + kvOff, rowBytes, headDim, nPos, oh, mask);
+}
+
+// scores[t] = scale · q · k_t for a head whose keys start at k (one row every rowBytes); returns their maximum. For an
+// F16 cache q is taken times qMul and a sum times excess (queryExcess): together the 2^112 that load4 leaves out.
+// @ts-ignore: decorator
+@inline function scoresFloat<T>(qh: usize, k: usize, rowBytes: usize, headDim: i32, nPos: i32, scale: f32, sc: usize, mask: v128, qMul: f32, excess: f32): f32 {
+  const eb = sizeof<T>();
+  const qm = f32x4.splat(qMul);
+  let mx: f32 = -Infinity;
+  let t = 0;
+  for (; t + 4 <= nPos; t += 4) {
+    const k0 = k + <usize>t * rowBytes;
+    const k1 = k0 + rowBytes;
+    const k2 = k1 + rowBytes;
+    const k3 = k2 + rowBytes;
+    let s0 = f32x4.splat(0);
+    let s1 = f32x4.splat(0);
+    let s2 = f32x4.splat(0);
+    let s3 = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) {
+      let qv = v128.load(qh + (<usize>d << 2));
+      if (eb == 2) qv = f32x4.mul(qv, qm);
+      const o = <usize>d * eb;
+      s0 = f32x4.add(s0, f32x4.mul(qv, load4<T>(k0 + o, mask)));
+      s1 = f32x4.add(s1, f32x4.mul(qv, load4<T>(k1 + o, mask)));
+      s2 = f32x4.add(s2, f32x4.mul(qv, load4<T>(k2 + o, mask)));
+      s3 = f32x4.add(s3, f32x4.mul(qv, load4<T>(k3 + o, mask)));
+    }
+    mx = storeScore(sc, t, hsum(s0) * excess * scale, mx);
+    mx = storeScore(sc, t + 1, hsum(s1) * excess * scale, mx);
+    mx = storeScore(sc, t + 2, hsum(s2) * excess * scale, mx);
+    mx = storeScore(sc, t + 3, hsum(s3) * excess * scale, mx);
+  }
+  for (; t < nPos; t++) {
+    const kt = k + <usize>t * rowBytes;
+    let s = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) {
+      let qv = v128.load(qh + (<usize>d << 2));
+      if (eb == 2) qv = f32x4.mul(qv, qm);
+      s = f32x4.add(s, f32x4.mul(qv, load4<T>(kt + <usize>d * eb, mask)));
+    }
+    mx = storeScore(sc, t, hsum(s) * excess * scale, mx);
+  }
+  return mx;
+}
+
+// out = Σ_t p_t · v_t: 16 values at a time in registers over every position, then the last groups of 4. For an F16
+// cache p_t is taken times 2^112 (p_t ≤ 1: no overflow), the factor load4 leaves out.
+// @ts-ignore: decorator
+@inline function weightedFloat<T>(sc: usize, v: usize, rowBytes: usize, headDim: i32, nPos: i32, oh: usize, mask: v128): void {
+  const eb = sizeof<T>();
+  const pm = f32x4.splat(eb == 2 ? TWO_POW_112 : 1);
+  let d = 0;
+  for (; d + 16 <= headDim; d += 16) {
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      let p = v128.load32_splat(sc + (<usize>t << 2));
+      if (eb == 2) p = f32x4.mul(p, pm);
+      a0 = f32x4.add(a0, f32x4.mul(p, load4<T>(vt, mask)));
+      a1 = f32x4.add(a1, f32x4.mul(p, load4<T>(vt + 4 * eb, mask)));
+      a2 = f32x4.add(a2, f32x4.mul(p, load4<T>(vt + 8 * eb, mask)));
+      a3 = f32x4.add(a3, f32x4.mul(p, load4<T>(vt + 12 * eb, mask)));
+      vt += rowBytes;
+    }
+    const o = oh + (<usize>d << 2);
+    v128.store(o, a0);
+    v128.store(o, a1, 16);
+    v128.store(o, a2, 32);
+    v128.store(o, a3, 48);
+  }
+  for (; d < headDim; d += 4) {
+    let a = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      let p = v128.load32_splat(sc + (<usize>t << 2));
+      if (eb == 2) p = f32x4.mul(p, pm);
+      a = f32x4.add(a, f32x4.mul(p, load4<T>(vt, mask)));
+      vt += rowBytes;
+    }
+    v128.store(oh + (<usize>d << 2), a);
+  }
+}
