@@ -131,3 +131,138 @@ const TWO_POW_112: f32 = 5.192296858534828e33;
     v128.store(oh + (<usize>d << 2), a);
   }
 }
+
+// Two heads a and b of one KV head (qa, qb their queries, sca, scb their scores, oa, ob their outputs): each key and
+// value is loaded and converted once for both. Every score and output value is the single-head one's, summed in the
+// same order (over d in steps of 4 for a score, over t from 0 for a value).
+// @ts-ignore: decorator
+@inline export function headPairFloat<T>(qa: usize, qb: usize, kCache: usize, vCache: usize, kvh: i32, nKvHeads: i32, headDim: i32, nPos: i32, scale: f32, sca: usize, scb: usize, oa: usize, ob: usize): void {
+  const rowBytes = <usize>nKvHeads * <usize>headDim * sizeof<T>();
+  const kvOff = <usize>kvh * <usize>headDim * sizeof<T>();
+  const mask = v128.load(HALF_BITS_MASK);
+  const excessA: f32 = sizeof<T>() == 2 ? queryExcess(qa, headDim) : 1;
+  const excessB: f32 = sizeof<T>() == 2 ? queryExcess(qb, headDim) : 1;
+  scoresPair<T>(qa, qb, kCache + kvOff, rowBytes, headDim, nPos, scale, sca, scb, mask, excessA, excessB);
+  softmax(sca, nPos, pairMaxA);
+  softmax(scb, nPos, pairMaxB);
+  weightedPair<T>(sca, scb, vCache + kvOff, rowBytes, headDim, nPos, oa, ob, mask);
+}
+
+// The two heads' largest scores (scoresPair's second result).
+let pairMaxA: f32 = 0;
+let pairMaxB: f32 = 0;
+
+// scoresFloat for two heads over the same keys: four positions × two heads side by side.
+// @ts-ignore: decorator
+@inline function scoresPair<T>(qa: usize, qb: usize, k: usize, rowBytes: usize, headDim: i32, nPos: i32, scale: f32, sca: usize, scb: usize, mask: v128, excessA: f32, excessB: f32): void {
+  const eb = sizeof<T>();
+  const qmA = f32x4.splat(eb == 2 ? TWO_POW_112 / excessA : 1), qmB = f32x4.splat(eb == 2 ? TWO_POW_112 / excessB : 1);
+  let mxA: f32 = -Infinity, mxB: f32 = -Infinity;
+  let t = 0;
+  for (; t + 4 <= nPos; t += 4) {
+    const k0 = k + <usize>t * rowBytes, k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) {
+      let x = v128.load(qa + (<usize>d << 2)), y = v128.load(qb + (<usize>d << 2));
+      if (eb == 2) {
+        x = f32x4.mul(x, qmA);
+        y = f32x4.mul(y, qmB);
+      }
+      const o = <usize>d * eb;
+      const c0 = load4<T>(k0 + o, mask), c1 = load4<T>(k1 + o, mask);
+      a0 = f32x4.add(a0, f32x4.mul(x, c0));
+      b0 = f32x4.add(b0, f32x4.mul(y, c0));
+      a1 = f32x4.add(a1, f32x4.mul(x, c1));
+      b1 = f32x4.add(b1, f32x4.mul(y, c1));
+      const c2 = load4<T>(k2 + o, mask), c3 = load4<T>(k3 + o, mask);
+      a2 = f32x4.add(a2, f32x4.mul(x, c2));
+      b2 = f32x4.add(b2, f32x4.mul(y, c2));
+      a3 = f32x4.add(a3, f32x4.mul(x, c3));
+      b3 = f32x4.add(b3, f32x4.mul(y, c3));
+    }
+    mxA = storeScore(sca, t, hsum(a0) * excessA * scale, mxA);
+    mxA = storeScore(sca, t + 1, hsum(a1) * excessA * scale, mxA);
+    mxA = storeScore(sca, t + 2, hsum(a2) * excessA * scale, mxA);
+    mxA = storeScore(sca, t + 3, hsum(a3) * excessA * scale, mxA);
+    mxB = storeScore(scb, t, hsum(b0) * excessB * scale, mxB);
+    mxB = storeScore(scb, t + 1, hsum(b1) * excessB * scale, mxB);
+    mxB = storeScore(scb, t + 2, hsum(b2) * excessB * scale, mxB);
+    mxB = storeScore(scb, t + 3, hsum(b3) * excessB * scale, mxB);
+  }
+  for (; t < nPos; t++) {
+    const kt = k + <usize>t * rowBytes;
+    let a = f32x4.splat(0), b = f32x4.splat(0);
+    for (let d = 0; d < headDim; d += 4) {
+      let x = v128.load(qa + (<usize>d << 2)), y = v128.load(qb + (<usize>d << 2));
+      if (eb == 2) {
+        x = f32x4.mul(x, qmA);
+        y = f32x4.mul(y, qmB);
+      }
+      const c = load4<T>(kt + <usize>d * eb, mask);
+      a = f32x4.add(a, f32x4.mul(x, c));
+      b = f32x4.add(b, f32x4.mul(y, c));
+    }
+    mxA = storeScore(sca, t, hsum(a) * excessA * scale, mxA);
+    mxB = storeScore(scb, t, hsum(b) * excessB * scale, mxB);
+  }
+  pairMaxA = mxA;
+  pairMaxB = mxB;
+}
+
+// weightedFloat for two heads over the same values: 16 values of both at a time over every position.
+// @ts-ignore: decorator
+@inline function weightedPair<T>(sca: usize, scb: usize, v: usize, rowBytes: usize, headDim: i32, nPos: i32, oa: usize, ob: usize, mask: v128): void {
+  const eb = sizeof<T>();
+  const pm = f32x4.splat(eb == 2 ? TWO_POW_112 : 1);
+  let d = 0;
+  for (; d + 16 <= headDim; d += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      let p = v128.load32_splat(sca + (<usize>t << 2)), r = v128.load32_splat(scb + (<usize>t << 2));
+      if (eb == 2) {
+        p = f32x4.mul(p, pm);
+        r = f32x4.mul(r, pm);
+      }
+      const c0 = load4<T>(vt, mask), c1 = load4<T>(vt + 4 * eb, mask);
+      a0 = f32x4.add(a0, f32x4.mul(p, c0));
+      b0 = f32x4.add(b0, f32x4.mul(r, c0));
+      a1 = f32x4.add(a1, f32x4.mul(p, c1));
+      b1 = f32x4.add(b1, f32x4.mul(r, c1));
+      const c2 = load4<T>(vt + 8 * eb, mask), c3 = load4<T>(vt + 12 * eb, mask);
+      a2 = f32x4.add(a2, f32x4.mul(p, c2));
+      b2 = f32x4.add(b2, f32x4.mul(r, c2));
+      a3 = f32x4.add(a3, f32x4.mul(p, c3));
+      b3 = f32x4.add(b3, f32x4.mul(r, c3));
+      vt += rowBytes;
+    }
+    const o = <usize>d << 2;
+    v128.store(oa + o, a0);
+    v128.store(oa + o, a1, 16);
+    v128.store(oa + o, a2, 32);
+    v128.store(oa + o, a3, 48);
+    v128.store(ob + o, b0);
+    v128.store(ob + o, b1, 16);
+    v128.store(ob + o, b2, 32);
+    v128.store(ob + o, b3, 48);
+  }
+  for (; d < headDim; d += 4) {
+    let a = f32x4.splat(0), b = f32x4.splat(0);
+    let vt = v + <usize>d * eb;
+    for (let t = 0; t < nPos; t++) {
+      let p = v128.load32_splat(sca + (<usize>t << 2)), r = v128.load32_splat(scb + (<usize>t << 2));
+      if (eb == 2) {
+        p = f32x4.mul(p, pm);
+        r = f32x4.mul(r, pm);
+      }
+      const c = load4<T>(vt, mask);
+      a = f32x4.add(a, f32x4.mul(p, c));
+      b = f32x4.add(b, f32x4.mul(r, c));
+      vt += rowBytes;
+    }
+    v128.store(oa + (<usize>d << 2), a);
+    v128.store(ob + (<usize>d << 2), b);
+  }
+}

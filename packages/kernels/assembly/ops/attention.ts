@@ -8,7 +8,7 @@
 // are independent), and the weighted sum held in registers for 16 values (a Q8_0 block: 32) over all positions, so
 // the output is not loaded and stored again for every position.
 import { hsum } from '../simd';
-import { headFloat } from './attention-float';
+import { headFloat, headPairFloat } from './attention-float';
 import { softmax, storeScore } from './attention-softmax';
 import { halfScale } from '../quant/half-scale';
 import { KV_Q8_0_BLOCK_BYTES } from './kv-q8';
@@ -38,7 +38,13 @@ export function attention(
     const kvh = h / group;
     const sc = scores + ((<usize>h * <usize>nPos) << 2);
     const oh = out + ((<usize>h * <usize>headDim) << 2);
-    if (kvType == KV_Q8_0) {
+    if (kvType != KV_Q8_0 && h + 1 < h1 && (h + 1) / group == kvh) {
+      // The next head reads the same keys and values: both at once (attention-float.ts), the same bits.
+      const qh1 = qh + ((<usize>headDim) << 2), sc1 = sc + ((<usize>nPos) << 2), oh1 = oh + ((<usize>headDim) << 2);
+      if (kvType == KV_F32) headPairFloat<f32>(qh, qh1, kCache, vCache, kvh, nKvHeads, headDim, nPos, scale, sc, sc1, oh, oh1);
+      else headPairFloat<u16>(qh, qh1, kCache, vCache, kvh, nKvHeads, headDim, nPos, scale, sc, sc1, oh, oh1);
+      h++;
+    } else if (kvType == KV_Q8_0) {
       const nb = headDim >> 5; // headDim is a multiple of 32 (checked by the host): a head is whole blocks
       const rowBytes = <usize>nKvHeads * <usize>nb * KV_Q8_0_BLOCK_BYTES;
       const kvOff = <usize>kvh * <usize>nb * KV_Q8_0_BLOCK_BYTES;
