@@ -78,6 +78,11 @@ export function prepare_act(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize
   }
 }
 
+/** prepare_act for rows [r0, r1) of x: a range kernel, so that threads share a prompt's rows (each row alone). */
+export function prepare_act_rows(fmt: i32, x: usize, cols: i32, dst: usize, r0: i32, r1: i32): void {
+  prepare_act(fmt, x + ((<usize>r0 * <usize>cols) << 2), r1 - r0, cols, dst + <usize>r0 * <usize>actRowBytes(fmt, cols));
+}
+
 /** Dequantises n values of a tensor of `type` at src to f32 at dst (n a multiple of the block size). */
 export function dequant(type: i32, src: usize, dst: usize, n: i32): void {
   switch (type) {
@@ -137,4 +142,4 @@ export { rmsNorm as rms_norm } from './ops/norm';
 export { rope } from './ops/rope';
 export { attention } from './ops/attention';
 export { quantizeQ8_0 as quantize_q8_0 } from './ops/kv-q8';
-export { addInPlace as add_in_place, addBias as add_bias, swiglu, toF16 as to_f16 } from './ops/elementwise';
+export { addInPlace as add_in_place, addBias as add_bias, swiglu, swigluRows as swiglu_rows, toF16 as to_f16 } from './ops/elementwise';

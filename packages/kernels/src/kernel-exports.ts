@@ -6,6 +6,8 @@ export interface KernelExports {
   block_bytes(type: number): number;
   act_row_bytes(fmt: number, cols: number): number;
   prepare_act(fmt: number, x: number, rows: number, cols: number, dst: number): void;
+  /** prepare_act over a range of x's rows (threads share a prompt's rows). */
+  prepare_act_rows: RangeKernel<[fmt: number, x: number, cols: number, dst: number]>;
   dequant(type: number, src: number, dst: number, n: number): void;
   matmul(type: number, w: number, cols: number, row0: number, row1: number, act: number, actBytes: number, nAct: number, out: number, outStride: number): void;
   heap_base(): number;
@@ -24,6 +26,8 @@ export interface KernelExports {
   add_in_place(x: number, y: number, n: number): void;
   add_bias(x: number, stride: number, rows: number, bias: number, width: number): void;
   swiglu(gate: number, up: number, inStride: number, out: number, rows: number, n: number): void;
+  /** swiglu over a range of rows. */
+  swiglu_rows: RangeKernel<[gate: number, up: number, inStride: number, out: number, n: number]>;
   to_f16(src: number, dst: number, n: number): void;
   /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */
   quantize_q8_0(src: number, dst: number, n: number): void;

@@ -32,6 +32,12 @@ export function swiglu(gate: usize, up: usize, inStride: i32, out: usize, rows: 
   }
 }
 
+/** swiglu for rows [r0, r1) (a range kernel: threads share a prompt's rows; each row is computed as alone). */
+export function swigluRows(gate: usize, up: usize, inStride: i32, out: usize, n: i32, r0: i32, r1: i32): void {
+  const skip = (<usize>r0 * <usize>inStride) << 2;
+  swiglu(gate + skip, up + skip, inStride, out + ((<usize>r0 * <usize>n) << 2), r1 - r0, n);
+}
+
 /** Converts n f32 values to f16 (round to nearest even), as the KV cache stores them. */
 export function toF16(src: usize, dst: usize, n: i32): void {
   for (let j = 0; j < n; j++) store<u16>(dst + (<usize>j << 1), <u16>f32ToF16(load<f32>(src + (<usize>j << 2))));
