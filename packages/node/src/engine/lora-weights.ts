@@ -1,5 +1,6 @@
 import { ggmlTypeByName, type KernelArena, type KernelRuntime, type WeightMatrix } from '@edge-node/kernels';
-import { LORA_PROJECTIONS, loraScale, loraTargetName, type LoraAdapter, type LoraProjection } from '../model/lora-adapter.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../model/half-float.js';
+import { LORA_PROJECTIONS, loraScale, loraTargetName, type LoraAdapter, type LoraProjection, type LoraStoredType } from '../model/lora-adapter.js';
 
 /** The adapter a shard applies and the user's scale (`--lora-scale`); each pair's own scale is scale·alpha/rank. */
 export interface ShardLora {
@@ -12,7 +13,22 @@ export interface LoraProduct {
   a: WeightMatrix;
   b: WeightMatrix;
   scale: number;
+  /** A or B stored in F16 (BF16) in the file: its input is rounded to that type first, as ggml multiplies them. */
+  roundA?: HalfType;
+  roundB?: HalfType;
 }
+
+type HalfType = 'F16' | 'BF16';
+
+const f16round: (v: number) => number = (Math as { f16round?: (v: number) => number }).f16round ?? ((v) => f16ToF32(f32ToF16(v)));
+
+/** Rounds every value to the half type and back (the rounding ggml applies to an F16/BF16 product's input). */
+function roundTo(type: HalfType, values: Float32Array): void {
+  if (type === 'F16') for (let i = 0; i < values.length; i++) values[i] = f16round(values[i]);
+  else for (let i = 0; i < values.length; i++) values[i] = bf16ToF32(f32ToBf16(values[i]));
+}
+
+const half = (t: LoraStoredType | undefined): { type: HalfType } | null => (t === 'F16' || t === 'BF16' ? { type: t } : null);
 
 /** A layer's adapted projections (those the adapter names). */
 export type LayerLora = Partial<Record<LoraProjection, LoraProduct>>;
@@ -44,7 +60,15 @@ export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, 
       arena.f32(ptr, values.length).set(values);
       return { arena, type: F32, rows, cols, ptr, rowBytes: cols * 4 };
     };
-    out[p] = { a: matrix(pair.a, pair.rank, inF), b: matrix(pair.b, outF, pair.rank), scale: loraScale(lora.adapter.alpha, pair.rank, lora.scale) };
+    const roundA = half(pair.aType);
+    const roundB = half(pair.bType);
+    out[p] = {
+      a: matrix(pair.a, pair.rank, inF),
+      b: matrix(pair.b, outF, pair.rank),
+      scale: loraScale(lora.adapter.alpha, pair.rank, lora.scale),
+      ...(roundA ? { roundA: roundA.type } : {}),
+      ...(roundB ? { roundB: roundB.type } : {}),
+    };
     any = true;
   }
   return any ? out : null;
@@ -62,8 +86,16 @@ export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, row
   const width = p.b.rows;
   const u = arena.alloc(rows * rank * 4);
   const v = arena.alloc(rows * width * 4);
+  const xr = p.roundA ? arena.alloc(rows * p.a.cols * 4) : 0;
   try {
-    runtime.matmul(p.a, x, p.a.rowBytes, rows, u, rank);
+    if (p.roundA) {
+      // The rows stay as they are for the base product and the other projections: A takes a rounded copy.
+      const copy = arena.f32(xr, rows * p.a.cols);
+      copy.set(arena.f32(x, rows * p.a.cols));
+      roundTo(p.roundA, copy);
+    }
+    runtime.matmul(p.a, p.roundA ? xr : x, p.a.rowBytes, rows, u, rank);
+    if (p.roundB) roundTo(p.roundB, arena.f32(u, rows * rank));
     runtime.matmul(p.b, u, p.b.rowBytes, rows, v, width);
     // Views after the allocations: a memory that grew has a new buffer.
     const dst = arena.f32(out, (rows - 1) * outStride + width);
@@ -75,6 +107,7 @@ export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, row
       for (let j = 0; j < width; j++) dst[o + j] += Math.fround(scale * add[a + j]);
     }
   } finally {
+    if (xr) arena.release(xr);
     arena.release(v);
     arena.release(u);
   }
