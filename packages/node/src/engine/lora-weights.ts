@@ -8,10 +8,13 @@ export interface ShardLora {
   scale: number;
 }
 
-/** One adapted projection in an arena: A [rank, in] and B [out, rank] as F32 matrices, and the scale they add with. */
+/** One adapted projection in an arena: A [rank, in] as an F32 matrix, B transposed ([rank, out], f32), and the scale. */
 export interface LoraProduct {
   a: WeightMatrix;
-  b: WeightMatrix;
+  /** Offset of Bᵀ in A's arena: B's columns as rows, so the kernel adds B·u over four outputs at a time. */
+  bt: number;
+  /** Outputs of the projection (B's rows). */
+  width: number;
   scale: number;
   /** A or B stored in F16 (BF16) in the file: its input is rounded to that type first, as ggml multiplies them. */
   roundA?: HalfType;
@@ -60,11 +63,18 @@ export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, 
       arena.f32(ptr, values.length).set(values);
       return { arena, type: F32, rows, cols, ptr, rowBytes: cols * 4 };
     };
+    const transposed = (values: Float32Array, rows: number, cols: number): number => {
+      const ptr = arena.alloc(values.length * 4);
+      const t = arena.f32(ptr, values.length);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c];
+      return ptr;
+    };
     const roundA = half(pair.aType);
     const roundB = half(pair.bType);
     out[p] = {
       a: matrix(pair.a, pair.rank, inF),
-      b: matrix(pair.b, outF, pair.rank),
+      bt: transposed(pair.b, outF, pair.rank),
+      width: outF,
       scale: loraScale(lora.adapter.alpha, pair.rank, lora.scale),
       ...(roundA ? { roundA: roundA.type } : {}),
       ...(roundB ? { roundB: roundB.type } : {}),
@@ -76,16 +86,14 @@ export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, 
 
 /**
  * out[i] += scale · B·(A·x[i]) for rows i < rows: x is the projection's f32 input (before any quantisation, as
- * llama.cpp multiplies an F32 adapter), out its result (row stride outStride). Both products are the kernels' F32
- * ones, which reduce each row alone, so a row's bits do not depend on its batch; the scaled sum is rounded to f32
- * once per value, as ggml's scale then add.
+ * llama.cpp multiplies an F32 adapter), out its result (row stride outStride). A·x is the kernels' F32 product, B's
+ * the lora_up kernel (scaled and added in place); each reduces a row alone, so a row's bits do not depend on its batch.
  */
 export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, rows: number, out: number, outStride: number): void {
   const arena = p.a.arena;
   const rank = p.a.rows;
-  const width = p.b.rows;
   const u = arena.alloc(rows * rank * 4);
-  const v = arena.alloc(rows * width * 4);
+  const acc = arena.alloc(p.width * 4);
   const xr = p.roundA ? arena.alloc(rows * p.a.cols * 4) : 0;
   try {
     if (p.roundA) {
@@ -96,19 +104,10 @@ export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, row
     }
     runtime.matmul(p.a, p.roundA ? xr : x, p.a.rowBytes, rows, u, rank);
     if (p.roundB) roundTo(p.roundB, arena.f32(u, rows * rank));
-    runtime.matmul(p.b, u, p.b.rowBytes, rows, v, width);
-    // Views after the allocations: a memory that grew has a new buffer.
-    const dst = arena.f32(out, (rows - 1) * outStride + width);
-    const add = arena.f32(v, rows * width);
-    const scale = p.scale;
-    for (let i = 0; i < rows; i++) {
-      const o = i * outStride;
-      const a = i * width;
-      for (let j = 0; j < width; j++) dst[o + j] += Math.fround(scale * add[a + j]);
-    }
+    arena.kernels.lora_up(p.bt, rank, p.width, u, rows, p.scale, out, outStride, acc);
   } finally {
     if (xr) arena.release(xr);
-    arena.release(v);
+    arena.release(acc);
     arena.release(u);
   }
 }
