@@ -70,6 +70,17 @@ describe('LoRA slices', () => {
     expect(() => lora.read({ op: 'lora-read', model: 'm', sha256: 'cd'.repeat(32), start: 0, count: 10 })).toThrow(/offers no LoRA slice cdcdcdcdcdcdcdcd/);
   });
 
+  it('refuses a slice said to be larger than any adapter of its layers, before asking for a byte', async () => {
+    const ref = { ...lora.refFor({ startLayer: 0, endLayer: 2 }), bytes: 2 ** 30 };
+    let asked = 0;
+    const read = async (): Promise<LoraReadReply> => {
+      asked++;
+      throw new Error('not reached');
+    };
+    await expect(fetchLoraSlice(ref, { startLayer: 0, endLayer: 2 }, model, undefined, read)).rejects.toThrow(/said to be 1073741824 bytes, more than any adapter of those layers can take \(\d+\)/);
+    expect(asked).toBe(0);
+  });
+
   it('checks what peers send: the load’s adapter reference and lora-read', () => {
     expect(() => parseLoraRef({ id: 'x', scale: 1, slice: 'nothex', bytes: 3 })).toThrow(/slice must be a SHA-256 or null/);
     expect(() => parseLoraRef({ id: 'x', scale: Number.NaN, slice: null, bytes: 0 })).toThrow(/scale must be a finite number/);

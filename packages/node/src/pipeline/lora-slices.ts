@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ShardLora } from '../engine/lora-weights.js';
 import type { LayerRange } from '../engine/layer-range.js';
 import { readLoraAdapter, writeLoraAdapter } from '../model/lora-adapter-file.js';
-import { parseLoraTarget, sliceLoraAdapter, type LoraAdapter } from '../model/lora-adapter.js';
+import { LORA_PROJECTIONS, loraTargetName, parseLoraTarget, sliceLoraAdapter, type LoraAdapter } from '../model/lora-adapter.js';
 import type { ModelFile } from '../model/model-file.js';
 
 /**
@@ -108,6 +108,8 @@ export async function fetchLoraSlice(
   read: (start: number, count: number) => Promise<LoraReadReply>,
 ): Promise<ShardLora | undefined> {
   if (ref.slice === null) return undefined;
+  const most = maxSliceBytes(model, range);
+  if (ref.bytes > most) throw new LoraSliceError(`the LoRA slice for layers [${range.startLayer}, ${range.endLayer}) is said to be ${ref.bytes} bytes, more than any adapter of those layers can take (${most})`);
   const bytes = local ?? (await pull(ref, read));
   const got = sha256(bytes);
   if (got !== ref.slice) throw new LoraSliceError(`the LoRA slice arrived with SHA-256 ${got.slice(0, 16)}…, not the ${ref.slice.slice(0, 16)}… the load named`);
@@ -117,6 +119,18 @@ export async function fetchLoraSlice(
     if (layer < range.startLayer || layer >= range.endLayer) throw new LoraSliceError(`the LoRA slice adapts ${name}, outside this stage's layers [${range.startLayer}, ${range.endLayer})`);
   }
   return { adapter, scale: ref.scale };
+}
+
+/**
+ * The largest slice a range can have: a pair's rank is at most min(in, out), so its A and B hold at most twice the
+ * base matrix's values; in F32, plus room for the header.
+ */
+function maxSliceBytes(model: ModelFile, range: LayerRange): number {
+  let values = 0;
+  for (let l = range.startLayer; l < range.endLayer; l++) {
+    for (const p of LORA_PROJECTIONS) values += (model.tensors.get(loraTargetName(l, p))?.shape ?? []).reduce((a, b) => a * b, 2);
+  }
+  return values * 4 + (1 << 20);
 }
 
 async function pull(ref: StageLoraRef, read: (start: number, count: number) => Promise<LoraReadReply>): Promise<Uint8Array> {
