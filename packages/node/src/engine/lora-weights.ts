@@ -19,7 +19,19 @@ export interface LoraProduct {
   /** A or B stored in F16 (BF16) in the file: its input is rounded to that type first, as ggml multiplies them. */
   roundA?: HalfType;
   roundB?: HalfType;
+  /** Its layer's scratch for A·x and lora_up's sum, shared by the layer's products (a shard runs one pass at a time). */
+  scratch: LoraScratch;
 }
+
+/** Room for u = A·x of up to `rows` rows at the layer's largest rank, and one row of its widest output. */
+interface LoraScratch {
+  u: number;
+  acc: number;
+  rows: number;
+}
+
+/** Rows the scratch holds: a pass's most (QuantShard's MAX_ROWS); a larger call takes scratch of its own. */
+const SCRATCH_ROWS = 64;
 
 type HalfType = 'F16' | 'BF16';
 
@@ -41,18 +53,27 @@ const F32 = ggmlTypeByName('F32')!;
 /** Bytes layer l's pairs take in an arena (with the allocator's rounding). */
 export function layerLoraBytes(lora: ShardLora | undefined, layer: number): number {
   let bytes = 0;
+  let rank = 0;
+  let width = 0;
   for (const p of LORA_PROJECTIONS) {
     const pair = lora?.adapter.tensors.get(loraTargetName(layer, p));
-    if (pair) bytes += (pair.a.length + pair.b.length) * 4 + 128;
+    if (!pair) continue;
+    bytes += (pair.a.length + pair.b.length) * 4 + 128;
+    rank = Math.max(rank, pair.rank);
+    width = Math.max(width, pair.b.length / pair.rank);
   }
-  return bytes;
+  return bytes === 0 ? 0 : bytes + (rank * SCRATCH_ROWS + width) * 4 + 128;
 }
 
 /** Copies layer l's pairs into the arena beside its weights; null when the adapter does not touch the layer. */
 export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, layer: number): LayerLora | null {
   if (lora === undefined) return null;
+  const pairs = LORA_PROJECTIONS.map((p) => lora.adapter.tensors.get(loraTargetName(layer, p)));
+  const rank = Math.max(0, ...pairs.map((pair) => pair?.rank ?? 0));
+  if (rank === 0) return null;
+  const width = Math.max(...pairs.map((pair) => (pair ? pair.b.length / pair.rank : 0)));
+  const scratch: LoraScratch = { u: arena.alloc(rank * SCRATCH_ROWS * 4), acc: arena.alloc(width * 4), rows: SCRATCH_ROWS };
   const out: LayerLora = {};
-  let any = false;
   for (const p of LORA_PROJECTIONS) {
     const pair = lora.adapter.tensors.get(loraTargetName(layer, p));
     if (!pair) continue;
@@ -78,10 +99,10 @@ export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, 
       scale: loraScale(lora.adapter.alpha, pair.rank, lora.scale),
       ...(roundA ? { roundA: roundA.type } : {}),
       ...(roundB ? { roundB: roundB.type } : {}),
+      scratch,
     };
-    any = true;
   }
-  return any ? out : null;
+  return out;
 }
 
 /**
@@ -92,8 +113,9 @@ export function placeLayerLora(arena: KernelArena, lora: ShardLora | undefined, 
 export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, rows: number, out: number, outStride: number): void {
   const arena = p.a.arena;
   const rank = p.a.rows;
-  const u = arena.alloc(rows * rank * 4);
-  const acc = arena.alloc(p.width * 4);
+  const own = rows > p.scratch.rows;
+  const u = own ? arena.alloc(rows * rank * 4) : p.scratch.u;
+  const acc = p.scratch.acc;
   const xr = p.roundA ? arena.alloc(rows * p.a.cols * 4) : 0;
   try {
     if (p.roundA) {
@@ -107,7 +129,6 @@ export function applyLora(runtime: KernelRuntime, p: LoraProduct, x: number, row
     arena.kernels.lora_up(p.bt, rank, p.width, u, rows, p.scale, out, outStride, acc);
   } finally {
     if (xr) arena.release(xr);
-    arena.release(acc);
-    arena.release(u);
+    if (own) arena.release(u);
   }
 }
