@@ -31,6 +31,7 @@ describe('edge-node status', () => {
       ],
       planDecision: 'predicted gain 3 % (1.2 ms/token) is below the 20 % threshold',
       planPredictedNowMs: 104.2,
+      lora: { file: '/a/style.gguf', id: '35ed40b2cc4c144bx1', alpha: 16, scale: 1, pairs: 35, ranks: [8] },
     };
     const text = formatClusterStatus(status);
     expect(text).toContain('load: quiet (stage), other processes 0.4 cores, 5.0 GB free, effective 2.67 GFLOP/s, runs at 0.67× its profile when quiet');
@@ -40,6 +41,8 @@ describe('edge-node status', () => {
     // A node that announces its KV cache type has it shown (q8_0 holds the most context per byte).
     expect(text).toContain('node, kernels simd128 × 1 threads of 2 cores, KV cache q8_0, decode 4 GFLOP/s');
     expect(text).toContain('last check: predicted gain 3 % (1.2 ms/token) is below the 20 % threshold');
+    expect(text).toContain('LoRA adapter: /a/style.gguf (id 35ed40b2cc4c144bx1, 35 pairs of rank 8, alpha 16, scale 1); every stage applies its slice');
+    expect(formatClusterStatus({ ...status, lora: null })).not.toContain('LoRA');
     expect(text).toMatch(/Plan changes \(last 1\):\n {2}\d\d:\d\d:\d\d b busy: 5\.6× slower for 3 s; moved 7 layers to c; left out b; predicted 224\.7 → 103\.9 ms\/token \(layers loaded in 1\.8 s\)/);
   });
 });

@@ -85,6 +85,7 @@ export function formatClusterStatus(s: ClusterStatus): string {
   for (const l of s.links) text += `  ${name(l.from)} → ${name(l.to)}: RTT ${l.rttMs.toFixed(2)} ms, ${l.bandwidthMBps} MB/s\n`;
   text += s.plan == null ? 'Plan: none yet (made at the first request)\n' : formatPlan(s.plan as PlanView, name);
   if (s.planDecision) text += `  last check: ${s.planDecision}\n`;
+  if (s.lora) text += `LoRA adapter: ${s.lora.file} (id ${s.lora.id}, ${s.lora.pairs} pairs of rank ${s.lora.ranks.join('/')}, alpha ${s.lora.alpha}, scale ${s.lora.scale}); every stage applies its slice\n`;
   if (s.planHistory?.length) {
     text += `Plan changes (last ${s.planHistory.length}):\n`;
     for (const c of s.planHistory) text += `  ${new Date(c.at).toISOString().slice(11, 19)} ${c.reason} (layers loaded in ${(c.loadMs / 1000).toFixed(1)} s)\n`;
