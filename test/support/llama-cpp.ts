@@ -52,6 +52,8 @@ export interface LlamaCppRunOptions {
    * is 'F16', which rounds every cached K/V and changes greedy tokens of random-weight models.
    */
   kvCacheType?: 'F32' | 'F16';
+  /** A LoRA adapter file applied on the context (llama.cpp's --lora / --lora-scaled), scale 1 unless given. */
+  lora?: { path: string; scale?: number };
 }
 
 export interface LlamaCppSpeed {
@@ -109,6 +111,7 @@ async function withContext<T>(model: LlamaModel, tokens: number, options: LlamaC
     flashAttention: false,
     experimentalKvCacheKeyType: options.kvCacheType ?? 'F32',
     experimentalKvCacheValueType: options.kvCacheType ?? 'F32',
+    ...(options.lora ? { lora: { adapters: [{ filePath: options.lora.path, scale: options.lora.scale ?? 1 }] } } : {}),
   });
   try {
     return await fn(ctx);

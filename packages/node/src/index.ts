@@ -17,6 +17,8 @@ export { f16ToF32, f32ToF16 } from './model/half-float.js';
 export { DEFAULT_HUB_ENDPOINT, downloadHubModel, type DownloadProgress, hubOptionsFromEnv } from './model/hub-download.js';
 export { formatHubModelRef, parseHubModelRef } from './model/hub-model-ref.js';
 export { llama3RopeDivisors } from './model/llama3-rope-factors.js';
+export { readLoraAdapter, writeLoraAdapter, type LoraFileType } from './model/lora-adapter-file.js';
+export { LORA_PROJECTIONS, type LoraAdapter, type LoraPair, loraScale, loraTargetName } from './model/lora-adapter.js';
 export type { ModelConfig, RopeScalingLlama3 } from './model/model-config.js';
 export type { RopeLayout } from './model/model-file.js';
 export { type HubSettings, resolveModelSource } from './model/model-source.js';

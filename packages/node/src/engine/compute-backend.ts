@@ -2,6 +2,7 @@ import type { ModelFile } from '../model/model-file.js';
 import type { ForwardShard } from './forward-shard.js';
 import type { KvCacheType } from './kv-cache.js';
 import type { LayerRange } from './layer-range.js';
+import type { ShardLora } from './lora-weights.js';
 
 /**
  * What computes a node's layers: our WebAssembly kernels (the default: weights stay quantised), or tfjs on its
@@ -44,8 +45,11 @@ export interface ComputeBackend {
    * type cannot hold the model's heads (checked before anything is read).
    */
   checkModel(model: ModelFile): void;
-  /** Layers `range` of the model, reading only their tensors (plus embeddings on the first, head on the last). */
-  loadShard(model: ModelFile, range: LayerRange): Promise<ForwardShard>;
+  /**
+   * Layers `range` of the model, reading only their tensors (plus embeddings on the first, head on the last); with
+   * `lora`, the adapter's pairs of those layers are applied to their projections.
+   */
+  loadShard(model: ModelFile, range: LayerRange, lora?: ShardLora): Promise<ForwardShard>;
   /** Products to time for the device profile; `weightType` is the storage type most of the model's weights have. */
   probe(weightType?: string): ProductProbe;
   /** Stops what it started (threads); shards it made cannot be used afterwards. */

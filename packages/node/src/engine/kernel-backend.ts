@@ -21,7 +21,7 @@ export function kernelBackend(runtime: KernelRuntime, opts: KernelBackendOptions
     summary: `kernels (wasm ${runtime.isa}, ${runtime.threads} thread${runtime.threads === 1 ? '' : 's'})`,
     // Every type openModel accepts has a kernel; only the cache type may not fit the model's heads.
     checkModel: (model) => checkKvCacheType(opts.kvCache ?? 'f16', model.config.headDim),
-    loadShard: async (model, range) => new QuantShard(await loadShardWeights(model, range, runtime), runtime, model.ropeLayout, opts.kvCache),
+    loadShard: async (model, range, lora) => new QuantShard(await loadShardWeights(model, range, runtime, lora), runtime, model.ropeLayout, opts.kvCache),
     probe: (weightType) => kernelProbe(runtime, weightType),
     close: () => (opts.ownsRuntime ? runtime.close() : Promise.resolve()),
   };

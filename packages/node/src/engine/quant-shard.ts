@@ -10,6 +10,7 @@ import { copyRowsOut, passRows, type Part, type PassRows, type Segment } from '.
 import { PassScratch, shardDims, type ShardDims, type Scratch } from './pass-scratch.js';
 import { ropeFrequencies } from './rope.js';
 import type { LayerWeights, ShardWeights } from './shard-weights.js';
+import { applyLora, type LoraProduct } from './lora-weights.js';
 
 /** Most rows computed in one pass; a longer prompt is computed in slices of this many (each row's result is the same). */
 const MAX_ROWS = 64;
@@ -171,9 +172,9 @@ export class QuantShard implements ForwardShard {
     const k = s.arena.kernels;
     k.rms_norm(s.x, w.attnNorm, s.h, n, H, c.rmsNormEps);
     const hAct = this.prepare(s, w.wq, s.h, n);
-    await this.product(w.wq, hAct, n, s.qkv, qkvW, slices);
-    await this.product(w.wk, this.prepare(s, w.wk, s.h, n, hAct), n, s.qkv + qDim * 4, qkvW, slices);
-    await this.product(w.wv, this.prepare(s, w.wv, s.h, n, hAct), n, s.qkv + (qDim + kvDim) * 4, qkvW, slices);
+    await this.product(w.wq, hAct, n, s.qkv, qkvW, slices, w.lora?.attn_q);
+    await this.product(w.wk, this.prepare(s, w.wk, s.h, n, hAct), n, s.qkv + qDim * 4, qkvW, slices, w.lora?.attn_k);
+    await this.product(w.wv, this.prepare(s, w.wv, s.h, n, hAct), n, s.qkv + (qDim + kvDim) * 4, qkvW, slices, w.lora?.attn_v);
     if (w.bq) {
       k.add_bias(s.qkv, qkvW, n, w.bq, qDim);
       k.add_bias(s.qkv + qDim * 4, qkvW, n, w.bk, kvDim);
@@ -187,7 +188,7 @@ export class QuantShard implements ForwardShard {
       await slices.checkpoint();
       this.attend(s, rows.cache[i], l, i, rows.pos[i]);
     }
-    await this.product(w.wo, this.prepare(s, w.wo, s.attn, n), n, s.tmp, H, slices);
+    await this.product(w.wo, this.prepare(s, w.wo, s.attn, n), n, s.tmp, H, slices, w.lora?.attn_output);
     k.add_in_place(s.x, s.tmp, n * H);
     await slices.checkpoint();
   }
@@ -210,11 +211,11 @@ export class QuantShard implements ForwardShard {
     const k = s.arena.kernels;
     k.rms_norm(s.x, w.ffnNorm, s.h, n, H, this.config.rmsNormEps);
     const fAct = this.prepare(s, w.wgate, s.h, n);
-    await this.product(w.wgate, fAct, n, s.ffn, 2 * F, slices);
-    await this.product(w.wup, this.prepare(s, w.wup, s.h, n, fAct), n, s.ffn + F * 4, 2 * F, slices);
+    await this.product(w.wgate, fAct, n, s.ffn, 2 * F, slices, w.lora?.ffn_gate);
+    await this.product(w.wup, this.prepare(s, w.wup, s.h, n, fAct), n, s.ffn + F * 4, 2 * F, slices, w.lora?.ffn_up);
     await slices.checkpoint();
     k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, n, F);
-    await this.product(w.wdown, this.prepare(s, w.wdown, s.h, n), n, s.tmp, H, slices);
+    await this.product(w.wdown, this.prepare(s, w.wdown, s.h, n), n, s.tmp, H, slices, w.lora?.ffn_down);
     k.add_in_place(s.x, s.tmp, n * H);
   }
 
@@ -309,12 +310,14 @@ export class QuantShard implements ForwardShard {
    * out = a · Wᵀ. A large product (a prompt slice through a wide matrix, the head over a big vocabulary) is computed in
    * pieces of W's rows with a checkpoint between them, so that one kernel call never holds the event loop for long
    * on a slow or throttled device. A row's output does not depend on the rows computed with it: the same bits.
+   * With a LoRA pair, scale·B·(A·x) is added to the whole result, from the f32 rows the activations were made from.
    */
-  private async product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number, slices: ComputeSlices): Promise<void> {
+  private async product(w: WeightMatrix, a: Prepared, rows: number, out: number, outStride: number, slices: ComputeSlices, lora?: LoraProduct): Promise<void> {
     // A piece's wall time is what matters: the threads share it.
     const pieces = Math.ceil((rows * w.rows * w.cols) / (slices.pieceMacs * this.runtime.threads));
     if (pieces <= 1) {
       this.runtime.matmul(w, a.ptr, a.rowBytes, rows, out, outStride);
+      if (lora) applyLora(this.runtime, lora, a.x, rows, out, outStride);
       return;
     }
     const step = Math.max(PRODUCT_PIECE_ALIGN, Math.ceil(w.rows / pieces / PRODUCT_PIECE_ALIGN) * PRODUCT_PIECE_ALIGN);
@@ -323,6 +326,7 @@ export class QuantShard implements ForwardShard {
       const piece: WeightMatrix = { ...w, rows: Math.min(step, w.rows - r0), ptr: w.ptr + r0 * w.rowBytes };
       this.runtime.matmul(piece, a.ptr, a.rowBytes, rows, out + r0 * 4, outStride);
     }
+    if (lora) applyLora(this.runtime, lora, a.x, rows, out, outStride);
   }
 
   checkInput(input: ShardInput, cache: ShardKvCache): KvCache {

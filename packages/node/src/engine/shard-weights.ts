@@ -3,6 +3,7 @@ import type { ModelFile, TensorInfo } from '../model/model-file.js';
 import { ModelFileError, UnsupportedTensorTypeError } from '../model/model-errors.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { checkLayerRange, type LayerRange } from './layer-range.js';
+import { layerLoraBytes, placeLayerLora, type LayerLora, type ShardLora } from './lora-weights.js';
 
 /** One layer's weights in their file encoding (matrices) and as f32 (norms, biases), all in one arena. */
 export interface LayerWeights {
@@ -20,6 +21,8 @@ export interface LayerWeights {
   wgate: WeightMatrix;
   wup: WeightMatrix;
   wdown: WeightMatrix;
+  /** The LoRA pairs applied to this layer's projections (null without an adapter, or when it leaves the layer alone). */
+  lora: LayerLora | null;
 }
 
 export interface ShardWeights {
@@ -33,7 +36,7 @@ export interface ShardWeights {
   head: WeightMatrix | null;
   /** Every arena the shard uses, in layer order. */
   arenas: KernelArena[];
-  /** Bytes of weights held. */
+  /** Bytes of weights held (LoRA pairs included). */
   weightBytes: number;
 }
 
@@ -44,13 +47,14 @@ const ARENA_WEIGHT_BYTES = 2.5 * 2 ** 30;
  * Reads the tensors of layers [startLayer, endLayer) — plus the embeddings on the first stage and the final norm and
  * head on the last — straight from the file into kernel arenas, in the file's encoding (nothing is dequantised or
  * copied on the way). Layers are grouped into arenas of at most ARENA_WEIGHT_BYTES, so a shard may hold any number
- * of bytes its memory allows, across several WebAssembly memories.
+ * of bytes its memory allows, across several WebAssembly memories. With `lora`, each layer's LoRA pairs (checked
+ * against the model when the adapter was read) go into its arena as F32 beside its weights.
  */
-export async function loadShardWeights(model: ModelFile, range: LayerRange, runtime: KernelRuntime): Promise<ShardWeights> {
+export async function loadShardWeights(model: ModelFile, range: LayerRange, runtime: KernelRuntime, lora?: ShardLora): Promise<ShardWeights> {
   const c = model.config;
   checkLayerRange(range, c.numLayers);
   const headName = c.tiedEmbeddings ? 'token_embd.weight' : 'output.weight';
-  const groups = planArenas(model, range, headName);
+  const groups = planArenas(model, range, headName, lora);
   const arenas: KernelArena[] = [];
   const layers: LayerWeights[] = [];
   let embedding: WeightMatrix | null = null;
@@ -63,7 +67,10 @@ export async function loadShardWeights(model: ModelFile, range: LayerRange, runt
       arenas.push(arena);
       const fill = new ArenaFill(model, runtime, arena);
       if (g.extra.includes('token_embd.weight')) embedding = await fill.matrix('token_embd.weight', c.vocabSize, c.hiddenSize);
-      for (const l of g.layers) layers.push(await loadLayer(fill, c, l));
+      for (const l of g.layers) {
+        layers.push({ ...(await loadLayer(fill, c, l)), lora: placeLayerLora(arena, lora, l) });
+        fill.bytes += layerLoraBytes(lora, l);
+      }
       if (g.extra.includes('output_norm.weight')) {
         outNorm = await fill.vector('output_norm.weight', c.hiddenSize);
         // A tied head is the embedding matrix; share it when this arena already holds it.
@@ -86,7 +93,7 @@ interface ArenaPlan {
 }
 
 /** The arenas: consecutive groups of layers up to ARENA_WEIGHT_BYTES; the embedding joins the first group, the head the last. */
-function planArenas(model: ModelFile, range: LayerRange, headName: string): ArenaPlan[] {
+function planArenas(model: ModelFile, range: LayerRange, headName: string, lora: ShardLora | undefined): ArenaPlan[] {
   const c = model.config;
   const isFirst = range.startLayer === 0;
   const isLast = range.endLayer === c.numLayers;
@@ -94,7 +101,7 @@ function planArenas(model: ModelFile, range: LayerRange, headName: string): Aren
   const groups: ArenaPlan[] = [];
   for (let l = range.startLayer; l < range.endLayer; l++) {
     const extra = [...(l === range.startLayer && isFirst ? ['token_embd.weight'] : []), ...(l === range.endLayer - 1 && isLast ? ['output_norm.weight', headName] : [])];
-    const bytes = bytesOf(layerTensors(c, l)) + bytesOf([...new Set(extra)]);
+    const bytes = bytesOf(layerTensors(c, l)) + bytesOf([...new Set(extra)]) + layerLoraBytes(lora, l);
     if (bytes > MAX_ARENA_BYTES) throw new ModelFileError(model.path, `layer ${l} needs ${bytes} bytes, more than one WebAssembly memory holds`);
     const last = groups[groups.length - 1];
     if (last && last.bytes + bytes <= ARENA_WEIGHT_BYTES) {
@@ -114,7 +121,7 @@ function layerTensors(c: ModelConfig, l: number): string[] {
   return names;
 }
 
-async function loadLayer(fill: ArenaFill, c: ModelConfig, l: number): Promise<LayerWeights> {
+async function loadLayer(fill: ArenaFill, c: ModelConfig, l: number): Promise<Omit<LayerWeights, 'lora'>> {
   const H = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;

@@ -1,3 +1,4 @@
+import { LoraAdapterError } from '../model/model-errors.js';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ComputeBackend, ProbeMatrix, ProductProbe } from './compute-backend.js';
@@ -41,7 +42,10 @@ export async function startTfjsBackend(opts: EngineOptions = {}): Promise<Comput
     kvCache: 'f32',
     summary: `${t.name} (${t.isa}, ${t.threads} thread${t.threads === 1 ? '' : 's'}; ${t.reason}${opts.threads !== undefined && opts.threads !== t.threads ? `; --threads ${opts.threads} does not apply to it` : ''})`,
     checkModel: checkTfjsWeightTypes,
-    loadShard: async (model, range) => new TfjsShard(await loadTfjsWeights(model, range), model.ropeLayout),
+    loadShard: async (model, range, lora) => {
+      if (lora) throw new LoraAdapterError(model.path, `the ${t.name} backend cannot apply a LoRA adapter; serve it with the default kernels backend`);
+      return new TfjsShard(await loadTfjsWeights(model, range), model.ropeLayout);
+    },
     probe: () => tfjsProbe,
     // tfjs stays initialised for the process; each shard frees its own tensors.
     close: () => Promise.resolve(),

@@ -359,6 +359,12 @@ export async function readGgufHeader(file: string, handle?: FileHandle): Promise
   }
 }
 
+/** Parses a whole GGUF file held in memory (a small one, such as a LoRA adapter); `file` names it in errors. */
+export function parseGgufBytes(bytes: Uint8Array, file: string): GgufHeader {
+  // The whole file is here, so the parser never asks for more bytes: a short file is reported as truncated.
+  return { ...parseHeader(bytes, bytes.byteLength, file), headerBytesRead: bytes.byteLength };
+}
+
 /** The PyTorch-order shape ([out, in] for a linear weight) of a GGUF tensor. */
 export function ggufShape(info: GgufTensorInfo): number[] {
   return [...info.ne].reverse();

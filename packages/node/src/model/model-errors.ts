@@ -40,3 +40,11 @@ export class TensorShapeError extends ModelFileError {
     this.name = 'TensorShapeError';
   }
 }
+
+/** A LoRA adapter that cannot be used with this base model: the file, the tensor (when one is to blame) and why. */
+export class LoraAdapterError extends ModelFileError {
+  constructor(file: string, reason: string, readonly tensor: string | null = null) {
+    super(file, tensor === null ? reason : `LoRA tensor ${tensor}: ${reason}`);
+    this.name = 'LoraAdapterError';
+  }
+}

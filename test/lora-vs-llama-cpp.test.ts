@@ -1,0 +1,103 @@
+/**
+ * A LoRA adapter served by our engine against llama.cpp loading the same adapter file (node-llama-cpp,
+ * `createContext({ lora })`), on stories260K (real weights, F32, so the issue's 1e-3 logit bar applies).
+ *
+ * Rules, fixed before looking at any result: prompt "<s>Once upon a time" ([1, 403, 407, 261, 378]); 48 greedy
+ * tokens, EOS ignored; adapters with seeded random A and B on every projection of every layer; both sides with an
+ * F32 KV cache; every position's logits (prompt and generated) compared, max |Δ| < 1e-3; the greedy tokens equal.
+ * The adapter must change llama.cpp's own greedy text (else the comparison proves nothing).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import type { ShardLora } from '../packages/node/src/engine/lora-weights.js';
+import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
+import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
+import { writeLoraAdapter } from '../packages/node/src/model/lora-adapter-file.js';
+import type { ModelFile } from '../packages/node/src/model/model-file.js';
+import { openModel } from '../packages/node/src/model/open-model.js';
+import { randomLoraAdapter } from '../packages/node/test/support/random-lora.js';
+import { loadLlamaCppModel, type LlamaCppModel } from './support/llama-cpp.js';
+
+const STORIES = join(import.meta.dirname, '..', 'packages', 'node', 'models', 'stories260K.gguf');
+const PROMPT = [1, 403, 407, 261, 378];
+const COUNT = 48;
+
+let dir = '';
+let runtime: KernelRuntime;
+let model: ModelFile;
+let llama: LlamaCppModel;
+const report: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lora-vs-llama-'));
+  runtime = await createKernelRuntime({ threads: 1 });
+  model = await openModel(STORIES);
+  llama = await loadLlamaCppModel(STORIES);
+});
+afterAll(async () => {
+  await llama?.close();
+  await model?.close();
+  await runtime?.close();
+  await rm(dir, { recursive: true, force: true });
+  if (report.length) console.log(`LoRA: engine vs llama.cpp on stories260K (${COUNT} greedy tokens):\n${report.join('\n')}`);
+});
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+/** Our engine with the adapter: every prompt position's logits, then greedy, each generated token's logits. */
+async function engineRun(lora: ShardLora): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+  const shard = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime, lora), runtime, model.ropeLayout, 'f32');
+  const cache = shard.createCache(PROMPT.length + COUNT);
+  try {
+    const V = model.config.vocabSize;
+    const first = await shard.forward({ kind: 'tokens', tokens: PROMPT }, cache, { allLogits: true });
+    if (first.kind !== 'logits') throw new Error('expected logits');
+    const logits = Array.from({ length: PROMPT.length }, (_, i) => first.logits.slice(i * V, (i + 1) * V));
+    const tokens = [argmax(logits[logits.length - 1])];
+    while (tokens.length < COUNT) {
+      const out = await shard.forward({ kind: 'tokens', tokens: [tokens[tokens.length - 1]] }, cache);
+      if (out.kind !== 'logits') throw new Error('expected logits');
+      logits.push(out.logits);
+      tokens.push(argmax(out.logits));
+    }
+    return { tokens, logits };
+  } finally {
+    cache.clear();
+    shard.dispose();
+  }
+}
+
+const cases = [
+  { name: 'rank 8, alpha 16, scale 1', rank: 8, alpha: 16, scale: 1, seed: 11 },
+  { name: 'rank 4, alpha 4, scale 0.5', rank: 4, alpha: 4, scale: 0.5, seed: 12 },
+  { name: 'rank 2, alpha 0 (scale alone), scale 1.5', rank: 2, alpha: 0, scale: 1.5, seed: 13 },
+];
+
+describe('a LoRA adapter: our engine against llama.cpp loading the same file', () => {
+  for (const c of cases) {
+    it(`${c.name}: same greedy continuation, logits within 1e-3`, async () => {
+      const adapter = randomLoraAdapter(model, { rank: c.rank, alpha: c.alpha, seed: c.seed, amplitude: 0.2 });
+      const path = join(dir, `lora-${c.seed}.gguf`);
+      await writeFile(path, writeLoraAdapter(adapter, model));
+
+      const ours = await engineRun({ adapter, scale: c.scale });
+      const theirs = await llama.greedy(PROMPT, COUNT, { lora: { path, scale: c.scale } });
+      const baseline = await llama.greedy(PROMPT, COUNT);
+      const all = await llama.logits([...PROMPT, ...ours.tokens.slice(0, -1)], { allPositions: true, lora: { path, scale: c.scale } });
+      let maxErr = 0;
+      all.forEach((row, i) => row.forEach((v, j) => (maxErr = Math.max(maxErr, Math.abs(v - ours.logits[i][j])))));
+      const firstDiff = baseline.findIndex((t, i) => t !== theirs[i]);
+      report.push(`  ${c.name}: max |Δlogit| ${maxErr.toExponential(2)} over ${all.length} positions; greedy ${ours.tokens.every((t, i) => t === theirs[i]) ? 'equal' : 'DIFFERS'}; adapter changes llama.cpp's text from token ${firstDiff}`);
+      expect(firstDiff).toBeGreaterThanOrEqual(0);
+      expect(ours.tokens).toEqual(theirs);
+      expect(maxErr).toBeLessThan(1e-3);
+    });
+  }
+});
