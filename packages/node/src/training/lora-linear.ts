@@ -2,7 +2,7 @@ import { linearBackward, linearForward } from './linear-grad.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /** One adapted projection's trainable pair: A [rank, in], B [out, rank], and the scale s = alpha / rank. */
-export interface LoraPair {
+export interface TrainablePair {
   a: Vec;
   b: Vec;
   rank: number;
@@ -19,7 +19,7 @@ export interface LoraSaved {
 }
 
 /** y = W x + s·B(A x) for each row of x; W frozen [out, in]. */
-export function loraForward(x: Vec, rows: number, w: Vec, p: LoraPair): { y: Vec; saved: LoraSaved } {
+export function loraForward(x: Vec, rows: number, w: Vec, p: TrainablePair): { y: Vec; saved: LoraSaved } {
   const y = linearForward(x, rows, w, p.outDim, p.inDim);
   const ax = linearForward(x, rows, p.a, p.rank, p.inDim);
   const bax = linearForward(ax, rows, p.b, p.outDim, p.rank);
@@ -31,7 +31,7 @@ export function loraForward(x: Vec, rows: number, w: Vec, p: LoraPair): { y: Vec
  * Gradients of loraForward: returns dx; adds dA and dB into the given accumulators (a micro-batch's rows and the
  * batch's sequences sum into the same ones, in order).
  */
-export function loraBackward(dy: Vec, saved: LoraSaved, w: Vec, p: LoraPair, dA: Vec, dB: Vec): Vec {
+export function loraBackward(dy: Vec, saved: LoraSaved, w: Vec, p: TrainablePair, dA: Vec, dB: Vec): Vec {
   const { x, ax, rows } = saved;
   const { rank, inDim, outDim, scale } = p;
   // dB[o, j] += s · Σ_i dy[i, o] · ax[i, j]

@@ -1,12 +1,10 @@
+import { LORA_PROJECTIONS, loraScale, type LoraProjection } from '../model/lora-adapter.js';
 import type { TrainShape } from './frozen-model.js';
-import type { LoraPair } from './lora-linear.js';
+import type { TrainablePair } from './lora-linear.js';
 import { zerosLike, type Vec } from './vec.js';
 
-/** The projections an adapter adapts, in llama.cpp's tensor names: attn_q … ffn_down. */
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
-
-export type LayerLora = Record<LoraTarget, LoraPair>;
+/** Training adapts every projection the forward pass adapts (llama.cpp's names: attn_q … ffn_down). */
+export type LayerLora = Record<LoraProjection, TrainablePair>;
 
 /** A whole adapter (or its gradients, or an optimiser moment: the same shapes): A and B of every target of every layer. */
 export interface LoraSet {
@@ -16,17 +14,17 @@ export interface LoraSet {
 }
 
 /** [in, out] of each target's matrix W [out, in]. */
-export function targetDims(shape: TrainShape, t: LoraTarget): { inDim: number; outDim: number } {
+export function targetDims(shape: TrainShape, t: LoraProjection): { inDim: number; outDim: number } {
   const qDim = shape.heads * shape.headDim;
   const kvDim = shape.kvHeads * shape.headDim;
   switch (t) {
-    case 'q': return { inDim: shape.hidden, outDim: qDim };
-    case 'k':
-    case 'v': return { inDim: shape.hidden, outDim: kvDim };
-    case 'o': return { inDim: qDim, outDim: shape.hidden };
-    case 'gate':
-    case 'up': return { inDim: shape.hidden, outDim: shape.ffn };
-    case 'down': return { inDim: shape.ffn, outDim: shape.hidden };
+    case 'attn_q': return { inDim: shape.hidden, outDim: qDim };
+    case 'attn_k':
+    case 'attn_v': return { inDim: shape.hidden, outDim: kvDim };
+    case 'attn_output': return { inDim: qDim, outDim: shape.hidden };
+    case 'ffn_gate':
+    case 'ffn_up': return { inDim: shape.hidden, outDim: shape.ffn };
+    case 'ffn_down': return { inDim: shape.ffn, outDim: shape.hidden };
   }
 }
 
@@ -46,8 +44,9 @@ export function createLora(shape: TrainShape, layers: number, rank: number, alph
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 2 ** 32 - 0.5;
   };
-  const scale = alpha / rank;
-  const make = (t: LoraTarget): LoraPair => {
+  // The scale the engine applies the pair with (at --lora-scale 1), in f32 as llama.cpp computes it.
+  const scale = loraScale(alpha, rank, 1);
+  const make = (t: LoraProjection): TrainablePair => {
     const { inDim, outDim } = targetDims(shape, t);
     const bound = 2 / Math.sqrt(inDim);
     return { a: Float32Array.from({ length: rank * inDim }, () => next() * bound), b: new Float32Array(outDim * rank), rank, inDim, outDim, scale };
@@ -55,8 +54,8 @@ export function createLora(shape: TrainShape, layers: number, rank: number, alph
   return { rank, alpha, layers: Array.from({ length: layers }, () => mapTargets((t) => make(t))) };
 }
 
-function mapTargets(f: (t: LoraTarget) => LoraPair): LayerLora {
-  return Object.fromEntries(LORA_TARGETS.map((t) => [t, f(t)])) as LayerLora;
+function mapTargets(f: (t: LoraProjection) => TrainablePair): LayerLora {
+  return Object.fromEntries(LORA_PROJECTIONS.map((t) => [t, f(t)])) as LayerLora;
 }
 
 /** Zeroed arrays of the same shapes (gradients, optimiser moments). */
@@ -67,6 +66,6 @@ export function zerosLikeLora(set: LoraSet): LoraSet {
 /** Every trainable array in one fixed order (layer, target, A then B): the order of every reduction over the adapter. */
 export function loraArrays(set: LoraSet): Vec[] {
   const out: Vec[] = [];
-  for (const l of set.layers) for (const t of LORA_TARGETS) out.push(l[t].a, l[t].b);
+  for (const l of set.layers) for (const t of LORA_PROJECTIONS) out.push(l[t].a, l[t].b);
   return out;
 }
