@@ -1,0 +1,108 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { createKernelRuntime } from '@edge-node/kernels';
+import { loadShardWeights } from '../engine/shard-weights.js';
+import { writeLoraAdapter } from '../model/lora-adapter-file.js';
+import { openModel } from '../model/open-model.js';
+import { ChatTemplate } from '../tokenizer/chat-template.js';
+import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
+import { toLoraAdapter } from './adapter-export.js';
+import { AdamW, ADAMW_DEFAULTS } from './adamw.js';
+import { batchIndices } from './batch-order.js';
+import { frozenModel } from './frozen-model.js';
+import { createLora, type LoraSet } from './lora-set.js';
+import { loraParameterCount, trainStep } from './train-step.js';
+import { parseTrainingJsonl } from './training-data.js';
+import { exampleSequence } from './training-sequences.js';
+
+export interface FinetuneOptions {
+  model: string;
+  data: string;
+  out: string;
+  rank: number;
+  alpha: number;
+  lr: number;
+  steps: number;
+  batch: number;
+  /** Seeds the adapter's A and the data order (default 0). */
+  seed?: number;
+  /** Gradients are scaled to at most this global L2 norm (default 1). */
+  maxGradNorm?: number;
+  onProgress?: (p: FinetuneProgress) => void;
+}
+
+export interface FinetuneProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  /** Tokens through the model (every position of the batch's sequences) per second, over the job so far. */
+  tokensPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface FinetuneReport {
+  examples: number;
+  parameters: number;
+  losses: number[];
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  adapter: LoraSet;
+}
+
+export class FinetuneOptionError extends Error {
+  override name = 'FinetuneOptionError';
+}
+
+function checkOptions(o: FinetuneOptions): void {
+  const positiveInt = (v: number, flag: string) => {
+    if (!Number.isSafeInteger(v) || v < 1) throw new FinetuneOptionError(`${flag} must be a positive integer, got ${v}`);
+  };
+  positiveInt(o.rank, '--rank');
+  positiveInt(o.steps, '--steps');
+  positiveInt(o.batch, '--batch');
+  if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
+  if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
+}
+
+/**
+ * `edge-node finetune` on this device alone: the data parsed and tokenised (a bad line is refused with its number
+ * before any compute), the model's weights read into kernel arenas and copied to f32 once, `steps` AdamW steps of
+ * `batch` sequences, and the adapter written in llama.cpp's LoRA GGUF format.
+ */
+export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
+  checkOptions(o);
+  const model = await openModel(o.model);
+  const runtime = await createKernelRuntime({ threads: 1 });
+  try {
+    const tokenizer = await loadTokenizer(model.tokenizer);
+    const bos = tokenizer.bosId === null ? '' : tokenizer.tokenToPiece(tokenizer.bosId);
+    const eos = tokenizer.eosIds.length > 0 ? tokenizer.tokenToPiece(tokenizer.eosIds[0]) : '';
+    const template = new ChatTemplate(model.chatTemplate, bos, eos);
+    const examples = parseTrainingJsonl(await readFile(o.data, 'utf8'), o.data);
+    const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
+    const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
+    const frozen = frozenModel(weights, model.ropeLayout);
+    for (const a of weights.arenas) await runtime.releaseArena(a);
+    const lora = createLora(frozen.shape, frozen.layers.length, o.rank, o.alpha, o.seed ?? 0);
+    const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: o.lr });
+    const losses: number[] = [];
+    let tokens = 0;
+    const start = performance.now();
+    for (let step = 0; step < o.steps; step++) {
+      const batch = batchIndices(sequences.length, o.batch, step, o.seed ?? 0).map((i) => sequences[i]);
+      const r = trainStep(frozen, lora, opt, batch, o.maxGradNorm ?? 1);
+      losses.push(r.loss);
+      for (const s of batch) tokens += s.tokens.length - 1;
+      const seconds = (performance.now() - start) / 1000;
+      o.onProgress?.({ step: step + 1, steps: o.steps, loss: r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1)) * (o.steps - step - 1) });
+      // The event loop turns between steps (signals, output).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const seconds = (performance.now() - start) / 1000;
+    await writeFile(o.out, writeLoraAdapter(toLoraAdapter(lora), model));
+    return { examples: examples.length, parameters: loraParameterCount(lora), losses, tokens, seconds, tokensPerSecond: tokens / seconds, adapter: lora };
+  } finally {
+    await runtime.close();
+    await model.close();
+  }
+}
