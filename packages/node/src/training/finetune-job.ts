@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createKernelRuntime } from '@edge-node/kernels';
 import { loadShardWeights } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
@@ -11,7 +12,7 @@ import { batchIndices } from './batch-order.js';
 import { frozenModel } from './frozen-model.js';
 import { createLora, type LoraSet } from './lora-set.js';
 import { loraParameterCount, trainStep } from './train-step.js';
-import { parseTrainingJsonl } from './training-data.js';
+import { parseTrainingJsonl, TrainingDataError } from './training-data.js';
 import { exampleSequence } from './training-sequences.js';
 
 export interface FinetuneOptions {
@@ -49,6 +50,14 @@ export interface FinetuneReport {
   adapter: LoraSet;
 }
 
+async function readData(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TrainingDataError(file, 0, `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 export class FinetuneOptionError extends Error {
   override name = 'FinetuneOptionError';
 }
@@ -71,6 +80,11 @@ function checkOptions(o: FinetuneOptions): void {
  */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
   checkOptions(o);
+  // What can fail without compute fails first: the data file, and where the adapter goes.
+  const examples = parseTrainingJsonl(await readData(o.data), o.data);
+  await access(dirname(o.out), constants.W_OK).catch(() => {
+    throw new FinetuneOptionError(`cannot write the adapter to ${o.out}: its folder does not exist or is not writable`);
+  });
   const model = await openModel(o.model);
   const runtime = await createKernelRuntime({ threads: 1 });
   try {
@@ -78,7 +92,6 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const bos = tokenizer.bosId === null ? '' : tokenizer.tokenToPiece(tokenizer.bosId);
     const eos = tokenizer.eosIds.length > 0 ? tokenizer.tokenToPiece(tokenizer.eosIds[0]) : '';
     const template = new ChatTemplate(model.chatTemplate, bos, eos);
-    const examples = parseTrainingJsonl(await readFile(o.data, 'utf8'), o.data);
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
     const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
     const frozen = frozenModel(weights, model.ropeLayout);
