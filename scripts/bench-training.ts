@@ -16,6 +16,7 @@ import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
 import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
 import { frozenModel } from '../packages/node/src/training/frozen-model.js';
+import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
 import { createLora } from '../packages/node/src/training/lora-set.js';
 import { trainStep } from '../packages/node/src/training/train-step.js';
 
@@ -37,7 +38,7 @@ const runtime = await createKernelRuntime({ threads: 1 });
 const c = model.config;
 const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
 const shard = new QuantShard(weights, runtime, model.ropeLayout);
-const frozen = frozenModel(weights, model.ropeLayout);
+const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
 const lora = createLora(frozen.shape, c.numLayers, Number(values.rank), 2 * Number(values.rank), 1);
 const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
 let seed = 7;

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { attentionBackward, attentionForward } from '../src/training/attention-grad.js';
 import { chunkedCrossEntropy } from '../src/training/cross-entropy.js';
+import { createKernelRuntime } from '@edge-node/kernels';
+import { JS_GEMM } from '../src/training/gemm.js';
+import { KernelGemm } from '../src/training/kernel-gemm.js';
 import { linearBackward, linearForward } from '../src/training/linear-grad.js';
 import { loraBackward, loraForward } from '../src/training/lora-linear.js';
 import { rmsNormBackward, rmsNormForward } from '../src/training/rms-norm-grad.js';
@@ -103,8 +106,9 @@ describe('training ops: gradients against float64 and finite differences', () =>
   it('linear through a frozen matrix: input gradient', () => {
     const rows = 3, out = 6, inDim = 10;
     const op: Op = ({ x, w }, dy) => {
-      const y = linearForward(x, rows, w, out, inDim);
-      return { y, grads: dy ? { x: linearBackward(dy, rows, w, out, inDim) } : {} };
+      const frozen = JS_GEMM.frozen(w, out, inDim);
+      const y = linearForward(x, rows, frozen);
+      return { y, grads: dy ? { x: linearBackward(dy, rows, frozen) } : {} };
     };
     checkOp(op, { x: randomF64(rows * inDim, rand), w: randomF64(out * inDim, rand) }, ['x'], 5);
   });
@@ -113,11 +117,12 @@ describe('training ops: gradients against float64 and finite differences', () =>
     const rows = 3, out = 6, inDim = 10, rank = 2;
     const op: Op = ({ x, w, a, b }, dy) => {
       const p = { a, b, rank, inDim, outDim: out, scale: 1.5 };
-      const { y, saved } = loraForward(x, rows, w, p);
+      const frozen = JS_GEMM.frozen(w, out, inDim);
+      const { y, saved } = loraForward(x, rows, frozen, p);
       if (!dy) return { y, grads: {} };
       const dA = new (a.constructor as Float64ArrayConstructor)(a.length);
       const dB = new (b.constructor as Float64ArrayConstructor)(b.length);
-      const dx = loraBackward(dy, saved, w, p, dA, dB);
+      const dx = loraBackward(dy, saved, frozen, p, dA, dB);
       return { y, grads: { x: dx, a: dA, b: dB } };
     };
     checkOp(op, { x: randomF64(rows * inDim, rand), w: randomF64(out * inDim, rand), a: randomF64(rank * inDim, rand), b: randomF64(out * rank, rand) }, ['x', 'a', 'b'], 6);
@@ -130,7 +135,7 @@ describe('training ops: gradients against float64 and finite differences', () =>
     const head = randomF64(vocab * dim, rand);
     const h = randomF64(rows * dim, rand);
     const scale = 1 / 4;
-    const loss = (x: Vec, chunk: number) => chunkedCrossEntropy(x, rows, head, vocab, dim, targets, mask, scale, chunk);
+    const loss = (x: Vec, chunk: number) => chunkedCrossEntropy(x, rows, JS_GEMM.frozen(head, vocab, dim), targets, mask, scale, chunk);
     const whole = loss(h, 64);
     const chunked = loss(h, 3);
     expect(chunked.lossSum).toBe(whole.lossSum);
@@ -138,7 +143,31 @@ describe('training ops: gradients against float64 and finite differences', () =>
     for (const r of [0, 1, 4]) expect(Array.from(whole.dh.subarray(r * dim, (r + 1) * dim)).every((v) => v === 0)).toBe(true);
     const fd = finiteDifferences(h, () => loss(h, 3).lossSum * scale);
     expect(relativeError(whole.dh, fd)).toBeLessThan(1e-6);
-    const f32 = chunkedCrossEntropy(Float32Array.from(h), rows, Float32Array.from(head), vocab, dim, targets, mask, scale, 3);
+    const f32 = chunkedCrossEntropy(Float32Array.from(h), rows, JS_GEMM.frozen(Float32Array.from(head), vocab, dim), targets, mask, scale, 3);
     expect(relativeError(f32.dh, whole.dh)).toBeLessThan(1e-4);
+  });
+
+  it('the kernels\' f32 product gives the loops\' product (other reduction order: within 1e-6), and float64 stays on the loops', async () => {
+    const runtime = await createKernelRuntime({ threads: 1 });
+    try {
+      const g = await KernelGemm.create(runtime);
+      const m = 5, k = 37, n = 19;
+      const a = randomF64(m * k, rand), b = randomF64(n * k, rand);
+      const ref = JS_GEMM.nt(a, m, k, b, n);
+      const mine = g.nt(Float32Array.from(a), m, k, Float32Array.from(b), n);
+      expect(mine).toBeInstanceOf(Float32Array);
+      expect(relativeError(mine, ref)).toBeLessThan(1e-6);
+      expect(Array.from(g.nt(a, m, k, b, n))).toEqual(Array.from(ref));
+      // A row's result does not depend on the rows beside it.
+      expect(Array.from(g.nt(Float32Array.from(a.subarray(2 * k, 3 * k)), 1, k, Float32Array.from(b), n))).toEqual(Array.from(mine.subarray(2 * n, 3 * n)));
+      // A frozen matrix held in the arena: both directions against the loops.
+      const w = g.frozen(Float32Array.from(b), n, k);
+      expect(Array.from(w.forward(Float32Array.from(a), m))).toEqual(Array.from(mine));
+      const dy = randomF64(m * n, rand);
+      expect(relativeError(w.backward(Float32Array.from(dy), m), JS_GEMM.frozen(b, n, k).backward(dy, m))).toBeLessThan(1e-6);
+      await g.close();
+    } finally {
+      await runtime.close();
+    }
   });
 });

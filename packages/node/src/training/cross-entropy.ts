@@ -1,4 +1,5 @@
 import { linearBackward, linearForward } from './linear-grad.js';
+import type { FrozenMatrix } from './gemm.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /** Rows of logits computed at once: a [chunk, vocab] block at a time, never the whole [T, vocab]. */
@@ -19,19 +20,19 @@ export interface CrossEntropyResult {
 export function chunkedCrossEntropy(
   h: Vec,
   rows: number,
-  head: Vec,
-  vocab: number,
-  dim: number,
+  head: FrozenMatrix,
   targets: Int32Array,
   mask: readonly boolean[],
   gradScale: number,
   chunkRows = DEFAULT_CHUNK_ROWS,
 ): CrossEntropyResult {
+  const vocab = head.rows;
+  const dim = head.cols;
   const dh = zerosLike(h, rows * dim);
   let lossSum = 0;
   for (let r0 = 0; r0 < rows; r0 += chunkRows) {
     const n = Math.min(chunkRows, rows - r0);
-    const logits = linearForward(h.subarray(r0 * dim, (r0 + n) * dim), n, head, vocab, dim);
+    const logits = linearForward(h.subarray(r0 * dim, (r0 + n) * dim), n, head);
     const dLogits = zerosLike(h, n * vocab);
     for (let i = 0; i < n; i++) {
       if (!mask[r0 + i]) continue;
@@ -45,7 +46,7 @@ export function chunkedCrossEntropy(
       for (let j = 0; j < vocab; j++) dLogits[o + j] = (Math.exp(logits[o + j] - max) / sum) * gradScale;
       dLogits[o + target] -= gradScale;
     }
-    linearBackward(dLogits, n, head, vocab, dim, dh.subarray(r0 * dim, (r0 + n) * dim));
+    linearBackward(dLogits, n, head, dh.subarray(r0 * dim, (r0 + n) * dim));
   }
   return { lossSum, dh };
 }

@@ -10,6 +10,7 @@ import { toLoraAdapter } from './adapter-export.js';
 import { AdamW, ADAMW_DEFAULTS } from './adamw.js';
 import { batchIndices } from './batch-order.js';
 import { frozenModel } from './frozen-model.js';
+import { KernelGemm } from './kernel-gemm.js';
 import { createLora, type LoraSet } from './lora-set.js';
 import { loraParameterCount, trainStep } from './train-step.js';
 import { parseTrainingJsonl, TrainingDataError } from './training-data.js';
@@ -94,7 +95,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const template = new ChatTemplate(model.chatTemplate, bos, eos);
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
     const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
-    const frozen = frozenModel(weights, model.ropeLayout);
+    const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
     for (const a of weights.arenas) await runtime.releaseArena(a);
     const lora = createLora(frozen.shape, frozen.layers.length, o.rank, o.alpha, o.seed ?? 0);
     const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: o.lr });

@@ -3,6 +3,7 @@ import type { RopeLayout } from '../model/model-file.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { ropeFrequencies } from '../engine/rope.js';
 import type { LayerWeights, ShardWeights } from '../engine/shard-weights.js';
+import { JS_GEMM, type FrozenMatrix, type Gemm } from './gemm.js';
 import type { RopePairs } from './rope-grad.js';
 import type { Vec } from './vec.js';
 
@@ -22,24 +23,25 @@ export interface TrainShape {
 /** One layer's frozen weights as f32: matrices [out, in], norms, and Qwen2's q/k/v biases (or null). */
 export interface FrozenLayer {
   attnNorm: Vec;
-  wq: Vec;
-  wk: Vec;
-  wv: Vec;
-  wo: Vec;
+  wq: FrozenMatrix;
+  wk: FrozenMatrix;
+  wv: FrozenMatrix;
+  wo: FrozenMatrix;
   bias: { q: Vec; k: Vec; v: Vec } | null;
   ffnNorm: Vec;
-  wgate: Vec;
-  wup: Vec;
-  wdown: Vec;
+  wgate: FrozenMatrix;
+  wup: FrozenMatrix;
+  wdown: FrozenMatrix;
 }
 
-/** The whole model's frozen weights as f32 (the function the adapter is trained through). */
+/** The whole model's frozen weights as f32 (the function the adapter is trained through), and what multiplies them. */
 export interface FrozenModel {
   shape: TrainShape;
+  gemm: Gemm;
   embedding: Vec;
   layers: FrozenLayer[];
   outNorm: Vec;
-  head: Vec;
+  head: FrozenMatrix;
 }
 
 export function trainShape(config: ModelConfig, ropeLayout: RopeLayout): TrainShape {
@@ -83,19 +85,20 @@ function copyF32(l: LayerWeights, ptr: number, n: number): Float32Array {
   return l.arena.f32(ptr, n).slice();
 }
 
-function frozenLayer(l: LayerWeights, c: ModelConfig): FrozenLayer {
+function frozenLayer(l: LayerWeights, c: ModelConfig, g: Gemm): FrozenLayer {
   const kvDim = c.numKvHeads * c.headDim;
+  const frozen = (w: WeightMatrix) => g.frozen(dequantiseMatrix(w), w.rows, w.cols);
   return {
     attnNorm: copyF32(l, l.attnNorm, c.hiddenSize),
-    wq: dequantiseMatrix(l.wq),
-    wk: dequantiseMatrix(l.wk),
-    wv: dequantiseMatrix(l.wv),
-    wo: dequantiseMatrix(l.wo),
+    wq: frozen(l.wq),
+    wk: frozen(l.wk),
+    wv: frozen(l.wv),
+    wo: frozen(l.wo),
     bias: l.bq ? { q: copyF32(l, l.bq, c.numHeads * c.headDim), k: copyF32(l, l.bk, kvDim), v: copyF32(l, l.bv, kvDim) } : null,
     ffnNorm: copyF32(l, l.ffnNorm, c.hiddenSize),
-    wgate: dequantiseMatrix(l.wgate),
-    wup: dequantiseMatrix(l.wup),
-    wdown: dequantiseMatrix(l.wdown),
+    wgate: frozen(l.wgate),
+    wup: frozen(l.wup),
+    wdown: frozen(l.wdown),
   };
 }
 
@@ -104,7 +107,7 @@ export class NotWholeModelError extends Error {
 }
 
 /** The f32 copy of a whole model's shard (every layer, the embeddings and the head), read from its kernel arenas. */
-export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout): FrozenModel {
+export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout, gemm: Gemm = JS_GEMM): FrozenModel {
   const c = weights.config;
   if (!weights.embedding || !weights.head || weights.range.startLayer !== 0 || weights.range.endLayer !== c.numLayers) {
     throw new NotWholeModelError('training on one device needs the whole model: every layer, the embeddings and the head');
@@ -112,9 +115,10 @@ export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout): Froz
   const head = weights.head;
   return {
     shape: trainShape(c, ropeLayout),
+    gemm,
     embedding: dequantiseMatrix(weights.embedding),
-    layers: weights.layers.map((l) => frozenLayer(l, c)),
+    layers: weights.layers.map((l) => frozenLayer(l, c, gemm)),
     outNorm: head.arena.f32(weights.outNorm, c.hiddenSize).slice(),
-    head: dequantiseMatrix(head),
+    head: gemm.frozen(dequantiseMatrix(head), head.rows, head.cols),
   };
 }

@@ -51,9 +51,9 @@ function add(a: Vec, b: Vec): Vec {
 function layerForward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, x: Vec, t: number, table: Vec): { out: Vec; saved: LayerSaved } {
   const s = m.shape;
   const { y: h1, r: r1 } = rmsNormForward(x, t, s.hidden, w.attnNorm, s.eps);
-  const fq = loraForward(h1, t, w.wq, lora.attn_q);
-  const fk = loraForward(h1, t, w.wk, lora.attn_k);
-  const fv = loraForward(h1, t, w.wv, lora.attn_v);
+  const fq = loraForward(h1, t, w.wq, lora.attn_q, m.gemm);
+  const fk = loraForward(h1, t, w.wk, lora.attn_k, m.gemm);
+  const fv = loraForward(h1, t, w.wv, lora.attn_v, m.gemm);
   if (w.bias) {
     addBias(fq.y, t, w.bias.q);
     addBias(fk.y, t, w.bias.k);
@@ -62,12 +62,12 @@ function layerForward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, x: Vec, t
   ropeApply(fq.y, ropeShape(m, t, s.heads), table);
   ropeApply(fk.y, ropeShape(m, t, s.kvHeads), table);
   const { out: att, probs } = attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
-  const fo = loraForward(att, t, w.wo, lora.attn_output);
+  const fo = loraForward(att, t, w.wo, lora.attn_output, m.gemm);
   const x2 = add(x, fo.y);
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
-  const fg = loraForward(h2, t, w.wgate, lora.ffn_gate);
-  const fu = loraForward(h2, t, w.wup, lora.ffn_up);
-  const fd = loraForward(swigluForward(fg.y, fu.y), t, w.wdown, lora.ffn_down);
+  const fg = loraForward(h2, t, w.wgate, lora.ffn_gate, m.gemm);
+  const fu = loraForward(h2, t, w.wup, lora.ffn_up, m.gemm);
+  const fd = loraForward(swigluForward(fg.y, fu.y), t, w.wdown, lora.ffn_down, m.gemm);
   const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
   return { out: add(x2, fd.y), saved };
 }
@@ -75,17 +75,17 @@ function layerForward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, x: Vec, t
 /** The gradient of a layer's output → of its input; adds the layer's LoRA gradients into `grads`. */
 function layerBackward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, grads: LayerLora, sv: LayerSaved, dOut: Vec, t: number, table: Vec): Vec {
   const s = m.shape;
-  const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b);
+  const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
   const { dg, du } = swigluBackward(ds, sv.g, sv.u);
-  const dh2 = add(loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b), loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b));
+  const dh2 = add(loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm), loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
   const dx2 = add(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
-  const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b);
+  const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
   const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
   ropeApply(dq, ropeShape(m, t, s.heads), table, true);
   ropeApply(dk, ropeShape(m, t, s.kvHeads), table, true);
-  let dh1 = loraBackward(dq, sv.lq, w.wq, lora.attn_q, grads.attn_q.a, grads.attn_q.b);
-  dh1 = add(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b));
-  dh1 = add(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b));
+  let dh1 = loraBackward(dq, sv.lq, w.wq, lora.attn_q, grads.attn_q.a, grads.attn_q.b, m.gemm);
+  dh1 = add(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b, m.gemm));
+  dh1 = add(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b, m.gemm));
   return add(dx2, rmsNormBackward(dh1, sv.x, sv.r1, t, s.hidden, w.attnNorm));
 }
 
@@ -118,7 +118,7 @@ export function forwardLogits(m: FrozenModel, lora: LoraSet, tokens: ArrayLike<n
     x = layerForward(m, w, lora.layers[l], x, t, table).out;
   });
   const hn = rmsNormForward(x, t, m.shape.hidden, m.outNorm, m.shape.eps).y;
-  return linearForward(hn, t, m.head, m.shape.vocab, m.shape.hidden);
+  return linearForward(hn, t, m.head);
 }
 
 /**
@@ -138,7 +138,7 @@ export function sequenceLossAndGrad(m: FrozenModel, lora: LoraSet, grads: LoraSe
     x = f.out;
   });
   const { y: hn, r } = rmsNormForward(x, t, s.hidden, m.outNorm, s.eps);
-  const ce = chunkedCrossEntropy(hn, t, m.head, s.vocab, s.hidden, seq.tokens.subarray(1), seq.lossMask, gradScale);
+  const ce = chunkedCrossEntropy(hn, t, m.head, seq.tokens.subarray(1), seq.lossMask, gradScale);
   let dx = rmsNormBackward(ce.dh, x, r, t, s.hidden, m.outNorm);
   for (let l = m.layers.length - 1; l >= 0; l--) {
     dx = layerBackward(m, m.layers[l], lora.layers[l], grads.layers[l], saved[l], dx, t, table);
