@@ -9,7 +9,9 @@ import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import { toLoraAdapter } from './adapter-export.js';
 import { AdamW, ADAMW_DEFAULTS } from './adamw.js';
 import { batchIndices } from './batch-order.js';
-import { frozenModel } from './frozen-model.js';
+import { QuantShard } from '../engine/quant-shard.js';
+import { EngineLoss } from './engine-loss.js';
+import { frozenModel, trainShape } from './frozen-model.js';
 import { KernelGemm } from './kernel-gemm.js';
 import { createLora, type LoraSet } from './lora-set.js';
 import { loraParameterCount, trainStep } from './train-step.js';
@@ -44,7 +46,10 @@ export interface FinetuneProgress {
 export interface FinetuneReport {
   examples: number;
   parameters: number;
+  /** Each step's batch loss before its update, through the engine with the adapter (the served model's loss). */
   losses: number[];
+  /** The same losses from the f32 forward the gradients come from. */
+  surrogateLosses: number[];
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
@@ -94,27 +99,33 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const eos = tokenizer.eosIds.length > 0 ? tokenizer.tokenToPiece(tokenizer.eosIds[0]) : '';
     const template = new ChatTemplate(model.chatTemplate, bos, eos);
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
-    const weights = await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime);
+    const c = model.config;
+    const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, o.rank, o.alpha, o.seed ?? 0);
+    // The engine's own weights and adapter (for the loss as served) and their f32 copies (for the gradients).
+    const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
+    const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
     const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
-    for (const a of weights.arenas) await runtime.releaseArena(a);
-    const lora = createLora(frozen.shape, frozen.layers.length, o.rank, o.alpha, o.seed ?? 0);
     const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: o.lr });
     const losses: number[] = [];
+    const surrogateLosses: number[] = [];
     let tokens = 0;
     const start = performance.now();
     for (let step = 0; step < o.steps; step++) {
       const batch = batchIndices(sequences.length, o.batch, step, o.seed ?? 0).map((i) => sequences[i]);
+      engine.sync(lora);
+      const loss = await engine.batchLoss(batch);
       const r = trainStep(frozen, lora, opt, batch, o.maxGradNorm ?? 1);
-      losses.push(r.loss);
+      losses.push(loss);
+      surrogateLosses.push(r.loss);
       for (const s of batch) tokens += s.tokens.length - 1;
       const seconds = (performance.now() - start) / 1000;
-      o.onProgress?.({ step: step + 1, steps: o.steps, loss: r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1)) * (o.steps - step - 1) });
+      o.onProgress?.({ step: step + 1, steps: o.steps, loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1)) * (o.steps - step - 1) });
       // The event loop turns between steps (signals, output).
       await new Promise((resolve) => setImmediate(resolve));
     }
     const seconds = (performance.now() - start) / 1000;
     await writeFile(o.out, writeLoraAdapter(toLoraAdapter(lora), model));
-    return { examples: examples.length, parameters: loraParameterCount(lora), losses, tokens, seconds, tokensPerSecond: tokens / seconds, adapter: lora };
+    return { examples: examples.length, parameters: loraParameterCount(lora), losses, surrogateLosses, tokens, seconds, tokensPerSecond: tokens / seconds, adapter: lora };
   } finally {
     await runtime.close();
     await model.close();
