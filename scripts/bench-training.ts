@@ -4,8 +4,9 @@
  *
  *   npx tsx scripts/bench-training.ts [--model PATH] [--tokens T] [--batch B] [--rank R] [--runs N]
  *
- * Prefill: one QuantShard.forward of T token ids (a fresh cache each run). Training: one optimiser step (forward,
- * backward, clipping, AdamW) on B sequences of T tokens; its tokens are the B·T positions it computes. Random token
+ * Prefill: one QuantShard.forward of T token ids (a fresh cache each run). Training: one step as `edge-node finetune`
+ * runs it (the loss through the engine with the adapter, then the f32 forward, backward, clipping, AdamW) on B
+ * sequences of T tokens; its tokens are the B·T positions it computes. Random token
  * ids, seeded. Figures are medians of N runs after a warm-up, in wall-clock time and per second of process CPU time.
  */
 import { loadavg } from 'node:os';
@@ -14,8 +15,10 @@ import { createKernelRuntime } from '@edge-node/kernels';
 import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
 import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
+import { toLoraAdapter } from '../packages/node/src/training/adapter-export.js';
 import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
-import { frozenModel } from '../packages/node/src/training/frozen-model.js';
+import { EngineLoss } from '../packages/node/src/training/engine-loss.js';
+import { frozenModel, trainShape } from '../packages/node/src/training/frozen-model.js';
 import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
 import { createLora } from '../packages/node/src/training/lora-set.js';
 import { trainStep } from '../packages/node/src/training/train-step.js';
@@ -36,10 +39,13 @@ const runs = Number(values.runs);
 const model = await openModel(values.model);
 const runtime = await createKernelRuntime({ threads: 1 });
 const c = model.config;
-const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
-const shard = new QuantShard(weights, runtime, model.ropeLayout);
+const base = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
+const shard = new QuantShard(base, runtime, model.ropeLayout);
+const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, Number(values.rank), 2 * Number(values.rank), 1);
+// As runFinetune: the engine with the adapter (the loss as served) and the f32 copies (the gradients).
+const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
+const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
 const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
-const lora = createLora(frozen.shape, c.numLayers, Number(values.rank), 2 * Number(values.rank), 1);
 const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
 let seed = 7;
 const token = () => 1 + ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % (c.vocabSize - 1));
@@ -62,7 +68,13 @@ const prefill = () =>
     await shard.forward({ kind: 'tokens', tokens: Array.from({ length: T }, token) }, cache);
     cache.clear();
   });
-const train = () => timed(() => void trainStep(frozen, lora, opt, Array.from({ length: B }, seq), 1));
+const train = () =>
+  timed(async () => {
+    const batch = Array.from({ length: B }, seq);
+    engine.sync(lora);
+    await engine.batchLoss(batch);
+    trainStep(frozen, lora, opt, batch, 1);
+  });
 
 await prefill();
 await train();
