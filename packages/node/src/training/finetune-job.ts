@@ -3,6 +3,8 @@ import { dirname } from 'node:path';
 import { createKernelRuntime } from '@edge-node/kernels';
 import { loadShardWeights } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
+import { parseLoraTarget } from '../model/lora-adapter.js';
+import type { ModelFile } from '../model/model-file.js';
 import { openModel } from '../model/open-model.js';
 import { ChatTemplate } from '../tokenizer/chat-template.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
@@ -12,7 +14,7 @@ import { batchIndices } from './batch-order.js';
 import { QuantShard } from '../engine/quant-shard.js';
 import { EngineLoss } from './engine-loss.js';
 import { frozenModel, trainShape } from './frozen-model.js';
-import { KernelGemm } from './kernel-gemm.js';
+import { checkFrozenFits, KernelGemm } from './kernel-gemm.js';
 import { createLora, type LoraSet } from './lora-set.js';
 import { loraParameterCount, trainStep } from './train-step.js';
 import { parseTrainingJsonl, TrainingDataError } from './training-data.js';
@@ -54,6 +56,16 @@ export interface FinetuneReport {
   seconds: number;
   tokensPerSecond: number;
   adapter: LoraSet;
+}
+
+/** Weights of the matrices training holds as f32: every adapted projection and the head. */
+function frozenWeightCount(model: ModelFile): number {
+  let n = 0;
+  for (const [name, info] of model.tensors) {
+    const head = name === (model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
+    if (head || parseLoraTarget(name) !== null) n += info.shape.reduce((a, b) => a * b, 1);
+  }
+  return n;
 }
 
 async function readData(file: string): Promise<string> {
@@ -100,6 +112,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const template = new ChatTemplate(model.chatTemplate, bos, eos);
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
     const c = model.config;
+    checkFrozenFits(frozenWeightCount(model));
     const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, o.rank, o.alpha, o.seed ?? 0);
     // The engine's own weights and adapter (for the loss as served) and their f32 copies (for the gradients).
     const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
