@@ -1,7 +1,7 @@
 /**
  * `edge-node finetune` as a user runs it (the built CLI in a process): a bad data line refused with its number before
- * any compute, --api refused as not built yet, and a short run on stories260K writing an adapter that `readLoraAdapter`
- * takes for that model, with progress lines on stderr.
+ * any compute, --api refused as not built yet, and a short run on stories260K (text and chat lines) writing an adapter
+ * that `readLoraAdapter` takes for that model, with progress lines on stderr.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +29,8 @@ beforeAll(() => {
   }
   expect(existsSync(join(root, 'packages/cli/dist/commands/finetune.js'))).toBe(true);
   dir = mkdtempSync(join(tmpdir(), 'edge-finetune-'));
-  writeFileSync(join(dir, 'good.jsonl'), ['Tom saw a cat. The cat said moo.', 'Lily saw a dog. The dog said moo.'].map((text) => JSON.stringify({ text })).join('\n'));
+  const chat = { messages: [{ role: 'user', content: 'What did the cat say?' }, { role: 'assistant', content: 'The cat said moo.' }] };
+  writeFileSync(join(dir, 'good.jsonl'), [{ text: 'Tom saw a cat. The cat said moo.' }, chat, { text: 'Lily saw a dog. The dog said moo.' }].map((l) => JSON.stringify(l)).join('\n'));
   writeFileSync(join(dir, 'bad.jsonl'), '{"text": "Tom saw a cat."}\n{"messages": [{"role": "user", "content": "hi"}]}\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,6 +58,7 @@ describe('edge-node finetune', () => {
     const out = join(dir, 'moo.gguf');
     const r = cli('--model', model, '--data', join(dir, 'good.jsonl'), '--out', out, '--steps', '5', '--batch', '2', '--rank', '2', '--lr', '0.01');
     expect(r.stderr).toMatch(/step 5\/5 \[#+\] loss \d+\.\d{4}\s+\d+ tok\/s\s+ETA 0:00/);
+    expect(r.stderr).toMatch(/5 steps on 3 examples/);
     expect(r.code).toBe(0);
     const base = await openModel(model);
     try {
