@@ -93,8 +93,9 @@ function checkOptions(o: FinetuneOptions): void {
 
 /**
  * `edge-node finetune` on this device alone: the data parsed and tokenised (a bad line is refused with its number
- * before any compute), the model's weights read into kernel arenas and copied to f32 once, `steps` AdamW steps of
- * `batch` sequences, and the adapter written in llama.cpp's LoRA GGUF format.
+ * before any compute), the model's weights read into kernel arenas (the engine, which gives each step's loss with the
+ * adapter as served) and copied to f32 once (the twin the gradients come from), `steps` AdamW steps of `batch`
+ * sequences, and the adapter written in llama.cpp's LoRA GGUF format.
  */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
   checkOptions(o);
