@@ -13,9 +13,10 @@ export interface CrossEntropyResult {
 }
 
 /**
- * The head and the loss in chunks of rows: logits = h · headᵀ for `chunkRows` rows at a time, −log p(target) summed
- * over rows whose mask is true (prompt tokens are false), and dh = (softmax − onehot) · head · gradScale for them.
- * The caller's gradScale is 1 / (counted tokens of the batch), so the batch's loss is a mean.
+ * The head and the loss in chunks of the counted rows (mask true; prompt positions are false and never reach the
+ * head): logits = h · headᵀ for `chunkRows` of them at a time, −log p(target) summed, and dh = (softmax − onehot) ·
+ * head · gradScale for them (zero for the others). The caller's gradScale is 1 / (counted tokens of the batch), so
+ * the batch's loss is a mean.
  */
 export function chunkedCrossEntropy(
   h: Vec,
@@ -29,24 +30,29 @@ export function chunkedCrossEntropy(
   const vocab = head.rows;
   const dim = head.cols;
   const dh = zerosLike(h, rows * dim);
+  const counted: number[] = [];
+  for (let r = 0; r < rows; r++) if (mask[r]) counted.push(r);
   let lossSum = 0;
-  for (let r0 = 0; r0 < rows; r0 += chunkRows) {
-    const n = Math.min(chunkRows, rows - r0);
-    const logits = linearForward(h.subarray(r0 * dim, (r0 + n) * dim), n, head);
+  for (let c0 = 0; c0 < counted.length; c0 += chunkRows) {
+    const chunk = counted.slice(c0, c0 + chunkRows);
+    const n = chunk.length;
+    const x = zerosLike(h, n * dim);
+    chunk.forEach((r, i) => x.set(h.subarray(r * dim, (r + 1) * dim), i * dim));
+    const logits = linearForward(x, n, head);
     const dLogits = zerosLike(h, n * vocab);
     for (let i = 0; i < n; i++) {
-      if (!mask[r0 + i]) continue;
       const o = i * vocab;
       let max = -Infinity;
       for (let j = 0; j < vocab; j++) if (logits[o + j] > max) max = logits[o + j];
       let sum = 0;
       for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j] - max);
-      const target = targets[r0 + i];
+      const target = targets[chunk[i]];
       lossSum += Math.log(sum) + max - logits[o + target];
       for (let j = 0; j < vocab; j++) dLogits[o + j] = (Math.exp(logits[o + j] - max) / sum) * gradScale;
       dLogits[o + target] -= gradScale;
     }
-    linearBackward(dLogits, n, head, dh.subarray(r0 * dim, (r0 + n) * dim));
+    const dx = linearBackward(dLogits, n, head);
+    chunk.forEach((r, i) => dh.set(dx.subarray(i * dim, (i + 1) * dim), r * dim));
   }
   return { lossSum, dh };
 }
