@@ -4,7 +4,7 @@
  * that `readLoraAdapter` takes for that model, with progress lines on stderr.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,5 +70,15 @@ describe('edge-node finetune', () => {
     } finally {
       await base.close();
     }
+  });
+
+  it('gives the same adapter bits on one thread and on two (every product reduces a row the same way)', () => {
+    const files = ['1', '2'].map((threads) => {
+      const out = join(dir, `t${threads}.gguf`);
+      const r = cli('--model', model, '--data', join(dir, 'good.jsonl'), '--out', out, '--steps', '3', '--batch', '2', '--rank', '2', '--threads', threads);
+      expect(r.code).toBe(0);
+      return readFileSync(out);
+    });
+    expect(files[0].equals(files[1])).toBe(true);
   });
 });

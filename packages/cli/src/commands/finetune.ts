@@ -25,6 +25,7 @@ Options:
   --steps N         optimiser steps (default ${DEFAULTS.steps})
   --batch B         sequences per step (default ${DEFAULTS.batch})
   --seed S          seeds the adapter's initial A and the data order (default ${DEFAULTS.seed})
+  --threads N       kernel threads for the products (default: the device's cores); the rest runs on one
   --api URL         train on the cluster of a running node: not built yet (a later step); today training
                     runs on this device alone
   -h, --help
@@ -38,7 +39,7 @@ export const finetuneCommand: CliCommand = {
         args: argv,
         options: {
           model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
-          lr: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' }, api: { type: 'string' },
+          lr: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, api: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
       },
@@ -60,6 +61,7 @@ export const finetuneCommand: CliCommand = {
       steps: intOption(v.steps, '--steps', DEFAULTS.steps),
       batch: intOption(v.batch, '--batch', DEFAULTS.batch),
       seed: intOption(v.seed, '--seed', DEFAULTS.seed),
+      ...(v.threads === undefined ? {} : { threads: intOption(v.threads, '--threads', 1) }),
       onProgress: createTrainingProgressLine(),
     });
     const losses = report.losses;

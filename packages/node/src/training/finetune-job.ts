@@ -33,6 +33,8 @@ export interface FinetuneOptions {
   seed?: number;
   /** Gradients are scaled to at most this global L2 norm (default 1). */
   maxGradNorm?: number;
+  /** Kernel threads for the products (default: the device's cores, as the engine). */
+  threads?: number;
   onProgress?: (p: FinetuneProgress) => void;
 }
 
@@ -87,6 +89,7 @@ function checkOptions(o: FinetuneOptions): void {
   positiveInt(o.rank, '--rank');
   positiveInt(o.steps, '--steps');
   positiveInt(o.batch, '--batch');
+  if (o.threads !== undefined) positiveInt(o.threads, '--threads');
   if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
   if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
 }
@@ -105,7 +108,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     throw new FinetuneOptionError(`cannot write the adapter to ${o.out}: its folder does not exist or is not writable`);
   });
   const model = await openModel(o.model);
-  const runtime = await createKernelRuntime({ threads: 1 });
+  const runtime = await createKernelRuntime(o.threads === undefined ? {} : { threads: o.threads });
   try {
     const tokenizer = await loadTokenizer(model.tokenizer);
     const bos = tokenizer.bosId === null ? '' : tokenizer.tokenToPiece(tokenizer.bosId);
