@@ -20,6 +20,7 @@ import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
 import { EngineLoss } from '../packages/node/src/training/engine-loss.js';
 import { frozenModel, trainShape } from '../packages/node/src/training/frozen-model.js';
 import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
+import { quantisedFrozen } from '../packages/node/src/training/quantised-frozen.js';
 import { createLora } from '../packages/node/src/training/lora-set.js';
 import { trainStep } from '../packages/node/src/training/train-step.js';
 
@@ -45,7 +46,7 @@ const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, Number(val
 // As runFinetune: the engine with the adapter (the loss as served) and the f32 copies (the gradients).
 const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
 const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
-const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
+const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
 const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
 let seed = 7;
 const token = () => 1 + ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % (c.vocabSize - 1));

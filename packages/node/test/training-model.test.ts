@@ -7,6 +7,8 @@ import { AdamW, ADAMW_DEFAULTS, clipGlobalNorm } from '../src/training/adamw.js'
 import { frozenModel, type FrozenModel } from '../src/training/frozen-model.js';
 import { JS_GEMM } from '../src/training/gemm.js';
 import { KernelGemm } from '../src/training/kernel-gemm.js';
+import { checkTransposesFit, quantisedFrozen, TrainingMemoryError } from '../src/training/quantised-frozen.js';
+import type { ShardWeights } from '../src/engine/shard-weights.js';
 import { createLora, loraArrays, type LoraSet } from '../src/training/lora-set.js';
 import { toLoraAdapter } from '../src/training/adapter-export.js';
 import { batchLossAndGrad } from '../src/training/train-step.js';
@@ -146,5 +148,28 @@ describe('a block-quantised base (stories260K as Q8_0)', () => {
     const rel = relativeError(m8.layers[1].wq.values(), model.layers[1].wq.values());
     expect(rel).toBeGreaterThan(0);
     expect(rel).toBeLessThan(0.01);
+    // As finetune trains: products on the file's blocks, activations and gradient rows quantised per block (the
+    // straight-through gradient), against the exact f32 twin of the same file. Measured: cosine 0.99988, 1.6 % apart.
+    const fast = frozenModel(w, q8.ropeLayout, m8.gemm, (x) => quantisedFrozen(eng.runtime, x));
+    const lora = testLora();
+    const exact = batchLossAndGrad(m8, lora, BATCH);
+    const quick = batchLossAndGrad(fast, lora, BATCH);
+    expect(Math.abs(quick.loss - exact.loss) / exact.loss).toBeLessThan(1e-3);
+    const flat = (s: LoraSet) => Float64Array.from(loraArrays(s).flatMap((v) => Array.from(v)));
+    const [a, b] = [flat(exact.grads), flat(quick.grads)];
+    let dot = 0;
+    for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
+    expect(dot / Math.sqrt(flat(exact.grads).reduce((s, v) => s + v * v, 0) * b.reduce((s, v) => s + v * v, 0))).toBeGreaterThan(0.999);
+    expect(relativeError(b, a)).toBeGreaterThan(0);
+    expect(relativeError(b, a)).toBeLessThan(0.05);
+  });
+
+  it('refuses a shard whose arenas cannot also hold the transposes, saying by how much', () => {
+    const arena = { usedBytes: 3.7 * 2 ** 30 };
+    const head = { arena, rows: 49152, cols: 4096 };
+    const weights = { head, layers: [] } as unknown as ShardWeights;
+    expect(() => checkTransposesFit(weights)).toThrow(TrainingMemoryError);
+    expect(() => checkTransposesFit(weights)).toThrow(/0\.20 GiB more in a WebAssembly memory that holds 3\.70 GiB, 0\.15 GiB beyond its 4\.00 GiB/);
+    expect(() => checkTransposesFit({ head: { ...head, arena: { usedBytes: 1e9 } }, layers: [] } as unknown as ShardWeights)).not.toThrow();
   });
 });

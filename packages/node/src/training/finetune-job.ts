@@ -3,8 +3,6 @@ import { dirname } from 'node:path';
 import { createKernelRuntime } from '@edge-node/kernels';
 import { loadShardWeights } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
-import { parseLoraTarget } from '../model/lora-adapter.js';
-import type { ModelFile } from '../model/model-file.js';
 import { openModel } from '../model/open-model.js';
 import { ChatTemplate } from '../tokenizer/chat-template.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
@@ -14,7 +12,8 @@ import { batchIndices } from './batch-order.js';
 import { QuantShard } from '../engine/quant-shard.js';
 import { EngineLoss } from './engine-loss.js';
 import { frozenModel, trainShape } from './frozen-model.js';
-import { checkFrozenFits, KernelGemm } from './kernel-gemm.js';
+import { KernelGemm } from './kernel-gemm.js';
+import { checkTransposesFit, quantisedFrozen } from './quantised-frozen.js';
 import { createLora, type LoraSet } from './lora-set.js';
 import { loraParameterCount, trainStep } from './train-step.js';
 import { parseTrainingJsonl, TrainingDataError } from './training-data.js';
@@ -60,16 +59,6 @@ export interface FinetuneReport {
   adapter: LoraSet;
 }
 
-/** Weights of the matrices training holds as f32: every adapted projection and the head. */
-function frozenWeightCount(model: ModelFile): number {
-  let n = 0;
-  for (const [name, info] of model.tensors) {
-    const head = name === (model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
-    if (head || parseLoraTarget(name) !== null) n += info.shape.reduce((a, b) => a * b, 1);
-  }
-  return n;
-}
-
 async function readData(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
@@ -97,8 +86,8 @@ function checkOptions(o: FinetuneOptions): void {
 /**
  * `edge-node finetune` on this device alone: the data parsed and tokenised (a bad line is refused with its number
  * before any compute), the model's weights read into kernel arenas (the engine, which gives each step's loss with the
- * adapter as served) and copied to f32 once (the twin the gradients come from), `steps` AdamW steps of `batch`
- * sequences, and the adapter written in llama.cpp's LoRA GGUF format.
+ * adapter as served, and whose blocks the gradients' products use: quantised-frozen.ts), `steps` AdamW steps of
+ * `batch` sequences, and the adapter written in llama.cpp's LoRA GGUF format.
  */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
   checkOptions(o);
@@ -116,12 +105,12 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const template = new ChatTemplate(model.chatTemplate, bos, eos);
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
     const c = model.config;
-    checkFrozenFits(frozenWeightCount(model));
     const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, o.rank, o.alpha, o.seed ?? 0);
-    // The engine's own weights and adapter (for the loss as served) and their f32 copies (for the gradients).
+    // The engine's own weights and adapter: the loss as served, and the products of the gradients' forward and backward.
     const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
     const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
-    const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime));
+    checkTransposesFit(weights);
+    const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
     const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: o.lr });
     const losses: number[] = [];
     const surrogateLosses: number[] = [];

@@ -85,9 +85,11 @@ function copyF32(l: LayerWeights, ptr: number, n: number): Float32Array {
   return l.arena.f32(ptr, n).slice();
 }
 
-function frozenLayer(l: LayerWeights, c: ModelConfig, g: Gemm): FrozenLayer {
+/** How a matrix of the file becomes a FrozenMatrix: its f32 copy on a Gemm, or its own blocks (quantised-frozen.ts). */
+export type Freeze = (w: WeightMatrix) => FrozenMatrix;
+
+function frozenLayer(l: LayerWeights, c: ModelConfig, frozen: Freeze): FrozenLayer {
   const kvDim = c.numKvHeads * c.headDim;
-  const frozen = (w: WeightMatrix) => g.frozen(dequantiseMatrix(w), w.rows, w.cols);
   return {
     attnNorm: copyF32(l, l.attnNorm, c.hiddenSize),
     wq: frozen(l.wq),
@@ -106,8 +108,12 @@ export class NotWholeModelError extends Error {
   override name = 'NotWholeModelError';
 }
 
-/** The f32 copy of a whole model's shard (every layer, the embeddings and the head), read from its kernel arenas. */
-export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout, gemm: Gemm = JS_GEMM): FrozenModel {
+/**
+ * A whole model's shard (every layer, the embeddings and the head) for training: norms and embeddings copied to f32,
+ * the matrices frozen by `freeze` (default: their f32 copies on `gemm`), which also multiplies the adapter.
+ */
+export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout, gemm: Gemm = JS_GEMM, freeze?: Freeze): FrozenModel {
+  const frozen: Freeze = freeze ?? ((w) => gemm.frozen(dequantiseMatrix(w), w.rows, w.cols));
   const c = weights.config;
   if (!weights.embedding || !weights.head || weights.range.startLayer !== 0 || weights.range.endLayer !== c.numLayers) {
     throw new NotWholeModelError('training on one device needs the whole model: every layer, the embeddings and the head');
@@ -117,8 +123,8 @@ export function frozenModel(weights: ShardWeights, ropeLayout: RopeLayout, gemm:
     shape: trainShape(c, ropeLayout),
     gemm,
     embedding: dequantiseMatrix(weights.embedding),
-    layers: weights.layers.map((l) => frozenLayer(l, c, gemm)),
+    layers: weights.layers.map((l) => frozenLayer(l, c, frozen)),
     outNorm: head.arena.f32(weights.outNorm, c.hiddenSize).slice(),
-    head: gemm.frozen(dequantiseMatrix(head), head.rows, head.cols),
+    head: frozen(head),
   };
 }

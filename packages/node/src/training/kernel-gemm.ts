@@ -1,30 +1,8 @@
-import { ggmlTypeByName, MAX_ARENA_BYTES, type KernelArena, type KernelRuntime } from '@edge-node/kernels';
+import { ggmlTypeByName, type KernelArena, type KernelRuntime } from '@edge-node/kernels';
 import { JS_GEMM, transpose, type FrozenMatrix, type Gemm } from './gemm.js';
 import type { Vec } from './vec.js';
 
 const F32 = ggmlTypeByName('F32')!;
-/** Room kept in the arena beside the frozen matrices for a product's activations and result. */
-const PRODUCT_ROOM_BYTES = 256 * 2 ** 20;
-
-export class TrainingMemoryError extends Error {
-  override name = 'TrainingMemoryError';
-}
-
-/**
- * Refuses, before anything is copied, a model whose frozen matrices (f32, with their transposes: 8 bytes per weight)
- * do not fit one arena beside room for the products.
- */
-export function checkFrozenFits(weights: number): void {
-  const need = weights * 8 + PRODUCT_ROOM_BYTES;
-  if (need > MAX_ARENA_BYTES) {
-    const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-    throw new TrainingMemoryError(
-      `training on one device holds each matrix as f32 twice (W and its transpose): ${gib(need)} GiB for ${weights} weights, ` +
-        `more than the ${gib(MAX_ARENA_BYTES)} GiB one WebAssembly memory holds, by ${gib(need - MAX_ARENA_BYTES)} GiB (about ${Math.floor((MAX_ARENA_BYTES - PRODUCT_ROOM_BYTES) / 8 / 1e6)}M weights at most)`,
-    );
-  }
-}
-
 /**
  * f32 products on the engine's kernels: both operands copied into a scratch block of an arena, b as an F32 weight
  * matrix, a as f32 activation rows, the runtime's product (SIMD, a row reduced the same way whatever the batch).
