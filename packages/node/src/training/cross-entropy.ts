@@ -44,11 +44,13 @@ export function chunkedCrossEntropy(
       const o = i * vocab;
       let max = -Infinity;
       for (let j = 0; j < vocab; j++) if (logits[o + j] > max) max = logits[o + j];
+      // e^(z − max) kept in dLogits's row, then scaled into softmax · gradScale in place.
       let sum = 0;
-      for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j] - max);
+      for (let j = 0; j < vocab; j++) sum += dLogits[o + j] = Math.exp(logits[o + j] - max);
       const target = targets[chunk[i]];
       lossSum += Math.log(sum) + max - logits[o + target];
-      for (let j = 0; j < vocab; j++) dLogits[o + j] = (Math.exp(logits[o + j] - max) / sum) * gradScale;
+      const k = gradScale / sum;
+      for (let j = 0; j < vocab; j++) dLogits[o + j] *= k;
       dLogits[o + target] -= gradScale;
     }
     const dx = linearBackward(dLogits, n, head);
