@@ -77,7 +77,8 @@ function layerBackward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, grads: L
   const s = m.shape;
   const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
   const { dg, du } = swigluBackward(ds, sv.g, sv.u);
-  const dh2 = add(loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm), loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
+  const dGate = loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm);
+  const dh2 = add(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
   const dx2 = add(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
   const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
   const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
