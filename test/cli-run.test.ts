@@ -194,6 +194,20 @@ describe('edge-node run errors', () => {
     expect(q8.code).toBe(2);
   });
 
+  it('--lora: a missing file or a lone --lora-scale is a usage error; a model given as an adapter is refused by name', async () => {
+    const missing = await cli(runArgs(STORIES, '--lora', join(dir, 'absent.gguf')));
+    expectCleanFailure(missing, /--lora .*absent\.gguf does not exist/);
+    expect(missing.code).toBe(2);
+    const scale = await cli(runArgs(STORIES, '--lora-scale', '2'));
+    expectCleanFailure(scale, /--lora-scale needs --lora ADAPTER\.gguf/);
+    expect(scale.code).toBe(2);
+    const nan = await cli(runArgs(STORIES, '--lora', STORIES, '--lora-scale', 'big'));
+    expectCleanFailure(nan, /--lora-scale needs a number \(got "big"\)/);
+    const model = await cli(runArgs(STORIES, '--lora', STORIES));
+    expectCleanFailure(model, /stories260K\.gguf: general\.type is \(absent\), expected "adapter"/);
+    expect(model.code).toBe(1);
+  });
+
   it('a quantised file with --backend tfjs: one line naming the tensor type and the kernels backend', async () => {
     const res = await cli(runArgs(join(SHARED, 'stories260k', 'stories260K-Q8_0.gguf'), '--backend', 'tfjs'));
     expectCleanFailure(res, /is Q8_0: the tfjs backend computes only F32, F16 and BF16 weights\. Use the default kernels backend/);

@@ -131,3 +131,4 @@ export { rope } from './ops/rope';
 export { attention } from './ops/attention';
 export { quantizeQ8_0 as quantize_q8_0 } from './ops/kv-q8';
 export { addInPlace as add_in_place, addBias as add_bias, swiglu, toF16 as to_f16 } from './ops/elementwise';
+export { loraUp as lora_up } from './ops/lora';

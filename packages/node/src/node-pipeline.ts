@@ -6,7 +6,12 @@ import { servedContextLength, type ClusterNode, type ServeSettings } from './clu
 import type { ComputeBackend } from './engine/compute-backend.js';
 import { LocalModel } from './engine/local-model.js';
 import { defaultSlots } from './engine/request-slots.js';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { readLoraAdapter } from './model/lora-adapter-file.js';
+import { LoraAdapterError } from './model/model-errors.js';
 import type { ModelFile } from './model/model-file.js';
+import { CoordinatorLora } from './pipeline/lora-slices.js';
 import type { NodeLogger } from './network/node-logger.js';
 import type { EdgeNodeOptions } from './node-runtime.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
@@ -68,16 +73,30 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     logger.info(`draft model: ${modelIdFor(options.draftModelPath)} (${draftModel.config.numLayers} layers), for speculative decoding`);
   }
   const draft = draftModel?.asDraftFor(tokenizer, contextLength);
+  const lora = options.lora ? await coordinatorLora(options.lora, model, compute, logger) : null;
   await ctx.cluster.serve(model, tokenizer, { contextLength, concurrency: slots, ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}) }, {
     ...(options.prefixCacheBytes !== undefined ? { prefixCacheBytes: options.prefixCacheBytes } : {}),
     ...(options.speculate !== undefined ? { speculate: options.speculate } : {}),
     ...(options.liveMoves !== undefined ? { liveMoves: options.liveMoves } : {}),
     ...(draft ? { draftModel: draft } : {}),
+    ...(lora ? { lora } : {}),
     ...(options.split ? { split: options.split } : {}),
     ...(options.replanPolicy ? { replanPolicy: options.replanPolicy } : {}),
     ...pipelineMetrics(ctx),
   });
   return { contextLength, slots, draftModel, modelPath: model.path };
+}
+
+/** `--lora`: the adapter read and checked against the model, with its id (file digest and scale) for the cluster. */
+async function coordinatorLora(o: { path: string; scale: number }, model: ModelFile, compute: ComputeBackend, logger: NodeLogger): Promise<CoordinatorLora> {
+  if (compute.name !== 'kernels') throw new LoraAdapterError(o.path, `the ${compute.name} backend cannot apply a LoRA adapter; serve it with the default kernels backend`);
+  const bytes = await readFile(o.path).catch((err: NodeJS.ErrnoException) => {
+    throw new LoraAdapterError(o.path, err.code === 'ENOENT' ? 'no such file' : `cannot be read (${err.code ?? err.message})`);
+  });
+  const adapter = await readLoraAdapter(bytes, model, o.path);
+  const lora = new CoordinatorLora(adapter, o.scale, o.path, createHash('sha256').update(bytes).digest('hex'), model);
+  logger.info(`LoRA adapter: ${o.path} (${adapter.tensors.size} pairs, alpha ${adapter.alpha}, scale ${o.scale}; id ${lora.id}); every stage applies its slice`);
+  return lora;
 }
 
 /** The pipeline's events, into the node's metrics, device watch and log. */

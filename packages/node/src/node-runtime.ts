@@ -73,6 +73,8 @@ export interface EdgeNodeOptions {
   liveMoves?: boolean;
   /** A small model with the same tokenizer, whole on this node, that drafts for the requests it coordinates (`--draft-model`). */
   draftModelPath?: string;
+  /** A LoRA adapter file (llama.cpp's GGUF) and the scale to apply it with (`--lora`, `--lora-scale`): every stage applies its slice. */
+  lora?: { path: string; scale: number };
   logger?: NodeLogger;
   maxFrameBytes?: number;
   membership?: MembershipOptions;

@@ -3,6 +3,7 @@ import type { DeviceProfile } from './cluster/device-profile.js';
 import type { LinkStats } from './cluster/link-monitor.js';
 import type { ClusterMember, Membership, StageInfo } from './cluster/membership.js';
 import type { ClusterPipeline } from './pipeline/cluster-pipeline.js';
+import type { CoordinatorLora } from './pipeline/lora-slices.js';
 import type { PlanChange } from './pipeline/plan-history.js';
 import { planSummary, type PlanSummary } from './pipeline/plan-summary.js';
 
@@ -41,6 +42,18 @@ export interface ClusterStatus {
   planDecision: string;
   /** The plan in force priced with the devices' current figures (ms/token), checked every second; null before. */
   planPredictedNowMs: number | null;
+  /** The LoRA adapter this node's requests are served with (`--lora`), or null. */
+  lora: LoraStatus | null;
+}
+
+/** An adapter in force: its file, id (SHA-256 prefix and scale), alpha and user scale, and what it adapts. */
+export interface LoraStatus {
+  file: string;
+  id: string;
+  alpha: number;
+  scale: number;
+  pairs: number;
+  ranks: number[];
 }
 
 export interface HealthStatus {
@@ -80,6 +93,11 @@ function memberStatus(m: ClusterMember, now: number, self: boolean): MemberStatu
 }
 
 /** The cluster as this node sees it now: members, links, and the plan with its history (GET /v1/cluster). */
+function loraStatus(l: CoordinatorLora): LoraStatus {
+  const ranks = [...new Set([...l.adapter.tensors.values()].map((p) => p.rank))].sort((a, b) => a - b);
+  return { file: l.file, id: l.id, alpha: l.adapter.alpha, scale: l.scale, pairs: l.adapter.tensors.size, ranks };
+}
+
 export function clusterStatus(membership: Membership, pipeline: ClusterPipeline | null): ClusterStatus {
   const now = Date.now();
   const all = [membership.self(), ...membership.members()];
@@ -91,6 +109,7 @@ export function clusterStatus(membership: Membership, pipeline: ClusterPipeline 
     planError: pipeline?.planner.planError ?? null,
     planHistory: pipeline?.planner.history.list() ?? [],
     planDecision: pipeline?.planner.lastDecision ?? '',
+    lora: pipeline?.lora ? loraStatus(pipeline.lora) : null,
     planPredictedNowMs: pipeline?.planner.predictedNowMs ?? null,
   };
 }

@@ -84,6 +84,11 @@ describe('LoRA adapter file (llama.cpp GGUF)', () => {
     const got = back.tensors.get('blk.4.ffn_up.weight')!;
     expect(Array.from(got.b)).toEqual(Array.from(pair.b, (v) => f16ToF32(f32ToF16(v))));
     expect(got.b).not.toEqual(pair.b);
+    // The pairs remember they were F16 (the forward rounds their inputs as ggml does), and are written back as F16.
+    expect([got.aType, got.bType]).toEqual(['F16', 'F16']);
+    const f16 = writeLoraAdapter(adapter, base, 'F16');
+    expect(Buffer.from(writeLoraAdapter(back, base)).equals(Buffer.from(f16))).toBe(true);
+    expect(parseGgufBytes(writeLoraAdapter(back, base), 'again').tensors.every((t) => t.type.name === 'F16')).toBe(true);
   });
 
   it('computes the scale as llama.cpp: user scale × alpha / rank, the user scale alone when alpha is 0', () => {

@@ -8,6 +8,7 @@ import { parseCommandLine } from '../command-line.js';
 import { CLI_MAX_TOKENS, CLI_TEMPERATURE } from '../generation-defaults.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
 import { ENGINE_FLAG_OPTIONS, ENGINE_FLAGS_USAGE, engineOptionsFrom } from '../engine-flags.js';
+import { LORA_FLAG_OPTIONS, LORA_FLAGS_USAGE, loraOptionFrom } from '../lora-flags.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 import { intOption, numberOption, onOff } from '../option-parsers.js';
 
@@ -36,6 +37,7 @@ Options:
   --speculate on|off    speculative decoding with drafts from the prompt and output (prompt lookup; default on):
                         the same text in fewer passes; backs off by itself where drafts are rejected
   --draft-model PATH    draft with this smaller model of the same tokenizer (checked) instead of prompt lookup
+${LORA_FLAGS_USAGE}
 ${ENGINE_FLAGS_USAGE}
   --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
 `;
@@ -66,6 +68,7 @@ function parseRunFlags(argv: string[]) {
       context: { type: 'string' },
       speculate: { type: 'string' },
       'draft-model': { type: 'string' },
+      ...LORA_FLAG_OPTIONS,
       ...ENGINE_FLAG_OPTIONS,
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -114,7 +117,8 @@ async function openRunModels(path: string, values: RunFlags, engine: EngineOptio
   if (draftPath !== undefined && !existsSync(draftPath)) throw new UsageError(`--draft-model ${draftPath}: ${resolve(draftPath)} does not exist`);
   const draft = draftPath === undefined ? null : await LocalModel.open(draftPath, { ...engine, ...(contextLength !== undefined ? { contextLength } : {}) });
   try {
-    return { model: await LocalModel.open(path, { ...engine, contextLength, speculate, ...(draft ? { draftModel: draft } : {}) }), draft };
+    const lora = loraOptionFrom(values);
+    return { model: await LocalModel.open(path, { ...engine, contextLength, speculate, ...(draft ? { draftModel: draft } : {}), ...(lora ? { lora } : {}) }), draft };
   } catch (err) {
     await draft?.close();
     throw err;

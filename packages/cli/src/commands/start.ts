@@ -7,6 +7,7 @@ import type { EdgeNodeOptions, LogLevel } from '@edge-node/node';
 import { DEFAULT_API_PORT, DEFAULT_QUEUE_LENGTH } from '@edge-node/node/settings';
 import { intOption, numberOption, onOff } from '../option-parsers.js';
 import { createDownloadProgressBar } from '../progress-bar.js';
+import { LORA_FLAG_OPTIONS, loraOptionFrom } from '../lora-flags.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { UsageError, type CliCommand } from '../cli-command.js';
 
@@ -51,6 +52,10 @@ Options:
                            (default on); off: they replay their history on the new route
   --draft-model PATH       a small model with the same tokenizer (checked), whole on this node: it drafts for the
                            requests this node coordinates, instead of prompt lookup
+  --lora ADAPTER.gguf      apply a LoRA adapter (llama.cpp's GGUF format, checked against the model) to the requests
+                           this node coordinates: every stage applies its layers' slice, sent by this node and
+                           checked by SHA-256; a stage that cannot load its slice refuses (GET /v1/cluster: "lora")
+  --lora-scale S           the adapter's scale (default 1): each pair adds S·alpha/rank·B·A, as llama.cpp
   --parallel N             requests run at once (slots): batched together, KV memory reserved for each; more wait
                            in the queue (default: as many full-context KV caches as fit the budget, 1-16;
                            --concurrency is the old name)
@@ -112,6 +117,7 @@ function parseStartFlags(argv: string[]) {
         speculate: { type: 'string' },
         'live-moves': { type: 'string' },
         'draft-model': { type: 'string' },
+        ...LORA_FLAG_OPTIONS,
         'busy-threshold': { type: 'string' },
         split: { type: 'string' },
         context: { type: 'string' },
@@ -172,6 +178,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
     ...(v['live-moves'] !== undefined ? { liveMoves: onOff(v['live-moves'], '--live-moves') } : {}),
     ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model']) } : {}),
+    ...loraFrom(v, noModel),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
     ...(v.context !== undefined ? { contextLength: intOption(v.context, '--context', 0) } : {}),
@@ -187,6 +194,13 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(clusterKey ? { clusterKey } : {}),
     engine,
   };
+}
+
+/** --lora and --lora-scale: the adapter this node's requests are served with (not on a relay without a model). */
+function loraFrom(v: { lora?: string | undefined; 'lora-scale'?: string | undefined }, noModel: boolean): { lora?: { path: string; scale: number } } {
+  const lora = loraOptionFrom(v);
+  if (lora && noModel) throw new UsageError('--lora needs a model: a node started with --no-model serves none');
+  return lora ? { lora } : {};
 }
 
 /** --parallel (or its old name --concurrency): requests run at once, 1-256. */

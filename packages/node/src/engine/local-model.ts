@@ -1,4 +1,5 @@
 import type { ModelFile } from '../model/model-file.js';
+import { readLoraAdapter } from '../model/lora-adapter-file.js';
 import { openModel } from '../model/open-model.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -32,6 +33,8 @@ export interface LocalModelOptions extends EngineOptions {
   draftModel?: DraftSource | LocalModel;
   /** What computes (default: the backend the engine options ask for, started for this model and closed with it). */
   compute?: ComputeBackend;
+  /** A LoRA adapter file (llama.cpp's GGUF) applied to every layer, and its scale (`--lora`, `--lora-scale`). */
+  lora?: { path: string; scale: number };
 }
 
 
@@ -59,7 +62,8 @@ export class LocalModel implements Generator {
     try {
       compute.checkModel(model);
       const tokenizer = await loadTokenizer(model.tokenizer);
-      const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers });
+      const lora = opts.lora ? { adapter: await readLoraAdapter(opts.lora.path, model), scale: opts.lora.scale } : undefined;
+      const shard = await compute.loadShard(model, { startLayer: 0, endLayer: model.config.numLayers }, lora);
       const contextLength = Math.min(opts.contextLength ?? model.config.contextLength, model.config.contextLength);
       const vocabulary = vocabularyOf(tokenizer);
       return new LocalModel(model, tokenizer, compute, !opts.compute, shard, new LocalExecutor(shard, vocabulary), contextLength, vocabulary, new NodeSpeculation(

@@ -47,6 +47,14 @@ export function bf16ToF32(b: number): number {
   return scratchF32[0];
 }
 
+/** Encodes a number as the nearest bfloat16 bit pattern (round to nearest, ties to even; NaN stays NaN), as ggml. */
+export function f32ToBf16(value: number): number {
+  scratchF32[0] = value;
+  const x = scratchU32[0];
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
 let f16Table: Float32Array | null = null;
 
 /** All 65536 F16 values decoded once (256 KiB), so bulk F16 dequantisation is a table lookup. */

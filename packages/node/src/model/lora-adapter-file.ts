@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { encodeGguf, type GgufEncodedTensor } from './gguf-encoder.js';
 import { parseGgufBytes, type GgufHeader, type GgufTensorInfo } from './gguf-reader.js';
-import { bf16ToF32, f16ToF32, f32ToF16 } from './half-float.js';
-import { baseArchitectureName, checkLoraAdapter, type LoraAdapter, type LoraPair } from './lora-adapter.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half-float.js';
+import { baseArchitectureName, checkLoraAdapter, type LoraAdapter, type LoraPair, type LoraStoredType } from './lora-adapter.js';
 import type { ModelFile } from './model-file.js';
 import { LoraAdapterError } from './model-errors.js';
 
@@ -13,6 +13,7 @@ const BF16 = 30;
 
 /** How writeLoraAdapter stores A and B: F32 (exact) or F16 (half the bytes; llama.cpp then multiplies in f16). */
 export type LoraFileType = 'F32' | 'F16';
+const TYPE_IDS: Record<LoraStoredType, number> = { F32, F16, BF16 };
 
 /**
  * Reads a LoRA adapter in llama.cpp's GGUF format (`general.type = adapter`, `adapter.type = lora`,
@@ -40,21 +41,28 @@ export async function readLoraAdapter(source: Uint8Array | string, base: ModelFi
     if (b.ne[0] !== rank) {
       throw new LoraAdapterError(file, `lora_a's rank ${rank} (ne[1]) differs from lora_b's ${b.ne[0]} (ne[0]); is lora_a transposed?`, target);
     }
-    tensors.set(target, { rank, a: decodeTensor(bytes, a, file), b: decodeTensor(bytes, b, file) });
+    const aType = storedType(a);
+    const bType = storedType(b);
+    tensors.set(target, { rank, a: decodeTensor(bytes, a, file), b: decodeTensor(bytes, b, file), ...(aType !== 'F32' ? { aType } : {}), ...(bType !== 'F32' ? { bType } : {}) });
   }
   const adapter: LoraAdapter = { alpha, tensors };
   checkLoraAdapter(adapter, base, file);
   return adapter;
 }
 
-/** The adapter as a GGUF file llama.cpp loads (`--lora`), after checking it against its base model. */
-export function writeLoraAdapter(adapter: LoraAdapter, base: ModelFile, type: LoraFileType = 'F32'): Uint8Array {
+/**
+ * The adapter as a GGUF file llama.cpp loads (`--lora`), after checking it against its base model: every pair in
+ * `type`, or without it in the type it was read in (F32 for a pair made in memory).
+ */
+export function writeLoraAdapter(adapter: LoraAdapter, base: ModelFile, type?: LoraFileType): Uint8Array {
   checkLoraAdapter(adapter, base, 'the adapter to write');
   const tensors: GgufEncodedTensor[] = [];
   for (const [target, pair] of [...adapter.tensors].sort(([x], [y]) => compareTargets(x, y))) {
     const [out, inF] = base.tensors.get(target)!.shape;
-    tensors.push({ name: `${target}.lora_a`, ne: [inF, pair.rank], typeId: type === 'F32' ? F32 : F16, data: encodeValues(pair.a, type) });
-    tensors.push({ name: `${target}.lora_b`, ne: [pair.rank, out], typeId: type === 'F32' ? F32 : F16, data: encodeValues(pair.b, type) });
+    const aType = type ?? pair.aType ?? 'F32';
+    const bType = type ?? pair.bType ?? 'F32';
+    tensors.push({ name: `${target}.lora_a`, ne: [inF, pair.rank], typeId: TYPE_IDS[aType], data: encodeValues(pair.a, aType) });
+    tensors.push({ name: `${target}.lora_b`, ne: [pair.rank, out], typeId: TYPE_IDS[bType], data: encodeValues(pair.b, bType) });
   }
   return encodeGguf(
     [
@@ -128,12 +136,17 @@ function decodeTensor(bytes: Uint8Array, t: GgufTensorInfo, file: string): Float
   return out;
 }
 
-function encodeValues(values: Float32Array, type: LoraFileType): Uint8Array {
+function encodeValues(values: Float32Array, type: LoraStoredType): Uint8Array {
   const out = new Uint8Array(values.length * (type === 'F32' ? 4 : 2));
   const view = new DataView(out.buffer);
   if (type === 'F32') values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  else values.forEach((v, i) => view.setUint16(i * 2, f32ToF16(v), true));
+  else if (type === 'F16') values.forEach((v, i) => view.setUint16(i * 2, f32ToF16(v), true));
+  else values.forEach((v, i) => view.setUint16(i * 2, f32ToBf16(v), true));
   return out;
+}
+
+function storedType(t: GgufTensorInfo): LoraStoredType {
+  return t.typeId === F16 ? 'F16' : t.typeId === BF16 ? 'BF16' : 'F32';
 }
 
 /** Layer order, then name: the order llama.cpp's converter writes, easy to read in a dump. */

@@ -13,7 +13,16 @@ export interface LoraPair {
   rank: number;
   a: Float32Array;
   b: Float32Array;
+  /**
+   * How a file stored A and B (default F32). ggml multiplies an F16 (BF16) matrix with its input rounded to F16
+   * (BF16), so the forward rounds A's and B's inputs the same way to give llama.cpp's results; slices keep the type.
+   */
+  aType?: LoraStoredType;
+  bType?: LoraStoredType;
 }
+
+/** The encodings a LoRA file's tensors may have here. */
+export type LoraStoredType = 'F32' | 'F16' | 'BF16';
 
 /**
  * A LoRA adapter in memory — what a trainer fills and what the file holds (llama.cpp's LoRA GGUF). `alpha` is

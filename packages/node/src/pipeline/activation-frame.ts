@@ -50,6 +50,8 @@ export interface RequestOpening {
    * answers with a PrefixMissError and the coordinator opens the request again with a full prefill.
    */
   prefix?: number;
+  /** The LoRA adapter (its id) every stage applies to its layers: a stage without its slice loaded refuses the request. */
+  lora?: string;
 }
 
 /** Log-probabilities of a sampled token: its own (`l`) and the top alternatives as [token, logprob]. */
@@ -248,6 +250,7 @@ export function parseOpening(v: unknown, limits: FrameLimits): RequestOpening {
     ...(v.grammar === undefined ? {} : { grammar: parseGrammar(v.grammar) }),
     ...(v.embed === undefined ? {} : { embed: v.embed === true ? true : fail('open.embed must be true when present') }),
     ...(v.prefix === undefined ? {} : { prefix: int(v, 'prefix', 0, Math.max(0, promptTokens.length - 1)) }),
+    ...(v.lora === undefined ? {} : { lora: str(v, 'lora', 64) }),
   };
 }
 

@@ -64,6 +64,7 @@ export function hopBytes(route: Route, coordinator: string, hiddenSize: number, 
         sampling: { ...GREEDY },
         contextLength,
         samplesDrawn: 0,
+        ...(route.lora !== undefined ? { lora: route.lora } : {}),
       };
     }
     return codec.encode(frame).byteLength;

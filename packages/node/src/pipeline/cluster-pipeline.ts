@@ -17,6 +17,7 @@ import type { NodeLogger } from '../network/node-logger.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ActivationRouter } from './activation-router.js';
 import { ClusterBenchProbe } from './cluster-bench-probe.js';
+import type { CoordinatorLora } from './lora-slices.js';
 import { modelFingerprint, modelShapeOf, type ClusterPlan } from './cluster-plan.js';
 import { maxRowsPerFrame } from './frame-limits.js';
 import { PipelineExecutor } from './pipeline-executor.js';
@@ -73,6 +74,8 @@ export interface ClusterPipelineOptions {
   liveMoves?: boolean;
   /** A draft model on this node (`--draft-model`): drafts for the requests it coordinates come from it. */
   draftModel?: DraftSource;
+  /** A LoRA adapter (`--lora`): every stage of this node's plans applies its slice to the requests it coordinates. */
+  lora?: CoordinatorLora;
   /** How often the coordinator checks whether its plan still pays (ms). Default 1000. */
   adaptIntervalMs?: number;
   /** Rate at which a node loads layers it did not hold, for the cost of a move (MB/s). Default 200. */
@@ -95,6 +98,10 @@ export class ClusterPipeline implements Generator {
   readonly planner: Replanner;
   /** `edge-node bench`'s view of the ring: its topology, and runs that report every step. */
   readonly bench: ClusterBenchProbe;
+  /** The LoRA adapter this node's requests are served with, or null. */
+  get lora(): CoordinatorLora | null {
+    return this.opts.lora ?? null;
+  }
   private readonly control: StageControl;
   private readonly router: ActivationRouter;
   private adaptTimer: NodeJS.Timeout | null = null;
@@ -109,7 +116,7 @@ export class ClusterPipeline implements Generator {
     const maxRows = maxRowsPerFrame(model.config, opts.maxFrameBytes);
     const profile = modelProfile(modelShapeOf(model.config, storedBytesPerWeight(model), opts.compute.kvCache));
     this.stage = this.stageServer(profile, maxRows);
-    this.control = new StageControl({ host, stage: this.stage, fingerprint: this.fingerprint, log });
+    this.control = new StageControl({ host, stage: this.stage, fingerprint: this.fingerprint, log, ...(opts.lora ? { lora: opts.lora } : {}) });
     this.planner = new Replanner({
       selfId: host.peerId,
       membership,
@@ -117,6 +124,7 @@ export class ClusterPipeline implements Generator {
       model,
       kvCache: opts.compute.kvCache,
       fingerprint: this.fingerprint,
+      ...(opts.lora ? { lora: opts.lora.id } : {}),
       profile,
       contextLength: opts.contextLength,
       concurrency: opts.concurrency,
@@ -172,6 +180,8 @@ export class ClusterPipeline implements Generator {
       vocabulary: () => this.vocabulary(),
       prefixCacheBytes: opts.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES,
       readKv: (peer, req) => this.control.readKv(peer, req),
+      readLora: (peer, req) => this.control.readLora(peer, req),
+      ...(opts.lora ? { lora: opts.lora } : {}),
       ...(opts.split ? { split: opts.split } : {}),
       ...pick(opts, ['onStageStep', 'observeCompute', 'onLayersLoaded']),
     });

@@ -30,6 +30,8 @@ export interface ClusterPlanInput {
   kvCache?: KvCacheType;
   /** Only members whose stageInfo.model equals this take part. */
   modelFingerprint: string;
+  /** The id of the LoRA adapter the plan's stages apply, carried by its route. */
+  lora?: string;
   /**
    * Layers per node, for nodes in name order (then peer id); overrides the partitioner. Default: the split the plan
    * owner announces (planOwner), if any.
@@ -158,6 +160,6 @@ export function computeClusterPlan(input: ClusterPlanInput): ClusterPlan {
     plan,
     stages,
     owner,
-    route: { planId: id, peers: stages.map((s) => s.peerId), ranges: stages.map((s) => [s.startLayer, s.endLayer]), model: input.modelFingerprint },
+    route: { planId: id, peers: stages.map((s) => s.peerId), ranges: stages.map((s) => [s.startLayer, s.endLayer]), model: input.modelFingerprint, ...(input.lora !== undefined ? { lora: input.lora } : {}) },
   };
 }

@@ -24,6 +24,8 @@ export interface ReplannerOptions {
   model: ModelFile;
   kvCache: KvCacheType;
   fingerprint: string;
+  /** The id of the LoRA adapter this coordinator's stages apply (its routes carry it). */
+  lora?: string;
   /** The model's shape as the partitioner prices it. */
   profile: ModelProfile;
   contextLength: number;
@@ -165,6 +167,7 @@ export class Replanner {
       bytesPerWeight: storedBytesPerWeight(this.opts.model),
       kvCache: this.opts.kvCache,
       modelFingerprint: this.opts.fingerprint,
+      ...(this.opts.lora !== undefined ? { lora: this.opts.lora } : {}),
       self: this.opts.selfId,
       request: this.planRequest(),
       ...(previous ? { previous } : {}),

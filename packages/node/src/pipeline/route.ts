@@ -5,4 +5,6 @@ export interface Route {
   peers: string[];
   ranges: [number, number][];
   model: string;
+  /** The id of the LoRA adapter the route's stages apply (the coordinator's `--lora`), if any. */
+  lora?: string;
 }

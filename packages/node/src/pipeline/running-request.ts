@@ -68,6 +68,7 @@ export function openingOf(run: Running, route: Route, tokens: readonly number[],
     ...(request.logprobs !== undefined ? { logprobs: request.logprobs } : {}),
     ...(request.embed ? { embed: true } : {}),
     ...(prefix > 0 ? { prefix } : {}),
+    ...(route.lora !== undefined ? { lora: route.lora } : {}),
   };
 }
 

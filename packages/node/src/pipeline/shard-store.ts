@@ -2,6 +2,8 @@ import type { ComputeBackend } from '../engine/compute-backend.js';
 import type { ForwardShard } from '../engine/forward-shard.js';
 import type { LayerRange } from '../engine/layer-range.js';
 import type { ModelFile } from '../model/model-file.js';
+import type { ShardLora } from '../engine/lora-weights.js';
+import { LoraSliceError } from './lora-slices.js';
 
 /**
  * The shard after one pass of one row on a throwaway cache. A shard's first pass is slow (≈0.5 s for 8 layers of a
@@ -40,17 +42,32 @@ export class ShardStore {
     private readonly maxShards = 2,
   ) {}
 
-  static key(range: LayerRange): string {
-    return `${range.startLayer}-${range.endLayer}`;
+  /** A loaded range's key: with a LoRA adapter's id when its layers apply one (requests name the adapter they need). */
+  static key(range: LayerRange, lora?: string): string {
+    return `${range.startLayer}-${range.endLayer}${lora === undefined ? '' : `+lora:${lora}`}`;
   }
 
-  /** The shard for `range`, loading it (reading only its tensors) if needed. */
-  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set()): Promise<ForwardShard> {
-    const key = ShardStore.key(range);
+  /**
+   * The shard for `range`, loading it (reading only its tensors) if needed. With `lora` (an adapter's id), only the
+   * layers a control load put here with that adapter: they are never loaded without it (no silent base outputs).
+   */
+  async get(range: LayerRange, inUse: ReadonlySet<string> = new Set(), lora?: string): Promise<ForwardShard> {
+    if (lora !== undefined && !this.entries.has(ShardStore.key(range, lora))) {
+      throw new LoraSliceError(`layers [${range.startLayer}, ${range.endLayer}) with LoRA adapter ${lora} are not loaded on this node (its load failed or never came)`);
+    }
+    return this.hold(ShardStore.key(range, lora), range, inUse, () => this.compute.loadShard(this.model, range));
+  }
+
+  /** The shard for `range` with the adapter `id`, its slice fetched by `slice()` (undefined: none on these layers) when it is not loaded yet. */
+  async load(range: LayerRange, inUse: ReadonlySet<string>, id: string, slice: () => Promise<ShardLora | undefined>): Promise<ForwardShard> {
+    return this.hold(ShardStore.key(range, id), range, inUse, async () => this.compute.loadShard(this.model, range, await slice()));
+  }
+
+  private async hold(key: string, range: LayerRange, inUse: ReadonlySet<string>, load: () => Promise<ForwardShard>): Promise<ForwardShard> {
     let entry = this.entries.get(key);
     if (!entry) {
       this.evict(inUse, key);
-      const loading = this.compute.loadShard(this.model, range).then(warmed);
+      const loading = load().then(warmed);
       entry = { range, loading, lastUsed: Date.now(), waiters: 0 };
       this.entries.set(key, entry);
       loading.catch(() => this.entries.delete(key));

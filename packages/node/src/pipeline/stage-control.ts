@@ -5,6 +5,7 @@ import { RemoteRequestError, RequestChannel } from '../network/request-channel.j
 import type { ControlEnvelope, ControlReply, ControlRequest, StageServer } from './stage-server.js';
 import { StageLostError } from './stage-errors.js';
 import type { KvChunk } from './kv-chunk.js';
+import type { CoordinatorLora, LoraReadReply, LoraReadRequest } from './lora-slices.js';
 import { parseKvChunk, type KvAdoptReply, type KvAdoptRequest, type KvReadRequest } from './kv-move-control.js';
 
 type ControlChannel = RequestChannel<ControlRequest, ControlReply, never>;
@@ -31,12 +32,15 @@ export class StageControl {
       /** The model the loads and drops are for. */
       fingerprint: string;
       log: NodeLogger;
+      /** The adapter this coordinator's stages apply: every load names it and the stage's slice. */
+      lora?: CoordinatorLora;
     },
   ) {}
 
   /** Has a node load [start, end). A node that cannot take its stage is reported as lost (StageLostError). */
   async load(peerId: string, startLayer: number, endLayer: number): Promise<void> {
-    const request: ControlRequest = { op: 'load', model: this.opts.fingerprint, startLayer, endLayer };
+    const lora = this.opts.lora?.refFor({ startLayer, endLayer });
+    const request: ControlRequest = { op: 'load', model: this.opts.fingerprint, startLayer, endLayer, ...(lora ? { lora } : {}) };
     if (peerId === this.opts.host.peerId) {
       await this.opts.stage.control(request, peerId);
       return;
@@ -66,6 +70,13 @@ export class StageControl {
   async readKv(peerId: string, req: KvReadRequest): Promise<KvChunk> {
     const reply = await this.ask(peerId, req);
     return parseKvChunk((reply as { chunk?: unknown }).chunk);
+  }
+
+  /** A piece of a coordinator's LoRA slice, for this node's stage (lora-slices.ts), checked for form. */
+  async readLora(peerId: string, req: LoraReadRequest): Promise<LoraReadReply> {
+    const reply = (await (await this.channel(peerId)).request(req, { timeoutMs: KV_TIMEOUT_MS })) as Partial<LoraReadReply>;
+    if (typeof reply.total !== 'number' || !(reply.data instanceof Uint8Array)) throw new Error(`${peerId.slice(-8)} answered lora-read without its bytes`);
+    return { ok: true, total: reply.total, data: reply.data };
   }
 
   /** Has a node take a moving request's KV for its stage of the new route (kv-move-control.ts); its copied bytes. */

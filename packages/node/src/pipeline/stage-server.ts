@@ -15,13 +15,20 @@ import type { LayerRange } from '../engine/layer-range.js';
 import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
 import type { KvChunk } from './kv-chunk.js';
+import { type CoordinatorLora, fetchLoraSlice, LoraSliceError, parseLoraRead, parseLoraRef, type LoraReadReply, type LoraReadRequest, type StageLoraRef } from './lora-slices.js';
 import { parseKvAdopt, parseKvRead, type KvAdoptReply, type KvAdoptRequest, type KvReadReply, type KvReadRequest, type KvSource } from './kv-move-control.js';
 
 /** Control requests between nodes (`/edge-node/control/…`). */
 /** `load`: hold [startLayer, endLayer) for the sender's plan; `drop`: the sender's plan no longer uses this node. */
-export type ControlRequest = { op: 'load'; model: string; startLayer: number; endLayer: number } | { op: 'drop'; model: string } | KvReadRequest | KvAdoptRequest;
+/** `load` with `lora`: apply the coordinator's adapter to those layers (its slice pulled with `lora-read`, lora-slices.ts). */
+export type ControlRequest =
+  | { op: 'load'; model: string; startLayer: number; endLayer: number; lora?: StageLoraRef }
+  | { op: 'drop'; model: string }
+  | KvReadRequest
+  | KvAdoptRequest
+  | LoraReadRequest;
 export type LoadReply = { ok: true; weightBytes: number; loadMs: number };
-export type ControlReply = LoadReply | KvReadReply | KvAdoptReply;
+export type ControlReply = LoadReply | KvReadReply | KvAdoptReply | LoraReadReply;
 export type ControlEnvelope = ChannelEnvelope<ControlRequest, ControlReply, never>;
 
 export interface StageServerOptions {
@@ -44,6 +51,10 @@ export interface StageServerOptions {
   prefixCacheBytes?: number;
   /** Reads a piece of a request's KV from another node's stage (a live move's pull; StageControl.readKv). */
   readKv?: (peerId: string, req: KvReadRequest) => Promise<KvChunk>;
+  /** This node's LoRA adapter (`--lora`), whose slices it offers to the stages of its plans. */
+  lora?: CoordinatorLora;
+  /** Reads a piece of a coordinator's LoRA slice (StageControl.readLora). */
+  readLora?: (peerId: string, req: LoraReadRequest) => Promise<LoraReadReply>;
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
@@ -116,6 +127,10 @@ export class StageServer {
   async control(req: ControlRequest, from: string): Promise<ControlReply> {
     if (req.model !== this.opts.fingerprint) throw new Error(`this node has model ${this.opts.fingerprint}, not ${req.model}`);
     if (req.op === 'kv-read') return { ok: true, chunk: this.worker.readKv(req.rid, req, req.start, req.count) };
+    if (req.op === 'lora-read') {
+      if (!this.opts.lora) throw new LoraSliceError('this node serves no LoRA adapter');
+      return this.opts.lora.read(req);
+    }
     if (req.op === 'kv-adopt') {
       const copiedBytes = await this.worker.adoptKv(req, (src, start, count) => this.pullKv(src, start, count));
       return { ok: true, positions: req.start + req.count, copiedBytes };
@@ -130,13 +145,28 @@ export class StageServer {
     const range = { startLayer: req.startLayer, endLayer: req.endLayer };
     // This is the range the sender's plan wants from now on (so it is kept while it loads). The old range stays
     // loaded while requests use it (they move at their next token); trimShards frees it then.
-    this.currentRanges.set(from, ShardStore.key(range));
-    await this.shards.get(range, this.worker.shardsInUse());
+    this.currentRanges.set(from, ShardStore.key(range, req.lora?.id));
+    if (req.lora) await this.loadAdapted(range, req.lora, from);
+    else await this.shards.get(range, this.worker.shardsInUse());
     this.opts.onLayersLoaded?.(range, performance.now() - t0);
     const weightBytes = await this.shards.weightBytes();
     this.heldWeightBytes = weightBytes;
     this.announceRanges();
     return { ok: true, weightBytes, loadMs: performance.now() - t0 };
+  }
+
+  /** `range` with the coordinator's adapter: its slice from this node's own adapter, or pulled from the coordinator. */
+  private async loadAdapted(range: LayerRange, ref: StageLoraRef, from: string): Promise<void> {
+    const local = ref.slice !== null && this.opts.lora?.id === ref.id ? this.opts.lora.sliceBytes(ref.slice) : undefined;
+    const read = (start: number, count: number): Promise<LoraReadReply> => {
+      if (!this.opts.readLora) throw new LoraSliceError('this node cannot read LoRA slices from other nodes');
+      return this.opts.readLora(from, { op: 'lora-read', model: this.opts.fingerprint, sha256: ref.slice!, start, count });
+    };
+    await this.shards.load(range, this.worker.shardsInUse(), ref.id, async () => {
+      const slice = await fetchLoraSlice(ref, range, this.opts.model, local, read);
+      if (slice) this.opts.log.info(`LoRA adapter ${ref.id}: slice of layers [${range.startLayer}, ${range.endLayer}) (${slice.adapter.tensors.size} pairs, ${ref.bytes} bytes) ${local ? 'from this node' : `from ${from.slice(-8)}`}, checked`);
+      return slice;
+    });
   }
 
   /** A piece of a moving request's KV from the old route's stage `src` (this node's own, or over the control protocol). */
@@ -211,13 +241,14 @@ export class StageServer {
     const layer = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= layers;
     if (b.op === 'kv-read') return parseKvRead(b, layers, this.opts.router.limits.maxContext);
     if (b.op === 'kv-adopt') return parseKvAdopt(b, layers, this.opts.router.limits);
+    if (b.op === 'lora-read') return parseLoraRead(b);
     if (b.op !== 'load' && b.op !== 'drop') throw new Error(`unknown control operation ${JSON.stringify(b.op)?.slice(0, 40)}`);
     if (typeof b.model !== 'string' || b.model.length > 512) throw new Error(`${b.op}: model must be a string`);
     if (b.op === 'drop') return { op: 'drop', model: b.model };
     if (!layer(b.startLayer) || !layer(b.endLayer) || (b.startLayer as number) >= (b.endLayer as number)) {
       throw new Error(`load: layers must be 0 <= startLayer < endLayer <= ${layers}`);
     }
-    return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number };
+    return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number, ...(b.lora === undefined ? {} : { lora: parseLoraRef(b.lora) }) };
   }
 
   /** A stage run, as the device watch reads it: decode steps only (a prompt's slices are another kind of work). */

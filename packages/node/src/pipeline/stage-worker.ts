@@ -260,14 +260,14 @@ export class StageWorker {
     if (opening.model !== modelFingerprint) throw new StageError(`request is for model ${opening.model}, this node has ${modelFingerprint}`);
     const [startLayer, endLayer] = opening.ranges[stage];
     const inUse = this.shardsInUse();
-    const shard = await shards.get({ startLayer, endLayer }, inUse);
+    const shard = await shards.get({ startLayer, endLayer }, inUse, opening.lora);
     const isLast = stage === opening.route.length - 1;
     if (isLast !== shard.isLast) throw new StageError(`stage ${stage} has layers [${startLayer}, ${endLayer}) but is ${isLast ? '' : 'not '}the last stage`);
     const session: Session = {
       opening,
       stage,
       shard,
-      shardKey: ShardStore.key({ startLayer, endLayer }),
+      shardKey: ShardStore.key({ startLayer, endLayer }, opening.lora),
       cache: shard.createCache(opening.contextLength),
       sampler: isLast && !opening.embed ? createRequestSampler(opening, this.opts.vocabulary ?? noVocabulary) : null,
       pool: isLast && opening.embed ? new MeanPool(shard.config.hiddenSize) : null,
