@@ -11,6 +11,7 @@ import { checkTransposesFit, quantisedFrozen, TrainingMemoryError } from '../src
 import type { ShardWeights } from '../src/engine/shard-weights.js';
 import { createLora, loraArrays, type LoraSet } from '../src/training/lora-set.js';
 import { toLoraAdapter } from '../src/training/adapter-export.js';
+import { EngineLoss } from '../src/training/engine-loss.js';
 import { batchLossAndGrad } from '../src/training/train-step.js';
 import { forwardLogits, type TrainSequence } from '../src/training/transformer-grad.js';
 import type { Vec } from '../src/training/vec.js';
@@ -87,6 +88,21 @@ describe('the whole model with LoRA on stories260K (real weights)', () => {
     // The adapter moves the logits (by far more than the two implementations differ).
     expect(relativeError(mine, base)).toBeGreaterThan(1e-2);
     expect(relativeError(out.logits, mine)).toBeLessThan(1e-5);
+  });
+
+  it('the engine loss after sync is the loss of an engine loaded with that adapter, to the bit', async () => {
+    const all = { startLayer: 0, endLayer: eng.model.config.numLayers };
+    const first = createLora(model.shape, model.layers.length, 2, 4, 21);
+    const w = await loadShardWeights(eng.model, all, eng.runtime, { adapter: toLoraAdapter(first), scale: 1 });
+    const engine = new EngineLoss(new QuantShard(w, eng.runtime, eng.model.ropeLayout), w);
+    const trained = testLora();
+    engine.sync(trained);
+    const synced = await engine.batchLoss(BATCH);
+    const wf = await loadShardWeights(eng.model, all, eng.runtime, { adapter: toLoraAdapter(trained), scale: 1 });
+    const fresh = await new EngineLoss(new QuantShard(wf, eng.runtime, eng.model.ropeLayout), wf).batchLoss(BATCH);
+    expect(synced).toBe(fresh);
+    engine.sync(first);
+    expect(await engine.batchLoss(BATCH)).not.toBe(fresh);
   });
 
   it('the adapter\'s whole gradient: f32 against float64, and float64 against finite differences', () => {

@@ -1,6 +1,7 @@
 import { LORA_PROJECTIONS } from '../model/lora-adapter.js';
 import type { QuantShard } from '../engine/quant-shard.js';
 import type { ShardWeights } from '../engine/shard-weights.js';
+import { transpose } from './gemm.js';
 import type { LoraSet } from './lora-set.js';
 import type { TrainSequence } from './transformer-grad.js';
 
@@ -35,17 +36,18 @@ export class EngineLoss {
     private readonly weights: ShardWeights,
   ) {}
 
-  /** Writes the adapter's current A and B over the ones the shard applies (placed when its weights were loaded). */
+  /** Writes the adapter's current A and B over the ones the shard applies (placed when its weights were loaded; B as Bᵀ). */
   sync(lora: LoraSet): void {
     this.weights.layers.forEach((w, l) => {
       for (const p of LORA_PROJECTIONS) {
         const placed = w.lora?.[p];
         const pair = lora.layers[l][p];
-        if (!placed || placed.a.rows * placed.a.cols !== pair.a.length || placed.b.rows * placed.b.cols !== pair.b.length) {
+        if (!placed || placed.a.rows !== pair.rank || placed.a.cols !== pair.inDim || placed.width !== pair.outDim || placed.roundA || placed.roundB) {
           throw new EngineLossError(`layer ${l} ${p}: the engine's adapter is not the one being trained`);
         }
-        placed.a.arena.f32(placed.a.ptr, pair.a.length).set(pair.a);
-        placed.b.arena.f32(placed.b.ptr, pair.b.length).set(pair.b);
+        const arena = placed.a.arena;
+        arena.f32(placed.a.ptr, pair.a.length).set(pair.a);
+        arena.f32(placed.bt, pair.b.length).set(transpose(pair.b, pair.outDim, pair.rank));
       }
     });
   }
