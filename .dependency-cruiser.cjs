@@ -3,7 +3,7 @@
 // sources are parsed with swc (@swc/core, a devDependency).
 
 /** packages/node/src folders, lowest first: each may import only the ones before it (docs/architecture.md). */
-const NODE_LAYERS = ['model', 'tokenizer', 'grammar', 'engine', 'network', 'cluster', 'weights', 'pipeline', 'api'];
+const NODE_LAYERS = ['model', 'tokenizer', 'grammar', 'engine', 'training', 'network', 'cluster', 'weights', 'pipeline', 'api'];
 
 /** Workspace packages, lowest first, and the ones each may import. */
 const PACKAGES = {

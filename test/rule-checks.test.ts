@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO_ROOT, 'node_modules/.bin');
-const NODE_LAYERS = ['model', 'tokenizer', 'grammar', 'engine', 'network', 'cluster', 'weights', 'pipeline', 'api'];
+const NODE_LAYERS = ['model', 'tokenizer', 'grammar', 'engine', 'training', 'network', 'cluster', 'weights', 'pipeline', 'api'];
 
 const dirs: string[] = [];
 afterAll(() => {

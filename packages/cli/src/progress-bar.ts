@@ -1,4 +1,4 @@
-import type { DownloadProgress } from '@edge-node/node';
+import type { DownloadProgress, FinetuneProgress } from '@edge-node/node';
 
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 1);
@@ -44,5 +44,29 @@ export function createDownloadProgressBar(out: NodeJS.WriteStream = process.stde
     if (out.isTTY) out.write(`\r\x1b[2K${line}${done ? '\n' : ''}`);
     else out.write(`${line}\n`);
     finished = done;
+  };
+}
+
+/** One training progress line: step bar, loss, tokens/s and ETA. */
+export function formatTrainingProgress(p: FinetuneProgress, width = 24): string {
+  const frac = p.steps > 0 ? Math.min(1, p.step / p.steps) : 1;
+  const filled = Math.round(frac * width);
+  return (
+    `step ${String(p.step).padStart(String(p.steps).length)}/${p.steps} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ` +
+    `loss ${p.loss.toFixed(4)}  ${p.tokensPerSecond.toFixed(0)} tok/s  ETA ${clock(p.etaSeconds)}`
+  );
+}
+
+/** A training progress reporter for stderr: redraws one line on a terminal; a line every 2 s (and the last) otherwise. */
+export function createTrainingProgressLine(out: NodeJS.WriteStream = process.stderr): (p: FinetuneProgress) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    const done = p.step >= p.steps;
+    if (!done && now - last < (out.isTTY ? 100 : 2000)) return;
+    last = now;
+    const line = formatTrainingProgress(p);
+    if (out.isTTY) out.write(`\r\x1b[2K${line}${done ? '\n' : ''}`);
+    else out.write(`${line}\n`);
   };
 }

@@ -30,3 +30,4 @@ export { createConsoleLogger, LOG_LEVELS, type LogLevel, silentLogger } from './
 export { type EdgeNode, type EdgeNodeOptions, startEdgeNode } from './node-runtime.js';
 export type { ClusterStatus, MemberStatus } from './node-status.js';
 export { modelShapeOf } from './pipeline/cluster-plan.js';
+export { type FinetuneOptions, type FinetuneProgress, type FinetuneReport, runFinetune } from './training/finetune-job.js';

@@ -1,0 +1,64 @@
+import { loraArrays, zerosLikeLora, type LoraSet } from './lora-set.js';
+import type { Vec } from './vec.js';
+
+export interface AdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: Omit<AdamWOptions, 'lr'> = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+
+/** AdamW (decoupled weight decay, bias-corrected moments) over an adapter's arrays, in their fixed order. */
+export class AdamW {
+  private readonly m: Vec[];
+  private readonly v: Vec[];
+  private t = 0;
+
+  constructor(
+    private readonly params: LoraSet,
+    private readonly opts: AdamWOptions,
+  ) {
+    this.m = loraArrays(zerosLikeLora(params));
+    this.v = loraArrays(zerosLikeLora(params));
+  }
+
+  get steps(): number {
+    return this.t;
+  }
+
+  /** One update of every parameter from `grads` (the same shapes as the parameters); lr may change per step. */
+  step(grads: LoraSet, lr = this.opts.lr): void {
+    const { beta1, beta2, eps, weightDecay } = this.opts;
+    this.t++;
+    const c1 = 1 - Math.pow(beta1, this.t);
+    const c2 = 1 - Math.pow(beta2, this.t);
+    const ps = loraArrays(this.params);
+    const gs = loraArrays(grads);
+    ps.forEach((p, k) => {
+      const g = gs[k];
+      const m = this.m[k];
+      const v = this.v[k];
+      for (let i = 0; i < p.length; i++) {
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+        p[i] -= lr * (m[i] / c1 / (Math.sqrt(v[i] / c2) + eps) + weightDecay * p[i]);
+      }
+    });
+  }
+}
+
+/** Scales the gradients in place so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export function clipGlobalNorm(grads: LoraSet, maxNorm: number): number {
+  const arrays = loraArrays(grads);
+  let ss = 0;
+  for (const g of arrays) for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
+  const norm = Math.sqrt(ss);
+  if (norm > maxNorm && norm > 0) {
+    const k = maxNorm / norm;
+    for (const g of arrays) for (let i = 0; i < g.length; i++) g[i] *= k;
+  }
+  return norm;
+}

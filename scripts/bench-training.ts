@@ -1,0 +1,96 @@
+/**
+ * Training speed beside the engine's prefill on the same model, in the same process, one thread, alternating runs
+ * (issue 26's goal: training tokens/s ≥ 1/3 of prefill tokens/s).
+ *
+ *   npx tsx scripts/bench-training.ts [--model PATH] [--tokens T] [--batch B] [--rank R] [--runs N]
+ *
+ * Prefill: one QuantShard.forward of T token ids (a fresh cache each run). Training: one step as `edge-node finetune`
+ * runs it (the loss through the engine with the adapter, then the f32 forward, backward, clipping, AdamW) on B
+ * sequences of T tokens; its tokens are the B·T positions it computes. Random token
+ * ids, seeded. Figures are medians of N runs after a warm-up, in wall-clock time and per second of process CPU time.
+ */
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { createKernelRuntime } from '@edge-node/kernels';
+import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
+import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
+import { openModel } from '../packages/node/src/model/open-model.js';
+import { toLoraAdapter } from '../packages/node/src/training/adapter-export.js';
+import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
+import { EngineLoss } from '../packages/node/src/training/engine-loss.js';
+import { frozenModel, trainShape } from '../packages/node/src/training/frozen-model.js';
+import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
+import { quantisedFrozen } from '../packages/node/src/training/quantised-frozen.js';
+import { createLora } from '../packages/node/src/training/lora-set.js';
+import { trainStep } from '../packages/node/src/training/train-step.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'packages/node/models/stories260K.gguf' },
+    tokens: { type: 'string', default: '64' },
+    batch: { type: 'string', default: '4' },
+    rank: { type: 'string', default: '8' },
+    runs: { type: 'string', default: '5' },
+  },
+});
+const T = Number(values.tokens);
+const B = Number(values.batch);
+const runs = Number(values.runs);
+
+const model = await openModel(values.model);
+const runtime = await createKernelRuntime({ threads: 1 });
+const c = model.config;
+const base = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
+const shard = new QuantShard(base, runtime, model.ropeLayout);
+const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, Number(values.rank), 2 * Number(values.rank), 1);
+// As runFinetune: the engine with the adapter (the loss as served) and the f32 copies (the gradients).
+const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
+const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
+const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
+const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
+let seed = 7;
+const token = () => 1 + ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % (c.vocabSize - 1));
+const seq = () => {
+  const tokens = Int32Array.from({ length: T + 1 }, token);
+  return { tokens, lossMask: Array.from({ length: T }, () => true) };
+};
+
+/** Wall and CPU seconds of f. */
+async function timed(f: () => Promise<void> | void): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await f();
+  const cu = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000, cpu: (cu.user + cu.system) / 1e6 };
+}
+const prefill = () =>
+  timed(async () => {
+    const cache = shard.createCache(T + 1);
+    await shard.forward({ kind: 'tokens', tokens: Array.from({ length: T }, token) }, cache);
+    cache.clear();
+  });
+const train = () =>
+  timed(async () => {
+    const batch = Array.from({ length: B }, seq);
+    engine.sync(lora);
+    await engine.batchLoss(batch);
+    trainStep(frozen, lora, opt, batch, 1);
+  });
+
+await prefill();
+await train();
+const p: { wall: number; cpu: number }[] = [];
+const t: { wall: number; cpu: number }[] = [];
+for (let i = 0; i < runs; i++) {
+  p.push(await prefill());
+  t.push(await train());
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rate = (rs: { wall: number; cpu: number }[], tokens: number, k: 'wall' | 'cpu') => tokens / median(rs.map((r) => r[k]));
+const pw = rate(p, T, 'wall'), pc = rate(p, T, 'cpu'), tw = rate(t, B * T, 'wall'), tc = rate(t, B * T, 'cpu');
+console.log(`${c.name}: ${T}-token sequences, batch ${B}, rank ${values.rank}, 1 thread, ${runs} runs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`prefill  ${pw.toFixed(0)} tok/s (${pc.toFixed(0)} per CPU-s)`);
+console.log(`training ${tw.toFixed(0)} tok/s (${tc.toFixed(0)} per CPU-s)`);
+console.log(`ratio    ${(tw / pw).toFixed(3)} wall, ${(tc / pc).toFixed(3)} CPU (goal ≥ 0.333)`);
+await runtime.close();
+await model.close();
