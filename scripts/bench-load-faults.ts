@@ -11,7 +11,8 @@
  *
  * For each it reports: nodes declared lost (a "leave:" in any log, or a /health counting fewer peers) from the fault
  * until the layers are back (goal 0 for throttle and starve), when the node shed its layers (goal ≤ 10 s after the
- * fault) and took them back (≤ 10 s after the lift), for stop when it was declared lost (goal: within the failure
+ * fault), whether a plan gave it layers again while the fault lasted (it should not), and when it took layers back
+ * after the lift (≤ 10 s; how many depends on every node's figures of the moment), for stop when it was declared lost (goal: within the failure
  * timeout, 2 s plus at most 3 s of grace it announced), and whether every stream completed with the text of an
  * unmoved run. Root only (cgroup v1 `cpu` controller).
  *
@@ -50,8 +51,10 @@ interface Result {
   layersBefore: number;
   /** ms from the fault to the first plan without all of the victim's layers (null: never). */
   shedMs: number | null;
-  /** ms from the lift to a plan giving the victim its layers back (null: never, or not applicable). */
+  /** ms from the lift to a plan giving the victim layers again (null: never, or it held some at the lift). */
   backMs: number | null;
+  /** Plans that gave the victim layers again while the fault lasted (a throttled node taking work back). */
+  backDuringFault: number;
   /** stop: ms from SIGSTOP to the coordinator's "leave:" line. */
   lostMs: number | null;
   /** "leave:" lines about a live node from the fault until the layers were back (throttle, starve). */
@@ -145,6 +148,7 @@ async function run(): Promise<Result[]> {
     let shedMs: number | null = null;
     let backMs: number | null = null;
     let lostMs: number | null = null;
+    let backDuringFault = 0;
     if (phase === 'stop') {
       victim.kill('SIGSTOP');
       await h.waitFor(() => leavesSince(a, faultAt).length > 0, FAILURE_TIMEOUT_MS + MAX_GRACE_MS + 15_000, `a to declare the stopped ${victim.name} lost`, 50);
@@ -164,8 +168,12 @@ async function run(): Promise<Result[]> {
         }
       }
       group.setCpuQuota(phase === 'starve' ? 1 : Number(v.quota));
+      let previous = held;
       while (Date.now() - faultAt < FAULT_MS) {
-        if (shedMs === null && layersOf(await view().catch(() => before), victim.peerId) < held) shedMs = Date.now() - faultAt;
+        const now = layersOf(await view().catch(() => before), victim.peerId);
+        if (shedMs === null && now < held) shedMs = Date.now() - faultAt;
+        if (previous === 0 && now > 0) backDuringFault++;
+        previous = now;
         await sleep(200);
       }
       for (const p of busyProcs.splice(0)) p.kill('SIGKILL');
@@ -174,8 +182,8 @@ async function run(): Promise<Result[]> {
       group = null;
       const liftedAt = Date.now();
       console.log(`${phase}: lifted after ${((liftedAt - faultAt) / 1000).toFixed(1)} s (layers shed after ${shedMs === null ? 'never' : `${(shedMs / 1000).toFixed(1)} s`}); load ${load()}`);
-      if (shedMs !== null) {
-        backMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) >= held, 60_000, `layers back on ${victim.name}`, 200).catch(() => null);
+      if (layersOf(await view(), victim.peerId) === 0) {
+        backMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) > 0, 60_000, `layers back on ${victim.name}`, 200).catch(() => null);
       }
     }
     const until = Date.now();
@@ -190,6 +198,7 @@ async function run(): Promise<Result[]> {
       layersBefore: held,
       shedMs,
       backMs,
+      backDuringFault,
       lostMs,
       leaves,
       fewestPeers: watch.fewest,
@@ -210,10 +219,10 @@ async function run(): Promise<Result[]> {
 const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 try {
   const results = await run();
-  console.log('\nphase     victim  shed after  back after  lost after  nodes lost  fewest peers  /health failed  streams (failed, changed)  worst gap  load');
+  console.log('\nphase     victim  shed after  back after  back during  lost after  nodes lost  fewest peers  /health failed  streams (failed, changed)  worst gap  load');
   for (const r of results) {
     console.log(
-      `${r.phase.padEnd(9)} ${r.victim.padEnd(7)} ${secs(r.shedMs).padStart(10)} ${secs(r.backMs).padStart(11)} ${secs(r.lostMs).padStart(11)} ${String(r.leaves.length).padStart(11)} ${String(r.fewestPeers).padStart(13)} ${String(r.healthFailures).padStart(15)}  ${`${r.streams} (${r.streamsFailed.length}, ${r.streamsChanged})`.padStart(24)} ${`${(r.worstGapMs / 1000).toFixed(1)} s`.padStart(10)}  ${r.load}`,
+      `${r.phase.padEnd(9)} ${r.victim.padEnd(7)} ${secs(r.shedMs).padStart(10)} ${secs(r.backMs).padStart(11)} ${String(r.backDuringFault).padStart(12)} ${secs(r.lostMs).padStart(11)} ${String(r.leaves.length).padStart(11)} ${String(r.fewestPeers).padStart(13)} ${String(r.healthFailures).padStart(15)}  ${`${r.streams} (${r.streamsFailed.length}, ${r.streamsChanged})`.padStart(24)} ${`${(r.worstGapMs / 1000).toFixed(1)} s`.padStart(10)}  ${r.load}`,
     );
     for (const l of r.leaves) console.log(`  ${l}`);
     for (const f of r.streamsFailed.slice(0, 3)) console.log(`  stream failed: ${f}`);
