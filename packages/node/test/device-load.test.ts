@@ -22,30 +22,6 @@ describe('SlowdownEstimator', () => {
     expect(e.slowdown()!).toBeLessThan(1.3);
   });
 
-  it('started on a device another source measured as busy, it goes on from that figure instead of taking busy for quiet', () => {
-    const e = new SlowdownEstimator({ timeConstantMs: 2000 });
-    e.startFrom(8); // the stage's figure when the node's layers moved away: its idle probe takes over
-    let t = 0;
-    for (let i = 0; i < 20; i++) e.add((t += 1000), 80, 10); // throttled all along
-    expect(e.slowdown()!).toBeGreaterThan(7);
-    expect(e.slowdown()!).toBeLessThan(9);
-    for (let i = 0; i < 20; i++) e.add((t += 1000), 10, 10); // the throttle is lifted: 8× faster
-    expect(e.slowdown()!).toBeLessThan(1.1);
-    // Unanchored, the same samples read quiet while throttled.
-    const plain = new SlowdownEstimator({ timeConstantMs: 2000 });
-    for (let i = 0; i < 20; i++) plain.add((t += 1000), 80, 10);
-    expect(plain.slowdown()!).toBeLessThan(1.1);
-  });
-
-  it('once it has a figure of its own, a later start figure changes nothing', () => {
-    const e = new SlowdownEstimator({ timeConstantMs: 2000 });
-    let t = 0;
-    for (let i = 0; i < 5; i++) e.add((t += 1000), 10, 10);
-    e.startFrom(8);
-    for (let i = 0; i < 5; i++) e.add((t += 1000), 10, 10);
-    expect(e.slowdown()!).toBeLessThan(1.1);
-  });
-
   it('says nothing before it has samples', () => {
     const e = new SlowdownEstimator();
     expect(e.slowdown()).toBeNull();

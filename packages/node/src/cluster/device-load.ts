@@ -47,8 +47,6 @@ export class SlowdownEstimator {
   private lastAt = 0;
   private samples = 0;
   private best = Infinity;
-  /** log of the slowdown its first figure stands for (startFrom), or 0: its first figure is its quiet one. */
-  private startLog = 0;
   private readonly tau: number;
   private readonly minSamples: number;
 
@@ -69,18 +67,7 @@ export class SlowdownEstimator {
     }
     this.lastAt = at;
     this.samples++;
-    if (this.samples === this.minSamples && !Number.isFinite(this.best)) this.best = this.logRatio - this.startLog;
-    else if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
-  }
-
-  /**
-   * Until it has a figure: its samples are taken on a device known to run `slowdown` times slower than quiet (another
-   * source measured it), so its quiet figure is its first one ÷ `slowdown`. Without this, a source that starts
-   * measuring while the device is busy takes that for quiet (a throttled node whose layers moved away would read 1
-   * from its idle probe and take them back, still throttled). No effect once it has a figure of its own.
-   */
-  startFrom(slowdown: number): void {
-    if (!Number.isFinite(this.best) && slowdown > 0) this.startLog = Math.log(slowdown);
+    if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
   }
 
   /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */

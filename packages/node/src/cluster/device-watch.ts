@@ -98,8 +98,6 @@ export class DeviceWatch {
     const now = Date.now();
     const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
     const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
-    // The probe takes over from the stage's figure: if it has none of its own yet, it goes on from the slowdown announced.
-    if (!stageFresh) this.probe.startFrom(this.load.slowdown);
     if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe(now).catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
     const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
     const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
