@@ -64,6 +64,9 @@ export class DeviceWatch {
 
   start(): void {
     this.sampleCpu();
+    // The idle probe's quiet figure, taken now, before the node serves: otherwise a node that serves from its first
+    // minutes probes first when its layers have moved away, throttled, takes that for quiet and takes them back.
+    if (this.opts.probeWhen?.() ?? true) void this.probeBaseline().catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
     this.timer = setInterval(() => this.tick(), this.interval);
     this.timer.unref();
   }
@@ -143,6 +146,11 @@ export class DeviceWatch {
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }
+  }
+
+  /** Enough probe runs for a figure (the smoothing's minimum of samples), one after another. */
+  private async probeBaseline(): Promise<void> {
+    for (let i = 0; i < (this.opts.slowdown?.minSamples ?? 3); i++) await this.runProbe(Date.now());
   }
 
   /**
