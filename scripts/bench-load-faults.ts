@@ -44,7 +44,10 @@ const MAX_GRACE_MS = 3000;
 
 interface View {
   plan: { stages: { peerId: string; startLayer: number; endLayer: number }[] } | null;
+  planHistory: { at: number }[];
 }
+/** The planner's hysteresis (10 s) and a second: a fault starts on a plan that may change at once. */
+const SETTLED_MS = 11_000;
 interface Result {
   phase: string;
   victim: string;
@@ -119,6 +122,7 @@ async function run(): Promise<Result[]> {
   const results: Result[] = [];
 
   for (const phase of v.phases!.split(',')) {
+    await h.waitFor(async () => Date.now() - ((await view()).planHistory.at(-1)?.at ?? 0) > SETTLED_MS, 90_000, 'the plan to settle', 500);
     const before = await view();
     const victim = nodes.filter((n) => n !== a && n.running).sort((x, y) => layersOf(before, y.peerId) - layersOf(before, x.peerId))[0];
     const held = layersOf(before, victim.peerId);

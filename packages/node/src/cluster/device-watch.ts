@@ -148,8 +148,12 @@ export class DeviceWatch {
     }
   }
 
-  /** Enough probe runs for a figure (the smoothing's minimum of samples), one after another. */
+  /**
+   * Enough probe runs for a figure (the smoothing's minimum of samples), one after another, after one that is not
+   * counted: the first run of the probe's code is not yet compiled and takes 2-4× as long.
+   */
   private async probeBaseline(): Promise<void> {
+    await this.runProbe(Date.now(), false);
     for (let i = 0; i < (this.opts.slowdown?.minSamples ?? 3); i++) await this.runProbe(Date.now());
   }
 
@@ -160,7 +164,7 @@ export class DeviceWatch {
    * the whole run's, turns included: a quota's wait falls as often between pieces as inside one (timing the pieces
    * alone, a node at 5 % of a core read quiet at times, and took its layers back still throttled), and the probe runs only while the node serves nothing.
    */
-  private async runProbe(now: number): Promise<void> {
+  private async runProbe(now: number, count = true): Promise<void> {
     this.probing = true;
     try {
       const t0 = performance.now();
@@ -169,6 +173,7 @@ export class DeviceWatch {
         await turnEventLoop();
       }
       const ms = performance.now() - t0;
+      if (!count) return;
       if (this.probeBaseMs === 0) this.probeBaseMs = ms;
       this.probe.add(now, ms, this.probeBaseMs);
     } finally {
