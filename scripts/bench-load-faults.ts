@@ -180,7 +180,10 @@ async function run(): Promise<Result[]> {
         previous = now;
         await sleep(200);
       }
-      for (const p of busyProcs.splice(0)) p.kill('SIGKILL');
+      const stopping = busyProcs.splice(0);
+      for (const p of stopping) p.kill('SIGKILL');
+      // A cgroup holding a process is not removed: wait until the busy ones have gone.
+      await Promise.all(stopping.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
       group.setCpuQuota(null);
       group.cleanup();
       group = null;

@@ -53,6 +53,13 @@ function runOnce(i: number): Promise<Run> {
 
 const busy: ChildProcess[] = [];
 for (let i = 0; i < Number(v.busy); i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+// Stopped early, the busy processes go too.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const p of busy) p.kill('SIGKILL');
+    process.exit(130);
+  });
+}
 const results: Run[] = [];
 try {
   for (let i = 1; i <= runs; i++) {
