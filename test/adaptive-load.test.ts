@@ -52,6 +52,12 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
   const healthErrors: string[] = [];
 
   const view = async (n: RunningNode = a) => (await n.cluster()) as ClusterView;
+  /** Polls a's view until `holds` says yes; the view that did, and how long it took. */
+  const viewWhen = async (holds: (v: ClusterView) => boolean, timeoutMs: number, what: string) => {
+    let last: ClusterView | undefined;
+    const ms = await h.waitFor(async () => holds((last = await view())), timeoutMs, what, 200);
+    return { ms, view: last! };
+  };
   const layersOf = (v: ClusterView, peerId: string) => (v.plan?.stages ?? []).filter((s) => s.peerId === peerId).reduce((t, s) => t + s.endLayer - s.startLayer, 0);
 
   /** Streams a greedy answer; returns its text and the time of each token's arrival. */
@@ -136,52 +142,58 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     let staticMs = NaN;
     let measured = NaN;
     const throttledPhase = async () => {
-    const during = stream(120);
-    during.catch(() => {});
-    await sleep(1500);
-    cpu = new CgroupV1('cpu', 'edge-adaptive');
-    cpu.add(victim.proc.pid!);
-    cpu.setCpuQuota(0.1);
-    guard.from = Date.now();
-    throttledAt = performance.now();
-    const noticedMs = await h.waitFor(async () => ((await view()).peers.find((p) => p.peerId === victim.peerId)?.load?.slowdown ?? 1) > 1, 30_000, `${victim.name}'s load to be announced`, 200);
-    const movedMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) < victimLayers, 30_000, `layers to move off ${victim.name}`, 200);
-    const movedAt = throttledAt + movedMs;
-    const afterMove = await view();
-    const first = await during;
-    expect(first.text).toBe(reference.slice(0, first.text.length));
-    expect(first.text.length).toBeGreaterThan(reference.length / 2);
-    staticMs = medianGap(first.times, throttledAt, movedAt);
+      const during = stream(120);
+      during.catch(() => {});
+      await sleep(1500);
+      cpu = new CgroupV1('cpu', 'edge-adaptive');
+      cpu.add(victim.proc.pid!);
+      cpu.setCpuQuota(0.1);
+      guard.from = Date.now();
+      throttledAt = performance.now();
+      const noticedMs = await h.waitFor(async () => ((await view()).peers.find((p) => p.peerId === victim.peerId)?.load?.slowdown ?? 1) > 1, 30_000, `${victim.name}'s load to be announced`, 200);
+      // The change that moves them names the victim busy. (On this shared machine other nodes read busy at times too,
+      // and a change for their sake may move the victim's layers first: that one does not count.)
+      const victimBusy = new RegExp(`${victim.name} busy: [\\d.]+× slower for \\d+ s[^;]*; moved \\d+ layers? to`);
+      const moved = await viewWhen(
+        (v) => layersOf(v, victim.peerId) < victimLayers && (v.planHistory.at(-1)?.at ?? 0) >= guard.from && victimBusy.test(v.planHistory.at(-1)!.reason),
+        30_000,
+        `layers to move off ${victim.name}`,
+      );
+      const [movedMs, afterMove] = [moved.ms, moved.view];
+      const movedAt = throttledAt + movedMs;
+      const first = await during;
+      expect(first.text).toBe(reference.slice(0, first.text.length));
+      expect(first.text.length).toBeGreaterThan(reference.length / 2);
+      staticMs = medianGap(first.times, throttledAt, movedAt);
 
-    // Per-token latency on the new plan vs the partitioner's prediction for the throttled fleet (the plan in force
-    // priced with the devices' figures of the moment, as the coordinator does every second). Other work shares this
-    // machine's two cores, so the latency gets up to three windows of 40 tokens to come back within 25 %.
-    let predicted = NaN;
-    const tries: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const v0 = await view();
-      const settled = await stream(40);
-      expect(settled.text).toBe(reference.slice(0, settled.text.length));
-      const v1 = await view();
-      if (v0.plan!.id !== v1.plan!.id) continue;
-      predicted = v1.planPredictedNowMs ?? v1.plan!.predicted.tokenLatencyMs;
-      measured = medianGap(settled.times);
-      tries.push(`${measured.toFixed(1)} vs ${predicted.toFixed(1)}`);
-      if (Math.abs(measured - predicted) / predicted < 0.25) break;
-    }
-    console.log(
-      `throttled ${victim.name}: noticed after ${(noticedMs / 1000).toFixed(1)} s, layers moved after ${(movedMs / 1000).toFixed(1)} s ` +
-        `(${afterMove.planHistory.at(-1)?.reason}); ms/token: quiet ${quietMs.toFixed(1)}, old plan while throttled ${staticMs.toFixed(1)}, ` +
-        `new plan ${measured.toFixed(1)} (predicted ${predicted.toFixed(1)}, ${(((measured - predicted) / predicted) * 100).toFixed(0)} %; windows: ${tries.join(', ')})`,
-    );
-    expect(movedMs).toBeLessThan(30_000);
-    // The move pays: per-token latency is back near the quiet figure (the old plan ran 4-7× slower while throttled).
-    // How near the partitioner's prediction it lands is printed above: within 25 % in most runs here (7-22 %), but
-    // up to 55 % in one run with the quantised engine on this shared 2-core machine, so it is reported (README,
-    // docs/adaptive-load.md), not asserted.
-    expect(measured).toBeLessThan(quietMs * 1.6);
-    expect(afterMove.planHistory.at(-1)?.reason).toMatch(new RegExp(`${victim.name} busy: [\\d.]+× slower for \\d+ s[^;]*; moved \\d+ layers? to`));
-
+      // Per-token latency on the new plan vs the partitioner's prediction for the throttled fleet (the plan in force
+      // priced with the devices' figures of the moment, as the coordinator does every second). Other work shares this
+      // machine's two cores, so the latency gets up to three windows of 40 tokens to come back within 25 %.
+      let predicted = NaN;
+      const tries: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const v0 = await view();
+        const settled = await stream(40);
+        expect(settled.text).toBe(reference.slice(0, settled.text.length));
+        const v1 = await view();
+        if (v0.plan!.id !== v1.plan!.id) continue;
+        predicted = v1.planPredictedNowMs ?? v1.plan!.predicted.tokenLatencyMs;
+        measured = medianGap(settled.times);
+        tries.push(`${measured.toFixed(1)} vs ${predicted.toFixed(1)}`);
+        if (Math.abs(measured - predicted) / predicted < 0.25) break;
+      }
+      console.log(
+        `throttled ${victim.name}: noticed after ${(noticedMs / 1000).toFixed(1)} s, layers moved after ${(movedMs / 1000).toFixed(1)} s ` +
+          `(${afterMove.planHistory.at(-1)?.reason}); ms/token: quiet ${quietMs.toFixed(1)}, old plan while throttled ${staticMs.toFixed(1)}, ` +
+          `new plan ${measured.toFixed(1)} (predicted ${predicted.toFixed(1)}, ${(((measured - predicted) / predicted) * 100).toFixed(0)} %; windows: ${tries.join(', ')})`,
+      );
+      expect(movedMs).toBeLessThan(30_000);
+      // The move pays: per-token latency is back near the quiet figure (the old plan ran 4-7× slower while throttled).
+      // How near the partitioner's prediction it lands is printed above: within 25 % in most runs here (7-22 %), but
+      // up to 55 % in one run with the quantised engine on this shared 2-core machine, so it is reported (README,
+      // docs/adaptive-load.md), not asserted.
+      expect(measured).toBeLessThan(quietMs * 1.6);
+      expect(afterMove.planHistory.at(-1)?.reason).toMatch(victimBusy);
     };
     try {
       await throttledPhase();
@@ -201,7 +213,7 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     const second = await back;
     expect(second.text).toBe(reference);
     const restored = await view();
-    const after = await stream(40);
+    const after = await stream(20);
     console.log(
       `lifted: layers back after ${(returnedMs / 1000).toFixed(1)} s (${restored.planHistory.at(-1)?.reason}); ` +
         `ms/token after ${medianGap(after.times).toFixed(1)} (predicted ${restored.plan!.predicted.tokenLatencyMs.toFixed(1)}); ` +
@@ -229,14 +241,14 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     // 60 MB: about 2 layers of 28 MB (weights are held once, in the file's encoding).
     const res = await fetch(`${victim.apiUrl}/v1/node/memory-budget`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bytes: 60_000_000 }) });
     expect(res.status).toBe(200);
-    const shedMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) <= 2, 30_000, `${victim.name} to shed layers`, 200);
+    // The plan that shed them, as it was then (a later change for the machine's load would say something else).
+    const { ms: shedMs, view: shed } = await viewWhen((v) => layersOf(v, victim.peerId) <= 2, 30_000, `${victim.name} to shed layers`);
     const [s1, s2, c1] = await Promise.all(requests);
     expect(s1.text).toBe(reference);
     expect(s2.text).toBe(reference);
     expect(c1).toBe(reference);
     // The node frees what it no longer serves (its announced ranges shrink).
     await h.waitFor(async () => ((await view(victim)).self.stageInfo?.ranges ?? []).reduce((t, [s, e]) => t + e - s, 0) <= 2, 15_000, `${victim.name} to free its old layers`, 200);
-    const shed = await view();
     console.log(`memory: ${victim.name} shed ${held - layersOf(shed, victim.peerId)} layers in ${(shedMs / 1000).toFixed(1)} s (${shed.planHistory.at(-1)?.reason})`);
     // The plan change that shed them names the memory (or, when the budget cut lands together with the devices' new
     // figures, says that the figures changed).

@@ -2,7 +2,9 @@
  * A stage's side of a live move, on stories260K's real weights (one stage holding every layer): a request decoded
  * on one worker is adopted by another under its new wire id, its KV pulled from the first, and the next step there
  * gives the token the first worker gives. A corrupt piece, or sources that leave a layer out, are refused: the
- * adopted request is freed, nothing half-copied stays, and a sound copy under the same id works afterwards.
+ * adopted request is freed, nothing half-copied stays, and a sound copy under the same id works afterwards. At the
+ * switch the first step may come before the last positions (the coordinator overlaps them): it waits for them, and
+ * is dropped if their copy fails.
  */
 import { describe, expect, it } from 'vitest';
 import { StageWorker } from '../src/pipeline/stage-worker.js';
@@ -74,5 +76,33 @@ describe('kv-adopt on a stage', () => {
     const next = await token(moved, act('r.k1', 1, pos, [fed[3]]));
     expect(next).toBe(await token(old, act('r', 4, pos, [fed[3]])));
     expect(await token(moved, act('r.k1', 2, pos + 1, [next]))).toBe(await token(old, act('r', 5, pos + 1, [next])));
+  });
+
+  it('a step that comes before the last positions of its move waits for them; if their copy fails it is dropped', async () => {
+    const old = worker();
+    const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
+    for (let step = 1; step <= 3; step++) fed.push(await token(old, act('r', step, PROMPT.length + step - 1, [fed[step - 1]])));
+    const pos = PROMPT.length + 3;
+    const history = [...PROMPT, ...fed];
+    const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
+    const req = (rid: string, start: number, count: number): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole });
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => Promise.resolve(old.readKv(src.rid, src, start, count));
+    const late = (src: KvSource, start: number, count: number) => new Promise<KvChunk>((r) => setTimeout(() => r(pull(src, start, count)), 50));
+
+    const moved = worker();
+    await moved.adoptKv(req('r.k1', 0, pos - 2), pull);
+    // The step is handed over first, then the delta is copied (slowly): the step's token is the old stage's.
+    const step = token(moved, act('r.k1', 1, pos, [fed[3]]));
+    await moved.adoptKv(req('r.k1', pos - 2, 2), late);
+    expect(await step).toBe(await token(old, act('r', 4, pos, [fed[3]])));
+
+    // The delta's copy fails: the waiting step is dropped (no token, no error computed on a half cache), the request freed.
+    const other = worker();
+    await other.adoptKv(req('r.k2', 0, pos - 2), pull);
+    const dropped = other.handle(act('r.k2', 1, pos, [fed[3]]));
+    const broken = async (src: KvSource, start: number, count: number) => ({ ...(await late(src, start, count)), sha256: '0'.repeat(64) });
+    await expect(other.adoptKv(req('r.k2', pos - 2, 2), broken)).rejects.toThrow(/SHA-256/);
+    expect(await dropped).toEqual([]);
+    expect(other.sessionCount).toBe(0);
   });
 });

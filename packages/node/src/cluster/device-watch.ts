@@ -23,7 +23,7 @@ export interface DeviceWatchOptions {
   probeWhen?: () => boolean;
   /**
    * One piece of the idle probe's fixed work (run PROBE_PIECES times, the event loop turning between pieces; the
-   * pieces' wall time is the measurement). Default: about 2 ms of float loop.
+   * run's wall time is the measurement). Default: about 2 ms of float loop.
    */
   probe?: () => void;
 }
@@ -64,6 +64,9 @@ export class DeviceWatch {
 
   start(): void {
     this.sampleCpu();
+    // The idle probe's quiet figure, taken now, before the node serves: otherwise a node that serves from its first
+    // minutes probes first when its layers have moved away, throttled, takes that for quiet and takes them back.
+    if (this.opts.probeWhen?.() ?? true) void this.probeBaseline().catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
     this.timer = setInterval(() => this.tick(), this.interval);
     this.timer.unref();
   }
@@ -146,20 +149,31 @@ export class DeviceWatch {
   }
 
   /**
+   * Enough probe runs for a figure (the smoothing's minimum of samples), one after another, after one that is not
+   * counted: the first run of the probe's code is not yet compiled and takes 2-4× as long.
+   */
+  private async probeBaseline(): Promise<void> {
+    await this.runProbe(Date.now(), false);
+    for (let i = 0; i < (this.opts.slowdown?.minSamples ?? 3); i++) await this.runProbe(Date.now());
+  }
+
+  /**
    * Times the probe's work; its best time is this device when quiet. The work is 20–25 ms of CPU, long enough that a
    * CPU quota shows (a throttled process waits for the next period part-way), in pieces with the event loop turning
-   * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second.
+   * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second. The time is
+   * the whole run's, turns included: a quota's wait falls as often between pieces as inside one (timing the pieces
+   * alone, a node at 5 % of a core read quiet at times, and took its layers back still throttled), and the probe runs only while the node serves nothing.
    */
-  private async runProbe(now: number): Promise<void> {
+  private async runProbe(now: number, count = true): Promise<void> {
     this.probing = true;
     try {
-      let ms = 0;
+      const t0 = performance.now();
       for (let i = 0; i < PROBE_PIECES; i++) {
-        const t0 = performance.now();
         (this.opts.probe ?? defaultProbePiece)();
-        ms += performance.now() - t0;
         await turnEventLoop();
       }
+      const ms = performance.now() - t0;
+      if (!count) return;
       if (this.probeBaseMs === 0) this.probeBaseMs = ms;
       this.probe.add(now, ms, this.probeBaseMs);
     } finally {

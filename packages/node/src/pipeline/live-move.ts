@@ -81,20 +81,23 @@ export class LiveMoves {
 
   /**
    * The switch (the old route idle at a token boundary): the stages of the new route take the positions decoded
-   * since the last round, with the opening a replay would send (the sampler resumes where it was). Throws if that
-   * fails (the copy is freed; the caller replays).
+   * since the last round, with the opening a replay would send (the sampler resumes where it was). The first step
+   * may go to the new route at once: its stages hold it until they have those positions. `copied` resolves with the
+   * bytes of the whole move, or rejects if the last part fails (what the new stages took is freed; the caller
+   * replays). Throws if no copy is ready.
    */
-  async finish(run: Running): Promise<{ wireId: string; bytes: number; route: Route }> {
+  switchTo(run: Running): { wireId: string; route: Route; copied: Promise<number> } {
     const c = this.copies.get(run.request.id);
     if (!c || c.busy || c.error) throw new Error('no finished copy to switch to');
     this.copies.delete(run.request.id);
-    try {
-      c.bytes += await this.adopt(run, c, c.copied, run.pos - c.copied);
-    } catch (err) {
-      this.opts.release(c.route, c.wireId);
-      throw err;
-    }
-    return { wireId: c.wireId, bytes: c.bytes, route: c.route };
+    const copied = this.adopt(run, c, c.copied, run.pos - c.copied).then(
+      (bytes) => c.bytes + bytes,
+      (err: unknown) => {
+        this.opts.release(c.route, c.wireId);
+        throw err;
+      },
+    );
+    return { wireId: c.wireId, route: c.route, copied };
   }
 
   /** The request ended or went another way: what the new route's stages took for it is freed (once its copy settles). */

@@ -126,28 +126,31 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     return this.withRecovery(run, () => this.sendStep(run, token, rows));
   }
 
-  /** The switch of a live move: the new route's stages take the last positions, and the step goes there; a failed copy replays. */
+  /** A live move's switch: the step goes to the new route while its stages copy the last positions; a failed copy replays. */
   private async switchLive(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
     const t0 = performance.now();
-    const old = run.route;
-    let moved: Awaited<ReturnType<LiveMoves['finish']>>;
+    const [old, oldWire] = [run.route, run.wireId];
+    let step: Promise<number[]> | null = null;
+    let bytes: number;
     try {
-      moved = await this.live!.finish(run);
+      const moved = this.live!.switchTo(run);
+      run.migrations++;
+      this.rewire(run, moved.wireId);
+      Object.assign(run, { route: moved.route, step: 0, opened: run.request.promptTokens.length + run.fed.length, held: 0 });
+      step = this.sendStep(run, token, draft);
+      bytes = await moved.copied;
     } catch (err) {
+      // No copy to switch to, or its last part failed (the stages lacking it dropped the step): replay instead.
       this.live!.opts.onFailure(run.request.id, err as Error);
-      return [await this.migrate(run, this.opts.latestRoute?.() ?? run.route)];
+      this.failPending(run, err as Error);
+      await step?.catch(() => {});
+      if (run.wireId !== oldWire) this.releaseOn(old, oldWire);
+      return [await this.migrate(run, this.opts.latestRoute?.() ?? old)];
     }
     const switchCopyMs = performance.now() - t0;
-    const oldWire = run.wireId;
-    run.migrations++;
-    this.rewire(run, moved.wireId);
-    run.route = moved.route;
-    run.step = 0;
-    run.opened = run.request.promptTokens.length + run.fed.length;
-    run.held = 0;
     // The old route is freed after the first step on the new one: its stages keep the blocks (prefix cache) meanwhile.
-    const tokens = await this.sendStep(run, token, draft).finally(() => this.releaseOn(old, oldWire));
-    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: moved.route.planId, replayedTokens: 0, copiedBytes: moved.bytes, switchCopyMs, ms: performance.now() - t0 });
+    const tokens = await step.finally(() => this.releaseOn(old, oldWire));
+    this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: run.route.planId, replayedTokens: 0, copiedBytes: bytes, switchCopyMs, ms: performance.now() - t0 });
     return tokens;
   }
 

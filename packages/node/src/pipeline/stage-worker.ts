@@ -1,18 +1,19 @@
 import { createRequestSampler } from '../engine/request-sampler.js';
-import type { Sampler, TokenLogprob } from '../engine/sampler.js';
+import type { Sampler } from '../engine/sampler.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import { BatchScheduler, type ComputeSample, type RowsToCompute } from '../engine/batch-scheduler.js';
 import type { ForwardShard, ShardInput, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame, type WireLogprob } from './activation-frame.js';
+import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
+import { verificationAnswer, wireLogprob } from './token-answer.js';
 import { ShardStore } from './shard-store.js';
 import { MeanPool } from '../engine/mean-pool.js';
 import { PrefixMissError, type PrefixCache } from '../engine/prefix-cache.js';
-import { verifyDraft } from '../engine/draft-verification.js';
 import type { LayerRange } from '../engine/layer-range.js';
 import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js';
 import { pullKv } from './kv-pull.js';
 import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
+import { PositionWaits } from './position-waits.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -88,6 +89,8 @@ export interface StageWorkerOptions {
 export class StageWorker {
   private readonly sessions = new Map<string, Session>();
   private readonly scheduler: BatchScheduler;
+  /** Steps that came before the last positions of their request's live move (see adoptKv). */
+  private readonly waits = new PositionWaits(10_000);
 
   constructor(private readonly opts: StageWorkerOptions) {
     this.scheduler = new BatchScheduler({
@@ -103,6 +106,12 @@ export class StageWorker {
   handle(frame: ActFrame | ReleaseFrame): Promise<Outgoing[]> {
     // A release follows the request's frames already queued.
     if (frame.t === 'release') return this.scheduler.turn(frame.rid).then(() => this.release(frame), () => []);
+    const adopted = this.sessions.get(frame.rid);
+    if (adopted && !frame.open && frame.pos > adopted.cache.length) return this.waits.until(frame.rid, frame.pos).then(() => this.queue(frame));
+    return this.queue(frame);
+  }
+
+  private queue(frame: ActFrame): Promise<Outgoing[]> {
     let session: Session | undefined;
     const start = async (): Promise<RowsToCompute> => {
       session = await this.begin(frame);
@@ -226,8 +235,9 @@ export class StageWorker {
 
   /**
    * Takes a request moving here with its KV (`kv-adopt`): opens it under its new wire id on the first part, fills
-   * positions [start, start + count) of every layer from `pull`, and only then counts them (the next frame is the
-   * step after them). A failed part frees it here: the coordinator replays the request instead.
+   * positions [start, start + count) of every layer from `pull`, and only then counts them. The step after them may
+   * come first (the switch sends it with the last part): it waits for them. A failed part frees it here: the
+   * coordinator replays the request instead.
    */
   async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
     let s = this.sessions.get(req.rid);
@@ -247,6 +257,7 @@ export class StageWorker {
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
+      this.waits.reached(req.rid, session.cache.length);
       return copied;
     } catch (err) {
       this.free(req.rid);
@@ -297,7 +308,7 @@ export class StageWorker {
     }
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
-      if (frame.draft) return [{ to: coordinator, frame: this.verification(frame, frame.draft, s, out.logits, stageMs) }];
+      if (frame.draft) return [{ to: coordinator, frame: verificationAnswer(frame, frame.draft, s.sampler!, { vocabSize: s.shard.config.vocabSize, contextLength: s.opening.contextLength }, out.logits, stageMs) }];
       // Tokens still allowed, this one included: the grammar must be able to finish within them.
       const token = s.sampler!.sample(out.logits, s.opening.contextLength - s.cache.length);
       const lp = s.sampler!.lastLogprob;
@@ -334,20 +345,6 @@ export class StageWorker {
     return outgoing;
   }
 
-  /** The last stage's answer to a verification step: the drafted tokens its samples agree with, and the next one. */
-  private verification(frame: ActFrame, draft: Int32Array, s: Session, logits: Float32Array, stageMs: number[]): TokenFrame {
-    const ctx = s.opening.contextLength;
-    // Row i stands where a plain step's cache would hold frame.pos + i + 1 positions: the same grammar budget.
-    const { tokens, logprobs } = verifyDraft(s.sampler!, logits, s.shard.config.vocabSize, Array.from(draft), (i) => ctx - (frame.pos + i + 1));
-    const out: TokenFrame = { t: 'token', v: ACTIVATION_FRAME_VERSION, rid: frame.rid, step: frame.step, token: tokens[0], stageMs };
-    if (tokens.length > 1) out.more = Int32Array.from(tokens.slice(1));
-    if (logprobs) {
-      out.lp = wireLogprob(logprobs[0]);
-      if (logprobs.length > 1) out.lps = logprobs.slice(1).map(wireLogprob);
-    }
-    return out;
-  }
-
   private release(frame: ReleaseFrame): Outgoing[] {
     const s = this.sessions.get(frame.rid);
     if (!s) return [];
@@ -382,12 +379,9 @@ export class StageWorker {
     this.scheduler.cancel(rid, new StageError(`request ${rid} was freed on this stage`));
     s.cache.clear();
     this.sessions.delete(rid);
+    this.waits.end(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
-}
-
-function wireLogprob(lp: TokenLogprob): WireLogprob {
-  return { l: lp.logprob, top: lp.top.map((e) => [e.token, e.logprob]) };
 }
 
 function noVocabulary(): never {
