@@ -8,41 +8,21 @@
  * greedy tokens equal.
  * The adapter must change llama.cpp's own greedy text (else the comparison proves nothing).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ShardLora } from '../packages/node/src/engine/lora-weights.js';
-import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
-import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { readLoraAdapter, writeLoraAdapter } from '../packages/node/src/model/lora-adapter-file.js';
-import type { ModelFile } from '../packages/node/src/model/model-file.js';
-import { openModel } from '../packages/node/src/model/open-model.js';
 import { randomLoraAdapter } from '../packages/node/test/support/random-lora.js';
-import { loadLlamaCppModel, type LlamaCppModel } from './support/llama-cpp.js';
+import { useStoriesBesideLlamaCpp } from './support/stories-beside-llama-cpp.js';
 
-const STORIES = join(import.meta.dirname, '..', 'packages', 'node', 'models', 'stories260K.gguf');
 const PROMPT = [1, 403, 407, 261, 378];
 const COUNT = 48;
 
-let dir = '';
-let runtime: KernelRuntime;
-let model: ModelFile;
-let llama: LlamaCppModel;
 const report: string[] = [];
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lora-vs-llama-'));
-  runtime = await createKernelRuntime({ threads: 1 });
-  model = await openModel(STORIES);
-  llama = await loadLlamaCppModel(STORIES);
-});
-afterAll(async () => {
-  await llama?.close();
-  await model?.close();
-  await runtime?.close();
-  await rm(dir, { recursive: true, force: true });
+const stories = useStoriesBesideLlamaCpp('lora-vs-llama-');
+afterAll(() => {
   if (report.length) console.log(`LoRA: engine vs llama.cpp on stories260K (${COUNT} greedy tokens):\n${report.join('\n')}`);
 });
 
@@ -54,10 +34,10 @@ function argmax(v: Float32Array): number {
 
 /** Our engine with the adapter: every prompt position's logits, then greedy, each generated token's logits. */
 async function engineRun(lora: ShardLora): Promise<{ tokens: number[]; logits: Float32Array[] }> {
-  const shard = new QuantShard(await loadShardWeights(model, { startLayer: 0, endLayer: model.config.numLayers }, runtime, lora), runtime, model.ropeLayout, 'f32');
+  const shard = await stories.shard(lora, 'f32');
   const cache = shard.createCache(PROMPT.length + COUNT);
   try {
-    const V = model.config.vocabSize;
+    const V = stories.model.config.vocabSize;
     const first = await shard.forward({ kind: 'tokens', tokens: PROMPT }, cache, { allLogits: true });
     if (first.kind !== 'logits') throw new Error('expected logits');
     const logits = Array.from({ length: PROMPT.length }, (_, i) => first.logits.slice(i * V, (i + 1) * V));
@@ -91,15 +71,15 @@ describe('a LoRA adapter: our engine against llama.cpp loading the same file', (
   for (const c of cases) {
     it(`${c.name}: same greedy continuation, logits within ${c.bound ?? 1e-3}`, async () => {
       // An F16 file's pairs are what we apply: read them back rounded.
-      const written = randomLoraAdapter(model, { rank: c.rank, alpha: c.alpha, seed: c.seed, amplitude: c.amplitude ?? 0.2 });
-      const adapter = c.type === undefined ? written : await readLoraAdapter(writeLoraAdapter(written, model, c.type), model);
-      const path = join(dir, `lora-${c.seed}.gguf`);
-      await writeFile(path, writeLoraAdapter(written, model, c.type));
+      const written = randomLoraAdapter(stories.model, { rank: c.rank, alpha: c.alpha, seed: c.seed, amplitude: c.amplitude ?? 0.2 });
+      const adapter = c.type === undefined ? written : await readLoraAdapter(writeLoraAdapter(written, stories.model, c.type), stories.model);
+      const path = join(stories.dir, `lora-${c.seed}.gguf`);
+      await writeFile(path, writeLoraAdapter(written, stories.model, c.type));
 
       const ours = await engineRun({ adapter, scale: c.scale });
-      const theirs = await llama.greedy(PROMPT, COUNT, { lora: { path, scale: c.scale } });
-      const baseline = await llama.greedy(PROMPT, COUNT);
-      const all = await llama.logits([...PROMPT, ...ours.tokens.slice(0, -1)], { allPositions: true, lora: { path, scale: c.scale } });
+      const theirs = await stories.llama.greedy(PROMPT, COUNT, { lora: { path, scale: c.scale } });
+      const baseline = await stories.llama.greedy(PROMPT, COUNT);
+      const all = await stories.llama.logits([...PROMPT, ...ours.tokens.slice(0, -1)], { allPositions: true, lora: { path, scale: c.scale } });
       let maxErr = 0;
       all.forEach((row, i) => row.forEach((v, j) => (maxErr = Math.max(maxErr, Math.abs(v - ours.logits[i][j])))));
       const firstDiff = baseline.findIndex((t, i) => t !== theirs[i]);
