@@ -17,11 +17,11 @@ const MAX_ROWS = 64;
 /** Pieces start at a multiple of this many weight rows (the kernels take rows in groups). */
 const PRODUCT_PIECE_ALIGN = 16;
 /**
- * A row's attention is split over threads by heads from this many (positions × heads): below, a dispatch costs more
- * than it saves. Prompts' rows and a batch's row-wise steps (activations, SwiGLU) split from ROWS_SPLIT rows.
+ * Work (values touched) from which a row-wise step is split over threads: a row's attention by heads (positions ×
+ * qDim), a pass's activations and SwiGLU by rows (rows × width). Below it a dispatch costs more than it saves — and
+ * on a loaded machine far more (the other thread may wait for a core), so small models never split them.
  */
-const ATTENTION_SPLIT_WORK = 512;
-const ROWS_SPLIT = { minCount: 8 };
+const SPLIT_WORK = 1 << 15;
 /** Activation format of the float weight types: they multiply f32 rows directly. */
 const ACT_F32 = 0;
 
@@ -207,7 +207,7 @@ export class QuantShard implements ForwardShard {
     const kv = cache.layer(l);
     const args = [kvTypeCode(cache.type), s.qkv + i * qkvW * 4, kv.keys, kv.values, pos + 1, c.numHeads, c.numKvHeads, c.headDim, scale, s.attn + i * qDim * 4, s.scores] as const;
     // Short contexts are not worth a dispatch (a few µs: a row of 32 positions × 16 heads computes for ~10 µs).
-    if ((pos + 1) * c.numHeads < ATTENTION_SPLIT_WORK) s.arena.kernels.attention(...args, 0, c.numHeads);
+    if ((pos + 1) * qDim < SPLIT_WORK) s.arena.kernels.attention(...args, 0, c.numHeads);
     else this.runtime.parallelFor(s.arena, 'attention', [...args], c.numHeads);
   }
 
@@ -220,7 +220,8 @@ export class QuantShard implements ForwardShard {
     await this.product(w.wgate, fAct, n, s.ffn, 2 * F, slices, w.lora?.ffn_gate);
     await this.product(w.wup, this.prepare(s, w.wup, s.h, n, fAct), n, s.ffn + F * 4, 2 * F, slices, w.lora?.ffn_up);
     await slices.checkpoint();
-    this.runtime.parallelFor(s.arena, 'swiglu_rows', [s.ffn, s.ffn + F * 4, 2 * F, s.h, F], n, ROWS_SPLIT);
+    if (n * F < SPLIT_WORK) k.swiglu(s.ffn, s.ffn + F * 4, 2 * F, s.h, n, F);
+    else this.runtime.parallelFor(s.arena, 'swiglu_rows', [s.ffn, s.ffn + F * 4, 2 * F, s.h, F], n);
     await this.product(w.wdown, this.prepare(s, w.wdown, s.h, n), n, s.tmp, H, slices, w.lora?.ffn_down);
     k.add_in_place(s.x, s.tmp, n * H);
   }
@@ -308,7 +309,8 @@ export class QuantShard implements ForwardShard {
     const k = s.arena.kernels;
     // A second format in the same step (say Q6_K beside Q4_K) must not overwrite the first's buffer in use.
     const ptr = reuse && reuse.ptr === s.act ? s.act + Math.ceil((reuse.rowBytes * rows) / 64) * 64 : s.act;
-    this.runtime.parallelFor(s.arena, 'prepare_act_rows', [fmt, x, w.cols, ptr], rows, ROWS_SPLIT);
+    if (rows * w.cols < SPLIT_WORK) k.prepare_act(fmt, x, rows, w.cols, ptr);
+    else this.runtime.parallelFor(s.arena, 'prepare_act_rows', [fmt, x, w.cols, ptr], rows);
     return { fmt, x, ptr, rowBytes: k.act_row_bytes(fmt, w.cols) };
   }
 
