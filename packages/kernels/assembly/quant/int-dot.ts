@@ -134,8 +134,8 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
   return i32x4.add(i32x4.shuffle(x, y, 0, 1, 4, 5), i32x4.shuffle(x, y, 2, 3, 6, 7));
 }
 
-/** 16 unsigned weights (bytes in order) against this build's K-quant activations at a, summed in halves as wideRunSums16. */
+/** SIMD128: 16 unsigned weights (bytes in order) widened, against ACT_Q8_K activations at a, summed in halves as wideRunSums16. */
 // @ts-ignore: decorator
 @inline export function runSums16(w: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : wideRunSums16(i16x8.extend_low_i8x16_u(w), i16x8.extend_high_i8x16_u(w), a);
+  return wideRunSums16(i16x8.extend_low_i8x16_u(w), i16x8.extend_high_i8x16_u(w), a);
 }

@@ -64,10 +64,12 @@ const PAIR_SCALES = memory.data<u8>([
   return i32x4.add(i32x4.shuffle(u, v, 0, 1, 4, 5), i32x4.shuffle(u, v, 2, 3, 6, 7));
 }
 
-/** One sub-block's 32 unsigned weights (n0: values 0–15, n1: 16–31, as bytes) against its activations at a (either build). */
+/**
+ * One sub-block's 32 unsigned weights (n0: values 0–15, n1: 16–31, as bytes) against its activations at a, widened
+ * to i16 (SIMD128: the relaxed build's pairRow takes the bytes as they are).
+ */
 // @ts-ignore: decorator
 @inline function runSums(n0: v128, n1: v128, a: usize): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return udot32(n0, n1, a);
   return wideRunSums(i16x8.extend_low_i8x16_u(n0), i16x8.extend_high_i8x16_u(n0), i16x8.extend_low_i8x16_u(n1), i16x8.extend_high_i8x16_u(n1), a);
 }
 
