@@ -1,17 +1,6 @@
 import { LORA_PROJECTIONS, loraTargetName, type LoraAdapter, type LoraPair } from '../../src/model/lora-adapter.js';
 import type { ModelFile } from '../../src/model/model-file.js';
-
-/** mulberry32: a seeded stream of uniform numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/engine/sampler.js';
 
 export interface RandomLoraOptions {
   rank: number;
@@ -26,7 +15,7 @@ export interface RandomLoraOptions {
 
 /** A LoRA adapter with seeded random A and B on every projection of the given layers of `base`. */
 export function randomLoraAdapter(base: ModelFile, o: RandomLoraOptions): LoraAdapter {
-  const next = seeded(o.seed);
+  const next = mulberry32(o.seed);
   const amp = o.amplitude ?? 0.1;
   const value = (): number => (next() * 2 - 1) * amp;
   const tensors = new Map<string, LoraPair>();
