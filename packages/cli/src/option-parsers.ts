@@ -20,3 +20,15 @@ export function onOff(value: string, flag: string): boolean {
   if (value === 'off') return false;
   throw new UsageError(`${flag} takes on or off (got "${value}")`);
 }
+
+/** The partitioner strategies `plan` and `bench` offer (`--strategy`). */
+export type PlanStrategy = 'optimal' | 'memory-weighted' | 'equal';
+
+/** `--strategy`: optimal (the default), memory-weighted or equal. */
+export function strategyOption(value: string | undefined): PlanStrategy {
+  const strategy = value ?? 'optimal';
+  if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') {
+    throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
+  }
+  return strategy;
+}

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { EngineOptions } from '@edge-node/node';
 import { UsageError } from '../cli-command.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
-import { intOption } from '../option-parsers.js';
+import { intOption, strategyOption, type PlanStrategy } from '../option-parsers.js';
 import { parseSplitSpec, type SplitSpec } from './bench-splits.js';
 
 export const BENCH_HELP = `Usage: edge-node bench --model PATH (--nodes N | --api URL) [options]
@@ -44,7 +44,6 @@ Options:
   --synthetic-tokenizer DIR  Hugging Face tokenizer folder to embed in a synthetic model
   --log-dir DIR           keep the nodes' logs here
 `;
-export type BenchStrategy = 'optimal' | 'memory-weighted' | 'equal';
 
 /** `edge-node bench`'s flags, checked: what the measurement, the baselines and the report read. */
 export interface BenchOptions {
@@ -55,7 +54,7 @@ export interface BenchOptions {
   api: string | undefined;
   apiKey: string | undefined;
   spec: SplitSpec;
-  strategy: BenchStrategy;
+  strategy: PlanStrategy;
   promptTokens: number;
   genTokens: number;
   runs: number;
@@ -131,8 +130,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
   if (genTokens < 2) throw new UsageError('--gen-tokens must be at least 2 (decode needs a step after the first token)');
   const runs = positive(v.runs, '--runs', 3);
   const concurrency = [...new Set((v.concurrency ?? '1').split(',').map((x) => positive(x.trim(), '--concurrency', 1)))].sort((a, b) => a - b);
-  const strategy = v.strategy ?? 'optimal';
-  if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
+  const strategy = strategyOption(v.strategy);
   const baselines = v.baseline ?? [];
   for (const b of baselines) if (b !== 'llama.cpp') throw new UsageError(`--baseline knows llama.cpp only, got "${b}"`);
   const llamaThreads = positive(v['llama-threads'], '--llama-threads', 1);

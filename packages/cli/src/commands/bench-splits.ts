@@ -1,5 +1,6 @@
 import { modelProfile, planPipeline, type Cluster, type ModelShape, type RequestShape } from '@edge-node/partitioner';
 import { UsageError } from '../cli-command.js';
+import type { PlanStrategy } from '../option-parsers.js';
 
 /** `all` enumerates this many splits at most: beyond, the run would take hours; name the splits instead. */
 export const MAX_ALL_SPLITS = 64;
@@ -44,7 +45,7 @@ export function allSplits(layers: number, maxStages: number): number[][] {
  * The partitioner's split for each cluster size 1..n (the first k nodes in ring order), as layer counts of its
  * stages in ring order. Duplicates (a plan that leaves nodes out) are dropped.
  */
-export function autoSplits(shape: ModelShape, cluster: Cluster, request: RequestShape, strategy: 'optimal' | 'memory-weighted' | 'equal'): number[][] {
+export function autoSplits(shape: ModelShape, cluster: Cluster, request: RequestShape, strategy: PlanStrategy): number[][] {
   const profile = modelProfile(shape);
   const seen = new Set<string>();
   const out: number[][] = [];

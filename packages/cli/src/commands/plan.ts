@@ -18,6 +18,7 @@ import {
 } from '@edge-node/partitioner';
 import { checkKvCacheType, kvBytesPerValue, type EngineBackend, type KvCacheType } from '@edge-node/node/settings';
 import { UsageError, type CliCommand } from '../cli-command.js';
+import { strategyOption, type PlanStrategy } from '../option-parsers.js';
 import { parseCommandLine } from '../command-line.js';
 import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 
@@ -125,21 +126,13 @@ interface PlanRequest {
   model: { path: string } | { config: string };
   devices: string;
   objective: Objective;
-  strategy: 'optimal' | 'memory-weighted' | 'equal';
+  strategy: PlanStrategy;
   split: number[] | undefined;
   request: { promptTokens: number; genTokens: number; contextTokens: number; concurrency: number };
   bytesPerWeight: number | undefined;
   backend: EngineBackend;
   kvCache: KvCacheType;
   json: boolean;
-}
-
-function parseStrategy(value: string | undefined): PlanRequest['strategy'] {
-  const strategy = value ?? 'optimal';
-  if (strategy !== 'optimal' && strategy !== 'memory-weighted' && strategy !== 'equal') {
-    throw new UsageError(`--strategy must be optimal, memory-weighted or equal, got "${strategy}"`);
-  }
-  return strategy;
 }
 
 function parsePlanSplit(value: string | undefined): number[] | undefined {
@@ -188,7 +181,7 @@ function parsePlanFlags(argv: string[]): PlanRequest | null {
   if (v.devices === undefined) throw new UsageError(`--devices is required\n\n${HELP}`);
   const objective = (v.objective ?? 'latency') as Objective;
   if (objective !== 'latency' && objective !== 'throughput') throw new UsageError(`--objective must be latency or throughput, got "${v.objective}"`);
-  const strategy = parseStrategy(v.strategy);
+  const strategy = strategyOption(v.strategy);
   if (v.split !== undefined && v.strategy !== undefined) throw new UsageError('--split evaluates a given split: do not combine it with --strategy');
   const request = parseRequestShape(v);
   const bytesPerWeight = v['bytes-per-weight'] === undefined ? undefined : Number(v['bytes-per-weight']);
