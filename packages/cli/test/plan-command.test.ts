@@ -168,6 +168,9 @@ describe('edge-node plan', () => {
     expect(broken.stderr).toMatch(/defaultLink/);
     expect(cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--objective', 'speed').code).toBe(2);
     expect(cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--split', '1,2,3').code).toBe(2);
+    const strategy = cli('--model-config', config, '--devices', join(dir, 'devices.json'), '--strategy', 'fastest');
+    expect(strategy.code).toBe(2);
+    expect(strategy.stderr).toMatch(/--strategy must be optimal, memory-weighted or equal, got "fastest"/);
     expect(cli('--devices', join(dir, 'devices.json')).code).toBe(2);
   });
 });
