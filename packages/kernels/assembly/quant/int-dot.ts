@@ -72,6 +72,29 @@ import { dot16, MASK_0F } from '../simd';
   return ASC_FEATURE_RELAXED_SIMD ? udot16(lo, a, i32x4.splat(0)) : dotWide16(lo, hi, a);
 }
 
+/**
+ * Sub-block weights times their scale, for scaledUDot16: lo (and hi) as that takes them. The relaxed build multiplies
+ * the 16 bytes in 16-bit lanes: each byte's product stays under 256, so no carry crosses into its neighbour, and
+ * under 128, so the scaled weights are still a valid i7 operand. SIMD128 widens first.
+ */
+// @ts-ignore: decorator
+@inline export function scaledLo(w: v128, s16: v128): v128 {
+  return i16x8.mul(ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), s16);
+}
+// @ts-ignore: decorator
+@inline export function scaledHi(w: v128, s16: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? w : i16x8.mul(i16x8.extend_high_i8x16_u(w), s16);
+}
+
+/**
+ * acc + Σ sc·w·a over 16 unsigned weights scaled by scaledLo/scaledHi (scale·weight ≤ 127), against this build's
+ * K-quant activations at a: per lane the integers of scale × unpackedUDot16, without a 32-bit multiply.
+ */
+// @ts-ignore: decorator
+@inline export function scaledUDot16(lo: v128, hi: v128, a: usize, acc: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(a), lo, acc) : i32x4.add(acc, dotWide16(lo, hi, a));
+}
+
 /** Bytes of one prepared K-quant activation value in this build: i16 (ACT_Q8_K) or i8 (relaxed ACT_Q8_KS). */
 export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
 

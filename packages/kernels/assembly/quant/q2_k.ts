@@ -7,7 +7,7 @@ import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
-import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
+import { i16Pick, KACT_BYTES, scaledHi, scaledLo, scaledUDot16 } from './int-dot';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
 
@@ -42,26 +42,61 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   );
 }
 
+/** Picks i16 lane k of a vector into every lane (i16Pick masks, one per k). */
+const SPLAT16 = memory.data<u8>([
+  0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+  2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+  4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5,
+  6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7,
+  8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9,
+  10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+  12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+  14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+], 16);
+
+/** Sub-block k's scale (of the eight whose scales are the i16 lanes of s8) in every i16 lane: one pshufb. */
+// @ts-ignore: decorator
+@inline function scaleOf(s8: v128, k: usize): v128 {
+  return i16Pick(s8, v128.load(SPLAT16 + (k << 4)));
+}
+
+/**
+ * Shift j's two sub-blocks (bits 2j..2j+1 of the 32 bytes q0, q1) of a half whose scales are the i16 lanes of s8
+ * (sub-blocks 2j and 2j + 1 of the half), against their activations at a, added to isum.
+ */
+// @ts-ignore: decorator
+@inline function shiftDot(q0: v128, q1: v128, j: i32, s8: v128, a: usize, isum: v128): v128 {
+  const three = i8x16.splat(3);
+  // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
+  const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
+  const aj = a + (<usize>j << 5) * KACT_BYTES;
+  // A 4-bit scale times a 2-bit weight is at most 45: the weights are scaled before the dot (scaledUDot16).
+  const sa = scaleOf(s8, <usize>(2 * j)), sb = scaleOf(s8, <usize>(2 * j + 1));
+  isum = scaledUDot16(scaledLo(w0, sa), scaledHi(w0, sa), aj, isum);
+  return scaledUDot16(scaledLo(w1, sb), scaledHi(w1, sb), aj + 16 * KACT_BYTES, isum);
+}
+
+/** Half h (values 128h..128h + 127) of a super-block at p against its activations at a, added to isum. */
+// @ts-ignore: decorator
+@inline function halfDot(p: usize, h: i32, s8: v128, a: usize, isum: v128): v128 {
+  let q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    q0 = laneOrder(q0);
+    q1 = laneOrder(q1);
+  }
+  // Constant shift counts: one psrlw each.
+  isum = shiftDot(q0, q1, 0, s8, a, isum);
+  isum = shiftDot(q0, q1, 1, s8, a, isum);
+  isum = shiftDot(q0, q1, 2, s8, a, isum);
+  return shiftDot(q0, q1, 3, s8, a, isum);
+}
+
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  const three = i8x16.splat(3);
-  let isum = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    let q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      q0 = laneOrder(q0);
-      q1 = laneOrder(q1);
-    }
-    const sc = p + (<usize>h << 3);
-    const a = aq + (<usize>h << 7) * KACT_BYTES;
-    for (let j = 0; j < 4; j++) {
-      // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
-      const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
-      const aj = a + (<usize>j << 5) * KACT_BYTES;
-      isum = i32x4.add(isum, i32x4.mul(uDot16(w0, aj), i32x4.splat(load<u8>(sc + 2 * j) & 15)));
-      isum = i32x4.add(isum, i32x4.mul(uDot16(w1, aj + 16 * KACT_BYTES), i32x4.splat(load<u8>(sc + 2 * j + 1) & 15)));
-    }
-  }
+  // The 16 scales (low nibbles) widened to i16 once, for scaleOf.
+  const sc = v128.and(v128.load(p), i8x16.splat(15));
+  let isum = halfDot(p, 0, i16x8.extend_low_i8x16_u(sc), aq, i32x4.splat(0));
+  isum = halfDot(p, 1, i16x8.extend_high_i8x16_u(sc), aq + 128 * KACT_BYTES, isum);
   // Σ m_s·bsum_s. Per byte, (scale byte >> 4) lands in the low 4 bits; the neighbour's bits are masked off.
   const msum = minsQ2(v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15)), bsums);
   const dd = halfToF32(load<u16>(p, 80)) * xd;
@@ -79,7 +114,7 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ2_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
 }
 
-/** rowDotK for four activation rows: each sub-block is unpacked and widened once. */
+/** rowDotK for four activation rows: each sub-block is unpacked and scaled once. */
 function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const three = i8x16.splat(3);
   const sumsOff = <usize>nb << 2;
@@ -89,6 +124,7 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
     const p = wr + <usize>b * Q2_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
+    const sc = v128.and(v128.load(p), i8x16.splat(15));
     for (let t = 0; t < 8; t++) {
       // t = 4h + j: bits 2j..2j+1 of qs[32h..32h+31], sub-blocks 2t and 2t+1.
       const h = t >> 2, j = t & 3;
@@ -99,27 +135,28 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
       }
       const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
       const at = aq + (<usize>t << 5) * KACT_BYTES;
+      const s8 = h == 0 ? i16x8.extend_low_i8x16_u(sc) : i16x8.extend_high_i8x16_u(sc);
       {
-        const lo = ASC_FEATURE_RELAXED_SIMD ? w0 : i16x8.extend_low_i8x16_u(w0), hi = i16x8.extend_high_i8x16_u(w0);
-        const scale = i32x4.splat(load<u8>(p + 2 * t) & 15);
-        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + at), scale));
+        const s16 = scaleOf(s8, <usize>(2 * j));
+        const lo = scaledLo(w0, s16), hi = scaledHi(w0, s16);
+        i0 = scaledUDot16(lo, hi, ad + at, i0);
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + at), scale));
+        i1 = scaledUDot16(lo, hi, a1 + at, i1);
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + at), scale));
+        i2 = scaledUDot16(lo, hi, a2 + at, i2);
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + at), scale));
+        i3 = scaledUDot16(lo, hi, a3 + at, i3);
       }
       {
-        const lo = ASC_FEATURE_RELAXED_SIMD ? w1 : i16x8.extend_low_i8x16_u(w1), hi = i16x8.extend_high_i8x16_u(w1);
-        const scale = i32x4.splat(load<u8>(p + 2 * t + 1) & 15);
-        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + at + 16 * KACT_BYTES), scale));
+        const s16 = scaleOf(s8, <usize>(2 * j + 1));
+        const lo = scaledLo(w1, s16), hi = scaledHi(w1, s16);
+        i0 = scaledUDot16(lo, hi, ad + at + 16 * KACT_BYTES, i0);
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + at + 16 * KACT_BYTES), scale));
+        i1 = scaledUDot16(lo, hi, a1 + at + 16 * KACT_BYTES, i1);
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + at + 16 * KACT_BYTES), scale));
+        i2 = scaledUDot16(lo, hi, a2 + at + 16 * KACT_BYTES, i2);
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + at + 16 * KACT_BYTES), scale));
+        i3 = scaledUDot16(lo, hi, a3 + at + 16 * KACT_BYTES, i3);
       }
     }
     const m8 = v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15));
