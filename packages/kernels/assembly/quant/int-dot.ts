@@ -162,3 +162,47 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
 @inline export function runSums16(w: v128, a: usize): v128 {
   return wideRunSums16(i16x8.extend_low_i8x16_u(w), i16x8.extend_high_i8x16_u(w), a);
 }
+
+/** Masks for splatI16: lane k's two bytes in every lane, k = 0..7. */
+const SPLAT16 = memory.data<u8>([
+  0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+  2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+  4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5,
+  6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7,
+  8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9,
+  10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+  12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+  14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+], 16);
+
+/** i16 lane k (0..7) of v in every lane: one pshufb (a sub-block's scale, from the scales widened once a block). */
+// @ts-ignore: decorator
+@inline export function splatI16(v: v128, k: usize): v128 {
+  return i16Pick(v, v128.load(SPLAT16 + (k << 4)));
+}
+
+/**
+ * Operands for signedScaledDot16: 16 unsigned weights w (≤ 127) and a signed i16 scale s16 (|scale·pair sum| < 2¹⁵
+ * where the relaxed build pairs them). The relaxed build keeps both as they are (x = w, y = s16); SIMD128 widens the
+ * weights and scales them at once (x, y = the scaled i16 halves).
+ */
+// @ts-ignore: decorator
+@inline export function signedScaledX(w: v128, s16: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? w : i16x8.mul(i16x8.extend_low_i8x16_u(w), s16);
+}
+// @ts-ignore: decorator
+@inline export function signedScaledY(w: v128, s16: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? s16 : i16x8.mul(i16x8.extend_high_i8x16_u(w), s16);
+}
+
+/**
+ * acc + scale · Σ w·a over 16 unsigned weights with a scale of either sign (operands from signedScaledX/Y), against
+ * this build's K-quant activations at a: per lane the integers of scale × unpackedUDot16. The relaxed build takes
+ * the i16 pair sums (vpmaddubsw) and lets one pmaddwd add the pairs and apply the scale; SIMD128 multiplies scaled
+ * weights. Neither needs a 32-bit multiply.
+ */
+// @ts-ignore: decorator
+@inline export function signedScaledDot16(x: v128, y: v128, a: usize, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a), x), y));
+  return i32x4.add(acc, dotWide16(x, y, a));
+}

@@ -7,7 +7,7 @@ import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
-import { i16Pick, KACT_BYTES, scaledHi, scaledLo, scaledUDot16 } from './int-dot';
+import { KACT_BYTES, scaledHi, scaledLo, scaledUDot16, splatI16 } from './int-dot';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
 
@@ -42,24 +42,6 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   );
 }
 
-/** Picks i16 lane k of a vector into every lane (i16Pick masks, one per k). */
-const SPLAT16 = memory.data<u8>([
-  0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-  2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
-  4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5,
-  6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7,
-  8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9,
-  10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
-  12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
-  14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
-], 16);
-
-/** Sub-block k's scale (of the eight whose scales are the i16 lanes of s8) in every i16 lane: one pshufb. */
-// @ts-ignore: decorator
-@inline function scaleOf(s8: v128, k: usize): v128 {
-  return i16Pick(s8, v128.load(SPLAT16 + (k << 4)));
-}
-
 /**
  * Shift j's two sub-blocks (bits 2j..2j+1 of the 32 bytes q0, q1) of a half whose scales are the i16 lanes of s8
  * (sub-blocks 2j and 2j + 1 of the half), against their activations at a, added to isum.
@@ -71,7 +53,7 @@ const SPLAT16 = memory.data<u8>([
   const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
   const aj = a + (<usize>j << 5) * KACT_BYTES;
   // A 4-bit scale times a 2-bit weight is at most 45: the weights are scaled before the dot (scaledUDot16).
-  const sa = scaleOf(s8, <usize>(2 * j)), sb = scaleOf(s8, <usize>(2 * j + 1));
+  const sa = splatI16(s8, <usize>(2 * j)), sb = splatI16(s8, <usize>(2 * j + 1));
   isum = scaledUDot16(scaledLo(w0, sa), scaledHi(w0, sa), aj, isum);
   return scaledUDot16(scaledLo(w1, sb), scaledHi(w1, sb), aj + 16 * KACT_BYTES, isum);
 }
@@ -93,7 +75,7 @@ const SPLAT16 = memory.data<u8>([
 
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
-  // The 16 scales (low nibbles) widened to i16 once, for scaleOf.
+  // The 16 scales (low nibbles) widened to i16 once, for splatI16.
   const sc = v128.and(v128.load(p), i8x16.splat(15));
   let isum = halfDot(p, 0, i16x8.extend_low_i8x16_u(sc), aq, i32x4.splat(0));
   isum = halfDot(p, 1, i16x8.extend_high_i8x16_u(sc), aq + 128 * KACT_BYTES, isum);
@@ -137,7 +119,7 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
       const at = aq + (<usize>t << 5) * KACT_BYTES;
       const s8 = h == 0 ? i16x8.extend_low_i8x16_u(sc) : i16x8.extend_high_i8x16_u(sc);
       {
-        const s16 = scaleOf(s8, <usize>(2 * j));
+        const s16 = splatI16(s8, <usize>(2 * j));
         const lo = scaledLo(w0, s16), hi = scaledHi(w0, s16);
         i0 = scaledUDot16(lo, hi, ad + at, i0);
         pin(o, i0);
@@ -148,7 +130,7 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
         i3 = scaledUDot16(lo, hi, a3 + at, i3);
       }
       {
-        const s16 = scaleOf(s8, <usize>(2 * j + 1));
+        const s16 = splatI16(s8, <usize>(2 * j + 1));
         const lo = scaledLo(w1, s16), hi = scaledHi(w1, s16);
         i0 = scaledUDot16(lo, hi, ad + at + 16 * KACT_BYTES, i0);
         pin(o, i0);

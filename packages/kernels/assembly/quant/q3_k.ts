@@ -6,7 +6,7 @@ import { HALF_TABLE, halfScale, halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
-import { KACT_BYTES, uDot16, unpackedUDot16 } from './int-dot';
+import { KACT_BYTES, signedScaledDot16, signedScaledX, signedScaledY, splatI16 } from './int-dot';
 
 export const Q3_K_BLOCK_BYTES: usize = 110;
 
@@ -65,16 +65,16 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
   );
 }
 
-/** The first four signed scales of s8 as i32 (scale 2t of a loop step in lane 0, 2t + 1 in lane 1). */
+/**
+ * Step 4h + j of a super-block: bits 2j..2j+1 of the half's qs (qa: bytes 0–15, qb: 16–31) and hmask bit `bit` =
+ * 4h + j, two sub-blocks scaled by i16 lanes k and k + 1 of sv, against their activations at a; added to isum.
+ */
 // @ts-ignore: decorator
-@inline function firstScales(s8: v128): v128 {
-  return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(s8));
-}
-
-/** s8 moved down two bytes: the next step's scales first (one byte shift). */
-// @ts-ignore: decorator
-@inline function nextScales(s8: v128): v128 {
-  return i8x16.shuffle(s8, s8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1);
+@inline function stepDot(qa: v128, qb: v128, j: i32, bit: i32, hm0: v128, hm1: v128, sv: v128, k: usize, a: usize, isum: v128): v128 {
+  const w0 = unsigned3(qa, j, i16x8.shr_u(hm0, bit)), w1 = unsigned3(qb, j, i16x8.shr_u(hm1, bit));
+  const sa = splatI16(sv, k), sb = splatI16(sv, k + 1);
+  isum = signedScaledDot16(signedScaledX(w0, sa), signedScaledY(w0, sa), a, isum);
+  return signedScaledDot16(signedScaledX(w1, sb), signedScaledY(w1, sb), a + 16 * KACT_BYTES, isum);
 }
 
 // Step t = 4h + j (0..7) takes bits 2j..2j+1 of qs[32h..32h+31] and hmask bit t, for sub-blocks 2t (bytes 0–15) and
@@ -83,7 +83,6 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   const s8orig = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
-  let s8 = s8orig;
   let hm0 = v128.load(p), hm1 = v128.load(p, 16);
   let q0 = v128.load(p, 32), q1 = v128.load(p, 48), q2 = v128.load(p, 64), q3 = v128.load(p, 80);
   if (ASC_FEATURE_RELAXED_SIMD) {
@@ -94,20 +93,17 @@ export function dequantQ3_K(src: usize, dst: usize, n: i32): void {
     q2 = laneOrder(q2);
     q3 = laneOrder(q3);
   }
-  let isum = i32x4.splat(0);
-  let a = aq;
-  for (let t = 0; t < 8; t++) {
-    const j = t & 3;
-    const w0 = unsigned3(t < 4 ? q0 : q2, j, hm0);
-    const w1 = unsigned3(t < 4 ? q1 : q3, j, hm1);
-    const sc = firstScales(s8);
-    isum = i32x4.add(isum, i32x4.mul(uDot16(w0, a), i32x4.shuffle(sc, sc, 0, 0, 0, 0)));
-    isum = i32x4.add(isum, i32x4.mul(uDot16(w1, a + 16 * KACT_BYTES), i32x4.shuffle(sc, sc, 1, 1, 1, 1)));
-    s8 = nextScales(s8);
-    hm0 = i16x8.shr_u(hm0, 1);
-    hm1 = i16x8.shr_u(hm1, 1);
-    a += 32 * KACT_BYTES;
-  }
+  // The 16 signed scales widened to i16 once (sub-blocks 0–7, 8–15), each picked by splatI16.
+  const sLo = i16x8.extend_low_i8x16_s(s8orig), sHi = i16x8.extend_high_i8x16_s(s8orig);
+  // Steps unrolled: constant shift counts (one psrlw each) and scale masks.
+  let isum = stepDot(q0, q1, 0, 0, hm0, hm1, sLo, 0, aq, i32x4.splat(0));
+  isum = stepDot(q0, q1, 1, 1, hm0, hm1, sLo, 2, aq + 32 * KACT_BYTES, isum);
+  isum = stepDot(q0, q1, 2, 2, hm0, hm1, sLo, 4, aq + 64 * KACT_BYTES, isum);
+  isum = stepDot(q0, q1, 3, 3, hm0, hm1, sLo, 6, aq + 96 * KACT_BYTES, isum);
+  isum = stepDot(q2, q3, 0, 4, hm0, hm1, sHi, 0, aq + 128 * KACT_BYTES, isum);
+  isum = stepDot(q2, q3, 1, 5, hm0, hm1, sHi, 2, aq + 160 * KACT_BYTES, isum);
+  isum = stepDot(q2, q3, 2, 6, hm0, hm1, sHi, 4, aq + 192 * KACT_BYTES, isum);
+  isum = stepDot(q2, q3, 3, 7, hm0, hm1, sHi, 6, aq + 224 * KACT_BYTES, isum);
   isum = i32x4.sub(isum, i32x4.shl(corr(s8orig, bsums), 2));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(halfScale(load<u16>(p, 108)) * xd));
 }
@@ -130,7 +126,7 @@ function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q3_K_BLOCK_BYTES;
     const s8orig = i8x16.sub(scalesQ3K(p + 96), i8x16.splat(32));
-    let s8 = s8orig;
+    const sLo = i16x8.extend_low_i8x16_s(s8orig), sHi = i16x8.extend_high_i8x16_s(s8orig);
     let hm0 = v128.load(p), hm1 = v128.load(p, 16);
     if (ASC_FEATURE_RELAXED_SIMD) {
       hm0 = laneOrder(hm0);
@@ -145,21 +141,20 @@ function rowQ3_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
         q0 = laneOrder(q0);
         q1 = laneOrder(q1);
       }
-      const sc = firstScales(s8);
+      const sv = h == 0 ? sLo : sHi;
       for (let half = 0; half < 2; half++) {
         const w = unsigned3(half == 0 ? q0 : q1, j, half == 0 ? hm0 : hm1);
-        const lo = ASC_FEATURE_RELAXED_SIMD ? w : i16x8.extend_low_i8x16_u(w), hi = i16x8.extend_high_i8x16_u(w);
-        const scale = half == 0 ? i32x4.shuffle(sc, sc, 0, 0, 0, 0) : i32x4.shuffle(sc, sc, 1, 1, 1, 1);
+        const s16 = splatI16(sv, <usize>((2 * t + half) & 7));
+        const x = signedScaledX(w, s16), y = signedScaledY(w, s16);
         const a = at + <usize>half * 16 * KACT_BYTES;
-        i0 = i32x4.add(i0, i32x4.mul(unpackedUDot16(lo, hi, ad + a), scale));
+        i0 = signedScaledDot16(x, y, ad + a, i0);
         pin(o, i0);
-        i1 = i32x4.add(i1, i32x4.mul(unpackedUDot16(lo, hi, a1 + a), scale));
+        i1 = signedScaledDot16(x, y, a1 + a, i1);
         pin(o1, i1);
-        i2 = i32x4.add(i2, i32x4.mul(unpackedUDot16(lo, hi, a2 + a), scale));
+        i2 = signedScaledDot16(x, y, a2 + a, i2);
         pin(o2, i2);
-        i3 = i32x4.add(i3, i32x4.mul(unpackedUDot16(lo, hi, a3 + a), scale));
+        i3 = signedScaledDot16(x, y, a3 + a, i3);
       }
-      s8 = nextScales(s8);
       hm0 = i16x8.shr_u(hm0, 1);
       hm1 = i16x8.shr_u(hm1, 1);
       at += 32 * KACT_BYTES;
