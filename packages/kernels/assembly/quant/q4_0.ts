@@ -3,6 +3,7 @@
 // Activations: Q8 in both builds (activation.ts), as ggml's vec_dot_q4_0_q8_0.
 import { halfToF32 } from './half-scale';
 import { nibHi, nibLo } from './int-dot';
+import { MASK_08 } from '../simd';
 import { matmulQ8Act } from './q8-act-rows';
 
 export const Q4_0_BLOCK_BYTES: usize = 18;
@@ -28,9 +29,9 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   // @ts-ignore: decorator
   @inline bits(p: usize): v128 { return v128.load(p, 2); }
   // @ts-ignore: decorator
-  @inline lo(v: v128, p: usize): v128 { return i8x16.sub(nibLo(v), i8x16.splat(8)); }
+  @inline lo(v: v128, p: usize): v128 { return i8x16.sub(nibLo(v), v128.load(MASK_08)); }
   // @ts-ignore: decorator
-  @inline hi(v: v128, p: usize): v128 { return i8x16.sub(nibHi(v), i8x16.splat(8)); }
+  @inline hi(v: v128, p: usize): v128 { return i8x16.sub(nibHi(v), v128.load(MASK_08)); }
 }
 
 export function matmulQ4_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
