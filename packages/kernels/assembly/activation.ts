@@ -19,6 +19,9 @@ import { LANE_ORDER, laneOrder } from './simd';
 // Q8_KN activation row (Q4_K, Q5_K, Q6_K weights): Q8_KS with q in natural order — their products sum each run's
 //   products over whole groups of lanes (k4-family.ts), so no lane order is needed.
 // Q8_1S activation row (Q4_1, Q5_1 weights): [nb × f32 d][nb × f32 s][nb × 32 × i8 q]
+// Q8_LS activation row (Q4_0, Q5_0 weights): [nb × f32 d][nb × 4 × i32 lane sums][nb × 32 × i8 q]   d and q as Q8;
+//   lane sum k of a block is Σ of the values the relaxed dot adds into lane k (2k, 2k+1, 8+2k, 9+2k of each 16), so
+//   a product can take its weights' offset off per lane (q8-lane-sum-rows.ts).
 
 export const ACT_F32: i32 = 0;
 export const ACT_Q8: i32 = 1;
@@ -28,6 +31,7 @@ export const ACT_Q8_K: i32 = 3;
 export const ACT_Q8_KS: i32 = 5;
 export const ACT_Q8_1S: i32 = 6;
 export const ACT_Q8_KN: i32 = 7;
+export const ACT_Q8_LS: i32 = 8;
 
 /** Bytes of one prepared activation row of `cols` values in format `fmt`. */
 export function actRowBytes(fmt: i32, cols: i32): i32 {
@@ -36,6 +40,7 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
   if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN) return (cols >> 8) * (4 + 32 + 256);
   if (fmt == ACT_Q8_1S) return (cols >> 5) * (8 + 32);
+  if (fmt == ACT_Q8_LS) return (cols >> 5) * (4 + 16 + 32);
   return cols << 2;
 }
 
@@ -43,6 +48,12 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
 // @ts-ignore: decorator
 @inline function inLaneOrder(v: v128): v128 {
   return ASC_FEATURE_RELAXED_SIMD ? laneOrder(v) : i8x16.swizzle(v, v128.load(LANE_ORDER));
+}
+
+/** [x0 + x1, x2 + x3, y0 + y1, y2 + y3]. */
+// @ts-ignore: decorator
+@inline function pairSums(x: v128, y: v128): v128 {
+  return i32x4.add(i32x4.shuffle(x, y, 0, 2, 4, 6), i32x4.shuffle(x, y, 1, 3, 5, 7));
 }
 
 // How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 in order.
@@ -54,12 +65,12 @@ const STORE_I8N: i32 = 3;
  * Quantises n values (a multiple of 16) at p to q with one scale, rounding half to even as ggml's SIMD paths do;
  * returns the scale as ggml keeps it — half precision (`halfScale`, block_q8_0/q8_1) or 1/(127/max|x|) in f32
  * (block_q8_K). Σq goes to `lastSum`, the unrounded max|x|/127 to `lastScale`; with `sums` set, each group of 16's
- * Σq as i16 there. Vector code, lane for lane the scalar arithmetic (max, one f32 multiply, round half to even).
+ * Σq as i16 there; with `laneSums` set, the block's Σq per relaxed-dot lane (laneOrder's groups) as i32x4 there. Vector code, lane for lane the scalar arithmetic (max, one f32 multiply, round half to even).
  */
 let lastSum: i32 = 0;
 let lastScale: f32 = 0;
 // @ts-ignore: decorator
-@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool, layout: i32 = STORE_I16, sums: usize = 0): f32 {
+@inline function quantizeBlock(p: usize, n: i32, q: usize, halfScale: bool, layout: i32 = STORE_I16, sums: usize = 0, laneSums: usize = 0): f32 {
   let m = f32x4.splat(0);
   for (let j = 0; j < n; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(p + (<usize>j << 2))));
   const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
@@ -68,6 +79,7 @@ let lastScale: f32 = 0;
   const d: f32 = halfScale ? f16ToF32(f32ToF16(lastScale)) : id != 0 ? <f32>1 / id : 0;
   const idv = f32x4.splat(id);
   let total = i32x4.splat(0);
+  let lanes = i32x4.splat(0);
   for (let g = 0; g < n; g += 16) {
     const x = p + (<usize>g << 2);
     const r0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), idv)));
@@ -77,6 +89,8 @@ let lastScale: f32 = 0;
     const lo = i16x8.narrow_i32x4_s(r0, r1), hi = i16x8.narrow_i32x4_s(r2, r3);
     const gsum = i32x4.add(i32x4.add(r0, r1), i32x4.add(r2, r3));
     total = i32x4.add(total, gsum);
+    // Lane k of laneOrder holds values 2k, 2k+1 (of r0, r1) and 8+2k, 9+2k (of r2, r3): pairwise sums.
+    if (laneSums != 0) lanes = i32x4.add(lanes, i32x4.add(pairSums(r0, r1), pairSums(r2, r3)));
     if (sums != 0) store<i16>(sums + (<usize>(g >> 4) << 1), <i16>(i32x4.extract_lane(gsum, 0) + i32x4.extract_lane(gsum, 1) + i32x4.extract_lane(gsum, 2) + i32x4.extract_lane(gsum, 3)));
     if (layout == STORE_I16) {
       v128.store(q + (<usize>g << 1), lo);
@@ -87,6 +101,7 @@ let lastScale: f32 = 0;
       v128.store(q + <usize>g, inLaneOrder(i8x16.narrow_i16x8_s(lo, hi)));
     }
   }
+  if (laneSums != 0) v128.store(laneSums, lanes);
   lastSum = i32x4.extract_lane(total, 0) + i32x4.extract_lane(total, 1) + i32x4.extract_lane(total, 2) + i32x4.extract_lane(total, 3);
   return d;
 }
@@ -99,7 +114,8 @@ let lastScale: f32 = 0;
 @inline function quantizeRows(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
   const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS || fmt == ACT_Q8_KN;
   const withSum = fmt == ACT_Q8_1 || fmt == ACT_Q8_1S;
-  const layout = fmt == ACT_Q8_1S || fmt == ACT_Q8_KS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
+  const withLaneSums = fmt == ACT_Q8_LS;
+  const layout = fmt == ACT_Q8_1S || fmt == ACT_Q8_KS || fmt == ACT_Q8_LS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
   const n = superBlocks ? 256 : 32;
   const qBytes = <usize>(layout == STORE_I8 || layout == STORE_I8N ? n : 2 * n);
   const nb = superBlocks ? cols >> 8 : cols >> 5;
@@ -108,9 +124,10 @@ let lastScale: f32 = 0;
     const src = x + ((<usize>r * <usize>cols) << 2);
     const out = dst + <usize>r * rowBytes;
     const sums = out + (<usize>nb << 2);
-    const qs = superBlocks ? out + <usize>nb * 36 : out + (<usize>nb << (withSum ? 3 : 2));
+    const qs = superBlocks ? out + <usize>nb * 36 : withLaneSums ? out + <usize>nb * 20 : out + (<usize>nb << (withSum ? 3 : 2));
     for (let b = 0; b < nb; b++) {
-      const d = quantizeBlock(src + <usize>b * <usize>n * 4, n, qs + <usize>b * qBytes, !superBlocks, layout, superBlocks ? sums + (<usize>b << 5) : 0);
+      const blockSums = superBlocks ? sums + (<usize>b << 5) : 0;
+      const d = quantizeBlock(src + <usize>b * <usize>n * 4, n, qs + <usize>b * qBytes, !superBlocks, layout, blockSums, withLaneSums ? sums + (<usize>b << 4) : 0);
       store<f32>(out + (<usize>b << 2), d);
       if (withSum) store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
     }
@@ -145,4 +162,9 @@ export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
 /** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KN layout at dst (Q8_KS in natural order). */
 export function quantizeQ8KN(x: usize, rows: i32, cols: i32, dst: usize): void {
   quantizeRows(ACT_Q8_KN, x, rows, cols, dst);
+}
+
+/** Quantises `rows` rows of `cols` f32 values at x into the Q8_LS activation layout at dst (relaxed build). */
+export function quantizeQ8LS(x: usize, rows: i32, cols: i32, dst: usize): void {
+  quantizeRows(ACT_Q8_LS, x, rows, cols, dst);
 }

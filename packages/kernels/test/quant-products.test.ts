@@ -9,8 +9,9 @@ const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2
 
 // Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block. The relaxed build
 // keeps the same q as int8, each 16 in lane order (values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3): Q8_KS and Q8_1S;
-// Q8_KN is Q8_KS with q in natural order. (Format 4, Q8S, is retired: Q8_0 takes Q8 in both builds.)
-const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7;
+// Q8_KN is Q8_KS with q in natural order; Q8_LS is Q8 with int8 q in lane order after four i32 lane sums a block.
+// (Format 4, Q8S, is retired: Q8_0 takes Q8 in both builds.)
+const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7, ACT_Q8_LS = 8;
 const lanePos = (e: number) => (((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1);
 function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int16Array {
   if (fmt === ACT_Q8 || fmt === ACT_Q8_1 || fmt === ACT_Q8_K) {
@@ -18,8 +19,8 @@ function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int
     return new Int16Array(arena.memory.buffer, ptr + (fmt === ACT_Q8 ? nb * 4 : fmt === ACT_Q8_1 ? nb * 8 : nb * 36), cols);
   }
   const q = new Int16Array(cols);
-  expect([ACT_Q8_KS, ACT_Q8_1S, ACT_Q8_KN]).toContain(fmt);
-  const qOffset = fmt === ACT_Q8_1S ? (cols / 32) * 8 : (cols / 256) * 36;
+  expect([ACT_Q8_KS, ACT_Q8_1S, ACT_Q8_KN, ACT_Q8_LS]).toContain(fmt);
+  const qOffset = fmt === ACT_Q8_1S ? (cols / 32) * 8 : fmt === ACT_Q8_LS ? (cols / 32) * 20 : (cols / 256) * 36;
   const bytes = new Int8Array(arena.memory.buffer, ptr + qOffset, cols);
   for (let j = 0; j < cols; j++) q[j] = fmt === ACT_Q8_KN ? bytes[j] : bytes[(j & ~15) + lanePos(j & 15)];
   return q;
@@ -42,6 +43,17 @@ function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32
       let s = 0;
       for (let j = 0; j < 16; j++) s += q[k * 16 + j];
       expect(sums[k]).toBe(s);
+    }
+  }
+  if (fmt === ACT_Q8_LS) {
+    // Lane k of a block sums the values the relaxed dot adds into lane k: 2k, 2k+1, 8+2k, 9+2k of each 16.
+    const lanes = new Int32Array(arena.memory.buffer, ptr + nb * 4, nb * 4);
+    for (let b = 0; b < nb; b++) {
+      for (let k = 0; k < 4; k++) {
+        let sum = 0;
+        for (const g of [0, 16]) for (const v of [2 * k, 2 * k + 1, 8 + 2 * k, 9 + 2 * k]) sum += q[b * 32 + g + v];
+        expect(lanes[b * 4 + k], `block ${b}, lane ${k}`).toBe(sum);
+      }
     }
   }
   if (fmt === ACT_Q8_1 || fmt === ACT_Q8_1S) {

@@ -1,10 +1,12 @@
 // Q5_0 (ggml block_q5_0): blocks of 32 values, 22 bytes: f16 d, u8 qh[4] (a little-endian u32 of fifth bits),
 // u8 qs[16];  x[j] = d·(((qs[j] & 15) | bit j of qh << 4) − 16), x[j + 16] = d·(((qs[j] >> 4) | bit j+16 << 4) − 16).
-// Activations: Q8 (as ggml's vec_dot_q5_0_q8_0).
+// Activations: Q8 (as ggml's vec_dot_q5_0_q8_0); Q8_LS in the relaxed build (q8-lane-sum-rows.ts).
 import { halfToF32 } from './half-scale';
 import { fifthBits16 } from './fifth-bits';
 import { nibHi, nibLo } from './int-dot';
 import { matmulQ8Act } from './q8-act-rows';
+import { matmulQ8Ls } from './q8-lane-sum-rows';
+import { laneOrder, MASK_10 } from '../simd';
 
 export const Q5_0_BLOCK_BYTES: usize = 22;
 
@@ -35,8 +37,18 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   @inline lo(v: v128, p: usize): v128 { return v128.or(nibLo(v), fifthBits16(p + 2)); }
   // @ts-ignore: decorator
   @inline hi(v: v128, p: usize): v128 { return v128.or(nibHi(v), fifthBits16(p + 4)); }
+  // The relaxed build's unsigned values (q8-lane-sum-rows.ts): the signed ones plus 16 (nibble | bit << 4), in laneOrder.
+  // @ts-ignore: decorator
+  @inline ubits(p: usize): v128 { return v128.load(p, 6); }
+  // @ts-ignore: decorator
+  @inline ulo(v: v128, p: usize): v128 { return laneOrder(i8x16.add(this.lo(v, p), v128.load(MASK_10))); }
+  // @ts-ignore: decorator
+  @inline uhi(v: v128, p: usize): v128 { return laneOrder(i8x16.add(this.hi(v, p), v128.load(MASK_10))); }
+  // @ts-ignore: decorator
+  @inline offsetShift(): i32 { return 4; }
 }
 
 export function matmulQ5_0(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
-  matmulQ8Act<Q50Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulQ8Ls<Q50Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulQ8Act<Q50Layout>(w, cols, row0, row1, act, actBytes, nAct, out, outStride);
 }
