@@ -59,11 +59,12 @@ import { dot16, MASK_0F } from '../simd';
 
 /**
  * Σ w·a over 32 unsigned weights as this build unpacks them: widened to i16 (w0..w3, values 0–7, 8–15, 16–23, 24–31)
- * against ACT_Q8_K for SIMD128; bytes in laneOrder (w0: values 0–15, w1: 16–31) against ACT_Q8_KS for relaxed.
+ * against ACT_Q8_K for SIMD128; bytes in laneOrder (w0: values 0–15, w1: 16–31) against ACT_Q8_KS or Q8_1S for
+ * relaxed, in P's shape (udot32Of).
  */
 // @ts-ignore: decorator
-@inline export function unpackedUDot32(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? udot32(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
+@inline export function unpackedUDot32<P>(w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? udot32Of<P>(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
 }
 
 /** The same over 16 unsigned weights: lo, hi widened (SIMD128), or lo the 16 bytes in laneOrder (relaxed). */
@@ -205,4 +206,18 @@ const SPLAT16 = memory.data<u8>([
 @inline export function signedScaledDot16(x: v128, y: v128, a: usize, acc: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a), x), y));
   return i32x4.add(acc, dotWide16(x, y, a));
+}
+
+const ONES_16 = memory.data<u16>([1, 1, 1, 1, 1, 1, 1, 1], 16);
+
+/**
+ * Relaxed build: udot32's lanes (32 unsigned weights ≤ 31 in laneOrder against 32 i8 activations at a) in the shape
+ * of P (dot-lowering.ts). The paired shape adds the two halves' i16 pair sums (vpmaddubsw each; at most
+ * 4 · 31 · 128 < 2¹⁵ a lane) and sums each lane's pairs with one pmaddwd by ones: four instructions where V8 lowers
+ * the two relaxed i32 dots to six.
+ */
+// @ts-ignore: decorator
+@inline export function udot32Of<P>(lo: v128, hi: v128, a: usize): v128 {
+  if (!changetype<P>(0).paired()) return udot32(lo, hi, a);
+  return i32x4.dot_i16x8_s(i16x8.add(pairSums16(lo, a), pairSums16(hi, a + 16)), v128.load(ONES_16));
 }

@@ -5,7 +5,8 @@
 import { halfScale } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum, laneOrder, pin } from '../simd';
-import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
+import { dot32, KACT_BYTES, udot32Of, unpackedUDot32 } from './int-dot';
+import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 
 /** The relaxed build's weights in laneOrder: reordered here unless bits(p) already were. */
 // @ts-ignore: decorator
@@ -14,7 +15,7 @@ import { dot32, KACT_BYTES, udot32, unpackedUDot32 } from './int-dot';
 }
 
 /** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
-function rowDotQ8_1<L>(wr: usize, ad: usize, nb: i32): f32 {
+function rowDotQ8_1<L, P>(wr: usize, ad: usize, nb: i32): f32 {
   const layout = changetype<L>(0);
   const as = ad + (<usize>nb << 2);
   const aq = ad + (<usize>nb << 3);
@@ -25,7 +26,7 @@ function rowDotQ8_1<L>(wr: usize, ad: usize, nb: i32): f32 {
     const v = layout.bits(p);
     const lo = layout.lo(v, p), hi = layout.hi(v, p);
     const a = aq + (<usize>b << 5) * KACT_BYTES;
-    const idot = ASC_FEATURE_RELAXED_SIMD ? udot32(ordered<L>(lo), ordered<L>(hi), a) : dot32(lo, hi, a);
+    const idot = ASC_FEATURE_RELAXED_SIMD ? udot32Of<P>(ordered<L>(lo), ordered<L>(hi), a) : dot32(lo, hi, a);
     const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
     s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
     t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
@@ -35,7 +36,7 @@ function rowDotQ8_1<L>(wr: usize, ad: usize, nb: i32): f32 {
 }
 
 /** rowDotQ8_1 for four activation rows: each block is unpacked and widened once. */
-function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowDotQ8_1x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const layout = changetype<L>(0);
   const sOff = <usize>nb << 2, qOff = <usize>nb << 3;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
@@ -49,13 +50,13 @@ function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, 
     const w2 = i16x8.extend_low_i8x16_u(hi), w3 = i16x8.extend_high_i8x16_u(hi); // unused in the relaxed build
     const d = halfScale(load<u16>(p)), m = halfScale(load<u16>(p, 2));
     const a = qOff + (<usize>b << 5) * KACT_BYTES, xo = <usize>b << 2;
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
+    s0 = f32x4.add(s0, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32<P>(w0, w1, w2, w3, ad + a)), f32x4.splat(d * load<f32>(ad + xo))));
     pin(o, s0);
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
+    s1 = f32x4.add(s1, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32<P>(w0, w1, w2, w3, a1 + a)), f32x4.splat(d * load<f32>(a1 + xo))));
     pin(o1, s1);
-    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
+    s2 = f32x4.add(s2, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32<P>(w0, w1, w2, w3, a2 + a)), f32x4.splat(d * load<f32>(a2 + xo))));
     pin(o2, s2);
-    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
+    s3 = f32x4.add(s3, f32x4.mul(f32x4.convert_i32x4_s(unpackedUDot32<P>(w0, w1, w2, w3, a3 + a)), f32x4.splat(d * load<f32>(a3 + xo))));
     t0 += m * load<f32>(ad + sOff + xo);
     t1 += m * load<f32>(a1 + sOff + xo);
     t2 += m * load<f32>(a2 + sOff + xo);
@@ -69,12 +70,12 @@ function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, 
 }
 
 /** A type's row products for the tiles (row-tiles.ts): rowDotQ8_1 and rowDotQ8_1x4, plain functions, one per type. */
-@final @unmanaged class Q8_1ActRows<L> {
+@final @unmanaged class Q8_1ActRows<L, P> {
   row(wr: usize, ad: usize, nb: i32): f32 {
-    return rowDotQ8_1<L>(wr, ad, nb);
+    return rowDotQ8_1<L, P>(wr, ad, nb);
   }
   row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
-    rowDotQ8_1x4<L>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
+    rowDotQ8_1x4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
   }
 }
 
@@ -82,5 +83,7 @@ function rowDotQ8_1x4<L>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, 
 // @ts-ignore: decorator
 @inline export function matmulQ8_1Act<L>(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 5;
-  matmulRows4<Q8_1ActRows<L>>(w, <usize>nb * changetype<L>(0).blockBytes(), nb, row0, row1, act, actBytes, nAct, out, outStride);
+  const rowBytes = <usize>nb * changetype<L>(0).blockBytes();
+  if (ASC_FEATURE_RELAXED_SIMD && pairedLowering) matmulRows4<Q8_1ActRows<L, PairedDot>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<Q8_1ActRows<L, FusedDot>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
