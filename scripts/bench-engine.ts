@@ -6,7 +6,7 @@
  *   npm run bench:engine                                   (every model × type × thread count below)
  *   npm run bench:engine -- --models 300m --types q8_0 --threads 1 --runs 1      (a quick run)
  *
- * Options: --models 300m,1b   --types q8_0,q4_k_m   --threads 1,2   --runs N (median of N, after a warm-up; 3)
+ * Options: --models 300m,1b   --types q8_0,q4_k_m (also q6_k, q4_0, q3_k_m, q2_k)   --threads 1,2   --runs N (median of N, after a warm-up; 3)
  *          --prompt-tokens 128   --gen-tokens 32
  *          --kv-cache f16|f32|q8_0 (ours; llama.cpp keeps F16, its default, for f16 and f32; for q8_0 it keeps Q8_0 K and
  *                                   V, with the flash attention it requires for them and its Hadamard rotation)
@@ -50,7 +50,7 @@ const LLAMA_LIBDIR = join(ROOT, 'node_modules/@node-llama-cpp/linux-x64/bins/lin
 
 const MODELS = { '300m': 'llama-300m', '1b': 'llama-3.2-1b' } as const;
 type ModelKey = keyof typeof MODELS;
-const TYPES = { q8_0: 'Q8_0', q4_k_m: 'Q4_K_M', q6_k: 'Q6_K' } as const;
+const TYPES = { q8_0: 'Q8_0', q4_k_m: 'Q4_K_M', q6_k: 'Q6_K', q4_0: 'Q4_0', q3_k_m: 'Q3_K_M', q2_k: 'Q2_K' } as const;
 type TypeKey = keyof typeof TYPES;
 
 /** What a child reports (one JSON line on stdout). */
