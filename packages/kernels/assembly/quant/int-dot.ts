@@ -211,6 +211,18 @@ const SPLAT16 = memory.data<u8>([
 const ONES_16 = memory.data<u16>([1, 1, 1, 1, 1, 1, 1, 1], 16);
 
 /**
+ * Relaxed build: acc plus the lanes of two scaledUDot16 over consecutive sub-blocks (scaled weights x0 against the
+ * activations at a, x1 at a + 16; scale · weight ≤ 63), in P's shape (dot-lowering.ts). The paired shape adds the
+ * two vpmaddubsw pair sums as i16 (at most 2 · 2 · 63 · 128 < 2¹⁵) and sums each lane's pairs with one pmaddwd by
+ * ones loaded from memory, where V8's own lowering of each relaxed i32 dot rebuilds that vector of ones.
+ */
+// @ts-ignore: decorator
+@inline export function scaledUDot32Of<P>(x0: v128, x1: v128, a: usize, acc: v128): v128 {
+  if (!changetype<P>(0).paired()) return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(a, 16), x1, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(a), x0, acc));
+  return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.add(pairSums16(x0, a), pairSums16(x1, a + 16)), v128.load(ONES_16)));
+}
+
+/**
  * Relaxed build: udot32's lanes (32 unsigned weights ≤ 31 in laneOrder against 32 i8 activations at a) in the shape
  * of P (dot-lowering.ts). The paired shape adds the two halves' i16 pair sums (vpmaddubsw each; at most
  * 4 · 31 · 128 < 2¹⁵ a lane) and sums each lane's pairs with one pmaddwd by ones: four instructions where V8 lowers

@@ -7,7 +7,8 @@ import { halfToF32 } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, laneOrder, pin } from '../simd';
-import { KACT_BYTES, scaledHi, scaledLo, scaledUDot16, splatI16 } from './int-dot';
+import { KACT_BYTES, scaledHi, scaledLo, scaledUDot16, scaledUDot32Of, splatI16 } from './int-dot';
+import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 
 export const Q2_K_BLOCK_BYTES: usize = 84;
 
@@ -43,42 +44,52 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
 }
 
 /**
+ * Two consecutive sub-blocks (bytes w0 scaled by s0 against the activations at a, w1 by s1 at a + 16 values) added
+ * to isum: in one scaledUDot32Of (relaxed), or one scaledUDot16 each (SIMD128).
+ */
+// @ts-ignore: decorator
+@inline function subBlocksDot<P>(w0: v128, s0: v128, w1: v128, s1: v128, a: usize, isum: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return scaledUDot32Of<P>(scaledLo(w0, s0), scaledLo(w1, s1), a, isum);
+  isum = scaledUDot16(scaledLo(w0, s0), scaledHi(w0, s0), a, isum);
+  return scaledUDot16(scaledLo(w1, s1), scaledHi(w1, s1), a + 16 * KACT_BYTES, isum);
+}
+
+/**
  * Shift j's two sub-blocks (bits 2j..2j+1 of the 32 bytes q0, q1) of a half whose scales are the i16 lanes of s8
  * (sub-blocks 2j and 2j + 1 of the half), against their activations at a, added to isum.
  */
 // @ts-ignore: decorator
-@inline function shiftDot(q0: v128, q1: v128, j: i32, s8: v128, a: usize, isum: v128): v128 {
+@inline function shiftDot<P>(q0: v128, q1: v128, j: i32, s8: v128, a: usize, isum: v128): v128 {
   const three = i8x16.splat(3);
   // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
   const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
   const aj = a + (<usize>j << 5) * KACT_BYTES;
   // A 4-bit scale times a 2-bit weight is at most 45: the weights are scaled before the dot (scaledUDot16).
   const sa = splatI16(s8, <usize>(2 * j)), sb = splatI16(s8, <usize>(2 * j + 1));
-  isum = scaledUDot16(scaledLo(w0, sa), scaledHi(w0, sa), aj, isum);
-  return scaledUDot16(scaledLo(w1, sb), scaledHi(w1, sb), aj + 16 * KACT_BYTES, isum);
+  return subBlocksDot<P>(w0, sa, w1, sb, aj, isum);
 }
 
 /** Half h (values 128h..128h + 127) of a super-block at p against its activations at a, added to isum. */
 // @ts-ignore: decorator
-@inline function halfDot(p: usize, h: i32, s8: v128, a: usize, isum: v128): v128 {
+@inline function halfDot<P>(p: usize, h: i32, s8: v128, a: usize, isum: v128): v128 {
   let q0 = v128.load(p + 16 + (<usize>h << 5)), q1 = v128.load(p + 32 + (<usize>h << 5));
   if (ASC_FEATURE_RELAXED_SIMD) {
     q0 = laneOrder(q0);
     q1 = laneOrder(q1);
   }
   // Constant shift counts: one psrlw each.
-  isum = shiftDot(q0, q1, 0, s8, a, isum);
-  isum = shiftDot(q0, q1, 1, s8, a, isum);
-  isum = shiftDot(q0, q1, 2, s8, a, isum);
-  return shiftDot(q0, q1, 3, s8, a, isum);
+  isum = shiftDot<P>(q0, q1, 0, s8, a, isum);
+  isum = shiftDot<P>(q0, q1, 1, s8, a, isum);
+  isum = shiftDot<P>(q0, q1, 2, s8, a, isum);
+  return shiftDot<P>(q0, q1, 3, s8, a, isum);
 }
 
 // @ts-ignore: decorator
-@inline function blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
+@inline function blockDot<P>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
   // The 16 scales (low nibbles) widened to i16 once, for splatI16.
   const sc = v128.and(v128.load(p), i8x16.splat(15));
-  let isum = halfDot(p, 0, i16x8.extend_low_i8x16_u(sc), aq, i32x4.splat(0));
-  isum = halfDot(p, 1, i16x8.extend_high_i8x16_u(sc), aq + 128 * KACT_BYTES, isum);
+  let isum = halfDot<P>(p, 0, i16x8.extend_low_i8x16_u(sc), aq, i32x4.splat(0));
+  isum = halfDot<P>(p, 1, i16x8.extend_high_i8x16_u(sc), aq + 128 * KACT_BYTES, isum);
   // Σ m_s·bsum_s. Per byte, (scale byte >> 4) lands in the low 4 bits; the neighbour's bits are masked off.
   const msum = minsQ2(v128.and(i16x8.shr_u(v128.load(p), 4), i8x16.splat(15)), bsums);
   const dd = halfToF32(load<u16>(p, 80)) * xd;
@@ -87,17 +98,17 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
 }
 
 /** Q2_K for the K-quants' rows (k-rows.ts): its super-block and its batch products. */
-@final @unmanaged class Q2KBlock {
+@final @unmanaged class Q2KBlock<P> {
   // @ts-ignore: decorator
   @inline blockBytes(): usize { return Q2_K_BLOCK_BYTES; }
   // @ts-ignore: decorator
-  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot(p, xd, bsums, aq); }
+  @inline blockDot(p: usize, xd: f32, bsums: usize, aq: usize): v128 { return blockDot<P>(p, xd, bsums, aq); }
   // @ts-ignore: decorator
-  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ2_K_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
+  @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ2_K_4<P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
 }
 
 /** rowDotK for four activation rows: each sub-block is unpacked and scaled once. */
-function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
+function rowQ2_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
   const three = i8x16.splat(3);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
@@ -118,6 +129,15 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
       const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
       const at = aq + (<usize>t << 5) * KACT_BYTES;
       const s8 = h == 0 ? i16x8.extend_low_i8x16_u(sc) : i16x8.extend_high_i8x16_u(sc);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // Both sub-blocks' scaled weights, then one scaledUDot32Of a row.
+        const x0 = scaledLo(w0, splatI16(s8, <usize>(2 * j))), x1 = scaledLo(w1, splatI16(s8, <usize>(2 * j + 1)));
+        i0 = scaledUDot32Of<P>(x0, x1, ad + at, i0);
+        i1 = scaledUDot32Of<P>(x0, x1, a1 + at, i1);
+        i2 = scaledUDot32Of<P>(x0, x1, a2 + at, i2);
+        i3 = scaledUDot32Of<P>(x0, x1, a3 + at, i3);
+        continue;
+      }
       {
         const s16 = splatI16(s8, <usize>(2 * j));
         const lo = scaledLo(w0, s16), hi = scaledHi(w0, s16);
@@ -165,5 +185,7 @@ function rowQ2_K_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 export function matmulQ2_K(w: usize, cols: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const nb = cols >> 8;
-  matmulRows4<KRows<Q2KBlock>>(w, <usize>nb * Q2_K_BLOCK_BYTES, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  const rowBytes = <usize>nb * Q2_K_BLOCK_BYTES;
+  if (ASC_FEATURE_RELAXED_SIMD && pairedLowering) matmulRows4<KRows<Q2KBlock<PairedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
+  else matmulRows4<KRows<Q2KBlock<FusedDot>>>(w, rowBytes, nb, row0, row1, act, actBytes, nAct, out, outStride);
 }
