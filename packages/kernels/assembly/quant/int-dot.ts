@@ -67,16 +67,11 @@ import { dot16, MASK_0F } from '../simd';
   return ASC_FEATURE_RELAXED_SIMD ? udot32Of<P>(w0, w1, a) : dotWide(w0, w1, w2, w3, a);
 }
 
-/** The same over 16 unsigned weights: lo, hi widened (SIMD128), or lo the 16 bytes in laneOrder (relaxed). */
-// @ts-ignore: decorator
-@inline export function unpackedUDot16(lo: v128, hi: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? udot16(lo, a, i32x4.splat(0)) : dotWide16(lo, hi, a);
-}
-
 /**
- * Sub-block weights times their scale, for scaledUDot16: lo (and hi) as that takes them. The relaxed build multiplies
- * the 16 bytes in 16-bit lanes: each byte's product stays under 256, so no carry crosses into its neighbour, and
- * under 128, so the scaled weights are still a valid i7 operand. SIMD128 widens first.
+ * Sub-block weights (bytes) times their scale (at most 63 each), for scaledUDot32Of or scaledUDot16. The relaxed
+ * build multiplies the 16 bytes in 16-bit lanes: each byte's product stays under 256, so no carry crosses into its
+ * neighbour, and under 128, so the scaled weights are still a valid i7 operand. SIMD128 widens first (values 0–7;
+ * scaledHi: 8–15).
  */
 // @ts-ignore: decorator
 @inline export function scaledLo(w: v128, s16: v128): v128 {
@@ -84,16 +79,13 @@ import { dot16, MASK_0F } from '../simd';
 }
 // @ts-ignore: decorator
 @inline export function scaledHi(w: v128, s16: v128): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? w : i16x8.mul(i16x8.extend_high_i8x16_u(w), s16);
+  return i16x8.mul(i16x8.extend_high_i8x16_u(w), s16);
 }
 
-/**
- * acc + Σ sc·w·a over 16 unsigned weights scaled by scaledLo/scaledHi (scale·weight ≤ 127), against this build's
- * K-quant activations at a: per lane the integers of scale × unpackedUDot16, without a 32-bit multiply.
- */
+/** SIMD128: acc + Σ sc·w·a over 16 weights scaled by scaledLo/scaledHi, against ACT_Q8_K activations at a. */
 // @ts-ignore: decorator
 @inline export function scaledUDot16(lo: v128, hi: v128, a: usize, acc: v128): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(a), lo, acc) : i32x4.add(acc, dotWide16(lo, hi, a));
+  return i32x4.add(acc, dotWide16(lo, hi, a));
 }
 
 /** Bytes of one prepared K-quant activation value in this build: i16 (ACT_Q8_K) or i8 (relaxed ACT_Q8_KS). */
@@ -106,11 +98,6 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
   return dot32(lo, hi, a);
 }
 
-/** Σ w·a over 16 unsigned weights (bytes in order for SIMD128, in laneOrder for relaxed) with this build's activations. */
-// @ts-ignore: decorator
-@inline export function uDot16(w: v128, a: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? udot16(w, a, i32x4.splat(0)) : dot16(w, a);
-}
 
 // Pairing by scale, for the K-quants whose products reorder no bytes (k4-family.ts, q6_k.ts): a run's sum is kept in
 // two halves, lanes 0+1 and 2+3 of an i32x4, and two runs meet their scales in one i32x4.dot_i16x8_s (pmaddwd: the
