@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ggmlRowBytes, ggmlTypeByName, SerialKernelRuntime, type KernelRuntime } from '../src/index.js';
+import { f64Product } from './support/f64-product.js';
 import { rng } from './support/seeded-random.js';
 
 // F32, F16 and BF16 weights on their own: the product widens 16-bit values in vector lanes (quant/float.ts), takes a
@@ -64,13 +65,8 @@ describe('float weight products', () => {
         // stand in one output's path.
         for (let i = 0; i < nAct; i++) {
           for (let r = 0; r < rows; r++) {
-            let ref = 0;
-            let mag = 0;
-            for (let j = 0; j < cols; j++) {
-              ref += values[r * cols + j] * xs[i * cols + j];
-              mag += Math.abs(values[r * cols + j] * xs[i * cols + j]);
-            }
-            expect(Math.abs(got[i * rows + r] - ref), `row ${r}, activation ${i}`).toBeLessThanOrEqual((cols / 4 + 5) * 2 ** -23 * mag);
+            const ref = f64Product(values, xs, cols, r, i);
+            expect(Math.abs(got[i * rows + r] - ref.value), `row ${r}, activation ${i}`).toBeLessThanOrEqual((cols / 4 + 5) * 2 ** -23 * ref.magnitude);
           }
         }
 

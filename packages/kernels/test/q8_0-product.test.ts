@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ggmlTypeByName, SerialKernelRuntime, type KernelRuntime, type WeightMatrix } from '../src/index.js';
 import { rng } from './support/seeded-random.js';
+import { f64Product } from './support/f64-product.js';
 
 // A reference Q8_0 encoder (ggml's quantize_row_q8_0_ref): d = max|x|/127 as f16, q = round(x/d).
 function f32ToF16Bits(x: number): number {
@@ -76,13 +77,8 @@ describe('Q8_0 kernels', () => {
     const xs = arena.f32(x, nAct * cols);
     for (let i = 0; i < nAct; i++) {
       for (let r = 0; r < rows; r++) {
-        let ref = 0;
-        let mag = 0;
-        for (let j = 0; j < cols; j++) {
-          ref += values[r * cols + j] * xs[i * cols + j];
-          mag += Math.abs(values[r * cols + j] * xs[i * cols + j]);
-        }
-        expect(Math.abs(got[i * rows + r] - ref)).toBeLessThan(mag * 0.02);
+        const ref = f64Product(values, xs, cols, r, i);
+        expect(Math.abs(got[i * rows + r] - ref.value)).toBeLessThan(ref.magnitude * 0.02);
       }
     }
 
