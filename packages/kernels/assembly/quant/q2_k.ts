@@ -64,7 +64,7 @@ export function dequantQ2_K(src: usize, dst: usize, n: i32): void {
   // 16-bit shifts: the bits that cross into the neighbouring byte are masked off.
   const w0 = v128.and(i16x8.shr_u(q0, 2 * j), three), w1 = v128.and(i16x8.shr_u(q1, 2 * j), three);
   const aj = a + (<usize>j << 5) * KACT_BYTES;
-  // A 4-bit scale times a 2-bit weight is at most 45: the weights are scaled before the dot (scaledUDot16).
+  // A 4-bit scale times a 2-bit weight is at most 45: the weights are scaled before the dot (subBlocksDot).
   const sa = splatI16(s8, <usize>(2 * j)), sb = splatI16(s8, <usize>(2 * j + 1));
   return subBlocksDot<P>(w0, sa, w1, sb, aj, isum);
 }
