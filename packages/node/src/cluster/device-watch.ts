@@ -83,13 +83,17 @@ export class DeviceWatch {
   }
 
   /**
-   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured
-   * profile starts the calibration afresh (it is relative to the profile's figures).
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured profile
+   * rescales the calibration by what the previous profile predicted for the same run (`expectedByPreviousMs`): it is
+   * relative to the profile's figures. Started afresh instead, a calibration whose first runs met a throttle took the
+   * throttle for the device's own speed (22× here), kept it after the lift, and the node never got layers back.
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null): void {
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, expectedByPreviousMs?: number): void {
     if (profile !== this.stageProfile) {
+      const previous = this.stageProfile;
       this.stageProfile = profile;
-      this.stage = new SlowdownEstimator(this.opts.slowdown);
+      if (previous !== null && expectedByPreviousMs !== undefined && this.stage.calibration() !== null) this.stage.rescale(expectedByPreviousMs / expectedMs);
+      else this.stage = new SlowdownEstimator(this.opts.slowdown);
     }
     this.stage.add(Date.now(), measuredMs, expectedMs);
   }

@@ -58,7 +58,8 @@ export interface StageServerOptions {
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+  /** `expectedByPreviousMs`: the previous profile's prediction for the same run, on the first run after the profile changed. */
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, expectedByPreviousMs?: number) => void;
   /** A coordinator's load of layers here finished (read, or found held already), after `ms`. */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
 }
@@ -256,7 +257,9 @@ export class StageServer {
     // Decode steps (a few rows each) say how fast the device runs now; a prompt's slices are too rare to smooth.
     if (!this.opts.observeCompute || sample.parts.some((p) => p.rows > 1)) return;
     const profile = this.opts.membership.self().profile;
+    let previous: CostModel | undefined;
     if (this.expectModel?.profile !== profile) {
+      previous = this.expectModel?.cm;
       try {
         const device = { id: 'self', gflops: profile.gflopsDecode, gflopsPrefill: profile.gflopsPrefill, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) };
         this.expectModel = { profile, cm: new CostModel(this.opts.profile, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }) };
@@ -265,6 +268,6 @@ export class StageServer {
       }
     }
     const expected = this.expectModel.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
-    this.opts.observeCompute(sample.ms, expected, profile);
+    this.opts.observeCompute(sample.ms, expected, profile, previous?.stepMs(0, sample.startLayer, sample.endLayer, sample.parts));
   }
 }
