@@ -169,8 +169,8 @@ export class DeviceWatch {
   }
 
   /**
-   * Times the probe's work; its fastest run ever is this device when quiet, and its fastest of the last few seconds the
-   * device now (probe-slowdown.ts). The work is 20–25 ms of CPU, long enough that a
+   * Times the probe's work; its fastest run ever is this device when quiet, and its second-fastest of the last few
+   * seconds the device now (probe-slowdown.ts). The work is 20–25 ms of CPU, long enough that a
    * CPU quota shows (a throttled process waits for the next period part-way), in pieces with the event loop turning
    * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second. The time is
    * the whole run's, turns included: a quota's wait falls as often between pieces as inside one (timing the pieces
