@@ -33,8 +33,23 @@ export interface DeviceWatchOptions {
  * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
  * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
  */
+/** A stage run the watch is told of: a decode step (a few rows) or a slice of a prompt. */
+export type ComputeKind = 'decode' | 'prompt';
+
+/**
+ * The calibration to announce: the estimate (rounded) once it moves by more than 10 % from the one announced, else
+ * that one (it only improves as the device has quieter moments, and each announcement makes every node re-plan).
+ */
+function calibrationToAnnounce(announced: number | null, estimate: number | null): number | null {
+  if (estimate === null) return announced;
+  const rounded = Math.round(estimate * 100) / 100;
+  return announced === null || Math.abs(rounded / announced - 1) > 0.1 ? rounded : announced;
+}
+
 export class DeviceWatch {
   private stage: SlowdownEstimator;
+  /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
+  private promptStage: SlowdownEstimator;
   private stageProfile: unknown = null;
   private readonly probe: SlowdownEstimator;
   private probeBaseMs = 0;
@@ -48,11 +63,13 @@ export class DeviceWatch {
 
   constructor(private readonly opts: DeviceWatchOptions) {
     this.stage = new SlowdownEstimator(opts.slowdown);
+    this.promptStage = new SlowdownEstimator(opts.slowdown);
     this.probe = new SlowdownEstimator({ ...opts.slowdown, timeConstantMs: 2 * (opts.slowdown?.timeConstantMs ?? 3000) / 3 });
     this.interval = opts.intervalMs ?? 1000;
     this.load = {
       slowdown: 1,
       calibration: null,
+      promptCalibration: null,
       source: 'none',
       since: Date.now(),
       otherCpuCores: 0,
@@ -80,15 +97,17 @@ export class DeviceWatch {
   }
 
   /**
-   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured
-   * profile starts the calibration afresh (it is relative to the profile's figures).
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs` — a decode step (how
+   * busy the device is, and its calibration) or a prompt's slice (its prompt calibration). A re-measured profile
+   * starts the calibrations afresh (they are relative to the profile's figures).
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null): void {
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode'): void {
     if (profile !== this.stageProfile) {
       this.stageProfile = profile;
       this.stage = new SlowdownEstimator(this.opts.slowdown);
+      this.promptStage = new SlowdownEstimator(this.opts.slowdown);
     }
-    this.stage.add(Date.now(), measuredMs, expectedMs);
+    (kind === 'prompt' ? this.promptStage : this.stage).add(Date.now(), measuredMs, expectedMs);
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
@@ -118,10 +137,10 @@ export class DeviceWatch {
       budget = this.pressure.capBytes;
       reason = `memory pressure: ${mb(available)} available, below the ${mb(reserve)} reserve`;
     }
-    const calibration = this.stage.calibration();
     const next: DeviceLoad = {
       slowdown,
-      calibration: calibration === null ? this.load.calibration : Math.round(calibration * 100) / 100,
+      calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
+      promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -129,10 +148,9 @@ export class DeviceWatch {
       memoryBudgetBytes: budget,
       memoryReason: reason,
     };
-    // Calibration is announced when it moves by more than 10 % (it only improves as the device has quieter moments).
-    const calibrationMoved = next.calibration !== null && (this.load.calibration === null || Math.abs(next.calibration / this.load.calibration - 1) > 0.1);
-    if (!calibrationMoved) next.calibration = this.load.calibration;
-    const changed = calibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    const calibrationMoved = next.calibration !== this.load.calibration;
+    const promptCalibrationMoved = next.promptCalibration !== this.load.promptCalibration;
+    const changed = calibrationMoved || promptCalibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
     const prev = this.load;
     this.load = next;
     if (changed) {
@@ -143,6 +161,7 @@ export class DeviceWatch {
         else this.opts.log.debug(line);
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
+      if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }
