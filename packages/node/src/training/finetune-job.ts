@@ -13,6 +13,7 @@ import { frozenModel, trainShape } from './frozen-model.js';
 import { KernelGemm } from './kernel-gemm.js';
 import { checkTransposesFit, quantisedFrozen } from './quantised-frozen.js';
 import { createLora, type LoraSet } from './lora-set.js';
+import { checkFinetuneOptions, FinetuneOptionError } from './finetune-request.js';
 import { LayerRangeTrainer } from './layer-range-trainer.js';
 import { loraParameterCount } from './train-step.js';
 import { runTrainingLoop, type FinetuneProgress } from './training-loop.js';
@@ -61,22 +62,6 @@ async function readData(file: string): Promise<string> {
   }
 }
 
-export class FinetuneOptionError extends Error {
-  override name = 'FinetuneOptionError';
-}
-
-function checkOptions(o: FinetuneOptions): void {
-  const positiveInt = (v: number, flag: string) => {
-    if (!Number.isSafeInteger(v) || v < 1) throw new FinetuneOptionError(`${flag} must be a positive integer, got ${v}`);
-  };
-  positiveInt(o.rank, '--rank');
-  positiveInt(o.steps, '--steps');
-  positiveInt(o.batch, '--batch');
-  if (o.threads !== undefined) positiveInt(o.threads, '--threads');
-  if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
-  if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
-}
-
 /**
  * `edge-node finetune` on this device alone: the data parsed and tokenised (a bad line is refused with its number
  * before any compute), the model's weights read into kernel arenas (the engine, which gives each step's loss with the
@@ -84,7 +69,7 @@ function checkOptions(o: FinetuneOptions): void {
  * `batch` sequences, and the adapter written in llama.cpp's LoRA GGUF format.
  */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
-  checkOptions(o);
+  checkFinetuneOptions(o);
   // What can fail without compute fails first: the data file, and where the adapter goes.
   const examples = parseTrainingJsonl(await readData(o.data), o.data);
   await access(dirname(o.out), constants.W_OK).catch(() => {
