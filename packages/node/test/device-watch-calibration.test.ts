@@ -25,7 +25,7 @@ describe('device watch calibration across a re-measured profile', () => {
       await sleep(60);
       expect(watch.current().calibration).toBeCloseTo(0.6, 1);
       // The new profile predicts 5 ms for the same run; the first runs under it are throttled (20×).
-      watch.observeCompute(120, 5, after, 10);
+      watch.observeCompute(120, 5, after, 'decode', 10);
       for (let i = 0; i < 10; i++) {
         await sleep(10);
         watch.observeCompute(120, 5, after);

@@ -36,9 +36,25 @@ export interface DeviceWatchOptions {
  * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
  * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
  */
+/** A stage run the watch is told of: a decode step (a few rows) or a slice of a prompt. */
+export type ComputeKind = 'decode' | 'prompt';
+
+/**
+ * The calibration to announce: the estimate (rounded) once it moves by more than 10 % from the one announced, else
+ * that one (it only improves as the device has quieter moments, and each announcement makes every node re-plan).
+ */
+function calibrationToAnnounce(announced: number | null, estimate: number | null): number | null {
+  if (estimate === null) return announced;
+  const rounded = Math.round(estimate * 100) / 100;
+  return announced === null || Math.abs(rounded / announced - 1) > 0.1 ? rounded : announced;
+}
+
 export class DeviceWatch {
   private stage: SlowdownEstimator;
-  private stageProfile: unknown = null;
+  /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
+  private promptStage: SlowdownEstimator;
+  /** The profile each kind of run was last measured against. */
+  private readonly profileOf: Record<ComputeKind, unknown> = { decode: null, prompt: null };
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
   private probeRuns: ProbeRun[] = [];
   private probeBestMs = Infinity;
@@ -52,10 +68,12 @@ export class DeviceWatch {
 
   constructor(private readonly opts: DeviceWatchOptions) {
     this.stage = new SlowdownEstimator(opts.slowdown);
+    this.promptStage = new SlowdownEstimator(opts.slowdown);
     this.interval = opts.intervalMs ?? 1000;
     this.load = {
       slowdown: 1,
       calibration: null,
+      promptCalibration: null,
       source: 'none',
       since: Date.now(),
       otherCpuCores: 0,
@@ -83,19 +101,23 @@ export class DeviceWatch {
   }
 
   /**
-   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured profile
-   * rescales the calibration by what the previous profile predicted for the same run (`expectedByPreviousMs`): it is
-   * relative to the profile's figures. Started afresh instead, a calibration whose first runs met a throttle took the
-   * throttle for the device's own speed (22× here), kept it after the lift, and the node never got layers back.
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs` — a decode step (how
+   * busy the device is, and its calibration) or a prompt's slice (its prompt calibration). A re-measured profile
+   * rescales that kind's calibration by what the previous profile predicted for the same run (`expectedByPreviousMs`,
+   * on the kind's first run after the change): it is relative to the profile's figures. Started afresh instead, a
+   * calibration whose first runs met a throttle took the throttle for the device's own speed (22× in
+   * bench:load-faults), kept it after the lift, and the node never got layers back.
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, expectedByPreviousMs?: number): void {
-    if (profile !== this.stageProfile) {
-      const previous = this.stageProfile;
-      this.stageProfile = profile;
-      if (previous !== null && expectedByPreviousMs !== undefined && this.stage.calibration() !== null) this.stage.rescale(expectedByPreviousMs / expectedMs);
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode', expectedByPreviousMs?: number): void {
+    const previous = this.profileOf[kind];
+    if (profile !== previous) {
+      this.profileOf[kind] = profile;
+      const estimator = kind === 'prompt' ? this.promptStage : this.stage;
+      if (previous !== null && expectedByPreviousMs !== undefined && estimator.calibration() !== null) estimator.rescale(expectedByPreviousMs / expectedMs);
+      else if (kind === 'prompt') this.promptStage = new SlowdownEstimator(this.opts.slowdown);
       else this.stage = new SlowdownEstimator(this.opts.slowdown);
     }
-    this.stage.add(Date.now(), measuredMs, expectedMs);
+    (kind === 'prompt' ? this.promptStage : this.stage).add(Date.now(), measuredMs, expectedMs);
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
@@ -129,10 +151,10 @@ export class DeviceWatch {
       budget = this.pressure.capBytes;
       reason = `memory pressure: ${mb(available)} available, below the ${mb(reserve)} reserve`;
     }
-    const calibration = this.stage.calibration();
     const next: DeviceLoad = {
       slowdown,
-      calibration: calibration === null ? this.load.calibration : Math.round(calibration * 100) / 100,
+      calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
+      promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -140,10 +162,9 @@ export class DeviceWatch {
       memoryBudgetBytes: budget,
       memoryReason: reason,
     };
-    // Calibration is announced when it moves by more than 10 % (it only improves as the device has quieter moments).
-    const calibrationMoved = next.calibration !== null && (this.load.calibration === null || Math.abs(next.calibration / this.load.calibration - 1) > 0.1);
-    if (!calibrationMoved) next.calibration = this.load.calibration;
-    const changed = calibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    const calibrationMoved = next.calibration !== this.load.calibration;
+    const promptCalibrationMoved = next.promptCalibration !== this.load.promptCalibration;
+    const changed = calibrationMoved || promptCalibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
     const prev = this.load;
     this.load = next;
     if (changed) {
@@ -154,6 +175,7 @@ export class DeviceWatch {
         else this.opts.log.debug(line);
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
+      if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }

@@ -85,6 +85,33 @@ export async function loadShardWeights(model: ModelFile, range: LayerRange, runt
   return { config: c, range: { ...range }, layers, embedding, outNorm, head, arenas, weightBytes };
 }
 
+/** The tensors at the model's ends, without any layer: what a training job's owner keeps (the data stays with it). */
+export interface ModelEnds {
+  arena: KernelArena;
+  embedding: WeightMatrix;
+  /** Final norm (f32). */
+  outNorm: number;
+  head: WeightMatrix;
+}
+
+/** Reads the embeddings, the final norm and the head (one matrix when tied) into one arena. */
+export async function loadModelEnds(model: ModelFile, runtime: KernelRuntime): Promise<ModelEnds> {
+  const c = model.config;
+  const headName = c.tiedEmbeddings ? 'token_embd.weight' : 'output.weight';
+  const names = [...new Set(['token_embd.weight', 'output_norm.weight', headName])];
+  const arena = await runtime.createArena(names.reduce((s, n) => s + tensorInfo(model, n).byteLength + 64, 0));
+  try {
+    const fill = new ArenaFill(model, runtime, arena);
+    const embedding = await fill.matrix('token_embd.weight', c.vocabSize, c.hiddenSize);
+    const outNorm = await fill.vector('output_norm.weight', c.hiddenSize);
+    const head = c.tiedEmbeddings ? embedding : await fill.matrix(headName, c.vocabSize, c.hiddenSize);
+    return { arena, embedding, outNorm, head };
+  } catch (err) {
+    await runtime.releaseArena(arena);
+    throw err;
+  }
+}
+
 /** Layers for one arena, with the tensors beside them (embeddings, final norm, head) and the bytes they take. */
 interface ArenaPlan {
   layers: number[];

@@ -17,6 +17,8 @@ export const PROTOCOLS = {
   heartbeat: '/edge-node/heartbeat/1.0.0',
   /** Model manifest and tensor bytes for nodes that do not have the model file. */
   weights: '/edge-node/weights/1.0.0',
+  /** A fine-tuning job's stage ops: hidden states forward, gradients back, steps (pipeline/train-frames.ts). */
+  train: '/edge-node/train/1.0.0',
 } as const;
 
 export type ProtocolName = keyof typeof PROTOCOLS;

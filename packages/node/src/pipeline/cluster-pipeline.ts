@@ -29,6 +29,9 @@ import type { ShardStore } from './shard-store.js';
 import { StageControl } from './stage-control.js';
 import type { KvAdoptRequest } from './kv-move-control.js';
 import { StageServer } from './stage-server.js';
+import { ClusterFinetune } from './cluster-finetune.js';
+import { trainFrameLimits } from './train-frames.js';
+import { TrainServer } from './train-server.js';
 import type { StageWorker } from './stage-worker.js';
 
 export interface ClusterPipelineOptions {
@@ -59,7 +62,7 @@ export interface ClusterPipelineOptions {
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, expectedByPreviousMs?: number) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, kind: 'decode' | 'prompt', expectedByPreviousMs?: number) => void;
   /** A coordinator's load of layers on this node's stage finished, after `ms` (read, or held already). */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
   onMigrate?: (event: MigrationEvent) => void;
@@ -98,6 +101,10 @@ export class ClusterPipeline implements Generator {
   readonly planner: Replanner;
   /** `edge-node bench`'s view of the ring: its topology, and runs that report every step. */
   readonly bench: ClusterBenchProbe;
+  /** Fine-tuning jobs this node owns, through the plan's stages (docs/finetune.md). */
+  readonly finetune: ClusterFinetune;
+  /** This node as a stage of fine-tuning jobs (its own and other owners'). */
+  private readonly trainer: TrainServer;
   /** The LoRA adapter this node's requests are served with, or null. */
   get lora(): CoordinatorLora | null {
     return this.opts.lora ?? null;
@@ -151,6 +158,7 @@ export class ClusterPipeline implements Generator {
       },
       ...pick(opts, ['onStep', 'onRecovery', 'onRecoveryFailed']),
     });
+    ({ trainer: this.trainer, finetune: this.finetune } = this.trainParts());
     this.bench = new ClusterBenchProbe({
       selfId: host.peerId,
       executor: this.executor,
@@ -163,6 +171,16 @@ export class ClusterPipeline implements Generator {
       maxRowsPerFrame: maxRows,
       speculation: this.speculating,
     });
+  }
+
+  private trainParts(): { trainer: TrainServer; finetune: ClusterFinetune } {
+    const { host, model, log, compute, tokenizer } = this.opts;
+    const refusal = compute.name === 'kernels' ? null : `the ${compute.name} backend cannot train; start the node with the default kernels backend`;
+    const limits = trainFrameLimits(model.config, this.opts.contextLength, this.opts.maxFrameBytes);
+    return {
+      trainer: new TrainServer({ host, model, fingerprint: this.fingerprint, limits, threads: compute.threads, refusal, log }),
+      finetune: new ClusterFinetune({ host, model, tokenizer, fingerprint: this.fingerprint, currentPlan: () => this.planner.currentPlan(), threads: compute.threads, log }),
+    };
   }
 
   private stageServer(profile: ModelProfile, maxRows: number): StageServer {
@@ -191,6 +209,7 @@ export class ClusterPipeline implements Generator {
   async start(): Promise<void> {
     await this.router.start({ stage: (frame, from) => this.stage.handle(frame, from), coordinator: (frame) => this.executor.onFrame(frame) });
     await this.stage.start();
+    await this.trainer.start();
     const m = this.opts.membership;
     m.events.on('join', (member: ClusterMember) => this.planner.memberJoined(member));
     m.events.on('update', (member: ClusterMember) => this.planner.memberUpdated(member));
@@ -293,6 +312,7 @@ export class ClusterPipeline implements Generator {
   async stop(): Promise<void> {
     if (this.adaptTimer) clearInterval(this.adaptTimer);
     await this.stage.close();
+    await this.trainer.stop();
     await this.router.close();
     await this.control.close();
     await this.stage.closeShards();

@@ -4,20 +4,24 @@ import { createKernelRuntime } from '@edge-node/kernels';
 import { loadShardWeights } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
 import { openModel } from '../model/open-model.js';
-import { ChatTemplate } from '../tokenizer/chat-template.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import { toLoraAdapter } from './adapter-export.js';
-import { AdamW, ADAMW_DEFAULTS } from './adamw.js';
-import { batchIndices } from './batch-order.js';
+import { ADAMW_DEFAULTS } from './adamw.js';
 import { QuantShard } from '../engine/quant-shard.js';
 import { EngineLoss } from './engine-loss.js';
 import { frozenModel, trainShape } from './frozen-model.js';
 import { KernelGemm } from './kernel-gemm.js';
 import { checkTransposesFit, quantisedFrozen } from './quantised-frozen.js';
 import { createLora, type LoraSet } from './lora-set.js';
-import { loraParameterCount, trainStep } from './train-step.js';
+import { checkFinetuneOptions, FinetuneOptionError } from './finetune-request.js';
+import { LayerRangeTrainer } from './layer-range-trainer.js';
+import { loraParameterCount } from './train-step.js';
+import { runTrainingLoop, type FinetuneProgress } from './training-loop.js';
+
+export type { FinetuneProgress } from './training-loop.js';
+import { LocalTrainingStage } from './training-stage.js';
 import { parseTrainingJsonl, TrainingDataError } from './training-data.js';
-import { exampleSequence } from './training-sequences.js';
+import { trainingSequences } from './training-sequences.js';
 
 export interface FinetuneOptions {
   model: string;
@@ -35,15 +39,6 @@ export interface FinetuneOptions {
   /** Kernel threads for the products (default: the device's cores, as the engine). */
   threads?: number;
   onProgress?: (p: FinetuneProgress) => void;
-}
-
-export interface FinetuneProgress {
-  step: number;
-  steps: number;
-  loss: number;
-  /** Tokens through the model (every position of the batch's sequences) per second, over the job so far. */
-  tokensPerSecond: number;
-  etaSeconds: number;
 }
 
 export interface FinetuneReport {
@@ -67,22 +62,6 @@ async function readData(file: string): Promise<string> {
   }
 }
 
-export class FinetuneOptionError extends Error {
-  override name = 'FinetuneOptionError';
-}
-
-function checkOptions(o: FinetuneOptions): void {
-  const positiveInt = (v: number, flag: string) => {
-    if (!Number.isSafeInteger(v) || v < 1) throw new FinetuneOptionError(`${flag} must be a positive integer, got ${v}`);
-  };
-  positiveInt(o.rank, '--rank');
-  positiveInt(o.steps, '--steps');
-  positiveInt(o.batch, '--batch');
-  if (o.threads !== undefined) positiveInt(o.threads, '--threads');
-  if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
-  if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
-}
-
 /**
  * `edge-node finetune` on this device alone: the data parsed and tokenised (a bad line is refused with its number
  * before any compute), the model's weights read into kernel arenas (the engine, which gives each step's loss with the
@@ -90,7 +69,7 @@ function checkOptions(o: FinetuneOptions): void {
  * `batch` sequences, and the adapter written in llama.cpp's LoRA GGUF format.
  */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
-  checkOptions(o);
+  checkFinetuneOptions(o);
   // What can fail without compute fails first: the data file, and where the adapter goes.
   const examples = parseTrainingJsonl(await readData(o.data), o.data);
   await access(dirname(o.out), constants.W_OK).catch(() => {
@@ -100,10 +79,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
   const runtime = await createKernelRuntime(o.threads === undefined ? {} : { threads: o.threads });
   try {
     const tokenizer = await loadTokenizer(model.tokenizer);
-    const bos = tokenizer.bosId === null ? '' : tokenizer.tokenToPiece(tokenizer.bosId);
-    const eos = tokenizer.eosIds.length > 0 ? tokenizer.tokenToPiece(tokenizer.eosIds[0]) : '';
-    const template = new ChatTemplate(model.chatTemplate, bos, eos);
-    const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, o.data));
+    const sequences = trainingSequences(examples, model, tokenizer, o.data);
     const c = model.config;
     const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, o.rank, o.alpha, o.seed ?? 0);
     // The engine's own weights and adapter: the loss as served, and the products of the gradients' forward and backward.
@@ -111,25 +87,22 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
     checkTransposesFit(weights);
     const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
-    const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: o.lr });
-    const losses: number[] = [];
-    const surrogateLosses: number[] = [];
-    let tokens = 0;
-    const start = performance.now();
-    for (let step = 0; step < o.steps; step++) {
-      const batch = batchIndices(sequences.length, o.batch, step, o.seed ?? 0).map((i) => sequences[i]);
-      engine.sync(lora);
-      const loss = await engine.batchLoss(batch);
-      const r = trainStep(frozen, lora, opt, batch, o.maxGradNorm ?? 1);
-      losses.push(loss);
-      surrogateLosses.push(r.loss);
-      for (const s of batch) tokens += s.tokens.length - 1;
-      const seconds = (performance.now() - start) / 1000;
-      o.onProgress?.({ step: step + 1, steps: o.steps, loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1)) * (o.steps - step - 1) });
-      // The event loop turns between steps (signals, output).
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const seconds = (performance.now() - start) / 1000;
+    const trainer = new LayerRangeTrainer(frozen, lora.layers, { recompute: false, adamw: { ...ADAMW_DEFAULTS, lr: o.lr } });
+    const stage = new LocalTrainingStage('this device', 0, c.numLayers, trainer);
+    const { losses, surrogateLosses, tokens, seconds } = await runTrainingLoop({
+      ends: frozen,
+      stages: [stage],
+      sequences,
+      steps: o.steps,
+      batch: o.batch,
+      seed: o.seed ?? 0,
+      maxGradNorm: o.maxGradNorm ?? 1,
+      reportedLoss: (batch) => {
+        engine.sync(lora);
+        return engine.batchLoss(batch);
+      },
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
     await writeFile(o.out, writeLoraAdapter(toLoraAdapter(lora), model));
     return { examples: examples.length, parameters: loraParameterCount(lora), losses, surrogateLosses, tokens, seconds, tokensPerSecond: tokens / seconds, adapter: lora };
   } finally {

@@ -2,7 +2,7 @@ import type { WeightMatrix } from '@edge-node/kernels';
 import type { RopeLayout } from '../model/model-file.js';
 import type { ModelConfig } from '../model/model-config.js';
 import { ropeFrequencies } from '../engine/rope.js';
-import type { LayerWeights, ShardWeights } from '../engine/shard-weights.js';
+import type { LayerWeights, ModelEnds, ShardWeights } from '../engine/shard-weights.js';
 import { JS_GEMM, type FrozenMatrix, type Gemm } from './gemm.js';
 import type { RopePairs } from './rope-grad.js';
 import type { Vec } from './vec.js';
@@ -34,15 +34,24 @@ export interface FrozenLayer {
   wdown: FrozenMatrix;
 }
 
-/** The whole model's frozen weights as f32 (the function the adapter is trained through), and what multiplies them. */
-export interface FrozenModel {
+/** A contiguous range of layers' frozen weights (what a stage trains through), and what multiplies them. */
+export interface FrozenRange {
+  shape: TrainShape;
+  gemm: Gemm;
+  layers: FrozenLayer[];
+}
+
+/** The model's ends, what the data's owner keeps: the embeddings, the final norm and the head. */
+export interface FrozenEnds {
   shape: TrainShape;
   gemm: Gemm;
   embedding: Vec;
-  layers: FrozenLayer[];
   outNorm: Vec;
   head: FrozenMatrix;
 }
+
+/** The whole model's frozen weights as f32 (the function the adapter is trained through), and what multiplies them. */
+export interface FrozenModel extends FrozenRange, FrozenEnds {}
 
 export function trainShape(config: ModelConfig, ropeLayout: RopeLayout): TrainShape {
   return {
@@ -106,6 +115,24 @@ function frozenLayer(l: LayerWeights, c: ModelConfig, frozen: Freeze): FrozenLay
 
 export class NotWholeModelError extends Error {
   override name = 'NotWholeModelError';
+}
+
+/** A shard's layers for training (any range; a pipeline stage's), frozen as frozenModel freezes them. */
+export function frozenRange(weights: ShardWeights, ropeLayout: RopeLayout, gemm: Gemm = JS_GEMM, freeze?: Freeze): FrozenRange {
+  const frozen: Freeze = freeze ?? ((w) => gemm.frozen(dequantiseMatrix(w), w.rows, w.cols));
+  return { shape: trainShape(weights.config, ropeLayout), gemm, layers: weights.layers.map((l) => frozenLayer(l, weights.config, frozen)) };
+}
+
+/** The model's ends (model-ends.ts's weights) for the data's owner: the embeddings and norm as f32, the head frozen by `freeze`. */
+export function frozenEnds(ends: ModelEnds, config: ModelConfig, ropeLayout: RopeLayout, gemm: Gemm = JS_GEMM, freeze?: Freeze): FrozenEnds {
+  const frozen: Freeze = freeze ?? ((w) => gemm.frozen(dequantiseMatrix(w), w.rows, w.cols));
+  return {
+    shape: trainShape(config, ropeLayout),
+    gemm,
+    embedding: dequantiseMatrix(ends.embedding),
+    outNorm: ends.head.arena.f32(ends.outNorm, config.hiddenSize).slice(),
+    head: frozen(ends.head),
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
-import type { ChatMessage, ChatTemplate } from '../tokenizer/chat-template.js';
+import type { ModelFile } from '../model/model-file.js';
+import { ChatTemplate, type ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { TrainingDataError, type TrainingExample } from './training-data.js';
 import type { TrainSequence } from './transformer-grad.js';
@@ -61,4 +62,12 @@ export function exampleSequence(ex: TrainingExample, tokenizer: Tokenizer, templ
   const lossMask = counted.slice(1);
   if (tokens.length < 2 || !lossMask.some(Boolean)) fail('no token to learn (the line tokenises to fewer than two tokens, or nothing of it counts)');
   return { tokens: Int32Array.from(tokens), lossMask };
+}
+
+/** Every example as a training sequence, rendered with the model's chat template (refused with the line's number). */
+export function trainingSequences(examples: readonly TrainingExample[], model: Pick<ModelFile, 'chatTemplate' | 'config'>, tokenizer: Tokenizer, file: string): TrainSequence[] {
+  const bos = tokenizer.bosId === null ? '' : tokenizer.tokenToPiece(tokenizer.bosId);
+  const eos = tokenizer.eosIds.length > 0 ? tokenizer.tokenToPiece(tokenizer.eosIds[0]) : '';
+  const template = new ChatTemplate(model.chatTemplate, bos, eos);
+  return examples.map((ex) => exampleSequence(ex, tokenizer, template, model.config.contextLength, file));
 }

@@ -1,13 +1,8 @@
-import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
-import { chunkedCrossEntropy } from './cross-entropy.js';
-import type { FrozenLayer, FrozenModel } from './frozen-model.js';
-import { linearForward } from './linear-grad.js';
-import { loraBackward, loraForward, type LoraSaved } from './lora-linear.js';
-import type { LayerLora, LoraSet } from './lora-set.js';
-import { rmsNormBackward, rmsNormForward } from './rms-norm-grad.js';
-import { ropeApply, ropeTable, type RopeShape } from './rope-grad.js';
-import { swigluBackward, swigluForward } from './swiglu-grad.js';
-import { zerosLike, type Vec } from './vec.js';
+import type { FrozenModel } from './frozen-model.js';
+import { LayerRangeTrainer } from './layer-range-trainer.js';
+import type { LoraSet } from './lora-set.js';
+import { embedRows, headLogits, headLossAndGrad } from './model-ends-grad.js';
+import type { Vec } from './vec.js';
 
 /** One training sequence: its tokens, and per position whether predicting the next token counts (prompts do not). */
 export interface TrainSequence {
@@ -16,133 +11,25 @@ export interface TrainSequence {
   lossMask: readonly boolean[];
 }
 
-/** What one layer's forward keeps for its backward (activations of one sequence). */
-interface LayerSaved {
-  x: Vec;
-  r1: Vec;
-  q: Vec;
-  k: Vec;
-  v: Vec;
-  probs: Vec;
-  lq: LoraSaved;
-  lk: LoraSaved;
-  lv: LoraSaved;
-  lo: LoraSaved;
-  x2: Vec;
-  r2: Vec;
-  g: Vec;
-  u: Vec;
-  lgate: LoraSaved;
-  lup: LoraSaved;
-  ldown: LoraSaved;
-}
-
-function addBias(y: Vec, rows: number, bias: Vec): void {
-  for (let i = 0; i < rows; i++) for (let j = 0; j < bias.length; j++) y[i * bias.length + j] += bias[j];
-}
-
-function add(a: Vec, b: Vec): Vec {
-  const out = a.slice();
-  for (let i = 0; i < out.length; i++) out[i] += b[i];
-  return out;
-}
-
-/** One layer, the engine's order: norm → q, k, v (+bias) → RoPE → attention → o → residual → norm → gate, up → SwiGLU → down → residual. */
-function layerForward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, x: Vec, t: number, table: Vec): { out: Vec; saved: LayerSaved } {
-  const s = m.shape;
-  const { y: h1, r: r1 } = rmsNormForward(x, t, s.hidden, w.attnNorm, s.eps);
-  const fq = loraForward(h1, t, w.wq, lora.attn_q, m.gemm);
-  const fk = loraForward(h1, t, w.wk, lora.attn_k, m.gemm);
-  const fv = loraForward(h1, t, w.wv, lora.attn_v, m.gemm);
-  if (w.bias) {
-    addBias(fq.y, t, w.bias.q);
-    addBias(fk.y, t, w.bias.k);
-    addBias(fv.y, t, w.bias.v);
-  }
-  ropeApply(fq.y, ropeShape(m, t, s.heads), table);
-  ropeApply(fk.y, ropeShape(m, t, s.kvHeads), table);
-  const { out: att, probs } = attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
-  const fo = loraForward(att, t, w.wo, lora.attn_output, m.gemm);
-  const x2 = add(x, fo.y);
-  const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
-  const fg = loraForward(h2, t, w.wgate, lora.ffn_gate, m.gemm);
-  const fu = loraForward(h2, t, w.wup, lora.ffn_up, m.gemm);
-  const fd = loraForward(swigluForward(fg.y, fu.y), t, w.wdown, lora.ffn_down, m.gemm);
-  const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
-  return { out: add(x2, fd.y), saved };
-}
-
-/** The gradient of a layer's output → of its input; adds the layer's LoRA gradients into `grads`. */
-function layerBackward(m: FrozenModel, w: FrozenLayer, lora: LayerLora, grads: LayerLora, sv: LayerSaved, dOut: Vec, t: number, table: Vec): Vec {
-  const s = m.shape;
-  const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
-  const { dg, du } = swigluBackward(ds, sv.g, sv.u);
-  const dGate = loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm);
-  const dh2 = add(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
-  const dx2 = add(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
-  const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
-  const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
-  ropeApply(dq, ropeShape(m, t, s.heads), table, true);
-  ropeApply(dk, ropeShape(m, t, s.kvHeads), table, true);
-  let dh1 = loraBackward(dq, sv.lq, w.wq, lora.attn_q, grads.attn_q.a, grads.attn_q.b, m.gemm);
-  dh1 = add(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b, m.gemm));
-  dh1 = add(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b, m.gemm));
-  return add(dx2, rmsNormBackward(dh1, sv.x, sv.r1, t, s.hidden, w.attnNorm));
-}
-
-function ropeShape(m: FrozenModel, rows: number, heads: number): RopeShape {
-  return { rows, stride: heads * m.shape.headDim, heads, headDim: m.shape.headDim, pairs: m.shape.ropePairs };
-}
-
-function attnShape(m: FrozenModel, t: number): AttentionShape {
-  return { t, heads: m.shape.heads, kvHeads: m.shape.kvHeads, headDim: m.shape.headDim };
-}
-
-/** The embedding rows of the tokens (positions 0 … T−1 of one sequence). */
-function embed(m: FrozenModel, tokens: ArrayLike<number>, t: number): Vec {
-  const H = m.shape.hidden;
-  const x = zerosLike(m.embedding, t * H);
-  for (let i = 0; i < t; i++) x.set(m.embedding.subarray(tokens[i] * H, (tokens[i] + 1) * H), i * H);
-  return x;
-}
-
-function positionsTable(m: FrozenModel, t: number): Vec {
-  return ropeTable(Array.from({ length: t }, (_, i) => i), m.shape.ropeFreqs, m.embedding);
-}
-
 /** Logits [T, vocab] of the adapted model for one sequence (evaluation, greedy continuation, checks). */
 export function forwardLogits(m: FrozenModel, lora: LoraSet, tokens: ArrayLike<number>): Vec {
   const t = tokens.length;
-  const table = positionsTable(m, t);
-  let x = embed(m, tokens, t);
-  m.layers.forEach((w, l) => {
-    x = layerForward(m, w, lora.layers[l], x, t, table).out;
-  });
-  const hn = rmsNormForward(x, t, m.shape.hidden, m.outNorm, m.shape.eps).y;
-  return linearForward(hn, t, m.head);
+  const range = new LayerRangeTrainer(m, lora.layers, { recompute: false });
+  const x = range.forward(0, embedRows(m, tokens, t), t);
+  range.reset();
+  return headLogits(m, x, t);
 }
 
 /**
- * One sequence's forward and backward: returns its summed loss over the counted positions and adds
- * gradScale · d(loss sum)/d(adapter) into `grads`. Activations of every layer are kept for the backward (one
- * sequence at a time, so memory is one sequence's).
+ * One sequence's forward and backward through the whole model as one layer range (layer-range-trainer.ts, which keeps
+ * every layer's activations for the backward, one sequence at a time): returns its summed loss over the counted
+ * positions and adds gradScale · d(loss sum)/d(adapter) into `grads`.
  */
 export function sequenceLossAndGrad(m: FrozenModel, lora: LoraSet, grads: LoraSet, seq: TrainSequence, gradScale: number): number {
   const t = seq.tokens.length - 1;
-  const s = m.shape;
-  const table = positionsTable(m, t);
-  let x = embed(m, seq.tokens, t);
-  const saved: LayerSaved[] = [];
-  m.layers.forEach((w, l) => {
-    const f = layerForward(m, w, lora.layers[l], x, t, table);
-    saved.push(f.saved);
-    x = f.out;
-  });
-  const { y: hn, r } = rmsNormForward(x, t, s.hidden, m.outNorm, s.eps);
-  const ce = chunkedCrossEntropy(hn, t, m.head, seq.tokens.subarray(1), seq.lossMask, gradScale);
-  let dx = rmsNormBackward(ce.dh, x, r, t, s.hidden, m.outNorm);
-  for (let l = m.layers.length - 1; l >= 0; l--) {
-    dx = layerBackward(m, m.layers[l], lora.layers[l], grads.layers[l], saved[l], dx, t, table);
-  }
-  return ce.lossSum;
+  const range = new LayerRangeTrainer(m, lora.layers, { recompute: false, grads: grads.layers });
+  const x = range.forward(0, embedRows(m, seq.tokens, t), t);
+  const { lossSum, dx } = headLossAndGrad(m, x, seq, gradScale);
+  range.backward(0, dx);
+  return lossSum;
 }

@@ -1,0 +1,59 @@
+import type { FinetuneProgress } from './training-loop.js';
+
+/** A fine-tuning job as a node is given it (`POST /v1/edge-node/finetune`): the data itself and the options. */
+export interface FinetuneJobRequest {
+  /** The training data as JSONL text (`{"text": …}` or `{"messages": […]}` lines). */
+  data: string;
+  /** How errors name the data (the client's file name). */
+  source: string;
+  rank: number;
+  alpha: number;
+  lr: number;
+  steps: number;
+  batch: number;
+  seed: number;
+}
+
+export interface FinetuneJobReport {
+  examples: number;
+  parameters: number;
+  /** Each step's loss before its update (the training forward's, through the stages). */
+  losses: number[];
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** The stages the layers were trained on, in order. */
+  stages: { name: string; startLayer: number; endLayer: number }[];
+  /** The adapter in llama.cpp's LoRA GGUF format (F32). */
+  adapter: Uint8Array;
+}
+
+/** A job whose data and options were checked (so a bad line is refused before anything starts), ready to run. */
+export interface PreparedFinetune {
+  readonly examples: number;
+  run(onProgress: (p: FinetuneProgress) => void, signal: AbortSignal): Promise<FinetuneJobReport>;
+}
+
+/** What runs fine-tuning jobs on a node's cluster (pipeline/cluster-finetune.ts). */
+export interface FinetuneRunner {
+  /** Checks the options and parses and tokenises the data; throws TrainingDataError (with the line) or FinetuneOptionError. */
+  prepare(req: FinetuneJobRequest): Promise<PreparedFinetune>;
+}
+
+export class FinetuneOptionError extends Error {
+  override name = 'FinetuneOptionError';
+}
+
+/** The options' ranges, named as the command's flags. */
+export function checkFinetuneOptions(o: { rank: number; steps: number; batch: number; alpha: number; lr: number; threads?: number; seed?: number }): void {
+  const positiveInt = (v: number, flag: string) => {
+    if (!Number.isSafeInteger(v) || v < 1) throw new FinetuneOptionError(`${flag} must be a positive integer, got ${v}`);
+  };
+  positiveInt(o.rank, '--rank');
+  positiveInt(o.steps, '--steps');
+  positiveInt(o.batch, '--batch');
+  if (o.threads !== undefined) positiveInt(o.threads, '--threads');
+  if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32)) throw new FinetuneOptionError(`--seed must be an integer from 0 to 2^32 − 1, got ${o.seed}`);
+  if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
+  if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
+}

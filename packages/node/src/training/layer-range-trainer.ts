@@ -1,0 +1,125 @@
+import { AdamW, type AdamWOptions } from './adamw.js';
+import type { FrozenRange } from './frozen-model.js';
+import { layerBackward, layerForward, positionsTable, type LayerSaved } from './layer-grad.js';
+import { loraArrays, zerosLikeLora, type LayerLora, type LoraSet } from './lora-set.js';
+import type { Vec } from './vec.js';
+
+export class MicroBatchError extends Error {
+  override name = 'MicroBatchError';
+}
+
+/** A micro-batch between its forward and its backward: its input rows, and its activations unless they are recomputed. */
+interface Pending {
+  x: Vec;
+  rows: number;
+  saved: LayerSaved[] | null;
+}
+
+export interface LayerRangeTrainerOptions {
+  /**
+   * Keep only each micro-batch's input and run the range's forward again in its backward (a pipeline stage, with
+   * several micro-batches in flight), instead of keeping every layer's activations (one device, one at a time). The
+   * forward is deterministic, so both give the same bits.
+   */
+  recompute: boolean;
+  /** The optimiser of `step` (a trainer that only computes gradients has none). */
+  adamw?: AdamWOptions;
+  /** Where the gradients add up (default: new zeroed arrays). */
+  grads?: LayerLora[];
+}
+
+/**
+ * Forward and backward of a contiguous range of layers with its slice of the adapter: what one device runs for the
+ * whole model, and what each stage of a pipeline runs for its layers. Micro-batches go forward in any number and
+ * come back in the same order (so every stage adds its gradients in micro-batch order, and a split gives the bits
+ * of the whole); `backward` returns the input's gradient and adds the slice's LoRA gradients into `grads`.
+ */
+export class LayerRangeTrainer {
+  readonly grads: LayerLora[];
+  private readonly pending = new Map<number, Pending>();
+  /** Micro-batch ids in the order they went forward: the order they must come back. */
+  private readonly order: number[] = [];
+  private readonly opt: AdamW | null;
+
+  constructor(
+    private readonly m: FrozenRange,
+    readonly lora: LayerLora[],
+    private readonly opts: LayerRangeTrainerOptions,
+  ) {
+    if (lora.length !== m.layers.length) throw new MicroBatchError(`the adapter slice has ${lora.length} layers, the range ${m.layers.length}`);
+    this.grads = opts.grads ?? zerosLikeLora(this.asSet(lora)).layers;
+    this.opt = opts.adamw ? new AdamW(this.asSet(lora), opts.adamw) : null;
+  }
+
+  /** Micro-batches gone forward and not yet back. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** The range's output for `rows` hidden-state rows of one sequence (positions 0 … rows−1). */
+  forward(id: number, x: Vec, rows: number): Vec {
+    if (this.pending.has(id)) throw new MicroBatchError(`micro-batch ${id} is already in flight`);
+    if (x.length !== rows * this.m.shape.hidden) throw new MicroBatchError(`micro-batch ${id}: ${x.length} values are not ${rows} rows of ${this.m.shape.hidden}`);
+    const { out, saved } = this.run(x, rows, !this.opts.recompute);
+    this.pending.set(id, { x, rows, saved });
+    this.order.push(id);
+    return out;
+  }
+
+  /** The gradient of the range's input from its output's; the slice's LoRA gradients added into `grads`. */
+  backward(id: number, dOut: Vec): Vec {
+    const p = this.pending.get(id);
+    if (!p) throw new MicroBatchError(`micro-batch ${id} has not gone forward here (or has come back already)`);
+    if (this.order[0] !== id) throw new MicroBatchError(`micro-batch ${id} came back before ${this.order[0]}: backwards must follow the forwards' order`);
+    if (dOut.length !== p.x.length) throw new MicroBatchError(`micro-batch ${id}: a gradient of ${dOut.length} values for ${p.rows} rows of ${this.m.shape.hidden}`);
+    this.order.shift();
+    this.pending.delete(id);
+    const saved = p.saved ?? this.run(p.x, p.rows, true).saved!;
+    const table = positionsTable(this.m, p.rows, p.x);
+    let dx = dOut;
+    for (let l = this.m.layers.length - 1; l >= 0; l--) dx = layerBackward(this.m, this.m.layers[l], this.lora[l], this.grads[l], saved[l], dx, p.rows, table);
+    return dx;
+  }
+
+  /**
+   * `start` plus the sum of the squares of this range's gradients, in the adapter's fixed order: chained over the
+   * stages in layer order (each starting from the previous one's sum), it is one device's sum to the bit.
+   */
+  gradSquareSum(start = 0): number {
+    let ss = start;
+    for (const g of loraArrays(this.asSet(this.grads))) for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
+    return ss;
+  }
+
+  /** Gradients scaled by `clipScale` (null: as they are), one AdamW update, gradients zeroed for the next step. */
+  step(clipScale: number | null, lr?: number): void {
+    if (!this.opt) throw new MicroBatchError('this trainer has no optimiser');
+    if (this.pending.size > 0) throw new MicroBatchError(`a step with ${this.pending.size} micro-batches still in flight`);
+    const arrays = loraArrays(this.asSet(this.grads));
+    if (clipScale !== null) for (const g of arrays) for (let i = 0; i < g.length; i++) g[i] *= clipScale;
+    this.opt.step(this.asSet(this.grads), lr);
+    for (const g of arrays) g.fill(0);
+  }
+
+  /** Forgets the micro-batches in flight (a step abandoned). */
+  reset(): void {
+    this.pending.clear();
+    this.order.length = 0;
+  }
+
+  private run(x: Vec, rows: number, keep: boolean): { out: Vec; saved: LayerSaved[] | null } {
+    const table = positionsTable(this.m, rows, x);
+    const saved: LayerSaved[] = [];
+    let h = x;
+    this.m.layers.forEach((w, l) => {
+      const f = layerForward(this.m, w, this.lora[l], h, rows, table);
+      if (keep) saved.push(f.saved);
+      h = f.out;
+    });
+    return { out: h, saved: keep ? saved : null };
+  }
+
+  private asSet(layers: LayerLora[]): LoraSet {
+    return { rank: 0, alpha: 0, layers };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The trainer's seam: a model's layers trained as two ranges (stories260K's 5 layers as 2 + 3, each a
+ * LayerRangeTrainer that keeps only its inputs and recomputes in backward) give the bits of one 5-layer range that
+ * keeps its activations — the same losses, gradient norms, gradients and adapter after steps.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModelEnds, loadShardWeights } from '../src/engine/shard-weights.js';
+import { ADAMW_DEFAULTS } from '../src/training/adamw.js';
+import { frozenEnds, frozenModel, frozenRange, trainShape, type FrozenEnds, type FrozenModel, type FrozenRange } from '../src/training/frozen-model.js';
+import { KernelGemm } from '../src/training/kernel-gemm.js';
+import { LayerRangeTrainer, MicroBatchError } from '../src/training/layer-range-trainer.js';
+import { createLora, loraArrays, type LoraSet } from '../src/training/lora-set.js';
+import { embedRows, headLossAndGrad } from '../src/training/model-ends-grad.js';
+import { pipelinedStep } from '../src/training/pipelined-step.js';
+import { quantisedFrozen } from '../src/training/quantised-frozen.js';
+import { LocalTrainingStage } from '../src/training/training-stage.js';
+import type { TrainSequence } from '../src/training/transformer-grad.js';
+import { closeStories, openStories, STORIES_PROMPT, type StoriesEngine } from './support/stories-model.js';
+
+let eng: StoriesEngine;
+let whole: FrozenModel;
+let ends: FrozenEnds;
+let first: FrozenRange;
+let second: FrozenRange;
+beforeAll(async () => {
+  eng = await openStories();
+  const { model, runtime } = eng;
+  const gemm = await KernelGemm.create(runtime);
+  const freeze = (w: Parameters<typeof quantisedFrozen>[1]) => quantisedFrozen(runtime, w);
+  whole = frozenModel(await loadShardWeights(model, { startLayer: 0, endLayer: 5 }, runtime), model.ropeLayout, gemm, freeze);
+  ends = frozenEnds(await loadModelEnds(model, runtime), model.config, model.ropeLayout, gemm, freeze);
+  first = frozenRange(await loadShardWeights(model, { startLayer: 0, endLayer: 2 }, runtime), model.ropeLayout, gemm, freeze);
+  second = frozenRange(await loadShardWeights(model, { startLayer: 2, endLayer: 5 }, runtime), model.ropeLayout, gemm, freeze);
+});
+afterAll(async () => closeStories(eng ?? {}));
+
+const BATCH: TrainSequence[] = [
+  { tokens: Int32Array.from(STORIES_PROMPT), lossMask: STORIES_PROMPT.slice(1).map((_, i) => i >= 3) },
+  { tokens: Int32Array.from([1, 403, 407, 261, 378, 430, 260]), lossMask: [true, true, true, true, true, true] },
+  { tokens: Int32Array.from([1, 290, 344, 417, 275, 12, 403, 407]), lossMask: [false, true, true, true, true, true, true] },
+];
+
+function adapter(): LoraSet {
+  return createLora(trainShape(eng.model.config, eng.model.ropeLayout), 5, 4, 8, 7);
+}
+
+const bits = (arrays: Float32Array[]) => arrays.map((a) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length)));
+const ADAMW = { ...ADAMW_DEFAULTS, lr: 1e-2 };
+
+describe('LayerRangeTrainer', () => {
+  it('2 + 3 layers (recomputed in backward) give the gradients of one 5-layer range to the bit', () => {
+    const lora = adapter();
+    const one = new LayerRangeTrainer(whole, lora.layers, { recompute: false });
+    const a = new LayerRangeTrainer(first, lora.layers.slice(0, 2), { recompute: true });
+    const b = new LayerRangeTrainer(second, lora.layers.slice(2), { recompute: true });
+    const tokens = BATCH.reduce((n, s) => n + s.lossMask.filter(Boolean).length, 0);
+    let sumOne = 0;
+    let sumSplit = 0;
+    BATCH.forEach((seq, k) => {
+      const t = seq.tokens.length - 1;
+      const x0 = embedRows(ends, seq.tokens, t);
+      const yOne = one.forward(k, x0, t);
+      const ySplit = b.forward(k, a.forward(k, x0, t), t);
+      expect(bits([ySplit as Float32Array])).toEqual(bits([yOne as Float32Array]));
+      const lOne = headLossAndGrad(whole, yOne, seq, 1 / tokens);
+      const lSplit = headLossAndGrad(ends, ySplit, seq, 1 / tokens);
+      sumOne += lOne.lossSum;
+      sumSplit += lSplit.lossSum;
+      const dOne = one.backward(k, lOne.dx);
+      const dSplit = a.backward(k, b.backward(k, lSplit.dx));
+      expect(bits([dSplit as Float32Array])).toEqual(bits([dOne as Float32Array]));
+    });
+    expect(sumSplit).toBe(sumOne);
+    const gOne = loraArrays({ rank: 4, alpha: 8, layers: one.grads }) as Float32Array[];
+    const gSplit = loraArrays({ rank: 4, alpha: 8, layers: [...a.grads, ...b.grads] }) as Float32Array[];
+    expect(gOne.some((g) => g.some((v) => v !== 0))).toBe(true);
+    expect(bits(gSplit)).toEqual(bits(gOne));
+    // The gradients' square sum chained over the ranges is the whole range's.
+    expect(b.gradSquareSum(a.gradSquareSum(0))).toBe(one.gradSquareSum(0));
+  });
+
+  it('steps through two stages give one stage\'s losses and adapter to the bit', async () => {
+    const run = async (split: boolean) => {
+      const lora = adapter();
+      const stages = split
+        ? [
+            new LocalTrainingStage('a', 0, 2, new LayerRangeTrainer(first, lora.layers.slice(0, 2), { recompute: true, adamw: ADAMW })),
+            new LocalTrainingStage('b', 2, 5, new LayerRangeTrainer(second, lora.layers.slice(2), { recompute: true, adamw: ADAMW })),
+          ]
+        : [new LocalTrainingStage('one', 0, 5, new LayerRangeTrainer(whole, lora.layers, { recompute: false, adamw: ADAMW }))];
+      const results = [];
+      // A small clipping norm, so the clipping scale is used on some steps.
+      for (let s = 0; s < 4; s++) results.push(await pipelinedStep(split ? ends : whole, stages, BATCH, 0.5));
+      return { results, arrays: loraArrays(lora) as Float32Array[] };
+    };
+    const one = await run(false);
+    const two = await run(true);
+    expect(two.results).toEqual(one.results);
+    expect(one.results[3].loss).toBeLessThan(one.results[0].loss);
+    expect(bits(two.arrays)).toEqual(bits(one.arrays));
+  });
+
+  it('refuses a backward out of the forwards\' order', () => {
+    const lora = adapter();
+    const a = new LayerRangeTrainer(first, lora.layers.slice(0, 2), { recompute: true });
+    const x = embedRows(ends, BATCH[1].tokens, 6);
+    a.forward(0, x, 6);
+    a.forward(1, x, 6);
+    expect(() => a.backward(1, x)).toThrow(MicroBatchError);
+    expect(() => a.backward(0, new Float32Array(3))).toThrow(/gradient of 3 values/);
+  });
+});
