@@ -174,10 +174,15 @@ async function run(): Promise<Result[]> {
       group.setCpuQuota(phase === 'starve' ? 1 : Number(v.quota));
       let previous = held;
       while (Date.now() - faultAt < FAULT_MS) {
-        const now = layersOf(await view().catch(() => before), victim.peerId);
-        if (shedMs === null && now < held) shedMs = Date.now() - faultAt;
-        if (previous === 0 && now > 0) backDuringFault++;
-        previous = now;
+        // A view that failed (a busy coordinator) is no sample: read as the view before the fault, it counted a
+        // shed node as given its layers back.
+        const seen = await view().catch(() => null);
+        if (seen) {
+          const now = layersOf(seen, victim.peerId);
+          if (shedMs === null && now < held) shedMs = Date.now() - faultAt;
+          if (previous === 0 && now > 0) backDuringFault++;
+          previous = now;
+        }
         await sleep(200);
       }
       const stopping = busyProcs.splice(0);
@@ -189,7 +194,8 @@ async function run(): Promise<Result[]> {
       group = null;
       const liftedAt = Date.now();
       console.log(`${phase}: lifted after ${((liftedAt - faultAt) / 1000).toFixed(1)} s (layers shed after ${shedMs === null ? 'never' : `${(shedMs / 1000).toFixed(1)} s`}); load ${load()}`);
-      if (layersOf(await view(), victim.peerId) === 0) {
+      const atLift = await view().catch(() => null);
+      if (atLift === null || layersOf(atLift, victim.peerId) === 0) {
         backMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) > 0, 60_000, `layers back on ${victim.name}`, 200).catch(() => null);
       }
     }

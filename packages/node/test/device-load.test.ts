@@ -22,6 +22,19 @@ describe('SlowdownEstimator', () => {
     expect(e.slowdown()!).toBeLessThan(1.3);
   });
 
+  it('rescaled for a re-measured profile, keeps its slowdown and moves its calibration with the predictions', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 1000 });
+    let t = 0;
+    for (let i = 0; i < 20; i++) e.add((t += 100), 5, 10); // quiet: half the old profile's prediction
+    // The profile is re-measured 2× faster: it now predicts 5 ms for the same run.
+    e.rescale(10 / 5);
+    expect(e.calibration()!).toBeCloseTo(1, 5);
+    expect(e.slowdown()!).toBeCloseTo(1, 5);
+    for (let i = 0; i < 50; i++) e.add((t += 100), 100, 5); // then throttled: 20× its quiet time
+    expect(e.calibration()!).toBeCloseTo(1, 5);
+    expect(e.slowdown()!).toBeGreaterThan(15);
+  });
+
   it('says nothing before it has samples', () => {
     const e = new SlowdownEstimator();
     expect(e.slowdown()).toBeNull();

@@ -4,22 +4,23 @@ import { PROBE_WINDOW_MS, probeSlowdown, recentRuns, type ProbeRun } from '../sr
 /** Probe runs once a second from `from` (s) with wall times `ms`. */
 const runsFrom = (from: number, ms: number[]): ProbeRun[] => ms.map((m, i) => ({ at: (from + i) * 1000, ms: m }));
 
-describe('the idle probe\'s slowdown (fastest run of the window ÷ fastest ever)', () => {
-  it('reads quiet again with the first fast run after a lift, though the window still holds throttled runs', () => {
+describe('the idle probe\'s slowdown (second-fastest run of the window ÷ fastest ever)', () => {
+  it('reads quiet again with the second fast run after a lift, though the window still holds throttled runs', () => {
     // 25 ms quiet; at 5 % of a core every run takes about 20×; lifted after the run at 9 s.
     const runs = runsFrom(0, [25, 26, 25, 500, 520, 480, 510, 530, 505, 490, 27, 26]);
     expect(probeSlowdown(runs, 25, 9_000)).toBeGreaterThan(15);
-    expect(probeSlowdown(runs, 25, 10_000)).toBeCloseTo(27 / 25, 5);
+    expect(probeSlowdown(runs, 25, 10_000)).toBeGreaterThan(15);
+    expect(probeSlowdown(runs, 25, 11_000)).toBeCloseTo(27 / 25, 5);
   });
 
-  it('stays busy while every run is held back (a quota or starvation holds back all of them)', () => {
-    const runs = runsFrom(0, [80, 95, 70, 110, 85, 90]);
-    for (let t = 1; t <= 5; t++) expect(probeSlowdown(runs, 25, t * 1000)).toBeGreaterThanOrEqual(70 / 25);
+  it('stays busy while runs are held back, one lucky run of a starved node included', () => {
+    const runs = runsFrom(0, [80, 95, 70, 110, 30, 90, 120]);
+    for (let t = 1; t <= 6; t++) expect(probeSlowdown(runs, 25, t * 1000)).toBeGreaterThanOrEqual(70 / 25);
   });
 
   it('a shared machine\'s noise (other processes adding wall time to some runs) does not read busy', () => {
-    const runs = runsFrom(0, [70, 28, 75, 60, 30, 66, 29]);
-    for (let t = 1; t <= 6; t++) expect(probeSlowdown(runs, 25, t * 1000)!).toBeLessThan(1.25);
+    const runs = runsFrom(0, [70, 28, 75, 29, 30, 66, 29, 80]);
+    for (let t = 3; t <= 7; t++) expect(probeSlowdown(runs, 25, t * 1000)!).toBeLessThan(1.25);
   });
 
   it('gives no figure from one run (a garbage collection is not a busy device), nor from runs older than the window', () => {

@@ -88,4 +88,20 @@ describe('prompt calibration', () => {
     // A verification of three drafts is neither.
     expect(expectation.read(run([{ rows: 4, position: 40, logits: true }]), slow)).toBeNull();
   });
+
+  it('the first run of each kind after a re-measured profile carries the previous profile\'s prediction (the calibration is rescaled, not restarted)', () => {
+    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
+    const expectation = new StageRunExpectation(model);
+    const run = (rows: number) => ({ startLayer: 0, endLayer: 2, rows, parts: [{ rows, position: 0, logits: false }], ms: 1 });
+    const before = profile(10, 20);
+    const after = profile(20, 80);
+    expect(expectation.read(run(1), before)?.expectedByPreviousMs).toBeUndefined();
+    expect(expectation.read(run(32), before)?.expectedByPreviousMs).toBeUndefined();
+    const decode = expectation.read(run(1), after)!;
+    expect(decode.expectedByPreviousMs! / decode.expectedMs).toBeCloseTo(2, 6);
+    expect(expectation.read(run(1), after)?.expectedByPreviousMs).toBeUndefined();
+    // The prompt's first slice under the new profile, later: priced by the previous profile's prefill figure.
+    const prompt = expectation.read(run(32), after)!;
+    expect(prompt.expectedByPreviousMs! / prompt.expectedMs).toBeCloseTo(4, 6);
+  });
 });

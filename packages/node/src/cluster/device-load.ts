@@ -77,6 +77,17 @@ export class SlowdownEstimator {
     if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
   }
 
+  /**
+   * The expectations changed (a re-measured profile predicts the same work in 1/`factor` of the time): the ratios seen
+   * so far are carried over as the new profile would have given them, so the calibration follows the profile and the
+   * slowdown goes on as it was.
+   */
+  rescale(factor: number): void {
+    if (!(factor > 0) || !Number.isFinite(factor)) return;
+    this.logRatio += Math.log(factor);
+    if (Number.isFinite(this.best)) this.best += Math.log(factor);
+  }
+
   /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */
   slowdown(): number | null {
     if (this.samples < this.minSamples || !Number.isFinite(this.best)) return null;

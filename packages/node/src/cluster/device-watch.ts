@@ -53,7 +53,8 @@ export class DeviceWatch {
   private stage: SlowdownEstimator;
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
-  private stageProfile: unknown = null;
+  /** The profile each kind of run was last measured against. */
+  private readonly profileOf: Record<ComputeKind, unknown> = { decode: null, prompt: null };
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
   private probeRuns: ProbeRun[] = [];
   private probeBestMs = Infinity;
@@ -102,13 +103,19 @@ export class DeviceWatch {
   /**
    * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs` — a decode step (how
    * busy the device is, and its calibration) or a prompt's slice (its prompt calibration). A re-measured profile
-   * starts the calibrations afresh (they are relative to the profile's figures).
+   * rescales that kind's calibration by what the previous profile predicted for the same run (`expectedByPreviousMs`,
+   * on the kind's first run after the change): it is relative to the profile's figures. Started afresh instead, a
+   * calibration whose first runs met a throttle took the throttle for the device's own speed (22× in
+   * bench:load-faults), kept it after the lift, and the node never got layers back.
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode'): void {
-    if (profile !== this.stageProfile) {
-      this.stageProfile = profile;
-      this.stage = new SlowdownEstimator(this.opts.slowdown);
-      this.promptStage = new SlowdownEstimator(this.opts.slowdown);
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode', expectedByPreviousMs?: number): void {
+    const previous = this.profileOf[kind];
+    if (profile !== previous) {
+      this.profileOf[kind] = profile;
+      const estimator = kind === 'prompt' ? this.promptStage : this.stage;
+      if (previous !== null && expectedByPreviousMs !== undefined && estimator.calibration() !== null) estimator.rescale(expectedByPreviousMs / expectedMs);
+      else if (kind === 'prompt') this.promptStage = new SlowdownEstimator(this.opts.slowdown);
+      else this.stage = new SlowdownEstimator(this.opts.slowdown);
     }
     (kind === 'prompt' ? this.promptStage : this.stage).add(Date.now(), measuredMs, expectedMs);
   }
@@ -184,8 +191,8 @@ export class DeviceWatch {
   }
 
   /**
-   * Times the probe's work; its fastest run ever is this device when quiet, and its fastest of the last few seconds the
-   * device now (probe-slowdown.ts). The work is 20–25 ms of CPU, long enough that a
+   * Times the probe's work; its fastest run ever is this device when quiet, and its second-fastest of the last few
+   * seconds the device now (probe-slowdown.ts). The work is 20–25 ms of CPU, long enough that a
    * CPU quota shows (a throttled process waits for the next period part-way), in pieces with the event loop turning
    * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second. The time is
    * the whole run's, turns included: a quota's wait falls as often between pieces as inside one (timing the pieces

@@ -10,6 +10,11 @@ export interface StageRunReading {
   kind: 'decode' | 'prompt';
   /** What the node's profile predicts the run to take, ms. */
   expectedMs: number;
+  /**
+   * On the first run of its kind after the profile changed (re-measured): what the previous profile predicted for
+   * it, so that the calibration of that kind follows the new profile instead of starting afresh.
+   */
+  expectedByPreviousMs?: number;
 }
 
 /**
@@ -20,6 +25,8 @@ export interface StageRunReading {
  */
 export class StageRunExpectation {
   private cached: { profile: DeviceProfile; decode: CostModel; prompt: CostModel } | null = null;
+  /** The model each kind of run was last priced with. */
+  private readonly lastOf: Record<StageRunReading['kind'], { profile: DeviceProfile; cm: CostModel } | null> = { decode: null, prompt: null };
 
   constructor(private readonly model: ModelProfile) {}
 
@@ -29,8 +36,13 @@ export class StageRunExpectation {
     if (!prompt && sample.parts.some((p) => p.rows > 1)) return null;
     const models = this.models(profile);
     if (models === null) return null;
-    const cm = prompt ? models.prompt : models.decode;
-    return { kind: prompt ? 'prompt' : 'decode', expectedMs: cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts) };
+    const kind = prompt ? 'prompt' : 'decode';
+    const cm = models[kind];
+    const last = this.lastOf[kind];
+    this.lastOf[kind] = { profile, cm };
+    const expectedMs = cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
+    if (last === null || last.profile === profile) return { kind, expectedMs };
+    return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts) };
   }
 
   private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {

@@ -58,8 +58,11 @@ export interface StageServerOptions {
   readLora?: (peerId: string, req: LoraReadRequest) => Promise<LoraReadReply>;
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
-  /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, kind: 'decode' | 'prompt') => void;
+  /**
+   * Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch); on a
+   * kind's first run after the profile changed, what the previous profile predicted for it (`expectedByPreviousMs`).
+   */
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, kind: 'decode' | 'prompt', expectedByPreviousMs?: number) => void;
   /** A coordinator's load of layers here finished (read, or found held already), after `ms`. */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
 }
@@ -258,6 +261,6 @@ export class StageServer {
     if (!this.opts.observeCompute) return;
     const profile = this.opts.membership.self().profile;
     const reading = this.expectation.read(sample, profile);
-    if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, profile, reading.kind);
+    if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, profile, reading.kind, reading.expectedByPreviousMs);
   }
 }

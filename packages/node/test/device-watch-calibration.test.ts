@@ -1,0 +1,40 @@
+/**
+ * A node's calibration (its stage compute against its profile's prediction, when quiet) must survive a re-measured
+ * profile: a node that re-measured while idle and then met a throttle with its first runs under the new profile took
+ * the throttle for its calibration (22×), read quiet (slowdown 1) after the lift with that calibration, and the
+ * planner never gave it layers back (bench:load-faults).
+ */
+import { describe, expect, it } from 'vitest';
+import { DeviceWatch } from '../src/cluster/device-watch.js';
+import { silentLogger } from '../src/network/node-logger.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('device watch calibration across a re-measured profile', () => {
+  it('carries the calibration over to the new profile, so a throttle after it reads as slowdown', async () => {
+    const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: () => {}, heldBytes: () => 0, log: silentLogger, intervalMs: 20, probeWhen: () => false, slowdown: { timeConstantMs: 50 } });
+    watch.start();
+    try {
+      const before = { name: 'profile at start' };
+      const after = { name: 'profile re-measured 2× faster' };
+      // Quiet under the first profile: 6 ms where it predicts 10.
+      for (let i = 0; i < 10; i++) {
+        watch.observeCompute(6, 10, before);
+        await sleep(10);
+      }
+      await sleep(60);
+      expect(watch.current().calibration).toBeCloseTo(0.6, 1);
+      // The new profile predicts 5 ms for the same run; the first runs under it are throttled (20×).
+      watch.observeCompute(120, 5, after, 'decode', 10);
+      for (let i = 0; i < 10; i++) {
+        await sleep(10);
+        watch.observeCompute(120, 5, after);
+      }
+      await sleep(60);
+      expect(watch.current().calibration).toBeCloseTo(1.2, 1);
+      expect(watch.current().slowdown).toBeGreaterThan(15);
+    } finally {
+      watch.stop();
+    }
+  });
+});
