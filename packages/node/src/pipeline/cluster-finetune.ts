@@ -6,7 +6,7 @@ import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkFinetuneOptions, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
+import { checkFinetuneOptions, FinetuneBusyError, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
 import { frozenEnds, trainShape } from '../training/frozen-model.js';
 import { KernelGemm } from '../training/kernel-gemm.js';
 import { targetDims, type LayerLora } from '../training/lora-set.js';
@@ -32,11 +32,6 @@ export interface ClusterFinetuneOptions {
   log: NodeLogger;
 }
 
-/** A job is running on this node already (one at a time: each holds a copy of its stages' layers). */
-export class FinetuneBusyError extends Error {
-  override name = 'FinetuneBusyError';
-}
-
 /** The job was stopped (its client went away). */
 export class FinetuneStoppedError extends Error {
   override name = 'FinetuneStoppedError';
@@ -56,6 +51,7 @@ export class ClusterFinetune implements FinetuneRunner {
 
   async prepare(req: FinetuneJobRequest): Promise<PreparedFinetune> {
     checkFinetuneOptions(req);
+    if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     const examples = parseTrainingJsonl(req.data, req.source);
     const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
     return { examples: examples.length, run: (onProgress, signal) => this.run(req, sequences, onProgress, signal) };

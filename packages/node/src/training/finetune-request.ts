@@ -40,6 +40,14 @@ export interface FinetuneRunner {
   prepare(req: FinetuneJobRequest): Promise<PreparedFinetune>;
 }
 
+/** A job is running on this node already (one at a time: each holds a copy of its stages' layers). */
+export class FinetuneBusyError extends Error {
+  override name = 'FinetuneBusyError';
+}
+
+/** What a job request leaves out (the `edge-node finetune` defaults). */
+export const FINETUNE_DEFAULTS = { rank: 8, alpha: 16, lr: 1e-3, steps: 100, batch: 4, seed: 0 } as const;
+
 export class FinetuneOptionError extends Error {
   override name = 'FinetuneOptionError';
 }
