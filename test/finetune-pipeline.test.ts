@@ -3,7 +3,9 @@
  * (`POST /v1/edge-node/finetune`, and `edge-node finetune --api`), which keeps it and drives the stages. A 1-node
  * cluster and a 2-node one (split 2,3) give the same losses and the same adapter bytes — and so does training on one
  * device (`edge-node finetune --model`); on 2 nodes the loss falls below half its start within 100 steps; a bad
- * data line is refused with its number; a stage killed mid-job fails the job with its name, and nothing hangs.
+ * data line is refused with its number; a stage killed mid-job fails the job with its name when no recovery is
+ * allowed (nothing hangs), else the job goes on without it from its last checkpoint and ends with the uninterrupted
+ * run's losses and adapter.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -126,10 +128,10 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(http.error).toMatch(/^x\.jsonl line 2: /);
   }, 120_000);
 
-  it('a stage killed mid-job fails the job with its name, and nothing hangs', async () => {
+  it('a stage killed mid-job: with no recoveries allowed the job fails naming it, and nothing hangs', async () => {
     let killedAt = 0;
     const t0 = Date.now();
-    const r = await finetune(n1, { data: LINES.join('\n'), steps: 100_000, ...OPTIONS }, (l) => {
+    const r = await finetune(n1, { data: LINES.join('\n'), steps: 100_000, recoveries: 0, ...OPTIONS }, (l) => {
       if (l.type === 'progress' && l.step === 5) {
         killedAt = Date.now();
         n2.kill('SIGKILL');
@@ -141,7 +143,30 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(killedAt).toBeGreaterThan(0);
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     expect(Date.now() - t0).toBeLessThan(60_000);
-    // The node is still serving: another job on the 1-node cluster of `solo` is unaffected, and n1 answers health.
     expect((await n1.health()).status).toBe('ok');
   }, 90_000);
+
+  it('a stage killed mid-job otherwise: the job goes on without it from its last checkpoint, with the same adapter as without the loss', async () => {
+    await n2.exited;
+    n2 = await h.startNode({ name: 'n2', args: ['--model', STORIES_GGUF, '--no-mdns', '--bootstrap', n1.addresses[0]] });
+    await h.waitForPipelineMembers([n1, n2]);
+    const body = { data: LINES.join('\n'), steps: 30, ...OPTIONS };
+    const uninterrupted = done((await finetune(solo, body)).lines);
+    let killed = false;
+    const r = await finetune(n1, body, (l) => {
+      if (l.type === 'progress' && l.step === 15 && !killed) {
+        killed = true;
+        n2.kill('SIGKILL');
+      }
+    });
+    const resumed = done(r.lines);
+    expect(killed).toBe(true);
+    expect(resumed.stages).toEqual([{ name: 'n1', startLayer: 0, endLayer: 5 }]);
+    expect(resumed.losses).toEqual(uninterrupted.losses);
+    expect(resumed.adapter).toBe(uninterrupted.adapter);
+    // Steps 11–15 were done again on the new split, from the checkpoint after step 10.
+    const steps = r.lines.flatMap((l) => (l.type === 'progress' ? [l.step] : []));
+    expect(steps.slice(0, 16)).toEqual([...Array.from({ length: 15 }, (_, i) => i + 1), 11]);
+    expect(n1.output()).toMatch(/training: stage n2 \(layers \[2, 5\)\) was lost mid-job[^\n]*; going on without it from step 10/);
+  }, 120_000);
 });

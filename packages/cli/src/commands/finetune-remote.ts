@@ -13,6 +13,7 @@ export interface RemoteFinetuneOptions {
   steps: number;
   batch: number;
   seed: number;
+  recoveries: number;
   onProgress: (p: FinetuneProgress) => void;
 }
 

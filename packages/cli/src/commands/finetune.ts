@@ -33,6 +33,8 @@ Options:
                     data (only hidden states and gradients go to the stages that hold the other layers; the
                     model is the node's, --model and --threads are not used); the adapter is written here
   --api-key KEY     that node's API key, if it was started with one (or env EDGE_NODE_API_KEY)
+  --recoveries N    with --api: stages lost mid-job that the job goes on without, from its last checkpoint
+                    (every 10 steps), before it fails (default 3)
   -h, --help
 `;
 
@@ -48,6 +50,7 @@ interface FinetuneFlags {
   threads?: string | undefined;
   api?: string | undefined;
   'api-key'?: string | undefined;
+  recoveries?: string | undefined;
 }
 
 /** `--api URL`: the job on that node's cluster (finetune-remote.ts), with the same progress line. */
@@ -63,6 +66,7 @@ async function runOnNode(v: FinetuneFlags): Promise<number> {
     steps: intOption(v.steps, '--steps', DEFAULTS.steps),
     batch: intOption(v.batch, '--batch', DEFAULTS.batch),
     seed: intOption(v.seed, '--seed', DEFAULTS.seed),
+    recoveries: intOption(v.recoveries, '--recoveries', 3),
     onProgress: createTrainingProgressLine(),
   });
   const losses = report.losses;
@@ -82,7 +86,7 @@ export const finetuneCommand: CliCommand = {
         args: argv,
         options: {
           model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
-          lr: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, api: { type: 'string' }, 'api-key': { type: 'string' },
+          lr: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, api: { type: 'string' }, 'api-key': { type: 'string' }, recoveries: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
       },
@@ -91,6 +95,7 @@ export const finetuneCommand: CliCommand = {
     if (!parsed) return 0;
     const v = parsed.values;
     if (v.api !== undefined) return runOnNode(v);
+    if (v.recoveries !== undefined) throw new UsageError('--recoveries is for a job on a cluster (--api URL)');
     for (const flag of ['model', 'data', 'out'] as const) if (!v[flag]) throw new UsageError(`--${flag} is required\n\n${HELP}`);
     // The runtime only once the command line is sound.
     const { runFinetune } = await import('@edge-node/node');

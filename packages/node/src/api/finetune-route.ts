@@ -26,7 +26,7 @@ export function parseFinetuneBody(body: unknown): FinetuneJobRequest {
     return v;
   };
   const source = typeof b.source === 'string' && b.source.length > 0 && b.source.length <= 200 ? b.source : 'data';
-  return { data, source, rank: num('rank'), alpha: num('alpha'), lr: num('lr'), steps: num('steps'), batch: num('batch'), seed: num('seed') };
+  return { data, source, rank: num('rank'), alpha: num('alpha'), lr: num('lr'), steps: num('steps'), batch: num('batch'), seed: num('seed'), recoveries: num('recoveries') };
 }
 
 /**

@@ -12,6 +12,8 @@ export interface FinetuneJobRequest {
   steps: number;
   batch: number;
   seed: number;
+  /** Stages lost mid-job that the job goes on without (from its last checkpoint) before it fails. */
+  recoveries: number;
 }
 
 export interface FinetuneJobReport {
@@ -46,14 +48,14 @@ export class FinetuneBusyError extends Error {
 }
 
 /** What a job request leaves out (the `edge-node finetune` defaults). */
-export const FINETUNE_DEFAULTS = { rank: 8, alpha: 16, lr: 1e-3, steps: 100, batch: 4, seed: 0 } as const;
+export const FINETUNE_DEFAULTS = { rank: 8, alpha: 16, lr: 1e-3, steps: 100, batch: 4, seed: 0, recoveries: 3 } as const;
 
 export class FinetuneOptionError extends Error {
   override name = 'FinetuneOptionError';
 }
 
 /** The options' ranges, named as the command's flags. */
-export function checkFinetuneOptions(o: { rank: number; steps: number; batch: number; alpha: number; lr: number; threads?: number; seed?: number }): void {
+export function checkFinetuneOptions(o: { rank: number; steps: number; batch: number; alpha: number; lr: number; threads?: number; seed?: number; recoveries?: number }): void {
   const positiveInt = (v: number, flag: string) => {
     if (!Number.isSafeInteger(v) || v < 1) throw new FinetuneOptionError(`${flag} must be a positive integer, got ${v}`);
   };
@@ -62,6 +64,7 @@ export function checkFinetuneOptions(o: { rank: number; steps: number; batch: nu
   positiveInt(o.batch, '--batch');
   if (o.threads !== undefined) positiveInt(o.threads, '--threads');
   if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32)) throw new FinetuneOptionError(`--seed must be an integer from 0 to 2^32 − 1, got ${o.seed}`);
+  if (o.recoveries !== undefined && !(Number.isSafeInteger(o.recoveries) && o.recoveries >= 0 && o.recoveries <= 16)) throw new FinetuneOptionError(`recoveries must be an integer from 0 to 16, got ${o.recoveries}`);
   if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new FinetuneOptionError(`--alpha must be a positive number, got ${o.alpha}`);
   if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new FinetuneOptionError(`--lr must be a positive number, got ${o.lr}`);
 }
