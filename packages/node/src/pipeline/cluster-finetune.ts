@@ -1,4 +1,4 @@
-import { createKernelRuntime } from '@edge-node/kernels';
+import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
 import { loadModelEnds } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
 import { LORA_PROJECTIONS, loraTargetName, type LoraAdapter } from '../model/lora-adapter.js';
@@ -68,15 +68,17 @@ export class ClusterFinetune implements FinetuneRunner {
     this.running = true;
     const { model, log } = this.opts;
     const c = model.config;
-    const runtime = await createKernelRuntime({ threads: this.opts.threads });
+    let runtime: KernelRuntime | null = null;
     let stages: TrainingStage[] = [];
     const closeStages = async () => {
       await Promise.all(stages.map((s) => s.close().catch(() => {})));
       stages = [];
     };
     try {
+      runtime = await createKernelRuntime({ threads: this.opts.threads });
       const gemm = await KernelGemm.create(runtime);
-      const ends = frozenEnds(await loadModelEnds(model, runtime), c, model.ropeLayout, gemm, (w) => quantisedFrozen(runtime, w));
+      const kernels = runtime;
+      const ends = frozenEnds(await loadModelEnds(model, kernels), c, model.ropeLayout, gemm, (w) => quantisedFrozen(kernels, w));
       const job = globalThis.crypto.randomUUID();
       const params: StageJobParams = { rank: req.rank, alpha: req.alpha, lr: req.lr, seed: req.seed };
       const shape = trainShape(c, model.ropeLayout);
@@ -138,7 +140,7 @@ export class ClusterFinetune implements FinetuneRunner {
       };
     } finally {
       await closeStages();
-      await runtime.close();
+      await runtime?.close();
       this.running = false;
     }
   }

@@ -63,7 +63,12 @@ export class RemoteTrainingStage implements TrainingStage {
     }
     const channel = new RequestChannel<TrainRequest, TrainReply, never>(stream, { timeoutMs: OP_TIMEOUT_MS });
     const stage = new RemoteTrainingStage(label, range.startLayer, range.endLayer, job, peer.peerId, channel, { rank: p.rank, dims });
-    await stage.ask({ op: 'open', job, model, startLayer: range.startLayer, endLayer: range.endLayer, ...p, ...(resume ? { resume } : {}) }, OPEN_TIMEOUT_MS);
+    try {
+      await stage.ask({ op: 'open', job, model, startLayer: range.startLayer, endLayer: range.endLayer, ...p, ...(resume ? { resume } : {}) }, OPEN_TIMEOUT_MS);
+    } catch (err) {
+      await channel.close().catch(() => {});
+      throw err;
+    }
     return stage;
   }
 
