@@ -1,6 +1,6 @@
 /**
- * `/edge-node/train/1.0.0` between two hosts on loopback: an owner with layers [0, 2) here and a stage with [2, 5)
- * over the protocol give one device's losses and adapter to the bit; every frame either way is captured and holds
+ * `/edge-node/train/1.0.0` between hosts on loopback: an owner with layers [0, 2) here and a stage with [2, 5) over
+ * the protocol give one device's losses and adapter to the bit, and so do three stages (1 + 2 + 2 layers); every frame either way is captured and holds
  * only hidden states, gradients, scalars and (on export) A and B — no token id, label or logit; bad frames are
  * answered with their reason; a stage that goes away fails the job with its name.
  */
@@ -137,6 +137,27 @@ describe('/edge-node/train between two hosts', () => {
     expect(arrays.filter((a) => lengths.has(a.length)).length).toBe(3 * 3 * 4);
     expect(sent.length).toBeGreaterThan(0);
     expect(received.length).toBe(sent.length);
+  });
+
+  it('three stages (1 layer here, 2 and 2 on two other hosts) give one device\'s losses and adapter bits too', async () => {
+    const third = await host('third');
+    const s3 = new TrainServer({ host: third, model: eng.model, fingerprint: fingerprint(), limits: trainFrameLimits(eng.model.config, 256, 1 << 20), threads: 1, refusal: null, log: quiet });
+    await s3.start();
+    await owner.dial(third.addresses()[0]);
+    try {
+      const whole = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 5 }, PARAMS, 1);
+      const one = await steps([new LocalTrainingStage('one', 0, 5, whole.trainer, () => whole.close())]);
+      const mine = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 1 }, PARAMS, 1);
+      const b = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 1, endLayer: 3 }, 'job-3', fingerprint(), PARAMS, dims());
+      const c = await RemoteTrainingStage.open(owner, { peerId: third.peerId, name: 'third' }, { startLayer: 3, endLayer: 5 }, 'job-3', fingerprint(), PARAMS, dims());
+      const three = await steps([new LocalTrainingStage('owner', 0, 1, mine.trainer, () => mine.close()), b, c]);
+      expect(three.results).toEqual(one.results);
+      const bits = (a: Float32Array[]) => a.map((x) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length)));
+      expect(bits(three.arrays)).toEqual(bits(one.arrays));
+    } finally {
+      await s3.stop();
+      await third.close();
+    }
   });
 
   it('answers bad frames with their reason and keeps the stream', async () => {
