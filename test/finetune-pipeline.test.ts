@@ -27,7 +27,7 @@ interface Done {
   stages: { name: string; startLayer: number; endLayer: number }[];
   tokensPerSecond: number;
 }
-type Line = { type: 'progress'; step: number; loss: number } | Done | { type: 'error'; name: string; message: string };
+type Line = { type: 'progress'; step: number; loss: number } | { type: 'notice'; message: string } | Done | { type: 'error'; name: string; message: string };
 
 /**
  * POSTs a job and reads its NDJSON lines to the end; `onLine` sees each as it comes. A connection of its own each
@@ -168,5 +168,8 @@ describe('fine-tuning through a 2-node pipeline', () => {
     const steps = r.lines.flatMap((l) => (l.type === 'progress' ? [l.step] : []));
     expect(steps.slice(0, 16)).toEqual([...Array.from({ length: 15 }, (_, i) => i + 1), 11]);
     expect(n1.output()).toMatch(/training: stage n2 \(layers \[2, 5\)\) was lost mid-job[^\n]*; going on without it from step 10/);
+    const notices = r.lines.flatMap((l) => (l.type === 'notice' ? [l.message] : []));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/^stage n2 \(layers \[2, 5\)\) was lost mid-job.*; going on without it from step 10 \(its last checkpoint\)$/);
   }, 120_000);
 });

@@ -15,6 +15,8 @@ export interface RemoteFinetuneOptions {
   seed: number;
   recoveries: number;
   onProgress: (p: FinetuneProgress) => void;
+  /** What the node tells as it happens (a stage lost, the job going on without it). */
+  onNotice: (message: string) => void;
 }
 
 export interface RemoteFinetuneReport {
@@ -25,7 +27,7 @@ export interface RemoteFinetuneReport {
   stages: { name: string; startLayer: number; endLayer: number }[];
 }
 
-type Line = ({ type: 'progress' } & FinetuneProgress) | ({ type: 'done'; adapter: string } & RemoteFinetuneReport) | { type: 'error'; name: string; message: string };
+type Line = ({ type: 'progress' } & FinetuneProgress) | { type: 'notice'; message: string } | ({ type: 'done'; adapter: string } & RemoteFinetuneReport) | { type: 'error'; name: string; message: string };
 
 /**
  * `edge-node finetune --api URL`: the data file sent to the node (which keeps it: only hidden states and gradients go
@@ -38,7 +40,7 @@ export async function finetuneThroughNode(api: NodeApi, o: RemoteFinetuneOptions
   await access(dirname(o.out), constants.W_OK).catch(() => {
     throw new NodeApiError(`cannot write the adapter to ${o.out}: its folder does not exist or is not writable`);
   });
-  const { onProgress, out: _out, data: _data, ...options } = o;
+  const { onProgress, onNotice, out: _out, data: _data, ...options } = o;
   let res: Response;
   try {
     res = await fetch(`${api.base}/v1/edge-node/finetune`, { method: 'POST', headers: api.headers, body: JSON.stringify({ data, source: basename(o.data), ...options }) });
@@ -57,6 +59,7 @@ export async function finetuneThroughNode(api: NodeApi, o: RemoteFinetuneOptions
       if (text === '') continue;
       const line = JSON.parse(text) as Line;
       if (line.type === 'progress') onProgress(line);
+      else if (line.type === 'notice') onNotice(line.message);
       else if (line.type === 'error') throw new NodeApiError(`the fine-tuning job failed on ${api.base}: ${line.message}`);
       else {
         const { adapter, ...report } = line;

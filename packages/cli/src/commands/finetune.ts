@@ -68,6 +68,7 @@ async function runOnNode(v: FinetuneFlags): Promise<number> {
     seed: intOption(v.seed, '--seed', DEFAULTS.seed),
     recoveries: intOption(v.recoveries, '--recoveries', 3),
     onProgress: createTrainingProgressLine(),
+    onNotice: (message) => process.stderr.write(`\nedge-node finetune: ${message}\n`),
   });
   const losses = report.losses;
   const stages = report.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');

@@ -32,7 +32,8 @@ export function parseFinetuneBody(body: unknown): FinetuneJobRequest {
 /**
  * `POST /v1/edge-node/finetune`: trains a LoRA adapter on this node's cluster with the data in the body, which stays
  * on this node (docs/finetune.md). A bad line or option is a 400 with the line's number before anything starts; a job
- * already running a 409. Then NDJSON: a `progress` line per step (loss, tokens/s, ETA), and a last line `done` with
+ * already running a 409. Then NDJSON: a `progress` line per step (loss, tokens/s, ETA), a `notice` when a stage was
+ * lost and the job goes on without it, and a last line `done` with
  * the losses and the adapter (llama.cpp's LoRA GGUF, base64) or `error` with what failed (a lost stage is named).
  */
 export function addFinetuneRoute(router: ApiRouter, runner: FinetuneRunner | null): void {
@@ -55,7 +56,7 @@ export function addFinetuneRoute(router: ApiRouter, runner: FinetuneRunner | nul
       if (!res.writableEnded) stop.abort();
     });
     try {
-      const report = await job.run((p) => out.send({ type: 'progress', ...p }), stop.signal);
+      const report = await job.run((p) => out.send({ type: 'progress', ...p }), stop.signal, (message) => out.send({ type: 'notice', message }));
       const { adapter, ...rest } = report;
       out.end({ type: 'done', ...rest, adapter: Buffer.from(adapter).toString('base64') });
     } catch (err) {

@@ -60,10 +60,10 @@ export class ClusterFinetune implements FinetuneRunner {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     const examples = parseTrainingJsonl(req.data, req.source);
     const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
-    return { examples: examples.length, run: (onProgress, signal) => this.run(req, sequences, onProgress, signal) };
+    return { examples: examples.length, run: (onProgress, signal, onNotice) => this.run(req, sequences, onProgress, signal, onNotice ?? (() => {})) };
   }
 
-  private async run(req: FinetuneJobRequest, sequences: TrainSequence[], onProgress: (p: FinetuneProgress) => void, signal: AbortSignal): Promise<FinetuneJobReport> {
+  private async run(req: FinetuneJobRequest, sequences: TrainSequence[], onProgress: (p: FinetuneProgress) => void, signal: AbortSignal, onNotice: (message: string) => void): Promise<FinetuneJobReport> {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     this.running = true;
     const { model, log } = this.opts;
@@ -122,7 +122,9 @@ export class ClusterFinetune implements FinetuneRunner {
           await closeStages();
           if (!(err instanceof TrainingStageLostError) || attempt >= req.recoveries) throw err;
           excluded.add(err.peerId);
-          log.warn(`training: ${err.message}; going on without it from step ${saved.checkpoint?.step ?? 0} (its last checkpoint)`);
+          const notice = `${err.message}; going on without it from step ${saved.checkpoint?.step ?? 0} (its last checkpoint)`;
+          log.warn(`training: ${notice}`);
+          onNotice(notice);
         }
       }
       const slices = (await Promise.all(stages.map((s) => s.exportSlice()))).flat();

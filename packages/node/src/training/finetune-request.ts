@@ -33,7 +33,8 @@ export interface FinetuneJobReport {
 /** A job whose data and options were checked (so a bad line is refused before anything starts), ready to run. */
 export interface PreparedFinetune {
   readonly examples: number;
-  run(onProgress: (p: FinetuneProgress) => void, signal: AbortSignal): Promise<FinetuneJobReport>;
+  /** `onNotice`: what the job's client should be told as it happens (a stage lost and the job going on without it). */
+  run(onProgress: (p: FinetuneProgress) => void, signal: AbortSignal, onNotice?: (message: string) => void): Promise<FinetuneJobReport>;
 }
 
 /** What runs fine-tuning jobs on a node's cluster (pipeline/cluster-finetune.ts). */
