@@ -43,6 +43,8 @@ interface Run {
   accepted: number;
   walks: number;
   tokensPerWalk: number;
+  /** The draft length k the request's tuner chose last (from measured acceptance and costs). */
+  draftLength: number;
 }
 type Mode = 'off' | 'lookup' | 'own draft';
 
@@ -60,7 +62,7 @@ async function complete(node: RunningNode, model: string, body: Record<string, u
   if (res.status !== 200) throw new Error(`completion answered ${res.status}: ${await res.text()}`);
   const json = (await res.json()) as {
     choices: { text: string }[];
-    usage: { completion_tokens: number; speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number } };
+    usage: { completion_tokens: number; speculation?: { drafted_tokens: number; accepted_tokens: number; decode_walks: number; tokens_per_walk: number; draft_length: number } };
   };
   const ms = performance.now() - t0;
   const { usage } = json;
@@ -75,6 +77,7 @@ async function complete(node: RunningNode, model: string, body: Record<string, u
     accepted: s?.accepted_tokens ?? 0,
     walks: s?.decode_walks ?? usage.completion_tokens - 1,
     tokensPerWalk: s?.tokens_per_walk ?? 1,
+    draftLength: s?.draft_length ?? 0,
   };
 }
 
@@ -119,15 +122,16 @@ async function workload(name: string, node: RunningNode, ref: { prompt: number[]
   }
   const base = median(runs.off.map((x) => x.decodeTokPerS));
   console.log(`\n${name}: ${repeats} interleaved repeats of ${tokens} tokens, greedy; texts ${identical ? 'identical' : 'DIFFER'}`);
-  console.log('mode        decode tok/s (median, min–max)   vs off   tokens/walk   accepted/drafted');
+  console.log('mode        decode tok/s (median, min–max)   vs off   tokens/walk   k (last)   accepted/drafted');
   for (const mode of ['off', 'lookup', 'own draft'] as Mode[]) {
     const xs = runs[mode].map((x) => x.decodeTokPerS);
     const drafted = runs[mode].reduce((n, x) => n + x.drafted, 0);
     const accepted = runs[mode].reduce((n, x) => n + x.accepted, 0);
     const tpw = median(runs[mode].map((x) => x.tokensPerWalk));
+    const ks = runs[mode].map((x) => x.draftLength).join(',');
     console.log(
       `${mode.padEnd(10)}  ${median(xs).toFixed(1).padStart(8)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`.padEnd(44) +
-        `${(median(xs) / base).toFixed(2).padStart(5)}×   ${tpw.toFixed(2).padStart(9)}   ${drafted > 0 ? `${accepted}/${drafted} (${((accepted / drafted) * 100).toFixed(0)} %)` : '—'}`,
+        `${(median(xs) / base).toFixed(2).padStart(5)}×   ${tpw.toFixed(2).padStart(9)}   ${ks.padStart(8)}   ${drafted > 0 ? `${accepted}/${drafted} (${((accepted / drafted) * 100).toFixed(0)} %)` : '—'}`,
     );
   }
   // What the coordinator measured: the acceptance, tokens per walk and the cost of a row that chose each k.
@@ -139,6 +143,7 @@ async function workload(name: string, node: RunningNode, ref: { prompt: number[]
 const results: Record<string, unknown> = {};
 let ok = true;
 try {
+  console.log(`load average at the start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   process.stderr.write(`reference answers on one device, then 3 nodes (${v.split}) on ${v.model}...\n`);
   const randomRef = await reference(v.model!, 'The committee reviewed the proposal in detail and asked the authors to summarise the main findings, then');
   const storiesRef = await reference(STORIES_GGUF, QUOTING);

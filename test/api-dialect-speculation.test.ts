@@ -1,5 +1,5 @@
 /**
- * Per-request speculation in the Responses, Anthropic and Ollama dialects of a live 2-node cluster (two `edge-node
+ * Per-request speculation in the OpenAI (chat, completions: llama-server's `timings` too), Responses, Anthropic and Ollama dialects of a live 2-node cluster (two `edge-node
  * start` processes, stories260K split 2,3), each driven by its official client: the extension switch (`speculate`
  * at the top of a Responses or Anthropic request, `options.speculate` on Ollama) gives the same greedy text on and
  * off, the answer's usage reports the drafts only when speculation was asked for, and a value that is not a boolean
@@ -23,6 +23,18 @@ interface SpeculationUsage {
   accepted_tokens: number;
   decode_walks: number;
   tokens_per_walk: number;
+  draft_length: number;
+}
+
+/** llama-server's timings object, which OpenAI answers carry when speculation ran. */
+interface Timings {
+  prompt_n: number;
+  prompt_ms: number;
+  predicted_n: number;
+  predicted_ms: number;
+  predicted_per_second: number;
+  draft_n: number;
+  draft_n_accepted: number;
 }
 
 /** The drafts a usage reports: some made, at most all accepted, more than one token per walk on average. */
@@ -33,6 +45,20 @@ function expectDrafted(s: SpeculationUsage | undefined, tokens: number, label: s
   expect(s!.accepted_tokens).toBeLessThanOrEqual(s!.drafted_tokens);
   expect(s!.decode_walks).toBeLessThanOrEqual(tokens);
   expect(s!.tokens_per_walk).toBeGreaterThanOrEqual(1);
+  expect(s!.draft_length).toBeGreaterThanOrEqual(0);
+  expect(s!.draft_length).toBeLessThanOrEqual(16);
+}
+
+/** The timings agree with the usage: prompt tokens computed, tokens after the first, the same drafts. */
+function expectTimings(t: Timings | undefined, usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } | null; speculation?: SpeculationUsage }): void {
+  expect(t).toBeDefined();
+  expect(t!.prompt_n + (usage.prompt_tokens_details?.cached_tokens ?? 0)).toBe(usage.prompt_tokens);
+  expect(t!.predicted_n).toBe(usage.completion_tokens - 1);
+  expect(t!.prompt_ms).toBeGreaterThan(0);
+  expect(t!.predicted_ms).toBeGreaterThan(0);
+  expect(t!.predicted_per_second).toBeCloseTo((t!.predicted_n / t!.predicted_ms) * 1000, 0);
+  expect(t!.draft_n).toBe(usage.speculation!.drafted_tokens);
+  expect(t!.draft_n_accepted).toBe(usage.speculation!.accepted_tokens);
 }
 
 describe('speculate in every dialect, against a 2-node cluster', () => {
@@ -42,6 +68,37 @@ describe('speculate in every dialect, against a 2-node cluster', () => {
   beforeAll(async () => {
     c = await startApiCluster(h);
   }, 60_000);
+
+  it("OpenAI chat and completions (openai client): llama-server's timings beside the usage when speculation ran, none without", async () => {
+    const client = new OpenAI({ baseURL: `${c.a.apiUrl}/v1`, apiKey: 'none', maxRetries: 0 });
+    type Timed<T> = T & { timings?: Timings; usage: { speculation?: SpeculationUsage } };
+    const chat = (speculate: boolean) =>
+      client.chat.completions.create({ model: c.modelId, messages: [{ role: 'user', content: QUOTING }], max_tokens: MAX, temperature: 0, speculate } as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming) as Promise<Timed<OpenAI.Chat.ChatCompletion>>;
+    const [off, on] = await Promise.all([chat(false), chat(true)]);
+    expect(on.choices[0].message.content).toBe(off.choices[0].message.content);
+    expect(off.timings).toBeUndefined();
+    expectDrafted(on.usage.speculation, on.usage.completion_tokens, 'openai chat');
+    expectTimings(on.timings, on.usage as Timed<OpenAI.Chat.ChatCompletion>['usage'] & OpenAI.CompletionUsage);
+    console.log(`openai chat timings: ${JSON.stringify(on.timings)}`);
+
+    // A prediction turns speculation on (legacy completions, token ids of the answer it expects: all accepted).
+    const ref = (await client.completions.create({ model: c.modelId, prompt: QUOTING, max_tokens: MAX, temperature: 0, speculate: false } as OpenAI.CompletionCreateParamsNonStreaming)) as Timed<OpenAI.Completion>;
+    const predicted = (await client.completions.create({ model: c.modelId, prompt: QUOTING, max_tokens: MAX, temperature: 0, prediction: { type: 'content', content: ref.choices[0].text } } as OpenAI.CompletionCreateParamsNonStreaming)) as Timed<OpenAI.Completion>;
+    expect(predicted.choices[0].text).toBe(ref.choices[0].text);
+    expectTimings(predicted.timings, predicted.usage as Timed<OpenAI.Completion>['usage'] & OpenAI.CompletionUsage);
+    expect(predicted.timings!.draft_n_accepted).toBeGreaterThan(0);
+
+    // Streamed: the usage chunk (stream_options.include_usage) carries them.
+    const stream = await client.chat.completions.create({ model: c.modelId, messages: [{ role: 'user', content: QUOTING }], max_tokens: MAX, temperature: 0, speculate: true, stream: true, stream_options: { include_usage: true } } as OpenAI.Chat.ChatCompletionCreateParamsStreaming);
+    let text = '';
+    let last: Timed<OpenAI.Chat.ChatCompletionChunk> | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      last = chunk as Timed<OpenAI.Chat.ChatCompletionChunk>;
+    }
+    expect(text).toBe(off.choices[0].message.content);
+    expectTimings(last!.timings, last!.usage as Timed<OpenAI.Chat.ChatCompletion>['usage'] & OpenAI.CompletionUsage);
+  }, 120_000);
 
   it('Responses (openai client): top-level speculate; usage.speculation only when asked; a bad value is a 400 naming it', async () => {
     const client = new OpenAI({ baseURL: `${c.a.apiUrl}/v1`, apiKey: 'none', maxRetries: 0 });

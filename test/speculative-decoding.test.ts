@@ -4,13 +4,17 @@
  * seeded sampling and log-probabilities — while drafts are accepted and walks saved (usage, /metrics, /v1/cluster);
  * speculating and plain requests batched side by side each give their own text; a request cancelled mid-speculation
  * leaves no KV cache behind; a stage lost mid-speculation is replayed with the same text; a `prediction` is drafted
- * from, and bad speculation fields get a 400.
+ * from, and bad speculation fields get a 400. A draft model given as a Hugging Face repo id is fetched as --model is.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
+import { CLI_BIN, ClusterHarness, type RunningNode } from './support/cluster-harness.js';
 import { metric } from './support/api-cluster.js';
 import { streamCompletion } from './support/chaos-scenario.js';
 import { runSingleDevice, STORIES_GGUF } from './support/single-device-run.js';
+import { LocalHubServer } from './support/local-hub-server.js';
+import { execFile } from 'node:child_process';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 
 /** A text the answer keeps quoting (stories260K also repeats itself greedily, which prompt lookup drafts from). */
 const QUOTING = 'Tom had a big red ball. Tom liked to play with the ball in the park. One day, Tom';
@@ -57,6 +61,43 @@ describe('a draft model (--draft-model): stories260K drafting for itself', () =>
     expect(r.usage.speculation!.accepted_tokens).toBe(r.usage.speculation!.drafted_tokens);
     // Drafting with a model as large as the served one costs about a walk per token here: the tuner keeps drafts short.
     expect(r.usage.speculation!.tokens_per_walk).toBeGreaterThan(1);
+  }, 120_000);
+});
+
+describe('a draft model named by a Hugging Face repo id (--draft-model owner/name/file)', () => {
+  const h = new ClusterHarness('speculative-draft-hub');
+  const REPO = 'ggml-org/stories260k-gguf';
+  let hub: LocalHubServer;
+  beforeAll(async () => {
+    hub = await new LocalHubServer([{ repo: REPO, dir: dirname(STORIES_GGUF), files: ['stories260K.gguf'] }]).start();
+  });
+  afterAll(async () => {
+    await h.cleanup();
+    await hub?.close();
+  });
+
+  it('is fetched into the cache as --model is, and drafts: the same greedy text, every draft accepted; offline and not cached, a clear error', async () => {
+    const off = await runSingleDevice(STORIES_GGUF, PLAIN, 48, ['--speculate', 'off']);
+    const node = await h.startNode({ name: 'hub-draft', args: ['--model', STORIES_GGUF, '--no-mdns', '--draft-model', `${REPO}/stories260K.gguf`, '--hub-endpoint', hub.url], timeoutMs: 60_000 });
+    expect(node.output()).toMatch(/model ggml-org\/stories260k-gguf\/stories260K\.gguf: downloaded/);
+    expect(node.output()).toMatch(/draft model: /);
+    const r = (await node.complete({ prompt: PLAIN, max_tokens: 48, temperature: 0, speculate: true })) as unknown as Completion;
+    expect(r.choices[0].text).toBe(off.text);
+    expect(r.usage.speculation!.drafted_tokens).toBeGreaterThan(0);
+    expect(r.usage.speculation!.accepted_tokens).toBe(r.usage.speculation!.drafted_tokens);
+
+    // `edge-node run`, offline with nothing cached: the draft model's error, saying what to do.
+    const run = promisify(execFile);
+    const failed = (await run(process.execPath, [CLI_BIN, 'run', '--model', STORIES_GGUF, '--prompt', PLAIN, '--max-tokens', '4', '--data-dir', h.dataDirFor('offline-run'), '--draft-model', `${REPO}/stories260K.gguf`], { env: { ...process.env, HF_HUB_OFFLINE: '1' } }).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/--draft-model ggml-org\/stories260k-gguf\/stories260K\.gguf: .*not in the cache .* downloads are off \(HF_HUB_OFFLINE\): download it once with network access/);
+    // `edge-node start` likewise; a value that is neither a path nor a repo id is a usage error at once.
+    const offline = h.spawnNode({ name: 'offline-start', args: ['--model', STORIES_GGUF, '--no-mdns', '--draft-model', `${REPO}/stories260K.gguf`], env: { HF_HUB_OFFLINE: '1' } });
+    expect((await offline.exited).code).not.toBe(0);
+    expect(offline.output()).toMatch(/--draft-model ggml-org\/stories260k-gguf\/stories260K\.gguf: .*not in the cache .* downloads are off \(HF_HUB_OFFLINE\)/);
+    const typo = h.spawnNode({ name: 'typo', args: ['--model', STORIES_GGUF, '--no-mdns', '--draft-model', './no-such-draft.gguf'] });
+    expect((await typo.exited).code).not.toBe(0);
+    expect(typo.output()).toMatch(/--draft-model \.\/no-such-draft\.gguf: .* does not exist, and it is not a Hugging Face repo id/);
   }, 120_000);
 });
 

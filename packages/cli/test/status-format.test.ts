@@ -18,9 +18,9 @@ describe('edge-node status', () => {
   it('shows each device’s load, effective speed, budget, and the plan changes with their reasons', () => {
     const now = Date.now();
     const status: ClusterStatus = {
-      self: member('a', { slowdown: 1, calibration: 1.5, source: 'stage', since: now, otherCpuCores: 0.4, availableMemoryBytes: 5e9, memoryBudgetBytes: 440e6, memoryReason: '' }, 2.67),
+      self: member('a', { slowdown: 1, calibration: 1.5, promptCalibration: 2.5, source: 'stage', since: now, otherCpuCores: 0.4, availableMemoryBytes: 5e9, memoryBudgetBytes: 440e6, memoryReason: '' }, 2.67),
       peers: [
-        member('b', { slowdown: 5.6, calibration: 1.4, source: 'probe', since: now - 20_000, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 120e6, memoryReason: 'lowered to 120 MB at run time' }, 0.51),
+        member('b', { slowdown: 5.6, calibration: 1.4, promptCalibration: null, source: 'probe', since: now - 20_000, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 120e6, memoryReason: 'lowered to 120 MB at run time' }, 0.51),
         member('c', null, 4, { ...profile, backend: 'kernels', kvCache: 'q8_0' }),
       ],
       links: [],
@@ -34,7 +34,7 @@ describe('edge-node status', () => {
       lora: { file: '/a/style.gguf', id: '35ed40b2cc4c144bx1', alpha: 16, scale: 1, pairs: 35, ranks: [8] },
     };
     const text = formatClusterStatus(status);
-    expect(text).toContain('load: quiet (stage), other processes 0.4 cores, 5.0 GB free, effective 2.67 GFLOP/s, runs at 0.67× its profile when quiet');
+    expect(text).toContain('load: quiet (stage), other processes 0.4 cores, 5.0 GB free, effective 2.67 GFLOP/s, runs at 0.67× its profile when quiet, prompts at 0.40×');
     expect(text).toMatch(/load: 5\.6× slower for 2\d s \(probe\), other processes 1\.2 cores, 4\.0 GB free, effective 0\.51 GFLOP\/s, runs at 0\.71× its profile when quiet, budget 0\.1 GB: lowered to 120 MB at run time/);
     expect(text).toContain('load: not announced yet');
     expect(text).toContain('node, tfjs-wasm simd128 × 1 threads of 2 cores, decode 4 GFLOP/s');

@@ -4,6 +4,7 @@ import type { DeviceProfile } from './cluster/device-profile.js';
 import type { DeviceWatch } from './cluster/device-watch.js';
 import { servedContextLength, type ClusterNode, type ServeSettings } from './cluster-node.js';
 import type { ComputeBackend } from './engine/compute-backend.js';
+import { DraftModelError } from './engine/draft-model.js';
 import { LocalModel } from './engine/local-model.js';
 import { defaultSlots } from './engine/request-slots.js';
 import { createHash } from 'node:crypto';
@@ -11,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { readLoraAdapter } from './model/lora-adapter-file.js';
 import { LoraAdapterError } from './model/model-errors.js';
 import type { ModelFile } from './model/model-file.js';
+import { resolveModelSource } from './model/model-source.js';
 import { CoordinatorLora } from './pipeline/lora-slices.js';
 import type { NodeLogger } from './network/node-logger.js';
 import type { EdgeNodeOptions } from './node-runtime.js';
@@ -69,7 +71,7 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
   }
   let draftModel: LocalModel | null = null;
   if (options.draftModelPath !== undefined) {
-    draftModel = await LocalModel.open(options.draftModelPath, { compute, contextLength });
+    draftModel = await LocalModel.open(await draftModelSource(options.draftModelPath, options, logger), { compute, contextLength });
     logger.info(`draft model: ${modelIdFor(options.draftModelPath)} (${draftModel.config.numLayers} layers), for speculative decoding`);
   }
   const draft = draftModel?.asDraftFor(tokenizer, contextLength);
@@ -85,6 +87,18 @@ export async function startNodePipeline(ctx: NodePipelineContext, model: ModelFi
     ...pipelineMetrics(ctx),
   });
   return { contextLength, slots, draftModel, modelPath: model.path };
+}
+
+/**
+ * `--draft-model`: a file or folder, or a Hugging Face repo id downloaded into (or read from) the node's cache as
+ * `--model`'s is; a failure (offline and not cached, no such repo) says it was the draft model's.
+ */
+async function draftModelSource(value: string, options: EdgeNodeOptions, logger: NodeLogger): Promise<string> {
+  try {
+    return await resolveModelSource(value, options.dataDir, options.hub, logger);
+  } catch (err) {
+    throw new DraftModelError(`--draft-model ${value}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** `--lora`: the adapter read and checked against the model, with its id (file digest and scale) for the cluster. */
@@ -116,7 +130,7 @@ function pipelineMetrics(ctx: NodePipelineContext): ServeSettings {
       );
     },
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
-    observeCompute: (measured, expected, profile) => ctx.watch.observeCompute(measured, expected, profile),
+    observeCompute: (measured, expected, profile, kind) => ctx.watch.observeCompute(measured, expected, profile, kind),
     onMigrate: (e) => {
       metrics.observeMove(e);
       logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; the last positions in ${(e.switchCopyMs ?? 0).toFixed(0)} ms, switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);

@@ -71,7 +71,10 @@ export interface EdgeNodeOptions {
   speculate?: boolean;
   /** Requests in flight move to a new plan with their KV caches (`--live-moves`; default on); off: they replay. */
   liveMoves?: boolean;
-  /** A small model with the same tokenizer, whole on this node, that drafts for the requests it coordinates (`--draft-model`). */
+  /**
+   * A small model with the same tokenizer, whole on this node, that drafts for the requests it coordinates
+   * (`--draft-model`): a file or folder, or a Hugging Face repo id fetched into the cache as modelPath's is.
+   */
   draftModelPath?: string;
   /** A LoRA adapter file (llama.cpp's GGUF) and the scale to apply it with (`--lora`, `--lora-scale`): every stage applies its slice. */
   lora?: { path: string; scale: number };

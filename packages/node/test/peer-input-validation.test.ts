@@ -10,7 +10,7 @@ const announcement = () => ({
     instanceId: '6c0f3f4e-2a55-4a4c-9d0e-2b3f1d1c9a10',
     addresses: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample'],
     profile: { gflopsDecode: 17.9, gflopsPrefill: 40.2, memBandwidthGBps: 27.1, memoryBytes: 8e9, memorySource: '0.7 × free memory', runtime: 'node', backend: 'kernels', isa: 'simd128', threads: 1, cores: 2, hostname: 'h', measuredAt: 1 },
-    load: { slowdown: 3.1, calibration: 1.4, source: 'stage', since: 5, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 6e9, memoryReason: 'lowered to 6000 MB at run time' },
+    load: { slowdown: 3.1, calibration: 1.4, promptCalibration: 0.62, source: 'stage', since: 5, otherCpuCores: 1.2, availableMemoryBytes: 4e9, memoryBudgetBytes: 6e9, memoryReason: 'lowered to 6000 MB at run time' },
     stageInfo: { model: 'stories260K|llama|L5', ready: true, ranges: [[0, 2]] },
     links: { '12D3KooWOther': { rttMs: 0.8, bandwidthMBps: 250, measuredAt: 2 } },
     version: 3,
@@ -59,6 +59,8 @@ describe('membership messages from peers', () => {
     // A load the planner divides speeds by: a slowdown below 1 would make a device look faster than it measured.
     expect(bad((m) => (m.load.slowdown = 0.2))).toThrow(/slowdown/);
     expect(bad((m) => (m.load.calibration = -1))).toThrow(/calibration/);
+    expect(bad((m) => (m.load.promptCalibration = 0))).toThrow(/promptCalibration/);
+    expect(bad((m) => ((m.load as { promptCalibration: unknown }).promptCalibration = '2'))).toThrow(/promptCalibration/);
     expect(bad((m) => ((m.load as { source: string }).source = 'guess'))).toThrow(/source/);
     expect(bad((m) => (m.load.memoryBudgetBytes = Infinity))).toThrow(/memoryBudgetBytes/);
     expect(() => parseHeartbeatMessage({ t: 'hb', seq: 1, lagMs: -5 })).toThrow(/lagMs/);

@@ -1,13 +1,10 @@
 /**
- * Speculative decoding's pure parts: prompt-lookup drafts, the draft length from acceptance and cost, the tuner's
- * back-off, the verification rule (greedy: the agreeing prefix; sampling: the output distribution is the model's,
+ * Speculative decoding's pure parts: prompt-lookup drafts, the verification rule (greedy: the agreeing prefix; sampling: the output distribution is the model's,
  * checked by chi-square over seeded draws), the frames that carry drafts, and a KV cache cut back.
  */
 import { describe, expect, it } from 'vitest';
 import { promptLookupDraft } from '../src/engine/prompt-lookup.js';
 import { predictionDrafter } from '../src/engine/predicted-draft.js';
-import { chooseDraftLength, expectedTokensPerWalk } from '../src/engine/draft-length.js';
-import { DraftTuner, PassCost } from '../src/engine/speculation.js';
 import { verifyDraft } from '../src/engine/draft-verification.js';
 import { GREEDY, Sampler, type SamplingParams } from '../src/engine/sampler.js';
 import { ACTIVATION_FRAME_VERSION, FrameValidationError, parseActivationFrame } from '../src/pipeline/activation-frame.js';
@@ -42,57 +39,6 @@ describe('predictionDrafter', () => {
     // The output wrote 99 instead of 12, then 13: the tail [13] continues with 14, 15 in the prediction.
     expect(draft([1, 2, 10, 11, 99, 13], 2, 2)).toEqual([14, 15]);
     expect(draft([1, 2, 77], 2, 2)).toEqual([]);
-  });
-});
-
-describe('draft length', () => {
-  it('expected tokens per walk is the geometric sum', () => {
-    expect(expectedTokensPerWalk(0.5, 2)).toBeCloseTo(1.75);
-    expect(expectedTokensPerWalk(1, 4)).toBe(5);
-    expect(expectedTokensPerWalk(0, 4)).toBe(1);
-  });
-
-  it('drafts long when drafts are accepted and rows are cheap, nothing when they are rejected or rows cost a walk', () => {
-    expect(chooseDraftLength(1, 0.05, 8)).toBe(8);
-    expect(chooseDraftLength(0.9, 0.05, 8)).toBeGreaterThanOrEqual(5);
-    expect(chooseDraftLength(0.05, 0.1, 8)).toBe(0);
-    expect(chooseDraftLength(0.6, 1, 8)).toBe(0);
-    const mid = chooseDraftLength(0.6, 0.1, 8);
-    expect(mid).toBeGreaterThan(0);
-    expect(mid).toBeLessThan(8);
-    expect(() => chooseDraftLength(1.5, 0, 4)).toThrow(RangeError);
-  });
-
-  it('PassCost: the slope of pass time over rows, per one-row pass', () => {
-    const c = new PassCost();
-    c.record(1, 20);
-    expect(c.rowCost()).toBe(0.1); // one size timed: the prior
-    c.record(5, 24);
-    c.record(9, 28);
-    expect(c.rowCost()).toBeCloseTo(1 / 20);
-  });
-});
-
-describe('DraftTuner', () => {
-  const always = (h: readonly number[], k: number) => Array.from({ length: k }, (_, i) => h.length + i);
-
-  it('backs off to plain steps when drafts are rejected, still probing one token now and then', async () => {
-    const t = new DraftTuner({ drafter: always, maxDraft: 8, cost: new PassCost() });
-    expect((await t.draft([1, 2, 3], 100, 1)).length).toBeGreaterThan(0);
-    for (let i = 0; i < 30; i++) t.record(3, 0, 10);
-    expect(t.acceptance).toBeLessThan(0.11);
-    const sizes: number[] = [];
-    for (let i = 0; i < 16; i++) sizes.push((await t.draft([1, 2, 3], 100, 1)).length);
-    // Two probes in 16 opportunities, as long as the (low) acceptance would make worth it with free rows.
-    expect(sizes.filter((n) => n > 0)).toEqual([1, 1]);
-  });
-
-  it('drafts up to its limit when everything is accepted, never past the tokens left', async () => {
-    const t = new DraftTuner({ drafter: always, maxDraft: 6, cost: new PassCost() });
-    for (let i = 0; i < 10; i++) t.record(4, 4, 10);
-    expect(await t.draft([1], 100, 1)).toHaveLength(6);
-    expect(await t.draft([1], 2, 1)).toHaveLength(2);
-    expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50 });
   });
 });
 

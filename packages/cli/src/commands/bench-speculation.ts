@@ -35,7 +35,7 @@ export function speculationRow(off: readonly BenchResponse[][], on: readonly Ben
   const offRuns = off.flat().flatMap((r) => r.runs);
   const onRuns = on.flat().flatMap((r) => r.runs);
   const split = (on[0]?.[0] ?? off[0][0]).route.stages.map((s) => s.endLayer - s.startLayer);
-  const stats = onRuns.map((r) => r.speculation ?? { drafted: 0, accepted: 0, walks: r.generatedTokens - 1, tokens: r.generatedTokens - 1 });
+  const stats = onRuns.map((r) => r.speculation ?? { drafted: 0, accepted: 0, walks: r.generatedTokens - 1, tokens: r.generatedTokens - 1, draftLength: 0 });
   const total = (k: 'drafted' | 'accepted' | 'walks' | 'tokens') => stats.reduce((n, s) => n + s[k], 0);
   const offDecode = median(offRuns.map((r) => r.decodeTokPerS));
   const onDecode = median(onRuns.map((r) => r.decodeTokPerS));

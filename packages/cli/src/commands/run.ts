@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 // Only types and defaults at load: `run --help` answers without the runtime, which the run itself imports.
@@ -36,7 +35,9 @@ Options:
   --context N           context limit in tokens (default: the model's)
   --speculate on|off    speculative decoding with drafts from the prompt and output (prompt lookup; default on):
                         the same text in fewer passes; backs off by itself where drafts are rejected
-  --draft-model PATH    draft with this smaller model of the same tokenizer (checked) instead of prompt lookup
+  --draft-model PATH|REPO
+                        draft with this smaller model of the same tokenizer (checked) instead of prompt lookup:
+                        a file, a folder or a Hugging Face repo id, fetched into the cache as --model's is
 ${LORA_FLAGS_USAGE}
 ${ENGINE_FLAGS_USAGE}
   --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
@@ -95,7 +96,7 @@ function samplingFrom(values: RunFlags): SamplingParams {
 }
 
 /** The same resolution as edge-node start: a path, a Hub repo id (cached in the data dir), or the default model. */
-async function resolveRunModel(values: RunFlags): Promise<string> {
+async function resolveRunModel(values: RunFlags): Promise<{ path: string; draftPath: string | undefined }> {
   const [{ hubOptionsFromEnv, resolveModelSource }, { chooseDefaultModel }] = await Promise.all([import('@edge-node/node'), import('../default-model.js')]);
   const dataDir = resolve(values['data-dir'] ?? join(homedir(), '.cache', 'edge-node', 'default'));
   const hub: HubSettings = {
@@ -106,15 +107,19 @@ async function resolveRunModel(values: RunFlags): Promise<string> {
   const say = (line: string) => process.stderr.write(`edge-node: ${line}\n`);
   const probe = Number(process.env.EDGE_NODE_HUB_PROBE_MS);
   const ref = values.model ?? (await chooseDefaultModel({ dataDir, hub, say, ...(Number.isFinite(probe) && probe > 0 ? { probeMs: probe } : {}) }));
-  return resolveModelSource(ref, dataDir, hub);
+  const path = await resolveModelSource(ref, dataDir, hub);
+  const draft = values['draft-model'];
+  // The draft model as --model: a file or folder, else a repo id fetched into the same cache.
+  const draftPath = draft === undefined ? undefined : await resolveModelSource(draft, dataDir, hub).catch((err: unknown) => {
+    throw new UsageError(`--draft-model ${draft}: ${(err as Error).message}`);
+  });
+  return { path, draftPath };
 }
 
 /** The model, and the draft model that drafts for it when --draft-model is given (closed again if the model fails). */
-async function openRunModels(path: string, values: RunFlags, engine: EngineOptions, contextLength: number | undefined): Promise<{ model: LocalModel; draft: LocalModel | null }> {
+async function openRunModels(path: string, draftPath: string | undefined, values: RunFlags, engine: EngineOptions, contextLength: number | undefined): Promise<{ model: LocalModel; draft: LocalModel | null }> {
   const { LocalModel } = await import('@edge-node/node');
   const speculate = values.speculate === undefined ? true : onOff(values.speculate, '--speculate');
-  const draftPath = values['draft-model'];
-  if (draftPath !== undefined && !existsSync(draftPath)) throw new UsageError(`--draft-model ${draftPath}: ${resolve(draftPath)} does not exist`);
   const draft = draftPath === undefined ? null : await LocalModel.open(draftPath, { ...engine, ...(contextLength !== undefined ? { contextLength } : {}) });
   try {
     const lora = loraOptionFrom(values);
@@ -162,7 +167,8 @@ export const runCommand: CliCommand = {
     const maxTokens = intOption(values['max-tokens'], '--max-tokens', CLI_MAX_TOKENS);
     const contextLength = values.context === undefined ? undefined : intOption(values.context, '--context', 0);
     const engine = engineOptionsFrom(values);
-    const { model, draft } = await openRunModels(await resolveRunModel(values), values, engine, contextLength);
+    const { path, draftPath } = await resolveRunModel(values);
+    const { model, draft } = await openRunModels(path, draftPath, values, engine, contextLength);
     try {
       if (!values.json) process.stdout.write(prompt);
       const result = await model.generate({

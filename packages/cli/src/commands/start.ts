@@ -50,8 +50,9 @@ Options:
                            off by itself where drafts are rejected. A request's "speculate" field overrides it
   --live-moves on|off      requests in flight move to a new plan with their KV caches, copied while they decode
                            (default on); off: they replay their history on the new route
-  --draft-model PATH       a small model with the same tokenizer (checked), whole on this node: it drafts for the
-                           requests this node coordinates, instead of prompt lookup
+  --draft-model PATH|REPO  a small model with the same tokenizer (checked), whole on this node: it drafts for the
+                           requests this node coordinates, instead of prompt lookup. A file, a folder or a Hugging
+                           Face repo id (owner/name[@rev][/file.gguf]) fetched into the cache as --model's is
   --lora ADAPTER.gguf      apply a LoRA adapter (llama.cpp's GGUF format, checked against the model) to the requests
                            this node coordinates: every stage applies its layers' slice, sent by this node and
                            checked by SHA-256; a stage that cannot load its slice refuses (GET /v1/cluster: "lora")
@@ -177,7 +178,7 @@ export async function buildStartOptions(argv: string[], env: NodeJS.ProcessEnv):
     ...(v['prefix-cache'] !== undefined ? { prefixCacheBytes: parseByteSize(v['prefix-cache'], '--prefix-cache') } : {}),
     ...(v.speculate !== undefined ? { speculate: onOff(v.speculate, '--speculate') } : {}),
     ...(v['live-moves'] !== undefined ? { liveMoves: onOff(v['live-moves'], '--live-moves') } : {}),
-    ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model']) } : {}),
+    ...(v['draft-model'] !== undefined ? { draftModelPath: draftModelPath(v['draft-model'], parseHubModelRef) } : {}),
     ...loraFrom(v, noModel),
     ...(v['busy-threshold'] !== undefined ? { deviceWatch: { slowdown: { quietBelow: busyThreshold(v['busy-threshold']) } } } : {}),
     ...(v.split !== undefined ? { split: parseSplit(v.split) } : {}),
@@ -269,10 +270,11 @@ export const startCommand: CliCommand = {
   },
 };
 
-/** A draft model's file or folder: it must exist (a Hub id is not fetched for it). */
-function draftModelPath(value: string): string {
-  if (!existsSync(value)) throw new UsageError(`--draft-model ${value}: ${resolve(value)} does not exist (give a GGUF file or a Hugging Face folder with the served model's tokenizer)`);
-  return resolve(value);
+/** A draft model's file or folder, else a Hugging Face repo id (the node fetches it into its cache as --model's). */
+function draftModelPath(value: string, parseHubModelRef: (text: string) => object | null): string {
+  if (existsSync(value)) return resolve(value);
+  if (parseHubModelRef(value) === null) throw new UsageError(`--draft-model ${value}: ${resolve(value)} does not exist, and it is not a Hugging Face repo id like owner/name (give a GGUF file, a Hugging Face folder or a repo id of a model with the served model's tokenizer)`);
+  return value;
 }
 
 function busyThreshold(value: string): number {

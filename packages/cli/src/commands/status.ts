@@ -51,7 +51,9 @@ export function loadLine(m: MemberStatus): string {
   const busy = l.slowdown > 1 ? `${l.slowdown}× slower for ${Math.max(0, Math.round((Date.now() - l.since) / 1000))} s (${l.source})` : `quiet (${l.source})`;
   const budget = l.memoryBudgetBytes < m.profile.memoryBytes ? `, budget ${gb(l.memoryBudgetBytes)}: ${l.memoryReason}` : '';
   const calibration = l.calibration !== null ? `, runs at ${(1 / l.calibration).toFixed(2)}× its profile when quiet` : '';
-  return `    load: ${busy}, other processes ${l.otherCpuCores.toFixed(1)} cores, ${gb(l.availableMemoryBytes)} free, effective ${m.effectiveGflops} GFLOP/s${calibration}${budget}\n`;
+  // Absent (undefined) from nodes of an earlier version.
+  const prompts = l.promptCalibration != null ? `, prompts at ${(1 / l.promptCalibration).toFixed(2)}×` : '';
+  return `    load: ${busy}, other processes ${l.otherCpuCores.toFixed(1)} cores, ${gb(l.availableMemoryBytes)} free, effective ${m.effectiveGflops} GFLOP/s${calibration}${prompts}${budget}\n`;
 }
 
 /** The fields of the plan summary that /v1/cluster serves (pipeline/plan-summary.ts). */

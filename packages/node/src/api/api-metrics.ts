@@ -158,6 +158,8 @@ export class ApiMetrics {
     counter('edge_node_speculation_accepted_tokens_total', 'Drafted tokens the model agreed with (each saved a walk through the pipeline).', () => sp()?.accepted ?? 0);
     counter('edge_node_speculation_walks_total', 'Decode passes through the pipeline of speculating requests (plain steps and verifications).', () => sp()?.walks ?? 0);
     counter('edge_node_speculation_walk_tokens_total', 'Tokens those passes returned (divided by the walks: tokens per walk).', () => sp()?.tokens ?? 0);
+    gauge('edge_node_speculation_draft_length', 'Draft length k chosen last for a speculating request (0: plain steps won), from the measured acceptance, pass times and draft time per token.', () => sp()?.draftLength ?? 0);
+    gauge('edge_node_speculation_draft_seconds_per_token', "The drafter's measured time per drafted token (the draft model's forward steps, with --draft-model).", () => (sp()?.draftMsPerToken ?? 0) / 1000);
     gauge('edge_node_tokens_per_second', `Tokens generated per second over the last ${RATE_WINDOW_MS / 1000} s (requests this node coordinates).`, () => this.tokensPerSecond());
   }
 
@@ -255,5 +257,5 @@ export class ApiMetrics {
 function speculationStats(r: SpeculationReport | null): ServingStats['speculation'] {
   if (!r) return null;
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  return { ...r, rowCost: round(r.rowCost), tokensPerWalk: r.walks > 0 ? round(r.tokens / r.walks) : 0, acceptance: r.drafted > 0 ? round(r.accepted / r.drafted) : 0 };
+  return { ...r, rowCost: round(r.rowCost), draftMsPerToken: round(r.draftMsPerToken), tokensPerWalk: r.walks > 0 ? round(r.tokens / r.walks) : 0, acceptance: r.drafted > 0 ? round(r.accepted / r.drafted) : 0 };
 }

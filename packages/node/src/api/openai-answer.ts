@@ -4,6 +4,7 @@ import type { Generator } from '../engine/generator.js';
 import type { TokenLogprob } from '../engine/sampler.js';
 import type { AnswerOutcome } from './generation-events.js';
 import type { GenerationParams } from './openai-request.js';
+import type { LlamaTimings } from './llama-timings.js';
 import { speculationUsage, type SpeculationUsage } from './speculation-usage.js';
 
 /** How a token looks in a logprobs entry: its text and its UTF-8 bytes. */
@@ -94,9 +95,9 @@ export class OpenAIAnswer {
     return this.logprobs === undefined || lps.length === 0 ? null : this.logprobsOf(lps, offset);
   }
 
-  /** The closing chunk with the usage, when the client asked for it (`stream_options.include_usage`). */
-  usageChunk(usage: Usage): object | null {
-    return this.params.includeUsage ? { ...this.chunk(0, null, null), choices: [], usage } : null;
+  /** The closing chunk with the usage (and llama-server's timings when speculation ran), when the client asked for it (`stream_options.include_usage`). */
+  usageChunk(usage: Usage, timings: { timings?: LlamaTimings } = {}): object | null {
+    return this.params.includeUsage ? { ...this.chunk(0, null, null), choices: [], usage, ...timings } : null;
   }
 
   /** The choices share one prompt: its cached part is counted once, as its tokens are. */

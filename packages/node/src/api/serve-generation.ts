@@ -10,6 +10,7 @@ import { QueueWaitAbortedError, type RequestQueue } from './request-queue.js';
 import { SseWriter } from './sse-writer.js';
 import { grammarMinTokens } from './structured-output.js';
 import { generateAnswer, type AnswerJob, type AnswerOutcome, type GenerationEvent } from './generation-events.js';
+import { llamaTimings } from './llama-timings.js';
 import { OpenAIAnswer } from './openai-answer.js';
 import type { ToolCallFormat, ToolChoice, ToolDef } from './tool-calls.js';
 
@@ -249,9 +250,10 @@ export async function serveGeneration(ctx: ServingContext, req: IncomingMessage,
       const results = outs.map((o) => o.result);
       recordGeneration(ctx, job.endpoint, results, arrived);
       const usage = answer.usage(prompt.promptTokens.length, results);
+      const timings = llamaTimings(prompt.promptTokens.length, results);
       done();
-      if (!sse) return sendAnswer(res, answer.completion(outs, usage));
-      const usageChunk = answer.usageChunk(usage);
+      if (!sse) return sendAnswer(res, { ...answer.completion(outs, usage), ...timings });
+      const usageChunk = answer.usageChunk(usage, timings);
       if (usageChunk) sse.send(usageChunk);
       sse.done();
     },

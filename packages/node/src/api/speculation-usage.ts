@@ -3,13 +3,15 @@ import { invalidRequest } from './openai-errors.js';
 
 /**
  * edge-node's `speculation` extension of a usage object, the same in every dialect: tokens drafted and accepted,
- * the decode's walks through the pipeline, and the tokens each walk returned on average.
+ * the decode's walks through the pipeline, the tokens each walk returned on average, and the draft length chosen.
  */
 export interface SpeculationUsage {
   drafted_tokens: number;
   accepted_tokens: number;
   decode_walks: number;
   tokens_per_walk: number;
+  /** The draft length k the request's tuner chose last (the largest over its choices; 0: plain steps won). */
+  draft_length: number;
 }
 
 /** The answers' speculation summed (null when none speculated). */
@@ -20,7 +22,8 @@ export function speculationUsage(results: readonly GenerationResult[]): Speculat
   const accepted = stats.reduce((n, s) => n + s.accepted, 0);
   const walks = stats.reduce((n, s) => n + s.walks, 0);
   const tokens = stats.reduce((n, s) => n + s.tokens, 0);
-  return { drafted_tokens: drafted, accepted_tokens: accepted, decode_walks: walks, tokens_per_walk: walks > 0 ? tokens / walks : 0 };
+  const draftLength = Math.max(...stats.map((s) => s.draftLength));
+  return { drafted_tokens: drafted, accepted_tokens: accepted, decode_walks: walks, tokens_per_walk: walks > 0 ? tokens / walks : 0, draft_length: draftLength };
 }
 
 /**

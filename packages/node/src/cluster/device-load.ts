@@ -11,6 +11,13 @@ export interface DeviceLoad {
    * the profile's speed by it, so its predictions follow what the device really does.
    */
   calibration: number | null;
+  /**
+   * The same for the prompt's slices (many rows a step), measured against the profile's prefill speed; null until
+   * the node has computed a prompt. It stands apart from `calibration`: the start-up profile can misjudge the two
+   * speeds by different factors (a tiny model's products run far below the batched figure, a loaded start reads the
+   * one-row figure low), and one factor for both put a prompt's time off by 2–5×.
+   */
+  promptCalibration: number | null;
   /** Where the figure comes from: its own stage compute, an idle probe kernel, or nothing yet. */
   source: 'stage' | 'probe' | 'none';
   /** When the slowdown reached about its current level (ms since epoch). */

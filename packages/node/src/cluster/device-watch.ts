@@ -3,6 +3,7 @@ import os from 'node:os';
 import { turnEventLoop } from '../engine/compute-slices.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { SlowdownEstimator, announcedSlowdown, memoryPressureCap, type DeviceLoad, type MemoryPressureState, type SlowdownPolicy } from './device-load.js';
+import { PROBE_WINDOW_MS, probeSlowdown, recentRuns, type ProbeRun } from './probe-slowdown.js';
 
 export interface DeviceWatchOptions {
   /** The memory budget of the device profile (--memory-budget or a share of free memory at start). */
@@ -26,6 +27,8 @@ export interface DeviceWatchOptions {
    * run's wall time is the measurement). Default: about 2 ms of float loop.
    */
   probe?: () => void;
+  /** How far back the idle probe's fastest run counts (probe-slowdown.ts). Default 4000 ms. */
+  probeWindowMs?: number;
 }
 
 /**
@@ -33,11 +36,27 @@ export interface DeviceWatchOptions {
  * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
  * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
  */
+/** A stage run the watch is told of: a decode step (a few rows) or a slice of a prompt. */
+export type ComputeKind = 'decode' | 'prompt';
+
+/**
+ * The calibration to announce: the estimate (rounded) once it moves by more than 10 % from the one announced, else
+ * that one (it only improves as the device has quieter moments, and each announcement makes every node re-plan).
+ */
+function calibrationToAnnounce(announced: number | null, estimate: number | null): number | null {
+  if (estimate === null) return announced;
+  const rounded = Math.round(estimate * 100) / 100;
+  return announced === null || Math.abs(rounded / announced - 1) > 0.1 ? rounded : announced;
+}
+
 export class DeviceWatch {
   private stage: SlowdownEstimator;
+  /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
+  private promptStage: SlowdownEstimator;
   private stageProfile: unknown = null;
-  private readonly probe: SlowdownEstimator;
-  private probeBaseMs = 0;
+  /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
+  private probeRuns: ProbeRun[] = [];
+  private probeBestMs = Infinity;
   private load: DeviceLoad;
   private timer: NodeJS.Timeout | null = null;
   private lastCpu: { at: number; busyTicks: number; ownUs: number } | null = null;
@@ -48,11 +67,12 @@ export class DeviceWatch {
 
   constructor(private readonly opts: DeviceWatchOptions) {
     this.stage = new SlowdownEstimator(opts.slowdown);
-    this.probe = new SlowdownEstimator({ ...opts.slowdown, timeConstantMs: 2 * (opts.slowdown?.timeConstantMs ?? 3000) / 3 });
+    this.promptStage = new SlowdownEstimator(opts.slowdown);
     this.interval = opts.intervalMs ?? 1000;
     this.load = {
       slowdown: 1,
       calibration: null,
+      promptCalibration: null,
       source: 'none',
       since: Date.now(),
       otherCpuCores: 0,
@@ -80,15 +100,17 @@ export class DeviceWatch {
   }
 
   /**
-   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs`. A re-measured
-   * profile starts the calibration afresh (it is relative to the profile's figures).
+   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs` — a decode step (how
+   * busy the device is, and its calibration) or a prompt's slice (its prompt calibration). A re-measured profile
+   * starts the calibrations afresh (they are relative to the profile's figures).
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null): void {
+  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode'): void {
     if (profile !== this.stageProfile) {
       this.stageProfile = profile;
       this.stage = new SlowdownEstimator(this.opts.slowdown);
+      this.promptStage = new SlowdownEstimator(this.opts.slowdown);
     }
-    this.stage.add(Date.now(), measuredMs, expectedMs);
+    (kind === 'prompt' ? this.promptStage : this.stage).add(Date.now(), measuredMs, expectedMs);
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
@@ -101,9 +123,13 @@ export class DeviceWatch {
     const now = Date.now();
     const probeAfter = this.opts.probeAfterIdleMs ?? 3000;
     const stageFresh = this.stage.slowdown() !== null && now - this.stage.lastSampleAt < probeAfter;
-    if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe(now).catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
-    const estimate = stageFresh ? this.stage.slowdown() : this.probe.slowdown();
-    const source: DeviceLoad['source'] = stageFresh ? 'stage' : this.probe.slowdown() !== null ? 'probe' : 'none';
+    if (!stageFresh && !this.probing && (this.opts.probeWhen?.() ?? true)) void this.runProbe().catch((e: unknown) => this.opts.log.warn(`device load probe failed: ${(e as Error).message}`));
+    const window = this.opts.probeWindowMs ?? PROBE_WINDOW_MS;
+    this.probeRuns = recentRuns(this.probeRuns, now, window);
+    const probed = stageFresh ? null : probeSlowdown(this.probeRuns, this.probeBestMs, now, window);
+    const estimate = stageFresh ? this.stage.slowdown() : probed;
+    // Without a fresh figure the announced one stays, and so does what it came from.
+    const source: DeviceLoad['source'] = stageFresh ? 'stage' : probed !== null ? 'probe' : this.load.source;
     const slowdown = estimate === null ? this.load.slowdown : announcedSlowdown(this.load.slowdown, estimate, this.opts.slowdown);
     const available = availableMemory();
     const reserve = this.opts.memoryReserveBytes ?? 128e6;
@@ -118,10 +144,10 @@ export class DeviceWatch {
       budget = this.pressure.capBytes;
       reason = `memory pressure: ${mb(available)} available, below the ${mb(reserve)} reserve`;
     }
-    const calibration = this.stage.calibration();
     const next: DeviceLoad = {
       slowdown,
-      calibration: calibration === null ? this.load.calibration : Math.round(calibration * 100) / 100,
+      calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
+      promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -129,10 +155,9 @@ export class DeviceWatch {
       memoryBudgetBytes: budget,
       memoryReason: reason,
     };
-    // Calibration is announced when it moves by more than 10 % (it only improves as the device has quieter moments).
-    const calibrationMoved = next.calibration !== null && (this.load.calibration === null || Math.abs(next.calibration / this.load.calibration - 1) > 0.1);
-    if (!calibrationMoved) next.calibration = this.load.calibration;
-    const changed = calibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    const calibrationMoved = next.calibration !== this.load.calibration;
+    const promptCalibrationMoved = next.promptCalibration !== this.load.promptCalibration;
+    const changed = calibrationMoved || promptCalibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
     const prev = this.load;
     this.load = next;
     if (changed) {
@@ -143,28 +168,30 @@ export class DeviceWatch {
         else this.opts.log.debug(line);
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
+      if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }
   }
 
   /**
-   * Enough probe runs for a figure (the smoothing's minimum of samples), one after another, after one that is not
-   * counted: the first run of the probe's code is not yet compiled and takes 2-4× as long.
+   * The quiet figure: a few probe runs one after another (the fastest counts), after one that is not counted: the
+   * first run of the probe's code is not yet compiled and takes 2-4× as long.
    */
   private async probeBaseline(): Promise<void> {
-    await this.runProbe(Date.now(), false);
-    for (let i = 0; i < (this.opts.slowdown?.minSamples ?? 3); i++) await this.runProbe(Date.now());
+    await this.runProbe(false);
+    for (let i = 0; i < (this.opts.slowdown?.minSamples ?? 3); i++) await this.runProbe();
   }
 
   /**
-   * Times the probe's work; its best time is this device when quiet. The work is 20–25 ms of CPU, long enough that a
+   * Times the probe's work; its fastest run ever is this device when quiet, and its fastest of the last few seconds the
+   * device now (probe-slowdown.ts). The work is 20–25 ms of CPU, long enough that a
    * CPU quota shows (a throttled process waits for the next period part-way), in pieces with the event loop turning
    * between them: at 5 % of a core, 25 ms of CPU in one piece would silence the node for half a second. The time is
    * the whole run's, turns included: a quota's wait falls as often between pieces as inside one (timing the pieces
    * alone, a node at 5 % of a core read quiet at times, and took its layers back still throttled), and the probe runs only while the node serves nothing.
    */
-  private async runProbe(now: number, count = true): Promise<void> {
+  private async runProbe(count = true): Promise<void> {
     this.probing = true;
     try {
       const t0 = performance.now();
@@ -174,8 +201,8 @@ export class DeviceWatch {
       }
       const ms = performance.now() - t0;
       if (!count) return;
-      if (this.probeBaseMs === 0) this.probeBaseMs = ms;
-      this.probe.add(now, ms, this.probeBaseMs);
+      this.probeBestMs = Math.min(this.probeBestMs, ms);
+      this.probeRuns.push({ at: Date.now(), ms });
     } finally {
       this.probing = false;
     }

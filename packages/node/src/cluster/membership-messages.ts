@@ -93,19 +93,24 @@ function parseProfile(v: unknown): DeviceProfile {
   };
 }
 
+function calibrationOf(l: Record<string, unknown>, key: 'calibration' | 'promptCalibration'): number | null {
+  const v = l[key];
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`member.load.${key} must be a positive number or null`);
+  return v;
+}
+
 function parseLoad(v: unknown): DeviceLoad | null {
   if (v === null || v === undefined) return null;
   const l = record(v, 'member.load');
   const source = l.source;
   if (source !== 'stage' && source !== 'probe' && source !== 'none') fail('member.load.source must be stage, probe or none');
   const slowdown = num(l, 'slowdown', 'member.load', 1);
-  const calibration = l.calibration;
-  if (calibration !== null && calibration !== undefined && (typeof calibration !== 'number' || !Number.isFinite(calibration) || calibration <= 0)) {
-    fail('member.load.calibration must be a positive number or null');
-  }
   return {
     slowdown,
-    calibration: typeof calibration === 'number' ? calibration : null,
+    calibration: calibrationOf(l, 'calibration'),
+    // Absent from nodes of an earlier version: null, as before any prompt.
+    promptCalibration: calibrationOf(l, 'promptCalibration'),
     source,
     since: num(l, 'since', 'member.load'),
     otherCpuCores: num(l, 'otherCpuCores', 'member.load'),

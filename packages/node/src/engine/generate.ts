@@ -169,10 +169,10 @@ async function nextTokens(d: Decode, token: number, tokensLeft: number, ready: n
     return;
   }
   // A pass returns its accepted drafts and one token more: drafting one fewer than the tokens still allowed computes
-  // nothing past the limit (nor past the rows the request reserved). Its time includes drafting: a draft model's
-  // steps are part of what a longer draft costs.
-  const t = performance.now();
+  // nothing past the limit (nor past the rows the request reserved). Drafting is timed apart (the tuner's DraftCost):
+  // the pass's time is the pipeline's alone.
   const draft = await d.tuner.draft(d.history, tokensLeft - 1, d.promptLength);
+  const t = performance.now();
   ready.push(...(draft.length > 0 ? await d.executor.verify!(d.id, token, draft) : [await d.executor.step(d.id, token)]));
   d.tuner.record(draft.length, ready.length - 1, performance.now() - t);
 }

@@ -1,4 +1,6 @@
-import { chooseDraftLength } from './draft-length.js';
+import { chooseDraftLength, stairAbove } from './draft-length.js';
+import { DraftCost } from './draft-cost.js';
+import { PassCost } from './pass-cost.js';
 import { promptLookupDraft } from './prompt-lookup.js';
 import { predictionDrafter } from './predicted-draft.js';
 import type { ComputeBackend } from './compute-backend.js';
@@ -19,15 +21,18 @@ export interface SpeculationOptions {
   drafter: Drafter;
   /** Most drafted tokens per pass. */
   maxDraft: number;
-  /** The node's pass timings (shared by its requests): what an extra row costs. */
+  /** The node's pass timings (shared by its requests): what a pass of each size costs. */
   cost: PassCost;
+  /** The drafter's time per token (shared by the requests drafting from the same source). */
+  draftCost: DraftCost;
   /** Frees what the drafter holds for the request (a draft model's cache); called when the generation ends. */
   close?: () => void;
 }
 
 /** Most tokens a pass verifies; the frames' limit (activation-frame.ts) follows it. */
 export const MAX_DRAFT_TOKENS = 16;
-export const DEFAULT_MAX_DRAFT = 8;
+/** The tuner chooses among the staircase's steps up to this many (draft-length.ts), from measured costs. */
+export const DEFAULT_MAX_DRAFT = 16;
 
 /** Drafted and accepted tokens of one request, and the walks its decode took (for usage and /metrics). */
 export interface SpeculationStats {
@@ -37,6 +42,8 @@ export interface SpeculationStats {
   walks: number;
   /** Tokens those walks returned (a plain step 1, a verification its accepted drafts + 1). */
   tokens: number;
+  /** The draft length k chosen last (0: plain steps won), from the measured acceptance and costs. */
+  draftLength: number;
 }
 
 /** A node's speculation since start, for /metrics and /v1/cluster. */
@@ -47,15 +54,23 @@ export interface SpeculationReport extends SpeculationStats {
   requests: number;
   /** Extra cost of a pass row as measured, in one-row passes. */
   rowCost: number;
+  /** The drafter's measured milliseconds per drafted token (the draft model's, with one). */
+  draftMsPerToken: number;
+  /** Measured milliseconds of a pass, by its rows (1: a plain walk, 1 + k: verifying k drafts). */
+  passMs: Record<number, number>;
 }
 
 /**
  * A node's speculation policy for the requests it coordinates: on or off by default (`--speculate`), a request may
- * say otherwise; one pass-cost measurement shared by them, and totals.
+ * say otherwise; one pass-cost measurement and one draft-cost measurement per draft source shared by them, and totals.
  */
 export class NodeSpeculation {
   readonly cost = new PassCost();
-  private readonly totals: SpeculationStats & { requests: number } = { requests: 0, drafted: 0, accepted: 0, walks: 0, tokens: 0 };
+  /** The draft model's time per drafted token (`--draft-model`). */
+  readonly modelDraftCost = new DraftCost();
+  /** Prompt lookup's and a prediction's (a scan: next to nothing, measured all the same). */
+  readonly lookupDraftCost = new DraftCost();
+  private readonly totals: SpeculationStats & { requests: number } = { requests: 0, drafted: 0, accepted: 0, walks: 0, tokens: 0, draftLength: 0 };
 
   constructor(
     readonly enabled: boolean,
@@ -72,10 +87,11 @@ export class NodeSpeculation {
    */
   optionsFor(requested: boolean | undefined, prediction?: readonly number[]): SpeculationOptions | undefined {
     if (!(requested ?? (this.enabled || prediction !== undefined))) return undefined;
-    if (prediction) return { drafter: predictionDrafter(prediction), maxDraft: this.maxDraft, cost: this.cost };
-    if (!this.source) return { drafter: promptLookup, maxDraft: this.maxDraft, cost: this.cost };
+    const common = { maxDraft: this.maxDraft, cost: this.cost };
+    if (prediction) return { ...common, drafter: predictionDrafter(prediction), draftCost: this.lookupDraftCost };
+    if (!this.source) return { ...common, drafter: promptLookup, draftCost: this.lookupDraftCost };
     const { drafter, close } = this.source.session();
-    return { drafter, close, maxDraft: this.maxDraft, cost: this.cost };
+    return { ...common, drafter, close, draftCost: this.modelDraftCost };
   }
 
   count(stats: SpeculationStats | undefined): void {
@@ -86,71 +102,42 @@ export class NodeSpeculation {
     t.accepted += stats.accepted;
     t.walks += stats.walks;
     t.tokens += stats.tokens;
+    t.draftLength = stats.draftLength;
   }
 
   report(): SpeculationReport {
-    return { enabled: this.enabled, ...this.totals, rowCost: this.cost.rowCost() };
+    const draftMsPerToken = (this.source ? this.modelDraftCost : this.lookupDraftCost).msPerToken();
+    return { enabled: this.enabled, ...this.totals, rowCost: this.cost.rowCost(), draftMsPerToken, passMs: this.cost.timings() };
   }
 }
 
 /** Prompt lookup with the default n-gram sizes. */
 export const promptLookup: Drafter = (history, maxTokens) => promptLookupDraft(history, maxTokens);
 
-/** Weight of the newest pass in the running milliseconds of passes of its size. */
-const COST_WEIGHT = 0.2;
-/** Before two pass sizes were timed: an extra row at a tenth of a walk (a ring's hops dominate small passes). */
-const PRIOR_ROW_COST = 0.1;
-
-/**
- * The cost of a pass as a function of its rows, measured: a running mean of milliseconds per pass size, and a line
- * through them. `rowCost` is the slope over a one-row pass's time.
- */
-export class PassCost {
-  private readonly ms = new Map<number, number>();
-
-  record(rows: number, ms: number): void {
-    if (!(ms >= 0) || rows < 1) return;
-    const prev = this.ms.get(rows);
-    this.ms.set(rows, prev === undefined ? ms : (1 - COST_WEIGHT) * prev + COST_WEIGHT * ms);
-  }
-
-  /** Extra cost of one more row, in one-row passes. */
-  rowCost(): number {
-    if (this.ms.size < 2) return PRIOR_ROW_COST;
-    const pts = [...this.ms];
-    const mx = pts.reduce((s, [r]) => s + r, 0) / pts.length;
-    const my = pts.reduce((s, [, m]) => s + m, 0) / pts.length;
-    let sxy = 0;
-    let sxx = 0;
-    for (const [r, m] of pts) {
-      sxy += (r - mx) * (m - my);
-      sxx += (r - mx) ** 2;
-    }
-    const slope = sxy / sxx;
-    const oneRow = my + slope * (1 - mx);
-    if (!(oneRow > 0)) return PRIOR_ROW_COST;
-    return Math.min(2, Math.max(0, slope / oneRow));
-  }
-}
-
 /** Acceptance assumed before a request has tested a draft: drafts are tried, and the estimate learns fast. */
 const PRIOR_ACCEPTANCE = 0.6;
-const PRIOR_WEIGHT = 2;
+/** Worth one drafted token: a few fully accepted passes take the estimate near 1, where long drafts pay. */
+const PRIOR_WEIGHT = 1;
 /** Older passes' weight in the acceptance estimate (a request's text changes character as it goes). */
 const ACCEPTANCE_DECAY = 0.9;
-/** While speculation does not pay, one opportunity in this many still drafts (a probe), to notice when it would. */
+/**
+ * While speculation does not pay, one opportunity in this many still drafts (a probe), to notice when it would; while
+ * it does, one verification in this many drafts a step higher on the staircase, so that the next size is timed.
+ */
 const PROBE_EVERY = 8;
 
 /**
- * One request's speculation: how long a draft to ask for next, from its measured acceptance and the node's pass
- * cost, backing off to plain steps when drafts are mostly rejected.
+ * One request's speculation: how long a draft to ask for next, from its measured acceptance, the node's measured
+ * pass times and the drafter's measured time per token (draft-length.ts), backing off to plain steps when drafts
+ * are mostly rejected.
  */
 export class DraftTuner {
   /** Decayed counts of drafted tokens the model saw (up to the first rejection included) and accepted. */
   private tested = 0;
   private agreed = 0;
   private idle = 0;
-  readonly stats: SpeculationStats = { drafted: 0, accepted: 0, walks: 0, tokens: 0 };
+  private steady = 0;
+  readonly stats: SpeculationStats = { drafted: 0, accepted: 0, walks: 0, tokens: 0, draftLength: 0 };
 
   constructor(private readonly opts: SpeculationOptions) {}
 
@@ -163,19 +150,29 @@ export class DraftTuner {
   async draft(history: readonly number[], limit: number, promptLength: number): Promise<number[]> {
     const max = Math.min(limit, this.opts.maxDraft);
     if (max < 1) return [];
-    let k = chooseDraftLength(this.acceptance, this.opts.cost.rowCost(), max);
+    const { cost, draftCost } = this.opts;
+    const costs = { acceptance: this.acceptance, passMs: (rows: number) => cost.passMs(rows), draftMsPerToken: draftCost.msPerToken() };
+    let k = chooseDraftLength(costs, max);
+    this.stats.draftLength = k;
     if (k === 0) {
+      this.steady = 0;
       if (++this.idle < PROBE_EVERY) return [];
-      // A probe as long as the acceptance would make worth it with free rows: it times a pass of that size too, so
-      // the cost line is measured where speculation would run, not only at two rows (noisy, and pessimistic where
-      // per-pass overheads such as hops are what rows amortise).
-      k = Math.max(1, chooseDraftLength(this.acceptance, 0, max));
+      // A probe as long as the acceptance would make worth it with free rows and drafting: it times a pass of that
+      // size too, so the cost is measured where speculation would run (per-pass overheads such as hops are what
+      // rows amortise).
+      k = Math.max(1, chooseDraftLength({ ...costs, passMs: () => cost.passMs(1), draftMsPerToken: 0 }, max));
+    } else if (++this.steady >= PROBE_EVERY) {
+      this.steady = 0;
+      k = stairAbove(k, max);
     }
     this.idle = 0;
-    return this.opts.drafter(history, k, promptLength);
+    const t = performance.now();
+    const draft = await this.opts.drafter(history, k, promptLength);
+    draftCost.record(draft.length, performance.now() - t);
+    return draft;
   }
 
-  /** After a pass: `drafted` tokens verified, the first `accepted` of them kept, in `ms` for its 1 + drafted rows. */
+  /** After a pass: `drafted` tokens verified, the first `accepted` of them kept, in `ms` for its 1 + drafted rows (drafting not counted). */
   record(drafted: number, accepted: number, ms: number): void {
     this.stats.walks++;
     this.stats.tokens += accepted + 1;

@@ -88,21 +88,25 @@ export function modelFingerprint(c: ModelConfig): string {
 
 /**
  * The devices and links the partitioner sees. A device's measured speed is divided by the slowdown its node
- * announces (its owner is using it) and by its calibration (how far the profile's prediction was off for its stage
- * when quiet), and its memory is what the node offers now.
+ * announces (its owner is using it) and by its calibrations (how far the profile's prediction was off for its decode
+ * steps and for its prompts when quiet), and its memory is what the node offers now.
  */
 export function clusterOf(members: ClusterMember[]): Cluster {
-  // A node that has not run a stage yet is assumed to be off by as much as the others (same engine, similar devices).
-  const known = members.map((m) => m.load?.calibration).filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
-  const typical = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
+  // A node that has not run a stage (or a prompt) yet is assumed to be off by as much as the others (same engine,
+  // similar devices). Before any node has computed a prompt, prompts take the decode calibration, as they did before
+  // there was a prompt calibration.
+  const typical = medianOf(members.map((m) => m.load?.calibration)) ?? 1;
+  const typicalPrompt = medianOf(members.map((m) => m.load?.promptCalibration));
   const devices: Device[] = members.map((m) => {
     const busy = Math.max(1, m.load?.slowdown ?? 1);
-    const slow = busy * (m.load?.calibration ?? typical);
+    const calibration = m.load?.calibration ?? typical;
+    const slow = busy * calibration;
+    const slowPrompt = busy * (m.load?.promptCalibration ?? typicalPrompt ?? calibration);
     const memory = Math.min(m.profile.memoryBytes, m.load?.memoryBudgetBytes ?? Infinity);
     return {
       id: m.peerId,
       gflops: m.profile.gflopsDecode / slow,
-      gflopsPrefill: m.profile.gflopsPrefill / slow,
+      gflopsPrefill: m.profile.gflopsPrefill / slowPrompt,
       memBandwidthGBps: m.profile.memBandwidthGBps / slow,
       // Fixed costs are work on the device too: its owner's load slows them (calibration is of the kernels alone).
       ...(m.profile.stepOverheadMs !== undefined ? { stepOverheadMs: m.profile.stepOverheadMs * busy } : {}),
@@ -119,6 +123,12 @@ export function clusterOf(members: ClusterMember[]): Cluster {
     }
   }
   return { devices, links, defaultLink: { latencyMs: 1, bandwidthMBps: 100 } };
+}
+
+/** The median of the figures given (the upper one of an even count), or null when there are none. */
+function medianOf(xs: readonly (number | null | undefined)[]): number | null {
+  const known = xs.filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
+  return known.length > 0 ? known[Math.floor(known.length / 2)] : null;
 }
 
 /**

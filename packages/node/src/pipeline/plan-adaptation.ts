@@ -70,20 +70,45 @@ export function weighChange(s: AdaptSituation, candidate: ClusterPlan): Weighing
   return { nowMs: now.cost.tokenLatencyMs, nowFits: now.fitsInMemory, candidate: chosen, decision: restore.decision, restoring: restore.candidate !== undefined, patienceMs };
 }
 
-/** When no better plan is found: the former plan again, once the devices that caused the change are quiet. */
+/**
+ * When no better plan is found: the former plan again, once the devices that caused the change are quiet (within
+ * decideRestore's tolerance), or sooner by the way back: once each of them is measured no slower than the devices now
+ * covering its layers and the former plan is predicted no slower than the one in force. The way back asks no gain
+ * (a new move's 20 % is for leaving a plan that works; this returns to the plan chosen for the quiet fleet), so a
+ * node whose neighbours read busy from the same shared machine gets its layers back with the first figure after the
+ * lift; while it is still throttled it reads slower than they do and stays out.
+ */
 function considerRestore(s: AdaptSituation, nowMs: number, decision: Decision): { candidate?: ClusterPlan; decision: Decision } {
   const r = s.restorable;
   if (decision.replan || !r || r.former.id === s.current.id) return { decision };
   const causeCleared = causesCleared(r, s.members);
-  const back = repricePlan(r.former.plan, s.profile, clusterOf(s.members), s.request);
-  const restore = decideRestore(
-    { currentMs: nowMs, formerMs: back.cost?.tokenLatencyMs ?? Infinity, formerFits: back.cost !== null && back.fitsInMemory, causeCleared, sinceLastChangeMs: s.sinceLastChangeMs },
-    s.policy,
-  );
+  const cluster = clusterOf(s.members);
+  const back = repricePlan(r.former.plan, s.profile, cluster, s.request);
+  const situation = { currentMs: nowMs, formerMs: back.cost?.tokenLatencyMs ?? Infinity, formerFits: back.cost !== null && back.fitsInMemory, sinceLastChangeMs: s.sinceLastChangeMs };
+  let restore = decideRestore({ ...situation, causeCleared }, s.policy);
+  const wayBack = !causeCleared && causesNoSlowerThanCoverers(r, s.current, new Map(cluster.devices.map((d) => [d.id, d.gflops])));
+  if (wayBack) {
+    const w = decideRestore({ ...situation, causeCleared: true }, { ...s.policy, tolerance: 0 });
+    restore = { replan: w.replan, reason: `the device that caused the last change is no slower now than those covering its layers; ${w.replan ? w.reason.replace('the cause is cleared: ', '') : w.reason}` };
+  }
   // The former plan, re-priced: its figures are those of now.
   if (restore.replan) return { candidate: { ...r.former, plan: { ...r.former.plan, cost: back.cost!, stages: r.former.plan.stages } }, decision: restore };
-  if (causeCleared) return { decision: { replan: false, reason: `${decision.reason}; ${restore.reason}` } };
+  if (causeCleared || wayBack) return { decision: { replan: false, reason: `${decision.reason}; ${restore.reason}` } };
   return { decision };
+}
+
+/**
+ * Each device that caused the change is measured at least as fast (`speed`: the planner's figure, its profile ÷
+ * slowdown × calibration) as every device that now holds a layer it held in the former plan.
+ */
+function causesNoSlowerThanCoverers(r: Restorable, current: ClusterPlan, speed: Map<string, number>): boolean {
+  return r.causes.every((id) => {
+    const own = speed.get(id);
+    if (own === undefined) return false;
+    const held = r.former.stages.filter((s) => s.peerId === id);
+    const covering = current.stages.filter((s) => s.peerId !== id && held.some((h) => s.startLayer < h.endLayer && h.startLayer < s.endLayer));
+    return covering.every((c) => own >= (speed.get(c.peerId) ?? Infinity));
+  });
 }
 
 /** Every device that caused the change is as quiet as before it (no slower, no smaller memory budget). */

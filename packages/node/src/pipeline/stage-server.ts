@@ -1,4 +1,4 @@
-import { CostModel, type ModelProfile } from '@edge-node/partitioner';
+import type { ModelProfile } from '@edge-node/partitioner';
 import type { Membership } from '../cluster/membership.js';
 import type { ComputeBackend } from '../engine/compute-backend.js';
 import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
@@ -11,6 +11,7 @@ import { RequestChannel, type ChannelEnvelope } from '../network/request-channel
 import { ACTIVATION_FRAME_VERSION, type ActFrame, type ErrorFrame, type ReleaseFrame } from './activation-frame.js';
 import type { ActivationRouter } from './activation-router.js';
 import { ShardStore } from './shard-store.js';
+import { StageRunExpectation } from './stage-run-expectation.js';
 import type { LayerRange } from '../engine/layer-range.js';
 import { PrefixCache } from '../engine/prefix-cache.js';
 import { StageWorker, type ComputeSample, type Outgoing } from './stage-worker.js';
@@ -58,7 +59,7 @@ export interface StageServerOptions {
   /** After each batched step of this node's stage: rows and requests computed together, and its milliseconds. */
   onStageStep?: (rows: number, requests: number, ms: number) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, profile: unknown, kind: 'decode' | 'prompt') => void;
   /** A coordinator's load of layers here finished (read, or found held already), after `ms`. */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
 }
@@ -78,11 +79,12 @@ export class StageServer {
   heldWeightBytes = 0;
   /** The range each coordinator last asked this node to hold; other ranges are freed once unused. */
   private readonly currentRanges = new Map<string, string>();
-  private expectModel: { profile: unknown; cm: CostModel } | null = null;
+  private readonly expectation: StageRunExpectation;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: StageServerOptions) {
     this.shards = new ShardStore(opts.model, opts.compute);
+    this.expectation = new StageRunExpectation(opts.profile);
     this.prefixCache = new PrefixCache(opts.prefixCacheBytes ?? 0);
     this.worker = new StageWorker({
       selfId: opts.host.peerId,
@@ -251,20 +253,11 @@ export class StageServer {
     return { op: 'load', model: b.model, startLayer: b.startLayer as number, endLayer: b.endLayer as number, ...(b.lora === undefined ? {} : { lora: parseLoraRef(b.lora) }) };
   }
 
-  /** A stage run, as the device watch reads it: decode steps only (a prompt's slices are another kind of work). */
+  /** A stage run, as the device watch reads it: a decode step or a prompt's slice, against the profile's prediction. */
   private observe(sample: ComputeSample): void {
-    // Decode steps (a few rows each) say how fast the device runs now; a prompt's slices are too rare to smooth.
-    if (!this.opts.observeCompute || sample.parts.some((p) => p.rows > 1)) return;
+    if (!this.opts.observeCompute) return;
     const profile = this.opts.membership.self().profile;
-    if (this.expectModel?.profile !== profile) {
-      try {
-        const device = { id: 'self', gflops: profile.gflopsDecode, gflopsPrefill: profile.gflopsPrefill, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) };
-        this.expectModel = { profile, cm: new CostModel(this.opts.profile, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }) };
-      } catch {
-        return; // a profile without figures predicts nothing
-      }
-    }
-    const expected = this.expectModel.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
-    this.opts.observeCompute(sample.ms, expected, profile);
+    const reading = this.expectation.read(sample, profile);
+    if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, profile, reading.kind);
   }
 }

@@ -1,0 +1,51 @@
+import { CostModel, type ModelProfile } from '@edge-node/partitioner';
+import type { DeviceProfile } from '../cluster/device-profile.js';
+import type { ComputeSample } from '../engine/batch-scheduler.js';
+
+/** A part this many rows long makes a step a prompt's slice (prompts are computed 32 rows a step). */
+const PROMPT_SAMPLE_ROWS = 16;
+
+/** A stage run as the device watch reads it. */
+export interface StageRunReading {
+  kind: 'decode' | 'prompt';
+  /** What the node's profile predicts the run to take, ms. */
+  expectedMs: number;
+}
+
+/**
+ * What a node's profile predicts for a run of its stage, the partitioner's cost model on this one device. A decode
+ * step (each request one row) is priced at the profile's one-row speed; a prompt's slice at its batched (prefill)
+ * speed, as the partitioner prices a whole prompt — so the ratio measured ÷ expected calibrates each of the two
+ * figures the planner uses. A step of a few rows per request (a verification of drafts) is neither and is left out.
+ */
+export class StageRunExpectation {
+  private cached: { profile: DeviceProfile; decode: CostModel; prompt: CostModel } | null = null;
+
+  constructor(private readonly model: ModelProfile) {}
+
+  /** The reading of a run, or null when it is neither kind or the profile has no figures to predict with. */
+  read(sample: ComputeSample, profile: DeviceProfile): StageRunReading | null {
+    const prompt = sample.parts.some((p) => p.rows >= PROMPT_SAMPLE_ROWS);
+    if (!prompt && sample.parts.some((p) => p.rows > 1)) return null;
+    const models = this.models(profile);
+    if (models === null) return null;
+    const cm = prompt ? models.prompt : models.decode;
+    return { kind: prompt ? 'prompt' : 'decode', expectedMs: cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts) };
+  }
+
+  private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {
+    if (this.cached?.profile === profile) return this.cached;
+    const device = (gflops: number) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) });
+    const request = { promptTokens: 1, genTokens: 1 };
+    try {
+      this.cached = {
+        profile,
+        decode: new CostModel(this.model, { devices: [{ ...device(profile.gflopsDecode), gflopsPrefill: profile.gflopsPrefill }], links: [] }, request),
+        prompt: new CostModel(this.model, { devices: [device(profile.gflopsPrefill)], links: [] }, request),
+      };
+    } catch {
+      return null; // a profile without figures predicts nothing
+    }
+    return this.cached;
+  }
+}
