@@ -1,4 +1,4 @@
-import { FINETUNE_DEFAULTS, FinetuneBusyError, FinetuneOptionError, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
+import { FINETUNE_DEFAULTS, FinetuneBusyError, FinetuneMemoryError, FinetuneOptionError, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
 import { TrainingDataError } from '../training/training-data.js';
 import { readJsonBody, type ApiRouter } from './api-router.js';
 import { NdjsonWriter } from './ndjson-writer.js';
@@ -31,7 +31,8 @@ export function parseFinetuneBody(body: unknown): FinetuneJobRequest {
 
 /**
  * `POST /v1/edge-node/finetune`: trains a LoRA adapter on this node's cluster with the data in the body, which stays
- * on this node (docs/finetune.md). A bad line or option is a 400 with the line's number before anything starts; a job
+ * on this node (docs/finetune.md). A bad line or option, or a job that does not fit a node's memory, is a 400 (with the
+ * line's number; with the node and by how much) before anything starts; a job
  * already running a 409. Then NDJSON: a `progress` line per step (loss, tokens/s, ETA), a `notice` when a stage was
  * lost and the job goes on without it, and a last line `done` with
  * the losses and the adapter (llama.cpp's LoRA GGUF, base64) or `error` with what failed (a lost stage is named).
@@ -46,6 +47,7 @@ export function addFinetuneRoute(router: ApiRouter, runner: FinetuneRunner | nul
     } catch (err) {
       if (err instanceof TrainingDataError) throw bad(err.message, 'invalid_training_data');
       if (err instanceof FinetuneOptionError) throw bad(err.message);
+      if (err instanceof FinetuneMemoryError) throw bad(err.message, 'finetune_does_not_fit');
       if (err instanceof FinetuneBusyError) throw new OpenAIError(409, err.message, 'invalid_request_error', 'finetune_busy');
       throw err;
     }

@@ -6,7 +6,7 @@ import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkFinetuneOptions, FinetuneBusyError, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
+import { checkFinetuneOptions, FinetuneBusyError, FinetuneMemoryError, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
 import { frozenEnds, trainShape } from '../training/frozen-model.js';
 import { KernelGemm } from '../training/kernel-gemm.js';
 import { targetDims, type LayerLora } from '../training/lora-set.js';
@@ -14,6 +14,7 @@ import { quantisedFrozen } from '../training/quantised-frozen.js';
 import { openStageTrainingJob, type StageJobParams } from '../training/stage-training-job.js';
 import type { TrainerState } from '../training/layer-range-trainer.js';
 import { batchIndices } from '../training/batch-order.js';
+import { modelEndsBytes, stageJobBytes } from '../training/job-memory.js';
 import { parseTrainingJsonl } from '../training/training-data.js';
 import { runTrainingLoop, type FinetuneProgress } from '../training/training-loop.js';
 import { trainingSequences } from '../training/training-sequences.js';
@@ -31,6 +32,8 @@ export interface ClusterFinetuneOptions {
   /** The plan in force's route without the excluded nodes (Replanner.routeFor): its stages are the job's. */
   routeFor: (exclude: ReadonlySet<string>) => Promise<Route>;
   nameOf: (peerId: string) => string;
+  /** The memory a node reports available now (its load's availableMemoryBytes), or null when it has not said. */
+  availableMemory: (peerId: string) => number | null;
   /** Kernel threads of this node's products (its --threads). */
   threads: number;
   log: NodeLogger;
@@ -60,6 +63,7 @@ export class ClusterFinetune implements FinetuneRunner {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     const examples = parseTrainingJsonl(req.data, req.source);
     const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
+    this.checkMemory(await this.split(new Set()), req, Math.max(...sequences.map((s) => s.tokens.length - 1)));
     return { examples: examples.length, run: (onProgress, signal, onNotice) => this.run(req, sequences, onProgress, signal, onNotice ?? (() => {})) };
   }
 
@@ -144,6 +148,32 @@ export class ClusterFinetune implements FinetuneRunner {
       await closeStages();
       await runtime?.close();
       this.running = false;
+    }
+  }
+
+  /**
+   * Refuses a job a node of its split has not the memory for (what it reports available now), before anything starts:
+   * each stage's copy of its layers, their transposes, its slice with its gradients and moments, its activations
+   * (job-memory.ts); the owner's copy of the model's ends besides.
+   */
+  private checkMemory(split: readonly StagePlace[], req: FinetuneJobRequest, rows: number): void {
+    const { model, host } = this.opts;
+    const c = model.config;
+    const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+    const ends = modelEndsBytes(c, model.tensors);
+    const places = split.some((s) => s.peerId === host.peerId) ? split : [...split, { peerId: host.peerId, name: this.opts.nameOf(host.peerId), startLayer: 0, endLayer: 0 }];
+    for (const s of places) {
+      const stage = s.endLayer > s.startLayer ? stageJobBytes(c, model.tensors, s, req.rank, rows, split.length) : null;
+      const owner = s.peerId === host.peerId ? ends : 0;
+      const need = (stage?.total ?? 0) + owner;
+      const available = this.opts.availableMemory(s.peerId);
+      if (available === null || need <= available) continue;
+      const parts = [
+        ...(stage ? [`${mb(stage.weights)} of weights`, `${mb(stage.transposes)} of transposes`, `${mb(stage.adapter)} of adapter and optimiser`, `${mb(stage.activations)} of activations`] : []),
+        ...(owner > 0 ? [`${mb(owner)} of embeddings and head (the owner's)`] : []),
+      ];
+      const what = stage ? `stage ${s.name} (layers [${s.startLayer}, ${s.endLayer}))` : `the owner ${s.name}`;
+      throw new FinetuneMemoryError(`${what} would need ${mb(need)} for this job (${parts.join(', ')}) but has ${mb(available)} available: ${mb(need - available)} short`);
     }
   }
 

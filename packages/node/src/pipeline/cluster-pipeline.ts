@@ -186,6 +186,7 @@ export class ClusterPipeline implements Generator {
         fingerprint: this.fingerprint,
         routeFor: (exclude) => this.planner.routeFor(exclude),
         nameOf: (peer) => (peer === host.peerId ? this.opts.membership.self().name : (this.opts.membership.get(peer)?.name ?? peer.slice(-8))),
+        availableMemory: (peer) => (peer === host.peerId ? this.opts.membership.self() : this.opts.membership.get(peer))?.load?.availableMemoryBytes ?? null,
         threads: compute.threads,
         log,
       }),

@@ -39,7 +39,10 @@ export interface PreparedFinetune {
 
 /** What runs fine-tuning jobs on a node's cluster (pipeline/cluster-finetune.ts). */
 export interface FinetuneRunner {
-  /** Checks the options and parses and tokenises the data; throws TrainingDataError (with the line) or FinetuneOptionError. */
+  /**
+   * Checks the options, parses and tokenises the data and checks that the job fits the nodes' memory; throws
+   * TrainingDataError (with the line), FinetuneOptionError or FinetuneMemoryError.
+   */
   prepare(req: FinetuneJobRequest): Promise<PreparedFinetune>;
 }
 
@@ -50,6 +53,11 @@ export class FinetuneBusyError extends Error {
 
 /** What a job request leaves out (the `edge-node finetune` defaults). */
 export const FINETUNE_DEFAULTS = { rank: 8, alpha: 16, lr: 1e-3, steps: 100, batch: 4, seed: 0, recoveries: 3 } as const;
+
+/** A job that does not fit a node's memory, refused before it starts (the message names the node and by how much). */
+export class FinetuneMemoryError extends Error {
+  override name = 'FinetuneMemoryError';
+}
 
 export class FinetuneOptionError extends Error {
   override name = 'FinetuneOptionError';
