@@ -153,12 +153,18 @@ describe('fine-tuning through a 2-node pipeline', () => {
     const body = { data: LINES.join('\n'), steps: 30, ...OPTIONS };
     const uninterrupted = done((await finetune(solo, body)).lines);
     let killed = false;
+    let killedAt = 0;
+    let noticeAt = 0;
+    let resumedAt = 0;
     const r = await finetune(n1, body, (l) => {
       if (l.type === 'progress' && l.step === 15 && !killed) {
         killed = true;
+        killedAt = Date.now();
         n2.kill('SIGKILL');
-      }
+      } else if (l.type === 'notice') noticeAt = Date.now();
+      else if (l.type === 'progress' && noticeAt > 0 && resumedAt === 0) resumedAt = Date.now();
     });
+    console.log(`finetune-pipeline: n2 killed at step 15; the owner noticed in ${noticeAt - killedAt} ms, the first step again (11) done ${resumedAt - noticeAt} ms later`);
     const resumed = done(r.lines);
     expect(killed).toBe(true);
     expect(resumed.stages).toEqual([{ name: 'n1', startLayer: 0, endLayer: 5 }]);
