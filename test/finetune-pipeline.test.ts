@@ -89,6 +89,7 @@ describe('fine-tuning through a 2-node pipeline', () => {
 
   it('1 node, 2 nodes and one device give the same losses and adapter bytes; 2 nodes learn within 100 steps', async () => {
     const body = { data: LINES.join('\n'), source: 'moo.jsonl', steps: 100, ...OPTIONS };
+    expect(await h.getJson(`${solo.apiUrl}/v1/edge-node/finetune`)).toEqual({ job: null });
     const one = done((await finetune(solo, body)).lines);
     const progress: number[] = [];
     const two = done((await finetune(n1, body, (l) => l.type === 'progress' && progress.push(l.loss))).lines);
@@ -100,6 +101,10 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(two.losses.length).toBe(100);
     expect(Math.min(...two.losses)).toBeLessThan(two.losses[0] / 2);
     expect(n2.output()).toMatch(/training: job \S+ of \S+ opened on layers \[2, 5\) \(rank 8\)/);
+    // The owner keeps the last job's curve for its web page (which polls this and draws it).
+    expect(await h.getJson(`${n1.apiUrl}/v1/edge-node/finetune`)).toEqual({ job: { state: 'done', step: 100, steps: 100, losses: two.losses, tokensPerSecond: two.tokensPerSecond, stages: 'n1[0,2) → n2[2,5)', message: null } });
+    expect(await (await fetch(`${n1.apiUrl}/`)).text()).toMatch(/<svg id="loss-curve"/);
+    expect(await (await fetch(`${n1.apiUrl}/app.js`)).text()).toMatch(/fetch\('\/v1\/edge-node\/finetune'/);
     // One device (`edge-node finetune --model`, no cluster) trains the same adapter, byte for byte.
     const local = join(h.tempDir, 'local.gguf');
     const r = spawnSync(process.execPath, [CLI_BIN, 'finetune', '--model', STORIES_GGUF, '--data', data, '--out', local, '--steps', '100', '--rank', '8', '--alpha', '16', '--lr', '0.01', '--batch', '4', '--seed', '5', '--threads', '1'], { encoding: 'utf8', timeout: 120_000 });

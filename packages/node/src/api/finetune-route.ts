@@ -38,6 +38,8 @@ export function parseFinetuneBody(body: unknown): FinetuneJobRequest {
  * the losses and the adapter (llama.cpp's LoRA GGUF, base64) or `error` with what failed (a lost stage is named).
  */
 export function addFinetuneRoute(router: ApiRouter, runner: FinetuneRunner | null): void {
+  // The job running or the last one, with its losses so far (the web page draws the curve).
+  router.add('GET', '/v1/edge-node/finetune', () => ({ job: runner?.status() ?? null }));
   router.add('POST', '/v1/edge-node/finetune', async (req, res) => {
     if (!runner) throw new OpenAIError(503, 'this node serves no model, so it cannot fine-tune one', 'server_error', 'no_model');
     const request = parseFinetuneBody(await readJsonBody(req, MAX_FINETUNE_BODY_BYTES));

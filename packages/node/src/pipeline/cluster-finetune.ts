@@ -6,7 +6,7 @@ import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkFinetuneOptions, FinetuneBusyError, FinetuneMemoryError, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
+import { checkFinetuneOptions, FinetuneBusyError, FinetuneMemoryError, type FinetuneStatus, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
 import { frozenEnds, trainShape } from '../training/frozen-model.js';
 import { KernelGemm } from '../training/kernel-gemm.js';
 import { targetDims, type LayerLora } from '../training/lora-set.js';
@@ -55,8 +55,13 @@ export class FinetuneStoppedError extends Error {
  */
 export class ClusterFinetune implements FinetuneRunner {
   private running = false;
+  private last: FinetuneStatus | null = null;
 
   constructor(private readonly opts: ClusterFinetuneOptions) {}
+
+  status(): FinetuneStatus | null {
+    return this.last && { ...this.last, losses: [...this.last.losses] };
+  }
 
   async prepare(req: FinetuneJobRequest): Promise<PreparedFinetune> {
     checkFinetuneOptions(req);
@@ -70,6 +75,8 @@ export class ClusterFinetune implements FinetuneRunner {
   private async run(req: FinetuneJobRequest, sequences: TrainSequence[], onProgress: (p: FinetuneProgress) => void, signal: AbortSignal, onNotice: (message: string) => void): Promise<FinetuneJobReport> {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     this.running = true;
+    const status: FinetuneStatus = { state: 'running', step: 0, steps: req.steps, losses: [], tokensPerSecond: 0, stages: '', message: null };
+    this.last = status;
     const { model, log } = this.opts;
     const c = model.config;
     let runtime: KernelRuntime | null = null;
@@ -95,6 +102,7 @@ export class ClusterFinetune implements FinetuneRunner {
       let split: StagePlace[] = [];
       for (let attempt = 0; ; attempt++) {
         split = await this.split(excluded);
+        status.stages = split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
         const from = saved.checkpoint?.step ?? 0;
         log.info(`training: job ${job} on ${split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ')}, ${sequences.length} examples, steps ${from + 1}–${req.steps} of ${req.batch}`);
         try {
@@ -111,6 +119,7 @@ export class ClusterFinetune implements FinetuneRunner {
             // Each step's loss as it comes: steps redone after a loss give the same values again.
             onProgress: (p) => {
               losses[p.step - 1] = p.loss;
+              Object.assign(status, { step: p.step, tokensPerSecond: p.tokensPerSecond, losses: losses.slice(0, p.step) });
               onProgress(p);
             },
             checkStopped: () => {
@@ -128,12 +137,14 @@ export class ClusterFinetune implements FinetuneRunner {
           excluded.add(err.peerId);
           const notice = `${err.message}; going on without it from step ${saved.checkpoint?.step ?? 0} (its last checkpoint)`;
           log.warn(`training: ${notice}`);
+          status.message = notice;
           onNotice(notice);
         }
       }
       const slices = (await Promise.all(stages.map((s) => s.exportSlice()))).flat();
       const seconds = (performance.now() - start) / 1000;
       const tokens = trainedTokens(sequences, req);
+      Object.assign(status, { state: 'done', losses: [...losses], tokensPerSecond: tokens / seconds });
       return {
         examples: sequences.length,
         parameters: slices.reduce((n, l) => n + LORA_PROJECTIONS.reduce((m, t) => m + l[t].a.length + l[t].b.length, 0), 0),
@@ -144,6 +155,9 @@ export class ClusterFinetune implements FinetuneRunner {
         stages: split.map((s) => ({ name: s.name, startLayer: s.startLayer, endLayer: s.endLayer })),
         adapter: writeLoraAdapter(assemble(slices, req.rank, req.alpha), model),
       };
+    } catch (err) {
+      Object.assign(status, { state: 'failed', message: (err as Error).message });
+      throw err;
     } finally {
       await closeStages();
       await runtime?.close();

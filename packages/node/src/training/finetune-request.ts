@@ -37,8 +37,24 @@ export interface PreparedFinetune {
   run(onProgress: (p: FinetuneProgress) => void, signal: AbortSignal, onNotice?: (message: string) => void): Promise<FinetuneJobReport>;
 }
 
+/** The last job this node owned, as the web page draws it (`GET /v1/edge-node/finetune`). */
+export interface FinetuneStatus {
+  state: 'running' | 'done' | 'failed';
+  step: number;
+  steps: number;
+  /** Each step's loss so far. */
+  losses: number[];
+  tokensPerSecond: number;
+  /** The split it runs on, e.g. "n1[0,2) → n2[2,5)". */
+  stages: string;
+  /** Why it failed, or what it last had to say (a stage lost and replaced). */
+  message: string | null;
+}
+
 /** What runs fine-tuning jobs on a node's cluster (pipeline/cluster-finetune.ts). */
 export interface FinetuneRunner {
+  /** The job running, or the last one (null before any). */
+  status(): FinetuneStatus | null;
   /**
    * Checks the options, parses and tokenises the data and checks that the job fits the nodes' memory; throws
    * TrainingDataError (with the line), FinetuneOptionError or FinetuneMemoryError.
