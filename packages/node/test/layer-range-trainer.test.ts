@@ -100,6 +100,32 @@ describe('LayerRangeTrainer', () => {
     expect(bits(two.arrays)).toEqual(bits(one.arrays));
   });
 
+  it('resumed from its state after 2 steps, a range ends 4 steps with the adapter of 4 steps in a row', async () => {
+    const trainer = (resume?: ReturnType<LayerRangeTrainer['state']>) => {
+      const lora = adapter();
+      return new LayerRangeTrainer(second, lora.layers.slice(2), { recompute: true, adamw: ADAMW, ...(resume ? { resume } : {}) });
+    };
+    // The first range starts afresh at every step (so it feeds the second the same way in every run).
+    const firstRange = () => new LayerRangeTrainer(first, adapter().layers.slice(0, 2), { recompute: true, adamw: ADAMW });
+    const run = async (t: LayerRangeTrainer, steps: number) => {
+      const losses = [];
+      for (let s = 0; s < steps; s++) {
+        const stages = [new LocalTrainingStage('a', 0, 2, firstRange()), new LocalTrainingStage('b', 2, 5, t)];
+        losses.push((await pipelinedStep(ends, stages, BATCH, 0.5)).loss);
+      }
+      return losses;
+    };
+    const straight = trainer();
+    const all = await run(straight, 4);
+    const before = trainer();
+    const head = await run(before, 2);
+    const resumed = trainer(before.state());
+    const tail = await run(resumed, 2);
+    expect([...head, ...tail]).toEqual(all);
+    expect(bits(resumed.state().params as Float32Array[])).toEqual(bits(straight.state().params as Float32Array[]));
+    expect(resumed.state().t).toBe(4);
+  });
+
   it('refuses a backward out of the forwards\' order', () => {
     const lora = adapter();
     const a = new LayerRangeTrainer(first, lora.layers.slice(0, 2), { recompute: true });

@@ -26,6 +26,16 @@ export interface LayerRangeTrainerOptions {
   adamw?: AdamWOptions;
   /** Where the gradients add up (default: new zeroed arrays). */
   grads?: LayerLora[];
+  /** A checkpoint to resume from: the adapter's values and AdamW's moments and step count (trainer.state()). */
+  resume?: TrainerState;
+}
+
+/** A range's training state after a step: its arrays (A and B, in loraArrays order), AdamW's moments and step count. */
+export interface TrainerState {
+  t: number;
+  params: Vec[];
+  m: Vec[];
+  v: Vec[];
 }
 
 /**
@@ -49,6 +59,21 @@ export class LayerRangeTrainer {
     if (lora.length !== m.layers.length) throw new MicroBatchError(`the adapter slice has ${lora.length} layers, the range ${m.layers.length}`);
     this.grads = opts.grads ?? zerosLikeLora(this.asSet(lora)).layers;
     this.opt = opts.adamw ? new AdamW(this.asSet(lora), opts.adamw) : null;
+    if (opts.resume) {
+      const params = loraArrays(this.asSet(lora));
+      const r = opts.resume;
+      if (!this.opt || r.params.length !== params.length || r.params.some((p, i) => p.length !== params[i].length)) {
+        throw new MicroBatchError(`a checkpoint of ${r.params.length} arrays does not fit this range's ${params.length} (or there is no optimiser to resume)`);
+      }
+      r.params.forEach((p, i) => params[i].set(p));
+      this.opt.loadState(r);
+    }
+  }
+
+  /** The state to resume from after this step (copies). */
+  state(): TrainerState {
+    if (!this.opt) throw new MicroBatchError('this trainer has no optimiser');
+    return { ...this.opt.exportState(), params: loraArrays(this.asSet(this.lora)).map((p) => p.slice()) };
   }
 
   /** Micro-batches gone forward and not yet back. */

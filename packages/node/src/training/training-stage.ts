@@ -1,4 +1,4 @@
-import type { LayerRangeTrainer } from './layer-range-trainer.js';
+import type { LayerRangeTrainer, TrainerState } from './layer-range-trainer.js';
 import type { LayerLora } from './lora-set.js';
 
 /**
@@ -19,6 +19,8 @@ export interface TrainingStage {
   step(clipScale: number | null): Promise<void>;
   /** The stage's A and B (copies). */
   exportSlice(): Promise<LayerLora[]>;
+  /** The stage's training state after the last step (a checkpoint the owner keeps). */
+  exportState(): Promise<TrainerState>;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,10 @@ export class LocalTrainingStage implements TrainingStage {
 
   exportSlice(): Promise<LayerLora[]> {
     return Promise.resolve(this.trainer.lora.map((l) => copyLayer(l)));
+  }
+
+  exportState(): Promise<TrainerState> {
+    return Promise.resolve(this.trainer.state());
   }
 
   close(): Promise<void> {
