@@ -1,8 +1,8 @@
 /**
  * Fine-tuning through the pipeline with real `edge-node start` processes on loopback: the data goes to one node
  * (`POST /v1/edge-node/finetune`, and `edge-node finetune --api`), which keeps it and drives the stages. A 1-node
- * cluster and a 2-node one (split 2,3) give the same losses and the same adapter bytes — and so does training on one
- * device (`edge-node finetune --model`); on 2 nodes the loss falls below half its start within 100 steps; a bad
+ * cluster, a 2-node one (split 2,3) and a 3-node one (1,2,2) give the same losses and adapter bytes — and so does
+ * training on one device (`edge-node finetune --model`); on 2 nodes the loss falls below half its start within 100 steps; a bad
  * data line is refused with its number; a stage killed mid-job fails the job with its name when no recovery is
  * allowed (nothing hangs), else the job goes on without it from its last checkpoint and ends with the uninterrupted
  * run's losses and adapter.
@@ -182,5 +182,17 @@ describe('fine-tuning through a 2-node pipeline', () => {
     const notices = r.lines.flatMap((l) => (l.type === 'notice' ? [l.message] : []));
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatch(/^stage n2 \(layers \[2, 5\)\) was lost mid-job.*; going on without it from step 10 \(its last checkpoint\)$/);
+  }, 120_000);
+
+  it('3 nodes (split 1,2,2) give the same losses and adapter bytes as 1', async () => {
+    const m1 = await h.startNode({ name: 'm1', args: ['--model', STORIES_GGUF, '--split', '1,2,2', '--no-mdns'] });
+    const [m2, m3] = await Promise.all(['m2', 'm3'].map((name) => h.startNode({ name, args: ['--model', STORIES_GGUF, '--no-mdns', '--bootstrap', m1.addresses[0]] })));
+    await h.waitForPipelineMembers([m1, m2, m3]);
+    const body = { data: LINES.join('\n'), steps: 20, ...OPTIONS };
+    const one = done((await finetune(solo, body)).lines);
+    const three = done((await finetune(m1, body)).lines);
+    expect(three.stages).toEqual([{ name: 'm1', startLayer: 0, endLayer: 1 }, { name: 'm2', startLayer: 1, endLayer: 3 }, { name: 'm3', startLayer: 3, endLayer: 5 }]);
+    expect(three.losses).toEqual(one.losses);
+    expect(three.adapter).toBe(one.adapter);
   }, 120_000);
 });

@@ -4,6 +4,7 @@
  * keeps its activations — the same losses, gradient norms, gradients and adapter after steps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ComputeSlices } from '../src/engine/compute-slices.js';
 import { loadModelEnds, loadShardWeights } from '../src/engine/shard-weights.js';
 import { ADAMW_DEFAULTS } from '../src/training/adamw.js';
 import { frozenEnds, frozenModel, frozenRange, trainShape, type FrozenEnds, type FrozenModel, type FrozenRange } from '../src/training/frozen-model.js';
@@ -124,6 +125,23 @@ describe('LayerRangeTrainer', () => {
     expect([...head, ...tail]).toEqual(all);
     expect(bits(resumed.state().params as Float32Array[])).toEqual(bits(straight.state().params as Float32Array[]));
     expect(resumed.state().t).toBe(4);
+  });
+
+  it('lets the event loop turn between layers (sliced), with the same bits', async () => {
+    const lora = adapter();
+    const plain = new LayerRangeTrainer(whole, lora.layers, { recompute: true });
+    const sliced = new LayerRangeTrainer(whole, adapter().layers, { recompute: true });
+    let turns = 0;
+    // A slice of 0 ms: a turn at every checkpoint, i.e. after every layer.
+    const slices = new ComputeSlices({ sliceMs: 0, turn: async () => void turns++ });
+    const x = embedRows(ends, BATCH[0].tokens, 11);
+    const y = await sliced.forwardSliced(0, x, 11, slices);
+    expect(turns).toBe(5);
+    expect(bits([y as Float32Array])).toEqual(bits([plain.forward(0, x, 11) as Float32Array]));
+    const d = await sliced.backwardSliced(0, y, slices);
+    // The recomputed forward's 5 layers, then the 5 backwards.
+    expect(turns).toBe(15);
+    expect(bits([d as Float32Array])).toEqual(bits([plain.backward(0, y) as Float32Array]));
   });
 
   it('refuses a backward out of the forwards\' order', () => {

@@ -1,3 +1,4 @@
+import { ComputeSlices } from '../engine/compute-slices.js';
 import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { MessageStream } from '../network/message-stream.js';
@@ -79,12 +80,12 @@ export class TrainServer {
     switch (req.op) {
       case 'forward': {
         if (open.rows.size >= MAX_MICRO_BATCHES_IN_FLIGHT) throw new TrainFrameError(`more than ${MAX_MICRO_BATCHES_IN_FLIGHT} micro-batches in flight`);
-        const y = t.forward(req.mb, req.x, req.rows) as Float32Array;
+        const y = (await t.forwardSliced(req.mb, req.x, req.rows, new ComputeSlices())) as Float32Array;
         open.rows.set(req.mb, req.rows);
         return { y };
       }
       case 'backward': {
-        const grad = t.backward(req.mb, req.grad) as Float32Array;
+        const grad = (await t.backwardSliced(req.mb, req.grad, new ComputeSlices())) as Float32Array;
         open.rows.delete(req.mb);
         return { grad };
       }
