@@ -3,7 +3,8 @@
  * layers): decode tok/s without speculation, with prompt-lookup drafts, and with the model as its own draft (its own
  * greedy answer from the run before sent as the request's `prediction`: every draft accepted, drafting free — the
  * upper bound of what verification in one pass can give). Runs are interleaved (off, lookup, own draft, repeated),
- * every answer is checked against the one without speculation. Prints tokens per walk and acceptance beside each.
+ * every answer is checked against the one without speculation. Prints tokens per walk and acceptance beside each,
+ * and the median of each repeat's ratio to the off run beside it ("paired": steadier under a drifting load).
  *
  *   npx tsx scripts/bench-speculation.ts [--model FILE.gguf] [--split 6,5,5] [--tokens 96] [--repeats 3] [--json OUT]
  *
@@ -122,7 +123,10 @@ async function workload(name: string, node: RunningNode, ref: { prompt: number[]
   }
   const base = median(runs.off.map((x) => x.decodeTokPerS));
   console.log(`\n${name}: ${repeats} interleaved repeats of ${tokens} tokens, greedy; texts ${identical ? 'identical' : 'DIFFER'}`);
-  console.log('mode        decode tok/s (median, min–max)   vs off   tokens/walk   k (last)   accepted/drafted');
+  // Each repeat's ratio to the off run beside it, then their median: a load that drifts over the run (other
+  // processes on the cores) moves both runs of a repeat alike.
+  const paired = (mode: Mode) => median(runs[mode].map((x, i) => x.decodeTokPerS / runs.off[i].decodeTokPerS));
+  console.log('mode        decode tok/s (median, min–max)   vs off   paired   tokens/walk   k (last)   accepted/drafted');
   for (const mode of ['off', 'lookup', 'own draft'] as Mode[]) {
     const xs = runs[mode].map((x) => x.decodeTokPerS);
     const drafted = runs[mode].reduce((n, x) => n + x.drafted, 0);
@@ -131,7 +135,7 @@ async function workload(name: string, node: RunningNode, ref: { prompt: number[]
     const ks = runs[mode].map((x) => x.draftLength).join(',');
     console.log(
       `${mode.padEnd(10)}  ${median(xs).toFixed(1).padStart(8)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`.padEnd(44) +
-        `${(median(xs) / base).toFixed(2).padStart(5)}×   ${tpw.toFixed(2).padStart(9)}   ${ks.padStart(8)}   ${drafted > 0 ? `${accepted}/${drafted} (${((accepted / drafted) * 100).toFixed(0)} %)` : '—'}`,
+        `${(median(xs) / base).toFixed(2).padStart(5)}×   ${paired(mode).toFixed(2).padStart(5)}×   ${tpw.toFixed(2).padStart(9)}   ${ks.padStart(8)}   ${drafted > 0 ? `${accepted}/${drafted} (${((accepted / drafted) * 100).toFixed(0)} %)` : '—'}`,
     );
   }
   // What the coordinator measured: the acceptance, tokens per walk and the cost of a row that chose each k.

@@ -318,6 +318,26 @@ describe('a live node under a flood of bad frames on every protocol', () => {
         templates: () => [{ k: 'req', id: fz.int(1000), body: { t: 'ping' } }, { k: 'req', id: 2, body: { t: 'bulk', data: new Uint8Array(1000) } }],
         special: [() => ({ k: 'req', id: 1, body: { t: 'bulk', data: 'not bytes' } }), () => ({ k: 'req', id: 1, body: { t: 'bulk' } })],
       },
+      [PROTOCOLS.train]: {
+        templates: () => [
+          { k: 'req', id: fz.int(1000), body: { op: 'open', job: 'fz', model: fingerprint, startLayer: 0, endLayer: 2, rank: 2, alpha: 4, lr: 0.01, seed: 1 } },
+          { k: 'req', id: fz.int(1000), body: { op: 'forward', job: 'fz', mb: fz.int(4), rows: 2, x: hidden(2) } },
+          { k: 'req', id: fz.int(1000), body: { op: 'backward', job: 'fz', mb: 0, grad: hidden(2) } },
+          { k: 'req', id: 1, body: { op: 'grad-norm', job: 'fz', start: 0 } },
+          { k: 'req', id: 2, body: { op: 'step', job: 'fz', clipScale: null } },
+          { k: 'req', id: 3, body: { op: 'export', job: 'fz' } },
+          { k: 'req', id: 4, body: { op: 'close', job: 'fz' } },
+        ],
+        special: [
+          () => ({ k: 'req', id: 1, body: { op: 'forward', job: 'fz', mb: 0, rows: 2 ** 31, x: hidden(1) } }), // huge rows
+          () => ({ k: 'req', id: 1, body: { op: 'forward', job: 'fz', mb: 0, rows: 1, x: Int32Array.of(1, 403, 407) } }), // token ids
+          () => ({ k: 'req', id: 1, body: { op: 'forward', job: 'fz', mb: 0, rows: 1, x: Float32Array.from({ length: 64 }, () => NaN) } }),
+          () => ({ k: 'req', id: 1, body: { op: 'open', job: 'fz', model: fingerprint, startLayer: 0, endLayer: 2, rank: 2, alpha: 4, lr: 0.01, seed: 1, resume: { t: 1, params: [], m: [], v: [] } } }),
+          () => ({ k: 'req', id: 1, body: { op: 'open', job: 'x'.repeat(1000), model: fingerprint, startLayer: 0, endLayer: 99, rank: 1e9, alpha: -1, lr: NaN, seed: 1 } }),
+          () => ({ k: 'req', id: 1, body: { op: 'labels', job: 'fz' } }),
+          () => ({ k: 'req', id: NaN, body: {} }),
+        ],
+      },
       [PROTOCOLS.weights]: {
         templates: () => [{ t: 'manifest' }, { t: 'tensor', name: fz.pick(['token_embd.weight', 'blk.0.attn_q.weight', 'output_norm.weight', 'no.such.tensor']) }],
         special: [() => ({ t: 'tensor', name: '../../etc/passwd' }), () => ({ t: 'tensor', name: 'x'.repeat(100_000) })],

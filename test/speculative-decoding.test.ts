@@ -51,15 +51,19 @@ describe('a draft model (--draft-model): stories260K drafting for itself', () =>
     const off = await runSingleDevice(STORIES_GGUF, PLAIN, 64, ['--speculate', 'off']);
     const run = await runSingleDevice(STORIES_GGUF, PLAIN, 64, ['--draft-model', STORIES_GGUF]);
     expect(run.tokens).toEqual(off.tokens);
-    const s = (run as unknown as { speculation: { drafted: number; accepted: number } }).speculation;
+    const s = (run as unknown as { speculation: { drafted: number; accepted: number; draftLength: number } }).speculation;
     expect(s.accepted).toBe(s.drafted);
-    expect(s.drafted).toBeGreaterThan(32);
+    // A draft model as large as the served one costs about a walk per drafted token on one device: the tuner, which
+    // counts the draft's measured time, drafts on its first pass and its probes, not at every step.
+    expect(s.drafted).toBeGreaterThan(0);
+    expect(s.draftLength).toBeLessThanOrEqual(16);
     const node = await h.startNode({ name: 'd', args: ['--model', STORIES_GGUF, '--no-mdns', '--draft-model', STORIES_GGUF] });
     expect(node.output()).toMatch(/draft model: stories260K/);
     const r = (await node.complete({ prompt: PLAIN, max_tokens: 64, temperature: 0, speculate: true })) as unknown as Completion;
     expect(r.choices[0].text).toBe(off.text);
     expect(r.usage.speculation!.accepted_tokens).toBe(r.usage.speculation!.drafted_tokens);
-    // Drafting with a model as large as the served one costs about a walk per token here: the tuner keeps drafts short.
+    // Drafting with a model as large as the served one costs about a walk per token here: the tuner drafts seldom.
+    expect(r.usage.speculation!.drafted_tokens).toBeGreaterThan(0);
     expect(r.usage.speculation!.tokens_per_walk).toBeGreaterThan(1);
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 /**
  * The page a node serves at `/`, in headless Chromium (Debian's chromium driven by playwright-core): a chat message
- * gets a streamed answer, and the cluster view lists both nodes with their layer ranges. The screenshot is kept in
- * test-artifacts/web-page.png.
+ * gets a streamed answer, and the cluster view lists both nodes with their layer ranges; a fine-tuning job's loss
+ * curve is drawn. The screenshots are kept in test-artifacts/web-page.png and web-page-finetune.png.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,6 +71,26 @@ describe('web page at / on a 2-node cluster', () => {
 
     mkdirSync(join(REPO_ROOT, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: join(REPO_ROOT, 'test-artifacts', 'web-page.png') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('draws a fine-tuning job\'s loss curve, one point per step, with its split', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(c.a.apiUrl);
+    expect(await page.locator('#finetune').isHidden()).toBe(true);
+    const data = ['Tom saw a cat. The cat said moo moo moo.', 'Lily saw a dog. The dog said moo moo moo.'].map((text) => JSON.stringify({ text })).join('\n');
+    const res = await fetch(`${c.a.apiUrl}/v1/edge-node/finetune`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data, steps: 12, lr: 0.01, batch: 2 }) });
+    expect((await res.text()).trim().split('\n').at(-1)).toMatch(/^\{"type":"done"/);
+    await expect.poll(() => page.locator('#finetune-summary').textContent(), { timeout: 5000 }).toMatch(/^done · step 12\/12 · loss \d+\.\d{4} → \d+\.\d{4} · \d+ tok\/s · a\[0,2\) → b\[2,5\)$/);
+    const points = (await page.locator('#loss-line').getAttribute('points'))!.split(' ');
+    expect(points).toHaveLength(12);
+    // Scaled to the box: x from 0 to 300, the highest loss near the top.
+    expect(points[0]).toMatch(/^0\.0,/);
+    expect(points[11]).toMatch(/^300\.0,/);
+    expect(Math.min(...points.map((p) => Number(p.split(',')[1])))).toBeCloseTo(4, 0);
+    await page.locator('#finetune').screenshot({ path: join(REPO_ROOT, 'test-artifacts', 'web-page-finetune.png') });
     expect(pageErrors).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `edge-node finetune` as a user runs it (the built CLI in a process): a bad data line refused with its number before
- * any compute, --api refused as not built yet, and a short run on stories260K (text and chat lines) writing an adapter
+ * any compute, --api's errors without a node, and a short run on stories260K (text and chat lines) writing an adapter
  * that `readLoraAdapter` takes for that model, with progress lines on stderr.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -47,11 +47,15 @@ describe('edge-node finetune', () => {
     expect(cli('--model', model, '--data', join(dir, 'good.jsonl'), '--out', join(dir, 'a.gguf'), '--rank', '0').stderr).toMatch(/--rank must be a positive integer/);
   });
 
-  it('says in --help and when asked that --api (the cluster) is a later step', () => {
-    expect(cli('--help').stdout).toMatch(/--api URL\s+train on the cluster of a running node: not built yet/);
-    const api = cli('--model', model, '--data', join(dir, 'good.jsonl'), '--out', join(dir, 'a.gguf'), '--api', 'http://127.0.0.1:1');
-    expect(api.code).toBe(2);
-    expect(api.stderr).toMatch(/--api .* is not built yet/);
+  it('with --api, says when no node answers (exit 1) and refuses --threads (exit 2); the cluster run is test/finetune-pipeline.test.ts', () => {
+    expect(cli('--help').stdout).toMatch(/--api URL\s+train on the cluster of the running node at URL/);
+    const api = cli('--data', join(dir, 'good.jsonl'), '--out', join(dir, 'a.gguf'), '--api', 'http://127.0.0.1:1');
+    expect(api.code).toBe(1);
+    expect(api.stderr).toMatch(/no edge-node answers at http:\/\/127\.0\.0\.1:1/);
+    expect(existsSync(join(dir, 'a.gguf'))).toBe(false);
+    const threads = cli('--data', join(dir, 'good.jsonl'), '--out', join(dir, 'a.gguf'), '--api', 'http://127.0.0.1:1', '--threads', '2');
+    expect(threads.code).toBe(2);
+    expect(threads.stderr).toMatch(/--threads is for training on this device/);
   });
 
   it('trains and writes an adapter the model takes, reporting loss, tokens/s and ETA', async () => {

@@ -1,5 +1,6 @@
 import type { ApiMetrics } from './api/api-metrics.js';
 import { readJsonBody, type ApiRouter } from './api/api-router.js';
+import { addFinetuneRoute } from './api/finetune-route.js';
 import { addJoinPageRoutes } from './api/join-page.js';
 import { addOpenAIApi } from './api/openai-api.js';
 import { OpenAIError } from './api/openai-errors.js';
@@ -41,6 +42,8 @@ export function addNodeRoutes(router: ApiRouter, node: EdgeNode, o: NodeRouteOpt
     ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
     ...(options.queueLength !== undefined ? { queueLength: options.queueLength } : {}),
   });
+  // Fine-tuning through the cluster, the data staying on this node (docs/finetune.md).
+  addFinetuneRoute(router, node.pipeline?.finetune ?? null);
   // GET /join: a browser tab joins as a node (packages/browser), dialing one of this node's WebSocket addresses.
   addJoinPageRoutes(router, {
     info: () => ({

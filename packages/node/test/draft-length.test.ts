@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseDraftLength, draftCandidates, expectedTokensPerWalk, stairAbove, type DraftCosts } from '../src/engine/draft-length.js';
 import { DraftCost } from '../src/engine/draft-cost.js';
 import { PassCost } from '../src/engine/pass-cost.js';
+import { SourceAcceptance } from '../src/engine/source-acceptance.js';
 import { DraftTuner } from '../src/engine/speculation.js';
 
 /** A pass of r rows costing `walk` ms plus `row` ms per extra row (a ring: hops and fixed costs in `walk`). */
@@ -109,7 +110,7 @@ describe('PassCost and DraftCost', () => {
 
 describe('DraftTuner', () => {
   const always = (h: readonly number[], k: number) => Array.from({ length: k }, (_, i) => h.length + i);
-  const tuner = (maxDraft: number, cost = new PassCost(), draftCost = new DraftCost()) => new DraftTuner({ drafter: always, maxDraft, cost, draftCost });
+  const tuner = (maxDraft: number, cost = new PassCost(), draftCost = new DraftCost(), sourceAcceptance = new SourceAcceptance()) => new DraftTuner({ drafter: always, maxDraft, cost, draftCost, sourceAcceptance });
 
   it('backs off to plain steps when drafts are rejected, still probing one token now and then', async () => {
     const t = tuner(16);
@@ -131,7 +132,8 @@ describe('DraftTuner', () => {
     expect(await t.draft([1], 100, 1)).toHaveLength(6);
     expect(t.stats.draftLength).toBe(6);
     expect(await t.draft([1], 2, 1)).toHaveLength(2);
-    expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50, draftLength: 2 });
+    // The length reported is the costs' choice, not the one the 2 tokens left cut short.
+    expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50, draftLength: 6 });
   });
 
   it('climbs the staircase: every 8th verification drafts a step higher, so the next size gets timed', async () => {
@@ -153,9 +155,23 @@ describe('DraftTuner', () => {
       await new Promise((r) => setTimeout(r, 5 * k));
       return always(h, k);
     };
-    const t = new DraftTuner({ drafter: slow, maxDraft: 4, cost: new PassCost(), draftCost });
+    const t = new DraftTuner({ drafter: slow, maxDraft: 4, cost: new PassCost(), draftCost, sourceAcceptance: new SourceAcceptance() });
     const d = await t.draft([1, 2], 100, 1);
     expect(d.length).toBeGreaterThan(0);
     expect(draftCost.msPerToken()).toBeGreaterThanOrEqual(4);
+  });
+
+  it("starts from its source's acceptance across requests: after fully accepted requests, a new one drafts long at once", async () => {
+    const cost = new PassCost();
+    for (const r of [1, 5, 9]) for (let i = 0; i < 3; i++) cost.record(r, 20 + 3 * (r - 1));
+    const source = new SourceAcceptance();
+    expect(source.estimate()).toBeCloseTo(0.6);
+    const first = tuner(16, cost, new DraftCost(), source);
+    const firstLength = (await first.draft([1], 100, 1)).length;
+    for (let i = 0; i < 12; i++) first.record(8, 8, 44);
+    expect(source.estimate()).toBeGreaterThan(0.99);
+    const next = tuner(16, cost, new DraftCost(), source);
+    expect(next.acceptance).toBeGreaterThan(0.99);
+    expect((await next.draft([1], 100, 1)).length).toBeGreaterThan(firstLength);
   });
 });

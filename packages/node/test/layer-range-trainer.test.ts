@@ -4,6 +4,7 @@
  * keeps its activations — the same losses, gradient norms, gradients and adapter after steps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ComputeSlices } from '../src/engine/compute-slices.js';
 import { loadModelEnds, loadShardWeights } from '../src/engine/shard-weights.js';
 import { ADAMW_DEFAULTS } from '../src/training/adamw.js';
 import { frozenEnds, frozenModel, frozenRange, trainShape, type FrozenEnds, type FrozenModel, type FrozenRange } from '../src/training/frozen-model.js';
@@ -98,6 +99,49 @@ describe('LayerRangeTrainer', () => {
     expect(two.results).toEqual(one.results);
     expect(one.results[3].loss).toBeLessThan(one.results[0].loss);
     expect(bits(two.arrays)).toEqual(bits(one.arrays));
+  });
+
+  it('resumed from its state after 2 steps, a range ends 4 steps with the adapter of 4 steps in a row', async () => {
+    const trainer = (resume?: ReturnType<LayerRangeTrainer['state']>) => {
+      const lora = adapter();
+      return new LayerRangeTrainer(second, lora.layers.slice(2), { recompute: true, adamw: ADAMW, ...(resume ? { resume } : {}) });
+    };
+    // The first range starts afresh at every step (so it feeds the second the same way in every run).
+    const firstRange = () => new LayerRangeTrainer(first, adapter().layers.slice(0, 2), { recompute: true, adamw: ADAMW });
+    const run = async (t: LayerRangeTrainer, steps: number) => {
+      const losses = [];
+      for (let s = 0; s < steps; s++) {
+        const stages = [new LocalTrainingStage('a', 0, 2, firstRange()), new LocalTrainingStage('b', 2, 5, t)];
+        losses.push((await pipelinedStep(ends, stages, BATCH, 0.5)).loss);
+      }
+      return losses;
+    };
+    const straight = trainer();
+    const all = await run(straight, 4);
+    const before = trainer();
+    const head = await run(before, 2);
+    const resumed = trainer(before.state());
+    const tail = await run(resumed, 2);
+    expect([...head, ...tail]).toEqual(all);
+    expect(bits(resumed.state().params as Float32Array[])).toEqual(bits(straight.state().params as Float32Array[]));
+    expect(resumed.state().t).toBe(4);
+  });
+
+  it('lets the event loop turn between layers (sliced), with the same bits', async () => {
+    const lora = adapter();
+    const plain = new LayerRangeTrainer(whole, lora.layers, { recompute: true });
+    const sliced = new LayerRangeTrainer(whole, adapter().layers, { recompute: true });
+    let turns = 0;
+    // A slice of 0 ms: a turn at every checkpoint, i.e. after every layer.
+    const slices = new ComputeSlices({ sliceMs: 0, turn: async () => void turns++ });
+    const x = embedRows(ends, BATCH[0].tokens, 11);
+    const y = await sliced.forwardSliced(0, x, 11, slices);
+    expect(turns).toBe(5);
+    expect(bits([y as Float32Array])).toEqual(bits([plain.forward(0, x, 11) as Float32Array]));
+    const d = await sliced.backwardSliced(0, y, slices);
+    // The recomputed forward's 5 layers, then the 5 backwards.
+    expect(turns).toBe(15);
+    expect(bits([d as Float32Array])).toEqual(bits([plain.backward(0, y) as Float32Array]));
   });
 
   it('refuses a backward out of the forwards\' order', () => {

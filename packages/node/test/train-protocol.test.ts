@@ -1,6 +1,6 @@
 /**
- * `/edge-node/train/1.0.0` between two hosts on loopback: an owner with layers [0, 2) here and a stage with [2, 5)
- * over the protocol give one device's losses and adapter to the bit; every frame either way is captured and holds
+ * `/edge-node/train/1.0.0` between hosts on loopback: an owner with layers [0, 2) here and a stage with [2, 5) over
+ * the protocol give one device's losses and adapter to the bit, and so do three stages (1 + 2 + 2 layers); every frame either way is captured and holds
  * only hidden states, gradients, scalars and (on export) A and B — no token id, label or logit; bad frames are
  * answered with their reason; a stage that goes away fails the job with its name.
  */
@@ -91,9 +91,10 @@ describe('/edge-node/train between two hosts', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  async function steps(stages: TrainingStage[]) {
+  async function steps(stages: TrainingStage[], after: (stages: TrainingStage[]) => Promise<void> = async () => {}) {
     const results = [];
     for (let s = 0; s < 3; s++) results.push(await pipelinedStep(ends, stages, BATCH, 1));
+    await after(stages);
     const slices = (await Promise.all(stages.map((s) => s.exportSlice()))).flat();
     await Promise.all(stages.map((s) => s.close()));
     return { results, arrays: loraArrays({ rank: 4, alpha: 8, layers: slices }) as Float32Array[] };
@@ -104,18 +105,26 @@ describe('/edge-node/train between two hosts', () => {
     const one = await steps([new LocalTrainingStage('one', 0, 5, whole.trainer, () => whole.close())]);
     const mine = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 2 }, PARAMS, 1);
     const remote = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 2, endLayer: 5 }, 'job-1', fingerprint(), PARAMS, dims());
-    const two = await steps([new LocalTrainingStage('owner', 0, 2, mine.trainer, () => mine.close()), remote]);
+    const two = await steps([new LocalTrainingStage('owner', 0, 2, mine.trainer, () => mine.close()), remote], async (stages) => {
+      // A checkpoint over the wire, and a stage opened from it holds the same state.
+      const state = await stages[1].exportState();
+      const again = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 2, endLayer: 5 }, 'job-1b', fingerprint(), PARAMS, dims(), state);
+      expect(await again.exportState()).toEqual(state);
+      expect(state.t).toBe(3);
+      await again.close();
+    });
     expect(two.results).toEqual(one.results);
     expect(one.results[2].loss).toBeLessThan(one.results[0].loss);
     const bits = (a: Float32Array[]) => a.map((x) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length)));
     expect(bits(two.arrays)).toEqual(bits(one.arrays));
 
     // The wire: requests and replies in envelopes; the only arrays are Float32Arrays of whole hidden-state rows (64
-    // values each; the forward's and backward's, of T − 1 rows of a sequence) or the stage's A and B on export.
+    // values each; the forward's and backward's, of T − 1 rows of a sequence) or the stage's A and B (and AdamW's
+    // moments of them) on export, in a checkpoint and in an open from one.
     const H = eng.model.config.hiddenSize;
     const lengths = new Set(BATCH.map((s) => (s.tokens.length - 1) * H));
     const sliceLengths = new Set(dims().flatMap((d) => [4 * d.inDim, 4 * d.outDim]));
-    const keys = new Set(['k', 'id', 'body', 'op', 'job', 'model', 'startLayer', 'endLayer', 'rank', 'alpha', 'lr', 'seed', 'mb', 'rows', 'x', 'grad', 'start', 'clipScale', 'ok', 'parameters', 'y', 'sum', 'arrays']);
+    const keys = new Set(['k', 'id', 'body', 'op', 'job', 'model', 'startLayer', 'endLayer', 'rank', 'alpha', 'lr', 'seed', 'mb', 'rows', 'x', 'grad', 'start', 'clipScale', 'ok', 'parameters', 'y', 'sum', 'arrays', 'resume', 't', 'params', 'm', 'v']);
     const arrays: Float32Array[] = [];
     const walk = (v: unknown, inExport: boolean): void => {
       if (ArrayBuffer.isView(v)) {
@@ -137,6 +146,27 @@ describe('/edge-node/train between two hosts', () => {
     expect(arrays.filter((a) => lengths.has(a.length)).length).toBe(3 * 3 * 4);
     expect(sent.length).toBeGreaterThan(0);
     expect(received.length).toBe(sent.length);
+  });
+
+  it('three stages (1 layer here, 2 and 2 on two other hosts) give one device\'s losses and adapter bits too', async () => {
+    const third = await host('third');
+    const s3 = new TrainServer({ host: third, model: eng.model, fingerprint: fingerprint(), limits: trainFrameLimits(eng.model.config, 256, 1 << 20), threads: 1, refusal: null, log: quiet });
+    await s3.start();
+    await owner.dial(third.addresses()[0]);
+    try {
+      const whole = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 5 }, PARAMS, 1);
+      const one = await steps([new LocalTrainingStage('one', 0, 5, whole.trainer, () => whole.close())]);
+      const mine = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 1 }, PARAMS, 1);
+      const b = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 1, endLayer: 3 }, 'job-3', fingerprint(), PARAMS, dims());
+      const c = await RemoteTrainingStage.open(owner, { peerId: third.peerId, name: 'third' }, { startLayer: 3, endLayer: 5 }, 'job-3', fingerprint(), PARAMS, dims());
+      const three = await steps([new LocalTrainingStage('owner', 0, 1, mine.trainer, () => mine.close()), b, c]);
+      expect(three.results).toEqual(one.results);
+      const bits = (a: Float32Array[]) => a.map((x) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length)));
+      expect(bits(three.arrays)).toEqual(bits(one.arrays));
+    } finally {
+      await s3.stop();
+      await third.close();
+    }
   });
 
   it('answers bad frames with their reason and keeps the stream', async () => {

@@ -1,5 +1,6 @@
-// The edge-node page: chat with streamed answers (OpenAI's chat API on this node) and a live view of the cluster
-// (/v1/cluster, polled). Plain browser JavaScript, served as is.
+// The edge-node page: chat with streamed answers (OpenAI's chat API on this node), a live view of the cluster
+// (/v1/cluster, polled) and the loss curve of a fine-tuning job (/v1/edge-node/finetune, polled). Plain browser
+// JavaScript, served as is.
 
 const $ = (id) => document.getElementById(id);
 const history = [];
@@ -230,7 +231,26 @@ function renderCluster(status) {
   }
 }
 
+// The job this node owns or owned last (POST /v1/edge-node/finetune): its loss per step as a line, scaled to the box.
+function renderFinetune(job) {
+  $('finetune').hidden = !job;
+  if (!job) return;
+  const losses = job.losses;
+  const top = Math.max(...losses, 1e-9);
+  const dx = 300 / Math.max(1, job.steps - 1);
+  $('loss-line').setAttribute('points', losses.map((l, i) => `${(i * dx).toFixed(1)},${(80 - (l / top) * 76).toFixed(1)}`).join(' '));
+  const last = losses.length ? losses[losses.length - 1].toFixed(4) : '–';
+  $('finetune-summary').textContent = `${job.state} · step ${job.step}/${job.steps} · loss ${losses.length ? losses[0].toFixed(4) : '–'} → ${last} · ${job.tokensPerSecond.toFixed(0)} tok/s · ${job.stages}`;
+  $('finetune-message').textContent = job.message ?? '';
+}
+
+async function refreshFinetune() {
+  const res = await fetch('/v1/edge-node/finetune', { headers: headers() });
+  if (res.ok) renderFinetune((await res.json()).job);
+}
+
 async function refresh() {
+  void refreshFinetune().catch(() => {});
   try {
     const res = await fetch('/v1/cluster', { headers: headers() });
     if (!res.ok) throw new Error(await apiError(res));

@@ -43,10 +43,10 @@ ${ENGINE_FLAGS_USAGE}
   --json                print one JSON object: text, tokens, promptTokens, finishReason, timings
 `;
 
-/** ", speculation: 12 of 30 drafted tokens accepted, 1.4 tokens per pass" (nothing when it did not speculate). */
-function speculationLine(s: { drafted: number; accepted: number; walks: number; tokens: number } | undefined): string {
+/** ", speculation: 12 of 30 drafted tokens accepted, 1.4 tokens per pass, k = 4" (nothing when it did not speculate). */
+function speculationLine(s: { drafted: number; accepted: number; walks: number; tokens: number; draftLength: number } | undefined): string {
   if (!s || s.walks === 0) return '';
-  return `, speculation: ${s.accepted} of ${s.drafted} drafted tokens accepted, ${(s.tokens / s.walks).toFixed(2)} tokens per pass`;
+  return `, speculation: ${s.accepted} of ${s.drafted} drafted tokens accepted, ${(s.tokens / s.walks).toFixed(2)} tokens per pass, k = ${s.draftLength}`;
 }
 
 function parseRunFlags(argv: string[]) {

@@ -1,6 +1,7 @@
 import { chooseDraftLength, stairAbove } from './draft-length.js';
 import { DraftCost } from './draft-cost.js';
 import { PassCost } from './pass-cost.js';
+import { SourceAcceptance } from './source-acceptance.js';
 import { promptLookupDraft } from './prompt-lookup.js';
 import { predictionDrafter } from './predicted-draft.js';
 import type { ComputeBackend } from './compute-backend.js';
@@ -25,6 +26,8 @@ export interface SpeculationOptions {
   cost: PassCost;
   /** The drafter's time per token (shared by the requests drafting from the same source). */
   draftCost: DraftCost;
+  /** The source's acceptance across requests: where this request's estimate starts. */
+  sourceAcceptance: SourceAcceptance;
   /** Frees what the drafter holds for the request (a draft model's cache); called when the generation ends. */
   close?: () => void;
 }
@@ -42,7 +45,7 @@ export interface SpeculationStats {
   walks: number;
   /** Tokens those walks returned (a plain step 1, a verification its accepted drafts + 1). */
   tokens: number;
-  /** The draft length k chosen last (0: plain steps won), from the measured acceptance and costs. */
+  /** The draft length k chosen last (0: plain steps won) from the measured acceptance and costs, where the tokens left did not cut it short. */
   draftLength: number;
 }
 
@@ -70,6 +73,8 @@ export class NodeSpeculation {
   readonly modelDraftCost = new DraftCost();
   /** Prompt lookup's and a prediction's (a scan: next to nothing, measured all the same). */
   readonly lookupDraftCost = new DraftCost();
+  /** Each source's acceptance across requests (a prediction is its own: a client's expected answer). */
+  private readonly acceptance = { model: new SourceAcceptance(), lookup: new SourceAcceptance(), prediction: new SourceAcceptance() };
   private readonly totals: SpeculationStats & { requests: number } = { requests: 0, drafted: 0, accepted: 0, walks: 0, tokens: 0, draftLength: 0 };
 
   constructor(
@@ -88,10 +93,10 @@ export class NodeSpeculation {
   optionsFor(requested: boolean | undefined, prediction?: readonly number[]): SpeculationOptions | undefined {
     if (!(requested ?? (this.enabled || prediction !== undefined))) return undefined;
     const common = { maxDraft: this.maxDraft, cost: this.cost };
-    if (prediction) return { ...common, drafter: predictionDrafter(prediction), draftCost: this.lookupDraftCost };
-    if (!this.source) return { ...common, drafter: promptLookup, draftCost: this.lookupDraftCost };
+    if (prediction) return { ...common, drafter: predictionDrafter(prediction), draftCost: this.lookupDraftCost, sourceAcceptance: this.acceptance.prediction };
+    if (!this.source) return { ...common, drafter: promptLookup, draftCost: this.lookupDraftCost, sourceAcceptance: this.acceptance.lookup };
     const { drafter, close } = this.source.session();
-    return { ...common, drafter, close, draftCost: this.modelDraftCost };
+    return { ...common, drafter, close, draftCost: this.modelDraftCost, sourceAcceptance: this.acceptance.model };
   }
 
   count(stats: SpeculationStats | undefined): void {
@@ -114,9 +119,7 @@ export class NodeSpeculation {
 /** Prompt lookup with the default n-gram sizes. */
 export const promptLookup: Drafter = (history, maxTokens) => promptLookupDraft(history, maxTokens);
 
-/** Acceptance assumed before a request has tested a draft: drafts are tried, and the estimate learns fast. */
-const PRIOR_ACCEPTANCE = 0.6;
-/** Worth one drafted token: a few fully accepted passes take the estimate near 1, where long drafts pay. */
+/** The source's acceptance (SourceAcceptance) counts as this many drafted tokens beside the request's own. */
 const PRIOR_WEIGHT = 1;
 /** Older passes' weight in the acceptance estimate (a request's text changes character as it goes). */
 const ACCEPTANCE_DECAY = 0.9;
@@ -139,11 +142,15 @@ export class DraftTuner {
   private steady = 0;
   readonly stats: SpeculationStats = { drafted: 0, accepted: 0, walks: 0, tokens: 0, draftLength: 0 };
 
-  constructor(private readonly opts: SpeculationOptions) {}
+  private readonly prior: number;
 
-  /** Per-token acceptance estimate in [0, 1]. */
+  constructor(private readonly opts: SpeculationOptions) {
+    this.prior = opts.sourceAcceptance.estimate();
+  }
+
+  /** Per-token acceptance estimate in [0, 1]: the request's own passes, from where its source's stood. */
   get acceptance(): number {
-    return (this.agreed + PRIOR_ACCEPTANCE * PRIOR_WEIGHT) / (this.tested + PRIOR_WEIGHT);
+    return (this.agreed + this.prior * PRIOR_WEIGHT) / (this.tested + PRIOR_WEIGHT);
   }
 
   /** The draft to verify after `history` (at most `limit` tokens): empty for a plain step. */
@@ -153,7 +160,8 @@ export class DraftTuner {
     const { cost, draftCost } = this.opts;
     const costs = { acceptance: this.acceptance, passMs: (rows: number) => cost.passMs(rows), draftMsPerToken: draftCost.msPerToken() };
     let k = chooseDraftLength(costs, max);
-    this.stats.draftLength = k;
+    // Reported: the choice the costs made, not one the tokens left cut short at the end of the answer.
+    if (max === this.opts.maxDraft || this.stats.walks === 0) this.stats.draftLength = k;
     if (k === 0) {
       this.steady = 0;
       if (++this.idle < PROBE_EVERY) return [];
@@ -180,8 +188,10 @@ export class DraftTuner {
     if (drafted === 0) return;
     this.stats.drafted += drafted;
     this.stats.accepted += accepted;
-    this.tested = ACCEPTANCE_DECAY * this.tested + accepted + (accepted < drafted ? 1 : 0);
+    const tested = accepted + (accepted < drafted ? 1 : 0);
+    this.tested = ACCEPTANCE_DECAY * this.tested + tested;
     this.agreed = ACCEPTANCE_DECAY * this.agreed + accepted;
+    this.opts.sourceAcceptance.record(tested, accepted);
   }
 }
 

@@ -1,4 +1,4 @@
-import { createKernelRuntime } from '@edge-node/kernels';
+import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
 import { loadModelEnds } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
 import { LORA_PROJECTIONS, loraTargetName, type LoraAdapter } from '../model/lora-adapter.js';
@@ -6,35 +6,37 @@ import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkFinetuneOptions, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
+import { checkFinetuneOptions, FinetuneBusyError, FinetuneMemoryError, type FinetuneStatus, type FinetuneJobReport, type FinetuneJobRequest, type FinetuneRunner, type PreparedFinetune } from '../training/finetune-request.js';
 import { frozenEnds, trainShape } from '../training/frozen-model.js';
 import { KernelGemm } from '../training/kernel-gemm.js';
 import { targetDims, type LayerLora } from '../training/lora-set.js';
 import { quantisedFrozen } from '../training/quantised-frozen.js';
 import { openStageTrainingJob, type StageJobParams } from '../training/stage-training-job.js';
+import type { TrainerState } from '../training/layer-range-trainer.js';
+import { batchIndices } from '../training/batch-order.js';
+import { modelEndsBytes, stageJobBytes } from '../training/job-memory.js';
 import { parseTrainingJsonl } from '../training/training-data.js';
 import { runTrainingLoop, type FinetuneProgress } from '../training/training-loop.js';
 import { trainingSequences } from '../training/training-sequences.js';
 import { LocalTrainingStage, type TrainingStage } from '../training/training-stage.js';
 import type { TrainSequence } from '../training/transformer-grad.js';
-import type { ClusterPlan } from './cluster-plan.js';
-import { RemoteTrainingStage } from './train-client.js';
+import { FinetuneCheckpoint } from './finetune-checkpoint.js';
+import type { Route } from './route.js';
+import { RemoteTrainingStage, TrainingStageLostError } from './train-client.js';
 
 export interface ClusterFinetuneOptions {
   host: EdgeHost;
   model: ModelFile;
   tokenizer: Tokenizer;
   fingerprint: string;
-  /** The plan in force: its stages and their layer ranges are the job's. */
-  currentPlan: () => Promise<ClusterPlan>;
+  /** The plan in force's route without the excluded nodes (Replanner.routeFor): its stages are the job's. */
+  routeFor: (exclude: ReadonlySet<string>) => Promise<Route>;
+  nameOf: (peerId: string) => string;
+  /** The memory a node reports available now (its load's availableMemoryBytes), or null when it has not said. */
+  availableMemory: (peerId: string) => number | null;
   /** Kernel threads of this node's products (its --threads). */
   threads: number;
   log: NodeLogger;
-}
-
-/** A job is running on this node already (one at a time: each holds a copy of its stages' layers). */
-export class FinetuneBusyError extends Error {
-  override name = 'FinetuneBusyError';
 }
 
 /** The job was stopped (its client went away). */
@@ -47,79 +49,189 @@ export class FinetuneStoppedError extends Error {
  * the embeddings, the final norm, the head, the labels and the loss; each stage of the plan in force trains its layer
  * range with its slice of the adapter (this node's own directly, the others over `/edge-node/train/1.0.0`, which
  * carries hidden states and their gradients only). Steps run pipelinedStep (one micro-batch in flight per stage,
- * 1F1B); the stages' slices are collected at the end into one adapter file.
+ * 1F1B); the stages' slices are collected at the end into one adapter file. Every 10 steps the owner keeps a
+ * checkpoint of the stages' states; a stage lost mid-job (up to `recoveries` times) is left out of a new split and
+ * the job goes on from the last checkpoint — the same adapter as without the loss.
  */
 export class ClusterFinetune implements FinetuneRunner {
   private running = false;
+  private last: FinetuneStatus | null = null;
 
   constructor(private readonly opts: ClusterFinetuneOptions) {}
 
-  async prepare(req: FinetuneJobRequest): Promise<PreparedFinetune> {
-    checkFinetuneOptions(req);
-    const examples = parseTrainingJsonl(req.data, req.source);
-    const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
-    return { examples: examples.length, run: (onProgress, signal) => this.run(req, sequences, onProgress, signal) };
+  status(): FinetuneStatus | null {
+    return this.last && { ...this.last, losses: [...this.last.losses] };
   }
 
-  private async run(req: FinetuneJobRequest, sequences: TrainSequence[], onProgress: (p: FinetuneProgress) => void, signal: AbortSignal): Promise<FinetuneJobReport> {
+  async prepare(req: FinetuneJobRequest): Promise<PreparedFinetune> {
+    checkFinetuneOptions(req);
+    if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
+    const examples = parseTrainingJsonl(req.data, req.source);
+    const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
+    this.checkMemory(await this.split(new Set()), req, Math.max(...sequences.map((s) => s.tokens.length - 1)));
+    return { examples: examples.length, run: (onProgress, signal, onNotice) => this.run(req, sequences, onProgress, signal, onNotice ?? (() => {})) };
+  }
+
+  private async run(req: FinetuneJobRequest, sequences: TrainSequence[], onProgress: (p: FinetuneProgress) => void, signal: AbortSignal, onNotice: (message: string) => void): Promise<FinetuneJobReport> {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     this.running = true;
+    const status: FinetuneStatus = { state: 'running', step: 0, steps: req.steps, losses: [], tokensPerSecond: 0, stages: '', message: null };
+    this.last = status;
     const { model, log } = this.opts;
     const c = model.config;
-    const runtime = await createKernelRuntime({ threads: this.opts.threads });
-    const stages: TrainingStage[] = [];
+    let runtime: KernelRuntime | null = null;
+    let stages: TrainingStage[] = [];
+    const closeStages = async () => {
+      await Promise.all(stages.map((s) => s.close().catch(() => {})));
+      stages = [];
+    };
     try {
-      const plan = await this.opts.currentPlan();
+      runtime = await createKernelRuntime({ threads: this.opts.threads });
       const gemm = await KernelGemm.create(runtime);
-      const ends = frozenEnds(await loadModelEnds(model, runtime), c, model.ropeLayout, gemm, (w) => quantisedFrozen(runtime, w));
+      const kernels = runtime;
+      const ends = frozenEnds(await loadModelEnds(model, kernels), c, model.ropeLayout, gemm, (w) => quantisedFrozen(kernels, w));
       const job = globalThis.crypto.randomUUID();
       const params: StageJobParams = { rank: req.rank, alpha: req.alpha, lr: req.lr, seed: req.seed };
       const shape = trainShape(c, model.ropeLayout);
       const dims = LORA_PROJECTIONS.map((t) => targetDims(shape, t));
-      log.info(`training: job ${job} on ${plan.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ')}, ${sequences.length} examples, ${req.steps} steps of ${req.batch}`);
-      const opened = await Promise.allSettled(plan.stages.map((s) => this.openStage(s, job, params, dims)));
-      for (const o of opened) if (o.status === 'fulfilled') stages.push(o.value);
-      const failed = opened.find((o) => o.status === 'rejected');
-      if (failed) throw failed.reason;
-      const result = await runTrainingLoop({
-        ends,
-        stages,
-        sequences,
-        steps: req.steps,
-        batch: req.batch,
-        seed: req.seed,
-        maxGradNorm: 1,
-        onProgress,
-        checkStopped: () => {
-          if (signal.aborted) throw new FinetuneStoppedError('the fine-tuning job was stopped: its client went away');
-        },
-      });
-      const slices = await Promise.all(stages.map((s) => s.exportSlice()));
-      const adapter = assemble(slices.flat(), req.rank, req.alpha);
-      const parameters = slices.flat().reduce((n, l) => n + LORA_PROJECTIONS.reduce((m, t) => m + l[t].a.length + l[t].b.length, 0), 0);
+      const start = performance.now();
+      const losses: number[] = [];
+      const excluded = new Set<string>();
+      // Set from the step callback: a holder, so that the loop below reads what the callback last kept.
+      const saved: { checkpoint: FinetuneCheckpoint | null } = { checkpoint: null };
+      let split: StagePlace[] = [];
+      for (let attempt = 0; ; attempt++) {
+        split = await this.split(excluded);
+        status.stages = split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
+        const from = saved.checkpoint?.step ?? 0;
+        log.info(`training: job ${job} on ${split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ')}, ${sequences.length} examples, steps ${from + 1}–${req.steps} of ${req.batch}`);
+        try {
+          stages = await this.openStages(split, `${job}-${attempt}`, params, dims, saved.checkpoint);
+          const result = await runTrainingLoop({
+            ends,
+            stages,
+            sequences,
+            steps: req.steps,
+            startStep: from,
+            batch: req.batch,
+            seed: req.seed,
+            maxGradNorm: 1,
+            // Each step's loss as it comes: steps redone after a loss give the same values again.
+            onProgress: (p) => {
+              losses[p.step - 1] = p.loss;
+              Object.assign(status, { step: p.step, tokensPerSecond: p.tokensPerSecond, losses: losses.slice(0, p.step) });
+              onProgress(p);
+            },
+            checkStopped: () => {
+              if (signal.aborted) throw new FinetuneStoppedError('the fine-tuning job was stopped: its client went away');
+            },
+            onStepDone: async (done) => {
+              if (done % CHECKPOINT_EVERY === 0 && done < req.steps) saved.checkpoint = await FinetuneCheckpoint.take(stages, done);
+            },
+          });
+          losses.length = from + result.losses.length;
+          break;
+        } catch (err) {
+          await closeStages();
+          if (!(err instanceof TrainingStageLostError) || attempt >= req.recoveries) throw err;
+          excluded.add(err.peerId);
+          const notice = `${err.message}; going on without it from step ${saved.checkpoint?.step ?? 0} (its last checkpoint)`;
+          log.warn(`training: ${notice}`);
+          status.message = notice;
+          onNotice(notice);
+        }
+      }
+      const slices = (await Promise.all(stages.map((s) => s.exportSlice()))).flat();
+      const seconds = (performance.now() - start) / 1000;
+      const tokens = trainedTokens(sequences, req);
+      Object.assign(status, { state: 'done', losses: [...losses], tokensPerSecond: tokens / seconds });
       return {
         examples: sequences.length,
-        parameters,
-        losses: result.losses,
-        tokens: result.tokens,
-        seconds: result.seconds,
-        tokensPerSecond: result.tokens / result.seconds,
-        stages: plan.stages.map((s) => ({ name: s.name, startLayer: s.startLayer, endLayer: s.endLayer })),
-        adapter: writeLoraAdapter(adapter, model),
+        parameters: slices.reduce((n, l) => n + LORA_PROJECTIONS.reduce((m, t) => m + l[t].a.length + l[t].b.length, 0), 0),
+        losses,
+        tokens,
+        seconds,
+        tokensPerSecond: tokens / seconds,
+        stages: split.map((s) => ({ name: s.name, startLayer: s.startLayer, endLayer: s.endLayer })),
+        adapter: writeLoraAdapter(assemble(slices, req.rank, req.alpha), model),
       };
+    } catch (err) {
+      Object.assign(status, { state: 'failed', message: (err as Error).message });
+      throw err;
     } finally {
-      await Promise.all(stages.map((s) => s.close().catch(() => {})));
-      await runtime.close();
+      await closeStages();
+      await runtime?.close();
       this.running = false;
     }
   }
 
-  private async openStage(s: ClusterPlan['stages'][number], job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[]): Promise<TrainingStage> {
+  /**
+   * Refuses a job a node of its split has not the memory for (what it reports available now), before anything starts:
+   * each stage's copy of its layers, their transposes, its slice with its gradients and moments, its activations
+   * (job-memory.ts); the owner's copy of the model's ends besides.
+   */
+  private checkMemory(split: readonly StagePlace[], req: FinetuneJobRequest, rows: number): void {
+    const { model, host } = this.opts;
+    const c = model.config;
+    const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+    const ends = modelEndsBytes(c, model.tensors);
+    const places = split.some((s) => s.peerId === host.peerId) ? split : [...split, { peerId: host.peerId, name: this.opts.nameOf(host.peerId), startLayer: 0, endLayer: 0 }];
+    for (const s of places) {
+      const stage = s.endLayer > s.startLayer ? stageJobBytes(c, model.tensors, s, req.rank, rows, split.length) : null;
+      const owner = s.peerId === host.peerId ? ends : 0;
+      const need = (stage?.total ?? 0) + owner;
+      const available = this.opts.availableMemory(s.peerId);
+      if (available === null || need <= available) continue;
+      const parts = [
+        ...(stage ? [`${mb(stage.weights)} of weights`, `${mb(stage.transposes)} of transposes`, `${mb(stage.adapter)} of adapter and optimiser`, `${mb(stage.activations)} of activations`] : []),
+        ...(owner > 0 ? [`${mb(owner)} of embeddings and head (the owner's)`] : []),
+      ];
+      const what = stage ? `stage ${s.name} (layers [${s.startLayer}, ${s.endLayer}))` : `the owner ${s.name}`;
+      throw new FinetuneMemoryError(`${what} would need ${mb(need)} for this job (${parts.join(', ')}) but has ${mb(available)} available: ${mb(need - available)} short`);
+    }
+  }
+
+  /** The stages of the plan in force, without the nodes lost during this job (a re-plan, as a request's after a loss). */
+  private async split(excluded: ReadonlySet<string>): Promise<StagePlace[]> {
+    const route = await this.opts.routeFor(excluded);
+    return route.peers.map((peerId, i) => ({ peerId, name: this.opts.nameOf(peerId), startLayer: route.ranges[i][0], endLayer: route.ranges[i][1] }));
+  }
+
+  private async openStages(split: readonly StagePlace[], job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[], checkpoint: FinetuneCheckpoint | null): Promise<TrainingStage[]> {
+    const opened = await Promise.allSettled(split.map((s) => this.openStage(s, job, params, dims, checkpoint?.slice(s.startLayer, s.endLayer))));
+    const stages = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      await Promise.all(stages.map((s) => s.close().catch(() => {})));
+      throw failed.reason;
+    }
+    return stages;
+  }
+
+  private async openStage(s: StagePlace, job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[], resume: TrainerState | undefined): Promise<TrainingStage> {
     const range = { startLayer: s.startLayer, endLayer: s.endLayer };
-    if (s.peerId !== this.opts.host.peerId) return RemoteTrainingStage.open(this.opts.host, s, range, job, this.opts.fingerprint, params, dims);
-    const local = await openStageTrainingJob(this.opts.model, range, params, this.opts.threads);
+    if (s.peerId !== this.opts.host.peerId) return RemoteTrainingStage.open(this.opts.host, s, range, job, this.opts.fingerprint, params, dims, resume);
+    const local = await openStageTrainingJob(this.opts.model, range, params, this.opts.threads, resume);
     return new LocalTrainingStage(`${s.name} (layers [${s.startLayer}, ${s.endLayer}))`, s.startLayer, s.endLayer, local.trainer, () => local.close());
   }
+}
+
+/** Steps between the checkpoints a job keeps on its owner (each costs a copy of the adapter and its moments). */
+const CHECKPOINT_EVERY = 10;
+
+/** A stage of a job's split: who, and which layers. */
+interface StagePlace {
+  peerId: string;
+  name: string;
+  startLayer: number;
+  endLayer: number;
+}
+
+/** Tokens through the model over the job's steps (every position of each batch's sequences). */
+function trainedTokens(sequences: readonly TrainSequence[], req: FinetuneJobRequest): number {
+  let n = 0;
+  for (let step = 0; step < req.steps; step++) for (const i of batchIndices(sequences.length, req.batch, step, req.seed)) n += sequences[i].tokens.length - 1;
+  return n;
 }
 
 /** The stages' slices, in layer order, as one adapter. */

@@ -179,7 +179,17 @@ export class ClusterPipeline implements Generator {
     const limits = trainFrameLimits(model.config, this.opts.contextLength, this.opts.maxFrameBytes);
     return {
       trainer: new TrainServer({ host, model, fingerprint: this.fingerprint, limits, threads: compute.threads, refusal, log }),
-      finetune: new ClusterFinetune({ host, model, tokenizer, fingerprint: this.fingerprint, currentPlan: () => this.planner.currentPlan(), threads: compute.threads, log }),
+      finetune: new ClusterFinetune({
+        host,
+        model,
+        tokenizer,
+        fingerprint: this.fingerprint,
+        routeFor: (exclude) => this.planner.routeFor(exclude),
+        nameOf: (peer) => (peer === host.peerId ? this.opts.membership.self().name : (this.opts.membership.get(peer)?.name ?? peer.slice(-8))),
+        availableMemory: (peer) => (peer === host.peerId ? this.opts.membership.self() : this.opts.membership.get(peer))?.load?.availableMemoryBytes ?? null,
+        threads: compute.threads,
+        log,
+      }),
     };
   }
 

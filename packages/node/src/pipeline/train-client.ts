@@ -4,6 +4,7 @@ import type { EdgeHost } from '../network/edge-host.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RemoteRequestError, RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
 import type { StageJobParams } from '../training/stage-training-job.js';
+import type { TrainerState } from '../training/layer-range-trainer.js';
 import type { LayerLora } from '../training/lora-set.js';
 import type { TrainingStage } from '../training/training-stage.js';
 import type { TrainReply, TrainRequest } from './train-frames.js';
@@ -22,6 +23,12 @@ export class TrainingStageError extends Error {
 /** A stage went away mid-job (its stream closed, or it stopped answering): the job cannot go on without its layers. */
 export class TrainingStageLostError extends Error {
   override name = 'TrainingStageLostError';
+  constructor(
+    readonly peerId: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Another node's layer range as a TrainingStage of this owner's job, over `/edge-node/train/1.0.0`. */
@@ -31,6 +38,7 @@ export class RemoteTrainingStage implements TrainingStage {
     readonly startLayer: number,
     readonly endLayer: number,
     private readonly job: string,
+    private readonly peerId: string,
     private readonly channel: RequestChannel<TrainRequest, TrainReply, never>,
     private readonly shape: { rank: number; dims: { inDim: number; outDim: number }[] },
   ) {}
@@ -44,17 +52,23 @@ export class RemoteTrainingStage implements TrainingStage {
     model: string,
     p: StageJobParams,
     dims: { inDim: number; outDim: number }[],
+    resume?: TrainerState,
   ): Promise<RemoteTrainingStage> {
     const label = `${peer.name} (layers [${range.startLayer}, ${range.endLayer}))`;
     let stream;
     try {
       stream = await host.openMessageStream<TrainEnvelope, TrainEnvelope>(peer.peerId, PROTOCOLS.train);
     } catch (err) {
-      throw new TrainingStageLostError(`stage ${label} cannot be reached for training: ${(err as Error).message}`);
+      throw new TrainingStageLostError(peer.peerId, `stage ${label} cannot be reached for training: ${(err as Error).message}`);
     }
     const channel = new RequestChannel<TrainRequest, TrainReply, never>(stream, { timeoutMs: OP_TIMEOUT_MS });
-    const stage = new RemoteTrainingStage(label, range.startLayer, range.endLayer, job, channel, { rank: p.rank, dims });
-    await stage.ask({ op: 'open', job, model, startLayer: range.startLayer, endLayer: range.endLayer, ...p }, OPEN_TIMEOUT_MS);
+    const stage = new RemoteTrainingStage(label, range.startLayer, range.endLayer, job, peer.peerId, channel, { rank: p.rank, dims });
+    try {
+      await stage.ask({ op: 'open', job, model, startLayer: range.startLayer, endLayer: range.endLayer, ...p, ...(resume ? { resume } : {}) }, OPEN_TIMEOUT_MS);
+    } catch (err) {
+      await channel.close().catch(() => {});
+      throw err;
+    }
     return stage;
   }
 
@@ -94,6 +108,17 @@ export class RemoteTrainingStage implements TrainingStage {
     );
   }
 
+  async exportState(): Promise<TrainerState> {
+    const r = (await this.ask({ op: 'export-state', job: this.job })) as Partial<TrainerState>;
+    const sizes = Array.from({ length: this.endLayer - this.startLayer }, () => this.shape.dims.flatMap((d) => [this.shape.rank * d.inDim, d.outDim * this.shape.rank])).flat();
+    const list = (xs: unknown) => {
+      if (!Array.isArray(xs) || xs.length !== sizes.length) throw new TrainingStageError(`stage ${this.name} exported a state of the wrong shape`);
+      return xs.map((x: unknown, i) => floats({ x }, 'x', sizes[i], this.name));
+    };
+    if (typeof r.t !== 'number') throw new TrainingStageError(`stage ${this.name} exported a state without its step count`);
+    return { t: r.t, params: list(r.params), m: list(r.m), v: list(r.v) };
+  }
+
   async close(): Promise<void> {
     await this.ask({ op: 'close', job: this.job }, 5_000).catch(() => {});
     await this.channel.close().catch(() => {});
@@ -104,7 +129,7 @@ export class RemoteTrainingStage implements TrainingStage {
       return await this.channel.request(req, timeoutMs === undefined ? {} : { timeoutMs });
     } catch (err) {
       if (err instanceof RemoteRequestError) throw new TrainingStageError(`stage ${this.name} refused ${req.op}: ${err.message}`);
-      throw new TrainingStageLostError(`stage ${this.name} was lost mid-job (${req.op}): ${(err as Error).message}`);
+      throw new TrainingStageLostError(this.peerId, `stage ${this.name} was lost mid-job (${req.op}): ${(err as Error).message}`);
     }
   }
 }

@@ -1,5 +1,7 @@
 import { LORA_PROJECTIONS } from '../model/lora-adapter.js';
 import type { ModelConfig } from '../model/model-config.js';
+import type { TrainerState } from '../training/layer-range-trainer.js';
+import { targetDims } from '../training/lora-set.js';
 
 /**
  * The `/edge-node/train/1.0.0` protocol: a fine-tuning job's owner (who keeps the data) and a stage (who keeps a layer
@@ -7,12 +9,13 @@ import type { ModelConfig } from '../model/model-config.js';
  * gradients, scalars and, on export, the stage's A and B: no token id, text, label or logit ever does.
  */
 export type TrainRequest =
-  | { op: 'open'; job: string; model: string; startLayer: number; endLayer: number; rank: number; alpha: number; lr: number; seed: number }
+  | { op: 'open'; job: string; model: string; startLayer: number; endLayer: number; rank: number; alpha: number; lr: number; seed: number; resume?: TrainerState }
   | { op: 'forward'; job: string; mb: number; rows: number; x: Float32Array }
   | { op: 'backward'; job: string; mb: number; grad: Float32Array }
   | { op: 'grad-norm'; job: string; start: number }
   | { op: 'step'; job: string; clipScale: number | null }
   | { op: 'export'; job: string }
+  | { op: 'export-state'; job: string }
   | { op: 'close'; job: string };
 
 export type TrainReply =
@@ -22,7 +25,9 @@ export type TrainReply =
   | { sum: number }
   | { ok: true }
   /** Each layer's pairs in LORA_PROJECTIONS order, A then B. */
-  | { arrays: Float32Array[] };
+  | { arrays: Float32Array[] }
+  /** export-state: the slice's arrays as above, AdamW's moments in the same order, its step count. */
+  | { t: number; params: Float32Array[]; m: Float32Array[]; v: Float32Array[] };
 
 /** A train request that is not one: its reason, for the error the owner gets back. */
 export class TrainFrameError extends Error {
@@ -35,6 +40,8 @@ export interface TrainFrameLimits {
   numLayers: number;
   maxRows: number;
   maxRank: number;
+  /** [in, out] of each adapted projection, in LORA_PROJECTIONS order (a checkpoint's arrays are checked against them). */
+  dims: { inDim: number; outDim: number }[];
 }
 
 /** Jobs an owner may hold open on one stage, and micro-batches a job may have in flight (each keeps its input). */
@@ -44,10 +51,17 @@ export const MAX_MICRO_BATCHES_IN_FLIGHT = 64;
 /** Limits for a model: rows up to the context this node serves (and the largest frame), ranks up to the hidden size. */
 export function trainFrameLimits(config: ModelConfig, contextLength: number, maxFrameBytes: number): TrainFrameLimits {
   const byFrame = Math.floor((maxFrameBytes * 0.9) / (config.hiddenSize * 4));
-  return { hidden: config.hiddenSize, numLayers: config.numLayers, maxRows: Math.max(1, Math.min(contextLength, byFrame)), maxRank: Math.min(config.hiddenSize, 1024) };
+  const shape = { hidden: config.hiddenSize, ffn: config.intermediateSize, heads: config.numHeads, kvHeads: config.numKvHeads, headDim: config.headDim };
+  return {
+    hidden: config.hiddenSize,
+    numLayers: config.numLayers,
+    maxRows: Math.max(1, Math.min(contextLength, byFrame)),
+    maxRank: Math.min(config.hiddenSize, 1024),
+    dims: LORA_PROJECTIONS.map((t) => targetDims(shape, t)),
+  };
 }
 
-const OPS = new Set(['open', 'forward', 'backward', 'grad-norm', 'step', 'export', 'close']);
+const OPS = new Set(['open', 'forward', 'backward', 'grad-norm', 'step', 'export', 'export-state', 'close']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
@@ -89,7 +103,10 @@ export function parseTrainRequest(body: unknown, limits: TrainFrameLimits, rowsO
       if (typeof body.model !== 'string') throw new TrainFrameError('"model" must be the model\'s fingerprint');
       const startLayer = int(body, 'startLayer', 0, limits.numLayers - 1);
       const endLayer = int(body, 'endLayer', startLayer + 1, limits.numLayers);
-      return { op, job, model: body.model, startLayer, endLayer, rank: int(body, 'rank', 1, limits.maxRank), alpha: positive(body, 'alpha'), lr: positive(body, 'lr'), seed: int(body, 'seed', 0, 2 ** 32 - 1) };
+      const rank = int(body, 'rank', 1, limits.maxRank);
+      const open = { op, job, model: body.model, startLayer, endLayer, rank, alpha: positive(body, 'alpha'), lr: positive(body, 'lr'), seed: int(body, 'seed', 0, 2 ** 32 - 1) } as const;
+      if (body.resume === undefined) return open;
+      return { ...open, resume: parseResume(body.resume, limits, endLayer - startLayer, rank) };
     }
     case 'forward': {
       const mb = int(body, 'mb', 0, Number.MAX_SAFE_INTEGER);
@@ -113,11 +130,24 @@ export function parseTrainRequest(body: unknown, limits: TrainFrameLimits, rowsO
       return { op, job, clipScale: s };
     }
     default:
-      return { op: op as 'export' | 'close', job };
+      return { op: op as 'export' | 'export-state' | 'close', job };
   }
 }
 
 /** A stage's slice as arrays in the protocol's order: each layer's pairs in LORA_PROJECTIONS order, A then B. */
 export function sliceArrays(layers: readonly Record<(typeof LORA_PROJECTIONS)[number], { a: Float32Array | Float64Array; b: Float32Array | Float64Array }>[]): Float32Array[] {
   return layers.flatMap((l) => LORA_PROJECTIONS.flatMap((t) => [Float32Array.from(l[t].a), Float32Array.from(l[t].b)]));
+}
+
+/** A checkpoint for `layers` layers at `rank`: every array a finite Float32Array of its pair's size, a step count. */
+function parseResume(raw: unknown, limits: TrainFrameLimits, layers: number, rank: number): TrainerState {
+  if (!isRecord(raw)) throw new TrainFrameError('"resume" must be an object { t, params, m, v }');
+  const t = int(raw, 't', 0, Number.MAX_SAFE_INTEGER);
+  const sizes = Array.from({ length: layers }, () => limits.dims.flatMap((d) => [rank * d.inDim, d.outDim * rank])).flat();
+  const list = (key: string): Float32Array[] => {
+    const v = raw[key];
+    if (!Array.isArray(v) || v.length !== sizes.length) throw new TrainFrameError(`"resume.${key}" must be ${sizes.length} arrays (${layers} layers × ${LORA_PROJECTIONS.length} pairs × A, B)`);
+    return v.map((x: unknown, i) => finiteRows({ x }, 'x', sizes[i], `entry ${i} of resume.${key}`));
+  };
+  return { t, params: list('params'), m: list('m'), v: list('v') };
 }

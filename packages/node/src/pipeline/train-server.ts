@@ -1,3 +1,4 @@
+import { ComputeSlices } from '../engine/compute-slices.js';
 import type { ModelFile } from '../model/model-file.js';
 import type { EdgeHost } from '../network/edge-host.js';
 import type { MessageStream } from '../network/message-stream.js';
@@ -79,12 +80,12 @@ export class TrainServer {
     switch (req.op) {
       case 'forward': {
         if (open.rows.size >= MAX_MICRO_BATCHES_IN_FLIGHT) throw new TrainFrameError(`more than ${MAX_MICRO_BATCHES_IN_FLIGHT} micro-batches in flight`);
-        const y = t.forward(req.mb, req.x, req.rows) as Float32Array;
+        const y = (await t.forwardSliced(req.mb, req.x, req.rows, new ComputeSlices())) as Float32Array;
         open.rows.set(req.mb, req.rows);
         return { y };
       }
       case 'backward': {
-        const grad = t.backward(req.mb, req.grad) as Float32Array;
+        const grad = (await t.backwardSliced(req.mb, req.grad, new ComputeSlices())) as Float32Array;
         open.rows.delete(req.mb);
         return { grad };
       }
@@ -95,6 +96,11 @@ export class TrainServer {
         return { ok: true };
       case 'export':
         return { arrays: sliceArrays(t.lora) };
+      case 'export-state': {
+        const st = t.state();
+        const f32 = (xs: readonly (Float32Array | Float64Array)[]) => xs.map((x) => Float32Array.from(x));
+        return { t: st.t, params: f32(st.params), m: f32(st.m), v: f32(st.v) };
+      }
       case 'close':
         mine.delete(key(req.job));
         await this.close(key(req.job));
@@ -107,10 +113,10 @@ export class TrainServer {
     if (req.model !== this.opts.fingerprint) throw new TrainFrameError(`this node serves another model (${this.opts.fingerprint}, asked for ${req.model})`);
     if (this.jobs.has(key)) throw new TrainFrameError(`job ${req.job} is open here already`);
     if (mine.size >= MAX_JOBS_PER_OWNER) throw new TrainFrameError(`an owner may hold at most ${MAX_JOBS_PER_OWNER} jobs open on a stage`);
-    const job = await openStageTrainingJob(this.opts.model, { startLayer: req.startLayer, endLayer: req.endLayer }, req, this.opts.threads);
+    const job = await openStageTrainingJob(this.opts.model, { startLayer: req.startLayer, endLayer: req.endLayer }, req, this.opts.threads, req.resume);
     this.jobs.set(key, { job, rows: new Map() });
     mine.add(key);
-    this.opts.log.info(`training: job ${req.job} of ${key.split('/')[0].slice(-8)} opened on layers [${req.startLayer}, ${req.endLayer}) (rank ${req.rank})`);
+    this.opts.log.info(`training: job ${req.job} of ${key.split('/')[0].slice(-8)} opened on layers [${req.startLayer}, ${req.endLayer}) (rank ${req.rank}${req.resume ? `, resumed after step ${req.resume.t}` : ''})`);
     return { ok: true, parameters: loraParameterCount({ rank: req.rank, alpha: req.alpha, layers: job.trainer.lora }) };
   }
 

@@ -29,6 +29,19 @@ export class AdamW {
     return this.t;
   }
 
+  /** The moments (copies, in the parameters' fixed order) and the step count: what a resumed job starts from. */
+  exportState(): { t: number; m: Vec[]; v: Vec[] } {
+    return { t: this.t, m: this.m.map((x) => x.slice()), v: this.v.map((x) => x.slice()) };
+  }
+
+  /** Takes over a state exportState gave (the same shapes). */
+  loadState(state: { t: number; m: readonly Vec[]; v: readonly Vec[] }): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) throw new RangeError(`an optimiser state of ${state.m.length} arrays for ${this.m.length}`);
+    state.m.forEach((x, i) => this.m[i].set(x));
+    state.v.forEach((x, i) => this.v[i].set(x));
+    this.t = state.t;
+  }
+
   /** One update of every parameter from `grads` (the same shapes as the parameters); lr may change per step. */
   step(grads: LoraSet, lr = this.opts.lr): void {
     const { beta1, beta2, eps, weightDecay } = this.opts;

@@ -1,3 +1,4 @@
+import type { ComputeSlices } from '../engine/compute-slices.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
 import type { FrozenRange } from './frozen-model.js';
 import { layerBackward, layerForward, positionsTable, type LayerSaved } from './layer-grad.js';
@@ -26,6 +27,16 @@ export interface LayerRangeTrainerOptions {
   adamw?: AdamWOptions;
   /** Where the gradients add up (default: new zeroed arrays). */
   grads?: LayerLora[];
+  /** A checkpoint to resume from: the adapter's values and AdamW's moments and step count (trainer.state()). */
+  resume?: TrainerState;
+}
+
+/** A range's training state after a step: its arrays (A and B, in loraArrays order), AdamW's moments and step count. */
+export interface TrainerState {
+  t: number;
+  params: Vec[];
+  m: Vec[];
+  v: Vec[];
 }
 
 /**
@@ -49,6 +60,21 @@ export class LayerRangeTrainer {
     if (lora.length !== m.layers.length) throw new MicroBatchError(`the adapter slice has ${lora.length} layers, the range ${m.layers.length}`);
     this.grads = opts.grads ?? zerosLikeLora(this.asSet(lora)).layers;
     this.opt = opts.adamw ? new AdamW(this.asSet(lora), opts.adamw) : null;
+    if (opts.resume) {
+      const params = loraArrays(this.asSet(lora));
+      const r = opts.resume;
+      if (!this.opt || r.params.length !== params.length || r.params.some((p, i) => p.length !== params[i].length)) {
+        throw new MicroBatchError(`a checkpoint of ${r.params.length} arrays does not fit this range's ${params.length} (or there is no optimiser to resume)`);
+      }
+      r.params.forEach((p, i) => params[i].set(p));
+      this.opt.loadState(r);
+    }
+  }
+
+  /** The state to resume from after this step (copies). */
+  state(): TrainerState {
+    if (!this.opt) throw new MicroBatchError('this trainer has no optimiser');
+    return { ...this.opt.exportState(), params: loraArrays(this.asSet(this.lora)).map((p) => p.slice()) };
   }
 
   /** Micro-batches gone forward and not yet back. */
@@ -58,26 +84,47 @@ export class LayerRangeTrainer {
 
   /** The range's output for `rows` hidden-state rows of one sequence (positions 0 … rows−1). */
   forward(id: number, x: Vec, rows: number): Vec {
+    return finish(this.forwardSteps(id, x, rows));
+  }
+
+  /** The gradient of the range's input from its output's; the slice's LoRA gradients added into `grads`. */
+  backward(id: number, dOut: Vec): Vec {
+    return finish(this.backwardSteps(id, dOut));
+  }
+
+  /** forward, letting the event loop turn between layers when a slice has run its length (heartbeats, streams). */
+  forwardSliced(id: number, x: Vec, rows: number, slices: ComputeSlices): Promise<Vec> {
+    return finishSliced(this.forwardSteps(id, x, rows), slices);
+  }
+
+  /** backward, letting the event loop turn between layers as forwardSliced does. The same bits as backward. */
+  backwardSliced(id: number, dOut: Vec, slices: ComputeSlices): Promise<Vec> {
+    return finishSliced(this.backwardSteps(id, dOut), slices);
+  }
+
+  private *forwardSteps(id: number, x: Vec, rows: number): LayerSteps<Vec> {
     if (this.pending.has(id)) throw new MicroBatchError(`micro-batch ${id} is already in flight`);
     if (x.length !== rows * this.m.shape.hidden) throw new MicroBatchError(`micro-batch ${id}: ${x.length} values are not ${rows} rows of ${this.m.shape.hidden}`);
-    const { out, saved } = this.run(x, rows, !this.opts.recompute);
+    const { out, saved } = yield* this.run(x, rows, !this.opts.recompute);
     this.pending.set(id, { x, rows, saved });
     this.order.push(id);
     return out;
   }
 
-  /** The gradient of the range's input from its output's; the slice's LoRA gradients added into `grads`. */
-  backward(id: number, dOut: Vec): Vec {
+  private *backwardSteps(id: number, dOut: Vec): LayerSteps<Vec> {
     const p = this.pending.get(id);
     if (!p) throw new MicroBatchError(`micro-batch ${id} has not gone forward here (or has come back already)`);
     if (this.order[0] !== id) throw new MicroBatchError(`micro-batch ${id} came back before ${this.order[0]}: backwards must follow the forwards' order`);
     if (dOut.length !== p.x.length) throw new MicroBatchError(`micro-batch ${id}: a gradient of ${dOut.length} values for ${p.rows} rows of ${this.m.shape.hidden}`);
     this.order.shift();
     this.pending.delete(id);
-    const saved = p.saved ?? this.run(p.x, p.rows, true).saved!;
+    const saved = p.saved ?? (yield* this.run(p.x, p.rows, true)).saved!;
     const table = positionsTable(this.m, p.rows, p.x);
     let dx = dOut;
-    for (let l = this.m.layers.length - 1; l >= 0; l--) dx = layerBackward(this.m, this.m.layers[l], this.lora[l], this.grads[l], saved[l], dx, p.rows, table);
+    for (let l = this.m.layers.length - 1; l >= 0; l--) {
+      dx = layerBackward(this.m, this.m.layers[l], this.lora[l], this.grads[l], saved[l], dx, p.rows, table);
+      yield;
+    }
     return dx;
   }
 
@@ -107,19 +154,42 @@ export class LayerRangeTrainer {
     this.order.length = 0;
   }
 
-  private run(x: Vec, rows: number, keep: boolean): { out: Vec; saved: LayerSaved[] | null } {
+  /** The range's forward, a layer at a time (each `yield` is a point where the event loop may turn). */
+  private *run(x: Vec, rows: number, keep: boolean): LayerSteps<{ out: Vec; saved: LayerSaved[] | null }> {
     const table = positionsTable(this.m, rows, x);
     const saved: LayerSaved[] = [];
     let h = x;
-    this.m.layers.forEach((w, l) => {
-      const f = layerForward(this.m, w, this.lora[l], h, rows, table);
+    for (let l = 0; l < this.m.layers.length; l++) {
+      const f = layerForward(this.m, this.m.layers[l], this.lora[l], h, rows, table);
       if (keep) saved.push(f.saved);
       h = f.out;
-    });
+      yield;
+    }
     return { out: h, saved: keep ? saved : null };
   }
 
   private asSet(layers: LayerLora[]): LoraSet {
     return { rank: 0, alpha: 0, layers };
+  }
+}
+
+/** A computation a layer at a time: it yields between layers and returns its result. */
+type LayerSteps<T> = Generator<void, T, void>;
+
+/** Runs the steps through at once. */
+function finish<T>(steps: LayerSteps<T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Runs the steps, letting the event loop turn between two whenever the slice is due (engine/compute-slices.ts). */
+async function finishSliced<T>(steps: LayerSteps<T>, slices: ComputeSlices): Promise<T> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    const turn = slices.checkpoint();
+    if (turn) await turn;
   }
 }

@@ -14,7 +14,7 @@ export interface LoraSet {
 }
 
 /** [in, out] of each target's matrix W [out, in]. */
-export function targetDims(shape: TrainShape, t: LoraProjection): { inDim: number; outDim: number } {
+export function targetDims(shape: Pick<TrainShape, 'hidden' | 'ffn' | 'heads' | 'kvHeads' | 'headDim'>, t: LoraProjection): { inDim: number; outDim: number } {
   const qDim = shape.heads * shape.headDim;
   const kvDim = shape.kvHeads * shape.headDim;
   switch (t) {

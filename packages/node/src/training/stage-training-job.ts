@@ -5,7 +5,7 @@ import type { ModelFile } from '../model/model-file.js';
 import { ADAMW_DEFAULTS } from './adamw.js';
 import { frozenRange, trainShape } from './frozen-model.js';
 import { KernelGemm } from './kernel-gemm.js';
-import { LayerRangeTrainer } from './layer-range-trainer.js';
+import { LayerRangeTrainer, type TrainerState } from './layer-range-trainer.js';
 import { createLora } from './lora-set.js';
 import { checkTransposesFit, quantisedFrozen } from './quantised-frozen.js';
 
@@ -26,16 +26,17 @@ export interface StageTrainingJob {
 /**
  * A stage's part of a fine-tuning job: its layers read into kernel arenas of their own (the file's blocks, with the
  * Q8_0 transposes the backward multiplies: quantised-frozen.ts), its slice of the adapter, and a trainer that keeps
- * only each micro-batch's input and recomputes in backward (several micro-batches are in flight on a stage).
+ * only each micro-batch's input and recomputes in backward (several micro-batches are in flight on a stage); from
+ * `resume` (a checkpoint of these layers) when the job goes on after a lost stage.
  */
-export async function openStageTrainingJob(model: ModelFile, range: LayerRange, p: StageJobParams, threads: number): Promise<StageTrainingJob> {
+export async function openStageTrainingJob(model: ModelFile, range: LayerRange, p: StageJobParams, threads: number, resume?: TrainerState): Promise<StageTrainingJob> {
   const runtime = await createKernelRuntime({ threads });
   try {
     const weights = await loadShardWeights(model, range, runtime);
     checkTransposesFit(weights);
     const frozen = frozenRange(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
     const lora = createLora(trainShape(model.config, model.ropeLayout), model.config.numLayers, p.rank, p.alpha, p.seed);
-    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { recompute: true, adamw: { ...ADAMW_DEFAULTS, lr: p.lr } });
+    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { recompute: true, adamw: { ...ADAMW_DEFAULTS, lr: p.lr }, ...(resume ? { resume } : {}) });
     return { trainer, close: () => runtime.close() };
   } catch (err) {
     await runtime.close();

@@ -18,6 +18,8 @@ export interface TrainingLoopOptions {
   stages: readonly TrainingStage[];
   sequences: readonly TrainSequence[];
   steps: number;
+  /** The step to start at (a job resumed from a checkpoint; default 0): batches are those of the steps run. */
+  startStep?: number;
   batch: number;
   seed: number;
   maxGradNorm: number;
@@ -28,10 +30,12 @@ export interface TrainingLoopOptions {
   onProgress?: (p: FinetuneProgress) => void;
   /** Checked before each step: a job stopped throws from here. */
   checkStopped?: () => void;
+  /** After each step's update, with the number of steps done (a checkpoint may be taken here). */
+  onStepDone?: (stepsDone: number) => Promise<void>;
 }
 
 export interface TrainingLoopResult {
-  /** The reported loss of each step (reportedLoss, or the training forward's). */
+  /** The reported loss of each step run (reportedLoss, or the training forward's), from startStep on. */
   losses: number[];
   /** The training forward's loss of each step. */
   surrogateLosses: number[];
@@ -48,7 +52,8 @@ export async function runTrainingLoop(o: TrainingLoopOptions): Promise<TrainingL
   const surrogateLosses: number[] = [];
   let tokens = 0;
   const start = performance.now();
-  for (let step = 0; step < o.steps; step++) {
+  const first = o.startStep ?? 0;
+  for (let step = first; step < o.steps; step++) {
     o.checkStopped?.();
     const batch = batchIndices(o.sequences.length, o.batch, step, o.seed).map((i) => o.sequences[i]);
     const reported = o.reportedLoss ? await o.reportedLoss(batch) : null;
@@ -56,8 +61,9 @@ export async function runTrainingLoop(o: TrainingLoopOptions): Promise<TrainingL
     losses.push(reported ?? r.loss);
     surrogateLosses.push(r.loss);
     for (const s of batch) tokens += s.tokens.length - 1;
+    await o.onStepDone?.(step + 1);
     const seconds = (performance.now() - start) / 1000;
-    o.onProgress?.({ step: step + 1, steps: o.steps, loss: reported ?? r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1)) * (o.steps - step - 1) });
+    o.onProgress?.({ step: step + 1, steps: o.steps, loss: reported ?? r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1 - first)) * (o.steps - step - 1) });
     // The event loop turns between steps (signals, output).
     await new Promise((resolve) => setImmediate(resolve));
   }

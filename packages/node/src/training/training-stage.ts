@@ -1,4 +1,5 @@
-import type { LayerRangeTrainer } from './layer-range-trainer.js';
+import { ComputeSlices } from '../engine/compute-slices.js';
+import type { LayerRangeTrainer, TrainerState } from './layer-range-trainer.js';
 import type { LayerLora } from './lora-set.js';
 
 /**
@@ -19,11 +20,15 @@ export interface TrainingStage {
   step(clipScale: number | null): Promise<void>;
   /** The stage's A and B (copies). */
   exportSlice(): Promise<LayerLora[]>;
+  /** The stage's training state after the last step (a checkpoint the owner keeps). */
+  exportState(): Promise<TrainerState>;
   close(): Promise<void>;
 }
 
 /** A LayerRangeTrainer on this device as a TrainingStage (one device's whole model, or the owner's own stage). */
 export class LocalTrainingStage implements TrainingStage {
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(
     readonly name: string,
     readonly startLayer: number,
@@ -33,27 +38,41 @@ export class LocalTrainingStage implements TrainingStage {
   ) {}
 
   forward(id: number, x: Float32Array, rows: number): Promise<Float32Array> {
-    return Promise.resolve().then(() => this.trainer.forward(id, x, rows) as Float32Array);
+    return this.serial(async () => (await this.trainer.forwardSliced(id, x, rows, new ComputeSlices())) as Float32Array);
   }
 
   backward(id: number, grad: Float32Array): Promise<Float32Array> {
-    return Promise.resolve().then(() => this.trainer.backward(id, grad) as Float32Array);
+    return this.serial(async () => (await this.trainer.backwardSliced(id, grad, new ComputeSlices())) as Float32Array);
   }
 
   gradSquareSum(start: number): Promise<number> {
-    return Promise.resolve(this.trainer.gradSquareSum(start));
+    return this.serial(async () => this.trainer.gradSquareSum(start));
   }
 
   step(clipScale: number | null): Promise<void> {
-    return Promise.resolve().then(() => this.trainer.step(clipScale));
+    return this.serial(async () => this.trainer.step(clipScale));
   }
 
   exportSlice(): Promise<LayerLora[]> {
-    return Promise.resolve(this.trainer.lora.map((l) => copyLayer(l)));
+    return this.serial(async () => this.trainer.lora.map((l) => copyLayer(l)));
+  }
+
+  exportState(): Promise<TrainerState> {
+    return this.serial(async () => this.trainer.state());
   }
 
   close(): Promise<void> {
     return this.onClose();
+  }
+
+  /**
+   * One op at a time, in call order: an op lets the event loop turn between layers, and another op must not run
+   * meanwhile (two backwards interleaved would add into the same gradients in another order).
+   */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(op);
+    this.queue = result.catch(() => {});
+    return result;
   }
 }
 
