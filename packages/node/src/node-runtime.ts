@@ -238,7 +238,10 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
 
   membership.setLoad(watch.current());
   watch.start();
-  const refiner = startRefiner(membership, profile, measureOptions, serving, () => pipeline()?.model ?? null, logger);
+  // Re-measured only while it serves nothing and reads quiet: a busy device's measurement only reads low (the refiner
+  // keeps the best), and its products, each whole, can hold a starved node's loop for seconds (a starved node declared
+  // lost in bench:load-faults went silent just as its re-measurement was due).
+  const refiner = startRefiner(membership, profile, measureOptions, () => serving() || watch.current().slowdown > 1, () => pipeline()?.model ?? null, logger);
   const node: EdgeNode = {
     options,
     host,
