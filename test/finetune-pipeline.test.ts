@@ -90,9 +90,15 @@ describe('fine-tuning through a 2-node pipeline', () => {
   it('1 node, 2 nodes and one device give the same losses and adapter bytes; 2 nodes learn within 100 steps', async () => {
     const body = { data: LINES.join('\n'), source: 'moo.jsonl', steps: 100, ...OPTIONS };
     expect(await h.getJson(`${solo.apiUrl}/v1/edge-node/finetune`)).toEqual({ job: null });
-    const one = done((await finetune(solo, body)).lines);
+    const oneRun = await finetune(solo, body);
+    // Without --split the partitioner plans the job; its first line says so, with the predicted step.
+    expect(oneRun.lines[0]).toEqual({ type: 'notice', message: expect.stringMatching(/^training plan solo\[0,5\) \(partitioner, exact, over 1 node\): predicted \d+ ms per step of 4 sequences/) });
+    const one = done(oneRun.lines);
     const progress: number[] = [];
-    const two = done((await finetune(n1, body, (l) => l.type === 'progress' && progress.push(l.loss))).lines);
+    const twoRun = await finetune(n1, body, (l) => l.type === 'progress' && progress.push(l.loss));
+    // A split given by hand (n1's --split 2,3) is kept, without a notice.
+    expect(twoRun.lines.filter((l) => l.type === 'notice')).toEqual([]);
+    const two = done(twoRun.lines);
     expect(two.stages).toEqual([{ name: 'n1', startLayer: 0, endLayer: 2 }, { name: 'n2', startLayer: 2, endLayer: 5 }]);
     expect(one.stages).toEqual([{ name: 'solo', startLayer: 0, endLayer: 5 }]);
     expect(progress).toEqual(two.losses);
