@@ -201,4 +201,25 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(three.losses).toEqual(one.losses);
     expect(three.adapter).toBe(one.adapter);
   }, 120_000);
+
+  it('2 nodes without --split: the partitioner plans the job, its first line says the split, the same losses and adapter as 1', async () => {
+    const p1 = await h.startNode({ name: 'p1', args: ['--model', STORIES_GGUF, '--no-mdns'] });
+    const p2 = await h.startNode({ name: 'p2', args: ['--model', STORIES_GGUF, '--no-mdns', '--bootstrap', p1.addresses[0]] });
+    await h.waitForPipelineMembers([p1, p2]);
+    const body = { data: LINES.join('\n'), steps: 20, ...OPTIONS };
+    const one = done((await finetune(solo, body)).lines);
+    const run = await finetune(p1, body);
+    const planned = done(run.lines);
+    const first = run.lines[0];
+    expect(first.type).toBe('notice');
+    // The serving split is named when a plan is in force (none before the first request, as here).
+    const message = (first as { message: string }).message;
+    expect(message).toMatch(/^training plan p1\[0,\d\)[^(]* \(partitioner, exact, over 2 nodes\): predicted \d+ ms per step of 4 sequences(; the serving split .* would take \d+ ms)?$/);
+    // The job ran on the split its first line names.
+    expect(message.slice('training plan '.length, message.indexOf(' (partitioner'))).toBe(planned.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → '));
+    expect(planned.losses).toEqual(one.losses);
+    expect(planned.adapter).toBe(one.adapter);
+    p2.kill('SIGKILL');
+    p1.kill('SIGKILL');
+  }, 120_000);
 });
