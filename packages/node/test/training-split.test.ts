@@ -53,7 +53,7 @@ describe('trainingSplit', () => {
 
   it('refuses, naming what is missing, when the nodes have not the memory the job needs now', () => {
     expect(() => trainingSplit(input([member('a', { availableMemoryBytes: 50e6 }), member('b', { availableMemoryBytes: 50e6 })]))).toThrow(TrainingDoesNotFitError);
-    expect(() => trainingSplit(input([member('a', { availableMemoryBytes: 50e6 }), member('b', { availableMemoryBytes: 50e6 })]))).toThrow(/owner peer-a .* short/);
+    expect(() => trainingSplit(input([member('a', { availableMemoryBytes: 50e6 }), member('b', { availableMemoryBytes: 50e6 })]))).toThrow(/owner a .* short/);
   });
 
   it('keeps a split given by hand (null: the serving route), unless its nodes are gone', () => {

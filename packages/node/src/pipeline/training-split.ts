@@ -38,16 +38,24 @@ export function trainingSplit(input: TrainingSplitInput): TrainingSplitChoice | 
   const members = input.members.filter((m) => m.stageInfo?.model === input.fingerprint).sort(ringOrder);
   const given = planOwner(members, input.self)?.split;
   if ((given && members.length >= given.length) || !members.some((m) => m.peerId === input.self)) return null;
+  // Devices go by their names when those are unique, so that a refusal names the nodes as the user knows them.
+  const byName = new Set(members.map((m) => m.name)).size === members.length;
+  const idOf = new Map(members.map((m) => [m.peerId, byName ? m.name : m.peerId]));
+  const peerOf = new Map(members.map((m) => [idOf.get(m.peerId)!, m.peerId]));
   const base = clusterOf(members);
   const cluster: Cluster = {
     ...base,
-    devices: base.devices.map((d, i) => ({ ...d, memoryBytes: Math.max(1, Math.min(d.memoryBytes, members[i].load?.availableMemoryBytes ?? Infinity)) })),
+    devices: base.devices.map((d, i) => ({ ...d, id: idOf.get(d.id)!, memoryBytes: Math.max(1, Math.min(d.memoryBytes, members[i].load?.availableMemoryBytes ?? Infinity)) })),
+    links: base.links.map((l) => ({ ...l, from: idOf.get(l.from)!, to: idOf.get(l.to)! })),
   };
   const shape = modelShapeOf(input.config, input.bytesPerWeight);
-  const plan = planTraining(shape, cluster, input.job, input.self);
+  const plan = planTraining(shape, cluster, input.job, idOf.get(input.self)!);
   const nameOf = new Map(members.map((m) => [m.peerId, m.name]));
-  const stages = plan.stages.map((s) => ({ peerId: s.device, name: nameOf.get(s.device) ?? s.device, startLayer: s.startLayer, endLayer: s.endLayer }));
-  const serving = input.serving ? servingStepMs(input, cluster, input.serving) : null;
+  const stages = plan.stages.map((s) => {
+    const peerId = peerOf.get(s.device)!;
+    return { peerId, name: nameOf.get(peerId)!, startLayer: s.startLayer, endLayer: s.endLayer };
+  });
+  const serving = input.serving ? servingStepMs(input, cluster, { ...input.serving, peers: input.serving.peers.map((p) => idOf.get(p) ?? p) }, idOf.get(input.self)!) : null;
   const describe = (ss: readonly { name: string; startLayer: number; endLayer: number }[]) => ss.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
   const servingSays =
     serving === null ? '' : `; the serving split ${describe(input.serving!.peers.map((p, i) => ({ name: nameOf.get(p) ?? p, startLayer: input.serving!.ranges[i][0], endLayer: input.serving!.ranges[i][1] })))} would take ${serving.toFixed(0)} ms`;
@@ -59,11 +67,11 @@ export function trainingSplit(input: TrainingSplitInput): TrainingSplitChoice | 
 }
 
 /** What the serving route would take per step of this job (its nodes in route order, the owner after them if not in it). */
-function servingStepMs(input: TrainingSplitInput, cluster: Cluster, route: Route): number | null {
+function servingStepMs(input: TrainingSplitInput, cluster: Cluster, route: Route, self: string): number | null {
   const byId = new Map(cluster.devices.map((d) => [d.id, d]));
-  const ids = route.peers.includes(input.self) ? route.peers : [...route.peers, input.self];
+  const ids = route.peers.includes(self) ? route.peers : [...route.peers, self];
   if (ids.some((id) => !byId.has(id))) return null;
   const ordered: Cluster = { ...cluster, devices: ids.map((id) => byId.get(id)!) };
   const layers = ids.map((_, i) => (i < route.ranges.length ? route.ranges[i][1] - route.ranges[i][0] : 0));
-  return evaluateTrainingSplit(modelShapeOf(input.config, input.bytesPerWeight), ordered, input.job, input.self, layers).stepMs;
+  return evaluateTrainingSplit(modelShapeOf(input.config, input.bytesPerWeight), ordered, input.job, self, layers).stepMs;
 }
