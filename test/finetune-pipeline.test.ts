@@ -90,9 +90,15 @@ describe('fine-tuning through a 2-node pipeline', () => {
   it('1 node, 2 nodes and one device give the same losses and adapter bytes; 2 nodes learn within 100 steps', async () => {
     const body = { data: LINES.join('\n'), source: 'moo.jsonl', steps: 100, ...OPTIONS };
     expect(await h.getJson(`${solo.apiUrl}/v1/edge-node/finetune`)).toEqual({ job: null });
-    const one = done((await finetune(solo, body)).lines);
+    const oneRun = await finetune(solo, body);
+    // Without --split the partitioner plans the job; its first line says so, with the predicted step.
+    expect(oneRun.lines[0]).toEqual({ type: 'notice', message: expect.stringMatching(/^training plan solo\[0,5\) \(partitioner, exact, over 1 node\): predicted \d+ ms per step of 4 sequences/) });
+    const one = done(oneRun.lines);
     const progress: number[] = [];
-    const two = done((await finetune(n1, body, (l) => l.type === 'progress' && progress.push(l.loss))).lines);
+    const twoRun = await finetune(n1, body, (l) => l.type === 'progress' && progress.push(l.loss));
+    // A split given by hand (n1's --split 2,3) is kept, without a notice.
+    expect(twoRun.lines.filter((l) => l.type === 'notice')).toEqual([]);
+    const two = done(twoRun.lines);
     expect(two.stages).toEqual([{ name: 'n1', startLayer: 0, endLayer: 2 }, { name: 'n2', startLayer: 2, endLayer: 5 }]);
     expect(one.stages).toEqual([{ name: 'solo', startLayer: 0, endLayer: 5 }]);
     expect(progress).toEqual(two.losses);
@@ -194,5 +200,26 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(three.stages).toEqual([{ name: 'm1', startLayer: 0, endLayer: 1 }, { name: 'm2', startLayer: 1, endLayer: 3 }, { name: 'm3', startLayer: 3, endLayer: 5 }]);
     expect(three.losses).toEqual(one.losses);
     expect(three.adapter).toBe(one.adapter);
+  }, 120_000);
+
+  it('2 nodes without --split: the partitioner plans the job, its first line says the split, the same losses and adapter as 1', async () => {
+    const p1 = await h.startNode({ name: 'p1', args: ['--model', STORIES_GGUF, '--no-mdns'] });
+    const p2 = await h.startNode({ name: 'p2', args: ['--model', STORIES_GGUF, '--no-mdns', '--bootstrap', p1.addresses[0]] });
+    await h.waitForPipelineMembers([p1, p2]);
+    const body = { data: LINES.join('\n'), steps: 20, ...OPTIONS };
+    const one = done((await finetune(solo, body)).lines);
+    const run = await finetune(p1, body);
+    const planned = done(run.lines);
+    const first = run.lines[0];
+    expect(first.type).toBe('notice');
+    // The serving split is named when a plan is in force (none before the first request, as here).
+    const message = (first as { message: string }).message;
+    expect(message).toMatch(/^training plan p1\[0,\d\)[^(]* \(partitioner, exact, over 2 nodes\): predicted \d+ ms per step of 4 sequences(; the serving split .* would take \d+ ms)?$/);
+    // The job ran on the split its first line names.
+    expect(message.slice('training plan '.length, message.indexOf(' (partitioner'))).toBe(planned.stages.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → '));
+    expect(planned.losses).toEqual(one.losses);
+    expect(planned.adapter).toBe(one.adapter);
+    p2.kill('SIGKILL');
+    p1.kill('SIGKILL');
   }, 120_000);
 });

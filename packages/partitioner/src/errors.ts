@@ -41,3 +41,20 @@ export function formatBytes(n: number): string {
   if (abs >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
   return `${Math.round(n)} B`;
 }
+
+/** A training job's split cannot be placed: the owner cannot hold the first stage, or the devices not every layer. */
+export class TrainingDoesNotFitError extends Error {
+  override name = 'TrainingDoesNotFitError';
+  constructor(
+    /** Bytes that would have to be added (on the device named, or on suitable devices) for the job to fit. */
+    readonly missingBytes: number,
+    /** The device the shortfall is on, when it is one device's. */
+    readonly device: string | null,
+    detail: string,
+  ) {
+    super(
+      `the training job does not fit on these devices: ${detail}; missing about ${formatBytes(missingBytes)}. ` +
+        'Free memory on the devices, add a device, train shorter sequences or a smaller rank.',
+    );
+  }
+}

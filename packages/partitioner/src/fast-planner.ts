@@ -1,4 +1,4 @@
-import type { CostModel } from './cost-model.js';
+import type { PlanningModel } from './planning-model.js';
 import type { MovedLayers, StageCosts } from './stage-costs.js';
 import type { Objective } from './plan.js';
 import type { Solution } from './solution.js';
@@ -7,7 +7,7 @@ import { minimizePeriod, occupancyCandidates, periodOf } from './throughput-sear
 
 /** Exact layer split (and period search) for one fixed ring order. */
 export function solveOrder(
-  cm: CostModel,
+  cm: PlanningModel,
   costs: StageCosts,
   objective: Objective,
   order: readonly number[],
@@ -21,7 +21,7 @@ export function solveOrder(
 }
 
 /** The objective value of a solution (request ms for latency, period ms for throughput). */
-export function objectiveOf(cm: CostModel, costs: StageCosts, objective: Objective, s: Solution): number {
+export function objectiveOf(cm: PlanningModel, costs: StageCosts, objective: Objective, s: Solution): number {
   return objective === 'latency' ? s.cost : periodOf(costs, s, cm.request.concurrency);
 }
 
@@ -34,7 +34,7 @@ function hopWeight(costs: StageCosts, a: number, b: number): number {
  * Ring order for a chosen set: when links differ, nearest-neighbour tour + 2-opt on hop costs; otherwise any
  * order costs the same in hops, so devices go by memory (largest first: it holds the embedding).
  */
-export function ringOrder(cm: CostModel, costs: StageCosts, set: readonly number[]): number[] {
+export function ringOrder(cm: PlanningModel, costs: StageCosts, set: readonly number[]): number[] {
   const byMemory = [...set].sort((a, b) => cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes || a - b);
   if (set.length <= 3) return byMemory;
   const w0 = hopWeight(costs, byMemory[0], byMemory[1]);
@@ -86,10 +86,15 @@ export function ringOrder(cm: CostModel, costs: StageCosts, set: readonly number
   return tour;
 }
 
-/** Rotations of a tour that start at one of the largest-memory devices (the first stage holds the embedding). */
-function rotations(cm: CostModel, tour: readonly number[], count: number): number[][] {
-  const mem = (d: number) => cm.cluster.devices[d].memoryBytes;
-  const starts = tour.map((_, i) => i).sort((a, b) => mem(tour[b]) - mem(tour[a])).slice(0, count);
+/** First-stage candidates first (a training plan's first stage is its owner), then by memory, largest first. */
+function byFirstStage(cm: PlanningModel, a: number, b: number): number {
+  const first = (d: number) => (cm.fits(d, 0, 1) ? 0 : 1);
+  return first(a) - first(b) || cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes;
+}
+
+/** Rotations of a tour that start at one of the devices able to hold the first stage, largest memory first (it holds the embedding). */
+function rotations(cm: PlanningModel, tour: readonly number[], count: number): number[][] {
+  const starts = tour.map((_, i) => i).sort((a, b) => byFirstStage(cm, tour[a], tour[b])).slice(0, count);
   return starts.map((i) => [...tour.slice(i), ...tour.slice(0, i)]);
 }
 
@@ -98,7 +103,7 @@ function rotations(cm: CostModel, tour: readonly number[], count: number): numbe
  * together hold the model; throughput: the fewest devices that keep every stage under a bisected period), orders
  * each as a ring, splits layers exactly for that order, then drops devices while that helps.
  */
-export function solveFast(cm: CostModel, costs: StageCosts, objective: Objective, tolerance: number, moved: MovedLayers | null): Solution | null {
+export function solveFast(cm: PlanningModel, costs: StageCosts, objective: Objective, tolerance: number, moved: MovedLayers | null): Solution | null {
   const layout = deviceLayout(cm, costs, objective);
   const best = new BestSolution(cm, costs, objective, tolerance);
   const solve = (order: number[]) => solveOrder(cm, costs, objective, order, tolerance, moved);
@@ -112,7 +117,7 @@ export function solveFast(cm: CostModel, costs: StageCosts, objective: Objective
   }
   if (!best.solution) {
     // Fall back to every usable device by memory: the most room there is.
-    const all = [...layout.usable].sort((a, b) => cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes).slice(0, cm.L);
+    const all = [...layout.usable].sort((a, b) => byFirstStage(cm, a, b) || a - b).slice(0, cm.L);
     best.consider(solve(all));
   }
   dropDevicesWhileBetter(best, solve);
@@ -129,7 +134,7 @@ interface DeviceLayout {
   usable: number[];
 }
 
-function deviceLayout(cm: CostModel, costs: StageCosts, objective: Objective): DeviceLayout {
+function deviceLayout(cm: PlanningModel, costs: StageCosts, objective: Objective): DeviceLayout {
   const { n, L } = cm;
   const midS = L > 1 ? 1 : 0;
   const cap = new Int32Array(n);
@@ -143,7 +148,7 @@ function deviceLayout(cm: CostModel, costs: StageCosts, objective: Objective): D
 }
 
 /** Device sets worth a ring: the objective's prefixes of sorted devices, then the likeliest single devices. */
-function candidateSets(cm: CostModel, costs: StageCosts, objective: Objective, layout: DeviceLayout): number[][] {
+function candidateSets(cm: PlanningModel, costs: StageCosts, objective: Objective, layout: DeviceLayout): number[][] {
   const sets = objective === 'latency' ? latencySets(cm, layout) : throughputSets(cm, costs, layout);
   // A single strong device often beats any ring (no hops): try the likeliest ones alone.
   const alone = [...layout.usable].filter((d) => cm.fits(d, 0, cm.L)).sort((a, b) => layout.perLayer[a] - layout.perLayer[b]).slice(0, 8);
@@ -152,13 +157,13 @@ function candidateSets(cm: CostModel, costs: StageCosts, objective: Objective, l
 }
 
 /** The fastest devices per layer that together hold the model, and up to 3 more. */
-function latencySets(cm: CostModel, { cap, perLayer, usable }: DeviceLayout): number[][] {
+function latencySets(cm: PlanningModel, { cap, perLayer, usable }: DeviceLayout): number[][] {
   const bySpeed = [...usable].sort((a, b) => perLayer[a] - perLayer[b] || cm.cluster.devices[b].memoryBytes - cm.cluster.devices[a].memoryBytes);
   return prefixSets(bySpeed, (d) => cap[d], 3, cm.L);
 }
 
 /** The fewest devices that keep every stage under a bisected period, and under a few larger periods (shorter rings). */
-function throughputSets(cm: CostModel, costs: StageCosts, { midS, cap, perLayer, usable }: DeviceLayout): number[][] {
+function throughputSets(cm: PlanningModel, costs: StageCosts, { midS, cap, perLayer, usable }: DeviceLayout): number[][] {
   const { n, L } = cm;
   const sendOf = Float64Array.from(usable.length ? Array.from({ length: n }, (_, d) => (n > 1 ? costs.send(d, d === 0 ? 1 : 0, 1) : 0)) : []);
   // Layers device d can take as a middle stage while its busy time stays ≤ tau.
@@ -210,7 +215,7 @@ class BestSolution {
   solution: Solution | null = null;
   private value = Infinity;
   constructor(
-    private readonly cm: CostModel,
+    private readonly cm: PlanningModel,
     private readonly costs: StageCosts,
     private readonly objective: Objective,
     private readonly tolerance: number,

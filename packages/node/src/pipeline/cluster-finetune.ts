@@ -1,4 +1,5 @@
 import { createKernelRuntime, type KernelRuntime } from '@edge-node/kernels';
+import { TrainingDoesNotFitError, type TrainingShape } from '@edge-node/partitioner';
 import { loadModelEnds } from '../engine/shard-weights.js';
 import { writeLoraAdapter } from '../model/lora-adapter-file.js';
 import { LORA_PROJECTIONS, loraTargetName, type LoraAdapter } from '../model/lora-adapter.js';
@@ -23,6 +24,7 @@ import type { TrainSequence } from '../training/transformer-grad.js';
 import { FinetuneCheckpoint } from './finetune-checkpoint.js';
 import type { Route } from './route.js';
 import { RemoteTrainingStage, TrainingStageLostError } from './train-client.js';
+import type { TrainingSplitChoice } from './training-split.js';
 
 export interface ClusterFinetuneOptions {
   host: EdgeHost;
@@ -31,6 +33,11 @@ export interface ClusterFinetuneOptions {
   fingerprint: string;
   /** The plan in force's route without the excluded nodes (Replanner.routeFor): its stages are the job's. */
   routeFor: (exclude: ReadonlySet<string>) => Promise<Route>;
+  /**
+   * The partitioner's training plan over the members without the excluded (training-split.ts), or null when a split
+   * was given by hand (--split): then the job keeps routeFor's. Absent: always routeFor's.
+   */
+  trainingSplit?: (exclude: ReadonlySet<string>, job: TrainingShape) => TrainingSplitChoice | null;
   nameOf: (peerId: string) => string;
   /** The memory a node reports available now (its load's availableMemoryBytes), or null when it has not said. */
   availableMemory: (peerId: string) => number | null;
@@ -68,7 +75,8 @@ export class ClusterFinetune implements FinetuneRunner {
     if (this.running) throw new FinetuneBusyError('a fine-tuning job is running on this node already; wait for it to finish');
     const examples = parseTrainingJsonl(req.data, req.source);
     const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
-    this.checkMemory(await this.split(new Set()), req, Math.max(...sequences.map((s) => s.tokens.length - 1)));
+    const rows = longest(sequences);
+    this.checkMemory((await this.split(new Set(), req, rows)).places, req, rows);
     return { examples: examples.length, run: (onProgress, signal, onNotice) => this.run(req, sequences, onProgress, signal, onNotice ?? (() => {})) };
   }
 
@@ -101,10 +109,13 @@ export class ClusterFinetune implements FinetuneRunner {
       const saved: { checkpoint: FinetuneCheckpoint | null } = { checkpoint: null };
       let split: StagePlace[] = [];
       for (let attempt = 0; ; attempt++) {
-        split = await this.split(excluded);
+        const chosen = await this.split(excluded, req, longest(sequences));
+        split = chosen.places;
         status.stages = split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
         const from = saved.checkpoint?.step ?? 0;
-        log.info(`training: job ${job} on ${split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ')}, ${sequences.length} examples, steps ${from + 1}–${req.steps} of ${req.batch}`);
+        log.info(`training: job ${job} on ${status.stages} (${chosen.why}), ${sequences.length} examples, steps ${from + 1}–${req.steps} of ${req.batch}`);
+        // The job's first line says which split the partitioner chose and why (a split given by hand is only logged).
+        if (attempt === 0 && chosen.planned) onNotice(chosen.why);
         try {
           stages = await this.openStages(split, `${job}-${attempt}`, params, dims, saved.checkpoint);
           const result = await runTrainingLoop({
@@ -191,10 +202,22 @@ export class ClusterFinetune implements FinetuneRunner {
     }
   }
 
-  /** The stages of the plan in force, without the nodes lost during this job (a re-plan, as a request's after a loss). */
-  private async split(excluded: ReadonlySet<string>): Promise<StagePlace[]> {
+  /**
+   * The job's stages without the nodes lost during it: the partitioner's training plan over the members (priced for
+   * this job: its longest sequence, batch and rank), or the split given by hand (the serving route of the plan in force).
+   */
+  private async split(excluded: ReadonlySet<string>, req: FinetuneJobRequest, rows: number): Promise<{ places: StagePlace[]; why: string; planned: boolean }> {
+    let planned: TrainingSplitChoice | null = null;
+    try {
+      planned = this.opts.trainingSplit?.(excluded, { sequenceTokens: rows, microBatches: req.batch, rank: req.rank }) ?? null;
+    } catch (err) {
+      if (err instanceof TrainingDoesNotFitError) throw new FinetuneMemoryError(err.message);
+      throw err;
+    }
+    if (planned) return { places: planned.stages, why: planned.why, planned: true };
     const route = await this.opts.routeFor(excluded);
-    return route.peers.map((peerId, i) => ({ peerId, name: this.opts.nameOf(peerId), startLayer: route.ranges[i][0], endLayer: route.ranges[i][1] }));
+    const places = route.peers.map((peerId, i) => ({ peerId, name: this.opts.nameOf(peerId), startLayer: route.ranges[i][0], endLayer: route.ranges[i][1] }));
+    return { places, why: "the serving plan's split, given by hand (--split)", planned: false };
   }
 
   private async openStages(split: readonly StagePlace[], job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[], checkpoint: FinetuneCheckpoint | null): Promise<TrainingStage[]> {
@@ -225,6 +248,11 @@ interface StagePlace {
   name: string;
   startLayer: number;
   endLayer: number;
+}
+
+/** The longest sequence's rows (its tokens but the last): what a micro-batch's memory and cost are priced with. */
+function longest(sequences: readonly TrainSequence[]): number {
+  return Math.max(...sequences.map((s) => s.tokens.length - 1));
 }
 
 /** Tokens through the model over the job's steps (every position of each batch's sequences). */

@@ -32,6 +32,7 @@ import { StageServer } from './stage-server.js';
 import { ClusterFinetune } from './cluster-finetune.js';
 import { trainFrameLimits } from './train-frames.js';
 import { TrainServer } from './train-server.js';
+import { trainingSplit } from './training-split.js';
 import type { StageWorker } from './stage-worker.js';
 
 export interface ClusterPipelineOptions {
@@ -185,6 +186,16 @@ export class ClusterPipeline implements Generator {
         tokenizer,
         fingerprint: this.fingerprint,
         routeFor: (exclude) => this.planner.routeFor(exclude),
+        trainingSplit: (exclude, job) =>
+          trainingSplit({
+            members: [this.opts.membership.self(), ...this.opts.membership.members()].filter((m) => !exclude.has(m.peerId)),
+            config: model.config,
+            bytesPerWeight: storedBytesPerWeight(model),
+            fingerprint: this.fingerprint,
+            self: host.peerId,
+            job,
+            serving: this.planner.activePlan?.route ?? null,
+          }),
         nameOf: (peer) => (peer === host.peerId ? this.opts.membership.self().name : (this.opts.membership.get(peer)?.name ?? peer.slice(-8))),
         availableMemory: (peer) => (peer === host.peerId ? this.opts.membership.self() : this.opts.membership.get(peer))?.load?.availableMemoryBytes ?? null,
         threads: compute.threads,

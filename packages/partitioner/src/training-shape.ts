@@ -1,0 +1,17 @@
+/** The workload a training plan is made for: one step of a LoRA fine-tuning job. */
+export interface TrainingShape {
+  /** Tokens of one sequence (a micro-batch): the longest of the job's, for memory and for pricing a step. */
+  sequenceTokens: number;
+  /** Sequences per step, each one micro-batch through the pipeline (1F1B). */
+  microBatches: number;
+  /** LoRA rank. */
+  rank: number;
+}
+
+export function normalizeTraining(t: TrainingShape): TrainingShape {
+  return {
+    sequenceTokens: Math.max(1, Math.floor(t.sequenceTokens)),
+    microBatches: Math.max(1, Math.floor(t.microBatches)),
+    rank: Math.max(1, Math.floor(t.rank)),
+  };
+}
