@@ -111,6 +111,30 @@ async function measureSplit(client: BenchClient, split: number[], o: BenchOption
   return out;
 }
 
+/** How long a split's prediction waits for its nodes' link measurements (a pair's takes ~1.5 s after it meets). */
+const LINKS_WAIT_MS = 10_000;
+
+/**
+ * The cluster as the coordinator sees it, once every pair of its devices has a measured link (or after
+ * LINKS_WAIT_MS): a coordinator started for the split has measured none in its first second, and an unmeasured link
+ * is priced at the partitioner's default (1 ms a hop, where loopback takes ~0.6 ms with the codec and a wake-up).
+ */
+async function infoWithLinks(client: BenchClient, progress: BenchProgress, label: string): Promise<BenchInfo> {
+  const until = Date.now() + LINKS_WAIT_MS;
+  for (;;) {
+    const info = await client.info();
+    if (Date.now() >= until || allLinksMeasured(info.cluster)) return info;
+    progress.status(`split ${label}: waiting for the nodes' link measurements`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function allLinksMeasured(cluster: Cluster): boolean {
+  const ids = cluster.devices.map((d) => d.id);
+  const measured = new Set(cluster.links.map((l) => `${l.from} ${l.to}`));
+  return ids.every((a, i) => ids.slice(i + 1).every((b) => measured.has(`${a} ${b}`) || measured.has(`${b} ${a}`)));
+}
+
 function rowsOf(split: number[], measured: Map<number, BenchResponse[][]>, info: BenchInfo, p: number, g: number): BenchRow[] {
   const rows: BenchRow[] = [];
   let alone: number[] | undefined;
@@ -189,7 +213,7 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
       tallyPrefix(prefix, measured);
       if (o.speculation) speculation.push(...(await measureSpeculation(cluster.client, split, o, progress, () => cluster.checkAlive())));
       // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
-      info = await cluster.client.info();
+      info = await infoWithLinks(cluster.client, progress, split.join(','));
       rows.push(...rowsOf(split, measured, info, p, g));
     }
     ok = true;
