@@ -31,3 +31,4 @@ export { type EdgeNode, type EdgeNodeOptions, startEdgeNode } from './node-runti
 export type { ClusterStatus, MemberStatus } from './node-status.js';
 export { modelShapeOf } from './pipeline/cluster-plan.js';
 export { type FinetuneOptions, type FinetuneProgress, type FinetuneReport, runFinetune } from './training/finetune-job.js';
+export type { FinetuneJobRequest } from './training/finetune-request.js';

@@ -1,19 +1,13 @@
 import { access, constants, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { FinetuneProgress } from '@edge-node/node';
+import type { FinetuneJobRequest, FinetuneProgress } from '@edge-node/node';
 import { errorText, NodeApiError, type NodeApi } from '../node-api.js';
 
 /** The options a node's job takes (its model and threads are the node's). */
-export interface RemoteFinetuneOptions {
+export interface RemoteFinetuneOptions extends Omit<FinetuneJobRequest, 'data' | 'source'> {
+  /** The JSONL file (its text is sent to the node). */
   data: string;
   out: string;
-  rank: number;
-  alpha: number;
-  lr: number;
-  steps: number;
-  batch: number;
-  seed: number;
-  recoveries: number;
   onProgress: (p: FinetuneProgress) => void;
   /** What the node tells as it happens (a stage lost, the job going on without it). */
   onNotice: (message: string) => void;

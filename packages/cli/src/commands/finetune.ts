@@ -4,6 +4,7 @@ import { intOption, numberOption } from '../option-parsers.js';
 import { nodeApi } from '../node-api.js';
 import { createTrainingProgressLine } from '../progress-bar.js';
 import { finetuneThroughNode } from './finetune-remote.js';
+import type { FinetuneJobRequest } from '@edge-node/node';
 
 const DEFAULTS = { rank: 8, alpha: 16, lr: 1e-3, steps: 100, batch: 4, seed: 0 };
 
@@ -53,6 +54,18 @@ interface FinetuneFlags {
   recoveries?: string | undefined;
 }
 
+/** The training settings both ways of training take, from the command line or the defaults. */
+function hyperparameters(v: FinetuneFlags): Pick<FinetuneJobRequest, 'rank' | 'alpha' | 'lr' | 'steps' | 'batch' | 'seed'> {
+  return {
+    rank: intOption(v.rank, '--rank', DEFAULTS.rank),
+    alpha: numberOption(v.alpha, '--alpha', DEFAULTS.alpha),
+    lr: numberOption(v.lr, '--lr', DEFAULTS.lr),
+    steps: intOption(v.steps, '--steps', DEFAULTS.steps),
+    batch: intOption(v.batch, '--batch', DEFAULTS.batch),
+    seed: intOption(v.seed, '--seed', DEFAULTS.seed),
+  };
+}
+
 /** `--api URL`: the job on that node's cluster (finetune-remote.ts), with the same progress line. */
 async function runOnNode(v: FinetuneFlags): Promise<number> {
   if (v.threads !== undefined) throw new UsageError('--threads is for training on this device; with --api each node computes with its own --threads');
@@ -60,12 +73,7 @@ async function runOnNode(v: FinetuneFlags): Promise<number> {
   const report = await finetuneThroughNode(nodeApi(v.api, v['api-key']), {
     data: v.data!,
     out: v.out!,
-    rank: intOption(v.rank, '--rank', DEFAULTS.rank),
-    alpha: numberOption(v.alpha, '--alpha', DEFAULTS.alpha),
-    lr: numberOption(v.lr, '--lr', DEFAULTS.lr),
-    steps: intOption(v.steps, '--steps', DEFAULTS.steps),
-    batch: intOption(v.batch, '--batch', DEFAULTS.batch),
-    seed: intOption(v.seed, '--seed', DEFAULTS.seed),
+    ...hyperparameters(v),
     recoveries: intOption(v.recoveries, '--recoveries', 3),
     onProgress: createTrainingProgressLine(),
     onNotice: (message) => process.stderr.write(`\nedge-node finetune: ${message}\n`),
@@ -104,12 +112,7 @@ export const finetuneCommand: CliCommand = {
       model: v.model!,
       data: v.data!,
       out: v.out!,
-      rank: intOption(v.rank, '--rank', DEFAULTS.rank),
-      alpha: numberOption(v.alpha, '--alpha', DEFAULTS.alpha),
-      lr: numberOption(v.lr, '--lr', DEFAULTS.lr),
-      steps: intOption(v.steps, '--steps', DEFAULTS.steps),
-      batch: intOption(v.batch, '--batch', DEFAULTS.batch),
-      seed: intOption(v.seed, '--seed', DEFAULTS.seed),
+      ...hyperparameters(v),
       ...(v.threads === undefined ? {} : { threads: intOption(v.threads, '--threads', 1) }),
       onProgress: createTrainingProgressLine(),
     });
