@@ -15,20 +15,19 @@ describe('device watch calibration across a re-measured profile', () => {
     const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: () => {}, heldBytes: () => 0, log: silentLogger, intervalMs: 20, probeWhen: () => false, slowdown: { timeConstantMs: 50 } });
     watch.start();
     try {
-      const before = { name: 'profile at start' };
-      const after = { name: 'profile re-measured 2× faster' };
       // Quiet under the first profile: 6 ms where it predicts 10.
       for (let i = 0; i < 10; i++) {
-        watch.observeCompute(6, 10, before);
+        watch.observeCompute(6, 10);
         await sleep(10);
       }
       await sleep(60);
       expect(watch.current().calibration).toBeCloseTo(0.6, 1);
-      // The new profile predicts 5 ms for the same run; the first runs under it are throttled (20×).
-      watch.observeCompute(120, 5, after, 'decode', 10);
+      // A profile re-measured 2× faster predicts 5 ms for the same run (10 by the previous one, said on the first run
+      // under it); the first runs under it are throttled (20×).
+      watch.observeCompute(120, 5, 'decode', 10);
       for (let i = 0; i < 10; i++) {
         await sleep(10);
-        watch.observeCompute(120, 5, after);
+        watch.observeCompute(120, 5);
       }
       await sleep(60);
       expect(watch.current().calibration).toBeCloseTo(1.2, 1);

@@ -41,8 +41,8 @@ describe('prompt calibration', () => {
     watch.start();
     try {
       for (let i = 0; i < 5; i++) {
-        watch.observeCompute(8, 10, null, 'decode'); // decode runs at 0.8 of the prediction
-        watch.observeCompute(30, 10, null, 'prompt'); // a prompt's slice takes 3× its prediction
+        watch.observeCompute(8, 10, 'decode'); // decode runs at 0.8 of the prediction
+        watch.observeCompute(30, 10, 'prompt'); // a prompt's slice takes 3× its prediction
         await sleep(10);
       }
       await sleep(20);

@@ -31,11 +31,6 @@ export interface DeviceWatchOptions {
   probeWindowMs?: number;
 }
 
-/**
- * Watches the device while the node serves: how long its own stage compute takes against what its profile
- * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
- * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
- */
 /** A stage run the watch is told of: a decode step (a few rows) or a slice of a prompt. */
 export type ComputeKind = 'decode' | 'prompt';
 
@@ -49,12 +44,15 @@ function calibrationToAnnounce(announced: number | null, estimate: number | null
   return announced === null || Math.abs(rounded / announced - 1) > 0.1 ? rounded : announced;
 }
 
+/**
+ * Watches the device while the node serves: how long its own stage compute takes against what its profile
+ * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
+ * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
+ */
 export class DeviceWatch {
   private stage: SlowdownEstimator;
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
-  /** The profile each kind of run was last measured against. */
-  private readonly profileOf: Record<ComputeKind, unknown> = { decode: null, prompt: null };
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
   private probeRuns: ProbeRun[] = [];
   private probeBestMs = Infinity;
@@ -101,23 +99,17 @@ export class DeviceWatch {
   }
 
   /**
-   * One run of this node's stage: `measuredMs` of compute where `profile` predicts `expectedMs` — a decode step (how
-   * busy the device is, and its calibration) or a prompt's slice (its prompt calibration). A re-measured profile
-   * rescales that kind's calibration by what the previous profile predicted for the same run (`expectedByPreviousMs`,
-   * on the kind's first run after the change): it is relative to the profile's figures. Started afresh instead, a
+   * One run of this node's stage: `measuredMs` of compute where the node's profile predicts `expectedMs` — a decode
+   * step (how busy the device is, and its calibration) or a prompt's slice (its prompt calibration). On the kind's
+   * first run after the profile was re-measured, `expectedByPreviousMs` is what the previous profile predicted for the
+   * same run, and the kind's calibration is rescaled by it: it is relative to the profile's figures. Started afresh instead, a
    * calibration whose first runs met a throttle took the throttle for the device's own speed (22× in
    * bench:load-faults), kept it after the lift, and the node never got layers back.
    */
-  observeCompute(measuredMs: number, expectedMs: number, profile: unknown = null, kind: ComputeKind = 'decode', expectedByPreviousMs?: number): void {
-    const previous = this.profileOf[kind];
-    if (profile !== previous) {
-      this.profileOf[kind] = profile;
-      const estimator = kind === 'prompt' ? this.promptStage : this.stage;
-      if (previous !== null && expectedByPreviousMs !== undefined && estimator.calibration() !== null) estimator.rescale(expectedByPreviousMs / expectedMs);
-      else if (kind === 'prompt') this.promptStage = new SlowdownEstimator(this.opts.slowdown);
-      else this.stage = new SlowdownEstimator(this.opts.slowdown);
-    }
-    (kind === 'prompt' ? this.promptStage : this.stage).add(Date.now(), measuredMs, expectedMs);
+  observeCompute(measuredMs: number, expectedMs: number, kind: ComputeKind = 'decode', expectedByPreviousMs?: number): void {
+    const estimator = kind === 'prompt' ? this.promptStage : this.stage;
+    if (expectedByPreviousMs !== undefined) estimator.rescale(expectedByPreviousMs / expectedMs);
+    estimator.add(Date.now(), measuredMs, expectedMs);
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
