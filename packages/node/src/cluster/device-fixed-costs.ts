@@ -14,6 +14,12 @@ const WAKE_SAMPLES = 24;
 const WAKE_BUDGET_MS = 100;
 const WAKE_WAIT_MS = 1;
 const CODEC_SAMPLES = 9;
+/**
+ * Untimed round trips before the codec is timed. A node's frames go through a codec the JIT has long optimised; a
+ * cold one took 3.4 ms, then 0.1–0.5 ms a round trip for its first ~40, and 0.01–0.03 ms after that, so timing it
+ * cold priced every step at 2–4× its fixed cost (0.5 ms against 0.12 warm, on stories260K's bench).
+ */
+const CODEC_WARMUP = 64;
 /** A one-row activation frame of a 2048-wide model (the frame bytes matter less than the codec's per-frame work). */
 const PROBE_HIDDEN = 2048;
 
@@ -52,7 +58,9 @@ async function meanWakeDelayMs(between: () => Promise<void>): Promise<number> {
 function codecRoundTrip(): () => void {
   const codec = new FrameCodec();
   const frame = { t: 'act', v: 1, rid: 'probe-0123456789abcdef', stage: 1, step: 2, pos: 64, n: 1, final: true, hidden: Float32Array.from({ length: PROBE_HIDDEN }, (_, i) => Math.sin(i)), stageMs: [1.5] };
-  return () => void codec.decodeFrame(codec.encode(frame));
+  const roundTrip = () => void codec.decodeFrame(codec.encode(frame));
+  for (let i = 0; i < CODEC_WARMUP; i++) roundTrip();
+  return roundTrip;
 }
 
 async function medianMs(samples: number, between: () => Promise<void>, fn: () => unknown): Promise<number> {
