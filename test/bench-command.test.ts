@@ -78,6 +78,20 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
     expect(local!.tokenLatencyMs).toBeGreaterThan(0);
   });
 
+  it('says what each prediction was made from; one device is predicted from the whole-model split, without network costs', () => {
+    for (const r of report.rows.filter((x) => x.kind === 'pipeline')) {
+      const from = r.predicted!.from;
+      // One device a stage, each with the fixed costs its node measured.
+      expect(from.devices).toHaveLength(r.split.length);
+      for (const d of from.devices) expect(d.stepOverheadMs).toBeGreaterThan(0);
+    }
+    const whole = report.rows.find((r) => r.kind === 'pipeline' && r.split.length === 1)!.predicted!.from.devices[0];
+    const local = report.rows.find((r) => r.kind === 'local')!.predicted!.from.devices;
+    // The device as the nodes saw it after the whole model ran on it, less a node's wake-ups and frame codec.
+    const { stepOverheadMs: _s, tokenOverheadMs: _t, ...rest } = whole;
+    expect(local).toEqual([rest]);
+  });
+
   it('the parts of a decode step add up to the measured time per token within 10%', () => {
     for (const r of report.rows) {
       const stages = r.stages.reduce((a, s) => a + s.computeMs, 0);

@@ -34,7 +34,15 @@ export interface BenchRow {
    * sumMs is their total, to set against tokenLatencyMs.
    */
   parts: { computeMs: number; transferMs: number; queueMs: number; coordinatorMs: number; sumMs: number };
-  predicted: { ttftMs: number; tokenLatencyMs: number; throughputTokPerS: number; stageComputeMs: number[]; hopMs: number[] } | null;
+  predicted: {
+    ttftMs: number;
+    tokenLatencyMs: number;
+    throughputTokPerS: number;
+    stageComputeMs: number[];
+    hopMs: number[];
+    /** The devices (ring order) and links the prediction was made from: what to read when it is off. */
+    from: Pick<Cluster, 'devices' | 'links'>;
+  } | null;
   /** (measured − predicted) / predicted × 100. */
   errorPct: { ttft: number; tokenLatency: number; throughput: number } | null;
   /** Anything a reader of this row must know (e.g. why there is no prediction). */
@@ -174,6 +182,7 @@ export function predictSplit(shape: ModelShape, cluster: Cluster, split: number[
     stageComputeMs: plan.stages.map((s) => s.computeMs),
     // A 1-stage ring on its coordinator sends nothing over the network.
     hopMs: plan.stages.length > 1 ? plan.stages.map((s) => s.hopMs) : [],
+    from: { devices: sub.devices, links: sub.links.filter((l) => sub.devices.some((d) => d.id === l.from) && sub.devices.some((d) => d.id === l.to)) },
   };
 }
 

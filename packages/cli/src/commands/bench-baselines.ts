@@ -26,7 +26,9 @@ export async function measureBaselines(o: BenchOptions, model: BaselineModel, in
     progress.status('one node, no network');
     const local = await measureLocal(model.path!, p, g, o.runs, o.engine);
     const r = local.runs;
-    const device = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
+    // The coordinator's device without its fixed costs: they are a node's wake-ups and frame codec, and this run has
+    // neither (the engine's executor in this process).
+    const { stepOverheadMs: _step, tokenOverheadMs: _token, ...device } = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
     let prediction: BenchRow['predicted'] = null;
     try {
       prediction = predictSplit(info.modelShape, { devices: [device], links: [], defaultLink: info.cluster.defaultLink }, [model.layers], p, g, 1);

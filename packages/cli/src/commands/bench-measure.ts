@@ -206,6 +206,11 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
     const cl: Cluster = info.cluster;
     const splits = resolveSplits(o.spec, layers, o.nodes, () => autoSplits(info.modelShape, cl, { promptTokens: p, genTokens: g, concurrency: 1 }, o.strategy));
     const progress = new BenchProgress(splits.length * stepsPerSplit(o) + baselineSteps);
+    // The cluster as seen after a split that ran every layer on the coordinator: its calibration is of the whole
+    // model on that device, which the one-device baseline is predicted from. A calibration learned on a few layers
+    // also holds a step's fixed cost (a stage idles between tokens, and its first kernels run on cold caches), which
+    // scaled up to every layer over-predicts one device by ~2× on the demo model.
+    let whole: BenchInfo | null = null;
     for (const split of splits) {
       progress.status(`split ${split.join(',')}: (re)starting the coordinator`);
       await cluster.setSplit(split);
@@ -214,11 +219,12 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
       if (o.speculation) speculation.push(...(await measureSpeculation(cluster.client, split, o, progress, () => cluster.checkAlive())));
       // Profiles and links as the nodes measure them now (links are re-measured every 15 s).
       info = await infoWithLinks(cluster.client, progress, split.join(','));
+      if (split.length === 1) whole = info;
       rows.push(...rowsOf(split, measured, info, p, g));
     }
     ok = true;
     await cluster.stop();
-    rows.push(...(await baselines(info, progress)));
+    rows.push(...(await baselines(whole ?? info, progress)));
     progress.finish();
     return { rows, info, prefix, lastClient: splits.length > 0 ? cluster.client : null, speculation };
   } finally {
