@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Packr } from 'msgpackr';
 import { createConsoleLogger, GREEDY, startEdgeNode, type EdgeNode } from '../packages/node/src/index.js';
-import type { StepTiming } from '../packages/node/src/pipeline/pipeline-executor.js';
+import type { StepTiming } from '../packages/node/src/engine/bench-probe.js';
 import { generateSyntheticModel } from '../packages/testkit/src/index.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
 import { loadTokenizer } from '../packages/node/src/tokenizer/load-tokenizer.js';

@@ -57,6 +57,12 @@ describe('Anthropic client against a 2-node cluster', () => {
   const h = new ClusterHarness('api-anthropic');
   let c: ApiCluster;
   let client: Anthropic;
+  /**
+   * A non-streaming create with sampling fields: Anthropic's SDK (1.17) no longer types `temperature`, `top_k` and
+   * `top_p` (its newest models set them themselves), but the Messages API and this server take them, and the SDK
+   * sends every field it is given.
+   */
+  const create = (params: Anthropic.MessageCreateParamsNonStreaming & { temperature?: number; top_k?: number; top_p?: number }) => client.messages.create(params);
   let tokenizer: Tokenizer;
   const ajv = new Ajv({ strict: false });
   beforeAll(async () => {
@@ -70,7 +76,7 @@ describe('Anthropic client against a 2-node cluster', () => {
 
   let greedy: Anthropic.Message;
   it('messages.create: text, greedy, usage counts the rendered conversation, max_tokens stop reason', async () => {
-    greedy = await client.messages.create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 0 });
+    greedy = await create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 0 });
     expect(greedy.type).toBe('message');
     expect(greedy.role).toBe('assistant');
     expect(greedy.id).toMatch(/^msg_/);
@@ -84,7 +90,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     expect(greedy.stop_reason === 'max_tokens').toBe(greedy.usage.output_tokens === 30);
     expect(greedy.stop_sequence).toBeNull();
     // System as text blocks is the same request.
-    const blocks = await client.messages.create({ model: c.modelId, system: [{ type: 'text', text: SYSTEM }], messages: [{ role: 'user', content: [{ type: 'text', text: USER }] }], max_tokens: 30, temperature: 0 });
+    const blocks = await create({ model: c.modelId, system: [{ type: 'text', text: SYSTEM }], messages: [{ role: 'user', content: [{ type: 'text', text: USER }] }], max_tokens: 30, temperature: 0 });
     expect(textOf(blocks)).toBe(textOf(greedy));
     expect(total(blocks.usage)).toBe(total(greedy.usage));
     expect(blocks.usage.output_tokens).toBe(greedy.usage.output_tokens);
@@ -106,19 +112,19 @@ describe('Anthropic client against a 2-node cluster', () => {
     const words = textOf(greedy).trim().split(/\s+/);
     expect(words.length).toBeGreaterThan(3);
     const stop = ` ${words[2]}`;
-    const m = await client.messages.create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 0, stop_sequences: ['zzzz-never', stop] });
+    const m = await create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 0, stop_sequences: ['zzzz-never', stop] });
     expect(m.stop_reason).toBe('stop_sequence');
     expect(m.stop_sequence).toBe(stop);
     expect(textOf(m)).toBe(textOf(greedy).slice(0, textOf(greedy).indexOf(stop)));
   });
 
   it('top_k 1 at temperature 1 is the greedy answer; top_p and metadata are accepted', async () => {
-    const m = await client.messages.create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 1, top_k: 1, top_p: 0.9, metadata: { user_id: 'u-1' } });
+    const m = await create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }], max_tokens: 30, temperature: 1, top_k: 1, top_p: 0.9, metadata: { user_id: 'u-1' } });
     expect(textOf(m)).toBe(textOf(greedy));
     // A last assistant turn is continued (prefill): the answer is the greedy text after it.
     const words = textOf(greedy).split(' ');
     const prefix = words.slice(0, 3).join(' ');
-    const cont = await client.messages.create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }, { role: 'assistant', content: prefix }], max_tokens: 10, temperature: 0 });
+    const cont = await create({ model: c.modelId, system: SYSTEM, messages: [{ role: 'user', content: USER }, { role: 'assistant', content: prefix }], max_tokens: 10, temperature: 0 });
     expect(textOf(greedy).startsWith(prefix + textOf(cont))).toBe(true);
   });
 
@@ -153,7 +159,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     const validate = ajv.compile(WEATHER.input_schema);
     const ask: Anthropic.MessageParam = { role: 'user', content: 'What is the weather in Paris?' };
     for (let i = 0; i < 5; i++) {
-      const m = await client.messages.create({ model: c.modelId, messages: [ask], tools: [WEATHER, ADD], tool_choice: { type: 'any' }, max_tokens: 200, temperature: 1 });
+      const m = await create({ model: c.modelId, messages: [ask], tools: [WEATHER, ADD], tool_choice: { type: 'any' }, max_tokens: 200, temperature: 1 });
       expect(m.stop_reason).toBe('tool_use');
       const use = m.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
       expect(use).toBeDefined();
@@ -167,7 +173,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     let partial = '';
     stream.on('inputJson', (delta) => (partial += delta));
     const streamed = await stream.finalMessage();
-    const json = await client.messages.create({ model: c.modelId, messages: [ask], tools: [WEATHER, ADD], tool_choice: { type: 'tool', name: 'get_weather' }, max_tokens: 200, temperature: 0 });
+    const json = await create({ model: c.modelId, messages: [ask], tools: [WEATHER, ADD], tool_choice: { type: 'tool', name: 'get_weather' }, max_tokens: 200, temperature: 0 });
     const sUse = streamed.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
     const jUse = json.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
     expect(sUse.name).toBe('get_weather');
@@ -179,7 +185,7 @@ describe('Anthropic client against a 2-node cluster', () => {
     // Round trip: the call and its result go back; the model answers in text (tools offered, none forced).
     const result = (temp: string): Anthropic.MessageParam => ({ role: 'user', content: [{ type: 'tool_result', tool_use_id: jUse.id, content: `${temp} and sunny` }] });
     const conversation = (temp: string): Anthropic.MessageParam[] => [ask, { role: 'assistant', content: json.content }, result(temp)];
-    const answer = await client.messages.create({ model: c.modelId, messages: conversation('21 degrees'), tools: [WEATHER], tool_choice: { type: 'none' }, max_tokens: 20, temperature: 0 });
+    const answer = await create({ model: c.modelId, messages: conversation('21 degrees'), tools: [WEATHER], tool_choice: { type: 'none' }, max_tokens: 20, temperature: 0 });
     expect(answer.content.every((b) => b.type === 'text')).toBe(true);
     expect(['end_turn', 'max_tokens']).toContain(answer.stop_reason);
     // The result is in the prompt: a longer one costs more input tokens, exactly as count_tokens says.

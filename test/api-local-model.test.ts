@@ -14,10 +14,10 @@ import { GREEDY } from '../packages/node/src/engine/sampler.js';
 import { renderFallbackChat, type ChatMessage } from '../packages/node/src/tokenizer/chat-template.js';
 import { runSingleDevice, STORIES_GGUF } from './support/single-device-run.js';
 
-const MESSAGES: ChatMessage[] = [
+const MESSAGES = [
   { role: 'system', content: 'You tell short stories.' },
   { role: 'user', content: 'Tell me about a dog.' },
-];
+] satisfies ChatMessage[];
 const MAX_TOKENS = 30;
 
 describe('a local model behind the HTTP API', () => {

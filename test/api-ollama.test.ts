@@ -26,12 +26,14 @@ const MESSAGES: Message[] = [
 /** Plain argmax: temperature 0 without Ollama's default repeat penalty. */
 const GREEDY = { temperature: 0, repeat_penalty: 1 };
 
+/** Ollama's `Tool` type lists a few JSON Schema keywords only; the server takes any (and the grammar keeps to maxLength). */
+const CITY = { type: 'string', maxLength: 24 };
 const WEATHER: Tool = {
   type: 'function',
   function: {
     name: 'get_weather',
     description: 'Current weather in a city',
-    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 24 }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'] },
+    parameters: { type: 'object', properties: { city: CITY, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'] },
   },
 };
 
@@ -191,7 +193,7 @@ describe('Ollama client against a 2-node cluster', () => {
       expect(validate(value), r.message.content).toBe(true);
     }
     const json = await ollama.generate({ model: 'stories260K', prompt: 'A dog', format: 'json', options: { temperature: 1, num_predict: 60 } });
-    const parsed: unknown = JSON.parse(json.response);
+    const parsed: unknown = JSON.parse(json.response ?? '');
     expect(typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)).toBe(true);
     // Streamed, the pieces make a valid answer too.
     let streamed = '';

@@ -17,10 +17,10 @@ import { CLI_BIN, ClusterHarness, type RunningNode } from './support/cluster-har
 import { startApiCluster, type ApiCluster } from './support/api-cluster.js';
 import { SHARED_MODELS, STORIES_GGUF } from './support/single-device-run.js';
 
-const MESSAGES: ChatMessage[] = [
+const MESSAGES = [
   { role: 'system', content: 'You tell short stories.' },
   { role: 'user', content: 'Tell me about a dog.' },
-];
+] satisfies ChatMessage[];
 
 describe('OpenAI client against a 2-node cluster', () => {
   const h = new ClusterHarness('api-openai');

@@ -40,7 +40,7 @@ async function engineRun(lora: ShardLora): Promise<{ tokens: number[]; logits: F
     const V = stories.model.config.vocabSize;
     const first = await shard.forward({ kind: 'tokens', tokens: PROMPT }, cache, { allLogits: true });
     if (first.kind !== 'logits') throw new Error('expected logits');
-    const logits = Array.from({ length: PROMPT.length }, (_, i) => first.logits.slice(i * V, (i + 1) * V));
+    const logits: Float32Array[] = Array.from({ length: PROMPT.length }, (_, i) => first.logits.slice(i * V, (i + 1) * V));
     const tokens = [argmax(logits[logits.length - 1])];
     while (tokens.length < COUNT) {
       const out = await shard.forward({ kind: 'tokens', tokens: [tokens[tokens.length - 1]] }, cache);

@@ -1,7 +1,8 @@
 /**
  * The checks `.ci/run` runs before the tests can fail, each naming its rule: `npm run check:layers` (dependency-cruiser
  * with .dependency-cruiser.cjs) on a small tree that breaks every layer and package rule once, and knip (as
- * `npm run check:unused` runs it) on a project with an unused file and an unused export.
+ * `npm run check:unused` runs it) on a project with an unused file and an unused export; `npm run check:test-types`
+ * covers every package's tests and the scripts, and fails on a type error in one.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,5 +112,26 @@ describe('npm run check:unused (knip)', () => {
     expect(r.out).toMatch(/Unused files \(1\)\s+src\/orphan\.ts/);
     expect(r.out).toMatch(/Unused exports \(1\)\s+forgotten\s+src\/used\.ts/);
     expect(r.out).not.toContain('helper');
+  });
+});
+
+describe('npm run check:test-types (tsc -p tsconfig.tests.json)', () => {
+  it('type-checks the tests of every package and of test/, and the scripts, against the sources they import', async () => {
+    const r = await check('tsc', ['-p', 'tsconfig.tests.json', '--listFilesOnly'], REPO_ROOT);
+    expect(r.code).toBe(0);
+    const files = r.out.split('\n').map((f) => f.trim().replace(`${REPO_ROOT}/`, ''));
+    for (const f of ['test/rule-checks.test.ts', 'packages/node/test/device-profile.test.ts', 'packages/kernels/test/relaxed-build.test.ts', 'packages/cli/test/plan-command.test.ts', 'scripts/bench-engine.ts']) {
+      expect(files, f).toContain(f);
+    }
+  });
+
+  it('fails on a type error in a test, naming the file and the error', async () => {
+    const root = tree({
+      'tsconfig.json': JSON.stringify({ extends: join(REPO_ROOT, 'tsconfig.tests.json'), compilerOptions: { typeRoots: [join(REPO_ROOT, 'node_modules/@types')] }, include: ['test/**/*.ts'] }),
+      'test/wrong.test.ts': 'export const n: number = "not a number";\n',
+    });
+    const r = await check('tsc', ['-p', join(root, 'tsconfig.json')], root);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/test\/wrong\.test\.ts.*TS2322/);
   });
 });

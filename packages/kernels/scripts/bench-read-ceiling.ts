@@ -24,7 +24,7 @@ const cols = 1024, type = ggmlTypeByName('Q8_0')!;
 const rowBytes = (cols / 32) * 34, rows = Math.floor(bytes / rowBytes);
 const base = 1 << 20;
 const memory = new WebAssembly.Memory({ initial: Math.ceil((base + rows * rowBytes + (4 << 20)) / 65536), maximum: 65536, shared: true });
-const reader = new WebAssembly.Instance(new WebAssembly.Module(compiled.binary), { env: { memory, abort() {} } }).exports as { read: (p: number, n: number) => number };
+const reader = new WebAssembly.Instance(new WebAssembly.Module(compiled.binary as Uint8Array<ArrayBuffer>), { env: { memory, abort() {} } }).exports as { read: (p: number, n: number) => number };
 const k = instantiateKernels(await loadKernelModule(), memory);
 // Real-looking blocks: an f16 scale of 2^-8 and small int8 values.
 const u8 = new Uint8Array(memory.buffer);

@@ -161,7 +161,7 @@ describe('stories260K pipeline shards', () => {
     // Together: prefill of two while the third waits, then the third's prefill batched with the others' decode, ...
     const caches = prompts.map(() => shard.createCache(32));
     const got: number[][][] = prompts.map(() => []);
-    const take = (i: number, o: ReturnType<QuantShard['forward']>) => got[i].push(Array.from((o as { logits: Float32Array }).logits));
+    const take = (i: number, o: Awaited<ReturnType<QuantShard['forward']>>) => got[i].push(Array.from((o as { logits: Float32Array }).logits));
     let out = await shard.forwardBatch([{ input: { kind: 'tokens', tokens: prompts[0] }, cache: caches[0] }, { input: { kind: 'tokens', tokens: prompts[1] }, cache: caches[1] }]);
     take(0, out[0]);
     take(1, out[1]);

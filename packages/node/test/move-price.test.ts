@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { modelProfile } from '@edge-node/partitioner';
 import { movePauseMs, movesRunning } from '../src/pipeline/move-price.js';
 
-const profile = modelProfile({ numLayers: 16, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
+const profile = modelProfile({ numLayers: 16, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
 
 describe('move price', () => {
   it('live: 16 positions of every layer over the slowest link plus the switch; replay: the prefill', () => {

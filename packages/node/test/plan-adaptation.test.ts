@@ -24,7 +24,7 @@ function member(name: string, slowdown: number): ClusterMember {
     gflopsDecode: 20, gflopsPrefill: 40, memBandwidthGBps: 20, memoryBytes: 240e6, memorySource: 'test', runtime: 'node',
     backend: 'kernels', isa: 'simd128', threads: 1, cores: 2, hostname: name, measuredAt: 1, kvCache: 'f16',
   };
-  const load: DeviceLoad = { slowdown, calibration: 1, source: 'probe', since: 0, otherCpuCores: 0, availableMemoryBytes: 1e9, memoryBudgetBytes: 240e6, memoryReason: '' };
+  const load: DeviceLoad = { slowdown, calibration: 1, promptCalibration: null, source: 'probe', since: 0, otherCpuCores: 0, availableMemoryBytes: 1e9, memoryBudgetBytes: 240e6, memoryReason: '' };
   return { peerId: `peer-${name}`, name, instanceId: name, addresses: [], profile: p, load, stageInfo: { model: 'fp', ready: true }, links: {}, version: 1, joinedAt: 0, lastSeen: 0 };
 }
 

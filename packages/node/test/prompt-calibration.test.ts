@@ -70,7 +70,7 @@ describe('prompt calibration', () => {
   });
 
   it('a stage run is read as a decode step (one row a request) or a prompt slice, priced at the matching figure', () => {
-    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
+    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
     const expectation = new StageRunExpectation(model);
     const run = (parts: { rows: number; position: number; logits: boolean }[]) => ({ startLayer: 0, endLayer: 2, rows: parts.reduce((s, p) => s + p.rows, 0), parts, ms: 1 });
     const slow = profile(10, 20);
@@ -90,7 +90,7 @@ describe('prompt calibration', () => {
   });
 
   it('the first run of each kind after a re-measured profile carries the previous profile\'s prediction (the calibration is rescaled, not restarted)', () => {
-    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
+    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
     const expectation = new StageRunExpectation(model);
     const run = (rows: number) => ({ startLayer: 0, endLayer: 2, rows, parts: [{ rows, position: 0, logits: false }], ms: 1 });
     const before = profile(10, 20);

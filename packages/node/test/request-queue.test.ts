@@ -55,7 +55,7 @@ describe('API key check', () => {
   it('accepts the key as a bearer token or x-api-key, and refuses others with 401', () => {
     expect(() => check(req({ authorization: 'Bearer sk-secret' }))).not.toThrow();
     expect(() => check(req({ 'x-api-key': 'sk-secret' }))).not.toThrow();
-    for (const h of [{}, { authorization: 'Bearer sk-secre' }, { authorization: 'Bearer sk-secret2' }, { authorization: 'sk-secret' }]) {
+    for (const h of [{}, { authorization: 'Bearer sk-secre' }, { authorization: 'Bearer sk-secret2' }, { authorization: 'sk-secret' }] as Record<string, string>[]) {
       let err: unknown;
       try {
         check(req(h));

@@ -34,7 +34,7 @@ afterAll(async () => runtime?.close());
 
 const whole = (model: ModelFile) => ({ startLayer: 0, endLayer: model.config.numLayers });
 
-function logitsOf(out: ReturnType<ForwardShard['forward']>): Float32Array {
+function logitsOf(out: Awaited<ReturnType<ForwardShard['forward']>>): Float32Array {
   if (out.kind !== 'logits') throw new Error('expected logits');
   return out.logits;
 }
@@ -143,7 +143,7 @@ describe('TfjsShard as a ForwardShard', () => {
     // Token by token: the same within F32 rounding (a one-row product sums like a five-row one here, but tfjs
     // does not promise it).
     const cache = shard.createCache(16);
-    let last = new Float32Array();
+    let last: Float32Array = new Float32Array();
     for (const tok of prompt) last = logitsOf(await shard.forward({ kind: 'tokens', tokens: [tok] }, cache));
     for (let i = 0; i < last.length; i++) expect(Math.abs(last[i] - alone[i])).toBeLessThan(1e-5);
 

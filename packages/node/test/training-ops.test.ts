@@ -14,7 +14,7 @@ import { dot, finiteDifferences, randomF64, relativeError, seeded } from './supp
 
 type Inputs = Record<string, Float64Array>;
 /** An op under test: its output for inputs of either precision, and the gradients of Σ y·dy with respect to them. */
-type Op = (inputs: Record<string, Vec>, dy: Vec | null) => { y: Vec; grads: Record<string, Vec> };
+type Op = (inputs: Record<string, Vec>, dy: Vec | null) => { y: Vec; grads: { [name: string]: Vec | undefined } };
 
 function toF32(inputs: Inputs): Record<string, Float32Array> {
   return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, Float32Array.from(v)]));
@@ -34,8 +34,8 @@ function checkOp(op: Op, inputs: Inputs, wrt: readonly string[], seed: number): 
   let f64VsFd = 0;
   for (const name of wrt) {
     const fd = finiteDifferences(inputs[name], () => dot(op(inputs, null).y, dy));
-    f64VsFd = Math.max(f64VsFd, relativeError(ref[name], fd));
-    f32VsF64 = Math.max(f32VsF64, relativeError(f32[name], ref[name]));
+    f64VsFd = Math.max(f64VsFd, relativeError(ref[name]!, fd));
+    f32VsF64 = Math.max(f32VsF64, relativeError(f32[name]!, ref[name]!));
     expect(f32[name]).toBeInstanceOf(Float32Array);
   }
   expect(f64VsFd).toBeLessThan(1e-4);
