@@ -97,7 +97,7 @@ describe('a throttled device and the way back (plan-adaptation)', () => {
     expect(co.changes).toHaveLength(2);
     expect(co.changes[1].at).toBe(65_000);
     expect(co.changes[1].layersOfB).toBeGreaterThan(0);
-    expect(co.changes[1].reason).toMatch(/no slower now than those covering its layers/);
+    expect(co.changes[1].reason).toMatch(/^the device that caused the last change is no slower now than those covering its layers: back to the former plan \(predicted [0-9.]+ → [0-9.]+ ms\/token\)$/);
   });
 
   it('keeps b out while it is throttled, whatever its neighbours read meanwhile (no flapping)', () => {

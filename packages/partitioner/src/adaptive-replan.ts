@@ -103,6 +103,8 @@ export interface RestoreSituation {
   formerFits: boolean;
   /** Every device whose load caused the change is back to the state it had under the former plan. */
   causeCleared: boolean;
+  /** Why the cause counts as cleared, leading the reason of a return (default: "the cause is cleared"). */
+  clearedBecause?: string;
   sinceLastChangeMs: number;
 }
 
@@ -125,5 +127,5 @@ export function decideRestore(s: RestoreSituation, policy: ReplanPolicy & { tole
   if (s.formerMs > s.currentMs * (1 + tolerance)) {
     return { replan: false, reason: `the former plan would be slower (${s.formerMs.toFixed(1)} vs ${s.currentMs.toFixed(1)} ms/token)` };
   }
-  return { replan: true, reason: `the cause is cleared: back to the former plan (predicted ${s.currentMs.toFixed(1)} → ${s.formerMs.toFixed(1)} ms/token)` };
+  return { replan: true, reason: `${s.clearedBecause ?? 'the cause is cleared'}: back to the former plan (predicted ${s.currentMs.toFixed(1)} → ${s.formerMs.toFixed(1)} ms/token)` };
 }

@@ -88,8 +88,9 @@ function considerRestore(s: AdaptSituation, nowMs: number, decision: Decision): 
   let restore = decideRestore({ ...situation, causeCleared }, s.policy);
   const wayBack = !causeCleared && causesNoSlowerThanCoverers(r, s.current, new Map(cluster.devices.map((d) => [d.id, d.gflops])));
   if (wayBack) {
-    const w = decideRestore({ ...situation, causeCleared: true }, { ...s.policy, tolerance: 0 });
-    restore = { replan: w.replan, reason: `the device that caused the last change is no slower now than those covering its layers; ${w.replan ? w.reason.replace('the cause is cleared: ', '') : w.reason}` };
+    const why = 'the device that caused the last change is no slower now than those covering its layers';
+    const w = decideRestore({ ...situation, causeCleared: true, clearedBecause: why }, { ...s.policy, tolerance: 0 });
+    restore = w.replan ? w : { replan: false, reason: `${why}; ${w.reason}` };
   }
   // The former plan, re-priced: its figures are those of now.
   if (restore.replan) return { candidate: { ...r.former, plan: { ...r.former.plan, cost: back.cost!, stages: r.former.plan.stages } }, decision: restore };
