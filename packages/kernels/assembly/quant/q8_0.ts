@@ -61,8 +61,8 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 /** Q8_0's row products for the tiles (row-tiles.ts). */
 @final @unmanaged class Q80Rows {
-  row(wr: usize, ad: usize, nb: i32): f32 {
-    return rowDotQ8<Q80Layout>(wr, ad, nb);
+  rows(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
+    rowDotQ8<Q80Layout>(w, rowBytes, r0, r1, ad, nb, out);
   }
   row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
     rowQ8_0_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
