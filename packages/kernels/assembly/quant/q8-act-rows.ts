@@ -1,11 +1,12 @@
 // The row products shared by the 32-value types multiplied with Q8 activations (both builds: int-dot.ts): Q4_0,
 // Q5_0 and Q8_0, whose blocks are an f16 d then 32 signed weights. Each type has a layout class L in its own file
 // whose methods inline: blockBytes(); bits(p), the block's packed bytes; lo(v, p) and hi(v, p), weights 0–15 and
-// 16–31 as int8 from them. The generic functions below compile to one product per type, no run-time branch.
+// 16–31 as int8 from them; dot(p, a), the block against 32 activations (one row; Q8_0 widens as it loads). The
+// generic functions below compile to one product per type, no run-time branch.
 import { halfScale } from './half-scale';
 import { matmulRows4 } from './row-tiles';
 import { hsum, pin } from '../simd';
-import { dotWide, sdot32 } from './int-dot';
+import { dotWide } from './int-dot';
 
 /**
  * W[r]·act for weight rows [r0, r1) (rowBytes apart from w) and one activation row, each stored at out + 4r; the
@@ -19,8 +20,7 @@ export function rowDotQ8<L>(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usi
     let p = w + <usize>r * rowBytes;
     for (let b = 0; b < nb; b++) {
       const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
-      const v = layout.bits(p);
-      const isum = sdot32(layout.lo(v, p), layout.hi(v, p), aq + (<usize>b << 6));
+      const isum = layout.dot(p, aq + (<usize>b << 6));
       s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
       p += layout.blockBytes();
     }
