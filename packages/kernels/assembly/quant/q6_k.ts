@@ -93,8 +93,8 @@ const RUN_SCALES = memory.data<u8>([
   // The masks once per super-block, not once per use (each use is a load from static data).
   const m30 = v128.load(MASK_30);
   const m0f = v128.load(MASK_0F);
-  const s8 = v128.load(p + 192);
-  const lo = i16x8.extend_low_i8x16_s(s8), hi = i16x8.extend_high_i8x16_s(s8);
+  // The 16 scales as i16, each 8 widened by its load (vpmovsxbw from memory).
+  const lo = v128.load8x8_s(p, 192), hi = v128.load8x8_s(p, 200);
   const half = 128 * KACT_BYTES, run = 16 * KACT_BYTES;
   // The four groups written out, not looped.
   let isum = groupDot<P>(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0, 0), runScales(lo, 0, 0, 1), i32x4.splat(0));
