@@ -18,6 +18,9 @@ import { LANE_ORDER, laneOrder } from './simd';
 // Q8_KS activation row (Q2_K, Q3_K weights): [nb × f32 d][nb × 16 × i16 bsums][nb × 256 × i8 q]
 // Q8_KN activation row (Q4_K, Q5_K, Q6_K weights): Q8_KS with q in natural order — their products sum each run's
 //   products over whole groups of lanes (k4-family.ts), so no lane order is needed.
+// Q8_KP activation row (Q4_K, Q5_K weights): Q8_KN whose sums slot holds instead, in its first 16 bytes, the sum of
+//   each 32 values (a sub-block) as i16 in the order 0, 4, 1, 5, 2, 6, 3, 7 — so that one pmaddwd meets them with
+//   the weights' minimums (k-scales.ts's minsDotP); its last 16 bytes are unused.
 // Q8_1S activation row (Q4_1, Q5_1 weights): [nb × f32 d][nb × f32 s][nb × 32 × i8 q]
 // Q8_LS activation row (Q4_0, Q5_0 weights): [nb × f32 d][nb × 4 × i32 lane sums][nb × 32 × i8 q]   d and q as Q8;
 //   lane sum k of a block is Σ of the values the relaxed dot adds into lane k (2k, 2k+1, 8+2k, 9+2k of each 16), so
@@ -32,13 +35,14 @@ export const ACT_Q8_KS: i32 = 5;
 export const ACT_Q8_1S: i32 = 6;
 export const ACT_Q8_KN: i32 = 7;
 export const ACT_Q8_LS: i32 = 8;
+export const ACT_Q8_KP: i32 = 9;
 
 /** Bytes of one prepared activation row of `cols` values in format `fmt`. */
 export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8) return (cols >> 5) * (4 + 64);
   if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
-  if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN) return (cols >> 8) * (4 + 32 + 256);
+  if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN || fmt == ACT_Q8_KP) return (cols >> 8) * (4 + 32 + 256);
   if (fmt == ACT_Q8_1S) return (cols >> 5) * (8 + 32);
   if (fmt == ACT_Q8_LS) return (cols >> 5) * (4 + 16 + 32);
   return cols << 2;
@@ -54,6 +58,16 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
 // @ts-ignore: decorator
 @inline function pairSums(x: v128, y: v128): v128 {
   return i32x4.add(i32x4.shuffle(x, y, 0, 2, 4, 6), i32x4.shuffle(x, y, 1, 3, 5, 7));
+}
+
+/**
+ * Q8_KP: a super-block's sixteen sums of 16 at s turned, in place, into its eight sums of 32 in the order 0, 4, 1, 5,
+ * 2, 6, 3, 7 (each fits i16: at most 32 · 127).
+ */
+// @ts-ignore: decorator
+@inline function subBlockSums(s: usize): void {
+  const e0 = i32x4.extadd_pairwise_i16x8_s(v128.load(s)), e1 = i32x4.extadd_pairwise_i16x8_s(v128.load(s, 16));
+  v128.store(s, i16x8.narrow_i32x4_s(i32x4.shuffle(e0, e1, 0, 4, 1, 5), i32x4.shuffle(e0, e1, 2, 6, 3, 7)));
 }
 
 // How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 in order.
@@ -112,10 +126,10 @@ let lastScale: f32 = 0;
  */
 // @ts-ignore: decorator
 @inline function quantizeRows(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize): void {
-  const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS || fmt == ACT_Q8_KN;
+  const superBlocks = fmt == ACT_Q8_K || fmt == ACT_Q8_KS || fmt == ACT_Q8_KN || fmt == ACT_Q8_KP;
   const withSum = fmt == ACT_Q8_1 || fmt == ACT_Q8_1S;
   const withLaneSums = fmt == ACT_Q8_LS;
-  const layout = fmt == ACT_Q8_1S || fmt == ACT_Q8_KS || fmt == ACT_Q8_LS ? STORE_I8 : fmt == ACT_Q8_KN ? STORE_I8N : STORE_I16;
+  const layout = fmt == ACT_Q8_1S || fmt == ACT_Q8_KS || fmt == ACT_Q8_LS ? STORE_I8 : fmt == ACT_Q8_KN || fmt == ACT_Q8_KP ? STORE_I8N : STORE_I16;
   const n = superBlocks ? 256 : 32;
   const qBytes = <usize>(layout == STORE_I8 || layout == STORE_I8N ? n : 2 * n);
   const nb = superBlocks ? cols >> 8 : cols >> 5;
@@ -129,6 +143,7 @@ let lastScale: f32 = 0;
       const blockSums = superBlocks ? sums + (<usize>b << 5) : 0;
       const d = quantizeBlock(src + <usize>b * <usize>n * 4, n, qs + <usize>b * qBytes, !superBlocks, layout, blockSums, withLaneSums ? sums + (<usize>b << 4) : 0);
       store<f32>(out + (<usize>b << 2), d);
+      if (fmt == ACT_Q8_KP) subBlockSums(blockSums);
       if (withSum) store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
     }
   }
@@ -162,6 +177,11 @@ export function quantizeQ8KS(x: usize, rows: i32, cols: i32, dst: usize): void {
 /** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KN layout at dst (Q8_KS in natural order). */
 export function quantizeQ8KN(x: usize, rows: i32, cols: i32, dst: usize): void {
   quantizeRows(ACT_Q8_KN, x, rows, cols, dst);
+}
+
+/** Quantises `rows` rows (cols a multiple of 256) into the relaxed build's Q8_KP layout at dst (Q8_KN with sums of 32). */
+export function quantizeQ8KP(x: usize, rows: i32, cols: i32, dst: usize): void {
+  quantizeRows(ACT_Q8_KP, x, rows, cols, dst);
 }
 
 /** Quantises `rows` rows of `cols` f32 values at x into the Q8_LS activation layout at dst (relaxed build). */

@@ -1,6 +1,6 @@
 // The kernels' exported surface. Types are ggml's type ids (as in GGUF); each quantisation type lives in one file
 // under quant/ that defines its block, its dequantisation and its product with prepared activations.
-import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_1S, ACT_Q8_K, ACT_Q8_KN, ACT_Q8_KS, ACT_Q8_LS, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8_1S, quantizeQ8K, quantizeQ8KN, quantizeQ8KS, quantizeQ8LS } from './activation';
+import { ACT_F32, ACT_Q8, ACT_Q8_1, ACT_Q8_1S, ACT_Q8_K, ACT_Q8_KN, ACT_Q8_KP, ACT_Q8_KS, ACT_Q8_LS, actRowBytes, quantizeQ8, quantizeQ8_1, quantizeQ8_1S, quantizeQ8K, quantizeQ8KN, quantizeQ8KP, quantizeQ8KS, quantizeQ8LS } from './activation';
 import { pairedLowering } from './quant/dot-lowering';
 import { FLOAT_BF16, FLOAT_F16, FLOAT_F32, dequantFloat, matmulFloat } from './quant/float';
 import { Q2_K_BLOCK_BYTES, dequantQ2_K, matmulQ2_K } from './quant/q2_k';
@@ -57,7 +57,8 @@ export function act_format(type: i32): i32 {
     case Q4_0: case Q5_0: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_LS : ACT_Q8;
     case Q4_1: case Q5_1: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_1S : ACT_Q8_1;
     case Q2_K: case Q3_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KS : ACT_Q8_K;
-    case Q4_K: case Q5_K: case Q6_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KN : ACT_Q8_K;
+    case Q4_K: case Q5_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KP : ACT_Q8_K;
+    case Q6_K: return ASC_FEATURE_RELAXED_SIMD ? ACT_Q8_KN : ACT_Q8_K;
     default: return -1;
   }
 }
@@ -74,6 +75,7 @@ export function prepare_act(fmt: i32, x: usize, rows: i32, cols: i32, dst: usize
     case ACT_Q8_K: quantizeQ8K(x, rows, cols, dst); break;
     case ACT_Q8_KS: quantizeQ8KS(x, rows, cols, dst); break;
     case ACT_Q8_KN: quantizeQ8KN(x, rows, cols, dst); break;
+    case ACT_Q8_KP: quantizeQ8KP(x, rows, cols, dst); break;
     case ACT_Q8_1S: quantizeQ8_1S(x, rows, cols, dst); break;
     case ACT_Q8_LS: quantizeQ8LS(x, rows, cols, dst); break;
     default: break;

@@ -9,9 +9,10 @@ const TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2
 
 // Activation layouts (assembly/activation.ts): the values a prepared row stands for, d·q per block. The relaxed build
 // keeps the same q as int8, each 16 in lane order (values 2k, 2k+1, 8+2k, 9+2k at bytes 4k..4k+3): Q8_KS and Q8_1S;
-// Q8_KN is Q8_KS with q in natural order; Q8_LS is Q8 with int8 q in lane order after four i32 lane sums a block.
+// Q8_KN is Q8_KS with q in natural order, Q8_KP Q8_KN with sums of 32 (sub-blocks 0, 4, 1, 5, 2, 6, 3, 7) where Q8_KN
+// has sums of 16; Q8_LS is Q8 with int8 q in lane order after four i32 lane sums a block.
 // (Format 4, Q8S, is retired: Q8_0 takes Q8 in both builds.)
-const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7, ACT_Q8_LS = 8;
+const ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8_1 = 2, ACT_Q8_K = 3, ACT_Q8_KS = 5, ACT_Q8_1S = 6, ACT_Q8_KN = 7, ACT_Q8_LS = 8, ACT_Q8_KP = 9;
 const lanePos = (e: number) => (((e & 7) >> 1) << 2) | ((e >> 3) << 1) | (e & 1);
 function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int16Array {
   if (fmt === ACT_Q8 || fmt === ACT_Q8_1 || fmt === ACT_Q8_K) {
@@ -19,10 +20,10 @@ function quants(arena: KernelArena, fmt: number, ptr: number, cols: number): Int
     return new Int16Array(arena.memory.buffer, ptr + (fmt === ACT_Q8 ? nb * 4 : fmt === ACT_Q8_1 ? nb * 8 : nb * 36), cols);
   }
   const q = new Int16Array(cols);
-  expect([ACT_Q8_KS, ACT_Q8_1S, ACT_Q8_KN, ACT_Q8_LS]).toContain(fmt);
+  expect([ACT_Q8_KS, ACT_Q8_1S, ACT_Q8_KN, ACT_Q8_LS, ACT_Q8_KP]).toContain(fmt);
   const qOffset = fmt === ACT_Q8_1S ? (cols / 32) * 8 : fmt === ACT_Q8_LS ? (cols / 32) * 20 : (cols / 256) * 36;
   const bytes = new Int8Array(arena.memory.buffer, ptr + qOffset, cols);
-  for (let j = 0; j < cols; j++) q[j] = fmt === ACT_Q8_KN ? bytes[j] : bytes[(j & ~15) + lanePos(j & 15)];
+  for (let j = 0; j < cols; j++) q[j] = fmt === ACT_Q8_KN || fmt === ACT_Q8_KP ? bytes[j] : bytes[(j & ~15) + lanePos(j & 15)];
   return q;
 }
 function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32Array, cols: number): Float64Array {
@@ -31,13 +32,22 @@ function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32
     out.set(x);
     return out;
   }
-  const superBlocks = fmt === ACT_Q8_K || fmt === ACT_Q8_KS || fmt === ACT_Q8_KN;
+  const superBlocks = fmt === ACT_Q8_K || fmt === ACT_Q8_KS || fmt === ACT_Q8_KN || fmt === ACT_Q8_KP;
   const block = superBlocks ? 256 : 32;
   const nb = cols / block;
   const d = arena.f32(ptr, nb);
   const q = quants(arena, fmt, ptr, cols);
   for (let j = 0; j < cols; j++) out[j] = d[Math.floor(j / block)] * q[j];
-  if (superBlocks) {
+  if (fmt === ACT_Q8_KP) {
+    const sums = new Int16Array(arena.memory.buffer, ptr + nb * 4, nb * 16);
+    for (let b = 0; b < nb; b++) {
+      [0, 4, 1, 5, 2, 6, 3, 7].forEach((sub, k) => {
+        let s = 0;
+        for (let j = 0; j < 32; j++) s += q[b * 256 + sub * 32 + j];
+        expect(sums[b * 16 + k], `block ${b}, sub-block ${sub}`).toBe(s);
+      });
+    }
+  } else if (superBlocks) {
     const sums = new Int16Array(arena.memory.buffer, ptr + nb * 4, nb * 16);
     for (let k = 0; k < nb * 16; k++) {
       let s = 0;

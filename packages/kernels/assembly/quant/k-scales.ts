@@ -2,6 +2,7 @@
 //   j < 4: scale = s[j] & 63,                         min = s[j + 4] & 63
 //   j ≥ 4: scale = (s[j + 4] & 15) | (s[j − 4] >> 6) << 4, min = (s[j + 4] >> 4) | (s[j] >> 6) << 4
 // Also the Q8_K block sums product that applies the minimums.
+import { i16Pick } from './int-dot';
 
 /** The 8 scales of the 12 scale bytes at p, as 8 bytes of a u64 (scale j = byte j). */
 // @ts-ignore: decorator
@@ -36,4 +37,16 @@
   const dup = i8x16.shuffle(m, m, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(dup), v128.load(s));
   return i32x4.add(lo, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(dup), v128.load(s, 16)));
+}
+
+/** Byte indices putting minsK4's bytes in i16 lanes m0, m4, m1, m5, m2, m6, m3, m7 (128: a zero byte). */
+const MINS_PAIRED = memory.data<u8>([0, 128, 4, 128, 1, 128, 5, 128, 2, 128, 6, 128, 3, 128, 7, 128], 16);
+
+/**
+ * minsDot's lanes from the relaxed build's Q8_KP sums of 32 at s (activation.ts: sub-blocks 0, 4, 1, 5, …): lane i is
+ * m_i·S_i + m_(4+i)·S_(4+i) in both, here in one shuffle and one pmaddwd instead of minsDot's six operations.
+ */
+// @ts-ignore: decorator
+@inline export function minsDotP(mins: u64, s: usize): v128 {
+  return i32x4.dot_i16x8_s(i16Pick(i64x2.splat(mins), v128.load(MINS_PAIRED)), v128.load(s));
 }

@@ -1,7 +1,7 @@
 // The product shared by Q4_K and Q5_K, whose super-blocks differ only in a fifth bit: f16 d, f16 dmin, 12 bytes of
 // 6-bit scales and minimums (k-scales.ts), then (Q5_K only) qh[32], then qs[128]. Sub-blocks 2k and 2k+1 (k < 4) share
 // qs[32k..32k+31]: 2k takes the low nibbles, 2k+1 the high ones, and in Q5_K bits 2k and 2k+1 of qh[l] as their fifth
-// bits;  x = d·sc·q − dmin·m. Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts), as ggml's
+// bits;  x = d·sc·q − dmin·m. Activations: Q8_K, or Q8_KP in the relaxed build (activation.ts), as ggml's
 // vec_dot_q4_K_q8_K / vec_dot_q5_K_q8_K:  W·x = xd·(d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j·bsum_j).
 // Each type has a layout class L in its own file (q4_k.ts, q5_k.ts: blockBytes(), qsAt(), hasFifth()) whose methods
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
@@ -9,7 +9,7 @@ import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
 import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
-import { byteOf, minsDot, minsK4, scalesK4 } from './k-scales';
+import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
 import { matmulRows4, matmulRows8 } from './row-tiles';
 
@@ -97,6 +97,12 @@ const PAIR_SCALES = memory.data<u8>([
   return i32x4.add(isum, pairTerm(lo, hi, sp));
 }
 
+/** The minimums against a block's activation sums at s: Q8_KP's sums of 32 (relaxed build) or Q8_K's of 16. */
+// @ts-ignore: decorator
+@inline function minsTerm(mins: u64, s: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? minsDotP(mins, s) : minsDot(mins, s);
+}
+
 /** One super-block against one prepared Q8_K block: the f32x4 contribution (xd·d·isum − xd·dmin·msum). */
 // @ts-ignore: decorator
 @inline function blockDot<L, P>(p: usize, xd: f32, bsums: usize, aq: usize): v128 {
@@ -128,7 +134,7 @@ const PAIR_SCALES = memory.data<u8>([
   isum = pairDot<L, P>(q + 96, h0, h1, aq + 3 * step, m0f, pairScales(s16, 3), isum);
   const dd = halfScale(load<u16>(p)) * xd;
   const dm = halfScale(load<u16>(p, 2)) * xd;
-  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(minsK4(p + 4), bsums)), f32x4.splat(dm)));
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dd)), f32x4.mul(f32x4.convert_i32x4_s(minsTerm(minsK4(p + 4), bsums)), f32x4.splat(dm)));
 }
 
 /** Dequantises n values (a multiple of 256) of the type at src to f32 at dst: x = d·sc·q − dmin·m. */
@@ -340,7 +346,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
 // @ts-ignore: decorator
 @inline function blockSum(s: v128, isum: v128, d: f32, dmin: f32, mins: u64, ad: usize, so: usize, xo: usize): v128 {
   const xd = load<f32>(ad + xo);
-  return f32x4.add(s, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsDot(mins, ad + so)), f32x4.splat(dmin * xd))));
+  return f32x4.add(s, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d * xd)), f32x4.mul(f32x4.convert_i32x4_s(minsTerm(mins, ad + so)), f32x4.splat(dmin * xd))));
 }
 
 /** out[i·outStride + r] = W[r] · act[i] for weight rows [row0, row1) and activation rows [0, nAct) (row-tiles.ts). */

@@ -2,7 +2,7 @@
 //   x[j] = d·((qs[j] & 15) − 8), x[j + 16] = d·((qs[j] >> 4) − 8)   (j < 16).
 // Activations: Q8 (activation.ts), as ggml's vec_dot_q4_0_q8_0; Q8_LS in the relaxed build (q8-lane-sum-rows.ts).
 import { halfToF32 } from './half-scale';
-import { nibHi, nibLo } from './int-dot';
+import { nibHi, nibLo, sdot32 } from './int-dot';
 import { laneOrder, MASK_08 } from '../simd';
 import { matmulQ8Act } from './q8-act-rows';
 import { matmulQ8Ls } from './q8-lane-sum-rows';
@@ -33,6 +33,9 @@ export function dequantQ4_0(src: usize, dst: usize, n: i32): void {
   @inline lo(v: v128, p: usize): v128 { return i8x16.sub(nibLo(v), v128.load(MASK_08)); }
   // @ts-ignore: decorator
   @inline hi(v: v128, p: usize): v128 { return i8x16.sub(nibHi(v), v128.load(MASK_08)); }
+  /** The block's 32 weights at p against 32 i16 activations at a (rowDotQ8). */
+  // @ts-ignore: decorator
+  @inline dot(p: usize, a: usize): v128 { const v = this.bits(p); return sdot32(this.lo(v, p), this.hi(v, p), a); }
   // The relaxed build's unsigned nibbles (q8-lane-sum-rows.ts): the bytes put in laneOrder once, nibbles after.
   // @ts-ignore: decorator
   @inline ubits(p: usize): v128 { return laneOrder(v128.load(p, 2)); }

@@ -3,7 +3,7 @@
 // Activations: Q8 (as ggml's vec_dot_q5_0_q8_0); Q8_LS in the relaxed build (q8-lane-sum-rows.ts).
 import { halfToF32 } from './half-scale';
 import { fifthBits16 } from './fifth-bits';
-import { nibHi, nibLo } from './int-dot';
+import { nibHi, nibLo, sdot32 } from './int-dot';
 import { matmulQ8Act } from './q8-act-rows';
 import { matmulQ8Ls } from './q8-lane-sum-rows';
 import { laneOrder, MASK_10 } from '../simd';
@@ -37,6 +37,9 @@ export function dequantQ5_0(src: usize, dst: usize, n: i32): void {
   @inline lo(v: v128, p: usize): v128 { return v128.or(nibLo(v), fifthBits16(p + 2)); }
   // @ts-ignore: decorator
   @inline hi(v: v128, p: usize): v128 { return v128.or(nibHi(v), fifthBits16(p + 4)); }
+  /** The block's 32 weights at p against 32 i16 activations at a (rowDotQ8). */
+  // @ts-ignore: decorator
+  @inline dot(p: usize, a: usize): v128 { const v = this.bits(p); return sdot32(this.lo(v, p), this.hi(v, p), a); }
   // The relaxed build's unsigned values (q8-lane-sum-rows.ts): the signed ones plus 16 (nibble | bit << 4), in laneOrder.
   // @ts-ignore: decorator
   @inline ubits(p: usize): v128 { return v128.load(p, 6); }

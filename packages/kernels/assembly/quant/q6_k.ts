@@ -51,12 +51,17 @@ export function dequantQ6_K(src: usize, dst: usize, n: i32): void {
 const RUN_SCALES = memory.data<u8>([
   0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 8, 9, 8, 9, 8, 9, 8, 9, 12, 13, 12, 13, 12, 13, 12, 13,
   2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7, 10, 11, 10, 11, 10, 11, 10, 11, 14, 15, 14, 15, 14, 15, 14, 15,
+  // The same again for the second half: at other addresses, V8 does not keep the first half's four masks in
+  // registers across the super-block (they pushed the float sum and the scales out to the stack). The batch loops,
+  // which loop over the halves, take the first copy.
+  0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 8, 9, 8, 9, 8, 9, 8, 9, 12, 13, 12, 13, 12, 13, 12, 13,
+  2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7, 10, 11, 10, 11, 10, 11, 10, 11, 14, 15, 14, 15, 14, 15, 14, 15,
 ], 16);
 
-/** The scales of runs 1, 2 (m = 0) or 3, 4 (m = 1) of group g, from the half's eight scales as i16 (s16). */
+/** The scales of runs 1, 2 (m = 0) or 3, 4 (m = 1) of group g of half h, from the half's eight scales as i16 (s16). */
 // @ts-ignore: decorator
-@inline function runScales(s16: v128, g: usize, m: usize): v128 {
-  return i16Pick(s16, v128.load(RUN_SCALES + (g << 5) + (m << 4)));
+@inline function runScales(s16: v128, h: usize, g: usize, m: usize): v128 {
+  return i16Pick(s16, v128.load(RUN_SCALES + (h << 6) + (g << 5) + (m << 4)));
 }
 
 /** The four runs of 16 weights of group g of half h (see the file's head), as unsigned bytes in order. */
@@ -88,14 +93,14 @@ const RUN_SCALES = memory.data<u8>([
   // The masks once per super-block, not once per use (each use is a load from static data).
   const m30 = v128.load(MASK_30);
   const m0f = v128.load(MASK_0F);
-  const s8 = v128.load(p + 192);
-  const lo = i16x8.extend_low_i8x16_s(s8), hi = i16x8.extend_high_i8x16_s(s8);
+  // The 16 scales as i16, each 8 widened by its load (vpmovsxbw from memory).
+  const lo = v128.load8x8_s(p, 192), hi = v128.load8x8_s(p, 200);
   const half = 128 * KACT_BYTES, run = 16 * KACT_BYTES;
   // The four groups written out, not looped.
-  let isum = groupDot<P>(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0), runScales(lo, 0, 1), i32x4.splat(0));
-  isum = groupDot<P>(p + 16, p + 144, aq + run, m0f, m30, runScales(lo, 1, 0), runScales(lo, 1, 1), isum);
-  isum = groupDot<P>(p + 64, p + 160, aq + half, m0f, m30, runScales(hi, 0, 0), runScales(hi, 0, 1), isum);
-  isum = groupDot<P>(p + 80, p + 176, aq + half + run, m0f, m30, runScales(hi, 1, 0), runScales(hi, 1, 1), isum);
+  let isum = groupDot<P>(p, p + 128, aq, m0f, m30, runScales(lo, 0, 0, 0), runScales(lo, 0, 0, 1), i32x4.splat(0));
+  isum = groupDot<P>(p + 16, p + 144, aq + run, m0f, m30, runScales(lo, 0, 1, 0), runScales(lo, 0, 1, 1), isum);
+  isum = groupDot<P>(p + 64, p + 160, aq + half, m0f, m30, runScales(hi, 1, 0, 0), runScales(hi, 1, 0, 1), isum);
+  isum = groupDot<P>(p + 80, p + 176, aq + half + run, m0f, m30, runScales(hi, 1, 1, 0), runScales(hi, 1, 1, 1), isum);
   // Σ sc·bsum: the 16 scales (as i16) against the 16 block sums.
   const corr = i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(bsums)), i32x4.dot_i16x8_s(hi, v128.load(bsums, 16)));
   isum = i32x4.sub(isum, i32x4.shl(corr, 5));
@@ -146,7 +151,7 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
           // Runs 1, 2 (m = 0) or 3, 4 (m = 1).
           const x = m == 0 ? run1(l0, hb, m0f, m30) : run3(l0, hb, m0f, m30);
           const y = m == 0 ? run2(l1, hb, m0f, m30) : run4(l1, hb, m0f, m30);
-          const sp = runScales(s16, g, m);
+          const sp = runScales(s16, 0, g, m);
           const ax = ag + (m << 6) * KACT_BYTES, ay = ax + 32 * KACT_BYTES;
           if (ASC_FEATURE_RELAXED_SIMD) {
             i0 = runPairRow<P>(i0, x, y, ad + ax, ad + ay, sp);
@@ -229,7 +234,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
         for (let m: usize = 0; m < 2; m++) {
           const x = m == 0 ? x1 : x3;
           const y = m == 0 ? x2 : x4;
-          const sp = runScales(s16, g, m);
+          const sp = runScales(s16, 0, g, m);
           const ax = ag + (m << 6), ay = ax + 32;
           i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
           i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);

@@ -19,21 +19,26 @@ import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
   return i32x4.sub(udot32Of<P>(lo, hi, a), i32x4.shl(v128.load(sums), shift));
 }
 
-/** W[r]·act for one weight row and one ACT_Q8_LS row: rowDotQ8's float steps on the same integers. */
-function rowDotLs<L, P>(wr: usize, ad: usize, nb: i32): f32 {
+/**
+ * W[r]·act for weight rows [r0, r1) (rowBytes apart from w) and one ACT_Q8_LS row, each stored at out + 4r:
+ * rowDotQ8's float steps on the same integers. The rows loop here, not in the tiles (a call a row saved).
+ */
+function rowDotLs<L, P>(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
   const layout = changetype<L>(0);
   const sums = ad + (<usize>nb << 2);
   const aq = ad + <usize>nb * 20;
-  let s = f32x4.splat(0);
-  let p = wr;
-  for (let b = 0; b < nb; b++) {
-    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
-    const v = layout.ubits(p);
-    const isum = blockInts<P>(layout.ulo(v, p), layout.uhi(v, p), aq + (<usize>b << 5), sums + (<usize>b << 4), layout.offsetShift());
-    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
-    p += layout.blockBytes();
+  for (let r = r0; r < r1; r++) {
+    let s = f32x4.splat(0);
+    let p = w + <usize>r * rowBytes;
+    for (let b = 0; b < nb; b++) {
+      const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+      const v = layout.ubits(p);
+      const isum = blockInts<P>(layout.ulo(v, p), layout.uhi(v, p), aq + (<usize>b << 5), sums + (<usize>b << 4), layout.offsetShift());
+      s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
+      p += layout.blockBytes();
+    }
+    store<f32>(out + (<usize>r << 2), hsum(s));
   }
-  return hsum(s);
 }
 
 /** rowDotLs for four activation rows (rowDotQ8x4's float steps): each block is unpacked once. */
@@ -63,8 +68,8 @@ function rowDotLsx4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize,
 
 /** A type's row products for the tiles (row-tiles.ts): rowDotLs and rowDotLsx4, one per type. */
 @final @unmanaged class Q8LsRows<L, P> {
-  row(wr: usize, ad: usize, nb: i32): f32 {
-    return rowDotLs<L, P>(wr, ad, nb);
+  rows(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
+    rowDotLs<L, P>(w, rowBytes, r0, r1, ad, nb, out);
   }
   row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
     rowDotLsx4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);

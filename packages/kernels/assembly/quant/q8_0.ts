@@ -29,6 +29,12 @@ export function dequantQ8_0(src: usize, dst: usize, n: i32): void {
   @inline lo(v: v128, p: usize): v128 { return v; }
   // @ts-ignore: decorator
   @inline hi(v: v128, p: usize): v128 { return v128.load(p, 18); }
+  /**
+   * The block's 32 weights at p against 32 i16 activations at a (rowDotQ8): each 8 widened by its load (vpmovsxbw
+   * from memory), not loaded as 16 and widened in halves — two vector operations fewer a block.
+   */
+  // @ts-ignore: decorator
+  @inline dot(p: usize, a: usize): v128 { return dotWide(v128.load8x8_s(p, 2), v128.load8x8_s(p, 10), v128.load8x8_s(p, 18), v128.load8x8_s(p, 26), a); }
 }
 
 /** rowDotQ8 for four activation rows, with its own scale step (below): each block is unpacked once. */
@@ -37,9 +43,7 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let p = wr;
   for (let b = 0; b < nb; b++) {
-    const v0 = v128.load(p, 2), v1 = v128.load(p, 18);
-    const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0);
-    const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
+    const w0 = v128.load8x8_s(p, 2), w1 = v128.load8x8_s(p, 10), w2 = v128.load8x8_s(p, 18), w3 = v128.load8x8_s(p, 26);
     // The block's scale times each row's: splatted once, then one broadcast load and one multiply a row (the same
     // f32 product as the scalar d · x, lane by lane).
     const d = v128.load32_splat(HALF_TABLE + (<usize>load<u16>(p) << 2));
@@ -61,8 +65,8 @@ function rowQ8_0_4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i3
 
 /** Q8_0's row products for the tiles (row-tiles.ts). */
 @final @unmanaged class Q80Rows {
-  row(wr: usize, ad: usize, nb: i32): f32 {
-    return rowDotQ8<Q80Layout>(wr, ad, nb);
+  rows(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
+    rowDotQ8<Q80Layout>(w, rowBytes, r0, r1, ad, nb, out);
   }
   row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
     rowQ8_0_4(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);

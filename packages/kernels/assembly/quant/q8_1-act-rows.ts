@@ -14,25 +14,30 @@ import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
   return ASC_FEATURE_RELAXED_SIMD && !changetype<L>(0).ordered() ? laneOrder(w) : w;
 }
 
-/** W[r]·act for one weight row and one activation row; the single definition of a result's reduction order. */
-function rowDotQ8_1<L, P>(wr: usize, ad: usize, nb: i32): f32 {
+/**
+ * W[r]·act for weight rows [r0, r1) (rowBytes apart from w) and one activation row, each stored at out + 4r: the
+ * single definition of a result's order. The rows loop here, not in the tiles (a call a row saved).
+ */
+function rowDotQ8_1<L, P>(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
   const layout = changetype<L>(0);
   const as = ad + (<usize>nb << 2);
   const aq = ad + (<usize>nb << 3);
-  let s = f32x4.splat(0);
-  let t: f32 = 0; // the offsets' part, Σ m·s, in block order
-  let p = wr;
-  for (let b = 0; b < nb; b++) {
-    const v = layout.bits(p);
-    const lo = layout.lo(v, p), hi = layout.hi(v, p);
-    const a = aq + (<usize>b << 5) * KACT_BYTES;
-    const idot = ASC_FEATURE_RELAXED_SIMD ? udot32Of<P>(ordered<L>(lo), ordered<L>(hi), a) : dot32(lo, hi, a);
-    const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
-    s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
-    t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
-    p += layout.blockBytes();
+  for (let r = r0; r < r1; r++) {
+    let s = f32x4.splat(0);
+    let t: f32 = 0; // the offsets' part, Σ m·s, in block order
+    let p = w + <usize>r * rowBytes;
+    for (let b = 0; b < nb; b++) {
+      const v = layout.bits(p);
+      const lo = layout.lo(v, p), hi = layout.hi(v, p);
+      const a = aq + (<usize>b << 5) * KACT_BYTES;
+      const idot = ASC_FEATURE_RELAXED_SIMD ? udot32Of<P>(ordered<L>(lo), ordered<L>(hi), a) : dot32(lo, hi, a);
+      const scale = halfScale(load<u16>(p)) * load<f32>(ad + (<usize>b << 2));
+      s = f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(idot), f32x4.splat(scale)));
+      t += halfScale(load<u16>(p, 2)) * load<f32>(as + (<usize>b << 2));
+      p += layout.blockBytes();
+    }
+    store<f32>(out + (<usize>r << 2), hsum(s) + t);
   }
-  return hsum(s) + t;
 }
 
 /** rowDotQ8_1 for four activation rows: each block is unpacked and widened once. */
@@ -71,8 +76,8 @@ function rowDotQ8_1x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usiz
 
 /** A type's row products for the tiles (row-tiles.ts): rowDotQ8_1 and rowDotQ8_1x4, plain functions, one per type. */
 @final @unmanaged class Q8_1ActRows<L, P> {
-  row(wr: usize, ad: usize, nb: i32): f32 {
-    return rowDotQ8_1<L, P>(wr, ad, nb);
+  rows(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
+    rowDotQ8_1<L, P>(w, rowBytes, r0, r1, ad, nb, out);
   }
   row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void {
     rowDotQ8_1x4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3);
