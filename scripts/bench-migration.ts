@@ -67,8 +67,60 @@ interface Row {
   /** Live: of switchMs, the copy of the positions decoded since the pre-copy. */
   switchCopyMs: number | null;
   copiedMB: number | null;
+  /** Live: the switch's phases in ms from the switch's decision (switch-phases.ts, the nodes' debug lines). */
+  phases: Phases | null;
   sameText: boolean;
   load: number;
+}
+
+/**
+ * A live switch, in ms from the coordinator's decision (each node logs wall-clock times at debug level): the gap
+ * before it since the old route's last token, the delta's requests and the first step sent, every stage's delta
+ * counted, and per new stage its delta (asked, read from the old stages, counted) and first step (arrived, its
+ * positions there, computing, computed); the first token back.
+ */
+interface Phases {
+  beforeMs: number;
+  sentMs: number;
+  copiedMs: number;
+  tokenMs: number;
+  stages: { node: string; delta: string; adoptMs: number; readMs: number; countedMs: number; arrivedMs: number; readyMs: number; startedMs: number; computedMs: number }[];
+  /** The old stages' reads of the delta: asked, read out and hashed. */
+  reads: { node: string; receivedMs: number; exportedMs: number }[];
+}
+
+const num = (line: string, key: string) => Number(line.match(new RegExp(`\\b${key}=([\\d.]+)`))?.[1] ?? NaN);
+const round = (x: number) => Math.round(x * 10) / 10;
+
+/** The phases of the switch the coordinator logged in `coordinatorLog`, from every node's log since the move began. */
+function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[]): Phases | null {
+  const line = coordinatorLog.match(/switch phases (\S+): .*/)?.[0];
+  if (!line) return null;
+  const rid = line.match(/switch phases (\S+):/)![1];
+  const t0 = num(line, 'decided');
+  const rel = (t: number) => round(t - t0);
+  const lines = logs.flatMap(({ node, text }) => text.split('\n').map((l) => ({ node, l })));
+  const token = num(line, 'token');
+  const stages = logs.flatMap(({ node }) => {
+    const adopt = lines.filter((x) => x.node === node && x.l.includes(`adopt phases ${rid} `)).at(-1)?.l;
+    const first = lines.find((x) => x.node === node && x.l.includes(`first step phases ${rid}:`))?.l;
+    if (!adopt || !first) return [];
+    return [{
+      node,
+      delta: adopt.match(/\[(\d+\+\d+)\]/)?.[1] ?? '?',
+      adoptMs: rel(num(adopt, 'received')),
+      readMs: round(num(adopt, 'readMs')),
+      countedMs: rel(num(adopt, 'counted')),
+      arrivedMs: rel(num(first, 'arrived')),
+      readyMs: rel(num(first, 'ready')),
+      startedMs: rel(num(first, 'started')),
+      computedMs: rel(num(first, 'computed')),
+    }];
+  });
+  const reads = lines
+    .filter((x) => x.l.includes('read phases ') && num(x.l, 'received') >= t0 && num(x.l, 'received') <= token)
+    .map((x) => ({ node: x.node, receivedMs: rel(num(x.l, 'received')), exportedMs: rel(num(x.l, 'exported')) }));
+  return { beforeMs: round(t0 - num(line, 'last')), sentMs: rel(num(line, 'sent')), copiedMs: rel(num(line, 'copied')), tokenMs: rel(token), stages, reads };
 }
 
 const h = new ClusterHarness('bench-migration');
@@ -97,7 +149,7 @@ async function stream(client: OpenAI, model: string, prompt: number[], onToken?:
 }
 
 async function runMode(mode: string): Promise<Row[]> {
-  const args = ['--model', modelPath, '--no-mdns', '--memory-budget', v.budget!, '--context', '2048', '--concurrency', '1', '--speculate', 'off', '--busy-threshold', '2.5', '--live-moves', mode === 'live' ? 'on' : 'off'];
+  const args = ['--model', modelPath, '--no-mdns', '--memory-budget', v.budget!, '--context', '2048', '--concurrency', '1', '--speculate', 'off', '--busy-threshold', '2.5', '--live-moves', mode === 'live' ? 'on' : 'off', '--log-level', 'debug'];
   const a = await h.startNode({ name: `${mode}-a`, args, timeoutMs: 120_000 });
   const b = await h.startNode({ name: `${mode}-b`, args: [...args, '--bootstrap', a.addresses[0]], timeoutMs: 120_000 });
   const c = await h.startNode({ name: `${mode}-c`, args: [...args, '--bootstrap', a.addresses[0]], timeoutMs: 120_000 });
@@ -125,6 +177,7 @@ async function runMode(mode: string): Promise<Row[]> {
       return victim;
     };
     const logFrom = a.output().length;
+    const logsFrom = nodes.map((n) => n.output().length);
     const moved = await stream(client, model, prompt, (i) => {
       if (i === CUT_AFTER) cut = cutBudget();
       if (movedAt === Infinity && /moved to plan/.test(a.output().slice(logFrom))) movedAt = i;
@@ -147,6 +200,7 @@ async function runMode(mode: string): Promise<Row[]> {
       switchMs: line ? Number(line[4]) : null,
       switchCopyMs: line?.[3] !== undefined ? Number(line[3]) : null,
       copiedMB: line?.[2] !== undefined ? Number(line[2]) : null,
+      phases: phasesOf(a.output().slice(logFrom), nodes.map((n, i) => ({ node: n.name, text: n.output().slice(logsFrom[i]) }))),
       sameText: reference.text.startsWith(moved.text),
       load: loadavg()[0],
     };
@@ -169,6 +223,14 @@ try {
   for (const r of all) {
     const sw = `${r.switchMs ?? '-'}${r.switchCopyMs !== null ? ` (${r.switchCopyMs})` : ''}`;
     console.log(`${r.mode.padEnd(7)} ${String(r.history).padStart(7)} ${r.pauseMs.toFixed(0).padStart(9)} ${r.worstAfterCutMs.toFixed(0).padStart(16)} ${r.medianGapMs.toFixed(0).padStart(14)} ${sw.padStart(17)} ${String(r.copiedMB ?? '-').padStart(6)}  ${r.sameText ? 'yes' : 'NO'}  ${r.load.toFixed(1)}`);
+  }
+  console.log('\nphases of each live switch, ms from the decision (before: since the old route\'s last token):');
+  for (const r of all) {
+    const p = r.phases;
+    if (!p) continue;
+    const stages = p.stages.map((x) => `${x.node} delta ${x.delta}: asked ${x.adoptMs}, read ${x.readMs}, counted ${x.countedMs}; step arrived ${x.arrivedMs}, ready ${x.readyMs}, started ${x.startedMs}, computed ${x.computedMs}`).join(' | ');
+    const reads = p.reads.map((x) => `${x.node} ${x.receivedMs}→${x.exportedMs}`).join(', ');
+    console.log(`${String(r.history).padStart(5)} pause ${r.pauseMs.toFixed(0)}: before ${p.beforeMs}, sent ${p.sentMs}, copied ${p.copiedMs}, token ${p.tokenMs} | ${stages} | reads ${reads || '-'}`);
   }
   if (v.json) writeFileSync(v.json, JSON.stringify(all, null, 2));
 } finally {

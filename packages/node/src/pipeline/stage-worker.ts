@@ -14,6 +14,7 @@ import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js
 import { pullKv } from './kv-pull.js';
 import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
 import { PositionWaits } from './position-waits.js';
+import { stageAdoptLine, stageFirstStepLine, stageReadLine, wallMs } from './switch-phases.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -42,6 +43,8 @@ interface Session {
    */
   floor: number;
   lastActive: number;
+  /** Opened by a live move and no step run yet (its first step's phases are logged). */
+  movedIn?: boolean;
 }
 
 export type { ComputeSample } from '../engine/batch-scheduler.js';
@@ -107,13 +110,26 @@ export class StageWorker {
     // A release follows the request's frames already queued.
     if (frame.t === 'release') return this.scheduler.turn(frame.rid).then(() => this.release(frame), () => []);
     const adopted = this.sessions.get(frame.rid);
-    if (adopted && !frame.open && frame.pos > adopted.cache.length) return this.waits.until(frame.rid, frame.pos).then(() => this.queue(frame));
+    if (adopted?.movedIn && !frame.open) return this.firstMovedStep(adopted, frame);
     return this.queue(frame);
   }
 
-  private queue(frame: ActFrame): Promise<Outgoing[]> {
+  /** The first step of a request moved here: it may come before the last positions of its copy (it waits), its phases logged. */
+  private async firstMovedStep(s: Session, frame: ActFrame): Promise<Outgoing[]> {
+    s.movedIn = false;
+    const arrived = wallMs();
+    if (frame.pos > s.cache.length) await this.waits.until(frame.rid, frame.pos);
+    const ready = wallMs();
+    let started = ready;
+    const outs = await this.queue(frame, () => (started = wallMs()));
+    this.opts.log.debug(stageFirstStepLine({ rid: frame.rid, arrived, ready, started, computed: wallMs() }));
+    return outs;
+  }
+
+  private queue(frame: ActFrame, onStart?: () => void): Promise<Outgoing[]> {
     let session: Session | undefined;
     const start = async (): Promise<RowsToCompute> => {
+      onStart?.();
       session = await this.begin(frame);
       const embedding = session.opening.embed === true;
       // A verification samples every row (its first, then each drafted token's successor).
@@ -230,7 +246,10 @@ export class StageWorker {
   readKv(rid: string, layers: LayerRange, start: number, count: number): KvChunk {
     const s = this.sessions.get(rid);
     if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
-    return exportKv(s.cache, s.shard.range, layers, start, count);
+    const received = wallMs();
+    const chunk = exportKv(s.cache, s.shard.range, layers, start, count);
+    this.opts.log.debug(stageReadLine({ rid, start, count, received, exported: wallMs() }));
+    return chunk;
   }
 
   /**
@@ -240,17 +259,29 @@ export class StageWorker {
    * coordinator replays the request instead.
    */
   async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
+    const received = wallMs();
     let s = this.sessions.get(req.rid);
     if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
     try {
       if (req.start === 0) {
         s = await this.openSession(req.rid, req.stage, req.opening);
         s.stepDone = true;
+        s.movedIn = true;
       }
       if (!s || s.stage !== req.stage || s.cache.length !== req.start) throw new KvMoveError(`request ${req.rid} does not hold ${req.start} positions on stage ${req.stage} here`);
       const session = s;
       checkCoverage(req.sources, s.shard.range);
-      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, pull, () => this.sessions.get(req.rid) === session);
+      // Time with at least one piece awaited (the pieces of the sources are read in parallel).
+      let [readMs, pending, since] = [0, 0, 0];
+      const timedPull = async (src: KvSource, start: number, count: number) => {
+        if (pending++ === 0) since = performance.now();
+        try {
+          return await pull(src, start, count);
+        } finally {
+          if (--pending === 0) readMs += performance.now() - since;
+        }
+      };
+      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, timedPull, () => this.sessions.get(req.rid) === session);
       movableCache(session.cache).setLength(req.start + req.count);
       // The request as the new route serves it from now on (the sampler resumes where the old route's left off).
       session.opening = req.opening;
@@ -258,6 +289,7 @@ export class StageWorker {
       session.floor = session.cache.length;
       session.lastActive = Date.now();
       this.waits.reached(req.rid, session.cache.length);
+      this.opts.log.debug(stageAdoptLine({ rid: req.rid, start: req.start, count: req.count, received, readMs, counted: wallMs() }));
       return copied;
     } catch (err) {
       this.free(req.rid);
