@@ -84,7 +84,7 @@ interface Phases {
   sentMs: number;
   copiedMs: number;
   tokenMs: number;
-  stages: { node: string; delta: string; adoptMs: number; readMs: number; countedMs: number; arrivedMs: number; readyMs: number; startedMs: number; computedMs: number }[];
+  stages: { node: string; parts: string[]; delta: string; adoptMs: number; readMs: number; countedMs: number; arrivedMs: number; readyMs: number; startedMs: number; computedMs: number; laterComputeMs: number[] }[];
   /** The old stages' reads of the delta: asked, read out and hashed. */
   reads: { node: string; receivedMs: number; exportedMs: number }[];
 }
@@ -102,11 +102,14 @@ function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[]
   const lines = logs.flatMap(({ node, text }) => text.split('\n').map((l) => ({ node, l })));
   const token = num(line, 'token');
   const stages = logs.flatMap(({ node }) => {
-    const adopt = lines.filter((x) => x.node === node && x.l.includes(`adopt phases ${rid} `)).at(-1)?.l;
-    const first = lines.find((x) => x.node === node && x.l.includes(`first step phases ${rid}:`))?.l;
+    const parts = lines.filter((x) => x.node === node && x.l.includes(`adopt phases ${rid} `)).map((x) => x.l);
+    const adopt = parts.at(-1);
+    const steps = lines.filter((x) => x.node === node && x.l.includes(`step phases ${rid} `)).map((x) => x.l);
+    const first = steps.find((l) => l.includes(`step phases ${rid} 1:`));
     if (!adopt || !first) return [];
     return [{
       node,
+      parts: parts.map((l) => l.match(/\[(\d+\+\d+)\]/)?.[1] ?? '?'),
       delta: adopt.match(/\[(\d+\+\d+)\]/)?.[1] ?? '?',
       adoptMs: rel(num(adopt, 'received')),
       readMs: round(num(adopt, 'readMs')),
@@ -115,6 +118,8 @@ function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[]
       readyMs: rel(num(first, 'ready')),
       startedMs: rel(num(first, 'started')),
       computedMs: rel(num(first, 'computed')),
+      // The steps after it on the same stage, to compare its compute with.
+      laterComputeMs: steps.filter((l) => l !== first).map((l) => round(num(l, 'computed') - num(l, 'started'))),
     }];
   });
   const reads = lines
@@ -228,7 +233,7 @@ try {
   for (const r of all) {
     const p = r.phases;
     if (!p) continue;
-    const stages = p.stages.map((x) => `${x.node} delta ${x.delta}: asked ${x.adoptMs}, read ${x.readMs}, counted ${x.countedMs}; step arrived ${x.arrivedMs}, ready ${x.readyMs}, started ${x.startedMs}, computed ${x.computedMs}`).join(' | ');
+    const stages = p.stages.map((x) => `${x.node} delta ${x.delta}: asked ${x.adoptMs}, read ${x.readMs}, counted ${x.countedMs}; step arrived ${x.arrivedMs}, ready ${x.readyMs}, started ${x.startedMs}, computed ${x.computedMs} (then ${x.laterComputeMs.join(', ')})`).join(' | ');
     const reads = p.reads.map((x) => `${x.node} ${x.receivedMs}→${x.exportedMs}`).join(', ');
     console.log(`${String(r.history).padStart(5)} pause ${r.pauseMs.toFixed(0)}: before ${p.beforeMs}, sent ${p.sentMs}, copied ${p.copiedMs}, token ${p.tokenMs} | ${stages} | reads ${reads || '-'}`);
   }

@@ -14,7 +14,7 @@ import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js
 import { pullKv } from './kv-pull.js';
 import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
 import { PositionWaits } from './position-waits.js';
-import { stageAdoptLine, stageFirstStepLine, stageReadLine, wallMs } from './switch-phases.js';
+import { stageAdoptLine, stageStepLine, stageReadLine, wallMs } from './switch-phases.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -45,6 +45,8 @@ interface Session {
   lastActive: number;
   /** Opened by a live move and no step run yet (its first step's phases are logged). */
   movedIn?: boolean;
+  /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
+  stepsToLog?: number;
 }
 
 export type { ComputeSample } from '../engine/batch-scheduler.js';
@@ -111,6 +113,10 @@ export class StageWorker {
     if (frame.t === 'release') return this.scheduler.turn(frame.rid).then(() => this.release(frame), () => []);
     const adopted = this.sessions.get(frame.rid);
     if (adopted?.movedIn && !frame.open) return this.firstMovedStep(adopted, frame);
+    if (adopted?.stepsToLog && !frame.open) {
+      adopted.stepsToLog--;
+      return this.loggedStep(frame, wallMs());
+    }
     return this.queue(frame);
   }
 
@@ -119,10 +125,16 @@ export class StageWorker {
     s.movedIn = false;
     const arrived = wallMs();
     if (frame.pos > s.cache.length) await this.waits.until(frame.rid, frame.pos);
+    s.stepsToLog = 2;
+    return this.loggedStep(frame, arrived);
+  }
+
+  /** A step of a request moved here, its phases logged (switch-phases.ts). */
+  private async loggedStep(frame: ActFrame, arrived: number): Promise<Outgoing[]> {
     const ready = wallMs();
     let started = ready;
     const outs = await this.queue(frame, () => (started = wallMs()));
-    this.opts.log.debug(stageFirstStepLine({ rid: frame.rid, arrived, ready, started, computed: wallMs() }));
+    this.opts.log.debug(stageStepLine({ rid: frame.rid, step: frame.step, arrived, ready, started, computed: wallMs() }));
     return outs;
   }
 

@@ -45,17 +45,18 @@ export function stageAdoptLine(s: StageAdopt): string {
   return `adopt phases ${s.rid} [${s.start}+${s.count}]: received=${at(s.received)} readMs=${s.readMs.toFixed(1)} counted=${at(s.counted)}`;
 }
 
-/** A new stage's first step of a moved request: arrived, its positions there, computed, sent on. */
-export interface StageFirstStep {
+/** A new stage's step of a moved request (its first ones): arrived, its positions there, computing, computed. */
+export interface StageStep {
   rid: string;
+  step: number;
   arrived: number;
   ready: number;
   started: number;
   computed: number;
 }
 
-export function stageFirstStepLine(s: StageFirstStep): string {
-  return `first step phases ${s.rid}: arrived=${at(s.arrived)} ready=${at(s.ready)} started=${at(s.started)} computed=${at(s.computed)}`;
+export function stageStepLine(s: StageStep): string {
+  return `step phases ${s.rid} ${s.step}: arrived=${at(s.arrived)} ready=${at(s.ready)} started=${at(s.started)} computed=${at(s.computed)}`;
 }
 
 /** An old stage's side of one kv-read: asked, and the piece read out and hashed. */
