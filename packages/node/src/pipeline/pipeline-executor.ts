@@ -120,7 +120,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const rows = draft.slice(0, Math.min(MAX_DRAFT_TOKENS, this.opts.maxRowsPerFrame - 1));
     const latest = this.opts.latestRoute?.() ?? null;
     if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
-      const move = this.live?.next(run, latest) ?? 'replay';
+      const move = this.live?.next(run, latest, rows.length === 0) ?? 'replay';
       if (move === 'replay') return this.withRecovery(run, async () => [await this.migrate(run, latest)]);
       if (move === 'switch') return this.withRecovery(run, () => this.switchLive(run, token, rows));
     }

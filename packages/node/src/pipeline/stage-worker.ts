@@ -43,8 +43,10 @@ interface Session {
    */
   floor: number;
   lastActive: number;
-  /** Opened by a live move and no step run yet (its first step's phases are logged). */
+  /** Opened by a live move and no step run yet (its first step waits for the switch's part; its phases are logged). */
   movedIn?: boolean;
+  /** The switch's part of its move is in: the positions copied count for its steps. */
+  switched?: boolean;
   /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
   stepsToLog?: number;
 }
@@ -96,6 +98,10 @@ export class StageWorker {
   private readonly scheduler: BatchScheduler;
   /** Steps that came before the last positions of their request's live move (see adoptKv). */
   private readonly waits = new PositionWaits(10_000);
+  /** A move's reads of positions this stage is still computing (see readKv). */
+  private readonly computed = new PositionWaits(10_000);
+  /** The parts of each request's move being taken, in the order asked (see adoptKv). */
+  private readonly adopting = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: StageWorkerOptions) {
     this.scheduler = new BatchScheduler({
@@ -124,12 +130,13 @@ export class StageWorker {
   private async firstMovedStep(s: Session, frame: ActFrame): Promise<Outgoing[]> {
     s.movedIn = false;
     const arrived = wallMs();
-    if (frame.pos > s.cache.length) await this.waits.until(frame.rid, frame.pos);
+    if (!s.switched || frame.pos > s.cache.length) await this.waits.until(frame.rid, frame.pos);
+    // The switch's part never came (timed out): the step is dropped rather than served with the pre-copy's opening.
+    if (this.sessions.get(frame.rid) === s && !s.switched) this.free(frame.rid);
     s.stepsToLog = 2;
     return this.loggedStep(frame, arrived);
   }
 
-  /** A step of a request moved here, its phases logged (switch-phases.ts). */
   private async loggedStep(frame: ActFrame, arrived: number): Promise<Outgoing[]> {
     const ready = wallMs();
     let started = ready;
@@ -149,7 +156,11 @@ export class StageWorker {
       return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits, embedding };
     };
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
-      ({ output, computeMs }) => this.emit(frame, session!, output, computeMs),
+      ({ output, computeMs }) => {
+        const outs = this.emit(frame, session!, output, computeMs);
+        this.computed.reached(frame.rid, session!.cache.length);
+        return outs;
+      },
       (err: unknown) => this.failure(frame, session, err),
     );
   }
@@ -254,9 +265,17 @@ export class StageWorker {
     for (const rid of [...this.sessions.keys()]) this.free(rid);
   }
 
-  /** Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). */
-  readKv(rid: string, layers: LayerRange, start: number, count: number): KvChunk {
-    const s = this.sessions.get(rid);
+  /**
+   * Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). The last round
+   * of a move asks for the position of the step under way here too (so that the switch has nothing left to copy):
+   * it is answered once that step is computed.
+   */
+  async readKv(rid: string, layers: LayerRange, start: number, count: number): Promise<KvChunk> {
+    let s = this.sessions.get(rid);
+    if (s && start + count > s.cache.length) {
+      await this.computed.until(rid, start + count);
+      s = this.sessions.get(rid);
+    }
     if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
     const received = wallMs();
     const chunk = exportKv(s.cache, s.shard.range, layers, start, count);
@@ -266,12 +285,23 @@ export class StageWorker {
 
   /**
    * Takes a request moving here with its KV (`kv-adopt`): opens it under its new wire id on the first part, fills
-   * positions [start, start + count) of every layer from `pull`, and only then counts them. The step after them may
-   * come first (the switch sends it with the last part): it waits for them. A failed part frees it here: the
-   * coordinator replays the request instead.
+   * positions [start, start + count) of every layer from `pull`, and only then counts them. Parts apply in the order
+   * asked: the switch's part may come while the last round still copies. The first step comes with the switch's
+   * part (or before it): it waits for it. A failed part frees it here: the coordinator replays the request instead.
    */
   async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
     const received = wallMs();
+    const before = this.adopting.get(req.rid);
+    const part = (before ?? Promise.resolve()).catch(() => {}).then(() => this.adoptPart(req, pull, received));
+    this.adopting.set(req.rid, part);
+    try {
+      return await part;
+    } finally {
+      if (this.adopting.get(req.rid) === part) this.adopting.delete(req.rid);
+    }
+  }
+
+  private async adoptPart(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>, received: number): Promise<number> {
     let s = this.sessions.get(req.rid);
     if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
     try {
@@ -300,7 +330,10 @@ export class StageWorker {
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
-      this.waits.reached(req.rid, session.cache.length);
+      if (req.switch) {
+        session.switched = true;
+        this.waits.reached(req.rid, session.cache.length);
+      }
       this.opts.log.debug(stageAdoptLine({ rid: req.rid, start: req.start, count: req.count, received, readMs, counted: wallMs() }));
       return copied;
     } catch (err) {
@@ -424,6 +457,7 @@ export class StageWorker {
     s.cache.clear();
     this.sessions.delete(rid);
     this.waits.end(rid);
+    this.computed.end(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
 }
