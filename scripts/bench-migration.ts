@@ -84,6 +84,9 @@ interface Phases {
   sentMs: number;
   copiedMs: number;
   tokenMs: number;
+  /** The client got the old route's last token and the new route's first (its wall clock, to the millisecond). */
+  clientLastMs?: number;
+  clientFirstMs?: number;
   stages: { node: string; parts: string[]; delta: string; adoptMs: number; readMs: number; countedMs: number; arrivedMs: number; readyMs: number; startedMs: number; computedMs: number; laterComputeMs: number[] }[];
   /** The old stages' reads of the delta: asked, read out and hashed. */
   reads: { node: string; receivedMs: number; exportedMs: number }[];
@@ -93,7 +96,7 @@ const num = (line: string, key: string) => Number(line.match(new RegExp(`\\b${ke
 const round = (x: number) => Math.round(x * 10) / 10;
 
 /** The phases of the switch the coordinator logged in `coordinatorLog`, from every node's log since the move began. */
-function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[]): Phases | null {
+function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[], client: [number, number] | null): Phases | null {
   const line = coordinatorLog.match(/switch phases (\S+): .*/)?.[0];
   if (!line) return null;
   const rid = line.match(/switch phases (\S+):/)![1];
@@ -125,7 +128,15 @@ function phasesOf(coordinatorLog: string, logs: { node: string; text: string }[]
   const reads = lines
     .filter((x) => x.l.includes('read phases ') && num(x.l, 'received') >= t0 && num(x.l, 'received') <= token)
     .map((x) => ({ node: x.node, receivedMs: rel(num(x.l, 'received')), exportedMs: rel(num(x.l, 'exported')) }));
-  return { beforeMs: round(t0 - num(line, 'last')), sentMs: rel(num(line, 'sent')), copiedMs: rel(num(line, 'copied')), tokenMs: rel(token), stages, reads };
+  return {
+    beforeMs: round(t0 - num(line, 'last')),
+    sentMs: rel(num(line, 'sent')),
+    copiedMs: rel(num(line, 'copied')),
+    tokenMs: rel(token),
+    ...(client ? { clientLastMs: rel(client[0]), clientFirstMs: rel(client[1]) } : {}),
+    stages,
+    reads,
+  };
 }
 
 const h = new ClusterHarness('bench-migration');
@@ -205,7 +216,7 @@ async function runMode(mode: string): Promise<Row[]> {
       switchMs: line ? Number(line[4]) : null,
       switchCopyMs: line?.[3] !== undefined ? Number(line[3]) : null,
       copiedMB: line?.[2] !== undefined ? Number(line[2]) : null,
-      phases: phasesOf(a.output().slice(logFrom), nodes.map((n, i) => ({ node: n.name, text: n.output().slice(logsFrom[i]) }))),
+      phases: phasesOf(a.output().slice(logFrom), nodes.map((n, i) => ({ node: n.name, text: n.output().slice(logsFrom[i]) })), first > 0 ? [moved.wall[first - 1], moved.wall[first]] : null),
       sameText: reference.text.startsWith(moved.text),
       load: loadavg()[0],
     };
@@ -235,7 +246,7 @@ try {
     if (!p) continue;
     const stages = p.stages.map((x) => `${x.node} delta ${x.delta}: asked ${x.adoptMs}, read ${x.readMs}, counted ${x.countedMs}; step arrived ${x.arrivedMs}, ready ${x.readyMs}, started ${x.startedMs}, computed ${x.computedMs} (then ${x.laterComputeMs.join(', ')})`).join(' | ');
     const reads = p.reads.map((x) => `${x.node} ${x.receivedMs}→${x.exportedMs}`).join(', ');
-    console.log(`${String(r.history).padStart(5)} pause ${r.pauseMs.toFixed(0)}: before ${p.beforeMs}, sent ${p.sentMs}, copied ${p.copiedMs}, token ${p.tokenMs} | ${stages} | reads ${reads || '-'}`);
+    console.log(`${String(r.history).padStart(5)} pause ${r.pauseMs.toFixed(0)}: client got the last old token ${p.clientLastMs ?? '?'}, before ${p.beforeMs}, sent ${p.sentMs}, copied ${p.copiedMs}, token ${p.tokenMs}, client got it ${p.clientFirstMs ?? '?'} | ${stages} | reads ${reads || '-'}`);
   }
   if (v.json) writeFileSync(v.json, JSON.stringify(all, null, 2));
 } finally {
