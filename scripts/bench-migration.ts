@@ -9,7 +9,7 @@
  * layers come back before the next length.
  *
  *   npx tsx scripts/bench-migration.ts [--model FILE.gguf] [--histories 100,300,1000] [--modes live,replay]
- *                                     [--repeats N] [--budget BYTES] [--cut BYTES] [--json OUT]
+ *                                     [--repeats N] [--budget BYTES] [--cut BYTES] [--json OUT] [--logs DIR]
  *
  * Default model: random weights of the llama-300m shape (hidden 1024, 16 layers, 8 KV heads), Q8_0, with the
  * built-in 512-piece vocabulary (so that answers are visible text, token by token), generated once into
@@ -35,6 +35,7 @@ const { values: v } = parseArgs({
     'max-tokens': { type: 'string', default: '800' },
     repeats: { type: 'string', default: '1' },
     json: { type: 'string' },
+    logs: { type: 'string' },
   },
 });
 const modelPath = v.model ?? join(tmpdir(), 'edge-node-bench', 'llama-300m-q8_0-v512-seed0.gguf');
@@ -59,6 +60,11 @@ interface Row {
   history: number;
   /** The gap before the first token of the new route (the pause the switch makes). */
   pauseMs: number;
+  /**
+   * Live: the same gap as the coordinator saw it, from the old route's last token to the new route's first (the
+   * client's gap also counts a token that streamed no text of its own, and the client's and the delivery's delays).
+   */
+  tokenPauseMs: number | null;
   /** The largest gap from the cut on (the new stages loading on nodes that also serve the old route count here too). */
   worstAfterCutMs: number;
   medianGapMs: number;
@@ -216,16 +222,22 @@ async function runMode(mode: string): Promise<Row[]> {
       switchMs: line ? Number(line[4]) : null,
       switchCopyMs: line?.[3] !== undefined ? Number(line[3]) : null,
       copiedMB: line?.[2] !== undefined ? Number(line[2]) : null,
+      tokenPauseMs: null,
       phases: phasesOf(a.output().slice(logFrom), nodes.map((n, i) => ({ node: n.name, text: n.output().slice(logsFrom[i]) })), first > 0 ? [moved.wall[first - 1], moved.wall[first]] : null),
       sameText: reference.text.startsWith(moved.text),
       load: loadavg()[0],
     };
+    if (row.phases) row.tokenPauseMs = round(row.phases.beforeMs + row.phases.tokenMs);
     rows.push(row);
     const victim = await (cut as Promise<RunningNode> | null);
     if (!victim) throw new Error(`the answer ended before its ${CUT_AFTER}th token`);
     console.log(JSON.stringify({ ...row, tokens: moved.times.length, victim: victim.name }));
     await setBudget(victim, null);
     await h.waitFor(async () => layersOf(await view(), victim.peerId) > 0, 120_000, `${victim.name} to take layers back`, 250);
+  }
+  if (v.logs) {
+    mkdirSync(v.logs, { recursive: true });
+    for (const n of nodes) writeFileSync(join(v.logs, `${n.name}.log`), n.output());
   }
   for (const n of nodes) n.kill('SIGTERM');
   await Promise.all(nodes.map((n) => n.exited));
@@ -235,10 +247,10 @@ async function runMode(mode: string): Promise<Row[]> {
 try {
   const all: Row[] = [];
   for (const mode of v.modes!.split(',')) all.push(...(await runMode(mode)));
-  console.log('\nmode    history  pause ms  worst after cut  median gap ms  switch ms (copy)  KV MB  same text  load');
+  console.log('\nmode    history  pause ms  token pause ms  worst after cut  median gap ms  switch ms (copy)  KV MB  same text  load');
   for (const r of all) {
     const sw = `${r.switchMs ?? '-'}${r.switchCopyMs !== null ? ` (${r.switchCopyMs})` : ''}`;
-    console.log(`${r.mode.padEnd(7)} ${String(r.history).padStart(7)} ${r.pauseMs.toFixed(0).padStart(9)} ${r.worstAfterCutMs.toFixed(0).padStart(16)} ${r.medianGapMs.toFixed(0).padStart(14)} ${sw.padStart(17)} ${String(r.copiedMB ?? '-').padStart(6)}  ${r.sameText ? 'yes' : 'NO'}  ${r.load.toFixed(1)}`);
+    console.log(`${r.mode.padEnd(7)} ${String(r.history).padStart(7)} ${r.pauseMs.toFixed(0).padStart(9)} ${(r.tokenPauseMs?.toFixed(0) ?? '-').padStart(15)} ${r.worstAfterCutMs.toFixed(0).padStart(16)} ${r.medianGapMs.toFixed(0).padStart(14)} ${sw.padStart(17)} ${String(r.copiedMB ?? '-').padStart(6)}  ${r.sameText ? 'yes' : 'NO'}  ${r.load.toFixed(1)}`);
   }
   console.log('\nphases of each live switch, ms from the decision (before: since the old route\'s last token):');
   for (const r of all) {
