@@ -52,8 +52,8 @@ describe('kv-adopt on a stage', () => {
     const history = [...PROMPT, ...fed];
     const L = stage.model.config.numLayers;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: L }];
-    const req = (sources: KvSource[], start = 0, count = pos): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources });
-    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => Promise.resolve(old.readKv(src.rid, src, start, count));
+    const req = (sources: KvSource[], start = 0, count = pos, atSwitch = false): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources, ...(atSwitch ? { switch: true } : {}) });
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
 
     const moved = worker();
     const corrupt = async (src: KvSource, start: number, count: number) => {
@@ -70,8 +70,8 @@ describe('kv-adopt on a stage', () => {
     expect(await moved.handle(act('r.k1', 1, pos, [fed[3]]))).toEqual([]);
 
     // Pre-copy of the first positions, then the delta: the bytes of both counted once whole.
-    const copied = (await moved.adoptKv(req(whole, 0, pos - 2), pull)) + (await moved.adoptKv(req(whole, pos - 2, 2), pull));
-    expect(copied).toBe(old.readKv('r', whole[0], 0, pos).bytes.length);
+    const copied = (await moved.adoptKv(req(whole, 0, pos - 2), pull)) + (await moved.adoptKv(req(whole, pos - 2, 2, true), pull));
+    expect(copied).toBe((await old.readKv('r', whole[0], 0, pos)).bytes.length);
     await expect(moved.adoptKv(req(whole, 0, 1), pull)).rejects.toThrow(/already open/);
     const next = await token(moved, act('r.k1', 1, pos, [fed[3]]));
     expect(next).toBe(await token(old, act('r', 4, pos, [fed[3]])));
@@ -85,12 +85,12 @@ describe('kv-adopt on a stage', () => {
     const pos = PROMPT.length + 3;
     const history = [...PROMPT, ...fed];
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
-    const req = (rid: string, start: number, count: number): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole });
-    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => Promise.resolve(old.readKv(src.rid, src, start, count));
+    const req = (rid: string, start: number, count: number, atSwitch = true): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
     const late = (src: KvSource, start: number, count: number) => new Promise<KvChunk>((r) => setTimeout(() => r(pull(src, start, count)), 50));
 
     const moved = worker();
-    await moved.adoptKv(req('r.k1', 0, pos - 2), pull);
+    await moved.adoptKv(req('r.k1', 0, pos - 2, false), pull);
     // The step is handed over first, then the delta is copied (slowly): the step's token is the old stage's.
     const step = token(moved, act('r.k1', 1, pos, [fed[3]]));
     await moved.adoptKv(req('r.k1', pos - 2, 2), late);
@@ -98,11 +98,54 @@ describe('kv-adopt on a stage', () => {
 
     // The delta's copy fails: the waiting step is dropped (no token, no error computed on a half cache), the request freed.
     const other = worker();
-    await other.adoptKv(req('r.k2', 0, pos - 2), pull);
+    await other.adoptKv(req('r.k2', 0, pos - 2, false), pull);
     const dropped = other.handle(act('r.k2', 1, pos, [fed[3]]));
     const broken = async (src: KvSource, start: number, count: number) => ({ ...(await late(src, start, count)), sha256: '0'.repeat(64) });
     await expect(other.adoptKv(req('r.k2', pos - 2, 2), broken)).rejects.toThrow(/SHA-256/);
     expect(await dropped).toEqual([]);
     expect(other.sessionCount).toBe(0);
+  });
+
+  it('the last round reads ahead: the old stage answers for the position it is computing once computed, and the switch needs no copy', async () => {
+    const old = worker();
+    const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
+    for (let step = 1; step <= 3; step++) fed.push(await token(old, act('r', step, PROMPT.length + step - 1, [fed[step - 1]])));
+    // Boundary: fed[3] goes to the old stage at `pos`; the move's last round asks for [pos - 2, pos + 1) meanwhile.
+    const pos = PROMPT.length + 3;
+    const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
+    const moved = worker();
+    const history = [...PROMPT, ...fed];
+    const req = (start: number, count: number, atSwitch: boolean, tokens = history): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(tokens, tokens.length - PROMPT.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    await moved.adoptKv(req(0, pos - 2, false), pull);
+    let answered = false;
+    const ahead = moved.adoptKv(req(pos - 2, 3, false), pull).then((bytes) => ((answered = true), bytes));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false); // the old stage has not computed position `pos` yet
+    const next = await token(old, act('r', 4, pos, [fed[3]]));
+    // The switch: its part (nothing left to copy) and the first step go at once, the last round perhaps still under way.
+    const later = [...history, next];
+    const step = token(moved, act('r.k1', 1, pos + 1, [next]));
+    const switched = moved.adoptKv(req(pos + 1, 0, true, later), pull);
+    expect(await ahead).toBe((await old.readKv('r', whole[0], pos - 2, 3)).bytes.length);
+    expect(await switched).toBe(0);
+    expect(await step).toBe(await token(old, act('r', 5, pos + 1, [next])));
+  });
+
+  it('without the switch\'s part the first step waits, even when every position it follows is copied', async () => {
+    const old = worker();
+    const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
+    const pos = PROMPT.length;
+    const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
+    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
+    const req = (start: number, count: number, atSwitch: boolean): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening([...PROMPT, ...fed], 1), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const moved = worker();
+    await moved.adoptKv(req(0, pos, false), pull);
+    let done = false;
+    const step = token(moved, act('r.k1', 1, pos, [fed[0]])).then((t) => ((done = true), t));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    await moved.adoptKv(req(pos, 0, true), pull);
+    expect(await step).toBe(await token(old, act('r', 1, pos, [fed[0]])));
   });
 });

@@ -8,7 +8,8 @@ import { KvMoveError, type KvChunk } from './kv-chunk.js';
  * `kv-adopt` the request under its new wire id: the stage pulls positions [start, start + count) of its layers from
  * the stages of the old route that hold them (`kv-read`, or a local copy when it is one of them), checks each piece
  * (kv-chunk.ts), and only then counts them. A first part (start 0) opens the request there; later parts add the
- * positions decoded meanwhile (pre-copy, then the delta at the switch).
+ * positions decoded meanwhile (pre-copy, then the delta at the switch). A `kv-read` may ask for positions the old
+ * stage is still computing: it is answered once its step is done (the last round reads ahead of the switch).
  */
 
 /** Where some of a new stage's layers are now: a stage of the old route, under the request's old wire id. */
@@ -37,6 +38,11 @@ export interface KvAdoptRequest {
   count: number;
   /** Covering the stage's layers exactly, in order. */
   sources: KvSource[];
+  /**
+   * The switch: the request's first step on this route follows, held until this part is in (the parts before it
+   * only fill the cache, in the order they were asked for).
+   */
+  switch?: boolean;
 }
 
 export type KvReadReply = { ok: true; chunk: KvChunk };
@@ -96,6 +102,7 @@ export function parseKvAdopt(body: unknown, numLayers: number, limits: FrameLimi
     start: whole(b, 'start', limits.maxContext),
     count: whole(b, 'count', limits.maxContext),
     sources,
+    ...(b.switch === true ? { switch: true } : {}),
   };
 }
 

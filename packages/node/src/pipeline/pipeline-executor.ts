@@ -11,6 +11,7 @@ import type { Route } from './route.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
 import { openingOf, receiveToken, startRunning, type Running } from './running-request.js';
 import { LiveMoves, type LiveMovesOptions } from './live-move.js';
+import { coordinatorSwitchLine, wallMs } from './switch-phases.js';
 import { RequestEndedError, StageFailedError, StageLostError } from './stage-errors.js';
 import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
 
@@ -119,7 +120,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const rows = draft.slice(0, Math.min(MAX_DRAFT_TOKENS, this.opts.maxRowsPerFrame - 1));
     const latest = this.opts.latestRoute?.() ?? null;
     if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
-      const move = this.live?.next(run, latest) ?? 'replay';
+      const move = this.live?.next(run, latest, rows.length === 0) ?? 'replay';
       if (move === 'replay') return this.withRecovery(run, async () => [await this.migrate(run, latest)]);
       if (move === 'switch') return this.withRecovery(run, () => this.switchLive(run, token, rows));
     }
@@ -129,16 +130,22 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   /** A live move's switch: the step goes to the new route while its stages copy the last positions; a failed copy replays. */
   private async switchLive(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
     const t0 = performance.now();
+    const decided = wallMs();
+    const lastToken = run.tokenAt === null ? null : decided - (t0 - run.tokenAt);
     const [old, oldWire] = [run.route, run.wireId];
     let step: Promise<number[]> | null = null;
     let bytes: number;
+    let sent = decided;
+    let copied = decided;
     try {
       const moved = this.live!.switchTo(run);
       run.migrations++;
       this.rewire(run, moved.wireId);
       Object.assign(run, { route: moved.route, step: 0, opened: run.request.promptTokens.length + run.fed.length, held: 0 });
       step = this.sendStep(run, token, draft);
+      sent = wallMs();
       bytes = await moved.copied;
+      copied = wallMs();
     } catch (err) {
       // No copy to switch to, or its last part failed (the stages lacking it dropped the step): replay instead.
       this.live!.opts.onFailure(run.request.id, err as Error);
@@ -150,6 +157,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const switchCopyMs = performance.now() - t0;
     // The old route is freed after the first step on the new one: its stages keep the blocks (prefix cache) meanwhile.
     const tokens = await step.finally(() => this.releaseOn(old, oldWire));
+    this.opts.log.debug(coordinatorSwitchLine({ rid: run.wireId, lastToken, decided, sent, copied, token: wallMs() }));
     this.opts.onMigrate?.({ requestId: run.request.id, oldPlan: old.planId, newPlan: run.route.planId, replayedTokens: 0, copiedBytes: bytes, switchCopyMs, ms: performance.now() - t0 });
     return tokens;
   }

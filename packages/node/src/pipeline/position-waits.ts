@@ -1,7 +1,8 @@
 /**
- * Frames that reach a stage before the KV positions they follow. At a live move's switch the coordinator sends the
- * first step on the new route while the stages still copy the last positions (the delta), so that the copy overlaps
- * the step instead of preceding it; a stage that gets the step first holds it until its copy has those positions.
+ * Work that reaches a stage before the KV positions it needs. At a live move's switch the coordinator sends the
+ * first step on the new route while the stages may still copy the last positions, so that the copy overlaps the step
+ * instead of preceding it; a stage that gets the step first holds it until its copy has those positions. On the old
+ * route, the last round's read of the position a step is computing is held until that step is done.
  */
 export class PositionWaits {
   private readonly waits = new Map<string, { pos: number; done: () => void }[]>();

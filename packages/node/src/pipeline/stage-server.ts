@@ -131,7 +131,7 @@ export class StageServer {
   /** A control request from coordinator `from` (this node's own coordinator calls it directly). */
   async control(req: ControlRequest, from: string): Promise<ControlReply> {
     if (req.model !== this.opts.fingerprint) throw new Error(`this node has model ${this.opts.fingerprint}, not ${req.model}`);
-    if (req.op === 'kv-read') return { ok: true, chunk: this.worker.readKv(req.rid, req, req.start, req.count) };
+    if (req.op === 'kv-read') return { ok: true, chunk: await this.worker.readKv(req.rid, req, req.start, req.count) };
     if (req.op === 'lora-read') {
       if (!this.opts.lora) throw new LoraSliceError('this node serves no LoRA adapter');
       return this.opts.lora.read(req);
@@ -176,7 +176,7 @@ export class StageServer {
 
   /** A piece of a moving request's KV from the old route's stage `src` (this node's own, or over the control protocol). */
   private pullKv(src: KvSource, start: number, count: number): Promise<KvChunk> {
-    if (src.peer === this.opts.host.peerId) return Promise.resolve(this.worker.readKv(src.rid, src, start, count));
+    if (src.peer === this.opts.host.peerId) return this.worker.readKv(src.rid, src, start, count);
     if (!this.opts.readKv) throw new Error('this node cannot read KV from other nodes');
     return this.opts.readKv(src.peer, { op: 'kv-read', model: this.opts.fingerprint, rid: src.rid, startLayer: src.startLayer, endLayer: src.endLayer, start, count });
   }

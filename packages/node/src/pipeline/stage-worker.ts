@@ -14,6 +14,7 @@ import { exportKv, KvMoveError, movableCache, type KvChunk } from './kv-chunk.js
 import { pullKv } from './kv-pull.js';
 import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-control.js';
 import { PositionWaits } from './position-waits.js';
+import { stageAdoptLine, stageStepLine, stageReadLine, wallMs } from './switch-phases.js';
 
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
@@ -42,6 +43,12 @@ interface Session {
    */
   floor: number;
   lastActive: number;
+  /** Opened by a live move and no step run yet (its first step waits for the switch's part; its phases are logged). */
+  movedIn?: boolean;
+  /** The switch's part of its move is in: the positions copied count for its steps. */
+  switched?: boolean;
+  /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
+  stepsToLog?: number;
 }
 
 export type { ComputeSample } from '../engine/batch-scheduler.js';
@@ -91,6 +98,10 @@ export class StageWorker {
   private readonly scheduler: BatchScheduler;
   /** Steps that came before the last positions of their request's live move (see adoptKv). */
   private readonly waits = new PositionWaits(10_000);
+  /** A move's reads of positions this stage is still computing (see readKv). */
+  private readonly computed = new PositionWaits(10_000);
+  /** The parts of each request's move being taken, in the order asked (see adoptKv). */
+  private readonly adopting = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: StageWorkerOptions) {
     this.scheduler = new BatchScheduler({
@@ -107,13 +118,37 @@ export class StageWorker {
     // A release follows the request's frames already queued.
     if (frame.t === 'release') return this.scheduler.turn(frame.rid).then(() => this.release(frame), () => []);
     const adopted = this.sessions.get(frame.rid);
-    if (adopted && !frame.open && frame.pos > adopted.cache.length) return this.waits.until(frame.rid, frame.pos).then(() => this.queue(frame));
+    if (adopted?.movedIn && !frame.open) return this.firstMovedStep(adopted, frame);
+    if (adopted?.stepsToLog && !frame.open) {
+      adopted.stepsToLog--;
+      return this.loggedStep(frame, wallMs());
+    }
     return this.queue(frame);
   }
 
-  private queue(frame: ActFrame): Promise<Outgoing[]> {
+  /** The first step of a request moved here: it may come before the last positions of its copy (it waits), its phases logged. */
+  private async firstMovedStep(s: Session, frame: ActFrame): Promise<Outgoing[]> {
+    s.movedIn = false;
+    const arrived = wallMs();
+    if (!s.switched || frame.pos > s.cache.length) await this.waits.until(frame.rid, frame.pos);
+    // The switch's part never came (timed out): the step is dropped rather than served with the pre-copy's opening.
+    if (this.sessions.get(frame.rid) === s && !s.switched) this.free(frame.rid);
+    s.stepsToLog = 2;
+    return this.loggedStep(frame, arrived);
+  }
+
+  private async loggedStep(frame: ActFrame, arrived: number): Promise<Outgoing[]> {
+    const ready = wallMs();
+    let started = ready;
+    const outs = await this.queue(frame, () => (started = wallMs()));
+    this.opts.log.debug(stageStepLine({ rid: frame.rid, step: frame.step, arrived, ready, started, computed: wallMs() }));
+    return outs;
+  }
+
+  private queue(frame: ActFrame, onStart?: () => void): Promise<Outgoing[]> {
     let session: Session | undefined;
     const start = async (): Promise<RowsToCompute> => {
+      onStart?.();
       session = await this.begin(frame);
       const embedding = session.opening.embed === true;
       // A verification samples every row (its first, then each drafted token's successor).
@@ -121,7 +156,11 @@ export class StageWorker {
       return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits, embedding };
     };
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
-      ({ output, computeMs }) => this.emit(frame, session!, output, computeMs),
+      ({ output, computeMs }) => {
+        const outs = this.emit(frame, session!, output, computeMs);
+        this.computed.reached(frame.rid, session!.cache.length);
+        return outs;
+      },
       (err: unknown) => this.failure(frame, session, err),
     );
   }
@@ -226,38 +265,76 @@ export class StageWorker {
     for (const rid of [...this.sessions.keys()]) this.free(rid);
   }
 
-  /** Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). */
-  readKv(rid: string, layers: LayerRange, start: number, count: number): KvChunk {
-    const s = this.sessions.get(rid);
+  /**
+   * Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). The last round
+   * of a move asks for the position of the step under way here too (so that the switch has nothing left to copy):
+   * it is answered once that step is computed.
+   */
+  async readKv(rid: string, layers: LayerRange, start: number, count: number): Promise<KvChunk> {
+    let s = this.sessions.get(rid);
+    if (s && start + count > s.cache.length) {
+      await this.computed.until(rid, start + count);
+      s = this.sessions.get(rid);
+    }
     if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
-    return exportKv(s.cache, s.shard.range, layers, start, count);
+    const received = wallMs();
+    const chunk = exportKv(s.cache, s.shard.range, layers, start, count);
+    this.opts.log.debug(stageReadLine({ rid, start, count, received, exported: wallMs() }));
+    return chunk;
   }
 
   /**
    * Takes a request moving here with its KV (`kv-adopt`): opens it under its new wire id on the first part, fills
-   * positions [start, start + count) of every layer from `pull`, and only then counts them. The step after them may
-   * come first (the switch sends it with the last part): it waits for them. A failed part frees it here: the
-   * coordinator replays the request instead.
+   * positions [start, start + count) of every layer from `pull`, and only then counts them. Parts apply in the order
+   * asked: the switch's part may come while the last round still copies. The first step comes with the switch's
+   * part (or before it): it waits for it. A failed part frees it here: the coordinator replays the request instead.
    */
   async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
+    const received = wallMs();
+    const before = this.adopting.get(req.rid);
+    const part = (before ?? Promise.resolve()).catch(() => {}).then(() => this.adoptPart(req, pull, received));
+    this.adopting.set(req.rid, part);
+    try {
+      return await part;
+    } finally {
+      if (this.adopting.get(req.rid) === part) this.adopting.delete(req.rid);
+    }
+  }
+
+  private async adoptPart(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>, received: number): Promise<number> {
     let s = this.sessions.get(req.rid);
     if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
     try {
       if (req.start === 0) {
         s = await this.openSession(req.rid, req.stage, req.opening);
         s.stepDone = true;
+        s.movedIn = true;
       }
       if (!s || s.stage !== req.stage || s.cache.length !== req.start) throw new KvMoveError(`request ${req.rid} does not hold ${req.start} positions on stage ${req.stage} here`);
       const session = s;
       checkCoverage(req.sources, s.shard.range);
-      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, pull, () => this.sessions.get(req.rid) === session);
+      // Time with at least one piece awaited (the pieces of the sources are read in parallel).
+      let [readMs, pending, since] = [0, 0, 0];
+      const timedPull = async (src: KvSource, start: number, count: number) => {
+        if (pending++ === 0) since = performance.now();
+        try {
+          return await pull(src, start, count);
+        } finally {
+          if (--pending === 0) readMs += performance.now() - since;
+        }
+      };
+      const copied = await pullKv(s.cache, s.shard.range, req.sources, req.start, req.count, timedPull, () => this.sessions.get(req.rid) === session);
       movableCache(session.cache).setLength(req.start + req.count);
       // The request as the new route serves it from now on (the sampler resumes where the old route's left off).
       session.opening = req.opening;
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
-      this.waits.reached(req.rid, session.cache.length);
+      if (req.switch) {
+        session.switched = true;
+        this.waits.reached(req.rid, session.cache.length);
+      }
+      this.opts.log.debug(stageAdoptLine({ rid: req.rid, start: req.start, count: req.count, received, readMs, counted: wallMs() }));
       return copied;
     } catch (err) {
       this.free(req.rid);
@@ -380,6 +457,7 @@ export class StageWorker {
     s.cache.clear();
     this.sessions.delete(rid);
     this.waits.end(rid);
+    this.computed.end(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
 }
