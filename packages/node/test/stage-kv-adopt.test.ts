@@ -52,7 +52,7 @@ describe('kv-adopt on a stage', () => {
     const history = [...PROMPT, ...fed];
     const L = stage.model.config.numLayers;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: L }];
-    const req = (sources: KvSource[], start = 0, count = pos, atSwitch = false): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources, ...(atSwitch ? { switch: true } : {}) });
+    const req = (sources: KvSource[], start = 0, count = pos, atSwitch = false): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources, ...(atSwitch ? {} : { precopy: true }) });
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
 
     const moved = worker();
@@ -85,7 +85,7 @@ describe('kv-adopt on a stage', () => {
     const pos = PROMPT.length + 3;
     const history = [...PROMPT, ...fed];
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
-    const req = (rid: string, start: number, count: number, atSwitch = true): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (rid: string, start: number, count: number, atSwitch = true): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
     const late = (src: KvSource, start: number, count: number) => new Promise<KvChunk>((r) => setTimeout(() => r(pull(src, start, count)), 50));
 
@@ -116,7 +116,7 @@ describe('kv-adopt on a stage', () => {
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
     const moved = worker();
     const history = [...PROMPT, ...fed];
-    const req = (start: number, count: number, atSwitch: boolean, tokens = history): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(tokens, tokens.length - PROMPT.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (start: number, count: number, atSwitch: boolean, tokens = history): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(tokens, tokens.length - PROMPT.length), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     await moved.adoptKv(req(0, pos - 2, false), pull);
     let answered = false;
     const ahead = moved.adoptKv(req(pos - 2, 3, false), pull).then((bytes) => ((answered = true), bytes));
@@ -138,7 +138,7 @@ describe('kv-adopt on a stage', () => {
     const pos = PROMPT.length;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
-    const req = (start: number, count: number, atSwitch: boolean): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening([...PROMPT, ...fed], 1), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (start: number, count: number, atSwitch: boolean): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening([...PROMPT, ...fed], 1), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     const moved = worker();
     await moved.adoptKv(req(0, pos, false), pull);
     let done = false;

@@ -39,10 +39,10 @@ export interface KvAdoptRequest {
   /** Covering the stage's layers exactly, in order. */
   sources: KvSource[];
   /**
-   * The switch: the request's first step on this route follows, held until this part is in (the parts before it
-   * only fill the cache, in the order they were asked for).
+   * A part before the switch: it only fills the cache. The request's first step on this route is held until a part
+   * without it (the switch's) is in — so a coordinator that does not mark its rounds still has its steps served.
    */
-  switch?: boolean;
+  precopy?: boolean;
 }
 
 export type KvReadReply = { ok: true; chunk: KvChunk };
@@ -102,7 +102,7 @@ export function parseKvAdopt(body: unknown, numLayers: number, limits: FrameLimi
     start: whole(b, 'start', limits.maxContext),
     count: whole(b, 'count', limits.maxContext),
     sources,
-    ...(b.switch === true ? { switch: true } : {}),
+    ...(b.precopy === true ? { precopy: true } : {}),
   };
 }
 

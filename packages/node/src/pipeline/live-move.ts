@@ -155,7 +155,7 @@ export class LiveMoves {
     const opening = openingOf(run, c.route, history, this.opts.selfId);
     const copied = await Promise.all(
       c.route.peers.map((peer, stage) =>
-        this.opts.adoptKv(peer, { op: 'kv-adopt', model: c.route.model, rid: c.wireId, stage, opening, start, count, sources: kvSources(run.route, c.from, c.route.ranges[stage]), ...(atSwitch ? { switch: true } : {}) }),
+        this.opts.adoptKv(peer, { op: 'kv-adopt', model: c.route.model, rid: c.wireId, stage, opening, start, count, sources: kvSources(run.route, c.from, c.route.ranges[stage]), ...(atSwitch ? {} : { precopy: true }) }),
       ),
     );
     return copied.reduce((a, b) => a + b, 0);

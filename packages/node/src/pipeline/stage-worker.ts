@@ -137,6 +137,7 @@ export class StageWorker {
     return this.loggedStep(frame, arrived);
   }
 
+  /** A step of a request moved here, its phases logged (switch-phases.ts). */
   private async loggedStep(frame: ActFrame, arrived: number): Promise<Outgoing[]> {
     const ready = wallMs();
     let started = ready;
@@ -330,7 +331,7 @@ export class StageWorker {
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
-      if (req.switch) {
+      if (!req.precopy) {
         session.switched = true;
         this.waits.reached(req.rid, session.cache.length);
       }
