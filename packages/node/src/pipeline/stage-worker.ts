@@ -280,9 +280,14 @@ export class StageWorker {
    */
   async readKv(rid: string, layers: LayerRange, start: number, count: number, computing?: number): Promise<KvChunk> {
     let s = this.sessions.get(rid);
-    if (s && computing !== undefined && start + count > computing && (s.computedFrom ?? -1) < computing) {
-      await this.computed.until(rid, computing + 1);
-      s = this.sessions.get(rid);
+    if (computing !== undefined && start + count > computing) {
+      const early = (x: Session | undefined) => x !== undefined && (x.computedFrom ?? -1) < computing;
+      if (early(s)) {
+        await this.computed.until(rid, computing + 1);
+        s = this.sessions.get(rid);
+        // Timed out: a row there may still be a rejected draft; the copy fails (the request replays) rather than take it.
+        if (early(s)) throw new KvMoveError(`request ${rid}: the step at position ${computing} was not computed here in time to read its row`);
+      }
     }
     if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
     const received = wallMs();
