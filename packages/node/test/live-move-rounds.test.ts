@@ -109,12 +109,12 @@ describe('live move copy rounds', () => {
     run.pos++; // the old route computed position 40
     run.fed.push(1001);
     expect(live.next(run, newRoute, true)).toBe('wait'); // last round [40, 42): 41 is this boundary's step, ahead
-    expect(asked.slice(-2).map((r) => [r.start, r.count, r.switch])).toEqual([[40, 2, undefined], [40, 2, undefined]]);
+    expect(asked.slice(-2).map((r) => [r.start, r.count, r.precopy])).toEqual([[40, 2, true], [40, 2, true]]);
     run.pos++;
     run.fed.push(1002);
     expect(live.next(run, newRoute, true)).toBe('switch');
     const moved = live.switchTo(run);
-    expect(asked.slice(-2).map((r) => [r.start, r.count, r.switch])).toEqual([[42, 0, true], [42, 0, true]]);
+    expect(asked.slice(-2).map((r) => [r.start, r.count, r.precopy])).toEqual([[42, 0, undefined], [42, 0, undefined]]);
     let bytes: number | null = null;
     void moved.copied.then((b) => (bytes = b));
     await settle();
@@ -135,7 +135,7 @@ describe('live move copy rounds', () => {
     run.fed.push(1001, 1002, 1003);
     expect(live.next(run, newRoute, false)).toBe('switch');
     live.switchTo(run);
-    expect(asked.slice(-2).map((r) => [r.start, r.count, r.switch])).toEqual([[40, 3, true], [40, 3, true]]);
+    expect(asked.slice(-2).map((r) => [r.start, r.count, r.precopy])).toEqual([[40, 3, undefined], [40, 3, undefined]]);
     expect(3).toBeLessThanOrEqual(MAX_SWITCH_DELTA);
   });
 });

@@ -52,7 +52,7 @@ describe('kv-adopt on a stage', () => {
     const history = [...PROMPT, ...fed];
     const L = stage.model.config.numLayers;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: L }];
-    const req = (sources: KvSource[], start = 0, count = pos, atSwitch = false): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources, ...(atSwitch ? { switch: true } : {}) });
+    const req = (sources: KvSource[], start = 0, count = pos, atSwitch = false): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(history, fed.length), start, count, sources, ...(atSwitch ? {} : { precopy: true }) });
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
 
     const moved = worker();
@@ -85,7 +85,7 @@ describe('kv-adopt on a stage', () => {
     const pos = PROMPT.length + 3;
     const history = [...PROMPT, ...fed];
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
-    const req = (rid: string, start: number, count: number, atSwitch = true): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (rid: string, start: number, count: number, atSwitch = true): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid, stage: 0, opening: opening(history, fed.length), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
     const late = (src: KvSource, start: number, count: number) => new Promise<KvChunk>((r) => setTimeout(() => r(pull(src, start, count)), 50));
 
@@ -113,13 +113,13 @@ describe('kv-adopt on a stage', () => {
     // Boundary: fed[3] goes to the old stage at `pos`; the move's last round asks for [pos - 2, pos + 1) meanwhile.
     const pos = PROMPT.length + 3;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
-    const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
+    const pull = (src: KvSource, start: number, count: number, computing?: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count, computing);
     const moved = worker();
     const history = [...PROMPT, ...fed];
-    const req = (start: number, count: number, atSwitch: boolean, tokens = history): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(tokens, tokens.length - PROMPT.length), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (start: number, count: number, atSwitch: boolean, tokens = history): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening(tokens, tokens.length - PROMPT.length), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     await moved.adoptKv(req(0, pos - 2, false), pull);
     let answered = false;
-    const ahead = moved.adoptKv(req(pos - 2, 3, false), pull).then((bytes) => ((answered = true), bytes));
+    const ahead = moved.adoptKv({ ...req(pos - 2, 3, false), computing: pos }, pull).then((bytes) => ((answered = true), bytes));
     await new Promise((r) => setTimeout(r, 20));
     expect(answered).toBe(false); // the old stage has not computed position `pos` yet
     const next = await token(old, act('r', 4, pos, [fed[3]]));
@@ -132,13 +132,38 @@ describe('kv-adopt on a stage', () => {
     expect(await step).toBe(await token(old, act('r', 5, pos + 1, [next])));
   });
 
+  it('a row read ahead where a rejected draft lies is read once the step there has computed it anew', async () => {
+    const old = worker();
+    const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
+    for (let step = 1; step <= 2; step++) fed.push(await token(old, act('r', step, PROMPT.length + step - 1, [fed[step - 1]])));
+    // A verification of a draft the model will not follow: its rows past the fed token stay in the cache until the next step.
+    const p = PROMPT.length + 2;
+    const draft = [fed[2] === 1 ? 2 : 1, 3, 4];
+    const [out] = await old.handle({ ...act('r', 3, p, [fed[2], ...draft]), draft: Int32Array.from(draft) });
+    const answer = out.frame as TokenFrame;
+    const accepted = [answer.token, ...(answer.more ?? [])];
+    const pos = p + accepted.length; // the position the next (plain) step computes
+    const whole: KvSource = { peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers };
+    expect(pos).toBeLessThan(p + 1 + draft.length); // a rejected draft's row lies at `pos`
+    const stale = (await old.readKv('r', whole, pos, 1)).bytes;
+    let read: KvChunk | null = null;
+    const ahead = old.readKv('r', whole, pos - 1, 2, pos).then((c) => (read = c));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(read).toBeNull(); // not the rejected draft's row
+    await token(old, act('r', 4, pos, [accepted.at(-1)!]));
+    await ahead;
+    const fresh = (await old.readKv('r', whole, pos, 1)).bytes;
+    expect(Buffer.from(fresh).equals(Buffer.from(stale))).toBe(false);
+    expect(Buffer.from(read!.bytes).equals(Buffer.from((await old.readKv('r', whole, pos - 1, 2)).bytes))).toBe(true);
+  });
+
   it('without the switch\'s part the first step waits, even when every position it follows is copied', async () => {
     const old = worker();
     const fed = [await token(old, act('r', 0, 0, PROMPT, opening(PROMPT)))];
     const pos = PROMPT.length;
     const whole: KvSource[] = [{ peer: 'old', rid: 'r', startLayer: 0, endLayer: stage.model.config.numLayers }];
     const pull = (src: KvSource, start: number, count: number): Promise<KvChunk> => old.readKv(src.rid, src, start, count);
-    const req = (start: number, count: number, atSwitch: boolean): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening([...PROMPT, ...fed], 1), start, count, sources: whole, ...(atSwitch ? { switch: true } : {}) });
+    const req = (start: number, count: number, atSwitch: boolean): KvAdoptRequest => ({ op: 'kv-adopt', model: 'fp', rid: 'r.k1', stage: 0, opening: opening([...PROMPT, ...fed], 1), start, count, sources: whole, ...(atSwitch ? {} : { precopy: true }) });
     const moved = worker();
     await moved.adoptKv(req(0, pos, false), pull);
     let done = false;

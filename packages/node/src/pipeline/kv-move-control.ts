@@ -24,6 +24,8 @@ export interface KvReadRequest extends LayerRange {
   rid: string;
   start: number;
   count: number;
+  /** As KvAdoptRequest's. */
+  computing?: number;
 }
 
 export interface KvAdoptRequest {
@@ -39,10 +41,15 @@ export interface KvAdoptRequest {
   /** Covering the stage's layers exactly, in order. */
   sources: KvSource[];
   /**
-   * The switch: the request's first step on this route follows, held until this part is in (the parts before it
-   * only fill the cache, in the order they were asked for).
+   * A part before the switch: it only fills the cache. The request's first step on this route is held until a part
+   * without it (the switch's) is in — so a coordinator that does not mark its rounds still has its steps served.
    */
-  switch?: boolean;
+  precopy?: boolean;
+  /**
+   * The last round reads ahead: the position the step going out with it computes on the old route. Rows from it on
+   * are read once that step is computed there (until then such a row may be a rejected draft the step drops).
+   */
+  computing?: number;
 }
 
 export type KvReadReply = { ok: true; chunk: KvChunk };
@@ -81,6 +88,7 @@ function text(o: Record<string, unknown>, key: string, max: number): string {
 export function parseKvRead(body: unknown, numLayers: number, maxContext: number): KvReadRequest {
   const b = record(body, 'kv-read');
   const r: KvReadRequest = { op: 'kv-read', model: text(b, 'model', 512), rid: text(b, 'rid', 96), startLayer: whole(b, 'startLayer', numLayers), endLayer: whole(b, 'endLayer', numLayers), start: whole(b, 'start', maxContext), count: whole(b, 'count', maxContext) };
+  if (b.computing !== undefined) r.computing = whole(b, 'computing', maxContext);
   if (r.startLayer >= r.endLayer) throw new KvMoveError('kv-read: startLayer must be below endLayer');
   return r;
 }
@@ -102,7 +110,8 @@ export function parseKvAdopt(body: unknown, numLayers: number, limits: FrameLimi
     start: whole(b, 'start', limits.maxContext),
     count: whole(b, 'count', limits.maxContext),
     sources,
-    ...(b.switch === true ? { switch: true } : {}),
+    ...(b.precopy === true ? { precopy: true } : {}),
+    ...(b.computing !== undefined ? { computing: whole(b, 'computing', limits.maxContext) } : {}),
   };
 }
 

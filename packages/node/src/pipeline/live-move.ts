@@ -133,7 +133,7 @@ export class LiveMoves {
     const start = c.copied;
     const count = run.pos - start + (ahead ? 1 : 0);
     c.ahead = ahead ? start + count : null;
-    c.busy = this.adopt(run, c, start, count)
+    c.busy = this.adopt(run, c, start, count, false, ahead ? run.pos : undefined)
       .then(
         (bytes) => {
           c.copied = start + count;
@@ -150,12 +150,12 @@ export class LiveMoves {
   }
 
   /** Every stage of the new route takes positions [start, start + count) of its layers; resolves with the bytes copied. */
-  private async adopt(run: Running, c: Copy, start: number, count: number, atSwitch = false): Promise<number> {
+  private async adopt(run: Running, c: Copy, start: number, count: number, atSwitch = false, computing?: number): Promise<number> {
     const history = [...run.request.promptTokens, ...run.fed];
     const opening = openingOf(run, c.route, history, this.opts.selfId);
     const copied = await Promise.all(
       c.route.peers.map((peer, stage) =>
-        this.opts.adoptKv(peer, { op: 'kv-adopt', model: c.route.model, rid: c.wireId, stage, opening, start, count, sources: kvSources(run.route, c.from, c.route.ranges[stage]), ...(atSwitch ? { switch: true } : {}) }),
+        this.opts.adoptKv(peer, { op: 'kv-adopt', model: c.route.model, rid: c.wireId, stage, opening, start, count, sources: kvSources(run.route, c.from, c.route.ranges[stage]), ...(atSwitch ? {} : { precopy: true }), ...(computing !== undefined ? { computing } : {}) }),
       ),
     );
     return copied.reduce((a, b) => a + b, 0);

@@ -131,13 +131,13 @@ export class StageServer {
   /** A control request from coordinator `from` (this node's own coordinator calls it directly). */
   async control(req: ControlRequest, from: string): Promise<ControlReply> {
     if (req.model !== this.opts.fingerprint) throw new Error(`this node has model ${this.opts.fingerprint}, not ${req.model}`);
-    if (req.op === 'kv-read') return { ok: true, chunk: await this.worker.readKv(req.rid, req, req.start, req.count) };
+    if (req.op === 'kv-read') return { ok: true, chunk: await this.worker.readKv(req.rid, req, req.start, req.count, req.computing) };
     if (req.op === 'lora-read') {
       if (!this.opts.lora) throw new LoraSliceError('this node serves no LoRA adapter');
       return this.opts.lora.read(req);
     }
     if (req.op === 'kv-adopt') {
-      const copiedBytes = await this.worker.adoptKv(req, (src, start, count) => this.pullKv(src, start, count));
+      const copiedBytes = await this.worker.adoptKv(req, (src, start, count, computing) => this.pullKv(src, start, count, computing));
       return { ok: true, positions: req.start + req.count, copiedBytes };
     }
     if (req.op === 'drop') {
@@ -175,10 +175,10 @@ export class StageServer {
   }
 
   /** A piece of a moving request's KV from the old route's stage `src` (this node's own, or over the control protocol). */
-  private pullKv(src: KvSource, start: number, count: number): Promise<KvChunk> {
-    if (src.peer === this.opts.host.peerId) return this.worker.readKv(src.rid, src, start, count);
+  private pullKv(src: KvSource, start: number, count: number, computing?: number): Promise<KvChunk> {
+    if (src.peer === this.opts.host.peerId) return this.worker.readKv(src.rid, src, start, count, computing);
     if (!this.opts.readKv) throw new Error('this node cannot read KV from other nodes');
-    return this.opts.readKv(src.peer, { op: 'kv-read', model: this.opts.fingerprint, rid: src.rid, startLayer: src.startLayer, endLayer: src.endLayer, start, count });
+    return this.opts.readKv(src.peer, { op: 'kv-read', model: this.opts.fingerprint, rid: src.rid, startLayer: src.startLayer, endLayer: src.endLayer, start, count, ...(computing !== undefined ? { computing } : {}) });
   }
 
   /** Frees ranges no coordinator asked for last and no live request uses. */

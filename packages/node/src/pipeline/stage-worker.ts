@@ -16,6 +16,9 @@ import { checkCoverage, type KvAdoptRequest, type KvSource } from './kv-move-con
 import { PositionWaits } from './position-waits.js';
 import { stageAdoptLine, stageStepLine, stageReadLine, wallMs } from './switch-phases.js';
 
+/** Reads a piece of a moving request's KV from a stage of its old route (`computing`: see KvAdoptRequest). */
+export type KvPull = (source: KvSource, start: number, count: number, computing?: number) => Promise<KvChunk>;
+
 /** A frame to send, and to whom (a peer id; possibly this node itself). */
 export interface Outgoing {
   to: string;
@@ -47,6 +50,8 @@ interface Session {
   movedIn?: boolean;
   /** The switch's part of its move is in: the positions copied count for its steps. */
   switched?: boolean;
+  /** Position of the last frame computed here (a row before it is certain: no later rollback drops it). */
+  computedFrom?: number;
   /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
   stepsToLog?: number;
 }
@@ -137,6 +142,7 @@ export class StageWorker {
     return this.loggedStep(frame, arrived);
   }
 
+  /** A step of a request moved here, its phases logged (switch-phases.ts). */
   private async loggedStep(frame: ActFrame, arrived: number): Promise<Outgoing[]> {
     const ready = wallMs();
     let started = ready;
@@ -158,7 +164,8 @@ export class StageWorker {
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
       ({ output, computeMs }) => {
         const outs = this.emit(frame, session!, output, computeMs);
-        this.computed.reached(frame.rid, session!.cache.length);
+        session!.computedFrom = frame.pos;
+        this.computed.reached(frame.rid, frame.pos + 1);
         return outs;
       },
       (err: unknown) => this.failure(frame, session, err),
@@ -267,14 +274,20 @@ export class StageWorker {
 
   /**
    * Positions [start, start + count) of `layers` of a live request's cache (a live move's `kv-read`). The last round
-   * of a move asks for the position of the step under way here too (so that the switch has nothing left to copy):
-   * it is answered once that step is computed.
+   * of a move also asks for the row of the step going out with it (`computing`, so that the switch has nothing left
+   * to copy): answered once a step from that position on is computed here — before, a row there may still be a
+   * rejected draft that step drops.
    */
-  async readKv(rid: string, layers: LayerRange, start: number, count: number): Promise<KvChunk> {
+  async readKv(rid: string, layers: LayerRange, start: number, count: number, computing?: number): Promise<KvChunk> {
     let s = this.sessions.get(rid);
-    if (s && start + count > s.cache.length) {
-      await this.computed.until(rid, start + count);
-      s = this.sessions.get(rid);
+    if (computing !== undefined && start + count > computing) {
+      const early = (x: Session | undefined) => x !== undefined && (x.computedFrom ?? -1) < computing;
+      if (early(s)) {
+        await this.computed.until(rid, computing + 1);
+        s = this.sessions.get(rid);
+        // Timed out: a row there may still be a rejected draft; the copy fails (the request replays) rather than take it.
+        if (early(s)) throw new KvMoveError(`request ${rid}: the step at position ${computing} was not computed here in time to read its row`);
+      }
     }
     if (!s) throw new KvMoveError(`request ${rid} is not open on this stage (it may have ended or been freed)`);
     const received = wallMs();
@@ -289,7 +302,7 @@ export class StageWorker {
    * asked: the switch's part may come while the last round still copies. The first step comes with the switch's
    * part (or before it): it waits for it. A failed part frees it here: the coordinator replays the request instead.
    */
-  async adoptKv(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>): Promise<number> {
+  async adoptKv(req: KvAdoptRequest, pull: KvPull): Promise<number> {
     const received = wallMs();
     const before = this.adopting.get(req.rid);
     const part = (before ?? Promise.resolve()).catch(() => {}).then(() => this.adoptPart(req, pull, received));
@@ -301,7 +314,7 @@ export class StageWorker {
     }
   }
 
-  private async adoptPart(req: KvAdoptRequest, pull: (source: KvSource, start: number, count: number) => Promise<KvChunk>, received: number): Promise<number> {
+  private async adoptPart(req: KvAdoptRequest, pull: KvPull, received: number): Promise<number> {
     let s = this.sessions.get(req.rid);
     if (req.start === 0 && s) throw new KvMoveError(`request ${req.rid} is already open on this stage`);
     try {
@@ -318,7 +331,7 @@ export class StageWorker {
       const timedPull = async (src: KvSource, start: number, count: number) => {
         if (pending++ === 0) since = performance.now();
         try {
-          return await pull(src, start, count);
+          return await pull(src, start, count, req.computing);
         } finally {
           if (--pending === 0) readMs += performance.now() - since;
         }
@@ -330,7 +343,7 @@ export class StageWorker {
       if (session.sampler) session.sampler = createRequestSampler(req.opening, this.opts.vocabulary ?? noVocabulary);
       session.floor = session.cache.length;
       session.lastActive = Date.now();
-      if (req.switch) {
+      if (!req.precopy) {
         session.switched = true;
         this.waits.reached(req.rid, session.cache.length);
       }
