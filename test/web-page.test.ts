@@ -49,9 +49,11 @@ describe('web page at / on a 2-node cluster', () => {
     const text = (await answer.textContent()) ?? '';
     expect(text).toMatch(/\d+ tokens in \d+\.\d+ s/);
     const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
-    // Streamed: the bubble showed several growing prefixes of the final answer before it was complete.
+    // Streamed: the bubble showed growing prefixes of the final answer before it was complete (an answer sent whole
+    // shows none). Not many: speculation verifies several tokens a walk, and a loaded machine delivers several events
+    // a frame (CI once saw 2 of a 100-token answer).
     const partial = seen.filter((s) => s.length > 0 && !/tokens in/.test(s));
-    expect(partial.length).toBeGreaterThan(3);
+    expect(partial.length).toBeGreaterThan(1);
     for (let i = 1; i < partial.length; i++) expect(partial[i].startsWith(partial[i - 1])).toBe(true);
     expect(text.startsWith(partial.at(-1)!)).toBe(true);
     expect(await page.locator('.msg.user').textContent()).toBe('Tell me a story about a cat.');
