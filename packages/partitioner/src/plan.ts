@@ -6,15 +6,20 @@ export type Objective = 'latency' | 'throughput';
 /** How a plan was made. `optimal` = exact for small clusters, fast otherwise; `given` = a split from the user. */
 export type Strategy = 'optimal' | 'exact' | 'fast' | 'memory-weighted' | 'equal' | 'given';
 
-/** One pipeline stage: a device and the contiguous layers [startLayer, endLayer) it runs. */
-export interface Stage {
+/** A device and the contiguous layers [startLayer, endLayer) it holds, with the memory they take there. */
+export interface StagePlacement {
   device: string;
   startLayer: number;
   /** Exclusive. */
   endLayer: number;
-  /** Weights + KV cache (reserved context × concurrency) + activations + embedding/head if first/last. */
   memoryBytes: number;
   memoryAvailableBytes: number;
+}
+
+/** One pipeline stage: a device and the contiguous layers [startLayer, endLayer) it runs. */
+export interface Stage extends StagePlacement {
+  /** Weights + KV cache (reserved context × concurrency) + activations + embedding/head if first/last. */
+  memoryBytes: number;
   /** Roofline time of the stage's layers for one decode token, with the device's fixed cost of a step. */
   computeMs: number;
   /** One decode token's hop to the next stage (the last stage's hop is the return to the first). */

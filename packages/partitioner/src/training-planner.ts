@@ -1,6 +1,6 @@
 import type { Cluster } from './cluster.js';
 import type { ModelShape } from './model-shape.js';
-import type { Assignment } from './plan.js';
+import type { Assignment, StagePlacement } from './plan.js';
 import type { Solution } from './solution.js';
 import type { TrainingShape } from './training-shape.js';
 import { TrainingCostModel } from './training-cost-model.js';
@@ -9,13 +9,10 @@ import { solveFast } from './fast-planner.js';
 import { minimizePeriod, occupancyCandidates } from './throughput-search.js';
 import { InvalidPlanError, TrainingDoesNotFitError, formatBytes } from './errors.js';
 
-export interface TrainingStagePlan {
-  device: string;
-  startLayer: number;
-  endLayer: number;
+/** A stage of a training job: where it is as an inference stage is, but its times are of a micro-batch's forward and backward. */
+export interface TrainingStagePlan extends StagePlacement {
   /** The job's memory on this device (its range, and the owner's ends on the first stage). */
   memoryBytes: number;
-  memoryAvailableBytes: number;
   /** One micro-batch's forward and backward through the stage (with the ends on the owner's). */
   computeMs: number;
   /** The hop to the next stage and back (hidden states forward, gradients back). */
