@@ -35,6 +35,25 @@ describe('SlowdownEstimator', () => {
     expect(e.slowdown()!).toBeGreaterThan(15);
   });
 
+  it('calibrates to the mean of a quiet device with stalls, not to its typical run', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 4000 });
+    let t = 0;
+    // Every tenth run stalls at 4×: the mean run is 1.3× the prediction, the typical one 1×.
+    for (let i = 0; i < 200; i++) e.add((t += 20), i % 10 === 9 ? 40 : 10, 10);
+    expect(e.slowdown()!).toBeLessThan(1.5);
+    expect(e.calibration()!).toBeGreaterThan(1.2);
+    expect(e.calibration()!).toBeLessThan(1.4);
+  });
+
+  it('keeps a throttle out of its calibration, the runs at its start too', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 4000 });
+    let t = 0;
+    for (let i = 0; i < 40; i++) e.add((t += 20), 12, 10);
+    for (let i = 0; i < 200; i++) e.add((t += 20), 240, 10); // throttled to 1/20
+    expect(e.slowdown()!).toBeGreaterThan(10);
+    expect(e.calibration()!).toBeCloseTo(1.2, 5);
+  });
+
   it('says nothing before it has samples', () => {
     const e = new SlowdownEstimator();
     expect(e.slowdown()).toBeNull();

@@ -1,3 +1,5 @@
+import { QuietMeanRatio } from './quiet-mean-ratio.js';
+
 /**
  * How busy a device is while it serves, as its node announces it. The planner divides the device's measured speed
  * by `slowdown` and caps its memory at `memoryBudgetBytes`.
@@ -43,6 +45,9 @@ export interface SlowdownPolicy {
   minSamples?: number;
 }
 
+/** A smoothed slowdown from which a device's runs count as throttled, not as its own speed. */
+const THROTTLED = 3;
+
 /**
  * Turns timing samples (measured ms against expected ms) into a smoothed slowdown. Each source is calibrated
  * against the best it has done on this device (a profile's prediction is never exactly right, but it is right in
@@ -54,8 +59,11 @@ export class SlowdownEstimator {
   private lastAt = 0;
   private samples = 0;
   private best = Infinity;
+  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (quiet-mean-ratio.ts). */
+  private readonly mean = new QuietMeanRatio();
   private readonly tau: number;
   private readonly minSamples: number;
+  private readonly throttledAbove = Math.log(THROTTLED);
 
   constructor(policy: SlowdownPolicy = {}) {
     this.tau = policy.timeConstantMs ?? 4000;
@@ -75,6 +83,12 @@ export class SlowdownEstimator {
     this.lastAt = at;
     this.samples++;
     if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
+    // A throttled device's runs stay out of its calibration: one stall barely moves the smoothed ratio, a throttle
+    // soon takes it past THROTTLED (and the open block, holding its first runs, is dropped). A device a little busy
+    // still counts, in blocks the quietest of which is taken: a low line for "busy" dropped most blocks of a small
+    // model, whose smoothed ratio swings by 1.5× on its own.
+    if (this.logRatio - this.best >= this.throttledAbove) this.mean.discard();
+    else this.mean.add(at, measuredMs, expectedMs);
   }
 
   /**
@@ -86,6 +100,7 @@ export class SlowdownEstimator {
     if (!(factor > 0) || !Number.isFinite(factor)) return;
     this.logRatio += Math.log(factor);
     if (Number.isFinite(this.best)) this.best += Math.log(factor);
+    this.mean.rescale(factor);
   }
 
   /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */
@@ -94,9 +109,13 @@ export class SlowdownEstimator {
     return Math.exp(this.logRatio - this.best);
   }
 
-  /** Best smoothed measured/expected seen (absolute), or null before `minSamples`. */
+  /**
+   * Measured/expected of the device when quiet (absolute): the quietest block's mean once a block has closed, before
+   * that the best smoothed ratio; null before `minSamples`.
+   */
   calibration(): number | null {
-    return Number.isFinite(this.best) ? Math.exp(this.best) : null;
+    if (!Number.isFinite(this.best)) return null;
+    return this.mean.ratio() ?? Math.exp(this.best);
   }
 
   /** When the last sample came (ms). */
