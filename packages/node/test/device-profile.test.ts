@@ -46,6 +46,9 @@ describe('measureDevice', () => {
     // A step decodes one frame and encodes one; a token encodes one.
     expect(p.stepOverheadMs!).toBeGreaterThanOrEqual(p.tokenOverheadMs!);
     expect(p.stepOverheadMs!).toBeLessThan(250);
+    // A pass after an idle moment costs at least as much as back to back, and not a heartbeat more.
+    expect(p.passOverheadMs).toBeGreaterThanOrEqual(0);
+    expect(p.passOverheadMs!).toBeLessThan(250);
   });
 
   it('a rejection of `between` stops the measurement with its error (the node has work)', async () => {

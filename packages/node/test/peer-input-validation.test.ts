@@ -28,7 +28,7 @@ describe('membership messages from peers', () => {
     const q8 = { ...a, member: { ...a.member, profile: { ...a.member.profile, kvCache: 'q8_0' } } };
     expect(parseProfileMessage(q8)).toEqual(q8);
     // The fixed costs and the decode figure's spread travel when measured (older nodes do not send them).
-    const fixed = { ...a, member: { ...a.member, profile: { ...a.member.profile, decodeSpread: 0.2, stepOverheadMs: 0.41, tokenOverheadMs: 0.3 } } };
+    const fixed = { ...a, member: { ...a.member, profile: { ...a.member.profile, decodeSpread: 0.2, stepOverheadMs: 0.41, tokenOverheadMs: 0.3, passOverheadMs: 0.1 } } };
     expect(parseProfileMessage(fixed)).toEqual(fixed);
     expect(parseHeartbeatMessage({ t: 'hb', seq: 5 })).toEqual({ t: 'hb', seq: 5 });
     expect(parseHeartbeatMessage({ t: 'hb', seq: 5, lagMs: 340 })).toEqual({ t: 'hb', seq: 5, lagMs: 340 });
@@ -49,6 +49,7 @@ describe('membership messages from peers', () => {
     expect(bad((m) => ((m.profile as { threads: number }).threads = 0))).toThrow(/threads/);
     expect(bad((m) => ((m.profile as { stepOverheadMs?: number }).stepOverheadMs = -0.5))).toThrow(/stepOverheadMs/);
     expect(bad((m) => ((m.profile as { tokenOverheadMs?: unknown }).tokenOverheadMs = 'slow'))).toThrow(/tokenOverheadMs/);
+    expect(bad((m) => ((m.profile as { passOverheadMs?: number }).passOverheadMs = -1))).toThrow(/passOverheadMs/);
     expect(bad((m) => ((m.profile as { kvCache?: string }).kvCache = 'q4_0'))).toThrow(/kvCache must be one of f16, f32, q8_0/);
     expect(bad((m) => ((m as { peerId: unknown }).peerId = 5))).toThrow(/peerId/);
     expect(bad((m) => ((m.stageInfo as { model: unknown }).model = 7))).toThrow(/stageInfo.model/);

@@ -12,12 +12,15 @@ export interface Device {
   /** Memory the runtime may use on this device, bytes. */
   memoryBytes: number;
   /**
-   * Fixed ms of one step of a stage on this device whatever its layers: the runtime's scheduling, frames in and out,
-   * turns of the event loop. It dominates a small model's step. Default 0.
+   * Fixed ms of one step of a stage on this device whatever its layers, when the step comes in a frame from another
+   * device: the runtime's scheduling, frames in and out, turns of the event loop. It dominates a small model's step.
+   * The first stage's step is started by the token's coordinator on the same device (tokenOverheadMs). Default 0.
    */
   stepOverheadMs?: number;
   /** Fixed ms a token spends on this device when it coordinates: sampling, streaming it, sending the next step. Default 0. */
   tokenOverheadMs?: number;
+  /** Fixed ms of every pass of a stage's layers after an idle moment, whatever its layers (caches and a core woken anew). Default 0. */
+  passOverheadMs?: number;
 }
 
 export interface LinkProfile {
@@ -84,7 +87,7 @@ function linkProfile(v: unknown, what: string): LinkProfile {
 
 /**
  * Validates a devices.json object: `{ devices: [{ id, gflops, memBandwidthGBps, memoryBytes, stepOverheadMs?,
- * tokenOverheadMs? }],
+ * tokenOverheadMs?, passOverheadMs? }],
  * links?: [{ from, to, latencyMs, bandwidthMBps }], defaultLink?: { latencyMs, bandwidthMBps } }`.
  * A defaultLink is required when some pair of devices has no listed link.
  */
@@ -112,6 +115,7 @@ export function parseCluster(json: unknown): Cluster {
     if (d.gflopsPrefill !== undefined) dev.gflopsPrefill = positive(d.gflopsPrefill, `devices[${i}].gflopsPrefill ("${d.id}")`);
     if (d.stepOverheadMs !== undefined) dev.stepOverheadMs = positive(d.stepOverheadMs, `devices[${i}].stepOverheadMs ("${d.id}")`, true);
     if (d.tokenOverheadMs !== undefined) dev.tokenOverheadMs = positive(d.tokenOverheadMs, `devices[${i}].tokenOverheadMs ("${d.id}")`, true);
+    if (d.passOverheadMs !== undefined) dev.passOverheadMs = positive(d.passOverheadMs, `devices[${i}].passOverheadMs ("${d.id}")`, true);
     return dev;
   });
   const rawLinks = o.links ?? [];
@@ -144,6 +148,7 @@ export function validateCluster(c: Cluster): void {
     positive(d.memoryBytes, `memoryBytes of "${d.id}"`);
     if (d.stepOverheadMs !== undefined) positive(d.stepOverheadMs, `stepOverheadMs of "${d.id}"`, true);
     if (d.tokenOverheadMs !== undefined) positive(d.tokenOverheadMs, `tokenOverheadMs of "${d.id}"`, true);
+    if (d.passOverheadMs !== undefined) positive(d.passOverheadMs, `passOverheadMs of "${d.id}"`, true);
   }
   if (!c.defaultLink && c.devices.length > 1) {
     const listed = new Set(c.links.flatMap((l) => [`${l.from}\u0000${l.to}`, `${l.to}\u0000${l.from}`]));

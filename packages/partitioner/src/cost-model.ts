@@ -16,10 +16,11 @@ export interface StepRows {
 
 /**
  * Roofline cost model of a pipeline. A stage's compute time is max(FLOPs / compute, bytes / memory bandwidth)
- * over its layers (plus embedding on the first stage, final norm + head on the last), plus the device's fixed cost
- * of a step (stepOverheadMs, once per batched step); a hop is latency + bytes / bandwidth, and the token's return to
- * the first device adds that device's fixed cost of coordinating a token (tokenOverheadMs). Devices are addressed by
- * their index in `cluster.devices`.
+ * over its layers (plus embedding on the first stage, final norm + head on the last), plus the device's fixed costs
+ * of a pass (passOverheadMs) and of a step that came in a frame (stepOverheadMs, every stage but the first: the
+ * first device coordinates and starts the next step itself); a hop is latency + bytes / bandwidth, and the token's
+ * return to the first device adds that device's fixed cost of coordinating a token (tokenOverheadMs). Devices are
+ * addressed by their index in `cluster.devices`.
  *
  * Latency objective: one request's time, TTFT + (genTokens − 1) × per-token time; both are sums over
  * stages of compute + hop (the last hop returns the token id to the first stage), so a plan's latency cost is a
@@ -43,6 +44,7 @@ export class CostModel {
   private readonly bytesPerMs: Float64Array;
   private readonly stepOverhead: Float64Array;
   private readonly tokenOverhead: Float64Array;
+  private readonly passOverhead: Float64Array;
 
   constructor(
     readonly profile: ModelProfile,
@@ -76,6 +78,15 @@ export class CostModel {
     this.bytesPerMs = Float64Array.from(cluster.devices, (d) => d.memBandwidthGBps * 1e6);
     this.stepOverhead = Float64Array.from(cluster.devices, (d) => d.stepOverheadMs ?? 0);
     this.tokenOverhead = Float64Array.from(cluster.devices, (d) => d.tokenOverheadMs ?? 0);
+    this.passOverhead = Float64Array.from(cluster.devices, (d) => d.passOverheadMs ?? 0);
+  }
+
+  /**
+   * Fixed ms of one step of layers [s, …) on device d: its pass, and for every stage but the first the frame it came
+   * in (the first stage's step is started on the coordinating device, whose token cost holds that).
+   */
+  private fixedStepMs(d: number, s: number): number {
+    return this.passOverhead[d] + (s === 0 ? 0 : this.stepOverhead[d]);
   }
 
   private roofline(d: number, flops: number, bytes: number, prefill = false): number {
@@ -92,7 +103,7 @@ export class CostModel {
       flops += h.flopsPerToken;
       bytes += h.bytesReadPerToken;
     }
-    return this.roofline(d, flops, bytes) + this.stepOverhead[d];
+    return this.roofline(d, flops, bytes) + this.fixedStepMs(d, s);
   }
 
   /**
@@ -123,7 +134,7 @@ export class CostModel {
     }
     const fill = Math.min(1, Math.max(0, rows - 1) / 63);
     const rate = this.flopsPerMs[d] + (this.prefillFlopsPerMs[d] - this.flopsPerMs[d]) * fill;
-    return Math.max(flops / rate, bytes / this.bytesPerMs[d]) + this.stepOverhead[d];
+    return Math.max(flops / rate, bytes / this.bytesPerMs[d]) + this.fixedStepMs(d, s);
   }
 
   /**
@@ -139,7 +150,7 @@ export class CostModel {
       flops += h.flopsPerToken;
       bytes += h.bytesReadPerToken;
     }
-    return this.roofline(d, flops, bytes, true) + this.stepOverhead[d] * Math.ceil(tokens / PROMPT_ROWS_PER_STEP);
+    return this.roofline(d, flops, bytes, true) + this.fixedStepMs(d, s) * Math.ceil(tokens / PROMPT_ROWS_PER_STEP);
   }
 
   /** Bytes a stage ending at layer e sends per token: a hidden state, or the token id back to the first stage. */

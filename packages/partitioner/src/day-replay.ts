@@ -144,6 +144,7 @@ class Availability {
         // Fixed costs are work on the device too: its load slows them, as the runtime's clusterOf prices them.
         ...(d.stepOverheadMs !== undefined ? { stepOverheadMs: d.stepOverheadMs * slow } : {}),
         ...(d.tokenOverheadMs !== undefined ? { tokenOverheadMs: d.tokenOverheadMs * slow } : {}),
+        ...(d.passOverheadMs !== undefined ? { passOverheadMs: d.passOverheadMs * slow } : {}),
         memoryBytes: c?.memoryBytes ?? d.memoryBytes,
       });
     }

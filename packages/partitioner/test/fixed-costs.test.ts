@@ -8,41 +8,50 @@ import { simulate } from '../src/simulator.js';
 import { PROMPT_ROWS_PER_STEP } from '../src/step-rows.js';
 import { bruteForce, instanceArb, type Instance } from './instances.js';
 
-// The fixed costs a small model's step is made of (scheduling, frames, the coordinator's sampling and streaming).
+// The fixed costs a small model's step is made of (a pass after idling, scheduling, frames, the coordinator's
+// sampling and streaming).
 
 /** A random instance whose devices have random fixed costs of a step and of coordinating a token. */
 const withFixedCosts = (maxDevices: number, maxLayers: number): fc.Arbitrary<Instance> =>
   fc
-    .tuple(instanceArb(maxDevices, maxLayers), fc.array(fc.record({ step: fc.double({ min: 0, max: 5, noNaN: true }), token: fc.double({ min: 0, max: 5, noNaN: true }) }), { minLength: 12, maxLength: 12 }))
+    .tuple(instanceArb(maxDevices, maxLayers), fc.array(fc.record({ step: fc.double({ min: 0, max: 5, noNaN: true }), token: fc.double({ min: 0, max: 5, noNaN: true }), pass: fc.double({ min: 0, max: 5, noNaN: true }) }), { minLength: 12, maxLength: 12 }))
     .map(([inst, costs]) => ({
       ...inst,
-      cluster: { ...inst.cluster, devices: inst.cluster.devices.map((d, i) => ({ ...d, stepOverheadMs: costs[i].step, tokenOverheadMs: costs[i].token })) },
+      cluster: { ...inst.cluster, devices: inst.cluster.devices.map((d, i) => ({ ...d, stepOverheadMs: costs[i].step, tokenOverheadMs: costs[i].token, passOverheadMs: costs[i].pass })) },
     }));
 
 const tiny = modelProfile({ hiddenSize: 64, intermediateSize: 172, numLayers: 6, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 4 });
 const request = { promptTokens: 100, genTokens: 16, contextTokens: 128, concurrency: 1 };
-const equalDevices = (step: number, token: number): Cluster => ({
-  devices: ['a', 'b', 'c'].map((id) => ({ id, gflops: 10, memBandwidthGBps: 10, memoryBytes: 1e9, stepOverheadMs: step, tokenOverheadMs: token })),
+const equalDevices = (step: number, token: number, pass = 0): Cluster => ({
+  devices: ['a', 'b', 'c'].map((id) => ({ id, gflops: 10, memBandwidthGBps: 10, memoryBytes: 1e9, stepOverheadMs: step, tokenOverheadMs: token, passOverheadMs: pass })),
   links: [],
   defaultLink: { latencyMs: 0.1, bandwidthMBps: 1000 },
 });
 const withoutFixedCosts = evaluateSplit(tiny, equalDevices(0, 0), request, [2, 2, 2]);
 
 describe('fixed costs of a step and of a token', () => {
-  it('a decode token pays every stage its step cost and the coordinator its token cost, once each', () => {
+  it('a decode token pays every stage reached by a frame its step cost and the coordinator its token cost, once each', () => {
     const plan = evaluateSplit(tiny, equalDevices(0.4, 0.6), request, [2, 2, 2]);
-    expect(plan.cost.tokenLatencyMs - withoutFixedCosts.cost.tokenLatencyMs).toBeCloseTo(3 * 0.4 + 0.6, 9);
-    expect(plan.stages.map((s, i) => s.computeMs - withoutFixedCosts.stages[i].computeMs)).toEqual([0.4, 0.4, 0.4].map((x) => expect.closeTo(x, 9)));
+    // The first stage's step is started by the coordinator on its own device: the token's cost holds its frame.
+    expect(plan.cost.tokenLatencyMs - withoutFixedCosts.cost.tokenLatencyMs).toBeCloseTo(2 * 0.4 + 0.6, 9);
+    expect(plan.stages.map((s, i) => s.computeMs - withoutFixedCosts.stages[i].computeMs)).toEqual([0, 0.4, 0.4].map((x) => expect.closeTo(x, 9)));
     // The hops stay the wire's; the coordinator's turn is the last stage's.
     expect(plan.stages.map((s) => s.hopMs)).toEqual(withoutFixedCosts.stages.map((s) => s.hopMs));
     expect(plan.stages[2].stageMs - plan.stages[2].computeMs - plan.stages[2].hopMs).toBeCloseTo(0.6, 9);
   });
 
-  it('a prompt pays the step cost once per slice of PROMPT_ROWS_PER_STEP rows on every stage', () => {
+  it('every stage, the first too, pays its pass cost once a step, whatever its layers', () => {
+    const plan = evaluateSplit(tiny, equalDevices(0, 0, 0.3), request, [1, 2, 3]);
+    const bare = evaluateSplit(tiny, equalDevices(0, 0), request, [1, 2, 3]);
+    expect(plan.stages.map((s, i) => s.computeMs - bare.stages[i].computeMs)).toEqual([0.3, 0.3, 0.3].map((x) => expect.closeTo(x, 9)));
+    expect(plan.cost.tokenLatencyMs - bare.cost.tokenLatencyMs).toBeCloseTo(3 * 0.3, 9);
+  });
+
+  it('a prompt pays the step cost once per slice of PROMPT_ROWS_PER_STEP rows on every stage reached by a frame', () => {
     const plan = evaluateSplit(tiny, equalDevices(0.4, 0.6), request, [2, 2, 2]);
     const slices = Math.ceil(request.promptTokens / PROMPT_ROWS_PER_STEP);
     expect(slices).toBe(4);
-    expect(plan.cost.ttftMs - withoutFixedCosts.cost.ttftMs).toBeCloseTo(3 * slices * 0.4 + 0.6, 9);
+    expect(plan.cost.ttftMs - withoutFixedCosts.cost.ttftMs).toBeCloseTo(2 * slices * 0.4 + 0.6, 9);
   });
 
   it('the simulator agrees with the cost model for one request', () => {

@@ -26,9 +26,9 @@ export async function measureBaselines(o: BenchOptions, model: BaselineModel, in
     progress.status('one node, no network');
     const local = await measureLocal(model.path!, p, g, o.runs, o.engine);
     const r = local.runs;
-    // The coordinator's device without its fixed costs: they are a node's wake-ups and frame codec, and this run has
-    // neither (the engine's executor in this process).
-    const { stepOverheadMs: _step, tokenOverheadMs: _token, ...device } = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
+    // The coordinator's device without the fixed costs this run does not pay: frames (there are none) and a pass after
+    // idling (its steps run back to back). Its token's cost stays: a turn of the event loop and sampling each token.
+    const { stepOverheadMs: _step, passOverheadMs: _pass, ...device } = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
     let prediction: BenchRow['predicted'] = null;
     try {
       prediction = predictSplit(info.modelShape, { devices: [device], links: [], defaultLink: info.cluster.defaultLink }, [model.layers], p, g, 1);

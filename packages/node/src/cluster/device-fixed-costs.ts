@@ -39,6 +39,39 @@ export async function measureFixedCosts(between: () => Promise<void>): Promise<F
   };
 }
 
+/** Runs of the product each way, and the idle moment before a cold one (about a stage's wait for the next token in a ring). */
+const PASS_SAMPLES = 5;
+const PASS_IDLE_MS = 2;
+
+/**
+ * What a pass costs more when it starts after an idle moment than back to back: `run` (a small product) timed after
+ * PASS_IDLE_MS asleep and right after a run, medians. A stage at one request a time idles between its steps, and
+ * its first kernels then wait on caches and a core woken anew: on stories260K a pass took 0.03–0.13 ms back to back
+ * and 0.1 ms more after 3 ms asleep, whatever its layers — a cost of the pass that a speed ratio scaled with the
+ * layers got wrong (its calibration read 1.4× on five layers and 4.3× on two).
+ */
+export async function measurePassOverheadMs(run: () => void, between: () => Promise<void>): Promise<number> {
+  const hot: number[] = [];
+  const cold: number[] = [];
+  run();
+  for (let i = 0; i < PASS_SAMPLES; i++) {
+    await between();
+    run();
+    const t0 = performance.now();
+    run();
+    hot.push(performance.now() - t0);
+    await new Promise((resolve) => setTimeout(resolve, PASS_IDLE_MS));
+    const t1 = performance.now();
+    run();
+    cold.push(performance.now() - t1);
+  }
+  return round3(Math.max(0, middle(cold) - middle(hot)));
+}
+
+function middle(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[xs.length >> 1];
+}
+
 /** Mean lateness of a short timer: how long the process waits for a core once it has something to do. */
 async function meanWakeDelayMs(between: () => Promise<void>): Promise<number> {
   const late: number[] = [];

@@ -4,7 +4,7 @@ import type { ComputeBackend, ComputeBackendName } from '../engine/compute-backe
 import { turnEventLoop } from '../engine/compute-slices.js';
 import { kernelBackend } from '../engine/kernel-backend.js';
 import type { KvCacheType } from '../engine/kv-cache.js';
-import { measureFixedCosts } from './device-fixed-costs.js';
+import { measureFixedCosts, measurePassOverheadMs } from './device-fixed-costs.js';
 
 /** Where a node runs: a Node process, or a browser tab. */
 export type NodeRuntimeKind = 'node' | 'browser';
@@ -27,6 +27,8 @@ export interface DeviceProfile {
   stepOverheadMs?: number;
   /** Fixed ms of a token at its coordinator (device-fixed-costs.ts); absent from older peers. */
   tokenOverheadMs?: number;
+  /** What a pass costs more after an idle moment than back to back, whatever its layers (device-fixed-costs.ts); absent from older peers. */
+  passOverheadMs?: number;
   /** Bytes this node offers for model weights and activations. */
   memoryBytes: number;
   /** How memoryBytes was chosen, e.g. "--memory-budget" or "0.7 × free memory". */
@@ -103,6 +105,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
   let gflopsPrefill = 0;
   let bandwidth = 0;
   let decodeSpread = 0;
+  let passOverheadMs: number | undefined;
 
   for (const [rows, cols] of SHAPES) {
     // Predict this shape's cost from the previous one; skip what would not fit the budget.
@@ -116,6 +119,8 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
       if (rounds.length > 1) decodeSpread = (Math.max(...rounds) - Math.min(...rounds)) / tDecode;
       gflopsDecode = (2 * rows * cols) / tDecode / 1e9;
       bandwidth = probe.weightBytes(rows, cols) / tDecode / 1e9;
+      // On the small shape: a stage's pass is a few products of about that size.
+      passOverheadMs ??= await measurePassOverheadMs(() => m.run(1), between);
       if (performance.now() + tDecode * PREFILL_ROWS * 1000 * 3 < deadline) {
         const tPrefill = await medianSeconds(() => m.run(PREFILL_ROWS), deadline, 3, between);
         gflopsPrefill = (2 * PREFILL_ROWS * rows * cols) / tPrefill / 1e9;
@@ -137,6 +142,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     decodeSpread: round(decodeSpread),
     stepOverheadMs: fixed.stepOverheadMs,
     tokenOverheadMs: fixed.tokenOverheadMs,
+    ...(passOverheadMs !== undefined ? { passOverheadMs } : {}),
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,
     runtime: options.runtimeKind ?? 'node',

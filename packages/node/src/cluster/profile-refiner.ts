@@ -63,13 +63,13 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
         ...leastFixedCosts(best, m),
         measuredAt: m.measuredAt,
       };
-      const same = (k: 'gflopsDecode' | 'gflopsPrefill' | 'memBandwidthGBps' | 'stepOverheadMs' | 'tokenOverheadMs') => next[k] === best[k];
-      if (same('gflopsDecode') && same('gflopsPrefill') && same('memBandwidthGBps') && same('stepOverheadMs') && same('tokenOverheadMs')) return;
+      const same = (k: 'gflopsDecode' | 'gflopsPrefill' | 'memBandwidthGBps' | FixedCostKey) => next[k] === best[k];
+      if (same('gflopsDecode') && same('gflopsPrefill') && same('memBandwidthGBps') && FIXED_COSTS.every(same)) return;
       best = next;
       opts.membership.setProfile(best);
       opts.log.info(
         `device re-measured: decode ${best.gflopsDecode} GFLOP/s, prefill ${best.gflopsPrefill} GFLOP/s, ${best.memBandwidthGBps} GB/s, ` +
-          `fixed ${best.stepOverheadMs ?? '?'} ms a step, ${best.tokenOverheadMs ?? '?'} ms a token`,
+          `fixed ${best.stepOverheadMs ?? '?'} ms a step, ${best.tokenOverheadMs ?? '?'} ms a token, ${best.passOverheadMs ?? '?'} ms a pass after idling`,
       );
     } catch (err) {
       if (err instanceof WorkArrived) {
@@ -95,10 +95,17 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
+const FIXED_COSTS = ['stepOverheadMs', 'tokenOverheadMs', 'passOverheadMs'] as const;
+type FixedCostKey = (typeof FIXED_COSTS)[number];
+
 /** The smaller fixed costs of two measurements, as the larger speeds: a quiet moment shows what the device costs. */
-function leastFixedCosts(a: DeviceProfile, b: DeviceProfile): Pick<DeviceProfile, 'stepOverheadMs' | 'tokenOverheadMs'> {
-  const least = (x: number | undefined, y: number | undefined) => (x === undefined ? y : y === undefined ? x : Math.min(x, y));
-  const step = least(a.stepOverheadMs, b.stepOverheadMs);
-  const token = least(a.tokenOverheadMs, b.tokenOverheadMs);
-  return { ...(step !== undefined ? { stepOverheadMs: step } : {}), ...(token !== undefined ? { tokenOverheadMs: token } : {}) };
+function leastFixedCosts(a: DeviceProfile, b: DeviceProfile): Pick<DeviceProfile, FixedCostKey> {
+  const out: Pick<DeviceProfile, FixedCostKey> = {};
+  for (const k of FIXED_COSTS) {
+    const x = a[k];
+    const y = b[k];
+    const least = x === undefined ? y : y === undefined ? x : Math.min(x, y);
+    if (least !== undefined) out[k] = least;
+  }
+  return out;
 }

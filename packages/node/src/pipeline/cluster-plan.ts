@@ -111,6 +111,7 @@ export function clusterOf(members: ClusterMember[]): Cluster {
       // Fixed costs are work on the device too: its owner's load slows them (calibration is of the kernels alone).
       ...(m.profile.stepOverheadMs !== undefined ? { stepOverheadMs: m.profile.stepOverheadMs * busy } : {}),
       ...(m.profile.tokenOverheadMs !== undefined ? { tokenOverheadMs: m.profile.tokenOverheadMs * busy } : {}),
+      ...(m.profile.passOverheadMs !== undefined ? { passOverheadMs: m.profile.passOverheadMs * busy } : {}),
       // The partitioner wants positive figures; a node offering nothing is left out as "insufficient memory".
       memoryBytes: Math.max(1, memory),
     };

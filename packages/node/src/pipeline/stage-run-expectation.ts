@@ -47,7 +47,10 @@ export class StageRunExpectation {
 
   private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {
     if (this.cached?.profile === profile) return this.cached;
-    const device = (gflops: number) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes) });
+    // A pass's cost after idling is priced apart (the partitioner adds it to every stage whatever its layers), so a
+    // calibration is of the kernels' time alone and holds for another layer range too.
+    const pass = profile.passOverheadMs !== undefined ? { passOverheadMs: profile.passOverheadMs } : {};
+    const device = (gflops: number) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes), ...pass });
     const request = { promptTokens: 1, genTokens: 1 };
     try {
       this.cached = {
