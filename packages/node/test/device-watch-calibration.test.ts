@@ -36,4 +36,35 @@ describe('device watch calibration across a re-measured profile', () => {
       watch.stop();
     }
   });
+
+  it('a quiet node moved to other layers starts afresh; a busy one keeps its figures', async () => {
+    const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: () => {}, heldBytes: () => 0, log: silentLogger, intervalMs: 20, probeWhen: () => false, slowdown: { timeConstantMs: 50 } });
+    watch.start();
+    try {
+      const runs = async (measuredMs: number, newRange: boolean) => {
+        watch.observeCompute(measuredMs, 10, 'decode', undefined, newRange);
+        for (let i = 0; i < 10; i++) {
+          await sleep(10);
+          watch.observeCompute(measuredMs, 10);
+        }
+        await sleep(60);
+      };
+      // Five layers with the head: 1× the profile's prediction.
+      await runs(10, false);
+      expect(watch.current().slowdown).toBe(1);
+      // Moved to two layers, whose passes read 3× the prediction on this engine (a pass's own cost): still quiet, and
+      // the calibration is the new layers'.
+      await runs(30, true);
+      expect(watch.current().slowdown).toBe(1);
+      expect(watch.current().calibration).toBeCloseTo(3, 1);
+      // Throttled to 4×: busy. Moved away again while busy, the node keeps its figures, so it still reads busy.
+      await runs(120, false);
+      expect(watch.current().slowdown).toBeGreaterThan(3);
+      await runs(120, true);
+      expect(watch.current().slowdown).toBeGreaterThan(3);
+      expect(watch.current().calibration).toBeCloseTo(3, 1);
+    } finally {
+      watch.stop();
+    }
+  });
 });

@@ -104,4 +104,17 @@ describe('prompt calibration', () => {
     const prompt = expectation.read(run(32), after)!;
     expect(prompt.expectedByPreviousMs! / prompt.expectedMs).toBeCloseTo(4, 6);
   });
+
+  it('a run of other layers than the kind\'s previous run says so, once', () => {
+    const model = modelProfile({ numLayers: 4, hiddenSize: 1024, intermediateSize: 4096, numHeads: 16, numKvHeads: 8, headDim: 64, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 34 / 32, bytesPerKvValue: 2 });
+    const expectation = new StageRunExpectation(model);
+    const run = (startLayer: number, endLayer: number, rows = 1) => ({ startLayer, endLayer, rows, parts: [{ rows, position: 0, logits: false }], ms: 1 });
+    const p = profile(10, 20);
+    expect(expectation.read(run(0, 2), p)?.newRange).toBeUndefined();
+    expect(expectation.read(run(0, 2), p)?.newRange).toBeUndefined();
+    expect(expectation.read(run(2, 4), p)?.newRange).toBe(true);
+    expect(expectation.read(run(2, 4), p)?.newRange).toBeUndefined();
+    // Each kind follows its own runs: the first prompt slice of the new layers is the prompts' first.
+    expect(expectation.read(run(2, 4, 32), p)?.newRange).toBeUndefined();
+  });
 });

@@ -103,6 +103,15 @@ export class SlowdownEstimator {
     this.mean.rescale(factor);
   }
 
+  /** Forgets every run: the next ones are of work the expectations price differently (other layers). */
+  restart(): void {
+    this.logRatio = 0;
+    this.lastAt = 0;
+    this.samples = 0;
+    this.best = Infinity;
+    this.mean.reset();
+  }
+
   /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */
   slowdown(): number | null {
     if (this.samples < this.minSamples || !Number.isFinite(this.best)) return null;

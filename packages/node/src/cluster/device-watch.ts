@@ -105,10 +105,16 @@ export class DeviceWatch {
    * same run, and the kind's calibration is rescaled by it: it is relative to the profile's figures. Started afresh instead, a
    * calibration whose first runs met a throttle took the throttle for the device's own speed (22× in
    * bench:load-faults), kept it after the lift, and the node never got layers back.
+   *
+   * `newRange`: the run is of other layers than the kind's previous one. A node announced quiet then starts the kind
+   * afresh: the profile's prediction is right in proportion only where the kernels dominate, and on a small model
+   * a pass's own cost made two layers read 3× as slow against the profile as five, so the node read busy (2.2×)
+   * after a move. A node announced busy keeps its figures (it is shedding layers because of that load).
    */
-  observeCompute(measuredMs: number, expectedMs: number, kind: ComputeKind = 'decode', expectedByPreviousMs?: number): void {
+  observeCompute(measuredMs: number, expectedMs: number, kind: ComputeKind = 'decode', expectedByPreviousMs?: number, newRange = false): void {
     const estimator = kind === 'prompt' ? this.promptStage : this.stage;
-    if (expectedByPreviousMs !== undefined) estimator.rescale(expectedByPreviousMs / expectedMs);
+    if (newRange && this.load.slowdown === 1) estimator.restart();
+    else if (expectedByPreviousMs !== undefined) estimator.rescale(expectedByPreviousMs / expectedMs);
     estimator.add(Date.now(), measuredMs, expectedMs);
   }
 

@@ -41,6 +41,12 @@ export class QuietMeanRatio {
     this.runs = 0;
   }
 
+  /** Forgets every block. */
+  reset(): void {
+    this.discard();
+    this.quietest = Infinity;
+  }
+
   /** The expectations changed by 1/`factor` for the same work (a re-measured profile): the ratios follow. */
   rescale(factor: number): void {
     if (!(factor > 0) || !Number.isFinite(factor)) return;

@@ -63,7 +63,7 @@ export interface ClusterPipelineOptions {
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean) => void;
   /** A coordinator's load of layers on this node's stage finished, after `ms` (read, or held already). */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
   onMigrate?: (event: MigrationEvent) => void;

@@ -15,6 +15,8 @@ export interface StageRunReading {
    * it, so that the calibration of that kind follows the new profile instead of starting afresh.
    */
   expectedByPreviousMs?: number;
+  /** The run is of other layers than the kind's previous run (the plan moved this stage). */
+  newRange?: true;
 }
 
 /**
@@ -25,8 +27,8 @@ export interface StageRunReading {
  */
 export class StageRunExpectation {
   private cached: { profile: DeviceProfile; decode: CostModel; prompt: CostModel } | null = null;
-  /** The model each kind of run was last priced with. */
-  private readonly lastOf: Record<StageRunReading['kind'], { profile: DeviceProfile; cm: CostModel } | null> = { decode: null, prompt: null };
+  /** The model each kind of run was last priced with, and the layers it ran. */
+  private readonly lastOf: Record<StageRunReading['kind'], { profile: DeviceProfile; cm: CostModel; range: string } | null> = { decode: null, prompt: null };
 
   constructor(private readonly model: ModelProfile) {}
 
@@ -39,10 +41,12 @@ export class StageRunExpectation {
     const kind = prompt ? 'prompt' : 'decode';
     const cm = models[kind];
     const last = this.lastOf[kind];
-    this.lastOf[kind] = { profile, cm };
+    const range = `${sample.startLayer}-${sample.endLayer}`;
+    this.lastOf[kind] = { profile, cm, range };
     const expectedMs = cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
-    if (last === null || last.profile === profile) return { kind, expectedMs };
-    return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts) };
+    const moved = last !== null && last.range !== range ? { newRange: true as const } : {};
+    if (last === null || last.profile === profile) return { kind, expectedMs, ...moved };
+    return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts), ...moved };
   }
 
   private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {
