@@ -5,8 +5,8 @@
  *   npx tsx scripts/bench-training.ts [--model PATH] [--tokens T] [--batch B] [--rank R] [--runs N]
  *
  * Prefill: one QuantShard.forward of T token ids (a fresh cache each run). Training: one step as `edge-node finetune`
- * runs it (the loss through the engine with the adapter, then the f32 forward, backward, clipping, AdamW) on B
- * sequences of T tokens; its tokens are the B·T positions it computes. Random token
+ * runs it (the forward on the engine's blocks, its loss, the backward, clipping, AdamW) on B sequences of T tokens;
+ * its tokens are the B·T positions it computes. Random token
  * ids, seeded. Figures are medians of N runs after a warm-up, in wall-clock time and per second of process CPU time.
  */
 import { loadavg } from 'node:os';
@@ -15,9 +15,7 @@ import { createKernelRuntime } from '@edge-node/kernels';
 import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
 import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
-import { toLoraAdapter } from '../packages/node/src/training/adapter-export.js';
 import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
-import { EngineLoss } from '../packages/node/src/training/engine-loss.js';
 import { frozenModel, trainShape } from '../packages/node/src/training/frozen-model.js';
 import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
 import { quantisedFrozen } from '../packages/node/src/training/quantised-frozen.js';
@@ -43,9 +41,8 @@ const c = model.config;
 const base = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
 const shard = new QuantShard(base, runtime, model.ropeLayout);
 const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, Number(values.rank), 2 * Number(values.rank), 1);
-// As runFinetune: the engine with the adapter (the loss as served) and the f32 copies (the gradients).
-const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime, { adapter: toLoraAdapter(lora), scale: 1 });
-const engine = new EngineLoss(new QuantShard(weights, runtime, model.ropeLayout), weights);
+// As runFinetune: weights of its own, the products on the engine's blocks (the file's own, and Q8_0 transposes).
+const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
 const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
 const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
 let seed = 7;
@@ -72,8 +69,6 @@ const prefill = () =>
 const train = () =>
   timed(async () => {
     const batch = Array.from({ length: B }, seq);
-    engine.sync(lora);
-    await engine.batchLoss(batch);
     trainStep(frozen, lora, opt, batch, 1);
   });
 
