@@ -3,24 +3,31 @@
  * (issue 26's goal: training tokens/s ≥ 1/3 of prefill tokens/s).
  *
  *   npx tsx scripts/bench-training.ts [--model PATH] [--tokens T] [--batch B] [--rank R] [--runs N]
+ *                                     [--stages S [--activations keep-one|recompute|keep]]
  *
  * Prefill: one QuantShard.forward of T token ids (a fresh cache each run). Training: one step as `edge-node finetune`
  * runs it (the forward on the engine's blocks, its loss, the backward, clipping, AdamW) on B sequences of T tokens;
- * its tokens are the B·T positions it computes. Random token
+ * its tokens are the B·T positions it computes. With --stages S the step runs as a cluster's does instead
+ * (pipelined-step.ts, 1F1B with S micro-batches in flight): the owner's ends and S stages of consecutive layers, each
+ * built as stage-training-job.ts builds it (its own weights, activations per --activations, default 'keep-one'), all
+ * on this thread; the ratio is then the stages' and owner's summed work against the whole model's prefill. Random token
  * ids, seeded. Figures are medians of N runs after a warm-up, in wall-clock time and per second of process CPU time.
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { createKernelRuntime } from '@edge-node/kernels';
+import { createKernelRuntime, type WeightMatrix } from '@edge-node/kernels';
 import { QuantShard } from '../packages/node/src/engine/quant-shard.js';
-import { loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
+import { loadModelEnds, loadShardWeights } from '../packages/node/src/engine/shard-weights.js';
 import { openModel } from '../packages/node/src/model/open-model.js';
 import { AdamW, ADAMW_DEFAULTS } from '../packages/node/src/training/adamw.js';
-import { frozenModel, trainShape } from '../packages/node/src/training/frozen-model.js';
+import { frozenEnds, frozenModel, frozenRange, trainShape } from '../packages/node/src/training/frozen-model.js';
 import { KernelGemm } from '../packages/node/src/training/kernel-gemm.js';
 import { quantisedFrozen } from '../packages/node/src/training/quantised-frozen.js';
 import { createLora } from '../packages/node/src/training/lora-set.js';
+import { LayerRangeTrainer, type ActivationPolicy } from '../packages/node/src/training/layer-range-trainer.js';
+import { pipelinedStep } from '../packages/node/src/training/pipelined-step.js';
 import { trainStep } from '../packages/node/src/training/train-step.js';
+import { LocalTrainingStage, type TrainingStage } from '../packages/node/src/training/training-stage.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +36,8 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '4' },
     rank: { type: 'string', default: '8' },
     runs: { type: 'string', default: '5' },
+    stages: { type: 'string' },
+    activations: { type: 'string', default: 'keep-one' },
   },
 });
 const T = Number(values.tokens);
@@ -45,6 +54,20 @@ const lora = createLora(trainShape(c, model.ropeLayout), c.numLayers, Number(val
 const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
 const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
 const opt = new AdamW(lora, { ...ADAMW_DEFAULTS, lr: 1e-3 });
+const policies: readonly ActivationPolicy[] = ['keep-one', 'recompute', 'keep'];
+const policy = policies.find((p) => p === values.activations);
+if (!policy) throw new RangeError(`--activations ${values.activations}: one of ${policies.join(', ')}`);
+const S = values.stages === undefined ? 0 : Number(values.stages);
+const gemm = await KernelGemm.create(runtime);
+const freeze = (w: WeightMatrix) => quantisedFrozen(runtime, w);
+const ends = S > 0 ? frozenEnds(await loadModelEnds(model, runtime), c, model.ropeLayout, gemm, freeze) : null;
+const stages: TrainingStage[] = [];
+for (let s = 0; s < S; s++) {
+  const range = { startLayer: Math.floor((s * c.numLayers) / S), endLayer: Math.floor(((s + 1) * c.numLayers) / S) };
+  const m = frozenRange(await loadShardWeights(model, range, runtime), model.ropeLayout, gemm, freeze);
+  const trainer = new LayerRangeTrainer(m, lora.layers.slice(range.startLayer, range.endLayer), { activations: policy, adamw: { ...ADAMW_DEFAULTS, lr: 1e-3 } });
+  stages.push(new LocalTrainingStage(`stage ${s}`, range.startLayer, range.endLayer, trainer));
+}
 let seed = 7;
 const token = () => 1 + ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % (c.vocabSize - 1));
 const seq = () => {
@@ -69,7 +92,8 @@ const prefill = () =>
 const train = () =>
   timed(async () => {
     const batch = Array.from({ length: B }, seq);
-    trainStep(frozen, lora, opt, batch, 1);
+    if (ends) await pipelinedStep(ends, stages, batch, 1);
+    else trainStep(frozen, lora, opt, batch, 1);
   });
 
 await prefill();
@@ -83,7 +107,8 @@ for (let i = 0; i < runs; i++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (rs: { wall: number; cpu: number }[], tokens: number, k: 'wall' | 'cpu') => tokens / median(rs.map((r) => r[k]));
 const pw = rate(p, T, 'wall'), pc = rate(p, T, 'cpu'), tw = rate(t, B * T, 'wall'), tc = rate(t, B * T, 'cpu');
-console.log(`${c.name}: ${T}-token sequences, batch ${B}, rank ${values.rank}, 1 thread, ${runs} runs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+const how = S > 0 ? `${S} stages (${stages.map((st) => `[${st.startLayer},${st.endLayer})`).join(' ')}, ${policy})` : 'one device';
+console.log(`${c.name}: ${T}-token sequences, batch ${B}, rank ${values.rank}, ${how}, 1 thread, ${runs} runs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log(`prefill  ${pw.toFixed(0)} tok/s (${pc.toFixed(0)} per CPU-s)`);
 console.log(`training ${tw.toFixed(0)} tok/s (${tc.toFixed(0)} per CPU-s)`);
 console.log(`ratio    ${(tw / pw).toFixed(3)} wall, ${(tc / pc).toFixed(3)} CPU (goal ≥ 0.333)`);

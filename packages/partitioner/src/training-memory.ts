@@ -11,7 +11,7 @@ export interface StageTrainingMemory {
   transposes: number;
   /** A and B, their gradients and AdamW's two moments: 16 bytes per adapter value. */
   adapter: number;
-  /** The inputs of the micro-batches in flight and one sequence's activations through the range in its backward. */
+  /** The inputs of the micro-batches in flight and one sequence's activations through the range: recomputed in its backward, or kept from its forward for one micro-batch at a time. */
   activations: number;
   total: number;
 }

@@ -86,7 +86,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     const weights = await loadShardWeights(model, { startLayer: 0, endLayer: c.numLayers }, runtime);
     checkTransposesFit(weights);
     const frozen = frozenModel(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
-    const trainer = new LayerRangeTrainer(frozen, lora.layers, { recompute: false, adamw: { ...ADAMW_DEFAULTS, lr: o.lr } });
+    const trainer = new LayerRangeTrainer(frozen, lora.layers, { activations: 'keep', adamw: { ...ADAMW_DEFAULTS, lr: o.lr } });
     const stage = new LocalTrainingStage('this device', 0, c.numLayers, trainer);
     const { losses, tokens, seconds } = await runTrainingLoop({
       ends: frozen,

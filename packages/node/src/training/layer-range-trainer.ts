@@ -16,13 +16,22 @@ interface Pending {
   saved: LayerSaved[] | null;
 }
 
+/**
+ * What a micro-batch keeps between its forward and its backward. The forward is deterministic, so all three give the
+ * same bits; they differ in memory and in work:
+ * - 'keep': every layer's activations (one device, one micro-batch at a time: nothing is run twice);
+ * - 'recompute': only its input, the range's forward run again in its backward (the least memory: a stage with
+ *   several micro-batches in flight holds one sequence's activations at a time, in the backward);
+ * - 'keep-one': its activations when no other micro-batch is in flight here at its forward, else only its input.
+ *   Backwards come in the forwards' order, so the one kept is the next to come back: no recompute runs while it is
+ *   held, and the stage never holds more than one sequence's activations — what 'recompute' holds in its backward,
+ *   and what the job's memory estimate counts (partitioner training-memory.ts). The last stage of a 1F1B pipeline,
+ *   whose backward follows its forward, and any stage between busy spells skip the recompute.
+ */
+export type ActivationPolicy = 'keep' | 'recompute' | 'keep-one';
+
 export interface LayerRangeTrainerOptions {
-  /**
-   * Keep only each micro-batch's input and run the range's forward again in its backward (a pipeline stage, with
-   * several micro-batches in flight), instead of keeping every layer's activations (one device, one at a time). The
-   * forward is deterministic, so both give the same bits.
-   */
-  recompute: boolean;
+  activations: ActivationPolicy;
   /** The optimiser of `step` (a trainer that only computes gradients has none). */
   adamw?: AdamWOptions;
   /** Where the gradients add up (default: new zeroed arrays). */
@@ -82,6 +91,13 @@ export class LayerRangeTrainer {
     return this.pending.size;
   }
 
+  /** Micro-batches in flight whose activations are held (the rest keep only their input and recompute). */
+  get keptActivations(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.saved) n++;
+    return n;
+  }
+
   /** The range's output for `rows` hidden-state rows of one sequence (positions 0 … rows−1). */
   forward(id: number, x: Vec, rows: number): Vec {
     return finish(this.forwardSteps(id, x, rows));
@@ -105,7 +121,8 @@ export class LayerRangeTrainer {
   private *forwardSteps(id: number, x: Vec, rows: number): LayerSteps<Vec> {
     if (this.pending.has(id)) throw new MicroBatchError(`micro-batch ${id} is already in flight`);
     if (x.length !== rows * this.m.shape.hidden) throw new MicroBatchError(`micro-batch ${id}: ${x.length} values are not ${rows} rows of ${this.m.shape.hidden}`);
-    const { out, saved } = yield* this.run(x, rows, !this.opts.recompute);
+    const keep = this.opts.activations === 'keep' || (this.opts.activations === 'keep-one' && this.pending.size === 0);
+    const { out, saved } = yield* this.run(x, rows, keep);
     this.pending.set(id, { x, rows, saved });
     this.order.push(id);
     return out;

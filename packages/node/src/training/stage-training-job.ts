@@ -26,7 +26,8 @@ export interface StageTrainingJob {
 /**
  * A stage's part of a fine-tuning job: its layers read into kernel arenas of their own (the file's blocks, with the
  * Q8_0 transposes the backward multiplies: quantised-frozen.ts), its slice of the adapter, and a trainer that keeps
- * only each micro-batch's input and recomputes in backward (several micro-batches are in flight on a stage); from
+ * each micro-batch's input and recomputes in backward, except for one that went forward alone, whose activations it
+ * keeps (several micro-batches are in flight on a stage; layer-range-trainer.ts: 'keep-one'); from
  * `resume` (a checkpoint of these layers) when the job goes on after a lost stage.
  */
 export async function openStageTrainingJob(model: ModelFile, range: LayerRange, p: StageJobParams, threads: number, resume?: TrainerState): Promise<StageTrainingJob> {
@@ -36,7 +37,7 @@ export async function openStageTrainingJob(model: ModelFile, range: LayerRange, 
     checkTransposesFit(weights);
     const frozen = frozenRange(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
     const lora = createLora(trainShape(model.config, model.ropeLayout), model.config.numLayers, p.rank, p.alpha, p.seed);
-    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { recompute: true, adamw: { ...ADAMW_DEFAULTS, lr: p.lr }, ...(resume ? { resume } : {}) });
+    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { activations: 'keep-one', adamw: { ...ADAMW_DEFAULTS, lr: p.lr }, ...(resume ? { resume } : {}) });
     return { trainer, close: () => runtime.close() };
   } catch (err) {
     await runtime.close();
