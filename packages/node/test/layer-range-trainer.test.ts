@@ -81,7 +81,7 @@ describe('LayerRangeTrainer', () => {
     expect(b.gradSquareSum(a.gradSquareSum(0))).toBe(one.gradSquareSum(0));
   });
 
-  it('steps through two stages, activations recomputed, kept, or kept for one, give one stage\'s losses and adapter to the bit', async () => {
+  it('steps through two stages, activations recomputed, kept, or kept up to 1 or 2 at once, give one stage\'s losses and adapter to the bit', async () => {
     const run = async (split: ActivationPolicy | null) => {
       const lora = adapter();
       const stages = split
@@ -97,50 +97,54 @@ describe('LayerRangeTrainer', () => {
     };
     const one = await run(null);
     expect(one.results[3].loss).toBeLessThan(one.results[0].loss);
-    for (const policy of ['recompute', 'keep', 'keep-one'] as const) {
+    const policies: ActivationPolicy[] = ['recompute', 'keep', { keepUpTo: 1 }, { keepUpTo: 2 }];
+    for (const policy of policies) {
       const two = await run(policy);
       expect(two.results).toEqual(one.results);
       expect(bits(two.arrays)).toEqual(bits(one.arrays));
     }
   });
 
-  it('keep-one holds one micro-batch\'s activations at most, kept only when none is in flight, and recomputes the others (same bits as recompute)', async () => {
-    const lora = adapter();
-    const keepOne = new LayerRangeTrainer(whole, lora.layers, { activations: 'keep-one' });
-    const recompute = new LayerRangeTrainer(whole, adapter().layers, { activations: 'recompute' });
-    let turns = 0;
-    const slices = new ComputeSlices({ sliceMs: 0, turn: async () => void turns++ });
-    const xs = BATCH.map((seq) => embedRows(ends, seq.tokens, seq.tokens.length - 1));
-    const rows = (k: number) => BATCH[k % BATCH.length].tokens.length - 1;
-    const x = (k: number) => xs[k % BATCH.length];
-    const kept: number[] = [];
-    const backTurns: number[] = [];
-    const outs = new Map<number, Float32Array>();
-    const forward = async (k: number) => {
-      outs.set(k, (await keepOne.forwardSliced(k, x(k), rows(k), slices)) as Float32Array);
-      recompute.forward(k, x(k), rows(k));
-      kept.push(keepOne.keptActivations);
-    };
-    const backward = async (k: number) => {
-      const before = turns;
-      const d = await keepOne.backwardSliced(k, outs.get(k)!, slices);
-      backTurns.push(turns - before);
-      expect(bits([d as Float32Array])).toEqual(bits([recompute.backward(k, outs.get(k)!) as Float32Array]));
-      kept.push(keepOne.keptActivations);
+  it('keepUpTo n holds at most n micro-batches\' activations, counting one being recomputed, with the bits of recompute', async () => {
+    /** Runs a schedule of forwards (k ≥ 0) and backwards (−k − 1) and says, after each, how many kept their activations and how many layers each backward ran. */
+    const run = async (n: number, schedule: number[]) => {
+      const keeper = new LayerRangeTrainer(whole, adapter().layers, { activations: { keepUpTo: n } });
+      const recompute = new LayerRangeTrainer(whole, adapter().layers, { activations: 'recompute' });
+      let turns = 0;
+      const slices = new ComputeSlices({ sliceMs: 0, turn: async () => void turns++ });
+      const rows = (k: number) => BATCH[k % BATCH.length].tokens.length - 1;
+      const x = (k: number) => embedRows(ends, BATCH[k % BATCH.length].tokens, rows(k));
+      const outs = new Map<number, Float32Array>();
+      const kept: number[] = [];
+      const backTurns: number[] = [];
+      for (const op of schedule) {
+        if (op >= 0) {
+          outs.set(op, (await keeper.forwardSliced(op, x(op), rows(op), slices)) as Float32Array);
+          recompute.forward(op, x(op), rows(op));
+        } else {
+          const k = -op - 1;
+          const before = turns;
+          const d = await keeper.backwardSliced(k, outs.get(k)!, slices);
+          backTurns.push(turns - before);
+          expect(bits([d as Float32Array])).toEqual(bits([recompute.backward(k, outs.get(k)!) as Float32Array]));
+        }
+        kept.push(keeper.keptActivations);
+      }
+      expect(bits(loraArrays({ rank: 4, alpha: 8, layers: keeper.grads }) as Float32Array[])).toEqual(bits(loraArrays({ rank: 4, alpha: 8, layers: recompute.grads }) as Float32Array[]));
+      return { kept, backTurns };
     };
     // A first stage's 1F1B with two in flight (F0 F1 B0 F2 B1 B2), then a last stage's (F3 B3).
-    await forward(0);
-    await forward(1);
-    await backward(0);
-    await forward(2);
-    await backward(1);
-    await backward(2);
-    await forward(3);
-    await backward(3);
-    expect(kept).toEqual([1, 1, 0, 0, 0, 0, 1, 0]);
+    const oneF1B = [0, 1, -1, 2, -2, -3, 3, -4];
     // 5 layers back; 5 more when the forward is run again first.
-    expect(backTurns).toEqual([5, 10, 10, 5]);
-    expect(bits(loraArrays({ rank: 4, alpha: 8, layers: keepOne.grads }) as Float32Array[])).toEqual(bits(loraArrays({ rank: 4, alpha: 8, layers: recompute.grads }) as Float32Array[]));
+    expect(await run(1, oneF1B)).toEqual({ kept: [1, 1, 0, 0, 0, 0, 1, 0], backTurns: [5, 10, 10, 5] });
+    // Two at once: nothing recomputed with two in flight.
+    expect(await run(2, oneF1B)).toEqual({ kept: [1, 2, 1, 2, 1, 0, 1, 0], backTurns: [5, 5, 5, 5] });
+    // Three in flight with room for two: the third is recomputed; the fourth keeps its activations, as 1's come back
+    // before 2's recompute (then 3's and 2's are held: two).
+    expect(await run(2, [0, 1, 2, -1, 3, -2, -3, -4])).toEqual({ kept: [1, 2, 2, 1, 2, 1, 1, 0], backTurns: [5, 5, 10, 5] });
+    // Room for three: 6 is not kept though only two are (4 and 5), as both are younger than 3, which will be
+    // recomputed while they are held: with 6 that would be four.
+    expect(await run(3, [0, 1, 2, 3, -1, 4, -2, 5, -3, 6, -4, -5, -6, -7])).toEqual({ kept: [1, 2, 3, 3, 2, 3, 2, 3, 2, 2, 2, 1, 0, 0], backTurns: [5, 5, 5, 10, 5, 5, 10] });
   });
 
   it('resumed from its state after 2 steps, a range ends 4 steps with the adapter of 4 steps in a row', async () => {
