@@ -9,8 +9,9 @@
  * runs it (the forward on the engine's blocks, its loss, the backward, clipping, AdamW) on B sequences of T tokens;
  * its tokens are the B·T positions it computes. With --stages S the step runs as a cluster's does instead
  * (pipelined-step.ts, 1F1B with S micro-batches in flight): the owner's ends and S stages of consecutive layers, each
- * built as stage-training-job.ts builds it (its own weights; --activations: recompute, keep, or N: keep up to N at once, default 1), all
- * on this thread; the ratio is then the stages' and owner's summed work against the whole model's prefill. With
+ * built as stage-training-job.ts builds it (its own weights; --activations: recompute, keep, or N: keep up to N at
+ * once, default 1), all on this thread; the ratio is then the stages' and owner's summed work against the whole
+ * model's prefill. With
  * --layers A:B, one middle stage alone (no embeddings, no head): the engine's prefill of T hidden states through
  * layers [A, B) against that range's training (B micro-batches forward and back in a middle stage's 1F1B order with W
  * in flight, then its step): the issue's "training tokens/s per stage". Random token
@@ -81,9 +82,11 @@ if (middle) {
   const H = c.hiddenSize;
   // A middle stage's order in 1F1B with `window` micro-batches in flight: the first forwards, then a backward and a forward in turn.
   const window = Number(values.window);
+  // Its inputs and output gradients made once, outside the timing (as the prefill's hidden states are).
+  const xs = Array.from({ length: B }, (_, k) => Float32Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.37 + k)));
+  const grads = Array.from({ length: B }, (_, k) => Float32Array.from({ length: T * H }, (_, i) => 1e-3 * Math.cos(i * 0.11 + k)));
   oneStep = async (batch) => {
-    const xs = batch.map((_, k) => Float32Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.37 + k)));
-    const back = (k: number) => trainer.backward(k, Float32Array.from({ length: T * H }, (_, i) => 1e-3 * Math.cos(i * 0.11 + k)));
+    const back = (k: number) => trainer.backward(k, grads[k]);
     let b = 0;
     for (let k = 0; k < batch.length; k++) {
       if (k >= window) back(b++);
@@ -116,6 +119,8 @@ const seq = () => {
   return { tokens, lossMask: Array.from({ length: T }, () => true) };
 };
 
+const hidden = Float32Array.from({ length: T * c.hiddenSize }, (_, i) => Math.sin(i * 0.37));
+
 /** Wall and CPU seconds of f. */
 async function timed(f: () => Promise<void> | void): Promise<{ wall: number; cpu: number }> {
   const c0 = process.cpuUsage();
@@ -127,9 +132,7 @@ async function timed(f: () => Promise<void> | void): Promise<{ wall: number; cpu
 const prefill = () =>
   timed(async () => {
     const cache = shard.createCache(T + 1);
-    const input: ShardInput = middle
-      ? { kind: 'hidden', hidden: Float32Array.from({ length: T * c.hiddenSize }, (_, i) => Math.sin(i * 0.37)), n: T }
-      : { kind: 'tokens', tokens: Array.from({ length: T }, token) };
+    const input: ShardInput = middle ? { kind: 'hidden', hidden: hidden.slice(), n: T } : { kind: 'tokens', tokens: Array.from({ length: T }, token) };
     await shard.forward(input, cache);
     cache.clear();
   });
