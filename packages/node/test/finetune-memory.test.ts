@@ -10,7 +10,7 @@ import { ClusterFinetune } from '../src/pipeline/cluster-finetune.js';
 import type { Route } from '../src/pipeline/route.js';
 import { loadTokenizer } from '../src/tokenizer/load-tokenizer.js';
 import { FINETUNE_DEFAULTS, FinetuneMemoryError } from '../src/training/finetune-request.js';
-import { modelEndsBytes, stageJobBytes } from '../src/training/job-memory.js';
+import { keptActivations, modelEndsBytes, stageJobBytes } from '../src/training/job-memory.js';
 import { closeStories, openStories, type StoriesEngine } from './support/stories-model.js';
 
 const quiet: NodeLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -53,6 +53,23 @@ describe('a job\'s memory', () => {
     expect(stageJobBytes(c, eng.model.tensors, { startLayer: 0, endLayer: 5 }, 8, 64, 1).total).toBeGreaterThan(m.total);
     expect(stageJobBytes(c, eng.model.tensors, { startLayer: 2, endLayer: 5 }, 8, 16, 1).weights).toBeLessThan(m.weights);
     expect(modelEndsBytes(c, eng.model.tensors)).toBeGreaterThan(c.vocabSize * c.hiddenSize * 4);
+  });
+
+  it('lets a stage keep every micro-batch in flight\'s activations when its memory holds them, fewer when not, one when unsaid', () => {
+    const c = eng.model.config;
+    const range = { startLayer: 2, endLayer: 5 };
+    const need = (kept: number) => stageJobBytes(c, eng.model.tensors, range, 8, 64, 3, kept).total;
+    // Each kept sequence adds its activations through the range; the inputs in flight are counted whatever is kept.
+    expect(need(2) - need(1)).toBe(need(3) - need(2));
+    expect(need(2)).toBeGreaterThan(need(1));
+    const kept = (available: number | null) => keptActivations(c, eng.model.tensors, range, 8, 64, 3, available);
+    expect(kept(need(3))).toBe(3);
+    expect(kept(need(3) - 1)).toBe(2);
+    expect(kept(need(2))).toBe(2);
+    expect(kept(need(1))).toBe(1);
+    // Not even one fits: the job is refused by the memory check (1 is what it is checked with), not here.
+    expect(kept(0)).toBe(1);
+    expect(kept(null)).toBe(1);
   });
 
   it('refuses, before it starts, a job a stage has not the memory for, saying which and by how much', async () => {

@@ -104,7 +104,8 @@ describe('/edge-node/train between two hosts', () => {
     const whole = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 5 }, PARAMS, 1);
     const one = await steps([new LocalTrainingStage('one', 0, 5, whole.trainer, () => whole.close())]);
     const mine = await openStageTrainingJob(eng.model, { startLayer: 0, endLayer: 2 }, PARAMS, 1);
-    const remote = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 2, endLayer: 5 }, 'job-1', fingerprint(), PARAMS, dims());
+    // The remote stage keeps both micro-batches in flight (the owner's memory allows it; its own keeps one): the same bits.
+    const remote = await RemoteTrainingStage.open(owner, { peerId: stageHost.peerId, name: 'stage' }, { startLayer: 2, endLayer: 5 }, 'job-1', fingerprint(), { ...PARAMS, keep: 2 }, dims());
     const two = await steps([new LocalTrainingStage('owner', 0, 2, mine.trainer, () => mine.close()), remote], async (stages) => {
       // A checkpoint over the wire, and a stage opened from it holds the same state.
       const state = await stages[1].exportState();
@@ -124,7 +125,7 @@ describe('/edge-node/train between two hosts', () => {
     const H = eng.model.config.hiddenSize;
     const lengths = new Set(BATCH.map((s) => (s.tokens.length - 1) * H));
     const sliceLengths = new Set(dims().flatMap((d) => [4 * d.inDim, 4 * d.outDim]));
-    const keys = new Set(['k', 'id', 'body', 'op', 'job', 'model', 'startLayer', 'endLayer', 'rank', 'alpha', 'lr', 'seed', 'mb', 'rows', 'x', 'grad', 'start', 'clipScale', 'ok', 'parameters', 'y', 'sum', 'arrays', 'resume', 't', 'params', 'm', 'v']);
+    const keys = new Set(['k', 'id', 'body', 'op', 'job', 'model', 'startLayer', 'endLayer', 'rank', 'alpha', 'lr', 'seed', 'keep', 'mb', 'rows', 'x', 'grad', 'start', 'clipScale', 'ok', 'parameters', 'y', 'sum', 'arrays', 'resume', 't', 'params', 'm', 'v']);
     const arrays: Float32Array[] = [];
     const walk = (v: unknown, inExport: boolean): void => {
       if (ArrayBuffer.isView(v)) {
@@ -186,6 +187,7 @@ describe('/edge-node/train between two hosts', () => {
     expect(await refused({ op: 'step', job: 'j', clipScale: null })).toMatch(/no job j is open here/);
     expect(await refused({ op: 'open', job: 'j', model: 'other', startLayer: 0, endLayer: 9, rank: 4, alpha: 8, lr: 1, seed: 0 })).toMatch(/"endLayer" must be an integer from 1 to 5/);
     expect(await refused({ op: 'open', job: 'j', model: 'other', startLayer: 0, endLayer: 2, rank: 4, alpha: 8, lr: 1, seed: 0 })).toMatch(/another model/);
+    expect(await refused({ op: 'open', job: 'j', model: 'other', startLayer: 0, endLayer: 2, rank: 4, alpha: 8, lr: 1, seed: 0, keep: 0 })).toMatch(/"keep" must be an integer from 1 to 64/);
     // Still answering on the same stream.
     expect(await ch.request({ op: 'open', job: 'j', model: fingerprint(), startLayer: 0, endLayer: 2, rank: 2, alpha: 2, lr: 0.1, seed: 0 })).toMatchObject({ ok: true });
     expect(await ch.request({ op: 'close', job: 'j' })).toEqual({ ok: true });

@@ -78,7 +78,7 @@ describe('fine-tuning stories260K on one device', () => {
     expect(Math.max(...report.losses.slice(-10))).toBeLessThan(first / 2);
   }, 120_000);
 
-  it('its first loss (every B = 0) is the base model\'s through the engine, to the bit; the f32 forward\'s within 1e-3', async () => {
+  it('its first loss (every B = 0, the training forward\'s) is the base model\'s through the engine within 1e-3', async () => {
     const c = eng.model.config;
     const examples = parseTrainingJsonl(LINES.map((text) => JSON.stringify({ text })).join('\n'), 'd');
     const sequences = examples.map((ex) => exampleSequence(ex, tokenizer, new ChatTemplate(null), 512, 'd'));
@@ -93,9 +93,8 @@ describe('fine-tuning stories260K on one device', () => {
       count += seq.lossMask.filter(Boolean).length;
     }
     shard.dispose();
-    expect(report.losses[0]).toBe(sum / count);
     // The engine keeps K and V as F16 (its default, as served): measured 1.3e-4 apart.
-    expect(Math.abs(report.surrogateLosses[0] - report.losses[0]) / report.losses[0]).toBeLessThan(1e-3);
+    expect(Math.abs(report.losses[0] - sum / count) / (sum / count)).toBeLessThan(1e-3);
   });
 
   it('greedy decoding through the engine with the adapter file continues a held-out prompt with the pattern; the base does not', async () => {

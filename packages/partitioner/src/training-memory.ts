@@ -11,7 +11,10 @@ export interface StageTrainingMemory {
   transposes: number;
   /** A and B, their gradients and AdamW's two moments: 16 bytes per adapter value. */
   adapter: number;
-  /** The inputs of the micro-batches in flight and one sequence's activations through the range in its backward. */
+  /**
+   * The inputs of the micro-batches in flight and `kept` sequences' activations through the range (kept from their
+   * forwards, or one recomputed in its backward: a stage holds at most `kept` at once).
+   */
   activations: number;
   total: number;
 }
@@ -41,9 +44,10 @@ export function loraProjectionDims(d: TrainingDims): { inDim: number; outDim: nu
 /**
  * What a stage holding `layers` layers (whose stored weights take `weightBytes`) needs for a job: the one estimate
  * both the planner and the runtime's refusal before a job use. `rows` is the longest sequence, `inFlight` the
- * micro-batches a stage may hold at once.
+ * micro-batches a stage may hold at once, `kept` how many of them may keep their activations (1, the least a job
+ * needs: one recomputed in its backward; up to inFlight, when nothing is recomputed).
  */
-export function stageTrainingMemory(d: TrainingDims, layers: number, weightBytes: number, rank: number, rows: number, inFlight: number): StageTrainingMemory {
+export function stageTrainingMemory(d: TrainingDims, layers: number, weightBytes: number, rank: number, rows: number, inFlight: number, kept = 1): StageTrainingMemory {
   const dims = loraProjectionDims(d);
   const transposes = layers * dims.reduce((s, p) => s + transposeBytes(p.outDim, p.inDim), 0);
   const adapter = layers * dims.reduce((s, p) => s + rank * (p.inDim + p.outDim), 0) * 16;
@@ -52,7 +56,7 @@ export function stageTrainingMemory(d: TrainingDims, layers: number, weightBytes
   // Per row and layer: the residual stream and norms, q, k, v, attention's probabilities over the row's past, the
   // MLP's gate, up and down input, and each adapted product's input and A·x (f32).
   const perRowLayer = 4 * (5 * d.hiddenSize + 2 * qDim + 2 * kvDim + 3 * d.intermediateSize + d.numHeads * rows + 7 * rank);
-  const activations = inFlight * rows * d.hiddenSize * 4 + layers * rows * perRowLayer;
+  const activations = inFlight * rows * d.hiddenSize * 4 + kept * layers * rows * perRowLayer;
   return { weights: weightBytes, transposes, adapter, activations, total: weightBytes + transposes + adapter + activations };
 }
 

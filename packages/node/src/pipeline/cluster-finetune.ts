@@ -15,7 +15,7 @@ import { quantisedFrozen } from '../training/quantised-frozen.js';
 import { openStageTrainingJob, type StageJobParams } from '../training/stage-training-job.js';
 import type { TrainerState } from '../training/layer-range-trainer.js';
 import { batchIndices } from '../training/batch-order.js';
-import { modelEndsBytes, stageJobBytes } from '../training/job-memory.js';
+import { keptActivations, modelEndsBytes, stageJobBytes } from '../training/job-memory.js';
 import { parseTrainingJsonl } from '../training/training-data.js';
 import { runTrainingLoop, type FinetuneProgress } from '../training/training-loop.js';
 import { trainingSequences } from '../training/training-sequences.js';
@@ -117,7 +117,7 @@ export class ClusterFinetune implements FinetuneRunner {
         // The job's first line says which split the partitioner chose and why (a split given by hand is only logged).
         if (attempt === 0 && chosen.planned) onNotice(chosen.why);
         try {
-          stages = await this.openStages(split, `${job}-${attempt}`, params, dims, saved.checkpoint);
+          stages = await this.openStages(split, `${job}-${attempt}`, { ...params, rows: longest(sequences) }, dims, saved.checkpoint);
           const result = await runTrainingLoop({
             ends,
             stages,
@@ -220,8 +220,11 @@ export class ClusterFinetune implements FinetuneRunner {
     return { places, why: "the serving plan's split, given by hand (--split)", planned: false };
   }
 
-  private async openStages(split: readonly StagePlace[], job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[], checkpoint: FinetuneCheckpoint | null): Promise<TrainingStage[]> {
-    const opened = await Promise.allSettled(split.map((s) => this.openStage(s, job, params, dims, checkpoint?.slice(s.startLayer, s.endLayer))));
+  private async openStages(split: readonly StagePlace[], job: string, params: StageJobParams & { rows: number }, dims: { inDim: number; outDim: number }[], checkpoint: FinetuneCheckpoint | null): Promise<TrainingStage[]> {
+    const { rows, ...common } = params;
+    const opened = await Promise.allSettled(
+      split.map((s) => this.openStage(s, job, { ...common, keep: this.keptOn(s, split.length, params.rank, rows) }, dims, checkpoint?.slice(s.startLayer, s.endLayer))),
+    );
     const stages = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
     const failed = opened.find((o) => o.status === 'rejected');
     if (failed) {
@@ -229,6 +232,18 @@ export class ClusterFinetune implements FinetuneRunner {
       throw failed.reason;
     }
     return stages;
+  }
+
+  /**
+   * How many micro-batches' activations a stage keeps (job-memory.ts keptActivations): as many as are in flight (one
+   * per stage, so nothing is recomputed) when the memory its node reports available holds them beside the rest of
+   * its job (and, on the owner, the model's ends); else fewer, down to 1.
+   */
+  private keptOn(s: StagePlace, inFlight: number, rank: number, rows: number): number {
+    const { model, host } = this.opts;
+    const reported = this.opts.availableMemory(s.peerId);
+    const available = reported === null ? null : reported - (s.peerId === host.peerId ? modelEndsBytes(model.config, model.tensors) : 0);
+    return keptActivations(model.config, model.tensors, s, rank, rows, inFlight, available);
   }
 
   private async openStage(s: StagePlace, job: string, params: StageJobParams, dims: { inDim: number; outDim: number }[], resume: TrainerState | undefined): Promise<TrainingStage> {

@@ -9,7 +9,7 @@ import { targetDims } from '../training/lora-set.js';
  * gradients, scalars and, on export, the stage's A and B: no token id, text, label or logit ever does.
  */
 export type TrainRequest =
-  | { op: 'open'; job: string; model: string; startLayer: number; endLayer: number; rank: number; alpha: number; lr: number; seed: number; resume?: TrainerState }
+  | { op: 'open'; job: string; model: string; startLayer: number; endLayer: number; rank: number; alpha: number; lr: number; seed: number; keep?: number; resume?: TrainerState }
   | { op: 'forward'; job: string; mb: number; rows: number; x: Float32Array }
   | { op: 'backward'; job: string; mb: number; grad: Float32Array }
   | { op: 'grad-norm'; job: string; start: number }
@@ -104,7 +104,9 @@ export function parseTrainRequest(body: unknown, limits: TrainFrameLimits, rowsO
       const startLayer = int(body, 'startLayer', 0, limits.numLayers - 1);
       const endLayer = int(body, 'endLayer', startLayer + 1, limits.numLayers);
       const rank = int(body, 'rank', 1, limits.maxRank);
-      const open = { op, job, model: body.model, startLayer, endLayer, rank, alpha: positive(body, 'alpha'), lr: positive(body, 'lr'), seed: int(body, 'seed', 0, 2 ** 32 - 1) } as const;
+      const base = { op, job, model: body.model, startLayer, endLayer, rank, alpha: positive(body, 'alpha'), lr: positive(body, 'lr'), seed: int(body, 'seed', 0, 2 ** 32 - 1) } as const;
+      // Optional (an owner before it sent none: the stage then keeps one micro-batch's activations at a time).
+      const open = body.keep === undefined ? base : { ...base, keep: int(body, 'keep', 1, MAX_MICRO_BATCHES_IN_FLIGHT) };
       if (body.resume === undefined) return open;
       return { ...open, resume: parseResume(body.resume, limits, endLayer - startLayer, rank) };
     }

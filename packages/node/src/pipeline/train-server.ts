@@ -116,7 +116,7 @@ export class TrainServer {
     const job = await openStageTrainingJob(this.opts.model, { startLayer: req.startLayer, endLayer: req.endLayer }, req, this.opts.threads, req.resume);
     this.jobs.set(key, { job, rows: new Map() });
     mine.add(key);
-    this.opts.log.info(`training: job ${req.job} of ${key.split('/')[0].slice(-8)} opened on layers [${req.startLayer}, ${req.endLayer}) (rank ${req.rank}${req.resume ? `, resumed after step ${req.resume.t}` : ''})`);
+    this.opts.log.info(`training: job ${req.job} of ${key.split('/')[0].slice(-8)} opened on layers [${req.startLayer}, ${req.endLayer}) (rank ${req.rank}${req.resume ? `, resumed after step ${req.resume.t}` : ''}); keeps the activations of up to ${req.keep ?? 1} micro-batch(es) at once`);
     return { ok: true, parameters: loraParameterCount({ rank: req.rank, alpha: req.alpha, layers: job.trainer.lora }) };
   }
 

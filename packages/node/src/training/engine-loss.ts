@@ -26,9 +26,10 @@ export function logitsLossSum(logits: Float32Array, vocab: number, seq: TrainSeq
 
 /**
  * The loss as the engine computes the adapted model — its quantised products on the file's blocks, the adapter
- * applied as `--lora` applies it — so the loss a step reports is the served model's, and with every B = 0 the
- * base model's bits. The training forward and backward run on f32 copies (frozen-model.ts): the engine's
- * activation quantisation is not differentiable, its f32 twin is. `sync` copies the adapter into the shard's arenas.
+ * applied as `--lora` applies it, K and V kept as F16 — with every B = 0 the base model's bits. A step reports the
+ * loss of its own training forward (which multiplies on the same blocks, straight-through: quantised-frozen.ts);
+ * this is the served model's, which tests hold that loss to (within 1e-3) instead of each step paying a second
+ * forward of every position. `sync` copies the adapter into the shard's arenas.
  */
 export class EngineLoss {
   constructor(

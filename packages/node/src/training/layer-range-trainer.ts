@@ -16,13 +16,24 @@ interface Pending {
   saved: LayerSaved[] | null;
 }
 
+/**
+ * What a micro-batch keeps between its forward and its backward. The forward is deterministic, so all give the same
+ * bits; they differ in memory and in work:
+ * - 'keep': every layer's activations (one device, one micro-batch at a time: nothing is run twice);
+ * - 'recompute': only its input, the range's forward run again in its backward (the least memory: a stage with
+ *   several micro-batches in flight holds one sequence's activations at a time, in the backward);
+ * - { keepUpTo: n }: its activations when the stage then holds at most n sequences' activations at any time, else
+ *   only its input. Backwards come in the forwards' order, so when an older micro-batch is recomputed, the kept ones
+ *   older than it have come back: what is held then is the kept ones younger than it, this one, and the recomputed
+ *   one's. With
+ *   n = 1 a micro-batch keeps its activations when none is in flight at its forward (the last stage of a 1F1B
+ *   pipeline, whose backward follows its forward; any stage after an idle spell): what 'recompute' holds at most, and
+ *   the least the job's memory estimate counts. With n = the micro-batches in flight nothing is recomputed; the
+ *   estimate then counts n (partitioner training-memory.ts, `kept`).
+ */
+export type ActivationPolicy = 'keep' | 'recompute' | { keepUpTo: number };
 export interface LayerRangeTrainerOptions {
-  /**
-   * Keep only each micro-batch's input and run the range's forward again in its backward (a pipeline stage, with
-   * several micro-batches in flight), instead of keeping every layer's activations (one device, one at a time). The
-   * forward is deterministic, so both give the same bits.
-   */
-  recompute: boolean;
+  activations: ActivationPolicy;
   /** The optimiser of `step` (a trainer that only computes gradients has none). */
   adamw?: AdamWOptions;
   /** Where the gradients add up (default: new zeroed arrays). */
@@ -82,6 +93,32 @@ export class LayerRangeTrainer {
     return this.pending.size;
   }
 
+  /** Whether a micro-batch going forward now keeps its activations (ActivationPolicy). */
+  private keeps(): boolean {
+    const a = this.opts.activations;
+    if (a === 'keep' || a === 'recompute') return a === 'keep';
+    // Held with this one: every kept one; and while the oldest one without activations is recomputed (in its
+    // backward, after the older kept ones have come back), the kept ones younger than it, this one and its own.
+    let kept = 0;
+    let keptAfterUnsaved = 0;
+    let unsaved = false;
+    for (const id of this.order) {
+      if (!this.pending.get(id)!.saved) unsaved = true;
+      else {
+        kept++;
+        if (unsaved) keptAfterUnsaved++;
+      }
+    }
+    return kept + 1 <= a.keepUpTo && (!unsaved || keptAfterUnsaved + 2 <= a.keepUpTo);
+  }
+
+  /** Micro-batches in flight whose activations are held (the rest keep only their input and recompute). */
+  get keptActivations(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.saved) n++;
+    return n;
+  }
+
   /** The range's output for `rows` hidden-state rows of one sequence (positions 0 … rows−1). */
   forward(id: number, x: Vec, rows: number): Vec {
     return finish(this.forwardSteps(id, x, rows));
@@ -105,7 +142,8 @@ export class LayerRangeTrainer {
   private *forwardSteps(id: number, x: Vec, rows: number): LayerSteps<Vec> {
     if (this.pending.has(id)) throw new MicroBatchError(`micro-batch ${id} is already in flight`);
     if (x.length !== rows * this.m.shape.hidden) throw new MicroBatchError(`micro-batch ${id}: ${x.length} values are not ${rows} rows of ${this.m.shape.hidden}`);
-    const { out, saved } = yield* this.run(x, rows, !this.opts.recompute);
+    const keep = this.keeps();
+    const { out, saved } = yield* this.run(x, rows, keep);
     this.pending.set(id, { x, rows, saved });
     this.order.push(id);
     return out;

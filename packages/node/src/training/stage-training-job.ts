@@ -16,6 +16,11 @@ export interface StageJobParams {
   lr: number;
   /** Seeds the whole adapter's A as createLora does; the stage keeps its layers' part, so any split starts alike. */
   seed: number;
+  /**
+   * How many micro-batches' activations the stage may hold at once (default 1): the owner sets it from the memory
+   * the stage's node reports available (job-memory.ts keptActivations), which its estimate then counts.
+   */
+  keep?: number;
 }
 
 export interface StageTrainingJob {
@@ -26,7 +31,8 @@ export interface StageTrainingJob {
 /**
  * A stage's part of a fine-tuning job: its layers read into kernel arenas of their own (the file's blocks, with the
  * Q8_0 transposes the backward multiplies: quantised-frozen.ts), its slice of the adapter, and a trainer that keeps
- * only each micro-batch's input and recomputes in backward (several micro-batches are in flight on a stage); from
+ * the activations of up to `keep` micro-batches at once and recomputes the others' forward in their backward (several
+ * micro-batches are in flight on a stage; layer-range-trainer.ts: { keepUpTo }); from
  * `resume` (a checkpoint of these layers) when the job goes on after a lost stage.
  */
 export async function openStageTrainingJob(model: ModelFile, range: LayerRange, p: StageJobParams, threads: number, resume?: TrainerState): Promise<StageTrainingJob> {
@@ -36,7 +42,7 @@ export async function openStageTrainingJob(model: ModelFile, range: LayerRange, 
     checkTransposesFit(weights);
     const frozen = frozenRange(weights, model.ropeLayout, await KernelGemm.create(runtime), (w) => quantisedFrozen(runtime, w));
     const lora = createLora(trainShape(model.config, model.ropeLayout), model.config.numLayers, p.rank, p.alpha, p.seed);
-    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { recompute: true, adamw: { ...ADAMW_DEFAULTS, lr: p.lr }, ...(resume ? { resume } : {}) });
+    const trainer = new LayerRangeTrainer(frozen, lora.layers.slice(range.startLayer, range.endLayer), { activations: { keepUpTo: p.keep ?? 1 }, adamw: { ...ADAMW_DEFAULTS, lr: p.lr }, ...(resume ? { resume } : {}) });
     return { trainer, close: () => runtime.close() };
   } catch (err) {
     await runtime.close();

@@ -25,8 +25,6 @@ export interface TrainingLoopOptions {
   maxGradNorm: number;
   /** Micro-batches in flight at once (default: one per stage, 1F1B). */
   inFlight?: number;
-  /** The loss a step reports, before its update (default: the training forward's). */
-  reportedLoss?: (batch: readonly TrainSequence[]) => Promise<number>;
   onProgress?: (p: FinetuneProgress) => void;
   /** Checked before each step: a job stopped throws from here. */
   checkStopped?: () => void;
@@ -35,10 +33,8 @@ export interface TrainingLoopOptions {
 }
 
 export interface TrainingLoopResult {
-  /** The reported loss of each step run (reportedLoss, or the training forward's), from startStep on. */
+  /** The training forward's loss of each step run, before its update, from startStep on. */
   losses: number[];
-  /** The training forward's loss of each step. */
-  surrogateLosses: number[];
   tokens: number;
   seconds: number;
 }
@@ -49,23 +45,20 @@ export interface TrainingLoopResult {
  */
 export async function runTrainingLoop(o: TrainingLoopOptions): Promise<TrainingLoopResult> {
   const losses: number[] = [];
-  const surrogateLosses: number[] = [];
   let tokens = 0;
   const start = performance.now();
   const first = o.startStep ?? 0;
   for (let step = first; step < o.steps; step++) {
     o.checkStopped?.();
     const batch = batchIndices(o.sequences.length, o.batch, step, o.seed).map((i) => o.sequences[i]);
-    const reported = o.reportedLoss ? await o.reportedLoss(batch) : null;
     const r = await pipelinedStep(o.ends, o.stages, batch, o.maxGradNorm, o.inFlight ?? o.stages.length);
-    losses.push(reported ?? r.loss);
-    surrogateLosses.push(r.loss);
+    losses.push(r.loss);
     for (const s of batch) tokens += s.tokens.length - 1;
     await o.onStepDone?.(step + 1);
     const seconds = (performance.now() - start) / 1000;
-    o.onProgress?.({ step: step + 1, steps: o.steps, loss: reported ?? r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1 - first)) * (o.steps - step - 1) });
+    o.onProgress?.({ step: step + 1, steps: o.steps, loss: r.loss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / (step + 1 - first)) * (o.steps - step - 1) });
     // The event loop turns between steps (signals, output).
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return { losses, surrogateLosses, tokens, seconds: (performance.now() - start) / 1000 };
+  return { losses, tokens, seconds: (performance.now() - start) / 1000 };
 }

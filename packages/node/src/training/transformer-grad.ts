@@ -14,7 +14,7 @@ export interface TrainSequence {
 /** Logits [T, vocab] of the adapted model for one sequence (evaluation, greedy continuation, checks). */
 export function forwardLogits(m: FrozenModel, lora: LoraSet, tokens: ArrayLike<number>): Vec {
   const t = tokens.length;
-  const range = new LayerRangeTrainer(m, lora.layers, { recompute: false });
+  const range = new LayerRangeTrainer(m, lora.layers, { activations: 'keep' });
   const x = range.forward(0, embedRows(m, tokens, t), t);
   range.reset();
   return headLogits(m, x, t);
@@ -27,7 +27,7 @@ export function forwardLogits(m: FrozenModel, lora: LoraSet, tokens: ArrayLike<n
  */
 export function sequenceLossAndGrad(m: FrozenModel, lora: LoraSet, grads: LoraSet, seq: TrainSequence, gradScale: number): number {
   const t = seq.tokens.length - 1;
-  const range = new LayerRangeTrainer(m, lora.layers, { recompute: false, grads: grads.layers });
+  const range = new LayerRangeTrainer(m, lora.layers, { activations: 'keep', grads: grads.layers });
   const x = range.forward(0, embedRows(m, seq.tokens, t), t);
   const { lossSum, dx } = headLossAndGrad(m, x, seq, gradScale);
   range.backward(0, dx);
