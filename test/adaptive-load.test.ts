@@ -208,7 +208,22 @@ describe.skipIf(!canThrottle)('the cluster follows each device’s load and memo
     await sleep(1000);
     cpu!.setCpuQuota(null);
     const liftedAt = performance.now();
-    const returnedMs = await h.waitFor(async () => layersOf(await view(), victim.peerId) >= victimLayers, 45_000, `layers to come back to ${victim.name}`, 200);
+    let lastDecision = '';
+    const returnedMs = await h
+      .waitFor(
+        async () => {
+          const v = await view();
+          lastDecision = v.planDecision;
+          return layersOf(v, victim.peerId) >= victimLayers;
+        },
+        45_000,
+        `layers to come back to ${victim.name}`,
+        200,
+      )
+      .catch((err: Error) => {
+        // What the coordinator last decided says why it kept the plan.
+        throw new Error(`${err.message}; the coordinator's last decision: ${lastDecision}`);
+      });
     guard.to = Date.now();
     const second = await back;
     expect(second.text).toBe(reference);
