@@ -11,7 +11,7 @@ import type { DeviceLoad } from '../src/cluster/device-load.js';
 import type { DeviceProfile } from '../src/cluster/device-profile.js';
 import type { ClusterMember } from '../src/cluster/membership.js';
 import { computeClusterPlan, modelShapeOf, type ClusterPlan } from '../src/pipeline/cluster-plan.js';
-import { changeCauses, weighChange, type Restorable } from '../src/pipeline/plan-adaptation.js';
+import { changeCauses, quietestLoads, weighChange, type Restorable } from '../src/pipeline/plan-adaptation.js';
 
 // llama-300m's shape in Q8_0: 16 layers of about 20 MB; each device offers room for about 10 of them.
 const config = SYNTHETIC_PRESETS['llama-300m'];
@@ -37,13 +37,15 @@ class Coordinator {
   readonly changes: { at: number; layersOfB: number; reason: string }[] = [];
   lastReason = '';
 
-  constructor(members: ClusterMember[]) {
+  /** `loadsAtAdopt`: what the members announced when the plan was adopted (default: what it was made from). */
+  constructor(members: ClusterMember[], loadsAtAdopt = members) {
     this.plan = plan(members);
-    this.loadsAtPlan = loadsOf(members);
+    this.loadsAtPlan = loadsOf(loadsAtAdopt);
   }
 
   /** One check at `at` ms with the members' figures of the moment. */
   check(at: number, members: ClusterMember[]): void {
+    this.loadsAtPlan = quietestLoads(this.loadsAtPlan, members);
     const candidate = plan(members, this.plan);
     const w = weighChange({ current: this.plan, members, profile, request, loadMBps: 200, sinceLastChangeMs: at - this.lastChangeAt, restorable: this.restorable }, candidate);
     if (!w) throw new Error('a stage node is missing');
@@ -70,9 +72,9 @@ const layersOf = (p: ClusterPlan, peerId: string) => p.stages.filter((s) => s.pe
  * Runs the coordinator once a second over `seconds`, the devices' slowdowns given by `figures(t)` (t in s), from a
  * quiet fleet whose plan gives b layers.
  */
-function drive(seconds: number, figures: (t: number) => { a: number; b: number; c: number }): Coordinator {
+function drive(seconds: number, figures: (t: number) => { a: number; b: number; c: number }, adoptedAt = { a: 1, b: 1, c: 1 }): Coordinator {
   const quiet = [member('a', 1), member('b', 1), member('c', 1)];
-  const co = new Coordinator(quiet);
+  const co = new Coordinator(quiet, [member('a', adoptedAt.a), member('b', adoptedAt.b), member('c', adoptedAt.c)]);
   expect(layersOf(co.plan, 'peer-b')).toBeGreaterThan(0);
   for (let t = 0; t < seconds; t++) {
     const f = figures(t);
@@ -113,6 +115,16 @@ describe('a throttled device and the way back (plan-adaptation)', () => {
     const co = drive(40, (t) => (t < 5 ? { a: 1, b: 1, c: 1 } : t < 20 ? { a: 1, b: 20, c: 1.5 } : { a: 1, b: 3, c: 1.5 }));
     expect(co.changes).toHaveLength(1);
     expect(layersOf(co.plan, 'peer-b')).toBe(0);
+  });
+
+  it('gives them back when b read busy as the plan was adopted and quiet a second later (the throttle is then a cause)', () => {
+    // A start-up probe on a loaded machine read b 4.6× as the quiet plan was adopted; b read quiet from the first check.
+    // Throttled from 5 s (2.6×: no worse than that 4.6×, were it the baseline) to 20 s, then quiet.
+    const co = drive(40, (t) => ({ a: 1, b: t >= 5 && t < 20 ? 2.6 : 1, c: 1 }), { a: 1, b: 4.6, c: 1 });
+    expect(co.changes[0]).toMatchObject({ at: 5000, layersOfB: 0 });
+    expect(co.changes).toHaveLength(2);
+    expect(co.changes[1].at).toBe(20_000);
+    expect(co.changes[1].layersOfB).toBeGreaterThan(0);
   });
 
   it('waits for the hysteresis after the shed (a lift right after it does not bring the layers back at once)', () => {

@@ -123,6 +123,30 @@ function worseThan(load: DeviceLoad | null, was: DeviceLoad | null): boolean {
   return (load?.slowdown ?? 1) > (was?.slowdown ?? 1) || (load?.memoryBudgetBytes ?? Infinity) < (was?.memoryBudgetBytes ?? Infinity);
 }
 
+/**
+ * The loads a plan was made for, brought down to each device's quietest since: a device announced busy when the plan
+ * was made (a start-up probe on a loaded machine read 4.6×) and quiet a second later must count as quiet, or a
+ * throttle after that (2.6×) is no worse than "before", names no cause, and its layers never come back.
+ */
+export function quietestLoads(before: Map<string, DeviceLoad | null>, members: ClusterMember[]): Map<string, DeviceLoad | null> {
+  const out = new Map(before);
+  for (const m of members) {
+    const was = before.get(m.peerId);
+    const now = m.load;
+    // Unknown then (null) already counts as quiet with all its memory.
+    if (!was || !now) continue;
+    const quieter = now.slowdown < was.slowdown;
+    const roomier = now.memoryBudgetBytes > was.memoryBudgetBytes;
+    if (!quieter && !roomier) continue;
+    out.set(m.peerId, {
+      ...was,
+      ...(quieter ? { slowdown: now.slowdown, since: now.since } : {}),
+      ...(roomier ? { memoryBudgetBytes: now.memoryBudgetBytes, memoryReason: now.memoryReason } : {}),
+    });
+  }
+  return out;
+}
+
 /** The devices whose load got worse since `before`: what a change they cause is undone for, once they are quiet. */
 export function changeCauses(members: ClusterMember[], before: Map<string, DeviceLoad | null>): string[] {
   return members.filter((m) => worseThan(m.load, before.get(m.peerId) ?? null)).map((m) => m.peerId);

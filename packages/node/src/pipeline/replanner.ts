@@ -7,7 +7,7 @@ import { storedBytesPerWeight } from '../model/stored-bytes-per-weight.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { clusterOf, computeClusterPlan, type ClusterPlan } from './cluster-plan.js';
 import { movesRunning, type MovePricing } from './move-price.js';
-import { changeCauses, loadWithin, weighChange, type Restorable, type Weighing } from './plan-adaptation.js';
+import { changeCauses, loadWithin, quietestLoads, weighChange, type Restorable, type Weighing } from './plan-adaptation.js';
 import { announcedSplit } from './plan-owner.js';
 import { PlanHistory, describeCause, describeMoves, type PlanChange } from './plan-history.js';
 import type { Route } from './route.js';
@@ -201,6 +201,7 @@ export class Replanner {
         this.lastDecision = `no plan fits the devices' figures of now: ${(err as Error).message}`;
         return null;
       }
+      this.loadsAtPlan = quietestLoads(this.loadsAtPlan, members);
       const situation = { current, members, profile: this.opts.profile, request: this.planRequest(), loadMBps: this.loadMBps, sinceLastChangeMs: Date.now() - this.lastChangeAt, restorable: this.restorable };
       const w = weighChange(this.opts.replanPolicy ? { ...situation, policy: this.opts.replanPolicy } : situation, candidate);
       if (!w) return null;
