@@ -7,7 +7,7 @@ import type { ClusterMember, Membership } from './membership.js';
 
 /** One direction of a link as measured by its sending end. */
 export interface LinkStats {
-  /** Median round trip of a small frame on an open stream, ms. */
+  /** Fastest round trip of a small frame on an open stream (of a measurement's pings; the best of recent measurements), ms. */
   rttMs: number;
   /** Throughput of one bulk frame (sender → receiver), MB/s (1e6 bytes). */
   bandwidthMBps: number;
