@@ -95,9 +95,9 @@ describe('training ops: gradients against float64 and finite differences', () =>
 
   it('SwiGLU', () => {
     const op: Op = ({ g, u }, dy) => {
-      const y = swigluForward(g, u);
+      const { out: y, den } = swigluForward(g, u);
       if (!dy) return { y, grads: {} };
-      const { dg, du } = swigluBackward(dy, g, u);
+      const { dg, du } = swigluBackward(dy, g, u, den);
       return { y, grads: { g: dg, u: du } };
     };
     checkOp(op, { g: randomF64(40, rand, 3), u: randomF64(40, rand) }, ['g', 'u'], 4);

@@ -23,6 +23,8 @@ export interface LayerSaved {
   r2: Vec;
   g: Vec;
   u: Vec;
+  /** SwiGLU's 1 + e^−g (swiglu-grad.ts). */
+  den: Float64Array;
   lgate: LoraSaved;
   lup: LoraSaved;
   ldown: LoraSaved;
@@ -58,8 +60,9 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
   const fg = loraForward(h2, t, w.wgate, lora.ffn_gate, m.gemm);
   const fu = loraForward(h2, t, w.wup, lora.ffn_up, m.gemm);
-  const fd = loraForward(swigluForward(fg.y, fu.y), t, w.wdown, lora.ffn_down, m.gemm);
-  const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
+  const sw = swigluForward(fg.y, fu.y);
+  const fd = loraForward(sw.out, t, w.wdown, lora.ffn_down, m.gemm);
+  const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, den: sw.den, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
   return { out: add(x2, fd.y), saved };
 }
 
@@ -67,7 +70,7 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
 export function layerBackward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, grads: LayerLora, sv: LayerSaved, dOut: Vec, t: number, table: Vec): Vec {
   const s = m.shape;
   const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
-  const { dg, du } = swigluBackward(ds, sv.g, sv.u);
+  const { dg, du } = swigluBackward(ds, sv.g, sv.u, sv.den);
   const dGate = loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm);
   const dh2 = add(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
   const dx2 = add(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
