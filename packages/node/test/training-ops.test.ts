@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { attentionBackward, attentionForward } from '../src/training/attention-grad.js';
 import { chunkedCrossEntropy } from '../src/training/cross-entropy.js';
 import { createKernelRuntime } from '@edge-node/kernels';
-import { JS_GEMM } from '../src/training/gemm.js';
+import { JS_GEMM, transpose } from '../src/training/gemm.js';
 import { KernelGemm } from '../src/training/kernel-gemm.js';
 import { linearBackward, linearForward } from '../src/training/linear-grad.js';
 import { loraBackward, loraForward } from '../src/training/lora-linear.js';
@@ -95,9 +95,9 @@ describe('training ops: gradients against float64 and finite differences', () =>
 
   it('SwiGLU', () => {
     const op: Op = ({ g, u }, dy) => {
-      const y = swigluForward(g, u);
+      const { out: y, den } = swigluForward(g, u);
       if (!dy) return { y, grads: {} };
-      const { dg, du } = swigluBackward(dy, g, u);
+      const { dg, du } = swigluBackward(dy, g, u, den);
       return { y, grads: { g: dg, u: du } };
     };
     checkOp(op, { g: randomF64(40, rand, 3), u: randomF64(40, rand) }, ['g', 'u'], 4);
@@ -160,6 +160,14 @@ describe('training ops: gradients against float64 and finite differences', () =>
       expect(Array.from(g.nt(a, m, k, b, n))).toEqual(Array.from(ref));
       // A row's result does not depend on the rows beside it.
       expect(Array.from(g.nt(Float32Array.from(a.subarray(2 * k, 3 * k)), 1, k, Float32Array.from(b), n))).toEqual(Array.from(mine.subarray(2 * n, 3 * n)));
+      // ntAdd, operands given transposed: nt's bits on transposed copies, added (or set) scaled.
+      const aT = transpose(Float32Array.from(a), m, k) as Float32Array, bT = transpose(Float32Array.from(b), n, k) as Float32Array;
+      const acc = Float32Array.from(randomF64(m * n, rand));
+      const want = acc.map((v, i) => v + 0.5 * mine[i]);
+      g.ntAdd(aT, m, k, bT, n, acc, 0.5, { aT: true, bT: true });
+      expect(Array.from(acc)).toEqual(Array.from(want));
+      g.ntAdd(Float32Array.from(a), m, k, bT, n, acc, 3, { bT: true, set: true });
+      expect(Array.from(acc)).toEqual(Array.from(mine.map((v) => 3 * v)));
       // A frozen matrix held in the arena: both directions against the loops.
       const w = g.frozen(Float32Array.from(b), n, k);
       expect(Array.from(w.forward(Float32Array.from(a), m))).toEqual(Array.from(mine));

@@ -10,16 +10,22 @@ import { normalizeTraining } from './training-shape.js';
 import { loraProjectionDims, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
 
 /**
- * FLOPs of one training token through a layer, in forwards of that layer at the prefill rate: the forward (1), the
- * forward again in the backward (1: a stage keeps only its input per micro-batch and recomputes), and the backward
- * (2: the input gradient through each frozen matrix costs one forward's product, and attention's backward, the LoRA
- * gradients and the elementwise ops' gradients about another). So 4× a prefill token; the runtime measures 4.3–7×
- * on one device (docs/training.md), the difference being its fixed costs, which stepOverheadMs prices.
+ * FLOPs of one training token through a layer, in forwards of that layer at the prefill rate, when the stage keeps
+ * its micro-batches' activations from their forwards: the forward (1) and the backward (2: the input gradient through
+ * each frozen matrix costs one forward's product, and attention's backward, the LoRA gradients and the elementwise
+ * ops' gradients about another). So 3× a prefill token; the runtime measures 3–4.5× on a middle stage and 4–5× on
+ * one device (docs/training.md, "Speed"), the difference being its fixed costs, which stepOverheadMs prices.
  */
-export const TRAINING_FORWARDS_PER_TOKEN = 4;
+export const TRAINING_FORWARDS_PER_TOKEN = 3;
 
-/** Times a stage reads its range's weights per micro-batch: the forward, the recomputed forward, and the backward's transposes. */
-export const TRAINING_WEIGHT_READS = 3;
+/**
+ * The forward again in the backward, for a stage whose node cannot hold the activations of all its micro-batches in
+ * flight: it keeps fewer (down to 1) and recomputes the others' (layer-range-trainer.ts, { keepUpTo }).
+ */
+export const RECOMPUTE_FORWARDS_PER_TOKEN = 1;
+
+/** Times a stage reads its range's weights per micro-batch when it keeps activations: the forward and the backward's transposes. */
+export const TRAINING_WEIGHT_READS = 2;
 
 /**
  * The head on the owner, in forwards of the head per token: logits for every token (not only the last one, as a
@@ -36,8 +42,9 @@ const FRAMES_PER_MICRO_BATCH = 2;
  * Cost model of one training step of a LoRA job through a pipeline (roofline, as CostModel for serving). The ring
  * starts at the job's owner, which keeps the embeddings, the final norm, the head, the labels and the loss; a stage
  * [0, e) is therefore only allowed on the owner. Per micro-batch (one sequence of T tokens) a stage on d holding
- * [s, e) costs max(4 × its layers' forward FLOPs / d's prefill rate, 3 × its weights / d's bandwidth) plus two frames'
- * fixed cost; the owner adds its ends; every hop of the ring carries T hidden states forward and T gradients back.
+ * [s, e) costs max(3 × its layers' forward FLOPs / d's prefill rate, 2 × its weights / d's bandwidth) plus two frames'
+ * fixed cost, and one forward more (FLOPs and weights) when d cannot keep the activations of all its micro-batches in
+ * flight (keptOn); the owner adds its ends; every hop of the ring carries T hidden states forward and T gradients back.
  */
 export class TrainingCostModel implements PlanningModel {
   readonly L: number;
@@ -93,9 +100,26 @@ export class TrainingCostModel implements PlanningModel {
     const T = this.job.sequenceTokens;
     const dev = this.cluster.devices[d];
     const forward = (this.pFlops[e] - this.pFlops[s] + this.loraFlopsPerTokenLayer * (e - s)) * T + ((this.pAttn[e] - this.pAttn[s]) * T * (T + 1)) / 2;
-    const flops = TRAINING_FORWARDS_PER_TOKEN * forward;
-    const bytes = TRAINING_WEIGHT_READS * (this.pWeights[e] - this.pWeights[s]);
+    const forwards = TRAINING_FORWARDS_PER_TOKEN + (this.recomputes(d, s, e) ? RECOMPUTE_FORWARDS_PER_TOKEN : 0);
+    const flops = forwards * forward;
+    const bytes = (TRAINING_WEIGHT_READS + (this.recomputes(d, s, e) ? 1 : 0)) * (this.pWeights[e] - this.pWeights[s]);
     return Math.max(flops / ((dev.gflopsPrefill ?? dev.gflops) * 1e6), bytes / (dev.memBandwidthGBps * 1e6)) + FRAMES_PER_MICRO_BATCH * (dev.stepOverheadMs ?? 0);
+  }
+
+  /**
+   * How many micro-batches' activations a stage [s, e) on d keeps: the runtime's rule (node job-memory.ts
+   * keptActivations, which the owner applies to the memory each node reports available, less the model's ends on the
+   * owner): the most, up to the micro-batches in flight, whose estimate fits d's memory here; at least 1.
+   */
+  keptOn(d: number, s: number, e: number): number {
+    const available = this.cluster.devices[d].memoryBytes;
+    for (let kept = this.inFlight; kept > 1; kept--) if (this.memory(s, e, kept).total <= available) return kept;
+    return 1;
+  }
+
+  /** Whether a stage recomputes forwards in its backward: it cannot keep every micro-batch it has in flight. */
+  recomputes(d: number, s: number, e: number): boolean {
+    return this.keptOn(d, s, e) < this.inFlight;
   }
 
   /** Compute ms of one micro-batch's embedding, head, loss and their backward on d (the owner). */
@@ -128,9 +152,12 @@ export class TrainingCostModel implements PlanningModel {
     return this.links.get(a, b).latencyMs + this.transferMs(a, b) + this.links.get(b, a).latencyMs + this.transferMs(b, a);
   }
 
-  /** A stage's memory for the job: its range's training memory, and the owner's ends on the first stage. */
-  memory(s: number, e: number): StageTrainingMemory & { ends: number } {
-    const m = stageTrainingMemory(this.shape, e - s, this.pWeights[e] - this.pWeights[s], this.job.rank, this.job.sequenceTokens, this.inFlight);
+  /**
+   * A stage's memory for the job: its range's training memory with `kept` micro-batches' activations (1, the least a
+   * job needs: what fits() asks), and the owner's ends on the first stage.
+   */
+  memory(s: number, e: number, kept = 1): StageTrainingMemory & { ends: number } {
+    const m = stageTrainingMemory(this.shape, e - s, this.pWeights[e] - this.pWeights[s], this.job.rank, this.job.sequenceTokens, this.inFlight, kept);
     const ends = s === 0 ? this.ownerEndsBytes : 0;
     return { ...m, ends, total: m.total + ends };
   }

@@ -54,8 +54,9 @@ export function stageTrainingMemory(d: TrainingDims, layers: number, weightBytes
   const qDim = d.numHeads * d.headDim;
   const kvDim = d.numKvHeads * d.headDim;
   // Per row and layer: the residual stream and norms, q, k, v, attention's probabilities over the row's past, the
-  // MLP's gate, up and down input, and each adapted product's input and A·x (f32).
-  const perRowLayer = 4 * (5 * d.hiddenSize + 2 * qDim + 2 * kvDim + 3 * d.intermediateSize + d.numHeads * rows + 7 * rank);
+  // MLP's gate, up and down input, and each adapted product's input and A·x (f32); SwiGLU's 1 + e^−g (f64, so its
+  // backward needs no exponential: node training/swiglu-grad.ts).
+  const perRowLayer = 4 * (5 * d.hiddenSize + 2 * qDim + 2 * kvDim + 3 * d.intermediateSize + d.numHeads * rows + 7 * rank) + 8 * d.intermediateSize;
   const activations = inFlight * rows * d.hiddenSize * 4 + kept * layers * rows * perRowLayer;
   return { weights: weightBytes, transposes, adapter, activations, total: weightBytes + transposes + adapter + activations };
 }

@@ -5,7 +5,7 @@ import { TrainingDoesNotFitError } from '../src/errors.js';
 import { modelProfile } from '../src/model-profile.js';
 import type { ModelShape } from '../src/model-shape.js';
 import { planPipeline } from '../src/planner.js';
-import { TRAINING_FORWARDS_PER_TOKEN, TrainingCostModel } from '../src/training-cost-model.js';
+import { RECOMPUTE_FORWARDS_PER_TOKEN, TRAINING_FORWARDS_PER_TOKEN, TrainingCostModel } from '../src/training-cost-model.js';
 import { evaluateTrainingSplit, planTraining, type TrainingPlan } from '../src/training-planner.js';
 
 // A 12-layer Q8_0 model whose untied head (32 000 × 512) weighs about as much as 2.5 of its layers.
@@ -17,14 +17,31 @@ const layersOf = (p: TrainingPlan, id: string) => p.stages.filter((s) => s.devic
 const period = (p: TrainingPlan) => Math.max(p.bottleneckMs, p.ringMs / p.job.microBatches);
 
 describe('training cost', () => {
-  it('prices a training token at 4 prefill tokens of the same layers (plus the small LoRA products)', () => {
+  it('prices a training token at 3 prefill tokens of the same layers when the stage keeps its activations (plus the small LoRA products)', () => {
     const cluster = clusterOf({ ...dev('a'), memBandwidthGBps: 1e6 });
     const tm = new TrainingCostModel(shape, cluster, job, 0);
     const serving = new CostModel(modelProfile(shape), cluster, { promptTokens: job.sequenceTokens, genTokens: 1 });
     const ratio = tm.layersMs(0, 3, 7) / serving.prefillMs(0, 3, 7);
-    expect(TRAINING_FORWARDS_PER_TOKEN).toBe(4);
-    expect(ratio).toBeGreaterThanOrEqual(4);
-    expect(ratio).toBeLessThan(4.2);
+    expect(TRAINING_FORWARDS_PER_TOKEN).toBe(3);
+    expect(tm.recomputes(0, 3, 7)).toBe(false);
+    expect(ratio).toBeGreaterThanOrEqual(3);
+    expect(ratio).toBeLessThan(3.15);
+  });
+
+  it('adds the recomputed forward on a stage whose device cannot keep every micro-batch in flight, as the runtime decides', () => {
+    const fast = (id: string, memoryBytes = 8e9): Device => ({ ...dev(id, 1, memoryBytes), memBandwidthGBps: 1e6 });
+    const roomy = new TrainingCostModel(shape, clusterOf(fast('a'), fast('b')), job, 0);
+    // Two devices: two micro-batches in flight per stage. b with room for one micro-batch's activations only.
+    const oneKept = roomy.memoryBytes(6, 12);
+    const twoKept = roomy.memory(6, 12, 2).total;
+    expect(twoKept).toBeGreaterThan(oneKept);
+    const tight = new TrainingCostModel(shape, clusterOf(fast('a'), fast('b', oneKept)), job, 0);
+    expect(roomy.keptOn(1, 6, 12)).toBe(2);
+    expect(tight.keptOn(1, 6, 12)).toBe(1);
+    expect(tight.recomputes(1, 6, 12)).toBe(true);
+    expect(tight.fits(1, 6, 12)).toBe(true);
+    const ratio = tight.layersMs(1, 6, 12) / roomy.layersMs(1, 6, 12);
+    expect(ratio).toBeCloseTo((TRAINING_FORWARDS_PER_TOKEN + RECOMPUTE_FORWARDS_PER_TOKEN) / TRAINING_FORWARDS_PER_TOKEN, 6);
   });
 
   it('charges the head and loss to the owner, wherever the layers are', () => {
@@ -54,7 +71,9 @@ describe('planTraining', () => {
 
   it('gives a device 3× slower about a third of the work, balancing the stages it prices', () => {
     const train = planTraining(shape, clusterOf(dev('a'), dev('b', 3)), job, 'a');
-    expect(layersOf(train, 'b')).toBe(3);
+    // 4 of 12 layers: a third of the layers, a's share of the work lower still for the head it also runs (the layers
+    // priced without the recomputed forward, both devices keeping their activations, the head weighs more beside them).
+    expect(layersOf(train, 'b')).toBe(4);
     const [a, b] = train.stages;
     expect(Math.abs(a.computeMs - b.computeMs) / Math.max(a.computeMs, b.computeMs)).toBeLessThan(0.35);
     expect(train.stepMs).toBeCloseTo(train.ringMs + 3 * train.bottleneckMs, 6);

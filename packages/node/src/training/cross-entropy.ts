@@ -38,17 +38,19 @@ export function chunkedCrossEntropy(
     const n = chunk.length;
     const x = zerosLike(h, n * dim);
     chunk.forEach((r, i) => x.set(h.subarray(r * dim, (r + 1) * dim), i * dim));
-    const logits = linearForward(x, n, head);
-    const dLogits = zerosLike(h, n * vocab);
+    // The chunk's logits become its softmax · gradScale − onehot · gradScale in place (the array the product just
+    // made: a second [chunk, vocab] array per chunk was megabytes of garbage per step at a 49 152 vocabulary).
+    const dLogits = linearForward(x, n, head);
     for (let i = 0; i < n; i++) {
       const o = i * vocab;
       let max = -Infinity;
-      for (let j = 0; j < vocab; j++) if (logits[o + j] > max) max = logits[o + j];
-      // e^(z − max) kept in dLogits's row, then scaled into softmax · gradScale in place.
-      let sum = 0;
-      for (let j = 0; j < vocab; j++) sum += dLogits[o + j] = Math.exp(logits[o + j] - max);
+      for (let j = 0; j < vocab; j++) if (dLogits[o + j] > max) max = dLogits[o + j];
       const target = targets[chunk[i]];
-      lossSum += Math.log(sum) + max - logits[o + target];
+      const targetLogit = dLogits[o + target];
+      // e^(z − max) kept in the row, then scaled into softmax · gradScale.
+      let sum = 0;
+      for (let j = 0; j < vocab; j++) sum += dLogits[o + j] = Math.exp(dLogits[o + j] - max);
+      lossSum += Math.log(sum) + max - targetLogit;
       const k = gradScale / sum;
       for (let j = 0; j < vocab; j++) dLogits[o + j] *= k;
       dLogits[o + target] -= gradScale;

@@ -7,8 +7,21 @@ import { zerosLike, type Vec } from './vec.js';
 export interface Gemm {
   /** a [m, k] · bᵀ (b [n, k]) → [m, n]. */
   nt(a: Vec, m: number, k: number, b: Vec, n: number): Vec;
+  /**
+   * acc += scale · (a · bᵀ) for a [m, k] and b [n, k], either given transposed when its flag says so (a as [k, m], b as
+   * [k, n]): the bits of nt on the transposed copies, then `acc[i] += scale * product[i]`, without those copies or the
+   * product as arrays of their own (the LoRA products' copies were a share of a step and of its garbage collection).
+   */
+  ntAdd(a: Vec, m: number, k: number, b: Vec, n: number, acc: Vec, scale: number, opts?: NtAddOptions): void;
   /** A frozen matrix W [rows, cols] kept where this multiplies, with its transpose (for the backward), made once. */
   frozen(w: Vec, rows: number, cols: number): FrozenMatrix;
+}
+
+/** Which operands of ntAdd are given transposed, and whether it sets acc (acc[i] = scale · product[i]) instead of adding. */
+export interface NtAddOptions {
+  aT?: boolean;
+  bT?: boolean;
+  set?: boolean;
 }
 
 /** A frozen weight matrix W [rows = outputs, cols = inputs], ready for both directions. */
@@ -21,16 +34,6 @@ export interface FrozenMatrix {
   backward(dy: Vec, n: number): Vec;
   /** W's values (checks; the float64 reference copies them). */
   values(): Vec;
-}
-
-/** a [m, k] · b (b [k, n]) → [m, n]: bᵀ then nt. */
-export function gemmNN(g: Gemm, a: Vec, m: number, k: number, b: Vec, n: number): Vec {
-  return g.nt(a, m, k, transpose(b, k, n), n);
-}
-
-/** aᵀ (a [r, m]) · b (b [r, n]) → [m, n]: a sum over the rows of both, as nt of their transposes. */
-export function gemmTN(g: Gemm, a: Vec, r: number, m: number, b: Vec, n: number): Vec {
-  return g.nt(transpose(a, r, m), m, r, transpose(b, r, n), n);
 }
 
 /** [rows, cols] → [cols, rows]. */
@@ -59,4 +62,13 @@ export const JS_GEMM: Gemm = {
     }
     return y;
   },
+  ntAdd(a, m, k, b, n, acc, scale, opts) {
+    addScaled(acc, JS_GEMM.nt(opts?.aT ? transpose(a, k, m) : a, m, k, opts?.bT ? transpose(b, k, n) : b, n), scale, opts?.set ?? false);
+  },
 };
+
+/** acc[i] += scale · p[i] (or = when `set`): the one way ntAdd adds a product (so every Gemm gives the same bits). */
+export function addScaled(acc: Vec, p: ArrayLike<number>, scale: number, set: boolean): void {
+  if (set) for (let i = 0; i < acc.length; i++) acc[i] = scale * p[i];
+  else for (let i = 0; i < acc.length; i++) acc[i] += scale * p[i];
+}

@@ -1,5 +1,5 @@
 import { ggmlTypeByName, type KernelArena, type KernelRuntime } from '@edge-node/kernels';
-import { JS_GEMM, transpose, type FrozenMatrix, type Gemm } from './gemm.js';
+import { addScaled, JS_GEMM, transpose, type FrozenMatrix, type Gemm, type NtAddOptions } from './gemm.js';
 import type { Vec } from './vec.js';
 
 const F32 = ggmlTypeByName('F32')!;
@@ -29,6 +29,26 @@ export class KernelGemm implements Gemm {
   }
 
   /**
+   * A transposed operand is written into the arena transposed (one pass, no array of its own), and the product added
+   * from the arena: the bits of nt on transposed copies.
+   */
+  ntAdd(a: Vec, m: number, k: number, b: Vec, n: number, acc: Vec, scale: number, opts?: NtAddOptions): void {
+    if (!(a instanceof Float32Array) || !(b instanceof Float32Array)) return JS_GEMM.ntAdd(a, m, k, b, n, acc, scale, opts);
+    const arena = this.arena;
+    const bPtr = opts?.bT ? this.placeTransposed(b, k, n) : this.place(b.subarray(0, n * k));
+    const aPtr = opts?.aT ? this.placeTransposed(a, k, m) : this.place(a.subarray(0, m * k));
+    const outPtr = arena.alloc(m * n * 4);
+    try {
+      this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
+      addScaled(acc, arena.f32(outPtr, m * n), scale, opts?.set ?? false);
+    } finally {
+      arena.release(outPtr);
+      arena.release(aPtr);
+      arena.release(bPtr);
+    }
+  }
+
+  /**
    * W and Wᵀ copied into the arena once (8 bytes per weight; the file's blocks stay where the engine has them), so a
    * product copies only its activations. Float64 matrices stay on the loops.
    */
@@ -48,6 +68,14 @@ export class KernelGemm implements Gemm {
   private place(values: Float32Array): number {
     const ptr = this.arena.alloc(values.length * 4);
     this.arena.f32(ptr, values.length).set(values);
+    return ptr;
+  }
+
+  /** x [rows, cols] written into the arena as its transpose [cols, rows]. */
+  private placeTransposed(x: Float32Array, rows: number, cols: number): number {
+    const ptr = this.arena.alloc(rows * cols * 4);
+    const t = this.arena.f32(ptr, rows * cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j];
     return ptr;
   }
 

@@ -23,6 +23,8 @@ export interface LayerSaved {
   r2: Vec;
   g: Vec;
   u: Vec;
+  /** SwiGLU's 1 + e^−g (swiglu-grad.ts). */
+  den: Float64Array;
   lgate: LoraSaved;
   lup: LoraSaved;
   ldown: LoraSaved;
@@ -32,10 +34,13 @@ function addBias(y: Vec, rows: number, bias: Vec): void {
   for (let i = 0; i < rows; i++) for (let j = 0; j < bias.length; j++) y[i * bias.length + j] += bias[j];
 }
 
-function add(a: Vec, b: Vec): Vec {
-  const out = a.slice();
-  for (let i = 0; i < out.length; i++) out[i] += b[i];
-  return out;
+/**
+ * a + b into b, which the caller has just made and nobody else holds (a sum of two is the same bits either way round;
+ * a new array per residual and gradient sum was a share of the garbage collected per step).
+ */
+function addInto(a: Vec, b: Vec): Vec {
+  for (let i = 0; i < b.length; i++) b[i] = a[i] + b[i];
+  return b;
 }
 
 /** One layer, the engine's order: norm → q, k, v (+bias) → RoPE → attention → o → residual → norm → gate, up → SwiGLU → down → residual. */
@@ -54,31 +59,32 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
   ropeApply(fk.y, ropeShape(m, t, s.kvHeads), table);
   const { out: att, probs } = attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
   const fo = loraForward(att, t, w.wo, lora.attn_output, m.gemm);
-  const x2 = add(x, fo.y);
+  const x2 = addInto(x, fo.y);
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
   const fg = loraForward(h2, t, w.wgate, lora.ffn_gate, m.gemm);
   const fu = loraForward(h2, t, w.wup, lora.ffn_up, m.gemm);
-  const fd = loraForward(swigluForward(fg.y, fu.y), t, w.wdown, lora.ffn_down, m.gemm);
-  const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
-  return { out: add(x2, fd.y), saved };
+  const sw = swigluForward(fg.y, fu.y);
+  const fd = loraForward(sw.out, t, w.wdown, lora.ffn_down, m.gemm);
+  const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, den: sw.den, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
+  return { out: addInto(x2, fd.y), saved };
 }
 
 /** The gradient of a layer's output → of its input; adds the layer's LoRA gradients into `grads`. */
 export function layerBackward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, grads: LayerLora, sv: LayerSaved, dOut: Vec, t: number, table: Vec): Vec {
   const s = m.shape;
   const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
-  const { dg, du } = swigluBackward(ds, sv.g, sv.u);
+  const { dg, du } = swigluBackward(ds, sv.g, sv.u, sv.den);
   const dGate = loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm);
-  const dh2 = add(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
-  const dx2 = add(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
+  const dh2 = addInto(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
+  const dx2 = addInto(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
   const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
   const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
   ropeApply(dq, ropeShape(m, t, s.heads), table, true);
   ropeApply(dk, ropeShape(m, t, s.kvHeads), table, true);
   let dh1 = loraBackward(dq, sv.lq, w.wq, lora.attn_q, grads.attn_q.a, grads.attn_q.b, m.gemm);
-  dh1 = add(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b, m.gemm));
-  dh1 = add(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b, m.gemm));
-  return add(dx2, rmsNormBackward(dh1, sv.x, sv.r1, t, s.hidden, w.attnNorm));
+  dh1 = addInto(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b, m.gemm));
+  dh1 = addInto(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b, m.gemm));
+  return addInto(dx2, rmsNormBackward(dh1, sv.x, sv.r1, t, s.hidden, w.attnNorm));
 }
 
 function ropeShape(m: FrozenRange, rows: number, heads: number): RopeShape {

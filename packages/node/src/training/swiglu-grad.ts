@@ -1,18 +1,34 @@
 import { zerosLike, type Vec } from './vec.js';
 
-/** out = silu(g) · u elementwise, silu(g) = g / (1 + e^−g), as the engine's kernel. */
-export function swigluForward(g: Vec, u: Vec): Vec {
-  const out = zerosLike(g, g.length);
-  for (let i = 0; i < g.length; i++) out[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
-  return out;
+/** SwiGLU's output, and 1 + e^−g per element for the backward. */
+export interface SwigluForward {
+  out: Vec;
+  /**
+   * 1 + e^−g in float64, whatever the precision: the backward's σ(g) = 1 / (1 + e^−g) from it is the bits computing
+   * it again gives, without the exponential (the backward's exp was most of its time; 8 bytes per element of the MLP
+   * kept with the activations, counted in the partitioner's training-memory.ts).
+   */
+  den: Float64Array;
 }
 
-/** dg = dout·u·silu'(g) with silu'(g) = σ(g)(1 + g(1 − σ(g))); du = dout·silu(g). */
-export function swigluBackward(dout: Vec, g: Vec, u: Vec): { dg: Vec; du: Vec } {
+/** out = silu(g) · u elementwise, silu(g) = g / (1 + e^−g), as the engine's kernel. */
+export function swigluForward(g: Vec, u: Vec): SwigluForward {
+  const out = zerosLike(g, g.length);
+  const den = new Float64Array(g.length);
+  for (let i = 0; i < g.length; i++) {
+    const d = 1 + Math.exp(-g[i]);
+    den[i] = d;
+    out[i] = (g[i] / d) * u[i];
+  }
+  return { out, den };
+}
+
+/** dg = dout·u·silu'(g) with silu'(g) = σ(g)(1 + g(1 − σ(g))); du = dout·silu(g); σ(g) = 1 / den (swigluForward's). */
+export function swigluBackward(dout: Vec, g: Vec, u: Vec, den: Float64Array): { dg: Vec; du: Vec } {
   const dg = zerosLike(dout, g.length);
   const du = zerosLike(dout, g.length);
   for (let i = 0; i < g.length; i++) {
-    const sig = 1 / (1 + Math.exp(-g[i]));
+    const sig = 1 / den[i];
     du[i] = dout[i] * g[i] * sig;
     dg[i] = dout[i] * u[i] * sig * (1 + g[i] * (1 - sig));
   }
