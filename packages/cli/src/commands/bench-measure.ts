@@ -115,11 +115,21 @@ async function measureSplit(client: BenchClient, split: number[], o: BenchOption
 const LINKS_WAIT_MS = 10_000;
 
 /**
- * The cluster as the coordinator sees it, once every pair of its devices has a measured link (or after
- * LINKS_WAIT_MS): a coordinator started for the split has measured none in its first second, and an unmeasured link
- * is priced at the partitioner's default (1 ms a hop, where loopback takes ~0.6 ms with the codec and a wake-up).
+ * A node's device watch announces its figures (its calibration among them) at most once a second: read right after
+ * the runs, a split's prediction took a calibration the runs had already moved
+ * (stories260K's whole-model row: 0.09 ms of kernels predicted for 0.40 measured, +115 %).
+ */
+const FIGURES_SETTLE_MS = 1500;
+
+/**
+ * The cluster as the coordinator sees it, once the nodes have announced what the runs measured (FIGURES_SETTLE_MS)
+ * and every pair of its devices has a measured link (or after LINKS_WAIT_MS): a coordinator started for the split
+ * has measured none in its first second, and an unmeasured link is priced at the partitioner's default (1 ms a hop,
+ * where loopback takes ~0.6 ms with the codec and a wake-up).
  */
 async function infoWithLinks(client: BenchClient, progress: BenchProgress, label: string): Promise<BenchInfo> {
+  progress.status(`split ${label}: waiting for the nodes' figures`);
+  await new Promise((r) => setTimeout(r, FIGURES_SETTLE_MS));
   const until = Date.now() + LINKS_WAIT_MS;
   for (;;) {
     const info = await client.info();
