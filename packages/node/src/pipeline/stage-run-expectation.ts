@@ -28,7 +28,7 @@ export interface StageRunReading {
 export class StageRunExpectation {
   private cached: { profile: DeviceProfile; decode: CostModel; prompt: CostModel } | null = null;
   /** The model each kind of run was last priced with, and the layers it ran. */
-  private readonly lastOf: Record<StageRunReading['kind'], { profile: DeviceProfile; cm: CostModel; range: string } | null> = { decode: null, prompt: null };
+  private readonly lastOf: Record<StageRunReading['kind'], { profile: DeviceProfile; cm: CostModel; startLayer: number; endLayer: number } | null> = { decode: null, prompt: null };
 
   constructor(private readonly model: ModelProfile) {}
 
@@ -41,10 +41,10 @@ export class StageRunExpectation {
     const kind = prompt ? 'prompt' : 'decode';
     const cm = models[kind];
     const last = this.lastOf[kind];
-    const range = `${sample.startLayer}-${sample.endLayer}`;
-    this.lastOf[kind] = { profile, cm, range };
-    const expectedMs = cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts);
-    const moved = last !== null && last.range !== range ? { newRange: true as const } : {};
+    const { startLayer, endLayer } = sample;
+    this.lastOf[kind] = { profile, cm, startLayer, endLayer };
+    const expectedMs = cm.stepMs(0, startLayer, endLayer, sample.parts);
+    const moved = last !== null && (last.startLayer !== startLayer || last.endLayer !== endLayer) ? { newRange: true as const } : {};
     if (last === null || last.profile === profile) return { kind, expectedMs, ...moved };
     return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts), ...moved };
   }
