@@ -13,6 +13,6 @@ export { movedLayers } from './replan.js';
 export type { RequestShape } from './request-shape.js';
 export { type Prediction, simulate } from './simulator.js';
 export { TRAINING_FORWARDS_PER_TOKEN } from './training-cost-model.js';
-export { ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory, type TrainingDims } from './training-memory.js';
+export { mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory, type TrainingDims } from './training-memory.js';
 export { evaluateTrainingSplit, planTraining, type TrainingPlan } from './training-planner.js';
 export type { TrainingShape } from './training-shape.js';

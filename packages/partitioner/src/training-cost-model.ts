@@ -7,7 +7,7 @@ import type { PlanningModel } from './planning-model.js';
 import type { StageCosts } from './stage-costs.js';
 import type { TrainingShape } from './training-shape.js';
 import { normalizeTraining } from './training-shape.js';
-import { loraProjectionDims, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
+import { loraProjectionDims, mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
 
 /**
  * FLOPs of one training token through a layer, in forwards of that layer at the prefill rate, when the stage keeps
@@ -100,9 +100,9 @@ export class TrainingCostModel implements PlanningModel {
     const T = this.job.sequenceTokens;
     const dev = this.cluster.devices[d];
     const forward = (this.pFlops[e] - this.pFlops[s] + this.loraFlopsPerTokenLayer * (e - s)) * T + ((this.pAttn[e] - this.pAttn[s]) * T * (T + 1)) / 2;
-    const forwards = TRAINING_FORWARDS_PER_TOKEN + (this.recomputes(d, s, e) ? RECOMPUTE_FORWARDS_PER_TOKEN : 0);
-    const flops = forwards * forward;
-    const bytes = (TRAINING_WEIGHT_READS + (this.recomputes(d, s, e) ? 1 : 0)) * (this.pWeights[e] - this.pWeights[s]);
+    const recompute = this.recomputes(d, s, e);
+    const flops = (TRAINING_FORWARDS_PER_TOKEN + (recompute ? RECOMPUTE_FORWARDS_PER_TOKEN : 0)) * forward;
+    const bytes = (TRAINING_WEIGHT_READS + (recompute ? 1 : 0)) * (this.pWeights[e] - this.pWeights[s]);
     return Math.max(flops / ((dev.gflopsPrefill ?? dev.gflops) * 1e6), bytes / (dev.memBandwidthGBps * 1e6)) + FRAMES_PER_MICRO_BATCH * (dev.stepOverheadMs ?? 0);
   }
 
@@ -112,9 +112,7 @@ export class TrainingCostModel implements PlanningModel {
    * owner): the most, up to the micro-batches in flight, whose estimate fits d's memory here; at least 1.
    */
   keptOn(d: number, s: number, e: number): number {
-    const available = this.cluster.devices[d].memoryBytes;
-    for (let kept = this.inFlight; kept > 1; kept--) if (this.memory(s, e, kept).total <= available) return kept;
-    return 1;
+    return mostKeptThatFits(this.inFlight, this.cluster.devices[d].memoryBytes, (kept) => this.memory(s, e, kept).total);
   }
 
   /** Whether a stage recomputes forwards in its backward: it cannot keep every micro-batch it has in flight. */

@@ -68,3 +68,13 @@ export function stageTrainingMemory(d: TrainingDims, layers: number, weightBytes
 export function ownerEndsTrainingBytes(d: TrainingDims, embeddingStoredBytes: number, headStoredBytes: number): number {
   return embeddingStoredBytes + d.vocabSize * d.hiddenSize * 4 + (d.tiedEmbeddings ? 0 : headStoredBytes) + transposeBytes(d.vocabSize, d.hiddenSize);
 }
+
+/**
+ * How many micro-batches' activations a stage keeps: the most, from `inFlight` (then nothing is recomputed) down to
+ * 1 (the least a job needs), whose memory `bytesWith(kept)` fits `available` — the rule the runtime keeps by and the
+ * training cost model prices.
+ */
+export function mostKeptThatFits(inFlight: number, available: number, bytesWith: (kept: number) => number): number {
+  for (let kept = inFlight; kept > 1; kept--) if (bytesWith(kept) <= available) return kept;
+  return 1;
+}

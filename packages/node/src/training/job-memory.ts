@@ -1,4 +1,4 @@
-import { ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory, type TrainingDims } from '@edge-node/partitioner';
+import { mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory, type TrainingDims } from '@edge-node/partitioner';
 import type { LayerRange } from '../engine/layer-range.js';
 import type { ModelConfig } from '../model/model-config.js';
 import type { TensorInfo } from '../model/model-file.js';
@@ -28,8 +28,7 @@ export function stageJobBytes(config: ModelConfig, tensors: ReadonlyMap<string, 
  */
 export function keptActivations(config: ModelConfig, tensors: ReadonlyMap<string, TensorInfo>, range: LayerRange, rank: number, rows: number, inFlight: number, available: number | null): number {
   if (available === null) return 1;
-  for (let kept = inFlight; kept > 1; kept--) if (stageJobBytes(config, tensors, range, rank, rows, inFlight, kept).total <= available) return kept;
-  return 1;
+  return mostKeptThatFits(inFlight, available, (kept) => stageJobBytes(config, tensors, range, rank, rows, inFlight, kept).total);
 }
 
 /** What the owner of a job holds of the model's ends: the embeddings as stored and as f32, the head (unless tied) and its transpose. */
