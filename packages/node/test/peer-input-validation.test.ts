@@ -30,6 +30,10 @@ describe('membership messages from peers', () => {
     // The fixed costs and the decode figure's spread travel when measured (older nodes do not send them).
     const fixed = { ...a, member: { ...a.member, profile: { ...a.member.profile, decodeSpread: 0.2, stepOverheadMs: 0.41, tokenOverheadMs: 0.3, passOverheadMs: 0.1 } } };
     expect(parseProfileMessage(fixed)).toEqual(fixed);
+    // A coordinator's served-hop excess travels in its load once measured (negative when fixed costs were over-measured).
+    const excess = (hopExcessMs: number) => ({ ...a, member: { ...a.member, load: { ...a.member.load!, hopExcessMs } } });
+    expect(parseProfileMessage(excess(0.25))).toEqual(excess(0.25));
+    expect(parseProfileMessage(excess(-0.1))).toEqual(excess(-0.1));
     expect(parseHeartbeatMessage({ t: 'hb', seq: 5 })).toEqual({ t: 'hb', seq: 5 });
     expect(parseHeartbeatMessage({ t: 'hb', seq: 5, lagMs: 340 })).toEqual({ t: 'hb', seq: 5, lagMs: 340 });
     const gossip = { t: 'hb', seq: 6, members: [{ peerId: 'p', instanceId: 'i', addresses: ['/ip4/127.0.0.1/tcp/1/p2p/p'], heardMsAgo: 12 }] };
@@ -49,6 +53,7 @@ describe('membership messages from peers', () => {
     expect(bad((m) => ((m.profile as { threads: number }).threads = 0))).toThrow(/threads/);
     expect(bad((m) => ((m.profile as { stepOverheadMs?: number }).stepOverheadMs = -0.5))).toThrow(/stepOverheadMs/);
     expect(bad((m) => ((m.profile as { tokenOverheadMs?: unknown }).tokenOverheadMs = 'slow'))).toThrow(/tokenOverheadMs/);
+    for (const hopExcessMs of ['0.2', Number.POSITIVE_INFINITY, NaN, 1e9]) expect(bad((m) => (m.load = { ...m.load!, hopExcessMs: hopExcessMs as number }))).toThrow(/hopExcessMs/);
     expect(bad((m) => ((m.profile as { passOverheadMs?: number }).passOverheadMs = -1))).toThrow(/passOverheadMs/);
     expect(bad((m) => ((m.profile as { kvCache?: string }).kvCache = 'q4_0'))).toThrow(/kvCache must be one of f16, f32, q8_0/);
     expect(bad((m) => ((m as { peerId: unknown }).peerId = 5))).toThrow(/peerId/);

@@ -1,4 +1,4 @@
-import { QuietMeanRatio } from './quiet-mean-ratio.js';
+import { QuietBlockMean } from './quiet-block-mean.js';
 
 /**
  * How busy a device is while it serves, as its node announces it. The planner divides the device's measured speed
@@ -20,6 +20,12 @@ export interface DeviceLoad {
    * one-row figure low), and one factor for both put a prompt's time off by 2–5×.
    */
   promptCalibration: number | null;
+  /**
+   * What a network hop of this node's requests costs beyond what the links' fastest pings and the devices' fixed
+   * costs predict, ms per hop, when at its quietest (served-hops.ts); absent until the node has coordinated enough
+   * steps over the network, and from nodes of an earlier version. The planner adds it to every link's latency.
+   */
+  hopExcessMs?: number;
   /** Where the figure comes from: its own stage compute, an idle probe kernel, or nothing yet. */
   source: 'stage' | 'probe' | 'none';
   /** When the slowdown reached about its current level (ms since epoch). */
@@ -59,8 +65,8 @@ export class SlowdownEstimator {
   private lastAt = 0;
   private samples = 0;
   private best = Infinity;
-  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (quiet-mean-ratio.ts). */
-  private readonly mean = new QuietMeanRatio();
+  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (quiet-block-mean.ts). */
+  private readonly mean = new QuietBlockMean('ratio');
   private readonly tau: number;
   private readonly minSamples: number;
   private readonly throttledAbove = Math.log(THROTTLED);
@@ -124,7 +130,7 @@ export class SlowdownEstimator {
    */
   calibration(): number | null {
     if (!Number.isFinite(this.best)) return null;
-    return this.mean.ratio() ?? Math.exp(this.best);
+    return this.mean.value() ?? Math.exp(this.best);
   }
 
   /** When the last sample came (ms). */

@@ -4,6 +4,7 @@ import { turnEventLoop } from '../engine/compute-slices.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { SlowdownEstimator, announcedSlowdown, memoryPressureCap, type DeviceLoad, type MemoryPressureState, type SlowdownPolicy } from './device-load.js';
 import { PROBE_WINDOW_MS, probeSlowdown, recentRuns, type ProbeRun } from './probe-slowdown.js';
+import { QuietBlockMean } from './quiet-block-mean.js';
 
 export interface DeviceWatchOptions {
   /** The memory budget of the device profile (--memory-budget or a share of free memory at start). */
@@ -45,6 +46,18 @@ function calibrationToAnnounce(announced: number | null, estimate: number | null
 }
 
 /**
+ * The hop excess to announce: the estimate (to 0.01 ms) once it moves from the one announced by more than 0.05 ms and
+ * 10 %, else that one (each announcement makes every node re-plan).
+ */
+function hopExcessToAnnounce(announced: number | undefined, estimate: number | null): number | undefined {
+  if (estimate === null) return announced;
+  const rounded = Math.round(estimate * 100) / 100;
+  if (announced === undefined) return rounded;
+  const moved = Math.abs(rounded - announced);
+  return moved > 0.05 && moved > 0.1 * Math.abs(announced) ? rounded : announced;
+}
+
+/**
  * Watches the device while the node serves: how long its own stage compute takes against what its profile
  * predicts, a probe kernel when it computes nothing, the CPU time other processes take, and free memory
  * (the OS's and its cgroup's). Announces a smoothed load; a short spike is not a change.
@@ -53,6 +66,8 @@ export class DeviceWatch {
   private stage: SlowdownEstimator;
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
+  /** The network hops of the requests this node coordinates: measured − expected ms per hop, its quietest blocks. */
+  private readonly hops = new QuietBlockMean('difference');
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
   private probeRuns: ProbeRun[] = [];
   private probeBestMs = Infinity;
@@ -118,6 +133,15 @@ export class DeviceWatch {
     estimator.add(Date.now(), measuredMs, expectedMs);
   }
 
+  /**
+   * One decode step of a request this node coordinates: `measuredMs` of it outside the stages' compute (round trip
+   * and the coordinator's turn, less every stage's compute) where the links and the devices' fixed costs predict
+   * `expectedMs`, over `hops` network hops (served-hops.ts).
+   */
+  observeServedStep(measuredMs: number, expectedMs: number, hops: number): void {
+    if (hops > 0) this.hops.add(Date.now(), measuredMs / hops, expectedMs / hops);
+  }
+
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
   setMemoryBudget(bytes: number | null): void {
     this.operatorBudget = bytes;
@@ -153,6 +177,7 @@ export class DeviceWatch {
       slowdown,
       calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
       promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
+      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.value())),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -162,7 +187,8 @@ export class DeviceWatch {
     };
     const calibrationMoved = next.calibration !== this.load.calibration;
     const promptCalibrationMoved = next.promptCalibration !== this.load.promptCalibration;
-    const changed = calibrationMoved || promptCalibrationMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
+    const hopExcessMoved = next.hopExcessMs !== this.load.hopExcessMs;
+    const changed = calibrationMoved || promptCalibrationMoved || hopExcessMoved || next.slowdown !== this.load.slowdown || next.memoryBudgetBytes !== this.load.memoryBudgetBytes;
     const prev = this.load;
     this.load = next;
     if (changed) {
@@ -174,6 +200,7 @@ export class DeviceWatch {
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
       if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
+      if (hopExcessMoved) this.opts.log.info(`served hops: each takes ${next.hopExcessMs} ms beyond its link's fastest ping and the stages' fixed costs when quiet`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }
@@ -284,4 +311,8 @@ export function availableMemory(): number {
 
 function mb(n: number): string {
   return `${(n / 1e6).toFixed(0)} MB`;
+}
+
+function optionalHopExcess(ms: number | undefined): { hopExcessMs?: number } {
+  return ms === undefined ? {} : { hopExcessMs: ms };
 }

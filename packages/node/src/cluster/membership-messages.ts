@@ -100,6 +100,16 @@ function calibrationOf(l: Record<string, unknown>, key: 'calibration' | 'promptC
   return v;
 }
 
+/** Largest hop excess a load may announce either way (a minute: far beyond any hop that still serves). */
+const MAX_HOP_EXCESS_MS = 60_000;
+
+function hopExcessOf(l: Record<string, unknown>): { hopExcessMs?: number } {
+  const v = l.hopExcessMs;
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > MAX_HOP_EXCESS_MS) fail(`member.load.hopExcessMs must be a number of ms within ±${MAX_HOP_EXCESS_MS}`);
+  return { hopExcessMs: v };
+}
+
 function parseLoad(v: unknown): DeviceLoad | null {
   if (v === null || v === undefined) return null;
   const l = record(v, 'member.load');
@@ -111,6 +121,7 @@ function parseLoad(v: unknown): DeviceLoad | null {
     calibration: calibrationOf(l, 'calibration'),
     // Absent from nodes of an earlier version: null, as before any prompt.
     promptCalibration: calibrationOf(l, 'promptCalibration'),
+    ...hopExcessOf(l),
     source,
     since: num(l, 'since', 'member.load'),
     otherCpuCores: num(l, 'otherCpuCores', 'member.load'),

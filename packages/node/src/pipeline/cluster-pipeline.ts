@@ -25,6 +25,7 @@ import type { PlanChange } from './plan-history.js';
 import { PrefixDirectory } from './prefix-directory.js';
 import { Replanner } from './replanner.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
+import { readServedStep } from './served-hops.js';
 import type { ShardStore } from './shard-store.js';
 import { StageControl } from './stage-control.js';
 import type { KvAdoptRequest } from './kv-move-control.js';
@@ -64,6 +65,11 @@ export interface ClusterPipelineOptions {
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
   observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean) => void;
+  /**
+   * Each plain decode step of a request this node coordinates alone, over the network: ms outside its stages' compute
+   * against what the links and fixed costs predict, and its network hops (served-hops.ts; for the device watch).
+   */
+  observeServedStep?: (measuredMs: number, expectedMs: number, hops: number) => void;
   /** A coordinator's load of layers on this node's stage finished, after `ms` (read, or held already). */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
   onMigrate?: (event: MigrationEvent) => void;
@@ -157,7 +163,11 @@ export class ClusterPipeline implements Generator {
         if (e.replayedTokens === 0) this.planner.noteSwitch(e.ms);
         opts.onMigrate?.(e);
       },
-      ...pick(opts, ['onStep', 'onRecovery', 'onRecoveryFailed']),
+      onStep: (rid, timing) => {
+        opts.onStep?.(rid, timing);
+        this.readServedStep(rid, timing, profile);
+      },
+      ...pick(opts, ['onRecovery', 'onRecoveryFailed']),
     });
     ({ trainer: this.trainer, finetune: this.finetune } = this.trainParts());
     this.bench = new ClusterBenchProbe({
@@ -271,6 +281,16 @@ export class ClusterPipeline implements Generator {
   }
 
   /** The plan in force, without recomputing. */
+  /** A step alone in flight tells what a hop costs; with others it also waited behind them at busy stages. */
+  private readServedStep(rid: string, timing: StepTiming, profile: ModelProfile): void {
+    const observe = this.opts.observeServedStep;
+    const route = this.executor.routeOf(rid);
+    if (!observe || !route || this.executor.activeRequests !== 1) return;
+    const { membership, host } = this.opts;
+    const reading = readServedStep(timing, route, host.peerId, (p) => membership.get(p), profile);
+    if (reading) observe(reading.measuredMs, reading.expectedMs, reading.hops);
+  }
+
   get activePlan(): ClusterPlan | null {
     return this.planner.activePlan;
   }

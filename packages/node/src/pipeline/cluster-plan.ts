@@ -117,18 +117,21 @@ export function clusterOf(members: ClusterMember[]): Cluster {
     };
   });
   const ids = new Set(devices.map((d) => d.id));
+  // A served hop costs more than half a ping (a bigger frame, its codec and dispatch, a receiver woken after a few
+  // ms): what the coordinators measured of it beyond the model's figures (served-hops.ts), the median of theirs.
+  const hopExcess = medianOf(members.map((m) => m.load?.hopExcessMs), { positive: false }) ?? 0;
   const links: Link[] = [];
   for (const m of members) {
     for (const [to, s] of Object.entries(m.links)) {
-      if (ids.has(to) && to !== m.peerId) links.push({ from: m.peerId, to, latencyMs: s.rttMs / 2, bandwidthMBps: s.bandwidthMBps });
+      if (ids.has(to) && to !== m.peerId) links.push({ from: m.peerId, to, latencyMs: Math.max(0, s.rttMs / 2 + hopExcess), bandwidthMBps: s.bandwidthMBps });
     }
   }
   return { devices, links, defaultLink: { latencyMs: 1, bandwidthMBps: 100 } };
 }
 
-/** The median of the figures given (the upper one of an even count), or null when there are none. */
-function medianOf(xs: readonly (number | null | undefined)[]): number | null {
-  const known = xs.filter((x): x is number => typeof x === 'number' && x > 0).sort((x, y) => x - y);
+/** The median of the figures given (the upper one of an even count; positive ones only unless told), or null when there are none. */
+function medianOf(xs: readonly (number | null | undefined)[], o: { positive: boolean } = { positive: true }): number | null {
+  const known = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x) && (!o.positive || x > 0)).sort((x, y) => x - y);
   return known.length > 0 ? known[Math.floor(known.length / 2)] : null;
 }
 

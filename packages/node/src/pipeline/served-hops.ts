@@ -1,0 +1,51 @@
+import type { ModelProfile } from '@edge-node/partitioner';
+import type { ClusterMember } from '../cluster/membership.js';
+import type { StepTiming } from '../engine/bench-probe.js';
+import type { Route } from './route.js';
+
+/** A decode step of a coordinated request, outside its stages' compute: as measured, and as the planner prices it. */
+export interface ServedStepReading {
+  /** Round trip and the coordinator's turn, less every stage's compute, ms. */
+  measuredMs: number;
+  /** The network hops' latency (half the fastest ping) and transfer, the stages' and the coordinator's fixed costs, ms. */
+  expectedMs: number;
+  /** Network hops of the step (legs between two processes). */
+  hops: number;
+}
+
+/**
+ * What a step spends between its stages' kernels, set against what the partitioner's cost model prices for it. The
+ * model takes a hop's latency from the fastest of a link's pings, spaced 150 ms apart; a served hop on this machine's
+ * loopback took ~2× that (0.45–0.6 ms against 0.2–0.35: a frame bigger than a ping, its codec and dispatch, a
+ * receiver woken after a few ms). The difference per hop, announced by the coordinator (device-watch.ts) and added
+ * to every link by `clusterOf`, prices the hops of the rings this node serves as they are served. Each side is what
+ * the cost model counts in its place: every network leg (latency + bytes over bandwidth), a stage's step cost where
+ * its layers do not start the model (it came in a frame), and the coordinator's token cost (clusterOf's figures:
+ * fixed costs × the device's announced slowdown). Null for a step that is not one plain decode row (a prompt, a
+ * verification of drafts), or when a link has not been measured.
+ */
+export function readServedStep(timing: StepTiming, route: Route, self: string, member: (peerId: string) => ClusterMember | undefined, model: Pick<ModelProfile, 'hiddenBytesPerToken' | 'tokenBytes'>): ServedStepReading | null {
+  if (timing.step < 1 || (timing.tokens ?? 1) !== 1 || timing.stageMs.length !== route.peers.length) return null;
+  const peers = route.peers;
+  const legs: [from: string, to: string, bytes: number][] = [];
+  if (peers[0] !== self) legs.push([self, peers[0], model.tokenBytes]);
+  for (let i = 0; i + 1 < peers.length; i++) if (peers[i] !== peers[i + 1]) legs.push([peers[i], peers[i + 1], model.hiddenBytesPerToken]);
+  if (peers[peers.length - 1] !== self) legs.push([peers[peers.length - 1], self, model.tokenBytes]);
+  if (legs.length === 0) return null;
+  let expectedMs = 0;
+  for (const [from, to, bytes] of legs) {
+    const link = member(from)?.links[to];
+    if (!link) return null;
+    expectedMs += link.rttMs / 2 + bytes / (link.bandwidthMBps * 1e3);
+  }
+  const fixed = (peerId: string, cost: 'stepOverheadMs' | 'tokenOverheadMs') => {
+    const m = member(peerId);
+    return (m?.profile[cost] ?? 0) * Math.max(1, m?.load?.slowdown ?? 1);
+  };
+  peers.forEach((peerId, i) => {
+    if (route.ranges[i][0] !== 0) expectedMs += fixed(peerId, 'stepOverheadMs');
+  });
+  expectedMs += fixed(self, 'tokenOverheadMs');
+  const computeMs = timing.stageMs.reduce((a, b) => a + b, 0);
+  return { measuredMs: timing.roundTripMs + timing.coordinatorMs - computeMs, expectedMs, hops: legs.length };
+}
