@@ -130,6 +130,15 @@ const FIGURES_SETTLE_MS = 1500;
 async function infoWithLinks(client: BenchClient, progress: BenchProgress, label: string): Promise<BenchInfo> {
   progress.status(`split ${label}: waiting for the nodes' figures`);
   await new Promise((r) => setTimeout(r, FIGURES_SETTLE_MS));
+  return measuredLinks(client, progress, label);
+}
+
+/**
+ * The cluster once every pair of its devices has a measured link (or after LINKS_WAIT_MS). Also waited for before a
+ * split's runs: the coordinator reads its served hops against its links (served-hops.ts), and a link's pings and
+ * 1 MB probes would otherwise run among the measured steps.
+ */
+async function measuredLinks(client: BenchClient, progress: BenchProgress, label: string): Promise<BenchInfo> {
   const until = Date.now() + LINKS_WAIT_MS;
   for (;;) {
     const info = await client.info();
@@ -224,6 +233,7 @@ export async function measureNodes(modelPath: string, layers: number, o: BenchOp
     for (const split of splits) {
       progress.status(`split ${split.join(',')}: (re)starting the coordinator`);
       await cluster.setSplit(split);
+      await measuredLinks(cluster.client, progress, split.join(','));
       const measured = await measureSplit(cluster.client, split, o, progress, () => cluster.checkAlive());
       tallyPrefix(prefix, measured);
       if (o.speculation) speculation.push(...(await measureSpeculation(cluster.client, split, o, progress, () => cluster.checkAlive())));
