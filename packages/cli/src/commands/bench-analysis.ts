@@ -186,7 +186,7 @@ export function predictSplit(shape: ModelShape, cluster: Cluster, split: number[
   };
 }
 
-/** A single-device row (no network): every step is compute. */
+/** A single-device row (no network): every step is compute, and the generation loop between steps its coordinator's time. */
 export function singleDeviceRow(kind: 'local' | 'llama.cpp', label: string, layers: number, concurrency: number, t: {
   promptTokens: number;
   genTokens: number;
@@ -197,9 +197,12 @@ export function singleDeviceRow(kind: 'local' | 'llama.cpp', label: string, laye
   tokenLatencyMs: number[];
   /** Every decode step's ms over all runs. */
   stepMs: number[];
+  /** The generation loop's own ms before each decode step, when timed (this process's row): the coordinator's part. */
+  loopMs?: number[];
   prefillMs: number[];
 }, prediction: BenchRow['predicted'], note?: string): BenchRow {
   const step = mean(t.stepMs);
+  const loop = t.loopMs && t.loopMs.length > 0 ? mean(t.loopMs) : 0;
   const row: BenchRow = {
     kind,
     label,
@@ -217,7 +220,7 @@ export function singleDeviceRow(kind: 'local' | 'llama.cpp', label: string, laye
     tokenLatencyP95Ms: quantile(t.stepMs, 0.95),
     stages: [{ name: kind === 'local' ? 'this process' : 'llama.cpp', startLayer: 0, endLayer: layers, computeMs: step, prefillComputeMs: median(t.prefillMs) }],
     hops: [],
-    parts: { computeMs: step, transferMs: 0, queueMs: 0, coordinatorMs: 0, sumMs: step },
+    parts: { computeMs: step, transferMs: 0, queueMs: 0, coordinatorMs: loop, sumMs: step + loop },
     predicted: prediction,
     errorPct: null,
     ...(note ? { note } : {}),

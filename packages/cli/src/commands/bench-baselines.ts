@@ -44,6 +44,7 @@ export async function measureBaselines(o: BenchOptions, model: BaselineModel, in
         decodeTokPerS: r.map((x) => x.decodeTokPerS),
         tokenLatencyMs: r.map((x) => x.tokenLatencyMs),
         stepMs: r.flatMap((x) => x.stepMs),
+        loopMs: r.flatMap((x) => x.loopMs),
         prefillMs: r.map((x) => x.prefillMs),
       }, prediction),
     );

@@ -8,19 +8,27 @@ export interface LocalRun {
   decodeTokPerS: number;
   tokenLatencyMs: number;
   stepMs: number[];
+  /** The generation loop's own time before each decode step (sampling, stop checks, the token's text). */
+  loopMs: number[];
 }
 
-/** Times every decode step of the executor it wraps. */
+/** Times every decode step of the executor it wraps, and the generation loop's time before it. */
 class TimedExecutor implements TokenExecutor {
   stepMs: number[] = [];
+  loopMs: number[] = [];
+  private returnedAt = 0;
   constructor(private readonly inner: TokenExecutor) {}
-  begin(request: ExecutionRequest): Promise<number> {
-    return this.inner.begin(request);
+  async begin(request: ExecutionRequest): Promise<number> {
+    const first = await this.inner.begin(request);
+    this.returnedAt = performance.now();
+    return first;
   }
   async step(requestId: string, token: number): Promise<number> {
     const t0 = performance.now();
+    this.loopMs.push(t0 - this.returnedAt);
     const next = await this.inner.step(requestId, token);
-    this.stepMs.push(performance.now() - t0);
+    this.returnedAt = performance.now();
+    this.stepMs.push(this.returnedAt - t0);
     return next;
   }
   end(requestId: string): Promise<void> {
@@ -60,6 +68,7 @@ export async function measureLocal(modelPath: string, promptTokens: number, genT
           decodeTokPerS: t.decodeTokPerS,
           tokenLatencyMs: result.tokens.length > 1 ? t.decodeMs / (result.tokens.length - 1) : Number.NaN,
           stepMs: timed.stepMs,
+          loopMs: timed.loopMs,
         });
       }
     }
