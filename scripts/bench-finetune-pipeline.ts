@@ -28,7 +28,6 @@ const { values: v } = parseArgs({
     steps: { type: 'string' },
     batch: { type: 'string' },
     repeats: { type: 'string' },
-    prompts: { type: 'string' },
   },
 });
 const steps = Number(v.steps ?? 100);
@@ -36,13 +35,12 @@ const repeats = Number(v.repeats ?? 2);
 const sizes = (v.nodes ?? '1,2,3').split(',').map(Number);
 const NAMES = ['Tom', 'Lily', 'Ben', 'Mia', 'Max', 'Anna'];
 const ANIMALS = ['cat', 'dog', 'bird', 'cow'];
-const PROMPT = 'Once upon a time there was a little girl named Lily. She loved to play outside in the sun with her dog Max, and every day they ran to the park by the river.';
 const DATA = NAMES.flatMap((n, i) => [ANIMALS[i % 4], ANIMALS[(i + 1) % 4]].map((a) => JSON.stringify({ text: `${n} saw a ${a}. The ${a} said moo moo moo.` }))).join('\n');
 
 interface Member {
   name: string;
   profile: { gflopsPrefill: number; gflopsDecode: number; stepOverheadMs?: number; tokenOverheadMs?: number; passOverheadMs?: number };
-  load: { slowdown?: number; calibration?: number | null; promptCalibration?: number | null } | null;
+  load: { slowdown?: number } | null;
 }
 
 interface Done {
@@ -89,19 +87,13 @@ try {
     const nodes: RunningNode[] = [await h.startNode({ name: `k${k}n1`, args: ['--model', model, '--no-mdns', ...(split ? ['--split', split] : [])], timeoutMs: 120_000 })];
     for (let i = 2; i <= k; i++) nodes.push(await h.startNode({ name: `k${k}n${i}`, args: ['--model', model, '--no-mdns', '--bootstrap', nodes[0].addresses[0]], timeoutMs: 120_000 }));
     if (k > 1) await h.waitForPipelineMembers(nodes, 60_000);
-    // Prompts served first, as a cluster serves before it trains: each node's prompt calibration (how far its prompts
-    // are from its profile's prediction) is then known and the plan's prices use it; --prompts 0 prices fresh nodes.
-    const prompts = Number(v.prompts ?? 6);
-    // Each prompt its own words first: a repeated prompt would come from the prefix cache, not computed.
-    for (let i = 0; i < prompts; i++) await nodes[0].complete({ prompt: `${NAMES[i % NAMES.length]} ${ANIMALS[i % 4]} ${i}. ${PROMPT}`, max_tokens: 2, temperature: 0 }, 120_000);
-    if (prompts > 0) await h.waitFor(() => nodes.every((n) => /a prompt takes [\d.]+× the profile/.test(n.output())), 20_000, 'prompt calibrations');
     // The figures the plan prices each node with: its profile (rates, fixed costs) and load, and the links measured.
     const status = (await h.getJson(`${nodes[0].apiUrl}/v1/cluster`)) as { self: Member; peers: Member[]; links: { from: string; to: string; rttMs?: number }[] };
     for (const m of [status.self, ...status.peers]) {
       const p = m.profile;
       console.log(
         `  ${m.name}: prefill ${p.gflopsPrefill} GFLOP/s, decode ${p.gflopsDecode}, step ${p.stepOverheadMs ?? '–'} ms, token ${p.tokenOverheadMs ?? '–'} ms, pass ${p.passOverheadMs ?? '–'} ms; ` +
-          `slowdown ${m.load?.slowdown ?? '–'}, calibration ${m.load?.calibration ?? '–'}, prompt calibration ${m.load?.promptCalibration ?? '–'}`,
+          `slowdown ${m.load?.slowdown ?? '–'}`,
       );
     }
     if (status.links.length > 0) console.log(`  links rtt: ${status.links.map((l) => `${l.rttMs?.toFixed(2) ?? '?'} ms`).join(', ')}`);
@@ -117,8 +109,6 @@ try {
         `${k} node${k === 1 ? '' : 's'} (${split ?? 'planned'}), run ${r + 1}: measured ${d.stepMs.toFixed(1)} ms per step, ${vs}; ${d.tokensPerSecond.toFixed(0)} tok/s (${d.seconds.toFixed(1)} s); ` +
           `same losses and adapter as the first: ${same}; load average ${la0.toFixed(1)} → ${la1.toFixed(1)}`,
       );
-      const calibrations = nodes.map((n) => n.output().match(/a prompt takes ([\d.]+)× the profile/g)?.at(-1)?.match(/[\d.]+/)?.[0] ?? '–').join(', ');
-      console.log(`  prompt calibrations: ${calibrations}`);
       const waited = nodes[0].output().split('\n').filter((l) => l.includes(' ms per step (')).at(-1);
       if (waited) console.log(`  owner waited per step: ${waited.slice(waited.indexOf('per step, ms: ') + 'per step, ms: '.length)}`);
     }

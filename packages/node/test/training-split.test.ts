@@ -62,6 +62,14 @@ describe('trainingSplit', () => {
     expect(trainingSplit(input([member('a', { split: [10, 20] })]))!.stages).toEqual([{ peerId: 'peer-a', name: 'a', startLayer: 0, endLayer: 30 }]);
   });
 
+  it("prices with the profiles' rates slowed by load, not with serving's calibrations (the fixed work is priced apart)", () => {
+    const plain = trainingSplit(input([member('a', { slowdown: 1 }), member('b', { slowdown: 1 })]))!;
+    const calibrated = [member('a', { slowdown: 1 }), member('b', { slowdown: 1 })].map((m) => ({ ...m, load: { ...m.load!, calibration: 12, promptCalibration: 30 } }));
+    expect(trainingSplit(input(calibrated))!.stepMs).toBe(plain.stepMs);
+    const loaded = trainingSplit(input([member('a', { slowdown: 2 }), member('b', { slowdown: 2 })]))!;
+    expect(loaded.stepMs).toBeGreaterThan(1.9 * plain.stepMs);
+  });
+
   it('prices a split given by hand, so that its job can say what it was predicted to take', () => {
     const members = [member('a', { split: [10, 20] }), member('b')];
     const route = (ranges: [number, number][], peers = ['peer-a', 'peer-b']) => ({ planId: 'x', peers, ranges, model: 'fp' });

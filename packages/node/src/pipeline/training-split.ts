@@ -74,12 +74,18 @@ function servingMembers(input: TrainingSplitInput): ClusterMember[] {
   return input.members.filter((m) => m.stageInfo?.model === input.fingerprint).sort(ringOrder);
 }
 
-/** The members as the partitioner's devices, each offering the memory it reports available now; ids by name when names are unique. */
+/**
+ * The members as the partitioner's devices, each offering the memory it reports available now, slowed by its load but
+ * not calibrated; ids by name when names are unique.
+ */
 function trainingCluster(members: readonly ClusterMember[]): { cluster: Cluster; idOf: Map<string, string> } {
   // Devices go by their names when those are unique, so that a refusal names the nodes as the user knows them.
   const byName = new Set(members.map((m) => m.name)).size === members.length;
   const idOf = new Map(members.map((m) => [m.peerId, byName ? m.name : m.peerId]));
-  const base = clusterOf([...members]);
+  // Rates as profiled, divided by the load only: the training cost model prices the runtime's fixed work apart, against
+  // the profiles' own rates, where a serving calibration is mostly the serving model's miss on a small model's fixed
+  // costs (12–34× on stories260K): it would count them twice.
+  const base = clusterOf(members.map((m) => (m.load ? { ...m, load: { ...m.load, calibration: null, promptCalibration: null } } : m)));
   const cluster: Cluster = {
     ...base,
     devices: base.devices.map((d, i) => ({ ...d, id: idOf.get(d.id)!, memoryBytes: Math.max(1, Math.min(d.memoryBytes, members[i].load?.availableMemoryBytes ?? Infinity)) })),
