@@ -70,7 +70,7 @@ export class TrainingCostModel implements PlanningModel {
   readonly n: number;
   readonly profile: ModelProfile;
   readonly job: Required<TrainingShape>;
-  /** Micro-batches in flight: what the throughput machinery divides the ring by. */
+  /** Micro-batches in flight (one per stage, at most the step's): what the throughput machinery divides the ring by. */
   readonly request: { readonly concurrency: number };
   private readonly links: LinkTable;
   private readonly pFlops: Float64Array;
@@ -99,7 +99,6 @@ export class TrainingCostModel implements PlanningModel {
     this.L = shape.numLayers;
     this.n = cluster.devices.length;
     if (!Number.isInteger(owner) || owner < 0 || owner >= this.n) throw new RangeError(`owner index ${owner} is not a device of the cluster`);
-    this.request = { concurrency: this.job.microBatches };
     this.links = new LinkTable(cluster);
     const L = this.L;
     this.pFlops = new Float64Array(L + 1);
@@ -116,6 +115,7 @@ export class TrainingCostModel implements PlanningModel {
     this.loraFlopsPerTokenLayer = 2 * this.loraValuesPerLayer;
     // The runtime keeps one micro-batch per stage in flight (pipelined-step.ts), at most the step's micro-batches.
     this.inFlight = Math.min(Math.max(1, Math.min(stages ?? this.n, this.n)), this.job.microBatches);
+    this.request = { concurrency: this.inFlight };
     const head = this.profile.head;
     this.ownerEndsBytes = ownerEndsTrainingBytes(shape, this.profile.embedding.weightBytes, shape.tiedEmbeddings ? 0 : head.weightBytes - shape.hiddenSize * 4);
   }
