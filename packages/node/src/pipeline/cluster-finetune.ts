@@ -69,6 +69,11 @@ export class ClusterFinetune implements FinetuneRunner {
 
   constructor(private readonly opts: ClusterFinetuneOptions) {}
 
+  /** A job this node owns is running. */
+  get busy(): boolean {
+    return this.running;
+  }
+
   status(): FinetuneStatus | null {
     return this.last && { ...this.last, losses: [...this.last.losses] };
   }

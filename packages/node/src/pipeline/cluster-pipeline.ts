@@ -106,6 +106,11 @@ export class ClusterPipeline implements Generator {
   readonly finetune: ClusterFinetune;
   /** This node as a stage of fine-tuning jobs (its own and other owners'). */
   private readonly trainer: TrainServer;
+  /** A fine-tuning job runs here, as its owner or as a stage of it. */
+  get training(): boolean {
+    return this.finetune.busy || this.trainer.openJobs > 0;
+  }
+
   /** The LoRA adapter this node's requests are served with, or null. */
   get lora(): CoordinatorLora | null {
     return this.opts.lora ?? null;
