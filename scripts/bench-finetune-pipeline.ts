@@ -117,7 +117,7 @@ try {
   }
   if (first) {
     const at = [...new Set([1, 2, 5, 10, 25, 50, 75, steps])].filter((s) => s <= steps);
-    console.log(`loss: ${at.map((s) => `step ${s} ${first!.losses[s - 1].toFixed(4)}`).join(', ')}; first below half at step ${first.losses.findIndex((l) => l < first!.losses[0] / 2) + 1}`);
+    console.log(`loss: ${at.map((s) => `step ${s} ${first!.losses[s - 1].toFixed(4)}`).join(', ')}; first below half at step ${first.losses.findIndex((l) => l < first!.losses[0] / 2) + 1 || 'none'}`);
   }
 } finally {
   await h.cleanup();
