@@ -40,8 +40,9 @@ const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
  * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
  * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
  * with its call, its arrays and its loops whatever the width. Measured on stories260K (64 wide, 16-row sequences),
- * one node: 0.7–0.9 ms per layer and micro-batch where its FLOPs take 0.2 at 17.3 GFLOP/s, so about 9 MFLOP's worth —
- * what a tiny model's step is made of; beside a 768-wide layer's ~40 ms it is 1 %.
+ * one node: 0.7–0.9 ms per layer and micro-batch where its FLOPs take 0.2 at the node's rate for 16 rows, so about
+ * 0.5 ms, 9 MFLOP's worth at its 17.3 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide
+ * layer's ~30 ms it is 2 %.
  */
 export const LAYER_FIXED_FLOPS = 9e6;
 
