@@ -26,6 +26,8 @@ interface Done {
   adapter: string;
   stages: { name: string; startLayer: number; endLayer: number }[];
   tokensPerSecond: number;
+  stepMs: number;
+  predictedStepMs: number | null;
 }
 type Line = { type: 'progress'; step: number; loss: number } | { type: 'notice'; message: string } | Done | { type: 'error'; name: string; message: string };
 
@@ -106,6 +108,11 @@ describe('fine-tuning through a 2-node pipeline', () => {
     expect(two.adapter).toBe(one.adapter);
     expect(two.losses.length).toBe(100);
     expect(Math.min(...two.losses)).toBeLessThan(two.losses[0] / 2);
+    // Each job reports its measured step beside the training plan's price of its split, a split given by hand too.
+    for (const d of [one, two]) {
+      expect(d.stepMs).toBeGreaterThan(0);
+      expect(d.predictedStepMs).toBeGreaterThan(0);
+    }
     // Its node has the memory: it keeps both micro-batches in flight's activations, and recomputes nothing.
     expect(n2.output()).toMatch(/training: job \S+ of \S+ opened on layers \[2, 5\) \(rank 8\); keeps the activations of up to 2 micro-batch\(es\) at once/);
     // The owner keeps the last job's curve for its web page (which polls this and draws it).
@@ -117,7 +124,7 @@ describe('fine-tuning through a 2-node pipeline', () => {
     const r = spawnSync(process.execPath, [CLI_BIN, 'finetune', '--model', STORIES_GGUF, '--data', data, '--out', local, '--steps', '100', '--rank', '8', '--alpha', '16', '--lr', '0.01', '--batch', '4', '--seed', '5', '--threads', '1'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status).toBe(0);
     expect(readFileSync(local).toString('base64')).toBe(two.adapter);
-    console.log(`finetune-pipeline: 100 steps, loss ${two.losses[0].toFixed(4)} → ${two.losses[99].toFixed(4)} (min ${Math.min(...two.losses).toFixed(4)}); ${one.tokensPerSecond.toFixed(0)} tok/s on 1 node, ${two.tokensPerSecond.toFixed(0)} on 2`);
+    console.log(`finetune-pipeline: 100 steps, loss ${two.losses[0].toFixed(4)} → ${two.losses[99].toFixed(4)} (min ${Math.min(...two.losses).toFixed(4)}); ${one.tokensPerSecond.toFixed(0)} tok/s on 1 node, ${two.tokensPerSecond.toFixed(0)} on 2; ms per step measured / predicted: ${one.stepMs.toFixed(1)} / ${one.predictedStepMs!.toFixed(1)} on 1 node, ${two.stepMs.toFixed(1)} / ${two.predictedStepMs!.toFixed(1)} on 2`);
   }, 240_000);
 
   it('edge-node finetune --api writes the node\'s adapter with the progress line; a bad line is refused with its number', async () => {

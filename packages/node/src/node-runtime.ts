@@ -212,8 +212,12 @@ export async function startEdgeNode(options: EdgeNodeOptions): Promise<EdgeNode>
   const { host, cluster, fatal } = await startClusterNetwork(options, { compute, profile, log: logger }, seenNames);
   const { membership } = cluster;
   const pipeline = () => cluster.pipeline;
-  /** Requests running here (as coordinator or stage): no time for measurements that take the CPU from them. */
-  const serving = () => (pipeline()?.executor.activeRequests ?? 0) > 0 || (pipeline()?.worker.sessionCount ?? 0) > 0;
+  /**
+   * Requests or a fine-tuning job running here (as coordinator, owner or stage): no time for measurements that take
+   * the CPU from them, and none that would read this node's own work as another's load (the idle probe waited behind
+   * a job's layers read 40–47× slower than profiled, and the next job's plan was priced with it: 45 s for a 1.7 s step).
+   */
+  const serving = () => (pipeline()?.executor.activeRequests ?? 0) > 0 || (pipeline()?.worker.sessionCount ?? 0) > 0 || (pipeline()?.training ?? false);
   const watch = watchDevice(options, profile, membership, pipeline, serving, logger);
   const metrics = new ApiMetrics();
   const nameOf = (peerId: string) => membership.get(peerId)?.name ?? seenNames.get(peerId) ?? peerId.slice(-8);

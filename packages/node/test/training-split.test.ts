@@ -7,7 +7,7 @@ import { TrainingDoesNotFitError } from '@edge-node/partitioner';
 import type { DeviceLoad } from '../src/cluster/device-load.js';
 import type { ClusterMember } from '../src/cluster/membership.js';
 import type { ModelConfig } from '../src/model/model-config.js';
-import { trainingSplit, type TrainingSplitInput } from '../src/pipeline/training-split.js';
+import { trainingRouteStepMs, trainingSplit, type TrainingSplitInput } from '../src/pipeline/training-split.js';
 import { SYNTHETIC_PRESETS } from '@edge-node/testkit';
 
 // SmolLM2-135M's shape: 30 layers, a tied 49 152 × 576 head.
@@ -60,5 +60,25 @@ describe('trainingSplit', () => {
     expect(trainingSplit(input([member('a', { split: [10, 20] }), member('b')]))).toBeNull();
     expect(trainingSplit(input([member('a'), member('b', { split: [10, 20] })]))).toBeNull();
     expect(trainingSplit(input([member('a', { split: [10, 20] })]))!.stages).toEqual([{ peerId: 'peer-a', name: 'a', startLayer: 0, endLayer: 30 }]);
+  });
+
+  it("prices with the profiles' rates slowed by load, not with serving's calibrations (the fixed work is priced apart)", () => {
+    const plain = trainingSplit(input([member('a', { slowdown: 1 }), member('b', { slowdown: 1 })]))!;
+    const calibrated = [member('a', { slowdown: 1 }), member('b', { slowdown: 1 })].map((m) => ({ ...m, load: { ...m.load!, calibration: 12, promptCalibration: 30 } }));
+    expect(trainingSplit(input(calibrated))!.stepMs).toBe(plain.stepMs);
+    const loaded = trainingSplit(input([member('a', { slowdown: 2 }), member('b', { slowdown: 2 })]))!;
+    expect(loaded.stepMs).toBeGreaterThan(1.9 * plain.stepMs);
+  });
+
+  it('prices a split given by hand, so that its job can say what it was predicted to take', () => {
+    const members = [member('a', { split: [10, 20] }), member('b')];
+    const route = (ranges: [number, number][], peers = ['peer-a', 'peer-b']) => ({ planId: 'x', peers, ranges, model: 'fp' });
+    const even = trainingRouteStepMs(input(members), route([[0, 15], [15, 30]]))!;
+    const given = trainingRouteStepMs(input(members), route([[0, 10], [10, 30]]))!;
+    expect(even).toBeGreaterThan(0);
+    // The owner pays the head: with fewer layers on it the step is shorter (two equal nodes).
+    expect(given).toBeLessThan(even);
+    // A node of the route that is not a member serving the model: not priced.
+    expect(trainingRouteStepMs(input(members), route([[0, 15], [15, 30]], ['peer-a', 'peer-z']))).toBeNull();
   });
 });

@@ -6,6 +6,7 @@ import type { FullRequestShape, RequestShape } from './request-shape.js';
 import { normalizeRequest } from './request-shape.js';
 import { InvalidPlanError } from './errors.js';
 import { PROMPT_ROWS_PER_STEP } from './step-rows.js';
+import { rowsFlopsPerMs } from './rows-rate.js';
 
 /** Rows of one request in a batched step: how many, from which KV position, and whether its logits are needed. */
 export interface StepRows {
@@ -132,9 +133,7 @@ export class CostModel {
       flops += h.flopsPerToken * logits;
       bytes += h.bytesReadPerToken;
     }
-    const fill = Math.min(1, Math.max(0, rows - 1) / 63);
-    const rate = this.flopsPerMs[d] + (this.prefillFlopsPerMs[d] - this.flopsPerMs[d]) * fill;
-    return Math.max(flops / rate, bytes / this.bytesPerMs[d]) + this.fixedStepMs(d, s);
+    return Math.max(flops / rowsFlopsPerMs(this.flopsPerMs[d], this.prefillFlopsPerMs[d], rows), bytes / this.bytesPerMs[d]) + this.fixedStepMs(d, s);
   }
 
   /**

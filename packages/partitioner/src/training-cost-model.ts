@@ -7,14 +7,15 @@ import type { PlanningModel } from './planning-model.js';
 import type { StageCosts } from './stage-costs.js';
 import type { TrainingShape } from './training-shape.js';
 import { normalizeTraining } from './training-shape.js';
+import { rowsFlopsPerMs } from './rows-rate.js';
 import { loraProjectionDims, mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
 
 /**
- * FLOPs of one training token through a layer, in forwards of that layer at the prefill rate, when the stage keeps
- * its micro-batches' activations from their forwards: the forward (1) and the backward (2: the input gradient through
- * each frozen matrix costs one forward's product, and attention's backward, the LoRA gradients and the elementwise
- * ops' gradients about another). So 3× a prefill token; the runtime measures 3–4.5× on a middle stage and 4–5× on
- * one device (docs/training.md, "Speed"), the difference being its fixed costs, which stepOverheadMs prices.
+ * FLOPs of one training token through a layer, in forwards of that layer, when the stage keeps its micro-batches'
+ * activations from their forwards: the forward (1) and the backward (2: the input gradient through each frozen matrix
+ * costs one forward's product, and attention's backward, the LoRA gradients and the elementwise ops' gradients about
+ * another). So 3× a prefill token's FLOPs; the runtime measures 3–4.5× on a middle stage and 4–5× on one device
+ * (docs/training.md, "Speed"), the rest being the fixed costs LAYER_FIXED_FLOPS and the passes' and frames' price.
  */
 export const TRAINING_FORWARDS_PER_TOKEN = 3;
 
@@ -35,29 +36,49 @@ export const TRAINING_WEIGHT_READS = 2;
 export const HEAD_FORWARDS_PER_TOKEN = 2;
 const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
 
-/** Messages a stage handles per micro-batch (a forward frame and a backward frame): each pays its device's step cost. */
-const FRAMES_PER_MICRO_BATCH = 2;
+/**
+ * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
+ * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
+ * with its call, its arrays and its loops whatever the width. Measured on stories260K (64 wide, 16-row sequences),
+ * one node: 0.7–0.9 ms per layer and micro-batch where its FLOPs take 0.2 at the node's rate for 16 rows, so about
+ * 0.5 ms, 9 MFLOP's worth at its 17.3 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide
+ * layer's ~30 ms it is 2 %.
+ */
+export const LAYER_FIXED_FLOPS = 9e6;
+
+/** AdamW's step per adapter value (scalar code: the moments, a square root, a division), in FLOPs at the one-row rate: measured 190 (stories260K) to 600 (768 wide) at 17.3 GFLOP/s. */
+export const ADAMW_FLOPS_PER_VALUE = 300;
+/** The gradients' square sum per adapter value (a multiply-add). */
+const GRAD_NORM_FLOPS_PER_VALUE = 2;
+
+/** A micro-batch's ops on a stage: its forward and its backward, each a pass, and on another node than the owner each a frame in and one out. */
+const OPS_PER_MICRO_BATCH = 2;
 
 /**
- * Cost model of one training step of a LoRA job through a pipeline (roofline, as CostModel for serving). The ring
- * starts at the job's owner, which keeps the embeddings, the final norm, the head, the labels and the loss; a stage
- * [0, e) is therefore only allowed on the owner. Per micro-batch (one sequence of T tokens) a stage on d holding
- * [s, e) costs max(3 × its layers' forward FLOPs / d's prefill rate, 2 × its weights / d's bandwidth) plus two frames'
- * fixed cost, and one forward more (FLOPs and weights) when d cannot keep the activations of all its micro-batches in
- * flight (keptOn); the owner adds its ends; every hop of the ring carries T hidden states forward and T gradients back.
+ * Cost model of one training step of a LoRA job through a pipeline (roofline, as CostModel for serving, with its
+ * fixed costs). The job's owner keeps the embeddings, the final norm, the head, the labels and the loss, and holds the
+ * first stage ([0, e) is only allowed on it). Per micro-batch (one sequence of T rows) a stage on d holding [s, e)
+ * costs max(3 × its layers' forward FLOPs at d's rate for T rows, 2 × its weights / d's bandwidth), a share of one
+ * forward more when d cannot keep the activations of all its micro-batches in flight (keptOn), its layers' fixed work
+ * (LAYER_FIXED_FLOPS), a pass's fixed cost per op and, on another node than the owner, a frame's (stepOverheadMs) per
+ * op. Every op of a stage on another node is relayed by the owner (owner → stage → owner, as the runtime does): two
+ * round trips per micro-batch, each carrying T hidden states or their gradients, and the owner's turn for each reply
+ * (tokenOverheadMs). The owner adds its ends. Once per step: the gradients' norm (one round to each stage in turn)
+ * and AdamW's step (every stage at once).
  */
 export class TrainingCostModel implements PlanningModel {
   readonly L: number;
   readonly n: number;
   readonly profile: ModelProfile;
-  readonly job: TrainingShape;
-  /** Micro-batches in flight: what the throughput machinery divides the ring by. */
+  readonly job: Required<TrainingShape>;
+  /** Micro-batches in flight (one per stage, at most the step's): what the throughput machinery divides the ring by. */
   readonly request: { readonly concurrency: number };
   private readonly links: LinkTable;
   private readonly pFlops: Float64Array;
   private readonly pAttn: Float64Array;
   private readonly pWeights: Float64Array;
   private readonly loraFlopsPerTokenLayer: number;
+  private readonly loraValuesPerLayer: number;
   private readonly inFlight: number;
   private readonly ownerEndsBytes: number;
 
@@ -67,6 +88,11 @@ export class TrainingCostModel implements PlanningModel {
     job: TrainingShape,
     /** Index in cluster.devices of the job's owner. */
     readonly owner: number,
+    /**
+     * Stages of the plan priced (the runtime has one micro-batch per stage in flight); default the cluster's devices,
+     * the most a plan can have, while the planners search.
+     */
+    stages?: number,
   ) {
     validateCluster(cluster);
     this.profile = modelProfile(shape);
@@ -74,7 +100,6 @@ export class TrainingCostModel implements PlanningModel {
     this.L = shape.numLayers;
     this.n = cluster.devices.length;
     if (!Number.isInteger(owner) || owner < 0 || owner >= this.n) throw new RangeError(`owner index ${owner} is not a device of the cluster`);
-    this.request = { concurrency: this.job.microBatches };
     this.links = new LinkTable(cluster);
     const L = this.L;
     this.pFlops = new Float64Array(L + 1);
@@ -87,23 +112,38 @@ export class TrainingCostModel implements PlanningModel {
       this.pWeights[i + 1] = this.pWeights[i] + l.weightBytes;
     }
     // y += B·(A·x) on the seven projections: 2 FLOPs per multiply-add.
-    this.loraFlopsPerTokenLayer = loraProjectionDims(shape).reduce((s, p) => s + 2 * this.job.rank * (p.inDim + p.outDim), 0);
-    // The runtime keeps at most one micro-batch per stage in flight; a ring has at most min(n, micro-batches) stages.
-    this.inFlight = Math.min(this.n, this.job.microBatches);
+    this.loraValuesPerLayer = loraProjectionDims(shape).reduce((s, p) => s + this.job.rank * (p.inDim + p.outDim), 0);
+    this.loraFlopsPerTokenLayer = 2 * this.loraValuesPerLayer;
+    // The runtime keeps one micro-batch per stage in flight (pipelined-step.ts), at most the step's micro-batches.
+    this.inFlight = Math.min(Math.max(1, Math.min(stages ?? this.n, this.n)), this.job.microBatches);
+    this.request = { concurrency: this.inFlight };
     const head = this.profile.head;
     this.ownerEndsBytes = ownerEndsTrainingBytes(shape, this.profile.embedding.weightBytes, shape.tiedEmbeddings ? 0 : head.weightBytes - shape.hiddenSize * 4);
   }
 
-  /** Compute ms of one micro-batch's forward and backward through layers [s, e) on d, without the owner's ends. */
+  /** FLOPs per ms of d's products over one micro-batch's rows (rows-rate.ts, as a serving step of that many rows). */
+  private rowsRate(d: number, rows: number): number {
+    const dev = this.cluster.devices[d];
+    return rowsFlopsPerMs(dev.gflops * 1e6, (dev.gflopsPrefill ?? dev.gflops) * 1e6, rows);
+  }
+
+  /** ms of d's fixed (scalar) work of `flops` FLOPs, at its one-row rate. */
+  private scalarMs(d: number, flops: number): number {
+    return flops / (this.cluster.devices[d].gflops * 1e6);
+  }
+
+  /** Compute ms of one micro-batch's forward and backward through layers [s, e) on d, without the owner's ends or relays. */
   layersMs(d: number, s: number, e: number): number {
     if (e <= s) return 0;
     const T = this.job.sequenceTokens;
     const dev = this.cluster.devices[d];
     const forward = (this.pFlops[e] - this.pFlops[s] + this.loraFlopsPerTokenLayer * (e - s)) * T + ((this.pAttn[e] - this.pAttn[s]) * T * (T + 1)) / 2;
-    const recompute = this.recomputes(d, s, e);
-    const flops = (TRAINING_FORWARDS_PER_TOKEN + (recompute ? RECOMPUTE_FORWARDS_PER_TOKEN : 0)) * forward;
-    const bytes = (TRAINING_WEIGHT_READS + (recompute ? 1 : 0)) * (this.pWeights[e] - this.pWeights[s]);
-    return Math.max(flops / ((dev.gflopsPrefill ?? dev.gflops) * 1e6), bytes / (dev.memBandwidthGBps * 1e6)) + FRAMES_PER_MICRO_BATCH * (dev.stepOverheadMs ?? 0);
+    const recomputed = RECOMPUTE_FORWARDS_PER_TOKEN * this.recomputedShare(d, s, e);
+    const flops = (TRAINING_FORWARDS_PER_TOKEN + recomputed) * forward;
+    const bytes = (TRAINING_WEIGHT_READS + recomputed) * (this.pWeights[e] - this.pWeights[s]);
+    const roofline = Math.max(flops / this.rowsRate(d, T), bytes / (dev.memBandwidthGBps * 1e6));
+    const frames = d === this.owner ? 0 : dev.stepOverheadMs ?? 0;
+    return roofline + this.scalarMs(d, LAYER_FIXED_FLOPS * (e - s)) + OPS_PER_MICRO_BATCH * ((dev.passOverheadMs ?? 0) + frames);
   }
 
   /**
@@ -120,15 +160,22 @@ export class TrainingCostModel implements PlanningModel {
     return this.keptOn(d, s, e) < this.inFlight;
   }
 
-  /** Compute ms of one micro-batch's embedding, head, loss and their backward on d (the owner). */
+  /** The share of a stage's micro-batches whose forward it recomputes: those of the in flight beyond what it keeps. */
+  recomputedShare(d: number, s: number, e: number): number {
+    return (this.inFlight - this.keptOn(d, s, e)) / this.inFlight;
+  }
+
+  /** Compute ms of one micro-batch's embedding, head, loss and their backward on d (the owner), with its turn for the micro-batch. */
   endsMs(d: number): number {
     const T = this.job.sequenceTokens;
+    const counted = this.job.lossTokens;
     const p = this.profile;
     const dev = this.cluster.devices[d];
-    const flops = (HEAD_FORWARDS_PER_TOKEN * p.head.flopsPerToken + CROSS_ENTROPY_FLOPS_PER_VOCAB * this.shape.vocabSize) * T;
+    // The head and cross-entropy on the rows the loss counts only (the runtime skips the others).
+    const flops = (HEAD_FORWARDS_PER_TOKEN * p.head.flopsPerToken + CROSS_ENTROPY_FLOPS_PER_VOCAB * this.shape.vocabSize) * counted;
     // The head's blocks forward and its transpose backward; the embedding rows read.
     const bytes = 2 * p.head.bytesReadPerToken + p.embedding.bytesReadPerToken * T;
-    return Math.max(flops / ((dev.gflopsPrefill ?? dev.gflops) * 1e6), bytes / (dev.memBandwidthGBps * 1e6)) + (dev.tokenOverheadMs ?? 0);
+    return Math.max(flops / this.rowsRate(d, counted), bytes / (dev.memBandwidthGBps * 1e6)) + (dev.tokenOverheadMs ?? 0);
   }
 
   /** A stage's compute per micro-batch: its layers, and the ends when it is the first stage (the owner's). */
@@ -144,10 +191,45 @@ export class TrainingCostModel implements PlanningModel {
     return a === b ? 0 : this.hiddenBytes() / (this.links.get(a, b).bandwidthMBps * 1e3);
   }
 
-  /** A ring hop from a to b per micro-batch: the hidden states forward and their gradients back (the last hop returns to the owner's head). */
-  hopMs(a: number, b: number): number {
-    if (a === b) return 0;
-    return this.links.get(a, b).latencyMs + this.transferMs(a, b) + this.links.get(b, a).latencyMs + this.transferMs(b, a);
+  /** One request from the owner to d and its answer: both ways' latency and the owner's turn for the reply (0 on the owner). */
+  private roundTripMs(d: number): number {
+    const o = this.owner;
+    if (d === o) return 0;
+    return this.links.get(o, d).latencyMs + this.links.get(d, o).latencyMs + (this.cluster.devices[o].tokenOverheadMs ?? 0);
+  }
+
+  /**
+   * The relays of one micro-batch's ops on a stage on d, through the owner: its forward (T hidden states there, T
+   * back) and its backward (T gradients there, T back), each a round trip; 0 on the owner, whose stage is called directly.
+   */
+  relayMs(d: number): number {
+    if (d === this.owner) return 0;
+    const o = this.owner;
+    return OPS_PER_MICRO_BATCH * (this.roundTripMs(d) + this.transferMs(o, d) + this.transferMs(d, o));
+  }
+
+  /**
+   * The ring's hop from a to b per micro-batch: b's relays (every hop goes through the owner, so what a stage costs
+   * the ring is its own round trips, whichever stage came before it).
+   */
+  hopMs(_a: number, b: number): number {
+    return this.relayMs(b);
+  }
+
+  /**
+   * Once per step, on stages on devices `ds` holding `layers` layers each: the gradients' square sum asked of each stage
+   * in turn (a round trip and its sum), then AdamW's step on every stage at once (the slowest's round trip and step).
+   */
+  stepFixedMs(ds: readonly number[], layers: readonly number[]): number {
+    let norm = 0;
+    let step = 0;
+    ds.forEach((d, i) => {
+      const values = this.loraValuesPerLayer * layers[i];
+      const frame = d === this.owner ? 0 : this.cluster.devices[d].stepOverheadMs ?? 0;
+      norm += this.roundTripMs(d) + frame + this.scalarMs(d, GRAD_NORM_FLOPS_PER_VALUE * values);
+      step = Math.max(step, this.roundTripMs(d) + frame + this.scalarMs(d, ADAMW_FLOPS_PER_VALUE * values));
+    });
+    return norm + step;
   }
 
   /**
@@ -181,7 +263,7 @@ export class TrainingCostModel implements PlanningModel {
     return lo - s;
   }
 
-  /** The stage costs the planners add up: per micro-batch compute and ring hops; busy = compute, send = the forward transfer. */
+  /** The stage costs the planners add up: per micro-batch compute and relays; busy = compute, send = the forward transfer. */
   stageCosts(): StageCosts {
     return {
       L: this.L,

@@ -15,7 +15,7 @@ export interface TrainingStagePlan extends StagePlacement {
   memoryBytes: number;
   /** One micro-batch's forward and backward through the stage (with the ends on the owner's). */
   computeMs: number;
-  /** The hop to the next stage and back (hidden states forward, gradients back). */
+  /** The owner's relays of one micro-batch's forward and backward to this stage and back (0 on the owner's own stage). */
   hopMs: number;
 }
 
@@ -24,10 +24,16 @@ export interface TrainingPlan {
   job: TrainingShape;
   /** In ring order; the first is the owner's. */
   stages: TrainingStagePlan[];
-  /** Predicted ms of one step: one micro-batch round the ring, then one more per remaining micro-batch at the slowest stage (1F1B). */
+  /**
+   * Predicted ms of one step: one micro-batch round the ring, then one more per remaining micro-batch at the period
+   * (the slowest stage, or the ring over the micro-batches in flight: 1F1B), then the gradients' norm and AdamW's step
+   * (stepFixedMs).
+   */
   stepMs: number;
-  /** One micro-batch's forward and backward through every stage and hop. */
+  /** One micro-batch's forward and backward through every stage and relay. */
   ringMs: number;
+  /** Once per step: the gradients' norm round and AdamW's step on every stage. */
+  stepFixedMs: number;
   /** The slowest stage's busy time per micro-batch. */
   bottleneckMs: number;
   fitsInMemory: boolean;
@@ -66,7 +72,7 @@ export function planTraining(shape: ModelShape, cluster: Cluster, job: TrainingS
     sol = solveFast(tm, costs, 'throughput', tolerance, null);
   }
   if (!sol) throw doesNotFit(tm);
-  return trainingPlanOf(tm, sol.assignments, useExact ? 'exact' : 'fast');
+  return trainingPlanOf(shape, cluster, job, tm.owner, sol.assignments, useExact ? 'exact' : 'fast');
 }
 
 /**
@@ -85,10 +91,17 @@ export function evaluateTrainingSplit(shape: ModelShape, cluster: Cluster, job: 
     if (x > 0) a.push({ device: d, start: at, end: at + x });
     at += x;
   });
-  return trainingPlanOf(tm, a, 'given');
+  return trainingPlanOf(shape, cluster, job, o, a, 'given');
 }
 
-function trainingPlanOf(tm: TrainingCostModel, a: readonly Assignment[], strategy: TrainingPlan['strategy']): TrainingPlan {
+/**
+ * A plan's figures, priced with its own number of stages in flight (the planners search with the most the cluster
+ * allows). The owner's busy time per micro-batch includes its turn for each relayed reply.
+ */
+function trainingPlanOf(shape: ModelShape, cluster: Cluster, job: TrainingShape, owner: number, a: readonly Assignment[], strategy: TrainingPlan['strategy']): TrainingPlan {
+  const ownerHolds = a.some((x) => x.device === owner);
+  const tm = new TrainingCostModel(shape, cluster, job, owner, a.length);
+  const ownerTurns = (a.length - (ownerHolds ? 1 : 0)) * 2 * (cluster.devices[owner].tokenOverheadMs ?? 0);
   let ring = 0;
   let bottleneck = 0;
   let fitsInMemory = true;
@@ -97,23 +110,30 @@ function trainingPlanOf(tm: TrainingCostModel, a: readonly Assignment[], strateg
   const stages: TrainingStagePlan[] = a.map((x, i) => {
     const next = a[(i + 1) % a.length].device;
     const computeMs = tm.layersMs(x.device, x.start, x.end) + (i === ownerStage ? tm.endsMs(x.device) : 0);
-    const hopMs = tm.hopMs(x.device, next);
+    const hopMs = tm.relayMs(x.device);
     const dev = tm.cluster.devices[x.device];
     const m = tm.memory(x.start, x.end);
     const memoryBytes = m.total - m.ends + (i === ownerStage ? tm.memory(0, 0).ends : 0);
     if (memoryBytes > dev.memoryBytes) fitsInMemory = false;
     ring += computeMs + hopMs;
-    bottleneck = Math.max(bottleneck, computeMs + tm.transferMs(x.device, next));
+    bottleneck = Math.max(bottleneck, computeMs + tm.transferMs(x.device, next) + (i === ownerStage ? ownerTurns : 0));
     return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, hopMs };
   });
   if (ownerStage < 0) {
     const ends = tm.endsMs(tm.owner);
-    ring += ends + tm.hopMs(tm.owner, a[0].device);
-    bottleneck = Math.max(bottleneck, ends);
+    ring += ends;
+    bottleneck = Math.max(bottleneck, ends + ownerTurns);
     if (tm.memory(0, 0).ends > tm.cluster.devices[tm.owner].memoryBytes) fitsInMemory = false;
   }
-  const stepMs = ring + (tm.job.microBatches - 1) * bottleneck;
-  return { strategy, job: tm.job, stages, stepMs, ringMs: ring, bottleneckMs: bottleneck, fitsInMemory };
+  const stepFixedMs = tm.stepFixedMs(
+    a.map((x) => x.device),
+    a.map((x) => x.end - x.start),
+  );
+  // After the first micro-batch's round, one more per period: the slowest stage's busy time, or the ring over the
+  // micro-batches in flight (one per stage) when the relays' latencies leave the stages waiting.
+  const period = Math.max(bottleneck, ring / Math.min(a.length, tm.job.microBatches));
+  const stepMs = ring + (tm.job.microBatches - 1) * period + stepFixedMs;
+  return { strategy, job: tm.job, stages, stepMs, ringMs: ring, bottleneckMs: bottleneck, stepFixedMs, fitsInMemory };
 }
 
 /** Names what is missing: the owner's first stage, else the layers the devices cannot hold. */

@@ -6,12 +6,15 @@ export interface TrainingShape {
   microBatches: number;
   /** LoRA rank. */
   rank: number;
+  /** Rows per sequence the loss counts (the head and cross-entropy run on those only; prompt rows are skipped). Default: sequenceTokens. */
+  lossTokens?: number;
 }
 
-export function normalizeTraining(t: TrainingShape): TrainingShape {
+export function normalizeTraining(t: TrainingShape): Required<TrainingShape> {
   return {
     sequenceTokens: Math.max(1, Math.floor(t.sequenceTokens)),
     microBatches: Math.max(1, Math.floor(t.microBatches)),
     rank: Math.max(1, Math.floor(t.rank)),
+    lossTokens: Math.min(Math.max(1, Math.floor(t.sequenceTokens)), Math.max(1, t.lossTokens ?? t.sequenceTokens)),
   };
 }

@@ -25,6 +25,7 @@ import { FinetuneCheckpoint } from './finetune-checkpoint.js';
 import type { Route } from './route.js';
 import { RemoteTrainingStage, TrainingStageLostError } from './train-client.js';
 import type { TrainingSplitChoice } from './training-split.js';
+import { TimedTrainingStage } from './timed-training-stage.js';
 
 export interface ClusterFinetuneOptions {
   host: EdgeHost;
@@ -38,6 +39,8 @@ export interface ClusterFinetuneOptions {
    * was given by hand (--split): then the job keeps routeFor's. Absent: always routeFor's.
    */
   trainingSplit?: (exclude: ReadonlySet<string>, job: TrainingShape) => TrainingSplitChoice | null;
+  /** The training plan's price of a split given by hand (training-split.ts trainingRouteStepMs), null when it cannot say. */
+  priceRoute?: (route: Route, job: TrainingShape) => number | null;
   nameOf: (peerId: string) => string;
   /** The memory a node reports available now (its load's availableMemoryBytes), or null when it has not said. */
   availableMemory: (peerId: string) => number | null;
@@ -66,6 +69,11 @@ export class ClusterFinetune implements FinetuneRunner {
 
   constructor(private readonly opts: ClusterFinetuneOptions) {}
 
+  /** A job this node owns is running. */
+  get busy(): boolean {
+    return this.running;
+  }
+
   status(): FinetuneStatus | null {
     return this.last && { ...this.last, losses: [...this.last.losses] };
   }
@@ -76,7 +84,7 @@ export class ClusterFinetune implements FinetuneRunner {
     const examples = parseTrainingJsonl(req.data, req.source);
     const sequences = trainingSequences(examples, this.opts.model, this.opts.tokenizer, req.source);
     const rows = longest(sequences);
-    this.checkMemory((await this.split(new Set(), req, rows)).places, req, rows);
+    this.checkMemory((await this.split(new Set(), req, sequences)).places, req, rows);
     return { examples: examples.length, run: (onProgress, signal, onNotice) => this.run(req, sequences, onProgress, signal, onNotice ?? (() => {})) };
   }
 
@@ -108,16 +116,22 @@ export class ClusterFinetune implements FinetuneRunner {
       // Set from the step callback: a holder, so that the loop below reads what the callback last kept.
       const saved: { checkpoint: FinetuneCheckpoint | null } = { checkpoint: null };
       let split: StagePlace[] = [];
+      let predictedStepMs: number | null = null;
+      let stepMs = 0;
       for (let attempt = 0; ; attempt++) {
-        const chosen = await this.split(excluded, req, longest(sequences));
+        const chosen = await this.split(excluded, req, sequences);
         split = chosen.places;
+        predictedStepMs = chosen.stepMs;
         status.stages = split.map((s) => `${s.name}[${s.startLayer},${s.endLayer})`).join(' → ');
         const from = saved.checkpoint?.step ?? 0;
         log.info(`training: job ${job} on ${status.stages} (${chosen.why}), ${sequences.length} examples, steps ${from + 1}–${req.steps} of ${req.batch}`);
         // The job's first line says which split the partitioner chose and why (a split given by hand is only logged).
         if (attempt === 0 && chosen.planned) onNotice(chosen.why);
+        // The first step of an attempt warms up (its kernels compiled, its arrays first made): the steps after it are timed.
+        let firstDoneAt: number | null = null;
         try {
-          stages = await this.openStages(split, `${job}-${attempt}`, { ...params, rows: longest(sequences) }, dims, saved.checkpoint);
+          const timed = (await this.openStages(split, `${job}-${attempt}`, { ...params, rows: longest(sequences) }, dims, saved.checkpoint)).map((s) => new TimedTrainingStage(s));
+          stages = timed;
           const result = await runTrainingLoop({
             ends,
             stages,
@@ -129,6 +143,7 @@ export class ClusterFinetune implements FinetuneRunner {
             maxGradNorm: 1,
             // Each step's loss as it comes: steps redone after a loss give the same values again.
             onProgress: (p) => {
+              firstDoneAt ??= performance.now();
               losses[p.step - 1] = p.loss;
               Object.assign(status, { step: p.step, tokensPerSecond: p.tokensPerSecond, losses: losses.slice(0, p.step) });
               onProgress(p);
@@ -141,6 +156,11 @@ export class ClusterFinetune implements FinetuneRunner {
             },
           });
           losses.length = from + result.losses.length;
+          const after = result.losses.length - 1;
+          stepMs = after > 0 && firstDoneAt !== null ? (performance.now() - firstDoneAt) / after : 1000 * result.seconds;
+          // Where the steps went, as the owner waited for each stage (hops and relay included), beside the plan's price.
+          const predicted = predictedStepMs === null ? 'not priced' : `predicted ${predictedStepMs.toFixed(1)} ms`;
+          log.info(`training: job ${job}: ${stepMs.toFixed(1)} ms per step (${predicted}); per step, ms: ${timed.map((s) => `${s.name}: ${s.perStep(result.losses.length)}`).join('; ')}`);
           break;
         } catch (err) {
           await closeStages();
@@ -163,6 +183,8 @@ export class ClusterFinetune implements FinetuneRunner {
         tokens,
         seconds,
         tokensPerSecond: tokens / seconds,
+        stepMs,
+        predictedStepMs,
         stages: split.map((s) => ({ name: s.name, startLayer: s.startLayer, endLayer: s.endLayer })),
         adapter: writeLoraAdapter(assemble(slices, req.rank, req.alpha), model),
       };
@@ -206,18 +228,21 @@ export class ClusterFinetune implements FinetuneRunner {
    * The job's stages without the nodes lost during it: the partitioner's training plan over the members (priced for
    * this job: its longest sequence, batch and rank), or the split given by hand (the serving route of the plan in force).
    */
-  private async split(excluded: ReadonlySet<string>, req: FinetuneJobRequest, rows: number): Promise<{ places: StagePlace[]; why: string; planned: boolean }> {
+  private async split(excluded: ReadonlySet<string>, req: FinetuneJobRequest, sequences: readonly TrainSequence[]): Promise<{ places: StagePlace[]; why: string; planned: boolean; stepMs: number | null }> {
     let planned: TrainingSplitChoice | null = null;
+    const job: TrainingShape = { sequenceTokens: longest(sequences), microBatches: req.batch, rank: req.rank, lossTokens: meanCounted(sequences) };
     try {
-      planned = this.opts.trainingSplit?.(excluded, { sequenceTokens: rows, microBatches: req.batch, rank: req.rank }) ?? null;
+      planned = this.opts.trainingSplit?.(excluded, job) ?? null;
     } catch (err) {
       if (err instanceof TrainingDoesNotFitError) throw new FinetuneMemoryError(err.message);
       throw err;
     }
-    if (planned) return { places: planned.stages, why: planned.why, planned: true };
+    if (planned) return { places: planned.stages, why: planned.why, planned: true, stepMs: planned.stepMs };
     const route = await this.opts.routeFor(excluded);
     const places = route.peers.map((peerId, i) => ({ peerId, name: this.opts.nameOf(peerId), startLayer: route.ranges[i][0], endLayer: route.ranges[i][1] }));
-    return { places, why: "the serving plan's split, given by hand (--split)", planned: false };
+    const stepMs = this.opts.priceRoute?.(route, job) ?? null;
+    const priced = stepMs === null ? '' : `; the training plan prices it at ${stepMs.toFixed(0)} ms per step`;
+    return { places, why: `the serving plan's split, given by hand (--split)${priced}`, planned: false, stepMs };
   }
 
   private async openStages(split: readonly StagePlace[], job: string, params: StageJobParams & { rows: number }, dims: { inDim: number; outDim: number }[], checkpoint: FinetuneCheckpoint | null): Promise<TrainingStage[]> {
@@ -268,6 +293,13 @@ interface StagePlace {
 /** The longest sequence's rows (its tokens but the last): what a micro-batch's memory and cost are priced with. */
 function longest(sequences: readonly TrainSequence[]): number {
   return Math.max(...sequences.map((s) => s.tokens.length - 1));
+}
+
+/** Rows per sequence the loss counts, on average: the head and the loss run on those only (the plan prices them). */
+function meanCounted(sequences: readonly TrainSequence[]): number {
+  let n = 0;
+  for (const s of sequences) for (const m of s.lossMask) if (m) n++;
+  return n / sequences.length;
 }
 
 /** Tokens through the model over the job's steps (every position of each batch's sequences). */

@@ -1,4 +1,4 @@
-import { modelProfile, type ModelProfile, type ReplanPolicy } from '@edge-node/partitioner';
+import { modelProfile, type ModelProfile, type ReplanPolicy, type TrainingShape } from '@edge-node/partitioner';
 import type { ClusterMember, Membership } from '../cluster/membership.js';
 import type { ComputeBackend } from '../engine/compute-backend.js';
 import { embeddingRequest } from '../engine/embedding-request.js';
@@ -33,7 +33,7 @@ import { StageServer } from './stage-server.js';
 import { ClusterFinetune } from './cluster-finetune.js';
 import { trainFrameLimits } from './train-frames.js';
 import { TrainServer } from './train-server.js';
-import { trainingSplit } from './training-split.js';
+import { trainingRouteStepMs, trainingSplit, type TrainingSplitInput } from './training-split.js';
 import type { StageWorker } from './stage-worker.js';
 
 export interface ClusterPipelineOptions {
@@ -112,6 +112,11 @@ export class ClusterPipeline implements Generator {
   readonly finetune: ClusterFinetune;
   /** This node as a stage of fine-tuning jobs (its own and other owners'). */
   private readonly trainer: TrainServer;
+  /** A fine-tuning job runs here, as its owner or as a stage of it. */
+  get training(): boolean {
+    return this.finetune.busy || this.trainer.openJobs > 0;
+  }
+
   /** The LoRA adapter this node's requests are served with, or null. */
   get lora(): CoordinatorLora | null {
     return this.opts.lora ?? null;
@@ -188,6 +193,15 @@ export class ClusterPipeline implements Generator {
     const { host, model, log, compute, tokenizer } = this.opts;
     const refusal = compute.name === 'kernels' ? null : `the ${compute.name} backend cannot train; start the node with the default kernels backend`;
     const limits = trainFrameLimits(model.config, this.opts.contextLength, this.opts.maxFrameBytes);
+    const splitInput = (exclude: ReadonlySet<string>, job: TrainingShape): TrainingSplitInput => ({
+      members: [this.opts.membership.self(), ...this.opts.membership.members()].filter((m) => !exclude.has(m.peerId)),
+      config: model.config,
+      bytesPerWeight: storedBytesPerWeight(model),
+      fingerprint: this.fingerprint,
+      self: host.peerId,
+      job,
+      serving: this.planner.activePlan?.route ?? null,
+    });
     return {
       trainer: new TrainServer({ host, model, fingerprint: this.fingerprint, limits, threads: compute.threads, refusal, log }),
       finetune: new ClusterFinetune({
@@ -196,16 +210,8 @@ export class ClusterPipeline implements Generator {
         tokenizer,
         fingerprint: this.fingerprint,
         routeFor: (exclude) => this.planner.routeFor(exclude),
-        trainingSplit: (exclude, job) =>
-          trainingSplit({
-            members: [this.opts.membership.self(), ...this.opts.membership.members()].filter((m) => !exclude.has(m.peerId)),
-            config: model.config,
-            bytesPerWeight: storedBytesPerWeight(model),
-            fingerprint: this.fingerprint,
-            self: host.peerId,
-            job,
-            serving: this.planner.activePlan?.route ?? null,
-          }),
+        trainingSplit: (exclude, job) => trainingSplit(splitInput(exclude, job)),
+        priceRoute: (route, job) => trainingRouteStepMs(splitInput(new Set(), job), route),
         nameOf: (peer) => (peer === host.peerId ? this.opts.membership.self().name : (this.opts.membership.get(peer)?.name ?? peer.slice(-8))),
         availableMemory: (peer) => (peer === host.peerId ? this.opts.membership.self() : this.opts.membership.get(peer))?.load?.availableMemoryBytes ?? null,
         threads: compute.threads,

@@ -61,6 +61,11 @@ export class TrainServer {
     });
   }
 
+  /** Jobs open here (this node a stage of them). */
+  get openJobs(): number {
+    return this.jobs.size;
+  }
+
   /** Closes every job (the node stops). */
   async stop(): Promise<void> {
     await Promise.all([...this.jobs.keys()].map((k) => this.close(k)));

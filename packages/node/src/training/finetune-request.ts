@@ -24,6 +24,10 @@ export interface FinetuneJobReport {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
+  /** Measured ms per step after the first (which warms up), on a cluster's job. */
+  stepMs?: number;
+  /** The training plan's predicted ms per step for the split the job ran on, when it was priced. */
+  predictedStepMs?: number | null;
   /** The stages the layers were trained on, in order. */
   stages: { name: string; startLayer: number; endLayer: number }[];
   /** The adapter in llama.cpp's LoRA GGUF format (F32). */
