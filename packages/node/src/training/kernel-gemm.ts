@@ -48,6 +48,64 @@ export class KernelGemm implements Gemm {
     }
   }
 
+  ntShared(a: Vec, m: number, k: number, bs: readonly Vec[], ns: readonly number[]): Vec[] {
+    if (!(a instanceof Float32Array) || !bs.every((b) => b instanceof Float32Array)) return JS_GEMM.ntShared(a, m, k, bs, ns);
+    const arena = this.arena;
+    const n = ns.reduce((s, x) => s + x, 0);
+    const bPtr = arena.alloc(n * k * 4);
+    const aPtr = this.place(a.subarray(0, m * k));
+    const outPtr = arena.alloc(m * n * 4);
+    try {
+      let row = 0;
+      bs.forEach((b, i) => {
+        arena.f32(bPtr + row * k * 4, ns[i] * k).set((b as Float32Array).subarray(0, ns[i] * k));
+        row += ns[i];
+      });
+      this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
+      // Each b's columns of the stacked product's rows, as its own [m, n_i].
+      const out = arena.f32(outPtr, m * n);
+      let col = 0;
+      return ns.map((ni) => {
+        const y = new Float32Array(m * ni);
+        for (let i = 0; i < m; i++) y.set(out.subarray(i * n + col, i * n + col + ni), i * ni);
+        col += ni;
+        return y;
+      });
+    } finally {
+      arena.release(outPtr);
+      arena.release(aPtr);
+      arena.release(bPtr);
+    }
+  }
+
+  ntAddShared(as: readonly Vec[], ms: readonly number[], k: number, b: Vec, n: number, accs: readonly Vec[], scale: number, opts?: NtAddOptions): void {
+    if (!as.every((a) => a instanceof Float32Array) || !(b instanceof Float32Array)) return JS_GEMM.ntAddShared(as, ms, k, b, n, accs, scale, opts);
+    const arena = this.arena;
+    const m = ms.reduce((s, x) => s + x, 0);
+    const bPtr = opts?.bT ? this.placeTransposed(b, k, n) : this.place(b.subarray(0, n * k));
+    const aPtr = arena.alloc(m * k * 4);
+    const outPtr = arena.alloc(m * n * 4);
+    try {
+      let row = 0;
+      as.forEach((a, i) => {
+        const at = aPtr + row * k * 4;
+        if (opts?.aT) this.placeTransposed(a as Float32Array, k, ms[i], at);
+        else arena.f32(at, ms[i] * k).set((a as Float32Array).subarray(0, ms[i] * k));
+        row += ms[i];
+      });
+      this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
+      row = 0;
+      accs.forEach((acc, i) => {
+        addScaled(acc, arena.f32(outPtr + row * n * 4, ms[i] * n), scale, opts?.set ?? false);
+        row += ms[i];
+      });
+    } finally {
+      arena.release(outPtr);
+      arena.release(aPtr);
+      arena.release(bPtr);
+    }
+  }
+
   /**
    * W and Wᵀ copied into the arena once (8 bytes per weight; the file's blocks stay where the engine has them), so a
    * product copies only its activations. Float64 matrices stay on the loops.
@@ -71,9 +129,9 @@ export class KernelGemm implements Gemm {
     return ptr;
   }
 
-  /** x [rows, cols] written into the arena as its transpose [cols, rows]. */
-  private placeTransposed(x: Float32Array, rows: number, cols: number): number {
-    const ptr = this.arena.alloc(rows * cols * 4);
+  /** x [rows, cols] written into the arena as its transpose [cols, rows] (at `at`, or a new block). */
+  private placeTransposed(x: Float32Array, rows: number, cols: number, at?: number): number {
+    const ptr = at ?? this.arena.alloc(rows * cols * 4);
     const t = this.arena.f32(ptr, rows * cols);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j];
     return ptr;
