@@ -31,6 +31,8 @@ export interface KernelExports {
   to_f16(src: number, dst: number, n: number): void;
   /** LoRA's B product, scaled and added: out[i·outStride + j] += scale · Σ_k u[i·rank + k]·bt[k·width + j] (Bᵀ is [rank, width]; acc: width f32 of scratch). */
   lora_up(bt: number, rank: number, width: number, u: number, rows: number, scale: number, out: number, outStride: number, acc: number): void;
+  /** dst [cols, rows] = src [rows, cols]ᵀ, f32 (training's transposed operands). */
+  transpose_f32(src: number, rows: number, cols: number, dst: number): void;
   /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */
   quantize_q8_0(src: number, dst: number, n: number): void;
 }
