@@ -33,6 +33,19 @@ export interface KernelExports {
   lora_up(bt: number, rank: number, width: number, u: number, rows: number, scale: number, out: number, outStride: number, acc: number): void;
   /** dst [cols, rows] = src [rows, cols]ᵀ, f32 (training's transposed operands). */
   transpose_f32(src: number, rows: number, cols: number, dst: number): void;
+  /**
+   * Training's causal attention backward (f32 arrays; dk, dv zeroed by the caller; ds: t·t f64 and row: headDim f64 of
+   * scratch): node's training/attention-grad.ts's sums and roundings, so its bits.
+   */
+  attention_backward(
+    dOut: number, q: number, k: number, v: number, probs: number,
+    t: number, heads: number, kvHeads: number, headDim: number, scale: number,
+    dq: number, dk: number, dv: number, ds: number, row: number,
+  ): void;
+  /** Training's attention scores before the softmax: [heads, t, t] f64 (j ≤ i), q·k in order, times scale. */
+  attention_scores(q: number, k: number, t: number, heads: number, kvHeads: number, headDim: number, scale: number, scores: number): void;
+  /** Training's attention output after the softmax: P [heads, t, t] (f32) · V, f64 sums in j order (acc: headDim f64). */
+  attention_values(probs: number, v: number, t: number, heads: number, kvHeads: number, headDim: number, out: number, acc: number): void;
   /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */
   quantize_q8_0(src: number, dst: number, n: number): void;
 }

@@ -1,8 +1,10 @@
+import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /**
- * Matrix products of row-major operands, the training ops' only heavy work: the kernels' SIMD product for f32
- * (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one fixed order.
+ * Matrix products of row-major operands, the training ops' heavy work (and attention's backward, the heaviest loops
+ * besides): the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces
+ * in one fixed order.
  */
 export interface Gemm {
   /** a [m, k] · bᵀ (b [n, k]) → [m, n]. */
@@ -25,6 +27,10 @@ export interface Gemm {
   ntAddShared(as: readonly Vec[], ms: readonly number[], k: number, b: Vec, n: number, accs: readonly Vec[], scale: number, opts?: NtAddOptions): void;
   /** A frozen matrix W [rows, cols] kept where this multiplies, with its transpose (for the backward), made once. */
   frozen(w: Vec, rows: number, cols: number): FrozenMatrix;
+  /** attention-grad.ts's attentionForward, run where this multiplies (its bits wherever it runs). */
+  attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec };
+  /** attention-grad.ts's attentionBackward, run where this multiplies (its bits wherever it runs). */
+  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec };
 }
 
 /** Which operands of ntAdd are given transposed, and whether it sets acc (acc[i] = scale · product[i]) instead of adding. */
@@ -75,6 +81,8 @@ export const JS_GEMM: Gemm = {
   ntAdd(a, m, k, b, n, acc, scale, opts) {
     addScaled(acc, JS_GEMM.nt(opts?.aT ? transpose(a, k, m) : a, m, k, opts?.bT ? transpose(b, k, n) : b, n), scale, opts?.set ?? false);
   },
+  attentionForward,
+  attentionBackward,
   ntShared(a, m, k, bs, ns) {
     return bs.map((b, i) => JS_GEMM.nt(a, m, k, b, ns[i]));
   },

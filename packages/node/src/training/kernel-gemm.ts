@@ -1,4 +1,6 @@
 import { ggmlTypeByName, type KernelArena, type KernelRuntime } from '@edge-node/kernels';
+import type { AttentionShape } from './attention-grad.js';
+import { attentionBackwardOnKernels, attentionForwardOnKernels } from './kernel-attention-grad.js';
 import { addScaled, JS_GEMM, transpose, type FrozenMatrix, type Gemm, type NtAddOptions } from './gemm.js';
 import type { Vec } from './vec.js';
 
@@ -104,6 +106,18 @@ export class KernelGemm implements Gemm {
       arena.release(aPtr);
       arena.release(bPtr);
     }
+  }
+
+  attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec } {
+    const f32 = [q, k, v].every((x) => x instanceof Float32Array);
+    if (!f32 || sh.heads % sh.kvHeads !== 0) return JS_GEMM.attentionForward(q, k, v, sh);
+    return attentionForwardOnKernels(this.arena, q as Float32Array, k as Float32Array, v as Float32Array, sh);
+  }
+
+  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec } {
+    const f32 = [dOut, q, k, v, probs].every((x) => x instanceof Float32Array);
+    if (!f32 || sh.heads % sh.kvHeads !== 0) return JS_GEMM.attentionBackward(dOut, q, k, v, probs, sh);
+    return attentionBackwardOnKernels(this.arena, dOut as Float32Array, q as Float32Array, k as Float32Array, v as Float32Array, probs as Float32Array, sh);
   }
 
   /**

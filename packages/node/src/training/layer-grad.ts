@@ -1,4 +1,4 @@
-import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
+import type { AttentionShape } from './attention-grad.js';
 import type { FrozenLayer, FrozenRange } from './frozen-model.js';
 import { loraBackward, loraBackwardShared, loraForward, loraForwardShared, type LoraSaved } from './lora-linear.js';
 import type { LayerLora } from './lora-set.js';
@@ -55,7 +55,7 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
   }
   ropeApply(fq.y, ropeShape(m, t, s.heads), table);
   ropeApply(fk.y, ropeShape(m, t, s.kvHeads), table);
-  const { out: att, probs } = attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
+  const { out: att, probs } = m.gemm.attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
   const fo = loraForward(att, t, w.wo, lora.attn_output, m.gemm);
   const x2 = addInto(x, fo.y);
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
@@ -75,7 +75,7 @@ export function layerBackward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, g
   const dh2 = addInto(dGate, dUp);
   const dx2 = addInto(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
   const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
-  const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
+  const { dq, dk, dv } = m.gemm.attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
   ropeApply(dq, ropeShape(m, t, s.heads), table, true);
   ropeApply(dk, ropeShape(m, t, s.kvHeads), table, true);
   const [dxq, dxk, dxv] = loraBackwardShared(
