@@ -31,6 +31,8 @@ export interface KernelExports {
   to_f16(src: number, dst: number, n: number): void;
   /** LoRA's B product, scaled and added: out[i·outStride + j] += scale · Σ_k u[i·rank + k]·bt[k·width + j] (Bᵀ is [rank, width]; acc: width f32 of scratch). */
   lora_up(bt: number, rank: number, width: number, u: number, rows: number, scale: number, out: number, outStride: number, acc: number): void;
+  /** acc[i] = f32(acc[i] + scale·p[i]) (or f32(scale·p[i]) with set = 1) in f64 arithmetic: JavaScript's `+=` into an f32 array. */
+  scaled_add(acc: number, p: number, n: number, scale: number, set: number): void;
   /** dst [cols, rows] = src [rows, cols]ᵀ, f32 (training's transposed operands). */
   transpose_f32(src: number, rows: number, cols: number, dst: number): void;
   /**

@@ -42,7 +42,7 @@ export class KernelGemm implements Gemm {
     const outPtr = arena.alloc(m * n * 4);
     try {
       this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
-      addScaled(acc, arena.f32(outPtr, m * n), scale, opts?.set ?? false);
+      this.addProduct(acc, outPtr, scale, opts?.set ?? false);
     } finally {
       arena.release(outPtr);
       arena.release(aPtr);
@@ -98,7 +98,7 @@ export class KernelGemm implements Gemm {
       this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
       row = 0;
       accs.forEach((acc, i) => {
-        addScaled(acc, arena.f32(outPtr + row * n * 4, ms[i] * n), scale, opts?.set ?? false);
+        this.addProduct(acc, outPtr + row * n * 4, scale, opts?.set ?? false);
         row += ms[i];
       });
     } finally {
@@ -135,6 +135,24 @@ export class KernelGemm implements Gemm {
       backward: (dy, n) => (dy instanceof Float32Array ? this.times(tPtr, cols, rows, dy, n) : JS_GEMM.nt(dy, n, rows, this.arena.f32(tPtr, rows * cols).slice(), cols)),
       values: () => this.arena.f32(wPtr, rows * cols).slice(),
     };
+  }
+
+  /**
+   * acc += scale · the product at outPtr (or = with `set`), as addScaled adds it (the same bits), on the kernels: acc
+   * copied in and out beats a loop over the arena's view here (the forward's B product and dx's A product add a
+   * [rows, out] block each).
+   */
+  private addProduct(acc: Vec, outPtr: number, scale: number, set: boolean): void {
+    const arena = this.arena;
+    if (!(acc instanceof Float32Array)) return addScaled(acc, arena.f32(outPtr, acc.length), scale, set);
+    const n = acc.length;
+    const accPtr = set ? outPtr : this.place(acc);
+    try {
+      arena.kernels.scaled_add(accPtr, outPtr, n, scale, set ? 1 : 0);
+      acc.set(arena.f32(accPtr, n));
+    } finally {
+      if (accPtr !== outPtr) arena.release(accPtr);
+    }
   }
 
   private place(values: Float32Array): number {
