@@ -2,9 +2,9 @@ import { attentionBackward, attentionForward, type AttentionShape } from './atte
 import { zerosLike, type Vec } from './vec.js';
 
 /**
- * Matrix products of row-major operands, the training ops' heavy work (and attention's backward, the heaviest loops
- * besides): the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces
- * in one fixed order.
+ * Matrix products of row-major operands, the training ops' heavy work, and attention's loops (the heaviest besides):
+ * on the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one
+ * fixed order.
  */
 export interface Gemm {
   /** a [m, k] · bᵀ (b [n, k]) → [m, n]. */
