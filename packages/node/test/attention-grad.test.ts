@@ -127,20 +127,20 @@ describe('attention on the kernels', () => {
       const g = await KernelGemm.create(runtime);
       const rand = seeded(5);
       const shapes: [number, number, number][] = [[4, 2, 6], [9, 3, 64], [8, 8, 8], [2, 2, 3], [2, 1, 5]];
-      for (const t of [1, 2, 3, 4, 5, 7, 8, 13, 33]) {
-        for (const [heads, kvHeads, headDim] of shapes) {
-          const sh: AttentionShape = { t, heads, kvHeads, headDim };
-          const [q, dOut] = [random(t * heads * headDim, rand, false), random(t * heads * headDim, rand, false)];
-          const [k, v] = [random(t * kvHeads * headDim, rand, false), random(t * kvHeads * headDim, rand, false)];
-          const { out, probs } = plainForward(q, k, v, sh);
-          const fwd = g.attentionForward(q, k, v, sh);
-          expect(fwd.out).toBeInstanceOf(Float32Array);
-          expect(sameBits(fwd.out, out) && sameBits(fwd.probs, probs), JSON.stringify(sh)).toBe(true);
-          const mine = g.attentionBackward(dOut, q, k, v, probs, sh);
-          const p = plainBackward(dOut, q, k, v, probs, sh);
-          expect(mine.dq).toBeInstanceOf(Float32Array);
-          expect(sameBits(mine.dq, p.dq) && sameBits(mine.dk, p.dk) && sameBits(mine.dv, p.dv), JSON.stringify(sh)).toBe(true);
-        }
+      // The last: a sequence long enough that the kernels take one head at a time (an 8 MiB block of scores).
+      const cases = [1, 2, 3, 4, 5, 7, 8, 13, 33].flatMap((t) => shapes.map((s) => [t, ...s])).concat([[1100, 4, 2, 4]]);
+      for (const [t, heads, kvHeads, headDim] of cases) {
+        const sh: AttentionShape = { t, heads, kvHeads, headDim };
+        const [q, dOut] = [random(t * heads * headDim, rand, false), random(t * heads * headDim, rand, false)];
+        const [k, v] = [random(t * kvHeads * headDim, rand, false), random(t * kvHeads * headDim, rand, false)];
+        const { out, probs } = plainForward(q, k, v, sh);
+        const fwd = g.attentionForward(q, k, v, sh);
+        expect(fwd.out).toBeInstanceOf(Float32Array);
+        expect(sameBits(fwd.out, out) && sameBits(fwd.probs, probs), JSON.stringify(sh)).toBe(true);
+        const mine = g.attentionBackward(dOut, q, k, v, probs, sh);
+        const p = plainBackward(dOut, q, k, v, probs, sh);
+        expect(mine.dq).toBeInstanceOf(Float32Array);
+        expect(sameBits(mine.dq, p.dq) && sameBits(mine.dk, p.dk) && sameBits(mine.dv, p.dv), JSON.stringify(sh)).toBe(true);
       }
       await g.close();
     } finally {

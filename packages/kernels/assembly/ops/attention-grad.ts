@@ -21,25 +21,26 @@
 }
 
 /**
- * dq, dk, dv (f32, dk and dv zeroed by the caller) from dOut, q [t, heads·headDim], k, v [t, kvHeads·headDim] and the
- * forward's probabilities [heads, t, t]; scale = 1/√headDim as the host computes it. ds: t·t f64 of scratch, row:
- * headDim f64 of scratch. For each head: dS row by row (four keys side by side), dQ rows over j, dK and dV rows over i.
+ * dq, dk, dv (f32, dk and dv zeroed by the caller before the first head) from dOut, q [t, heads·headDim], k, v
+ * [t, kvHeads·headDim] and the forward's probabilities of heads [h0, h1) ([h1 − h0, t, t]); scale = 1/√headDim as the
+ * host computes it. ds: t·t f64 of scratch, row: headDim f64 of scratch. For each head: dS row by row (four keys side
+ * by side), dQ rows over j, dK and dV rows over i. Ranges of heads called in head order give one call's bits.
  */
 export function attentionBackward(
   dOut: usize, q: usize, k: usize, v: usize, probs: usize,
   t: i32, heads: i32, kvHeads: i32, headDim: i32, scale: f64,
-  dq: usize, dk: usize, dv: usize, ds: usize, row: usize,
+  dq: usize, dk: usize, dv: usize, ds: usize, row: usize, h0: i32, h1: i32,
 ): void {
   const qW = heads * headDim;
   const kvW = kvHeads * headDim;
   const group = heads / kvHeads;
   const d2 = headDim & ~1;
-  for (let h = 0; h < heads; h++) {
+  for (let h = h0; h < h1; h++) {
     const kh = (h / group) * headDim;
     const hq = h * headDim;
     for (let i = 0; i < t; i++) {
       const qo = i * qW + hq;
-      const po = (h * t + i) * t;
+      const po = ((h - h0) * t + i) * t;
       const so = i * t;
       let j = 0;
       for (; j + 3 <= i; j += 4) {
@@ -120,7 +121,7 @@ export function attentionBackward(
         const q0 = i * qW + hq, q1 = q0 + qW, q2 = q1 + qW, q3 = q2 + qW;
         const e0 = load<f64>(ds + (<usize>(i * t + j) << 3)), e1 = load<f64>(ds + (<usize>((i + 1) * t + j) << 3));
         const e2 = load<f64>(ds + (<usize>((i + 2) * t + j) << 3)), e3 = load<f64>(ds + (<usize>((i + 3) * t + j) << 3));
-        const pb = h * t * t + i * t + j;
+        const pb = (h - h0) * t * t + i * t + j;
         const p0 = f(probs, pb), p1 = f(probs, pb + t), p2 = f(probs, pb + 2 * t), p3 = f(probs, pb + 3 * t);
         const c0 = f64x2.splat(e0), c1 = f64x2.splat(e1), c2 = f64x2.splat(e2), c3 = f64x2.splat(e3);
         const r0 = f64x2.splat(p0), r1 = f64x2.splat(p1), r2 = f64x2.splat(p2), r3 = f64x2.splat(p3);
@@ -157,7 +158,7 @@ export function attentionBackward(
       for (; i < t; i++) {
         const qo = i * qW + hq;
         const e = load<f64>(ds + (<usize>(i * t + j) << 3));
-        const p = f(probs, h * t * t + i * t + j);
+        const p = f(probs, (h - h0) * t * t + i * t + j);
         for (let d = 0; d < headDim; d++) {
           const kp = dk + (<usize>(ko + d) << 2), vp = dv + (<usize>(ko + d) << 2);
           store<f32>(kp, <f32>(<f64>load<f32>(kp) + e * f(q, qo + d)));

@@ -8,18 +8,19 @@
 }
 
 /**
- * scores [heads, t, t] (f64; only j ≤ i written) = q_i·k_j (d in order) · scale, from q [t, heads·headDim] and k
- * [t, kvHeads·headDim], four keys side by side.
+ * scores [h1 − h0, t, t] (f64; only j ≤ i written) = q_i·k_j (d in order) · scale for heads [h0, h1), from q
+ * [t, heads·headDim] and k [t, kvHeads·headDim], four keys side by side. (A range of heads at a time: the host keeps
+ * the scores' block small whatever the sequence's length.)
  */
-export function attentionScores(q: usize, k: usize, t: i32, heads: i32, kvHeads: i32, headDim: i32, scale: f64, scores: usize): void {
+export function attentionScores(q: usize, k: usize, t: i32, heads: i32, kvHeads: i32, headDim: i32, scale: f64, scores: usize, h0: i32, h1: i32): void {
   const qW = heads * headDim;
   const kvW = kvHeads * headDim;
   const group = heads / kvHeads;
-  for (let h = 0; h < heads; h++) {
+  for (let h = h0; h < h1; h++) {
     const kh = (h / group) * headDim;
     for (let i = 0; i < t; i++) {
       const qo = i * qW + h * headDim;
-      const so = scores + (<usize>((h * t + i) * t) << 3);
+      const so = scores + (<usize>(((h - h0) * t + i) * t) << 3);
       let j = 0;
       for (; j + 3 <= i; j += 4) {
         const k0 = j * kvW + kh, k1 = k0 + kvW, k2 = k1 + kvW, k3 = k2 + kvW;
@@ -48,19 +49,20 @@ export function attentionScores(q: usize, k: usize, t: i32, heads: i32, kvHeads:
 }
 
 /**
- * out [t, heads·headDim] (f32) = Σ_j P_ij V_j, j in order in an f64 sum per element (acc: headDim f64 of scratch),
- * from probs [heads, t, t] (f32) and v [t, kvHeads·headDim]; two elements at a time (f64x2 lanes, each its own sum).
+ * out [t, heads·headDim] (f32) = Σ_j P_ij V_j for heads [h0, h1), j in order in an f64 sum per element (acc: headDim
+ * f64 of scratch), from those heads' probs [h1 − h0, t, t] (f32) and v [t, kvHeads·headDim]; two elements at a time
+ * (f64x2 lanes, each its own sum).
  */
-export function attentionValues(probs: usize, v: usize, t: i32, heads: i32, kvHeads: i32, headDim: i32, out: usize, acc: usize): void {
+export function attentionValues(probs: usize, v: usize, t: i32, heads: i32, kvHeads: i32, headDim: i32, out: usize, acc: usize, h0: i32, h1: i32): void {
   const qW = heads * headDim;
   const kvW = kvHeads * headDim;
   const group = heads / kvHeads;
   const d2 = headDim & ~1;
-  for (let h = 0; h < heads; h++) {
+  for (let h = h0; h < h1; h++) {
     const kh = (h / group) * headDim;
     for (let i = 0; i < t; i++) {
       const qo = i * qW + h * headDim;
-      const po = (h * t + i) * t;
+      const po = ((h - h0) * t + i) * t;
       memory.fill(acc, 0, <usize>headDim << 3);
       let j = 0;
       for (; j + 3 <= i; j += 4) {
