@@ -148,3 +148,7 @@ export { attention } from './ops/attention';
 export { quantizeQ8_0 as quantize_q8_0 } from './ops/kv-q8';
 export { addInPlace as add_in_place, addBias as add_bias, swiglu, swigluRows as swiglu_rows, toF16 as to_f16 } from './ops/elementwise';
 export { loraUp as lora_up } from './ops/lora';
+export { transposeF32 as transpose_f32 } from './ops/transpose';
+export { scaledAdd as scaled_add } from './ops/scaled-add';
+export { attentionBackward as attention_backward } from './ops/attention-grad';
+export { attentionScores as attention_scores, attentionValues as attention_values } from './ops/attention-train-forward';

@@ -31,6 +31,24 @@ export interface KernelExports {
   to_f16(src: number, dst: number, n: number): void;
   /** LoRA's B product, scaled and added: out[i·outStride + j] += scale · Σ_k u[i·rank + k]·bt[k·width + j] (Bᵀ is [rank, width]; acc: width f32 of scratch). */
   lora_up(bt: number, rank: number, width: number, u: number, rows: number, scale: number, out: number, outStride: number, acc: number): void;
+  /** acc[i] = f32(acc[i] + scale·p[i]) (or f32(scale·p[i]) with set = 1) in f64 arithmetic: JavaScript's `+=` into an f32 array. */
+  scaled_add(acc: number, p: number, n: number, scale: number, set: number): void;
+  /** dst [cols, rows] = src [rows, cols]ᵀ, f32 (training's transposed operands). */
+  transpose_f32(src: number, rows: number, cols: number, dst: number): void;
+  /**
+   * Training's causal attention backward for heads [h0, h1) (f32 arrays; probs: those heads' [h1 − h0, t, t]; dk, dv
+   * zeroed by the caller before the first head; ds: t·t f64 and row: headDim f64 of scratch): node's
+   * training/attention-grad.ts's sums and roundings, so its bits when the heads' ranges come in order.
+   */
+  attention_backward(
+    dOut: number, q: number, k: number, v: number, probs: number,
+    t: number, heads: number, kvHeads: number, headDim: number, scale: number,
+    dq: number, dk: number, dv: number, ds: number, row: number, h0: number, h1: number,
+  ): void;
+  /** Training's attention scores before the softmax, heads [h0, h1): [h1 − h0, t, t] f64 (j ≤ i), q·k in order, times scale. */
+  attention_scores(q: number, k: number, t: number, heads: number, kvHeads: number, headDim: number, scale: number, scores: number, h0: number, h1: number): void;
+  /** Training's attention output after the softmax, heads [h0, h1): P [h1 − h0, t, t] (f32) · V, f64 sums in j order (acc: headDim f64). */
+  attention_values(probs: number, v: number, t: number, heads: number, kvHeads: number, headDim: number, out: number, acc: number, h0: number, h1: number): void;
   /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */
   quantize_q8_0(src: number, dst: number, n: number): void;
 }

@@ -5,6 +5,8 @@
  * multiples of the four sums at a time, grouped and ungrouped heads.
  */
 import { describe, expect, it } from 'vitest';
+import { createKernelRuntime } from '@edge-node/kernels';
+import { KernelGemm } from '../src/training/kernel-gemm.js';
 import { attentionBackward, attentionForward, type AttentionShape } from '../src/training/attention-grad.js';
 import { zerosLike, type Vec } from '../src/training/vec.js';
 import { seeded } from './support/gradient-check.js';
@@ -116,4 +118,33 @@ describe('attention: the fast loops give the plain loops\' bits', () => {
       }
     });
   }
+});
+
+describe('attention on the kernels', () => {
+  it('forward and backward give the plain loops\' bits on f32 arrays (odd head sizes: the scalar tail beside the f64x2 lanes)', async () => {
+    const runtime = await createKernelRuntime({ threads: 1 });
+    try {
+      const g = await KernelGemm.create(runtime);
+      const rand = seeded(5);
+      const shapes: [number, number, number][] = [[4, 2, 6], [9, 3, 64], [8, 8, 8], [2, 2, 3], [2, 1, 5]];
+      // The last: a sequence long enough that the kernels take one head at a time (an 8 MiB block of scores).
+      const cases = [1, 2, 3, 4, 5, 7, 8, 13, 33].flatMap((t) => shapes.map((s) => [t, ...s])).concat([[1100, 4, 2, 4]]);
+      for (const [t, heads, kvHeads, headDim] of cases) {
+        const sh: AttentionShape = { t, heads, kvHeads, headDim };
+        const [q, dOut] = [random(t * heads * headDim, rand, false), random(t * heads * headDim, rand, false)];
+        const [k, v] = [random(t * kvHeads * headDim, rand, false), random(t * kvHeads * headDim, rand, false)];
+        const { out, probs } = plainForward(q, k, v, sh);
+        const fwd = g.attentionForward(q, k, v, sh);
+        expect(fwd.out).toBeInstanceOf(Float32Array);
+        expect(sameBits(fwd.out, out) && sameBits(fwd.probs, probs), JSON.stringify(sh)).toBe(true);
+        const mine = g.attentionBackward(dOut, q, k, v, probs, sh);
+        const p = plainBackward(dOut, q, k, v, probs, sh);
+        expect(mine.dq).toBeInstanceOf(Float32Array);
+        expect(sameBits(mine.dq, p.dq) && sameBits(mine.dk, p.dk) && sameBits(mine.dv, p.dv), JSON.stringify(sh)).toBe(true);
+      }
+      await g.close();
+    } finally {
+      await runtime.close();
+    }
+  });
 });

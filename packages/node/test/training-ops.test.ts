@@ -168,6 +168,18 @@ describe('training ops: gradients against float64 and finite differences', () =>
       expect(Array.from(acc)).toEqual(Array.from(want));
       g.ntAdd(Float32Array.from(a), m, k, bT, n, acc, 3, { bT: true, set: true });
       expect(Array.from(acc)).toEqual(Array.from(mine.map((v) => 3 * v)));
+      // Shared operands (q, k, v's A·x; their dA against one xᵀ): each result the bits of nt and ntAdd alone.
+      const b2 = Float32Array.from(randomF64(7 * k, rand));
+      const [s1, s2] = g.ntShared(Float32Array.from(a), m, k, [Float32Array.from(b), b2], [n, 7]);
+      expect(Array.from(s1)).toEqual(Array.from(mine));
+      expect(Array.from(s2)).toEqual(Array.from(g.nt(Float32Array.from(a), m, k, b2, 7)));
+      const a2T = Float32Array.from(randomF64(k * 3, rand));
+      const accs = [Float32Array.from(randomF64(m * n, rand)), Float32Array.from(randomF64(3 * n, rand))];
+      const wants = accs.map((x) => x.slice());
+      g.ntAdd(aT, m, k, bT, n, wants[0], 0.25, { aT: true, bT: true });
+      g.ntAdd(a2T, 3, k, bT, n, wants[1], 0.25, { aT: true, bT: true });
+      g.ntAddShared([aT, a2T], [m, 3], k, bT, n, accs, 0.25, { aT: true, bT: true });
+      expect(accs.map((x) => Array.from(x))).toEqual(wants.map((x) => Array.from(x)));
       // A frozen matrix held in the arena: both directions against the loops.
       const w = g.frozen(Float32Array.from(b), n, k);
       expect(Array.from(w.forward(Float32Array.from(a), m))).toEqual(Array.from(mine));

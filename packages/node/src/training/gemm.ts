@@ -1,8 +1,10 @@
+import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /**
- * Matrix products of row-major operands, the training ops' only heavy work: the kernels' SIMD product for f32
- * (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one fixed order.
+ * Matrix products of row-major operands, the training ops' heavy work, and attention's loops (the heaviest besides):
+ * on the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one
+ * fixed order.
  */
 export interface Gemm {
   /** a [m, k] · bᵀ (b [n, k]) → [m, n]. */
@@ -13,8 +15,22 @@ export interface Gemm {
    * product as arrays of their own (the LoRA products' copies were a share of a step and of its garbage collection).
    */
   ntAdd(a: Vec, m: number, k: number, b: Vec, n: number, acc: Vec, scale: number, opts?: NtAddOptions): void;
+  /**
+   * nt of one a against several b's (b_i [n_i, k]): one product with the b's stacked, so a is placed once (q, k and
+   * v's A·x share their input). Each output is summed as nt sums it alone, so the bits are nt's for each b.
+   */
+  ntShared(a: Vec, m: number, k: number, bs: readonly Vec[], ns: readonly number[]): Vec[];
+  /**
+   * ntAdd of several a's (a_i [m_i, k], or [k, m_i] with aT) against one b, each into its own acc_i: one product with
+   * the a's stacked, b placed (and transposed) once. Each output is summed as ntAdd sums it alone: ntAdd's bits.
+   */
+  ntAddShared(as: readonly Vec[], ms: readonly number[], k: number, b: Vec, n: number, accs: readonly Vec[], scale: number, opts?: NtAddOptions): void;
   /** A frozen matrix W [rows, cols] kept where this multiplies, with its transpose (for the backward), made once. */
   frozen(w: Vec, rows: number, cols: number): FrozenMatrix;
+  /** attention-grad.ts's attentionForward, run where this multiplies (its bits wherever it runs). */
+  attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec };
+  /** attention-grad.ts's attentionBackward, run where this multiplies (its bits wherever it runs). */
+  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec };
 }
 
 /** Which operands of ntAdd are given transposed, and whether it sets acc (acc[i] = scale · product[i]) instead of adding. */
@@ -64,6 +80,14 @@ export const JS_GEMM: Gemm = {
   },
   ntAdd(a, m, k, b, n, acc, scale, opts) {
     addScaled(acc, JS_GEMM.nt(opts?.aT ? transpose(a, k, m) : a, m, k, opts?.bT ? transpose(b, k, n) : b, n), scale, opts?.set ?? false);
+  },
+  attentionForward,
+  attentionBackward,
+  ntShared(a, m, k, bs, ns) {
+    return bs.map((b, i) => JS_GEMM.nt(a, m, k, b, ns[i]));
+  },
+  ntAddShared(as, ms, k, b, n, accs, scale, opts) {
+    as.forEach((a, i) => JS_GEMM.ntAdd(a, ms[i], k, b, n, accs[i], scale, opts));
   },
 };
 

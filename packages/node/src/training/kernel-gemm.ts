@@ -1,4 +1,6 @@
 import { ggmlTypeByName, type KernelArena, type KernelRuntime } from '@edge-node/kernels';
+import type { AttentionShape } from './attention-grad.js';
+import { attentionBackwardOnKernels, attentionForwardOnKernels } from './kernel-attention-grad.js';
 import { addScaled, JS_GEMM, transpose, type FrozenMatrix, type Gemm, type NtAddOptions } from './gemm.js';
 import type { Vec } from './vec.js';
 
@@ -40,12 +42,82 @@ export class KernelGemm implements Gemm {
     const outPtr = arena.alloc(m * n * 4);
     try {
       this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
-      addScaled(acc, arena.f32(outPtr, m * n), scale, opts?.set ?? false);
+      this.addProduct(acc, outPtr, scale, opts?.set ?? false);
     } finally {
       arena.release(outPtr);
       arena.release(aPtr);
       arena.release(bPtr);
     }
+  }
+
+  ntShared(a: Vec, m: number, k: number, bs: readonly Vec[], ns: readonly number[]): Vec[] {
+    if (!(a instanceof Float32Array) || !bs.every((b) => b instanceof Float32Array)) return JS_GEMM.ntShared(a, m, k, bs, ns);
+    const arena = this.arena;
+    const n = ns.reduce((s, x) => s + x, 0);
+    const bPtr = arena.alloc(n * k * 4);
+    const aPtr = this.place(a.subarray(0, m * k));
+    const outPtr = arena.alloc(m * n * 4);
+    try {
+      let row = 0;
+      bs.forEach((b, i) => {
+        arena.f32(bPtr + row * k * 4, ns[i] * k).set((b as Float32Array).subarray(0, ns[i] * k));
+        row += ns[i];
+      });
+      this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
+      // Each b's columns of the stacked product's rows, as its own [m, n_i].
+      const out = arena.f32(outPtr, m * n);
+      let col = 0;
+      return ns.map((ni) => {
+        const y = new Float32Array(m * ni);
+        for (let i = 0; i < m; i++) y.set(out.subarray(i * n + col, i * n + col + ni), i * ni);
+        col += ni;
+        return y;
+      });
+    } finally {
+      arena.release(outPtr);
+      arena.release(aPtr);
+      arena.release(bPtr);
+    }
+  }
+
+  ntAddShared(as: readonly Vec[], ms: readonly number[], k: number, b: Vec, n: number, accs: readonly Vec[], scale: number, opts?: NtAddOptions): void {
+    if (!as.every((a) => a instanceof Float32Array) || !(b instanceof Float32Array)) return JS_GEMM.ntAddShared(as, ms, k, b, n, accs, scale, opts);
+    const arena = this.arena;
+    const m = ms.reduce((s, x) => s + x, 0);
+    const bPtr = opts?.bT ? this.placeTransposed(b, k, n) : this.place(b.subarray(0, n * k));
+    const aPtr = arena.alloc(m * k * 4);
+    const outPtr = arena.alloc(m * n * 4);
+    try {
+      let row = 0;
+      as.forEach((a, i) => {
+        const at = aPtr + row * k * 4;
+        if (opts?.aT) this.placeTransposed(a as Float32Array, k, ms[i], at);
+        else arena.f32(at, ms[i] * k).set((a as Float32Array).subarray(0, ms[i] * k));
+        row += ms[i];
+      });
+      this.runtime.matmul({ arena, type: F32, rows: n, cols: k, ptr: bPtr, rowBytes: k * 4 }, aPtr, k * 4, m, outPtr, n);
+      row = 0;
+      accs.forEach((acc, i) => {
+        this.addProduct(acc, outPtr + row * n * 4, scale, opts?.set ?? false);
+        row += ms[i];
+      });
+    } finally {
+      arena.release(outPtr);
+      arena.release(aPtr);
+      arena.release(bPtr);
+    }
+  }
+
+  attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec } {
+    const f32 = [q, k, v].every((x) => x instanceof Float32Array);
+    if (!f32 || sh.heads % sh.kvHeads !== 0) return JS_GEMM.attentionForward(q, k, v, sh);
+    return attentionForwardOnKernels(this.arena, q as Float32Array, k as Float32Array, v as Float32Array, sh);
+  }
+
+  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec } {
+    const f32 = [dOut, q, k, v, probs].every((x) => x instanceof Float32Array);
+    if (!f32 || sh.heads % sh.kvHeads !== 0) return JS_GEMM.attentionBackward(dOut, q, k, v, probs, sh);
+    return attentionBackwardOnKernels(this.arena, dOut as Float32Array, q as Float32Array, k as Float32Array, v as Float32Array, probs as Float32Array, sh);
   }
 
   /**
@@ -65,17 +137,42 @@ export class KernelGemm implements Gemm {
     };
   }
 
+  /**
+   * acc += scale · the product at outPtr (or = with `set`), as addScaled adds it (the same bits), on the kernels: acc
+   * copied in and out beats a loop over the arena's view here (the forward's B product and dx's A product add a
+   * [rows, out] block each).
+   */
+  private addProduct(acc: Vec, outPtr: number, scale: number, set: boolean): void {
+    const arena = this.arena;
+    if (!(acc instanceof Float32Array)) return addScaled(acc, arena.f32(outPtr, acc.length), scale, set);
+    const n = acc.length;
+    const accPtr = set ? outPtr : this.place(acc);
+    try {
+      arena.kernels.scaled_add(accPtr, outPtr, n, scale, set ? 1 : 0);
+      acc.set(arena.f32(accPtr, n));
+    } finally {
+      if (accPtr !== outPtr) arena.release(accPtr);
+    }
+  }
+
   private place(values: Float32Array): number {
     const ptr = this.arena.alloc(values.length * 4);
     this.arena.f32(ptr, values.length).set(values);
     return ptr;
   }
 
-  /** x [rows, cols] written into the arena as its transpose [cols, rows]. */
-  private placeTransposed(x: Float32Array, rows: number, cols: number): number {
-    const ptr = this.arena.alloc(rows * cols * 4);
-    const t = this.arena.f32(ptr, rows * cols);
-    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j];
+  /**
+   * x [rows, cols] written into the arena as its transpose [cols, rows] (at `at`, or a new block): copied in as it is,
+   * then transposed by the kernels (a strided loop through typed-array views here was a few per cent of a step).
+   */
+  private placeTransposed(x: Float32Array, rows: number, cols: number, at?: number): number {
+    const ptr = at ?? this.arena.alloc(rows * cols * 4);
+    const src = this.place(x.subarray(0, rows * cols));
+    try {
+      this.arena.kernels.transpose_f32(src, rows, cols, ptr);
+    } finally {
+      this.arena.release(src);
+    }
     return ptr;
   }
 

@@ -1,6 +1,6 @@
-import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
+import type { AttentionShape } from './attention-grad.js';
 import type { FrozenLayer, FrozenRange } from './frozen-model.js';
-import { loraBackward, loraForward, type LoraSaved } from './lora-linear.js';
+import { loraBackward, loraBackwardShared, loraForward, loraForwardShared, type LoraSaved } from './lora-linear.js';
 import type { LayerLora } from './lora-set.js';
 import { rmsNormBackward, rmsNormForward } from './rms-norm-grad.js';
 import { ropeApply, ropeTable, type RopeShape } from './rope-grad.js';
@@ -47,9 +47,7 @@ function addInto(a: Vec, b: Vec): Vec {
 export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x: Vec, t: number, table: Vec): { out: Vec; saved: LayerSaved } {
   const s = m.shape;
   const { y: h1, r: r1 } = rmsNormForward(x, t, s.hidden, w.attnNorm, s.eps);
-  const fq = loraForward(h1, t, w.wq, lora.attn_q, m.gemm);
-  const fk = loraForward(h1, t, w.wk, lora.attn_k, m.gemm);
-  const fv = loraForward(h1, t, w.wv, lora.attn_v, m.gemm);
+  const [fq, fk, fv] = loraForwardShared(h1, t, [w.wq, w.wk, w.wv], [lora.attn_q, lora.attn_k, lora.attn_v], m.gemm);
   if (w.bias) {
     addBias(fq.y, t, w.bias.q);
     addBias(fk.y, t, w.bias.k);
@@ -57,12 +55,11 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
   }
   ropeApply(fq.y, ropeShape(m, t, s.heads), table);
   ropeApply(fk.y, ropeShape(m, t, s.kvHeads), table);
-  const { out: att, probs } = attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
+  const { out: att, probs } = m.gemm.attentionForward(fq.y, fk.y, fv.y, attnShape(m, t));
   const fo = loraForward(att, t, w.wo, lora.attn_output, m.gemm);
   const x2 = addInto(x, fo.y);
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
-  const fg = loraForward(h2, t, w.wgate, lora.ffn_gate, m.gemm);
-  const fu = loraForward(h2, t, w.wup, lora.ffn_up, m.gemm);
+  const [fg, fu] = loraForwardShared(h2, t, [w.wgate, w.wup], [lora.ffn_gate, lora.ffn_up], m.gemm);
   const sw = swigluForward(fg.y, fu.y);
   const fd = loraForward(sw.out, t, w.wdown, lora.ffn_down, m.gemm);
   const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, den: sw.den, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
@@ -74,16 +71,23 @@ export function layerBackward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, g
   const s = m.shape;
   const ds = loraBackward(dOut, sv.ldown, w.wdown, lora.ffn_down, grads.ffn_down.a, grads.ffn_down.b, m.gemm);
   const { dg, du } = swigluBackward(ds, sv.g, sv.u, sv.den);
-  const dGate = loraBackward(dg, sv.lgate, w.wgate, lora.ffn_gate, grads.ffn_gate.a, grads.ffn_gate.b, m.gemm);
-  const dh2 = addInto(dGate, loraBackward(du, sv.lup, w.wup, lora.ffn_up, grads.ffn_up.a, grads.ffn_up.b, m.gemm));
+  const [dGate, dUp] = loraBackwardShared([dg, du], [sv.lgate, sv.lup], [w.wgate, w.wup], [lora.ffn_gate, lora.ffn_up], [grads.ffn_gate.a, grads.ffn_up.a], [grads.ffn_gate.b, grads.ffn_up.b], m.gemm);
+  const dh2 = addInto(dGate, dUp);
   const dx2 = addInto(dOut, rmsNormBackward(dh2, sv.x2, sv.r2, t, s.hidden, w.ffnNorm));
   const dAtt = loraBackward(dx2, sv.lo, w.wo, lora.attn_output, grads.attn_output.a, grads.attn_output.b, m.gemm);
-  const { dq, dk, dv } = attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
+  const { dq, dk, dv } = m.gemm.attentionBackward(dAtt, sv.q, sv.k, sv.v, sv.probs, attnShape(m, t));
   ropeApply(dq, ropeShape(m, t, s.heads), table, true);
   ropeApply(dk, ropeShape(m, t, s.kvHeads), table, true);
-  let dh1 = loraBackward(dq, sv.lq, w.wq, lora.attn_q, grads.attn_q.a, grads.attn_q.b, m.gemm);
-  dh1 = addInto(dh1, loraBackward(dk, sv.lk, w.wk, lora.attn_k, grads.attn_k.a, grads.attn_k.b, m.gemm));
-  dh1 = addInto(dh1, loraBackward(dv, sv.lv, w.wv, lora.attn_v, grads.attn_v.a, grads.attn_v.b, m.gemm));
+  const [dxq, dxk, dxv] = loraBackwardShared(
+    [dq, dk, dv],
+    [sv.lq, sv.lk, sv.lv],
+    [w.wq, w.wk, w.wv],
+    [lora.attn_q, lora.attn_k, lora.attn_v],
+    [grads.attn_q.a, grads.attn_k.a, grads.attn_v.a],
+    [grads.attn_q.b, grads.attn_k.b, grads.attn_v.b],
+    m.gemm,
+  );
+  const dh1 = addInto(addInto(dxq, dxk), dxv);
   return addInto(dx2, rmsNormBackward(dh1, sv.x, sv.r1, t, s.hidden, w.attnNorm));
 }
 
