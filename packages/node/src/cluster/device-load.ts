@@ -1,4 +1,4 @@
-import { QuietBlockMean } from './quiet-block-mean.js';
+import { BlockMeans } from './block-means.js';
 
 /**
  * How busy a device is while it serves, as its node announces it. The planner divides the device's measured speed
@@ -22,7 +22,7 @@ export interface DeviceLoad {
   promptCalibration: number | null;
   /**
    * What a network hop of this node's requests costs beyond what the links' fastest pings and the devices' fixed
-   * costs predict, ms per hop, when at its quietest (served-hops.ts); absent until the node has coordinated enough
+   * costs predict, ms per hop: the median of its recent blocks of steps (served-hops.ts); absent until the node has coordinated enough
    * steps over the network, and from nodes of an earlier version. The planner adds it to every link's latency.
    */
   hopExcessMs?: number;
@@ -65,8 +65,8 @@ export class SlowdownEstimator {
   private lastAt = 0;
   private samples = 0;
   private best = Infinity;
-  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (quiet-block-mean.ts). */
-  private readonly mean = new QuietBlockMean('ratio');
+  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (block-means.ts). */
+  private readonly mean = new BlockMeans('ratio');
   private readonly tau: number;
   private readonly minSamples: number;
   private readonly throttledAbove = Math.log(THROTTLED);
@@ -130,7 +130,7 @@ export class SlowdownEstimator {
    */
   calibration(): number | null {
     if (!Number.isFinite(this.best)) return null;
-    return this.mean.value() ?? Math.exp(this.best);
+    return this.mean.quietest() ?? Math.exp(this.best);
   }
 
   /** When the last sample came (ms). */

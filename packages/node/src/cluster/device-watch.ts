@@ -4,7 +4,7 @@ import { turnEventLoop } from '../engine/compute-slices.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { SlowdownEstimator, announcedSlowdown, memoryPressureCap, type DeviceLoad, type MemoryPressureState, type SlowdownPolicy } from './device-load.js';
 import { PROBE_WINDOW_MS, probeSlowdown, recentRuns, type ProbeRun } from './probe-slowdown.js';
-import { QuietBlockMean } from './quiet-block-mean.js';
+import { BlockMeans } from './block-means.js';
 
 export interface DeviceWatchOptions {
   /** The memory budget of the device profile (--memory-budget or a share of free memory at start). */
@@ -66,8 +66,13 @@ export class DeviceWatch {
   private stage: SlowdownEstimator;
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
-  /** The network hops of the requests this node coordinates: measured − expected ms per hop, its quietest blocks. */
-  private readonly hops = new QuietBlockMean('difference');
+  /**
+   * The network hops of the requests this node coordinates: measured − expected ms per hop, the median of recent
+   * blocks — not the quietest, as the calibrations are: nothing else scales a hop, and a ring's hops stall often
+   * enough (a receiver waiting for a core) that its quietest block of 32 steps read 0.5 ms a step below its mean on
+   * stories260K's 3-node ring.
+   */
+  private readonly hops = new BlockMeans('difference');
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
   private probeRuns: ProbeRun[] = [];
   private probeBestMs = Infinity;
@@ -136,10 +141,10 @@ export class DeviceWatch {
   /**
    * One decode step of a request this node coordinates: `measuredMs` of it outside the stages' compute (round trip
    * and the coordinator's turn, less every stage's compute) where the links and the devices' fixed costs predict
-   * `expectedMs`, over `hops` network hops (served-hops.ts).
+   * `expectedMs`, over `hops` network hops, at `at` (ms since epoch; served-hops.ts).
    */
-  observeServedStep(measuredMs: number, expectedMs: number, hops: number): void {
-    if (hops > 0) this.hops.add(Date.now(), measuredMs / hops, expectedMs / hops);
+  observeServedStep(measuredMs: number, expectedMs: number, hops: number, at = Date.now()): void {
+    if (hops > 0) this.hops.add(at, measuredMs / hops, expectedMs / hops);
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
@@ -177,7 +182,7 @@ export class DeviceWatch {
       slowdown,
       calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
       promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
-      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.value())),
+      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.typical())),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
@@ -200,7 +205,7 @@ export class DeviceWatch {
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
       if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
-      if (hopExcessMoved) this.opts.log.info(`served hops: each takes ${next.hopExcessMs} ms beyond its link's fastest ping and the stages' fixed costs when quiet`);
+      if (hopExcessMoved) this.opts.log.info(`served hops: each takes ${next.hopExcessMs} ms beyond its link's fastest ping and the stages' fixed costs`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }

@@ -1,0 +1,89 @@
+/**
+ * A block closes once it holds BLOCK_RUNS runs over BLOCK_SPAN_MS, or BLOCK_RUNS_ALONE runs however quick: long enough
+ * that its mean holds a stall (stories260K's bench decodes 256 runs of a split in ~200 ms).
+ */
+const BLOCK_RUNS = 32;
+const BLOCK_SPAN_MS = 250;
+const BLOCK_RUNS_ALONE = 128;
+/** Closed blocks `typical()` takes the median of: the last few seconds of a busy ring. */
+const RECENT_BLOCKS = 8;
+
+/** A block's means: measured and expected ms per run. */
+interface BlockMean {
+  measured: number;
+  expected: number;
+}
+
+/**
+ * How a device's measured runs compare with what was expected of them, as means over blocks of runs: measured ÷
+ * expected (`ratio`, for compute, which scales with the work) or measured − expected per run (`difference`, for a
+ * fixed cost such as a hop's). The planner adds up mean times (a token's time is a sum of stages and hops), so it must
+ * be given means: a smoothed log-ratio's best moment is the typical run at its quickest, and on a small model, whose
+ * steps stall now and then (a pause, a late wake-up), that put a stage's mean at 1.5–2.2× its prediction.
+ * `quietest()` is the quietest block's: a figure the node's announced slowdown multiplies (its owner also drops the
+ * open block when the device turns busy, so a throttle does not enter it). `typical()` is the median of the recent
+ * blocks: a figure nothing else scales, whose stalls are part of what it costs. Pure: time comes in with every run.
+ */
+export class BlockMeans {
+  private measured = 0;
+  private expected = 0;
+  private runs = 0;
+  private openedAt = 0;
+  private quiet: BlockMean | null = null;
+  private recent: BlockMean[] = [];
+
+  constructor(private readonly figure: 'ratio' | 'difference') {}
+
+  add(at: number, measuredMs: number, expectedMs: number): void {
+    if (!(measuredMs > 0) || !(expectedMs > 0)) return;
+    if (this.runs === 0) this.openedAt = at;
+    this.measured += measuredMs;
+    this.expected += expectedMs;
+    this.runs++;
+    if ((this.runs >= BLOCK_RUNS && at - this.openedAt >= BLOCK_SPAN_MS) || this.runs >= BLOCK_RUNS_ALONE) {
+      const block = { measured: this.measured / this.runs, expected: this.expected / this.runs };
+      if (this.quiet === null || this.valueOf(block) < this.valueOf(this.quiet)) this.quiet = block;
+      this.recent = [...this.recent, block].slice(-RECENT_BLOCKS);
+      this.discard();
+    }
+  }
+
+  /** The device turned busy: the open block's runs (the start of it among them) are not the quiet device's. */
+  discard(): void {
+    this.measured = 0;
+    this.expected = 0;
+    this.runs = 0;
+  }
+
+  /** Forgets every block. */
+  reset(): void {
+    this.discard();
+    this.quiet = null;
+    this.recent = [];
+  }
+
+  /** The expectations changed by 1/`factor` for the same work (a re-measured profile): the blocks follow. */
+  rescale(factor: number): void {
+    if (!(factor > 0) || !Number.isFinite(factor)) return;
+    const follow = (b: BlockMean) => ({ measured: b.measured, expected: b.expected / factor });
+    if (this.quiet) this.quiet = follow(this.quiet);
+    this.recent = this.recent.map(follow);
+    this.expected /= factor;
+  }
+
+  /** The quietest closed block's figure (ratio, or difference in ms), or null before a block has closed. */
+  quietest(): number | null {
+    return this.quiet === null ? null : this.valueOf(this.quiet);
+  }
+
+  /** The median figure of the last RECENT_BLOCKS closed blocks (the upper one of an even count), or null before one. */
+  typical(): number | null {
+    if (this.recent.length === 0) return null;
+    const values = this.recent.map((b) => this.valueOf(b)).sort((a, b) => a - b);
+    return values[values.length >> 1];
+  }
+
+  private valueOf(b: BlockMean): number {
+    return this.figure === 'ratio' ? b.measured / b.expected : b.measured - b.expected;
+  }
+}
