@@ -3,7 +3,7 @@
  * figure and its decode steps against the one-row figure, announces the two factors, and the planner divides each
  * figure by its own. One factor for both put the bench's time to first token off by 2–5× (docs/bench.md).
  */
-import { modelProfile } from '@edge-node/partitioner';
+import { CostModel, modelProfile } from '@edge-node/partitioner';
 import { describe, expect, it } from 'vitest';
 import type { DeviceLoad } from '../src/cluster/device-load.js';
 import type { DeviceProfile } from '../src/cluster/device-profile.js';
@@ -117,4 +117,18 @@ describe('prompt calibration', () => {
     // Each kind follows its own runs: the first prompt slice of the new layers is the prompts' first.
     expect(expectation.read(run(2, 4, 32), p)?.newRange).toBeUndefined();
   });
+
+  it('a stage priced with its calibration takes the time of the runs the calibration was read from, its pass included', () => {
+    const model = modelProfile({ numLayers: 4, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 4, bytesPerKvValue: 2 });
+    const p = { ...profile(10, 20), passOverheadMs: 0.1 };
+    const run = { startLayer: 1, endLayer: 3, rows: 1, parts: [{ rows: 1, position: 0, logits: false }], ms: 1 };
+    const expected = new StageRunExpectation(model).read(run, p)!.expectedMs;
+    // The device runs that stage 2.5× slower than its profile predicts (kernels and pass together): calibration 2.5.
+    const m = { ...member('a', load(2.5, null)), profile: p };
+    const device = clusterOf([m]).devices[0];
+    const priced = new CostModel(model, { devices: [device], links: [] }, { promptTokens: 1, genTokens: 1 }).stepMs(0, 1, 3, run.parts);
+    expect(priced).toBeCloseTo(2.5 * expected, 6);
+    expect(device.passOverheadMs).toBeCloseTo(0.25, 9);
+  });
 });
+

@@ -51,8 +51,9 @@ export class StageRunExpectation {
 
   private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {
     if (this.cached?.profile === profile) return this.cached;
-    // A pass's cost after idling is priced apart (the partitioner adds it to every stage whatever its layers), so a
-    // calibration is of the kernels' time alone and holds for another layer range too.
+    // A pass's cost after idling is priced apart (the partitioner adds it to every stage whatever its layers), so the
+    // expectation holds it beside the kernels' roofline: a calibration is the ratio of both together, and clusterOf
+    // scales both by it (a ratio taken over both and applied to the kernels alone put a stage at 0.5–0.7 of its mean).
     const pass = profile.passOverheadMs !== undefined ? { passOverheadMs: profile.passOverheadMs } : {};
     const device = (gflops: number) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes), ...pass });
     const request = { promptTokens: 1, genTokens: 1 };
