@@ -55,6 +55,24 @@ describe('SlowdownEstimator', () => {
     expect(e.calibration()!).toBeCloseTo(1.2, 5);
   });
 
+  it('calibrates to its recent blocks: a lasting mild load enters, runs announced busy do not', () => {
+    const e = new SlowdownEstimator({ timeConstantMs: 4000 });
+    let t = 0;
+    const block = (ms: number, announcedBusy = false) => {
+      for (let i = 0; i < 32; i++) e.add((t += 10), ms, 10, announcedBusy);
+    };
+    for (let i = 0; i < 4; i++) block(10);
+    // One block with stalls does not move it (the quietest block would not either).
+    block(14);
+    expect(e.calibration()!).toBeCloseTo(1, 5);
+    // A device 1.4× slower from now on (not announced busy) costs that: most recent blocks say so.
+    for (let i = 0; i < 5; i++) block(14);
+    expect(e.calibration()!).toBeCloseTo(1.4, 5);
+    // Announced busy at 2.5× (its slowdown holds that): those runs stay out, whatever their number.
+    for (let i = 0; i < 10; i++) block(25, true);
+    expect(e.calibration()!).toBeCloseTo(1.4, 5);
+  });
+
   it('says nothing before it has samples', () => {
     const e = new SlowdownEstimator();
     expect(e.slowdown()).toBeNull();

@@ -65,7 +65,7 @@ export class SlowdownEstimator {
   private lastAt = 0;
   private samples = 0;
   private best = Infinity;
-  /** What calibration() gives once it has a block: the mean, not the smoothed log-ratio's best (block-means.ts). */
+  /** What calibration() gives once it has a block: means, not the smoothed log-ratio's best (block-means.ts). */
   private readonly mean = new BlockMeans('ratio');
   private readonly tau: number;
   private readonly minSamples: number;
@@ -76,8 +76,12 @@ export class SlowdownEstimator {
     this.minSamples = policy.minSamples ?? 3;
   }
 
-  /** One measurement: `measuredMs` for work the profile expects to take `expectedMs`. */
-  add(at: number, measuredMs: number, expectedMs: number): void {
+  /**
+   * One measurement: `measuredMs` for work the profile expects to take `expectedMs`. `announcedBusy`: its owner
+   * announces the device busy now, so the run's slowness is in the slowdown it announced and stays out of the
+   * calibration (counted in both, a device 2× busy would be priced 4× slow, and still 2× once quiet again).
+   */
+  add(at: number, measuredMs: number, expectedMs: number, announcedBusy = false): void {
     if (!(measuredMs > 0) || !(expectedMs > 0)) return;
     const x = Math.log(measuredMs / expectedMs);
     if (this.samples === 0) this.logRatio = x;
@@ -90,10 +94,11 @@ export class SlowdownEstimator {
     this.samples++;
     if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
     // A throttled device's runs stay out of its calibration: one stall barely moves the smoothed ratio, a throttle
-    // soon takes it past THROTTLED (and the open block, holding its first runs, is dropped). A device a little busy
-    // still counts, in blocks the quietest of which is taken: a low line for "busy" dropped most blocks of a small
-    // model, whose smoothed ratio swings by 1.5× on its own.
-    if (this.logRatio - this.best >= this.throttledAbove) this.mean.discard();
+    // soon takes it past THROTTLED, or its owner announces it busy (and the open block, holding its first runs, is
+    // dropped). A device a little busy, not announced, still counts, in blocks the median of the recent ones of which
+    // is taken: what its stages cost now, stalls included (the quietest block, taken before, put a ring's stages at
+    // 0.5–0.7 of their mean on stories260K).
+    if (announcedBusy || this.logRatio - this.best >= this.throttledAbove) this.mean.discard();
     else this.mean.add(at, measuredMs, expectedMs);
   }
 
@@ -125,12 +130,12 @@ export class SlowdownEstimator {
   }
 
   /**
-   * Measured/expected of the device when quiet (absolute): the quietest block's mean once a block has closed, before
-   * that the best smoothed ratio; null before `minSamples`.
+   * Measured/expected of the device when not announced busy (absolute): the median of the recent blocks' means once a
+   * block has closed, before that the best smoothed ratio; null before `minSamples`.
    */
   calibration(): number | null {
     if (!Number.isFinite(this.best)) return null;
-    return this.mean.quietest() ?? Math.exp(this.best);
+    return this.mean.typical() ?? Math.exp(this.best);
   }
 
   /** When the last sample came (ms). */

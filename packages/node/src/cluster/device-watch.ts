@@ -135,7 +135,7 @@ export class DeviceWatch {
     const estimator = kind === 'prompt' ? this.promptStage : this.stage;
     if (newRange && this.load.slowdown === 1) estimator.restart();
     else if (expectedByPreviousMs !== undefined) estimator.rescale(expectedByPreviousMs / expectedMs);
-    estimator.add(Date.now(), measuredMs, expectedMs);
+    estimator.add(Date.now(), measuredMs, expectedMs, this.load.slowdown > 1);
   }
 
   /**
