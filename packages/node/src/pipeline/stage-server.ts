@@ -259,7 +259,7 @@ export class StageServer {
   /** A stage run, as the device watch reads it: a decode step or a prompt's slice, against the profile's prediction. */
   private observe(sample: ComputeSample): void {
     if (!this.opts.observeCompute) return;
-    const reading = this.expectation.read(sample, this.opts.membership.self().profile);
+    const reading = this.expectation.read(sample, this.opts.membership.profile());
     if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, reading.kind, reading.expectedByPreviousMs, reading.newRange === true);
   }
 }
