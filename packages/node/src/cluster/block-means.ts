@@ -76,11 +76,14 @@ export class BlockMeans {
     return this.quiet === null ? null : this.valueOf(this.quiet);
   }
 
-  /** The median figure of the last RECENT_BLOCKS closed blocks (the upper one of an even count), or null before one. */
+  /**
+   * The median figure of the last RECENT_BLOCKS closed blocks, or null before one. Of an even count the lower one: of
+   * two blocks (a bench split's warm-up and its runs) the quicker, as the quietest was, not the warm-up's.
+   */
   typical(): number | null {
     if (this.recent.length === 0) return null;
     const values = this.recent.map((b) => this.valueOf(b)).sort((a, b) => a - b);
-    return values[values.length >> 1];
+    return values[(values.length - 1) >> 1];
   }
 
   private valueOf(b: BlockMean): number {
