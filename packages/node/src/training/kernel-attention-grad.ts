@@ -33,9 +33,13 @@ class Blocks {
 /** Bytes of a [heads, t, t] block of scores or probabilities placed at once: long sequences go a few heads at a time. */
 const HEADS_BLOCK_BYTES = 8 * 2 ** 20;
 
-/** Heads per kernel call: as many as keep a [heads, t, t] f64 block within HEADS_BLOCK_BYTES, at least one. */
-function headsPerCall(t: number, heads: number): number {
-  return Math.min(heads, Math.max(1, Math.floor(HEADS_BLOCK_BYTES / (t * t * 8))));
+/**
+ * Values of q (and of the output and its gradient) and of k or v, and the heads per kernel call: as many as keep a
+ * [heads, t, t] f64 block within HEADS_BLOCK_BYTES, at least one.
+ */
+function sizesOf(sh: AttentionShape): { qn: number; kvn: number; per: number } {
+  const { t, heads, kvHeads, headDim } = sh;
+  return { qn: t * heads * headDim, kvn: t * kvHeads * headDim, per: Math.min(heads, Math.max(1, Math.floor(HEADS_BLOCK_BYTES / (t * t * 8)))) };
 }
 
 /**
@@ -45,9 +49,7 @@ function headsPerCall(t: number, heads: number): number {
  */
 export function attentionForwardOnKernels(arena: KernelArena, q: Float32Array, k: Float32Array, v: Float32Array, sh: AttentionShape): { out: Float32Array; probs: Float32Array } {
   const { t, heads, kvHeads, headDim } = sh;
-  const qn = t * heads * headDim;
-  const kvn = t * kvHeads * headDim;
-  const per = headsPerCall(t, heads);
+  const { qn, kvn, per } = sizesOf(sh);
   const b = new Blocks(arena);
   try {
     const [qP, kP, vP, outP, accP] = [b.place(q, qn), b.place(k, kvn), b.place(v, kvn), b.alloc(qn * 4), b.alloc(headDim * 8)];
@@ -96,9 +98,7 @@ export function attentionBackwardOnKernels(
   sh: AttentionShape,
 ): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
   const { t, heads, kvHeads, headDim } = sh;
-  const qn = t * heads * headDim;
-  const kvn = t * kvHeads * headDim;
-  const per = headsPerCall(t, heads);
+  const { qn, kvn, per } = sizesOf(sh);
   const b = new Blocks(arena);
   try {
     const [dOutP, qP, kP, vP] = [b.place(dOut, qn), b.place(q, qn), b.place(k, kvn), b.place(v, kvn)];
