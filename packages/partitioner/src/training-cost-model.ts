@@ -7,7 +7,7 @@ import type { PlanningModel } from './planning-model.js';
 import type { StageCosts } from './stage-costs.js';
 import type { TrainingShape } from './training-shape.js';
 import { normalizeTraining } from './training-shape.js';
-import { rowsFlopsPerMs } from './rows-rate.js';
+import { weightPassRowsFlopsPerMs } from './rows-rate.js';
 import { loraProjectionDims, mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
 
 /**
@@ -39,17 +39,25 @@ const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
 /**
  * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
  * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
- * with its call, its arrays and its loops whatever the width. Measured on stories260K (64 wide, 16-row sequences),
- * one node: 0.7–0.9 ms per layer and micro-batch where its FLOPs take 0.2 at the node's rate for 16 rows, so about
- * 0.5 ms, 9 MFLOP's worth at its 17.3 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide
- * layer's ~30 ms it is 2 %.
+ * with its call, its arrays and its loops whatever the width. Fitted on stories260K (64 wide, 17–23-row sequences), one
+ * node at load 2.3 (2026-12-07, after the third round of training speed): 0.73–0.75 ms per layer and micro-batch as
+ * the owner waited for its stage, of which its FLOPs take 0.17 at the node's rate for 23 rows, so about 0.56 ms, 8
+ * MFLOP's worth at its 14 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide layer's
+ * ~18 ms it is 3 %.
  */
-export const LAYER_FIXED_FLOPS = 9e6;
+export const LAYER_FIXED_FLOPS = 8e6;
 
-/** AdamW's step per adapter value (scalar code: the moments, a square root, a division), in FLOPs at the one-row rate: measured 190 (stories260K) to 600 (768 wide) at 17.3 GFLOP/s. */
-export const ADAMW_FLOPS_PER_VALUE = 300;
-/** The gradients' square sum per adapter value (a multiply-add). */
-const GRAD_NORM_FLOPS_PER_VALUE = 2;
+/**
+ * AdamW's step per adapter value (scalar code: the clipping scale, the moments, a square root, a division, the
+ * gradient zeroed), in FLOPs at the one-row rate: fitted from the owner's wait for a stage's step, 0.4–0.85 ms for
+ * stories260K's 46 240 values at 14 GFLOP/s and 13–18.5 ms for the 768-wide model's 868 352 at 12.5 (190–260).
+ */
+export const ADAMW_FLOPS_PER_VALUE = 200;
+/**
+ * The gradients' square sum per adapter value (a multiply-add in a scalar loop, at the one-row rate of the kernels'
+ * products): fitted as AdamW's, 0.05–0.3 ms on stories260K and 2.5–8.6 ms on the 768-wide model (15–120).
+ */
+const GRAD_NORM_FLOPS_PER_VALUE = 40;
 
 /** A micro-batch's ops on a stage: its forward and its backward, each a pass, and on another node than the owner each a frame in and one out. */
 const OPS_PER_MICRO_BATCH = 2;
@@ -121,10 +129,10 @@ export class TrainingCostModel implements PlanningModel {
     this.ownerEndsBytes = ownerEndsTrainingBytes(shape, this.profile.embedding.weightBytes, shape.tiedEmbeddings ? 0 : head.weightBytes - shape.hiddenSize * 4);
   }
 
-  /** FLOPs per ms of d's products over one micro-batch's rows (rows-rate.ts, as a serving step of that many rows). */
+  /** FLOPs per ms of d's products over one micro-batch's rows (rows-rate.ts: a pass over the weights and each row's compute). */
   private rowsRate(d: number, rows: number): number {
     const dev = this.cluster.devices[d];
-    return rowsFlopsPerMs(dev.gflops * 1e6, (dev.gflopsPrefill ?? dev.gflops) * 1e6, rows);
+    return weightPassRowsFlopsPerMs(dev.gflops * 1e6, (dev.gflopsPrefill ?? dev.gflops) * 1e6, rows);
   }
 
   /** ms of d's fixed (scalar) work of `flops` FLOPs, at its one-row rate. */
