@@ -39,25 +39,27 @@ const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
 /**
  * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
  * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
- * with its call, its arrays and its loops whatever the width. Fitted on stories260K (64 wide, 17–23-row sequences), one
- * node at load 2.3 (2026-12-07, after the third round of training speed): 0.73–0.75 ms per layer and micro-batch as
- * the owner waited for its stage, of which its FLOPs take 0.17 at the node's rate for 23 rows, so about 0.56 ms, 8
- * MFLOP's worth at its 14 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide layer's
- * ~18 ms it is 3 %.
+ * with its call, its arrays and its loops whatever the width. Fitted on stories260K (64 wide, 17–23-row sequences, mean
+ * 19.2), one node at load 1.4–2.3 (2026-12-07, after the third round of training speed): 0.67–0.75 ms per layer and
+ * micro-batch as the owner waited for its stage, of which its FLOPs take 0.15 at the node's rate for 19 rows, so
+ * 0.52–0.6 ms, 8.3–8.7 MFLOP's worth at its 14–16.3 GFLOP/s one-row rate (the profile's one-row rate moves between
+ * node starts more than this time does) — what a tiny model's step is made of; beside a 768-wide layer's ~15 ms it is 4 %.
  */
-export const LAYER_FIXED_FLOPS = 8e6;
+export const LAYER_FIXED_FLOPS = 8.5e6;
 
 /**
  * AdamW's step per adapter value (scalar code: the clipping scale, the moments, a square root, a division, the
- * gradient zeroed), in FLOPs at the one-row rate: fitted from the owner's wait for a stage's step, 0.4–0.85 ms for
- * stories260K's 46 240 values at 14 GFLOP/s and 13–18.5 ms for the 768-wide model's 868 352 at 12.5 (190–260).
+ * gradient zeroed), in FLOPs at the one-row rate: fitted from the owner's wait for a stage's step at load 1.4–2.3,
+ * 0.4–0.85 ms for stories260K's 46 240 values and 13–18.5 ms for the 768-wide model's 868 352, at 12.5–16.6 GFLOP/s
+ * one-row: 120–320 a value, median 258 over 11 runs.
  */
-export const ADAMW_FLOPS_PER_VALUE = 200;
+export const ADAMW_FLOPS_PER_VALUE = 250;
 /**
  * The gradients' square sum per adapter value (a multiply-add in a scalar loop, at the one-row rate of the kernels'
- * products): fitted as AdamW's, 0.05–0.3 ms on stories260K and 2.5–8.6 ms on the 768-wide model (15–120).
+ * products): fitted as AdamW's, 0.05–0.3 ms on stories260K and 2.5–8.6 ms on the 768-wide model, 15–130 a value,
+ * median 49 over 10 runs.
  */
-const GRAD_NORM_FLOPS_PER_VALUE = 40;
+const GRAD_NORM_FLOPS_PER_VALUE = 50;
 
 /** A micro-batch's ops on a stage: its forward and its backward, each a pass, and on another node than the owner each a frame in and one out. */
 const OPS_PER_MICRO_BATCH = 2;
@@ -65,7 +67,7 @@ const OPS_PER_MICRO_BATCH = 2;
 /**
  * Cost model of one training step of a LoRA job through a pipeline (roofline, as CostModel for serving, with its
  * fixed costs). The job's owner keeps the embeddings, the final norm, the head, the labels and the loss, and holds the
- * first stage ([0, e) is only allowed on it). Per micro-batch (one sequence of T rows) a stage on d holding [s, e)
+ * first stage ([0, e) is only allowed on it). Per micro-batch (one sequence of T rows, the job's mean) a stage on d holding [s, e)
  * costs max(3 × its layers' forward FLOPs at d's rate for T rows, 2 × its weights / d's bandwidth), a share of one
  * forward more when d cannot keep the activations of all its micro-batches in flight (keptOn), its layers' fixed work
  * (LAYER_FIXED_FLOPS), a pass's fixed cost per op and, on another node than the owner, a frame's (stepOverheadMs) per
@@ -143,7 +145,7 @@ export class TrainingCostModel implements PlanningModel {
   /** Compute ms of one micro-batch's forward and backward through layers [s, e) on d, without the owner's ends or relays. */
   layersMs(d: number, s: number, e: number): number {
     if (e <= s) return 0;
-    const T = this.job.sequenceTokens;
+    const T = this.job.meanTokens;
     const dev = this.cluster.devices[d];
     const forward = (this.pFlops[e] - this.pFlops[s] + this.loraFlopsPerTokenLayer * (e - s)) * T + ((this.pAttn[e] - this.pAttn[s]) * T * (T + 1)) / 2;
     const recomputed = RECOMPUTE_FORWARDS_PER_TOKEN * this.recomputedShare(d, s, e);
@@ -175,7 +177,7 @@ export class TrainingCostModel implements PlanningModel {
 
   /** Compute ms of one micro-batch's embedding, head, loss and their backward on d (the owner), with its turn for the micro-batch. */
   endsMs(d: number): number {
-    const T = this.job.sequenceTokens;
+    const T = this.job.meanTokens;
     const counted = this.job.lossTokens;
     const p = this.profile;
     const dev = this.cluster.devices[d];
@@ -192,7 +194,7 @@ export class TrainingCostModel implements PlanningModel {
   }
 
   private hiddenBytes(): number {
-    return this.profile.hiddenBytesPerToken * this.job.sequenceTokens;
+    return this.profile.hiddenBytesPerToken * this.job.meanTokens;
   }
 
   transferMs(a: number, b: number): number {
