@@ -40,10 +40,11 @@ const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
  * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
  * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
  * with its call, its arrays and its loops whatever the width. Fitted on stories260K (64 wide, 17–23-row sequences, mean
- * 19.2), one node at load 1.4–2.3 (2026-12-07, after the third round of training speed): 0.67–0.75 ms per layer and
- * micro-batch as the owner waited for its stage, of which its FLOPs take 0.15 at the node's rate for 19 rows, so
- * 0.52–0.6 ms, 8.3–8.7 MFLOP's worth at its 14–16.3 GFLOP/s one-row rate (the profile's one-row rate moves between
- * node starts more than this time does) — what a tiny model's step is made of; beside a 768-wide layer's ~15 ms it is 4 %.
+ * 19.2), one node at load 1.4–2.3 (2026-12-07, after the third round of training speed): 0.6–0.83 ms per layer and
+ * micro-batch as the owner waited for its stage (the medians of two rounds of 3 runs 0.68 and 0.73), of which its
+ * FLOPs take 0.15 at the node's rate for 19 rows, so the medians leave 0.53–0.58 ms, 8.1–8.7 MFLOP's worth at its
+ * 14–16.3 GFLOP/s one-row rate (the profile's one-row rate moves between node starts more than this time does) —
+ * what a tiny model's step is made of; beside a 768-wide layer's ~15 ms it is 3–4 %.
  */
 export const LAYER_FIXED_FLOPS = 8.5e6;
 
