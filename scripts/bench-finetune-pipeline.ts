@@ -8,16 +8,22 @@
  *
  *   npx tsx scripts/bench-finetune-pipeline.ts [--model FILE.gguf | --synthetic LAYERS] [--nodes 1,2,3]
  *                                              [--splits 2,3/1,2,2] [--steps N] [--batch B] [--repeats R]
+ *                                              [--in-process]
  *
+ * --in-process: before each cluster's run, the same job in this process (`edge-node finetune --model`'s code, one
+ * kernel thread), its step timed as a node's report times it (the steps after the first): what the node adds.
  * Default model stories260K (splits 2,3 and 1,2,2); --synthetic LAYERS: random weights of a 768-wide SmolLM2-like
  * shape, Q8_0 (loss figures are meaningless there, the speed is the point). Two shared cores: the load average is
  * printed.
  */
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClusterHarness, type RunningNode } from '../test/support/cluster-harness.js';
 import { STORIES_GGUF } from '../test/support/single-device-run.js';
+import { runFinetune } from '../packages/node/src/training/finetune-job.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -28,6 +34,7 @@ const { values: v } = parseArgs({
     steps: { type: 'string' },
     batch: { type: 'string' },
     repeats: { type: 'string' },
+    'in-process': { type: 'boolean', default: false },
   },
 });
 const steps = Number(v.steps ?? 100);
@@ -81,6 +88,18 @@ try {
   const model = v.synthetic ? await h.syntheticGguf('synthetic.gguf', { numLayers: layers, dtype: 'Q8_0', seed: 3 }) : (v.model ?? STORIES_GGUF);
   console.log(`model ${model}, ${steps} steps of ${v.batch ?? 4} sequences, --threads 1 per node`);
   let first: Done | null = null;
+  const dataFile = join(h.tempDir, 'moo.jsonl');
+  writeFileSync(dataFile, DATA);
+  /** The same job in this process, its ms per step after the first (as a node's report measures it). */
+  const inProcess = async (): Promise<number> => {
+    let firstAt: number | null = null;
+    let at = 0;
+    const r = await runFinetune({ model, data: dataFile, out: join(h.tempDir, 'in-process.gguf'), rank: 8, alpha: 16, lr: 1e-2, steps, batch: Number(v.batch ?? 4), seed: 5, threads: 1, onProgress: () => {
+      at = performance.now();
+      firstAt ??= at;
+    } });
+    return r.losses.length > 1 && firstAt !== null ? (at - firstAt) / (r.losses.length - 1) : 1000 * r.seconds;
+  };
   for (const k of sizes) {
     // One node plans its job (the training plan's split); more nodes run the split given to the first by hand.
     const split = k === 1 ? null : splitFor(k, layers);
@@ -98,6 +117,11 @@ try {
     }
     if (status.links.length > 0) console.log(`  links rtt: ${status.links.map((l) => `${l.rttMs?.toFixed(2) ?? '?'} ms`).join(', ')}`);
     for (let r = 0; r < repeats; r++) {
+      if (v['in-process']) {
+        const l0 = loadavg()[0];
+        const ms = await inProcess();
+        console.log(`in process (one thread), run ${r + 1}: ${ms.toFixed(1)} ms per step; load average ${l0.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);
+      }
       const la0 = loadavg()[0];
       const d = await job(nodes[0]);
       const la1 = loadavg()[0];

@@ -7,7 +7,7 @@ import type { PlanningModel } from './planning-model.js';
 import type { StageCosts } from './stage-costs.js';
 import type { TrainingShape } from './training-shape.js';
 import { normalizeTraining } from './training-shape.js';
-import { rowsFlopsPerMs } from './rows-rate.js';
+import { weightPassRowsFlopsPerMs } from './rows-rate.js';
 import { loraProjectionDims, mostKeptThatFits, ownerEndsTrainingBytes, stageTrainingMemory, type StageTrainingMemory } from './training-memory.js';
 
 /**
@@ -39,17 +39,28 @@ const CROSS_ENTROPY_FLOPS_PER_VOCAB = 5;
 /**
  * Work per layer and micro-batch that its FLOPs do not count, in FLOPs at the device's one-row rate: a layer's forward
  * and backward are some hundred ops (products, LoRA pairs, norms, rope, attention per head, SwiGLU, residuals), each
- * with its call, its arrays and its loops whatever the width. Measured on stories260K (64 wide, 16-row sequences),
- * one node: 0.7–0.9 ms per layer and micro-batch where its FLOPs take 0.2 at the node's rate for 16 rows, so about
- * 0.5 ms, 9 MFLOP's worth at its 17.3 GFLOP/s one-row rate — what a tiny model's step is made of; beside a 768-wide
- * layer's ~30 ms it is 2 %.
+ * with its call, its arrays and its loops whatever the width. Fitted on stories260K (64 wide, 17–23-row sequences, mean
+ * 19.2), one node at load 1.4–2.3 (2026-12-07, after the third round of training speed): 0.6–0.83 ms per layer and
+ * micro-batch as the owner waited for its stage (the medians of two rounds of 3 runs 0.68 and 0.73), of which its
+ * FLOPs take 0.15 at the node's rate for 19 rows, so the medians leave 0.53–0.58 ms, 8.1–8.7 MFLOP's worth at its
+ * 14–16.3 GFLOP/s one-row rate (the profile's one-row rate moves between node starts more than this time does) —
+ * what a tiny model's step is made of; beside a 768-wide layer's ~15 ms it is 3–4 %.
  */
-export const LAYER_FIXED_FLOPS = 9e6;
+export const LAYER_FIXED_FLOPS = 8.5e6;
 
-/** AdamW's step per adapter value (scalar code: the moments, a square root, a division), in FLOPs at the one-row rate: measured 190 (stories260K) to 600 (768 wide) at 17.3 GFLOP/s. */
-export const ADAMW_FLOPS_PER_VALUE = 300;
-/** The gradients' square sum per adapter value (a multiply-add). */
-const GRAD_NORM_FLOPS_PER_VALUE = 2;
+/**
+ * AdamW's step per adapter value (scalar code: the clipping scale, the moments, a square root, a division, the
+ * gradient zeroed), in FLOPs at the one-row rate: fitted from the owner's wait for a stage's step at load 1.4–2.3,
+ * 0.4–0.85 ms for stories260K's 46 240 values and 13–18.5 ms for the 768-wide model's 868 352, at 12.5–16.6 GFLOP/s
+ * one-row: 120–320 a value, median 258 over 11 runs.
+ */
+export const ADAMW_FLOPS_PER_VALUE = 250;
+/**
+ * The gradients' square sum per adapter value (a multiply-add in a scalar loop, at the one-row rate of the kernels'
+ * products): fitted as AdamW's, 0.05–0.3 ms on stories260K and 2.5–8.6 ms on the 768-wide model, 15–130 a value,
+ * median 49 over 10 runs.
+ */
+const GRAD_NORM_FLOPS_PER_VALUE = 50;
 
 /** A micro-batch's ops on a stage: its forward and its backward, each a pass, and on another node than the owner each a frame in and one out. */
 const OPS_PER_MICRO_BATCH = 2;
@@ -57,7 +68,7 @@ const OPS_PER_MICRO_BATCH = 2;
 /**
  * Cost model of one training step of a LoRA job through a pipeline (roofline, as CostModel for serving, with its
  * fixed costs). The job's owner keeps the embeddings, the final norm, the head, the labels and the loss, and holds the
- * first stage ([0, e) is only allowed on it). Per micro-batch (one sequence of T rows) a stage on d holding [s, e)
+ * first stage ([0, e) is only allowed on it). Per micro-batch (one sequence of T rows, the job's mean) a stage on d holding [s, e)
  * costs max(3 × its layers' forward FLOPs at d's rate for T rows, 2 × its weights / d's bandwidth), a share of one
  * forward more when d cannot keep the activations of all its micro-batches in flight (keptOn), its layers' fixed work
  * (LAYER_FIXED_FLOPS), a pass's fixed cost per op and, on another node than the owner, a frame's (stepOverheadMs) per
@@ -121,10 +132,10 @@ export class TrainingCostModel implements PlanningModel {
     this.ownerEndsBytes = ownerEndsTrainingBytes(shape, this.profile.embedding.weightBytes, shape.tiedEmbeddings ? 0 : head.weightBytes - shape.hiddenSize * 4);
   }
 
-  /** FLOPs per ms of d's products over one micro-batch's rows (rows-rate.ts, as a serving step of that many rows). */
+  /** FLOPs per ms of d's products over one micro-batch's rows (rows-rate.ts: a pass over the weights and each row's compute). */
   private rowsRate(d: number, rows: number): number {
     const dev = this.cluster.devices[d];
-    return rowsFlopsPerMs(dev.gflops * 1e6, (dev.gflopsPrefill ?? dev.gflops) * 1e6, rows);
+    return weightPassRowsFlopsPerMs(dev.gflops * 1e6, (dev.gflopsPrefill ?? dev.gflops) * 1e6, rows);
   }
 
   /** ms of d's fixed (scalar) work of `flops` FLOPs, at its one-row rate. */
@@ -135,7 +146,7 @@ export class TrainingCostModel implements PlanningModel {
   /** Compute ms of one micro-batch's forward and backward through layers [s, e) on d, without the owner's ends or relays. */
   layersMs(d: number, s: number, e: number): number {
     if (e <= s) return 0;
-    const T = this.job.sequenceTokens;
+    const T = this.job.meanTokens;
     const dev = this.cluster.devices[d];
     const forward = (this.pFlops[e] - this.pFlops[s] + this.loraFlopsPerTokenLayer * (e - s)) * T + ((this.pAttn[e] - this.pAttn[s]) * T * (T + 1)) / 2;
     const recomputed = RECOMPUTE_FORWARDS_PER_TOKEN * this.recomputedShare(d, s, e);
@@ -167,7 +178,7 @@ export class TrainingCostModel implements PlanningModel {
 
   /** Compute ms of one micro-batch's embedding, head, loss and their backward on d (the owner), with its turn for the micro-batch. */
   endsMs(d: number): number {
-    const T = this.job.sequenceTokens;
+    const T = this.job.meanTokens;
     const counted = this.job.lossTokens;
     const p = this.profile;
     const dev = this.cluster.devices[d];
@@ -184,7 +195,7 @@ export class TrainingCostModel implements PlanningModel {
   }
 
   private hiddenBytes(): number {
-    return this.profile.hiddenBytesPerToken * this.job.sequenceTokens;
+    return this.profile.hiddenBytesPerToken * this.job.meanTokens;
   }
 
   transferMs(a: number, b: number): number {

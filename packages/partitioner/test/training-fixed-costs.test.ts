@@ -72,4 +72,16 @@ describe('training step fixed costs', () => {
     expect(plan.stages[1].computeMs).toBeCloseTo(priced.layersMs(1, 2, 5), 9);
     expect(plan.stages[1].computeMs).toBeLessThan(searching.layersMs(1, 2, 5));
   });
+
+  it('prices compute and transfers at the mean rows and memory at the longest sequence', () => {
+    const cluster = over(1, node('a'), node('b'));
+    const longest = new TrainingCostModel(tiny, cluster, job, 0, 2);
+    const mixed = new TrainingCostModel(tiny, cluster, { ...job, meanTokens: 12 }, 0, 2);
+    const twelve = new TrainingCostModel(tiny, cluster, { ...job, sequenceTokens: 12 }, 0, 2);
+    expect(mixed.layersMs(1, 2, 5)).toBeCloseTo(twelve.layersMs(1, 2, 5), 9);
+    expect(mixed.relayMs(1)).toBeCloseTo(twelve.relayMs(1), 9);
+    expect(mixed.layersMs(1, 2, 5)).toBeLessThan(longest.layersMs(1, 2, 5));
+    expect(mixed.memory(2, 5).total).toBe(longest.memory(2, 5).total);
+    expect(mixed.memory(2, 5).total).toBeGreaterThan(twelve.memory(2, 5).total);
+  });
 });

@@ -230,7 +230,7 @@ export class ClusterFinetune implements FinetuneRunner {
    */
   private async split(excluded: ReadonlySet<string>, req: FinetuneJobRequest, sequences: readonly TrainSequence[]): Promise<{ places: StagePlace[]; why: string; planned: boolean; stepMs: number | null }> {
     let planned: TrainingSplitChoice | null = null;
-    const job: TrainingShape = { sequenceTokens: longest(sequences), microBatches: req.batch, rank: req.rank, lossTokens: meanCounted(sequences) };
+    const job: TrainingShape = { sequenceTokens: longest(sequences), meanTokens: meanRows(sequences), microBatches: req.batch, rank: req.rank, lossTokens: meanCounted(sequences) };
     try {
       planned = this.opts.trainingSplit?.(excluded, job) ?? null;
     } catch (err) {
@@ -293,6 +293,11 @@ interface StagePlace {
 /** The longest sequence's rows (its tokens but the last): what a micro-batch's memory and cost are priced with. */
 function longest(sequences: readonly TrainSequence[]): number {
   return Math.max(...sequences.map((s) => s.tokens.length - 1));
+}
+
+/** Rows per sequence on average: what the plan prices a micro-batch's compute with (each costs its own rows). */
+function meanRows(sequences: readonly TrainSequence[]): number {
+  return sequences.reduce((n, s) => n + s.tokens.length - 1, 0) / sequences.length;
 }
 
 /** Rows per sequence the loss counts, on average: the head and the loss run on those only (the plan prices them). */
