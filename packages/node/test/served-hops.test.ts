@@ -71,7 +71,7 @@ describe('served hops', () => {
     expect(readServedStep(step, { ...route, peers: ['a'], ranges: [[0, 5]] }, 'a', get, model)).toBeNull();
   });
 
-  it('the watch announces the median of recent blocks per hop: one stalled block does not move it, a lasting change does', async () => {
+  it('the watch announces the mean of the recent blocks per hop, stalls included, and forgets blocks beyond the last 8', async () => {
     const announced: DeviceLoad[] = [];
     const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: (l) => announced.push(l), heldBytes: () => 0, log: silentLogger, intervalMs: 5, probeWhen: () => false });
     watch.start();
@@ -79,24 +79,25 @@ describe('served hops', () => {
       for (let i = 0; i < 128; i++) watch.observeServedStep(measuredMs, 1, 2);
     };
     try {
-      // Blocks of 128 quick steps over 2 hops, 0.6 ms more than expected a step; then one 4 ms more (stalls).
+      // Blocks of 128 quick steps over 2 hops, 0.6 ms more than expected a step: 0.3 ms a hop.
+      block(1.6);
       block(1.6);
       block(1.6);
       await sleep(20);
       expect(watch.current().hopExcessMs).toBe(0.3);
-      block(5);
+      // A block whose steps stalled (4.6 ms more a step): its stalls are what those hops cost, in the mean.
+      block(5.6);
+      await sleep(20);
+      expect(watch.current().hopExcessMs).toBe(0.8); // (3 × 0.3 + 2.3) / 4
+      // Eight quick blocks later the stalled one is out of the window.
+      for (let i = 0; i < 8; i++) block(1.6);
       await sleep(20);
       expect(watch.current().hopExcessMs).toBe(0.3);
-      // The ring stays that slow: its hops cost that now (the quietest block would have kept 0.3).
-      block(5);
-      block(5);
-      await sleep(20);
-      expect(watch.current().hopExcessMs).toBe(2);
-      expect(announced.map((l) => l.hopExcessMs).filter((x) => x !== undefined)).toEqual([0.3, 2]);
+      expect(announced.map((l) => l.hopExcessMs).filter((x) => x !== undefined)).toEqual([0.3, 0.8, 0.3]);
       // A ring with no network hop tells nothing.
       for (let i = 0; i < 512; i++) watch.observeServedStep(30, 1, 0);
       await sleep(20);
-      expect(watch.current().hopExcessMs).toBe(2);
+      expect(watch.current().hopExcessMs).toBe(0.3);
     } finally {
       watch.stop();
     }

@@ -19,17 +19,17 @@ interface BlockMean {
  * expected (`ratio`, for compute, which scales with the work) or measured − expected per run (`difference`, for a
  * fixed cost such as a hop's). The planner adds up mean times (a token's time is a sum of stages and hops), so it must
  * be given means: a smoothed log-ratio's best moment is the typical run at its quickest, and on a small model, whose
- * steps stall now and then (a pause, a late wake-up), that put a stage's mean at 1.5–2.2× its prediction.
- * `quietest()` is the quietest block's: a figure the node's announced slowdown multiplies (its owner also drops the
- * open block when the device turns busy, so a throttle does not enter it). `typical()` is the median of the recent
- * blocks: a figure nothing else scales, whose stalls are part of what it costs. Pure: time comes in with every run.
+ * steps stall now and then (a pause, a late wake-up), that put a stage's mean at 1.5–2.2× its prediction; the
+ * quietest block, taken after it, put a ring's stages and hops below their means. `typical()` is the median of the
+ * recent blocks' (a calibration: the node's announced slowdown scales it, and its owner keeps the runs made while busy
+ * out); `recentMean()` the recent blocks' together (a hop's cost, which nothing else scales: its stalls are part of
+ * it). Pure: time comes in with every run.
  */
 export class BlockMeans {
   private measured = 0;
   private expected = 0;
   private runs = 0;
   private openedAt = 0;
-  private quiet: BlockMean | null = null;
   private recent: BlockMean[] = [];
 
   constructor(private readonly figure: 'ratio' | 'difference') {}
@@ -42,7 +42,6 @@ export class BlockMeans {
     this.runs++;
     if ((this.runs >= BLOCK_RUNS && at - this.openedAt >= BLOCK_SPAN_MS) || this.runs >= BLOCK_RUNS_ALONE) {
       const block = { measured: this.measured / this.runs, expected: this.expected / this.runs };
-      if (this.quiet === null || this.valueOf(block) < this.valueOf(this.quiet)) this.quiet = block;
       this.recent = [...this.recent, block].slice(-RECENT_BLOCKS);
       this.discard();
     }
@@ -58,7 +57,6 @@ export class BlockMeans {
   /** Forgets every block. */
   reset(): void {
     this.discard();
-    this.quiet = null;
     this.recent = [];
   }
 
@@ -66,14 +64,8 @@ export class BlockMeans {
   rescale(factor: number): void {
     if (!(factor > 0) || !Number.isFinite(factor)) return;
     const follow = (b: BlockMean) => ({ measured: b.measured, expected: b.expected / factor });
-    if (this.quiet) this.quiet = follow(this.quiet);
     this.recent = this.recent.map(follow);
     this.expected /= factor;
-  }
-
-  /** The quietest closed block's figure (ratio, or difference in ms), or null before a block has closed. */
-  quietest(): number | null {
-    return this.quiet === null ? null : this.valueOf(this.quiet);
   }
 
   /**
@@ -84,6 +76,13 @@ export class BlockMeans {
     if (this.recent.length === 0) return null;
     const values = this.recent.map((b) => this.valueOf(b)).sort((a, b) => a - b);
     return values[(values.length - 1) >> 1];
+  }
+
+  /** The figure of the last RECENT_BLOCKS closed blocks taken together (their runs' mean), or null before one. */
+  recentMean(): number | null {
+    if (this.recent.length === 0) return null;
+    const n = this.recent.length;
+    return this.valueOf({ measured: this.recent.reduce((a, b) => a + b.measured, 0) / n, expected: this.recent.reduce((a, b) => a + b.expected, 0) / n });
   }
 
   private valueOf(b: BlockMean): number {

@@ -67,10 +67,10 @@ export class DeviceWatch {
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
   /**
-   * The network hops of the requests this node coordinates: measured − expected ms per hop, the median of recent
-   * blocks — not the quietest, as the calibrations are: nothing else scales a hop, and a ring's hops stall often
-   * enough (a receiver waiting for a core) that its quietest block of 32 steps read 0.5 ms a step below its mean on
-   * stories260K's 3-node ring.
+   * The network hops of the requests this node coordinates: measured − expected ms per hop over the recent blocks
+   * together — a mean, not the quietest or the median block as a calibration is: nothing else scales a hop, and a
+   * ring's hops stall often enough (a receiver waiting for a core) that its quietest block read 0.5 ms a step below
+   * its mean on stories260K's 3-node ring, and the lower median of a split's few blocks 0.4–0.6 ms a step below.
    */
   private readonly hops = new BlockMeans('difference');
   /** The idle probe's runs of the last window, and its fastest run ever (the device quiet). */
@@ -182,7 +182,7 @@ export class DeviceWatch {
       slowdown,
       calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
       promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
-      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.typical())),
+      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.recentMean())),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),
