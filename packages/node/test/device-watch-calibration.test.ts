@@ -31,7 +31,9 @@ describe('device watch calibration across a re-measured profile', () => {
       }
       await sleep(60);
       expect(watch.current().calibration).toBeCloseTo(1.2, 1);
-      expect(watch.current().slowdown).toBeGreaterThan(15);
+      // The throttle reads as slowdown (~20× here; 1 had it been taken for the calibration). The announced figure moves
+      // in 1.3× steps, so when the watch's tick came decides where between ~12 and 20 it stands (14.9 in a loaded CI run).
+      expect(watch.current().slowdown).toBeGreaterThan(10);
     } finally {
       watch.stop();
     }
