@@ -5,7 +5,7 @@
 const BLOCK_RUNS = 32;
 const BLOCK_SPAN_MS = 250;
 const BLOCK_RUNS_ALONE = 128;
-/** Closed blocks `typical()` takes the median of: the last few seconds of a busy ring. */
+/** Closed blocks `typical()` and `recentMean()` read: the last few seconds of a busy ring. */
 const RECENT_BLOCKS = 8;
 
 /** A block's means: measured and expected ms per run. */

@@ -8,7 +8,7 @@ export interface DeviceLoad {
   /** Time this node's compute takes now ÷ the time it took when the device was quiet (1 = as profiled). */
   slowdown: number;
   /**
-   * Measured ÷ predicted time of this node's stage compute when the device was at its quietest: how far the profile's
+   * Measured ÷ predicted time of this node's stage compute while not announced busy: how far the profile's
    * prediction is off for this engine on this device (null until the node has run a stage). The planner divides
    * the profile's speed by it, so its predictions follow what the device really does.
    */
@@ -22,7 +22,7 @@ export interface DeviceLoad {
   promptCalibration: number | null;
   /**
    * What a network hop of this node's requests costs beyond what the links' fastest pings and the devices' fixed
-   * costs predict, ms per hop: the median of its recent blocks of steps (served-hops.ts); absent until the node has coordinated enough
+   * costs predict, ms per hop: the mean of its recent blocks of steps (served-hops.ts); absent until the node has coordinated enough
    * steps over the network, and from nodes of an earlier version. The planner adds it to every link's latency.
    */
   hopExcessMs?: number;

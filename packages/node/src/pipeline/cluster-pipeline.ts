@@ -303,7 +303,8 @@ export class ClusterPipeline implements Generator {
    */
   private keepServedStep(rid: string, timing: StepTiming): void {
     const route = this.executor.routeOf(rid);
-    if (!this.opts.observeServedStep || !route || this.executor.activeRequests !== 1 || timing.step < 1 || (timing.tokens ?? 1) !== 1) return;
+    // Which steps tell a hop's cost (plain decode rows) is readServedStep's rule, applied when they are read.
+    if (!this.opts.observeServedStep || !route || this.executor.activeRequests !== 1) return;
     if (this.servedSteps.length < MAX_SERVED_STEPS) this.servedSteps.push({ timing, route, at: Date.now() });
   }
 
