@@ -26,9 +26,10 @@ export async function measureBaselines(o: BenchOptions, model: BaselineModel, in
     progress.status('one node, no network');
     const local = await measureLocal(model.path!, p, g, o.runs, o.engine);
     const r = local.runs;
-    // The coordinator's device without the fixed costs this run does not pay: frames (there are none) and a pass after
-    // idling (its steps run back to back). Its token's cost stays: a turn of the event loop and sampling each token.
-    const { stepOverheadMs: _step, passOverheadMs: _pass, ...device } = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
+    // The coordinator's device without the fixed costs this run does not pay: frames (there are none), a pass after
+    // idling (its steps run back to back) and a token's wake-up, event-loop turn and frame (the loop awaits the
+    // executor in this process: 0.005–0.01 ms a token, where a node's token cost read ~0.2).
+    const { stepOverheadMs: _step, passOverheadMs: _pass, tokenOverheadMs: _token, ...device } = info.cluster.devices.find((d) => d.id === info.coordinator) ?? info.cluster.devices[0];
     let prediction: BenchRow['predicted'] = null;
     try {
       prediction = predictSplit(info.modelShape, { devices: [device], links: [], defaultLink: info.cluster.defaultLink }, [model.layers], p, g, 1);

@@ -23,7 +23,8 @@ Options:
   --prompt-tokens N       prompt length, exactly (random token ids; default 128)
   --gen-tokens N          tokens generated per request, EOS ignored (default 64)
   --concurrency LIST      requests in flight, e.g. 1,2,4 (default 1)
-  --runs N                measured runs after one warm-up; figures are medians (default 3)
+  --runs N                measured runs after one warm-up; figures are medians (default 3; the one-node row
+                          warms up for 0.5 s and repeats runs shorter than that until 2 s have passed)
   --baseline llama.cpp    also run llama.cpp on the same GGUF (needs the npm package node-llama-cpp)
   --llama-threads N       llama.cpp threads (default 1, like one node)
   --no-local              skip the one-node-without-network baseline
