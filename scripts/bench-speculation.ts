@@ -15,7 +15,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClusterHarness, type RunningNode } from '../test/support/cluster-harness.js';
 import { runSingleDevice, STORIES_GGUF } from '../test/support/single-device-run.js';
@@ -152,7 +152,7 @@ try {
   const randomRef = await reference(v.model!, 'The committee reviewed the proposal in detail and asked the authors to summarise the main findings, then');
   const storiesRef = await reference(STORIES_GGUF, QUOTING);
   const a = await ring(h, v.model!, v.split!);
-  const random = await workload('300M Q8_0, random weights (they quote nothing)', a, randomRef);
+  const random = await workload(`${basename(v.model!)}, random weights (they quote nothing)`, a, randomRef);
   results.random = random;
   ok &&= random.identical;
   await h.cleanup();
