@@ -29,6 +29,8 @@ export function runKernelWorker(port: WorkerPort): void {
   let spinMicros = 50;
   /** Per arena index: the instance's functions in kernelFunctionNames order. */
   const fns: KernelFn[][] = [];
+  /** Per arena index: its memory, whose size as this thread sees it an error reports. */
+  const memories: WebAssembly.Memory[] = [];
   let seen = 0;
   let processed = 0;
   const callArgs: number[] = [];
@@ -45,10 +47,12 @@ export function runKernelWorker(port: WorkerPort): void {
       } else if (msg.kind === 'drop-arena') {
         processed++;
         delete fns[msg.index]; // the instance, and with it the worker's hold on the memory
+        delete memories[msg.index];
       } else {
         processed++;
         const exports = instantiateKernels(module!, msg.memory) as unknown as Record<string, KernelFn>;
         fns[msg.index] = names.map((n) => exports[n]);
+        memories[msg.index] = msg.memory;
         port.post({ kind: 'arena-ready', index: msg.index });
       }
     } catch (err) {
@@ -70,7 +74,7 @@ export function runKernelWorker(port: WorkerPort): void {
         continue;
       }
       seen = gen;
-      runJob(c, gen, fns, names, callArgs);
+      runJob(c, gen, fns, memories, names, callArgs);
     }
   }
 }
@@ -92,7 +96,7 @@ function waitForJob(ctl: Int32Array, seen: number, spinMicros: number): void {
  * Runs the chunks of job `gen` this thread can claim, with the arenas' functions (fns, in kernelFunctionNames order
  * `names`) and callArgs as a reused argument array.
  */
-function runJob(c: ControlViews, gen: number, fns: KernelFn[][], names: string[], callArgs: number[]): void {
+function runJob(c: ControlViews, gen: number, fns: KernelFn[][], memories: WebAssembly.Memory[], names: string[], callArgs: number[]): void {
   const ctl = c.ctl;
   // Read the job, then claim: a claim succeeds only while the claim word still carries this generation, which
   // proves the words read were this job's (the caller rewrites them only after all chunks are done).
@@ -122,7 +126,10 @@ function runJob(c: ControlViews, gen: number, fns: KernelFn[][], names: string[]
         callArgs[rangeAt + 1] = Math.min(count, (k + 1) * chunk);
         fn(...callArgs);
       } catch (err) {
-        recordError(c, `${names[fnIndex] ?? 'kernel'} failed on a worker thread: ${(err as Error)?.message ?? String(err)}`);
+        // The arena's size as this thread sees it: another thread's grow reaches a worker's view of a shared memory
+        // lazily in some engines, and an out-of-bounds trap here with the caller's chunks fine would be that.
+        const seen = memories[arena]?.buffer.byteLength;
+        recordError(c, `${names[fnIndex] ?? 'kernel'} failed on a worker thread: ${(err as Error)?.message ?? String(err)} (arena ${arena}, ${seen ?? '?'} bytes as that thread sees it)`);
       }
     }
     Atomics.add(ctl, Ctl.WorkerChunks, 1);

@@ -292,7 +292,7 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     }
     this.awaitChunks(chunks);
     if (own !== undefined) throw own;
-    if (Atomics.load(ctl, Ctl.Err) !== 0) throw new KernelThreadError(readError(this.v));
+    if (Atomics.load(ctl, Ctl.Err) !== 0) throw new KernelThreadError(`${readError(this.v)}; ${arena.capacityBytes} bytes on the calling thread`);
   }
 
   /** Waits for the chunks other threads claimed: spins briefly, then blocks (where this thread may). */

@@ -144,6 +144,21 @@ describe('ThreadedKernelRuntime', () => {
       expect(e).toBeInstanceOf(KernelThreadError);
       expect((e as Error).message).toMatch(/trap_on_worker failed on a worker thread: .*unreachable/);
     }
+    // The error says how large the arena is as the worker and as the caller see it (a worker with a stale view of a
+    // grown shared memory would trap out of bounds where the caller does not): grown just before, both see it grown.
+    arena.alloc(arena.capacityBytes + (4 << 20));
+    let grown: unknown;
+    for (let i = 0; i < 100 && grown === undefined; i++) {
+      try {
+        call();
+      } catch (e) {
+        grown = e;
+      }
+    }
+    const sizes = /\(arena \d+, (\d+) bytes as that thread sees it\); (\d+) bytes on the calling thread/.exec((grown as Error).message);
+    expect(sizes, (grown as Error).message).not.toBeNull();
+    expect(Number(sizes![1])).toBe(arena.capacityBytes);
+    expect(Number(sizes![2])).toBe(arena.capacityBytes);
     // A trap on whichever thread runs the item, then a clean call on the same runtime.
     for (const bad of [0, 17, 63]) expect(() => rt.parallelFor(arena, 'trap_at' as never, [bad] as never, 64)).toThrow(/unreachable/);
     rt.parallelFor(arena, 'trap_at' as never, [1000] as never, 64);
