@@ -40,7 +40,7 @@ const route: Route = { planId: 'p', peers: ['a', 'b', 'c'], ranges: [[0, 2], [2,
 
 describe('served hops', () => {
   const members = new Map([
-    ['a', member('a', { b: 0.4, c: 0.6 }, { profile: profile({ stepOverheadMs: 0.5, tokenOverheadMs: 0.2 }), load: load({ slowdown: 2 }) })],
+    ['a', member('a', { b: 0.4, c: 0.6 }, { profile: profile({ stepOverheadMs: 0.5, tokenOverheadMs: 0.2 }), load: load() })],
     ['b', member('b', { c: 0.2, a: 0.6 }, { profile: profile({ stepOverheadMs: 0.1 }) })],
     ['c', member('c', { a: 0.8, b: 0.2 }, { profile: profile({ stepOverheadMs: 0.3 }) })],
   ]);
@@ -51,8 +51,8 @@ describe('served hops', () => {
     // The coordinator is stage 0: its own stage is no hop. a→b carries a hidden state, b→c too, c→a a token id.
     expect(r?.hops).toBe(2 + 1);
     const legs = 0.2 + 1000 / 1e5 + (0.1 + 1000 / 1e5) + (0.4 + 4 / 1e5);
-    // b and c take a frame (their layers do not start the model); a coordinates the token, at its slowdown.
-    expect(r?.expectedMs).toBeCloseTo(legs + 0.1 + 0.3 + 0.2 * 2, 9);
+    // b and c take a frame (their layers do not start the model); a coordinates the token.
+    expect(r?.expectedMs).toBeCloseTo(legs + 0.1 + 0.3 + 0.2, 9);
     expect(r?.measuredMs).toBeCloseTo(4 + 0.5 - 1.5, 9);
   });
 
@@ -60,7 +60,19 @@ describe('served hops', () => {
     const r = readServedStep({ step: 1, roundTripMs: 4, stageMs: [1, 1], coordinatorMs: 0 }, { ...route, peers: ['b', 'c'], ranges: [[0, 3], [3, 5]] }, 'a', get, model);
     expect(r?.hops).toBe(3);
     // a→b (0.2) and c→a (0.4) carry token ids, b→c (0.1) a hidden state; c takes a frame, b starts the model.
-    expect(r?.expectedMs).toBeCloseTo(0.2 + 4 / 1e5 + (0.1 + 1000 / 1e5) + (0.4 + 4 / 1e5) + 0.3 + 0.2 * 2, 9);
+    expect(r?.expectedMs).toBeCloseTo(0.2 + 4 / 1e5 + (0.1 + 1000 / 1e5) + (0.4 + 4 / 1e5) + 0.3 + 0.2, 9);
+  });
+
+  it('reads no step while a node of the ring is announced busy: the excess, as a calibration, is of quiet steps', () => {
+    const step = { step: 5, roundTripMs: 4, stageMs: [0.5, 0.7, 0.3], coordinatorMs: 0.5 };
+    expect(readServedStep(step, route, 'a', get, model)).not.toBeNull();
+    for (const who of ['a', 'b', 'c']) {
+      const busy = (p: string) => (p === who ? { ...get(p)!, load: load({ slowdown: 6.9 }) } : get(p));
+      expect(readServedStep(step, route, 'a', busy, model), who).toBeNull();
+    }
+    // The coordinator outside the ring counts too (its token cost is in the step).
+    const outside = { ...route, peers: ['b', 'c'], ranges: [[0, 3], [3, 5]] as [number, number][] };
+    expect(readServedStep({ ...step, stageMs: [1, 1] }, outside, 'a', (p) => (p === 'a' ? { ...get(p)!, load: load({ slowdown: 2 }) } : get(p)), model)).toBeNull();
   });
 
   it('reads no prompt, no verification of drafts, no step of a route not measured', () => {

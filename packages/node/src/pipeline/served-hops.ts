@@ -21,12 +21,16 @@ export interface ServedStepReading {
  * to every link by `clusterOf`, prices the hops of the rings this node serves as they are served. Each side is what
  * the cost model counts in its place: every network leg (latency + bytes over bandwidth), a stage's step cost where
  * its layers do not start the model (it came in a frame), and the coordinator's token cost (clusterOf's figures:
- * fixed costs × the device's announced slowdown). Null for a step that is not one plain decode row (a prompt, a
- * verification of drafts), or when a link has not been measured.
+ * fixed costs). Null for a step that is not one plain decode row (a prompt, a verification of drafts), when a link
+ * has not been measured, or while a node of the ring is announced busy: its slowdown is a probe's figure, and fixed
+ * costs priced at it (a restarted coordinator's neighbour read 6.9× for a second) made a 3-node ring's excess −0.55 ms
+ * a hop, which priced its hops at 0 once the node was quiet again — as a calibration, the excess is of quiet steps.
  */
 export function readServedStep(timing: StepTiming, route: Route, self: string, member: (peerId: string) => ClusterMember | undefined, model: Pick<ModelProfile, 'hiddenBytesPerToken' | 'tokenBytes'>): ServedStepReading | null {
   if (timing.step < 1 || (timing.tokens ?? 1) !== 1 || timing.stageMs.length !== route.peers.length) return null;
   const peers = route.peers;
+  const busy = (peerId: string) => (member(peerId)?.load?.slowdown ?? 1) > 1;
+  if (busy(self) || peers.some(busy)) return null;
   const legs: [from: string, to: string, bytes: number][] = [];
   if (peers[0] !== self) legs.push([self, peers[0], model.tokenBytes]);
   for (let i = 0; i + 1 < peers.length; i++) if (peers[i] !== peers[i + 1]) legs.push([peers[i], peers[i + 1], model.hiddenBytesPerToken]);
@@ -38,10 +42,7 @@ export function readServedStep(timing: StepTiming, route: Route, self: string, m
     if (!link) return null;
     expectedMs += link.rttMs / 2 + bytes / (link.bandwidthMBps * 1e3);
   }
-  const fixed = (peerId: string, cost: 'stepOverheadMs' | 'tokenOverheadMs') => {
-    const m = member(peerId);
-    return (m?.profile[cost] ?? 0) * Math.max(1, m?.load?.slowdown ?? 1);
-  };
+  const fixed = (peerId: string, cost: 'stepOverheadMs' | 'tokenOverheadMs') => member(peerId)?.profile[cost] ?? 0;
   peers.forEach((peerId, i) => {
     if (route.ranges[i][0] !== 0) expectedMs += fixed(peerId, 'stepOverheadMs');
   });
