@@ -50,7 +50,8 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
       expect(r.concurrency).toBe(1);
       expect(r.promptTokens).toBe(PROMPT);
       expect(r.genTokens).toBe(GEN);
-      expect(r.runs).toBe(2);
+      // Two runs asked for, but a run of this model lasts tens of ms: they are repeated until they have lasted 2 s.
+      expect(r.runs).toBeGreaterThan(2);
       for (const x of [r.ttftMs, r.prefillTokPerS, r.decodeTokPerS, r.throughputTokPerS, r.tokenLatencyMs, r.tokenLatencyP50Ms, r.tokenLatencyP95Ms]) {
         expect(Number.isFinite(x) && x > 0).toBe(true);
       }
@@ -76,7 +77,7 @@ describe('edge-node bench --nodes 2 --splits all (stories260K)', () => {
     const local = report.rows.find((r) => r.kind === 'local');
     expect(local?.split).toEqual([5]);
     expect(local!.tokenLatencyMs).toBeGreaterThan(0);
-    // Its runs last milliseconds, so it repeats them (for 2 s) rather than take the two asked for.
+    // Its runs last milliseconds too.
     expect(local!.runs).toBeGreaterThan(10);
   });
 

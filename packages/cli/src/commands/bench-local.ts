@@ -1,4 +1,5 @@
 import { GREEDY, LocalModel, benchPromptIds, generate, type EngineOptions, type ExecutionRequest, type TokenExecutor } from '@edge-node/node';
+import { MIN_MEASURE_MS } from './bench-options.js';
 
 export interface LocalRun {
   ttftMs: number;
@@ -37,21 +38,18 @@ class TimedExecutor implements TokenExecutor {
 }
 
 /**
- * How long this process's row warms up and measures at least. A stories260K run lasts ~25 ms, and this machine's
- * speed moves 1.6× for ~0.1 s at a time (another tenant on the shared core) and is slower for a while after the
- * process idled (as it has, waiting for the nodes to stop): three runs caught one such moment and read 0.19–0.57 ms a
- * token within one set. So short runs warm up for WARM_UP_MS and repeat until MEASURE_MS; a long model's runs are
- * longer than that already, so `runs` of them are taken as asked.
+ * How long this process's row warms up at least. It is slower for a while after the process idled (as it has,
+ * waiting for the nodes to stop): three runs of ~25 ms (stories260K) after a single warm-up read 0.19–0.57 ms a token
+ * within one set.
  */
 const WARM_UP_MS = 500;
-const MEASURE_MS = 2000;
 /** The most runs the row takes, however short. */
 const MAX_RUNS = 400;
 
 /**
  * The same model on one device in this process, without any network: the engine's own executor, the same prompt
  * ids as the cluster gets (same seed), warm-up runs (at least one, for WARM_UP_MS), then `runs` runs, repeated until
- * they have lasted MEASURE_MS (at most MAX_RUNS).
+ * they have lasted MIN_MEASURE_MS (at most MAX_RUNS).
  */
 export async function measureLocal(modelPath: string, promptTokens: number, genTokens: number, runs: number, engine: EngineOptions = {}): Promise<{ runs: LocalRun[]; promptIds: number[] }> {
   const local = await LocalModel.open(modelPath, { ...engine, contextLength: promptTokens + genTokens + 1 });
@@ -85,7 +83,7 @@ export async function measureLocal(modelPath: string, promptTokens: number, genT
     do await once();
     while (performance.now() < warmUntil);
     const out: LocalRun[] = [];
-    const measureUntil = performance.now() + MEASURE_MS;
+    const measureUntil = performance.now() + MIN_MEASURE_MS;
     while (out.length < runs || (performance.now() < measureUntil && out.length < MAX_RUNS)) out.push(await once());
     return { runs: out, promptIds };
   } finally {

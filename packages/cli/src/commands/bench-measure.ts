@@ -2,7 +2,7 @@ import type { BenchInfo, BenchResponse } from '@edge-node/node';
 import type { Cluster } from '@edge-node/partitioner';
 import { pipelineRow, predictSplit, type BenchRow } from './bench-analysis.js';
 import { BenchClient, BenchClusterError, LocalCluster, type BenchRequestShape } from './bench-cluster.js';
-import type { BenchOptions } from './bench-options.js';
+import { MIN_MEASURE_MS, type BenchOptions } from './bench-options.js';
 import { BenchProgress } from './bench-progress.js';
 import { speculationRow, type SpeculationRow } from './bench-speculation.js';
 import { autoSplits, resolveSplits } from './bench-splits.js';
@@ -93,7 +93,13 @@ async function measureSpeculation(client: BenchClient, split: number[], o: Bench
   return rows;
 }
 
-/** Runs `runs` batches of `c` simultaneous bench requests for each concurrency after one warm-up request. */
+/** The most batches a split's concurrency takes, however short. */
+const MAX_BATCHES = 200;
+
+/**
+ * Runs `runs` batches of `c` simultaneous bench requests for each concurrency after one warm-up request, and more
+ * until they have lasted MIN_MEASURE_MS (at most MAX_BATCHES).
+ */
 async function measureSplit(client: BenchClient, split: number[], o: BenchOptions, progress: BenchProgress, checkAlive: () => void): Promise<Map<number, BenchResponse[][]>> {
   const { promptTokens: p, genTokens: g, runs } = o;
   const label = split.join(',');
@@ -101,10 +107,15 @@ async function measureSplit(client: BenchClient, split: number[], o: BenchOption
   const out = new Map<number, BenchResponse[][]>();
   for (const c of o.concurrency) {
     const batches: BenchResponse[][] = [];
+    const until = performance.now() + MIN_MEASURE_MS;
     for (let r = 0; r < runs; r++) {
       progress.status(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
       batches.push(await runBatch(client, split, c, p, g, progress, checkAlive));
       progress.tick(`split ${label}: ${c} in flight, run ${r + 1}/${runs}`);
+    }
+    while (performance.now() < until && batches.length < MAX_BATCHES) {
+      progress.status(`split ${label}: ${c} in flight, run ${batches.length + 1} (short runs: repeated for ${MIN_MEASURE_MS / 1000} s)`);
+      batches.push(await runBatch(client, split, c, p, g, progress, checkAlive));
     }
     out.set(c, batches);
   }

@@ -5,6 +5,14 @@ import { ENGINE_FLAG_OPTIONS, engineOptionsFrom } from '../engine-flags.js';
 import { intOption, strategyOption, type PlanStrategy } from '../option-parsers.js';
 import { parseSplitSpec, type SplitSpec } from './bench-splits.js';
 
+
+/**
+ * The least time a row's measured runs take. A small model's run lasts tens of ms, and this machine's speed moves
+ * 1.6× for ~0.1 s at a time: three such runs caught one moment, where the nodes' calibrations (read over their last
+ * ~1000 steps) see a longer stretch, so prediction and measurement disagreed by chance.
+ */
+export const MIN_MEASURE_MS = 2000;
+
 export const BENCH_HELP = `Usage: edge-node bench --model PATH (--nodes N | --api URL) [options]
 
 Measures where the time goes for each way of splitting the model over the nodes: TTFT, prefill and decode speed,
@@ -23,8 +31,8 @@ Options:
   --prompt-tokens N       prompt length, exactly (random token ids; default 128)
   --gen-tokens N          tokens generated per request, EOS ignored (default 64)
   --concurrency LIST      requests in flight, e.g. 1,2,4 (default 1)
-  --runs N                measured runs after one warm-up; figures are medians (default 3; the one-node row
-                          warms up for 0.5 s and repeats runs shorter than that until 2 s have passed)
+  --runs N                measured runs after one warm-up; figures are medians (default 3). Runs that last under
+                          2 s in all are repeated until they have (the one-node row also warms up for 0.5 s)
   --baseline llama.cpp    also run llama.cpp on the same GGUF (needs the npm package node-llama-cpp)
   --llama-threads N       llama.cpp threads (default 1, like one node)
   --no-local              skip the one-node-without-network baseline
