@@ -45,6 +45,9 @@ describe('measureDevice', () => {
     expect(p.tokenOverheadMs).toBeGreaterThan(0);
     // A step decodes one frame and encodes one; a token encodes one.
     expect(p.stepOverheadMs!).toBeGreaterThanOrEqual(p.tokenOverheadMs!);
+    // The wake-up is part of a token's cost, which a coordinator computing its token's last stage itself does not pay.
+    expect(p.wakeMs).toBeGreaterThanOrEqual(0);
+    expect(p.wakeMs!).toBeLessThanOrEqual(p.tokenOverheadMs!);
     expect(p.stepOverheadMs!).toBeLessThan(250);
     // A pass after an idle moment costs at least as much as back to back, and not a heartbeat more.
     expect(p.passOverheadMs).toBeGreaterThanOrEqual(0);

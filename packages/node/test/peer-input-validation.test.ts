@@ -28,7 +28,7 @@ describe('membership messages from peers', () => {
     const q8 = { ...a, member: { ...a.member, profile: { ...a.member.profile, kvCache: 'q8_0' } } };
     expect(parseProfileMessage(q8)).toEqual(q8);
     // The fixed costs and the decode figure's spread travel when measured (older nodes do not send them).
-    const fixed = { ...a, member: { ...a.member, profile: { ...a.member.profile, decodeSpread: 0.2, stepOverheadMs: 0.41, tokenOverheadMs: 0.3, passOverheadMs: 0.1 } } };
+    const fixed = { ...a, member: { ...a.member, profile: { ...a.member.profile, decodeSpread: 0.2, stepOverheadMs: 0.41, tokenOverheadMs: 0.3, passOverheadMs: 0.1, wakeMs: 0.2 } } };
     expect(parseProfileMessage(fixed)).toEqual(fixed);
     // A coordinator's served-hop excess travels in its load once measured (negative when fixed costs were over-measured).
     const excess = (hopExcessMs: number) => ({ ...a, member: { ...a.member, load: { ...a.member.load!, hopExcessMs } } });
@@ -55,6 +55,7 @@ describe('membership messages from peers', () => {
     expect(bad((m) => ((m.profile as { tokenOverheadMs?: unknown }).tokenOverheadMs = 'slow'))).toThrow(/tokenOverheadMs/);
     for (const hopExcessMs of ['0.2', Number.POSITIVE_INFINITY, NaN, 1e9]) expect(bad((m) => ((m.load as { hopExcessMs?: unknown }).hopExcessMs = hopExcessMs))).toThrow(/hopExcessMs/);
     expect(bad((m) => ((m.profile as { passOverheadMs?: number }).passOverheadMs = -1))).toThrow(/passOverheadMs/);
+    expect(bad((m) => ((m.profile as { wakeMs?: unknown }).wakeMs = 'soon'))).toThrow(/wakeMs/);
     expect(bad((m) => ((m.profile as { kvCache?: string }).kvCache = 'q4_0'))).toThrow(/kvCache must be one of f16, f32, q8_0/);
     expect(bad((m) => ((m as { peerId: unknown }).peerId = 5))).toThrow(/peerId/);
     expect(bad((m) => ((m.stageInfo as { model: unknown }).model = 7))).toThrow(/stageInfo.model/);

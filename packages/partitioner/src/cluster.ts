@@ -21,6 +21,11 @@ export interface Device {
   tokenOverheadMs?: number;
   /** Fixed ms of every pass of a stage's layers after an idle moment, whatever its layers (caches and a core woken anew). Default 0. */
   passOverheadMs?: number;
+  /**
+   * The part of tokenOverheadMs that is the process being woken by the token's arrival. A token whose last stage ran
+   * on its coordinator's device arrives without waking it (the coordinator computed it), so it pays the rest. Default 0.
+   */
+  wakeMs?: number;
 }
 
 export interface LinkProfile {
@@ -87,7 +92,7 @@ function linkProfile(v: unknown, what: string): LinkProfile {
 
 /**
  * Validates a devices.json object: `{ devices: [{ id, gflops, memBandwidthGBps, memoryBytes, stepOverheadMs?,
- * tokenOverheadMs?, passOverheadMs? }],
+ * tokenOverheadMs?, passOverheadMs?, wakeMs? }],
  * links?: [{ from, to, latencyMs, bandwidthMBps }], defaultLink?: { latencyMs, bandwidthMBps } }`.
  * A defaultLink is required when some pair of devices has no listed link.
  */
@@ -116,6 +121,7 @@ export function parseCluster(json: unknown): Cluster {
     if (d.stepOverheadMs !== undefined) dev.stepOverheadMs = positive(d.stepOverheadMs, `devices[${i}].stepOverheadMs ("${d.id}")`, true);
     if (d.tokenOverheadMs !== undefined) dev.tokenOverheadMs = positive(d.tokenOverheadMs, `devices[${i}].tokenOverheadMs ("${d.id}")`, true);
     if (d.passOverheadMs !== undefined) dev.passOverheadMs = positive(d.passOverheadMs, `devices[${i}].passOverheadMs ("${d.id}")`, true);
+    if (d.wakeMs !== undefined) dev.wakeMs = positive(d.wakeMs, `devices[${i}].wakeMs ("${d.id}")`, true);
     return dev;
   });
   const rawLinks = o.links ?? [];
@@ -149,6 +155,7 @@ export function validateCluster(c: Cluster): void {
     if (d.stepOverheadMs !== undefined) positive(d.stepOverheadMs, `stepOverheadMs of "${d.id}"`, true);
     if (d.tokenOverheadMs !== undefined) positive(d.tokenOverheadMs, `tokenOverheadMs of "${d.id}"`, true);
     if (d.passOverheadMs !== undefined) positive(d.passOverheadMs, `passOverheadMs of "${d.id}"`, true);
+    if (d.wakeMs !== undefined) positive(d.wakeMs, `wakeMs of "${d.id}"`, true);
   }
   if (!c.defaultLink && c.devices.length > 1) {
     const listed = new Set(c.links.flatMap((l) => [`${l.from}\u0000${l.to}`, `${l.to}\u0000${l.from}`]));

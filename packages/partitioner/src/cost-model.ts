@@ -46,6 +46,8 @@ export class CostModel {
   private readonly stepOverhead: Float64Array;
   private readonly tokenOverhead: Float64Array;
   private readonly passOverhead: Float64Array;
+  /** Of tokenOverhead, the process's wake-up (at most all of it). */
+  private readonly wake: Float64Array;
 
   constructor(
     readonly profile: ModelProfile,
@@ -80,6 +82,7 @@ export class CostModel {
     this.stepOverhead = Float64Array.from(cluster.devices, (d) => d.stepOverheadMs ?? 0);
     this.tokenOverhead = Float64Array.from(cluster.devices, (d) => d.tokenOverheadMs ?? 0);
     this.passOverhead = Float64Array.from(cluster.devices, (d) => d.passOverheadMs ?? 0);
+    this.wake = Float64Array.from(cluster.devices, (d) => Math.min(d.wakeMs ?? 0, d.tokenOverheadMs ?? 0));
   }
 
   /**
@@ -170,14 +173,18 @@ export class CostModel {
     return a === b ? 0 : this.latencyMs(a, b) + this.transferMs(a, b, bytes);
   }
 
-  /** Fixed ms of coordinating one token on device `first` (sampling, streaming it, sending the next step); 0 before e = L. */
-  tokenMs(e: number, first: number): number {
-    return e === this.L ? this.tokenOverhead[first] : 0;
+  /**
+   * Fixed ms of coordinating one token on device `first` (sampling, streaming it, sending the next step) after the
+   * last stage ran on device `last`; 0 before e = L. A token computed on its coordinator's own device does not wake it.
+   */
+  tokenMs(e: number, first: number, last: number): number {
+    if (e !== this.L) return 0;
+    return this.tokenOverhead[first] - (last === first ? this.wake[first] : 0);
   }
 
   /** What follows a stage ending at e on its way to `next`: the hop of `tokens` rows, and the coordinator's turn after the last stage. */
   handoffMs(a: number, next: number, e: number, tokens: number): number {
-    return this.hopMs(a, next, this.payloadBytes(e, tokens)) + this.tokenMs(e, next);
+    return this.hopMs(a, next, this.payloadBytes(e, tokens)) + this.tokenMs(e, next, a);
   }
 
   /** Memory of a stage holding [s, e) on any device. */
@@ -242,7 +249,7 @@ export class CostModel {
       const next = a[(i + 1) % a.length].device;
       const computeMs = this.decodeMs(x.device, x.start, x.end);
       const hopMs = this.hopMs(x.device, next, this.payloadBytes(x.end, 1));
-      const tokenMs = this.tokenMs(x.end, next);
+      const tokenMs = this.tokenMs(x.end, next, x.device);
       ttft += this.prefillMs(x.device, x.start, x.end) + this.handoffMs(x.device, next, x.end, r.promptTokens);
       ring += computeMs + hopMs + tokenMs;
       bottleneck = Math.max(bottleneck, this.occupancyMs(x.device, x.start, x.end, next));
@@ -262,7 +269,7 @@ export class CostModel {
       const next = a[(i + 1) % a.length].device;
       const step = this.stepMs(x.device, x.start, x.end, Array.from({ length: b }, () => ({ rows: 1, position: this.meanPosition, logits: true })));
       const send = this.transferMs(x.device, next, this.payloadBytes(x.end, 1) * b);
-      batchRing += step + send + this.latencyMs(x.device, next) + this.tokenMs(x.end, next);
+      batchRing += step + send + this.latencyMs(x.device, next) + this.tokenMs(x.end, next, x.device);
       batchBottleneck = Math.max(batchBottleneck, step + send);
     });
     const cycle = r.concurrency === 1 ? ring : Math.max(m * batchBottleneck, batchRing);

@@ -145,6 +145,7 @@ class Availability {
         ...(d.stepOverheadMs !== undefined ? { stepOverheadMs: d.stepOverheadMs * slow } : {}),
         ...(d.tokenOverheadMs !== undefined ? { tokenOverheadMs: d.tokenOverheadMs * slow } : {}),
         ...(d.passOverheadMs !== undefined ? { passOverheadMs: d.passOverheadMs * slow } : {}),
+        ...(d.wakeMs !== undefined ? { wakeMs: d.wakeMs * slow } : {}),
         memoryBytes: c?.memoryBytes ?? d.memoryBytes,
       });
     }

@@ -183,7 +183,7 @@ class PipelineRun {
     const x = this.stages[i];
     const nextStage = (i + 1) % this.k;
     // Back at the first device, a token also waits for its coordinator's turn (sampling, streaming, the next step).
-    const arrival = t + this.cm.latencyMs(x.device, this.stages[nextStage].device) + this.cm.tokenMs(x.end, this.stages[nextStage].device);
+    const arrival = t + this.cm.latencyMs(x.device, this.stages[nextStage].device) + this.cm.tokenMs(x.end, this.stages[nextStage].device, x.device);
     for (const job of finished) {
       if (nextStage !== 0) this.events.push(arrival, { kind: 'arrive', job: { ...job, stage: nextStage, rowsLeft: this.rowsOf(job) } });
       else this.tokenOut(job, arrival);

@@ -14,10 +14,10 @@ import { bruteForce, instanceArb, type Instance } from './instances.js';
 /** A random instance whose devices have random fixed costs of a step and of coordinating a token. */
 const withFixedCosts = (maxDevices: number, maxLayers: number): fc.Arbitrary<Instance> =>
   fc
-    .tuple(instanceArb(maxDevices, maxLayers), fc.array(fc.record({ step: fc.double({ min: 0, max: 5, noNaN: true }), token: fc.double({ min: 0, max: 5, noNaN: true }), pass: fc.double({ min: 0, max: 5, noNaN: true }) }), { minLength: 12, maxLength: 12 }))
+    .tuple(instanceArb(maxDevices, maxLayers), fc.array(fc.record({ step: fc.double({ min: 0, max: 5, noNaN: true }), token: fc.double({ min: 0, max: 5, noNaN: true }), pass: fc.double({ min: 0, max: 5, noNaN: true }), wake: fc.double({ min: 0, max: 5, noNaN: true }) }), { minLength: 12, maxLength: 12 }))
     .map(([inst, costs]) => ({
       ...inst,
-      cluster: { ...inst.cluster, devices: inst.cluster.devices.map((d, i) => ({ ...d, stepOverheadMs: costs[i].step, tokenOverheadMs: costs[i].token, passOverheadMs: costs[i].pass })) },
+      cluster: { ...inst.cluster, devices: inst.cluster.devices.map((d, i) => ({ ...d, stepOverheadMs: costs[i].step, tokenOverheadMs: costs[i].token, passOverheadMs: costs[i].pass, wakeMs: costs[i].wake })) },
     }));
 
 const tiny = modelProfile({ hiddenSize: 64, intermediateSize: 172, numLayers: 6, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 4 });
@@ -38,6 +38,23 @@ describe('fixed costs of a step and of a token', () => {
     // The hops stay the wire's; the coordinator's turn is the last stage's.
     expect(plan.stages.map((s) => s.hopMs)).toEqual(withoutFixedCosts.stages.map((s) => s.hopMs));
     expect(plan.stages[2].stageMs - plan.stages[2].computeMs - plan.stages[2].hopMs).toBeCloseTo(0.6, 9);
+  });
+
+  it('a token whose last stage ran on its coordinator\'s device does not wake it: it pays its token cost less the wake-up', () => {
+    const woken = (wake: number) => ({ ...equalDevices(0.4, 0.6), devices: equalDevices(0.4, 0.6).devices.map((d) => ({ ...d, wakeMs: wake })) });
+    const alone = (c: Cluster) => evaluateSplit(tiny, { ...c, devices: c.devices.slice(0, 1) }, request, [6]);
+    const bare = evaluateSplit(tiny, { ...equalDevices(0, 0), devices: equalDevices(0, 0).devices.slice(0, 1) }, request, [6]);
+    // One device: its steps come in no frame, and its tokens wake nobody.
+    expect(alone(woken(0.25)).cost.tokenLatencyMs - bare.cost.tokenLatencyMs).toBeCloseTo(0.6 - 0.25, 9);
+    // A wake-up figure above the token's whole cost takes no more than that cost.
+    expect(alone(woken(2)).cost.tokenLatencyMs).toBeCloseTo(bare.cost.tokenLatencyMs, 9);
+    // A ring: the token comes back over the network and wakes its coordinator.
+    const ring = evaluateSplit(tiny, woken(0.25), request, [2, 2, 2]);
+    expect(ring.cost.tokenLatencyMs - withoutFixedCosts.cost.tokenLatencyMs).toBeCloseTo(2 * 0.4 + 0.6, 9);
+    // The simulator prices it alike.
+    const one = (c: Cluster): Cluster => ({ ...c, devices: c.devices.slice(0, 1) });
+    const sim = (c: Cluster) => simulate(evaluateSplit(tiny, one(c), request, [6]), { model: tiny, cluster: one(c) }, request).tokenLatencyMs;
+    expect(sim(woken(0.25)) - sim(equalDevices(0, 0))).toBeCloseTo(0.6 - 0.25, 6);
   });
 
   it('every stage, the first too, pays its pass cost once a step, whatever its layers', () => {
@@ -96,5 +113,7 @@ describe('fixed costs of a step and of a token', () => {
     expect(parseCluster({ devices: [{ ...device, stepOverheadMs: 0.3, tokenOverheadMs: 0 }] }).devices[0]).toMatchObject({ stepOverheadMs: 0.3, tokenOverheadMs: 0 });
     expect(() => parseCluster({ devices: [{ ...device, stepOverheadMs: -1 }] })).toThrow(/stepOverheadMs/);
     expect(() => parseCluster({ devices: [{ ...device, tokenOverheadMs: 'x' }] })).toThrow(/tokenOverheadMs/);
+    expect(parseCluster({ devices: [{ ...device, tokenOverheadMs: 0.2, wakeMs: 0.1 }] }).devices[0]).toMatchObject({ wakeMs: 0.1 });
+    expect(() => parseCluster({ devices: [{ ...device, wakeMs: -0.1 }] })).toThrow(/wakeMs/);
   });
 });

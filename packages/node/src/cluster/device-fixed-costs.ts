@@ -7,6 +7,8 @@ export interface FixedCosts {
   stepOverheadMs: number;
   /** A token at its coordinator: woken by the token, a turn of the event loop, the next step's frame encoded. */
   tokenOverheadMs: number;
+  /** Of those, the wake-up: a coordinator that computed the token's last stage itself is not woken by it. */
+  wakeMs: number;
 }
 
 /** Wake-ups timed (at most, and for at most WAKE_BUDGET_MS); the slowest tenth is left out (one hiccup is not a fixed cost). */
@@ -36,6 +38,7 @@ export async function measureFixedCosts(between: () => Promise<void>): Promise<F
   return {
     stepOverheadMs: round3(wakeMs + turnMs + 2 * codecMs),
     tokenOverheadMs: round3(wakeMs + turnMs + codecMs),
+    wakeMs: round3(wakeMs),
   };
 }
 

@@ -29,6 +29,8 @@ export interface DeviceProfile {
   tokenOverheadMs?: number;
   /** What a pass costs more after an idle moment than back to back, whatever its layers (device-fixed-costs.ts); absent from older peers. */
   passOverheadMs?: number;
+  /** Of tokenOverheadMs, the process being woken by the token (device-fixed-costs.ts); absent from older peers. */
+  wakeMs?: number;
   /** Bytes this node offers for model weights and activations. */
   memoryBytes: number;
   /** How memoryBytes was chosen, e.g. "--memory-budget" or "0.7 × free memory". */
@@ -142,6 +144,7 @@ export async function measureDevice(options: MeasureDeviceOptions): Promise<Devi
     decodeSpread: round(decodeSpread),
     stepOverheadMs: fixed.stepOverheadMs,
     tokenOverheadMs: fixed.tokenOverheadMs,
+    wakeMs: fixed.wakeMs,
     ...(passOverheadMs !== undefined ? { passOverheadMs } : {}),
     memoryBytes,
     memorySource: options.memoryBudgetBytes !== undefined ? '--memory-budget' : `${DEFAULT_MEMORY_FRACTION} × free memory`,

@@ -79,7 +79,7 @@ function parseProfile(v: unknown): DeviceProfile {
     gflopsDecode: num(p, 'gflopsDecode', 'member.profile'),
     gflopsPrefill: num(p, 'gflopsPrefill', 'member.profile'),
     memBandwidthGBps: num(p, 'memBandwidthGBps', 'member.profile'),
-    ...optionalNums(p, ['decodeSpread', 'stepOverheadMs', 'tokenOverheadMs', 'passOverheadMs'], 'member.profile'),
+    ...optionalNums(p, ['decodeSpread', 'stepOverheadMs', 'tokenOverheadMs', 'passOverheadMs', 'wakeMs'], 'member.profile'),
     memoryBytes: num(p, 'memoryBytes', 'member.profile'),
     memorySource: str(p, 'memorySource', 'member.profile'),
     runtime: runtime as NodeRuntimeKind,

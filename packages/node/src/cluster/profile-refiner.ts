@@ -95,7 +95,7 @@ export function refineProfile(opts: ProfileRefinerOptions): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
-const FIXED_COSTS = ['stepOverheadMs', 'tokenOverheadMs', 'passOverheadMs'] as const;
+const FIXED_COSTS = ['stepOverheadMs', 'tokenOverheadMs', 'passOverheadMs', 'wakeMs'] as const;
 type FixedCostKey = (typeof FIXED_COSTS)[number];
 
 /** The smaller fixed costs of two measurements, as the larger speeds: a quiet moment shows what the device costs. */

@@ -112,6 +112,7 @@ export function clusterOf(members: ClusterMember[]): Cluster {
       // the runs a calibration is taken on).
       ...(m.profile.stepOverheadMs !== undefined ? { stepOverheadMs: m.profile.stepOverheadMs * busy } : {}),
       ...(m.profile.tokenOverheadMs !== undefined ? { tokenOverheadMs: m.profile.tokenOverheadMs * busy } : {}),
+      ...(m.profile.wakeMs !== undefined ? { wakeMs: m.profile.wakeMs * busy } : {}),
       // A pass's cost after idling is in the runs a calibration is the ratio of (stage-run-expectation.ts), so it is
       // scaled as the kernels are: scaled by the load alone, a stage read 0.5–0.7 of its measured compute on
       // stories260K's rings (calibrated 2–3×, a pass 0.03–0.1 ms of 0.2).
