@@ -7,7 +7,7 @@
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
 import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
+import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
@@ -201,11 +201,20 @@ function rowDotK4x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize,
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     const s16 = scales16(p);
     let q = p + layout.qsAt();
-    let a = aqOff + (<usize>b << 8) * KACT_BYTES;
+    // The paired shape reads the rows' run-pair copy of q (activation.ts), the others q in order.
+    let a = changetype<P>(0).paired() ? pairOrderOffset(nb) + (<usize>b << 8) : aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let k: usize = 0; k < 4; k++) {
       const v0 = v128.load(q), v1 = v128.load(q, 16);
       const sp = pairScales(s16, k);
-      if (ASC_FEATURE_RELAXED_SIMD) {
+      if (ASC_FEATURE_RELAXED_SIMD && changetype<P>(0).paired()) {
+        const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
+        const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
+        const c0 = crossLo(l0, u0), c1 = crossHi(l0, u0), c2 = crossLo(l1, u1), c3 = crossHi(l1, u1);
+        i0 = crossedPairRow(i0, c0, c1, c2, c3, ad + a, sp);
+        i1 = crossedPairRow(i1, c0, c1, c2, c3, a1 + a, sp);
+        i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
+        i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
+      } else if (ASC_FEATURE_RELAXED_SIMD) {
         const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
         const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
         i0 = pairRow<P>(i0, l0, l1, u0, u1, ad + a, sp);
@@ -292,20 +301,34 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
     let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
     const s16 = scales16(p);
     let q = p + layout.qsAt();
-    let a = aqOff + (<usize>b << 8);
+    // The paired shape reads the rows' run-pair copy of q (activation.ts), the fused one q in order.
+    let a = changetype<P>(0).paired() ? pairOrderOffset(nb) + (<usize>b << 8) : aqOff + (<usize>b << 8);
     for (let k: usize = 0; k < 4; k++) {
       const v0 = v128.load(q), v1 = v128.load(q, 16);
       const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
       const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
       const sp = pairScales(s16, k);
-      i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
-      i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
-      i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
-      i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
-      i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
-      i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
-      i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
-      i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+      if (changetype<P>(0).paired()) {
+        // Crossed once for the eight rows: each row's sums then need no shuffle (int-dot.ts's crossedSums).
+        const c0 = crossLo(l0, u0), c1 = crossHi(l0, u0), c2 = crossLo(l1, u1), c3 = crossHi(l1, u1);
+        i0 = crossedPairRow(i0, c0, c1, c2, c3, a0 + a, sp);
+        i1 = crossedPairRow(i1, c0, c1, c2, c3, a1 + a, sp);
+        i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
+        i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
+        i4 = crossedPairRow(i4, c0, c1, c2, c3, a4 + a, sp);
+        i5 = crossedPairRow(i5, c0, c1, c2, c3, a5 + a, sp);
+        i6 = crossedPairRow(i6, c0, c1, c2, c3, a6 + a, sp);
+        i7 = crossedPairRow(i7, c0, c1, c2, c3, a7 + a, sp);
+      } else {
+        i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
+        i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
+        i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
+        i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
+        i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
+        i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
+        i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
+        i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+      }
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
         h1 = i16x8.shr_u(h1, 2);
@@ -340,6 +363,15 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
 @inline function pairRow<P>(isum: v128, l0: v128, l1: v128, u0: v128, u1: v128, a: usize, sp: v128): v128 {
   if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(i16x8.add(pairSums16(l0, a), pairSums16(l1, a + 16)), i16x8.add(pairSums16(u0, a + 32), pairSums16(u1, a + 48)), sp));
   return i32x4.add(isum, pairTerm(udot32(l0, l1, a), udot32(u0, u1, a + 32), sp));
+}
+
+/**
+ * isum plus one pair's term for the activation row whose run-pair-ordered q is at a, the pair's weights crossed
+ * (c0, c1: the sub-blocks' values 0–15, c2, c3: 16–31): pairRow's integers without its shuffles per row.
+ */
+// @ts-ignore: decorator
+@inline function crossedPairRow(isum: v128, c0: v128, c1: v128, c2: v128, c3: v128, a: usize, sp: v128): v128 {
+  return i32x4.add(isum, i32x4.dot_i16x8_s(i16x8.add(crossedSums(c0, c1, a), crossedSums(c2, c3, a + 32)), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order (x4, x8). */

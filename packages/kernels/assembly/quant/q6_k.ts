@@ -10,7 +10,7 @@ import { halfScale, halfToF32 } from './half-scale';
 import { matmulRows4, matmulRows8 } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
+import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
@@ -140,6 +140,7 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
     let u0 = i32x4.splat(0), u1 = i32x4.splat(0), u2 = i32x4.splat(0), u3 = i32x4.splat(0); // SIMD128 only
     let v0 = i32x4.splat(0), v1 = i32x4.splat(0), v2 = i32x4.splat(0), v3 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
+    const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
     for (let h: usize = 0; h < 2; h++) {
       const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
@@ -153,7 +154,14 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
           const y = m == 0 ? run2(l1, hb, m0f, m30) : run4(l1, hb, m0f, m30);
           const sp = runScales(s16, 0, g, m);
           const ax = ag + (m << 6) * KACT_BYTES, ay = ax + 32 * KACT_BYTES;
-          if (ASC_FEATURE_RELAXED_SIMD) {
+          if (ASC_FEATURE_RELAXED_SIMD && changetype<P>(0).paired()) {
+            // The run-pair copy of the rows' q (activation.ts): 64 values a chunk, runs at 16g and 16g + 32.
+            const cx = crossLo(x, y), cy = crossHi(x, y), ac = ap + (((h << 1) + m) << 6) + (g << 5);
+            i0 = crossedRunPairRow(i0, cx, cy, ad + ac, sp);
+            i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+          } else if (ASC_FEATURE_RELAXED_SIMD) {
             i0 = runPairRow<P>(i0, x, y, ad + ax, ad + ay, sp);
             i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
             i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
@@ -222,6 +230,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8);
+    const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
     for (let h: usize = 0; h < 2; h++) {
       const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
@@ -235,15 +244,28 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
           const x = m == 0 ? x1 : x3;
           const y = m == 0 ? x2 : x4;
           const sp = runScales(s16, 0, g, m);
-          const ax = ag + (m << 6), ay = ax + 32;
-          i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
-          i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
-          i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
-          i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
-          i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
-          i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
-          i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
-          i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+          if (changetype<P>(0).paired()) {
+            // Crossed once for the eight rows, against their run-pair copy of q (activation.ts): no shuffle per row.
+            const cx = crossLo(x, y), cy = crossHi(x, y), ac = ap + (((h << 1) + m) << 6) + (g << 5);
+            i0 = crossedRunPairRow(i0, cx, cy, a0 + ac, sp);
+            i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
+            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
+            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
+            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
+          } else {
+            const ax = ag + (m << 6), ay = ax + 32;
+            i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
+            i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
+            i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
+            i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
+            i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
+            i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
+            i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
+            i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+          }
         }
       }
     }
@@ -288,6 +310,12 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
 @inline function runPairRow<P>(isum: v128, x: v128, y: v128, ax: usize, ay: usize, sp: v128): v128 {
   if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(pairSums16(x, ax), pairSums16(y, ay), sp));
   return i32x4.add(isum, pairTerm(udot16(x, ax, i32x4.splat(0)), udot16(y, ay, i32x4.splat(0)), sp));
+}
+
+/** runPairRow's integers from runs crossed once for the batch (cx, cy) against run-pair-ordered q at a. */
+// @ts-ignore: decorator
+@inline function crossedRunPairRow(isum: v128, cx: v128, cy: v128, a: usize, sp: v128): v128 {
+  return i32x4.add(isum, i32x4.dot_i16x8_s(crossedSums(cx, cy, a), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order. */
