@@ -240,22 +240,35 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
         const ag = aq + (h << 7) + (g << 4);
         // All four runs unpacked first, so that only they (not ql, qh and the masks) stay live beside the accumulators.
         const x1 = run1(l0, hb, m0f, m30), x2 = run2(l1, hb, m0f, m30), x3 = run3(l0, hb, m0f, m30), x4 = run4(l1, hb, m0f, m30);
-        for (let m: usize = 0; m < 2; m++) {
-          const x = m == 0 ? x1 : x3;
-          const y = m == 0 ? x2 : x4;
-          const sp = runScales(s16, 0, g, m);
-          if (changetype<P>(0).paired()) {
-            // Crossed once for the eight rows, against their run-pair copy of q (activation.ts): no shuffle per row.
-            const cx = crossLo(x, y), cy = crossHi(x, y), ac = ap + (((h << 1) + m) << 6) + (g << 5);
-            i0 = crossedRunPairRow(i0, cx, cy, a0 + ac, sp);
-            i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
-            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
-            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
-            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
-            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
-            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
-            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
-          } else {
+        if (changetype<P>(0).paired()) {
+          // Runs 1, 2 then 3, 4 (m = 0, 1 written out, not looped), each pair crossed once for the eight rows against
+          // their run-pair copy of q (activation.ts): no shuffle per row.
+          const ac = ap + (h << 7) + (g << 5);
+          let cx = crossLo(x1, x2), cy = crossHi(x1, x2), sp = runScales(s16, 0, g, 0);
+          i0 = crossedRunPairRow(i0, cx, cy, a0 + ac, sp);
+          i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
+          i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+          i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+          i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
+          i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
+          i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
+          i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
+          cx = crossLo(x3, x4);
+          cy = crossHi(x3, x4);
+          sp = runScales(s16, 0, g, 1);
+          i0 = crossedRunPairRow(i0, cx, cy, a0 + ac + 64, sp);
+          i1 = crossedRunPairRow(i1, cx, cy, a1 + ac + 64, sp);
+          i2 = crossedRunPairRow(i2, cx, cy, a2 + ac + 64, sp);
+          i3 = crossedRunPairRow(i3, cx, cy, a3 + ac + 64, sp);
+          i4 = crossedRunPairRow(i4, cx, cy, a4 + ac + 64, sp);
+          i5 = crossedRunPairRow(i5, cx, cy, a5 + ac + 64, sp);
+          i6 = crossedRunPairRow(i6, cx, cy, a6 + ac + 64, sp);
+          i7 = crossedRunPairRow(i7, cx, cy, a7 + ac + 64, sp);
+        } else {
+          for (let m: usize = 0; m < 2; m++) {
+            const x = m == 0 ? x1 : x3;
+            const y = m == 0 ? x2 : x4;
+            const sp = runScales(s16, 0, g, m);
             const ax = ag + (m << 6), ay = ax + 32;
             i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
             i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
