@@ -232,9 +232,11 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
     const aq = aqOff + (<usize>b << 8);
     const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
-    for (let h: usize = 0; h < 2; h++) {
+    // Groups g of halves h in one loop (nested, the inner loop's counter and a stack check cost more).
+    for (let j: usize = 0; j < 4; j++) {
+      const h = j >> 1, g = j & 1;
       const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
-      for (let g: usize = 0; g < 2; g++) {
+      {
         const ql = p + (h << 6) + (g << 4), qh = p + 128 + (h << 5) + (g << 4);
         const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
         const ag = aq + (h << 7) + (g << 4);
