@@ -11,7 +11,7 @@ import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pa
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
-import { matmulRows4, matmulRows8 } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -177,7 +177,9 @@ const PAIR_SCALES = memory.data<u8>([
   // @ts-ignore: decorator
   @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowDotK4x4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P>(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, EightRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, NineRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /**
@@ -276,20 +278,23 @@ function rowDotK4x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize,
 // The eight rows' float sums, in globals (one per instance, so per thread): kept in registers across the super-block
 // loop they pushed the integer accumulators out of them.
 let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
-let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows (KRows.row8), relaxed build only: each pair of sub-blocks
- * is unpacked once for the eight. Each output gets rowDotK's integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows (KRows.row8), or nine (G: row-tiles.ts's NineRows; KRows.row9),
+ * relaxed build only: each pair of sub-blocks is unpacked once for the eight or nine. Each output gets rowDotK's
+ * integer sums and float operations in its order.
  */
-function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
+  const ninth = changetype<G>(0).ninth();
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   const m0f = v128.load(MASK_0F);
-  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  if (ninth) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * layout.blockBytes();
     let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
@@ -298,7 +303,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
       h1 = v128.load(p + 32);
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0), i8 = i32x4.splat(0);
     const s16 = scales16(p);
     let q = p + layout.qsAt();
     // The paired shape reads the rows' run-pair copy of q (activation.ts), the fused one q in order.
@@ -319,6 +324,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
         i5 = crossedPairRow(i5, c0, c1, c2, c3, a5 + a, sp);
         i6 = crossedPairRow(i6, c0, c1, c2, c3, a6 + a, sp);
         i7 = crossedPairRow(i7, c0, c1, c2, c3, a7 + a, sp);
+        if (ninth) i8 = crossedPairRow(i8, c0, c1, c2, c3, a8 + a, sp);
       } else {
         i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
         i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
@@ -328,6 +334,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
         i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
         i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
         i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+        if (ninth) i8 = pairRow<P>(i8, l0, l1, u0, u1, a8 + a, sp);
       }
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
@@ -347,6 +354,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
     g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
     g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
     g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
+    if (ninth) g8 = blockSum(g8, i8, d, dmin, mins, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
@@ -356,6 +364,7 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
   store<f32>(o0 + 5 * outStep, hsum(g5));
   store<f32>(o0 + 6 * outStep, hsum(g6));
   store<f32>(o0 + 7 * outStep, hsum(g7));
+  if (ninth) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */

@@ -7,7 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { matmulRows4, matmulRows8 } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
 import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
@@ -116,7 +116,9 @@ const RUN_SCALES = memory.data<u8>([
   // @ts-ignore: decorator
   @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ6_K_4<P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P>(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, EightRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, NineRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -212,23 +214,26 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
 // The eight rows' float sums of rowQ6_K_8, in globals (one per instance, so per thread): in registers across the
 // super-block loop they pushed the integer accumulators out of them.
 let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
-let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
- * eight, and each output gets rowDotK's integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows, or nine (G: row-tiles.ts's NineRows), relaxed build only: each run
+ * of 16 values is unpacked once for the eight or nine, and each output gets rowDotK's integer sums and float
+ * operations in its order.
  */
-function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+  const ninth = changetype<G>(0).ninth();
   const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
-  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  if (ninth) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0), i8 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8);
     const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
@@ -255,6 +260,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
           i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
           i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
           i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
+          if (ninth) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac, sp);
           cx = crossLo(x3, x4);
           cy = crossHi(x3, x4);
           sp = runScales(s16, 0, g, 1);
@@ -266,6 +272,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
           i5 = crossedRunPairRow(i5, cx, cy, a5 + ac + 64, sp);
           i6 = crossedRunPairRow(i6, cx, cy, a6 + ac + 64, sp);
           i7 = crossedRunPairRow(i7, cx, cy, a7 + ac + 64, sp);
+          if (ninth) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac + 64, sp);
         } else {
           for (let m: usize = 0; m < 2; m++) {
             const x = m == 0 ? x1 : x3;
@@ -280,6 +287,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
             i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
             i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
             i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+            if (ninth) i8 = runPairRow<P>(i8, x, y, a8 + ax, a8 + ay, sp);
           }
         }
       }
@@ -294,6 +302,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
     g5 = blockSum(g5, i5, s8, d, a5, so, xo);
     g6 = blockSum(g6, i6, s8, d, a6, so, xo);
     g7 = blockSum(g7, i7, s8, d, a7, so, xo);
+    if (ninth) g8 = blockSum(g8, i8, s8, d, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
@@ -303,6 +312,7 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
   store<f32>(o0 + 5 * outStep, hsum(g5));
   store<f32>(o0 + 6 * outStep, hsum(g6));
   store<f32>(o0 + 7 * outStep, hsum(g7));
+  if (ninth) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /**
