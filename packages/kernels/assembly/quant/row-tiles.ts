@@ -64,7 +64,7 @@ const TILE: i32 = 16;
 
 /**
  * matmulRows4 with batches taken eight activation rows at a time first (R's row8: each weight block unpacked once for
- * eight rows; a ninth row left over joins the last group, R's row9), the rest as matmulRows4 takes them. Only the
+ * eight rows; a row that would be left single joins the last group, R's row9), the rest as matmulRows4 takes them. Only the
  * relaxed build's products have a row8: its eight integer accumulators, the unpacked weights and the activations fit
  * x64's 16 vector registers; SIMD128's widened ones do not.
  */
@@ -73,9 +73,10 @@ const TILE: i32 = 16;
   const rows = changetype<R>(0);
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
-  const ninth = nAct >= 9 && (nAct & 7) == 1;
+  // A single row left after the groups of four (9, 13, 17, … rows) joins the last group of eight.
+  const ninth = nAct >= 9 && (nAct & 3) == 1;
   const eights = (nAct & ~7) - (ninth ? 8 : 0);
-  const grouped = ninth ? nAct : eights;
+  const grouped = ninth ? eights + 9 : eights;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
     for (let i = 0; i < eights; i += 8) {
