@@ -73,18 +73,20 @@ const TILE: i32 = 16;
   const rows = changetype<R>(0);
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
-  // A single row left after the groups of four (9, 13, 17, … rows) joins the last group of eight.
-  const ninth = nAct >= 9 && (nAct & 3) == 1;
-  const eights = (nAct & ~7) - (ninth ? 8 : 0);
-  const grouped = ninth ? eights + 9 : eights;
+  // Rows that restRows would take one by one (one or two after the groups of four; three go through row4) join
+  // groups of eight, one a group, as long as there are groups.
+  const singles = nAct & 3;
+  const ninths = singles == 3 ? 0 : min(singles, nAct >> 3);
+  const eights = ((nAct >> 3) - ninths) << 3;
+  const grouped = eights + ninths * 9;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
     for (let i = 0; i < eights; i += 8) {
       const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
       for (let r = t0; r < t1; r++) rows.row8(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
     }
-    if (ninth) {
-      const a0 = act + <usize>eights * ab, o0 = out + <usize>eights * outStep;
+    for (let i = eights; i < grouped; i += 9) {
+      const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
       for (let r = t0; r < t1; r++) rows.row9(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
     }
     restRows<R>(w, rowBytes, nb, t0, t1, act, ab, grouped, nAct, out, outStep);
