@@ -11,7 +11,7 @@ import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pa
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
-import { EightRows, matmulRows4, matmulRows8, NineRows } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -180,6 +180,8 @@ const PAIR_SCALES = memory.data<u8>([
   @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, EightRows>(wr, a0, ab, nb, o0, outStep); }
   // @ts-ignore: decorator
   @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, NineRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row2(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, TwoRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /**
@@ -281,20 +283,20 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows (KRows.row8), or nine (G: row-tiles.ts's NineRows; KRows.row9),
- * relaxed build only: each pair of sub-blocks is unpacked once for the eight or nine. Each output gets rowDotK's
- * integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows (KRows.row8), or nine or two (G: row-tiles.ts's NineRows, TwoRows;
+ * KRows.row9, row2), relaxed build only: each pair of sub-blocks is unpacked once for all of them. Each output gets
+ * rowDotK's integer sums and float operations in its order.
  */
 function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
-  const ninth = changetype<G>(0).ninth();
+  const n = changetype<G>(0).count();
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   const m0f = v128.load(MASK_0F);
   const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
-  if (ninth) g8 = f32x4.splat(0);
+  if (n > 8) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * layout.blockBytes();
     let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
@@ -318,23 +320,27 @@ function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize
         const c0 = crossLo(l0, u0), c1 = crossHi(l0, u0), c2 = crossLo(l1, u1), c3 = crossHi(l1, u1);
         i0 = crossedPairRow(i0, c0, c1, c2, c3, a0 + a, sp);
         i1 = crossedPairRow(i1, c0, c1, c2, c3, a1 + a, sp);
-        i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
-        i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
-        i4 = crossedPairRow(i4, c0, c1, c2, c3, a4 + a, sp);
-        i5 = crossedPairRow(i5, c0, c1, c2, c3, a5 + a, sp);
-        i6 = crossedPairRow(i6, c0, c1, c2, c3, a6 + a, sp);
-        i7 = crossedPairRow(i7, c0, c1, c2, c3, a7 + a, sp);
-        if (ninth) i8 = crossedPairRow(i8, c0, c1, c2, c3, a8 + a, sp);
+        if (n > 2) {
+          i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
+          i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
+          i4 = crossedPairRow(i4, c0, c1, c2, c3, a4 + a, sp);
+          i5 = crossedPairRow(i5, c0, c1, c2, c3, a5 + a, sp);
+          i6 = crossedPairRow(i6, c0, c1, c2, c3, a6 + a, sp);
+          i7 = crossedPairRow(i7, c0, c1, c2, c3, a7 + a, sp);
+        }
+        if (n > 8) i8 = crossedPairRow(i8, c0, c1, c2, c3, a8 + a, sp);
       } else {
         i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
         i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
-        i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
-        i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
-        i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
-        i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
-        i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
-        i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
-        if (ninth) i8 = pairRow<P>(i8, l0, l1, u0, u1, a8 + a, sp);
+        if (n > 2) {
+          i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
+          i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
+          i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
+          i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
+          i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
+          i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+        }
+        if (n > 8) i8 = pairRow<P>(i8, l0, l1, u0, u1, a8 + a, sp);
       }
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
@@ -348,23 +354,27 @@ function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     g0 = blockSum(g0, i0, d, dmin, mins, a0, so, xo);
     g1 = blockSum(g1, i1, d, dmin, mins, a1, so, xo);
-    g2 = blockSum(g2, i2, d, dmin, mins, a2, so, xo);
-    g3 = blockSum(g3, i3, d, dmin, mins, a3, so, xo);
-    g4 = blockSum(g4, i4, d, dmin, mins, a4, so, xo);
-    g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
-    g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
-    g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
-    if (ninth) g8 = blockSum(g8, i8, d, dmin, mins, a8, so, xo);
+    if (n > 2) {
+      g2 = blockSum(g2, i2, d, dmin, mins, a2, so, xo);
+      g3 = blockSum(g3, i3, d, dmin, mins, a3, so, xo);
+      g4 = blockSum(g4, i4, d, dmin, mins, a4, so, xo);
+      g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
+      g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
+      g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
+    }
+    if (n > 8) g8 = blockSum(g8, i8, d, dmin, mins, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
-  store<f32>(o0 + 2 * outStep, hsum(g2));
-  store<f32>(o0 + 3 * outStep, hsum(g3));
-  store<f32>(o0 + 4 * outStep, hsum(g4));
-  store<f32>(o0 + 5 * outStep, hsum(g5));
-  store<f32>(o0 + 6 * outStep, hsum(g6));
-  store<f32>(o0 + 7 * outStep, hsum(g7));
-  if (ninth) store<f32>(o0 + 8 * outStep, hsum(g8));
+  if (n > 2) {
+    store<f32>(o0 + 2 * outStep, hsum(g2));
+    store<f32>(o0 + 3 * outStep, hsum(g3));
+    store<f32>(o0 + 4 * outStep, hsum(g4));
+    store<f32>(o0 + 5 * outStep, hsum(g5));
+    store<f32>(o0 + 6 * outStep, hsum(g6));
+    store<f32>(o0 + 7 * outStep, hsum(g7));
+  }
+  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */

@@ -7,7 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { EightRows, matmulRows4, matmulRows8, NineRows } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
 import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
@@ -119,6 +119,8 @@ const RUN_SCALES = memory.data<u8>([
   @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, EightRows>(wr, a0, ab, nb, o0, outStep); }
   // @ts-ignore: decorator
   @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, NineRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row2(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, TwoRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -217,19 +219,19 @@ let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.sp
 let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows, or nine (G: row-tiles.ts's NineRows), relaxed build only: each run
- * of 16 values is unpacked once for the eight or nine, and each output gets rowDotK's integer sums and float
+ * rowDotK for eight consecutive activation rows, or nine or two (G: row-tiles.ts's NineRows, TwoRows), relaxed build
+ * only: each run of 16 values is unpacked once for all of them, and each output gets rowDotK's integer sums and float
  * operations in its order.
  */
 function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
-  const ninth = changetype<G>(0).ninth();
+  const n = changetype<G>(0).count();
   const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
-  if (ninth) g8 = f32x4.splat(0);
+  if (n > 8) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
@@ -254,25 +256,29 @@ function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, ou
           let cx = crossLo(x1, x2), cy = crossHi(x1, x2), sp = runScales(s16, 0, g, 0);
           i0 = crossedRunPairRow(i0, cx, cy, a0 + ac, sp);
           i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
-          i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
-          i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
-          i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
-          i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
-          i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
-          i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
-          if (ninth) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac, sp);
+          if (n > 2) {
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
+            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
+            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
+            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
+          }
+          if (n > 8) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac, sp);
           cx = crossLo(x3, x4);
           cy = crossHi(x3, x4);
           sp = runScales(s16, 0, g, 1);
           i0 = crossedRunPairRow(i0, cx, cy, a0 + ac + 64, sp);
           i1 = crossedRunPairRow(i1, cx, cy, a1 + ac + 64, sp);
-          i2 = crossedRunPairRow(i2, cx, cy, a2 + ac + 64, sp);
-          i3 = crossedRunPairRow(i3, cx, cy, a3 + ac + 64, sp);
-          i4 = crossedRunPairRow(i4, cx, cy, a4 + ac + 64, sp);
-          i5 = crossedRunPairRow(i5, cx, cy, a5 + ac + 64, sp);
-          i6 = crossedRunPairRow(i6, cx, cy, a6 + ac + 64, sp);
-          i7 = crossedRunPairRow(i7, cx, cy, a7 + ac + 64, sp);
-          if (ninth) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac + 64, sp);
+          if (n > 2) {
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac + 64, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac + 64, sp);
+            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac + 64, sp);
+            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac + 64, sp);
+            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac + 64, sp);
+            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac + 64, sp);
+          }
+          if (n > 8) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac + 64, sp);
         } else {
           for (let m: usize = 0; m < 2; m++) {
             const x = m == 0 ? x1 : x3;
@@ -281,13 +287,15 @@ function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, ou
             const ax = ag + (m << 6), ay = ax + 32;
             i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
             i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
-            i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
-            i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
-            i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
-            i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
-            i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
-            i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
-            if (ninth) i8 = runPairRow<P>(i8, x, y, a8 + ax, a8 + ay, sp);
+            if (n > 2) {
+              i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
+              i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
+              i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
+              i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
+              i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
+              i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+            }
+            if (n > 8) i8 = runPairRow<P>(i8, x, y, a8 + ax, a8 + ay, sp);
           }
         }
       }
@@ -296,23 +304,27 @@ function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, ou
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     g0 = blockSum(g0, i0, s8, d, a0, so, xo);
     g1 = blockSum(g1, i1, s8, d, a1, so, xo);
-    g2 = blockSum(g2, i2, s8, d, a2, so, xo);
-    g3 = blockSum(g3, i3, s8, d, a3, so, xo);
-    g4 = blockSum(g4, i4, s8, d, a4, so, xo);
-    g5 = blockSum(g5, i5, s8, d, a5, so, xo);
-    g6 = blockSum(g6, i6, s8, d, a6, so, xo);
-    g7 = blockSum(g7, i7, s8, d, a7, so, xo);
-    if (ninth) g8 = blockSum(g8, i8, s8, d, a8, so, xo);
+    if (n > 2) {
+      g2 = blockSum(g2, i2, s8, d, a2, so, xo);
+      g3 = blockSum(g3, i3, s8, d, a3, so, xo);
+      g4 = blockSum(g4, i4, s8, d, a4, so, xo);
+      g5 = blockSum(g5, i5, s8, d, a5, so, xo);
+      g6 = blockSum(g6, i6, s8, d, a6, so, xo);
+      g7 = blockSum(g7, i7, s8, d, a7, so, xo);
+    }
+    if (n > 8) g8 = blockSum(g8, i8, s8, d, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
-  store<f32>(o0 + 2 * outStep, hsum(g2));
-  store<f32>(o0 + 3 * outStep, hsum(g3));
-  store<f32>(o0 + 4 * outStep, hsum(g4));
-  store<f32>(o0 + 5 * outStep, hsum(g5));
-  store<f32>(o0 + 6 * outStep, hsum(g6));
-  store<f32>(o0 + 7 * outStep, hsum(g7));
-  if (ninth) store<f32>(o0 + 8 * outStep, hsum(g8));
+  if (n > 2) {
+    store<f32>(o0 + 2 * outStep, hsum(g2));
+    store<f32>(o0 + 3 * outStep, hsum(g3));
+    store<f32>(o0 + 4 * outStep, hsum(g4));
+    store<f32>(o0 + 5 * outStep, hsum(g5));
+    store<f32>(o0 + 6 * outStep, hsum(g6));
+    store<f32>(o0 + 7 * outStep, hsum(g7));
+  }
+  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /**
