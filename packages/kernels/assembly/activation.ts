@@ -1,5 +1,6 @@
 import { f16ToF32, f32ToF16 } from './half';
 import { LANE_ORDER, laneOrder } from './simd';
+import { pairOrderOffset } from './quant/int-dot';
 // Activations are quantised once per row before an integer product, as llama.cpp does, and kept widened to int16 so
 // that the inner loops (run once per weight row) do not widen them again.
 //
@@ -21,6 +22,11 @@ import { LANE_ORDER, laneOrder } from './simd';
 // Q8_KP activation row (Q4_K, Q5_K weights): Q8_KN whose sums slot holds instead, in its first 16 bytes, the sum of
 //   each 32 values (a sub-block) as i16 in the order 0, 4, 1, 5, 2, 6, 3, 7 — so that one pmaddwd meets them with
 //   the weights' minimums (k-scales.ts's minsDotP); its last 16 bytes are unused.
+// Q8_KN and Q8_KP rows end with the same q again in run-pair order, [nb × 256 × i8], for the batch products
+//   (int-dot.ts's crossedTerm): in each 64 values, runs of 16 starting at o and o + 32 (o = 0, 16) are paired, and
+//   their 32 bytes hold values o+0..3, o+8..11, o+32..35, o+40..43, then o+4..7, o+12..15, o+36..39, o+44..47. A
+//   product that shuffles each pair of weight runs once the same way gets pairTerm's lanes from i16 pair sums with
+//   no shuffle per activation row.
 // Q8_1S activation row (Q4_1, Q5_1 weights): [nb × f32 d][nb × f32 s][nb × 32 × i8 q]
 // Q8_LS activation row (Q4_0, Q5_0 weights): [nb × f32 d][nb × 4 × i32 lane sums][nb × 32 × i8 q]   d and q as Q8;
 //   lane sum k of a block is Σ of the values the relaxed dot adds into lane k (2k, 2k+1, 8+2k, 9+2k of each 16), so
@@ -42,7 +48,8 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
   if (fmt == ACT_Q8) return (cols >> 5) * (4 + 64);
   if (fmt == ACT_Q8_1) return (cols >> 5) * (8 + 64);
   if (fmt == ACT_Q8_K) return (cols >> 8) * (4 + 32 + 512);
-  if (fmt == ACT_Q8_KS || fmt == ACT_Q8_KN || fmt == ACT_Q8_KP) return (cols >> 8) * (4 + 32 + 256);
+  if (fmt == ACT_Q8_KS) return (cols >> 8) * (4 + 32 + 256);
+  if (fmt == ACT_Q8_KN || fmt == ACT_Q8_KP) return (cols >> 8) * (4 + 32 + 256 + 256);
   if (fmt == ACT_Q8_1S) return (cols >> 5) * (8 + 32);
   if (fmt == ACT_Q8_LS) return (cols >> 5) * (4 + 16 + 32);
   return cols << 2;
@@ -68,6 +75,18 @@ export function actRowBytes(fmt: i32, cols: i32): i32 {
 @inline function subBlockSums(s: usize): void {
   const e0 = i32x4.extadd_pairwise_i16x8_s(v128.load(s)), e1 = i32x4.extadd_pairwise_i16x8_s(v128.load(s, 16));
   v128.store(s, i16x8.narrow_i32x4_s(i32x4.shuffle(e0, e1, 0, 4, 1, 5), i32x4.shuffle(e0, e1, 2, 6, 3, 7)));
+}
+
+/** The 256 q at q (natural order) again at dst in run-pair order (see the file's head). */
+// @ts-ignore: decorator
+@inline function storeRunPairOrder(q: usize, dst: usize): void {
+  for (let c: usize = 0; c < 256; c += 64) {
+    const n0 = v128.load(q + c), n1 = v128.load(q + c, 16), n2 = v128.load(q + c, 32), n3 = v128.load(q + c, 48);
+    v128.store(dst + c, i32x4.shuffle(n0, n2, 0, 2, 4, 6));
+    v128.store(dst + c, i32x4.shuffle(n0, n2, 1, 3, 5, 7), 16);
+    v128.store(dst + c, i32x4.shuffle(n1, n3, 0, 2, 4, 6), 32);
+    v128.store(dst + c, i32x4.shuffle(n1, n3, 1, 3, 5, 7), 48);
+  }
 }
 
 // How quantizeBlock stores q: int16 in order, int8 in laneOrder, or int8 in order.
@@ -144,6 +163,7 @@ let lastScale: f32 = 0;
       const d = quantizeBlock(src + <usize>b * <usize>n * 4, n, qs + <usize>b * qBytes, !superBlocks, layout, blockSums, withLaneSums ? sums + (<usize>b << 4) : 0);
       store<f32>(out + (<usize>b << 2), d);
       if (fmt == ACT_Q8_KP) subBlockSums(blockSums);
+      if (fmt == ACT_Q8_KN || fmt == ACT_Q8_KP) storeRunPairOrder(qs + <usize>b * qBytes, out + pairOrderOffset(nb) + (<usize>b << 8));
       if (withSum) store<f32>(out + ((<usize>nb + <usize>b) << 2), f16ToF32(f32ToF16(lastScale * <f32>lastSum)));
     }
   }

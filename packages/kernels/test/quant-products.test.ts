@@ -38,6 +38,16 @@ function preparedValues(arena: KernelArena, fmt: number, ptr: number, x: Float32
   const d = arena.f32(ptr, nb);
   const q = quants(arena, fmt, ptr, cols);
   for (let j = 0; j < cols; j++) out[j] = d[Math.floor(j / block)] * q[j];
+  if (fmt === ACT_Q8_KN || fmt === ACT_Q8_KP) {
+    // The run-pair copy after the row (activation.ts): in each 64 values, runs at o and o + 32 (o = 0, 16) crossed
+    // by groups of four — o+0..3, o+8..11, o+32..35, o+40..43, then o+4..7, o+12..15, o+36..39, o+44..47.
+    const copy = new Int8Array(arena.memory.buffer, ptr + nb * 292, cols);
+    const from = [0, 8, 32, 40, 4, 12, 36, 44];
+    for (let j = 0; j < cols; j++) {
+      const c = j & ~63, o = (j & 32) >> 1, k = (j & 31) >> 2;
+      expect(copy[j], `value ${j}`).toBe(q[c + o + from[k] + (j & 3)]);
+    }
+  }
   if (fmt === ACT_Q8_KP) {
     const sums = new Int16Array(arena.memory.buffer, ptr + nb * 4, nb * 16);
     for (let b = 0; b < nb; b++) {

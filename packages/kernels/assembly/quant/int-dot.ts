@@ -129,6 +129,36 @@ export const KACT_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
   return i32x4.dot_i16x8_s(i16x8.add(i32x4.shuffle(tx, ty, 0, 2, 4, 6), i32x4.shuffle(tx, ty, 1, 3, 5, 7)), sp);
 }
 
+/** Bytes of a Q8_KN or Q8_KP row (activation.ts) before its run-pair copy of q; super-block b's is 256·b after. */
+// @ts-ignore: decorator
+@inline export function pairOrderOffset(nb: i32): usize {
+  return <usize>nb * (4 + 32 + 256);
+}
+
+/**
+ * Relaxed build, batch products: two runs x, y of 16 unsigned weights (bytes in order) crossed as activation.ts's
+ * run-pair order has their activations — [x 0–3, x 8–11, y 0–3, y 8–11] (crossLo) and [x 4–7, x 12–15, y 4–7,
+ * y 12–15] (crossHi): one shufps each, once for every activation row of the batch.
+ */
+// @ts-ignore: decorator
+@inline export function crossLo(x: v128, y: v128): v128 {
+  return i32x4.shuffle(x, y, 0, 2, 4, 6);
+}
+// @ts-ignore: decorator
+@inline export function crossHi(x: v128, y: v128): v128 {
+  return i32x4.shuffle(x, y, 1, 3, 5, 7);
+}
+
+/**
+ * The i16 pair sums of crossed weights c0, c1 against run-pair-ordered activations at a (16 bytes each): lanes 0–1
+ * hold run x's values 0–7, lanes 2–3 its values 8–15, lanes 4–7 run y's the same — so one pmaddwd by the scales
+ * gives pairTerm's lanes, where pairTermOfPairs first shuffles each activation row's sums.
+ */
+// @ts-ignore: decorator
+@inline export function crossedSums(c0: v128, c1: v128, a: usize): v128 {
+  return i16x8.add(pairSums16(c0, a), pairSums16(c1, a + 16));
+}
+
 /** Bytes of v picked by an in-range index vector (one pshufb in the relaxed build). */
 // @ts-ignore: decorator
 @inline export function i16Pick(v: v128, idx: v128): v128 {

@@ -2,7 +2,8 @@
 // (Q8_KS, Q8_KN or Q8_KP in the relaxed build, activation.ts): [nb × f32 d][nb × 32 bytes of sums][nb × 256 q], and
 // their rows class for the tiles.
 // Each type has a block class L in its own file whose methods inline: blockBytes(); blockDot(p, xd, bsums, aq), one
-// super-block's f32x4 contribution; row4 (and, where the relaxed build uses it, row8), which call its own batch products.
+// super-block's f32x4 contribution; row4 (and, where the relaxed build uses them, row8, row9 and row2), which call its
+// own batch products.
 import { hsum } from '../simd';
 import { KACT_BYTES } from './int-dot';
 
@@ -25,7 +26,7 @@ function rowDotK<L>(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: 
   }
 }
 
-/** A K-quant's row products for the tiles (row-tiles.ts): rowDotK over its block class L, and L's row4 and row8. */
+/** A K-quant's row products for the tiles (row-tiles.ts): rowDotK over its block class L, and L's row4, row8, row9 and row2. */
 @final @unmanaged export class KRows<L> {
   rows(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: i32, out: usize): void {
     rowDotK<L>(w, rowBytes, r0, r1, ad, nb, out);
@@ -35,5 +36,11 @@ function rowDotK<L>(w: usize, rowBytes: usize, r0: i32, r1: i32, ad: usize, nb: 
   }
   row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
     changetype<L>(0).row8(wr, a0, ab, nb, o0, outStep);
+  }
+  row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+    changetype<L>(0).row9(wr, a0, ab, nb, o0, outStep);
+  }
+  row2(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+    changetype<L>(0).row2(wr, a0, ab, nb, o0, outStep);
   }
 }

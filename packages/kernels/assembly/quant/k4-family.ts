@@ -7,11 +7,11 @@
 // inline to constants, so the generic functions compile to one dequantiser and product per type, no run-time branch.
 import { halfScale, halfToF32 } from './half-scale';
 import { hsum, MASK_0F, MASK_10, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
+import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, udot32 } from './int-dot';
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
-import { matmulRows4, matmulRows8 } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -177,7 +177,11 @@ const PAIR_SCALES = memory.data<u8>([
   // @ts-ignore: decorator
   @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowDotK4x4<L, P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P>(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, EightRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, NineRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row2(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowDotK4x8<L, P, TwoRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /**
@@ -201,11 +205,20 @@ function rowDotK4x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize,
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     const s16 = scales16(p);
     let q = p + layout.qsAt();
-    let a = aqOff + (<usize>b << 8) * KACT_BYTES;
+    // The paired shape reads the rows' run-pair copy of q (activation.ts), the others q in order.
+    let a = changetype<P>(0).paired() ? pairOrderOffset(nb) + (<usize>b << 8) : aqOff + (<usize>b << 8) * KACT_BYTES;
     for (let k: usize = 0; k < 4; k++) {
       const v0 = v128.load(q), v1 = v128.load(q, 16);
       const sp = pairScales(s16, k);
-      if (ASC_FEATURE_RELAXED_SIMD) {
+      if (ASC_FEATURE_RELAXED_SIMD && changetype<P>(0).paired()) {
+        const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
+        const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
+        const c0 = crossLo(l0, u0), c1 = crossHi(l0, u0), c2 = crossLo(l1, u1), c3 = crossHi(l1, u1);
+        i0 = crossedPairRow(i0, c0, c1, c2, c3, ad + a, sp);
+        i1 = crossedPairRow(i1, c0, c1, c2, c3, a1 + a, sp);
+        i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
+        i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
+      } else if (ASC_FEATURE_RELAXED_SIMD) {
         const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
         const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
         i0 = pairRow<P>(i0, l0, l1, u0, u1, ad + a, sp);
@@ -267,20 +280,23 @@ function rowDotK4x4<L, P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize,
 // The eight rows' float sums, in globals (one per instance, so per thread): kept in registers across the super-block
 // loop they pushed the integer accumulators out of them.
 let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
-let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows (KRows.row8), relaxed build only: each pair of sub-blocks
- * is unpacked once for the eight. Each output gets rowDotK's integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows (KRows.row8), or nine or two (G: row-tiles.ts's NineRows, TwoRows;
+ * KRows.row9, row2), relaxed build only: each pair of sub-blocks is unpacked once for all of them. Each output gets
+ * rowDotK's integer sums and float operations in its order.
  */
-function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
   const layout = changetype<L>(0);
+  const n = changetype<G>(0).count();
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
   const m0f = v128.load(MASK_0F);
-  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  if (n > 8) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * layout.blockBytes();
     let h0 = i32x4.splat(0), h1 = i32x4.splat(0);
@@ -289,23 +305,43 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
       h1 = v128.load(p + 32);
     }
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0), i8 = i32x4.splat(0);
     const s16 = scales16(p);
     let q = p + layout.qsAt();
-    let a = aqOff + (<usize>b << 8);
+    // The paired shape reads the rows' run-pair copy of q (activation.ts), the fused one q in order.
+    let a = changetype<P>(0).paired() ? pairOrderOffset(nb) + (<usize>b << 8) : aqOff + (<usize>b << 8);
     for (let k: usize = 0; k < 4; k++) {
       const v0 = v128.load(q), v1 = v128.load(q, 16);
       const l0 = lowWeights<L>(v0, h0, m0f), l1 = lowWeights<L>(v1, h1, m0f);
       const u0 = highWeights<L>(v0, h0, m0f), u1 = highWeights<L>(v1, h1, m0f);
       const sp = pairScales(s16, k);
-      i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
-      i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
-      i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
-      i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
-      i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
-      i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
-      i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
-      i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+      if (changetype<P>(0).paired()) {
+        // Crossed once for the eight rows: each row's sums then need no shuffle (int-dot.ts's crossedSums).
+        const c0 = crossLo(l0, u0), c1 = crossHi(l0, u0), c2 = crossLo(l1, u1), c3 = crossHi(l1, u1);
+        i0 = crossedPairRow(i0, c0, c1, c2, c3, a0 + a, sp);
+        i1 = crossedPairRow(i1, c0, c1, c2, c3, a1 + a, sp);
+        if (n > 2) {
+          i2 = crossedPairRow(i2, c0, c1, c2, c3, a2 + a, sp);
+          i3 = crossedPairRow(i3, c0, c1, c2, c3, a3 + a, sp);
+          i4 = crossedPairRow(i4, c0, c1, c2, c3, a4 + a, sp);
+          i5 = crossedPairRow(i5, c0, c1, c2, c3, a5 + a, sp);
+          i6 = crossedPairRow(i6, c0, c1, c2, c3, a6 + a, sp);
+          i7 = crossedPairRow(i7, c0, c1, c2, c3, a7 + a, sp);
+        }
+        if (n > 8) i8 = crossedPairRow(i8, c0, c1, c2, c3, a8 + a, sp);
+      } else {
+        i0 = pairRow<P>(i0, l0, l1, u0, u1, a0 + a, sp);
+        i1 = pairRow<P>(i1, l0, l1, u0, u1, a1 + a, sp);
+        if (n > 2) {
+          i2 = pairRow<P>(i2, l0, l1, u0, u1, a2 + a, sp);
+          i3 = pairRow<P>(i3, l0, l1, u0, u1, a3 + a, sp);
+          i4 = pairRow<P>(i4, l0, l1, u0, u1, a4 + a, sp);
+          i5 = pairRow<P>(i5, l0, l1, u0, u1, a5 + a, sp);
+          i6 = pairRow<P>(i6, l0, l1, u0, u1, a6 + a, sp);
+          i7 = pairRow<P>(i7, l0, l1, u0, u1, a7 + a, sp);
+        }
+        if (n > 8) i8 = pairRow<P>(i8, l0, l1, u0, u1, a8 + a, sp);
+      }
       if (layout.hasFifth()) {
         h0 = i16x8.shr_u(h0, 2);
         h1 = i16x8.shr_u(h1, 2);
@@ -318,21 +354,27 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     g0 = blockSum(g0, i0, d, dmin, mins, a0, so, xo);
     g1 = blockSum(g1, i1, d, dmin, mins, a1, so, xo);
-    g2 = blockSum(g2, i2, d, dmin, mins, a2, so, xo);
-    g3 = blockSum(g3, i3, d, dmin, mins, a3, so, xo);
-    g4 = blockSum(g4, i4, d, dmin, mins, a4, so, xo);
-    g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
-    g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
-    g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
+    if (n > 2) {
+      g2 = blockSum(g2, i2, d, dmin, mins, a2, so, xo);
+      g3 = blockSum(g3, i3, d, dmin, mins, a3, so, xo);
+      g4 = blockSum(g4, i4, d, dmin, mins, a4, so, xo);
+      g5 = blockSum(g5, i5, d, dmin, mins, a5, so, xo);
+      g6 = blockSum(g6, i6, d, dmin, mins, a6, so, xo);
+      g7 = blockSum(g7, i7, d, dmin, mins, a7, so, xo);
+    }
+    if (n > 8) g8 = blockSum(g8, i8, d, dmin, mins, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
-  store<f32>(o0 + 2 * outStep, hsum(g2));
-  store<f32>(o0 + 3 * outStep, hsum(g3));
-  store<f32>(o0 + 4 * outStep, hsum(g4));
-  store<f32>(o0 + 5 * outStep, hsum(g5));
-  store<f32>(o0 + 6 * outStep, hsum(g6));
-  store<f32>(o0 + 7 * outStep, hsum(g7));
+  if (n > 2) {
+    store<f32>(o0 + 2 * outStep, hsum(g2));
+    store<f32>(o0 + 3 * outStep, hsum(g3));
+    store<f32>(o0 + 4 * outStep, hsum(g4));
+    store<f32>(o0 + 5 * outStep, hsum(g5));
+    store<f32>(o0 + 6 * outStep, hsum(g6));
+    store<f32>(o0 + 7 * outStep, hsum(g7));
+  }
+  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */
@@ -340,6 +382,15 @@ function rowDotK4x8<L, P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, o
 @inline function pairRow<P>(isum: v128, l0: v128, l1: v128, u0: v128, u1: v128, a: usize, sp: v128): v128 {
   if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(i16x8.add(pairSums16(l0, a), pairSums16(l1, a + 16)), i16x8.add(pairSums16(u0, a + 32), pairSums16(u1, a + 48)), sp));
   return i32x4.add(isum, pairTerm(udot32(l0, l1, a), udot32(u0, u1, a + 32), sp));
+}
+
+/**
+ * isum plus one pair's term for the activation row whose run-pair-ordered q is at a, the pair's weights crossed
+ * (c0, c1: the sub-blocks' values 0–15, c2, c3: 16–31): pairRow's integers without its shuffles per row.
+ */
+// @ts-ignore: decorator
+@inline function crossedPairRow(isum: v128, c0: v128, c1: v128, c2: v128, c3: v128, a: usize, sp: v128): v128 {
+  return i32x4.add(isum, i32x4.dot_i16x8_s(i16x8.add(crossedSums(c0, c1, a), crossedSums(c2, c3, a + 32)), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order (x4, x8). */

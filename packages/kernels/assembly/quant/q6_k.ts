@@ -7,10 +7,10 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { matmulRows4, matmulRows8 } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
-import { i16Pick, KACT_BYTES, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
+import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 
 export const Q6_K_BLOCK_BYTES: usize = 210;
@@ -116,7 +116,11 @@ const RUN_SCALES = memory.data<u8>([
   // @ts-ignore: decorator
   @inline row4(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb: i32, o: usize, o1: usize, o2: usize, o3: usize): void { rowQ6_K_4<P>(wr, ad, a1, a2, a3, nb, o, o1, o2, o3); }
   // @ts-ignore: decorator
-  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P>(wr, a0, ab, nb, o0, outStep); }
+  @inline row8(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, EightRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row9(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, NineRows>(wr, a0, ab, nb, o0, outStep); }
+  // @ts-ignore: decorator
+  @inline row2(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void { rowQ6_K_8<P, TwoRows>(wr, a0, ab, nb, o0, outStep); }
 }
 
 /** Σ sc·bsum for the 16 scales s8 and the 16 block sums at bs. */
@@ -140,6 +144,7 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
     let u0 = i32x4.splat(0), u1 = i32x4.splat(0), u2 = i32x4.splat(0), u3 = i32x4.splat(0); // SIMD128 only
     let v0 = i32x4.splat(0), v1 = i32x4.splat(0), v2 = i32x4.splat(0), v3 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8) * KACT_BYTES;
+    const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
     for (let h: usize = 0; h < 2; h++) {
       const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
@@ -153,7 +158,14 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
           const y = m == 0 ? run2(l1, hb, m0f, m30) : run4(l1, hb, m0f, m30);
           const sp = runScales(s16, 0, g, m);
           const ax = ag + (m << 6) * KACT_BYTES, ay = ax + 32 * KACT_BYTES;
-          if (ASC_FEATURE_RELAXED_SIMD) {
+          if (ASC_FEATURE_RELAXED_SIMD && changetype<P>(0).paired()) {
+            // The run-pair copy of the rows' q (activation.ts): 64 values a chunk, runs at 16g and 16g + 32.
+            const cx = crossLo(x, y), cy = crossHi(x, y), ac = ap + (((h << 1) + m) << 6) + (g << 5);
+            i0 = crossedRunPairRow(i0, cx, cy, ad + ac, sp);
+            i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+          } else if (ASC_FEATURE_RELAXED_SIMD) {
             i0 = runPairRow<P>(i0, x, y, ad + ax, ad + ay, sp);
             i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
             i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
@@ -204,46 +216,87 @@ function rowQ6_K_4<P>(wr: usize, ad: usize, a1: usize, a2: usize, a3: usize, nb:
 // The eight rows' float sums of rowQ6_K_8, in globals (one per instance, so per thread): in registers across the
 // super-block loop they pushed the integer accumulators out of them.
 let g0 = f32x4.splat(0), g1 = f32x4.splat(0), g2 = f32x4.splat(0), g3 = f32x4.splat(0);
-let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0);
+let g4 = f32x4.splat(0), g5 = f32x4.splat(0), g6 = f32x4.splat(0), g7 = f32x4.splat(0), g8 = f32x4.splat(0);
 
 /**
- * rowDotK for eight consecutive activation rows (relaxed build only): each run of 16 values is unpacked once for the
- * eight, and each output gets rowDotK's integer sums and float operations in its order.
+ * rowDotK for eight consecutive activation rows, or nine or two (G: row-tiles.ts's NineRows, TwoRows), relaxed build
+ * only: each run of 16 values is unpacked once for all of them, and each output gets rowDotK's integer sums and float
+ * operations in its order.
  */
-function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize): void {
+  const n = changetype<G>(0).count();
   const m30 = v128.load(MASK_30), m0f = v128.load(MASK_0F);
   const sumsOff = <usize>nb << 2;
   const aqOff = <usize>nb * 36;
-  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab;
+  const a1 = a0 + ab, a2 = a1 + ab, a3 = a2 + ab, a4 = a3 + ab, a5 = a4 + ab, a6 = a5 + ab, a7 = a6 + ab, a8 = a7 + ab;
   g0 = f32x4.splat(0); g1 = f32x4.splat(0); g2 = f32x4.splat(0); g3 = f32x4.splat(0);
   g4 = f32x4.splat(0); g5 = f32x4.splat(0); g6 = f32x4.splat(0); g7 = f32x4.splat(0);
+  if (n > 8) g8 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * Q6_K_BLOCK_BYTES;
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0);
+    let i4 = i32x4.splat(0), i5 = i32x4.splat(0), i6 = i32x4.splat(0), i7 = i32x4.splat(0), i8 = i32x4.splat(0);
     const aq = aqOff + (<usize>b << 8);
+    const ap = pairOrderOffset(nb) + (<usize>b << 8);
     const s8 = v128.load(p + 192);
-    for (let h: usize = 0; h < 2; h++) {
+    // Groups g of halves h in one loop (nested, the inner loop's counter and a stack check cost more).
+    for (let j: usize = 0; j < 4; j++) {
+      const h = j >> 1, g = j & 1;
       const s16 = h == 0 ? i16x8.extend_low_i8x16_s(s8) : i16x8.extend_high_i8x16_s(s8);
-      for (let g: usize = 0; g < 2; g++) {
+      {
         const ql = p + (h << 6) + (g << 4), qh = p + 128 + (h << 5) + (g << 4);
         const l0 = v128.load(ql), l1 = v128.load(ql, 32), hb = v128.load(qh);
         const ag = aq + (h << 7) + (g << 4);
         // All four runs unpacked first, so that only they (not ql, qh and the masks) stay live beside the accumulators.
         const x1 = run1(l0, hb, m0f, m30), x2 = run2(l1, hb, m0f, m30), x3 = run3(l0, hb, m0f, m30), x4 = run4(l1, hb, m0f, m30);
-        for (let m: usize = 0; m < 2; m++) {
-          const x = m == 0 ? x1 : x3;
-          const y = m == 0 ? x2 : x4;
-          const sp = runScales(s16, 0, g, m);
-          const ax = ag + (m << 6), ay = ax + 32;
-          i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
-          i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
-          i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
-          i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
-          i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
-          i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
-          i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
-          i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+        if (changetype<P>(0).paired()) {
+          // Runs 1, 2 then 3, 4 (m = 0, 1 written out, not looped), each pair crossed once for the eight rows against
+          // their run-pair copy of q (activation.ts): no shuffle per row.
+          const ac = ap + (h << 7) + (g << 5);
+          let cx = crossLo(x1, x2), cy = crossHi(x1, x2), sp = runScales(s16, 0, g, 0);
+          i0 = crossedRunPairRow(i0, cx, cy, a0 + ac, sp);
+          i1 = crossedRunPairRow(i1, cx, cy, a1 + ac, sp);
+          if (n > 2) {
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac, sp);
+            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac, sp);
+            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac, sp);
+            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac, sp);
+            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac, sp);
+          }
+          if (n > 8) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac, sp);
+          cx = crossLo(x3, x4);
+          cy = crossHi(x3, x4);
+          sp = runScales(s16, 0, g, 1);
+          i0 = crossedRunPairRow(i0, cx, cy, a0 + ac + 64, sp);
+          i1 = crossedRunPairRow(i1, cx, cy, a1 + ac + 64, sp);
+          if (n > 2) {
+            i2 = crossedRunPairRow(i2, cx, cy, a2 + ac + 64, sp);
+            i3 = crossedRunPairRow(i3, cx, cy, a3 + ac + 64, sp);
+            i4 = crossedRunPairRow(i4, cx, cy, a4 + ac + 64, sp);
+            i5 = crossedRunPairRow(i5, cx, cy, a5 + ac + 64, sp);
+            i6 = crossedRunPairRow(i6, cx, cy, a6 + ac + 64, sp);
+            i7 = crossedRunPairRow(i7, cx, cy, a7 + ac + 64, sp);
+          }
+          if (n > 8) i8 = crossedRunPairRow(i8, cx, cy, a8 + ac + 64, sp);
+        } else {
+          for (let m: usize = 0; m < 2; m++) {
+            const x = m == 0 ? x1 : x3;
+            const y = m == 0 ? x2 : x4;
+            const sp = runScales(s16, 0, g, m);
+            const ax = ag + (m << 6), ay = ax + 32;
+            i0 = runPairRow<P>(i0, x, y, a0 + ax, a0 + ay, sp);
+            i1 = runPairRow<P>(i1, x, y, a1 + ax, a1 + ay, sp);
+            if (n > 2) {
+              i2 = runPairRow<P>(i2, x, y, a2 + ax, a2 + ay, sp);
+              i3 = runPairRow<P>(i3, x, y, a3 + ax, a3 + ay, sp);
+              i4 = runPairRow<P>(i4, x, y, a4 + ax, a4 + ay, sp);
+              i5 = runPairRow<P>(i5, x, y, a5 + ax, a5 + ay, sp);
+              i6 = runPairRow<P>(i6, x, y, a6 + ax, a6 + ay, sp);
+              i7 = runPairRow<P>(i7, x, y, a7 + ax, a7 + ay, sp);
+            }
+            if (n > 8) i8 = runPairRow<P>(i8, x, y, a8 + ax, a8 + ay, sp);
+          }
         }
       }
     }
@@ -251,21 +304,27 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
     const so = sumsOff + (<usize>b << 5), xo = <usize>b << 2;
     g0 = blockSum(g0, i0, s8, d, a0, so, xo);
     g1 = blockSum(g1, i1, s8, d, a1, so, xo);
-    g2 = blockSum(g2, i2, s8, d, a2, so, xo);
-    g3 = blockSum(g3, i3, s8, d, a3, so, xo);
-    g4 = blockSum(g4, i4, s8, d, a4, so, xo);
-    g5 = blockSum(g5, i5, s8, d, a5, so, xo);
-    g6 = blockSum(g6, i6, s8, d, a6, so, xo);
-    g7 = blockSum(g7, i7, s8, d, a7, so, xo);
+    if (n > 2) {
+      g2 = blockSum(g2, i2, s8, d, a2, so, xo);
+      g3 = blockSum(g3, i3, s8, d, a3, so, xo);
+      g4 = blockSum(g4, i4, s8, d, a4, so, xo);
+      g5 = blockSum(g5, i5, s8, d, a5, so, xo);
+      g6 = blockSum(g6, i6, s8, d, a6, so, xo);
+      g7 = blockSum(g7, i7, s8, d, a7, so, xo);
+    }
+    if (n > 8) g8 = blockSum(g8, i8, s8, d, a8, so, xo);
   }
   store<f32>(o0, hsum(g0));
   store<f32>(o0 + outStep, hsum(g1));
-  store<f32>(o0 + 2 * outStep, hsum(g2));
-  store<f32>(o0 + 3 * outStep, hsum(g3));
-  store<f32>(o0 + 4 * outStep, hsum(g4));
-  store<f32>(o0 + 5 * outStep, hsum(g5));
-  store<f32>(o0 + 6 * outStep, hsum(g6));
-  store<f32>(o0 + 7 * outStep, hsum(g7));
+  if (n > 2) {
+    store<f32>(o0 + 2 * outStep, hsum(g2));
+    store<f32>(o0 + 3 * outStep, hsum(g3));
+    store<f32>(o0 + 4 * outStep, hsum(g4));
+    store<f32>(o0 + 5 * outStep, hsum(g5));
+    store<f32>(o0 + 6 * outStep, hsum(g6));
+    store<f32>(o0 + 7 * outStep, hsum(g7));
+  }
+  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /**
@@ -288,6 +347,12 @@ function rowQ6_K_8<P>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outSt
 @inline function runPairRow<P>(isum: v128, x: v128, y: v128, ax: usize, ay: usize, sp: v128): v128 {
   if (changetype<P>(0).paired()) return i32x4.add(isum, pairTermOfPairs(pairSums16(x, ax), pairSums16(y, ay), sp));
   return i32x4.add(isum, pairTerm(udot16(x, ax, i32x4.splat(0)), udot16(y, ay, i32x4.splat(0)), sp));
+}
+
+/** runPairRow's integers from runs crossed once for the batch (cx, cy) against run-pair-ordered q at a. */
+// @ts-ignore: decorator
+@inline function crossedRunPairRow(isum: v128, cx: v128, cy: v128, a: usize, sp: v128): v128 {
+  return i32x4.add(isum, i32x4.dot_i16x8_s(crossedSums(cx, cy, a), sp));
 }
 
 /** s plus one super-block's contribution for the activation row at ad: rowDotK's float operations, in its order. */

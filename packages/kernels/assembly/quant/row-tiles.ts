@@ -5,7 +5,7 @@
 //
 // The loops are generic over a class R of the type's row products, called on changetype<R>(0) (the pattern of the
 // layout classes): an @final @unmanaged class whose methods rows (a RowDot), row4 (a RowDot4) and, where the relaxed
-// build uses them, row8 (a RowDot8) each call a plain (not @inline) function of the type. Binaryen inlines the method,
+// build uses them, row8, row9 and row2 (RowDot8s) each call a plain (not @inline) function of the type. Binaryen inlines the method,
 // so the loops, inlined into each type's matmul, call that function directly: one per type, compiled as alone
 // (build-wasm.mjs keeps Binaryen from inlining it into the loops, which would change their code size and speed).
 // A method that held the product itself compiled to another body: Binaryen drops its unused this and optimises again.
@@ -27,9 +27,27 @@ export type RowDot4 = (wr: usize, a0: usize, a1: usize, a2: usize, a3: usize, nb
 
 /**
  * The same product for eight consecutive activation rows (at a0, a0 + ab, …; outputs at o0, o0 + outStep, …), R's
- * row8, with each output's bits exactly those RowDot gives it.
+ * row8 — or nine, R's row9, or two, R's row2 — with each output's bits exactly those RowDot gives it.
  */
 export type RowDot8 = (wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outStep: usize) => void;
+
+/**
+ * The row count of a RowDot8 call, a type parameter of the products (a constant once inlined): eight rows; nine — a
+ * row that would be left single joins a group instead of paying a single row's unpacking (a single row costs about
+ * twice a grouped one); or two, where two rows would be left single.
+ */
+@final @unmanaged export class EightRows {
+  // @ts-ignore: decorator
+  @inline count(): i32 { return 8; }
+}
+@final @unmanaged export class NineRows {
+  // @ts-ignore: decorator
+  @inline count(): i32 { return 9; }
+}
+@final @unmanaged export class TwoRows {
+  // @ts-ignore: decorator
+  @inline count(): i32 { return 2; }
+}
 
 /** Weight rows per tile: 16 rows of 4096 values are 37–74 KiB of 4–8-bit weights (L2), the activation row stays in L1. */
 const TILE: i32 = 16;
@@ -50,22 +68,39 @@ const TILE: i32 = 16;
 
 /**
  * matmulRows4 with batches taken eight activation rows at a time first (R's row8: each weight block unpacked once for
- * eight rows), the rest as matmulRows4 takes them. Only the relaxed build's products have a row8: its eight integer
- * accumulators, the unpacked weights and the activations fit x64's 16 vector registers; SIMD128's widened ones do not.
+ * eight rows; a row that would be left single joins the last group, R's row9; two left single go together, R's
+ * row2), the rest as matmulRows4 takes them. Only the
+ * relaxed build's products have a row8: its eight integer accumulators, the unpacked weights and the activations fit
+ * x64's 16 vector registers; SIMD128's widened ones do not.
  */
 // @ts-ignore: decorator
 @inline export function matmulRows8<R>(w: usize, rowBytes: usize, nb: i32, row0: i32, row1: i32, act: usize, actBytes: i32, nAct: i32, out: usize, outStride: i32): void {
   const rows = changetype<R>(0);
   const outStep = <usize>outStride << 2;
   const ab = <usize>actBytes;
-  const full = nAct & ~7;
+  // Rows that restRows would take one by one (one or two after the groups of four; three go through row4) join
+  // groups of eight, one a group, as long as there are groups.
+  const singles = nAct & 3;
+  const ninths = singles == 3 ? 0 : min(singles, nAct >> 3);
+  const eights = ((nAct >> 3) - ninths) << 3;
+  const grouped = eights + ninths * 9;
+  // Two rows still left single (a batch of 2 or 6) go through R's row2 together.
+  const pairEnd = ((nAct - grouped) & 3) == 2 ? nAct - 2 : nAct;
   for (let t0 = row0; t0 < row1; t0 += TILE) {
     const t1 = min(t0 + TILE, row1);
-    for (let i = 0; i < full; i += 8) {
+    for (let i = 0; i < eights; i += 8) {
       const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
       for (let r = t0; r < t1; r++) rows.row8(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
     }
-    restRows<R>(w, rowBytes, nb, t0, t1, act, ab, full, nAct, out, outStep);
+    for (let i = eights; i < grouped; i += 9) {
+      const a0 = act + <usize>i * ab, o0 = out + <usize>i * outStep;
+      for (let r = t0; r < t1; r++) rows.row9(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
+    }
+    restRows<R>(w, rowBytes, nb, t0, t1, act, ab, grouped, pairEnd, out, outStep);
+    if (pairEnd < nAct) {
+      const a0 = act + <usize>pairEnd * ab, o0 = out + <usize>pairEnd * outStep;
+      for (let r = t0; r < t1; r++) rows.row2(w + <usize>r * rowBytes, a0, ab, nb, o0 + (<usize>r << 2), outStep);
+    }
   }
 }
 
