@@ -50,19 +50,32 @@ export function chunkedCrossEntropy(
 
 /**
  * One row of logits (at o, `vocab` long) → its −log p(target), the row turned into softmax · gradScale − onehot ·
- * gradScale in place. A function of its own, not loops nested in the chunk's: V8 optimises it as a whole (a hot inner
- * loop compiled alone fell back to the interpreter on leaving it).
+ * gradScale in place. Its loops are functions of their own with nothing after them: V8 compiles a long loop alone
+ * mid-call, and anything after it not yet run sent that code back to the interpreter, every row.
  */
 function rowLossAndGrad(d: Vec, o: number, vocab: number, target: number, gradScale: number): number {
-  let max = -Infinity;
-  for (let j = 0; j < vocab; j++) if (d[o + j] > max) max = d[o + j];
+  const max = rowMax(d, o, vocab);
   const targetLogit = d[o + target];
-  // e^(z − max) kept in the row, then scaled into softmax · gradScale.
-  let sum = 0;
-  for (let j = 0; j < vocab; j++) sum += d[o + j] = Math.exp(d[o + j] - max);
+  const sum = expInPlace(d, o, vocab, max);
   const loss = Math.log(sum) + max - targetLogit;
-  const k = gradScale / sum;
-  for (let j = 0; j < vocab; j++) d[o + j] *= k;
+  scaleRow(d, o, vocab, gradScale / sum);
   d[o + target] -= gradScale;
   return loss;
+}
+
+function rowMax(d: Vec, o: number, vocab: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < vocab; j++) if (d[o + j] > max) max = d[o + j];
+  return max;
+}
+
+/** e^(z − max) into the row; returns their sum (of the f64 values, in order). */
+function expInPlace(d: Vec, o: number, vocab: number, max: number): number {
+  let sum = 0;
+  for (let j = 0; j < vocab; j++) sum += d[o + j] = Math.exp(d[o + j] - max);
+  return sum;
+}
+
+function scaleRow(d: Vec, o: number, vocab: number, k: number): void {
+  for (let j = 0; j < vocab; j++) d[o + j] *= k;
 }
