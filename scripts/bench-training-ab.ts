@@ -8,8 +8,11 @@
  *
  * Without --layers a step is one device's (trainStep: forward, loss, backward, clipping, AdamW on B sequences); with
  * it, a middle stage's alone (B micro-batches in 1F1B order with 2 in flight, activations kept, then its step), as
- * bench-training.ts. Prints CPU-time rates (medians), each tree's ratio to the prefill, and the median of the paired
- * after/before CPU time per step. The base must have the same module layout (training/*.ts as here).
+ * bench-training.ts. Prints CPU-time rates (medians), each tree's ratio to the prefill, the median of the paired
+ * after/before CPU time per step, and the least CPU time per step of each (and of the prefill) with their ratios.
+ * The base must have the same module layout (training/*.ts as here). Both trees share one heap, so a change in how much
+ * a step leaves to the garbage collector lands in either tree's steps: check such a change as separate processes
+ * (bench-training.ts of each tree, alternating), as grouping a batch's sequences was (faster here, slower there).
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -132,5 +135,9 @@ console.log(`${c.name}: ${how}, ${T} × ${B}, ${runs} runs, 1 thread; load ${loa
 console.log(`prefill ${pr.toFixed(0)} tok per CPU-s; training before ${rate('before').toFixed(0)}, after ${rate('after').toFixed(0)}`);
 console.log(`ratio   before ${(rate('before') / pr).toFixed(3)}, after ${(rate('after') / pr).toFixed(3)} (goal ≥ 0.333)`);
 console.log(`after/before CPU per step: median ${median(paired).toFixed(3)} (${Math.min(...paired).toFixed(3)}–${Math.max(...paired).toFixed(3)})`);
+// The least CPU a step took: on a shared machine the least disturbed one (another process's load, or garbage
+// collection threads' time landing in a step, only add to it).
+const least = (k: 'before' | 'after') => Math.min(...t[k]);
+console.log(`least CPU per step: before ${(1e3 * least('before')).toFixed(1)} ms, after ${(1e3 * least('after')).toFixed(1)} ms (after/before ${(least('after') / least('before')).toFixed(3)}); prefill ${(1e3 * Math.min(...p)).toFixed(1)} ms, ratio at the least ${((B * T) / least('before') / (T / Math.min(...p))).toFixed(3)} → ${((B * T) / least('after') / (T / Math.min(...p))).toFixed(3)}`);
 await runtime.close();
 await model.close();

@@ -41,22 +41,41 @@ export function chunkedCrossEntropy(
     // The chunk's logits become its softmax · gradScale − onehot · gradScale in place (the array the product just
     // made: a second [chunk, vocab] array per chunk was megabytes of garbage per step at a 49 152 vocabulary).
     const dLogits = linearForward(x, n, head);
-    for (let i = 0; i < n; i++) {
-      const o = i * vocab;
-      let max = -Infinity;
-      for (let j = 0; j < vocab; j++) if (dLogits[o + j] > max) max = dLogits[o + j];
-      const target = targets[chunk[i]];
-      const targetLogit = dLogits[o + target];
-      // e^(z − max) kept in the row, then scaled into softmax · gradScale.
-      let sum = 0;
-      for (let j = 0; j < vocab; j++) sum += dLogits[o + j] = Math.exp(dLogits[o + j] - max);
-      lossSum += Math.log(sum) + max - targetLogit;
-      const k = gradScale / sum;
-      for (let j = 0; j < vocab; j++) dLogits[o + j] *= k;
-      dLogits[o + target] -= gradScale;
-    }
+    for (let i = 0; i < n; i++) lossSum += rowLossAndGrad(dLogits, i * vocab, vocab, targets[chunk[i]], gradScale);
     const dx = linearBackward(dLogits, n, head);
     chunk.forEach((r, i) => dh.set(dx.subarray(i * dim, (i + 1) * dim), r * dim));
   }
   return { lossSum, dh };
+}
+
+/**
+ * One row of logits (at o, `vocab` long) → its −log p(target), the row turned into softmax · gradScale − onehot ·
+ * gradScale in place. Its loops are functions of their own with nothing after them: V8 compiles a long loop alone
+ * mid-call, and anything after it not yet run sent that code back to the interpreter, every row.
+ */
+function rowLossAndGrad(d: Vec, o: number, vocab: number, target: number, gradScale: number): number {
+  const max = rowMax(d, o, vocab);
+  const targetLogit = d[o + target];
+  const sum = expInPlace(d, o, vocab, max);
+  const loss = Math.log(sum) + max - targetLogit;
+  scaleRow(d, o, vocab, gradScale / sum);
+  d[o + target] -= gradScale;
+  return loss;
+}
+
+function rowMax(d: Vec, o: number, vocab: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < vocab; j++) if (d[o + j] > max) max = d[o + j];
+  return max;
+}
+
+/** e^(z − max) into the row; returns their sum (of the f64 values, in order). */
+function expInPlace(d: Vec, o: number, vocab: number, max: number): number {
+  let sum = 0;
+  for (let j = 0; j < vocab; j++) sum += d[o + j] = Math.exp(d[o + j] - max);
+  return sum;
+}
+
+function scaleRow(d: Vec, o: number, vocab: number, k: number): void {
+  for (let j = 0; j < vocab; j++) d[o + j] *= k;
 }

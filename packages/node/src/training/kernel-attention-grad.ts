@@ -59,21 +59,7 @@ export function attentionForwardOnKernels(arena: KernelArena, q: Float32Array, k
       const h1 = Math.min(heads, h0 + per);
       arena.kernels.attention_scores(qP, kP, t, heads, kvHeads, headDim, 1 / Math.sqrt(headDim), scoresP, h0, h1);
       const scores = new Float64Array(arena.bytes(scoresP, 8).buffer, scoresP, (h1 - h0) * t * t);
-      for (let h = h0; h < h1; h++) {
-        for (let i = 0; i < t; i++) {
-          const so = ((h - h0) * t + i) * t;
-          const po = (h * t + i) * t;
-          let max = -Infinity;
-          for (let j = 0; j <= i; j++) if (scores[so + j] > max) max = scores[so + j];
-          let sum = 0;
-          for (let j = 0; j <= i; j++) {
-            const e = Math.exp(scores[so + j] - max);
-            scores[so + j] = e;
-            sum += e;
-          }
-          for (let j = 0; j <= i; j++) probs[po + j] = scores[so + j] / sum;
-        }
-      }
+      for (let h = h0; h < h1; h++) for (let i = 0; i < t; i++) softmaxRow(scores, ((h - h0) * t + i) * t, probs, (h * t + i) * t, i);
       arena.f32(probsP, (h1 - h0) * t * t).set(probs.subarray(h0 * t * t, h1 * t * t));
       arena.kernels.attention_values(probsP, vP, t, heads, kvHeads, headDim, outP, accP, h0, h1);
     }
@@ -81,6 +67,23 @@ export function attentionForwardOnKernels(arena: KernelArena, q: Float32Array, k
   } finally {
     b.release();
   }
+}
+
+/**
+ * Row i of a head's causal softmax: scores at so (j ≤ i) → probabilities at po, as attention-grad.ts computes them. A
+ * function of its own, not loops nested in the heads' and rows': V8 optimises it as a whole (a hot inner loop compiled
+ * alone fell back to the interpreter on leaving it).
+ */
+function softmaxRow(scores: Float64Array, so: number, probs: Float32Array, po: number, i: number): void {
+  let max = -Infinity;
+  for (let j = 0; j <= i; j++) if (scores[so + j] > max) max = scores[so + j];
+  let sum = 0;
+  for (let j = 0; j <= i; j++) {
+    const e = Math.exp(scores[so + j] - max);
+    scores[so + j] = e;
+    sum += e;
+  }
+  for (let j = 0; j <= i; j++) probs[po + j] = scores[so + j] / sum;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ComputeSlices } from '../engine/compute-slices.js';
-import { AdamW, type AdamWOptions } from './adamw.js';
+import { AdamW, addSquares, scaleInPlace, type AdamWOptions } from './adamw.js';
 import type { FrozenRange } from './frozen-model.js';
 import { layerBackward, layerForward, positionsTable, type LayerSaved } from './layer-grad.js';
 import { loraArrays, zerosLikeLora, type LayerLora, type LoraSet } from './lora-set.js';
@@ -172,7 +172,7 @@ export class LayerRangeTrainer {
    */
   gradSquareSum(start = 0): number {
     let ss = start;
-    for (const g of loraArrays(this.asSet(this.grads))) for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
+    for (const g of loraArrays(this.asSet(this.grads))) ss = addSquares(g, ss);
     return ss;
   }
 
@@ -181,7 +181,7 @@ export class LayerRangeTrainer {
     if (!this.opt) throw new MicroBatchError('this trainer has no optimiser');
     if (this.pending.size > 0) throw new MicroBatchError(`a step with ${this.pending.size} micro-batches still in flight`);
     const arrays = loraArrays(this.asSet(this.grads));
-    if (clipScale !== null) for (const g of arrays) for (let i = 0; i < g.length; i++) g[i] *= clipScale;
+    if (clipScale !== null) for (const g of arrays) scaleInPlace(g, clipScale);
     this.opt.step(this.asSet(this.grads), lr);
     for (const g of arrays) g.fill(0);
   }
