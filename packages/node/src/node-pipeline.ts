@@ -130,7 +130,7 @@ function pipelineMetrics(ctx: NodePipelineContext): ServeSettings {
       );
     },
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
-    observeCompute: (measured, expected, kind, byPrevious, newRange) => ctx.watch.observeCompute(measured, expected, kind, byPrevious, newRange),
+    observeCompute: (measured, expected, kind, byPrevious, newRange, passMs) => ctx.watch.observeCompute(measured, expected, kind, byPrevious, newRange, passMs),
     observeServedStep: (measured, expected, hops, at) => ctx.watch.observeServedStep(measured, expected, hops, at),
     onMigrate: (e) => {
       metrics.observeMove(e);

@@ -130,5 +130,38 @@ describe('prompt calibration', () => {
     expect(priced).toBeCloseTo(2.5 * expected, 6);
     expect(device.passOverheadMs).toBeCloseTo(0.25, 9);
   });
+
+  it('a prompt priced with its calibrations takes the time of the slices read: the pass, at the decode calibration, is taken off first', async () => {
+    const model = modelProfile({ numLayers: 4, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, tiedEmbeddings: true, attentionBias: false, bytesPerWeight: 4, bytesPerKvValue: 2 });
+    const p = { ...profile(10, 20), passOverheadMs: 0.1 };
+    const expectation = new StageRunExpectation(model);
+    const decodeRun = { startLayer: 0, endLayer: 4, rows: 1, parts: [{ rows: 1, position: 0, logits: true }], ms: 1 };
+    const slice = { startLayer: 0, endLayer: 4, rows: 32, parts: [{ rows: 32, position: 0, logits: false }], ms: 1 };
+    const decode = expectation.read(decodeRun, p)!;
+    const prompt = expectation.read(slice, p)!;
+    // A slice's expectation is its roofline alone; the pass comes apart.
+    expect(prompt.passMs).toBe(0.1);
+    expect(decode.passMs).toBeUndefined();
+    // The device: decode steps at 2 × (roofline + pass), prompt slices of 4 ms, ~5× their roofline (a small model's are mostly fixed work).
+    const sliceMs = 4;
+    const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: () => {}, heldBytes: () => 0, log: quietLog, intervalMs: 5, probeWhen: () => false, slowdown: { timeConstantMs: 1, minSamples: 1 } });
+    watch.start();
+    try {
+      for (let i = 0; i < 200; i++) {
+        watch.observeCompute(2 * decode.expectedMs, decode.expectedMs, 'decode');
+        watch.observeCompute(sliceMs, prompt.expectedMs, 'prompt', undefined, false, prompt.passMs);
+        if (i % 20 === 0) await sleep(2);
+      }
+      await sleep(20);
+    } finally {
+      watch.stop();
+    }
+    const device = clusterOf([{ ...member('a', watch.current()), profile: p }]).devices[0];
+    // The planner prices a prompt's slices at the prefill figure (prefillMs), as its time to first token.
+    const priced = new CostModel(model, { devices: [device], links: [] }, { promptTokens: 32, genTokens: 1 }).prefillMs(0, 0, 4, 32);
+    // Within the announced figures' rounding.
+    expect(priced / sliceMs).toBeGreaterThan(0.97);
+    expect(priced / sliceMs).toBeLessThan(1.03);
+  });
 });
 

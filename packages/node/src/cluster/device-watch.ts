@@ -130,12 +130,16 @@ export class DeviceWatch {
    * afresh: the profile's prediction is right in proportion only where the kernels dominate, and on a small model
    * a pass's own cost made two layers read 3× as slow against the profile as five, so the node read busy (2.2×)
    * after a move. A node announced busy keeps its figures (it is shedding layers because of that load).
+   *
+   * `passMs` (a prompt's slice, whose expectedMs is its roofline alone): the pass after idling, which the planner
+   * prices at the decode calibration; the prompt calibration is read on what the slice took beyond that.
    */
-  observeCompute(measuredMs: number, expectedMs: number, kind: ComputeKind = 'decode', expectedByPreviousMs?: number, newRange = false): void {
+  observeCompute(measuredMs: number, expectedMs: number, kind: ComputeKind = 'decode', expectedByPreviousMs?: number, newRange = false, passMs = 0): void {
     const estimator = kind === 'prompt' ? this.promptStage : this.stage;
     if (newRange && this.load.slowdown === 1) estimator.restart();
     else if (expectedByPreviousMs !== undefined) estimator.rescale(expectedByPreviousMs / expectedMs);
-    estimator.add(Date.now(), measuredMs, expectedMs, this.load.slowdown > 1);
+    const beyondPass = measuredMs - passMs * (this.stage.calibration() ?? 1);
+    estimator.add(Date.now(), beyondPass, expectedMs, this.load.slowdown > 1);
   }
 
   /**

@@ -68,7 +68,7 @@ export interface ClusterPipelineOptions {
   onRecovery?: (event: RecoveryEvent) => void;
   onRecoveryFailed?: (requestId: string, lostPeer: string, error: Error) => void;
   /** Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch). */
-  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean, passMs?: number) => void;
   /**
    * Each plain decode step of a request this node coordinates alone, over the network: ms outside its stages' compute
    * against what the links and fixed costs predict, and its network hops (served-hops.ts; for the device watch).

@@ -17,13 +17,19 @@ export interface StageRunReading {
   expectedByPreviousMs?: number;
   /** The run is of other layers than the kind's previous run (the plan moved this stage). */
   newRange?: true;
+  /**
+   * A prompt's slice: the profile's pass after idling, which expectedMs leaves out. The planner prices a slice's pass
+   * at the decode calibration (clusterOf), so the prompt calibration is read on what the slice took beyond that.
+   */
+  passMs?: number;
 }
 
 /**
  * What a node's profile predicts for a run of its stage, the partitioner's cost model on this one device. A decode
- * step (each request one row) is priced at the profile's one-row speed; a prompt's slice at its batched (prefill)
- * speed, as the partitioner prices a whole prompt — so the ratio measured ÷ expected calibrates each of the two
- * figures the planner uses. A step of a few rows per request (a verification of drafts) is neither and is left out.
+ * step (each request one row) is priced at the profile's one-row speed, its pass included; a prompt's slice at its
+ * batched (prefill) speed without its pass (passMs), as the partitioner prices a whole prompt — so the ratio
+ * measured ÷ expected calibrates each of the two figures the planner uses. A step of a few rows per request (a
+ * verification of drafts) is neither and is left out.
  */
 export class StageRunExpectation {
   private cached: { profile: DeviceProfile; decode: CostModel; prompt: CostModel } | null = null;
@@ -45,23 +51,28 @@ export class StageRunExpectation {
     this.lastOf[kind] = { profile, cm, startLayer, endLayer };
     const expectedMs = cm.stepMs(0, startLayer, endLayer, sample.parts);
     const moved = last !== null && (last.startLayer !== startLayer || last.endLayer !== endLayer) ? { newRange: true as const } : {};
-    if (last === null || last.profile === profile) return { kind, expectedMs, ...moved };
-    return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts), ...moved };
+    const pass = prompt ? { passMs: profile.passOverheadMs ?? 0 } : {};
+    if (last === null || last.profile === profile) return { kind, expectedMs, ...moved, ...pass };
+    return { kind, expectedMs, expectedByPreviousMs: last.cm.stepMs(0, sample.startLayer, sample.endLayer, sample.parts), ...moved, ...pass };
   }
 
   private models(profile: DeviceProfile): { decode: CostModel; prompt: CostModel } | null {
     if (this.cached?.profile === profile) return this.cached;
-    // A pass's cost after idling is priced apart (the partitioner adds it to every stage whatever its layers), so the
-    // expectation holds it beside the kernels' roofline: a calibration is the ratio of both together, and clusterOf
-    // scales both by it (a ratio taken over both and applied to the kernels alone put a stage at 0.5–0.7 of its mean).
+    // A pass's cost after idling is priced apart (the partitioner adds it to every stage whatever its layers), so a
+    // decode step's expectation holds it beside the kernels' roofline: a calibration is the ratio of both together,
+    // and clusterOf scales both by it (a ratio taken over both and applied to the kernels alone put a stage at
+    // 0.5–0.7 of its mean). clusterOf scales the pass by the decode calibration for a prompt's slices too, so a
+    // slice's expectation is its roofline alone and the pass is taken off what it measured (passMs): on stories260K a
+    // prompt read 5–15× its roofline, and that ratio taken over roofline and pass left the pass at the decode
+    // calibration, so a 4-slice prompt was predicted 1.5–4 ms short of 7.
     const pass = profile.passOverheadMs !== undefined ? { passOverheadMs: profile.passOverheadMs } : {};
-    const device = (gflops: number) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes), ...pass });
+    const device = (gflops: number, withPass: boolean) => ({ id: 'self', gflops, gflopsPrefill: gflops, memBandwidthGBps: profile.memBandwidthGBps, memoryBytes: Math.max(1, profile.memoryBytes), ...(withPass ? pass : {}) });
     const request = { promptTokens: 1, genTokens: 1 };
     try {
       this.cached = {
         profile,
-        decode: new CostModel(this.model, { devices: [{ ...device(profile.gflopsDecode), gflopsPrefill: profile.gflopsPrefill }], links: [] }, request),
-        prompt: new CostModel(this.model, { devices: [device(profile.gflopsPrefill)], links: [] }, request),
+        decode: new CostModel(this.model, { devices: [{ ...device(profile.gflopsDecode, true), gflopsPrefill: profile.gflopsPrefill }], links: [] }, request),
+        prompt: new CostModel(this.model, { devices: [device(profile.gflopsPrefill, false)], links: [] }, request),
       };
     } catch {
       return null; // a profile without figures predicts nothing

@@ -62,7 +62,7 @@ export interface StageServerOptions {
    * Each run of this node's stage: measured ms against what the node's profile predicts (for the device watch); on a
    * kind's first run after the profile changed, what the previous profile predicted for it (`expectedByPreviousMs`).
    */
-  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean) => void;
+  observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean, passMs?: number) => void;
   /** A coordinator's load of layers here finished (read, or found held already), after `ms`. */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
 }
@@ -260,6 +260,6 @@ export class StageServer {
   private observe(sample: ComputeSample): void {
     if (!this.opts.observeCompute) return;
     const reading = this.expectation.read(sample, this.opts.membership.profile());
-    if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, reading.kind, reading.expectedByPreviousMs, reading.newRange === true);
+    if (reading !== null) this.opts.observeCompute(sample.ms, reading.expectedMs, reading.kind, reading.expectedByPreviousMs, reading.newRange === true, reading.passMs);
   }
 }
