@@ -11,7 +11,7 @@ import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pa
 import { FusedDot, PairedDot, pairedLowering } from './dot-lowering';
 import { byteOf, minsDot, minsDotP, minsK4, scalesK4 } from './k-scales';
 import { KRows } from './k-rows';
-import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, storeRowSums, TwoRows } from './row-tiles';
 
 // The integer sum of a super-block (isum, four i32 lanes) is defined so that both builds compute it without reordering
 // weight bytes: sub-block j's products are summed in two halves — values 0–7 and 16–23 (lanes 0 and 1 of runSums),
@@ -364,17 +364,7 @@ function rowDotK4x8<L, P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize
     }
     if (n > 8) g8 = blockSum(g8, i8, d, dmin, mins, a8, so, xo);
   }
-  store<f32>(o0, hsum(g0));
-  store<f32>(o0 + outStep, hsum(g1));
-  if (n > 2) {
-    store<f32>(o0 + 2 * outStep, hsum(g2));
-    store<f32>(o0 + 3 * outStep, hsum(g3));
-    store<f32>(o0 + 4 * outStep, hsum(g4));
-    store<f32>(o0 + 5 * outStep, hsum(g5));
-    store<f32>(o0 + 6 * outStep, hsum(g6));
-    store<f32>(o0 + 7 * outStep, hsum(g7));
-  }
-  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
+  storeRowSums(n, o0, outStep, g0, g1, g2, g3, g4, g5, g6, g7, g8);
 }
 
 /** isum plus one pair's term for the activation row at a (relaxed build: l0, l1 and u0, u1 the two sub-blocks' bytes). */

@@ -7,7 +7,7 @@
 //   x[l + 96] from ql[l + 32] >> 4, qh[l] bits 6–7, scale sc[6 + l/16]
 // Activations: Q8_K, or Q8_KS in the relaxed build (activation.ts). The −32 is applied once per block through the block sums: Σ sc·(q−32)·a = Σ sc·q·a − 32·Σ sc·bsum.
 import { halfScale, halfToF32 } from './half-scale';
-import { EightRows, matmulRows4, matmulRows8, NineRows, TwoRows } from './row-tiles';
+import { EightRows, matmulRows4, matmulRows8, NineRows, storeRowSums, TwoRows } from './row-tiles';
 import { KRows } from './k-rows';
 import { hsum, MASK_0F, MASK_30, pin } from '../simd';
 import { crossedSums, crossHi, crossLo, i16Pick, KACT_BYTES, pairOrderOffset, pairSums16, pairTerm, pairTermOfPairs, runSums16, udot16 } from './int-dot';
@@ -314,17 +314,7 @@ function rowQ6_K_8<P, G>(wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, ou
     }
     if (n > 8) g8 = blockSum(g8, i8, s8, d, a8, so, xo);
   }
-  store<f32>(o0, hsum(g0));
-  store<f32>(o0 + outStep, hsum(g1));
-  if (n > 2) {
-    store<f32>(o0 + 2 * outStep, hsum(g2));
-    store<f32>(o0 + 3 * outStep, hsum(g3));
-    store<f32>(o0 + 4 * outStep, hsum(g4));
-    store<f32>(o0 + 5 * outStep, hsum(g5));
-    store<f32>(o0 + 6 * outStep, hsum(g6));
-    store<f32>(o0 + 7 * outStep, hsum(g7));
-  }
-  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
+  storeRowSums(n, o0, outStep, g0, g1, g2, g3, g4, g5, g6, g7, g8);
 }
 
 /**

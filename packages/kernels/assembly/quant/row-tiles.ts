@@ -10,6 +10,8 @@
 // (build-wasm.mjs keeps Binaryen from inlining it into the loops, which would change their code size and speed).
 // A method that held the product itself compiled to another body: Binaryen drops its unused this and optimises again.
 
+import { hsum } from '../simd';
+
 /**
  * W[r]·act for weight rows [r0, r1) (rowBytes apart from w) and one prepared activation row (at ad) of nb blocks,
  * each stored at out + 4r: R's rows. The loop over rows is in the product, not here: a call per row cost ~4 ns, ~10 %
@@ -47,6 +49,25 @@ export type RowDot8 = (wr: usize, a0: usize, ab: usize, nb: i32, o0: usize, outS
 @final @unmanaged export class TwoRows {
   // @ts-ignore: decorator
   @inline count(): i32 { return 2; }
+}
+
+/**
+ * A RowDot8's end: the first n (2, 8 or 9) of its rows' float sums g0..g8, each reduced to its output at o0 + k·outStep.
+ * n is a constant once inlined, so the unused rows' stores are gone.
+ */
+// @ts-ignore: decorator
+@inline export function storeRowSums(n: i32, o0: usize, outStep: usize, g0: v128, g1: v128, g2: v128, g3: v128, g4: v128, g5: v128, g6: v128, g7: v128, g8: v128): void {
+  store<f32>(o0, hsum(g0));
+  store<f32>(o0 + outStep, hsum(g1));
+  if (n > 2) {
+    store<f32>(o0 + 2 * outStep, hsum(g2));
+    store<f32>(o0 + 3 * outStep, hsum(g3));
+    store<f32>(o0 + 4 * outStep, hsum(g4));
+    store<f32>(o0 + 5 * outStep, hsum(g5));
+    store<f32>(o0 + 6 * outStep, hsum(g6));
+    store<f32>(o0 + 7 * outStep, hsum(g7));
+  }
+  if (n > 8) store<f32>(o0 + 8 * outStep, hsum(g8));
 }
 
 /** Weight rows per tile: 16 rows of 4096 values are 37–74 KiB of 4–8-bit weights (L2), the activation row stays in L1. */
