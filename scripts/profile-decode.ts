@@ -1,7 +1,8 @@
 // One-thread decode of a GGUF file for S seconds, through the executor `edge-node run` uses (as bench-engine's child
 // times it): a target for perf with V8's jitdump, to see where a decode token's time goes end to end.
-//   perf record -k 1 -F 2000 -D 4000 -o /tmp/d.data node --perf-prof --perf-prof-path=/tmp --import tsx \
-//     scripts/profile-decode.ts FILE [seconds]          (-D 4000: the load is left out)
+//   perf record -k 1 -F 2000 -D 4000 -o /tmp/d.data node_modules/.bin/node --perf-prof --perf-prof-path=/tmp --import tsx \
+//     scripts/profile-decode.ts FILE [seconds]          (-D 4000: the load is left out; Node 24, the project's:
+//     a system Node 20 has no relaxed SIMD and loads the SIMD128 build)
 //   perf inject --jit -i /tmp/d.data -o /tmp/d.jit.data && perf report -i /tmp/d.jit.data --no-children --sort sym
 // Wasm functions are numbered: `node packages/kernels/scripts/wasm-function-names.mjs` names them.
 import { LocalModel } from '../packages/node/src/engine/local-model.js';

@@ -1,7 +1,9 @@
 // One product of one kernel build, repeated for S seconds: a target for perf, which with V8's jitdump shows the
 // machine code V8 made of a kernel and where its time goes (Node's release builds have no --print-wasm-code):
-//   perf record -k 1 -o /tmp/p.data node --perf-prof --perf-prof-path=/tmp --import tsx \
+//   perf record -k 1 -o /tmp/p.data node_modules/.bin/node --perf-prof --perf-prof-path=/tmp --import tsx \
 //     packages/kernels/scripts/profile-product.ts Q4_K 1 3 [file.wasm]
+// (the project's Node 24: a system Node 20 has no relaxed SIMD, so it loads the SIMD128 build and numbers its
+// functions otherwise)
 //   perf inject --jit -i /tmp/p.data -o /tmp/p.jit.data && perf report -i /tmp/p.jit.data --comm MainThread
 //   perf annotate -i /tmp/p.jit.data --stdio -s 'JS:wasm-function[N]-N-turbofan'
 // Functions are numbered, not named: `node packages/kernels/scripts/wasm-function-names.mjs` lists which is which.
