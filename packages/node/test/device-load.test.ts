@@ -61,11 +61,13 @@ describe('SlowdownEstimator', () => {
     const block = (ms: number, announcedBusy = false) => {
       for (let i = 0; i < 32; i++) e.add((t += 10), ms, 10, announcedBusy);
     };
-    // Of two blocks, the quicker (a warm-up's slower block is not what the stage costs).
+    // Of two blocks, the quicker (a warm-up's slower block is not what the stage costs); the last block closed is held
+    // back until the next one closes.
     block(18);
     block(10);
+    block(10);
     expect(e.calibration()!).toBeCloseTo(1, 5);
-    for (let i = 0; i < 2; i++) block(10);
+    block(10);
     // One block with stalls does not move it (the quietest block would not either).
     block(14);
     expect(e.calibration()!).toBeCloseTo(1, 5);
@@ -75,6 +77,29 @@ describe('SlowdownEstimator', () => {
     // Announced busy at 2.5× (its slowdown holds that): those runs stay out, whatever their number.
     for (let i = 0; i < 10; i++) block(25, true);
     expect(e.calibration()!).toBeCloseTo(1.4, 5);
+  });
+
+  it('prices a device that grew slower in steps once: calibration × announced slowdown is what its runs take', () => {
+    // As DeviceWatch uses it: runs are left out of the calibration while the announced slowdown is above 1.
+    const e = new SlowdownEstimator({ timeConstantMs: 4000 });
+    let t = 0;
+    let announced = 1;
+    const runs = (n: number, ms: number) => {
+      for (let i = 0; i < n; i++) {
+        e.add((t += 25), ms, 10, announced > 1);
+        announced = announcedSlowdown(announced, e.slowdown()!);
+      }
+    };
+    runs(300, 10);
+    expect(e.calibration()! * announced).toBeCloseTo(1, 5);
+    // A lasting 1.4× (below the busy level) enters the calibration.
+    runs(2000, 14);
+    expect(e.calibration()! * announced).toBeCloseTo(1.4, 5);
+    // Then 1.6×, 1.14× the calibration: read against the quickest moment (1×), the device was announced busy at 1.6
+    // on top of the calibration's 1.4 and priced at 2.24×.
+    runs(2000, 16);
+    expect(e.calibration()! * announced).toBeGreaterThan(1.6 / 1.1);
+    expect(e.calibration()! * announced).toBeLessThan(1.6 * 1.1);
   });
 
   it('says nothing before it has samples', () => {

@@ -31,8 +31,19 @@ export class BlockMeans {
   private runs = 0;
   private openedAt = 0;
   private recent: BlockMean[] = [];
+  /** With `holdBack`: the last closed block, not counted until the one after it closes too. */
+  private held: BlockMean | null = null;
 
-  constructor(private readonly figure: 'ratio' | 'difference') {}
+  /**
+   * `holdBack`: a closed block counts only once the next one closes as well, and `discard()` drops it with the open
+   * one. A throttle is recognised some runs after it starts (its smoothed ratio must climb), so its first runs can end
+   * a block before it is: held back, that block is dropped with the rest (counted, a 4× throttle starting in a block's
+   * last runs put the calibration at 2× the quiet device, and the slowdown read against it at half the throttle).
+   */
+  constructor(
+    private readonly figure: 'ratio' | 'difference',
+    private readonly holdBack = false,
+  ) {}
 
   add(at: number, measuredMs: number, expectedMs: number): void {
     if (!(measuredMs > 0) || !(expectedMs > 0)) return;
@@ -42,16 +53,17 @@ export class BlockMeans {
     this.runs++;
     if ((this.runs >= BLOCK_RUNS && at - this.openedAt >= BLOCK_SPAN_MS) || this.runs >= BLOCK_RUNS_ALONE) {
       const block = { measured: this.measured / this.runs, expected: this.expected / this.runs };
-      this.recent = [...this.recent, block].slice(-RECENT_BLOCKS);
-      this.discard();
+      const counted = this.holdBack ? this.held : block;
+      if (this.holdBack) this.held = block;
+      if (counted) this.recent = [...this.recent, counted].slice(-RECENT_BLOCKS);
+      this.dropOpen();
     }
   }
 
-  /** The device turned busy: the open block's runs (the start of it among them) are not the quiet device's. */
+  /** The device turned busy: the open block's runs (the start of it among them), and a held-back block, are not the quiet device's. */
   discard(): void {
-    this.measured = 0;
-    this.expected = 0;
-    this.runs = 0;
+    this.dropOpen();
+    this.held = null;
   }
 
   /** Forgets every block. */
@@ -60,11 +72,18 @@ export class BlockMeans {
     this.recent = [];
   }
 
+  private dropOpen(): void {
+    this.measured = 0;
+    this.expected = 0;
+    this.runs = 0;
+  }
+
   /** The expectations changed by 1/`factor` for the same work (a re-measured profile): the blocks follow. */
   rescale(factor: number): void {
     if (!(factor > 0) || !Number.isFinite(factor)) return;
     const follow = (b: BlockMean) => ({ measured: b.measured, expected: b.expected / factor });
     this.recent = this.recent.map(follow);
+    if (this.held) this.held = follow(this.held);
     this.expected /= factor;
   }
 

@@ -55,9 +55,10 @@ export interface SlowdownPolicy {
 const THROTTLED = 3;
 
 /**
- * Turns timing samples (measured ms against expected ms) into a smoothed slowdown. Each source is calibrated
- * against the best it has done on this device (a profile's prediction is never exactly right, but it is right in
- * proportion: more layers, more time), so a quiet device reads 1 whatever the prediction's error.
+ * Turns timing samples (measured ms against expected ms) into a calibration and a smoothed slowdown. The calibration
+ * is what the device's runs take, mean for mean, against the profile's prediction when not busy (the prediction is
+ * never exactly right, but it is right in proportion: more layers, more time); the slowdown is the recent runs
+ * against it, so a quiet device reads 1 whatever the prediction's error.
  * Pure: time comes in with every sample.
  */
 export class SlowdownEstimator {
@@ -66,7 +67,7 @@ export class SlowdownEstimator {
   private samples = 0;
   private best = Infinity;
   /** What calibration() gives once it has a block: means, not the smoothed log-ratio's best (block-means.ts). */
-  private readonly mean = new BlockMeans('ratio');
+  private readonly mean = new BlockMeans('ratio', true);
   private readonly tau: number;
   private readonly minSamples: number;
   private readonly throttledAbove = Math.log(THROTTLED);
@@ -123,10 +124,16 @@ export class SlowdownEstimator {
     this.mean.reset();
   }
 
-  /** Smoothed measured/expected relative to the best seen, or null before `minSamples`. */
+  /**
+   * Smoothed measured/expected relative to the calibration (before a block has closed, the best seen), or null before
+   * `minSamples`. The planner prices a device at profile × calibration × slowdown, so the slowdown is what the
+   * device takes now beyond its calibration: read against the best moment instead, the gap between a noisy device's
+   * quickest moment and its mean (1.2–1.6× on stories260K's stages, nothing else running) was counted twice, a node
+   * announced itself busy at 1.57× with other processes at 0.1 cores, and its stage was priced 1.6–2.7× slow.
+   */
   slowdown(): number | null {
     if (this.samples < this.minSamples || !Number.isFinite(this.best)) return null;
-    return Math.exp(this.logRatio - this.best);
+    return Math.exp(this.logRatio) / this.calibration()!;
   }
 
   /**
