@@ -46,11 +46,11 @@ export function formatBenchTable(rows: BenchRow[], markdown = false): string {
   }
   out += '\n';
   for (const r of rows) {
-    const stages = r.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer}) ${f(s.computeMs, 2)} ms`).join(', ');
+    const stages = r.stages.map((s) => `${s.name} [${s.startLayer}, ${s.endLayer}) ${f(s.computeMs, 2)} ms (prompt ${f(s.prefillComputeMs, 2)})`).join(', ');
     const hops = r.hops.map((h) => `${h.from}→${h.to} ${f(h.transferMs, 2)} ms (${bytes(h.decodeBytes)}/token, ${bytes(h.prefillBytes)} prompt)`).join(', ');
     const p = r.predicted;
     const pred = p && p.stageComputeMs.length > 0
-      ? `; predicted compute ${p.stageComputeMs.map((x) => f(x, 2)).join(' / ')} ms${p.hopMs.length > 0 ? `, hops ${p.hopMs.map((x) => f(x, 2)).join(' / ')} ms` : ''}`
+      ? `; predicted compute ${p.stageComputeMs.map((x) => f(x, 2)).join(' / ')} ms${p.stagePromptMs ? ` (prompt ${p.stagePromptMs.map((x) => f(x, 2)).join(' / ')})` : ''}${p.hopMs.length > 0 ? `, hops ${p.hopMs.map((x) => f(x, 2)).join(' / ')} ms` : ''}`
       : '';
     out += `${markdown ? '- ' : '  '}${r.label}${r.concurrency > 1 ? ` ×${r.concurrency}` : ''}: ${stages}${hops ? `; hops ${hops}` : ''}${pred}${r.note ? ` (${r.note})` : ''}\n`;
   }
