@@ -13,6 +13,11 @@ export interface StepRows {
   rows: number;
   position: number;
   logits: boolean;
+  /**
+   * The rows are a slice of a prompt: the step runs at the device's batched (prefill) rate, which is what a node's
+   * prompt calibration is measured against (stage-run-expectation.ts), not at a rate between it and the one-row one.
+   */
+  prompt?: boolean;
 }
 
 /**
@@ -114,8 +119,8 @@ export class CostModel {
    * Compute ms of one batched step of layers [s, e) on device d: several requests' rows in one pass, as the runtime's
    * continuous batching runs them. Weights are read once for all rows; each part's rows attend over its own cache
    * from `position`; the head runs for the parts that need logits. The compute rate moves from the device's one-row
-   * figure (gflops) to its batched one (gflopsPrefill) as the step fills up to 64 rows. One decode row equals
-   * decodeMs, one whole prompt prefillMs (from 64 rows on).
+   * figure (gflops) to its batched one (gflopsPrefill) as the step fills up to 64 rows; a step holding a prompt's slice
+   * runs at the batched one. One decode row equals decodeMs; a whole prompt in slices, prefillMs.
    */
   stepMs(d: number, s: number, e: number, parts: readonly StepRows[]): number {
     const h = this.profile.head;
@@ -123,6 +128,7 @@ export class CostModel {
     let flops = 0;
     let bytes = this.pWeights[e] - this.pWeights[s];
     let logits = 0;
+    let prompt = false;
     const attn = this.pAttn[e] - this.pAttn[s];
     const kv = this.pKv[e] - this.pKv[s];
     for (const p of parts) {
@@ -130,13 +136,15 @@ export class CostModel {
       flops += (this.pFlops[e] - this.pFlops[s]) * p.rows + attn * (p.rows * p.position + (p.rows * (p.rows + 1)) / 2);
       bytes += kv * (p.position + p.rows);
       if (p.logits) logits++;
+      if (p.prompt) prompt = true;
     }
     if (s === 0) bytes += this.profile.embedding.bytesReadPerToken * rows;
     if (e === this.L && logits > 0) {
       flops += h.flopsPerToken * logits;
       bytes += h.bytesReadPerToken;
     }
-    return Math.max(flops / rowsFlopsPerMs(this.flopsPerMs[d], this.prefillFlopsPerMs[d], rows), bytes / this.bytesPerMs[d]) + this.fixedStepMs(d, s);
+    const rate = prompt ? this.prefillFlopsPerMs[d] : rowsFlopsPerMs(this.flopsPerMs[d], this.prefillFlopsPerMs[d], rows);
+    return Math.max(flops / rate, bytes / this.bytesPerMs[d]) + this.fixedStepMs(d, s);
   }
 
   /**

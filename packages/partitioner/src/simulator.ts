@@ -148,7 +148,7 @@ class PipelineRun {
       x.device,
       x.start,
       x.end,
-      parts.map((p) => ({ rows: p.rows, position: position(p.job), logits: p.rows === p.job.rowsLeft })),
+      parts.map((p) => ({ rows: p.rows, position: position(p.job), logits: p.rows === p.job.rowsLeft, prompt: p.job.step === 0 })),
     );
     const finished: Job[] = [];
     for (const p of parts) {

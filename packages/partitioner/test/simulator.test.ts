@@ -31,6 +31,28 @@ describe('simulate(plan, profiles, request)', () => {
     );
   });
 
+  it('prices a prompt\'s slices at the batched rate, as the cost model prices the whole prompt (calibrated rates in any order)', () => {
+    // A node's calibrations can put its batched rate below its one-row rate (stories260K: prompts 8–40× the profile,
+    // decode steps 1.2–1.7×); a slice priced between the two came out faster than the prompt, and TTFT 40–110 % short.
+    fc.assert(
+      fc.property(instanceArb(5, 10), fc.double({ min: 0.2, max: 3, noNaN: true }), (inst, f) => {
+        const cluster = { ...inst.cluster, devices: inst.cluster.devices.map((d) => ({ ...d, gflopsPrefill: d.gflops * f })) };
+        const request = { ...inst.request, concurrency: 1, genTokens: 2, promptTokens: 4 * PROMPT_ROWS_PER_STEP };
+        let plan;
+        try {
+          plan = planPipeline(inst.profile, cluster, request, { strategy: 'fast' });
+        } catch (e) {
+          if (e instanceof ModelDoesNotFitError) return;
+          throw e;
+        }
+        const sim = simulate(plan, { model: inst.profile, cluster }, request);
+        // Each slice reads the weights again, so no less than the cost model's TTFT; its FLOPs at the same rate.
+        expect(sim.ttftMs).toBeGreaterThanOrEqual(plan.cost.ttftMs * (1 - 1e-8));
+      }),
+      { numRuns: 120, seed: 7 },
+    );
+  });
+
   it("with c requests in flight: throughput near the cost model's batched estimate, gains over c = 1, and TTFT grows", () => {
     fc.assert(
       fc.property(instanceArb(5, 10), fc.integer({ min: 2, max: 6 }), (inst, c) => {
