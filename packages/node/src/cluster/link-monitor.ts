@@ -3,6 +3,7 @@ import type { MessageStream } from '../network/message-stream.js';
 import type { NodeLogger } from '../network/node-logger.js';
 import { PROTOCOLS } from '../network/protocol-ids.js';
 import { RequestChannel, type ChannelEnvelope } from '../network/request-channel.js';
+import { fastestRoundTrip } from './fastest-round-trip.js';
 import type { ClusterMember, Membership } from './membership.js';
 
 /** One direction of a link as measured by its sending end. */
@@ -102,23 +103,15 @@ export class LinkMonitor {
     return Object.fromEntries(this.stats);
   }
 
-  /** Measures the link to `peerId` now (fastest of several pings, then one bulk frame). */
+  /** Measures the link to `peerId` now (fastest of several pings, warm ones among them, then one bulk frame). */
   async measure(peerId: string): Promise<LinkStats> {
     if (this.inFlight.has(peerId)) throw new Error(`a measurement to ${peerId} is already running`);
     this.inFlight.add(peerId);
     try {
       const channel = await this.channel(peerId);
-      const rtts: number[] = [];
-      for (let i = 0; i < this.pings; i++) {
-        // Spread over about a second: a node busy for a moment (loading, a long prefill) delays a burst of pings together.
-        if (i > 0) await new Promise((r) => setTimeout(r, PING_SPACING_MS));
-        const t0 = performance.now();
-        await channel.request({ t: 'ping' }, { timeoutMs: 2000 });
-        rtts.push(performance.now() - t0);
-      }
-      // The fastest ping is the link's own latency. Slower ones also hold time either node spent computing or loading
-      // (a ping waits behind a stage's forward pass), which the planner already counts as compute.
-      const rttMs = Math.min(...rtts);
+      // The fastest round trip is the link's own latency. Slower ones also hold time either node spent computing or
+      // loading (a ping waits behind a stage's forward pass), which the planner already counts as compute.
+      const rttMs = await fastestRoundTrip(() => channel.request({ t: 'ping' }, { timeoutMs: 2000 }), this.pings, PING_SPACING_MS);
       const data = new Uint8Array(this.bulkBytes);
       let best = Infinity;
       for (let i = 0; i < 2; i++) {

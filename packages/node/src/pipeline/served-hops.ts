@@ -15,9 +15,9 @@ export interface ServedStepReading {
 
 /**
  * What a step spends between its stages' kernels, set against what the partitioner's cost model prices for it. The
- * model takes a hop's latency from the fastest of a link's pings, spaced 150 ms apart; a served hop on this machine's
- * loopback took ~2× that (0.45–0.6 ms against 0.2–0.35: a frame bigger than a ping, its codec and dispatch, a
- * receiver woken after a few ms). The difference per hop, announced by the coordinator (device-watch.ts) and added
+ * model takes a hop's latency from the fastest of a link's pings, warm ones among them (fastest-round-trip.ts); a
+ * served hop also carries a frame bigger than a ping through its codec and dispatch, and in a slow ring meets a
+ * receiver woken after a few ms. The difference per hop, announced by the coordinator (device-watch.ts) and added
  * to every link by `clusterOf`, prices the hops of the rings this node serves as they are served. Each side is what
  * the cost model counts in its place: every network leg (latency + bytes over bandwidth), a stage's step cost where
  * its layers do not start the model (it came in a frame), and the coordinator's token cost (clusterOf's figures:
