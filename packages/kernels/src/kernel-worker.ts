@@ -4,7 +4,7 @@
  * runs the chunks it claims from the control block (see thread-control.ts).
  */
 import { instantiateKernels } from './kernel-exports.js';
-import { claimGen, claimNext, controlViews, Ctl, GEN_MASK, kernelFunctionNames, recordError, type ControlViews } from './thread-control.js';
+import { claimChunk, controlViews, Ctl, kernelFunctionNames, recordError, type ControlViews } from './thread-control.js';
 
 /** Messages from the runtime to a worker. */
 export type ToWorker =
@@ -99,7 +99,8 @@ function waitForJob(ctl: Int32Array, seen: number, spinMicros: number): void {
 function runJob(c: ControlViews, gen: number, fns: KernelFn[][], memories: WebAssembly.Memory[], names: string[], callArgs: number[]): void {
   const ctl = c.ctl;
   // Read the job, then claim: a claim succeeds only while the claim word still carries this generation, which
-  // proves the words read were this job's (the caller rewrites them only after all chunks are done).
+  // proves the words read were this job's (the caller moves the claim word to the next generation before it
+  // rewrites any of them: publishJob).
   const arena = ctl[Ctl.Arena];
   const fnIndex = ctl[Ctl.Fn];
   const nArgs = ctl[Ctl.NArgs];
@@ -114,10 +115,8 @@ function runJob(c: ControlViews, gen: number, fns: KernelFn[][], memories: WebAs
   }
   let fn: KernelFn | undefined;
   for (;;) {
-    const word = Atomics.load(ctl, Ctl.Claim);
-    if (claimGen(word) !== (gen & GEN_MASK) || claimNext(word) >= chunks) return;
-    if (Atomics.compareExchange(ctl, Ctl.Claim, word, word + 1) !== word) continue;
-    const k = claimNext(word);
+    const k = claimChunk(ctl, gen, chunks);
+    if (k < 0) return;
     if (Atomics.load(ctl, Ctl.Err) === 0) {
       try {
         fn ??= fns[arena]?.[fnIndex];

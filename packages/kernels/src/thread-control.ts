@@ -2,12 +2,12 @@
  * The control block shared by the calling thread and the kernel worker threads (one SharedArrayBuffer), and the pure
  * chunk planning of a split. Both sides import this file, so it stays free of platform APIs.
  *
- * A dispatch publishes one job: the caller writes the job words and arguments, resets the claim word to
- * (generation, next chunk 0), stores the generation and notifies. Every thread — the caller included — then claims
- * chunks with a compare-and-swap on the claim word and runs the kernel on [start, end) of each. A chunk is claimed
- * only while the claim word still carries the generation a thread read the job under, and the caller rewrites the job
- * only after every chunk is done, so a thread that wakes late can never run a stale or torn job: it finds no chunk.
- * The caller never waits for a worker to wake, only for claimed chunks to finish.
+ * A dispatch publishes one job (publishJob): the caller first moves the claim word to (new generation, chunk 0), then
+ * writes the job words and arguments, stores the generation and notifies. Every thread — the caller included — then
+ * claims chunks (claimChunk: a compare-and-swap on the claim word) and runs the kernel on [start, end) of each. A
+ * chunk is claimed only while the claim word still carries the generation a thread read the job under, and no word
+ * of a job is rewritten after that generation left the claim word, so a thread that wakes late can never run a stale
+ * or torn job: it finds no chunk. The caller never waits for a worker to wake, only for claimed chunks to finish.
  */
 
 /** Int32 word indices. */
@@ -73,6 +73,54 @@ export function claimGen(word: number): number {
 
 export function claimNext(word: number): number {
   return word & MAX_CHUNKS;
+}
+
+/** A job for the threads: `fn` (an index into kernelFunctionNames) of arena `arena` over [0, count) in `chunks` chunks. */
+export interface KernelJob {
+  arena: number;
+  fn: number;
+  args: readonly number[];
+  /** Position of (start, end) in the kernel's arguments. */
+  rangeAt: number;
+  count: number;
+  chunkSize: number;
+  chunks: number;
+}
+
+/**
+ * Publishes job `gen`. The claim word takes the new generation before any word of the job is rewritten. Rewritten
+ * first (as they were until 2026-12-07), a worker that had read the previous generation, was preempted, and then read
+ * the words while the caller rewrote them — a larger chunk count among them — still found an unclaimed "chunk" of the
+ * previous generation in the claim word and ran a kernel on a mix of two jobs' arguments: an out-of-bounds trap on a
+ * worker, or one `Done` too many, which the caller then waited 120 s for (seen with three 2-thread nodes on 2 cores).
+ */
+export function publishJob(v: ControlViews, gen: number, job: KernelJob): void {
+  const { ctl } = v;
+  Atomics.store(ctl, Ctl.Claim, claimWord(gen, 0));
+  ctl[Ctl.Arena] = job.arena;
+  ctl[Ctl.Fn] = job.fn;
+  ctl[Ctl.NArgs] = job.args.length;
+  ctl[Ctl.RangeAt] = job.rangeAt;
+  ctl[Ctl.Count] = job.count;
+  ctl[Ctl.ChunkSize] = job.chunkSize;
+  ctl[Ctl.Chunks] = job.chunks;
+  v.args.set(job.args);
+  Atomics.store(ctl, Ctl.Done, 0);
+  Atomics.store(ctl, Ctl.Err, 0);
+  Atomics.store(ctl, Ctl.ErrLen, 0);
+  Atomics.store(ctl, Ctl.Gen, gen);
+}
+
+/**
+ * Claims the next chunk of job `gen`, read as having `chunks` chunks: its index, or -1 when the claim word has moved
+ * to another generation or every chunk is taken. Used by the workers and by the caller for its own share.
+ */
+export function claimChunk(ctl: Int32Array, gen: number, chunks: number): number {
+  for (;;) {
+    const word = Atomics.load(ctl, Ctl.Claim);
+    if (claimGen(word) !== (gen & GEN_MASK) || claimNext(word) >= chunks) return -1;
+    if (Atomics.compareExchange(ctl, Ctl.Claim, word, word + 1) === word) return claimNext(word);
+  }
 }
 
 /**

@@ -10,12 +10,11 @@ import {
   Ctl,
   GEN_MASK,
   MAX_KERNEL_ARGS,
-  claimGen,
-  claimNext,
-  claimWord,
+  claimChunk,
   controlViews,
   kernelFunctionNames,
   planChunkSize,
+  publishJob,
   readError,
   recordError,
   type ControlViews,
@@ -251,19 +250,7 @@ export class ThreadedKernelRuntime implements KernelRuntime {
 
     const { ctl } = this.v;
     const gen = (this.gen = (this.gen + 1) & GEN_MASK);
-    ctl[Ctl.Arena] = arena.index;
-    ctl[Ctl.Fn] = fnIndex;
-    ctl[Ctl.NArgs] = args.length;
-    ctl[Ctl.RangeAt] = rangeAt;
-    ctl[Ctl.Count] = count;
-    ctl[Ctl.ChunkSize] = chunk;
-    ctl[Ctl.Chunks] = chunks;
-    this.v.args.set(args);
-    Atomics.store(ctl, Ctl.Done, 0);
-    Atomics.store(ctl, Ctl.Err, 0);
-    Atomics.store(ctl, Ctl.ErrLen, 0);
-    Atomics.store(ctl, Ctl.Claim, claimWord(gen, 0));
-    Atomics.store(ctl, Ctl.Gen, gen);
+    publishJob(this.v, gen, { arena: arena.index, fn: fnIndex, args, rangeAt, count, chunkSize: chunk, chunks });
 
     // Workers spin for spinMicros after a job, so the products of a decode step find them awake. Waking a sleeping
     // one costs the caller a futex wake; on this busy 2-core VM the woken worker often preempts the caller on its own
@@ -274,10 +261,8 @@ export class ThreadedKernelRuntime implements KernelRuntime {
     // The caller's share: claim chunks like any worker.
     let own: unknown;
     for (;;) {
-      const word = Atomics.load(ctl, Ctl.Claim);
-      if (claimGen(word) !== gen || claimNext(word) >= chunks) break;
-      if (Atomics.compareExchange(ctl, Ctl.Claim, word, word + 1) !== word) continue;
-      const k = claimNext(word);
+      const k = claimChunk(ctl, gen, chunks);
+      if (k < 0) break;
       if (Atomics.load(ctl, Ctl.Err) === 0) {
         call[rangeAt] = k * chunk;
         call[rangeAt + 1] = Math.min(count, (k + 1) * chunk);
