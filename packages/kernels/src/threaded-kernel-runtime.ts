@@ -11,6 +11,7 @@ import {
   GEN_MASK,
   MAX_KERNEL_ARGS,
   claimChunk,
+  claimNext,
   controlViews,
   kernelFunctionNames,
   planChunkSize,
@@ -302,7 +303,11 @@ export class ThreadedKernelRuntime implements KernelRuntime {
       const now = performance.now();
       if (now > spinUntil && this.blocking) Atomics.wait(ctl, Ctl.Done, done, 20);
       if (now - t0 > this.stallTimeoutMs) {
-        const err = new KernelThreadError(`a kernel job did not finish within ${this.stallTimeoutMs} ms: a worker thread may have died`);
+        // Which of the two ways it stalled: a chunk claimed and never finished (a thread died or hangs in a kernel),
+        // or every chunk claimed and finished with Done off the count.
+        const claimed = claimNext(Atomics.load(ctl, Ctl.Claim));
+        const state = `${claimed} of ${chunks} chunks claimed, ${Atomics.load(ctl, Ctl.Done)} done, ${Atomics.load(ctl, Ctl.Sleepers)} workers asleep`;
+        const err = new KernelThreadError(`a kernel job did not finish within ${this.stallTimeoutMs} ms (${state}): a worker thread may have died`);
         this.fail(err);
         throw err;
       }

@@ -184,6 +184,49 @@ describe('ThreadedKernelRuntime', () => {
     await expect(ThreadedKernelRuntime.create({ threads: 2, workerUrl: broken })).rejects.toThrow(/no kernels here/);
   });
 
+  it('fails a job a worker claimed and never finished after the stall timeout, saying how far it got', async () => {
+    // A worker that answers its messages, then claims one chunk of the next job and never finishes it (as a thread
+    // stuck in a kernel would): Ctl.Gen 0, Claim 1, Done 2, Chunks 3.
+    const stuck = new URL(
+      'data:text/javascript,' +
+        encodeURIComponent(`import { parentPort } from 'node:worker_threads';
+let ctl;
+parentPort.on('message', (m) => {
+  if (m.kind === 'init') { ctl = new Int32Array(m.control); parentPort.postMessage({ kind: 'ready' }); return; }
+  if (m.kind === 'drop-arena') return;
+  parentPort.postMessage({ kind: 'arena-ready', index: m.index });
+  // The first chunk of a published job it can claim (a bump of Gen for a message has none).
+  for (;;) {
+    const word = Atomics.load(ctl, 1);
+    if (word >>> 12 === Atomics.load(ctl, 0) && (word & 4095) < ctl[3] && Atomics.compareExchange(ctl, 1, word, word + 1) === word) break;
+  }
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+});`),
+    );
+    const rt = await ThreadedKernelRuntime.create({ threads: 2, minParallelWork: 0, workerUrl: stuck, stallTimeoutMs: 300, spinMicros: 0 });
+    try {
+      // Chunks long enough (1024 rows each) that the spinning worker claims one before the caller has taken them all.
+      const arena = await rt.createArena(4 << 20);
+      const type = ggmlTypeByName('F32')!;
+      const w: WeightMatrix = { arena, type, rows: 8192, cols: 64, ptr: arena.alloc(8192 * 64 * 4), rowBytes: 256 };
+      const x = arena.alloc(64 * 4);
+      const out = arena.alloc(8192 * 4);
+      let message = '';
+      try {
+        rt.matmul(w, x, 256, 1, out, 8192);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      const m = /did not finish within 300 ms \((\d+) of (\d+) chunks claimed, (\d+) done/.exec(message);
+      expect(m, message).not.toBeNull();
+      expect(Number(m![1])).toBe(Number(m![2]));
+      expect(Number(m![3])).toBe(Number(m![2]) - 1);
+      expect(() => rt.matmul(w, x, 256, 1, out, 8192)).toThrow(/did not finish/);
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('lets a process exit with or without close()', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kernels-exit-'));
     try {
