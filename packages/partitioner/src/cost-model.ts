@@ -258,13 +258,14 @@ export class CostModel {
       const computeMs = this.decodeMs(x.device, x.start, x.end);
       const hopMs = this.hopMs(x.device, next, this.payloadBytes(x.end, 1));
       const tokenMs = this.tokenMs(x.end, next, x.device);
-      ttft += this.prefillMs(x.device, x.start, x.end) + this.handoffMs(x.device, next, x.end, r.promptTokens);
+      const promptMs = this.prefillMs(x.device, x.start, x.end);
+      ttft += promptMs + this.handoffMs(x.device, next, x.end, r.promptTokens);
       ring += computeMs + hopMs + tokenMs;
       bottleneck = Math.max(bottleneck, this.occupancyMs(x.device, x.start, x.end, next));
       const dev = this.cluster.devices[x.device];
       const memoryBytes = this.memoryBytes(x.start, x.end);
       if (memoryBytes > dev.memoryBytes) fitsInMemory = false;
-      return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, hopMs, stageMs: computeMs + hopMs + tokenMs };
+      return { device: dev.id, startLayer: x.start, endLayer: x.end, memoryBytes, memoryAvailableBytes: dev.memoryBytes, computeMs, promptMs, hopMs, stageMs: computeMs + hopMs + tokenMs };
     });
     // With c requests in flight the runtime batches: they travel as m = min(c, k) micro-batches of ⌈c/m⌉ rows, every
     // stage computing one while the others compute theirs. A cycle (each request one token further) takes the longer

@@ -22,6 +22,8 @@ export interface Stage extends StagePlacement {
   memoryBytes: number;
   /** Roofline time of the stage's layers for one decode token, with the device's fixed cost of a step. */
   computeMs: number;
+  /** The same for the whole prompt, in slices, each with its fixed cost (what time to first token adds up). */
+  promptMs: number;
   /** One decode token's hop to the next stage (the last stage's hop is the return to the first). */
   hopMs: number;
   /** computeMs + hopMs, and on the last stage the first device's fixed cost of coordinating the token. */

@@ -1,4 +1,4 @@
-import { CostModel, evaluateSplit, modelProfile, simulate, type Cluster, type ModelShape } from '@edge-node/partitioner';
+import { evaluateSplit, modelProfile, simulate, type Cluster, type ModelShape } from '@edge-node/partitioner';
 import type { BenchHop, BenchResponse, BenchRun } from '@edge-node/node';
 
 /**
@@ -177,13 +177,12 @@ export function predictSplit(shape: ModelShape, cluster: Cluster, split: number[
   const request = { promptTokens, genTokens, contextTokens: promptTokens + genTokens, concurrency };
   const plan = evaluateSplit(profile, sub, request, split);
   const sim = simulate(plan, { model: profile, cluster: sub }, request);
-  const cost = new CostModel(profile, sub, request);
   return {
     ttftMs: sim.ttftMs,
     tokenLatencyMs: sim.tokenLatencyMs,
     throughputTokPerS: sim.throughputTokPerS,
     stageComputeMs: plan.stages.map((s) => s.computeMs),
-    stagePromptMs: plan.stages.map((s) => cost.prefillMs(sub.devices.findIndex((d) => d.id === s.device), s.startLayer, s.endLayer)),
+    stagePromptMs: plan.stages.map((s) => s.promptMs),
     // A 1-stage ring on its coordinator sends nothing over the network.
     hopMs: plan.stages.length > 1 ? plan.stages.map((s) => s.hopMs) : [],
     from: { devices: sub.devices, links: sub.links.filter((l) => sub.devices.some((d) => d.id === l.from) && sub.devices.some((d) => d.id === l.to)) },
