@@ -22,6 +22,19 @@ describe('SlowdownEstimator', () => {
     expect(e.slowdown()!).toBeLessThan(1.3);
   });
 
+  it('on a small model, a few runs preempted for milliseconds are not a busy device', () => {
+    const e = new SlowdownEstimator();
+    // A stories260K step: 0.15 ms, five of them in a millisecond of the clock, for a second.
+    for (let i = 0; i < 5000; i++) e.add(Math.floor(i * 0.2), 0.15, 0.15);
+    // Three runs that lost the core for 20 ms each (a neighbour's probe): 60 ms of a second.
+    let t = 1000;
+    for (let i = 0; i < 3; i++) e.add((t += 20), 20, 0.15);
+    expect(e.slowdown()!).toBeLessThan(1.2);
+    // A lasting slowdown of the same runs still shows within the time constant.
+    for (let i = 0; i < 20000; i++) e.add(Math.floor(t + i * 0.6), 0.6, 0.15);
+    expect(e.slowdown()!).toBeGreaterThan(3);
+  });
+
   it('rescaled for a re-measured profile, keeps its slowdown and moves its calibration with the predictions', () => {
     const e = new SlowdownEstimator({ timeConstantMs: 1000 });
     let t = 0;

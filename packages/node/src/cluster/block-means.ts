@@ -4,7 +4,7 @@
  */
 const BLOCK_RUNS = 32;
 const BLOCK_SPAN_MS = 250;
-const BLOCK_RUNS_ALONE = 128;
+export const BLOCK_RUNS_ALONE = 128;
 /** Closed blocks `typical()` and `recentMean()` read: the last few seconds of a busy ring. */
 const RECENT_BLOCKS = 8;
 

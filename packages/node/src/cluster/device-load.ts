@@ -1,4 +1,4 @@
-import { BlockMeans } from './block-means.js';
+import { BLOCK_RUNS_ALONE, BlockMeans } from './block-means.js';
 
 /**
  * How busy a device is while it serves, as its node announces it. The planner divides the device's measured speed
@@ -87,9 +87,13 @@ export class SlowdownEstimator {
     const x = Math.log(measuredMs / expectedMs);
     if (this.samples === 0) this.logRatio = x;
     else {
-      const a = 1 - Math.exp(-Math.max(0, at - this.lastAt) / this.tau);
-      // Floor on the weight so a burst of samples in one millisecond still moves the average a little.
-      this.logRatio += Math.max(a, 0.05) * (x - this.logRatio);
+      // A run weighs the time it stands for (since the last one, at least its own), and at least one block's share:
+      // quick runs must still raise the figure before their blocks enter the calibration (a lasting slowdown there
+      // would read as the device's own speed). A floor of 5 % a run, as before, made the figure the last ~20 runs' on
+      // a small model (a stories260K step takes 0.2 ms): a node preempted for a few ms by its neighbours' probes
+      // announced itself 1.74× busy while it ran at its calibration, and its stage and prompt were priced 1.7× slow.
+      const a = 1 - Math.exp(-Math.max(0, at - this.lastAt, measuredMs) / this.tau);
+      this.logRatio += Math.max(a, 1 / BLOCK_RUNS_ALONE) * (x - this.logRatio);
     }
     this.lastAt = at;
     this.samples++;
