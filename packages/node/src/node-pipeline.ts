@@ -131,7 +131,8 @@ function pipelineMetrics(ctx: NodePipelineContext): ServeSettings {
     },
     onRecoveryFailed: () => metrics.observeRecoveryFailure(),
     observeCompute: (measured, expected, kind, byPrevious, newRange, passMs) => ctx.watch.observeCompute(measured, expected, kind, byPrevious, newRange, passMs),
-    observeServedStep: (measured, expected, hops, at) => ctx.watch.observeServedStep(measured, expected, hops, at),
+    observeServedStep: (measured, fixed, hops, at) => ctx.watch.observeServedStep(measured, fixed, hops, at),
+    servedRingLatency: (ms) => ctx.watch.setServedRingLatency(ms),
     onMigrate: (e) => {
       metrics.observeMove(e);
       logger.info(`request ${e.requestId}: moved to plan ${e.newPlan} at a token boundary (${e.copiedBytes > 0 || e.replayedTokens === 0 ? `${(e.copiedBytes / 1e6).toFixed(2)} MB of KV copied; the last positions in ${(e.switchCopyMs ?? 0).toFixed(0)} ms, switched` : `${e.replayedTokens} tokens replayed`} in ${e.ms.toFixed(0)} ms)`);

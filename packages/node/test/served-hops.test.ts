@@ -12,7 +12,7 @@ import type { ClusterMember } from '../src/cluster/membership.js';
 import { silentLogger } from '../src/network/node-logger.js';
 import { clusterOf } from '../src/pipeline/cluster-plan.js';
 import type { Route } from '../src/pipeline/route.js';
-import { readServedStep } from '../src/pipeline/served-hops.js';
+import { readServedStep, ringHopLatencyMs } from '../src/pipeline/served-hops.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,9 +50,9 @@ describe('served hops', () => {
     const r = readServedStep({ step: 5, roundTripMs: 4, stageMs: [0.5, 0.7, 0.3], coordinatorMs: 0.5 }, route, 'a', get, model);
     // The coordinator is stage 0: its own stage is no hop. a→b carries a hidden state, b→c too, c→a a token id.
     expect(r?.hops).toBe(2 + 1);
-    const legs = 0.2 + 1000 / 1e5 + (0.1 + 1000 / 1e5) + (0.4 + 4 / 1e5);
+    expect(r?.latencyMs).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
     // b and c take a frame (their layers do not start the model); a coordinates the token.
-    expect(r?.expectedMs).toBeCloseTo(legs + 0.1 + 0.3 + 0.2, 9);
+    expect(r?.fixedMs).toBeCloseTo(1000 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.1 + 0.3 + 0.2, 9);
     expect(r?.measuredMs).toBeCloseTo(4 + 0.5 - 1.5, 9);
   });
 
@@ -60,7 +60,28 @@ describe('served hops', () => {
     const r = readServedStep({ step: 1, roundTripMs: 4, stageMs: [1, 1], coordinatorMs: 0 }, { ...route, peers: ['b', 'c'], ranges: [[0, 3], [3, 5]] }, 'a', get, model);
     expect(r?.hops).toBe(3);
     // a→b (0.2) and c→a (0.4) carry token ids, b→c (0.1) a hidden state; c takes a frame, b starts the model.
-    expect(r?.expectedMs).toBeCloseTo(0.2 + 4 / 1e5 + (0.1 + 1000 / 1e5) + (0.4 + 4 / 1e5) + 0.3 + 0.2, 9);
+    expect(r?.latencyMs).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
+    expect(r?.fixedMs).toBeCloseTo(4 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.3 + 0.2, 9);
+  });
+
+  it("a leg's half ping is counted less the receiver's wake-up, which its fixed costs already hold", () => {
+    // b and c say both costs: a step 0.3 = wake + turn + 2 codecs, a token 0.2 = wake + turn + 1 codec → 0.1 shared.
+    const both = profile({ stepOverheadMs: 0.3, tokenOverheadMs: 0.2 });
+    const ring = new Map([
+      ['a', member('a', { b: 0.4, c: 0.6 }, { profile: both, load: load() })],
+      ['b', member('b', { c: 0.2, a: 0.6 }, { profile: both })],
+      ['c', member('c', { a: 0.8, b: 0.2 }, { profile: both })],
+    ]);
+    const r = readServedStep({ step: 5, roundTripMs: 4, stageMs: [0.5, 0.7, 0.3], coordinatorMs: 0.5 }, route, 'a', (p) => ring.get(p), model);
+    expect(r?.latencyMs).toBeCloseTo(0.2 - 0.1 + (0.1 - 0.1) + (0.4 - 0.1), 9);
+    expect(r?.fixedMs).toBeCloseTo(1000 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.3 + 0.3 + 0.2, 9);
+    expect(ringHopLatencyMs(route, 'a', (p) => ring.get(p))).toBeCloseTo(0.4 / 3, 9);
+    // The planner prices the same legs (no excess announced yet): what the coordinator reads against is what it plans with.
+    const cluster = clusterOf([...ring.values()]);
+    const latency = (from: string, to: string) => cluster.links.find((l) => l.from === from && l.to === to)?.latencyMs;
+    expect(latency('a', 'b')).toBeCloseTo(0.1, 9);
+    expect(latency('b', 'c')).toBeCloseTo(0, 9);
+    expect(latency('c', 'a')).toBeCloseTo(0.3, 9);
   });
 
   it('reads no step while a node of the ring is announced busy: the excess, as a calibration, is of quiet steps', () => {
@@ -91,7 +112,8 @@ describe('served hops', () => {
       for (let i = 0; i < 128; i++) watch.observeServedStep(measuredMs, 1, 2);
     };
     try {
-      // Blocks of 128 quick steps over 2 hops, 0.6 ms more than expected a step: 0.3 ms a hop.
+      // Blocks of 128 quick steps over 2 hops, 0.6 ms more than the fixed costs a step, links priced at 0 a hop: 0.3 ms a hop.
+      watch.setServedRingLatency(0);
       block(1.6);
       block(1.6);
       block(1.6);
@@ -110,6 +132,31 @@ describe('served hops', () => {
       for (let i = 0; i < 512; i++) watch.observeServedStep(30, 1, 0);
       await sleep(20);
       expect(watch.current().hopExcessMs).toBe(0.3);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('the excess follows the links as they are now: a link re-measured after its steps ran moves it, not the price', async () => {
+    const announced: DeviceLoad[] = [];
+    const watch = new DeviceWatch({ profileMemoryBytes: 1e9, announce: (l) => announced.push(l), heldBytes: () => 0, log: silentLogger, intervalMs: 5, probeWhen: () => false });
+    watch.start();
+    try {
+      // Served hops took 0.3 ms beyond the fixed costs; nothing is announced before the ring's links are known.
+      for (let i = 0; i < 256; i++) watch.observeServedStep(1.6, 1, 2);
+      await sleep(20);
+      expect(watch.current().hopExcessMs).toBeUndefined();
+      // Their pings priced a hop at 0.5 ms when they ran: −0.2 ms.
+      watch.setServedRingLatency(0.5);
+      await sleep(20);
+      expect(watch.current().hopExcessMs).toBe(-0.2);
+      // Re-measured quieter, the links price a hop at 0.15 ms: the excess is +0.15, and a link priced at
+      // its half ping plus the excess stays at what the hops took (with −0.2 kept it would be 0).
+      watch.setServedRingLatency(0.15);
+      await sleep(20);
+      expect(watch.current().hopExcessMs).toBe(0.15);
+      const a = member('a', { b: 0.3 }, { load: watch.current() });
+      expect(clusterOf([a, member('b', { a: 0.3 })]).links.find((l) => l.from === 'a')?.latencyMs).toBeCloseTo(0.3, 9);
     } finally {
       watch.stop();
     }

@@ -66,8 +66,10 @@ export class DeviceWatch {
   private stage: SlowdownEstimator;
   /** The prompt's slices against the profile's prefill speed: a calibration only (too rare to say how busy). */
   private promptStage: SlowdownEstimator;
+  /** What the cost model prices a hop of the ring last served at now (setServedRingLatency). */
+  private ringLatency: number | null = null;
   /**
-   * The network hops of the requests this node coordinates: measured − expected ms per hop over the recent blocks
+   * The network hops of the requests this node coordinates: measured − fixed costs ms per hop over the recent blocks
    * together — a mean, not the quietest or the median block as a calibration is: nothing else scales a hop, and a
    * ring's hops stall often enough (a receiver waiting for a core) that its quietest block read 0.5 ms a step below
    * its mean on stories260K's 3-node ring, and the lower median of a split's few blocks 0.4–0.6 ms a step below.
@@ -144,11 +146,25 @@ export class DeviceWatch {
 
   /**
    * One decode step of a request this node coordinates: `measuredMs` of it outside the stages' compute (round trip
-   * and the coordinator's turn, less every stage's compute) where the links and the devices' fixed costs predict
-   * `expectedMs`, over `hops` network hops, at `at` (ms since epoch; served-hops.ts).
+   * and the coordinator's turn, less every stage's compute) where the cost model prices `fixedMs` besides the hops'
+   * latency (their transfer, the devices' fixed costs), over `hops` network hops, at `at` (ms since epoch; served-hops.ts).
    */
-  observeServedStep(measuredMs: number, expectedMs: number, hops: number, at = Date.now()): void {
-    if (hops > 0) this.hops.add(at, measuredMs / hops, expectedMs / hops);
+  observeServedStep(measuredMs: number, fixedMs: number, hops: number, at = Date.now()): void {
+    if (hops > 0) this.hops.add(at, measuredMs / hops, fixedMs / hops);
+  }
+
+  /**
+   * What the cost model prices a hop of the ring last served at now (its links' pings, hop-latency.ts), or null: the
+   * excess announced is the served hops' latency beyond it, so a link re-measured since they ran moves it too.
+   */
+  setServedRingLatency(latencyPerHopMs: number | null): void {
+    this.ringLatency = latencyPerHopMs;
+  }
+
+  /** The served hops' latency beyond what their ring's links price it at now, ms per hop, or null before both are known. */
+  private hopExcess(): number | null {
+    const served = this.hops.recentMean();
+    return served === null || this.ringLatency === null ? null : served - this.ringLatency;
   }
 
   /** The operator's run-time memory budget (bytes), or null for the profile's. */
@@ -186,7 +202,7 @@ export class DeviceWatch {
       slowdown,
       calibration: calibrationToAnnounce(this.load.calibration, this.stage.calibration()),
       promptCalibration: calibrationToAnnounce(this.load.promptCalibration, this.promptStage.calibration()),
-      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hops.recentMean())),
+      ...optionalHopExcess(hopExcessToAnnounce(this.load.hopExcessMs, this.hopExcess())),
       source,
       since: slowdown === this.load.slowdown ? this.load.since : now,
       otherCpuCores: this.sampleCpu(),

@@ -26,7 +26,7 @@ import { PrefixDirectory } from './prefix-directory.js';
 import { Replanner } from './replanner.js';
 import type { MigrationEvent, RecoveryEvent } from './route-change-events.js';
 import type { Route } from './route.js';
-import { readServedStep } from './served-hops.js';
+import { readServedStep, ringHopLatencyMs } from './served-hops.js';
 import type { ShardStore } from './shard-store.js';
 import { StageControl } from './stage-control.js';
 import type { KvAdoptRequest } from './kv-move-control.js';
@@ -71,9 +71,12 @@ export interface ClusterPipelineOptions {
   observeCompute?: (measuredMs: number, expectedMs: number, kind: 'decode' | 'prompt', expectedByPreviousMs?: number, newRange?: boolean, passMs?: number) => void;
   /**
    * Each plain decode step of a request this node coordinates alone, over the network: ms outside its stages' compute
-   * against what the links and fixed costs predict, and its network hops (served-hops.ts; for the device watch).
+   * against what the cost model prices of it besides the hops' latency, and its network hops (served-hops.ts; for the
+   * device watch).
    */
-  observeServedStep?: (measuredMs: number, expectedMs: number, hops: number, at: number) => void;
+  observeServedStep?: (measuredMs: number, fixedMs: number, hops: number, at: number) => void;
+  /** Every adaptation tick: what the cost model prices a hop of the ring last served at now, or null (served-hops.ts). */
+  servedRingLatency?: (latencyPerHopMs: number | null) => void;
   /** A coordinator's load of layers on this node's stage finished, after `ms` (read, or held already). */
   onLayersLoaded?: (range: LayerRange, ms: number) => void;
   onMigrate?: (event: MigrationEvent) => void;
@@ -130,6 +133,8 @@ export class ClusterPipeline implements Generator {
   private adaptTimer: NodeJS.Timeout | null = null;
   /** Decode steps since the last adaptation tick, for the served hops (keepServedStep). */
   private servedSteps: { timing: StepTiming; route: Route; at: number }[] = [];
+  /** The route of the last served step read: its links price the served hops' excess as they are now. */
+  private servedRoute: Route | null = null;
   private readonly profile: ModelProfile;
   private readonly speculating: NodeSpeculation;
   private vocab: TokenVocabulary | null = null;
@@ -310,14 +315,18 @@ export class ClusterPipeline implements Generator {
 
   private readServedSteps(): void {
     const observe = this.opts.observeServedStep;
-    if (!observe || this.servedSteps.length === 0) return;
+    if (!observe || (this.servedSteps.length === 0 && !this.servedRoute)) return;
     const { membership, host } = this.opts;
     const members = new Map([membership.self(), ...membership.members()].map((m) => [m.peerId, m]));
+    const member = (p: string) => members.get(p);
     for (const s of this.servedSteps) {
-      const reading = readServedStep(s.timing, s.route, host.peerId, (p) => members.get(p), this.profile);
-      if (reading) observe(reading.measuredMs, reading.expectedMs, reading.hops, s.at);
+      const reading = readServedStep(s.timing, s.route, host.peerId, member, this.profile);
+      if (!reading) continue;
+      observe(reading.measuredMs, reading.fixedMs, reading.hops, s.at);
+      this.servedRoute = s.route;
     }
     this.servedSteps = [];
+    if (this.servedRoute) this.opts.servedRingLatency?.(ringHopLatencyMs(this.servedRoute, host.peerId, member));
   }
 
   get activePlan(): ClusterPlan | null {

@@ -12,6 +12,7 @@ import {
 import type { ClusterMember } from '../cluster/membership.js';
 import { kvBytesPerValue, type KvCacheType } from '../engine/kv-cache.js';
 import type { ModelConfig } from '../model/model-config.js';
+import { hopLatencyMs } from './hop-latency.js';
 import type { Route } from './route.js';
 import { planOwner, ringOrder, type PlanOwner } from './plan-owner.js';
 
@@ -121,14 +122,16 @@ export function clusterOf(members: ClusterMember[]): Cluster {
       memoryBytes: Math.max(1, memory),
     };
   });
-  const ids = new Set(devices.map((d) => d.id));
-  // A served hop costs more than half a ping (a bigger frame, its codec and dispatch, a receiver woken after a few
-  // ms): what the coordinators measured of it beyond the model's figures (served-hops.ts), the median of theirs.
+  // A hop is priced at half its link's ping less the receiver's wake-up, which its fixed costs count (hop-latency.ts),
+  // plus what the coordinators measured of served hops beyond the model's figures (a bigger frame, a receiver woken
+  // after a few ms; served-hops.ts), the median of theirs.
   const hopExcess = medianOf(members.map((m) => m.load?.hopExcessMs), { positive: false }) ?? 0;
+  const byId = new Map(members.map((m) => [m.peerId, m]));
   const links: Link[] = [];
   for (const m of members) {
     for (const [to, s] of Object.entries(m.links)) {
-      if (ids.has(to) && to !== m.peerId) links.push({ from: m.peerId, to, latencyMs: Math.max(0, s.rttMs / 2 + hopExcess), bandwidthMBps: s.bandwidthMBps });
+      const receiver = byId.get(to);
+      if (receiver && to !== m.peerId) links.push({ from: m.peerId, to, latencyMs: Math.max(0, hopLatencyMs(s.rttMs, receiver.profile) + hopExcess), bandwidthMBps: s.bandwidthMBps });
     }
   }
   return { devices, links, defaultLink: { latencyMs: 1, bandwidthMBps: 100 } };
