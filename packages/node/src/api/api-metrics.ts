@@ -3,6 +3,7 @@ import type { MigrationEvent, RecoveryEvent } from '../pipeline/route-change-eve
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrefixCacheReport } from '../engine/prefix-cache.js';
 import type { SpeculationReport } from '../engine/speculation.js';
+import { TokenRate } from './token-rate.js';
 
 /** Live numbers this node reads when /metrics or /v1/cluster is asked. */
 export interface MetricSources {
@@ -82,7 +83,7 @@ export class ApiMetrics {
   /** Steps, rows and the largest batch so far, for /v1/cluster (prom-client reads its values asynchronously). */
   private batching = { steps: 0, rows: 0, maxRequests: 0 };
   private sources: MetricSources | null = null;
-  private recentSteps: number[] = [];
+  private readonly recentTokens = new TokenRate(RATE_WINDOW_MS);
 
   constructor() {
     const registers = [this.registry];
@@ -172,8 +173,7 @@ export class ApiMetrics {
     const now = performance.now();
     // A verification step returns several tokens: each counts, at its share of the walk.
     const tokens = timing.tokens ?? 1;
-    for (let i = 0; i < tokens; i++) this.recentSteps.push(now);
-    if (this.recentSteps.length > 4096 || this.recentSteps[0] < now - RATE_WINDOW_MS) this.recentSteps = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
+    this.recentTokens.add(now, tokens);
     if (timing.step > 0) for (let i = 0; i < tokens; i++) this.tokenLatency.observe(timing.roundTripMs / tokens / 1000);
     let compute = 0;
     timing.stageMs.forEach((ms, i) => {
@@ -214,12 +214,7 @@ export class ApiMetrics {
   }
 
   tokensPerSecond(): number {
-    const now = performance.now();
-    const recent = this.recentSteps.filter((t) => t >= now - RATE_WINDOW_MS);
-    if (recent.length < 2) return 0;
-    // Over the span actually covered, so a burst that just started is not diluted by an idle window.
-    const span = Math.max(now - recent[0], 1000);
-    return Math.round((recent.length / span) * 1000 * 10) / 10;
+    return this.recentTokens.perSecond(performance.now());
   }
 
   serving(): ServingStats {
