@@ -225,7 +225,7 @@ export class DeviceWatch {
       }
       if (calibrationMoved) this.opts.log.info(`device calibration: stage compute takes ${next.calibration}× the profile's prediction when quiet`);
       if (promptCalibrationMoved) this.opts.log.info(`device calibration: a prompt takes ${next.promptCalibration}× the profile's prediction when quiet`);
-      if (hopExcessMoved) this.opts.log.info(`served hops: each takes ${next.hopExcessMs} ms beyond its link's fastest ping and the stages' fixed costs`);
+      if (hopExcessMoved) this.opts.log.info(`served hops: each takes ${next.hopExcessMs} ms beyond what its link's ping and the stages' fixed costs price it at`);
       if (next.memoryBudgetBytes !== prev.memoryBudgetBytes) this.opts.log.info(`memory budget now ${mb(next.memoryBudgetBytes)}${reason ? ` (${reason})` : ''}`);
       this.opts.announce(next);
     }
