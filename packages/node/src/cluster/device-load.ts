@@ -100,7 +100,7 @@ export class SlowdownEstimator {
     if (this.samples >= this.minSamples) this.best = Math.min(this.best, this.logRatio);
     // A throttled device's runs stay out of its calibration: one stall barely moves the smoothed ratio, a throttle
     // soon takes it past THROTTLED, or its owner announces it busy (and the open block, holding its first runs, is
-    // dropped). A device a little busy, not announced, still counts, in blocks the median of the recent ones of which
+    // dropped). A device a little busy, not announced, still counts, in blocks the trimmed mean of the recent ones of which
     // is taken: what its stages cost now, stalls included (the quietest block, taken before, put a ring's stages at
     // 0.5–0.7 of their mean on stories260K).
     if (announcedBusy || this.logRatio - this.best >= this.throttledAbove) this.mean.discard();
@@ -141,12 +141,12 @@ export class SlowdownEstimator {
   }
 
   /**
-   * Measured/expected of the device when not announced busy (absolute): the median of the recent blocks' means once a
-   * block has closed, before that the best smoothed ratio; null before `minSamples`.
+   * Measured/expected of the device when not announced busy (absolute): the recent blocks' mean less the slowest block
+   * (block-means.ts) once a block has closed, before that the best smoothed ratio; null before `minSamples`.
    */
   calibration(): number | null {
     if (!Number.isFinite(this.best)) return null;
-    return this.mean.typical() ?? Math.exp(this.best);
+    return this.mean.trimmedMean() ?? Math.exp(this.best);
   }
 
   /** When the last sample came (ms). */

@@ -70,7 +70,7 @@ export class DeviceWatch {
   private ringLatency: number | null = null;
   /**
    * The network hops of the requests this node coordinates: measured − fixed costs ms per hop over the recent blocks
-   * together — a mean, not the quietest or the median block as a calibration is: nothing else scales a hop, and a
+   * together — a mean of every block, not less the slowest as a calibration is: nothing else scales a hop, and a
    * ring's hops stall often enough (a receiver waiting for a core) that its quietest block read 0.5 ms a step below
    * its mean on stories260K's 3-node ring, and the lower median of a split's few blocks 0.4–0.6 ms a step below.
    */
