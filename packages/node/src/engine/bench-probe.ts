@@ -46,8 +46,8 @@ export interface BenchHop {
 export interface BenchTopology {
   modelShape: ModelShape;
   coordinator: string;
-  /** Members with the model, in ring order (names sorted), as the partitioner sees them. */
-  members: { peerId: string; name: string }[];
+  /** Members with the model, in ring order (names sorted), as the partitioner sees them, with the slowdown each announces (1: quiet). */
+  members: { peerId: string; name: string; slowdown: number }[];
   cluster: Cluster;
   /** The plan in force, if one was made. */
   route: BenchRoute | null;

@@ -123,7 +123,7 @@ export class ClusterBenchProbe implements BenchProbe {
     return {
       modelShape: modelShapeOf(model.config, storedBytesPerWeight(model)),
       coordinator: this.opts.selfId,
-      members: members.map((m) => ({ peerId: m.peerId, name: m.name })),
+      members: members.map((m) => ({ peerId: m.peerId, name: m.name, slowdown: m.load?.slowdown ?? 1 })),
       cluster: clusterOf(members),
       route: route ? this.describe(route) : null,
     };
