@@ -47,10 +47,10 @@ const SPLIT_WARM_UP_MS = 2000;
  */
 const SPLIT_QUIET_WAIT_MS = 10_000;
 
-/** Whether every node of the split's ring is announced quiet (the ring unknown yet: no). */
+/** Whether every node of the split's ring is announced quiet (the ring unknown yet: no; a node of an earlier version, which does not say: yes). */
 function ringQuiet(info: BenchInfo): boolean {
   const ring = new Set(info.route?.stages.map((s) => s.peerId) ?? []);
-  return ring.size > 0 && info.members.every((m) => !ring.has(m.peerId) || m.slowdown <= 1);
+  return ring.size > 0 && info.members.every((m) => !ring.has(m.peerId) || (m.slowdown ?? 1) <= 1);
 }
 
 /**
