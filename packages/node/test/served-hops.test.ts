@@ -50,7 +50,7 @@ describe('served hops', () => {
     const r = readServedStep({ step: 5, roundTripMs: 4, stageMs: [0.5, 0.7, 0.3], coordinatorMs: 0.5 }, route, 'a', get, model);
     // The coordinator is stage 0: its own stage is no hop. a→b carries a hidden state, b→c too, c→a a token id.
     expect(r?.hops).toBe(2 + 1);
-    expect(r?.latencyMs).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
+    expect(ringHopLatencyMs(route, 'a', get)! * 3).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
     // b and c take a frame (their layers do not start the model); a coordinates the token.
     expect(r?.fixedMs).toBeCloseTo(1000 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.1 + 0.3 + 0.2, 9);
     expect(r?.measuredMs).toBeCloseTo(4 + 0.5 - 1.5, 9);
@@ -60,7 +60,7 @@ describe('served hops', () => {
     const r = readServedStep({ step: 1, roundTripMs: 4, stageMs: [1, 1], coordinatorMs: 0 }, { ...route, peers: ['b', 'c'], ranges: [[0, 3], [3, 5]] }, 'a', get, model);
     expect(r?.hops).toBe(3);
     // a→b (0.2) and c→a (0.4) carry token ids, b→c (0.1) a hidden state; c takes a frame, b starts the model.
-    expect(r?.latencyMs).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
+    expect(ringHopLatencyMs({ ...route, peers: ['b', 'c'], ranges: [[0, 3], [3, 5]] }, 'a', get)! * 3).toBeCloseTo(0.2 + 0.1 + 0.4, 9);
     expect(r?.fixedMs).toBeCloseTo(4 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.3 + 0.2, 9);
   });
 
@@ -73,7 +73,6 @@ describe('served hops', () => {
       ['c', member('c', { a: 0.8, b: 0.2 }, { profile: both })],
     ]);
     const r = readServedStep({ step: 5, roundTripMs: 4, stageMs: [0.5, 0.7, 0.3], coordinatorMs: 0.5 }, route, 'a', (p) => ring.get(p), model);
-    expect(r?.latencyMs).toBeCloseTo(0.2 - 0.1 + (0.1 - 0.1) + (0.4 - 0.1), 9);
     expect(r?.fixedMs).toBeCloseTo(1000 / 1e5 + 1000 / 1e5 + 4 / 1e5 + 0.3 + 0.3 + 0.2, 9);
     expect(ringHopLatencyMs(route, 'a', (p) => ring.get(p))).toBeCloseTo(0.4 / 3, 9);
     // The planner prices the same legs (no excess announced yet): what the coordinator reads against is what it plans with.

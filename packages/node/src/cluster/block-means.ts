@@ -31,6 +31,8 @@ export class BlockMeans {
   private runs = 0;
   private openedAt = 0;
   private recent: BlockMean[] = [];
+  /** The figures of `recent`, computed when it changes (a block closes), not on every read: a stage reads its calibration every run. */
+  private figures: { mean: number | null; trimmed: number | null } = { mean: null, trimmed: null };
   /** With `holdBack`: the last closed block, not counted until the one after it closes too. */
   private held: BlockMean | null = null;
 
@@ -55,7 +57,7 @@ export class BlockMeans {
       const block = { measured: this.measured / this.runs, expected: this.expected / this.runs };
       const counted = this.holdBack ? this.held : block;
       if (this.holdBack) this.held = block;
-      if (counted) this.recent = [...this.recent, counted].slice(-RECENT_BLOCKS);
+      if (counted) this.setRecent([...this.recent, counted].slice(-RECENT_BLOCKS));
       this.dropOpen();
     }
   }
@@ -69,7 +71,7 @@ export class BlockMeans {
   /** Forgets every block. */
   reset(): void {
     this.discard();
-    this.recent = [];
+    this.setRecent([]);
   }
 
   private dropOpen(): void {
@@ -82,14 +84,14 @@ export class BlockMeans {
   rescale(factor: number): void {
     if (!(factor > 0) || !Number.isFinite(factor)) return;
     const follow = (b: BlockMean) => ({ measured: b.measured, expected: b.expected / factor });
-    this.recent = this.recent.map(follow);
+    this.setRecent(this.recent.map(follow));
     if (this.held) this.held = follow(this.held);
     this.expected /= factor;
   }
 
   /** The figure of the last RECENT_BLOCKS closed blocks taken together (their runs' mean), or null before one. */
   recentMean(): number | null {
-    return this.recent.length === 0 ? null : this.together(this.recent);
+    return this.figures.mean;
   }
 
   /**
@@ -100,10 +102,18 @@ export class BlockMeans {
    * steps took 0.18–0.22 on the mean (p50 0.15).
    */
   trimmedMean(): number | null {
-    if (this.recent.length === 0) return null;
-    if (this.recent.length === 1) return this.valueOf(this.recent[0]);
-    const slowest = this.recent.reduce((worst, b, i) => (this.valueOf(b) > this.valueOf(this.recent[worst]) ? i : worst), 0);
-    return this.together(this.recent.filter((_, i) => i !== slowest));
+    return this.figures.trimmed;
+  }
+
+  private setRecent(blocks: BlockMean[]): void {
+    this.recent = blocks;
+    if (blocks.length === 0) {
+      this.figures = { mean: null, trimmed: null };
+      return;
+    }
+    const slowest = blocks.reduce((worst, b, i) => (this.valueOf(b) > this.valueOf(blocks[worst]) ? i : worst), 0);
+    const trimmed = blocks.length === 1 ? this.valueOf(blocks[0]) : this.together(blocks.filter((_, i) => i !== slowest));
+    this.figures = { mean: this.together(blocks), trimmed };
   }
 
   private together(blocks: readonly BlockMean[]): number {

@@ -10,21 +10,19 @@ type MemberOf = (peerId: string) => ClusterMember | undefined;
 export interface ServedStepReading {
   /** Round trip and the coordinator's turn, less every stage's compute, ms. */
   measuredMs: number;
-  /** What the cost model prices of it besides the hops' latency: their transfer, the stages' and the coordinator's fixed costs, ms. */
+  /** What the cost model prices of it besides the hops' latency (ringHopLatencyMs): their transfer, the stages' and the coordinator's fixed costs, ms. */
   fixedMs: number;
-  /** The hops' latency as the cost model prices it now (hop-latency.ts), ms. */
-  latencyMs: number;
   /** Network hops of the step (legs between two processes). */
   hops: number;
 }
 
-/** The network legs of a step of `route` coordinated by `self`, with the bytes each carries. */
-function legsOf(route: Route, self: string, model: Pick<ModelProfile, 'hiddenBytesPerToken' | 'tokenBytes'>): [from: string, to: string, bytes: number][] {
+/** The network legs of a step of `route` coordinated by `self`, and whether each carries a hidden state (else a token id). */
+function legsOf(route: Route, self: string): [from: string, to: string, hidden: boolean][] {
   const peers = route.peers;
-  const legs: [string, string, number][] = [];
-  if (peers[0] !== self) legs.push([self, peers[0], model.tokenBytes]);
-  for (let i = 0; i + 1 < peers.length; i++) if (peers[i] !== peers[i + 1]) legs.push([peers[i], peers[i + 1], model.hiddenBytesPerToken]);
-  if (peers[peers.length - 1] !== self) legs.push([peers[peers.length - 1], self, model.tokenBytes]);
+  const legs: [string, string, boolean][] = [];
+  if (peers[0] !== self) legs.push([self, peers[0], false]);
+  for (let i = 0; i + 1 < peers.length; i++) if (peers[i] !== peers[i + 1]) legs.push([peers[i], peers[i + 1], true]);
+  if (peers[peers.length - 1] !== self) legs.push([peers[peers.length - 1], self, false]);
   return legs;
 }
 
@@ -36,7 +34,7 @@ function legsOf(route: Route, self: string, model: Pick<ModelProfile, 'hiddenByt
  * off by that change (stories260K's 2-node ring priced its hops at 0 for 0.3 ms each).
  */
 export function ringHopLatencyMs(route: Route, self: string, member: MemberOf): number | null {
-  const legs = legsOf(route, self, { hiddenBytesPerToken: 0, tokenBytes: 0 });
+  const legs = legsOf(route, self);
   if (legs.length === 0) return null;
   let sum = 0;
   for (const [from, to] of legs) {
@@ -66,15 +64,13 @@ export function readServedStep(timing: StepTiming, route: Route, self: string, m
   const peers = route.peers;
   const busy = (peerId: string) => (member(peerId)?.load?.slowdown ?? 1) > 1;
   if (busy(self) || peers.some(busy)) return null;
-  const legs = legsOf(route, self, model);
+  const legs = legsOf(route, self);
   if (legs.length === 0) return null;
   let fixedMs = 0;
-  let latencyMs = 0;
-  for (const [from, to, bytes] of legs) {
+  for (const [from, to, hidden] of legs) {
     const link = member(from)?.links[to];
     if (!link) return null;
-    latencyMs += hopLatencyMs(link.rttMs, member(to)?.profile);
-    fixedMs += bytes / (link.bandwidthMBps * 1e3);
+    fixedMs += (hidden ? model.hiddenBytesPerToken : model.tokenBytes) / (link.bandwidthMBps * 1e3);
   }
   const fixed = (peerId: string, cost: 'stepOverheadMs' | 'tokenOverheadMs') => member(peerId)?.profile[cost] ?? 0;
   peers.forEach((peerId, i) => {
@@ -82,5 +78,5 @@ export function readServedStep(timing: StepTiming, route: Route, self: string, m
   });
   fixedMs += fixed(self, 'tokenOverheadMs');
   const computeMs = timing.stageMs.reduce((a, b) => a + b, 0);
-  return { measuredMs: timing.roundTripMs + timing.coordinatorMs - computeMs, fixedMs, latencyMs, hops: legs.length };
+  return { measuredMs: timing.roundTripMs + timing.coordinatorMs - computeMs, fixedMs, hops: legs.length };
 }
