@@ -167,6 +167,18 @@ describe('speculative decoding through a 3-node pipeline', () => {
     }
   }, 120_000);
 
+  it('a whole answer as its prediction: verifications of 12 rows and more go through the ring in parts, the same text', async () => {
+    const ref = await complete({ prompt: QUOTING, max_tokens: 96, temperature: 0, speculate: false });
+    const tokens = ref.choices[0].text;
+    const on = await complete({ prompt: QUOTING, max_tokens: 96, temperature: 0, prediction: { type: 'content', content: tokens } });
+    expect(on.choices[0].text).toBe(tokens);
+    expect(on.usage.speculation!.accepted_tokens).toBeGreaterThan(48);
+    // 2 × MIN_VERIFICATION_PART_ROWS rows or more go in two parts on three stages (verification-parts.ts).
+    const cluster = (await a.cluster()) as { serving: { speculation: { passMs: Record<string, number> } } };
+    const sizes = Object.keys(cluster.serving.speculation.passMs).map(Number);
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(12);
+  }, 120_000);
+
   it('speculating and plain requests batched side by side each give their own text', async () => {
     const prompts = [QUOTING, PLAIN, 'Lily wanted to', 'Once upon a time'];
     const refs = await Promise.all(prompts.map((prompt) => complete({ prompt, max_tokens: 48, temperature: 0, speculate: false })));

@@ -113,6 +113,17 @@ describe('frames with drafts', () => {
     expect(tok.t === 'token' && [Array.from(tok.more!), tok.lps!.length]).toEqual([[3, 4], 2]);
   });
 
+  it('a verification may go in parts: each says where it starts in the step, and only the part that ends it is final', () => {
+    const first = parseActivationFrame(act({ n: 2, tokens: [1, 2], draft: [2, 3, 4], final: false }), limits);
+    const last = parseActivationFrame(act({ pos: 12, n: 2, tokens: [3, 4], draft: [2, 3, 4], rowsBefore: 2 }), limits);
+    expect([first.t === 'act' && first.rowsBefore, last.t === 'act' && last.rowsBefore]).toEqual([undefined, 2]);
+    // Past the step's rows, a final part short of its end, a non-final one at it, a part of a plain step: refused.
+    for (const extra of [{ n: 2, tokens: [3, 4], rowsBefore: 3 }, { n: 1, tokens: [3], rowsBefore: 2 }, { n: 2, tokens: [3, 4], rowsBefore: 2, final: false }]) {
+      expect(() => parseActivationFrame(act({ pos: 12, draft: [2, 3, 4], ...extra }), limits), JSON.stringify(extra)).toThrow(/in parts whose last one is final/);
+    }
+    expect(() => parseActivationFrame(act({ n: 1, tokens: [3], rowsBefore: 1 }), limits)).toThrow(/only a verification step/);
+  });
+
   it('refuses rows that do not match the draft, a draft on a prefill, and oversized drafts', () => {
     expect(() => parseActivationFrame(act({ n: 2, tokens: [1, 2], draft: [2, 3] }), limits)).toThrow(FrameValidationError);
     expect(() => parseActivationFrame(act({ n: 2, tokens: [1, 2] }), limits)).toThrow(FrameValidationError);

@@ -94,6 +94,35 @@ describe('StageWorker verification steps', () => {
     w.close();
   });
 
+  it('a verification in parts answers as in one frame, once its final part is in, and rolls back from its first row', async () => {
+    const w = worker();
+    const ref = await plain(w, 'ref', PROMPT, 8);
+    const g = ref.tokens;
+    const P = PROMPT.length;
+    await answer(w, act('p', 0, 0, PROMPT, { open: opening(PROMPT) }));
+    // Token g0 and five drafts, the fourth wrong: rows [g0, g1, g2] then [g3, wrong, g5].
+    const wrong = (g[4] + 1) % stage.model.config.vocabSize;
+    const draft = Int32Array.from([g[1], g[2], g[3], wrong, g[5]]);
+    const early = await w.handle(act('p', 1, P, [g[0], g[1], g[2]], { draft, final: false }));
+    expect(early).toEqual([]); // nothing to say before the final part
+    const v = await answer(w, act('p', 1, P + 3, [g[3], wrong, g[5]], { draft, rowsBefore: 3 }));
+    expect([v.token, ...(v.more ?? [])]).toEqual([g[1], g[2], g[3], g[4]]);
+    expect([v.lp!.l, ...(v.lps ?? []).map((l) => l.l)]).toEqual(ref.lps.slice(1, 5));
+    // The rows of `wrong` and g5 (in the second part) are dropped by the next step's position.
+    const next = await answer(w, act('p', 2, P + 4, [g[4]]));
+    expect([next.token, next.lp!.l]).toEqual([g[5], ref.lps[5]]);
+    // A later part without its first, and a step begun again before its last part, are refused.
+    const orphan = await w.handle(act('p', 3, P + 6, [g[6]], { draft: Int32Array.of(g[6], g[7]), rowsBefore: 1, n: 1, final: false }));
+    expect((orphan[0].frame as ErrorFrame).message).toMatch(/later part of step 3 came before its first/);
+    const w2 = worker();
+    await answer(w2, act('q', 0, 0, PROMPT, { open: opening(PROMPT) }));
+    await w2.handle(act('q', 1, P, [g[0], g[1]], { draft: Int32Array.of(g[1], g[2]), final: false }));
+    const again = await w2.handle(act('q', 1, P + 2, [g[2]], { draft: Int32Array.of(g[1], g[2]) }));
+    expect((again[0].frame as ErrorFrame).message).toMatch(/step 1 began again before its last part/);
+    w.close();
+    w2.close();
+  });
+
   it('refuses a position below the verified token, and any rollback after a plain step', async () => {
     const w = worker();
     const P = PROMPT.length;

@@ -11,7 +11,9 @@ import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
  *   coordinator ──act(step 1, one token)──▶ stage 0 ──▶ … ──▶ last stage ──token(step 1)──▶ coordinator …
  *   (speculating: act(step k, the token + a draft of d tokens, `draft`) — every stage computes the 1 + d rows, the last
  *   samples each and answers token(step k, `token` + `more`: the accepted drafts and the token after them); the next
- *   step's `pos` tells every stage where its cache now ends, dropping the rejected drafts' rows)
+ *   step's `pos` tells every stage where its cache now ends, dropping the rejected drafts' rows; a verification of
+ *   many rows may go in parts, each saying in `rowsBefore` where it starts in the step, so that a stage computes one
+ *   part while the next stage computes the one before — only the final part makes the last stage answer)
  *   coordinator ──release──▶ stage 0 ──release──▶ … (each stage frees its KV cache and forwards)
  *
  * Prefill may arrive in several `act` chunks (each at most the frame limit); only the chunk with `final` makes the
@@ -89,6 +91,11 @@ export interface ActFrame {
    * stage computes with it (n = 1 + draft.length) and the last stage checks against its samples.
    */
   draft?: Int32Array;
+  /**
+   * A verification sent in parts (pipeline/verification-parts.ts): the step's rows before this part's first (absent
+   * = 0). Every part carries the whole draft; the step's first row is at pos − rowsBefore.
+   */
+  rowsBefore?: number;
 }
 
 export interface TokenFrame {
@@ -334,8 +341,16 @@ function parseActFrame(raw: Record<string, unknown>, limits: FrameLimits): ActFr
     frame.draft = tokenArray(raw.draft, 'draft', MAX_DRAFT_TOKENS, limits.vocabSize);
     if (frame.draft.length === 0) fail('a draft holds at least one token');
   }
-  // A decode step is one row, or one row and its draft (a verification), in one final frame.
-  if (frame.step > 0 && (n !== 1 + (frame.draft?.length ?? 0) || !frame.final)) fail('a decode step carries its token and its draft (if any) in one final frame');
+  if (raw.rowsBefore !== undefined) {
+    if (!frame.draft) fail('only a verification step (with a draft) is sent in parts');
+    frame.rowsBefore = int(raw, 'rowsBefore', 1, MAX_DRAFT_TOKENS);
+  }
+  // A decode step is one row, or one row and its draft (a verification): in one final frame, or a verification in
+  // consecutive parts whose last one is final.
+  if (frame.step > 0) {
+    const rows = 1 + (frame.draft?.length ?? 0), before = frame.rowsBefore ?? 0;
+    if (before + n > rows || frame.final !== (before + n === rows)) fail('a decode step carries its token and its draft (if any) in one final frame, or a verification in parts whose last one is final');
+  }
   const ms = parseStageMs(raw.stageMs, limits);
   if (ms) frame.stageMs = ms;
   const held = parseHeld(raw.held, limits);

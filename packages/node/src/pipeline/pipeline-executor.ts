@@ -14,6 +14,7 @@ import { LiveMoves, type LiveMovesOptions } from './live-move.js';
 import { coordinatorSwitchLine, wallMs } from './switch-phases.js';
 import { RequestEndedError, StageFailedError, StageLostError } from './stage-errors.js';
 import { MAX_DRAFT_TOKENS } from '../engine/speculation.js';
+import { verificationParts } from './verification-parts.js';
 
 export interface PipelineExecutorOptions {
   router: ActivationRouter;
@@ -47,6 +48,11 @@ export interface PipelineExecutorOptions {
    * hold. Without it every request prefills its whole prompt.
    */
   directory?: PrefixDirectory;
+  /**
+   * Fewest rows in a part of a verification sent in parts (verification-parts.ts); 0 sends every verification in one
+   * frame. Default MIN_VERIFICATION_PART_ROWS.
+   */
+  verificationPartRows?: number;
 }
 
 /**
@@ -371,20 +377,31 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   private async sendStep(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
     run.step++;
     const next = this.awaitToken(run, run.step);
-    const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos, n: 1 + draft.length, final: true, tokens: Int32Array.from([token, ...draft]) };
-    if (draft.length > 0) frame.draft = Int32Array.from(draft);
+    const tokens = Int32Array.from([token, ...draft]);
+    const drafted = draft.length > 0 ? Int32Array.from(draft) : null;
+    const minRows = this.opts.verificationPartRows;
+    const parts = drafted && minRows !== 0 ? verificationParts(tokens.length, run.route.peers.length, minRows) : [tokens.length];
+    const frames = parts.map((n, i): ActFrame => {
+      const at = parts.slice(0, i).reduce((a, b) => a + b, 0);
+      const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos + at, n, final: at + n === tokens.length, tokens: tokens.subarray(at, at + n) };
+      if (drafted) frame.draft = drafted;
+      if (at > 0) frame.rowsBefore = at;
+      return frame;
+    });
     // The token's row is computed whatever the verdict; the drafts' only count once accepted.
     run.pos++;
     const first = run.route.peers[0];
-    this.opts.router.send(first, frame).catch((err: Error) => this.failPending(run, new StageLostError(first, `could not be reached (${err.message})`)));
-    const tokens = await next;
-    if (tokens.length > draft.length + 1 || tokens.slice(0, -1).some((t, i) => t !== draft[i])) {
+    void (async () => {
+      for (const frame of frames) await this.opts.router.send(first, frame);
+    })().catch((err: Error) => this.failPending(run, new StageLostError(first, `could not be reached (${err.message})`)));
+    const sampled = await next;
+    if (sampled.length > draft.length + 1 || sampled.slice(0, -1).some((t, i) => t !== draft[i])) {
       throw new StageFailedError(run.route.peers.at(-1)!, 'VerificationError', `answered a draft of ${draft.length} with tokens that do not extend it`);
     }
     // Accepted drafts are fed: their rows stay on every stage, and the next step starts after them.
-    run.fed.push(...tokens.slice(0, -1));
-    run.pos += tokens.length - 1;
-    return tokens;
+    run.fed.push(...sampled.slice(0, -1));
+    run.pos += sampled.length - 1;
+    return sampled;
   }
 
   private awaitToken(run: Running, step: number): Promise<number[]> {

@@ -50,8 +50,14 @@ interface Session {
   movedIn?: boolean;
   /** The switch's part of its move is in: the positions copied count for its steps. */
   switched?: boolean;
-  /** Position of the last frame computed here (a row before it is certain: no later rollback drops it). */
+  /** Position of the last step computed here (a row before it is certain: no later rollback drops it). */
   computedFrom?: number;
+  /**
+   * A verification in parts, on the last stage: the logits of its parts before the final one (every row's, in
+   * order), and on every stage the milliseconds those parts took (the step's time is their sum).
+   */
+  partLogits?: Float32Array[];
+  partMs?: number;
   /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
   stepsToLog?: number;
 }
@@ -157,15 +163,17 @@ export class StageWorker {
       onStart?.();
       session = await this.begin(frame);
       const embedding = session.opening.embed === true;
-      // A verification samples every row (its first, then each drafted token's successor).
-      const logits = frame.final && !embedding ? (frame.draft ? ('all' as const) : true) : false;
+      // A verification samples every row (its first, then each drafted token's successor), in every part.
+      const logits = embedding ? false : frame.draft ? ('all' as const) : frame.final;
       return { shard: session.shard, cache: session.cache, input: this.inputOf(frame, session), logits, embedding };
     };
     return this.scheduler.submit({ request: frame.rid, rows: frame.n, start }).then(
       ({ output, computeMs }) => {
         const outs = this.emit(frame, session!, output, computeMs);
-        session!.computedFrom = frame.pos;
-        this.computed.reached(frame.rid, frame.pos + 1);
+        // A later part of a verification leaves its step's rows after the first uncertain (still maybe rejected).
+        const first = frame.pos - (frame.rowsBefore ?? 0);
+        session!.computedFrom = first;
+        this.computed.reached(frame.rid, first + 1);
         return outs;
       },
       (err: unknown) => this.failure(frame, session, err),
@@ -197,17 +205,19 @@ export class StageWorker {
     // Step order: chunks of the current step, or the first chunk of the next one once the current is complete.
     const nextStep = session.stepDone ? session.step + 1 : session.step;
     if (frame.step !== nextStep) throw new StageError(`expected step ${nextStep}, got step ${frame.step}`);
+    const before = frame.rowsBefore ?? 0;
+    if (frame.step > 0 && (before > 0) === session.stepDone) throw new StageError(before > 0 ? `a later part of step ${frame.step} came before its first` : `step ${frame.step} began again before its last part`);
     if (frame.pos !== session.cache.length) {
       // The step after a verification starts after the rows its last stage accepted: the rest are dropped here, on
       // every stage, before anything reads them (and before a release could keep them in the prefix cache).
-      const rollback = frame.step > 0 && frame.pos >= session.floor && frame.pos < session.cache.length;
+      const rollback = frame.step > 0 && before === 0 && frame.pos >= session.floor && frame.pos < session.cache.length;
       if (!rollback) throw new StageError(`expected position ${session.cache.length}, got ${frame.pos}`);
       session.cache.truncate(frame.pos);
     }
     if (session.shard.isFirst ? !frame.tokens : !frame.hidden) throw new StageError(session.shard.isFirst ? 'the first stage needs token ids' : 'this stage needs hidden states');
     session.step = frame.step;
     session.stepDone = frame.final;
-    session.floor = frame.draft ? frame.pos + 1 : frame.pos + frame.n;
+    session.floor = frame.draft ? frame.pos - before + 1 : frame.pos + frame.n;
     session.lastActive = Date.now();
     return session;
   }
@@ -384,6 +394,17 @@ export class StageWorker {
 
   /** Where a completed frame's results go: a sampled token to the coordinator, or hidden states to the next stage. */
   private emit(frame: ActFrame, s: Session, out: ShardOutput, computeMs: number): Outgoing[] {
+    if (frame.draft && !frame.final) {
+      // A verification's part: its time counts in the step's, and on the last stage its logits wait for the rest.
+      s.partMs = (s.partMs ?? 0) + computeMs;
+      if (out.kind === 'logits') {
+        (s.partLogits ??= []).push(out.logits.slice());
+        return [];
+      }
+    } else if (frame.draft && s.partMs !== undefined) {
+      computeMs += s.partMs;
+      s.partMs = undefined;
+    }
     const stageMs = [...(frame.stageMs ?? []), computeMs];
     // The prompt is complete here: keep its blocks now (a request sharing them may start before this one ends), and
     // tell the coordinator how much of it every stage keeps.
@@ -398,7 +419,12 @@ export class StageWorker {
     }
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
-      if (frame.draft) return [{ to: coordinator, frame: verificationAnswer(frame, frame.draft, s.sampler!, { vocabSize: s.shard.config.vocabSize, contextLength: s.opening.contextLength }, out.logits, stageMs) }];
+      if (frame.draft) {
+        const logits = s.partLogits ? concatRows([...s.partLogits, out.logits]) : out.logits;
+        s.partLogits = undefined;
+        const step = { rid: frame.rid, step: frame.step, pos: frame.pos - (frame.rowsBefore ?? 0) };
+        return [{ to: coordinator, frame: verificationAnswer(step, frame.draft, s.sampler!, { vocabSize: s.shard.config.vocabSize, contextLength: s.opening.contextLength }, logits, stageMs) }];
+      }
       // Tokens still allowed, this one included: the grammar must be able to finish within them.
       const token = s.sampler!.sample(out.logits, s.opening.contextLength - s.cache.length);
       const lp = s.sampler!.lastLogprob;
@@ -429,6 +455,8 @@ export class StageWorker {
       };
       if (frame.open && r === 0) act.open = s.opening;
       if (frame.draft) act.draft = frame.draft;
+      const before = (frame.rowsBefore ?? 0) + r;
+      if (before > 0) act.rowsBefore = before;
       if (held && act.final) act.held = held;
       outgoing.push({ to: next, frame: act, coordinator });
     }
@@ -473,6 +501,17 @@ export class StageWorker {
     this.computed.end(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
+}
+
+/** Rows of logits in order, as one array (a verification's parts). */
+function concatRows(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
 }
 
 function noVocabulary(): never {

@@ -9,7 +9,7 @@ export function wireLogprob(lp: TokenLogprob): WireLogprob {
 
 /** The last stage's answer to a verification step: the drafted tokens its samples agree with, and the next one. */
 export function verificationAnswer(
-  frame: ActFrame,
+  frame: Pick<ActFrame, 'rid' | 'step' | 'pos'>,
   draft: Int32Array,
   sampler: Sampler,
   model: { vocabSize: number; contextLength: number },
