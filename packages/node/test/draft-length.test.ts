@@ -136,10 +136,40 @@ describe('DraftTuner', () => {
     expect(t.stats).toEqual({ drafted: 40, accepted: 40, walks: 10, tokens: 50, draftLength: 6 });
   });
 
+  it('tries a longer draft never timed at once where the acceptance makes it pay: a fresh node climbs to 16 in a few passes', async () => {
+    const timedShort = () => {
+      const cost = new PassCost();
+      // Short passes timed at 6 ms a row: on that line, with 98 % acceptance, 6 drafts are the best buy.
+      for (const [r, ms] of [[1, 10], [2, 16], [3, 22], [4, 28]]) for (let i = 0; i < 6; i++) cost.record(r, ms);
+      return cost;
+    };
+    const cost = timedShort();
+    const t = tuner(16, cost);
+    for (let i = 0; i < 10; i++) t.record(3, 3, 28);
+    const choice = () => chooseDraftLength({ acceptance: t.acceptance, passMs: (r) => cost.passMs(r), draftMsPerToken: 0 }, 16);
+    expect(choice()).toBe(6);
+    // The long passes turn out cheaper per row than the line said.
+    const sizes: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const k = (await t.draft([1], 100, 1)).length;
+      sizes.push(k);
+      t.record(k, k, 12 + 2 * k);
+    }
+    expect(sizes[0]).toBe(8);
+    expect(new Set(sizes.slice(0, 4))).toEqual(new Set([8, 12, 16]));
+    expect(sizes.slice(4)).toEqual([16, 16, 16]);
+    // At 50 % acceptance a longer draft would not yield a fifth more tokens: the costs' choice is kept.
+    const lowCost = timedShort();
+    const low = tuner(16, lowCost);
+    for (let i = 0; i < 10; i++) low.record(3, 1, 28);
+    const lowChoice = chooseDraftLength({ acceptance: low.acceptance, passMs: (r) => lowCost.passMs(r), draftMsPerToken: 0 }, 16);
+    for (let i = 0; i < 7; i++) expect((await low.draft([1], 100, 1)).length).toBe(lowChoice);
+  });
+
   it('climbs the staircase: every 8th verification drafts a step higher, so the next size gets timed', async () => {
     const cost = new PassCost();
-    // Rows dear enough that 4 wins on the line: 1 → 10 ms, each further row 6 ms.
-    for (const r of [1, 3, 5]) cost.record(r, 10 + 6 * (r - 1));
+    // Rows dear enough that a short draft wins: 1 → 10 ms, each further row 6 ms, every size on the staircase timed.
+    for (const r of [1, 2, 3, 4, 5, 7, 9, 13, 17]) cost.record(r, 10 + 6 * (r - 1));
     const t = tuner(16, cost);
     for (let i = 0; i < 10; i++) t.record(4, 4, 28);
     const sizes: number[] = [];

@@ -25,6 +25,11 @@ export class PassCost {
     this.count.set(rows, (this.count.get(rows) ?? 0) + 1);
   }
 
+  /** Whether a pass of `rows` rows was timed. */
+  timed(rows: number): boolean {
+    return this.ms.has(rows);
+  }
+
   /** The running means, by rows (for /v1/cluster), rounded to 0.1 ms. */
   timings(): Record<number, number> {
     return Object.fromEntries([...this.ms].sort(([a], [b]) => a - b).map(([r, m]) => [r, Math.round(m * 10) / 10]));

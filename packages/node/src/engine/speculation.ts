@@ -1,4 +1,4 @@
-import { chooseDraftLength, stairAbove } from './draft-length.js';
+import { chooseDraftLength, DRAFT_STAIRCASE, expectedTokensPerWalk, stairAbove } from './draft-length.js';
 import { DraftCost } from './draft-cost.js';
 import { PassCost } from './pass-cost.js';
 import { SourceAcceptance } from './source-acceptance.js';
@@ -128,6 +128,13 @@ const ACCEPTANCE_DECAY = 0.9;
  * it does, one verification in this many drafts a step higher on the staircase, so that the next size is timed.
  */
 const PROBE_EVERY = 8;
+/**
+ * A longer draft on the staircase whose pass was never timed is tried at once, where the acceptance makes it yield
+ * at least this many times the tokens of the length chosen: a line through the short passes timed so far prices
+ * long ones dear (a few rows do not fill the kernels' eight-row groups), and climbing a step every PROBE_EVERY
+ * verifications would take a whole answer to reach them.
+ */
+const EXPLORE_GAIN = 1.2;
 
 /**
  * One request's speculation: how long a draft to ask for next, from its measured acceptance, the node's measured
@@ -169,9 +176,13 @@ export class DraftTuner {
       // size too, so the cost is measured where speculation would run (per-pass overheads such as hops are what
       // rows amortise).
       k = Math.max(1, chooseDraftLength({ ...costs, passMs: () => cost.passMs(1), draftMsPerToken: 0 }, max));
-    } else if (++this.steady >= PROBE_EVERY) {
-      this.steady = 0;
-      k = stairAbove(k, max);
+    } else {
+      const untimed = DRAFT_STAIRCASE.find((s) => s > k && s <= max && !cost.timed(1 + s));
+      if (untimed !== undefined && expectedTokensPerWalk(costs.acceptance, untimed) >= EXPLORE_GAIN * expectedTokensPerWalk(costs.acceptance, k)) k = untimed;
+      else if (++this.steady >= PROBE_EVERY) {
+        this.steady = 0;
+        k = stairAbove(k, max);
+      }
     }
     this.idle = 0;
     const t = performance.now();
