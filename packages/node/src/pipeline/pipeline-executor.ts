@@ -122,7 +122,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     const run = this.running.get(requestId);
     if (!run) throw new RequestEndedError(`request ${requestId} is not running`);
     run.fed.push(token);
-    // A verification travels as one frame of 1 + draft rows.
+    // A verification's rows fit one frame (sendStep may send them in parts, each smaller).
     const rows = draft.slice(0, Math.min(MAX_DRAFT_TOKENS, this.opts.maxRowsPerFrame - 1));
     const latest = this.opts.latestRoute?.() ?? null;
     if (latest && run.route.peers.length > 0 && latest.planId !== run.route.planId && latest.peers.every((p) => this.opts.isPeerAlive(p))) {
@@ -148,7 +148,8 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
       run.migrations++;
       this.rewire(run, moved.wireId);
       Object.assign(run, { route: moved.route, step: 0, opened: run.request.promptTokens.length + run.fed.length, held: 0 });
-      step = this.sendStep(run, token, draft);
+      // In one frame: the new route's stages hold this step until their copy is in, and a later part would overtake it.
+      step = this.sendStep(run, token, draft, false);
       sent = wallMs();
       bytes = await moved.copied;
       copied = wallMs();
@@ -374,13 +375,13 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   }
 
   /** One decode step: the token (and a draft to verify) from the cache's end; resolves with the tokens sampled. */
-  private async sendStep(run: Running, token: number, draft: readonly number[]): Promise<number[]> {
+  private async sendStep(run: Running, token: number, draft: readonly number[], inParts = true): Promise<number[]> {
     run.step++;
     const next = this.awaitToken(run, run.step);
     const tokens = Int32Array.from([token, ...draft]);
     const drafted = draft.length > 0 ? Int32Array.from(draft) : null;
     const minRows = this.opts.verificationPartRows;
-    const parts = drafted && minRows !== 0 ? verificationParts(tokens.length, run.route.peers.length, minRows) : [tokens.length];
+    const parts = drafted && inParts && minRows !== 0 ? verificationParts(tokens.length, run.route.peers.length, minRows) : [tokens.length];
     const frames = parts.map((n, i): ActFrame => {
       const at = parts.slice(0, i).reduce((a, b) => a + b, 0);
       const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos + at, n, final: at + n === tokens.length, tokens: tokens.subarray(at, at + n) };
