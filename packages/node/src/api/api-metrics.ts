@@ -97,7 +97,7 @@ export class ApiMetrics {
     this.ttft = histogram('edge_node_time_to_first_token_seconds', 'Request arrival (including queueing) to the first generated token.');
     this.tokenLatency = histogram('edge_node_token_latency_seconds', 'Time per generated token after the first (one decode step through the ring; a verification step counts each of its tokens at its share).');
     this.stageCompute = histogram('edge_node_stage_compute_seconds', 'Compute time of each pipeline stage per step, by stage index and node.', ['stage', 'node']);
-    this.hopTime = histogram('edge_node_hop_seconds', 'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring.');
+    this.hopTime = histogram('edge_node_hop_seconds', 'Per-hop time of a pipeline step: the step round trip minus all stage compute, divided by the hops of the ring (a verification sent in parts, whose stages overlap, gives none).');
     this.recoveries = new Counter({ name: 'edge_node_recoveries_total', help: 'Requests this node coordinates that lost a stage node and were re-planned and replayed, by outcome.', labelNames: ['outcome'], registers });
     this.recoveryReplayedTokens = new Counter({ name: 'edge_node_recovery_replayed_tokens_total', help: 'Tokens replayed through new routes to rebuild KV caches after a stage node was lost.', registers });
     this.recoveryTime = histogram('edge_node_recovery_seconds', 'From noticing a lost stage to the first token of the replayed request.');
@@ -181,7 +181,8 @@ export class ApiMetrics {
       const peer = route?.peers[i];
       this.stageCompute.observe({ stage: String(i), node: peer ? (this.sources?.nodeName(peer) ?? peer.slice(-8)) : 'unknown' }, ms / 1000);
     });
-    if (hops > 0 && timing.stageMs.length > 0) this.hopTime.observe(Math.max(0, timing.roundTripMs - compute) / hops / 1000);
+    // A verification in parts overlapped its stages: its round trip less their compute is no hop's time.
+    if (hops > 0 && timing.stageMs.length > 0 && (timing.parts ?? 1) === 1) this.hopTime.observe(Math.max(0, timing.roundTripMs - compute) / hops / 1000);
   }
 
   /** One batched step of this node's stage. */

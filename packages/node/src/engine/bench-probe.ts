@@ -16,6 +16,11 @@ export interface StepTiming {
   coordinatorMs: number;
   /** Tokens the step returned: 1, or after a verification the accepted drafts + 1 (absent: 1). */
   tokens?: number;
+  /**
+   * Frames a verification went in (absent: 1). With more, a stage computed one part while the next computed the one
+   * before: the round trip less the stages' compute is not the hops' time.
+   */
+  parts?: number;
 }
 
 /** A stage of the route a request took: which node held which layers. */

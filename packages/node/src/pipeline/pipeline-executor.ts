@@ -389,6 +389,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
       if (at > 0) frame.rowsBefore = at;
       return frame;
     });
+    if (run.pending && frames.length > 1) run.pending.parts = frames.length;
     // The token's row is computed whatever the verdict; the drafts' only count once accepted.
     run.pos++;
     const first = run.route.peers[0];

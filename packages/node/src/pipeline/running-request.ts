@@ -14,6 +14,8 @@ export interface Pending {
   /** From the previous token's arrival to sentAt (the coordinator's own time); 0 for the first step. */
   coordinatorMs: number;
   step: number;
+  /** Frames the step went in (a verification in parts): more than one, and its stages overlapped. */
+  parts?: number;
 }
 
 export interface Running {
@@ -78,6 +80,7 @@ export function receiveToken(run: Running, p: Pending, frame: TokenFrame, onStep
   run.tokenAt = now;
   const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
   if (frame.more) timing.tokens = 1 + frame.more.length;
+  if (p.parts !== undefined && p.parts > 1) timing.parts = p.parts;
   run.timings.push(timing);
   onStep?.(run.request.id, timing);
   if (frame.emb) run.embedding = frame.emb;
