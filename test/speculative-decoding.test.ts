@@ -182,9 +182,12 @@ describe('speculative decoding through a 3-node pipeline', () => {
   it('speculating and plain requests batched side by side each give their own text', async () => {
     const prompts = [QUOTING, PLAIN, 'Lily wanted to', 'Once upon a time'];
     const refs = await Promise.all(prompts.map((prompt) => complete({ prompt, max_tokens: 48, temperature: 0, speculate: false })));
-    const together = await Promise.all(prompts.map((prompt, i) => complete({ prompt, max_tokens: 48, temperature: 0, speculate: i % 2 === 0 })));
+    // Lookup drafts for the first; the third's answer as its prediction, whose long verifications go in parts.
+    const prediction = { type: 'content', content: refs[2].choices[0].text };
+    const together = await Promise.all(prompts.map((prompt, i) => complete({ prompt, max_tokens: 48, temperature: 0, speculate: i % 2 === 0, ...(i === 2 ? { prediction } : {}) })));
     together.forEach((r, i) => expect(r.choices[0].text, prompts[i]).toBe(refs[i].choices[0].text));
     expect(together[0].usage.speculation!.drafted_tokens).toBeGreaterThan(0);
+    expect(together[2].usage.speculation!.accepted_tokens).toBeGreaterThan(24);
     expect(together[1].usage.speculation).toBeUndefined();
   }, 120_000);
 
