@@ -98,6 +98,11 @@ export interface ActFrame {
   rowsBefore?: number;
 }
 
+/** Position of the first row of the frame's step: its own, or for a later part of a verification the first part's. */
+export function stepStart(frame: Pick<ActFrame, 'pos' | 'rowsBefore'>): number {
+  return frame.pos - (frame.rowsBefore ?? 0);
+}
+
 export interface TokenFrame {
   t: 'token';
   v: number;

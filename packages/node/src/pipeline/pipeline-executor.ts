@@ -377,19 +377,19 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
   /** One decode step: the token (and a draft to verify) from the cache's end; resolves with the tokens sampled. */
   private async sendStep(run: Running, token: number, draft: readonly number[], inParts = true): Promise<number[]> {
     run.step++;
-    const next = this.awaitToken(run, run.step);
     const tokens = Int32Array.from([token, ...draft]);
     const drafted = draft.length > 0 ? Int32Array.from(draft) : null;
     const minRows = this.opts.verificationPartRows;
     const parts = drafted && inParts && minRows !== 0 ? verificationParts(tokens.length, run.route.peers.length, minRows) : [tokens.length];
-    const frames = parts.map((n, i): ActFrame => {
-      const at = parts.slice(0, i).reduce((a, b) => a + b, 0);
+    const frames: ActFrame[] = [];
+    for (let at = 0, i = 0; i < parts.length; at += parts[i++]) {
+      const n = parts[i];
       const frame: ActFrame = { t: 'act', v: ACTIVATION_FRAME_VERSION, rid: run.wireId, stage: 0, step: run.step, pos: run.pos + at, n, final: at + n === tokens.length, tokens: tokens.subarray(at, at + n) };
       if (drafted) frame.draft = drafted;
       if (at > 0) frame.rowsBefore = at;
-      return frame;
-    });
-    if (run.pending && frames.length > 1) run.pending.parts = frames.length;
+      frames.push(frame);
+    }
+    const next = this.awaitToken(run, run.step, frames.length);
     // The token's row is computed whatever the verdict; the drafts' only count once accepted.
     run.pos++;
     const first = run.route.peers[0];
@@ -406,10 +406,12 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     return sampled;
   }
 
-  private awaitToken(run: Running, step: number): Promise<number[]> {
+  /** The step's token(s), once they come back; `parts`: frames the step goes in (a verification in parts). */
+  private awaitToken(run: Running, step: number, parts = 1): Promise<number[]> {
     const promise = new Promise<number[]>((resolve, reject) => {
       const sentAt = performance.now();
       run.pending = { resolve, reject, sentAt, coordinatorMs: run.tokenAt === null ? 0 : sentAt - run.tokenAt, step };
+      if (parts > 1) run.pending.parts = parts;
     });
     // A node may have left between two steps, when no token was awaited: fail now rather than wait forever.
     const gone = run.route.peers.find((p) => !this.opts.isPeerAlive(p));

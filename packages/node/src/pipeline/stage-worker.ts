@@ -4,7 +4,7 @@ import type { TokenVocabulary } from '../grammar/token-vocabulary.js';
 import { BatchScheduler, type ComputeSample, type RowsToCompute } from '../engine/batch-scheduler.js';
 import type { ForwardShard, ShardInput, ShardKvCache, ShardOutput } from '../engine/forward-shard.js';
 import type { NodeLogger } from '../network/node-logger.js';
-import { ACTIVATION_FRAME_VERSION, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
+import { ACTIVATION_FRAME_VERSION, stepStart, type ActFrame, type ActivationFrame, type ErrorFrame, type ReleaseFrame, type RequestOpening, type TokenFrame } from './activation-frame.js';
 import { verificationAnswer, wireLogprob } from './token-answer.js';
 import { ShardStore } from './shard-store.js';
 import { MeanPool } from '../engine/mean-pool.js';
@@ -53,10 +53,10 @@ interface Session {
   /** Position of the last step computed here (a row before it is certain: no later rollback drops it). */
   computedFrom?: number;
   /**
-   * A verification in parts, on the last stage: the logits of its parts before the final one (every row's, in
-   * order), and on every stage the milliseconds those parts took (the step's time is their sum).
+   * A verification in parts, on the last stage: every row's logits, each part's put in its place as it is computed;
+   * and on every stage the milliseconds the parts before the final one took (the step's time is their sum).
    */
-  partLogits?: Float32Array[];
+  partLogits?: Float32Array;
   partMs?: number;
   /** Steps after its first one on this route whose phases are logged too (to compare the first with). */
   stepsToLog?: number;
@@ -171,7 +171,7 @@ export class StageWorker {
       ({ output, computeMs }) => {
         const outs = this.emit(frame, session!, output, computeMs);
         // A later part of a verification leaves its step's rows after the first uncertain (still maybe rejected).
-        const first = frame.pos - (frame.rowsBefore ?? 0);
+        const first = stepStart(frame);
         session!.computedFrom = first;
         this.computed.reached(frame.rid, first + 1);
         return outs;
@@ -217,7 +217,7 @@ export class StageWorker {
     if (session.shard.isFirst ? !frame.tokens : !frame.hidden) throw new StageError(session.shard.isFirst ? 'the first stage needs token ids' : 'this stage needs hidden states');
     session.step = frame.step;
     session.stepDone = frame.final;
-    session.floor = frame.draft ? frame.pos - before + 1 : frame.pos + frame.n;
+    session.floor = frame.draft ? stepStart(frame) + 1 : frame.pos + frame.n;
     session.lastActive = Date.now();
     return session;
   }
@@ -398,7 +398,8 @@ export class StageWorker {
       // A verification's part: its time counts in the step's, and on the last stage its logits wait for the rest.
       s.partMs = (s.partMs ?? 0) + computeMs;
       if (out.kind === 'logits') {
-        (s.partLogits ??= []).push(out.logits.slice());
+        const vocab = s.shard.config.vocabSize;
+        (s.partLogits ??= new Float32Array((1 + frame.draft.length) * vocab)).set(out.logits, (frame.rowsBefore ?? 0) * vocab);
         return [];
       }
     } else if (frame.draft && s.partMs !== undefined) {
@@ -420,9 +421,12 @@ export class StageWorker {
     if (out.kind === 'logits') {
       if (!frame.final) return []; // a middle chunk of the prompt: only the last one is sampled
       if (frame.draft) {
-        const logits = s.partLogits ? concatRows([...s.partLogits, out.logits]) : out.logits;
-        s.partLogits = undefined;
-        const step = { rid: frame.rid, step: frame.step, pos: frame.pos - (frame.rowsBefore ?? 0) };
+        let logits = out.logits;
+        if (s.partLogits) {
+          s.partLogits.set(out.logits, (frame.rowsBefore ?? 0) * s.shard.config.vocabSize);
+          [logits, s.partLogits] = [s.partLogits, undefined];
+        }
+        const step = { rid: frame.rid, step: frame.step, pos: stepStart(frame) };
         return [{ to: coordinator, frame: verificationAnswer(step, frame.draft, s.sampler!, { vocabSize: s.shard.config.vocabSize, contextLength: s.opening.contextLength }, logits, stageMs) }];
       }
       // Tokens still allowed, this one included: the grammar must be able to finish within them.
@@ -501,17 +505,6 @@ export class StageWorker {
     this.computed.end(rid);
     this.opts.onSessionsChanged?.(this.sessions.size);
   }
-}
-
-/** Rows of logits in order, as one array (a verification's parts). */
-function concatRows(parts: Float32Array[]): Float32Array {
-  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
 }
 
 function noVocabulary(): never {
