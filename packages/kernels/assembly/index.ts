@@ -151,4 +151,7 @@ export { loraUp as lora_up } from './ops/lora';
 export { transposeF32 as transpose_f32 } from './ops/transpose';
 export { scaledAdd as scaled_add } from './ops/scaled-add';
 export { attentionBackward as attention_backward } from './ops/attention-grad';
-export { attentionScores as attention_scores, attentionValues as attention_values } from './ops/attention-train-forward';
+export { attentionScores as attention_scores, attentionSoftmax as attention_softmax, attentionValues as attention_values } from './ops/attention-train-forward';
+export { swigluTrain as swiglu_train } from './ops/swiglu-train';
+export { expF64Array as exp_f64 } from './ops/exp-f64';
+export { expShifted as exp_shifted } from './ops/cross-entropy-exp';

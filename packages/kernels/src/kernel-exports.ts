@@ -47,6 +47,17 @@ export interface KernelExports {
   ): void;
   /** Training's attention scores before the softmax, heads [h0, h1): [h1 − h0, t, t] f64 (j ≤ i), q·k in order, times scale. */
   attention_scores(q: number, k: number, t: number, heads: number, kvHeads: number, headDim: number, scale: number, scores: number, h0: number, h1: number): void;
+  /**
+   * Training's causal softmax of h heads' scores [h, t, t] (f64, j ≤ i; e^(s − max) left in their place) → probs [h,
+   * t, t] (f32, 0 for j > i), with exp-f64.ts's exponential.
+   */
+  attention_softmax(scores: number, probs: number, t: number, h: number): void;
+  /** Training's SwiGLU forward: out = f32((g / den) · u), den = 1 + e^−g (f64), for n f32 values of g and u. */
+  swiglu_train(g: number, u: number, out: number, den: number, n: number): void;
+  /** Training's cross-entropy row: d[j] = f32(e^(d[j] − max)) for n f32 values; returns the f64 exponentials' sum, in order. */
+  exp_shifted(d: number, n: number, max: number): number;
+  /** e^x of n f64 values (exp-f64.ts) from src into dst. */
+  exp_f64(src: number, dst: number, n: number): void;
   /** Training's attention output after the softmax, heads [h0, h1): P [h1 − h0, t, t] (f32) · V, f64 sums in j order (acc: headDim f64). */
   attention_values(probs: number, v: number, t: number, heads: number, kvHeads: number, headDim: number, out: number, acc: number, h0: number, h1: number): void;
   /** n f32 values (a multiple of 32) → n/32 ggml Q8_0 blocks of 34 bytes (a row of the Q8_0 KV cache). */

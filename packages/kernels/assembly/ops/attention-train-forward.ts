@@ -1,6 +1,7 @@
-// Causal attention's forward for training (node's training/attention-grad.ts, whose f32 path this is), without its
-// softmax: the scores q·k·scale before it and P·V after it, each sum in the host loops' order carried in f64, so the
-// same bits. The softmax's exponentials stay in the host (Math.exp: another exp could round differently).
+// Causal attention's forward for training (node's training/attention-grad.ts, whose f32 path this is): the scores
+// q·k·scale, their softmax and P·V, each sum in the host loops' order carried in f64, and the exponentials those
+// loops take (exp-f64.ts, whose TypeScript twin they call), so the same bits.
+import { expF64, expF64x2 } from './exp-f64';
 
 // @ts-ignore: decorator
 @inline function f(p: usize, i: i32): f64 {
@@ -45,6 +46,38 @@ export function attentionScores(q: usize, k: usize, t: i32, heads: i32, kvHeads:
         store<f64>(so + (<usize>j << 3), s * scale);
       }
     }
+  }
+}
+
+/**
+ * Each row i of the scores attentionScores wrote for h heads ([h, t, t], f64, j ≤ i) → its causal softmax: e^(s_j −
+ * max) in place of s_j (j ≤ i), their sum in order, probs [h, t, t] (f32) = e_j / sum, and 0 for j > i.
+ */
+export function attentionSoftmax(scores: usize, probs: usize, t: i32, h: i32): void {
+  for (let row = 0; row < h * t; row++) {
+    const i = row % t;
+    const so = scores + (<usize>(row * t) << 3);
+    const po = probs + (<usize>(row * t) << 2);
+    let max: f64 = -Infinity;
+    for (let j = 0; j <= i; j++) {
+      const s = load<f64>(so + (<usize>j << 3));
+      if (s > max) max = s;
+    }
+    const m = f64x2.splat(max);
+    let j = 0;
+    for (; j + 2 <= i + 1; j += 2) {
+      const sp = so + (<usize>j << 3);
+      v128.store(sp, expF64x2(f64x2.sub(v128.load(sp), m)));
+    }
+    if (j <= i) store<f64>(so + (<usize>j << 3), expF64(load<f64>(so + (<usize>j << 3)) - max));
+    let sum: f64 = 0;
+    for (j = 0; j <= i; j++) sum += load<f64>(so + (<usize>j << 3));
+    const sv = f64x2.splat(sum);
+    for (j = 0; j + 2 <= i + 1; j += 2) {
+      v128.store64_lane(po + (<usize>j << 2), f32x4.demote_f64x2_zero(f64x2.div(v128.load(so + (<usize>j << 3)), sv)), 0);
+    }
+    if (j <= i) store<f32>(po + (<usize>j << 2), <f32>(load<f64>(so + (<usize>j << 3)) / sum));
+    for (j = i + 1; j < t; j++) store<f32>(po + (<usize>j << 2), 0);
   }
 }
 
