@@ -5,7 +5,7 @@
  * multiples of the four sums at a time, grouped and ungrouped heads.
  */
 import { describe, expect, it } from 'vitest';
-import { createKernelRuntime } from '@edge-node/kernels';
+import { createKernelRuntime, expF64 } from '@edge-node/kernels';
 import { KernelGemm } from '../src/training/kernel-gemm.js';
 import { attentionBackward, attentionForward, type AttentionShape } from '../src/training/attention-grad.js';
 import { zerosLike, type Vec } from '../src/training/vec.js';
@@ -34,7 +34,7 @@ function plainForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; p
       }
       let sum = 0;
       for (let j = 0; j <= i; j++) {
-        scores[j] = Math.exp(scores[j] - max);
+        scores[j] = expF64(scores[j] - max);
         sum += scores[j];
       }
       const po = (h * t + i) * t;

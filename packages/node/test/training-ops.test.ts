@@ -135,7 +135,7 @@ describe('training ops: gradients against float64 and finite differences', () =>
     const head = randomF64(vocab * dim, rand);
     const h = randomF64(rows * dim, rand);
     const scale = 1 / 4;
-    const loss = (x: Vec, chunk: number) => chunkedCrossEntropy(x, rows, JS_GEMM.frozen(head, vocab, dim), targets, mask, scale, chunk);
+    const loss = (x: Vec, chunk: number) => chunkedCrossEntropy(x, rows, JS_GEMM.frozen(head, vocab, dim), targets, mask, scale, JS_GEMM, chunk);
     const whole = loss(h, 64);
     const chunked = loss(h, 3);
     expect(chunked.lossSum).toBe(whole.lossSum);
@@ -143,7 +143,7 @@ describe('training ops: gradients against float64 and finite differences', () =>
     for (const r of [0, 1, 4]) expect(Array.from(whole.dh.subarray(r * dim, (r + 1) * dim)).every((v) => v === 0)).toBe(true);
     const fd = finiteDifferences(h, () => loss(h, 3).lossSum * scale);
     expect(relativeError(whole.dh, fd)).toBeLessThan(1e-6);
-    const f32 = chunkedCrossEntropy(Float32Array.from(h), rows, JS_GEMM.frozen(Float32Array.from(head), vocab, dim), targets, mask, scale, 3);
+    const f32 = chunkedCrossEntropy(Float32Array.from(h), rows, JS_GEMM.frozen(Float32Array.from(head), vocab, dim), targets, mask, scale, JS_GEMM, 3);
     expect(relativeError(f32.dh, whole.dh)).toBeLessThan(1e-4);
   });
 
@@ -185,6 +185,32 @@ describe('training ops: gradients against float64 and finite differences', () =>
       expect(Array.from(w.forward(Float32Array.from(a), m))).toEqual(Array.from(mine));
       const dy = randomF64(m * n, rand);
       expect(relativeError(w.backward(Float32Array.from(dy), m), JS_GEMM.frozen(b, n, k).backward(dy, m))).toBeLessThan(1e-6);
+      await g.close();
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("the kernels' SwiGLU and the cross-entropy's exponentials give the loops' bits on f32 arrays, and float64 stays on the loops", async () => {
+    const runtime = await createKernelRuntime({ threads: 1 });
+    try {
+      const g = await KernelGemm.create(runtime);
+      for (const n of [1, 6, 1537]) {
+        const gate = Float32Array.from(randomF64(n, rand).map((x) => x * 12));
+        const up = Float32Array.from(randomF64(n, rand));
+        const mine = g.swigluForward(gate, up), loops = JS_GEMM.swigluForward(gate, up);
+        expect(mine.out).toBeInstanceOf(Float32Array);
+        expect(Array.from(mine.out)).toEqual(Array.from(loops.out));
+        expect(Array.from(mine.den)).toEqual(Array.from(loops.den));
+        const logits = Float32Array.from(randomF64(n + 3, rand).map((x) => x * 20));
+        const [a, b] = [logits.slice(), logits.slice()];
+        const max = Math.max(...logits.subarray(2, 2 + n));
+        expect(g.expShifted(a, 2, n, max)).toBe(JS_GEMM.expShifted(b, 2, n, max));
+        expect(Array.from(a)).toEqual(Array.from(b));
+        expect(a[0]).toBe(logits[0]);
+      }
+      const gate64 = randomF64(9, rand), up64 = randomF64(9, rand);
+      expect(g.swigluForward(gate64, up64).out).toBeInstanceOf(Float64Array);
       await g.close();
     } finally {
       await runtime.close();

@@ -1,3 +1,4 @@
+import { expF64 } from '@edge-node/kernels';
 import { zerosLike, type Vec } from './vec.js';
 
 /** One sequence's causal self-attention: T rows; q has `heads` heads, k and v `kvHeads` (grouped-query). */
@@ -15,7 +16,8 @@ export interface AttentionShape {
  *
  * Every sum runs over its terms in the order of the plain loops (d for a dot product, j for a row of P·V), carried in
  * f64; four of them run side by side (four keys, four value rows) so their additions do not wait on each other. The
- * order within each sum is what fixes its bits, so these give the bits of the one-at-a-time loops.
+ * order within each sum is what fixes its bits, so these give the bits of the one-at-a-time loops. The softmax's
+ * e^x is the kernels' expF64, which `attention_softmax` computes bit for bit.
  */
 export function attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec } {
   const { t, heads, kvHeads, headDim } = sh;
@@ -57,7 +59,7 @@ export function attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { 
       for (let jj = 0; jj <= i; jj++) if (scores[jj] > max) max = scores[jj];
       let sum = 0;
       for (let jj = 0; jj <= i; jj++) {
-        const e = Math.exp(scores[jj] - max);
+        const e = expF64(scores[jj] - max);
         scores[jj] = e;
         sum += e;
       }

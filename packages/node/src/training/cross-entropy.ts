@@ -1,5 +1,5 @@
 import { linearBackward, linearForward } from './linear-grad.js';
-import type { FrozenMatrix } from './gemm.js';
+import { JS_GEMM, type FrozenMatrix, type Gemm } from './gemm.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /** Rows of logits computed at once: a [chunk, vocab] block at a time, never the whole [T, vocab]. */
@@ -25,6 +25,7 @@ export function chunkedCrossEntropy(
   targets: Int32Array,
   mask: readonly boolean[],
   gradScale: number,
+  gemm: Gemm = JS_GEMM,
   chunkRows = DEFAULT_CHUNK_ROWS,
 ): CrossEntropyResult {
   const vocab = head.rows;
@@ -41,7 +42,7 @@ export function chunkedCrossEntropy(
     // The chunk's logits become its softmax · gradScale − onehot · gradScale in place (the array the product just
     // made: a second [chunk, vocab] array per chunk was megabytes of garbage per step at a 49 152 vocabulary).
     const dLogits = linearForward(x, n, head);
-    for (let i = 0; i < n; i++) lossSum += rowLossAndGrad(dLogits, i * vocab, vocab, targets[chunk[i]], gradScale);
+    for (let i = 0; i < n; i++) lossSum += rowLossAndGrad(dLogits, i * vocab, vocab, targets[chunk[i]], gradScale, gemm);
     const dx = linearBackward(dLogits, n, head);
     chunk.forEach((r, i) => dh.set(dx.subarray(i * dim, (i + 1) * dim), r * dim));
   }
@@ -53,10 +54,10 @@ export function chunkedCrossEntropy(
  * gradScale in place. Its loops are functions of their own with nothing after them: V8 compiles a long loop alone
  * mid-call, and anything after it not yet run sent that code back to the interpreter, every row.
  */
-function rowLossAndGrad(d: Vec, o: number, vocab: number, target: number, gradScale: number): number {
+function rowLossAndGrad(d: Vec, o: number, vocab: number, target: number, gradScale: number, gemm: Gemm): number {
   const max = rowMax(d, o, vocab);
   const targetLogit = d[o + target];
-  const sum = expInPlace(d, o, vocab, max);
+  const sum = gemm.expShifted(d, o, vocab, max);
   const loss = Math.log(sum) + max - targetLogit;
   scaleRow(d, o, vocab, gradScale / sum);
   d[o + target] -= gradScale;
@@ -67,13 +68,6 @@ function rowMax(d: Vec, o: number, vocab: number): number {
   let max = -Infinity;
   for (let j = 0; j < vocab; j++) if (d[o + j] > max) max = d[o + j];
   return max;
-}
-
-/** e^(z − max) into the row; returns their sum (of the f64 values, in order). */
-function expInPlace(d: Vec, o: number, vocab: number, max: number): number {
-  let sum = 0;
-  for (let j = 0; j < vocab; j++) sum += d[o + j] = Math.exp(d[o + j] - max);
-  return sum;
 }
 
 function scaleRow(d: Vec, o: number, vocab: number, k: number): void {

@@ -1,8 +1,11 @@
+import { expF64 } from '@edge-node/kernels';
 import { attentionBackward, attentionForward, type AttentionShape } from './attention-grad.js';
+import { swigluForward, type SwigluForward } from './swiglu-grad.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /**
- * Matrix products of row-major operands, the training ops' heavy work, and attention's loops (the heaviest besides):
+ * Matrix products of row-major operands, the training ops' heavy work, and attention's and SwiGLU's loops (the
+ * heaviest besides, with their exponentials):
  * on the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one
  * fixed order.
  */
@@ -29,6 +32,13 @@ export interface Gemm {
   frozen(w: Vec, rows: number, cols: number): FrozenMatrix;
   /** attention-grad.ts's attentionForward, run where this multiplies (its bits wherever it runs). */
   attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec };
+  /**
+   * d[o + j] = e^(d[o + j] − max) for j < n (the kernels' expF64 of the f64 difference, stored in d's precision);
+   * returns their sum, of the f64 values in order. The cross-entropy's softmax; its bits wherever it runs.
+   */
+  expShifted(d: Vec, o: number, n: number, max: number): number;
+  /** swiglu-grad.ts's swigluForward, run where this multiplies (its bits wherever it runs). */
+  swigluForward(g: Vec, u: Vec): SwigluForward;
   /** attention-grad.ts's attentionBackward, run where this multiplies (its bits wherever it runs). */
   attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec };
 }
@@ -83,6 +93,12 @@ export const JS_GEMM: Gemm = {
   },
   attentionForward,
   attentionBackward,
+  swigluForward,
+  expShifted(d, o, n, max) {
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += d[o + j] = expF64(d[o + j] - max);
+    return sum;
+  },
   ntShared(a, m, k, bs, ns) {
     return bs.map((b, i) => JS_GEMM.nt(a, m, k, b, ns[i]));
   },

@@ -43,9 +43,9 @@ function sizesOf(sh: AttentionShape): { qn: number; kvn: number; per: number } {
 }
 
 /**
- * attentionForward (attention-grad.ts) of f32 arrays: the scores and P·V on the kernels (`attention_scores`,
- * `attention_values`: its sums in its order, so its bits), the softmax between them here, as there (Math.exp); a
- * range of heads at a time, so the arena's blocks stay small whatever the sequence's length.
+ * attentionForward (attention-grad.ts) of f32 arrays on the kernels: the scores, their softmax and P·V
+ * (`attention_scores`, `attention_softmax`, `attention_values`: its sums in its order and its exponential, so its
+ * bits); a range of heads at a time, so the arena's blocks stay small whatever the sequence's length.
  */
 export function attentionForwardOnKernels(arena: KernelArena, q: Float32Array, k: Float32Array, v: Float32Array, sh: AttentionShape): { out: Float32Array; probs: Float32Array } {
   const { t, heads, kvHeads, headDim } = sh;
@@ -58,32 +58,14 @@ export function attentionForwardOnKernels(arena: KernelArena, q: Float32Array, k
     for (let h0 = 0; h0 < heads; h0 += per) {
       const h1 = Math.min(heads, h0 + per);
       arena.kernels.attention_scores(qP, kP, t, heads, kvHeads, headDim, 1 / Math.sqrt(headDim), scoresP, h0, h1);
-      const scores = new Float64Array(arena.bytes(scoresP, 8).buffer, scoresP, (h1 - h0) * t * t);
-      for (let h = h0; h < h1; h++) for (let i = 0; i < t; i++) softmaxRow(scores, ((h - h0) * t + i) * t, probs, (h * t + i) * t, i);
-      arena.f32(probsP, (h1 - h0) * t * t).set(probs.subarray(h0 * t * t, h1 * t * t));
+      arena.kernels.attention_softmax(scoresP, probsP, t, h1 - h0);
+      probs.set(arena.f32(probsP, (h1 - h0) * t * t), h0 * t * t);
       arena.kernels.attention_values(probsP, vP, t, heads, kvHeads, headDim, outP, accP, h0, h1);
     }
     return { out: arena.f32(outP, qn).slice(), probs };
   } finally {
     b.release();
   }
-}
-
-/**
- * Row i of a head's causal softmax: scores at so (j ≤ i) → probabilities at po, as attention-grad.ts computes them. A
- * function of its own, not loops nested in the heads' and rows': V8 optimises it as a whole (a hot inner loop compiled
- * alone fell back to the interpreter on leaving it).
- */
-function softmaxRow(scores: Float64Array, so: number, probs: Float32Array, po: number, i: number): void {
-  let max = -Infinity;
-  for (let j = 0; j <= i; j++) if (scores[so + j] > max) max = scores[so + j];
-  let sum = 0;
-  for (let j = 0; j <= i; j++) {
-    const e = Math.exp(scores[so + j] - max);
-    scores[so + j] = e;
-    sum += e;
-  }
-  for (let j = 0; j <= i; j++) probs[po + j] = scores[so + j] / sum;
 }
 
 /**

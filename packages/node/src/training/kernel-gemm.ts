@@ -2,6 +2,7 @@ import { ggmlTypeByName, type KernelArena, type KernelRuntime } from '@edge-node
 import type { AttentionShape } from './attention-grad.js';
 import { attentionBackwardOnKernels, attentionForwardOnKernels } from './kernel-attention-grad.js';
 import { addScaled, JS_GEMM, transpose, type FrozenMatrix, type Gemm, type NtAddOptions } from './gemm.js';
+import type { SwigluForward } from './swiglu-grad.js';
 import type { Vec } from './vec.js';
 
 const F32 = ggmlTypeByName('F32')!;
@@ -112,6 +113,33 @@ export class KernelGemm implements Gemm {
     const f32 = [q, k, v].every((x) => x instanceof Float32Array);
     if (!f32 || sh.heads % sh.kvHeads !== 0) return JS_GEMM.attentionForward(q, k, v, sh);
     return attentionForwardOnKernels(this.arena, q as Float32Array, k as Float32Array, v as Float32Array, sh);
+  }
+
+  /** On `exp_shifted` for f32 arrays: the n values copied in and their exponentials out. */
+  expShifted(d: Vec, o: number, n: number, max: number): number {
+    if (!(d instanceof Float32Array)) return JS_GEMM.expShifted(d, o, n, max);
+    const ptr = this.place(d.subarray(o, o + n));
+    try {
+      const sum = this.arena.kernels.exp_shifted(ptr, n, max);
+      d.set(this.arena.f32(ptr, n), o);
+      return sum;
+    } finally {
+      this.arena.release(ptr);
+    }
+  }
+
+  /** On `swiglu_train` for f32 arrays: g and u copied in, the output and 1 + e^−g out. */
+  swigluForward(g: Vec, u: Vec): SwigluForward {
+    if (!(g instanceof Float32Array) || !(u instanceof Float32Array)) return JS_GEMM.swigluForward(g, u);
+    const n = g.length;
+    const arena = this.arena;
+    const [gPtr, uPtr, outPtr, denPtr] = [this.place(g), this.place(u.subarray(0, n)), arena.alloc(n * 4), arena.alloc(n * 8)];
+    try {
+      arena.kernels.swiglu_train(gPtr, uPtr, outPtr, denPtr, n);
+      return { out: arena.f32(outPtr, n).slice(), den: new Float64Array(arena.bytes(denPtr, n * 8).buffer, denPtr, n).slice() };
+    } finally {
+      for (const p of [denPtr, outPtr, uPtr, gPtr]) arena.release(p);
+    }
   }
 
   attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec } {

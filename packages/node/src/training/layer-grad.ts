@@ -4,7 +4,7 @@ import { loraBackward, loraBackwardShared, loraForward, loraForwardShared, type 
 import type { LayerLora } from './lora-set.js';
 import { rmsNormBackward, rmsNormForward } from './rms-norm-grad.js';
 import { ropeApply, ropeTable, type RopeShape } from './rope-grad.js';
-import { swigluBackward, swigluForward } from './swiglu-grad.js';
+import { swigluBackward } from './swiglu-grad.js';
 import type { Vec } from './vec.js';
 
 /** What one layer's forward keeps for its backward (activations of one sequence). */
@@ -60,7 +60,7 @@ export function layerForward(m: FrozenRange, w: FrozenLayer, lora: LayerLora, x:
   const x2 = addInto(x, fo.y);
   const { y: h2, r: r2 } = rmsNormForward(x2, t, s.hidden, w.ffnNorm, s.eps);
   const [fg, fu] = loraForwardShared(h2, t, [w.wgate, w.wup], [lora.ffn_gate, lora.ffn_up], m.gemm);
-  const sw = swigluForward(fg.y, fu.y);
+  const sw = m.gemm.swigluForward(fg.y, fu.y);
   const fd = loraForward(sw.out, t, w.wdown, lora.ffn_down, m.gemm);
   const saved = { x, r1, q: fq.y, k: fk.y, v: fv.y, probs, lq: fq.saved, lk: fk.saved, lv: fv.saved, lo: fo.saved, x2, r2, g: fg.y, u: fu.y, den: sw.den, lgate: fg.saved, lup: fu.saved, ldown: fd.saved };
   return { out: addInto(x2, fd.y), saved };

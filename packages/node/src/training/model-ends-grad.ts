@@ -27,6 +27,6 @@ export function headLossAndGrad(m: FrozenEnds, x: Vec, seq: TrainSequence, gradS
   const t = seq.tokens.length - 1;
   const s = m.shape;
   const { y: hn, r } = rmsNormForward(x, t, s.hidden, m.outNorm, s.eps);
-  const ce = chunkedCrossEntropy(hn, t, m.head, seq.tokens.subarray(1), seq.lossMask, gradScale);
+  const ce = chunkedCrossEntropy(hn, t, m.head, seq.tokens.subarray(1), seq.lossMask, gradScale, m.gemm);
   return { lossSum: ce.lossSum, dx: rmsNormBackward(ce.dh, x, r, t, s.hidden, m.outNorm) };
 }

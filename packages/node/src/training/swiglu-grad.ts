@@ -1,3 +1,4 @@
+import { expF64 } from '@edge-node/kernels';
 import { zerosLike, type Vec } from './vec.js';
 
 /** SwiGLU's output, and 1 + e^−g per element for the backward. */
@@ -11,14 +12,17 @@ export interface SwigluForward {
   den: Float64Array;
 }
 
-/** out = silu(g) · u elementwise, silu(g) = g / (1 + e^−g), as the engine's kernel. */
+/**
+ * out = silu(g) · u elementwise, silu(g) = g / (1 + e^−g), as the engine's kernel; e^x is the kernels' expF64, so
+ * that `swiglu_train` (KernelGemm's) gives these bits.
+ */
 export function swigluForward(g: Vec, u: Vec): SwigluForward {
   // The result made before the loop, not after it: V8 compiles a hot loop alone, and an object first made after it
   // sent that code back to the interpreter on every call (as swigluBackward's).
   const r: SwigluForward = { out: zerosLike(g, g.length), den: new Float64Array(g.length) };
   const { out, den } = r;
   for (let i = 0; i < g.length; i++) {
-    const d = 1 + Math.exp(-g[i]);
+    const d = 1 + expF64(-g[i]);
     den[i] = d;
     out[i] = (g[i] / d) * u[i];
   }
