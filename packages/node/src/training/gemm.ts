@@ -4,10 +4,9 @@ import { swigluForward, type SwigluForward } from './swiglu-grad.js';
 import { zerosLike, type Vec } from './vec.js';
 
 /**
- * Matrix products of row-major operands, the training ops' heavy work, and attention's and SwiGLU's loops (the
- * heaviest besides, with their exponentials):
- * on the kernels for f32 (kernel-gemm.ts), or plain loops (this file) for the float64 reference. Each reduces in one
- * fixed order.
+ * Matrix products of row-major operands, the training ops' heavy work, and the loops heaviest besides — attention's,
+ * and those around training's exponentials (SwiGLU's, the cross-entropy's) — on the kernels for f32 (kernel-gemm.ts),
+ * or plain loops (this file) for the float64 reference. Each reduces in one fixed order.
  */
 export interface Gemm {
   /** a [m, k] · bᵀ (b [n, k]) → [m, n]. */
@@ -32,6 +31,8 @@ export interface Gemm {
   frozen(w: Vec, rows: number, cols: number): FrozenMatrix;
   /** attention-grad.ts's attentionForward, run where this multiplies (its bits wherever it runs). */
   attentionForward(q: Vec, k: Vec, v: Vec, sh: AttentionShape): { out: Vec; probs: Vec };
+  /** attention-grad.ts's attentionBackward, run where this multiplies (its bits wherever it runs). */
+  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec };
   /**
    * d[o + j] = e^(d[o + j] − max) for j < n (the kernels' expF64 of the f64 difference, stored in d's precision);
    * returns their sum, of the f64 values in order. The cross-entropy's softmax; its bits wherever it runs.
@@ -39,8 +40,6 @@ export interface Gemm {
   expShifted(d: Vec, o: number, n: number, max: number): number;
   /** swiglu-grad.ts's swigluForward, run where this multiplies (its bits wherever it runs). */
   swigluForward(g: Vec, u: Vec): SwigluForward;
-  /** attention-grad.ts's attentionBackward, run where this multiplies (its bits wherever it runs). */
-  attentionBackward(dOut: Vec, q: Vec, k: Vec, v: Vec, probs: Vec, sh: AttentionShape): { dq: Vec; dk: Vec; dv: Vec };
 }
 
 /** Which operands of ntAdd are given transposed, and whether it sets acc (acc[i] = scale · product[i]) instead of adding. */
