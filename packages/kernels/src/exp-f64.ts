@@ -2,8 +2,8 @@
 // multiplications in the same order, so the same bits, for the host's loops that must agree with those kernels (the
 // float64 reference and the f32 loops the kernels replace). 2^k comes from a table made by exact doublings.
 
-export const EXP_MAX = 709;
-export const EXP_MIN = -708;
+const EXP_MAX = 709;
+const EXP_MIN = -708;
 const INV_LN2 = 1.4426950408889634;
 const ROUND = 6755399441055744.0;
 const LN2_HI = 6.93147180369123816490e-1;

@@ -1,6 +1,6 @@
 // @edge-node/kernels' public surface: what the runtime, its tests and the kernel benchmarks import, by name.
 export { createKernelRuntime } from './create-kernel-runtime.js';
-export { EXP_MAX, EXP_MIN, expF64 } from './exp-f64.js';
+export { expF64 } from './exp-f64.js';
 export { ggmlRowBytes, ggmlTypeById, ggmlTypeByName, type GgmlTypeInfo, KERNEL_TYPE_NAMES, type KernelTypeName } from './ggml-types.js';
 export { KernelArena, MAX_ARENA_BYTES } from './kernel-arena.js';
 export { instantiateKernels } from './kernel-exports.js';

@@ -6,8 +6,8 @@
 // (relative) for x in [−708, 709]; above 709 it is +∞ and below −708 it is 0 (e^x < 2^−1021 there), so that 2^k is
 // always a normal number. NaN gives NaN.
 
-export const EXP_MAX: f64 = 709;
-export const EXP_MIN: f64 = -708;
+const EXP_MAX: f64 = 709;
+const EXP_MIN: f64 = -708;
 const INV_LN2: f64 = 1.4426950408889634;
 const ROUND: f64 = 6755399441055744.0;
 const LN2_HI: f64 = 6.93147180369123816490e-01;
