@@ -10,6 +10,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterHarness, type RunningNode } from './support/cluster-harness.js';
 import { CHAOS_BODY, STORIES_260K, streamCompletion } from './support/chaos-scenario.js';
+import { DEFAULT_MAX_GRACE_MS } from '../packages/node/src/cluster/liveness.js';
 
 /**
  * stories260K at context 512 × 4 concurrent requests needs ~4.1 MB (weights + KV + activations) by the planner's
@@ -198,8 +199,13 @@ describe('(d) a stage freezes mid-request (no connection close)', () => {
     expect(r.text).toBe(reference);
     expect(r.done).toBe(true);
     expect(longestGap).toBeGreaterThan(1000); // it did wait for the heartbeats to lapse
-    expect(longestGap).toBeLessThan(4000); // 2 s without heartbeats, then re-plan and replay
-    expect(a.output()).toMatch(/leave: c \(\w+\): no heartbeat for [\d.]+ s/);
+    const leave = /leave: c \(\w+\): no heartbeat for [\d.]+ s[^\n]*/.exec(a.output())?.[0];
+    expect(leave).toBeDefined();
+    // The silence c was allowed: 2 s, more if it had announced late beats or a slow device before it froze (a busy
+    // machine), never more than 2 s + DEFAULT_MAX_GRACE_MS; then 2 s to re-plan and replay.
+    const allowedMs = 1000 * Number(/so it had ([\d.]+) s/.exec(leave!)?.[1] ?? 2);
+    expect(allowedMs).toBeLessThanOrEqual(2000 + DEFAULT_MAX_GRACE_MS);
+    expect(longestGap).toBeLessThan(allowedMs + 2000);
     expect(b.running).toBe(true);
   }, 120_000);
 });
