@@ -48,11 +48,6 @@ export interface PipelineExecutorOptions {
    * hold. Without it every request prefills its whole prompt.
    */
   directory?: PrefixDirectory;
-  /**
-   * Fewest rows in a part of a verification sent in parts (verification-parts.ts); 0 sends every verification in one
-   * frame. Default MIN_VERIFICATION_PART_ROWS.
-   */
-  verificationPartRows?: number;
 }
 
 /**
@@ -379,8 +374,7 @@ export class PipelineExecutor implements TokenExecutor, EmbeddingExecutor {
     run.step++;
     const tokens = Int32Array.from([token, ...draft]);
     const drafted = draft.length > 0 ? Int32Array.from(draft) : null;
-    const minRows = this.opts.verificationPartRows;
-    const parts = drafted && inParts && minRows !== 0 ? verificationParts(tokens.length, run.route.peers.length, minRows) : [tokens.length];
+    const parts = drafted && inParts ? verificationParts(tokens.length, run.route.peers.length) : [tokens.length];
     const frames: ActFrame[] = [];
     for (let at = 0, i = 0; i < parts.length; at += parts[i++]) {
       const n = parts[i];

@@ -80,7 +80,7 @@ export function receiveToken(run: Running, p: Pending, frame: TokenFrame, onStep
   run.tokenAt = now;
   const timing: StepTiming = { step: run.received, roundTripMs: now - p.sentAt, stageMs: frame.stageMs ?? [], coordinatorMs: p.coordinatorMs };
   if (frame.more) timing.tokens = 1 + frame.more.length;
-  if (p.parts !== undefined && p.parts > 1) timing.parts = p.parts;
+  if (p.parts) timing.parts = p.parts;
   run.timings.push(timing);
   onStep?.(run.request.id, timing);
   if (frame.emb) run.embedding = frame.emb;
